@@ -1,0 +1,39 @@
+"""``refd`` / ``python -m harness.daemon``: dockerd's command line, then serve."""
+
+from __future__ import annotations
+
+import sys
+
+__all__ = ["main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .config import ConfigError, load_config
+    from .flags import FlagError, parse_args
+    from .log import Logger, parse_level
+
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        flags = parse_args(args)
+    except FlagError as exc:
+        sys.stderr.write(exc.render() + "\n")
+        return 1
+    try:
+        config = load_config(flags)
+    except ConfigError as exc:
+        sys.stderr.write(f"{exc}\n")
+        return 1
+    if config["validate"]:
+        sys.stderr.write("configuration OK\n")
+        return 0
+    level = parse_level(config["log-level"] or "info")
+    if config["debug"]:
+        level = "debug"
+    log = Logger(sys.stderr, level=level, fmt=config["log-format"] or "text")
+    from .daemon import run
+
+    return run(config, flags, log)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,17 @@
+"""Engine API handlers, one module per resource; ``register`` wires them into a Router."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..server import Router
+
+__all__ = ["register"]
+
+
+def register(router: Router) -> None:
+    from . import events, system
+
+    system.register(router)
+    events.register(router)

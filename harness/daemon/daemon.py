@@ -1,0 +1,228 @@
+"""refd's lifecycle: start-up in dockerd's order, signal handling, reload and clean shutdown.
+
+Order (spec 3.5): Starting up, root check, umask, roots, pidfile, TLS, listeners bound,
+daemon init, ``Daemon has completed initialization``, SIGHUP trap, serving
+(``API listen on``), ``READY=1``. Shutdown (spec 7): close the API, ``STOPPING=1``,
+stop containers within the shutdown timeout, ``Daemon shutdown complete``, pidfile gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import signal
+import sys
+import time
+import uuid
+from typing import Any
+
+from . import ENGINE_VERSION, REFD_VERSION, notify, pidfile
+from .config import DaemonConfig
+from .events import EventBus
+from .flags import FLAGS, ParsedFlags
+from .hosts import normalize_hosts
+from .httpd import handle_connection
+from .listeners import Listener, ListenerError, bind_listeners, close_listener, serve_listener, tcp_warnings
+from .log import Logger
+from .tlsconf import TLSError, TLSSettings, resolve_tls, server_context
+
+__all__ = ["Daemon", "StartupError", "run"]
+
+_SIGNAL_NAMES = {signal.SIGTERM: "terminated", signal.SIGINT: "interrupt", signal.SIGQUIT: "quit"}
+
+
+class StartupError(Exception):
+    """Start-up failed; the message is printed bare on stderr and refd exits 1."""
+
+
+class Daemon:
+    """Runtime state shared by the API handlers."""
+
+    def __init__(self, config: DaemonConfig, flags: ParsedFlags, log: Logger) -> None:
+        self.config = config
+        self.flags = flags
+        self.log = log
+        self.events = EventBus()
+        self.build_time = time.strftime("%a %b %d %H:%M:%S %Y", time.gmtime(0))
+        self.name = platform.node()
+        self.engine_id = ""
+        self.storage_driver = config["storage-driver"] or "overlay2"
+        self.cgroup_version = "2" if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "1"
+        self.tls: TLSSettings = resolve_tls(config.values, set(config.flags_set) | set(config.file_keys))
+        self.hosts: list[str] = []
+        self.listeners: list[Listener] = []
+        self._interrupts = 0
+
+    # -- facts for /info ---------------------------------------------------------------------------
+    def container_counts(self) -> dict[str, int]:
+        return {"total": 0, "running": 0, "paused": 0, "stopped": 0}
+
+    def image_count(self) -> int:
+        return 0
+
+    def driver_status(self) -> list[list[str]]:
+        if self.storage_driver == "overlay2":
+            return [["Backing Filesystem", "extfs"], ["Supports d_type", "true"], ["Using metacopy", "false"],
+                    ["Native Overlay Diff", "true"], ["userxattr", "false"]]
+        return []
+
+    def open_fds(self) -> int:
+        try:
+            return len(os.listdir("/proc/self/fd"))
+        except OSError:
+            return 0
+
+    def task_count(self) -> int:
+        try:
+            return len(asyncio.all_tasks())
+        except RuntimeError:
+            return 0
+
+    def insecure_registries(self) -> list[str]:
+        return ["127.0.0.0/8", *self.config["insecure-registry"]]
+
+    def info_warnings(self) -> list[str]:
+        warnings = []
+        for host in self.hosts:
+            if not host.startswith("tcp://"):
+                continue
+            addr = host.removeprefix("tcp://")
+            if not self.tls.enabled:
+                warnings.append(f"WARNING: API is accessible on http://{addr} without encryption.\n"
+                                "         Access to the remote API is equivalent to root access on the host. Refer\n"
+                                "         to the 'Docker daemon attack surface' section in the documentation for\n"
+                                "         more information: https://docs.docker.com/go/attack-surface/")
+            elif not self.tls.verify:
+                warnings.append(f"WARNING: API is accessible on https://{addr} without TLS client verification.\n"
+                                "         Access to the remote API is equivalent to root access on the host. Refer\n"
+                                "         to the 'Docker daemon attack surface' section in the documentation for\n"
+                                "         more information: https://docs.docker.com/go/attack-surface/")
+        return warnings
+
+    def public_config(self) -> dict[str, Any]:
+        """The running configuration keyed as daemon.json keys (for the reload log line)."""
+        return {f.file_key: self.config.values.get(f.name) for f in FLAGS
+                if f.name not in ("config-file", "validate")}
+
+    # -- start-up ---------------------------------------------------------------------------------
+    def _ensure_engine_id(self) -> None:
+        path = os.path.join(self.config["data-root"], "engine-id")
+        try:
+            with open(path) as fh:
+                self.engine_id = fh.read().strip()
+        except FileNotFoundError:
+            pass
+        if not self.engine_id:
+            self.engine_id = str(uuid.uuid4())
+            tmp = f"{path}.tmp"
+            with open(tmp, "w") as fh:
+                fh.write(self.engine_id)
+            os.replace(tmp, path)
+
+    def prepare(self) -> None:
+        """Everything before serving; raises StartupError with dockerd's message."""
+        cfg = self.config
+        os.umask(0o022)
+        for path, mode in ((cfg["data-root"], 0o710), (cfg["exec-root"], 0o700)):
+            try:
+                os.makedirs(path, mode=mode, exist_ok=True)
+            except OSError as exc:
+                raise StartupError(f"failed to create {path}: {exc.strerror}") from None
+        try:
+            pidfile.write(cfg["pidfile"])
+        except pidfile.PidfileError as exc:
+            raise StartupError(str(exc)) from None
+        except OSError as exc:
+            raise StartupError(f"failed to start daemon: {exc}") from None
+        ssl_ctx = None
+        try:
+            self.hosts = normalize_hosts(list(cfg["host"]), self.tls.enabled)
+            if self.tls.enabled:
+                ssl_ctx = server_context(self.tls)
+            self.listeners = bind_listeners(self.hosts, cfg["group"], ssl_ctx, self.log)
+        except TLSError as exc:
+            pidfile.remove(cfg["pidfile"])
+            raise StartupError(str(exc)) from None
+        except (ListenerError, ValueError) as exc:
+            pidfile.remove(cfg["pidfile"])
+            raise StartupError(f"failed to load listeners: {exc}") from None
+        tcp_warnings(self.hosts, self.tls.enabled and self.tls.verify, self.tls.explicit, self.log)
+        self._ensure_engine_id()
+        self.log.info("Loading containers: start.")
+        self.log.info("Loading containers: done.")
+        self.log.info("Docker daemon", commit="refd", **{"containerd-snapshotter": False,
+                                                         "storage-driver": self.storage_driver,
+                                                         "version": ENGINE_VERSION})
+        self.log.info("Daemon has completed initialization")
+
+    # -- serving ----------------------------------------------------------------------------------
+    async def serve(self) -> int:
+        from .api import register
+        from .server import Router
+
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        router = Router(self)
+        register(router)
+
+        async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await handle_connection(reader, writer, router)
+
+        def on_signal(signo: int) -> None:
+            self.log.info(f"Processing signal '{_SIGNAL_NAMES.get(signo, signo)}'")
+            if signo == signal.SIGQUIT:
+                self.log.info("Forcing docker daemon shutdown without cleanup on SIGQUIT")
+                os._exit(128 + signo)
+            self._interrupts += 1
+            if self._interrupts == 1:
+                stop.set()
+            elif self._interrupts > 3:
+                self.log.info("Forcing docker daemon shutdown without cleanup; 3 interrupts received")
+                os._exit(128 + signo)
+
+        def on_hup() -> None:
+            from .reload import reload_config
+
+            reload_config(self, self.flags)
+
+        for signo in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+            loop.add_signal_handler(signo, on_signal, signo)
+        loop.add_signal_handler(signal.SIGHUP, on_hup)
+        servers = []
+        for listener in self.listeners:
+            server = await serve_listener(listener, on_connect, self.log)
+            if server is not None:
+                servers.append(server)
+            self.log.info(f"API listen on {listener.display}")
+        notify.notify("READY=1")
+        await stop.wait()
+        for server in servers:
+            server.close()
+        for listener in self.listeners:
+            close_listener(listener)
+        notify.notify("STOPPING=1")
+        self.log.debug("Clean shutdown succeeded")
+        self.log.info("Daemon shutdown complete")
+        pidfile.remove(self.config["pidfile"])
+        return 0
+
+
+def run(config: DaemonConfig, flags: ParsedFlags, log: Logger) -> int:
+    """Start refd and block until shutdown; returns the process exit status."""
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    log.info("Starting up")
+    for warning in config.warnings:
+        log.warning(warning)
+    if os.geteuid() != 0:
+        sys.stderr.write("dockerd needs to be started with root privileges. To run dockerd in rootless mode as an "
+                         "unprivileged user, see https://docs.docker.com/go/rootless/\n")
+        return 1
+    daemon = Daemon(config, flags, log)
+    try:
+        daemon.prepare()
+    except StartupError as exc:
+        sys.stderr.write(f"{exc}\n")
+        return 1
+    log.debug("refd", version=REFD_VERSION)
+    return asyncio.run(daemon.serve())

@@ -1,0 +1,280 @@
+"""``-H`` specs to bound sockets: unix (mode 0660, group), tcp, tls and systemd ``fd://``.
+
+Listeners are bound before daemon init and served only after it, as dockerd does
+(spec 3.5), so a client connecting early waits instead of being refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import grp
+import ipaddress
+import os
+import socket
+import ssl
+import stat
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from .log import Logger
+
+__all__ = ["Listener", "ListenerError", "bind_listeners", "serve_listener", "tcp_warnings"]
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+_HTTP_ON_TLS = {b"GET /", b"HEAD ", b"POST ", b"PUT /", b"OPTIO"}
+_GO_HTTP_TO_HTTPS = b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
+
+
+class ListenerError(Exception):
+    """A listener could not be created; ``str()`` is dockerd's text after ``failed to load listeners: ``."""
+
+
+@dataclass
+class Listener:
+    spec: str
+    sock: socket.socket
+    display: str
+    tls: ssl.SSLContext | None = None
+    unix_path: str = ""
+
+
+def _bind_unix(path: str, group: str, log: Logger) -> Listener:
+    try:
+        if stat.S_ISDIR(os.lstat(path).st_mode):
+            raise ListenerError(f"can't create unix socket {path}: is a directory")
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    gid: int | None = None
+    try:
+        gid = grp.getgrnam(group).gr_gid
+    except KeyError:
+        if group.isdigit():
+            gid = int(group)
+        elif group != "docker":
+            raise ListenerError(f"group {group} not found") from None
+        else:
+            log.warning(f"could not change group {path} to docker: group docker not found")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(0o777)  # the socket must never exist with looser permissions, even briefly
+    try:
+        sock.bind(path)
+    except OSError as exc:
+        sock.close()
+        raise ListenerError(f"can't create unix socket {path}: {exc.strerror.lower()}") from None
+    finally:
+        os.umask(old)
+    if gid is not None:
+        os.chown(path, 0, gid)
+    os.chmod(path, 0o660)
+    sock.listen(1024)
+    return Listener(f"unix://{path}", sock, path, unix_path=path)
+
+
+def _bind_tcp(addr: str, tls: ssl.SSLContext | None) -> Listener:
+    host, _, port = addr.rpartition(":")
+    host = host.strip("[]")
+    try:
+        infos = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ListenerError(f"listen tcp: lookup {host}: {exc.strerror}") from None
+    family, _, _, _, sockaddr = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(sockaddr)
+    except OSError as exc:
+        sock.close()
+        raise ListenerError(f"listen tcp {addr}: bind: {(exc.strerror or str(exc)).lower()}") from None
+    sock.listen(1024)
+    bound = sock.getsockname()
+    display = f"[{bound[0]}]:{bound[1]}" if family == socket.AF_INET6 else f"{bound[0]}:{bound[1]}"
+    return Listener(f"tcp://{addr}", sock, display, tls=tls)
+
+
+def _activated_sockets() -> list[socket.socket]:
+    if os.environ.get("LISTEN_PID") != str(os.getpid()):
+        return []
+    try:
+        count = int(os.environ.get("LISTEN_FDS", "0"))
+    except ValueError:
+        return []
+    for var in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
+        os.environ.pop(var, None)
+    socks = []
+    for fd in range(3, 3 + count):
+        os.set_inheritable(fd, False)
+        socks.append(socket.socket(fileno=fd))
+    return socks
+
+
+def _bind_fd(addr: str, tls: ssl.SSLContext | None, group: str) -> list[Listener]:
+    socks = _activated_sockets()
+    if not socks:
+        raise ListenerError("no sockets found via socket activation: make sure the service was started by systemd")
+    if addr in ("", "*"):
+        chosen = socks
+    else:
+        try:
+            fd = int(addr)
+        except ValueError:
+            raise ListenerError(f"failed to parse systemd fd address: should be a number: {addr}") from None
+        if fd < 3 or fd - 3 >= len(socks):
+            raise ListenerError("too few socket activated files passed in by systemd")
+        chosen = [s for s in socks if s.fileno() == fd]
+        for other in socks:
+            if other.fileno() != fd:
+                other.close()
+    out = []
+    for sock in chosen:
+        name = sock.getsockname()
+        is_unix = sock.family == socket.AF_UNIX
+        display = name if is_unix else f"{name[0]}:{name[1]}"
+        out.append(Listener(f"fd://{addr}", sock, str(display), tls=None if is_unix else tls))
+    return out
+
+
+def bind_listeners(hosts: list[str], group: str, tls: ssl.SSLContext | None, log: Logger) -> list[Listener]:
+    """Bind every normalised host; closes what was bound if a later one fails."""
+    bound: list[Listener] = []
+    try:
+        for host in hosts:
+            proto, sep, addr = host.partition("://")
+            if not sep:
+                raise ListenerError(f"bad format {host}, expected PROTO://ADDR")
+            if proto == "unix":
+                bound.append(_bind_unix(addr, group, log))
+            elif proto == "tcp":
+                bound.append(_bind_tcp(addr, tls))
+            elif proto == "fd":
+                bound.extend(_bind_fd(addr, tls, group))
+            else:
+                raise ListenerError(f'invalid protocol format: "{proto}"')
+    except BaseException:
+        for listener in bound:
+            close_listener(listener)
+        raise
+    return bound
+
+
+def close_listener(listener: Listener) -> None:
+    try:
+        listener.sock.close()
+    except OSError:
+        pass
+    if listener.unix_path:
+        try:
+            os.unlink(listener.unix_path)
+        except OSError:
+            pass
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return all(ipaddress.ip_address(info[4][0]).is_loopback
+                   for info in socket.getaddrinfo(host, None, type=socket.SOCK_STREAM))
+    except (OSError, ValueError):
+        return False
+
+
+def tcp_warnings(hosts: list[str], tls_verify: bool, tls_explicit: bool, log: Logger,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+    """dockerd 28's warnings and delays for TCP without client verification (spec 3.3)."""
+    for host in hosts:
+        if not host.startswith("tcp://") or tls_verify:
+            continue
+        log.warning("Binding to IP address without --tlsverify is insecure and gives root access on this "
+                    "machine to everyone who has access to your network.", host=host)
+        log.warning("Binding to an IP address, even on localhost, can also give access to scripts run in a "
+                    "browser. Be safe out there!", host=host)
+        log.warning("[DEPRECATION NOTICE] In future versions this will be a hard failure preventing the daemon "
+                    "from starting! Learn more at: https://docs.docker.com/go/api-security/", host=host)
+        sleep(1)
+        address = host.removeprefix("tcp://").rpartition(":")[0].strip("[]")
+        if not tls_explicit and not _is_loopback(address):
+            log.warning("Binding to an IP address without --tlsverify is deprecated. Startup is intentionally "
+                        "being slowed down to show this message", host=host)
+            log.warning("Please consider generating tls certificates with client validation to prevent exposing "
+                        "unauthenticated root access to your network", host=host)
+            log.warning("You can override this by explicitly specifying '--tls=false' or '--tlsverify=false'",
+                        host=host)
+            log.warning("Support for listening on TCP without authentication or explicit intent to run without "
+                        "authentication will be removed in the next release", host=host)
+            sleep(15)
+
+
+async def _wait_readable(sock: socket.socket, timeout: float) -> bool:
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[None] = loop.create_future()
+    loop.add_reader(sock.fileno(), lambda: fut.done() or fut.set_result(None))
+    try:
+        await asyncio.wait_for(fut, timeout)
+        return True
+    except TimeoutError:
+        return False
+    finally:
+        loop.remove_reader(sock.fileno())
+
+
+async def _serve_tls_conn(conn: socket.socket, peer: str, ctx: ssl.SSLContext, handler: Handler,
+                          log: Logger) -> None:
+    loop = asyncio.get_running_loop()
+    try:
+        if not await _wait_readable(conn, 300):
+            conn.close()
+            return
+        head = conn.recv(5, socket.MSG_PEEK)
+        if head in _HTTP_ON_TLS:
+            conn.setblocking(True)
+            conn.sendall(_GO_HTTP_TO_HTTPS)
+            conn.close()
+            return
+        reader = asyncio.StreamReader(limit=1 << 20)
+        protocol = asyncio.StreamReaderProtocol(reader)
+        transport, _ = await loop.connect_accepted_socket(lambda: protocol, conn, ssl=ctx,
+                                                          ssl_handshake_timeout=30)
+    except (OSError, ssl.SSLError, ConnectionError, TimeoutError) as exc:
+        reason = getattr(exc, "reason", None) or str(exc)
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        log.stream.write(f"{stamp}.{int(time.time() * 1e6) % 1_000_000:06d} I | http: TLS handshake error "
+                         f"from {peer}: {_go_tls_reason(str(reason))}\n")
+        conn.close()
+        return
+    writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+    await handler(reader, writer)
+
+
+def _go_tls_reason(reason: str) -> str:
+    lowered = reason.lower()
+    if "peer did not return a certificate" in lowered or "certificate required" in lowered:
+        return "tls: client didn't provide a certificate"
+    if "unknown ca" in lowered or "certificate verify failed" in lowered:
+        return "tls: failed to verify certificate: x509: certificate signed by unknown authority"
+    if "expired" in lowered:
+        return "tls: failed to verify certificate: x509: certificate has expired or is not yet valid"
+    return reason
+
+
+async def _accept_tls(listener: Listener, handler: Handler, log: Logger) -> None:
+    loop = asyncio.get_running_loop()
+    listener.sock.setblocking(False)
+    assert listener.tls is not None
+    while True:
+        conn, addr = await loop.sock_accept(listener.sock)
+        conn.setblocking(False)
+        peer = f"{addr[0]}:{addr[1]}" if isinstance(addr, tuple) else str(addr)
+        loop.create_task(_serve_tls_conn(conn, peer, listener.tls, handler, log))
+
+
+async def serve_listener(listener: Listener, handler: Handler, log: Logger) -> asyncio.AbstractServer | None:
+    """Start accepting on a bound listener. TLS listeners run their own accept loop."""
+    if listener.tls is not None:
+        asyncio.get_running_loop().create_task(_accept_tls(listener, handler, log))
+        return None
+    if listener.sock.family == socket.AF_UNIX:
+        return await asyncio.start_unix_server(handler, sock=listener.sock, limit=1 << 20)
+    return await asyncio.start_server(handler, sock=listener.sock, limit=1 << 20)

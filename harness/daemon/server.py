@@ -1,0 +1,133 @@
+"""The Engine API router: version prefix, version middleware, error mapping, debug lines.
+
+Shaped after moby ``api/server``: routes are served both as ``/v{version}/path`` and
+``/path``; unknown paths and wrong methods give a bare 404 ``page not found`` that skips
+the middlewares; errors are JSON (or plain text for API < 1.24) ending in a newline.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from . import API_VERSION, ENGINE_VERSION, MIN_API_VERSION
+from .errors import ApiError
+from .httpd import BadRequest, Request, Response
+
+if TYPE_CHECKING:
+    from .daemon import Daemon
+
+__all__ = ["Router", "json_response", "version_tuple", "error_response"]
+
+Handler = Callable[[Request, "Daemon"], Awaitable[Response]]
+
+_VERSIONED = re.compile(r"^/v([0-9.]+)(/.*)$")
+_NOT_FOUND_BODY = b'{"message":"page not found"}\n'
+
+
+def version_tuple(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(p) for p in text.split("."))
+    except ValueError:
+        return (0,)
+
+
+def json_response(obj: Any, status: int = 200, headers: list[tuple[str, str]] | None = None) -> Response:
+    """JSON as Go's json.Encoder writes it: compact, HTML-escaped off, trailing newline."""
+    body = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+    return Response(status, body, [*(headers or []), ("Content-Type", "application/json")])
+
+
+def error_response(status: int, message: str, api_version: str) -> Response:
+    """dockerd's error body: JSON for API >= 1.24 (or unversioned), Go's http.Error text below."""
+    if api_version and version_tuple(api_version) < (1, 24):
+        return Response(status, (message + "\n").encode(),
+                        [("Content-Type", "text/plain; charset=utf-8"), ("X-Content-Type-Options", "nosniff")])
+    return json_response({"message": message}, status)
+
+
+class Router:
+    """Maps (method, path pattern) to handlers and applies dockerd's middleware chain."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self.routes: dict[str, list[tuple[re.Pattern[str], Handler]]] = {}
+
+    def add(self, method: str, pattern: str, handler: Handler) -> None:
+        regex = re.compile("^" + re.sub(r"\{(\w+)(?::([^}]+))?\}",
+                                        lambda m: f"(?P<{m.group(1)}>{m.group(2) or '[^/]+'})", pattern) + "$")
+        self.routes.setdefault(method, []).append((regex, handler))
+
+    def _find(self, method: str, path: str) -> tuple[Handler, dict[str, str]] | None:
+        for regex, handler in self.routes.get(method, ()):
+            match = regex.match(path)
+            if match:
+                return handler, match.groupdict()
+        return None
+
+    def _base_headers(self) -> list[tuple[str, str]]:
+        return [("Api-Version", API_VERSION), ("Ostype", "linux"), ("Server", f"Docker/{ENGINE_VERSION} (linux)")]
+
+    async def __call__(self, req: Request) -> Response:
+        path, version = req.path, ""
+        versioned = _VERSIONED.match(path)
+        if versioned:
+            version, path = versioned.group(1), versioned.group(2)
+        elif path.startswith("/v") and "/" in path[1:] and re.match(r"^/v[^/]*/", path):
+            return Response(404, _NOT_FOUND_BODY, [("Content-Type", "application/json")])
+        found = self._find("GET" if req.method == "HEAD" and not self._find("HEAD", path) else req.method, path)
+        log = self.daemon.log
+        if found is None:
+            return Response(404, _NOT_FOUND_BODY, [("Content-Type", "application/json")])
+        handler, params = found
+        req.match = params
+        if log.enabled("debug"):
+            log.debug(f"handling {req.method} request", method=req.method, module="api", **{"request-url": req.target})
+        headers = self._base_headers()
+        if version:
+            if version_tuple(version) < version_tuple(MIN_API_VERSION):
+                resp = error_response(400, f"client version {version} is too old. Minimum supported API version "
+                                           f"is {MIN_API_VERSION}, please upgrade your client to a newer version",
+                                      version)
+                resp.headers[:0] = headers
+                return resp
+            if version_tuple(version) > version_tuple(API_VERSION):
+                resp = error_response(400, f"client version {version} is too new. Maximum supported API version "
+                                           f"is {API_VERSION}", version)
+                resp.headers[:0] = headers
+                return resp
+        req.api_version = version or API_VERSION
+        headers.append(("Docker-Experimental", "true" if self.daemon.config["experimental"] else "false"))
+        try:
+            resp = await handler(req, self.daemon)
+        except ApiError as exc:
+            if exc.status >= 500:
+                log.error(f"Handler for {req.method} {req.path} returned error: {exc.message}")
+            resp = error_response(exc.status, exc.message, version)
+        except BadRequest:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a handler bug must answer 500, never kill refd
+            log.error(f"Handler for {req.method} {req.path} returned error: {exc!r}")
+            resp = error_response(500, f"{type(exc).__name__}: {exc}", version)
+        resp.headers[:0] = headers
+        return resp
+
+
+async def read_json(req: Request) -> Any:
+    """Decode a JSON request body with dockerd 28's checks (Content-Type, invalid JSON)."""
+    ctype = req.header("content-type")
+    raw = await req.body()
+    if raw and ctype and ctype.split(";")[0].strip().lower() != "application/json":
+        raise ApiError(400, f"unsupported Content-Type header ({ctype}): must be 'application/json'")
+    if not raw.strip():
+        if req.has_body or ctype:
+            raise ApiError(400, "invalid JSON: got EOF while reading request body")
+        return None
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        if exc.msg == "Extra data":
+            raise ApiError(400, "unexpected content after JSON") from None
+        raise ApiError(400, f"invalid JSON: {exc.msg}") from None
