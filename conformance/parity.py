@@ -1,0 +1,523 @@
+"""Parity: line the targets' results up by scenario id and classify each against a reference target.
+
+This is the product of a conformance run. It works only from ``Results`` (serialised files), never from live
+daemons, so it can be rebuilt from reports gathered on other machines. The document (schema
+``harness.parity/1``) keeps the raw observations of every target, the diffs computed on *normalised*
+observations, the known divergences that explained some of them, and the normalisation rules that were applied.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from conformance.normalise import RULES, Rule, normalise, rule_table
+from conformance.results import OUTCOMES, ConformanceError, Results, TargetInfo
+
+__all__ = [
+    "DEFAULT_KNOWN_PATH",
+    "PROBLEM_VERDICTS",
+    "SCHEMA",
+    "VERDICTS",
+    "Diff",
+    "KnownDivergence",
+    "KnownDivergenceError",
+    "Parity",
+    "ParityError",
+    "ScenarioParity",
+    "TargetOutcome",
+    "TargetRun",
+    "Verdict",
+    "build_parity",
+    "diff_observations",
+    "load_known",
+    "pick_reference",
+]
+
+SCHEMA = "harness.parity/1"
+VERDICTS = ("match", "diverge", "known", "missing", "skipped")
+#: Verdicts that nobody explained: they make a run fail.
+PROBLEM_VERDICTS = frozenset({"diverge", "missing"})
+DEFAULT_KNOWN_PATH = Path(__file__).with_name("known-divergences.toml")
+
+
+class ParityError(ConformanceError):
+    """Parity cannot be built (duplicate targets, unknown reference) or a parity document is malformed."""
+
+
+class KnownDivergenceError(ParityError):
+    """The known-divergences file is malformed; the message names the file and the entry."""
+
+    def __init__(self, source: str, problem: str) -> None:
+        self.source = source
+        self.problem = problem
+        super().__init__(f"{source}: {problem}")
+
+
+# -- known divergences -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KnownDivergence:
+    """An explained divergence: ``scenario`` (id or glob) differs on ``targets`` (names or globs)."""
+
+    scenario: str
+    targets: tuple[str, ...]
+    reason: str
+    link: str = ""
+
+    def matches(self, scenario_id: str, target: str, reference: str) -> bool:
+        """True when the scenario matches and the compared target or the reference matches ``targets``."""
+        if not fnmatch.fnmatchcase(scenario_id, self.scenario):
+            return False
+        return any(fnmatch.fnmatchcase(t, pat) for t in (target, reference) for pat in self.targets)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"scenario": self.scenario, "targets": list(self.targets), "reason": self.reason, "link": self.link}
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "<dict>", where: str = "divergence") -> KnownDivergence:
+        if not isinstance(data, dict):
+            raise KnownDivergenceError(source, f"{where}: expected a table, got {type(data).__name__}")
+        unknown = sorted(set(data) - {"scenario", "targets", "reason", "link", "matched"})
+        if unknown:
+            raise KnownDivergenceError(source, f"{where}: unknown key(s) {', '.join(map(repr, unknown))}")
+        scenario = data.get("scenario")
+        if not isinstance(scenario, str) or not scenario:
+            raise KnownDivergenceError(source, f"{where}: 'scenario' must be a non-empty string")
+        targets = data.get("targets")
+        if (
+            not isinstance(targets, list)
+            or not targets
+            or not all(isinstance(t, str) and t for t in targets)
+        ):
+            raise KnownDivergenceError(
+                source, f"{where} ({scenario}): 'targets' must be a non-empty list of target names or globs"
+            )
+        reason = data.get("reason")
+        if not isinstance(reason, str) or not reason.strip():
+            raise KnownDivergenceError(source, f"{where} ({scenario}): 'reason' must be a non-empty string")
+        link = data.get("link", "")
+        if not isinstance(link, str):
+            raise KnownDivergenceError(source, f"{where} ({scenario}): 'link' must be a string")
+        return cls(scenario=scenario, targets=tuple(targets), reason=reason.strip(), link=link)
+
+
+def load_known(path: str | os.PathLike[str] | None = None, missing_ok: bool = False) -> list[KnownDivergence]:
+    """Parse a known-divergences TOML file (``[[divergence]]`` tables); defaults to the packaged one."""
+    p = Path(path) if path is not None else DEFAULT_KNOWN_PATH
+    source = os.fspath(p)
+    try:
+        with p.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        if missing_ok:
+            return []
+        raise KnownDivergenceError(source, "file does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise KnownDivergenceError(source, f"not valid TOML: {exc}") from exc
+    except OSError as exc:
+        raise KnownDivergenceError(source, f"cannot read: {exc.strerror or exc}") from exc
+    unknown = sorted(set(data) - {"divergence"})
+    if unknown:
+        raise KnownDivergenceError(
+            source, f"unknown top-level key(s) {', '.join(map(repr, unknown))}; expected only [[divergence]]"
+        )
+    entries = data.get("divergence", [])
+    if not isinstance(entries, list):
+        raise KnownDivergenceError(source, "'divergence' must be an array of tables ([[divergence]])")
+    return [KnownDivergence.from_dict(e, source, f"divergence #{i + 1}") for i, e in enumerate(entries)]
+
+
+# -- document --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Diff:
+    """One difference between normalised observations, at a JSON pointer into ``observations``.
+
+    ``kind`` is ``changed`` (both sides have a value), ``removed`` (only the reference has it) or ``added``
+    (only the target has it); the absent side is ``None``.
+    """
+
+    path: str
+    kind: str
+    reference: Any
+    target: Any
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "kind": self.kind, "reference": self.reference, "target": self.target}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Diff:
+        return cls(path=data["path"], kind=data["kind"], reference=data.get("reference"), target=data.get("target"))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A non-reference target's parity with the reference for one scenario."""
+
+    verdict: str
+    reason: str = ""
+    link: str = ""
+    outcome: tuple[str, str] | None = None  # (reference outcome, target outcome) when they differ
+    diffs: tuple[Diff, ...] = ()
+
+    @property
+    def problem(self) -> bool:
+        return self.verdict in PROBLEM_VERDICTS
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict,
+            "reason": self.reason,
+            "link": self.link,
+            "outcome": None if self.outcome is None else {"reference": self.outcome[0], "target": self.outcome[1]},
+            "diffs": [d.to_dict() for d in self.diffs],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Verdict:
+        verdict = data["verdict"]
+        if verdict not in VERDICTS:
+            raise ParityError(f"unknown verdict {verdict!r}")
+        outcome = data.get("outcome")
+        return cls(
+            verdict=verdict,
+            reason=data.get("reason", ""),
+            link=data.get("link", ""),
+            outcome=None if outcome is None else (outcome["reference"], outcome["target"]),
+            diffs=tuple(Diff.from_dict(d) for d in data.get("diffs", [])),
+        )
+
+
+@dataclass(frozen=True)
+class TargetOutcome:
+    """What one target did for one scenario (observations raw, as recorded)."""
+
+    outcome: str
+    reason: str = ""
+    duration: float = 0.0
+    nodeid: str = ""
+    observations: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "outcome": self.outcome,
+            "reason": self.reason,
+            "duration": self.duration,
+            "nodeid": self.nodeid,
+            "observations": self.observations,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TargetOutcome:
+        return cls(
+            outcome=data["outcome"],
+            reason=data.get("reason", ""),
+            duration=float(data.get("duration", 0.0)),
+            nodeid=data.get("nodeid", ""),
+            observations=dict(data.get("observations") or {}),
+        )
+
+
+@dataclass(frozen=True)
+class ScenarioParity:
+    """One scenario across all targets: per-target outcomes and per non-reference target verdicts."""
+
+    id: str
+    area: str = ""
+    statement: str = ""
+    ref: str = ""
+    results: dict[str, TargetOutcome] = field(default_factory=dict)
+    verdicts: dict[str, Verdict] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "area": self.area,
+            "statement": self.statement,
+            "ref": self.ref,
+            "results": {k: v.to_dict() for k, v in self.results.items()},
+            "verdicts": {k: v.to_dict() for k, v in self.verdicts.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ScenarioParity:
+        return cls(
+            id=data["id"],
+            area=data.get("area", ""),
+            statement=data.get("statement", ""),
+            ref=data.get("ref", ""),
+            results={k: TargetOutcome.from_dict(v) for k, v in data.get("results", {}).items()},
+            verdicts={k: Verdict.from_dict(v) for k, v in data.get("verdicts", {}).items()},
+        )
+
+
+@dataclass(frozen=True)
+class TargetRun:
+    """A target as it appears in the parity document: its identity plus when/how long it ran."""
+
+    target: TargetInfo
+    started: str = ""
+    duration: float = 0.0
+
+    @property
+    def name(self) -> str:
+        return self.target.name
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.target.to_dict(), "started": self.started, "duration": self.duration}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TargetRun:
+        info = {k: v for k, v in data.items() if k not in ("started", "duration")}
+        return cls(
+            target=TargetInfo.from_dict(info, "<parity>", "targets[]"),
+            started=data.get("started", ""),
+            duration=float(data.get("duration", 0.0)),
+        )
+
+
+@dataclass(frozen=True)
+class KnownUse:
+    """A known-divergence entry and how many divergences it explained in this document."""
+
+    entry: KnownDivergence
+    matched: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.entry.to_dict(), "matched": self.matched}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> KnownUse:
+        return cls(entry=KnownDivergence.from_dict(dict(data), "<parity>"), matched=int(data.get("matched", 0)))
+
+
+@dataclass(frozen=True)
+class Parity:
+    """The parity document. ``summary()`` is derived, so it is written out but never read back."""
+
+    reference: str
+    targets: tuple[TargetRun, ...]
+    scenarios: tuple[ScenarioParity, ...]
+    known: tuple[KnownUse, ...] = ()
+    rules: tuple[dict[str, str], ...] = ()
+    generated: str = ""
+
+    @property
+    def target_names(self) -> list[str]:
+        return [t.name for t in self.targets]
+
+    def unexplained(self) -> list[tuple[ScenarioParity, str, Verdict]]:
+        """Every (scenario, target, verdict) that is a divergence or a missing scenario nobody explained."""
+        return [(s, t, v) for s in self.scenarios for t, v in s.verdicts.items() if v.problem]
+
+    def stale(self) -> list[KnownUse]:
+        """Known-divergence entries that explained nothing in this run."""
+        return [k for k in self.known if k.matched == 0]
+
+    def summary(self) -> dict[str, Any]:
+        per_target: dict[str, Any] = {}
+        for name in self.target_names:
+            outcomes = dict.fromkeys(OUTCOMES, 0)
+            verdicts: dict[str, int] | None = None if name == self.reference else dict.fromkeys(VERDICTS, 0)
+            count = 0
+            for s in self.scenarios:
+                if name in s.results:
+                    count += 1
+                    outcomes[s.results[name].outcome] = outcomes.get(s.results[name].outcome, 0) + 1
+                if verdicts is not None and name in s.verdicts:
+                    verdicts[s.verdicts[name].verdict] += 1
+            per_target[name] = {"scenarios": count, "outcomes": outcomes, "verdicts": verdicts}
+        return {
+            "reference": self.reference,
+            "targets": per_target,
+            "unexplained": [
+                {"scenario": s.id, "target": t, "verdict": v.verdict} for s, t, v in self.unexplained()
+            ],
+            "stale": [k.entry.to_dict() for k in self.stale()],
+            "ok": self.ok(),
+        }
+
+    def ok(self) -> bool:
+        """True when every scenario passed or was skipped everywhere and nothing diverged unexplained."""
+        bad_outcome = any(r.outcome in ("failed", "error") for s in self.scenarios for r in s.results.values())
+        return not bad_outcome and not self.unexplained()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "generated": self.generated,
+            "reference": self.reference,
+            "targets": [t.to_dict() for t in self.targets],
+            "normalisation": [dict(r) for r in self.rules],
+            "known_divergences": [k.to_dict() for k in self.known],
+            "summary": self.summary(),
+            "scenarios": [s.to_dict() for s in self.scenarios],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Parity:
+        if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+            got = data.get("schema") if isinstance(data, dict) else type(data).__name__
+            raise ParityError(f"not a parity document: schema is {got!r}, expected {SCHEMA!r}")
+        try:
+            return cls(
+                reference=data["reference"],
+                targets=tuple(TargetRun.from_dict(t) for t in data["targets"]),
+                scenarios=tuple(ScenarioParity.from_dict(s) for s in data["scenarios"]),
+                known=tuple(KnownUse.from_dict(k) for k in data.get("known_divergences", [])),
+                rules=tuple(
+                    {"name": r["name"], "description": r["description"]} for r in data.get("normalisation", [])
+                ),
+                generated=data.get("generated", ""),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ParityError(f"malformed parity document: {type(exc).__name__}: {exc}") from exc
+
+
+# -- building --------------------------------------------------------------------------------------------------
+
+
+def pick_reference(names: Sequence[str], reference: str | None = None) -> str:
+    """The explicit ``reference`` if given (must be a target), else the first ``dockerd*``, else the first."""
+    if not names:
+        raise ParityError("no targets to compare")
+    if reference is not None:
+        if reference not in names:
+            raise ParityError(f"reference target {reference!r} is not among the targets ({', '.join(names)})")
+        return reference
+    return next((n for n in names if n.startswith("dockerd")), names[0])
+
+
+def _pointer_token(key: Any) -> str:
+    return str(key).replace("~", "~0").replace("/", "~1")
+
+
+def _same(a: Any, b: Any) -> bool:
+    # bool/int/float are distinct on the wire (true vs 1 vs 1.0): compare types as well as values.
+    return type(a) is type(b) and a == b
+
+
+def diff_observations(reference: Any, target: Any, path: str = "") -> list[Diff]:
+    """Structural diff of two (already normalised) JSON values, as JSON-pointer ``Diff`` entries."""
+    if isinstance(reference, dict) and isinstance(target, dict):
+        diffs: list[Diff] = []
+        keys = list(reference) + [k for k in target if k not in reference]
+        for key in keys:
+            sub = f"{path}/{_pointer_token(key)}"
+            if key not in target:
+                diffs.append(Diff(sub, "removed", reference[key], None))
+            elif key not in reference:
+                diffs.append(Diff(sub, "added", None, target[key]))
+            else:
+                diffs.extend(diff_observations(reference[key], target[key], sub))
+        return diffs
+    if isinstance(reference, list) and isinstance(target, list):
+        diffs = []
+        for i in range(max(len(reference), len(target))):
+            sub = f"{path}/{i}"
+            if i >= len(target):
+                diffs.append(Diff(sub, "removed", reference[i], None))
+            elif i >= len(reference):
+                diffs.append(Diff(sub, "added", None, target[i]))
+            else:
+                diffs.extend(diff_observations(reference[i], target[i], sub))
+        return diffs
+    if isinstance(reference, dict | list) or isinstance(target, dict | list) or not _same(reference, target):
+        return [Diff(path, "changed", reference, target)]
+    return []
+
+
+def _skip_reason(ref_name: str, ref: TargetOutcome, name: str, tgt: TargetOutcome) -> str:
+    parts = [f"{n}: {o.reason or 'skipped'}" for n, o in ((ref_name, ref), (name, tgt)) if o.outcome == "skipped"]
+    return "; ".join(parts)
+
+
+def _compare(
+    scenario_id: str,
+    reference: str,
+    ref: TargetOutcome | None,
+    name: str,
+    tgt: TargetOutcome | None,
+    known: Sequence[KnownDivergence],
+    used: list[int],
+    rules: Sequence[Rule],
+) -> Verdict:
+    if ref is None:
+        return Verdict("missing", reason=f"absent from reference {reference} results")
+    if tgt is None:
+        return Verdict("missing", reason=f"absent from {name} results")
+    if "skipped" in (ref.outcome, tgt.outcome):
+        return Verdict("skipped", reason=_skip_reason(reference, ref, name, tgt))
+    outcome = None if ref.outcome == tgt.outcome else (ref.outcome, tgt.outcome)
+    diffs = tuple(diff_observations(normalise(ref.observations, rules), normalise(tgt.observations, rules)))
+    if outcome is None and not diffs:
+        return Verdict("match")
+    for i, entry in enumerate(known):
+        if entry.matches(scenario_id, name, reference):
+            used[i] += 1
+            return Verdict("known", reason=entry.reason, link=entry.link, outcome=outcome, diffs=diffs)
+    return Verdict("diverge", outcome=outcome, diffs=diffs)
+
+
+def build_parity(
+    results: Sequence[Results],
+    known: Iterable[KnownDivergence] = (),
+    reference: str | None = None,
+    rules: Sequence[Rule] = RULES,
+    generated: str | None = None,
+) -> Parity:
+    """Compare every target with the reference target, scenario by scenario (union of ids, sorted)."""
+    names = [r.target.name for r in results]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ParityError(
+            f"target(s) {', '.join(dupes)} appear in more than one results file; merge shards first"
+        )
+    ref_name = pick_reference(names, reference)
+    known = list(known)
+    used = [0] * len(known)
+    by_target = {r.target.name: r.by_id() for r in results}
+    ids = sorted({sid for r in results for sid in (s.id for s in r.scenarios)})
+    scenarios: list[ScenarioParity] = []
+    for sid in ids:
+        present = [by_target[n][sid] for n in [ref_name, *names] if sid in by_target[n]]
+        meta = present[0]
+        outcomes = {
+            n: TargetOutcome(
+                outcome=s.outcome, reason=s.reason, duration=s.duration, nodeid=s.nodeid, observations=s.observations
+            )
+            for n in names
+            if (s := by_target[n].get(sid)) is not None
+        }
+        verdicts = {
+            n: _compare(sid, ref_name, outcomes.get(ref_name), n, outcomes.get(n), known, used, rules)
+            for n in names
+            if n != ref_name
+        }
+        scenarios.append(
+            ScenarioParity(
+                id=sid,
+                area=meta.area,
+                statement=next((s.statement for s in present if s.statement), ""),
+                ref=next((s.ref for s in present if s.ref), ""),
+                results=outcomes,
+                verdicts=verdicts,
+            )
+        )
+    return Parity(
+        reference=ref_name,
+        targets=tuple(TargetRun(r.target, r.started, r.duration) for r in results),
+        scenarios=tuple(scenarios),
+        known=tuple(KnownUse(k, n) for k, n in zip(known, used, strict=True)),
+        rules=tuple(rule_table(rules)),
+        generated=generated if generated is not None else datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )

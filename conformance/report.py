@@ -1,0 +1,294 @@
+"""Writers that turn a parity document into files people and CI read: JSON, Markdown and JUnit XML.
+
+They only format; every decision (verdicts, what counts as a problem) is made in ``parity``, so the three
+outputs can never disagree with each other.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+from conformance.parity import Parity, ScenarioParity, Verdict
+from conformance.results import OUTCOMES, _atomic_write_json
+
+__all__ = [
+    "diff_text",
+    "render_junit",
+    "render_markdown",
+    "write_json",
+    "write_junit",
+    "write_markdown",
+    "write_reports",
+]
+
+_MAX_VALUE = 300
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def write_json(parity: Parity, path: str | os.PathLike[str]) -> Path:
+    """Write the parity document (``harness.parity/1``) as indented JSON."""
+    p = Path(path)
+    _atomic_write_json(p, parity.to_dict())
+    return p
+
+
+def write_markdown(parity: Parity, path: str | os.PathLike[str]) -> Path:
+    p = Path(path)
+    _write_text(p, render_markdown(parity))
+    return p
+
+
+def write_junit(parity: Parity, path: str | os.PathLike[str]) -> Path:
+    p = Path(path)
+    _write_text(p, render_junit(parity))
+    return p
+
+
+def write_reports(parity: Parity, directory: str | os.PathLike[str]) -> list[Path]:
+    """Write ``parity.json``, ``parity.md`` and ``junit.xml`` into ``directory``."""
+    d = Path(directory)
+    return [
+        write_json(parity, d / "parity.json"),
+        write_markdown(parity, d / "parity.md"),
+        write_junit(parity, d / "junit.xml"),
+    ]
+
+
+# -- text helpers ----------------------------------------------------------------------------------------------
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _value(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return text if len(text) <= _MAX_VALUE else text[: _MAX_VALUE - 1] + "…"
+
+
+def diff_text(verdict: Verdict, reference: str, target: str) -> str:
+    """A verdict's differences as plain text lines (used in JUnit failures and the terminal)."""
+    lines: list[str] = []
+    if verdict.outcome is not None:
+        lines.append(f"outcome: {reference}={verdict.outcome[0]} {target}={verdict.outcome[1]}")
+    for d in verdict.diffs:
+        ref = "(absent)" if d.kind == "added" else _value(d.reference)
+        tgt = "(absent)" if d.kind == "removed" else _value(d.target)
+        lines.append(f"{d.path or '/'}: {reference}={ref} {target}={tgt}")
+    if verdict.reason:
+        lines.append(f"reason: {verdict.reason}")
+    return "\n".join(lines)
+
+
+# -- markdown --------------------------------------------------------------------------------------------------
+
+
+def _cell(text: str) -> str:
+    text = " ".join(str(text).split())
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _code(text: str) -> str:
+    text = " ".join(text.split()).replace("|", "\\|")
+    fence = "``" if "`" in text else "`"
+    pad = " " if fence == "``" else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return [_row(header), _row(["---"] * len(header)), *(_row(r) for r in rows)]
+
+
+def _parity_cell(parity: Parity, scenario: ScenarioParity) -> str:
+    if not scenario.verdicts:
+        return "—"
+    if len(scenario.verdicts) == 1:
+        return next(iter(scenario.verdicts.values())).verdict
+    return "; ".join(f"{_cell(t)}: {v.verdict}" for t, v in scenario.verdicts.items())
+
+
+def render_markdown(parity: Parity) -> str:
+    names = parity.target_names
+    summary = parity.summary()
+    out: list[str] = ["# Conformance parity", ""]
+    out.append(
+        f"Reference target: **{_cell(parity.reference)}** · generated {_cell(parity.generated) or '—'} · "
+        f"{len(parity.scenarios)} scenarios · result: **{'OK' if summary['ok'] else 'FAILED'}**"
+    )
+    out += ["", "## Summary", ""]
+    rows = []
+    for run in parity.targets:
+        t = summary["targets"][run.name]
+        v = t["verdicts"] or {}
+        name = f"{run.name} (reference)" if run.name == parity.reference else run.name
+        rows.append(
+            [
+                _cell(name),
+                _cell(run.target.version),
+                _cell(run.target.api_version),
+                _cell(run.target.backend),
+                _cell(run.target.kernel),
+                str(t["scenarios"]),
+                *(str(t["outcomes"][o]) for o in OUTCOMES),
+                *(str(v[k]) if v else "—" for k in ("match", "diverge", "known", "missing", "skipped")),
+            ]
+        )
+    out += _table(
+        ["Target", "Version", "API", "Backend", "Kernel", "Scenarios", *OUTCOMES,
+         "match", "diverge", "known", "missing", "parity-skipped"],
+        rows,
+    )
+    unexplained = parity.unexplained()
+    out += ["", f"Unexplained divergences: {len(unexplained)}"]
+    for s, t, v in unexplained:
+        out.append(f"- {_code(s.id)} on {_cell(t)}: {v.verdict}{' — ' + _cell(v.reason) if v.reason else ''}")
+    stale = parity.stale()
+    if stale:
+        out += ["", "Stale known divergences (explained nothing in this run; remove them if the gap is closed):"]
+        for k in stale:
+            out.append(f"- {_code(k.entry.scenario)} on {_cell(', '.join(k.entry.targets))}: {_cell(k.entry.reason)}")
+
+    out += ["", "## Scenarios", ""]
+    out += _table(
+        ["Scenario", "Statement", *(_cell(n) for n in names), "Parity"],
+        [
+            [
+                _code(s.id),
+                _cell(s.statement) + (f" ({_cell(s.ref)})" if s.ref else ""),
+                *(_cell(s.results[n].outcome) if n in s.results else "absent" for n in names),
+                _parity_cell(parity, s),
+            ]
+            for s in parity.scenarios
+        ],
+    )
+
+    skipped = [(s, n, s.results[n].reason) for s in parity.scenarios for n in names
+               if n in s.results and s.results[n].outcome == "skipped"]
+    if skipped:
+        out += ["", "## Skipped", ""]
+        out += _table(["Scenario", "Target", "Reason"], [[_code(s.id), _cell(n), _cell(r)] for s, n, r in skipped])
+
+    failed = [(s, n, s.results[n]) for s in parity.scenarios for n in names
+              if n in s.results and s.results[n].outcome in ("failed", "error")]
+    if failed:
+        out += ["", "## Failures", ""]
+        out += _table(
+            ["Scenario", "Target", "Outcome", "Message"],
+            [[_code(s.id), _cell(n), r.outcome, _cell(r.reason)] for s, n, r in failed],
+        )
+
+    out += ["", "## Divergences", ""]
+    divergent = [(s, t, v) for s in parity.scenarios for t, v in s.verdicts.items() if v.verdict in
+                 ("diverge", "known", "missing")]
+    if not divergent:
+        out.append("None.")
+    for s, t, v in divergent:
+        out += ["", f"### {_code(s.id)}: {_cell(t)} vs {_cell(parity.reference)} ({v.verdict})", ""]
+        if v.reason:
+            link = f" ({_cell(v.link)})" if v.link else ""
+            out += [f"{_cell(v.reason)}{link}", ""]
+        rows = []
+        if v.outcome is not None:
+            rows.append(["outcome", _cell(v.outcome[0]), _cell(v.outcome[1])])
+        for d in v.diffs:
+            rows.append(
+                [
+                    _code(d.path or "/"),
+                    "(absent)" if d.kind == "added" else _code(_value(d.reference)),
+                    "(absent)" if d.kind == "removed" else _code(_value(d.target)),
+                ]
+            )
+        if rows:
+            out += _table(["Path", _cell(parity.reference), _cell(t)], rows)
+
+    out += ["", "## Normalisation rules", "",
+            "Observations are normalised with these rules, in this order, before they are compared:", ""]
+    out += _table(["Rule", "Description"], [[_code(r["name"]), _cell(r["description"])] for r in parity.rules])
+    return "\n".join(out) + "\n"
+
+
+# -- junit -----------------------------------------------------------------------------------------------------
+
+
+def _x(text: str) -> str:
+    return _XML_INVALID.sub("\ufffd", text)
+
+
+def render_junit(parity: Parity) -> str:
+    """One ``<testsuite>`` per target, one ``<testcase>`` per scenario (the union over targets)."""
+    root = ET.Element("testsuites", name="conformance")
+    totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    for run in parity.targets:
+        name = run.name
+        suite = ET.SubElement(root, "testsuite", name=_x(name))
+        props = ET.SubElement(suite, "properties")
+        for key, value in (
+            *run.target.to_dict().items(),
+            ("reference", parity.reference),
+            ("started", run.started),
+        ):
+            ET.SubElement(props, "property", name=_x(key), value=_x(str(value)))
+        counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+        time = 0.0
+        for s in parity.scenarios:
+            case = ET.SubElement(suite, "testcase", classname=_x(f"{name}.{s.area or 'scenario'}"), name=_x(s.id))
+            counts["tests"] += 1
+            result = s.results.get(name)
+            verdict = s.verdicts.get(name)
+            if result is None:
+                ET.SubElement(case, "failure", type="parity.missing",
+                              message=_x(f"scenario absent from {name} results")).text = _x(
+                    f"{s.id} was not reported by {name}"
+                )
+                counts["failures"] += 1
+                continue
+            case.set("time", f"{result.duration:.3f}")
+            time += result.duration
+            parity_problem = verdict is not None and verdict.problem
+            if result.outcome == "error":
+                ET.SubElement(case, "error", message=_x(result.reason or "error")).text = _x(result.reason)
+                counts["errors"] += 1
+            elif result.outcome == "failed" or parity_problem:
+                texts = []
+                if result.outcome == "failed":
+                    texts.append(result.reason or "failed")
+                if verdict is not None and parity_problem:
+                    texts.append(f"{verdict.verdict} vs {parity.reference}:\n"
+                                 + diff_text(verdict, parity.reference, name))
+                message = (result.reason or "failed") if result.outcome == "failed" else (
+                    f"{verdict.verdict} vs reference {parity.reference}" if verdict else "")
+                failure = ET.SubElement(
+                    case, "failure", type="parity" if result.outcome != "failed" else "outcome",
+                    message=_x(message.splitlines()[0] if message else ""),
+                )
+                failure.text = _x("\n\n".join(texts))
+                counts["failures"] += 1
+            elif result.outcome == "skipped":
+                ET.SubElement(case, "skipped", message=_x(result.reason))
+                counts["skipped"] += 1
+            if verdict is not None and verdict.verdict == "known":
+                ET.SubElement(case, "system-out").text = _x(
+                    f"known divergence vs {parity.reference}: {verdict.reason}"
+                    + (f" ({verdict.link})" if verdict.link else "")
+                    + "\n" + diff_text(verdict, parity.reference, name)
+                )
+        for key, value in counts.items():
+            suite.set(key, str(value))
+            totals[key] += value
+        suite.set("time", f"{time:.3f}")
+    for key, value in totals.items():
+        root.set(key, str(value))
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

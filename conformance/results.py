@@ -1,0 +1,311 @@
+"""The per-target results file (``reports/<target>.json``, schema ``harness.results/1``).
+
+The pytest plugin writes one of these per target; the runner, parity and the reports only ever read them.
+Keeping results as plain data with ``to_dict``/``from_dict`` is what lets parity run from serialised files and
+lets shards from several machines be merged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "OUTCOMES",
+    "SCHEMA",
+    "ConformanceError",
+    "Results",
+    "ResultsError",
+    "ScenarioResult",
+    "TargetInfo",
+    "dump_results",
+    "load_results",
+    "merge_results",
+]
+
+SCHEMA = "harness.results/1"
+OUTCOMES = ("passed", "failed", "skipped", "error")
+
+
+class ConformanceError(Exception):
+    """Base of every error the conformance package raises on purpose (the runner maps it to exit 2)."""
+
+
+class ResultsError(ConformanceError):
+    """A results file (or dict) is not a valid ``harness.results/1`` document.
+
+    ``source`` names the file (or ``<dict>``), ``where`` the offending field, ``problem`` what is wrong.
+    """
+
+    def __init__(self, source: str, problem: str, where: str = "") -> None:
+        self.source = source
+        self.where = where
+        self.problem = problem
+        at = f" at {where}" if where else ""
+        super().__init__(f"{source}: invalid results file{at}: {problem}")
+
+
+@dataclass(frozen=True)
+class TargetInfo:
+    """Which daemon a results file describes, as the plugin resolved it."""
+
+    name: str
+    version: str = ""
+    api_version: str = ""
+    backend: str = ""
+    kernel: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "api_version": self.api_version,
+            "backend": self.backend,
+            "kernel": self.kernel,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "<dict>", where: str = "target") -> TargetInfo:
+        obj = _mapping(data, source, where)
+        _no_unknown(obj, {"name", "version", "api_version", "backend", "kernel"}, source, where)
+        name = _str(obj, "name", source, where, required=True)
+        if not name:
+            raise ResultsError(source, "target name must not be empty", f"{where}.name")
+        return cls(
+            name=name,
+            version=_str(obj, "version", source, where),
+            api_version=_str(obj, "api_version", source, where),
+            backend=_str(obj, "backend", source, where),
+            kernel=_str(obj, "kernel", source, where),
+        )
+
+
+@dataclass(frozen=True)
+class ScenarioResult:
+    """One scenario's outcome on one target, with the observations it recorded (raw, not normalised)."""
+
+    id: str
+    outcome: str
+    nodeid: str = ""
+    area: str = ""
+    statement: str = ""
+    ref: str = ""
+    reason: str = ""
+    duration: float = 0.0
+    observations: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "nodeid": self.nodeid,
+            "area": self.area,
+            "statement": self.statement,
+            "ref": self.ref,
+            "outcome": self.outcome,
+            "reason": self.reason,
+            "duration": self.duration,
+            "observations": self.observations,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "<dict>", where: str = "scenario") -> ScenarioResult:
+        obj = _mapping(data, source, where)
+        known = {"id", "nodeid", "area", "statement", "ref", "outcome", "reason", "duration", "observations"}
+        _no_unknown(obj, known, source, where)
+        sid = _str(obj, "id", source, where, required=True)
+        if not sid:
+            raise ResultsError(source, "scenario id must not be empty", f"{where}.id")
+        outcome = _str(obj, "outcome", source, where, required=True)
+        if outcome not in OUTCOMES:
+            raise ResultsError(
+                source, f"outcome {outcome!r} is not one of {', '.join(OUTCOMES)}", f"{where}.outcome"
+            )
+        observations = obj.get("observations", {})
+        if observations is None:
+            observations = {}
+        if not isinstance(observations, dict):
+            raise ResultsError(
+                source, f"expected an object, got {type(observations).__name__}", f"{where}.observations"
+            )
+        return cls(
+            id=sid,
+            outcome=outcome,
+            nodeid=_str(obj, "nodeid", source, where),
+            area=_str(obj, "area", source, where) or sid.split("/", 1)[0],
+            statement=_str(obj, "statement", source, where),
+            ref=_str(obj, "ref", source, where),
+            reason=_str(obj, "reason", source, where),
+            duration=_number(obj, "duration", source, where),
+            observations=observations,
+        )
+
+
+@dataclass(frozen=True)
+class Results:
+    """Everything one pytest run recorded for one target."""
+
+    target: TargetInfo
+    scenarios: tuple[ScenarioResult, ...] = ()
+    started: str = ""
+    duration: float = 0.0
+
+    def by_id(self) -> dict[str, ScenarioResult]:
+        return {s.id: s for s in self.scenarios}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "target": self.target.to_dict(),
+            "started": self.started,
+            "duration": self.duration,
+            "scenarios": [s.to_dict() for s in self.scenarios],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "<dict>") -> Results:
+        obj = _mapping(data, source, "")
+        schema = obj.get("schema")
+        if schema != SCHEMA:
+            raise ResultsError(source, f"schema is {schema!r}, expected {SCHEMA!r}", "schema")
+        _no_unknown(obj, {"schema", "target", "started", "duration", "scenarios"}, source, "")
+        if "target" not in obj:
+            raise ResultsError(source, "missing required field", "target")
+        target = TargetInfo.from_dict(obj["target"], source)
+        raw = obj.get("scenarios", [])
+        if not isinstance(raw, list):
+            raise ResultsError(source, f"expected a list, got {type(raw).__name__}", "scenarios")
+        scenarios: list[ScenarioResult] = []
+        seen: dict[str, int] = {}
+        for i, item in enumerate(raw):
+            scenario = ScenarioResult.from_dict(item, source, f"scenarios[{i}]")
+            if scenario.id in seen:
+                raise ResultsError(
+                    source,
+                    f"duplicate scenario id {scenario.id!r} (also scenarios[{seen[scenario.id]}])",
+                    f"scenarios[{i}].id",
+                )
+            seen[scenario.id] = i
+            scenarios.append(scenario)
+        return cls(
+            target=target,
+            scenarios=tuple(scenarios),
+            started=_str(obj, "started", source, ""),
+            duration=_number(obj, "duration", source, ""),
+        )
+
+
+def load_results(path: str | os.PathLike[str]) -> Results:
+    """Read and validate a results file; any problem is a ``ResultsError`` naming the file."""
+    source = os.fspath(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ResultsError(source, "file does not exist") from None
+    except OSError as exc:
+        raise ResultsError(source, f"cannot read: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ResultsError(source, f"not UTF-8 text: {exc.reason}") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ResultsError(source, f"not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from exc
+    return Results.from_dict(data, source)
+
+
+def dump_results(results: Results, path: str | os.PathLike[str]) -> None:
+    """Write ``results`` atomically (a reader never sees half a file)."""
+    _atomic_write_json(Path(path), results.to_dict())
+
+
+def merge_results(parts: Sequence[Results], source: str = "<merge>") -> Results:
+    """Merge results of the *same* target (shards) into one; scenarios must not overlap.
+
+    The merged ``started`` is the earliest, ``duration`` the sum (time spent, not wall clock).
+    """
+    if not parts:
+        raise ResultsError(source, "nothing to merge")
+    first = parts[0].target
+    for part in parts[1:]:
+        if part.target != first:
+            fields = [
+                f"{k}: {v!r} != {part.target.to_dict()[k]!r}"
+                for k, v in first.to_dict().items()
+                if part.target.to_dict()[k] != v
+            ]
+            raise ResultsError(source, "cannot merge results of different targets (" + "; ".join(fields) + ")")
+    merged: dict[str, ScenarioResult] = {}
+    for part in parts:
+        for scenario in part.scenarios:
+            if scenario.id in merged:
+                if merged[scenario.id] == scenario:
+                    continue
+                raise ResultsError(
+                    source, f"scenario {scenario.id!r} appears in two shards of target {first.name!r}"
+                )
+            merged[scenario.id] = scenario
+    starts = [p.started for p in parts if p.started]
+    return Results(
+        target=first,
+        scenarios=tuple(merged[k] for k in sorted(merged)),
+        started=min(starts) if starts else "",
+        duration=round(sum(p.duration for p in parts), 6),
+    )
+
+
+# -- helpers -------------------------------------------------------------------------------------------------
+
+
+def _atomic_write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2, ensure_ascii=False)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _mapping(data: Any, source: str, where: str) -> Mapping[str, Any]:
+    if not isinstance(data, dict):
+        raise ResultsError(source, f"expected an object, got {type(data).__name__}", where)
+    return data
+
+
+def _no_unknown(obj: Mapping[str, Any], known: set[str], source: str, where: str) -> None:
+    unknown = sorted(set(obj) - known)
+    if unknown:
+        raise ResultsError(source, f"unknown field(s) {', '.join(map(repr, unknown))}", where)
+
+
+def _str(obj: Mapping[str, Any], key: str, source: str, where: str, required: bool = False) -> str:
+    if key not in obj:
+        if required:
+            raise ResultsError(source, "missing required field", _join(where, key))
+        return ""
+    value = obj[key]
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str):
+        raise ResultsError(source, f"expected a string, got {type(value).__name__}", _join(where, key))
+    return value
+
+
+def _number(obj: Mapping[str, Any], key: str, source: str, where: str) -> float:
+    value = obj.get(key, 0.0)
+    if value is None:
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ResultsError(source, f"expected a number, got {type(value).__name__}", _join(where, key))
+    return float(value)

@@ -1,0 +1,250 @@
+"""The local backend: the daemon is a process on this host in private mount + network namespaces.
+
+``unshare --mount --net`` gives each daemon its own mount table (its overlay and bind
+mounts vanish with it) and its own netns (bridges, iptables and TCP ports never collide
+with another daemon's). Unix sockets live in the shared filesystem; TCP listeners are
+reached through a loopback Forwarder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+from ..cleanup import LEDGER
+from ..endpoints import Endpoint, TLSFiles
+from ..errors import BackendStartError, ReadinessTimeout
+from ..netns import Forwarder, NetnsConnector
+from ..targets import Target
+from ..wait import ping_once, wait_until
+from .base import DaemonHandle, DaemonSpec, NotifyListener
+
+__all__ = ["LocalBackend"]
+
+_WRAPPER = 'ip link set lo up || exit 125\n{remap}exec "$@"'
+_FD_BASE = 100
+
+
+def _flag_given(spec: DaemonSpec, flag: str, key: str) -> bool:
+    in_args = any(a == flag or a.startswith(flag + "=") for a in spec.args)
+    in_file = isinstance(spec.config, dict) and key in spec.config
+    return in_args or in_file
+
+
+def _tcp_port(host: str) -> int | None:
+    if not host.startswith("tcp://"):
+        return None
+    tail = host.removeprefix("tcp://").rstrip("/")
+    port = tail.rpartition(":")[2] if ":" in tail else ""
+    return int(port) if port.isdigit() else 2375
+
+
+class LocalBackend:
+    """Boots daemons as local processes; implements the Backend protocol."""
+
+    name = "local"
+
+    def command(self, target: Target, spec: DaemonSpec, handle: DaemonHandle) -> list[str]:
+        argv = list(target.argv)
+        if not _flag_given(spec, "--data-root", "data-root"):
+            argv.append(f"--data-root={handle.data_root}")
+        if not _flag_given(spec, "--exec-root", "exec-root"):
+            argv.append(f"--exec-root={handle.exec_root}")
+        if not _flag_given(spec, "--pidfile", "pidfile"):
+            argv.append(f"--pidfile={handle.pidfile}")
+        if spec.config_file_flag:
+            argv.append(f"--config-file={handle.config_path}")
+        hosts = [f"unix://{handle.socket_path}"] if spec.hosts is None else spec.hosts
+        argv += [f"-H={h}" for h in hosts]
+        return argv + spec.args
+
+    def start(self, target: Target, spec: DaemonSpec, workdir: str) -> DaemonHandle:
+        target.check_available()
+        os.makedirs(workdir, exist_ok=True)
+        handle = DaemonHandle(target=target, spec=spec, workdir=workdir, command=[])
+        text = spec.config_text()
+        if spec.config_file_flag:
+            with open(handle.config_path, "w") as fh:
+                fh.write("{}\n" if text is None else text)
+        handle.command = self.command(target, spec, handle)
+        self._spawn(handle)
+        return handle
+
+    def _activation_sockets(self, spec: DaemonSpec) -> list[socket.socket]:
+        socks = []
+        for path in spec.activation:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.bind(path)
+            os.chmod(path, 0o660)
+            sock.listen(128)
+            socks.append(sock)
+        return socks
+
+    def _spawn(self, handle: DaemonHandle) -> None:
+        spec = handle.spec
+        env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "HOME": handle.workdir,
+               "LANG": "C.UTF-8", **handle.target.env, **spec.env}
+        if os.environ.get("PYTHONPATH"):
+            env.setdefault("PYTHONPATH", os.environ["PYTHONPATH"])
+        if spec.notify:
+            if handle.notify_listener is None:
+                handle.notify_listener = NotifyListener(os.path.join(handle.workdir, "notify.sock"))
+            env["NOTIFY_SOCKET"] = handle.notify_listener.path
+        socks = self._activation_sockets(spec)
+        pass_fds = []
+        remap = ""
+        for i, sock in enumerate(socks):
+            high = _FD_BASE + i
+            os.dup2(sock.fileno(), high, inheritable=True)
+            pass_fds.append(high)
+            remap += f"exec {3 + i}<&{high} {high}<&-\n"
+            sock.close()
+        if socks:
+            remap += f"export LISTEN_FDS={len(socks)}; export LISTEN_PID=$$\n"
+        wrapper = ["unshare", "--mount", "--net", "--propagation", "private", "--", "bash", "-c",
+                   _WRAPPER.format(remap=remap), "refd-wrapper"]
+        stdout = open(handle.stdout_path, "ab")  # noqa: SIM115 - handed to the child
+        stderr = open(handle.stderr_path, "ab")  # noqa: SIM115
+        try:
+            handle.process = subprocess.Popen(
+                [*wrapper, *handle.command], stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, env=env,
+                cwd=handle.workdir, start_new_session=True, pass_fds=pass_fds)
+        finally:
+            stdout.close()
+            stderr.close()
+            for fd in pass_fds:
+                os.close(fd)
+        LEDGER.record_daemon(handle.process.pid, handle.workdir)
+        handle.netns_path = f"/proc/{handle.process.pid}/ns/net"
+        self._find_endpoints(handle)
+        if spec.wait:
+            self.wait_ready(handle)
+
+    def _find_endpoints(self, handle: DaemonHandle) -> None:
+        spec = handle.spec
+        endpoints: list[Endpoint] = []
+        hosts = [f"unix://{handle.socket_path}"] if spec.hosts is None else spec.hosts
+        if isinstance(spec.config, dict) and isinstance(spec.config.get("hosts"), list):
+            hosts = hosts + [h for h in spec.config["hosts"] if isinstance(h, str)]
+        for path in spec.activation:
+            endpoints.append(Endpoint("unix", path))
+        for host in hosts:
+            if host.startswith("unix://"):
+                endpoints.append(Endpoint("unix", host.removeprefix("unix://") or "/var/run/docker.sock"))
+            elif (port := _tcp_port(host)) is not None:
+                endpoints.append(self.forward(handle, port, spec.client_tls))
+        handle.endpoints = endpoints
+        handle.endpoint = endpoints[0] if endpoints else None
+
+    def forward(self, handle: DaemonHandle, port: int, tls: TLSFiles | None = None) -> Endpoint:
+        """A host-loopback endpoint for ``127.0.0.1:port`` inside the daemon's netns."""
+        connector = handle.extras.get("connector")
+        if connector is None:
+            connector = handle.extras["connector"] = NetnsConnector(self._netns_of(handle))
+        forwarders: dict[int, Forwarder] = handle.extras.setdefault("forwarders", {})
+        if port not in forwarders:
+            forwarders[port] = Forwarder(connector, port)
+        return Endpoint("tcp", forwarders[port].address, tls)
+
+    def _netns_of(self, handle: DaemonHandle) -> str:
+        """The daemon's netns path; waits for unshare to have switched namespaces."""
+        mine = os.stat("/proc/self/ns/net").st_ino
+        path = handle.netns_path
+        wait_until(lambda: not os.path.exists(path) or os.stat(path).st_ino != mine, 5)
+        return path
+
+    def wait_ready(self, handle: DaemonHandle, timeout: float | None = None) -> None:
+        timeout = handle.spec.timeout if timeout is None else timeout
+        endpoint = handle.endpoint
+        if endpoint is None:
+            raise ReadinessTimeout(handle.target.name, 0, "no endpoint to ping", handle.log_tail(),
+                                   "give the daemon a unix or tcp host")
+        last_error: list[str] = [""]
+
+        def ready() -> bool:
+            try:
+                return ping_once(endpoint) == 200
+            except OSError as exc:
+                last_error[0] = str(exc)
+                return False
+
+        exited = lambda: handle.returncode is not None  # noqa: E731
+        start = time.monotonic()
+        if wait_until(ready, timeout, abort=exited):
+            handle.extras["netns_ino"] = _ns_inode(handle.pid)
+            return
+        if handle.returncode is not None:
+            raise BackendStartError(handle.target.name, handle.command, handle.returncode, handle.log_tail())
+        raise ReadinessTimeout(handle.target.name, time.monotonic() - start,
+                               f"GET /_ping on {endpoint.docker_host}", handle.log_tail(),
+                               f"last error: {last_error[0] or 'none'}; check the log for a stuck start-up")
+
+    def restart(self, handle: DaemonHandle) -> DaemonHandle:
+        """Stop (SIGTERM) and boot again on the same data-root."""
+        if handle.returncode is None:
+            handle.stop()
+        self._close_forwarders(handle)
+        self._spawn(handle)
+        return handle
+
+    def _close_forwarders(self, handle: DaemonHandle) -> None:
+        for fwd in handle.extras.pop("forwarders", {}).values():
+            fwd.close()
+        connector = handle.extras.pop("connector", None)
+        if connector is not None:
+            connector.close()
+
+    def teardown(self, handle: DaemonHandle, keep: bool = False) -> None:
+        """Stop the daemon, kill whatever it left in its namespace, remove its files."""
+        proc = handle.process
+        if proc is not None:
+            netns_ino = handle.extras.get("netns_ino") or _ns_inode(proc.pid)
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(proc.pid, signal.SIGKILL)
+                    proc.wait(timeout=10)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            if netns_ino:
+                kill_netns_members(netns_ino)
+            LEDGER.forget_daemon(proc.pid)
+        self._close_forwarders(handle)
+        if handle.notify_listener is not None:
+            handle.notify_listener.close()
+        if not keep:
+            shutil.rmtree(handle.workdir, ignore_errors=True)
+
+
+def _ns_inode(pid: int) -> int:
+    try:
+        ino = os.stat(f"/proc/{pid}/ns/net").st_ino
+    except OSError:
+        return 0
+    return 0 if ino == os.stat("/proc/self/ns/net").st_ino else ino
+
+
+def kill_netns_members(ino: int) -> int:
+    """SIGKILL every process living in the netns with inode ``ino``; returns how many."""
+    killed = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.stat(f"/proc/{entry}/ns/net").st_ino == ino:
+                os.kill(int(entry), signal.SIGKILL)
+                killed += 1
+        except (OSError, ProcessLookupError):
+            continue
+    return killed

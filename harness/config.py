@@ -1,0 +1,73 @@
+"""HarnessConfig: options resolved CLI > environment > ini, with errors naming the source."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ConfigValueError
+
+__all__ = ["BACKENDS", "HarnessConfig", "resolve_config"]
+
+BACKENDS = ("local",)
+
+
+@dataclass(frozen=True)
+class HarnessConfig:
+    targets: tuple[str, ...]
+    backend: str
+    keep_daemons: bool
+    results_json: str | None
+    results_dir: str | None
+    shard: tuple[int, int] | None
+
+
+def _pick(cli: Any, env_name: str, ini: Any) -> tuple[Any, str]:
+    if cli not in (None, ""):
+        return cli, "command line"
+    if os.environ.get(env_name):
+        return os.environ[env_name], f"environment variable {env_name}"
+    if ini not in (None, "", []):
+        return ini, "ini option"
+    return None, "default"
+
+
+def _parse_shard(value: str, source: str) -> tuple[int, int]:
+    try:
+        index, total = (int(p) for p in value.split("/"))
+        if not 1 <= index <= total:
+            raise ValueError
+    except ValueError:
+        raise ConfigValueError(f"bad shard {value!r} from {source}: expected I/N with 1 <= I <= N, "
+                               "e.g. --harness-shard 2/4") from None
+    return index, total
+
+
+def resolve_config(option: Any, ini: Any) -> HarnessConfig:
+    """Build the config from a pytest ``config.getoption``/``getini`` pair of callables."""
+    from .targets import KNOWN_TARGETS, default_targets
+
+    raw, source = _pick(option("targets"), "HARNESS_TARGETS", ini("harness_targets"))
+    if raw in (None, "auto"):
+        targets = default_targets()
+    else:
+        targets = [t.strip() for t in str(raw).split(",") if t.strip()]
+    for name in targets:
+        if name not in KNOWN_TARGETS:
+            raise ConfigValueError(f"unknown target {name!r} from {source}: choose from {', '.join(KNOWN_TARGETS)}")
+    backend, bsource = _pick(option("backend"), "HARNESS_BACKEND", ini("harness_backend"))
+    backend = backend or "local"
+    if backend not in BACKENDS:
+        raise ConfigValueError(f"unknown backend {backend!r} from {bsource}: choose from {', '.join(BACKENDS)}")
+    keep, _ = _pick(option("keep_daemons") or None, "HARNESS_KEEP_DAEMONS", None)
+    shard_raw, ssource = _pick(option("harness_shard"), "HARNESS_SHARD", None)
+    results_json = option("results_json")
+    if results_json and len(targets) != 1:
+        raise ConfigValueError(f"--results-json needs exactly one target (got {', '.join(targets)}); "
+                               "use --results-dir for several")
+    return HarnessConfig(
+        targets=tuple(dict.fromkeys(targets)), backend=backend,
+        keep_daemons=str(keep).lower() in ("1", "true", "yes") if keep is not None else False,
+        results_json=results_json, results_dir=option("results_dir"),
+        shard=_parse_shard(str(shard_raw), ssource) if shard_raw else None)

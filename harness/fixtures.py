@@ -1,0 +1,193 @@
+"""The documented fixtures users' own tests and the suites use.
+
+``daemon_factory`` boots daemons of the current ``target``; ``docker_daemon`` is a
+session-wide one; ``engine``, ``docker_cli``, ``docker_client`` are ready clients;
+``tls_material`` mints certificates; ``observe`` records what a scenario saw.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from .backends.base import DaemonHandle, DaemonSpec
+from .client import EngineClient
+from .endpoints import Endpoint
+from .targets import Target, resolve_target
+
+__all__ = [
+    "DaemonFactory",
+    "daemon_factory",
+    "docker_cli",
+    "docker_client",
+    "docker_daemon",
+    "engine",
+    "observe",
+    "target",
+    "tls_material",
+]
+
+
+class DaemonFactory:
+    """Boots daemons of one target on one backend and tears every one of them down."""
+
+    def __init__(self, target: Target, backend_name: str, keep: bool = False) -> None:
+        from .backends import get_backend
+
+        self.target = target
+        self.backend = get_backend(backend_name)
+        self.keep = keep
+        self.handles: list[DaemonHandle] = []
+
+    def __call__(self, args: list[str] | None = None, config: dict[str, Any] | str | None = None,
+                 **spec_fields: Any) -> DaemonHandle:
+        spec = DaemonSpec(args=list(args or []), config=config, **spec_fields)
+        workdir = tempfile.mkdtemp(prefix=f"harness-{self.target.name}-", dir=_work_base())
+        os.chmod(workdir, 0o755)
+        try:
+            handle = self.backend.start(self.target, spec, workdir)
+        except BaseException:
+            # the partially booted daemon is in no handle list yet: clean it here
+            stub = DaemonHandle(self.target, spec, workdir, [])
+            self.backend.teardown(stub)
+            raise
+        self.handles.append(handle)
+        return handle
+
+    def start_expecting_exit(self, args: list[str] | None = None, config: dict[str, Any] | str | None = None,
+                             timeout: float = 30.0, **spec_fields: Any) -> tuple[int, DaemonHandle]:
+        """Boot without waiting for readiness and return the exit status (for must-fail starts)."""
+        handle = self(args, config, wait=False, **spec_fields)
+        return handle.wait_exit(timeout), handle
+
+    def restart(self, handle: DaemonHandle) -> DaemonHandle:
+        return self.backend.restart(handle)
+
+    def forward(self, handle: DaemonHandle, port: int, tls: Any = None) -> Endpoint:
+        return self.backend.forward(handle, port, tls)
+
+    def close(self) -> None:
+        while self.handles:
+            self.backend.teardown(self.handles.pop(), keep=self.keep)
+
+
+def _work_base() -> str:
+    base = os.environ.get("HARNESS_WORKDIR", "/tmp")
+    os.makedirs(base, exist_ok=True)
+    return base
+
+
+@pytest.fixture(scope="session")
+def target(request: pytest.FixtureRequest) -> Target:
+    """The daemon flavour under test (parametrized from ``--targets``)."""
+    name = getattr(request, "param", None) or request.config.stash[_CONFIG_KEY].targets[0]
+    chosen = resolve_target(name)
+    chosen.check_available()
+    return chosen
+
+
+@pytest.fixture
+def daemon_factory(target: Target, request: pytest.FixtureRequest) -> Iterator[DaemonFactory]:
+    """Boot throwaway daemons: ``daemon_factory(args=[...], config={...})`` returns a handle."""
+    cfg = request.config.stash[_CONFIG_KEY]
+    factory = DaemonFactory(target, cfg.backend, cfg.keep_daemons)
+    try:
+        yield factory
+    finally:
+        factory.close()
+
+
+@pytest.fixture(scope="session")
+def _session_factory(target: Target, request: pytest.FixtureRequest) -> Iterator[DaemonFactory]:
+    cfg = request.config.stash[_CONFIG_KEY]
+    factory = DaemonFactory(target, cfg.backend, cfg.keep_daemons)
+    try:
+        yield factory
+    finally:
+        factory.close()
+
+
+@pytest.fixture(scope="session")
+def docker_daemon(_session_factory: DaemonFactory) -> DaemonHandle:
+    """One default daemon per target for the whole session (scenarios that need no special boot)."""
+    return _session_factory()
+
+
+@pytest.fixture
+def engine(docker_daemon: DaemonHandle) -> Iterator[EngineClient]:
+    """A raw HTTP client (requests) on the session daemon."""
+    assert docker_daemon.endpoint is not None
+    client = EngineClient(docker_daemon.endpoint)
+    yield client
+    client.close()
+
+
+CLI = Callable[..., "subprocess.CompletedProcess[str]"]
+
+
+def make_cli(endpoint: Endpoint, home: str) -> CLI:
+    """A function running the real docker CLI against ``endpoint`` with a private config dir."""
+    docker = shutil.which("docker")
+
+    def run(*args: str, input: str | None = None, env: dict[str, str] | None = None,
+            timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        if docker is None:
+            pytest.fail("the docker CLI is not installed: apt-get install docker.io (or docker-cli)")
+        full_env = {"PATH": os.environ.get("PATH", ""), "HOME": home, "DOCKER_CONFIG": os.path.join(home, ".docker"),
+                    **(env or {})}
+        return subprocess.run([docker, *endpoint.cli_args(), *args], input=input, capture_output=True, text=True,
+                              env=full_env, timeout=timeout)
+
+    return run
+
+
+@pytest.fixture
+def docker_cli(docker_daemon: DaemonHandle, tmp_path: Any) -> CLI:
+    """``docker_cli("ps", "-a")`` runs the real docker CLI on the session daemon."""
+    assert docker_daemon.endpoint is not None
+    return make_cli(docker_daemon.endpoint, str(tmp_path))
+
+
+@pytest.fixture
+def docker_client(docker_daemon: DaemonHandle) -> Iterator[Any]:
+    """A docker SDK client on the session daemon."""
+    import docker
+
+    assert docker_daemon.endpoint is not None
+    client = docker.DockerClient(**docker_daemon.endpoint.sdk_kwargs())
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def tls_material(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """trustme CA, server and client material (plus rogue and expired clients), minted per session."""
+    from .tls import mint_tls_material
+
+    return mint_tls_material(str(tmp_path_factory.mktemp("tls")))
+
+
+class Observations(dict[str, Any]):
+    """What a scenario saw. ``observe(key, value)`` or ``observe.update(...)``."""
+
+    def __call__(self, key: str, value: Any) -> Any:
+        self[key] = value
+        return value
+
+
+@pytest.fixture
+def observe(request: pytest.FixtureRequest) -> Observations:
+    """Record observations for the parity report (compared across targets after normalisation)."""
+    store = Observations()
+    request.node.stash[OBSERVATIONS_KEY] = store
+    return store
+
+
+OBSERVATIONS_KEY = pytest.StashKey[Observations]()
+_CONFIG_KEY: pytest.StashKey[Any] = pytest.StashKey()

@@ -1,0 +1,180 @@
+"""pytest11 entry point ``harness``: options, markers, target parametrisation, results files.
+
+Loaded in every pytest run of an environment where the harness is installed, so it
+imports nothing heavy at module level.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+import zlib
+from typing import Any
+
+import pytest
+
+from .fixtures import (  # noqa: F401 - fixtures are registered by import
+    _CONFIG_KEY,
+    OBSERVATIONS_KEY,
+    _session_factory,
+    daemon_factory,
+    docker_cli,
+    docker_client,
+    docker_daemon,
+    engine,
+    observe,
+    target,
+    tls_material,
+)
+
+__all__ = ["pytest_addoption", "pytest_configure"]
+
+_RECORDS: pytest.StashKey[dict[str, dict[str, Any]]] = pytest.StashKey()
+_STARTED: pytest.StashKey[float] = pytest.StashKey()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("harness", "Docker Engine conformance harness")
+    group.addoption("--targets", default=None,
+                    help="comma-separated targets: refd, dockerd, external (default: refd plus dockerd if installed)")
+    group.addoption("--backend", default=None, help="where daemons boot: local (default)")
+    group.addoption("--keep-daemons", action="store_true", default=False,
+                    help="leave daemon work directories in place for debugging")
+    group.addoption("--results-json", default=None, help="write this target's scenario results to PATH")
+    group.addoption("--results-dir", default=None, help="write <target>.json results files into DIR")
+    group.addoption("--harness-shard", default=None, help="run shard I of N scenarios (I/N)")
+    parser.addini("harness_targets", "default targets (comma-separated)", default="")
+    parser.addini("harness_backend", "default backend", default="")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from .config import resolve_config
+    from .errors import ConfigValueError
+
+    config.addinivalue_line("markers", "scenario(id, statement, ref): a conformance scenario with a stable id")
+    config.addinivalue_line("markers", "requires_root: needs uid 0")
+    config.addinivalue_line("markers", "refd_only(reason): behaviour only refd has; not compared with dockerd")
+    try:
+        config.stash[_CONFIG_KEY] = resolve_config(config.getoption, config.getini)
+    except ConfigValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[_RECORDS] = {}
+    config.stash[_STARTED] = time.time()
+    if os.geteuid() == 0:
+        from .cleanup import LEDGER
+
+        LEDGER.reap()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "target" in metafunc.fixturenames:
+        names = list(metafunc.config.stash[_CONFIG_KEY].targets)
+        metafunc.parametrize("target", names, ids=names, indirect=True, scope="session")
+
+
+def _scenario(item: pytest.Item) -> pytest.Mark | None:
+    return item.get_closest_marker("scenario")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    seen: dict[tuple[str, str], str] = {}
+    for item in items:
+        mark = _scenario(item)
+        if mark is None:
+            continue
+        if not mark.args or not isinstance(mark.args[0], str) or "/" not in mark.args[0]:
+            raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.scenario needs an id like 'api/system/ping'")
+        key = (mark.args[0], _target_of(item))
+        base = item.nodeid.split("[")[0]
+        if key in seen and seen[key] != base:
+            raise pytest.UsageError(f"scenario id {mark.args[0]!r} is used by both {seen[key]} and {item.nodeid}")
+        seen[key] = base
+    shard = config.stash[_CONFIG_KEY].shard
+    if shard is None:
+        return
+    index, total = shard
+    keep, drop = [], []
+    for item in items:
+        mark = _scenario(item)
+        key = mark.args[0] if mark else item.nodeid.split("[")[0]
+        (keep if zlib.crc32(key.encode()) % total == index - 1 else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+def _target_of(item: pytest.Item) -> str:
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and "target" in callspec.params:
+        return str(callspec.params["target"])
+    return ""
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    mark = _scenario(item)
+    if mark is None:
+        return report
+    records = item.config.stash[_RECORDS]
+    target_name = _target_of(item) or item.config.stash[_CONFIG_KEY].targets[0]
+    key = f"{target_name}\0{mark.args[0]}"
+    record = records.setdefault(key, {
+        "id": mark.args[0], "nodeid": item.nodeid.split("[")[0], "area": mark.args[0].split("/")[0],
+        "statement": mark.args[1] if len(mark.args) > 1 else mark.kwargs.get("statement", ""),
+        "ref": mark.kwargs.get("ref", mark.args[2] if len(mark.args) > 2 else ""),
+        "outcome": "passed", "reason": "", "duration": 0.0, "observations": {}, "target": target_name})
+    record["duration"] += report.duration
+    if report.skipped:
+        record["outcome"] = "skipped"
+        longrepr = report.longrepr
+        record["reason"] = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+    elif report.failed:
+        record["outcome"] = "failed" if report.when == "call" else "error"
+        record["reason"] = _short(report.longreprtext)
+    observations = item.stash.get(OBSERVATIONS_KEY, None)
+    if observations is not None:
+        record["observations"].update(_jsonable(dict(observations)))
+    return report
+
+
+def _short(text: str, limit: int = 2000) -> str:
+    lines = [ln for ln in text.splitlines() if ln.startswith("E ")] or text.splitlines()[-5:]
+    out = "\n".join(lines)
+    return out[:limit]
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def _target_info(name: str, backend: str) -> dict[str, Any]:
+    from .targets import resolve_target
+
+    try:
+        version = resolve_target(name).version
+    except Exception:  # noqa: BLE001 - an unavailable target still gets a results file
+        version = ""
+    return {"name": name, "version": version, "api_version": "", "backend": backend, "kernel": platform.release()}
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    cfg = config.stash.get(_CONFIG_KEY, None)
+    if cfg is None or not (cfg.results_json or cfg.results_dir):
+        return
+    records = config.stash[_RECORDS]
+    started = config.stash[_STARTED]
+    for name in cfg.targets:
+        scenarios = sorted((dict(r) for r in records.values() if r["target"] == name), key=lambda r: r["id"])
+        for record in scenarios:
+            record.pop("target", None)
+        doc = {"schema": "harness.results/1", "target": _target_info(name, cfg.backend),
+               "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+               "duration": round(time.time() - started, 3), "scenarios": scenarios}
+        path = cfg.results_json or os.path.join(cfg.results_dir, f"{name}.json")
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with open(path, "w") as fh:
+            json.dump(doc, fh, indent=1)

@@ -1,0 +1,1 @@
+"""Conformance scenarios run against every target by `nox -s conformance`."""
