@@ -31,7 +31,9 @@ class Rule:
         return self.function(value, key)
 
 
-def _regex_rule(name: str, description: str, pattern: str, repl: str | Callable[[re.Match[str]], str]) -> Rule:
+def _regex_rule(
+    name: str, description: str, pattern: str, repl: str | Callable[[re.Match[str]], str]
+) -> Rule:
     compiled = re.compile(pattern)
 
     def apply(value: Any, key: str | None) -> Any:
@@ -92,7 +94,17 @@ _TIMESTAMP = Rule(
 
 #: Keys (compared case-insensitively) whose numeric values are Unix epoch seconds or nanoseconds.
 EPOCH_KEYS = frozenset(
-    {"time", "timenano", "created", "createdat", "timestamp", "started", "startedat", "finished", "finishedat"}
+    {
+        "time",
+        "timenano",
+        "created",
+        "createdat",
+        "timestamp",
+        "started",
+        "startedat",
+        "finished",
+        "finishedat",
+    }
 )
 
 

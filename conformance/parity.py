@@ -3,7 +3,7 @@
 This is the product of a conformance run. It works only from ``Results`` (serialised files), never from live
 daemons, so it can be rebuilt from reports gathered on other machines. The document (schema
 ``harness.parity/1``) keeps the raw observations of every target, the diffs computed on *normalised*
-observations, the known divergences that explained some of them, and the normalisation rules that were applied.
+observations, the known divergences that explained some of them, and the normalisation rules applied.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class KnownDivergenceError(ParityError):
         super().__init__(f"{source}: {problem}")
 
 
-# -- known divergences -----------------------------------------------------------------------------------------
+# -- known divergences
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,12 @@ class KnownDivergence:
         return any(fnmatch.fnmatchcase(t, pat) for t in (target, reference) for pat in self.targets)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"scenario": self.scenario, "targets": list(self.targets), "reason": self.reason, "link": self.link}
+        return {
+            "scenario": self.scenario,
+            "targets": list(self.targets),
+            "reason": self.reason,
+            "link": self.link,
+        }
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "<dict>", where: str = "divergence") -> KnownDivergence:
@@ -92,11 +97,7 @@ class KnownDivergence:
         if not isinstance(scenario, str) or not scenario:
             raise KnownDivergenceError(source, f"{where}: 'scenario' must be a non-empty string")
         targets = data.get("targets")
-        if (
-            not isinstance(targets, list)
-            or not targets
-            or not all(isinstance(t, str) and t for t in targets)
-        ):
+        if not isinstance(targets, list) or not targets or not all(isinstance(t, str) and t for t in targets):
             raise KnownDivergenceError(
                 source, f"{where} ({scenario}): 'targets' must be a non-empty list of target names or globs"
             )
@@ -135,7 +136,7 @@ def load_known(path: str | os.PathLike[str] | None = None, missing_ok: bool = Fa
     return [KnownDivergence.from_dict(e, source, f"divergence #{i + 1}") for i, e in enumerate(entries)]
 
 
-# -- document --------------------------------------------------------------------------------------------------
+# -- document
 
 
 @dataclass(frozen=True)
@@ -156,7 +157,9 @@ class Diff:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Diff:
-        return cls(path=data["path"], kind=data["kind"], reference=data.get("reference"), target=data.get("target"))
+        return cls(
+            path=data["path"], kind=data["kind"], reference=data.get("reference"), target=data.get("target")
+        )
 
 
 @dataclass(frozen=True)
@@ -178,7 +181,9 @@ class Verdict:
             "verdict": self.verdict,
             "reason": self.reason,
             "link": self.link,
-            "outcome": None if self.outcome is None else {"reference": self.outcome[0], "target": self.outcome[1]},
+            "outcome": None
+            if self.outcome is None
+            else {"reference": self.outcome[0], "target": self.outcome[1]},
             "diffs": [d.to_dict() for d in self.diffs],
         }
 
@@ -297,7 +302,9 @@ class KnownUse:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> KnownUse:
-        return cls(entry=KnownDivergence.from_dict(dict(data), "<parity>"), matched=int(data.get("matched", 0)))
+        return cls(
+            entry=KnownDivergence.from_dict(dict(data), "<parity>"), matched=int(data.get("matched", 0))
+        )
 
 
 @dataclass(frozen=True)
@@ -348,7 +355,9 @@ class Parity:
 
     def ok(self) -> bool:
         """True when every scenario passed or was skipped everywhere and nothing diverged unexplained."""
-        bad_outcome = any(r.outcome in ("failed", "error") for s in self.scenarios for r in s.results.values())
+        bad_outcome = any(
+            r.outcome in ("failed", "error") for s in self.scenarios for r in s.results.values()
+        )
         return not bad_outcome and not self.unexplained()
 
     def to_dict(self) -> dict[str, Any]:
@@ -375,7 +384,8 @@ class Parity:
                 scenarios=tuple(ScenarioParity.from_dict(s) for s in data["scenarios"]),
                 known=tuple(KnownUse.from_dict(k) for k in data.get("known_divergences", [])),
                 rules=tuple(
-                    {"name": r["name"], "description": r["description"]} for r in data.get("normalisation", [])
+                    {"name": r["name"], "description": r["description"]}
+                    for r in data.get("normalisation", [])
                 ),
                 generated=data.get("generated", ""),
             )
@@ -383,7 +393,7 @@ class Parity:
             raise ParityError(f"malformed parity document: {type(exc).__name__}: {exc}") from exc
 
 
-# -- building --------------------------------------------------------------------------------------------------
+# -- building
 
 
 def pick_reference(names: Sequence[str], reference: str | None = None) -> str:
@@ -437,7 +447,9 @@ def diff_observations(reference: Any, target: Any, path: str = "") -> list[Diff]
 
 
 def _skip_reason(ref_name: str, ref: TargetOutcome, name: str, tgt: TargetOutcome) -> str:
-    parts = [f"{n}: {o.reason or 'skipped'}" for n, o in ((ref_name, ref), (name, tgt)) if o.outcome == "skipped"]
+    parts = [
+        f"{n}: {o.reason or 'skipped'}" for n, o in ((ref_name, ref), (name, tgt)) if o.outcome == "skipped"
+    ]
     return "; ".join(parts)
 
 
@@ -493,7 +505,11 @@ def build_parity(
         meta = present[0]
         outcomes = {
             n: TargetOutcome(
-                outcome=s.outcome, reason=s.reason, duration=s.duration, nodeid=s.nodeid, observations=s.observations
+                outcome=s.outcome,
+                reason=s.reason,
+                duration=s.duration,
+                nodeid=s.nodeid,
+                observations=s.observations,
             )
             for n in names
             if (s := by_target[n].get(sid)) is not None

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from conformance.parity import Parity, ScenarioParity, Verdict
-from conformance.results import OUTCOMES, _atomic_write_json
+from conformance.results import OUTCOMES
 
 __all__ = [
     "diff_text",
@@ -33,7 +33,7 @@ _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]
 def write_json(parity: Parity, path: str | os.PathLike[str]) -> Path:
     """Write the parity document (``harness.parity/1``) as indented JSON."""
     p = Path(path)
-    _atomic_write_json(p, parity.to_dict())
+    _write_text(p, json.dumps(parity.to_dict(), indent=2, ensure_ascii=False) + "\n")
     return p
 
 
@@ -59,7 +59,7 @@ def write_reports(parity: Parity, directory: str | os.PathLike[str]) -> list[Pat
     ]
 
 
-# -- text helpers ----------------------------------------------------------------------------------------------
+# -- text helpers
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -88,7 +88,7 @@ def diff_text(verdict: Verdict, reference: str, target: str) -> str:
     return "\n".join(lines)
 
 
-# -- markdown --------------------------------------------------------------------------------------------------
+# -- markdown
 
 
 def _cell(text: str) -> str:
@@ -146,8 +146,20 @@ def render_markdown(parity: Parity) -> str:
             ]
         )
     out += _table(
-        ["Target", "Version", "API", "Backend", "Kernel", "Scenarios", *OUTCOMES,
-         "match", "diverge", "known", "missing", "parity-skipped"],
+        [
+            "Target",
+            "Version",
+            "API",
+            "Backend",
+            "Kernel",
+            "Scenarios",
+            *OUTCOMES,
+            "match",
+            "diverge",
+            "known",
+            "missing",
+            "parity-skipped",
+        ],
         rows,
     )
     unexplained = parity.unexplained()
@@ -156,9 +168,14 @@ def render_markdown(parity: Parity) -> str:
         out.append(f"- {_code(s.id)} on {_cell(t)}: {v.verdict}{' — ' + _cell(v.reason) if v.reason else ''}")
     stale = parity.stale()
     if stale:
-        out += ["", "Stale known divergences (explained nothing in this run; remove them if the gap is closed):"]
+        out += [
+            "",
+            "Stale known divergences (explained nothing in this run; remove them if the gap is closed):",
+        ]
         for k in stale:
-            out.append(f"- {_code(k.entry.scenario)} on {_cell(', '.join(k.entry.targets))}: {_cell(k.entry.reason)}")
+            out.append(
+                f"- {_code(k.entry.scenario)} on {_cell(', '.join(k.entry.targets))}: {_cell(k.entry.reason)}"
+            )
 
     out += ["", "## Scenarios", ""]
     out += _table(
@@ -174,14 +191,24 @@ def render_markdown(parity: Parity) -> str:
         ],
     )
 
-    skipped = [(s, n, s.results[n].reason) for s in parity.scenarios for n in names
-               if n in s.results and s.results[n].outcome == "skipped"]
+    skipped = [
+        (s, n, s.results[n].reason)
+        for s in parity.scenarios
+        for n in names
+        if n in s.results and s.results[n].outcome == "skipped"
+    ]
     if skipped:
         out += ["", "## Skipped", ""]
-        out += _table(["Scenario", "Target", "Reason"], [[_code(s.id), _cell(n), _cell(r)] for s, n, r in skipped])
+        out += _table(
+            ["Scenario", "Target", "Reason"], [[_code(s.id), _cell(n), _cell(r)] for s, n, r in skipped]
+        )
 
-    failed = [(s, n, s.results[n]) for s in parity.scenarios for n in names
-              if n in s.results and s.results[n].outcome in ("failed", "error")]
+    failed = [
+        (s, n, s.results[n])
+        for s in parity.scenarios
+        for n in names
+        if n in s.results and s.results[n].outcome in ("failed", "error")
+    ]
     if failed:
         out += ["", "## Failures", ""]
         out += _table(
@@ -190,8 +217,12 @@ def render_markdown(parity: Parity) -> str:
         )
 
     out += ["", "## Divergences", ""]
-    divergent = [(s, t, v) for s in parity.scenarios for t, v in s.verdicts.items() if v.verdict in
-                 ("diverge", "known", "missing")]
+    divergent = [
+        (s, t, v)
+        for s in parity.scenarios
+        for t, v in s.verdicts.items()
+        if v.verdict in ("diverge", "known", "missing")
+    ]
     if not divergent:
         out.append("None.")
     for s, t, v in divergent:
@@ -213,13 +244,20 @@ def render_markdown(parity: Parity) -> str:
         if rows:
             out += _table(["Path", _cell(parity.reference), _cell(t)], rows)
 
-    out += ["", "## Normalisation rules", "",
-            "Observations are normalised with these rules, in this order, before they are compared:", ""]
-    out += _table(["Rule", "Description"], [[_code(r["name"]), _cell(r["description"])] for r in parity.rules])
+    out += [
+        "",
+        "## Normalisation rules",
+        "",
+        "Observations are normalised with these rules, in this order, before they are compared:",
+        "",
+    ]
+    out += _table(
+        ["Rule", "Description"], [[_code(r["name"]), _cell(r["description"])] for r in parity.rules]
+    )
     return "\n".join(out) + "\n"
 
 
-# -- junit -----------------------------------------------------------------------------------------------------
+# -- junit
 
 
 def _x(text: str) -> str:
@@ -243,38 +281,33 @@ def render_junit(parity: Parity) -> str:
         counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
         time = 0.0
         for s in parity.scenarios:
-            case = ET.SubElement(suite, "testcase", classname=_x(f"{name}.{s.area or 'scenario'}"), name=_x(s.id))
+            case = ET.SubElement(
+                suite, "testcase", classname=_x(f"{name}.{s.area or 'scenario'}"), name=_x(s.id)
+            )
             counts["tests"] += 1
             result = s.results.get(name)
             verdict = s.verdicts.get(name)
             if result is None:
-                ET.SubElement(case, "failure", type="parity.missing",
-                              message=_x(f"scenario absent from {name} results")).text = _x(
-                    f"{s.id} was not reported by {name}"
-                )
+                message = f"scenario absent from {name} results"
+                ET.SubElement(case, "failure", type="missing", message=_x(message)).text = _x(message)
                 counts["failures"] += 1
                 continue
             case.set("time", f"{result.duration:.3f}")
             time += result.duration
-            parity_problem = verdict is not None and verdict.problem
-            if result.outcome == "error":
-                ET.SubElement(case, "error", message=_x(result.reason or "error")).text = _x(result.reason)
-                counts["errors"] += 1
-            elif result.outcome == "failed" or parity_problem:
-                texts = []
-                if result.outcome == "failed":
-                    texts.append(result.reason or "failed")
-                if verdict is not None and parity_problem:
-                    texts.append(f"{verdict.verdict} vs {parity.reference}:\n"
-                                 + diff_text(verdict, parity.reference, name))
-                message = (result.reason or "failed") if result.outcome == "failed" else (
-                    f"{verdict.verdict} vs reference {parity.reference}" if verdict else "")
-                failure = ET.SubElement(
-                    case, "failure", type="parity" if result.outcome != "failed" else "outcome",
-                    message=_x(message.splitlines()[0] if message else ""),
+            texts: list[str] = []
+            if result.outcome in ("failed", "error"):
+                texts.append(result.reason or result.outcome)
+            if verdict is not None and verdict.problem:
+                texts.append(
+                    f"{verdict.verdict} vs reference {parity.reference}:\n"
+                    + diff_text(verdict, parity.reference, name)
                 )
-                failure.text = _x("\n\n".join(texts))
-                counts["failures"] += 1
+            if texts:
+                tag = "error" if result.outcome == "error" else "failure"
+                kind = result.outcome if result.outcome in ("failed", "error") else "parity"
+                message = texts[0].splitlines()[0] if texts[0] else kind
+                ET.SubElement(case, tag, type=kind, message=_x(message)).text = _x("\n\n".join(texts))
+                counts["errors" if tag == "error" else "failures"] += 1
             elif result.outcome == "skipped":
                 ET.SubElement(case, "skipped", message=_x(result.reason))
                 counts["skipped"] += 1
@@ -282,7 +315,8 @@ def render_junit(parity: Parity) -> str:
                 ET.SubElement(case, "system-out").text = _x(
                     f"known divergence vs {parity.reference}: {verdict.reason}"
                     + (f" ({verdict.link})" if verdict.link else "")
-                    + "\n" + diff_text(verdict, parity.reference, name)
+                    + "\n"
+                    + diff_text(verdict, parity.reference, name)
                 )
         for key, value in counts.items():
             suite.set(key, str(value))

@@ -237,7 +237,9 @@ def merge_results(parts: Sequence[Results], source: str = "<merge>") -> Results:
                 for k, v in first.to_dict().items()
                 if part.target.to_dict()[k] != v
             ]
-            raise ResultsError(source, "cannot merge results of different targets (" + "; ".join(fields) + ")")
+            raise ResultsError(
+                source, "cannot merge results of different targets (" + "; ".join(fields) + ")"
+            )
     merged: dict[str, ScenarioResult] = {}
     for part in parts:
         for scenario in part.scenarios:
@@ -257,7 +259,7 @@ def merge_results(parts: Sequence[Results], source: str = "<merge>") -> Results:
     )
 
 
-# -- helpers -------------------------------------------------------------------------------------------------
+# -- helpers
 
 
 def _atomic_write_json(path: Path, data: Any) -> None:

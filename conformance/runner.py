@@ -1,0 +1,529 @@
+"""The conformance runner: run pytest once per target, then build parity and write the reports.
+
+The runner is a pipeline of small steps (as in nox's ``workflow.py``): each step takes the ``Run`` state and
+returns it, or returns an int to end the run with that exit code. Steps are plain functions, so tests run any
+prefix of a pipeline, and the pytest invocation is injectable so tests never start a real pytest or daemon.
+The runner knows results, not daemons: it boots nothing itself.
+
+Exit codes: 0 every scenario passed or was skipped on every target and nothing diverged unexplained;
+1 some scenario failed/errored or diverged (or went missing) without a known-divergence entry;
+2 usage or runner error (bad options, pytest exit >= 2, a missing or invalid results file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import importlib.metadata
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from conformance.parity import DEFAULT_KNOWN_PATH, Parity, build_parity, load_known
+from conformance.report import diff_text, write_reports
+from conformance.results import OUTCOMES, ConformanceError, Results, dump_results, load_results, merge_results
+
+__all__ = [
+    "AREAS",
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "MERGE_STEPS",
+    "REPORT_STEPS",
+    "REPO_ROOT",
+    "RUN_STEPS",
+    "Options",
+    "PytestInvoker",
+    "PytestRun",
+    "Run",
+    "Step",
+    "build_pytest_command",
+    "main",
+    "run_pipeline",
+    "subprocess_pytest",
+]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+AREAS = ("api", "socket", "config", "systemd")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PLUGIN = "harness.plugin"
+TAIL_LINES = 30
+_PYTEST_EXITS = {2: "interrupted", 3: "internal error", 4: "usage error", 5: "no tests collected"}
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+@dataclass(frozen=True)
+class PytestRun:
+    """What one pytest invocation returned: its exit code and the tail of its output."""
+
+    returncode: int
+    tail: str = ""
+
+
+#: ``(command, cwd, env, out) -> PytestRun``; the default runs a subprocess and streams its output to ``out``.
+PytestInvoker = Callable[[Sequence[str], Path, Mapping[str, str], TextIO], PytestRun]
+
+
+def subprocess_pytest(command: Sequence[str], cwd: Path, env: Mapping[str, str], out: TextIO) -> PytestRun:
+    """Run ``command``, echoing its output line by line and keeping the last ``TAIL_LINES`` lines."""
+    tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+    try:
+        proc = subprocess.Popen(
+            list(command),
+            cwd=cwd,
+            env=dict(env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+        )
+    except OSError as exc:
+        return PytestRun(127, f"cannot start {command[0]}: {exc}")
+    assert proc.stdout is not None
+    with proc:
+        for line in proc.stdout:
+            out.write(line)
+            out.flush()
+            tail.append(line.rstrip("\n"))
+    return PytestRun(proc.returncode, "\n".join(tail))
+
+
+@dataclass
+class Options:
+    """Parsed command line. ``command`` selects the pipeline: run, merge or report."""
+
+    command: str = "run"
+    targets: tuple[str, ...] = ()
+    suites: tuple[str, ...] = AREAS
+    reports: Path = Path("reports")
+    backend: str = "local"
+    keyword: str | None = None
+    shard: tuple[int, int] | None = None
+    pytest_args: tuple[str, ...] = ()
+    reference: str | None = None
+    known: Path | None = None
+    inputs: tuple[Path, ...] = ()
+
+
+@dataclass
+class Run:
+    """The state handed from step to step."""
+
+    argv: list[str]
+    root: Path = REPO_ROOT
+    env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    invoke_pytest: PytestInvoker = subprocess_pytest
+    which: Callable[[str], str | None] = shutil.which
+    plugin_autoloaded: bool | None = None  # None: detect from installed pytest11 entry points
+    out: TextIO = field(default_factory=lambda: sys.stdout)
+    err: TextIO = field(default_factory=lambda: sys.stderr)
+    options: Options = field(default_factory=Options)
+    results_paths: dict[str, Path] = field(default_factory=dict)
+    pytest_runs: dict[str, PytestRun] = field(default_factory=dict)
+    results: list[Results] = field(default_factory=list)
+    parity: Parity | None = None
+    written: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def error(self, message: str) -> int:
+        self.err.write(f"conformance: error: {message}\n")
+        return EXIT_USAGE
+
+
+Step = Callable[[Run], "Run | int"]
+
+
+# -- options
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise _UsageError(f"{self.prog}: {message}")
+
+
+def _run_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="python -m conformance",
+        description="Run the conformance suites against each target, then write parity reports. "
+        "Other commands: 'merge OUT_DIR RESULTS.json...' and 'report DIR'. "
+        "Arguments after '--' go to pytest.",
+    )
+    p.add_argument(
+        "--targets",
+        default="auto",
+        help="comma-separated target names; 'auto' = refd (+ dockerd when a dockerd binary is on PATH)",
+    )
+    p.add_argument(
+        "--suite", default=",".join(AREAS), help=f"comma-separated areas (default {','.join(AREAS)})"
+    )
+    p.add_argument("--reports", default="reports", help="directory for <target>.json and reports")
+    p.add_argument("--backend", default="local", help="where targets boot (passed to the harness plugin)")
+    p.add_argument("-k", dest="keyword", default=None, help="pytest -k expression, passed through")
+    p.add_argument("--shard", default=None, help="I/N: run only shard I of N (passed as --harness-shard)")
+    _common(p)
+    return p
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--reference", default=None, help="reference target (default: first dockerd*, else first)")
+    p.add_argument(
+        "--known", default=None, help=f"known-divergences file (default {DEFAULT_KNOWN_PATH.name})"
+    )
+
+
+def _merge_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="python -m conformance merge",
+        description="Merge results files (shards of the same target are combined) and rebuild the reports.",
+    )
+    p.add_argument("out_dir", help="directory for merged <target>.json files and reports")
+    p.add_argument("results", nargs="+", help="results files (harness.results/1)")
+    _common(p)
+    return p
+
+
+def _report_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="python -m conformance report", description="Rebuild the reports from DIR/<target>.json."
+    )
+    p.add_argument("dir", help="directory holding <target>.json results files")
+    _common(p)
+    return p
+
+
+def _split_names(value: str, what: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in value.split(",") if n.strip())
+    if not names:
+        raise _UsageError(f"{what}: empty list")
+    bad = [n for n in names if not _NAME.fullmatch(n)]
+    if bad:
+        raise _UsageError(f"{what}: invalid name(s) {', '.join(map(repr, bad))}")
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise _UsageError(f"{what}: duplicate name(s) {', '.join(dupes)}")
+    return names
+
+
+def _parse_shard(value: str) -> tuple[int, int]:
+    m = re.fullmatch(r"(\d+)/(\d+)", value.strip())
+    if not m or not 1 <= int(m.group(1)) <= int(m.group(2)):
+        raise _UsageError(f"--shard {value!r}: expected I/N with 1 <= I <= N, e.g. 2/4")
+    return int(m.group(1)), int(m.group(2))
+
+
+def parse_options(run: Run) -> Run | int:
+    """Parse ``run.argv`` into ``run.options`` (usage errors exit 2, --help exits 0)."""
+    argv = list(run.argv)
+    extra: list[str] = []
+    if "--" in argv:
+        i = argv.index("--")
+        argv, extra = argv[:i], argv[i + 1 :]
+    command = "run"
+    if argv and argv[0] in ("run", "merge", "report"):
+        command, argv = argv[0], argv[1:]
+    parser = {"run": _run_parser, "merge": _merge_parser, "report": _report_parser}[command]()
+    try:
+        if extra and command != "run":
+            raise _UsageError(f"'--' passthrough arguments only apply to a run, not to {command!r}")
+        try:
+            ns = parser.parse_args(argv)
+        except SystemExit as exc:  # --help
+            return exc.code if isinstance(exc.code, int) else EXIT_OK
+        opts = Options(
+            command=command,
+            reference=ns.reference,
+            known=Path(ns.known) if ns.known else None,
+        )
+        if command == "run":
+            opts.targets = _split_names(ns.targets, "--targets")
+            opts.suites = _split_names(ns.suite, "--suite")
+            unknown = [a for a in opts.suites if a not in AREAS and not (run.root / "suites" / a).is_dir()]
+            if unknown:
+                raise _UsageError(
+                    f"--suite: unknown area(s) {', '.join(unknown)} (known: {', '.join(AREAS)})"
+                )
+            opts.reports = Path(ns.reports)
+            opts.backend = ns.backend
+            opts.keyword = ns.keyword
+            opts.shard = _parse_shard(ns.shard) if ns.shard else None
+            try:
+                env_args = shlex.split(run.env.get("HARNESS_PYTEST_ARGS", ""))
+            except ValueError as exc:
+                raise _UsageError(f"HARNESS_PYTEST_ARGS: {exc}") from exc
+            opts.pytest_args = (*env_args, *extra)
+        elif command == "merge":
+            opts.reports = Path(ns.out_dir)
+            opts.inputs = tuple(Path(r) for r in ns.results)
+        else:
+            opts.reports = Path(ns.dir)
+    except _UsageError as exc:
+        run.err.write(f"{exc}\n")
+        parser.print_usage(run.err)
+        return EXIT_USAGE
+    run.options = opts
+    return run
+
+
+# -- run: pytest per target
+
+
+def resolve_targets(run: Run) -> Run | int:
+    """Expand ``auto``: refd, plus dockerd when a dockerd binary is on PATH."""
+    targets: list[str] = []
+    for name in run.options.targets:
+        if name == "auto":
+            targets += ["refd"] + (["dockerd"] if run.which("dockerd") else [])
+        else:
+            targets.append(name)
+    run.options.targets = tuple(dict.fromkeys(targets))
+    return run
+
+
+def _plugin_autoloaded(run: Run) -> bool:
+    """True when pytest will load ``harness.plugin`` by itself (installed pytest11 entry point).
+
+    Passing ``-p harness.plugin`` as well would make pytest register the module twice and crash.
+    """
+    if run.plugin_autoloaded is not None:
+        return run.plugin_autoloaded
+    if run.env.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
+        return False
+    return any(ep.value.split(":")[0] == PLUGIN for ep in importlib.metadata.entry_points(group="pytest11"))
+
+
+def build_pytest_command(run: Run, target: str, results_path: Path) -> list[str]:
+    """``python -m pytest suites/<area>... -p harness.plugin --targets T --results-json F -q ...``."""
+    o = run.options
+    cmd = [sys.executable, "-m", "pytest", *(f"suites/{area}" for area in o.suites)]
+    if not _plugin_autoloaded(run):
+        cmd += ["-p", PLUGIN]
+    cmd += ["--targets", target, "--backend", o.backend, "--results-json", str(results_path), "-q"]
+    if o.keyword is not None:
+        cmd += ["-k", o.keyword]
+    if o.shard is not None:
+        cmd += ["--harness-shard", f"{o.shard[0]}/{o.shard[1]}"]
+    return cmd + list(o.pytest_args)
+
+
+def run_targets(run: Run) -> Run | int:
+    """Run pytest once per target; pytest exit 1 is data, exit >= 2 or no results file is a runner error."""
+    reports = run.options.reports.resolve()
+    reports.mkdir(parents=True, exist_ok=True)
+    problems: list[str] = []
+    for target in run.options.targets:
+        path = reports / f"{target}.json"
+        path.unlink(missing_ok=True)  # never mistake a previous run's file for this one's
+        cmd = build_pytest_command(run, target, path)
+        run.out.write(f"conformance: target {target}: {shlex.join(cmd)}\n")
+        run.out.flush()
+        result = run.invoke_pytest(cmd, run.root, run.env, run.out)
+        run.pytest_runs[target] = result
+        run.results_paths[target] = path
+        problem = _check_pytest(run, target, cmd, result, path)
+        if problem:
+            problems.append(problem)
+    if problems:
+        for p in problems:
+            run.err.write(f"conformance: runner error: {p}\n")
+        return EXIT_USAGE
+    return run
+
+
+def _check_pytest(run: Run, target: str, cmd: Sequence[str], result: PytestRun, path: Path) -> str:
+    code = result.returncode
+    why = ""
+    if code == 5 and run.options.shard is not None and path.is_file():
+        run.warnings.append(
+            f"target {target}: shard {run.options.shard[0]}/{run.options.shard[1]} selected "
+            "no scenarios (pytest exit 5)"
+        )
+    elif code not in (0, 1):
+        meaning = _PYTEST_EXITS.get(code, "unexpected exit code")
+        why = f"pytest for target {target} exited {code} ({meaning})"
+    elif not path.is_file():
+        why = (
+            f"pytest for target {target} exited {code} but wrote no results file {path} "
+            f"(is the {PLUGIN} plugin loaded and --results-json supported?)"
+        )
+    if not why:
+        return ""
+    tail = "\n".join(f"    {line}" for line in result.tail.splitlines()[-TAIL_LINES:]) or "    (no output)"
+    return f"{why}\n  command: {shlex.join(cmd)}\n  cwd: {run.root}\n  output (tail):\n{tail}"
+
+
+def load_run_results(run: Run) -> Run | int:
+    run.results = [load_results(run.results_paths[t]) for t in run.options.targets]
+    return run
+
+
+# -- merge and report
+
+
+def merge_inputs(run: Run) -> Run | int:
+    """Load every input file, merge shards of the same target, write ``OUT_DIR/<target>.json``."""
+    loaded = [load_results(p) for p in run.options.inputs]
+    groups: dict[str, list[Results]] = {}
+    for r in loaded:
+        groups.setdefault(r.target.name, []).append(r)
+    out_dir = run.options.reports
+    out_dir.mkdir(parents=True, exist_ok=True)
+    run.results = []
+    for name, parts in groups.items():
+        merged = merge_results(parts, source=f"merge of {len(parts)} file(s) for target {name!r}")
+        path = out_dir / f"{name}.json"
+        dump_results(merged, path)
+        run.results_paths[name] = path
+        run.results.append(merged)
+    return run
+
+
+_NOT_RESULTS = {"parity.json"}
+
+
+def collect_dir(run: Run) -> Run | int:
+    """Load ``DIR/*.json`` (except the parity document) in name order."""
+    directory = run.options.reports
+    if not directory.is_dir():
+        return run.error(f"{directory}: not a directory")
+    files = sorted(
+        p for p in directory.glob("*.json") if p.name not in _NOT_RESULTS and not p.name.startswith(".")
+    )
+    if not files:
+        return run.error(f"{directory}: no <target>.json results files")
+    run.results = [load_results(p) for p in files]
+    for p, r in zip(files, run.results, strict=True):
+        run.results_paths[r.target.name] = p
+    return run
+
+
+# -- common tail: parity, reports, summary
+
+
+def build_parity_step(run: Run) -> Run | int:
+    known_path = run.options.known
+    known = (
+        load_known(known_path) if known_path is not None else load_known(DEFAULT_KNOWN_PATH, missing_ok=True)
+    )
+    run.parity = build_parity(run.results, known, reference=run.options.reference)
+    return run
+
+
+def write_reports_step(run: Run) -> Run | int:
+    assert run.parity is not None
+    run.written = write_reports(run.parity, run.options.reports)
+    return run
+
+
+def _counts(counts: Mapping[str, int], keys: Sequence[str]) -> str:
+    return ", ".join(f"{counts[k]} {k}" for k in keys)
+
+
+def print_summary(run: Run) -> Run | int:
+    parity = run.parity
+    assert parity is not None
+    summary = parity.summary()
+    w = run.out.write
+    w(
+        f"\nconformance: {len(parity.targets)} target(s), {len(parity.scenarios)} scenario(s), "
+        f"reference {parity.reference}\n"
+    )
+    width = max(len(n) for n in parity.target_names) + len(" (reference)")
+    for t in parity.targets:
+        s = summary["targets"][t.name]
+        label = f"{t.name} (reference)" if t.name == parity.reference else t.name
+        line = f"  {label:<{width}}  {t.target.version or '?'}: {_counts(s['outcomes'], OUTCOMES)}"
+        if s["verdicts"] is not None:
+            line += f"; parity: {_counts(s['verdicts'], ('match', 'diverge', 'known', 'missing', 'skipped'))}"
+        w(line + "\n")
+    failed = [
+        (sc.id, n, r)
+        for sc in parity.scenarios
+        for n, r in sc.results.items()
+        if r.outcome in ("failed", "error")
+    ]
+    if failed:
+        w(f"failed scenarios ({len(failed)}):\n")
+        for sid, n, r in failed:
+            w(f"  {n}  {sid}  {r.outcome}: {(r.reason.splitlines() or [''])[0][:160]}\n")
+    unexplained = parity.unexplained()
+    if unexplained:
+        w(f"unexplained divergences ({len(unexplained)}):\n")
+        for sc, n, v in unexplained:
+            lines = diff_text(v, parity.reference, n).splitlines()
+            more = f" (+{len(lines) - 3} more)" if len(lines) > 3 else ""
+            w(f"  {n}  {sc.id}  {v.verdict}: {'; '.join(lines[:3])}{more}\n")
+    for k in parity.stale():
+        w(f"stale known divergence: {k.entry.scenario} on {', '.join(k.entry.targets)} (explained nothing)\n")
+    for warning in run.warnings:
+        w(f"warning: {warning}\n")
+    if run.written:
+        w("reports: " + ", ".join(str(p) for p in run.written) + "\n")
+    return run
+
+
+def decide_exit(run: Run) -> int:
+    """0 all passed/skipped and no unexplained divergence; 1 otherwise."""
+    assert run.parity is not None
+    ok = run.parity.ok()
+    for target, result in run.pytest_runs.items():
+        summary = run.parity.summary()["targets"].get(target)
+        if (
+            result.returncode == 1
+            and summary
+            and not (summary["outcomes"]["failed"] or summary["outcomes"]["error"])
+        ):
+            run.out.write(
+                f"warning: pytest reported failures for target {target} that are not in its results "
+                "file (a non-scenario test or a fixture failed); counting the run as failed\n"
+            )
+            ok = False
+    run.out.write(f"result: {'OK' if ok else 'FAILED'}\n")
+    return EXIT_OK if ok else EXIT_FAILED
+
+
+TAIL: tuple[Step, ...] = (build_parity_step, write_reports_step, print_summary, decide_exit)
+RUN_STEPS: tuple[Step, ...] = (resolve_targets, run_targets, load_run_results, *TAIL)
+MERGE_STEPS: tuple[Step, ...] = (merge_inputs, *TAIL)
+REPORT_STEPS: tuple[Step, ...] = (collect_dir, *TAIL)
+_PIPELINES = {"run": RUN_STEPS, "merge": MERGE_STEPS, "report": REPORT_STEPS}
+
+
+def run_pipeline(steps: Sequence[Step], run: Run) -> int:
+    """Feed ``run`` through ``steps``; the first int returned is the exit code. Conformance errors exit 2."""
+    state: Run | int = run
+    try:
+        for step in steps:
+            assert isinstance(state, Run)
+            state = step(state)
+            if isinstance(state, int):
+                return state
+    except ConformanceError as exc:
+        return run.error(str(exc))
+    return EXIT_OK
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    invoke_pytest: PytestInvoker = subprocess_pytest,
+    root: Path = REPO_ROOT,
+) -> int:
+    run = Run(argv=list(sys.argv[1:] if argv is None else argv), invoke_pytest=invoke_pytest, root=root)
+    parsed = parse_options(run)
+    if isinstance(parsed, int):
+        return parsed
+    return run_pipeline(_PIPELINES[parsed.options.command], parsed)

@@ -1,0 +1,49 @@
+"""Sessions: tests (the project's own tests), conformance (main job), lint, bench.
+
+Run from a virtualenv holding nox (``scripts/bootstrap.sh`` makes ``.venv``). Sessions
+install the OS packages they need when running as root on apt systems.
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["tests"]
+nox.options.reuse_existing_virtualenvs = True
+
+OS_PACKAGES = ["docker.io", "busybox-static", "iptables", "util-linux", "iproute2", "systemd", "curl", "openssl"]
+PYTHONS = ["3.11", "3.12", "3.13"]
+
+
+def _install(session: nox.Session, extras: str = "") -> None:
+    session.install("-e", f".{extras}")
+    session.run("python", "-m", "harness.ospkgs", *OS_PACKAGES)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Unit and integration tests of the harness, refd and the runner (with this Python)."""
+    _install(session)
+    session.run("python", "-m", "pytest", "tests", *session.posargs)
+
+
+@nox.session(python=PYTHONS, name="tests-all")
+def tests_all(session: nox.Session) -> None:
+    """The same tests on every supported Python found on PATH."""
+    _install(session)
+    session.run("python", "-m", "pytest", "tests", "-x", *session.posargs)
+
+
+@nox.session
+def conformance(session: nox.Session) -> None:
+    """Main job: run the suites on refd and real dockerd, write reports/parity.* and junit.xml."""
+    _install(session)
+    session.run("python", "-m", "conformance", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff and mypy."""
+    session.install("-e", ".[dev]")
+    session.run("ruff", "check", ".")
+    session.run("mypy")
