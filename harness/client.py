@@ -31,6 +31,8 @@ class EngineClient:
                 self.session.verify = endpoint.tls.ca if endpoint.tls.verify else False
                 if endpoint.tls.cert and endpoint.tls.key:
                     self.session.cert = (endpoint.tls.cert, endpoint.tls.key)
+        # never let REQUESTS_CA_BUNDLE or *_PROXY from the environment redirect or re-verify daemon traffic
+        self.session.trust_env = False
         self.base = endpoint.base_url()
 
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:

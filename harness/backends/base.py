@@ -33,6 +33,7 @@ class DaemonSpec:
     args: list[str] = field(default_factory=list)
     config: dict[str, Any] | str | None = None
     hosts: list[str] | None = None
+    extra_hosts: list[str] = field(default_factory=list)
     activation: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     notify: bool = False
@@ -198,6 +199,14 @@ class DaemonHandle:
         self.signal(signal.SIGKILL)
         if self.process is not None:
             self.process.wait(timeout=10)
+
+    def endpoint_for(self, kind: str) -> Endpoint:
+        """The first endpoint of ``kind`` ("unix" or "tcp")."""
+        for endpoint in self.endpoints:
+            if endpoint.kind == kind:
+                return endpoint
+        raise HarnessError(f"{self.target.name} has no {kind} endpoint (has: "
+                           f"{', '.join(e.docker_host for e in self.endpoints) or 'none'})")
 
     def url(self, path: str) -> str:
         if self.endpoint is None:

@@ -60,7 +60,7 @@ class LocalBackend:
         if spec.config_file_flag:
             argv.append(f"--config-file={handle.config_path}")
         hosts = [f"unix://{handle.socket_path}"] if spec.hosts is None else spec.hosts
-        argv += [f"-H={h}" for h in hosts]
+        argv += [f"-H={h}" for h in [*hosts, *spec.extra_hosts]]
         return argv + spec.args
 
     def start(self, target: Target, spec: DaemonSpec, workdir: str) -> DaemonHandle:
@@ -130,7 +130,7 @@ class LocalBackend:
     def _find_endpoints(self, handle: DaemonHandle) -> None:
         spec = handle.spec
         endpoints: list[Endpoint] = []
-        hosts = [f"unix://{handle.socket_path}"] if spec.hosts is None else spec.hosts
+        hosts = [*([f"unix://{handle.socket_path}"] if spec.hosts is None else spec.hosts), *spec.extra_hosts]
         if isinstance(spec.config, dict) and isinstance(spec.config.get("hosts"), list):
             hosts = hosts + [h for h in spec.config["hosts"] if isinstance(h, str)]
         for path in spec.activation:

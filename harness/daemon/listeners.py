@@ -7,6 +7,7 @@ Listeners are bound before daemon init and served only after it, as dockerd does
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import grp
 import ipaddress
 import os
@@ -220,36 +221,111 @@ async def _wait_readable(sock: socket.socket, timeout: float) -> bool:
         loop.remove_reader(sock.fileno())
 
 
+async def _tls_handshake(conn: socket.socket, ctx: ssl.SSLContext) -> tuple[ssl.SSLObject, ssl.MemoryBIO,
+                                                                          ssl.MemoryBIO]:
+    """Server handshake over memory BIOs so a failure still flushes the TLS alert, as Go does."""
+    loop = asyncio.get_running_loop()
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(incoming, outgoing, server_side=True)
+    while True:
+        try:
+            obj.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            if pending := outgoing.read():
+                await loop.sock_sendall(conn, pending)
+            data = await asyncio.wait_for(loop.sock_recv(conn, 65536), 30)
+            if not data:
+                raise ConnectionResetError("EOF") from None
+            incoming.write(data)
+        except ssl.SSLError:
+            if pending := outgoing.read():
+                with contextlib.suppress(OSError):
+                    await loop.sock_sendall(conn, pending)
+            raise
+    if pending := outgoing.read():
+        await loop.sock_sendall(conn, pending)
+    return obj, incoming, outgoing
+
+
+async def _pump_tls(conn: socket.socket, inner: socket.socket, obj: ssl.SSLObject, incoming: ssl.MemoryBIO,
+                    outgoing: ssl.MemoryBIO) -> None:
+    """Relay between the TLS socket and the plaintext end of a socketpair served as a stream."""
+    loop = asyncio.get_running_loop()
+
+    async def from_client() -> None:
+        while True:
+            while True:
+                try:
+                    plain = obj.read(65536)
+                except ssl.SSLWantReadError:
+                    break
+                except (ssl.SSLZeroReturnError, ssl.SSLError):
+                    return
+                if not plain:
+                    return
+                await loop.sock_sendall(inner, plain)
+            if pending := outgoing.read():
+                await loop.sock_sendall(conn, pending)
+            data = await loop.sock_recv(conn, 65536)
+            if not data:
+                return
+            incoming.write(data)
+
+    async def to_client() -> None:
+        while data := await loop.sock_recv(inner, 65536):
+            obj.write(data)
+            await loop.sock_sendall(conn, outgoing.read())
+
+    tasks = [asyncio.ensure_future(from_client()), asyncio.ensure_future(to_client())]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        pass
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for sock in (conn, inner):
+            with contextlib.suppress(OSError):
+                sock.close()
+
+
 async def _serve_tls_conn(conn: socket.socket, peer: str, ctx: ssl.SSLContext, handler: Handler,
                           log: Logger) -> None:
-    loop = asyncio.get_running_loop()
     try:
         if not await _wait_readable(conn, 300):
             conn.close()
             return
         head = conn.recv(5, socket.MSG_PEEK)
         if head in _HTTP_ON_TLS:
-            conn.setblocking(True)
-            conn.sendall(_GO_HTTP_TO_HTTPS)
+            await asyncio.get_running_loop().sock_sendall(conn, _GO_HTTP_TO_HTTPS)
             conn.close()
             return
-        reader = asyncio.StreamReader(limit=1 << 20)
-        protocol = asyncio.StreamReaderProtocol(reader)
-        transport, _ = await loop.connect_accepted_socket(lambda: protocol, conn, ssl=ctx,
-                                                          ssl_handshake_timeout=30)
-    except (OSError, ssl.SSLError, ConnectionError, TimeoutError) as exc:
+        obj, incoming, outgoing = await _tls_handshake(conn, ctx)
+    except (OSError, ssl.SSLError, TimeoutError) as exc:
         reason = getattr(exc, "reason", None) or str(exc)
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-        log.stream.write(f"{stamp}.{int(time.time() * 1e6) % 1_000_000:06d} I | http: TLS handshake error "
+        now = time.time()
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
+        log.stream.write(f"{stamp}.{int(now * 1e6) % 1_000_000:06d} I | http: TLS handshake error "
                          f"from {peer}: {_go_tls_reason(str(reason))}\n")
+        log.stream.flush()
         conn.close()
         return
-    writer = asyncio.StreamWriter(transport, protocol, reader, loop)
-    await handler(reader, writer)
+    outer, inner = socket.socketpair()
+    inner.setblocking(False)
+    reader, writer = await asyncio.open_connection(sock=outer, limit=1 << 20)
+    pump = asyncio.ensure_future(_pump_tls(conn, inner, obj, incoming, outgoing))
+    try:
+        await handler(reader, writer)
+    finally:
+        with contextlib.suppress(Exception):
+            writer.close()
+        await pump
 
 
 def _go_tls_reason(reason: str) -> str:
-    lowered = reason.lower()
+    lowered = reason.lower().replace("_", " ")
     if "peer did not return a certificate" in lowered or "certificate required" in lowered:
         return "tls: client didn't provide a certificate"
     if "unknown ca" in lowered or "certificate verify failed" in lowered:
