@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from .config import RELOADABLE, RESET_WHEN_ABSENT, ConfigError, conflict_free_labels, merge_file, read_config_file
 from .config import _find_problems as find_problems
 from .events import make_event
-from .flags import FLAGS, ParsedFlags
+from .flags import FLAGS, ParsedFlags, go_format
 
 if TYPE_CHECKING:
     from .daemon import Daemon
@@ -94,8 +94,8 @@ def reload_attributes(daemon: Daemon) -> dict[str, str]:
         "default-ipc-mode": "private",
         "default-runtime": "runc",
         "default-shm-size": "67108864",
-        "features": js(cfg.get("features") or {}),
-        "insecure-registries": js(daemon.insecure_registries()),
+        "features": go_format(cfg.get("features") or {}),
+        "insecure-registries": js(list(cfg["insecure-registry"])),
         "labels": js(list(cfg["label"])),
         "live-restore": "true" if cfg["live-restore"] else "false",
         "max-concurrent-downloads": str(cfg["max-concurrent-downloads"]),
