@@ -254,7 +254,8 @@ def render_markdown(parity: Parity) -> str:
     out += _table(
         ["Rule", "Description"], [[_code(r["name"]), _cell(r["description"])] for r in parity.rules]
     )
-    return "\n".join(out) + "\n"
+    # cells never hold newlines, so collapsing blank runs only tidies the spacing between blocks
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(out)) + "\n"
 
 
 # -- junit

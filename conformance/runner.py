@@ -46,6 +46,7 @@ __all__ = [
     "Step",
     "build_pytest_command",
     "main",
+    "plugin_autoloaded",
     "run_pipeline",
     "subprocess_pytest",
 ]
@@ -106,7 +107,7 @@ class Options:
     targets: tuple[str, ...] = ()
     suites: tuple[str, ...] = AREAS
     reports: Path = Path("reports")
-    backend: str = "local"
+    backend: str | None = None  # None: let the plugin resolve it (HARNESS_BACKEND, ini, else local)
     keyword: str | None = None
     shard: tuple[int, int] | None = None
     pytest_args: tuple[str, ...] = ()
@@ -171,7 +172,11 @@ def _run_parser() -> argparse.ArgumentParser:
         "--suite", default=",".join(AREAS), help=f"comma-separated areas (default {','.join(AREAS)})"
     )
     p.add_argument("--reports", default="reports", help="directory for <target>.json and reports")
-    p.add_argument("--backend", default="local", help="where targets boot (passed to the harness plugin)")
+    p.add_argument(
+        "--backend",
+        default=None,
+        help="where targets boot, passed to the harness plugin (default: HARNESS_BACKEND, else local)",
+    )
     p.add_argument("-k", dest="keyword", default=None, help="pytest -k expression, passed through")
     p.add_argument("--shard", default=None, help="I/N: run only shard I of N (passed as --harness-shard)")
     _common(p)
@@ -293,25 +298,34 @@ def resolve_targets(run: Run) -> Run | int:
     return run
 
 
-def _plugin_autoloaded(run: Run) -> bool:
-    """True when pytest will load ``harness.plugin`` by itself (installed pytest11 entry point).
+def plugin_autoloaded(run: Run, search_path: Sequence[str] | None = None) -> bool:
+    """True when pytest will load ``harness.plugin`` by itself (an installed pytest11 entry point).
 
-    Passing ``-p harness.plugin`` as well would make pytest register the module twice and crash.
+    Passing ``-p harness.plugin`` as well would make pytest register the module twice and crash. The
+    subprocess runs in ``run.root``, so the root is searched too (an in-tree ``*.egg-info`` counts).
     """
     if run.plugin_autoloaded is not None:
         return run.plugin_autoloaded
     if run.env.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
         return False
-    return any(ep.value.split(":")[0] == PLUGIN for ep in importlib.metadata.entry_points(group="pytest11"))
+    path = list(search_path) if search_path is not None else [str(run.root), *sys.path]
+    return any(
+        ep.group == "pytest11" and ep.value.split(":")[0].strip() == PLUGIN
+        for dist in importlib.metadata.distributions(path=path)
+        for ep in dist.entry_points
+    )
 
 
 def build_pytest_command(run: Run, target: str, results_path: Path) -> list[str]:
     """``python -m pytest suites/<area>... -p harness.plugin --targets T --results-json F -q ...``."""
     o = run.options
     cmd = [sys.executable, "-m", "pytest", *(f"suites/{area}" for area in o.suites)]
-    if not _plugin_autoloaded(run):
+    if not plugin_autoloaded(run):
         cmd += ["-p", PLUGIN]
-    cmd += ["--targets", target, "--backend", o.backend, "--results-json", str(results_path), "-q"]
+    cmd += ["--targets", target]
+    if o.backend is not None:
+        cmd += ["--backend", o.backend]
+    cmd += ["--results-json", str(results_path), "-q"]
     if o.keyword is not None:
         cmd += ["-k", o.keyword]
     if o.shard is not None:
@@ -330,7 +344,7 @@ def run_targets(run: Run) -> Run | int:
         cmd = build_pytest_command(run, target, path)
         run.out.write(f"conformance: target {target}: {shlex.join(cmd)}\n")
         run.out.flush()
-        result = run.invoke_pytest(cmd, run.root, run.env, run.out)
+        result = run.invoke_pytest(cmd, run.root, _pytest_env(run), run.out)
         run.pytest_runs[target] = result
         run.results_paths[target] = path
         problem = _check_pytest(run, target, cmd, result, path)
@@ -341,6 +355,18 @@ def run_targets(run: Run) -> Run | int:
             run.err.write(f"conformance: runner error: {p}\n")
         return EXIT_USAGE
     return run
+
+
+def _pytest_env(run: Run) -> dict[str, str]:
+    """The environment for pytest: ``run.env`` with the repo root first on PYTHONPATH.
+
+    ``python -m pytest`` in the root can import ``harness`` and ``suites`` anyway, but the daemons the harness
+    spawns (``python -m harness.daemon``) are separate interpreters that only see PYTHONPATH.
+    """
+    env = dict(run.env)
+    parts = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(run.root)]
+    env["PYTHONPATH"] = os.pathsep.join([str(run.root), *parts])
+    return env
 
 
 def _check_pytest(run: Run, target: str, cmd: Sequence[str], result: PytestRun, path: Path) -> str:

@@ -1,0 +1,339 @@
+"""The runner pipeline with a fake pytest: command lines, exit codes, runner errors, merge and report."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+import pytest
+from cf_factories import results, scenario
+
+from conformance.results import Results, ScenarioResult, dump_results, load_results
+from conformance.runner import (
+    AREAS,
+    REPO_ROOT,
+    RUN_STEPS,
+    PytestRun,
+    Run,
+    build_pytest_command,
+    main,
+    parse_options,
+    plugin_autoloaded,
+    resolve_targets,
+    run_pipeline,
+)
+
+
+@dataclass
+class FakePytest:
+    """Stands in for ``python -m pytest``: writes a results file per target unless told otherwise."""
+
+    scenarios: dict[str, list[ScenarioResult]] = field(default_factory=dict)
+    exit_codes: dict[str, int] = field(default_factory=dict)
+    no_file: set[str] = field(default_factory=set)
+    calls: list[list[str]] = field(default_factory=list)
+
+    def __call__(self, command: Sequence[str], cwd: Path, env: Mapping[str, str], out: TextIO) -> PytestRun:
+        cmd = list(command)
+        self.calls.append(cmd)
+        target = cmd[cmd.index("--targets") + 1]
+        path = Path(cmd[cmd.index("--results-json") + 1])
+        assert path.is_absolute()
+        assert cwd == REPO_ROOT
+        assert env["PYTHONPATH"].split(os.pathsep)[0] == str(REPO_ROOT)  # spawned daemons import harness
+        out.write(f"fake pytest for {target}\n")
+        if target not in self.no_file:
+            dump_results(results(target, *self.scenarios.get(target, [scenario("api/a")])), path)
+        code = self.exit_codes.get(target, 0)
+        return PytestRun(code, f"line 1\nERROR: something about {target}" if code else "")
+
+
+def _run(
+    argv: list[str],
+    fake: FakePytest,
+    *,
+    env: dict[str, str] | None = None,
+    dockerd: bool = True,
+    autoloaded: bool = False,
+) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    run = Run(
+        argv=argv,
+        env=env or {},
+        invoke_pytest=fake,
+        which=lambda name: "/usr/bin/dockerd" if dockerd and name == "dockerd" else None,
+        plugin_autoloaded=autoloaded,
+        out=out,
+        err=err,
+    )
+    parsed = parse_options(run)
+    code = parsed if isinstance(parsed, int) else run_pipeline(RUN_STEPS, parsed)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_all_pass_exits_0_and_writes_reports(tmp_path: Path) -> None:
+    fake = FakePytest()
+    code, out, err = _run(["--reports", str(tmp_path)], fake)
+    assert (code, err) == (0, "")
+    assert [c[c.index("--targets") + 1] for c in fake.calls] == ["refd", "dockerd"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "dockerd.json",
+        "junit.xml",
+        "parity.json",
+        "parity.md",
+        "refd.json",
+    ]
+    parity = json.loads((tmp_path / "parity.json").read_text())
+    assert parity["reference"] == "dockerd"
+    assert parity["scenarios"][0]["verdicts"]["refd"]["verdict"] == "match"
+    assert "result: OK" in out
+    assert "refd" in out and "1 passed" in out and "1 match" in out
+
+
+def test_auto_targets_without_dockerd_is_refd_only(tmp_path: Path) -> None:
+    fake = FakePytest()
+    code, out, _ = _run(["--reports", str(tmp_path)], fake, dockerd=False)
+    assert code == 0
+    assert len(fake.calls) == 1
+    assert "(reference)" in out
+
+
+def test_pytest_command_line(tmp_path: Path) -> None:
+    run = Run(argv=[], plugin_autoloaded=False, env={"HARNESS_PYTEST_ARGS": "-x --tb='line'"})
+    parsed = parse_options(
+        Run(
+            argv=[
+                "--suite",
+                "api,socket",
+                "-k",
+                "ping and not slow",
+                "--shard",
+                "2/4",
+                "--backend",
+                "vm",
+                "--",
+                "-vv",
+                "--maxfail=3",
+            ],
+            env=run.env,
+        )
+    )
+    assert isinstance(parsed, Run)
+    cmd = build_pytest_command(
+        Run(argv=[], options=parsed.options, plugin_autoloaded=False), "refd", tmp_path / "refd.json"
+    )
+    assert cmd == [
+        sys.executable, "-m", "pytest", "suites/api", "suites/socket",
+        "-p", "harness.plugin",
+        "--targets", "refd", "--backend", "vm", "--results-json", str(tmp_path / "refd.json"), "-q",
+        "-k", "ping and not slow", "--harness-shard", "2/4",
+        "-x", "--tb=line", "-vv", "--maxfail=3",
+    ]  # fmt: skip
+    # an installed pytest11 entry point loads the plugin already; '-p' again would crash pytest
+    autoloaded = build_pytest_command(
+        Run(argv=[], options=parsed.options, plugin_autoloaded=True), "refd", tmp_path
+    )
+    assert "-p" not in autoloaded
+
+
+def test_default_suites_are_every_area() -> None:
+    parsed = parse_options(Run(argv=[], env={}))
+    assert isinstance(parsed, Run)
+    assert parsed.options.suites == AREAS
+    assert parsed.options.targets == ("auto",)
+    resolved = resolve_targets(Run(argv=[], options=parsed.options, which=lambda _: None))
+    assert isinstance(resolved, Run) and resolved.options.targets == ("refd",)
+    # no --backend unless asked: the plugin resolves HARNESS_BACKEND / ini / its default (local)
+    cmd = build_pytest_command(
+        Run(argv=[], options=parsed.options, plugin_autoloaded=True), "refd", Path("r")
+    )
+    assert "--backend" not in cmd
+    assert cmd[3:7] == ["suites/api", "suites/socket", "suites/config", "suites/systemd"]
+
+
+def test_failed_scenario_is_data_and_exits_1(tmp_path: Path) -> None:
+    fake = FakePytest(
+        scenarios={"refd": [scenario("api/a", "failed", "assert 404 == 200")]}, exit_codes={"refd": 1}
+    )
+    code, out, err = _run(["--targets", "dockerd,refd", "--reports", str(tmp_path)], fake)
+    assert (code, err) == (1, "")
+    assert "failed scenarios (1):" in out and "assert 404 == 200" in out
+    assert "result: FAILED" in out
+
+
+def test_unexplained_divergence_exits_1_and_known_one_exits_0(tmp_path: Path) -> None:
+    fake = FakePytest(
+        scenarios={"refd": [scenario("api/a", status=404)], "dockerd": [scenario("api/a", status=200)]}
+    )
+    code, out, _ = _run(["--targets", "refd,dockerd", "--reports", str(tmp_path)], fake)
+    assert code == 1
+    assert "unexplained divergences (1):" in out
+    assert "/status: dockerd=200 refd=404" in out
+
+    known = tmp_path / "known.toml"
+    known.write_text('[[divergence]]\nscenario = "api/a"\ntargets = ["refd"]\nreason = "not yet"\n')
+    code, out, _ = _run(
+        ["--targets", "refd,dockerd", "--reports", str(tmp_path), "--known", str(known)], fake
+    )
+    assert code == 0
+    assert "1 known" in out
+
+
+def test_pytest_usage_error_is_a_runner_error_with_command_and_tail(tmp_path: Path) -> None:
+    fake = FakePytest(exit_codes={"refd": 4}, no_file={"refd"})
+    code, _, err = _run(["--targets", "refd,dockerd", "--reports", str(tmp_path)], fake)
+    assert code == 2
+    assert "pytest for target refd exited 4 (usage error)" in err
+    assert "command: " in err and "--results-json" in err and "suites/api" in err
+    assert "ERROR: something about refd" in err
+    assert len(fake.calls) == 2  # the other target still ran
+    assert not (tmp_path / "parity.json").exists()
+
+
+def test_exit_4_with_a_results_file_is_still_a_runner_error(tmp_path: Path) -> None:
+    code, _, err = _run(["--targets", "refd", "--reports", str(tmp_path)], FakePytest(exit_codes={"refd": 4}))
+    assert code == 2 and "exited 4" in err
+
+
+def test_missing_results_file_is_a_runner_error(tmp_path: Path) -> None:
+    stale = tmp_path / "refd.json"
+    dump_results(results("refd", scenario("api/old")), stale)  # a previous run's file must not count
+    code, _, err = _run(["--targets", "refd", "--reports", str(tmp_path)], FakePytest(no_file={"refd"}))
+    assert code == 2
+    assert f"pytest for target refd exited 0 but wrote no results file {stale}" in err
+    assert "(no output)" in err
+
+
+def test_invalid_results_file_is_a_runner_error(tmp_path: Path) -> None:
+    def broken(command: Sequence[str], cwd: Path, env: Mapping[str, str], out: TextIO) -> PytestRun:
+        Path(command[list(command).index("--results-json") + 1]).write_text('{"schema": "nope"}')
+        return PytestRun(0)
+
+    out, err = io.StringIO(), io.StringIO()
+    run = parse_options(Run(argv=["--targets", "refd", "--reports", str(tmp_path)], env={}, out=out, err=err))
+    assert isinstance(run, Run)
+    run.invoke_pytest = broken
+    run.plugin_autoloaded = False
+    assert run_pipeline(RUN_STEPS, run) == 2
+    assert "refd.json: invalid results file at schema" in err.getvalue()
+
+
+def test_empty_shard_is_tolerated_but_no_tests_otherwise_is_an_error(tmp_path: Path) -> None:
+    fake = FakePytest(exit_codes={"refd": 5}, scenarios={"refd": []})
+    code, out, _ = _run(["--targets", "refd", "--reports", str(tmp_path), "--shard", "3/3"], fake)
+    assert code == 0 and "selected no scenarios" in out
+    code, _, err = _run(["--targets", "refd", "--reports", str(tmp_path)], fake)
+    assert code == 2 and "exited 5 (no tests collected)" in err
+
+
+def test_pytest_failure_outside_the_results_counts_as_failed(tmp_path: Path) -> None:
+    code, out, _ = _run(["--targets", "refd", "--reports", str(tmp_path)], FakePytest(exit_codes={"refd": 1}))
+    assert code == 1
+    assert "not in its results file" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--shard", "0/2"], "--shard '0/2': expected I/N"),
+        (["--shard", "3/2"], "expected I/N"),
+        (["--suite", "api,nosuch"], "--suite: unknown area(s) nosuch"),
+        (["--targets", "refd,refd"], "--targets: duplicate name(s) refd"),
+        (["--targets", ","], "--targets: empty list"),
+        (["--targets", "../x"], "invalid name(s)"),
+        (["--bogus"], "unrecognized arguments: --bogus"),
+        (["report"], "the following arguments are required: dir"),
+        (["merge", "out"], "the following arguments are required: results"),
+        (["report", "d", "--", "-x"], "'--' passthrough arguments only apply to a run"),
+    ],
+)
+def test_usage_errors_exit_2(argv: list[str], message: str) -> None:
+    code, _, err = _run(argv, FakePytest())
+    assert code == 2
+    assert message in err
+    assert "usage:" in err
+
+
+def test_bad_harness_pytest_args_is_a_usage_error() -> None:
+    code, _, err = _run([], FakePytest(), env={"HARNESS_PYTEST_ARGS": "'unclosed"})
+    assert code == 2 and "HARNESS_PYTEST_ARGS" in err
+
+
+def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    assert "--targets" in capsys.readouterr().out
+
+
+def _shards(tmp_path: Path) -> list[Path]:
+    files = {
+        "a/refd-1.json": results("refd", scenario("api/a"), scenario("api/b")),
+        "b/refd-2.json": results("refd", scenario("api/c", "failed", "no")),
+        "a/dockerd.json": results(
+            "dockerd", scenario("api/a"), scenario("api/b"), scenario("api/c", "failed", "no")
+        ),
+    }
+    for name, res in files.items():
+        dump_results(res, tmp_path / name)
+    return [tmp_path / name for name in files]
+
+
+def test_merge_combines_shards_and_rebuilds_reports(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out_dir = tmp_path / "merged"
+    code = main(["merge", str(out_dir), *map(str, _shards(tmp_path))])
+    assert code == 1  # api/c failed on both targets (parity: match)
+    merged: Results = load_results(out_dir / "refd.json")
+    assert [s.id for s in merged.scenarios] == ["api/a", "api/b", "api/c"]
+    parity = json.loads((out_dir / "parity.json").read_text())
+    assert {s["id"]: s["verdicts"]["refd"]["verdict"] for s in parity["scenarios"]} == dict.fromkeys(
+        ("api/a", "api/b", "api/c"), "match"
+    )
+    assert (out_dir / "junit.xml").is_file() and (out_dir / "parity.md").is_file()
+    assert "3 match" in capsys.readouterr().out
+
+
+def test_report_rebuilds_from_a_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    dump_results(results("refd", scenario("api/a", v=1)), tmp_path / "refd.json")
+    dump_results(results("dockerd", scenario("api/a", v=1)), tmp_path / "dockerd.json")
+    assert main(["report", str(tmp_path)]) == 0
+    assert main(["report", str(tmp_path)]) == 0  # parity.json written by the first call is not a results file
+    assert json.loads((tmp_path / "parity.json").read_text())["reference"] == "dockerd"
+    assert main(["report", str(tmp_path), "--reference", "refd"]) == 0
+    assert json.loads((tmp_path / "parity.json").read_text())["reference"] == "refd"
+    capsys.readouterr()
+    assert main(["report", str(tmp_path), "--reference", "nope"]) == 2
+    assert "reference target 'nope' is not among the targets" in capsys.readouterr().err
+    assert main(["report", str(tmp_path / "empty")]) == 2
+
+
+def test_python_dash_m_entry_point() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "conformance", "--shard", "x"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "--shard 'x'" in proc.stderr
+
+
+def test_plugin_autoload_detection(tmp_path: Path) -> None:
+    dist = tmp_path / "docker_conformance_harness.egg-info"
+    dist.mkdir()
+    (dist / "PKG-INFO").write_text(
+        "Metadata-Version: 2.1\nName: docker-conformance-harness\nVersion: 0.1.0\n"
+    )
+    (dist / "entry_points.txt").write_text("[pytest11]\nharness = harness.plugin\n")
+    assert plugin_autoloaded(Run(argv=[], env={}), [str(tmp_path)])
+    assert not plugin_autoloaded(Run(argv=[], env={}), [str(tmp_path / "elsewhere")])
+    assert not plugin_autoloaded(Run(argv=[], env={"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}), [str(tmp_path)])
+    assert plugin_autoloaded(Run(argv=[], env={}, plugin_autoloaded=True), [])
