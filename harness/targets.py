@@ -69,7 +69,9 @@ def _refd_version() -> str:
 
 
 def _refd() -> Target:
-    return Target("refd", "refd", (sys.executable, "-m", "harness.daemon"))
+    # refd runs from the same tree as the harness that boots it, installed or not
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return Target("refd", "refd", (sys.executable, "-m", "harness.daemon"), env={"PYTHONPATH": root})
 
 
 def _dockerd() -> Target:

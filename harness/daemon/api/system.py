@@ -95,7 +95,7 @@ def _os_release() -> tuple[str, str]:
 
 
 def _registry_config(daemon: Daemon) -> dict[str, Any]:
-    cidrs = ["127.0.0.0/8"]
+    cidrs: list[str] = []
     index = {"docker.io": {"Name": "docker.io", "Mirrors": list(daemon.config["registry-mirror"]),
                            "Secure": True, "Official": True}}
     for entry in daemon.config["insecure-registry"]:
@@ -104,6 +104,8 @@ def _registry_config(daemon: Daemon) -> dict[str, Any]:
                 cidrs.append(entry)
         else:
             index[entry] = {"Name": entry, "Mirrors": [], "Secure": False, "Official": False}
+    if "127.0.0.0/8" not in cidrs:
+        cidrs.append("127.0.0.0/8")  # dockerd appends its loopback default after the configured ones
     return {"AllowNondistributableArtifactsCIDRs": None, "AllowNondistributableArtifactsHostnames": None,
             "InsecureRegistryCIDRs": cidrs, "IndexConfigs": index, "Mirrors": list(daemon.config["registry-mirror"])}
 
