@@ -53,10 +53,14 @@ class Daemon:
         self.hosts: list[str] = []
         self.listeners: list[Listener] = []
         self._interrupts = 0
+        self.shutting_down = False
+        from .containers.manager import ContainerManager
+
+        self.containers = ContainerManager(self)
 
     # -- facts for /info ---------------------------------------------------------------------------
     def container_counts(self) -> dict[str, int]:
-        return {"total": 0, "running": 0, "paused": 0, "stopped": 0}
+        return self.containers.counts()
 
     def image_count(self) -> int:
         return 0
@@ -99,6 +103,19 @@ class Daemon:
                                 "         to the 'Docker daemon attack surface' section in the documentation for\n"
                                 "         more information: https://docs.docker.com/go/attack-surface/")
         return warnings
+
+    def shutdown_timeout(self) -> float:
+        """dockerd's Daemon.ShutdownTimeout: the largest of shutdown-timeout and each StopTimeout + 5 s."""
+        timeout = float(self.config["shutdown-timeout"])
+        if timeout < 0:
+            return -1
+        for c in self.containers.by_id.values():
+            stop = c.config.get("StopTimeout")
+            stop = 10 if stop is None else stop
+            if stop < 0:
+                return -1
+            timeout = max(timeout, stop + 5)
+        return timeout
 
     def public_config(self) -> dict[str, Any]:
         """The running configuration keyed as daemon.json keys (for the reload log line)."""
@@ -150,6 +167,7 @@ class Daemon:
         tcp_warnings(self.hosts, self.tls.enabled and self.tls.verify, self.tls.explicit, self.log)
         self._ensure_engine_id()
         self.log.info("Loading containers: start.")
+        self.containers.restore()
         self.log.info("Loading containers: done.")
         self.log.info("Docker daemon", commit="refd", **{"containerd-snapshotter": False,
                                                          "storage-driver": self.storage_driver,
@@ -195,14 +213,23 @@ class Daemon:
             if server is not None:
                 servers.append(server)
             self.log.info(f"API listen on {listener.display}")
+        self.containers.attach_monitors()
         notify.notify("READY=1")
         await stop.wait()
+        self.shutting_down = True
         for server in servers:
             server.close()
         for listener in self.listeners:
             close_listener(listener)
         notify.notify("STOPPING=1")
-        self.log.debug("Clean shutdown succeeded")
+        timeout = self.shutdown_timeout()
+        self.log.debug(f"daemon configured with a {self.config['shutdown-timeout']} seconds minimum shutdown timeout")
+        try:
+            await asyncio.wait_for(self.containers.shutdown(timeout),
+                                   None if timeout < 0 else timeout + 1)
+            self.log.debug("Clean shutdown succeeded")
+        except TimeoutError:
+            self.log.error("Force shutdown daemon")
         self.log.info("Daemon shutdown complete")
         pidfile.remove(self.config["pidfile"])
         return 0

@@ -11,7 +11,8 @@ __all__ = ["register"]
 
 
 def register(router: Router) -> None:
-    from . import events, system
+    from . import containers, events, system
 
     system.register(router)
     events.register(router)
+    containers.register(router)

@@ -1,0 +1,418 @@
+"""Container endpoints: create, list, inspect, start/stop/kill/restart, wait, remove, rename, pause, logs, attach.
+
+Handlers validate and translate; ContainerManager owns state. Streams (logs, attach) use
+dockerd's content types: ``application/vnd.docker.multiplexed-stream`` for non-TTY
+containers from API 1.42, ``application/vnd.docker.raw-stream`` otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from ..containers.manager import ShimConnection, parse_signal
+from ..containers.model import Container
+from ..errors import conflict, invalid, not_implemented
+from ..httpd import Request, Response
+from ..logs.jsonfile import entry_time, frame, read_entries
+from ..server import json_response, read_json, version_tuple
+from .events import parse_filters, parse_timestamp
+
+if TYPE_CHECKING:
+    from ..daemon import Daemon
+    from ..server import Router
+
+__all__ = ["bool_value", "register"]
+
+_LIST_FILTERS = {"ancestor", "before", "expose", "exited", "health", "id", "isolation", "is-task", "label", "name",
+                 "network", "publish", "since", "status", "volume"}
+_STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
+
+
+def bool_value(req: Request, name: str) -> bool:
+    """httputils.BoolValue: anything but '', 0, no, false, none is true."""
+    value = req.arg(name).strip().lower()
+    return value not in ("", "0", "no", "false", "none")
+
+
+def _container(req: Request, daemon: Daemon) -> Container:
+    return daemon.containers.get(req.match["name"])
+
+
+def _image_name(daemon: Daemon, c: Container) -> str:
+    return str(c.config.get("Image") or c.image_id)
+
+
+# -- create / inspect / list -------------------------------------------------------------------------
+async def create(req: Request, daemon: Daemon) -> Response:
+    body = await read_json(req)
+    if body is None:
+        raise invalid("config cannot be empty in order to create a container")
+    c, warnings = daemon.containers.create(body, req.arg("name"))
+    return json_response({"Id": c.id, "Warnings": warnings}, 201)
+
+
+async def inspect(req: Request, daemon: Daemon) -> Response:
+    c = _container(req, daemon)
+    return json_response(c.inspect(size=bool_value(req, "size")))
+
+
+def _matches(c: Container, filters: dict[str, list[str]], daemon: Daemon) -> bool:
+    for key, values in filters.items():
+        if not values:
+            continue
+        if key == "status":
+            for value in values:
+                if value not in _STATUSES:
+                    raise invalid(f"invalid filter 'status={value}': invalid value for status")
+            if c.status not in values:
+                return False
+        elif key == "id":
+            if not any(c.id.startswith(v) for v in values):
+                return False
+        elif key == "name":
+            import re
+
+            if not any(re.search(v, c.name) for v in values):
+                return False
+        elif key == "label":
+            labels = c.config.get("Labels") or {}
+            for value in values:
+                k, sep, v = value.partition("=")
+                if k not in labels or (sep and labels[k] != v):
+                    return False
+        elif key == "exited":
+            for value in values:
+                if not value.lstrip("-").isdigit():
+                    raise invalid(f"invalid filter 'exited={value}': strconv.Atoi: parsing \"{value}\": "
+                                  "invalid syntax")
+            if c.status != "exited" or str(c.state["ExitCode"]) not in values:
+                return False
+        elif key == "ancestor":
+            image = _image_name(daemon, c)
+            if not any(v in (image, c.image_id) or c.image_id.startswith("sha256:" + v) for v in values):
+                return False
+    return True
+
+
+async def list_containers(req: Request, daemon: Daemon) -> Response:
+    filters = parse_filters(req.arg("filters"), _LIST_FILTERS)
+    show_all = bool_value(req, "all")
+    limit = int(req.arg("limit") or -1) if req.arg("limit").lstrip("-").isdigit() else -1
+    items = sorted(daemon.containers.by_id.values(), key=lambda c: c.created, reverse=True)
+    if not show_all and limit <= 0 and "status" not in filters:
+        items = [c for c in items if c.status in ("running", "paused", "restarting")]
+    items = [c for c in items if _matches(c, filters, daemon)]
+    if limit > 0:
+        items = items[:limit]
+    return json_response([c.summary(_image_name(daemon, c)) for c in items])
+
+
+# -- lifecycle ---------------------------------------------------------------------------------------
+async def start(req: Request, daemon: Daemon) -> Response:
+    c = _container(req, daemon)
+    if req.has_body:
+        body = await req.body()
+        if body.strip() not in (b"", b"null", b"{}"):
+            raise invalid("starting container with non-empty request body was deprecated since API v1.22 and "
+                          "removed in v1.24")
+    if c.running:
+        return Response(304)
+    await daemon.containers.start(c)
+    return Response(204)
+
+
+async def stop(req: Request, daemon: Daemon) -> Response:
+    c = _container(req, daemon)
+    signo = parse_signal(req.arg("signal"), 0) if req.arg("signal") else None
+    timeout = float(req.arg("t")) if req.arg("t").lstrip("-").isdigit() else None
+    stopped = await daemon.containers.stop(c, signo or None, timeout)
+    return Response(204 if stopped else 304)
+
+
+async def kill(req: Request, daemon: Daemon) -> Response:
+    c = _container(req, daemon)
+    signo = parse_signal(req.arg("signal") or "SIGKILL")
+    if not c.running:
+        raise conflict(f"cannot kill container: {req.match['name']}: container {c.id} is not running")
+    await daemon.containers.kill(c, signo)
+    if signo == 9:
+        event = daemon.containers.exit_events.get(c.id)
+        if event is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), 10)
+    return Response(204)
+
+
+async def restart(req: Request, daemon: Daemon) -> Response:
+    c = _container(req, daemon)
+    signo = parse_signal(req.arg("signal"), 0) if req.arg("signal") else None
+    timeout = float(req.arg("t")) if req.arg("t").lstrip("-").isdigit() else None
+    await daemon.containers.stop(c, signo or None, timeout)
+    await daemon.containers.start(c)
+    daemon.containers.emit(c, "restart")
+    return Response(204)
+
+
+async def wait(req: Request, daemon: Daemon) -> Response:
+    c = _container(req, daemon)
+    condition = req.arg("condition") or "not-running"
+    if condition not in ("not-running", "next-exit", "removed"):
+        raise invalid(f"invalid condition: {condition!r}")
+
+    async def stream() -> AsyncIterator[bytes]:
+        yield b""
+        result = await daemon.containers.wait(c, condition)
+        yield json.dumps(result, separators=(",", ":")).encode() + b"\n"
+
+    return Response(200, headers=[("Content-Type", "application/json")], stream=stream())
+
+
+async def remove(req: Request, daemon: Daemon) -> Response:
+    c = _container(req, daemon)
+    await daemon.containers.remove(c, force=bool_value(req, "force"), volumes=bool_value(req, "v"))
+    return Response(204)
+
+
+async def rename(req: Request, daemon: Daemon) -> Response:
+    c = _container(req, daemon)
+    daemon.containers.rename(c, req.arg("name"))
+    return Response(204)
+
+
+async def pause(req: Request, daemon: Daemon) -> Response:
+    await daemon.containers.pause(_container(req, daemon))
+    return Response(204)
+
+
+async def unpause(req: Request, daemon: Daemon) -> Response:
+    await daemon.containers.unpause(_container(req, daemon))
+    return Response(204)
+
+
+async def resize(req: Request, daemon: Daemon) -> Response:
+    c = _container(req, daemon)
+    try:
+        height, width = int(req.arg("h") or 0), int(req.arg("w") or 0)
+    except ValueError:
+        raise invalid(f'strconv.Atoi: parsing "{req.arg("h")}": invalid syntax') from None
+    if not c.running:
+        raise conflict(f"container {c.id} is not running")
+    await ShimConnection.call(daemon.containers.state_dir(c), {"op": "resize", "height": height, "width": width})
+    return Response(200, b"", [("Content-Type", "text/plain; charset=utf-8")])
+
+
+async def prune(req: Request, daemon: Daemon) -> Response:
+    filters = parse_filters(req.arg("filters"), {"until", "label", "label!"})
+    deleted = []
+    for c in list(daemon.containers.by_id.values()):
+        if c.status not in ("exited", "created", "dead"):
+            continue
+        if not _matches(c, {k: v for k, v in filters.items() if k == "label"}, daemon):
+            continue
+        await daemon.containers.remove(c, force=False)
+        deleted.append(c.id)
+    daemon.events.publish(__import__("harness.daemon.events", fromlist=["make_event"]).make_event(
+        "container", "prune", "", {"reclaimed": "0"}))
+    return json_response({"ContainersDeleted": deleted or None, "SpaceReclaimed": 0})
+
+
+# -- logs --------------------------------------------------------------------------------------------
+def _rfc3339_fixed(entry_ts: str) -> str:
+    main, _, frac = entry_ts.rstrip("Z").partition(".")
+    return f"{main}.{(frac + '000000000')[:9]}Z"
+
+
+async def logs(req: Request, daemon: Daemon) -> Response:
+    stdout, stderr = bool_value(req, "stdout"), bool_value(req, "stderr")
+    if not stdout and not stderr:
+        raise invalid("Bad parameters: you must choose at least one stream")
+    c = _container(req, daemon)
+    if c.status in ("removing", "dead"):
+        raise conflict("can not get logs from container which is dead or marked for removal")
+    driver = c.host_config.get("LogConfig", {}).get("Type", "json-file")
+    if driver == "none":
+        raise not_implemented('configured logging driver does not support reading')
+    now = time.time()
+    since = parse_timestamp(req.arg("since"), now) or 0.0
+    until = parse_timestamp(req.arg("until"), now) or 0.0
+    tail_arg = req.arg("tail") or "all"
+    tail = -1 if tail_arg == "all" else int(tail_arg) if tail_arg.lstrip("-").isdigit() else -1
+    follow = bool_value(req, "follow")
+    timestamps = bool_value(req, "timestamps")
+    tty = bool(c.config.get("Tty"))
+    multiplexed = not tty
+    ctype = ("application/vnd.docker.multiplexed-stream"
+             if multiplexed and version_tuple(req.api_version) >= (1, 42) else "application/vnd.docker.raw-stream")
+    path = c.log_path
+
+    def render(entry: dict[str, Any]) -> bytes | None:
+        stream = entry.get("stream", "stdout")
+        if (stream == "stdout" and not stdout) or (stream == "stderr" and not stderr):
+            return None
+        data = str(entry.get("log", "")).encode()
+        if timestamps:
+            data = _rfc3339_fixed(str(entry.get("time", ""))).encode() + b" " + data
+        return frame(stream, data) if multiplexed else data
+
+    async def stream() -> AsyncIterator[bytes]:
+        yield b""
+        last_time = 0.0
+        seen = 0
+        for entry in read_entries(path, since, until, tail):
+            piece = render(entry)
+            last_time = max(last_time, entry_time(entry))
+            seen += 1
+            if piece:
+                yield piece
+        if not follow or (until and until <= time.time()):
+            return
+        # follow: poll the current file for new lines until the container stops
+        position = os.path.getsize(path) if os.path.exists(path) else 0
+        inode = os.stat(path).st_ino if os.path.exists(path) else 0
+        idle_after_exit = 0
+        while True:
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                st = None
+            if st is not None and (st.st_ino != inode or st.st_size < position):
+                inode, position = st.st_ino, 0  # rotated: start the new file from the top
+            if st is not None and st.st_size > position:
+                with open(path, "rb") as fh:
+                    fh.seek(position)
+                    chunk = fh.read()
+                complete = chunk[: chunk.rfind(b"\n") + 1]
+                position += len(complete)
+                for raw in complete.splitlines():
+                    try:
+                        entry = json.loads(raw)
+                    except ValueError:
+                        continue
+                    if until and entry_time(entry) > until:
+                        return
+                    piece = render(entry)
+                    if piece:
+                        yield piece
+                continue
+            if not c.running and c.status != "restarting":
+                idle_after_exit += 1
+                if idle_after_exit > 2:
+                    return
+            if until and time.time() > until:
+                return
+            await asyncio.sleep(0.05)
+
+    return Response(200, headers=[("Content-Type", ctype)], stream=stream())
+
+
+# -- attach ------------------------------------------------------------------------------------------
+async def _relay(req: Request, shim_reader: asyncio.StreamReader, shim_writer: asyncio.StreamWriter,
+                 use_stdin: bool) -> None:
+    async def down() -> None:
+        while data := await shim_reader.read(65536):
+            req.writer.write(data)
+            await req.writer.drain()
+
+    async def up() -> None:
+        while data := await req.reader.read(65536):
+            if use_stdin:
+                shim_writer.write(data)
+                await shim_writer.drain()
+        with contextlib.suppress(OSError):
+            if shim_writer.can_write_eof():
+                shim_writer.write_eof()
+
+    tasks = [asyncio.ensure_future(down()), asyncio.ensure_future(up())]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        if tasks[1] in done and not tasks[0].done():
+            await tasks[0]  # client closed its side: keep delivering output until the container ends
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        shim_writer.close()
+
+
+async def attach(req: Request, daemon: Daemon) -> Response:
+    c = _container(req, daemon)
+    use_stdin, use_stdout, use_stderr = bool_value(req, "stdin"), bool_value(req, "stdout"), bool_value(req, "stderr")
+    want_logs, want_stream = bool_value(req, "logs"), bool_value(req, "stream")
+    tty = bool(c.config.get("Tty"))
+    upgrade = "upgrade" in req.headers
+    ctype = "application/vnd.docker.raw-stream"
+    if upgrade and not tty and version_tuple(req.api_version) >= (1, 42):
+        ctype = "application/vnd.docker.multiplexed-stream"
+    manager = daemon.containers
+
+    async def hijack(r: Request) -> None:
+        if upgrade:
+            head = (f"HTTP/1.1 101 UPGRADED\r\nContent-Type: {ctype}\r\nConnection: Upgrade\r\n"
+                    "Upgrade: tcp\r\n\r\n")
+        else:
+            head = "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.docker.raw-stream\r\n\r\n"
+        r.writer.write(head.encode())
+        await r.writer.drain()
+        if want_logs and c.log_path:
+            for entry in read_entries(c.log_path):
+                stream = entry.get("stream", "stdout")
+                if (stream == "stdout" and use_stdout) or (stream == "stderr" and use_stderr):
+                    data = str(entry.get("log", "")).encode()
+                    r.writer.write(data if tty else frame(stream, data))
+            await r.writer.drain()
+        if not want_stream:
+            r.writer.close()
+            return
+        manager.emit(c, "attach")
+        request = {"op": "attach", "stdin": use_stdin, "stdout": use_stdout, "stderr": use_stderr}
+        done = asyncio.Event()
+
+        async def connect(state_dir: str) -> None:
+            reader, writer = await ShimConnection.open(state_dir, request)
+
+            async def run() -> None:
+                try:
+                    await _relay(r, reader, writer, use_stdin)
+                finally:
+                    done.set()
+
+            asyncio.ensure_future(run())
+
+        if c.running:
+            await connect(manager.state_dir(c))
+        else:
+            manager.pending_attach.setdefault(c.id, []).append(connect)
+        try:
+            await done.wait()
+        finally:
+            with contextlib.suppress(Exception):
+                r.writer.close()
+
+    return Response(hijack=hijack)
+
+
+def register(router: Router) -> None:
+    router.add("POST", "/containers/create", create)
+    router.add("GET", "/containers/json", list_containers)
+    router.add("POST", "/containers/prune", prune)
+    router.add("GET", "/containers/{name}/json", inspect)
+    router.add("POST", "/containers/{name}/start", start)
+    router.add("POST", "/containers/{name}/stop", stop)
+    router.add("POST", "/containers/{name}/kill", kill)
+    router.add("POST", "/containers/{name}/restart", restart)
+    router.add("POST", "/containers/{name}/wait", wait)
+    router.add("DELETE", "/containers/{name}", remove)
+    router.add("POST", "/containers/{name}/rename", rename)
+    router.add("POST", "/containers/{name}/pause", pause)
+    router.add("POST", "/containers/{name}/unpause", unpause)
+    router.add("POST", "/containers/{name}/resize", resize)
+    router.add("GET", "/containers/{name}/logs", logs)
+    router.add("POST", "/containers/{name}/attach", attach)

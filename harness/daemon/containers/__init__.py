@@ -1,0 +1,1 @@
+"""Containers: the model dockerd shows (inspect/list shapes), persistence, names and lifecycle."""

@@ -1,0 +1,227 @@
+"""Turn a ``POST /containers/create`` body into a Container, with dockerd 28's defaults and checks.
+
+Mirrors moby ``daemon/create.go`` (merge with the image config, "no command specified"),
+``daemon/container.go`` verifyContainerSettings and ``daemon/daemon_unix.go``
+verifyPlatformContainerSettings: the same messages, raised as 400s.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+from ..errors import ApiError, invalid
+
+__all__ = ["DEFAULT_MASKED_PATHS", "DEFAULT_READONLY_PATHS", "build_config", "build_host_config",
+           "command_of", "verify_host_config"]
+
+DEFAULT_MASKED_PATHS = ["/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys",
+                        "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
+                        "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap"]
+DEFAULT_READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+_RESTART_POLICIES = ("no", "always", "on-failure", "unless-stopped")
+_MIN_MEMORY = 6 * 1024 * 1024
+
+
+def _env_key(entry: str) -> str:
+    return entry.split("=", 1)[0]
+
+
+def merge_env(image_env: list[str], request_env: list[str]) -> list[str]:
+    """Image env first, request entries replacing same-named ones (moby ReplaceOrAppendEnvValues)."""
+    out = list(image_env)
+    index = {_env_key(e): i for i, e in enumerate(out)}
+    for entry in request_env:
+        key = _env_key(entry)
+        if key in index:
+            out[index[key]] = entry
+        else:
+            index[key] = len(out)
+            out.append(entry)
+    return out
+
+
+def build_config(request: dict[str, Any], image_config: dict[str, Any], container_id: str) -> dict[str, Any]:
+    """The container ``Config`` as inspect shows it: request merged over the image's config."""
+    cfg: dict[str, Any] = {
+        "Hostname": request.get("Hostname") or container_id[:12],
+        "Domainname": request.get("Domainname") or "",
+        "User": request.get("User") or image_config.get("User") or "",
+        "AttachStdin": bool(request.get("AttachStdin")), "AttachStdout": bool(request.get("AttachStdout")),
+        "AttachStderr": bool(request.get("AttachStderr")),
+    }
+    exposed = dict(image_config.get("ExposedPorts") or {})
+    exposed.update(request.get("ExposedPorts") or {})
+    if exposed:
+        cfg["ExposedPorts"] = exposed
+    cfg.update(Tty=bool(request.get("Tty")), OpenStdin=bool(request.get("OpenStdin")),
+               StdinOnce=bool(request.get("StdinOnce")))
+    cfg["Env"] = merge_env(list(image_config.get("Env") or []), list(request.get("Env") or []))
+    entrypoint = request.get("Entrypoint")
+    cmd = request.get("Cmd")
+    if isinstance(entrypoint, str):
+        entrypoint = [entrypoint]
+    if isinstance(cmd, str):
+        cmd = [cmd]
+    if not entrypoint and entrypoint != [] and not cmd:
+        cmd = image_config.get("Cmd")
+    if entrypoint is None:
+        entrypoint = image_config.get("Entrypoint")
+    elif entrypoint == [] or entrypoint == [""]:
+        entrypoint = None
+    cfg["Cmd"] = cmd or None
+    if request.get("Healthcheck") or image_config.get("Healthcheck"):
+        cfg["Healthcheck"] = request.get("Healthcheck") or image_config.get("Healthcheck")
+    cfg["Image"] = request.get("Image") or ""
+    volumes = dict(image_config.get("Volumes") or {})
+    volumes.update(request.get("Volumes") or {})
+    cfg["Volumes"] = volumes or None
+    cfg["WorkingDir"] = request.get("WorkingDir") or image_config.get("WorkingDir") or ""
+    cfg["Entrypoint"] = entrypoint or None
+    cfg["OnBuild"] = request.get("OnBuild") or image_config.get("OnBuild") or None
+    labels = dict(image_config.get("Labels") or {})
+    labels.update(request.get("Labels") or {})
+    cfg["Labels"] = labels
+    stop_signal = request.get("StopSignal") or image_config.get("StopSignal")
+    if stop_signal:
+        cfg["StopSignal"] = stop_signal
+    if request.get("StopTimeout") is not None:
+        cfg["StopTimeout"] = request["StopTimeout"]
+    if cfg["WorkingDir"] and not cfg["WorkingDir"].startswith("/"):
+        raise invalid(f"the working directory '{cfg['WorkingDir']}' is invalid, it needs to be an absolute path")
+    return cfg
+
+
+def command_of(config: dict[str, Any]) -> tuple[str, list[str]]:
+    """(Path, Args) from Entrypoint + Cmd, or dockerd's 400 when there is nothing to run."""
+    argv = [*(config.get("Entrypoint") or []), *(config.get("Cmd") or [])]
+    if not argv:
+        raise invalid("no command specified")
+    return argv[0], argv[1:]
+
+
+def build_host_config(request: dict[str, Any] | None, daemon_values: dict[str, Any],
+                      cgroup_version: str) -> dict[str, Any]:
+    """HostConfig with the daemon's defaults filled in where the request left them empty."""
+    hc = dict(request or {})
+    log_config = dict(hc.get("LogConfig") or {})
+    if not log_config.get("Type"):
+        log_config = {"Type": daemon_values.get("log-driver") or "json-file",
+                      "Config": dict(daemon_values.get("log-opt") or {})}
+    log_config.setdefault("Config", {})
+    hc["LogConfig"] = log_config
+    policy = dict(hc.get("RestartPolicy") or {})
+    policy.setdefault("Name", "no")
+    policy["Name"] = policy["Name"] or "no"
+    policy.setdefault("MaximumRetryCount", 0)
+    hc["RestartPolicy"] = policy
+    hc.setdefault("NetworkMode", "default")
+    hc["NetworkMode"] = hc["NetworkMode"] or "default"
+    defaults: dict[str, Any] = {
+        "Binds": None, "ContainerIDFile": "", "PortBindings": {}, "AutoRemove": False, "VolumeDriver": "",
+        "VolumesFrom": None, "ConsoleSize": [0, 0], "CapAdd": None, "CapDrop": None,
+        "CgroupnsMode": "private" if cgroup_version == "2" else "host", "Dns": [], "DnsOptions": [],
+        "DnsSearch": [], "ExtraHosts": None, "GroupAdd": None, "IpcMode": "private", "Cgroup": "", "Links": None,
+        "OomScoreAdj": 0, "PidMode": "", "Privileged": False, "PublishAllPorts": False, "ReadonlyRootfs": False,
+        "SecurityOpt": None, "UTSMode": "", "UsernsMode": "", "ShmSize": 67108864, "Runtime": "runc",
+        "Isolation": "", "CpuShares": 0, "Memory": 0, "NanoCpus": 0, "CgroupParent": "", "BlkioWeight": 0,
+        "BlkioWeightDevice": [], "BlkioDeviceReadBps": [], "BlkioDeviceWriteBps": [], "BlkioDeviceReadIOps": [],
+        "BlkioDeviceWriteIOps": [], "CpuPeriod": 0, "CpuQuota": 0, "CpuRealtimePeriod": 0,
+        "CpuRealtimeRuntime": 0, "CpusetCpus": "", "CpusetMems": "", "Devices": [], "DeviceCgroupRules": None,
+        "DeviceRequests": None, "MemoryReservation": 0, "MemorySwap": 0, "MemorySwappiness": None,
+        "OomKillDisable": False, "PidsLimit": None, "Ulimits": [], "CpuCount": 0, "CpuPercent": 0,
+        "IOMaximumIOps": 0, "IOMaximumBandwidth": 0, "Init": None,
+    }
+    for key, value in defaults.items():
+        if hc.get(key) is None or (key in ("IpcMode", "CgroupnsMode", "ShmSize", "Runtime") and not hc.get(key)):
+            hc[key] = value if not isinstance(value, list | dict) else type(value)(value)
+    if hc.get("Ulimits") is None:
+        hc["Ulimits"] = []
+    if not hc.get("Privileged"):
+        hc.setdefault("MaskedPaths", list(DEFAULT_MASKED_PATHS))
+        hc.setdefault("ReadonlyPaths", list(DEFAULT_READONLY_PATHS))
+    if hc.get("Memory") and not hc.get("MemorySwap"):
+        hc["MemorySwap"] = hc["Memory"] * 2  # dockerd's default: swap equal to memory
+    return hc
+
+
+def verify_host_config(hc: dict[str, Any], ncpu: int | None = None) -> None:
+    """dockerd's create-time checks, same wording."""
+    policy = hc.get("RestartPolicy") or {}
+    name, retries = policy.get("Name", "no"), int(policy.get("MaximumRetryCount") or 0)
+    if name not in _RESTART_POLICIES:
+        raise invalid(f"invalid restart policy: unknown policy '{name}'; use one of 'no', 'always', 'on-failure', "
+                      "or 'unless-stopped'")
+    if retries and name != "on-failure":
+        raise invalid("invalid restart policy: maximum retry count can only be used with 'on-failure'")
+    if retries < 0:
+        raise invalid("invalid restart policy: maximum retry count cannot be negative")
+    if hc.get("AutoRemove") and name != "no":
+        raise invalid("can't create 'AutoRemove' container with restart policy")
+    memory = int(hc.get("Memory") or 0)
+    swap = int(hc.get("MemorySwap") or 0)
+    if memory and memory < _MIN_MEMORY:
+        raise invalid("Minimum memory limit allowed is 6MB")
+    if memory and swap > 0 and swap < memory:
+        raise invalid("Minimum memoryswap limit should be larger than memory limit, see usage")
+    if not memory and swap > 0:
+        raise invalid("You should always set the Memory limit when using Memoryswap limit, see usage")
+    reservation = int(hc.get("MemoryReservation") or 0)
+    if reservation and reservation < _MIN_MEMORY:
+        raise invalid("Minimum memory reservation allowed is 6MB")
+    if memory and reservation and memory < reservation:
+        raise invalid("Minimum memory limit can not be less than memory reservation limit, see usage")
+    swappiness = hc.get("MemorySwappiness")
+    if swappiness is not None and swappiness != -1 and not 0 <= swappiness <= 100:
+        raise invalid(f"Invalid value: {swappiness}, valid memory swappiness range is 0-100")
+    nano = int(hc.get("NanoCpus") or 0)
+    if nano and hc.get("CpuPeriod"):
+        raise invalid("Conflicting options: Nano CPUs and CPU Period cannot both be set")
+    if nano and hc.get("CpuQuota"):
+        raise invalid("Conflicting options: Nano CPUs and CPU Quota cannot both be set")
+    ncpu = ncpu or os.cpu_count() or 1
+    if nano and not 0.01 <= nano / 1e9 <= ncpu:
+        raise invalid(f"range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available")
+    period = int(hc.get("CpuPeriod") or 0)
+    if period and not 1000 <= period <= 1_000_000:
+        raise invalid("CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)")
+    quota = int(hc.get("CpuQuota") or 0)
+    if quota and quota > 0 and quota < 1000:
+        raise invalid("CPU cfs quota can not be less than 1ms (i.e. 1000)")
+    if int(hc.get("CpuShares") or 0) < 0:
+        raise invalid(f"invalid CPU shares ({hc['CpuShares']}): value must be a positive integer")
+    cpus = hc.get("CpusetCpus") or ""
+    if cpus and not _cpuset_ok(cpus, ncpu):
+        raise invalid(f"Requested CPUs are not available - requested {cpus}, available: 0-{ncpu - 1}")
+    if int(hc.get("ShmSize") or 0) < 0:
+        raise invalid("SHM size can not be less than 0")
+    oom = int(hc.get("OomScoreAdj") or 0)
+    if not -1000 <= oom <= 1000:
+        raise invalid(f"Invalid value {oom}, range for oom score adj is [-1000, 1000]")
+    ipc = hc.get("IpcMode") or "private"
+    if ipc not in ("private", "shareable", "host", "none", "") and not ipc.startswith("container:"):
+        raise invalid(f"invalid IPC mode: {ipc}")
+    pid_mode = hc.get("PidMode") or ""
+    if pid_mode not in ("", "host") and not pid_mode.startswith("container:"):
+        raise invalid(f"invalid PID mode: {pid_mode}")
+    uts = hc.get("UTSMode") or ""
+    if uts not in ("", "host"):
+        raise invalid(f"invalid UTS mode: {uts}")
+    cgns = hc.get("CgroupnsMode") or ""
+    if cgns not in ("", "host", "private"):
+        raise invalid(f"invalid cgroup namespace mode: {cgns}")
+    for spec in (hc.get("PortBindings") or {}):
+        if not re.match(r"^\d+(-\d+)?(/(tcp|udp|sctp))?$", spec):
+            raise invalid(f'invalid port specification: "{spec}"')
+
+
+def _cpuset_ok(spec: str, ncpu: int) -> bool:
+    try:
+        for part in spec.split(","):
+            lo, _, hi = part.partition("-")
+            if int(lo) >= ncpu or (hi and (int(hi) >= ncpu or int(hi) < int(lo))):
+                return False
+    except ValueError:
+        raise ApiError(400, f"invalid value {spec} for cpuset cpus") from None
+    return True

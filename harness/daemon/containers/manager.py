@@ -1,0 +1,618 @@
+"""Container lifecycle in refd: create, start (through a shim), stop, kill, wait, remove, restore.
+
+The manager is the single owner of container records; API handlers call it. Exits reach
+it from a monitor task per running container (a ``wait`` on the shim socket), or from
+``exit.json`` when refd was down at the time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ApiError, conflict, invalid, not_found, system
+from ..events import make_event
+from .create import build_config, build_host_config, command_of, verify_host_config
+from .model import Container, now_rfc3339
+from .names import random_name, validate_name
+
+if TYPE_CHECKING:
+    from ..daemon import Daemon
+
+__all__ = ["ContainerManager", "parse_signal"]
+
+_SIGNALS = {name[3:]: int(getattr(signal, name)) for name in dir(signal)
+            if name.startswith("SIG") and not name.startswith("SIG_") and isinstance(getattr(signal, name), int)}
+
+
+def parse_signal(text: str | int | None, default: int = signal.SIGKILL) -> int:
+    """docker's signal parsing: a number, ``KILL`` or ``SIGKILL``; unknown names are a 400."""
+    if text in (None, ""):
+        return default
+    if isinstance(text, int):
+        return text
+    raw = str(text)
+    if raw.isdigit():
+        if int(raw) == 0 or int(raw) > 64:
+            raise invalid(f"Invalid signal: {raw}")
+        return int(raw)
+    name = raw.upper().removeprefix("SIG")
+    if name not in _SIGNALS:
+        raise invalid(f"Invalid signal: {raw}")
+    return _SIGNALS[name]
+
+
+class ShimConnection:
+    """One request/response (and optionally stream) connection to a container's shim."""
+
+    @staticmethod
+    async def open(state_dir: str, request: dict[str, Any]) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        reader, writer = await asyncio.open_unix_connection(os.path.join(state_dir, "shim.sock"), limit=1 << 20)
+        writer.write(json.dumps(request).encode() + b"\n")
+        await writer.drain()
+        return reader, writer
+
+    @staticmethod
+    async def call(state_dir: str, request: dict[str, Any], timeout: float | None = 30) -> dict[str, Any]:
+        reader, writer = await ShimConnection.open(state_dir, request)
+        try:
+            line = await asyncio.wait_for(reader.readline(), timeout)
+        finally:
+            writer.close()
+        if not line:
+            raise ConnectionError("shim closed the connection")
+        return dict(json.loads(line))
+
+
+PendingAttach = Callable[[str], Awaitable[None]]
+
+
+class ContainerManager:
+    """All containers of one daemon."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self.root = os.path.join(daemon.config["data-root"], "containers")
+        self.state_root = os.path.join(daemon.config["exec-root"], "containers")
+        self.by_id: dict[str, Container] = {}
+        self.names: dict[str, str] = {}  # name without slash -> id
+        self.monitors: dict[str, asyncio.Task[None]] = {}
+        self.pending_attach: dict[str, list[PendingAttach]] = {}
+        self.exit_events: dict[str, asyncio.Event] = {}
+        self.removed_events: dict[str, asyncio.Event] = {}
+        self.locks: dict[str, asyncio.Lock] = {}
+
+    # -- lookup ------------------------------------------------------------------------------------
+    def get(self, ref: str) -> Container:
+        """By full id, name (with or without '/'), or unique id prefix; dockerd's 404 otherwise."""
+        if not ref:
+            raise not_found("No such container: ")
+        if ref in self.by_id:
+            return self.by_id[ref]
+        cid = self.names.get(ref.removeprefix("/"))
+        if cid:
+            return self.by_id[cid]
+        matches = [cid for cid in self.by_id if cid.startswith(ref)]
+        if len(matches) == 1:
+            return self.by_id[matches[0]]
+        if len(matches) > 1:
+            raise invalid(f"multiple IDs found with provided prefix: {ref}")
+        raise not_found(f"No such container: {ref}")
+
+    def lock(self, cid: str) -> asyncio.Lock:
+        return self.locks.setdefault(cid, asyncio.Lock())
+
+    def state_dir(self, c: Container) -> str:
+        return os.path.join(self.state_root, c.id)
+
+    def counts(self) -> dict[str, int]:
+        states = [c.status for c in self.by_id.values()]
+        running = sum(1 for s in states if s in ("running", "restarting"))
+        paused = states.count("paused")
+        return {"total": len(states), "running": running, "paused": paused,
+                "stopped": len(states) - running - paused}
+
+    def uses_image(self, image_id: str) -> list[str]:
+        return [c.id for c in self.by_id.values() if c.image_id == image_id]
+
+    # -- events ------------------------------------------------------------------------------------
+    def emit(self, c: Container, action: str, **extra: str) -> None:
+        attrs = {"image": str(c.config.get("Image", "")), "name": c.name.removeprefix("/")}
+        attrs.update({k: str(v) for k, v in (c.config.get("Labels") or {}).items()})
+        attrs.update(extra)
+        self.daemon.events.publish(make_event("container", action, c.id, attrs))
+
+    # -- create --------------------------------------------------------------------------------------
+    def _image(self, ref: str) -> Any:
+        images = getattr(self.daemon, "images", None)
+        if images is None:
+            raise not_found(f"No such image: {ref}")
+        return images.resolve(ref)
+
+    @staticmethod
+    def _image_config(image: Any) -> dict[str, Any]:
+        doc = getattr(image, "config", {}) or {}
+        if isinstance(doc, dict) and "rootfs" in doc:
+            return dict(doc.get("config") or {})
+        return dict(doc)
+
+    def create(self, body: dict[str, Any], name: str) -> tuple[Container, list[str]]:
+        if not isinstance(body, dict):
+            raise invalid("config cannot be empty in order to create a container")
+        image_ref = body.get("Image") or ""
+        if not image_ref:
+            raise invalid("config cannot be empty in order to create a container")
+        image = self._image(image_ref)
+        if name:
+            name = validate_name(name)
+            if name in self.names:
+                raise conflict(f'Conflict. The container name "/{name}" is already in use by container '
+                               f'"{self.names[name]}". You have to remove (or rename) that container to be able to '
+                               "reuse that name.")
+        cid = secrets.token_hex(32)
+        config = build_config(body, self._image_config(image), cid)
+        host_config = build_host_config(body.get("HostConfig"), self.daemon.config.values, self.daemon.cgroup_version)
+        verify_host_config(host_config)
+        self._check_log_config(host_config)
+        path, args = command_of(config)
+        name = name or random_name(set(self.names))
+        c = Container(id=cid, name=f"/{name}", created=now_rfc3339(), path=path, args=args, config=config,
+                      host_config=host_config, image_id=str(image.id), root=os.path.join(self.root, cid),
+                      driver=self.daemon.storage_driver)
+        c.network_settings = self._network_settings(c)
+        storage = getattr(self.daemon, "images", None)
+        if storage is not None and hasattr(storage, "create_rw_layer"):
+            storage.create_rw_layer(cid, image)
+            graph = getattr(storage, "graph_driver", None)
+            if callable(graph):
+                c.graph_driver = graph(cid, image)
+        c.save()
+        self.by_id[cid] = c
+        self.names[name] = cid
+        self.emit(c, "create")
+        return c, []
+
+    def _check_log_config(self, host_config: dict[str, Any]) -> None:
+        log_config = host_config["LogConfig"]
+        driver = log_config.get("Type")
+        if driver not in ("json-file", "none", "local"):
+            raise invalid(f'failed to create task for container: logger: no log driver named \'{driver}\' is registered')
+        if driver == "json-file":
+            from ..logs.jsonfile import LogOptionError, parse_log_options
+
+            try:
+                parse_log_options(log_config.get("Config") or {})
+            except LogOptionError as exc:
+                raise invalid(str(exc)) from None
+
+    def _network_settings(self, c: Container) -> dict[str, Any]:
+        mode = c.host_config.get("NetworkMode", "default")
+        networks: dict[str, Any] = {}
+        if mode in ("default", "bridge"):
+            networks["bridge"] = {"IPAMConfig": None, "Links": None, "Aliases": None, "MacAddress": "",
+                                  "DriverOpts": None, "NetworkID": "", "EndpointID": "", "Gateway": "",
+                                  "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
+                                  "GlobalIPv6PrefixLen": 0, "DNSNames": None}
+        elif mode in ("host", "none"):
+            networks[mode] = {"IPAMConfig": None, "Links": None, "Aliases": None, "MacAddress": "",
+                              "DriverOpts": None, "NetworkID": "", "EndpointID": "", "Gateway": "",
+                              "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
+                              "GlobalIPv6PrefixLen": 0, "DNSNames": None}
+        return {"Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": {}, "HairpinMode": False,
+                "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0, "SecondaryIPAddresses": None,
+                "SecondaryIPv6Addresses": None, "EndpointID": "", "Gateway": "", "GlobalIPv6Address": "",
+                "GlobalIPv6PrefixLen": 0, "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "",
+                "Networks": networks}
+
+    # -- restore -------------------------------------------------------------------------------------
+    def restore(self) -> None:
+        """Load records; reconcile containers that were running with their shims (spec 7.3)."""
+        try:
+            entries = os.listdir(self.root)
+        except FileNotFoundError:
+            return
+        for cid in entries:
+            root = os.path.join(self.root, cid)
+            try:
+                c = Container.load(root)
+            except (OSError, ValueError, KeyError) as exc:
+                self.daemon.log.error(f"failed to load container {cid}: {exc}")
+                continue
+            self.by_id[c.id] = c
+            self.names[c.name.removeprefix("/")] = c.id
+            if c.status in ("running", "paused", "restarting"):
+                self._reconcile(c)
+
+    def _reconcile(self, c: Container) -> None:
+        state_dir = self.state_dir(c)
+        exit_file = os.path.join(state_dir, "exit.json")
+        alive = _shim_alive(state_dir)
+        if alive and self.daemon.config["live-restore"]:
+            return  # monitors are re-attached once the loop runs (attach_monitors)
+        if alive:
+            with contextlib.suppress(OSError):
+                os.kill(int(open(os.path.join(state_dir, "state.json")).read().split('"pid": ')[1].split(",")[0]),
+                        signal.SIGKILL)
+        code, finished = 137, now_rfc3339()
+        try:
+            with open(exit_file) as fh:
+                record = json.load(fh)
+            code, finished = int(record["exit_code"]), record["finished_at"]
+        except (OSError, ValueError, KeyError):
+            pass
+        c.set_stopped(code, finished_at=finished)
+        self._release(c)
+        c.save()
+
+    def attach_monitors(self) -> None:
+        for c in self.by_id.values():
+            if c.status in ("running", "paused") and c.id not in self.monitors:
+                self.monitors[c.id] = asyncio.ensure_future(self._monitor(c))
+
+    # -- start ---------------------------------------------------------------------------------------
+    def _prepare_files(self, c: Container) -> None:
+        os.makedirs(c.root, mode=0o710, exist_ok=True)
+        hostname = c.config.get("Hostname") or c.short_id
+        with open(c.file("hostname"), "w") as fh:
+            fh.write(hostname + "\n")
+        hosts = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback", "fe00::0\tip6-localnet",
+                 "ff00::0\tip6-mcastprefix", "ff02::1\tip6-allnodes", "ff02::2\tip6-allrouters"]
+        for extra in c.host_config.get("ExtraHosts") or []:
+            host, _, ip = extra.partition(":")
+            hosts.append(f"{ip}\t{host}")
+        with open(c.file("hosts"), "w") as fh:
+            fh.write("\n".join(hosts) + "\n")
+        servers = c.host_config.get("Dns") or []
+        lines = [f"nameserver {s}" for s in servers] or _host_resolv()
+        if c.host_config.get("DnsSearch"):
+            lines.append("search " + " ".join(c.host_config["DnsSearch"]))
+        if c.host_config.get("DnsOptions"):
+            lines.append("options " + " ".join(c.host_config["DnsOptions"]))
+        with open(c.file("resolv.conf"), "w") as fh:
+            fh.write("\n".join(lines) + "\n")
+
+    def _process_spec(self, c: Container, rootfs: str) -> dict[str, Any]:
+        from .spec import process_spec
+
+        return process_spec(self.daemon, c, rootfs)
+
+    async def start(self, c: Container) -> None:
+        async with self.lock(c.id):
+            if c.status == "paused":
+                raise conflict("cannot start a paused container, try unpause instead")
+            if c.running:
+                return
+            if c.status == "removing":
+                raise conflict(f"container is marked for removal and cannot be started")
+            await self._start_locked(c)
+
+    async def _start_locked(self, c: Container) -> None:
+        storage = getattr(self.daemon, "images", None)
+        rootfs = ""
+        try:
+            if storage is not None and hasattr(storage, "mount_rootfs"):
+                rootfs = storage.mount_rootfs(c.id)
+            self._prepare_files(c)
+            spec = self._process_spec(c, rootfs)
+        except ApiError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise system(f"failed to prepare container {c.id}: {exc}") from None
+        state_dir = self.state_dir(c)
+        shutil.rmtree(state_dir, ignore_errors=True)
+        os.makedirs(state_dir, mode=0o700)
+        log_config = c.host_config["LogConfig"]
+        shim_spec = {"process": spec, "open_stdin": bool(c.config.get("OpenStdin")),
+                     "stdin_once": bool(c.config.get("StdinOnce")),
+                     "log": {"driver": log_config.get("Type"), "path": c.log_path, "opts": log_config.get("Config")},
+                     "oom_check": spec.get("cgroup", "")}
+        with open(os.path.join(state_dir, "spec.json"), "w") as fh:
+            json.dump(shim_spec, fh)
+        await self._spawn_shim(state_dir)
+        for attach in self.pending_attach.pop(c.id, []):
+            await attach(state_dir)
+        result = await ShimConnection.call(state_dir, {"op": "start"})
+        if "error" in result:
+            message = _oci_error(str(result["error"]))
+            c.set_start_error(message, 127 if "executable file not found" in message or "no such file" in message
+                              else 126 if "permission denied" in message else 128)
+            c.save()
+            self._release(c)
+            raise ApiError(400 if c.state["ExitCode"] in (126, 127) else 500, message)
+        c.set_running(int(result["pid"]))
+        c.has_been_manually_stopped = False
+        c.save()
+        self.exit_events[c.id] = asyncio.Event()
+        self.emit(c, "start")
+        self.monitors[c.id] = asyncio.ensure_future(self._monitor(c))
+
+    async def _spawn_shim(self, state_dir: str) -> None:
+        read_fd, write_fd = os.pipe()
+        env = {**os.environ, "REFD_SHIM_SYNC_FD": str(write_fd)}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "harness.daemon.shim", state_dir, pass_fds=(write_fd,), env=env,
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+            stderr=open(os.path.join(state_dir, "shim.log"), "ab"), start_new_session=True)
+        os.close(write_fd)
+        loop = asyncio.get_running_loop()
+        try:
+            line = await loop.run_in_executor(None, _read_line, read_fd)
+        finally:
+            os.close(read_fd)
+        asyncio.ensure_future(proc.wait())  # reap the shim when it ends (if refd still runs)
+        if not line:
+            tail = ""
+            with contextlib.suppress(OSError):
+                tail = open(os.path.join(state_dir, "shim.log")).read()[-2000:]
+            raise system(f"container shim failed to start: {tail or 'no output'}")
+        msg = json.loads(line)
+        if "error" in msg:
+            raise system(f"container shim failed: {msg['error']}")
+
+    async def _monitor(self, c: Container) -> None:
+        state_dir = self.state_dir(c)
+        try:
+            result = await ShimConnection.call(state_dir, {"op": "wait"}, timeout=None)
+        except (OSError, ValueError, ConnectionError):
+            result = _read_exit(state_dir) or {"exit_code": 137, "oom_killed": False, "finished_at": now_rfc3339()}
+        await self._on_exit(c, result)
+
+    async def _on_exit(self, c: Container, result: dict[str, Any]) -> None:
+        self.monitors.pop(c.id, None)
+        c.set_stopped(int(result.get("exit_code", 137)), bool(result.get("oom_killed")),
+                      finished_at=result.get("finished_at"))
+        if c.state["OOMKilled"]:
+            self.emit(c, "oom")
+        self._release(c)
+        c.save()
+        self.emit(c, "die", exitCode=str(c.state["ExitCode"]), execDuration="0")
+        event = self.exit_events.pop(c.id, None)
+        if event is not None:
+            event.set()
+        await self._after_exit(c)
+
+    async def _after_exit(self, c: Container) -> None:
+        policy = c.host_config.get("RestartPolicy") or {}
+        name = policy.get("Name", "no")
+        restart = False
+        if not c.has_been_manually_stopped and c.id in self.by_id:
+            if name == "always" or (name == "unless-stopped"):
+                restart = True
+            elif name == "on-failure" and c.state["ExitCode"] != 0:
+                limit = int(policy.get("MaximumRetryCount") or 0)
+                restart = not limit or c.restart_count < limit
+        if restart and not getattr(self.daemon, "shutting_down", False):
+            c.restart_count += 1
+            c.state.update(Status="restarting", Restarting=True)
+            c.save()
+            delay = min(0.1 * (2 ** min(c.restart_count - 1, 10)), 60)
+            await asyncio.sleep(delay)
+            if c.id in self.by_id and c.status == "restarting" and not c.has_been_manually_stopped:
+                try:
+                    async with self.lock(c.id):
+                        await self._start_locked(c)
+                except ApiError as exc:
+                    self.daemon.log.error(f"failed to restart container {c.id}: {exc.message}")
+                    c.state.update(Status="exited", Restarting=False)
+                    c.save()
+            return
+        if c.host_config.get("AutoRemove") and c.id in self.by_id:
+            await self.remove(c, force=True, volumes=True, auto=True)
+
+    def _release(self, c: Container) -> None:
+        storage = getattr(self.daemon, "images", None)
+        if storage is not None and hasattr(storage, "unmount_rootfs"):
+            with contextlib.suppress(Exception):
+                storage.unmount_rootfs(c.id)
+        cgroup = c.file("")  # placeholder: cgroups are removed by the runtime helper below
+        del cgroup
+        try:
+            from ..runtime import cgroups as cg
+
+            remove = getattr(cg, "remove_container_cgroup", None)
+            if callable(remove):
+                remove(self.daemon.config.get("cgroup-parent") or "docker", c.id)
+        except ImportError:
+            pass
+
+    # -- stop / kill / wait --------------------------------------------------------------------------
+    async def kill(self, c: Container, signo: int, manual: bool = True) -> None:
+        if not c.running:
+            raise conflict(f"container {c.id} is not running")
+        if manual and signo in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
+            pass
+        result = await ShimConnection.call(self.state_dir(c), {"op": "kill", "signal": signo})
+        if "error" in result and c.running:
+            raise system(f"cannot kill container: {c.id}: {result['error']}")
+        self.emit(c, "kill", signal=str(signo))
+
+    async def stop(self, c: Container, signo: int | None = None, timeout: float | None = None) -> bool:
+        """Stop with the stop signal, then SIGKILL after the timeout; False if it was not running."""
+        if not c.running:
+            return False
+        c.has_been_manually_stopped = True
+        c.save()
+        if signo is None:
+            signo = parse_signal(c.config.get("StopSignal") or "SIGTERM")
+        if timeout is None:
+            timeout = c.config.get("StopTimeout")
+            timeout = 10 if timeout is None else timeout
+        event = self.exit_events.get(c.id) or asyncio.Event()
+        if c.status == "paused":
+            await self.unpause(c)
+        with contextlib.suppress(ApiError):
+            await self.kill(c, signo)
+        try:
+            if timeout < 0:
+                await event.wait()
+            else:
+                await asyncio.wait_for(event.wait(), timeout)
+        except TimeoutError:
+            self.daemon.log.info(f"Container failed to exit within {timeout:g}s of signal {signo} - using the force",
+                                 container=c.id)
+            with contextlib.suppress(ApiError):
+                await self.kill(c, signal.SIGKILL)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), 30)
+        self.emit(c, "stop")
+        return True
+
+    async def wait(self, c: Container, condition: str = "not-running") -> dict[str, Any]:
+        if condition not in ("not-running", "next-exit", "removed", ""):
+            raise invalid(f"invalid condition: {condition!r}")
+        if condition == "removed":
+            event = self.removed_events.setdefault(c.id, asyncio.Event())
+            await event.wait()
+        elif condition == "next-exit" or c.running or c.status == "restarting":
+            if c.running or condition == "next-exit":
+                event = self.exit_events.setdefault(c.id, asyncio.Event())
+                await event.wait()
+        error = c.state.get("Error") or ""
+        return {"StatusCode": c.state["ExitCode"], "Error": {"Message": error} if error else None}
+
+    async def pause(self, c: Container) -> None:
+        if not c.running:
+            raise conflict(f"container {c.id} is not running")
+        if c.status == "paused":
+            raise conflict(f"Container {c.id} is already paused")
+        from ..runtime import cgroups as cg
+
+        cg.freeze(self._cgroup_of(c))  # type: ignore[attr-defined]
+        c.state.update(Status="paused", Paused=True)
+        c.save()
+        self.emit(c, "pause")
+
+    async def unpause(self, c: Container) -> None:
+        if c.status != "paused":
+            raise conflict(f"Container {c.id} is not paused")
+        from ..runtime import cgroups as cg
+
+        cg.thaw(self._cgroup_of(c))  # type: ignore[attr-defined]
+        c.state.update(Status="running", Paused=False)
+        c.save()
+        self.emit(c, "unpause")
+
+    def _cgroup_of(self, c: Container) -> Any:
+        from .spec import cgroup_for
+
+        return cgroup_for(self.daemon, c)
+
+    # -- remove / rename -----------------------------------------------------------------------------
+    async def remove(self, c: Container, force: bool = False, volumes: bool = False, auto: bool = False) -> None:
+        if c.status == "removing" and not auto:
+            raise conflict(f"removal of container {c.name.removeprefix('/')} is already in progress")
+        if c.status == "paused" and not force:
+            raise conflict(f"cannot remove container \"{c.name}\": container is paused and must be unpaused first")
+        if c.running and not force:
+            raise conflict(f"cannot remove container \"{c.name}\": container is running: stop the container before "
+                           "removing or force remove")
+        if c.running:
+            c.has_been_manually_stopped = True
+            event = self.exit_events.get(c.id) or asyncio.Event()
+            with contextlib.suppress(ApiError):
+                await self.kill(c, signal.SIGKILL)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), 30)
+        c.state["Status"] = "removing"
+        storage = getattr(self.daemon, "images", None)
+        if storage is not None and hasattr(storage, "remove_rw_layer"):
+            with contextlib.suppress(Exception):
+                storage.remove_rw_layer(c.id)
+        shutil.rmtree(self.state_dir(c), ignore_errors=True)
+        shutil.rmtree(c.root, ignore_errors=True)
+        self.by_id.pop(c.id, None)
+        self.names.pop(c.name.removeprefix("/"), None)
+        self.emit(c, "destroy")
+        event = self.removed_events.pop(c.id, None)
+        if event is not None:
+            event.set()
+        exit_event = self.exit_events.pop(c.id, None)
+        if exit_event is not None:
+            exit_event.set()
+
+    def rename(self, c: Container, new_name: str) -> None:
+        if not new_name:
+            raise invalid("Neither old nor new names may be empty")
+        new = validate_name(new_name)
+        old = c.name.removeprefix("/")
+        if new == old:
+            raise invalid("Renaming a container with the same name as its current name")
+        if new in self.names:
+            raise conflict(f'Conflict. The container name "/{new}" is already in use by container '
+                           f'"{self.names[new]}". You have to remove (or rename) that container to be able to reuse '
+                           "that name.")
+        self.names.pop(old, None)
+        self.names[new] = c.id
+        c.name = f"/{new}"
+        c.save()
+        self.emit(c, "rename", oldName=f"/{old}")
+
+    # -- shutdown ------------------------------------------------------------------------------------
+    async def shutdown(self, timeout: float) -> None:
+        """Stop every running container in parallel (unless live-restore keeps them)."""
+        if self.daemon.config["live-restore"] and self.by_id:
+            return
+        running = [c for c in self.by_id.values() if c.running]
+        if not running:
+            return
+        self.daemon.log.debug(f"start clean shutdown of all containers with a {timeout:g} seconds timeout...")
+        await asyncio.gather(*(self.stop(c) for c in running), return_exceptions=True)
+
+
+def _read_line(fd: int) -> bytes:
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def _read_exit(state_dir: str) -> dict[str, Any] | None:
+    try:
+        with open(os.path.join(state_dir, "exit.json")) as fh:
+            return dict(json.load(fh))
+    except (OSError, ValueError):
+        return None
+
+
+def _shim_alive(state_dir: str) -> bool:
+    try:
+        with open(os.path.join(state_dir, "shim.pid")) as fh:
+            pid = int(fh.read().strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return False
+    return os.path.exists(os.path.join(state_dir, "shim.sock"))
+
+
+def _host_resolv() -> list[str]:
+    """The host's nameservers, minus loopback ones (a container cannot reach them), as dockerd filters."""
+    try:
+        with open("/etc/resolv.conf") as fh:
+            lines = [ln.strip() for ln in fh if ln.strip() and not ln.startswith("#")]
+    except OSError:
+        lines = []
+    kept = [ln for ln in lines if not (ln.startswith("nameserver") and (" 127." in ln or " ::1" in ln))]
+    if not any(ln.startswith("nameserver") for ln in kept):
+        kept += ["nameserver 8.8.8.8", "nameserver 8.8.4.4"]
+    return kept
+
+
+def _oci_error(inner: str) -> str:
+    """dockerd's wrapping of a runtime start failure."""
+    return ("failed to create task for container: failed to create shim task: OCI runtime create failed: "
+            f"runc create failed: unable to start container process: error during container init: {inner}: unknown")
+
+
+_ = time  # time is used by callers through now_rfc3339

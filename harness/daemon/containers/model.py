@@ -1,0 +1,234 @@
+"""The container record and the JSON shapes dockerd shows for it (inspect, list).
+
+One record per container, persisted as ``config.v2.json`` + ``hostconfig.json`` under
+``<data-root>/containers/<id>/`` like dockerd, written atomically so kill -9 never leaves a
+half-written file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Container", "ZERO_TIME", "human_duration", "now_rfc3339", "parse_rfc3339"]
+
+ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+def now_rfc3339() -> str:
+    """UTC now with nanoseconds, as Go's time.Time marshals (RFC3339Nano, trailing zeros trimmed)."""
+    ns = time.time_ns()
+    secs, frac = divmod(ns, 1_000_000_000)
+    text = f"{frac:09d}".rstrip("0")
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + (f".{text}" if text else "") + "Z"
+
+
+def parse_rfc3339(text: str) -> float:
+    """Seconds since the epoch for an RFC3339(Nano) UTC string; 0 for Go's zero time."""
+    if not text or text.startswith("0001-"):
+        return 0.0
+    main, _, frac = text.rstrip("Z").partition(".")
+    import calendar
+
+    secs = calendar.timegm(time.strptime(main, "%Y-%m-%dT%H:%M:%S"))
+    return secs + (float("0." + frac) if frac else 0.0)
+
+
+def human_duration(seconds: float) -> str:
+    """go-units HumanDuration, as used in ``docker ps`` STATUS."""
+    s = int(seconds)
+    if s < 1:
+        return "Less than a second"
+    if s == 1:
+        return "1 second"
+    if s < 60:
+        return f"{s} seconds"
+    minutes = s // 60
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    hours = round(s / 3600)
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{hours // 24 // 365} years"
+
+
+def _initial_state() -> dict[str, Any]:
+    return {"Status": "created", "Running": False, "Paused": False, "Restarting": False, "OOMKilled": False,
+            "Dead": False, "Pid": 0, "ExitCode": 0, "Error": "", "StartedAt": ZERO_TIME, "FinishedAt": ZERO_TIME}
+
+
+@dataclass
+class Container:
+    """Everything refd knows about one container."""
+
+    id: str
+    name: str  # with the leading slash, as dockerd stores it
+    created: str
+    path: str
+    args: list[str]
+    config: dict[str, Any]
+    host_config: dict[str, Any]
+    image_id: str
+    root: str  # <data-root>/containers/<id>
+    driver: str = "overlay2"
+    state: dict[str, Any] = field(default_factory=_initial_state)
+    restart_count: int = 0
+    exec_ids: list[str] = field(default_factory=list)
+    graph_driver: dict[str, Any] = field(default_factory=dict)
+    mounts: list[dict[str, Any]] = field(default_factory=list)
+    network_settings: dict[str, Any] = field(default_factory=dict)
+    has_been_started: bool = False
+    has_been_manually_stopped: bool = False
+    size_rw: int | None = None
+
+    # -- paths -------------------------------------------------------------------------------------
+    @property
+    def log_path(self) -> str:
+        if self.host_config.get("LogConfig", {}).get("Type", "json-file") != "json-file":
+            return ""
+        return os.path.join(self.root, f"{self.id}-json.log")
+
+    def file(self, name: str) -> str:
+        return os.path.join(self.root, name)
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+    # -- state helpers -----------------------------------------------------------------------------
+    @property
+    def status(self) -> str:
+        return str(self.state["Status"])
+
+    @property
+    def running(self) -> bool:
+        return bool(self.state["Running"])
+
+    def set_running(self, pid: int) -> None:
+        self.state.update(Status="running", Running=True, Paused=False, Restarting=False, OOMKilled=False,
+                          Dead=False, Pid=pid, ExitCode=0, Error="", StartedAt=now_rfc3339())
+        self.has_been_started = True
+
+    def set_stopped(self, exit_code: int, oom_killed: bool = False, error: str = "",
+                    finished_at: str | None = None) -> None:
+        self.state.update(Status="exited", Running=False, Paused=False, Restarting=False, Pid=0,
+                          ExitCode=exit_code, OOMKilled=oom_killed, Error=error,
+                          FinishedAt=finished_at or now_rfc3339())
+
+    def set_start_error(self, message: str, exit_code: int = 128) -> None:
+        """A failed start leaves the container 'created' (never started) or 'exited' with the error."""
+        self.state.update(Error=message, ExitCode=exit_code, Running=False, Pid=0)
+        if self.has_been_started:
+            self.state.update(Status="exited", FinishedAt=now_rfc3339())
+
+    # -- API shapes --------------------------------------------------------------------------------
+    def human_status(self, now: float | None = None) -> str:
+        now = time.time() if now is None else now
+        status = self.status
+        if status == "created":
+            return "Created"
+        if status in ("running", "paused"):
+            up = f"Up {human_duration(now - parse_rfc3339(self.state['StartedAt']))}"
+            health = (self.state.get("Health") or {}).get("Status")
+            if health == "starting":
+                up += " (health: starting)"
+            elif health in ("healthy", "unhealthy"):
+                up += f" ({health})"
+            return up + " (Paused)" if status == "paused" else up
+        if status == "restarting":
+            return (f"Restarting ({self.state['ExitCode']}) "
+                    f"{human_duration(now - parse_rfc3339(self.state['FinishedAt']))} ago")
+        if status == "removing":
+            return "Removal In Progress"
+        if status == "dead":
+            return "Dead"
+        finished = parse_rfc3339(self.state["FinishedAt"])
+        if not finished:
+            return f"Exited ({self.state['ExitCode']})"
+        return f"Exited ({self.state['ExitCode']}) {human_duration(now - finished)} ago"
+
+    def command_string(self) -> str:
+        parts = [self.path, *self.args] if self.path else list(self.args)
+        return " ".join(parts)
+
+    def inspect(self, size: bool = False) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "Id": self.id, "Created": self.created, "Path": self.path, "Args": list(self.args),
+            "State": dict(self.state), "Image": self.image_id,
+            "ResolvConfPath": self.file("resolv.conf") if self.has_been_started else "",
+            "HostnamePath": self.file("hostname") if self.has_been_started else "",
+            "HostsPath": self.file("hosts") if self.has_been_started else "",
+            "LogPath": self.log_path if self.has_been_started else "",
+            "Name": self.name, "RestartCount": self.restart_count, "Driver": self.driver, "Platform": "linux",
+            "MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "",
+            "ExecIDs": list(self.exec_ids) or None, "HostConfig": self.host_config,
+            "GraphDriver": self.graph_driver or {"Data": None, "Name": self.driver},
+        }
+        if size:
+            doc["SizeRw"] = self.size_rw or 0
+            doc["SizeRootFs"] = self.size_rw or 0
+        doc.update(Mounts=list(self.mounts), Config=self.config, NetworkSettings=self.network_settings)
+        return doc
+
+    def summary(self, image_name: str) -> dict[str, Any]:
+        labels = self.config.get("Labels") or {}
+        networks = self.network_settings.get("Networks") or {}
+        return {
+            "Id": self.id, "Names": [self.name], "Image": image_name, "ImageID": self.image_id,
+            "Command": self.command_string(), "Created": int(parse_rfc3339(self.created)),
+            "Ports": [], "Labels": labels, "State": self.status, "Status": self.human_status(),
+            "HostConfig": {"NetworkMode": self.host_config.get("NetworkMode", "default")},
+            "NetworkSettings": {"Networks": networks}, "Mounts": list(self.mounts),
+        }
+
+    # -- persistence -------------------------------------------------------------------------------
+    def to_record(self) -> dict[str, Any]:
+        return {"ID": self.id, "Name": self.name, "Created": self.created, "Path": self.path, "Args": self.args,
+                "Config": self.config, "Image": self.image_id, "Driver": self.driver, "State": self.state,
+                "RestartCount": self.restart_count, "ExecIDs": self.exec_ids, "GraphDriver": self.graph_driver,
+                "MountPoints": self.mounts, "NetworkSettings": self.network_settings,
+                "HasBeenStartedBefore": self.has_been_started,
+                "HasBeenManuallyStopped": self.has_been_manually_stopped}
+
+    def save(self) -> None:
+        os.makedirs(self.root, mode=0o710, exist_ok=True)
+        _atomic_json(self.file("config.v2.json"), self.to_record(), 0o600)
+        _atomic_json(self.file("hostconfig.json"), self.host_config, 0o644)
+
+    @classmethod
+    def load(cls, root: str) -> Container:
+        with open(os.path.join(root, "config.v2.json")) as fh:
+            rec = json.load(fh)
+        with open(os.path.join(root, "hostconfig.json")) as fh:
+            host_config = json.load(fh)
+        return cls(id=rec["ID"], name=rec["Name"], created=rec["Created"], path=rec["Path"], args=rec["Args"],
+                   config=rec["Config"], host_config=host_config, image_id=rec["Image"], root=root,
+                   driver=rec.get("Driver", "overlay2"), state=rec["State"],
+                   restart_count=rec.get("RestartCount", 0), exec_ids=[],
+                   graph_driver=rec.get("GraphDriver") or {}, mounts=rec.get("MountPoints") or [],
+                   network_settings=rec.get("NetworkSettings") or {},
+                   has_been_started=rec.get("HasBeenStartedBefore", False),
+                   has_been_manually_stopped=rec.get("HasBeenManuallyStopped", False))
+
+
+def _atomic_json(path: str, data: Any, mode: int) -> None:
+    tmp = f"{path}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh, separators=(",", ":"))
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)

@@ -1,0 +1,221 @@
+"""The json-file log driver: dockerd's line format, rotation and reading (spec 5.2).
+
+Writer (used by the per-container shim): one ``{"log":...,"stream":...,"time":...}`` object
+per line, rotation checked *before* each write once the file reached ``max-size`` (so a
+file may exceed it by one entry), ``.1``..``.N`` shifting, optional gzip of rotated files.
+Reader (used by refd for ``GET /containers/{id}/logs``): oldest rotated file first, then
+the current one; ``since``/``until``/``tail``; follow by polling across rotations.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import re
+import struct
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+
+__all__ = ["LogOptions", "JsonFileWriter", "LineSplitter", "LogOptionError", "parse_log_options", "read_entries",
+           "frame", "entry_time"]
+
+ALLOWED = frozenset({"max-file", "max-size", "compress", "labels", "labels-regex", "env", "env-regex", "tag"})
+MAX_LINE = 16 * 1024
+_SIZE = re.compile(r"^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$")
+_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12, "p": 10**15}
+
+
+class LogOptionError(ValueError):
+    """A bad log option; the text is dockerd's."""
+
+
+def from_human_size(text: str) -> int:
+    """go-units FromHumanSize: decimal units, ``1k`` is 1000 bytes."""
+    match = _SIZE.match(text)
+    if not match:
+        raise LogOptionError(f"invalid size: '{text}'")
+    return int(float(match.group(1)) * _UNITS[(match.group(2) or "").lower()])
+
+
+@dataclass(frozen=True)
+class LogOptions:
+    max_size: int = -1
+    max_file: int = 1
+    compress: bool = False
+
+
+def parse_log_options(opts: dict[str, str], driver: str = "json-file") -> LogOptions:
+    """Validate json-file options as dockerd's ValidateLogOpt and New do."""
+    for key in opts:
+        if key not in ALLOWED:
+            raise LogOptionError(f"unknown log opt '{key}' for {driver} log driver")
+    max_size = -1
+    if opts.get("max-size"):
+        max_size = from_human_size(opts["max-size"])
+        if max_size <= 0:
+            raise LogOptionError("max-size must be a positive number")
+    max_file = 1
+    if opts.get("max-file"):
+        try:
+            max_file = int(opts["max-file"])
+        except ValueError:
+            raise LogOptionError(f'strconv.Atoi: parsing "{opts["max-file"]}": invalid syntax') from None
+        if max_file < 1:
+            raise LogOptionError("max-file cannot be less than 1")
+    compress = False
+    if opts.get("compress"):
+        value = opts["compress"]
+        if value in ("1", "t", "T", "TRUE", "true", "True"):
+            compress = True
+        elif value not in ("0", "f", "F", "FALSE", "false", "False"):
+            raise LogOptionError(f'strconv.ParseBool: parsing "{value}": invalid syntax')
+        if compress and (max_file < 2 or max_size < 0):
+            raise LogOptionError("compress cannot be true when max-file is less than 2 or max-size is not set")
+    return LogOptions(max_size, max_file, compress)
+
+
+def _now() -> str:
+    ns = time.time_ns()
+    secs, frac = divmod(ns, 1_000_000_000)
+    digits = f"{frac:09d}".rstrip("0")
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + (f".{digits}" if digits else "") + "Z"
+
+
+class JsonFileWriter:
+    """Appends entries to ``<id>-json.log`` with dockerd's rotation rules."""
+
+    def __init__(self, path: str, options: LogOptions) -> None:
+        self.path = path
+        self.options = options
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+        os.fchmod(fd, 0o640)
+        self._fh: IO[bytes] = os.fdopen(fd, "ab", buffering=0)
+        self.size = os.fstat(fd).st_size
+
+    def write(self, stream: str, data: bytes, ts: str | None = None) -> None:
+        if self.options.max_size > 0 and self.size >= self.options.max_size:
+            self._rotate()
+        line = json.dumps({"log": data.decode("utf-8", errors="replace"), "stream": stream, "time": ts or _now()},
+                          ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+        self._fh.write(line)
+        self.size += len(line)
+
+    def _rotate(self) -> None:
+        self._fh.close()
+        keep = self.options.max_file
+        if keep <= 1:
+            os.unlink(self.path)  # dockerd 28: a single file is truncated by unlinking it
+        else:
+            suffix = ".gz" if self.options.compress else ""
+            last = f"{self.path}.{keep - 1}{suffix}"
+            if os.path.exists(last):
+                os.unlink(last)
+            for i in range(keep - 2, 0, -1):
+                src = f"{self.path}.{i}{suffix}"
+                if os.path.exists(src):
+                    os.replace(src, f"{self.path}.{i + 1}{suffix}")
+            os.replace(self.path, f"{self.path}.1")
+            if self.options.compress:
+                with open(f"{self.path}.1", "rb") as src_fh, gzip.open(f"{self.path}.1.gz.tmp", "wb") as dst:
+                    dst.write(src_fh.read())
+                os.replace(f"{self.path}.1.gz.tmp", f"{self.path}.1.gz")
+                os.unlink(f"{self.path}.1")
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+        os.fchmod(fd, 0o640)
+        self._fh = os.fdopen(fd, "ab", buffering=0)
+        self.size = 0
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+class LineSplitter:
+    """Splits a byte stream into log messages: lines with their newline, partials over 16 KiB."""
+
+    def __init__(self) -> None:
+        self._buf = b""
+
+    def feed(self, data: bytes) -> list[bytes]:
+        self._buf += data
+        out = []
+        while True:
+            nl = self._buf.find(b"\n")
+            if nl < 0:
+                break
+            out.append(self._buf[: nl + 1])
+            self._buf = self._buf[nl + 1:]
+        while len(self._buf) >= MAX_LINE:
+            out.append(self._buf[:MAX_LINE])
+            self._buf = self._buf[MAX_LINE:]
+        return out
+
+    def flush(self) -> list[bytes]:
+        rest, self._buf = self._buf, b""
+        return [rest] if rest else []
+
+
+def _files(path: str) -> list[str]:
+    """Rotated files oldest first, then the current file."""
+    rotated = []
+    directory, base = os.path.split(path)
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    for name in names:
+        match = re.fullmatch(re.escape(base) + r"\.(\d+)(\.gz)?", name)
+        if match:
+            rotated.append((int(match.group(1)), os.path.join(directory, name)))
+    return [p for _, p in sorted(rotated, reverse=True)] + ([path] if os.path.exists(path) else [])
+
+
+def _open(path: str) -> IO[bytes]:
+    return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")  # noqa: SIM115
+
+
+def entry_time(entry: dict[str, Any]) -> float:
+    text = str(entry.get("time", ""))
+    main, _, frac = text.rstrip("Z").partition(".")
+    try:
+        import calendar
+
+        return calendar.timegm(time.strptime(main, "%Y-%m-%dT%H:%M:%S")) + (float("0." + frac) if frac else 0.0)
+    except ValueError:
+        return 0.0
+
+
+def read_entries(path: str, since: float = 0.0, until: float = 0.0, tail: int = -1) -> Iterator[dict[str, Any]]:
+    """Entries on disk in order, filtered by time and limited to the last ``tail``."""
+    def all_entries() -> Iterator[dict[str, Any]]:
+        for name in _files(path):
+            try:
+                with _open(name) as fh:
+                    for raw in fh:
+                        try:
+                            entry = json.loads(raw)
+                        except ValueError:
+                            continue  # a torn last line after a crash is skipped, not fatal
+                        when = entry_time(entry)
+                        if since and when < since:
+                            continue
+                        if until and when > until:
+                            continue
+                        yield entry
+            except (OSError, EOFError):
+                continue
+
+    if tail == 0:
+        return iter(())
+    if tail > 0:
+        return iter(deque(all_entries(), maxlen=tail))
+    return all_entries()
+
+
+def frame(stream: str, payload: bytes) -> bytes:
+    """One multiplexed-stream frame: [stream id, 0, 0, 0, big-endian length] + payload."""
+    sid = {"stdin": 0, "stdout": 1, "stderr": 2}.get(stream, 1)
+    return struct.pack(">BxxxI", sid, len(payload)) + payload
