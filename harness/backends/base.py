@@ -41,6 +41,7 @@ class DaemonSpec:
     timeout: float = 60.0
     client_tls: TLSFiles | None = None
     config_file_flag: bool = True
+    wrapper: list[str] = field(default_factory=list)  # argv prefix run inside the namespaces (e.g. setpriv)
 
     def config_text(self) -> str | None:
         if self.config is None:
@@ -160,8 +161,8 @@ class DaemonHandle:
                 if needle in line:
                     return line
             if time.monotonic() > deadline:
-                raise HarnessError(f"{self.target.name}: log line containing {needle!r} did not appear within "
-                                   f"{timeout}s; last lines:\n{self.log_tail()}")
+                raise HarnessError(f"{self.target.name}: log line containing {needle!r} did not appear "
+                                   f"within {timeout}s; last lines:\n{self.log_tail()}")
             time.sleep(0.05)
 
     def notify_messages(self) -> list[str]:
@@ -205,8 +206,8 @@ class DaemonHandle:
         for endpoint in self.endpoints:
             if endpoint.kind == kind:
                 return endpoint
-        raise HarnessError(f"{self.target.name} has no {kind} endpoint (has: "
-                           f"{', '.join(e.docker_host for e in self.endpoints) or 'none'})")
+        have = ", ".join(e.docker_host for e in self.endpoints) or "none"
+        raise HarnessError(f"{self.target.name} has no {kind} endpoint (has: {have})")
 
     def url(self, path: str) -> str:
         if self.endpoint is None:
@@ -225,4 +226,4 @@ class Backend(Protocol):
 
     def forward(self, handle: DaemonHandle, port: int, tls: TLSFiles | None = None) -> Endpoint: ...
 
-    def teardown(self, handle: DaemonHandle) -> None: ...
+    def teardown(self, handle: DaemonHandle, keep: bool = False) -> None: ...

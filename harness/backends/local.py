@@ -9,6 +9,7 @@ reached through a loopback Forwarder.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import signal
@@ -18,7 +19,7 @@ import time
 
 from ..cleanup import LEDGER
 from ..endpoints import Endpoint, TLSFiles
-from ..errors import BackendStartError, ReadinessTimeout
+from ..errors import BackendStartError, HarnessError, ReadinessTimeout
 from ..netns import Forwarder, NetnsConnector
 from ..targets import Target
 from ..wait import ping_once, wait_until
@@ -28,6 +29,7 @@ __all__ = ["LocalBackend"]
 
 _WRAPPER = 'ip link set lo up || exit 125\n{remap}exec "$@"'
 _FD_BASE = 100
+_SUN_PATH_MAX = 104  # containerd's limit for its socket paths; Linux itself allows 107
 
 
 def _flag_given(spec: DaemonSpec, flag: str, key: str) -> bool:
@@ -65,14 +67,21 @@ class LocalBackend:
 
     def start(self, target: Target, spec: DaemonSpec, workdir: str) -> DaemonHandle:
         target.check_available()
-        os.makedirs(workdir, exist_ok=True)
         handle = DaemonHandle(target=target, spec=spec, workdir=workdir, command=[])
+        _check_socket_paths(handle)
+        os.makedirs(workdir, exist_ok=True)
         text = spec.config_text()
         if spec.config_file_flag:
             with open(handle.config_path, "w") as fh:
                 fh.write("{}\n" if text is None else text)
         handle.command = self.command(target, spec, handle)
-        self._spawn(handle)
+        try:
+            self._spawn(handle)
+        except BaseException:
+            # the caller never gets this handle: stop the process, forwarders and ledger entry here and
+            # leave only the files (the caller owns the workdir)
+            self.teardown(handle, keep=True)
+            raise
         return handle
 
     def _activation_sockets(self, spec: DaemonSpec) -> list[socket.socket]:
@@ -101,8 +110,9 @@ class LocalBackend:
         pass_fds = []
         remap = ""
         for i, sock in enumerate(socks):
-            high = _FD_BASE + i
-            os.dup2(sock.fileno(), high, inheritable=True)
+            # the lowest *free* fd >= _FD_BASE (close-on-exec here; pass_fds makes it inheritable in the
+            # child): dup2 onto a fixed number would silently close whatever this process had open there
+            high = fcntl.fcntl(sock.fileno(), fcntl.F_DUPFD_CLOEXEC, _FD_BASE)
             pass_fds.append(high)
             remap += f"exec {3 + i}<&{high} {high}<&-\n"
             sock.close()
@@ -114,7 +124,7 @@ class LocalBackend:
         stderr = open(handle.stderr_path, "ab")  # noqa: SIM115
         try:
             handle.process = subprocess.Popen(
-                [*wrapper, *handle.command], stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, env=env,
+                [*wrapper, *spec.wrapper, *handle.command], stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, env=env,
                 cwd=handle.workdir, start_new_session=True, pass_fds=pass_fds)
         finally:
             stdout.close()
@@ -157,8 +167,27 @@ class LocalBackend:
         """The daemon's netns path; waits for unshare to have switched namespaces."""
         mine = os.stat("/proc/self/ns/net").st_ino
         path = handle.netns_path
-        wait_until(lambda: not os.path.exists(path) or os.stat(path).st_ino != mine, 5)
-        return path
+
+        def switched() -> bool:
+            try:
+                return os.stat(path).st_ino != mine
+            except OSError:
+                return True  # gone: reported below
+
+        wait_until(switched, 5)
+        try:
+            if os.stat(path).st_ino != mine:
+                return path
+        except OSError:
+            pass
+        if handle.process is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                handle.process.wait(timeout=1)
+        if handle.returncode is not None:
+            raise BackendStartError(handle.target.name, handle.command, handle.returncode, handle.log_tail())
+        # never forward into the host's own namespace: that would reach some other listener
+        raise ReadinessTimeout(handle.target.name, 5, f"entering the network namespace of pid {handle.pid}",
+                               handle.log_tail(), "unshare --net did not switch namespaces; check unshare")
 
     def wait_ready(self, handle: DaemonHandle, timeout: float | None = None) -> None:
         timeout = handle.spec.timeout if timeout is None else timeout
@@ -179,6 +208,7 @@ class LocalBackend:
         start = time.monotonic()
         if wait_until(ready, timeout, abort=exited):
             handle.extras["netns_ino"] = _ns_inode(handle.pid)
+            LEDGER.record_daemon(handle.pid, handle.workdir)  # again: at spawn unshare had not switched netns
             return
         if handle.returncode is not None:
             raise BackendStartError(handle.target.name, handle.command, handle.returncode, handle.log_tail())
@@ -227,6 +257,17 @@ class LocalBackend:
             shutil.rmtree(handle.workdir, ignore_errors=True)
 
 
+def _check_socket_paths(handle: DaemonHandle) -> None:
+    """Refuse a workdir whose unix sockets cannot be bound (dockerd's containerd fails only after 15 s)."""
+    longest = handle.socket_path
+    if handle.target.kind == "dockerd":
+        longest = os.path.join(handle.exec_root, "containerd", "containerd-debug.sock")
+    if len(longest) > _SUN_PATH_MAX:
+        raise HarnessError(f"workdir {handle.workdir} is too long for the daemon's unix sockets: {longest} "
+                           f"has {len(longest)} characters (at most {_SUN_PATH_MAX}); "
+                           "set a shorter HARNESS_WORKDIR")
+
+
 def _ns_inode(pid: int) -> int:
     try:
         ino = os.stat(f"/proc/{pid}/ns/net").st_ino
@@ -237,6 +278,8 @@ def _ns_inode(pid: int) -> int:
 
 def kill_netns_members(ino: int) -> int:
     """SIGKILL every process living in the netns with inode ``ino``; returns how many."""
+    if not ino or ino == os.stat("/proc/self/ns/net").st_ino:
+        return 0  # a stale or hand-written record must never sweep the host's own namespace
     killed = 0
     for entry in os.listdir("/proc"):
         if not entry.isdigit():

@@ -11,8 +11,9 @@ __all__ = ["register"]
 
 
 def register(router: Router) -> None:
-    from . import containers, events, system
+    from . import containers, events, exec, system
 
     system.register(router)
     events.register(router)
     containers.register(router)
+    exec.register(router)

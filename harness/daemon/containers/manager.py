@@ -15,7 +15,6 @@ import secrets
 import shutil
 import signal
 import sys
-import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -90,6 +89,7 @@ class ContainerManager:
         self.exit_events: dict[str, asyncio.Event] = {}
         self.removed_events: dict[str, asyncio.Event] = {}
         self.locks: dict[str, asyncio.Lock] = {}
+        self.execs: dict[str, dict[str, Any]] = {}
 
     # -- lookup ------------------------------------------------------------------------------------
     def get(self, ref: str) -> Container:
@@ -614,5 +614,3 @@ def _oci_error(inner: str) -> str:
     return ("failed to create task for container: failed to create shim task: OCI runtime create failed: "
             f"runc create failed: unable to start container process: error during container init: {inner}: unknown")
 
-
-_ = time  # time is used by callers through now_rfc3339
