@@ -47,3 +47,10 @@ def lint(session: nox.Session) -> None:
     session.install("-e", ".[dev]")
     session.run("ruff", "check", ".")
     session.run("mypy")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """refd vs dockerd side by side (interleaved, same run): reports/bench.json and bench.md."""
+    _install(session)
+    session.run("python", "-m", "bench", *session.posargs)

@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks of refd and real dockerd (`nox -s bench`)."""
