@@ -14,7 +14,7 @@ import shutil
 import signal
 import uuid
 
-__all__ = ["LEDGER", "Ledger", "SESSION_ID"]
+__all__ = ["LEDGER", "SESSION_ID", "Ledger"]
 
 SESSION_ID = uuid.uuid4().hex[:12]
 LEDGER_DIR = os.environ.get("HARNESS_LEDGER_DIR", "/run/harness-ledger")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 __all__ = [
     "BackendStartError",
+    "ConfigValueError",
     "HarnessError",
+    "ImageBuildError",
     "ReadinessTimeout",
     "TargetUnavailable",
-    "ConfigValueError",
-    "ImageBuildError",
 ]
 
 

@@ -55,7 +55,7 @@ class DaemonFactory:
         except BaseException:
             # the partially booted daemon is in no handle list yet: clean it here
             stub = DaemonHandle(self.target, spec, workdir, [])
-            self.backend.teardown(stub)
+            self.backend.teardown(stub, keep=self.keep)
             raise
         self.handles.append(handle)
         return handle
@@ -139,10 +139,10 @@ def make_cli(endpoint: Endpoint, home: str) -> CLI:
             timeout: float = 60) -> subprocess.CompletedProcess[str]:
         if docker is None:
             pytest.fail("the docker CLI is not installed: apt-get install docker.io (or docker-cli)")
-        full_env = {"PATH": os.environ.get("PATH", ""), "HOME": home, "DOCKER_CONFIG": os.path.join(home, ".docker"),
-                    **(env or {})}
-        return subprocess.run([docker, *endpoint.cli_args(), *args], input=input, capture_output=True, text=True,
-                              env=full_env, timeout=timeout)
+        full_env = {"PATH": os.environ.get("PATH", ""), "HOME": home,
+                    "DOCKER_CONFIG": os.path.join(home, ".docker"), **(env or {})}
+        return subprocess.run([docker, *endpoint.cli_args(), *args], input=input, capture_output=True,
+                              text=True, env=full_env, timeout=timeout)
 
     return run
 
@@ -157,10 +157,8 @@ def docker_cli(docker_daemon: DaemonHandle, tmp_path: Any) -> CLI:
 @pytest.fixture
 def docker_client(docker_daemon: DaemonHandle) -> Iterator[Any]:
     """A docker SDK client on the session daemon."""
-    import docker
-
     assert docker_daemon.endpoint is not None
-    client = docker.DockerClient(**docker_daemon.endpoint.sdk_kwargs())
+    client = docker_daemon.endpoint.sdk_client()
     yield client
     client.close()
 
@@ -191,3 +189,12 @@ def observe(request: pytest.FixtureRequest) -> Observations:
 
 OBSERVATIONS_KEY = pytest.StashKey[Observations]()
 _CONFIG_KEY: pytest.StashKey[Any] = pytest.StashKey()
+
+
+@pytest.fixture(scope="session")
+def test_image(docker_daemon: DaemonHandle) -> str:
+    """The busybox test image (from Debian's busybox-static) loaded into the session daemon; its tag."""
+    from .testimage import load_test_image
+
+    assert docker_daemon.endpoint is not None
+    return load_test_image(docker_daemon.endpoint)

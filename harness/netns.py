@@ -7,7 +7,9 @@ thread that has entered the daemon's netns (sockets keep the namespace they were
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import functools
 import os
 import socket
 import threading
@@ -48,6 +50,8 @@ class NetnsConnector:
         try:
             setns(self.netns_path)
         except OSError as exc:
+            with self._cond:
+                self._closed = True
             ready.set_exception(exc)
             return
         ready.set_result(None)
@@ -56,11 +60,14 @@ class NetnsConnector:
                 while not self._jobs and not self._closed:
                     self._cond.wait()
                 if self._closed:
+                    for _, fut in self._jobs:
+                        fut.set_exception(OSError(f"netns connector for {self.netns_path} is closed"))
+                    self._jobs.clear()
                     return
                 job, fut = self._jobs.pop(0)
             try:
                 fut.set_result(job())
-            except OSError as exc:
+            except BaseException as exc:  # handed to the waiting caller, never lost
                 fut.set_exception(exc)
 
     def connect(self, host: str, port: int, timeout: float = 10) -> socket.socket:
@@ -70,6 +77,8 @@ class NetnsConnector:
 
         fut: Future[socket.socket] = Future()
         with self._cond:
+            if self._closed:
+                raise OSError(f"netns connector for {self.netns_path} is closed")
             self._jobs.append((job, fut))
             self._cond.notify()
         return fut.result(timeout=timeout + 5)
@@ -78,19 +87,20 @@ class NetnsConnector:
         with self._cond:
             self._closed = True
             self._cond.notify()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
 
 
-def _pump(src: socket.socket, dst: socket.socket) -> None:
+def _pump(src: socket.socket, dst: socket.socket, done: Callable[[], None]) -> None:
     try:
         while data := src.recv(65536):
             dst.sendall(data)
     except OSError:
         pass
     finally:
-        try:
+        with contextlib.suppress(OSError):
             dst.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
+        done()
 
 
 class Forwarder:
@@ -105,6 +115,8 @@ class Forwarder:
         self.listener.listen(128)
         self.port: int = self.listener.getsockname()[1]
         self._open: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._closed = False
         self._thread = threading.Thread(target=self._accept, name=f"forward-{self.port}", daemon=True)
         self._thread.start()
 
@@ -124,21 +136,40 @@ class Forwarder:
             except OSError:
                 client.close()  # the daemon is not listening: the client sees a reset, like a refused port
                 continue
-            self._open.update((client, upstream))
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=_pump, args=(a, b), daemon=True).start()
+            with self._lock:
+                if self._closed:
+                    client.close()
+                    upstream.close()
+                    return
+                self._open.update((client, upstream))
+            done = functools.partial(self._pump_done, (client, upstream), [2])
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=_pump, args=(src, dst, done), daemon=True,
+                                 name=f"forward-{self.port}-pump").start()
+
+    def _pump_done(self, pair: tuple[socket.socket, socket.socket], pending: list[int]) -> None:
+        """Called by each of a connection's two pumps; the second one closes both sockets."""
+        with self._lock:
+            pending[0] -= 1
+            if pending[0] or pair[0] not in self._open:
+                return  # the other direction still runs, or close() already took the sockets
+            self._open.difference_update(pair)
+        for sock in pair:
+            sock.close()
 
     def close(self) -> None:
-        try:
+        """Stop accepting and cut every relayed connection."""
+        with self._lock:
+            self._closed = True
+            open_socks, self._open = list(self._open), set()
+        with contextlib.suppress(OSError):
             self.listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
-        except OSError:
-            pass
-        try:
+        with contextlib.suppress(OSError):
             self.listener.close()
-        except OSError:
-            pass
-        for sock in list(self._open):
-            try:
+        for sock in open_socks:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)  # wakes the pumps blocked in recv()
+            with contextlib.suppress(OSError):
                 sock.close()
-            except OSError:
-                pass
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)

@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import sys
 
-__all__ = ["PROBES", "ensure", "missing", "main"]
+__all__ = ["PROBES", "ensure", "main", "missing"]
 
 #: package -> a path whose presence shows the package's job is done on this machine
 PROBES = {
@@ -30,7 +30,10 @@ def _present(package: str) -> bool:
     probe = PROBES.get(package)
     if probe is not None:
         return os.path.exists(probe) or shutil.which(os.path.basename(probe)) is not None
-    return subprocess.run(["dpkg", "-s", package], capture_output=True).returncode == 0
+    try:
+        return subprocess.run(["dpkg", "-s", package], capture_output=True).returncode == 0
+    except OSError:  # no dpkg: not a Debian system, so nothing we could check or install
+        return False
 
 
 def missing(packages: list[str]) -> list[str]:
@@ -51,6 +54,10 @@ def ensure(packages: list[str]) -> int:
     result = subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *todo], env=env)
     if result.returncode != 0:
         sys.stderr.write(f"apt-get install {' '.join(todo)} failed (exit {result.returncode})\n")
+        return 1
+    still = missing(todo)
+    if still:
+        sys.stderr.write(f"apt-get install succeeded but these are still missing: {' '.join(still)}\n")
         return 1
     return 0
 

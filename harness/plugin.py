@@ -26,6 +26,7 @@ from .fixtures import (  # noqa: F401 - fixtures are registered by import
     engine,
     observe,
     target,
+    test_image,
     tls_material,
 )
 
@@ -38,7 +39,8 @@ _STARTED: pytest.StashKey[float] = pytest.StashKey()
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("harness", "Docker Engine conformance harness")
     group.addoption("--targets", default=None,
-                    help="comma-separated targets: refd, dockerd, external (default: refd plus dockerd if installed)")
+                    help="comma-separated targets: refd, dockerd, external "
+                         "(default: refd plus dockerd if installed)")
     group.addoption("--backend", default=None, help="where daemons boot: local (default)")
     group.addoption("--keep-daemons", action="store_true", default=False,
                     help="leave daemon work directories in place for debugging")
@@ -53,9 +55,11 @@ def pytest_configure(config: pytest.Config) -> None:
     from .config import resolve_config
     from .errors import ConfigValueError
 
-    config.addinivalue_line("markers", "scenario(id, statement, ref): a conformance scenario with a stable id")
+    config.addinivalue_line("markers",
+                            "scenario(id, statement, ref): a conformance scenario with a stable id")
     config.addinivalue_line("markers", "requires_root: needs uid 0")
-    config.addinivalue_line("markers", "refd_only(reason): behaviour only refd has; not compared with dockerd")
+    config.addinivalue_line("markers",
+                            "refd_only(reason): behaviour only refd has; not compared with dockerd")
     try:
         config.stash[_CONFIG_KEY] = resolve_config(config.getoption, config.getini)
     except ConfigValueError as exc:
@@ -85,21 +89,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if mark is None:
             continue
         if not mark.args or not isinstance(mark.args[0], str) or "/" not in mark.args[0]:
-            raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.scenario needs an id like 'api/system/ping'")
+            raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.scenario needs an id like "
+                                    "'api/system/ping'")
         key = (mark.args[0], _target_of(item))
         base = item.nodeid.split("[")[0]
         if key in seen and seen[key] != base:
-            raise pytest.UsageError(f"scenario id {mark.args[0]!r} is used by both {seen[key]} and {item.nodeid}")
+            raise pytest.UsageError(f"scenario id {mark.args[0]!r} is used by both {seen[key]} and "
+                                    f"{item.nodeid}")
         seen[key] = base
     shard = config.stash[_CONFIG_KEY].shard
     if shard is None:
         return
     index, total = shard
-    keep, drop = [], []
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
     for item in items:
         mark = _scenario(item)
-        key = mark.args[0] if mark else item.nodeid.split("[")[0]
-        (keep if zlib.crc32(key.encode()) % total == index - 1 else drop).append(item)
+        # every target's run of a scenario lands in the same shard, so shards merge per scenario id
+        shard_key = str(mark.args[0]) if mark else item.nodeid.split("[")[0]
+        (keep if zlib.crc32(shard_key.encode()) % total == index - 1 else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
@@ -155,9 +163,10 @@ def _target_info(name: str, backend: str) -> dict[str, Any]:
 
     try:
         version = resolve_target(name).version
-    except Exception:  # noqa: BLE001 - an unavailable target still gets a results file
+    except Exception:  # an unavailable target still gets a results file
         version = ""
-    return {"name": name, "version": version, "api_version": "", "backend": backend, "kernel": platform.release()}
+    return {"name": name, "version": version, "api_version": "", "backend": backend,
+            "kernel": platform.release()}
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

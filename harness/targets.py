@@ -49,7 +49,9 @@ class Target:
 
     @property
     def version(self) -> str:
-        return _binary_version(self.argv) if self.kind == "dockerd" else _refd_version() if self.is_refd else ""
+        if self.kind == "dockerd":
+            return _binary_version(self.argv)
+        return _refd_version() if self.is_refd else ""
 
 
 @cache

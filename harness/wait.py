@@ -26,6 +26,9 @@ def _connect(endpoint: Endpoint, timeout: float) -> socket.socket:
     sock = socket.create_connection((host.strip("[]"), int(port)), timeout=timeout)
     if endpoint.tls is not None:
         ctx = ssl.create_default_context(cafile=endpoint.tls.ca)
+        if not endpoint.tls.verify:  # --tls without --tlsverify: encrypted, server not checked
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
         if endpoint.tls.cert and endpoint.tls.key:
             ctx.load_cert_chain(endpoint.tls.cert, endpoint.tls.key)
         try:
@@ -46,8 +49,8 @@ def ping_once(endpoint: Endpoint, timeout: float = 2.0) -> int:
             if not chunk:
                 break
             data += chunk
-    parts = data.split(b" ", 2)
-    if len(parts) < 2 or not parts[1].isdigit():
+    parts = data.split(b"\r\n", 1)[0].split(b" ", 2)
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
         raise OSError(f"not an HTTP answer: {data[:80]!r}")
     return int(parts[1])
 
@@ -61,7 +64,8 @@ def wait_until(check: Callable[[], bool], timeout: float, interval: float = 0.02
             return True
         if abort is not None and abort():
             return False
-        if time.monotonic() > deadline:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
             return False
-        time.sleep(interval)
+        time.sleep(min(interval, remaining))
         interval = min(interval * 1.5, 0.2)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .base import Backend
+
 __all__ = ["get_backend"]
 
 
-def get_backend(name: str):  # type: ignore[no-untyped-def]
+def get_backend(name: str) -> Backend:
     """Return the backend instance for ``name`` or raise ConfigValueError."""
     from ..errors import ConfigValueError
 

@@ -124,8 +124,8 @@ class LocalBackend:
         stderr = open(handle.stderr_path, "ab")  # noqa: SIM115
         try:
             handle.process = subprocess.Popen(
-                [*wrapper, *spec.wrapper, *handle.command], stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, env=env,
-                cwd=handle.workdir, start_new_session=True, pass_fds=pass_fds)
+                [*wrapper, *spec.wrapper, *handle.command], stdin=subprocess.DEVNULL, stdout=stdout,
+                stderr=stderr, env=env, cwd=handle.workdir, start_new_session=True, pass_fds=pass_fds)
         finally:
             stdout.close()
             stderr.close()

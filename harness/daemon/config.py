@@ -4,23 +4,34 @@ The pipeline mirrors moby ``daemon/config/config.go`` (getConflictFreeConfigurat
 MergeDaemonConfigurations, Validate) as of dockerd 28: BOM-aware decode, empty file
 allowed, one-level flattening except ``flatOptions``, unknown-key and flag/file conflict
 errors, Go-style type errors, then the file as base with flags filling the gaps.
+
+Syntax errors come from a port of Go's ``encoding/json`` scanner, so the text is Go's
+(``invalid character 'b' looking for beginning of object key string``), and ``NaN``
+or ``01`` are refused as Go refuses them. One deliberate exception: input that simply
+ends early reports ``unexpected EOF`` (dockerd 20.10's decoder wording, which the
+scenarios assert), where dockerd 28's ``json.Unmarshal`` says ``unexpected end of JSON
+input`` (see ``_EOF_MESSAGE``).
 """
 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import log
-from .flags import FLAGS, Flag, ParsedFlags, go_format
+from .flags import FLAGS, Flag, ParsedFlags, go_format, validate_label
+from .hosts import HostError, validate_host_flag
+from .log import go_quote
 
 __all__ = [
+    "FLAT_OPTIONS",
+    "LOG_LEVELS",
+    "RELOADABLE",
     "ConfigError",
     "DaemonConfig",
-    "FLAT_OPTIONS",
-    "RELOADABLE",
+    "FileConfig",
+    "conflict_free_labels",
+    "go_json_syntax_error",
     "load_config",
     "read_config_file",
     "validate",
@@ -42,12 +53,17 @@ RELOADABLE = frozenset(
      "allow-nondistributable-artifacts"})
 #: Reloadable keys that fall back to their default when absent from the reloaded file.
 RESET_WHEN_ABSENT = {"max-concurrent-downloads": 3, "max-concurrent-uploads": 5, "max-download-attempts": 5}
+#: dockerd 28 ``config.Validate`` accepts exactly these (case-insensitive); ``warning`` is refused.
+LOG_LEVELS = ("panic", "fatal", "error", "warn", "info", "debug", "trace")
 
 _BY_FILE_KEY: dict[str, Flag] = {f.file_key: f for f in FLAGS}
 _FLAG_NAMES = {f.name for f in FLAGS}
 _GO_TYPES = {"bool": "bool", "string": "string", "int": "int", "list": "[]string",
-             "map": "map[string]string", "ulimit": "map[string]*units.Ulimit"}
-
+             "map": "map[string]string", "ulimit": "map[string]*units.Ulimit",
+             "runtimes": "map[string]system.Runtime"}
+#: What refd says when the JSON text ends early (see the module docstring).
+_EOF_MESSAGE = "unexpected EOF"
+_MAX_DEPTH = 10000
 
 class ConfigError(Exception):
     """A configuration error whose ``str()`` is dockerd's message (without the file prefix)."""
@@ -74,66 +90,233 @@ class DaemonConfig:
         return bool(self.values["tls"]) or bool(self.values["tlsverify"])
 
 
-def _go_json_error(exc: json.JSONDecodeError) -> str:
-    """Translate a Python decode error into encoding/json's wording."""
-    doc, pos = exc.doc, exc.pos
-    if pos >= len(doc.rstrip()) or exc.msg.startswith("Unterminated string"):
-        return "unexpected EOF"
-    char = doc[pos]
-    shown = char if char != "'" else "\\'"
-    if exc.msg == "Extra data":
-        return f"invalid character '{shown}' after top-level value"
-    if exc.msg.startswith("Expecting property name"):
-        return f"invalid character '{shown}' looking for beginning of object key string"
-    if exc.msg == "Expecting ':' delimiter":
-        return f"invalid character '{shown}' after object key"
-    if exc.msg == "Expecting ',' delimiter":
-        inside = "object key:value pair" if _innermost(doc, pos) == "{" else "array element"
-        return f"invalid character '{shown}' after {inside}"
-    return f"invalid character '{shown}' looking for beginning of value"
+def _quote_byte(byte: int) -> str:
+    """encoding/json quoteChar: how a syntax error shows the offending byte."""
+    if byte == 0x27:
+        return "'\\''"
+    if byte == 0x22:
+        return "'\"'"
+    return "'" + go_quote(chr(byte))[1:-1] + "'"
 
 
-def _innermost(doc: str, pos: int) -> str:
-    depth: list[str] = []
-    in_str = esc = False
-    for ch in doc[:pos]:
-        if in_str:
-            esc, in_str = (False, True) if esc else (ch == "\\", ch != '"')
-        elif ch == '"':
-            in_str = True
-        elif ch in "{[":
-            depth.append(ch)
-        elif ch in "}]" and depth:
-            depth.pop()
-    return depth[-1] if depth else ""
+_SPACE = frozenset(b" \t\r\n")
+_DIGITS = frozenset(b"0123456789")
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+_ESCAPES = frozenset(b'bfnrt\\/"')
+_LITERALS = {ord("t"): b"true", ord("f"): b"false", ord("n"): b"null"}
+_OBJ_KEY, _OBJ_VALUE, _ARRAY = 0, 1, 2
+
+
+def go_json_syntax_error(data: bytes) -> str | None:
+    """Go's ``checkValid`` (encoding/json scanner): the syntax error text, or None if ``data`` is valid."""
+    stack: list[int] = []
+    state = "value"  # value | value_or_empty | key_or_empty | key | string | esc | u | neg | int | zero
+    hexleft = 0  # ... | dot | frac | exp | exp_sign | exp_digits | literal | end | top
+    literal, litpos = b"", 0
+
+    def error(byte: int, context: str) -> str:
+        return f"invalid character {_quote_byte(byte)} {context}"
+
+    for byte in (*data, 0x20):  # eof(): one more space, then "unexpected end" if still not done
+        while True:  # re-dispatch the same byte after a state change, as the Go step functions do
+            if state in ("value", "value_or_empty", "key_or_empty", "key"):
+                if byte in _SPACE:
+                    break
+                if state == "value_or_empty" and byte == 0x5D:  # ]
+                    state = "end"
+                    continue
+                if state == "key_or_empty" and byte == 0x7D:  # }
+                    stack[-1] = _OBJ_VALUE
+                    state = "end"
+                    continue
+                if state in ("key_or_empty", "key"):
+                    if byte != 0x22:
+                        return error(byte, "looking for beginning of object key string")
+                    state = "string"
+                    break
+                if byte in (0x7B, 0x5B):  # { [
+                    stack.append(_OBJ_KEY if byte == 0x7B else _ARRAY)
+                    if len(stack) > _MAX_DEPTH:
+                        return "exceeded max depth"
+                    state = "key_or_empty" if byte == 0x7B else "value_or_empty"
+                elif byte == 0x22:
+                    state = "string"
+                elif byte == 0x2D:
+                    state = "neg"
+                elif byte == 0x30:
+                    state = "zero"
+                elif 0x31 <= byte <= 0x39:
+                    state = "int"
+                elif byte in _LITERALS:
+                    literal, litpos, state = _LITERALS[byte], 1, "literal"
+                else:
+                    return error(byte, "looking for beginning of value")
+                break
+            if state == "string":
+                if byte == 0x22:
+                    state = "end"
+                elif byte == 0x5C:
+                    state = "esc"
+                elif byte < 0x20:
+                    return error(byte, "in string literal")
+                break
+            if state == "esc":
+                if byte in _ESCAPES:
+                    state = "string"
+                elif byte == 0x75:
+                    state, hexleft = "u", 4
+                else:
+                    return error(byte, "in string escape code")
+                break
+            if state == "u":
+                if byte not in _HEX:
+                    return error(byte, "in \\u hexadecimal character escape")
+                hexleft -= 1
+                state = "u" if hexleft else "string"
+                break
+            if state == "neg":
+                if byte == 0x30:
+                    state = "zero"
+                elif 0x31 <= byte <= 0x39:
+                    state = "int"
+                else:
+                    return error(byte, "in numeric literal")
+                break
+            if state == "int":
+                if byte in _DIGITS:
+                    break
+                state = "zero"
+                continue
+            if state in ("zero", "frac"):
+                if state == "zero" and byte == 0x2E:
+                    state = "dot"
+                    break
+                if state == "frac" and byte in _DIGITS:
+                    break
+                if byte in (0x65, 0x45):
+                    state = "exp"
+                    break
+                state = "end"
+                continue
+            if state == "dot":
+                if byte not in _DIGITS:
+                    return error(byte, "after decimal point in numeric literal")
+                state = "frac"
+                break
+            if state == "exp":
+                state = "exp_sign"
+                if byte in (0x2B, 0x2D):
+                    break
+                continue
+            if state == "exp_sign":
+                if byte not in _DIGITS:
+                    return error(byte, "in exponent of numeric literal")
+                state = "exp_digits"
+                break
+            if state == "exp_digits":
+                if byte in _DIGITS:
+                    break
+                state = "end"
+                continue
+            if state == "literal":
+                if byte != literal[litpos]:
+                    name = literal.decode()
+                    return error(byte, f"in literal {name} (expecting {_quote_byte(literal[litpos])})")
+                litpos += 1
+                if litpos == len(literal):
+                    state = "end"
+                break
+            if state == "end":
+                if not stack:
+                    state = "top"
+                    continue
+                if byte in _SPACE:
+                    break
+                top = stack[-1]
+                if top == _OBJ_KEY:
+                    if byte != 0x3A:
+                        return error(byte, "after object key")
+                    stack[-1], state = _OBJ_VALUE, "value"
+                elif top == _OBJ_VALUE:
+                    if byte == 0x2C:
+                        stack[-1], state = _OBJ_KEY, "key"
+                    elif byte == 0x7D:
+                        stack.pop()
+                        state = "end" if stack else "top"
+                    else:
+                        return error(byte, "after object key:value pair")
+                elif byte == 0x2C:
+                    state = "value"
+                elif byte == 0x5D:
+                    stack.pop()
+                    state = "end" if stack else "top"
+                else:
+                    return error(byte, "after array element")
+                break
+            # top: only white space may follow the value
+            if byte not in _SPACE:
+                return error(byte, "after top-level value")
+            break
+    return None if state == "top" else _EOF_MESSAGE
+
+
+#: unicode.IsSpace, which bytes.TrimSpace uses (Python's str.strip() also strips \x1c-\x1f).
+_GO_SPACE = " \t\n\v\f\r\x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a" \
+            "\u2028\u2029\u202f\u205f\u3000"
+_BLOCK = 4096  # x/text transform.Chain buffer: dockerd reports bytes consumed, in blocks of this size
 
 
 def _decode(raw: bytes) -> str:
+    """dockerd 28: BOMOverride(UTF-8, UTF-16LE/BE) then a strict UTF-8 check when there is no BOM."""
     if raw.startswith(b"\xef\xbb\xbf"):
-        raw = raw[3:]
-    elif raw.startswith(b"\xff\xfe"):
-        try:
-            return raw[2:].decode("utf-16-le")
-        except UnicodeDecodeError as exc:
-            raise ConfigError(f"failed to decode configuration JSON at offset {exc.start + 2}") from None
+        return raw[3:].decode("utf-8", errors="replace")  # x/text's UTF-8 decoder replaces bad bytes
+    if raw.startswith(b"\xff\xfe"):
+        return raw[2:].decode("utf-16-le", errors="replace")
+    if raw.startswith(b"\xfe\xff"):
+        return raw[2:].decode("utf-16-be", errors="replace")
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"failed to decode configuration JSON at offset {exc.start}") from None
+        consumed = min(len(raw), (exc.start // _BLOCK + 1) * _BLOCK)
+        raise ConfigError(f"failed to decode configuration JSON at offset {consumed}: "
+                          "encoding: invalid UTF-8") from None
+
+
+class _Number(float):
+    """A JSON number with a fraction or exponent, remembering its text for Go's error messages."""
+
+    text: str
+
+    def __new__(cls, text: str) -> _Number:
+        number = super().__new__(cls, text)
+        number.text = text
+        return number
+
+
+class FileConfig(dict[str, Any]):
+    """A daemon.json flattened as dockerd's ``configValuesSet`` (what the key checks see),
+    with the document as written in ``raw`` (what the typed decode sees)."""
+
+    def __init__(self, flat: dict[str, Any] | None = None, raw: dict[str, Any] | None = None) -> None:
+        super().__init__(flat or {})
+        self.raw: dict[str, Any] = raw if raw is not None else dict(self)
 
 
 def read_config_file(path: str) -> dict[str, Any]:
     """Read and flatten a daemon.json; raises OSError or ConfigError."""
     with open(path, "rb") as fh:
-        text = _decode(fh.read()).strip()
+        text = _decode(fh.read()).strip(_GO_SPACE)  # bytes.TrimSpace
     if not text:
-        return {}
+        return FileConfig()
+    problem = go_json_syntax_error(text.encode("utf-8", errors="surrogatepass"))
+    if problem:
+        raise ConfigError(problem)
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(_go_json_error(exc)) from None
-    except RecursionError:
-        raise ConfigError("exceeded max depth") from None
+        data = json.loads(text, parse_float=_Number)
+    except (json.JSONDecodeError, RecursionError) as exc:  # Go accepts what Python's parser cannot nest
+        raise ConfigError(f"exceeded max depth ({type(exc).__name__})") from None
+    if data is None:  # Go: null into a map leaves it empty, no error
+        return FileConfig()
     if not isinstance(data, dict):
         kind = _go_kind(data)
         raise ConfigError(f"json: cannot unmarshal {kind} into Go value of type map[string]interface {{}}")
@@ -143,7 +326,7 @@ def read_config_file(path: str) -> dict[str, Any]:
             flat.update(value)
         else:
             flat[key] = value
-    return flat
+    return FileConfig(flat, data)
 
 
 def _go_kind(value: Any) -> str:
@@ -162,8 +345,8 @@ def _go_kind(value: Any) -> str:
 
 def _type_error(key: str, value: Any, go_type: str) -> ConfigError:
     kind = _go_kind(value)
-    if kind == "number" and go_type == "int":
-        kind = f"number {go_format(value)}"
+    if kind == "number" and go_type == "int":  # Go quotes the literal it could not ParseInt
+        kind = f"number {value.text if isinstance(value, _Number) else value}"
     return ConfigError(f"json: cannot unmarshal {kind} into Go struct field Config.{key} of type {go_type}")
 
 
@@ -176,19 +359,20 @@ def _check_type(key: str, value: Any, flag: Flag) -> Any:
         raise _type_error(key, value, "bool")
     if kind == "string" and not isinstance(value, str):
         raise _type_error(key, value, "string")
-    if kind == "int":
-        if isinstance(value, bool) or not isinstance(value, int | float):
+    if kind == "int":  # Go: strconv.ParseInt(literal, 10, 64), so 1.0 and 1e2 are refused too
+        if isinstance(value, bool) or not isinstance(value, int) or not -(1 << 63) <= value < 1 << 63:
             raise _type_error(key, value, "int")
-        if isinstance(value, float) and not value.is_integer():
-            raise _type_error(key, value, "int")
-        return int(value)
+        return value
     if kind == "list":
         if not isinstance(value, list):
             raise _type_error(key, value, "[]string")
         for item in value:
             if not isinstance(item, str):
                 raise _type_error(key, item, "string")
-    if kind in ("map", "ulimit"):
+    # opts.MemBytes takes a JSON string or number
+    if kind == "membytes" and (isinstance(value, bool) or not isinstance(value, str | int | float)):
+        raise ConfigError(f"invalid size: '{_file_string(value)}'")
+    if kind in ("map", "ulimit", "runtimes"):
         if not isinstance(value, dict):
             raise _type_error(key, value, _GO_TYPES[kind])
         if kind == "map":
@@ -202,25 +386,46 @@ def _is_zero(value: Any) -> bool:
     return value is None or value == "" or value == 0 or value == [] or value == {}
 
 
+def _flag_string(flag: Flag, value: Any) -> str:
+    """pflag ``Value.String()``: ListOpts ``[a b]``, MapOpts ``map[k:v]``, UlimitOpt ``[n=s:h]``."""
+    if flag.kind == "ulimit":
+        return "[" + " ".join(f"{k}={v if ':' in v else f'{v}:{v}'}" for k, v in sorted(value.items())) + "]"
+    return go_format(value)
+
+
+def _file_string(value: Any) -> str:
+    """Go ``%v`` of a value decoded into ``interface{}``: every JSON number is a float64."""
+    def as_go(item: Any) -> Any:
+        if isinstance(item, int) and not isinstance(item, bool):
+            return float(item)
+        if isinstance(item, list):
+            return [as_go(v) for v in item]
+        if isinstance(item, dict):
+            return {k: as_go(v) for k, v in item.items()}
+        return item
+
+    return go_format(as_go(value))
+
+
 def _find_problems(file_cfg: dict[str, Any], flags: ParsedFlags) -> None:
+    """moby findConfigurationConflicts: unknown keys, then flags also set in the file."""
     unknown = [k for k in file_cfg
                if k not in _BY_FILE_KEY and k not in _FLAG_NAMES and k not in SKIP_VALIDATE]
     if unknown:
-        raise ConfigError("the following directives don't match any configuration option: " + ", ".join(unknown))
+        raise ConfigError("the following directives don't match any configuration option: "
+                          + ", ".join(unknown))
     conflicts = []
-    for flag in FLAGS:
+    for flag in sorted(FLAGS, key=lambda f: f.name):  # pflag Visit walks flags in lexical order
         if not flags.was_set(flag.name):
             continue
         for name in (flag.file_key, flag.short) if not flag.key else (flag.key,):
             if name and name in file_cfg and name not in SKIP_DUPLICATES:
-                conflicts.append(f"{name}: (from flag: {go_format(flags[flag.name])}, "
-                                 f"from file: {go_format(file_cfg[name])})")
+                conflicts.append(f"{name}: (from flag: {_flag_string(flag, flags[flag.name])}, "
+                                 f"from file: {_file_string(file_cfg[name])})")
                 break
     if conflicts:
-        raise ConfigError("the following directives are specified both as a flag and in the configuration file: "
-                          + ", ".join(conflicts))
-    if "graph" in file_cfg and "data-root" in file_cfg:
-        raise ConfigError('cannot specify both "graph" and "data-root" config file options')
+        raise ConfigError("the following directives are specified both as a flag and in the configuration "
+                          "file: " + ", ".join(conflicts))
 
 
 def conflict_free_labels(labels: list[str]) -> list[str]:
@@ -241,40 +446,63 @@ def conflict_free_labels(labels: list[str]) -> list[str]:
 
 
 def validate(values: dict[str, Any]) -> None:
-    """dockerd 28 ``config.Validate``: the checks refd's options need."""
-    level = values.get("log-level") or "info"
+    """dockerd 28 ``config.Validate``, in its order, for the options refd has.
+
+    Label *conflicts* are not checked here: dockerd does that afterwards, unwrapped
+    (:func:`conflict_free_labels`).
+    """
+    level = values.get("log-level") or ""
+    if level and level.lower() not in LOG_LEVELS:
+        raise ConfigError(f"invalid logging level: {level}")
+    log_format = values.get("log-format") or ""
+    if log_format and log_format not in ("text", "json"):
+        raise ConfigError(f"invalid log format: {log_format}")
     try:
-        log.parse_level(level)
-    except ValueError:
-        raise ConfigError(f"invalid logging level: {level}") from None
-    if values.get("log-format") not in ("text", "json", "", None):
-        raise ConfigError(f"invalid log format: {values['log-format']}")
-    for key, label in (("max-concurrent-downloads", "max concurrent downloads"),
-                       ("max-concurrent-uploads", "max concurrent uploads")):
-        if values.get(key, 0) < 0:
-            raise ConfigError(f"invalid {label}: {values[key]}")
-    if values.get("max-download-attempts", 1) < 1:
-        raise ConfigError(f"invalid max download attempts: {values['max-download-attempts']}")
-    if values.get("mtu", 0) < 0:
-        raise ConfigError(f"invalid default MTU: {values['mtu']}")
-    values["label"] = conflict_free_labels(list(values.get("label") or []))
+        for label in values.get("label") or []:
+            validate_label(label)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    for key, what in (("mtu", "default MTU"), ("max-concurrent-downloads", "max concurrent downloads"),
+                      ("max-concurrent-uploads", "max concurrent uploads"),
+                      ("max-download-attempts", "max download attempts")):
+        if (values.get(key) or 0) < 0:
+            raise ConfigError(f"invalid {what}: {values[key]}")
+    try:
+        for host in values.get("host") or []:
+            validate_host_flag(host)
+    except HostError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _lookup(key: str) -> Flag | None:
+    return _BY_FILE_KEY.get(key) or next((f for f in FLAGS if f.name == key), None)
 
 
 def merge_file(file_cfg: dict[str, Any], flags: ParsedFlags) -> dict[str, Any]:
-    """Apply the file over the flag values: file wins where set, flags fill the rest."""
+    """Apply the file over the flag values: file wins where set, flags fill the rest (mergo).
+
+    Types are checked on the document as written (``json.Unmarshal`` into Config), so
+    ``{"tls": {...}}`` is a type error and values inside an unknown wrapper object are not
+    applied, except booleans: dockerd re-sets bool flags from the flattened view, which is
+    also why a ``false`` in the file wins over a true default. ``null`` and zero values
+    leave the flag's value in place.
+    """
+    raw_doc: dict[str, Any] = getattr(file_cfg, "raw", file_cfg)
     merged = dict(flags.values)
-    for key, raw in file_cfg.items():
-        if key == "graph":
-            key = "data-root"
-        flag = _BY_FILE_KEY.get(key) or next((f for f in FLAGS if f.name == key), None)
+    for key, raw in raw_doc.items():
+        flag = _lookup(key)
         if flag is None:
             continue  # skip-validate keys such as "features" are kept below
         value = _check_type(key, raw, flag)
-        if flag.kind == "bool":
-            merged[flag.name] = bool(value)
-        elif not _is_zero(value):
+        if value is None:
+            continue
+        if flag.kind == "bool" or not _is_zero(value):
             merged[flag.name] = value
-    merged["features"] = file_cfg.get("features", {})
+    for key, value in file_cfg.items():
+        flag = _lookup(key)
+        if key not in raw_doc and flag is not None and flag.kind == "bool" and isinstance(value, bool):
+            merged[flag.name] = value
+    merged["features"] = raw_doc.get("features") or {}
     return merged
 
 
@@ -283,32 +511,34 @@ def load_config(flags: ParsedFlags) -> DaemonConfig:
     path = flags["config-file"]
     explicit = flags.was_set("config-file")
     warnings: list[str] = []
-    file_cfg: dict[str, Any] = {}
+    file_cfg: dict[str, Any] = FileConfig()
     prefix = f"unable to configure the Docker daemon with file {path}: "
+    file_found = True
     try:
         file_cfg = read_config_file(path)
     except FileNotFoundError:
         if explicit:
             raise ConfigError(f"{prefix}open {path}: no such file or directory") from None
+        file_found = False
     except IsADirectoryError:
         raise ConfigError(f"{prefix}read {path}: is a directory") from None
-    except PermissionError:
-        raise ConfigError(f"{prefix}open {path}: permission denied") from None
+    except OSError as exc:
+        raise ConfigError(f"{prefix}open {path}: {(exc.strerror or str(exc)).lower()}") from None
     except ConfigError as exc:
         raise ConfigError(prefix + str(exc)) from None
     try:
         _find_problems(file_cfg, flags)
-        if "graph" in file_cfg:
-            warnings.append('The "graph" config file option is deprecated. Please use "data-root" instead.')
         values = merge_file(file_cfg, flags)
     except ConfigError as exc:
         raise ConfigError(prefix + str(exc)) from None
     try:
         validate(values)
     except ConfigError as exc:
-        if file_cfg or os.path.exists(path):
+        # MergeDaemonConfigurations validates (wrapped); without a file only the bare check runs
+        if file_found:
             raise ConfigError(f"{prefix}merged configuration validation from file and command line flags "
                               f"failed: {exc}") from None
         raise
+    values["label"] = conflict_free_labels(list(values.get("label") or []))
     return DaemonConfig(values=values, config_file=path, file_keys=frozenset(file_cfg),
                         flags_set=frozenset(flags.changed), warnings=warnings)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["ApiError", "conflict", "invalid", "not_found", "system", "not_implemented"]
+__all__ = ["ApiError", "conflict", "invalid", "not_found", "not_implemented", "system"]
 
 
 class ApiError(Exception):

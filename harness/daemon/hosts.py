@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import re
 
+from .log import go_quote
+
 __all__ = [
     "DEFAULT_HOST",
+    "DEFAULT_NAMED_PIPE",
     "DEFAULT_TCP_HOST",
     "DEFAULT_TLS_HOST",
     "DEFAULT_UNIX_SOCKET",
@@ -23,6 +26,7 @@ __all__ = [
 DEFAULT_HTTP_PORT = 2375
 DEFAULT_TLS_HTTP_PORT = 2376
 DEFAULT_UNIX_SOCKET = "/var/run/docker.sock"
+DEFAULT_NAMED_PIPE = "//./pipe/docker_engine"
 DEFAULT_HOST = f"unix://{DEFAULT_UNIX_SOCKET}"
 DEFAULT_TCP_HOST = f"tcp://localhost:{DEFAULT_HTTP_PORT}"
 DEFAULT_TLS_HOST = f"tcp://localhost:{DEFAULT_TLS_HTTP_PORT}"
@@ -60,45 +64,59 @@ def _parse_daemon_host(addr: str) -> str:
     if proto == "tcp":
         return _parse_tcp(addr)
     if proto == "unix":
-        return _parse_simple("unix", rest, DEFAULT_UNIX_SOCKET)
+        return _parse_simple(addr, "unix", rest, DEFAULT_UNIX_SOCKET)
+    if proto == "npipe":  # parses on Linux too; the listener refuses it later (invalid protocol format)
+        return _parse_simple(addr, "npipe", rest, DEFAULT_NAMED_PIPE)
     if proto == "fd":
         return addr
     raise HostError(f"invalid bind address ({addr}): unsupported proto '{proto}'")
 
 
-def _parse_simple(proto: str, addr: str, default: str) -> str:
-    addr = addr.removeprefix(f"{proto}://")
+def _parse_simple(address: str, proto: str, addr: str, default: str) -> str:
+    """moby parseSimpleProtoAddr, wrapped as parseDaemonHost wraps it."""
     if "://" in addr:
-        raise HostError(f"invalid proto, expected {proto}: {addr}")
+        raise HostError(f"invalid bind address ({address}): invalid {proto} address: {addr}")
     return f"{proto}://{addr or default}"
 
 
-_PORT = re.compile(r"^:\d*$")
+_PORT = re.compile(r"^(:[0-9]*)?$")
+#: ASCII bytes Go's url.Parse accepts in a host name unescaped (shouldEscape with encodeHost).
+_HOST_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                     "!$&'()*+,;=:[]<>\"-_.~%")
+
+
+def _check_host_chars(address: str, host: str) -> None:
+    for ch in host:
+        if ch.isascii() and ch not in _HOST_OK:
+            raise HostError(f"parse {go_quote(address)}: invalid character {go_quote(ch)} in host name")
 
 
 def _split_url_host(address: str) -> tuple[str, str, str]:
     """Return (hostname, port, path) of ``tcp://...`` with Go url.Parse's checks."""
-    scheme, _, rest = address.partition("://")
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in address):
+        raise HostError(f"parse {go_quote(address)}: net/url: invalid control character in URL")
+    rest = address.partition("://")[2]
+    rest = rest.partition("#")[0].partition("?")[0]
     authority, slash, path = rest.partition("/")
     path = slash + path
-    if "?" in authority or "#" in authority:
-        authority = re.split(r"[?#]", authority, maxsplit=1)[0]
     if "@" in authority:
         authority = authority.rsplit("@", 1)[1]
     if authority.startswith("["):
-        end = authority.find("]")
+        end = authority.rfind("]")
         if end < 0:
-            raise HostError(f'parse "{address}": missing \']\' in host')
+            raise HostError(f"parse {go_quote(address)}: missing ']' in host")
         hostname, tail = authority[1:end], authority[end + 1:]
-        if tail and not _PORT.match(tail):
-            raise HostError(f'parse "{address}": invalid port "{tail}" after host')
+        if not _PORT.match(tail):
+            raise HostError(f"parse {go_quote(address)}: invalid port {go_quote(tail)} after host")
+        _check_host_chars(address, hostname)
         return hostname, tail[1:], path
-    if ":" in authority:
-        hostname, _, port = authority.rpartition(":")
-        if not port.isdigit() and port != "":
-            raise HostError(f'parse "{address}": invalid port ":{port}" after host')
-        return hostname, port, path
-    return authority, "", path
+    hostname, colon, port = authority.rpartition(":")
+    if not colon:
+        hostname, port = authority, ""
+    if not _PORT.match(colon + port):
+        raise HostError(f"parse {go_quote(address)}: invalid port {go_quote(colon + port)} after host")
+    _check_host_chars(address, authority)
+    return hostname, port, path
 
 
 def _parse_tcp(try_addr: str) -> str:
@@ -110,7 +128,7 @@ def _parse_tcp(try_addr: str) -> str:
         hostname, port, path = _split_url_host(address)
         if path:
             raise HostError("should not contain a path element")
-        if port and (not port.isdigit() or int(port) == 0):
+        if port and not 0 < int(port) < 1 << 63:  # strconv.Atoi: zero and overflow are refused
             raise HostError(f"invalid port: {port}")
     except HostError as exc:
         raise HostError(f"invalid bind address ({try_addr}): {exc}") from None

@@ -7,6 +7,7 @@ clients (spec 3.4). Only the given CA is trusted for client certificates.
 
 from __future__ import annotations
 
+import os
 import ssl
 from dataclasses import dataclass
 
@@ -38,46 +39,70 @@ def resolve_tls(values: dict[str, object], set_keys: set[str]) -> TLSSettings:
                        key=str(values.get("tlskey") or ""))
 
 
-def _read(path: str) -> None:
-    with open(path, "rb"):
-        pass
+def _read(path: str) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read()
+
+
+def _os_error(path: str, exc: OSError) -> str:
+    """Go's ``*PathError`` text: ``open <path>: no such file or directory``."""
+    return f"open {path}: {(exc.strerror or str(exc)).lower()}"
+
+
+def _load_key_pair(ctx: ssl.SSLContext, cert: str, key: str) -> None:
+    """``tls.LoadX509KeyPair`` wrapped as go-connections ``tlsconfig.Server`` words it."""
+    pair = f'(cert: "{cert}", key: "{key}")'
+    try:
+        cert_pem = _read(cert)
+        key_pem = _read(key)
+    except FileNotFoundError as exc:
+        failing = key if os.path.exists(cert) else cert
+        raise TLSError(f"invalid TLS configuration: Could not load X509 key pair {pair}: "
+                       f"{_os_error(failing, exc)}") from None
+    except OSError as exc:
+        failing = key if os.access(cert, os.R_OK) else cert
+        raise TLSError(f"invalid TLS configuration: Error reading X509 key pair {pair}: "
+                       f"{_os_error(failing, exc)}. Make sure the key is not encrypted.") from None
+    reason = ""
+    if b"-----BEGIN" not in cert_pem:
+        reason = "tls: failed to find any PEM data in certificate input"
+    elif b"-----BEGIN" not in key_pem:
+        reason = "tls: failed to find any PEM data in key input"
+    else:
+        try:
+            ctx.load_cert_chain(cert, key)
+        except ssl.SSLError as exc:
+            mismatch = "KEY_VALUES_MISMATCH" in str(exc) or "key values mismatch" in str(exc)
+            reason = "tls: private key does not match public key" if mismatch else f"tls: {exc.reason or exc}"
+    if reason:
+        raise TLSError(f"invalid TLS configuration: Error reading X509 key pair {pair}: {reason}. "
+                       "Make sure the key is not encrypted.")
 
 
 def server_context(settings: TLSSettings) -> ssl.SSLContext:
-    """Build the listener's SSLContext or raise TLSError worded like go-connections."""
+    """Build the listener's SSLContext or raise TLSError worded like go-connections ``tlsconfig.Server``.
+
+    With verification on and no CA file, Go leaves ``ClientCAs`` nil, which means the
+    host's roots; refd loads the system default CAs for that case.
+    """
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    try:
-        _read(settings.cert)
-        _read(settings.key)
-        ctx.load_cert_chain(settings.cert, settings.key)
-    except (OSError, ssl.SSLError) as exc:
-        reason = "no such file or directory" if isinstance(exc, FileNotFoundError) else (
-            getattr(exc, "strerror", None) or str(exc)).lower()
-        failing = settings.cert if isinstance(exc, FileNotFoundError) and not _exists(settings.cert) else settings.key
-        raise TLSError(f'invalid TLS configuration: Could not load X509 key pair (cert: "{settings.cert}", '
-                       f'key: "{settings.key}"): open {failing}: {reason}') from None
-    if settings.verify and settings.cacert:
-        try:
-            ctx.load_verify_locations(cafile=settings.cacert)
-        except FileNotFoundError:
-            raise TLSError(f'invalid TLS configuration: could not read CA certificate "{settings.cacert}": '
-                           f"open {settings.cacert}: no such file or directory") from None
-        except (OSError, ssl.SSLError) as exc:
-            raise TLSError(f'invalid TLS configuration: failed to append certificates from PEM file: '
-                           f'"{settings.cacert}": {exc}') from None
-        ctx.verify_mode = ssl.CERT_REQUIRED
-    elif settings.verify:
-        raise TLSError('invalid TLS configuration: could not read CA certificate "": '
-                       "open : no such file or directory")
-    else:
+    _load_key_pair(ctx, settings.cert, settings.key)
+    if not settings.verify:
         ctx.verify_mode = ssl.CERT_NONE
-    return ctx
-
-
-def _exists(path: str) -> bool:
+        return ctx
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    if not settings.cacert:
+        ctx.load_default_certs(ssl.Purpose.CLIENT_AUTH)
+        return ctx
     try:
-        _read(path)
-        return True
-    except OSError:
-        return False
+        pem = _read(settings.cacert)
+    except OSError as exc:
+        raise TLSError(f'invalid TLS configuration: could not read CA certificate "{settings.cacert}": '
+                       f"{_os_error(settings.cacert, exc)}") from None
+    try:
+        ctx.load_verify_locations(cadata=pem.decode("ascii", errors="replace"))
+    except (ssl.SSLError, ValueError):
+        raise TLSError(f'invalid TLS configuration: failed to append certificates from PEM file: '
+                       f'"{settings.cacert}"') from None
+    return ctx

@@ -1,0 +1,273 @@
+"""The local backend boots real daemons in private namespaces, reports failed boots clearly, and cleans up."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness.backends.base import Backend, DaemonHandle, DaemonSpec
+from harness.backends.local import LocalBackend
+from harness.cleanup import Ledger
+from harness.client import EngineClient
+from harness.errors import BackendStartError, HarnessError, ReadinessTimeout, TargetUnavailable
+from harness.targets import Target, resolve_target
+from harness.wait import ping_once, wait_until
+
+from ..conftest import pids_in_netns
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the local backend needs root (namespaces)")
+
+HOST_NETNS = os.stat("/proc/self/ns/net").st_ino
+
+
+class Booter:
+    """Boots daemons into short ``/tmp/harness-t*`` workdirs (unix socket paths are limited) and tears every
+    one down at the end, removing even the workdirs of failed boots."""
+
+    def __init__(self) -> None:
+        self.backend = LocalBackend()
+        self.handles: list[DaemonHandle] = []
+        self.workdirs: list[str] = []
+
+    @property
+    def last_workdir(self) -> str:
+        return self.workdirs[-1]
+
+    def __call__(self, spec: DaemonSpec | None = None, flavour: Target | None = None,
+                 workdir: str | None = None) -> DaemonHandle:
+        if workdir is None:
+            workdir = tempfile.mkdtemp(prefix="harness-t", dir="/tmp")
+        self.workdirs.append(workdir)
+        handle = self.backend.start(flavour or resolve_target("refd"), spec or DaemonSpec(), workdir)
+        self.handles.append(handle)
+        return handle
+
+    def close(self) -> None:
+        while self.handles:
+            self.backend.teardown(self.handles.pop())
+        for workdir in self.workdirs:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def boot(ledger: Ledger) -> Iterator[Booter]:
+    booter = Booter()
+    try:
+        yield booter
+    finally:
+        booter.close()
+
+
+def _ledger_entries(ledger: Ledger) -> list[str]:
+    return sorted(os.listdir(ledger.directory)) if os.path.isdir(ledger.directory) else []
+
+
+def _connector_threads() -> list[str]:
+    names = [t.name for t in threading.enumerate()]
+    return [n for n in names if n == "netns-connector" or n.startswith("forward-")]
+
+
+def test_backend_implements_the_protocol() -> None:
+    backend: Backend = LocalBackend()  # mypy checks the structure; this checks the signatures
+    for name, member in inspect.getmembers(Backend, inspect.isfunction):
+        if name.startswith("_"):
+            continue
+        theirs = inspect.signature(getattr(backend, name))
+        ours = inspect.signature(member)
+        assert list(theirs.parameters) == list(ours.parameters)[1:], name
+    assert backend.name == "local"
+
+
+# the happy path --------------------------------------------------------------------------------------------
+def test_refd_boots_answers_stops_and_leaves_nothing(boot: Booter, ledger: Ledger) -> None:
+    handle = boot()
+    assert handle.endpoint is not None and handle.endpoint.kind == "unix"
+    assert handle.endpoint.address == os.path.join(handle.workdir, "docker.sock")
+    assert ping_once(handle.endpoint) == 200
+    ino = handle.extras["netns_ino"]
+    assert ino and ino != HOST_NETNS  # its own network namespace
+    record = _ledger_entries(ledger)
+    assert record == [f"{handle.pid}.json"]
+    assert f'"netns": {ino}' in Path(ledger.directory, record[0]).read_text()  # the reaper can sweep it
+    # something the daemon "left behind" in its netns, escaping its process group
+    straggler = subprocess.Popen(["nsenter", f"--net={handle.netns_path}", "setsid", "sleep", "30"])
+    try:
+        assert wait_until(lambda: len(pids_in_netns(ino)) == 2, 5)
+        assert handle.stop() == 0
+        with pytest.raises(OSError):
+            ping_once(handle.endpoint)  # stopped means not answering
+        boot.backend.teardown(boot.handles.pop())
+        assert straggler.wait(timeout=5) == -signal.SIGKILL
+    finally:
+        if straggler.poll() is None:
+            straggler.kill()
+            straggler.wait()
+    assert not os.path.exists(handle.workdir)
+    assert pids_in_netns(ino) == []
+    assert _ledger_entries(ledger) == []
+
+
+def test_default_command_line(boot: Booter) -> None:
+    handle = boot(DaemonSpec(args=["--debug"]))
+    wd = handle.workdir
+    assert handle.command[3:] == [f"--data-root={wd}/root", f"--exec-root={wd}/exec",
+                                  f"--pidfile={wd}/daemon.pid", f"--config-file={wd}/daemon.json",
+                                  f"-H=unix://{wd}/docker.sock", "--debug"]
+    assert Path(handle.config_path).read_text() == "{}\n"
+
+
+def test_restart_keeps_the_workdir_and_answers_again(boot: Booter) -> None:
+    handle = boot()
+    first = handle.pid
+    boot.backend.restart(handle)
+    assert handle.pid != first
+    assert handle.endpoint is not None and ping_once(handle.endpoint) == 200
+
+
+# failed boots ----------------------------------------------------------------------------------------------
+def test_daemon_exiting_during_boot_is_a_start_error_with_the_log(boot: Booter, ledger: Ledger) -> None:
+    with pytest.raises(BackendStartError) as info:
+        boot(DaemonSpec(args=["--nope"]))
+    assert "unknown flag: --nope" in str(info.value)
+    assert "refd exited with status 1 while booting" in str(info.value)
+    assert info.value.returncode == 1 and "--nope" in info.value.command
+    assert _ledger_entries(ledger) == []
+    assert os.path.isdir(boot.last_workdir)  # the log stays for the caller, who owns the workdir
+
+
+def test_start_error_with_a_tcp_host_closes_its_forwarders(boot: Booter) -> None:
+    before = _connector_threads()
+    with pytest.raises(BackendStartError, match="unknown flag: --nope"):
+        boot(DaemonSpec(args=["--nope"], hosts=["tcp://127.0.0.1:2375"]))
+    assert wait_until(lambda: _connector_threads() == before, 5), _connector_threads()
+
+
+@pytest.fixture
+def sleeper_target(tmp_path: Path) -> Target:
+    """A "daemon" that ignores its flags and never listens; it notes its pid first."""
+    script = tmp_path / "sleeper.sh"
+    script.write_text(f"#!/bin/sh\necho $$ > {tmp_path}/sleeper.pid\nexec sleep 30\n")
+    script.chmod(0o755)
+    return Target("sleeper", "dockerd", (str(script),), "it is a test script")
+
+
+def test_daemon_that_never_answers_is_a_readiness_timeout(boot: Booter, ledger: Ledger, tmp_path: Path,
+                                                           sleeper_target: Target) -> None:
+    with pytest.raises(ReadinessTimeout) as info:
+        boot(DaemonSpec(timeout=1), sleeper_target)
+    message = str(info.value)
+    assert "sleeper was not ready after 1." in message
+    assert f"tried: GET /_ping on unix://{boot.last_workdir}/docker.sock" in message
+    assert "last error:" in message
+    pid = int((tmp_path / "sleeper.pid").read_text())
+    assert not os.path.exists(f"/proc/{pid}")  # the stuck daemon was killed, not leaked
+    assert _ledger_entries(ledger) == []
+
+
+def test_missing_binary_names_the_package(boot: Booter, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("harness.targets.shutil.which", lambda name: "/nonexistent/dockerd")
+    with pytest.raises(TargetUnavailable,
+                       match=r"binary /nonexistent/dockerd not found; apt-get install docker\.io"):
+        boot(flavour=resolve_target("dockerd"))
+    assert os.listdir(boot.last_workdir) == []  # nothing was started
+
+
+@pytest.mark.skipif(not os.access("/usr/sbin/dockerd", os.X_OK), reason="dockerd is not installed")
+def test_workdir_too_long_for_unix_sockets_is_refused_up_front(boot: Booter, tmp_path: Path) -> None:
+    workdir = str(tmp_path / ("w" * 40))
+    with pytest.raises(HarnessError,
+                       match=r"too long for the daemon's unix sockets.*shorter HARNESS_WORKDIR"):
+        boot(flavour=resolve_target("dockerd"), workdir=workdir)
+    assert not os.path.exists(workdir)
+
+
+# listeners -------------------------------------------------------------------------------------------------
+def test_tcp_host_is_reached_through_a_forwarder(boot: Booter) -> None:
+    handle = boot(DaemonSpec(hosts=["tcp://127.0.0.1:2375"]))
+    assert handle.endpoint is not None and handle.endpoint.kind == "tcp"
+    assert handle.endpoint.address != "127.0.0.1:2375"  # a host-side loopback port relaying into the netns
+    client = EngineClient(handle.endpoint)
+    try:
+        assert client.get("/_ping").text == "OK"
+    finally:
+        client.close()
+    not_listening = boot.backend.forward(handle, 2376)
+    with pytest.raises(OSError):
+        ping_once(not_listening)
+
+
+def test_socket_activation(boot: Booter, tmp_path: Path) -> None:
+    path = str(tmp_path / "activated.sock")
+    handle = boot(DaemonSpec(hosts=["fd://"], activation=[path]))
+    assert handle.endpoints[0].address == path
+    assert ping_once(handle.endpoints[0]) == 200
+
+
+def test_socket_activation_without_sockets_fails(boot: Booter) -> None:
+    handle = boot(DaemonSpec(hosts=["fd://"], wait=False))
+    assert handle.wait_exit(30) == 1
+    assert "no sockets found via socket activation" in handle.logs()
+
+
+def test_socket_activation_leaves_this_processes_fds_alone(boot: Booter, tmp_path: Path) -> None:
+    probe = 100
+    try:
+        os.fstat(probe)
+        pytest.skip("fd 100 is in use in this process")
+    except OSError:
+        pass
+    with open(tmp_path / "precious", "w") as fh:
+        os.dup2(fh.fileno(), probe)
+        try:
+            handle = boot(DaemonSpec(hosts=["fd://"], activation=[str(tmp_path / "a.sock"),
+                                                                     str(tmp_path / "b.sock")]))
+            assert os.fstat(probe).st_ino == os.fstat(fh.fileno()).st_ino
+            assert [ping_once(e) for e in handle.endpoints[:2]] == [200, 200]
+        finally:
+            os.close(probe)
+
+
+def test_notify_collects_ready(boot: Booter) -> None:
+    handle = boot(DaemonSpec(notify=True))
+    assert wait_until(lambda: "READY=1" in handle.notify_messages(), 10)
+    assert handle.notify_messages() == ["READY=1"]
+
+
+def test_without_notify_nothing_is_collected(boot: Booter) -> None:
+    handle = boot()
+    assert handle.notify_listener is None and handle.notify_messages() == []
+
+
+# dockerd ---------------------------------------------------------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.skipif(not os.access("/usr/sbin/dockerd", os.X_OK), reason="dockerd is not installed")
+def test_dockerd_boots_the_same_way(boot: Booter, ledger: Ledger) -> None:
+    handle = boot(flavour=resolve_target("dockerd"))
+    assert handle.endpoint is not None and ping_once(handle.endpoint) == 200
+    client = EngineClient(handle.endpoint)
+    try:
+        assert client.get("/version").json()["Version"].startswith("20.10")
+    finally:
+        client.close()
+    ino = handle.extras["netns_ino"]
+    assert handle.stop() == 0
+    boot.backend.teardown(boot.handles.pop())
+    assert not os.path.exists(handle.workdir)
+    assert wait_until(lambda: pids_in_netns(ino) == [], 5)  # containerd and shims went with it
+    assert _ledger_entries(ledger) == []
+
+
+def test_unix_socket_is_in_the_shared_filesystem(boot: Booter) -> None:
+    handle = boot()
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(handle.socket_path)  # no forwarding needed: mount namespaces share this tree

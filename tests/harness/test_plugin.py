@@ -1,0 +1,183 @@
+"""The pytest11 plugin, exercised the way users meet it: pytest in a subprocess on their own test files."""
+
+from __future__ import annotations
+
+import json
+import os
+import zlib
+from pathlib import Path
+
+import pytest
+
+from conformance.results import load_results
+
+pytest_plugins = ["pytester"]
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="booting refd needs root")
+
+USER_TESTS = '''
+import pytest
+
+
+@pytest.mark.scenario("api/system/ping-ok", "GET /_ping MUST answer 200 OK", ref="spec 6.2")
+def test_ping(engine, observe):
+    response = engine.get("/_ping")
+    observe("status", response.status_code)
+    observe.update(body=response.text)
+    assert response.status_code == 200
+
+
+@pytest.mark.scenario("api/daemon/own-boot", "A daemon booted with --debug MUST answer too")
+def test_own_daemon(daemon_factory, observe):
+    daemon = daemon_factory(args=["--debug"])
+    observe("has_endpoint", daemon.endpoint is not None)
+    assert daemon.returncode is None
+
+
+def test_not_a_scenario(docker_daemon):
+    assert docker_daemon.endpoint is not None
+'''
+
+FAILING_TEST = '''
+import pytest
+
+
+@pytest.mark.scenario("api/system/teapot", "GET /_ping MUST answer 418 (it does not)")
+def test_teapot(engine, observe):
+    status = observe("status", engine.get("/_ping").status_code)
+    assert status == 418, "the daemon is not a teapot"
+
+
+@pytest.mark.scenario("api/system/later", "skipped with its reason")
+def test_later():
+    pytest.skip("needs a kernel with cgroup v1")
+
+
+@pytest.fixture
+def broken():
+    raise RuntimeError("fixture exploded")
+
+
+@pytest.mark.scenario("api/system/broken-setup", "an error in setup is an error, not a failure")
+def test_broken(broken):
+    pass
+'''
+
+
+@pytest.fixture(autouse=True)
+def _no_harness_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HARNESS_TARGETS", "HARNESS_BACKEND", "HARNESS_SHARD", "HARNESS_KEEP_DAEMONS"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def _scenarios(path: Path) -> dict[str, dict[str, object]]:
+    doc = json.loads(path.read_text())
+    assert doc["schema"] == "harness.results/1"
+    return {s["id"]: s for s in doc["scenarios"]}
+
+
+def test_users_tests_pass_on_refd_and_are_recorded(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_user=USER_TESTS)
+    out = pytester.path / "reports" / "refd.json"
+    result = pytester.runpytest_subprocess("--targets", "refd", f"--results-json={out}")
+    result.assert_outcomes(passed=3)
+    assert result.ret == 0
+    scenarios = _scenarios(out)
+    assert sorted(scenarios) == ["api/daemon/own-boot", "api/system/ping-ok"]  # only scenarios are recorded
+    ping = scenarios["api/system/ping-ok"]
+    assert ping["outcome"] == "passed" and ping["reason"] == ""
+    assert ping["observations"] == {"status": 200, "body": "OK"}
+    assert ping["area"] == "api" and ping["ref"] == "spec 6.2"
+    assert ping["statement"] == "GET /_ping MUST answer 200 OK"
+    assert ping["nodeid"] == "test_user.py::test_ping"
+    assert scenarios["api/daemon/own-boot"]["observations"] == {"has_endpoint": True}
+    results = load_results(out)  # what the runner and parity read back
+    assert results.target.name == "refd" and results.target.backend == "local" and results.target.version
+
+
+def test_a_failing_scenario_is_recorded_with_its_assertion(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_teapot=FAILING_TEST)
+    out = pytester.path / "refd.json"
+    result = pytester.runpytest_subprocess("--targets", "refd", f"--results-json={out}")
+    result.assert_outcomes(failed=1, skipped=1, errors=1)
+    scenarios = _scenarios(out)
+    teapot = scenarios["api/system/teapot"]
+    assert teapot["outcome"] == "failed"
+    assert "the daemon is not a teapot" in str(teapot["reason"])
+    assert "assert 200 == 418" in str(teapot["reason"])
+    assert teapot["observations"] == {"status": 200}
+    later = scenarios["api/system/later"]
+    assert (later["outcome"], later["reason"]) == ("skipped", "Skipped: needs a kernel with cgroup v1")
+    broken = scenarios["api/system/broken-setup"]
+    assert broken["outcome"] == "error" and "fixture exploded" in str(broken["reason"])
+    assert {s.outcome for s in load_results(out).scenarios} == {"failed", "skipped", "error"}
+
+
+SHARDED = "\n".join(f'''
+@pytest.mark.scenario("api/shard/s{i}", "scenario {i} MUST pass")
+def test_s{i}():
+    pass
+''' for i in range(8))
+
+
+def test_shards_partition_the_scenarios(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_sharded="import pytest\n" + SHARDED)
+    every = {f"api/shard/s{i}" for i in range(8)}
+    seen: list[set[str]] = []
+    for shard in ("1/2", "2/2"):
+        out = pytester.path / f"shard-{shard[0]}.json"
+        result = pytester.runpytest_subprocess("--targets", "refd", "--harness-shard", shard,
+                                               f"--results-json={out}")
+        assert result.ret == 0
+        ids = set(_scenarios(out))
+        result.assert_outcomes(passed=len(ids), deselected=8 - len(ids))
+        expected = {i for i in every if zlib.crc32(i.encode()) % 2 == int(shard[0]) - 1}
+        assert ids == expected
+        seen.append(ids)
+    assert seen[0] and seen[1], "the chosen ids should land in both shards"
+    assert seen[0] | seen[1] == every and not seen[0] & seen[1]
+
+
+def test_unknown_target_is_a_usage_error_naming_the_source(pytester: pytest.Pytester,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    pytester.makepyfile(test_user=USER_TESTS)
+    result = pytester.runpytest_subprocess("--targets", "nosuch")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*unknown target 'nosuch' from command line: choose from refd, dockerd*"])
+    monkeypatch.setenv("HARNESS_TARGETS", "refd,nosuch")
+    result = pytester.runpytest_subprocess()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*unknown target 'nosuch' from environment variable HARNESS_TARGETS*"])
+
+
+def test_duplicate_scenario_ids_are_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_dup='''
+import pytest
+
+
+@pytest.mark.scenario("api/dup/same", "first")
+def test_first():
+    pass
+
+
+@pytest.mark.scenario("api/dup/same", "second")
+def test_second():
+    pass
+''')
+    result = pytester.runpytest_subprocess("--targets", "refd")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*scenario id 'api/dup/same' is used by both test_dup.py::test_first and "
+                                 "test_dup.py::test_second*"])
+
+
+def test_parametrized_scenario_may_share_its_id(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_param='''
+import pytest
+
+
+@pytest.mark.scenario("api/param/many", "each value MUST pass")
+@pytest.mark.parametrize("value", [1, 2])
+def test_many(value):
+    pass
+''')
+    pytester.runpytest_subprocess("--targets", "refd").assert_outcomes(passed=2)
