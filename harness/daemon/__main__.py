@@ -9,12 +9,15 @@ __all__ = ["main"]
 
 def main(argv: list[str] | None = None) -> int:
     from .config import ConfigError, load_config
-    from .flags import FlagError, parse_args
+    from .flags import FlagError, HelpRequested, parse_args
     from .log import Logger, parse_level
 
     args = sys.argv[1:] if argv is None else argv
     try:
         flags = parse_args(args)
+    except HelpRequested as exc:
+        sys.stdout.write(exc.render())
+        return 0
     except FlagError as exc:
         sys.stderr.write(exc.render() + "\n")
         return 1

@@ -7,10 +7,9 @@ errors, Go-style type errors, then the file as base with flags filling the gaps.
 
 Syntax errors come from a port of Go's ``encoding/json`` scanner, so the text is Go's
 (``invalid character 'b' looking for beginning of object key string``), and ``NaN``
-or ``01`` are refused as Go refuses them. One deliberate exception: input that simply
-ends early reports ``unexpected EOF`` (dockerd 20.10's decoder wording, which the
-scenarios assert), where dockerd 28's ``json.Unmarshal`` says ``unexpected end of JSON
-input`` (see ``_EOF_MESSAGE``).
+or ``01`` are refused as Go refuses them. Input that ends early reads ``unexpected end of
+JSON input`` as dockerd 28's ``json.Unmarshal`` says (20.10's decoder said ``unexpected
+EOF``, which API bodies still get: ``httputils.ReadJSON`` uses a Decoder).
 """
 
 from __future__ import annotations
@@ -61,8 +60,9 @@ _FLAG_NAMES = {f.name for f in FLAGS}
 _GO_TYPES = {"bool": "bool", "string": "string", "int": "int", "list": "[]string",
              "map": "map[string]string", "ulimit": "map[string]*units.Ulimit",
              "runtimes": "map[string]system.Runtime"}
-#: What refd says when the JSON text ends early (see the module docstring).
-_EOF_MESSAGE = "unexpected EOF"
+#: What Go says when JSON text ends early: json.Unmarshal vs a json.Decoder.
+UNMARSHAL_EOF = "unexpected end of JSON input"
+DECODER_EOF = "unexpected EOF"
 _MAX_DEPTH = 10000
 
 class ConfigError(Exception):
@@ -107,7 +107,7 @@ _LITERALS = {ord("t"): b"true", ord("f"): b"false", ord("n"): b"null"}
 _OBJ_KEY, _OBJ_VALUE, _ARRAY = 0, 1, 2
 
 
-def go_json_syntax_error(data: bytes) -> str | None:
+def go_json_syntax_error(data: bytes, eof_message: str = UNMARSHAL_EOF) -> str | None:
     """Go's ``checkValid`` (encoding/json scanner): the syntax error text, or None if ``data`` is valid."""
     stack: list[int] = []
     state = "value"  # value | value_or_empty | key_or_empty | key | string | esc | u | neg | int | zero
@@ -257,7 +257,7 @@ def go_json_syntax_error(data: bytes) -> str | None:
             if byte not in _SPACE:
                 return error(byte, "after top-level value")
             break
-    return None if state == "top" else _EOF_MESSAGE
+    return None if state == "top" else eof_message
 
 
 #: unicode.IsSpace, which bytes.TrimSpace uses (Python's str.strip() also strips \x1c-\x1f).

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from . import hosts as hostopts
 from .log import go_quote
 
-__all__ = ["FLAGS", "Flag", "FlagError", "ParsedFlags", "go_format", "parse_args", "parse_bool", "parse_int",
+__all__ = ["FLAGS", "Flag", "FlagError", "HelpRequested", "ParsedFlags", "go_format", "parse_args", "parse_bool", "parse_int",
            "usage", "validate_label"]
 
 Kind = Literal["bool", "string", "int", "list", "map", "ulimit", "runtimes", "membytes"]
@@ -32,8 +32,13 @@ class FlagError(Exception):
 
     def render(self) -> str:
         if self.cobra_status:
-            return f"Status: {self.args[0]}\nSee 'dockerd --help'., Code: 125"
+            # dockerd 28 has a hidden subcommand, so cobra's FlagErrorFunc appends the usage text
+            return f"Status: {self.args[0]}\nSee 'dockerd --help'.\n\n{usage()}, Code: 125"
         return str(self.args[0])
+
+
+class HelpRequested(FlagError):
+    """``--help``/``-h``: the usage goes to stdout and the exit status is 0."""
 
 
 @dataclass(frozen=True)
@@ -344,7 +349,7 @@ def parse_args(argv: list[str]) -> ParsedFlags:
             flag = _BY_NAME.get(name)
             if flag is None:
                 if name in ("help",):
-                    raise FlagError(usage(), cobra_status=False)
+                    raise HelpRequested(usage(), cobra_status=False)
                 raise FlagError(f"unknown flag: --{name}")
             if eq:
                 raw = inline
@@ -360,7 +365,7 @@ def parse_args(argv: list[str]) -> ParsedFlags:
             while shorts:  # pflag parseSingleShortArg; messages name what is left of the group
                 letter, rest = shorts[0], shorts[1:]
                 if letter == "h":
-                    raise FlagError(usage(), cobra_status=False)
+                    raise HelpRequested(usage(), cobra_status=False)
                 flag = _BY_SHORT.get(letter)
                 if flag is None:
                     raise FlagError(f"unknown shorthand flag: {_quote_rune(letter)} in -{shorts}")
@@ -387,8 +392,8 @@ def parse_args(argv: list[str]) -> ParsedFlags:
 
 def usage() -> str:
     """The ``--help`` text, in dockerd's layout."""
-    lines = ["", "Usage:\tdockerd [OPTIONS]", "", "A self-sufficient runtime for containers.", "", "Options:"]
+    lines = ["Usage:\tdockerd [OPTIONS]", "", "A self-sufficient runtime for containers.", "", "Options:"]
     for flag in FLAGS:
         short = f"-{flag.short}, " if flag.short else "    "
         lines.append(f"  {short}--{flag.name:<28} {flag.help}")
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n"

@@ -75,7 +75,7 @@ def reload_config(daemon: Daemon, flags: ParsedFlags) -> bool:
     values.clear()
     values.update(new)
     if "debug" in file_cfg:
-        log.level = "debug" if new["debug"] else (values.get("log-level") or "info")
+        log.level = "debug" if new["debug"] else "info"  # debug.Disable() sets info, whatever log-level says
     log.info("Reloaded configuration", config=json.dumps(daemon.public_config(), separators=(",", ":")))
     daemon.events.publish(make_event("daemon", "reload", daemon.engine_id, reload_attributes(daemon)))
     return True

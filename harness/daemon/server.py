@@ -116,18 +116,29 @@ class Router:
 
 
 async def read_json(req: Request) -> Any:
-    """Decode a JSON request body with dockerd 28's checks (Content-Type, invalid JSON)."""
+    """Decode a JSON request body as dockerd 28's httputils.ReadJSON does (Content-Type, Go's messages)."""
+    from .config import DECODER_EOF, go_json_syntax_error
+
     ctype = req.header("content-type")
     raw = await req.body()
     if raw and ctype and ctype.split(";")[0].strip().lower() != "application/json":
         raise ApiError(400, f"unsupported Content-Type header ({ctype}): must be 'application/json'")
-    if not raw.strip():
-        if req.has_body or ctype:
-            raise ApiError(400, "invalid JSON: got EOF while reading request body")
-        return None
+    if not raw:
+        return None  # an empty body is not invalid
+    stripped = raw.strip()
+    if not stripped:
+        raise ApiError(400, "invalid JSON: got EOF while reading request body")
+    # a Decoder reads one value: text after it is "unexpected content", not a syntax error
+    text = stripped.decode("utf-8", errors="replace")
     try:
-        return json.loads(raw)
-    except json.JSONDecodeError as exc:
-        if exc.msg == "Extra data":
-            raise ApiError(400, "unexpected content after JSON") from None
-        raise ApiError(400, f"invalid JSON: {exc.msg}") from None
+        value, end = json.JSONDecoder().raw_decode(text)
+    except json.JSONDecodeError:
+        problem = go_json_syntax_error(stripped, DECODER_EOF) or DECODER_EOF
+        raise ApiError(400, f"invalid JSON: {problem}") from None
+    consumed = text[:end].encode()
+    problem = go_json_syntax_error(consumed, DECODER_EOF)  # Python accepts NaN and Infinity; Go does not
+    if problem:
+        raise ApiError(400, f"invalid JSON: {problem}")
+    if text[end:].strip():
+        raise ApiError(400, "unexpected content after JSON")
+    return value

@@ -64,7 +64,7 @@ def test_reload_absent_kept(daemon_factory: DaemonFactory, observe: Observations
 
 
 @pytest.mark.parametrize("bad,expected", [
-    ('{"debug": true,', "unexpected EOF"),
+    ('{"debug": true,', "unexpected end of JSON input"),
     ({"foo": 1}, "the following directives don't match any configuration option: foo"),
     ({"max-concurrent-downloads": -1}, "invalid max concurrent downloads: -1"),
     ({"labels": ["x=1", "x=2"]}, "conflict labels for x=2 and x=1"),

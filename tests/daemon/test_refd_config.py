@@ -101,9 +101,9 @@ def test_invalid_utf8_without_bom(tmp_path: Path) -> None:
 # --- syntax errors: Go's encoding/json scanner -------------------------------------------------------
 
 @pytest.mark.parametrize(("text", "message"), [
-    ('{"debug": true,', "unexpected EOF"),
-    ("{", "unexpected EOF"),
-    ('{"a": "x', "unexpected EOF"),
+    ('{"debug": true,', "unexpected end of JSON input"),
+    ("{", "unexpected end of JSON input"),
+    ('{"a": "x', "unexpected end of JSON input"),
     ("{bad", "invalid character 'b' looking for beginning of object key string"),
     ("{'debug': true}", "invalid character '\\'' looking for beginning of object key string"),
     ("{} x", "invalid character 'x' after top-level value"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.daemon.flags import FlagError, go_format, parse_args, parse_bool, parse_int
+from harness.daemon.flags import FlagError, go_format, parse_args, parse_bool, parse_int, usage
 
 
 def _error(argv: list[str]) -> str:
@@ -14,7 +14,7 @@ def _error(argv: list[str]) -> str:
 
 
 def _status(message: str) -> str:
-    return f"Status: {message}\nSee 'dockerd --help'., Code: 125"
+    return f"Status: {message}\nSee 'dockerd --help'.\n\n{usage()}, Code: 125"
 
 
 # --- value spellings -------------------------------------------------------------------------------
@@ -110,7 +110,7 @@ def test_parse_bool_and_go_quoting_in_messages() -> None:
 
 
 def test_unknown_long_flag() -> None:
-    assert _error(["--x"]) == "Status: unknown flag: --x\nSee 'dockerd --help'., Code: 125"
+    assert _error(["--x"]) == f"Status: unknown flag: --x\nSee 'dockerd --help'.\n\n{usage()}, Code: 125"
     assert _error(["--bogus=1"]) == _status("unknown flag: --bogus")
 
 

@@ -154,7 +154,7 @@ def test_validate_bad_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("content", "message"), [
-    ('{"debug": true,', "unexpected EOF"),
+    ('{"debug": true,', "unexpected end of JSON input"),
     ({"bogus": 1}, "the following directives don't match any configuration option: bogus"),
     ({"debug": "yes"}, "json: cannot unmarshal string into Go struct field Config.debug of type bool"),
 ])
@@ -168,4 +168,5 @@ def test_bad_daemon_json_exits_1(tmp_path: Path, content: object, message: str) 
 def test_bad_flag_exits_1(tmp_path: Path) -> None:
     result = _run(tmp_path, "--bogus")
     assert result.returncode == 1
-    assert result.stderr == "Status: unknown flag: --bogus\nSee 'dockerd --help'., Code: 125\n"
+    assert result.stderr.startswith("Status: unknown flag: --bogus\nSee 'dockerd --help'.\n\nUsage:\tdockerd [OPTIONS]")
+    assert result.stderr.endswith(", Code: 125\n")

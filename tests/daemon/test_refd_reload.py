@@ -1,4 +1,4 @@
-"""SIGHUP reload against the original flags (spec 2); the xfail is for the lead's ``reload.py``."""
+"""SIGHUP reload against the original flags (spec 2)."""
 
 from __future__ import annotations
 
@@ -55,9 +55,6 @@ def test_debug_true_enables_debug_logging(tmp_path: Path) -> None:
     assert daemon.log.level == "debug" and daemon.config["debug"] is True
 
 
-@pytest.mark.xfail(strict=True, reason="reload.py sets the level back to log-level; dockerd's "
-                                        "debug.Disable() sets info whatever log-level says "
-                                        "(cmd/dockerd/debug/debug.go)")
 def test_debug_false_after_true_sets_info(tmp_path: Path) -> None:
     daemon, flags, _ = _daemon(tmp_path, {}, "--log-level=warn")
     assert _reload(tmp_path, daemon, flags, {"debug": True})

@@ -1,4 +1,4 @@
-"""The Engine API request helpers in ``server.py`` (spec 6.5); the xfails are for the lead's module."""
+"""The Engine API request helpers in ``server.py`` (spec 6.5)."""
 
 from __future__ import annotations
 
@@ -45,9 +45,6 @@ def test_trailing_content() -> None:
     assert _error(b"{} x") == (400, "unexpected content after JSON")
 
 
-@pytest.mark.xfail(strict=True, reason="server.read_json reports Python's json messages; dockerd 28 "
-                                        "(httputils.ReadJSON) wraps Go's; config.go_json_syntax_error "
-                                        "has them")
 @pytest.mark.parametrize(("body", "message"), [
     (b"{bad", "invalid JSON: invalid character 'b' looking for beginning of object key string"),
     (b'{"Image":"bb",', "invalid JSON: unexpected EOF"),
