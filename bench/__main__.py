@@ -26,7 +26,6 @@ from typing import Any
 from harness.backends.base import DaemonHandle, DaemonSpec
 from harness.backends.local import LocalBackend
 from harness.targets import Target, resolve_target
-from harness.wait import ping_once
 
 BACKEND = LocalBackend()
 
@@ -74,7 +73,9 @@ def _ping_worker(path: str, deadline: float, latencies: list[float]) -> None:
 def ping_load(handle: DaemonHandle, connections: int = 16, seconds: float = 3.0) -> dict[str, float]:
     lists: list[list[float]] = [[] for _ in range(connections)]
     deadline = time.perf_counter() + seconds
-    threads = [threading.Thread(target=_ping_worker, args=(handle.socket_path, deadline, lst)) for lst in lists]
+    threads = [
+        threading.Thread(target=_ping_worker, args=(handle.socket_path, deadline, lst)) for lst in lists
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -82,8 +83,11 @@ def ping_load(handle: DaemonHandle, connections: int = 16, seconds: float = 3.0)
     all_lat = sorted(x for lst in lists for x in lst)
     if not all_lat:
         return {"req_per_s": 0.0, "p50_ms": 0.0, "p99_ms": 0.0}
-    return {"req_per_s": len(all_lat) / seconds, "p50_ms": all_lat[len(all_lat) // 2] * 1000,
-            "p99_ms": all_lat[int(len(all_lat) * 0.99) - 1] * 1000}
+    return {
+        "req_per_s": len(all_lat) / seconds,
+        "p50_ms": all_lat[len(all_lat) // 2] * 1000,
+        "p99_ms": all_lat[int(len(all_lat) * 0.99) - 1] * 1000,
+    }
 
 
 def memory(handle: DaemonHandle) -> dict[str, float]:
@@ -111,9 +115,15 @@ def memory(handle: DaemonHandle) -> dict[str, float]:
 
 
 def cli_run_rm(handle: DaemonHandle, image: str) -> float:
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": handle.workdir, "DOCKER_HOST": f"unix://{handle.socket_path}"}
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": handle.workdir,
+        "DOCKER_HOST": f"unix://{handle.socket_path}",
+    }
     start = time.perf_counter()
-    result = subprocess.run(["docker", "run", "--rm", image, "true"], env=env, capture_output=True, timeout=120)
+    result = subprocess.run(
+        ["docker", "run", "--rm", image, "true"], env=env, capture_output=True, timeout=120
+    )
     took = time.perf_counter() - start
     if result.returncode != 0:
         raise RuntimeError(f"docker run failed on {handle.target.name}: {result.stderr.decode()[-500:]}")
@@ -182,17 +192,25 @@ def main(argv: list[str] | None = None) -> int:
                     for _ in range(opts.repeat):
                         record(target, "cli_run_rm_s", cli_run_rm(handle, image))
                         record(target, "api_create_start_wait_delete_s", api_lifecycle(handle, image))
-                except Exception as exc:  # noqa: BLE001 - a target that cannot run containers yet is reported
+                except Exception as exc:
                     figures[target.name].setdefault("errors", []).append(0.0)
                     print(f"bench: container figures failed on {target.name}: {exc}", file=sys.stderr)
         finally:
             BACKEND.teardown(handle)
-    report = {"schema": "harness.bench/1", "machine": {"cpus": os.cpu_count(), "kernel": platform.release(),
-                                                       "python": platform.python_version()},
-              "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-              "targets": {t.name: {"version": t.version} for t in targets},
-              "figures": {name: {k: summarize(v) for k, v in figs.items() if k != "errors"}
-                          for name, figs in figures.items()}}
+    report = {
+        "schema": "harness.bench/1",
+        "machine": {
+            "cpus": os.cpu_count(),
+            "kernel": platform.release(),
+            "python": platform.python_version(),
+        },
+        "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "targets": {t.name: {"version": t.version} for t in targets},
+        "figures": {
+            name: {k: summarize(v) for k, v in figs.items() if k != "errors"}
+            for name, figs in figures.items()
+        },
+    }
     os.makedirs(opts.reports, exist_ok=True)
     with open(os.path.join(opts.reports, "bench.json"), "w") as fh:
         json.dump(report, fh, indent=1)
@@ -206,16 +224,25 @@ def main(argv: list[str] | None = None) -> int:
 def _markdown(report: dict[str, Any], names: list[str]) -> str:
     figs = report["figures"]
     keys = sorted({k for n in names for k in figs.get(n, {})})
-    lines = [f"# Benchmarks ({report['generated']}, {report['machine']['cpus']} CPUs, kernel "
-             f"{report['machine']['kernel']})", "",
-             "| figure | " + " | ".join(f"{n} median (min–max)" for n in names) +
-             (f" | ratio {names[0]}/{names[1]}" if len(names) > 1 else "") + " |",
-             "|---|" + "---|" * (len(names) + (1 if len(names) > 1 else 0))]
-    fmt: Callable[[dict[str, float]], str] = lambda s: f"{s['median']:.4g} ({s['min']:.3g}–{s['max']:.3g})"  # noqa: E731
+    lines = [
+        f"# Benchmarks ({report['generated']}, {report['machine']['cpus']} CPUs, kernel "
+        f"{report['machine']['kernel']})",
+        "",
+        "| figure | "
+        + " | ".join(f"{n} median (min to max)" for n in names)
+        + (f" | ratio {names[0]}/{names[1]}" if len(names) > 1 else "")
+        + " |",
+        "|---|" + "---|" * (len(names) + (1 if len(names) > 1 else 0)),
+    ]
+    fmt: Callable[[dict[str, float]], str] = lambda s: f"{s['median']:.4g} ({s['min']:.3g} to {s['max']:.3g})"  # noqa: E731
     for key in keys:
         cells = [fmt(figs[n][key]) if key in figs.get(n, {}) else "—" for n in names]
         ratio = ""
-        if len(names) > 1 and all(key in figs.get(n, {}) for n in names[:2]) and figs[names[1]][key]["median"]:
+        if (
+            len(names) > 1
+            and all(key in figs.get(n, {}) for n in names[:2])
+            and figs[names[1]][key]["median"]
+        ):
             ratio = f" | {figs[names[0]][key]['median'] / figs[names[1]][key]['median']:.2f}"
         elif len(names) > 1:
             ratio = " | —"

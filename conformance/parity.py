@@ -529,8 +529,17 @@ def build_parity(
             if (s := by_target[n].get(sid)) is not None
         }
         verdicts = {
-            n: _compare(sid, ref_name, outcomes.get(ref_name), n, outcomes.get(n), known, used, rules,
-                        (f"{n}@{versions[n]}", f"{ref_name}@{versions[ref_name]}"))
+            n: _compare(
+                sid,
+                ref_name,
+                outcomes.get(ref_name),
+                n,
+                outcomes.get(n),
+                known,
+                used,
+                rules,
+                (f"{n}@{versions[n]}", f"{ref_name}@{versions[ref_name]}"),
+            )
             for n in names
             if n != ref_name
         }

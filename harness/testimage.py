@@ -20,10 +20,14 @@ def load_test_image(endpoint: Endpoint, tag: str = TEST_IMAGE) -> str:
     archive = save_tarball(busybox_rootfs(), tag)
     client = EngineClient(endpoint, timeout=120)
     try:
-        resp = client.post("/images/load?quiet=1", data=archive, headers={"Content-Type": "application/x-tar"})
+        resp = client.post(
+            "/images/load?quiet=1", data=archive, headers={"Content-Type": "application/x-tar"}
+        )
         if resp.status_code != 200:
-            raise ImageBuildError(f"loading the test image into {endpoint.docker_host} failed: "
-                                  f"{resp.status_code} {resp.text.strip()}")
+            raise ImageBuildError(
+                f"loading the test image into {endpoint.docker_host} failed: "
+                f"{resp.status_code} {resp.text.strip()}"
+            )
         for line in resp.text.splitlines():
             if line.strip() and "error" in json.loads(line):
                 raise ImageBuildError(f"loading the test image failed: {line.strip()}")

@@ -21,8 +21,13 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="booting daemons needs
 
 def test_conformance_main_job_is_green(tmp_path: Path) -> None:
     targets = "refd,dockerd" if shutil.which("dockerd") else "refd"
-    result = subprocess.run([sys.executable, "-m", "conformance", "--targets", targets, "--reports", str(tmp_path)],
-                            cwd=ROOT, capture_output=True, text=True, timeout=1200)
+    result = subprocess.run(
+        [sys.executable, "-m", "conformance", "--targets", targets, "--reports", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     parity = json.loads((tmp_path / "parity.json").read_text())
     markdown = (tmp_path / "parity.md").read_text()

@@ -67,8 +67,13 @@ class Daemon:
 
     def driver_status(self) -> list[list[str]]:
         if self.storage_driver == "overlay2":
-            return [["Backing Filesystem", "extfs"], ["Supports d_type", "true"], ["Using metacopy", "false"],
-                    ["Native Overlay Diff", "true"], ["userxattr", "false"]]
+            return [
+                ["Backing Filesystem", "extfs"],
+                ["Supports d_type", "true"],
+                ["Using metacopy", "false"],
+                ["Native Overlay Diff", "true"],
+                ["userxattr", "false"],
+            ]
         return []
 
     def open_fds(self) -> int:
@@ -93,15 +98,19 @@ class Daemon:
                 continue
             addr = host.removeprefix("tcp://")
             if not self.tls.enabled:
-                warnings.append(f"WARNING: API is accessible on http://{addr} without encryption.\n"
-                                "         Access to the remote API is equivalent to root access on the host. Refer\n"
-                                "         to the 'Docker daemon attack surface' section in the documentation for\n"
-                                "         more information: https://docs.docker.com/go/attack-surface/")
+                warnings.append(
+                    f"WARNING: API is accessible on http://{addr} without encryption.\n"
+                    "         Access to the remote API is equivalent to root access on the host. Refer\n"
+                    "         to the 'Docker daemon attack surface' section in the documentation for\n"
+                    "         more information: https://docs.docker.com/go/attack-surface/"
+                )
             elif not self.tls.verify:
-                warnings.append(f"WARNING: API is accessible on https://{addr} without TLS client verification.\n"
-                                "         Access to the remote API is equivalent to root access on the host. Refer\n"
-                                "         to the 'Docker daemon attack surface' section in the documentation for\n"
-                                "         more information: https://docs.docker.com/go/attack-surface/")
+                warnings.append(
+                    f"WARNING: API is accessible on https://{addr} without TLS client verification.\n"
+                    "         Access to the remote API is equivalent to root access on the host. Refer\n"
+                    "         to the 'Docker daemon attack surface' section in the documentation for\n"
+                    "         more information: https://docs.docker.com/go/attack-surface/"
+                )
         return warnings
 
     def shutdown_timeout(self) -> float:
@@ -119,8 +128,11 @@ class Daemon:
 
     def public_config(self) -> dict[str, Any]:
         """The running configuration keyed as daemon.json keys (for the reload log line)."""
-        return {f.file_key: self.config.values.get(f.name) for f in FLAGS
-                if f.name not in ("config-file", "validate")}
+        return {
+            f.file_key: self.config.values.get(f.name)
+            for f in FLAGS
+            if f.name not in ("config-file", "validate")
+        }
 
     # -- start-up ---------------------------------------------------------------------------------
     def _ensure_engine_id(self) -> None:
@@ -169,9 +181,15 @@ class Daemon:
         self.log.info("Loading containers: start.")
         self.containers.restore()
         self.log.info("Loading containers: done.")
-        self.log.info("Docker daemon", commit="refd", **{"containerd-snapshotter": False,
-                                                         "storage-driver": self.storage_driver,
-                                                         "version": ENGINE_VERSION})
+        self.log.info(
+            "Docker daemon",
+            commit="refd",
+            **{
+                "containerd-snapshotter": False,
+                "storage-driver": self.storage_driver,
+                "version": ENGINE_VERSION,
+            },
+        )
         self.log.info("Daemon has completed initialization")
 
     # -- serving ----------------------------------------------------------------------------------
@@ -188,7 +206,7 @@ class Daemon:
             await handle_connection(reader, writer, router)
 
         def on_signal(signo: int) -> None:
-            self.log.info(f"Processing signal '{_SIGNAL_NAMES.get(signo, signo)}'")
+            self.log.info(f"Processing signal '{_SIGNAL_NAMES.get(signal.Signals(signo), str(signo))}'")
             if signo == signal.SIGQUIT:
                 self.log.info("Forcing docker daemon shutdown without cleanup on SIGQUIT")
                 os._exit(128 + signo)
@@ -223,10 +241,11 @@ class Daemon:
             close_listener(listener)
         notify.notify("STOPPING=1")
         timeout = self.shutdown_timeout()
-        self.log.debug(f"daemon configured with a {self.config['shutdown-timeout']} seconds minimum shutdown timeout")
+        self.log.debug(
+            f"daemon configured with a {self.config['shutdown-timeout']} seconds minimum shutdown timeout"
+        )
         try:
-            await asyncio.wait_for(self.containers.shutdown(timeout),
-                                   None if timeout < 0 else timeout + 1)
+            await asyncio.wait_for(self.containers.shutdown(timeout), None if timeout < 0 else timeout + 1)
             self.log.debug("Clean shutdown succeeded")
         except TimeoutError:
             self.log.error("Force shutdown daemon")
@@ -242,8 +261,10 @@ def run(config: DaemonConfig, flags: ParsedFlags, log: Logger) -> int:
     for warning in config.warnings:
         log.warning(warning)
     if os.geteuid() != 0:
-        sys.stderr.write("dockerd needs to be started with root privileges. To run dockerd in rootless mode as an "
-                         "unprivileged user, see https://docs.docker.com/go/rootless/\n")
+        sys.stderr.write(
+            "dockerd needs to be started with root privileges. To run dockerd in rootless mode as an "
+            "unprivileged user, see https://docs.docker.com/go/rootless/\n"
+        )
         return 1
     daemon = Daemon(config, flags, log)
     try:

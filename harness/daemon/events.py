@@ -12,15 +12,22 @@ __all__ = ["EventBus", "make_event"]
 HISTORY = 256
 
 
-def make_event(kind: str, action: str, actor_id: str, attributes: dict[str, str] | None = None,
-               scope: str = "local") -> dict[str, Any]:
+def make_event(
+    kind: str, action: str, actor_id: str, attributes: dict[str, str] | None = None, scope: str = "local"
+) -> dict[str, Any]:
     """One event as dockerd serialises it (container events also carry the legacy fields)."""
     now = time.time_ns()
     event: dict[str, Any] = {}
     if kind == "container":
         event.update(status=action, id=actor_id, **{"from": (attributes or {}).get("image", "")})
-    event.update(Type=kind, Action=action, Actor={"ID": actor_id, "Attributes": dict(attributes or {})},
-                 scope=scope, time=now // 1_000_000_000, timeNano=now)
+    event.update(
+        Type=kind,
+        Action=action,
+        Actor={"ID": actor_id, "Attributes": dict(attributes or {})},
+        scope=scope,
+        time=now // 1_000_000_000,
+        timeNano=now,
+    )
     return event
 
 

@@ -17,8 +17,19 @@ from typing import Any, Literal
 from . import hosts as hostopts
 from .log import go_quote
 
-__all__ = ["FLAGS", "Flag", "FlagError", "HelpRequested", "ParsedFlags", "go_format", "parse_args", "parse_bool", "parse_int",
-           "usage", "validate_label"]
+__all__ = [
+    "FLAGS",
+    "Flag",
+    "FlagError",
+    "HelpRequested",
+    "ParsedFlags",
+    "go_format",
+    "parse_args",
+    "parse_bool",
+    "parse_int",
+    "usage",
+    "validate_label",
+]
 
 Kind = Literal["bool", "string", "int", "list", "map", "ulimit", "runtimes", "membytes"]
 

@@ -24,6 +24,8 @@ __all__ = ["Listener", "ListenerError", "bind_listeners", "serve_listener", "tcp
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
+#: strong references to TLS connection tasks (asyncio keeps only weak ones)
+_CONNECTIONS: set[asyncio.Task[None]] = set()
 _HTTP_ON_TLS = {b"GET /", b"HEAD ", b"POST ", b"PUT /", b"OPTIO"}
 _GO_HTTP_TO_HTTPS = b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
 
@@ -64,7 +66,7 @@ def _bind_unix(path: str, group: str, log: Logger) -> Listener:
         sock.bind(path)
     except OSError as exc:
         sock.close()
-        raise ListenerError(f"can't create unix socket {path}: {exc.strerror.lower()}") from None
+        raise ListenerError(f"can't create unix socket {path}: {(exc.strerror or str(exc)).lower()}") from None
     finally:
         os.umask(old)
     if gid is not None:
@@ -114,7 +116,9 @@ def _activated_sockets() -> list[socket.socket]:
 def _bind_fd(addr: str, tls: ssl.SSLContext | None, group: str) -> list[Listener]:
     socks = _activated_sockets()
     if not socks:
-        raise ListenerError("no sockets found via socket activation: make sure the service was started by systemd")
+        raise ListenerError(
+            "no sockets found via socket activation: make sure the service was started by systemd"
+        )
     if addr in ("", "*"):
         chosen = socks
     else:
@@ -161,57 +165,84 @@ def bind_listeners(hosts: list[str], group: str, tls: ssl.SSLContext | None, log
 
 
 def close_listener(listener: Listener) -> None:
-    try:
+    with contextlib.suppress(OSError):
         listener.sock.close()
-    except OSError:
-        pass
     if listener.unix_path:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(listener.unix_path)
-        except OSError:
-            pass
 
 
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
     try:
-        return all(ipaddress.ip_address(info[4][0]).is_loopback
-                   for info in socket.getaddrinfo(host, None, type=socket.SOCK_STREAM))
+        return all(
+            ipaddress.ip_address(info[4][0]).is_loopback
+            for info in socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        )
     except (OSError, ValueError):
         return False
 
 
-def tcp_warnings(hosts: list[str], tls_verify: bool, tls_explicit: bool, log: Logger,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+def tcp_warnings(
+    hosts: list[str],
+    tls_verify: bool,
+    tls_explicit: bool,
+    log: Logger,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
     """dockerd 28's warnings and delays for TCP without client verification (spec 3.3)."""
     for host in hosts:
         if not host.startswith("tcp://") or tls_verify:
             continue
-        log.warning("Binding to IP address without --tlsverify is insecure and gives root access on this "
-                    "machine to everyone who has access to your network.", host=host)
-        log.warning("Binding to an IP address, even on localhost, can also give access to scripts run in a "
-                    "browser. Be safe out there!", host=host)
-        log.warning("[DEPRECATION NOTICE] In future versions this will be a hard failure preventing the daemon "
-                    "from starting! Learn more at: https://docs.docker.com/go/api-security/", host=host)
+        log.warning(
+            "Binding to IP address without --tlsverify is insecure and gives root access on this "
+            "machine to everyone who has access to your network.",
+            host=host,
+        )
+        log.warning(
+            "Binding to an IP address, even on localhost, can also give access to scripts run in a "
+            "browser. Be safe out there!",
+            host=host,
+        )
+        log.warning(
+            "[DEPRECATION NOTICE] In future versions this will be a hard failure preventing the daemon "
+            "from starting! Learn more at: https://docs.docker.com/go/api-security/",
+            host=host,
+        )
         sleep(1)
         address = host.removeprefix("tcp://").rpartition(":")[0].strip("[]")
         if not tls_explicit and not _is_loopback(address):
-            log.warning("Binding to an IP address without --tlsverify is deprecated. Startup is intentionally "
-                        "being slowed down to show this message", host=host)
-            log.warning("Please consider generating tls certificates with client validation to prevent exposing "
-                        "unauthenticated root access to your network", host=host)
-            log.warning("You can override this by explicitly specifying '--tls=false' or '--tlsverify=false'",
-                        host=host)
-            log.warning("Support for listening on TCP without authentication or explicit intent to run without "
-                        "authentication will be removed in the next release", host=host)
+            log.warning(
+                "Binding to an IP address without --tlsverify is deprecated. Startup is intentionally "
+                "being slowed down to show this message",
+                host=host,
+            )
+            log.warning(
+                "Please consider generating tls certificates with client validation to prevent exposing "
+                "unauthenticated root access to your network",
+                host=host,
+            )
+            log.warning(
+                "You can override this by explicitly specifying '--tls=false' or '--tlsverify=false'",
+                host=host,
+            )
+            log.warning(
+                "Support for listening on TCP without authentication or explicit intent to run without "
+                "authentication will be removed in the next release",
+                host=host,
+            )
             sleep(15)
 
 
 async def _wait_readable(sock: socket.socket, timeout: float) -> bool:
     loop = asyncio.get_running_loop()
     fut: asyncio.Future[None] = loop.create_future()
-    loop.add_reader(sock.fileno(), lambda: fut.done() or fut.set_result(None))
+    def ready() -> None:
+        if not fut.done():
+            fut.set_result(None)
+
+    loop.add_reader(sock.fileno(), ready)
     try:
         await asyncio.wait_for(fut, timeout)
         return True
@@ -221,8 +252,9 @@ async def _wait_readable(sock: socket.socket, timeout: float) -> bool:
         loop.remove_reader(sock.fileno())
 
 
-async def _tls_handshake(conn: socket.socket, ctx: ssl.SSLContext) -> tuple[ssl.SSLObject, ssl.MemoryBIO,
-                                                                          ssl.MemoryBIO]:
+async def _tls_handshake(
+    conn: socket.socket, ctx: ssl.SSLContext
+) -> tuple[ssl.SSLObject, ssl.MemoryBIO, ssl.MemoryBIO]:
     """Server handshake over memory BIOs so a failure still flushes the TLS alert, as Go does."""
     loop = asyncio.get_running_loop()
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
@@ -248,8 +280,13 @@ async def _tls_handshake(conn: socket.socket, ctx: ssl.SSLContext) -> tuple[ssl.
     return obj, incoming, outgoing
 
 
-async def _pump_tls(conn: socket.socket, inner: socket.socket, obj: ssl.SSLObject, incoming: ssl.MemoryBIO,
-                    outgoing: ssl.MemoryBIO) -> None:
+async def _pump_tls(
+    conn: socket.socket,
+    inner: socket.socket,
+    obj: ssl.SSLObject,
+    incoming: ssl.MemoryBIO,
+    outgoing: ssl.MemoryBIO,
+) -> None:
     """Relay between the TLS socket and the plaintext end of a socketpair served as a stream."""
     loop = asyncio.get_running_loop()
 
@@ -291,8 +328,9 @@ async def _pump_tls(conn: socket.socket, inner: socket.socket, obj: ssl.SSLObjec
                 sock.close()
 
 
-async def _serve_tls_conn(conn: socket.socket, peer: str, ctx: ssl.SSLContext, handler: Handler,
-                          log: Logger) -> None:
+async def _serve_tls_conn(
+    conn: socket.socket, peer: str, ctx: ssl.SSLContext, handler: Handler, log: Logger
+) -> None:
     try:
         if not await _wait_readable(conn, 300):
             conn.close()
@@ -307,8 +345,10 @@ async def _serve_tls_conn(conn: socket.socket, peer: str, ctx: ssl.SSLContext, h
         reason = getattr(exc, "reason", None) or str(exc)
         now = time.time()
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
-        log.stream.write(f"{stamp}.{int(now * 1e6) % 1_000_000:06d} I | http: TLS handshake error "
-                         f"from {peer}: {_go_tls_reason(str(reason))}\n")
+        log.stream.write(
+            f"{stamp}.{int(now * 1e6) % 1_000_000:06d} I | http: TLS handshake error "
+            f"from {peer}: {_go_tls_reason(str(reason))}\n"
+        )
         log.stream.flush()
         conn.close()
         return
@@ -343,7 +383,9 @@ async def _accept_tls(listener: Listener, handler: Handler, log: Logger) -> None
         conn, addr = await loop.sock_accept(listener.sock)
         conn.setblocking(False)
         peer = f"{addr[0]}:{addr[1]}" if isinstance(addr, tuple) else str(addr)
-        loop.create_task(_serve_tls_conn(conn, peer, listener.tls, handler, log))
+        task = loop.create_task(_serve_tls_conn(conn, peer, listener.tls, handler, log))
+        _CONNECTIONS.add(task)
+        task.add_done_callback(_CONNECTIONS.discard)
 
 
 async def serve_listener(listener: Listener, handler: Handler, log: Logger) -> asyncio.AbstractServer | None:

@@ -10,7 +10,14 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from .config import RELOADABLE, RESET_WHEN_ABSENT, ConfigError, conflict_free_labels, merge_file, read_config_file
+from .config import (
+    RELOADABLE,
+    RESET_WHEN_ABSENT,
+    ConfigError,
+    conflict_free_labels,
+    merge_file,
+    read_config_file,
+)
 from .config import _find_problems as find_problems
 from .events import make_event
 from .flags import FLAGS, ParsedFlags, go_format
@@ -68,8 +75,10 @@ def reload_config(daemon: Daemon, flags: ParsedFlags) -> bool:
             new[name] = labels if name == "label" else merged.get(name, file_cfg[key])
         elif key in RESET_WHEN_ABSENT and not flags.was_set(name):
             new[name] = RESET_WHEN_ABSENT[key]
-            log.debug(f"Reset {key.replace('-', ' ').title().replace('Concurrent', 'Concurrent')}: "
-                      f"{RESET_WHEN_ABSENT[key]}")
+            log.debug(
+                f"Reset {key.replace('-', ' ').title().replace('Concurrent', 'Concurrent')}: "
+                f"{RESET_WHEN_ABSENT[key]}"
+            )
     if "features" in file_cfg:
         new["features"] = file_cfg["features"]
     values.clear()

@@ -19,7 +19,7 @@ from .httpd import BadRequest, Request, Response
 if TYPE_CHECKING:
     from .daemon import Daemon
 
-__all__ = ["Router", "json_response", "version_tuple", "error_response"]
+__all__ = ["Router", "error_response", "json_response", "version_tuple"]
 
 Handler = Callable[[Request, "Daemon"], Awaitable[Response]]
 
@@ -43,8 +43,11 @@ def json_response(obj: Any, status: int = 200, headers: list[tuple[str, str]] | 
 def error_response(status: int, message: str, api_version: str) -> Response:
     """dockerd's error body: JSON for API >= 1.24 (or unversioned), Go's http.Error text below."""
     if api_version and version_tuple(api_version) < (1, 24):
-        return Response(status, (message + "\n").encode(),
-                        [("Content-Type", "text/plain; charset=utf-8"), ("X-Content-Type-Options", "nosniff")])
+        return Response(
+            status,
+            (message + "\n").encode(),
+            [("Content-Type", "text/plain; charset=utf-8"), ("X-Content-Type-Options", "nosniff")],
+        )
     return json_response({"message": message}, status)
 
 
@@ -56,8 +59,13 @@ class Router:
         self.routes: dict[str, list[tuple[re.Pattern[str], Handler]]] = {}
 
     def add(self, method: str, pattern: str, handler: Handler) -> None:
-        regex = re.compile("^" + re.sub(r"\{(\w+)(?::([^}]+))?\}",
-                                        lambda m: f"(?P<{m.group(1)}>{m.group(2) or '[^/]+'})", pattern) + "$")
+        regex = re.compile(
+            "^"
+            + re.sub(
+                r"\{(\w+)(?::([^}]+))?\}", lambda m: f"(?P<{m.group(1)}>{m.group(2) or '[^/]+'})", pattern
+            )
+            + "$"
+        )
         self.routes.setdefault(method, []).append((regex, handler))
 
     def _find(self, method: str, path: str) -> tuple[Handler, dict[str, str]] | None:
@@ -68,7 +76,11 @@ class Router:
         return None
 
     def _base_headers(self) -> list[tuple[str, str]]:
-        return [("Api-Version", API_VERSION), ("Ostype", "linux"), ("Server", f"Docker/{ENGINE_VERSION} (linux)")]
+        return [
+            ("Api-Version", API_VERSION),
+            ("Ostype", "linux"),
+            ("Server", f"Docker/{ENGINE_VERSION} (linux)"),
+        ]
 
     async def __call__(self, req: Request) -> Response:
         path, version = req.path, ""
@@ -77,25 +89,38 @@ class Router:
             version, path = versioned.group(1), versioned.group(2)
         elif path.startswith("/v") and "/" in path[1:] and re.match(r"^/v[^/]*/", path):
             return Response(404, _NOT_FOUND_BODY, [("Content-Type", "application/json")])
-        found = self._find("GET" if req.method == "HEAD" and not self._find("HEAD", path) else req.method, path)
+        found = self._find(
+            "GET" if req.method == "HEAD" and not self._find("HEAD", path) else req.method, path
+        )
         log = self.daemon.log
         if found is None:
             return Response(404, _NOT_FOUND_BODY, [("Content-Type", "application/json")])
         handler, params = found
         req.match = params
         if log.enabled("debug"):
-            log.debug(f"handling {req.method} request", method=req.method, module="api", **{"request-url": req.target})
+            log.debug(
+                f"handling {req.method} request",
+                method=req.method,
+                module="api",
+                **{"request-url": req.target},
+            )
         headers = self._base_headers()
         if version:
             if version_tuple(version) < version_tuple(MIN_API_VERSION):
-                resp = error_response(400, f"client version {version} is too old. Minimum supported API version "
-                                           f"is {MIN_API_VERSION}, please upgrade your client to a newer version",
-                                      version)
+                resp = error_response(
+                    400,
+                    f"client version {version} is too old. Minimum supported API version "
+                    f"is {MIN_API_VERSION}, please upgrade your client to a newer version",
+                    version,
+                )
                 resp.headers[:0] = headers
                 return resp
             if version_tuple(version) > version_tuple(API_VERSION):
-                resp = error_response(400, f"client version {version} is too new. Maximum supported API version "
-                                           f"is {API_VERSION}", version)
+                resp = error_response(
+                    400,
+                    f"client version {version} is too new. Maximum supported API version is {API_VERSION}",
+                    version,
+                )
                 resp.headers[:0] = headers
                 return resp
         req.api_version = version or API_VERSION
@@ -108,7 +133,7 @@ class Router:
             resp = error_response(exc.status, exc.message, version)
         except BadRequest:
             raise
-        except Exception as exc:  # noqa: BLE001 - a handler bug must answer 500, never kill refd
+        except Exception as exc:
             log.error(f"Handler for {req.method} {req.path} returned error: {exc!r}")
             resp = error_response(500, f"{type(exc).__name__}: {exc}", version)
         resp.headers[:0] = headers
@@ -133,12 +158,10 @@ async def read_json(req: Request) -> Any:
     try:
         value, end = json.JSONDecoder().raw_decode(text)
     except json.JSONDecodeError:
-        problem = go_json_syntax_error(stripped, DECODER_EOF) or DECODER_EOF
-        raise ApiError(400, f"invalid JSON: {problem}") from None
-    consumed = text[:end].encode()
-    problem = go_json_syntax_error(consumed, DECODER_EOF)  # Python accepts NaN and Infinity; Go does not
-    if problem:
-        raise ApiError(400, f"invalid JSON: {problem}")
+        raise ApiError(400, f"invalid JSON: {go_json_syntax_error(stripped, DECODER_EOF) or DECODER_EOF}") from None
+    late = go_json_syntax_error(text[:end].encode(), DECODER_EOF)  # Python accepts NaN and Infinity; Go does not
+    if late:
+        raise ApiError(400, f"invalid JSON: {late}")
     if text[end:].strip():
         raise ApiError(400, "unexpected content after JSON")
     return value

@@ -20,6 +20,7 @@ Protocol on ``<state-dir>/shim.sock``: the client sends one JSON line, then
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -84,9 +85,14 @@ def make_stdio(tty: bool, open_stdin: bool, stdin_once: bool = False) -> Stdio:
     if tty:
         master, slave = pty.openpty()
         _set_nonblock(master)
-        return Stdio(tty=True, stdin_w=master if open_stdin else -1, outputs={master: "stdout"},
-                     child_fds=(slave if open_stdin else os.open(os.devnull, os.O_RDONLY), slave, slave),
-                     master=master, stdin_once=stdin_once)
+        return Stdio(
+            tty=True,
+            stdin_w=master if open_stdin else -1,
+            outputs={master: "stdout"},
+            child_fds=(slave if open_stdin else os.open(os.devnull, os.O_RDONLY), slave, slave),
+            master=master,
+            stdin_once=stdin_once,
+        )
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     if open_stdin:
@@ -95,8 +101,13 @@ def make_stdio(tty: bool, open_stdin: bool, stdin_once: bool = False) -> Stdio:
         in_r, in_w = os.open(os.devnull, os.O_RDONLY), -1
     for fd in (out_r, err_r):
         _set_nonblock(fd)
-    return Stdio(tty=False, stdin_w=in_w, outputs={out_r: "stdout", err_r: "stderr"},
-                 child_fds=(in_r, out_w, err_w), stdin_once=stdin_once)
+    return Stdio(
+        tty=False,
+        stdin_w=in_w,
+        outputs={out_r: "stdout", err_r: "stderr"},
+        child_fds=(in_r, out_w, err_w),
+        stdin_once=stdin_once,
+    )
 
 
 def _set_nonblock(fd: int) -> None:
@@ -106,10 +117,8 @@ def _set_nonblock(fd: int) -> None:
 def _close_child_side(stdio: Stdio) -> None:
     for fd in set(stdio.child_fds):
         if fd >= 0:
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
 
 
 class Shim:
@@ -134,16 +143,15 @@ class Shim:
         if log.get("driver", "json-file") == "json-file" and log.get("path"):
             self.log = JsonFileWriter(log["path"], parse_log_options(log.get("opts") or {}))
         proc = self.spec["process"]
-        self.stdio["main"] = make_stdio(bool(proc.get("tty")), bool(self.spec.get("open_stdin")),
-                                        bool(self.spec.get("stdin_once")))
+        self.stdio["main"] = make_stdio(
+            bool(proc.get("tty")), bool(self.spec.get("open_stdin")), bool(self.spec.get("stdin_once"))
+        )
         for fd in self.stdio["main"].outputs:
             self.sel.register(fd, selectors.EVENT_READ, ("output", "main"))
             self.splitters[fd] = LineSplitter()
         path = os.path.join(self.dir, "shim.sock")
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
-        except FileNotFoundError:
-            pass
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.listener.bind(path)
         os.chmod(path, 0o600)
@@ -156,7 +164,11 @@ class Shim:
         from .runtime import process as rt
 
         stdio = self.stdio[name]
-        spec = rt.ProcessSpec.from_dict(process) if hasattr(rt.ProcessSpec, "from_dict") else rt.ProcessSpec(**process)
+        spec = (
+            rt.ProcessSpec.from_dict(process)
+            if hasattr(rt.ProcessSpec, "from_dict")
+            else rt.ProcessSpec(**process)
+        )
         stdin, stdout, stderr = stdio.child_fds
         if exec_into:
             proc = rt.exec_in(exec_into, spec, stdin, stdout, stderr)
@@ -175,10 +187,11 @@ class Shim:
             return {"pid": self.pids["main"]}
         try:
             pid = self._spawn("main", self.spec["process"])
-        except Exception as exc:  # noqa: BLE001 - every start failure goes back to refd as text
+        except Exception as exc:
             return {"error": str(exc) or type(exc).__name__}
-        _atomic_json(os.path.join(self.dir, "state.json"), {"pid": pid, "started_at": _now(),
-                                                             "shim_pid": os.getpid()})
+        _atomic_json(
+            os.path.join(self.dir, "state.json"), {"pid": pid, "started_at": _now(), "shim_pid": os.getpid()}
+        )
         return {"pid": pid}
 
     def _exec(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -192,13 +205,16 @@ class Shim:
             self.splitters[fd] = LineSplitter()
         try:
             pid = self._spawn(exec_id, req["process"], exec_into=main)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self._drop_stdio(exec_id)
-            _atomic_json(os.path.join(self.dir, f"exec-{exec_id}.json"),
-                         {"running": False, "exit_code": 126, "pid": 0, "error": str(exc)})
+            _atomic_json(
+                os.path.join(self.dir, f"exec-{exec_id}.json"),
+                {"running": False, "exit_code": 126, "pid": 0, "error": str(exc)},
+            )
             return {"error": str(exc)}
-        _atomic_json(os.path.join(self.dir, f"exec-{exec_id}.json"), {"running": True, "exit_code": None,
-                                                                      "pid": pid})
+        _atomic_json(
+            os.path.join(self.dir, f"exec-{exec_id}.json"), {"running": True, "exit_code": None, "pid": pid}
+        )
         return {"pid": pid}
 
     def _drop_stdio(self, name: str) -> None:
@@ -206,10 +222,8 @@ class Shim:
         if stdio is None:
             return
         for fd in list(stdio.outputs):
-            try:
+            with contextlib.suppress(KeyError, ValueError):
                 self.sel.unregister(fd)
-            except (KeyError, ValueError):
-                pass
             os.close(fd)
         _close_child_side(stdio)
 
@@ -230,10 +244,8 @@ class Shim:
         fcntl.ioctl(stdio.master, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
         pid = self.pids.get(name)
         if pid:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGWINCH)
-            except ProcessLookupError:
-                pass
         return {"ok": True}
 
     # -- I/O --------------------------------------------------------------------------------------
@@ -271,8 +283,11 @@ class Shim:
     def _fan_out(self, name: str, stream: str, data: bytes) -> None:
         tty = self.stdio[name].tty if name in self.stdio else False
         for client in list(self.clients.values()):
-            if client.target != name or (stream == "stdout" and not client.stdout) or \
-                    (stream == "stderr" and not client.stderr):
+            if (
+                client.target != name
+                or (stream == "stdout" and not client.stdout)
+                or (stream == "stderr" and not client.stderr)
+            ):
                 continue
             payload = data if tty else frame(stream, data)
             try:
@@ -289,13 +304,15 @@ class Shim:
             data = b""
         stdio = self.stdio.get(client.target)
         if not data:
-            if client.stdin and stdio is not None and stdio.stdin_w >= 0 and (stdio.stdin_once or not stdio.tty):
-                if stdio.stdin_once or client.target != "main":
-                    self._close_stdin(stdio)
-            try:
+            if (
+                client.stdin
+                and stdio is not None
+                and stdio.stdin_w >= 0
+                and (stdio.stdin_once or not stdio.tty)
+            ) and (stdio.stdin_once or client.target != "main"):
+                self._close_stdin(stdio)
+            with contextlib.suppress(KeyError, ValueError):
                 self.sel.unregister(client.sock)
-            except (KeyError, ValueError):
-                pass
             if not client.stdout and not client.stderr:
                 self._drop_client(client)
             return
@@ -307,27 +324,19 @@ class Shim:
 
     def _close_stdin(self, stdio: Stdio) -> None:
         if stdio.stdin_w >= 0 and stdio.stdin_w != stdio.master:
-            try:
+            with contextlib.suppress(OSError):
                 os.close(stdio.stdin_w)
-            except OSError:
-                pass
         elif stdio.stdin_w >= 0:
-            try:
+            with contextlib.suppress(OSError):
                 os.write(stdio.master, b"\x04")
-            except OSError:
-                pass
         stdio.stdin_w = -1
 
     def _drop_client(self, client: Client) -> None:
         self.clients.pop(client.sock.fileno(), None)
-        try:
+        with contextlib.suppress(KeyError, ValueError):
             self.sel.unregister(client.sock)
-        except (KeyError, ValueError):
-            pass
-        try:
+        with contextlib.suppress(OSError):
             client.sock.close()
-        except OSError:
-            pass
 
     def _accept(self) -> None:
         try:
@@ -352,10 +361,8 @@ class Shim:
         self._handle(conn, req)
 
     def _reply(self, conn: socket.socket, obj: dict[str, Any], close: bool = True) -> None:
-        try:
+        with contextlib.suppress(OSError):
             conn.sendall(json.dumps(obj).encode() + b"\n")
-        except OSError:
-            pass
         if close:
             conn.close()
 
@@ -371,8 +378,12 @@ class Shim:
         elif op == "kill":
             self._reply(conn, self.kill(int(req.get("signal", signal.SIGKILL))))
         elif op == "resize":
-            self._reply(conn, self.resize(str(req.get("target", "main")), int(req.get("height", 0)),
-                                          int(req.get("width", 0))))
+            self._reply(
+                conn,
+                self.resize(
+                    str(req.get("target", "main")), int(req.get("height", 0)), int(req.get("width", 0))
+                ),
+            )
         elif op in ("attach", "exec"):
             if op == "exec":
                 result = self._exec(req)
@@ -408,7 +419,7 @@ class Shim:
                     from .runtime import cgroups
 
                     oom = bool(cgroups.oom_killed(checker))  # type: ignore[attr-defined]
-                except Exception:  # noqa: BLE001 - OOM detection is best effort
+                except Exception:
                     oom = False
             self.exit = {"exit_code": exit_code, "oom_killed": oom, "finished_at": _now()}
         else:
@@ -488,10 +499,8 @@ class Shim:
             if self.done:
                 break
         self.listener.close()
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(os.path.join(self.dir, "shim.sock"))
-        except OSError:
-            pass
         return 0
 
 
@@ -505,7 +514,7 @@ def main(argv: list[str] | None = None) -> int:
     shim = Shim(state_dir)
     try:
         shim.prepare()
-    except Exception as exc:  # noqa: BLE001 - reported to refd through the sync pipe
+    except Exception as exc:
         if sync_fd >= 0:
             os.write(sync_fd, json.dumps({"error": str(exc)}).encode() + b"\n")
         return 1

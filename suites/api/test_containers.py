@@ -1,4 +1,4 @@
-"""Container lifecycle over the raw API: create, inspect, list, start, wait, logs, stop, kill, remove, rename."""
+"""Container lifecycle over the raw API: create, inspect, list, start, wait, logs, stop, kill, rm, rename."""
 
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ def _frames(raw: bytes) -> list[tuple[int, bytes]]:
     out = []
     while len(raw) >= 8:
         stream, size = struct.unpack(">BxxxI", raw[:8])
-        out.append((stream, raw[8:8 + size]))
-        raw = raw[8 + size:]
+        out.append((stream, raw[8 : 8 + size]))
+        raw = raw[8 + size :]
     return out
 
 
@@ -53,10 +53,14 @@ def _wait(engine: EngineClient, cid: str) -> Any:
     return engine.post(f"{V}/containers/{cid}/wait", timeout=60).json()
 
 
-@pytest.mark.scenario("api/containers/create-response",
-                      "POST /containers/create MUST answer 201 with the 64-hex Id and a Warnings list",
-                      ref="operation ContainerCreate")
-def test_create_response(engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations) -> None:
+@pytest.mark.scenario(
+    "api/containers/create-response",
+    "POST /containers/create MUST answer 201 with the 64-hex Id and a Warnings list",
+    ref="operation ContainerCreate",
+)
+def test_create_response(
+    engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations
+) -> None:
     resp = _create(engine, {"Image": test_image, "Cmd": ["true"]})
     body = resp.json()
     cleanup.append(body.get("Id", ""))
@@ -67,11 +71,14 @@ def test_create_response(engine: EngineClient, test_image: str, cleanup: list[st
     assert resp.status_code == 201
 
 
-@pytest.mark.scenario("api/containers/create-name-conflict",
-                      "Creating a second container with a taken name MUST get 409 with dockerd's message",
-                      ref="moby daemon/names.go, daemon/errors.go nameConflictError")
-def test_create_name_conflict(engine: EngineClient, test_image: str, cleanup: list[str],
-                              observe: Observations) -> None:
+@pytest.mark.scenario(
+    "api/containers/create-name-conflict",
+    "Creating a second container with a taken name MUST get 409 with dockerd's message",
+    ref="moby daemon/names.go, daemon/errors.go nameConflictError",
+)
+def test_create_name_conflict(
+    engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations
+) -> None:
     first = _create(engine, {"Image": test_image, "Cmd": ["true"]}, "conflict-me")
     cleanup.append(first.json()["Id"])
     second = _create(engine, {"Image": test_image, "Cmd": ["true"]}, "conflict-me")
@@ -79,25 +86,33 @@ def test_create_name_conflict(engine: EngineClient, test_image: str, cleanup: li
     observe("status", second.status_code)
     observe("message", message.replace(first.json()["Id"], "<id>"))
     assert second.status_code == 409
-    assert message == (f'Conflict. The container name "/conflict-me" is already in use by container '
-                       f'"{first.json()["Id"]}". You have to remove (or rename) that container to be able to reuse '
-                       "that name.")
+    assert message == (
+        f'Conflict. The container name "/conflict-me" is already in use by container '
+        f'"{first.json()["Id"]}". You have to remove (or rename) that container to be able to reuse '
+        "that name."
+    )
 
 
-@pytest.mark.scenario("api/containers/create-invalid-name",
-                      "A name outside [a-zA-Z0-9][a-zA-Z0-9_.-] MUST get 400 naming the allowed characters",
-                      ref="moby daemon/names.go")
+@pytest.mark.scenario(
+    "api/containers/create-invalid-name",
+    "A name outside [a-zA-Z0-9][a-zA-Z0-9_.-] MUST get 400 naming the allowed characters",
+    ref="moby daemon/names.go",
+)
 def test_create_invalid_name(engine: EngineClient, test_image: str, observe: Observations) -> None:
     resp = _create(engine, {"Image": test_image, "Cmd": ["true"]}, "-bad!")
     observe("status", resp.status_code)
     observe("message", resp.json()["message"])
     assert resp.status_code == 400
-    assert resp.json()["message"] == "Invalid container name (-bad!), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+    assert (
+        resp.json()["message"] == "Invalid container name (-bad!), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+    )
 
 
-@pytest.mark.scenario("api/containers/create-missing-image",
-                      "Creating from an image that does not exist MUST get 404 'No such image: <ref>'",
-                      ref="spec 6.5")
+@pytest.mark.scenario(
+    "api/containers/create-missing-image",
+    "Creating from an image that does not exist MUST get 404 'No such image: <ref>'",
+    ref="spec 6.5",
+)
 def test_create_missing_image(engine: EngineClient, observe: Observations) -> None:
     resp = _create(engine, {"Image": "nosuchimage", "Cmd": ["true"]})
     observe("status", resp.status_code)
@@ -106,18 +121,42 @@ def test_create_missing_image(engine: EngineClient, observe: Observations) -> No
     assert resp.json()["message"] == "No such image: nosuchimage:latest"
 
 
-@pytest.mark.scenario("api/containers/inspect-created",
-                      "Inspect of a created container MUST show State 'created', the merged Config and HostConfig "
-                      "defaults", ref="operation ContainerInspect")
-def test_inspect_created(engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations) -> None:
-    resp = _create(engine, {"Image": test_image, "Cmd": ["echo", "hi"], "Env": ["A=b"], "Labels": {"k": "v"}},
-                   "inspect-me")
+@pytest.mark.scenario(
+    "api/containers/inspect-created",
+    "Inspect of a created container MUST show State 'created', the merged Config and HostConfig defaults",
+    ref="operation ContainerInspect",
+)
+def test_inspect_created(
+    engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations
+) -> None:
+    resp = _create(
+        engine,
+        {"Image": test_image, "Cmd": ["echo", "hi"], "Env": ["A=b"], "Labels": {"k": "v"}},
+        "inspect-me",
+    )
     cid = resp.json()["Id"]
     cleanup.append(cid)
     doc = engine.get(f"{V}/containers/inspect-me/json").json()
     state = doc["State"]
-    observe("state", {k: state[k] for k in ("Status", "Running", "Paused", "Restarting", "OOMKilled", "Dead",
-                                            "Pid", "ExitCode", "Error", "StartedAt", "FinishedAt")})
+    observe(
+        "state",
+        {
+            k: state[k]
+            for k in (
+                "Status",
+                "Running",
+                "Paused",
+                "Restarting",
+                "OOMKilled",
+                "Dead",
+                "Pid",
+                "ExitCode",
+                "Error",
+                "StartedAt",
+                "FinishedAt",
+            )
+        },
+    )
     observe("name", doc["Name"])
     observe("path_args", [doc["Path"], doc["Args"]])
     observe("hostname_is_short_id", doc["Config"]["Hostname"] == cid[:12])
@@ -126,15 +165,32 @@ def test_inspect_created(engine: EngineClient, test_image: str, cleanup: list[st
     observe("cmd", doc["Config"]["Cmd"])
     observe("image", doc["Config"]["Image"])
     hc = doc["HostConfig"]
-    observe("host_config", {k: hc.get(k) for k in ("RestartPolicy", "NetworkMode", "LogConfig", "ShmSize",
-                                                   "Privileged", "AutoRemove", "ReadonlyRootfs", "IpcMode")})
+    observe(
+        "host_config",
+        {
+            k: hc.get(k)
+            for k in (
+                "RestartPolicy",
+                "NetworkMode",
+                "LogConfig",
+                "ShmSize",
+                "Privileged",
+                "AutoRemove",
+                "ReadonlyRootfs",
+                "IpcMode",
+            )
+        },
+    )
     observe("restart_count", doc["RestartCount"])
     observe("image_is_digest", doc["Image"].startswith("sha256:"))
     assert state["Status"] == "created" and doc["Name"] == "/inspect-me"
 
 
-@pytest.mark.scenario("api/containers/inspect-missing",
-                      "Inspect of an unknown container MUST get 404 'No such container: <ref>'", ref="spec 6.5")
+@pytest.mark.scenario(
+    "api/containers/inspect-missing",
+    "Inspect of an unknown container MUST get 404 'No such container: <ref>'",
+    ref="spec 6.5",
+)
 def test_inspect_missing(engine: EngineClient, observe: Observations) -> None:
     resp = engine.get(f"{V}/containers/nosuch/json")
     observe("status", resp.status_code)
@@ -142,11 +198,15 @@ def test_inspect_missing(engine: EngineClient, observe: Observations) -> None:
     assert resp.status_code == 404 and resp.json() == {"message": "No such container: nosuch"}
 
 
-@pytest.mark.scenario("api/containers/list-all",
-                      "GET /containers/json MUST hide non-running containers unless all=1, with dockerd's summary "
-                      "shape", ref="operation ContainerList")
+@pytest.mark.scenario(
+    "api/containers/list-all",
+    "GET /containers/json MUST hide non-running containers unless all=1, with dockerd's summary shape",
+    ref="operation ContainerList",
+)
 def test_list_all(engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations) -> None:
-    cid = _create(engine, {"Image": test_image, "Cmd": ["true"], "Labels": {"suite": "list"}}, "list-me").json()["Id"]
+    cid = _create(
+        engine, {"Image": test_image, "Cmd": ["true"], "Labels": {"suite": "list"}}, "list-me"
+    ).json()["Id"]
     cleanup.append(cid)
     running = engine.get(f"{V}/containers/json").json()
     everything = engine.get(f"{V}/containers/json?all=1").json()
@@ -154,17 +214,28 @@ def test_list_all(engine: EngineClient, test_image: str, cleanup: list[str], obs
     observe("in_default_list", any(c["Id"] == cid for c in running))
     observe("in_all_list", bool(mine))
     summary = mine[0]
-    observe("summary", {k: summary.get(k) for k in ("Names", "Image", "Command", "State", "Status", "Labels",
-                                                     "Ports", "HostConfig")})
+    observe(
+        "summary",
+        {
+            k: summary.get(k)
+            for k in ("Names", "Image", "Command", "State", "Status", "Labels", "Ports", "HostConfig")
+        },
+    )
     observe("keys", sorted(summary))
     assert mine and not any(c["Id"] == cid for c in running)
 
 
-@pytest.mark.scenario("api/containers/list-filters",
-                      "List filters status, label, name and id MUST select containers; a bad status MUST be a 400",
-                      ref="moby daemon/list.go")
-def test_list_filters(engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations) -> None:
-    cid = _create(engine, {"Image": test_image, "Cmd": ["true"], "Labels": {"pick": "me"}}, "filter-me").json()["Id"]
+@pytest.mark.scenario(
+    "api/containers/list-filters",
+    "List filters status, label, name and id MUST select containers; a bad status MUST be a 400",
+    ref="moby daemon/list.go",
+)
+def test_list_filters(
+    engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations
+) -> None:
+    cid = _create(
+        engine, {"Image": test_image, "Cmd": ["true"], "Labels": {"pick": "me"}}, "filter-me"
+    ).json()["Id"]
     cleanup.append(cid)
 
     def ids(filters: dict[str, list[str]]) -> list[str]:
@@ -182,10 +253,14 @@ def test_list_filters(engine: EngineClient, test_image: str, cleanup: list[str],
     assert cid in ids({"label": ["pick=me"]}) and bad.status_code == 400
 
 
-@pytest.mark.scenario("api/containers/run-exit-code",
-                      "A started container that exits 3 MUST report StatusCode 3 from wait and State.ExitCode 3",
-                      ref="operations ContainerStart, ContainerWait")
-def test_run_exit_code(engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations) -> None:
+@pytest.mark.scenario(
+    "api/containers/run-exit-code",
+    "A started container that exits 3 MUST report StatusCode 3 from wait and State.ExitCode 3",
+    ref="operations ContainerStart, ContainerWait",
+)
+def test_run_exit_code(
+    engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations
+) -> None:
     cid = _run(engine, cleanup, test_image, ["sh", "-c", "exit 3"])
     result = _wait(engine, cid)
     state = engine.get(f"{V}/containers/{cid}/json").json()["State"]
@@ -195,20 +270,28 @@ def test_run_exit_code(engine: EngineClient, test_image: str, cleanup: list[str]
     assert result["StatusCode"] == 3 and state["Status"] == "exited"
 
 
-@pytest.mark.scenario("api/containers/start-twice",
-                      "Starting a running container MUST answer 304 Not Modified", ref="operation ContainerStart")
-def test_start_twice(engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations) -> None:
+@pytest.mark.scenario(
+    "api/containers/start-twice",
+    "Starting a running container MUST answer 304 Not Modified",
+    ref="operation ContainerStart",
+)
+def test_start_twice(
+    engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations
+) -> None:
     cid = _run(engine, cleanup, test_image, ["sleep", "30"])
     again = engine.post(f"{V}/containers/{cid}/start")
     observe("status", again.status_code)
     assert again.status_code == 304
 
 
-@pytest.mark.scenario("api/containers/start-missing-binary",
-                      "Starting a container whose command does not exist MUST fail with 400 naming the executable",
-                      ref="moby daemon/start.go; runc")
-def test_start_missing_binary(engine: EngineClient, test_image: str, cleanup: list[str],
-                              observe: Observations) -> None:
+@pytest.mark.scenario(
+    "api/containers/start-missing-binary",
+    "Starting a container whose command does not exist MUST fail with 400 naming the executable",
+    ref="moby daemon/start.go; runc",
+)
+def test_start_missing_binary(
+    engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations
+) -> None:
     resp = _create(engine, {"Image": test_image, "Cmd": ["nosuchcmd"]})
     cid = resp.json()["Id"]
     cleanup.append(cid)
@@ -222,17 +305,26 @@ def test_start_missing_binary(engine: EngineClient, test_image: str, cleanup: li
     assert 'exec: "nosuchcmd": executable file not found in $PATH' in message
 
 
-@pytest.mark.scenario("api/containers/logs-multiplexed",
-                      "Logs of a non-TTY container MUST come as multiplexed frames (1=stdout, 2=stderr) in order",
-                      ref="operation ContainerLogs; spec 5.2")
-def test_logs_multiplexed(engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations) -> None:
+@pytest.mark.scenario(
+    "api/containers/logs-multiplexed",
+    "Logs of a non-TTY container MUST come as multiplexed frames (1=stdout, 2=stderr) in order",
+    ref="operation ContainerLogs; spec 5.2",
+)
+def test_logs_multiplexed(
+    engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations
+) -> None:
     cid = _run(engine, cleanup, test_image, ["sh", "-c", "echo out1; echo err1 >&2; echo out2"])
     _wait(engine, cid)
     resp = engine.get(f"{V}/containers/{cid}/logs?stdout=1&stderr=1")
     frames = _frames(resp.content)
     observe("status", resp.status_code)
-    observe("frames_by_stream", {"stdout": [d.decode() for s, d in frames if s == 1],
-                                 "stderr": [d.decode() for s, d in frames if s == 2]})
+    observe(
+        "frames_by_stream",
+        {
+            "stdout": [d.decode() for s, d in frames if s == 1],
+            "stderr": [d.decode() for s, d in frames if s == 2],
+        },
+    )
     only_err = _frames(engine.get(f"{V}/containers/{cid}/logs?stderr=1").content)
     observe("stderr_only", [d.decode() for _, d in only_err])
     tail = _frames(engine.get(f"{V}/containers/{cid}/logs?stdout=1&tail=1").content)
@@ -240,10 +332,14 @@ def test_logs_multiplexed(engine: EngineClient, test_image: str, cleanup: list[s
     assert [d for s, d in frames if s == 1] == [b"out1\n", b"out2\n"]
 
 
-@pytest.mark.scenario("api/containers/logs-no-stream",
-                      "Logs without stdout or stderr MUST get 400 'Bad parameters: you must choose at least one "
-                      "stream'", ref="moby api/server/router/container/container_routes.go")
-def test_logs_no_stream(engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations) -> None:
+@pytest.mark.scenario(
+    "api/containers/logs-no-stream",
+    "Logs without stdout or stderr MUST get 400 'Bad parameters: you must choose at least one stream'",
+    ref="moby api/server/router/container/container_routes.go",
+)
+def test_logs_no_stream(
+    engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations
+) -> None:
     cid = _create(engine, {"Image": test_image, "Cmd": ["true"]}).json()["Id"]
     cleanup.append(cid)
     resp = engine.get(f"{V}/containers/{cid}/logs")
@@ -252,10 +348,14 @@ def test_logs_no_stream(engine: EngineClient, test_image: str, cleanup: list[str
     assert resp.status_code == 400
 
 
-@pytest.mark.scenario("api/containers/logs-timestamps",
-                      "logs?timestamps=1 MUST prefix each line with an RFC3339 time with 9 fractional digits",
-                      ref="operation ContainerLogs")
-def test_logs_timestamps(engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations) -> None:
+@pytest.mark.scenario(
+    "api/containers/logs-timestamps",
+    "logs?timestamps=1 MUST prefix each line with an RFC3339 time with 9 fractional digits",
+    ref="operation ContainerLogs",
+)
+def test_logs_timestamps(
+    engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations
+) -> None:
     import re
 
     cid = _run(engine, cleanup, test_image, ["echo", "stamp"])
@@ -267,10 +367,14 @@ def test_logs_timestamps(engine: EngineClient, test_image: str, cleanup: list[st
     assert ok, line
 
 
-@pytest.mark.scenario("api/containers/stop-sigkill-after-timeout",
-                      "Stopping a container that ignores SIGTERM MUST SIGKILL it after t seconds (exit 137)",
-                      ref="spec 7.2; operation ContainerStop")
-def test_stop_timeout(engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations) -> None:
+@pytest.mark.scenario(
+    "api/containers/stop-sigkill-after-timeout",
+    "Stopping a container that ignores SIGTERM MUST SIGKILL it after t seconds (exit 137)",
+    ref="spec 7.2; operation ContainerStop",
+)
+def test_stop_timeout(
+    engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations
+) -> None:
     cid = _run(engine, cleanup, test_image, ["sleep", "60"])
     start = time.monotonic()
     resp = engine.post(f"{V}/containers/{cid}/stop?t=1", timeout=60)
@@ -284,12 +388,20 @@ def test_stop_timeout(engine: EngineClient, test_image: str, cleanup: list[str],
     assert resp.status_code == 204 and state["ExitCode"] == 137 and again.status_code == 304
 
 
-@pytest.mark.scenario("api/containers/kill-signal",
-                      "kill?signal=TERM on a shell trapping TERM MUST run the trap; an unknown signal MUST be a 400",
-                      ref="operation ContainerKill")
-def test_kill_signal(engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations) -> None:
-    cid = _run(engine, cleanup, test_image, ["sh", "-c", "trap 'echo got-term; exit 7' TERM; "
-                                                          "while true; do sleep 0.1; done"])
+@pytest.mark.scenario(
+    "api/containers/kill-signal",
+    "kill?signal=TERM on a shell trapping TERM MUST run the trap; an unknown signal MUST be a 400",
+    ref="operation ContainerKill",
+)
+def test_kill_signal(
+    engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations
+) -> None:
+    cid = _run(
+        engine,
+        cleanup,
+        test_image,
+        ["sh", "-c", "trap 'echo got-term; exit 7' TERM; while true; do sleep 0.1; done"],
+    )
     time.sleep(0.5)
     bad = engine.post(f"{V}/containers/{cid}/kill?signal=NOPE")
     resp = engine.post(f"{V}/containers/{cid}/kill?signal=TERM")
@@ -302,9 +414,14 @@ def test_kill_signal(engine: EngineClient, test_image: str, cleanup: list[str], 
     assert resp.status_code == 204 and result["StatusCode"] == 7
 
 
-@pytest.mark.scenario("api/containers/kill-not-running",
-                      "Killing a container that is not running MUST get 409", ref="moby daemon/kill.go")
-def test_kill_not_running(engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations) -> None:
+@pytest.mark.scenario(
+    "api/containers/kill-not-running",
+    "Killing a container that is not running MUST get 409",
+    ref="moby daemon/kill.go",
+)
+def test_kill_not_running(
+    engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations
+) -> None:
     cid = _create(engine, {"Image": test_image, "Cmd": ["true"]}, "kill-me").json()["Id"]
     cleanup.append(cid)
     resp = engine.post(f"{V}/containers/kill-me/kill")
@@ -313,22 +430,31 @@ def test_kill_not_running(engine: EngineClient, test_image: str, cleanup: list[s
     assert resp.status_code == 409
 
 
-@pytest.mark.scenario("api/containers/remove-running",
-                      "Removing a running container without force MUST get 409; with force=1 it MUST be removed",
-                      ref="moby daemon/delete.go")
-def test_remove_running(engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations) -> None:
+@pytest.mark.scenario(
+    "api/containers/remove-running",
+    "Removing a running container without force MUST get 409; with force=1 it MUST be removed",
+    ref="moby daemon/delete.go",
+)
+def test_remove_running(
+    engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations
+) -> None:
     cid = _run(engine, cleanup, test_image, ["sleep", "60"])
     refused = engine.delete(f"{V}/containers/{cid}")
     forced = engine.delete(f"{V}/containers/{cid}?force=1")
     gone = engine.get(f"{V}/containers/{cid}/json")
-    observe("refused", {"status": refused.status_code, "message": refused.json()["message"].replace(cid, "<id>")})
+    observe(
+        "refused", {"status": refused.status_code, "message": refused.json()["message"].replace(cid, "<id>")}
+    )
     observe("forced", forced.status_code)
     observe("gone", gone.status_code)
     assert refused.status_code == 409 and forced.status_code == 204 and gone.status_code == 404
 
 
-@pytest.mark.scenario("api/containers/rename",
-                      "Rename MUST change the name; renaming to a taken name MUST get 409", ref="operation ContainerRename")
+@pytest.mark.scenario(
+    "api/containers/rename",
+    "Rename MUST change the name; renaming to a taken name MUST get 409",
+    ref="operation ContainerRename",
+)
 def test_rename(engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations) -> None:
     a = _create(engine, {"Image": test_image, "Cmd": ["true"]}, "rename-a").json()["Id"]
     b = _create(engine, {"Image": test_image, "Cmd": ["true"]}, "rename-b").json()["Id"]
@@ -341,13 +467,21 @@ def test_rename(engine: EngineClient, test_image: str, cleanup: list[str], obser
     assert ok.status_code == 204 and taken.status_code == 409
 
 
-@pytest.mark.scenario("api/containers/restart-policy-on-failure",
-                      "RestartPolicy on-failure:2 MUST restart a failing container twice, then leave it exited",
-                      ref="operation ContainerCreate HostConfig.RestartPolicy")
-def test_restart_on_failure(engine: EngineClient, test_image: str, cleanup: list[str],
-                            observe: Observations) -> None:
-    cid = _run(engine, cleanup, test_image, ["sh", "-c", "exit 2"],
-               HostConfig={"RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 2}})
+@pytest.mark.scenario(
+    "api/containers/restart-policy-on-failure",
+    "RestartPolicy on-failure:2 MUST restart a failing container twice, then leave it exited",
+    ref="operation ContainerCreate HostConfig.RestartPolicy",
+)
+def test_restart_on_failure(
+    engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations
+) -> None:
+    cid = _run(
+        engine,
+        cleanup,
+        test_image,
+        ["sh", "-c", "exit 2"],
+        HostConfig={"RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 2}},
+    )
     deadline = time.monotonic() + 30
     doc: dict[str, Any] = {}
     while time.monotonic() < deadline:
@@ -361,16 +495,24 @@ def test_restart_on_failure(engine: EngineClient, test_image: str, cleanup: list
     assert doc["RestartCount"] == 2 and doc["State"]["Status"] == "exited"
 
 
-@pytest.mark.scenario("api/containers/restart-policy-invalid",
-                      "An unknown restart policy MUST be refused at create with 400", ref="moby hostconfig.go")
+@pytest.mark.scenario(
+    "api/containers/restart-policy-invalid",
+    "An unknown restart policy MUST be refused at create with 400",
+    ref="moby hostconfig.go",
+)
 def test_restart_policy_invalid(engine: EngineClient, test_image: str, observe: Observations) -> None:
-    resp = _create(engine, {"Image": test_image, "Cmd": ["true"], "HostConfig": {"RestartPolicy": {"Name": "sometimes"}}})
+    resp = _create(
+        engine, {"Image": test_image, "Cmd": ["true"], "HostConfig": {"RestartPolicy": {"Name": "sometimes"}}}
+    )
     observe("status", resp.status_code)
     assert resp.status_code == 400
 
 
-@pytest.mark.scenario("api/containers/auto-remove",
-                      "A container with AutoRemove MUST be gone after it exits", ref="HostConfig.AutoRemove")
+@pytest.mark.scenario(
+    "api/containers/auto-remove",
+    "A container with AutoRemove MUST be gone after it exits",
+    ref="HostConfig.AutoRemove",
+)
 def test_auto_remove(engine: EngineClient, test_image: str, observe: Observations) -> None:
     resp = _create(engine, {"Image": test_image, "Cmd": ["true"], "HostConfig": {"AutoRemove": True}})
     cid = resp.json()["Id"]
@@ -387,10 +529,14 @@ def test_auto_remove(engine: EngineClient, test_image: str, observe: Observation
     assert status == 404
 
 
-@pytest.mark.scenario("api/containers/pause-unpause",
-                      "Pause MUST freeze the container (State.Paused) and unpause MUST resume it",
-                      ref="operations ContainerPause, ContainerUnpause")
-def test_pause_unpause(engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations) -> None:
+@pytest.mark.scenario(
+    "api/containers/pause-unpause",
+    "Pause MUST freeze the container (State.Paused) and unpause MUST resume it",
+    ref="operations ContainerPause, ContainerUnpause",
+)
+def test_pause_unpause(
+    engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations
+) -> None:
     cid = _run(engine, cleanup, test_image, ["sleep", "60"])
     paused = engine.post(f"{V}/containers/{cid}/pause")
     state_paused = engine.get(f"{V}/containers/{cid}/json").json()["State"]
@@ -399,16 +545,22 @@ def test_pause_unpause(engine: EngineClient, test_image: str, cleanup: list[str]
     state = engine.get(f"{V}/containers/{cid}/json").json()["State"]
     observe("pause", paused.status_code)
     observe("paused_state", {"Status": state_paused["Status"], "Paused": state_paused["Paused"]})
-    observe("pause_again", {"status": again.status_code, "message": again.json()["message"].replace(cid, "<id>")})
+    observe(
+        "pause_again", {"status": again.status_code, "message": again.json()["message"].replace(cid, "<id>")}
+    )
     observe("unpause", unpaused.status_code)
     observe("state", {"Status": state["Status"], "Paused": state["Paused"]})
     assert paused.status_code == 204 and state_paused["Paused"] is True and state["Status"] == "running"
 
 
-@pytest.mark.scenario("api/containers/wait-next-exit",
-                      "wait?condition=next-exit on a created container MUST return after it is started and exits",
-                      ref="operation ContainerWait")
-def test_wait_next_exit(engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations) -> None:
+@pytest.mark.scenario(
+    "api/containers/wait-next-exit",
+    "wait?condition=next-exit on a created container MUST return after it is started and exits",
+    ref="operation ContainerWait",
+)
+def test_wait_next_exit(
+    engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations
+) -> None:
     import threading
 
     cid = _create(engine, {"Image": test_image, "Cmd": ["sh", "-c", "exit 5"]}).json()["Id"]

@@ -15,21 +15,28 @@ def _error_line(logs: str) -> str:
     return lines[-1] if lines else ""
 
 
-@pytest.mark.scenario("config/daemon-json/unknown-key",
-                      "An unknown daemon.json key MUST stop start-up with 'the following directives don't match "
-                      "any configuration option: <key>'", ref="spec 1.2 step 4")
+@pytest.mark.scenario(
+    "config/daemon-json/unknown-key",
+    "An unknown daemon.json key MUST stop start-up with 'the following directives don't match "
+    "any configuration option: <key>'",
+    ref="spec 1.2 step 4",
+)
 def test_unknown_key(daemon_factory: DaemonFactory, observe: Observations) -> None:
     code, daemon = daemon_factory.start_expecting_exit(config={"bogus-key": 1})
     line = _error_line(daemon.logs()).replace(daemon.config_path, "<config>")
     observe("exit_code", code)
     observe("error", line)
     assert code == 1
-    assert line == (f"{PREFIX}<config>: the following directives don't match any configuration option: bogus-key")
+    assert line == (
+        f"{PREFIX}<config>: the following directives don't match any configuration option: bogus-key"
+    )
 
 
-@pytest.mark.scenario("config/daemon-json/flattened-unknown-key",
-                      "Nested objects MUST be flattened so an unknown inner key is reported by its own name",
-                      ref="spec 1.2 step 3")
+@pytest.mark.scenario(
+    "config/daemon-json/flattened-unknown-key",
+    "Nested objects MUST be flattened so an unknown inner key is reported by its own name",
+    ref="spec 1.2 step 3",
+)
 def test_flattened_unknown_key(daemon_factory: DaemonFactory, observe: Observations) -> None:
     code, daemon = daemon_factory.start_expecting_exit(config={"tls": {"bogus": 1}})
     line = _error_line(daemon.logs()).replace(daemon.config_path, "<config>")
@@ -39,22 +46,28 @@ def test_flattened_unknown_key(daemon_factory: DaemonFactory, observe: Observati
     assert line.endswith("the following directives don't match any configuration option: bogus")
 
 
-@pytest.mark.scenario("config/daemon-json/flag-conflict",
-                      "A key given both as a flag and in the file MUST stop start-up, even with equal values",
-                      ref="spec 1.2 step 5")
+@pytest.mark.scenario(
+    "config/daemon-json/flag-conflict",
+    "A key given both as a flag and in the file MUST stop start-up, even with equal values",
+    ref="spec 1.2 step 5",
+)
 def test_flag_conflict(daemon_factory: DaemonFactory, observe: Observations) -> None:
     code, daemon = daemon_factory.start_expecting_exit(args=["--debug"], config={"debug": True})
     line = _error_line(daemon.logs()).replace(daemon.config_path, "<config>")
     observe("exit_code", code)
     observe("error", line)
     assert code == 1
-    assert line.endswith("the following directives are specified both as a flag and in the configuration file: "
-                         "debug: (from flag: true, from file: true)")
+    assert line.endswith(
+        "the following directives are specified both as a flag and in the configuration file: "
+        "debug: (from flag: true, from file: true)"
+    )
 
 
-@pytest.mark.scenario("config/daemon-json/type-mismatch",
-                      "A value of the wrong JSON type MUST stop start-up with Go's unmarshal error",
-                      ref="spec 1.2 step 7")
+@pytest.mark.scenario(
+    "config/daemon-json/type-mismatch",
+    "A value of the wrong JSON type MUST stop start-up with Go's unmarshal error",
+    ref="spec 1.2 step 7",
+)
 def test_type_mismatch(daemon_factory: DaemonFactory, observe: Observations) -> None:
     code, daemon = daemon_factory.start_expecting_exit(config={"debug": "yes"})
     line = _error_line(daemon.logs()).replace(daemon.config_path, "<config>")
@@ -64,9 +77,12 @@ def test_type_mismatch(daemon_factory: DaemonFactory, observe: Observations) -> 
     assert "json: cannot unmarshal string into Go struct field Config.debug of type bool" in line
 
 
-@pytest.mark.scenario("config/daemon-json/invalid-json",
-                      "Truncated JSON MUST stop start-up with Go's json.Unmarshal error 'unexpected end of JSON "
-                      "input' (dockerd >= 23)", ref="spec 1.2 step 8; moby daemon/config/config.go")
+@pytest.mark.scenario(
+    "config/daemon-json/invalid-json",
+    "Truncated JSON MUST stop start-up with Go's json.Unmarshal error 'unexpected end of JSON "
+    "input' (dockerd >= 23)",
+    ref="spec 1.2 step 8; moby daemon/config/config.go",
+)
 def test_invalid_json(daemon_factory: DaemonFactory, observe: Observations) -> None:
     code, daemon = daemon_factory.start_expecting_exit(config='{"debug": true,')
     line = _error_line(daemon.logs()).replace(daemon.config_path, "<config>")
@@ -76,9 +92,11 @@ def test_invalid_json(daemon_factory: DaemonFactory, observe: Observations) -> N
     assert line == f"{PREFIX}<config>: unexpected end of JSON input"
 
 
-@pytest.mark.scenario("config/daemon-json/empty-file",
-                      "An empty daemon.json SHOULD be accepted as an empty configuration (dockerd >= 23)",
-                      ref="spec 1.2 step 2")
+@pytest.mark.scenario(
+    "config/daemon-json/empty-file",
+    "An empty daemon.json SHOULD be accepted as an empty configuration (dockerd >= 23)",
+    ref="spec 1.2 step 2",
+)
 def test_empty_file(daemon_factory: DaemonFactory, observe: Observations) -> None:
     daemon = daemon_factory(config="", wait=False)
     assert daemon.endpoint is not None
@@ -96,9 +114,11 @@ def test_empty_file(daemon_factory: DaemonFactory, observe: Observations) -> Non
     assert daemon.returncode is None, daemon.log_tail()
 
 
-@pytest.mark.scenario("config/flags/validate",
-                      "--validate MUST print 'configuration OK' on stderr and exit 0 without serving (dockerd >= 23)",
-                      ref="spec 1.5")
+@pytest.mark.scenario(
+    "config/flags/validate",
+    "--validate MUST print 'configuration OK' on stderr and exit 0 without serving (dockerd >= 23)",
+    ref="spec 1.5",
+)
 def test_validate(daemon_factory: DaemonFactory, observe: Observations) -> None:
     code, daemon = daemon_factory.start_expecting_exit(args=["--validate"], config={"debug": True})
     observe("exit_code", code)
@@ -107,10 +127,15 @@ def test_validate(daemon_factory: DaemonFactory, observe: Observations) -> None:
     assert daemon.logs().strip() == "configuration OK"
 
 
-@pytest.mark.scenario("config/flags/validate-bad-file",
-                      "--validate MUST fail with the same error text as a normal start on a bad file", ref="spec 1.5")
+@pytest.mark.scenario(
+    "config/flags/validate-bad-file",
+    "--validate MUST fail with the same error text as a normal start on a bad file",
+    ref="spec 1.5",
+)
 def test_validate_bad(daemon_factory: DaemonFactory, observe: Observations) -> None:
-    code, daemon = daemon_factory.start_expecting_exit(args=["--validate"], config={"max-concurrent-downloads": -1})
+    code, daemon = daemon_factory.start_expecting_exit(
+        args=["--validate"], config={"max-concurrent-downloads": -1}
+    )
     line = daemon.logs().strip().replace(daemon.config_path, "<config>")
     observe("exit_code", code)
     observe("stderr", line)
@@ -118,20 +143,28 @@ def test_validate_bad(daemon_factory: DaemonFactory, observe: Observations) -> N
     assert line.endswith("invalid max concurrent downloads: -1")
 
 
-@pytest.mark.scenario("config/daemon-json/missing-explicit-file",
-                      "An explicit --config-file that does not exist MUST stop start-up", ref="spec 1.1")
+@pytest.mark.scenario(
+    "config/daemon-json/missing-explicit-file",
+    "An explicit --config-file that does not exist MUST stop start-up",
+    ref="spec 1.1",
+)
 def test_missing_explicit(daemon_factory: DaemonFactory, observe: Observations) -> None:
-    code, daemon = daemon_factory.start_expecting_exit(args=["--config-file=/nonexistent/daemon.json"],
-                                                       config_file_flag=False)
+    code, daemon = daemon_factory.start_expecting_exit(
+        args=["--config-file=/nonexistent/daemon.json"], config_file_flag=False
+    )
     observe("exit_code", code)
     observe("error", _error_line(daemon.logs()))
     assert code == 1
-    assert _error_line(daemon.logs()) == (f"{PREFIX}/nonexistent/daemon.json: open /nonexistent/daemon.json: "
-                                          "no such file or directory")
+    assert _error_line(daemon.logs()) == (
+        f"{PREFIX}/nonexistent/daemon.json: open /nonexistent/daemon.json: no such file or directory"
+    )
 
 
-@pytest.mark.scenario("config/flags/unknown-flag",
-                      "An unknown flag MUST fail with cobra's 'unknown flag' status text", ref="spec 1.4")
+@pytest.mark.scenario(
+    "config/flags/unknown-flag",
+    "An unknown flag MUST fail with cobra's 'unknown flag' status text",
+    ref="spec 1.4",
+)
 def test_unknown_flag(daemon_factory: DaemonFactory, observe: Observations) -> None:
     code, daemon = daemon_factory.start_expecting_exit(args=["--no-such-flag"])
     text = daemon.logs().strip()
@@ -144,12 +177,17 @@ def test_unknown_flag(daemon_factory: DaemonFactory, observe: Observations) -> N
     assert text.endswith(", Code: 125")
 
 
-@pytest.mark.scenario("config/flags/bad-bool",
-                      "A bad boolean flag value MUST fail with strconv.ParseBool's message", ref="spec 1.4")
+@pytest.mark.scenario(
+    "config/flags/bad-bool",
+    "A bad boolean flag value MUST fail with strconv.ParseBool's message",
+    ref="spec 1.4",
+)
 def test_bad_bool(daemon_factory: DaemonFactory, observe: Observations) -> None:
     code, daemon = daemon_factory.start_expecting_exit(args=["--debug=maybe"])
     observe("exit_code", code)
     observe("first_line", daemon.logs().strip().splitlines()[0])
     assert code == 1
-    assert 'invalid argument "maybe" for "-D, --debug" flag: strconv.ParseBool: parsing "maybe": invalid syntax' \
+    assert (
+        'invalid argument "maybe" for "-D, --debug" flag: strconv.ParseBool: parsing "maybe": invalid syntax'
         in daemon.logs()
+    )

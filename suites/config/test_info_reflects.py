@@ -20,13 +20,22 @@ def _info(daemon: DaemonHandle) -> dict[str, Any]:
         client.close()
 
 
-@pytest.mark.scenario("config/info/reflects-file",
-                      "Keys from daemon.json MUST show in /info: Debug, Labels, LoggingDriver, LiveRestoreEnabled, "
-                      "insecure registries", ref="spec 1.6")
+@pytest.mark.scenario(
+    "config/info/reflects-file",
+    "Keys from daemon.json MUST show in /info: Debug, Labels, LoggingDriver, LiveRestoreEnabled, "
+    "insecure registries",
+    ref="spec 1.6",
+)
 def test_info_reflects_file(daemon_factory: DaemonFactory, observe: Observations) -> None:
-    daemon = daemon_factory(config={"debug": True, "labels": ["team=qa", "tier=1"], "log-driver": "json-file",
-                                    "live-restore": True, "insecure-registries": ["myreg.local:5000",
-                                                                                  "10.9.0.0/16"]})
+    daemon = daemon_factory(
+        config={
+            "debug": True,
+            "labels": ["team=qa", "tier=1"],
+            "log-driver": "json-file",
+            "live-restore": True,
+            "insecure-registries": ["myreg.local:5000", "10.9.0.0/16"],
+        }
+    )
     info = _info(daemon)
     registry = info["RegistryConfig"]
     observe("Debug", info["Debug"])
@@ -39,9 +48,11 @@ def test_info_reflects_file(daemon_factory: DaemonFactory, observe: Observations
     assert registry["IndexConfigs"]["myreg.local:5000"]["Secure"] is False
 
 
-@pytest.mark.scenario("config/info/reflects-flags",
-                      "Flags MUST show in /info: --data-root as DockerRootDir, --label as Labels, --debug as Debug",
-                      ref="spec 1.6")
+@pytest.mark.scenario(
+    "config/info/reflects-flags",
+    "Flags MUST show in /info: --data-root as DockerRootDir, --label as Labels, --debug as Debug",
+    ref="spec 1.6",
+)
 def test_info_reflects_flags(daemon_factory: DaemonFactory, observe: Observations) -> None:
     daemon = daemon_factory(args=["--label=from=flag", "--debug"])
     info = _info(daemon)
@@ -51,9 +62,11 @@ def test_info_reflects_flags(daemon_factory: DaemonFactory, observe: Observation
     assert info["DockerRootDir"] == daemon.data_root and info["Labels"] == ["from=flag"]
 
 
-@pytest.mark.scenario("config/logging/debug-request-lines",
-                      "With --debug every API request MUST be logged at debug level naming method and path",
-                      ref="spec 5.1")
+@pytest.mark.scenario(
+    "config/logging/debug-request-lines",
+    "With --debug every API request MUST be logged at debug level naming method and path",
+    ref="spec 5.1",
+)
 def test_debug_request_lines(daemon_factory: DaemonFactory, observe: Observations) -> None:
     daemon = daemon_factory(args=["--debug"])
     _info(daemon)
@@ -62,8 +75,11 @@ def test_debug_request_lines(daemon_factory: DaemonFactory, observe: Observation
     assert lines
 
 
-@pytest.mark.scenario("config/logging/log-level-filters",
-                      "--log-level=error MUST suppress info lines such as 'API listen on'", ref="spec 5.1")
+@pytest.mark.scenario(
+    "config/logging/log-level-filters",
+    "--log-level=error MUST suppress info lines such as 'API listen on'",
+    ref="spec 5.1",
+)
 def test_log_level_error(daemon_factory: DaemonFactory, observe: Observations) -> None:
     daemon = daemon_factory(args=["--log-level=error"])
     _info(daemon)
@@ -71,8 +87,11 @@ def test_log_level_error(daemon_factory: DaemonFactory, observe: Observations) -
     assert not [ln for ln in daemon.logs().splitlines() if "level=info" in ln]
 
 
-@pytest.mark.scenario("config/logging/invalid-level",
-                      "An invalid --log-level MUST stop start-up with exit status 1", ref="spec 1.3")
+@pytest.mark.scenario(
+    "config/logging/invalid-level",
+    "An invalid --log-level MUST stop start-up with exit status 1",
+    ref="spec 1.3",
+)
 def test_invalid_level(daemon_factory: DaemonFactory, observe: Observations) -> None:
     code, daemon = daemon_factory.start_expecting_exit(args=["--log-level=verbose"])
     observe("exit_code", code)
@@ -80,8 +99,11 @@ def test_invalid_level(daemon_factory: DaemonFactory, observe: Observations) -> 
     assert code == 1 and "verbose" in daemon.logs()
 
 
-@pytest.mark.scenario("config/logging/text-format",
-                      "Log lines MUST be logrus text: time=\"<RFC3339 nanos>Z\" level=<l> msg=...", ref="spec 5.1")
+@pytest.mark.scenario(
+    "config/logging/text-format",
+    'Log lines MUST be logrus text: time="<RFC3339 nanos>Z" level=<l> msg=...',
+    ref="spec 5.1",
+)
 def test_text_format(daemon_factory: DaemonFactory, observe: Observations) -> None:
     import re
 

@@ -12,9 +12,11 @@ import pytest
 from harness.fixtures import DaemonFactory, Observations
 
 
-@pytest.mark.scenario("config/pidfile/live-pid-refused",
-                      "A pidfile naming a running process MUST stop start-up naming the pidfile",
-                      ref="spec 3.6")
+@pytest.mark.scenario(
+    "config/pidfile/live-pid-refused",
+    "A pidfile naming a running process MUST stop start-up naming the pidfile",
+    ref="spec 3.6",
+)
 def test_pidfile_live(daemon_factory: DaemonFactory, tmp_path: object, observe: Observations) -> None:
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
@@ -33,8 +35,11 @@ def test_pidfile_live(daemon_factory: DaemonFactory, tmp_path: object, observe: 
         holder.wait()
 
 
-@pytest.mark.scenario("config/pidfile/stale-overwritten",
-                      "A pidfile naming a dead process MUST be overwritten silently", ref="spec 3.6")
+@pytest.mark.scenario(
+    "config/pidfile/stale-overwritten",
+    "A pidfile naming a dead process MUST be overwritten silently",
+    ref="spec 3.6",
+)
 def test_pidfile_stale(daemon_factory: DaemonFactory, tmp_path: object, observe: Observations) -> None:
     path = os.path.join(str(tmp_path), "stale.pid")
     with open(path, "w") as fh:
@@ -47,49 +52,70 @@ def test_pidfile_stale(daemon_factory: DaemonFactory, tmp_path: object, observe:
 
 
 @pytest.mark.parametrize("signo,name", [(signal.SIGTERM, "terminated"), (signal.SIGINT, "interrupt")])
-@pytest.mark.scenario("config/signals/clean-exit",
-                      "SIGTERM and SIGINT MUST log \"Processing signal '<name>'\", shut down cleanly and exit 0",
-                      ref="spec 7.1")
+@pytest.mark.scenario(
+    "config/signals/clean-exit",
+    "SIGTERM and SIGINT MUST log \"Processing signal '<name>'\", shut down cleanly and exit 0",
+    ref="spec 7.1",
+)
 def test_clean_exit(daemon_factory: DaemonFactory, observe: Observations, signo: int, name: str) -> None:
     daemon = daemon_factory()
     daemon.signal(signo)
     code = daemon.wait_exit(30)
     logs = daemon.logs()
-    observe(name, {"exit_code": code, "processing_line": f"Processing signal '{name}'" in logs,
-                   "shutdown_complete": "Daemon shutdown complete" in logs,
-                   "pidfile_removed": not os.path.exists(daemon.pidfile)})
+    observe(
+        name,
+        {
+            "exit_code": code,
+            "processing_line": f"Processing signal '{name}'" in logs,
+            "shutdown_complete": "Daemon shutdown complete" in logs,
+            "pidfile_removed": not os.path.exists(daemon.pidfile),
+        },
+    )
     assert code == 0 and f"Processing signal '{name}'" in logs
 
 
-@pytest.mark.scenario("config/lifecycle/milestones",
-                      "Start-up MUST log 'Starting up', 'Loading containers: start.'/'done.', 'Daemon has completed "
-                      "initialization' and 'API listen on <socket>' in that order", ref="spec 3.5, 5.1")
+@pytest.mark.scenario(
+    "config/lifecycle/milestones",
+    "Start-up MUST log 'Starting up', 'Loading containers: start.'/'done.', 'Daemon has completed "
+    "initialization' and 'API listen on <socket>' in that order",
+    ref="spec 3.5, 5.1",
+)
 def test_milestones(daemon_factory: DaemonFactory, observe: Observations) -> None:
     daemon = daemon_factory()
     daemon.wait_for_log("API listen on", 10)
     logs = daemon.logs()
-    wanted = ["Starting up", "Loading containers: start.", "Loading containers: done.",
-              "Daemon has completed initialization", f"API listen on {daemon.socket_path}"]
+    wanted = [
+        "Starting up",
+        "Loading containers: start.",
+        "Loading containers: done.",
+        "Daemon has completed initialization",
+        f"API listen on {daemon.socket_path}",
+    ]
     positions = [logs.find(w) for w in wanted]
     observe("found", [p >= 0 for p in positions])
     observe("in_order", positions == sorted(positions) and all(p >= 0 for p in positions))
     assert all(p >= 0 for p in positions) and positions == sorted(positions)
 
 
-@pytest.mark.scenario("config/lifecycle/not-root",
-                      "Started without root the daemon MUST refuse with the rootless hint and exit 1",
-                      ref="spec 3.5 step 2")
+@pytest.mark.scenario(
+    "config/lifecycle/not-root",
+    "Started without root the daemon MUST refuse with the rootless hint and exit 1",
+    ref="spec 3.5 step 2",
+)
 def test_not_root(daemon_factory: DaemonFactory, observe: Observations) -> None:
     import shutil
 
     setpriv = shutil.which("setpriv")
     if setpriv is None:
         pytest.fail("setpriv (util-linux) is required for this scenario")
-    code, daemon = daemon_factory.start_expecting_exit(args=[], wrapper=[setpriv, "--reuid=65534", "--regid=65534",
-                                                                         "--clear-groups"])
+    code, daemon = daemon_factory.start_expecting_exit(
+        args=[], wrapper=[setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
+    )
     logs = daemon.logs()
-    expected = ("dockerd needs to be started with root privileges. To run dockerd in rootless mode as an "
-                "unprivileged user, see https://docs.docker.com/go/rootless/")
+    expected = (
+        "dockerd needs to be started with root privileges. To run dockerd in rootless mode as an "
+        "unprivileged user, see https://docs.docker.com/go/rootless/"
+    )
     observe("exit_code", code)
     observe("message", expected in logs)
     assert code == 1 and expected in logs

@@ -24,8 +24,10 @@ def _reload(daemon: DaemonHandle, config: dict[str, Any] | str) -> str:
     _rewrite(daemon, config)
     start = len(daemon.logs())
     daemon.reload()
-    assert wait_until(lambda: "Reloaded configuration" in daemon.logs()[start:]
-                      or "level=error" in daemon.logs()[start:], 10), daemon.log_tail()
+    assert wait_until(
+        lambda: "Reloaded configuration" in daemon.logs()[start:] or "level=error" in daemon.logs()[start:],
+        10,
+    ), daemon.log_tail()
     return daemon.logs()[start:]
 
 
@@ -38,8 +40,11 @@ def _info(daemon: DaemonHandle) -> dict[str, Any]:
         client.close()
 
 
-@pytest.mark.scenario("config/reload/labels-and-debug",
-                      "SIGHUP MUST apply labels and debug from daemon.json, visible in /info", ref="spec 2.2")
+@pytest.mark.scenario(
+    "config/reload/labels-and-debug",
+    "SIGHUP MUST apply labels and debug from daemon.json, visible in /info",
+    ref="spec 2.2",
+)
 def test_reload_labels_debug(daemon_factory: DaemonFactory, observe: Observations) -> None:
     daemon = daemon_factory(config={"labels": ["a=1"]})
     before = _info(daemon)
@@ -51,9 +56,11 @@ def test_reload_labels_debug(daemon_factory: DaemonFactory, observe: Observation
     assert sorted(after["Labels"]) == ["b=2", "c=3"] and after["Debug"] is True
 
 
-@pytest.mark.scenario("config/reload/absent-keys-kept",
-                      "Keys absent from the reloaded file (labels, debug) MUST keep their current values",
-                      ref="spec 2.2")
+@pytest.mark.scenario(
+    "config/reload/absent-keys-kept",
+    "Keys absent from the reloaded file (labels, debug) MUST keep their current values",
+    ref="spec 2.2",
+)
 def test_reload_absent_kept(daemon_factory: DaemonFactory, observe: Observations) -> None:
     daemon = daemon_factory(config={"labels": ["b=2"], "debug": True})
     _reload(daemon, {})
@@ -63,41 +70,62 @@ def test_reload_absent_kept(daemon_factory: DaemonFactory, observe: Observations
     assert info["Labels"] == ["b=2"] and info["Debug"] is True
 
 
-@pytest.mark.parametrize("bad,expected", [
-    ('{"debug": true,', "unexpected end of JSON input"),
-    ({"foo": 1}, "the following directives don't match any configuration option: foo"),
-    ({"max-concurrent-downloads": -1}, "invalid max concurrent downloads: -1"),
-    ({"labels": ["x=1", "x=2"]}, "conflict labels for x=2 and x=1"),
-])
-@pytest.mark.scenario("config/reload/invalid-file-kept-running",
-                      "An invalid file on SIGHUP MUST be logged at error level and the daemon MUST keep running with "
-                      "its previous configuration", ref="spec 2.1 step 7")
-def test_reload_invalid(daemon_factory: DaemonFactory, observe: Observations, bad: Any, expected: str) -> None:
+@pytest.mark.parametrize(
+    "bad,expected",
+    [
+        ('{"debug": true,', "unexpected end of JSON input"),
+        ({"foo": 1}, "the following directives don't match any configuration option: foo"),
+        ({"max-concurrent-downloads": -1}, "invalid max concurrent downloads: -1"),
+        ({"labels": ["x=1", "x=2"]}, "conflict labels for x=2 and x=1"),
+    ],
+)
+@pytest.mark.scenario(
+    "config/reload/invalid-file-kept-running",
+    "An invalid file on SIGHUP MUST be logged at error level and the daemon MUST keep running with "
+    "its previous configuration",
+    ref="spec 2.1 step 7",
+)
+def test_reload_invalid(
+    daemon_factory: DaemonFactory, observe: Observations, bad: Any, expected: str
+) -> None:
     daemon = daemon_factory(config={"labels": ["keep=1"]})
     log = _reload(daemon, bad)
     error_lines = [ln for ln in log.splitlines() if "level=error" in ln]
     info = _info(daemon)
     key = expected.split(":")[0][:40]
-    observe(key, {"error_logged": bool(error_lines) and expected in error_lines[0],
-                  "alive": daemon.returncode is None, "labels": info["Labels"]})
+    observe(
+        key,
+        {
+            "error_logged": bool(error_lines) and expected in error_lines[0],
+            "alive": daemon.returncode is None,
+            "labels": info["Labels"],
+        },
+    )
     assert error_lines and expected in error_lines[0]
     assert daemon.returncode is None and info["Labels"] == ["keep=1"]
 
 
-@pytest.mark.scenario("config/reload/flag-conflict",
-                      "A reloaded key that was also given as a flag MUST be refused as a conflict", ref="spec 2.1")
+@pytest.mark.scenario(
+    "config/reload/flag-conflict",
+    "A reloaded key that was also given as a flag MUST be refused as a conflict",
+    ref="spec 2.1",
+)
 def test_reload_flag_conflict(daemon_factory: DaemonFactory, observe: Observations) -> None:
     daemon = daemon_factory(args=["--shutdown-timeout=7"])
     log = _reload(daemon, {"shutdown-timeout": 9})
-    conflict = "the following directives are specified both as a flag and in the configuration file: " \
-               "shutdown-timeout: (from flag: 7, from file: 9)"
+    conflict = (
+        "the following directives are specified both as a flag and in the configuration file: "
+        "shutdown-timeout: (from flag: 7, from file: 9)"
+    )
     observe("conflict_logged", conflict in log)
     assert conflict in log
 
 
-@pytest.mark.scenario("config/reload/non-reloadable-ignored",
-                      "Non-reloadable keys (storage-driver, log-level) MUST be ignored silently on reload",
-                      ref="spec 2.2")
+@pytest.mark.scenario(
+    "config/reload/non-reloadable-ignored",
+    "Non-reloadable keys (storage-driver, log-level) MUST be ignored silently on reload",
+    ref="spec 2.2",
+)
 def test_reload_ignores(daemon_factory: DaemonFactory, observe: Observations) -> None:
     daemon = daemon_factory()
     driver = _info(daemon)["Driver"]
@@ -107,15 +135,24 @@ def test_reload_ignores(daemon_factory: DaemonFactory, observe: Observations) ->
     assert "Reloaded configuration" in log and _info(daemon)["Driver"] == driver
 
 
-@pytest.mark.scenario("config/reload/event",
-                      "A successful reload MUST emit a daemon 'reload' event whose string attributes carry the new "
-                      "values", ref="spec 2.1 step 6; moby daemon/reload.go")
+@pytest.mark.scenario(
+    "config/reload/event",
+    "A successful reload MUST emit a daemon 'reload' event whose string attributes carry the new values",
+    ref="spec 2.1 step 6; moby daemon/reload.go",
+)
 def test_reload_event(daemon_factory: DaemonFactory, observe: Observations) -> None:
     daemon = daemon_factory(config={"labels": ["a=1"]})
     assert daemon.endpoint is not None
     since = time.time() - 1
-    _reload(daemon, {"labels": ["b=2"], "debug": True, "insecure-registries": ["myreg:5000"],
-                     "max-concurrent-downloads": 7})
+    _reload(
+        daemon,
+        {
+            "labels": ["b=2"],
+            "debug": True,
+            "insecure-registries": ["myreg:5000"],
+            "max-concurrent-downloads": 7,
+        },
+    )
     info = _info(daemon)
     client = EngineClient(daemon.endpoint)
     try:
@@ -126,8 +163,17 @@ def test_reload_event(daemon_factory: DaemonFactory, observe: Observations) -> N
     reloads = [e for e in events if e.get("Type") == "daemon" and e.get("Action") == "reload"]
     assert reloads, resp.text
     attrs = reloads[0]["Actor"]["Attributes"]
-    wanted = ("debug", "labels", "insecure-registries", "max-concurrent-downloads", "max-concurrent-uploads",
-              "max-download-attempts", "live-restore", "shutdown-timeout", "default-runtime")
+    wanted = (
+        "debug",
+        "labels",
+        "insecure-registries",
+        "max-concurrent-downloads",
+        "max-concurrent-uploads",
+        "max-download-attempts",
+        "live-restore",
+        "shutdown-timeout",
+        "default-runtime",
+    )
     observe("attributes", {k: attrs.get(k) for k in wanted})
     observe("actor_is_daemon_id", reloads[0]["Actor"]["ID"] == info["ID"])
     observe("all_strings", all(isinstance(v, str) for v in attrs.values()))
@@ -135,9 +181,11 @@ def test_reload_event(daemon_factory: DaemonFactory, observe: Observations) -> N
     assert attrs["labels"] == '["b=2"]' and attrs["max-concurrent-downloads"] == "7"
 
 
-@pytest.mark.scenario("config/reload/downloads-reset",
-                      "max-concurrent-downloads MUST return to its default (3) when absent from the reloaded file",
-                      ref="spec 2.2")
+@pytest.mark.scenario(
+    "config/reload/downloads-reset",
+    "max-concurrent-downloads MUST return to its default (3) when absent from the reloaded file",
+    ref="spec 2.2",
+)
 def test_reload_reset_downloads(daemon_factory: DaemonFactory, observe: Observations) -> None:
     daemon = daemon_factory(config={"max-concurrent-downloads": 7})
     assert daemon.endpoint is not None

@@ -11,8 +11,11 @@ from harness.fixtures import DaemonFactory, Observations
 from harness.wait import ping_once, wait_until
 
 
-@pytest.mark.scenario("systemd/activation/fd-all",
-                      "-H fd:// MUST serve the sockets passed with LISTEN_FDS/LISTEN_PID", ref="spec 4.1")
+@pytest.mark.scenario(
+    "systemd/activation/fd-all",
+    "-H fd:// MUST serve the sockets passed with LISTEN_FDS/LISTEN_PID",
+    ref="spec 4.1",
+)
 def test_fd_activation(daemon_factory: DaemonFactory, tmp_path: object, observe: Observations) -> None:
     path = os.path.join(str(tmp_path), "act.sock")
     daemon = daemon_factory(hosts=["fd://"], activation=[path])
@@ -21,21 +24,28 @@ def test_fd_activation(daemon_factory: DaemonFactory, tmp_path: object, observe:
     assert ping_once(daemon.endpoints[0]) == 200
 
 
-@pytest.mark.scenario("systemd/activation/none-passed",
-                      "-H fd:// without passed sockets MUST stop start-up with dockerd's message", ref="spec 4.1")
+@pytest.mark.scenario(
+    "systemd/activation/none-passed",
+    "-H fd:// without passed sockets MUST stop start-up with dockerd's message",
+    ref="spec 4.1",
+)
 def test_fd_none_passed(daemon_factory: DaemonFactory, observe: Observations) -> None:
     code, daemon = daemon_factory.start_expecting_exit(hosts=["fd://"])
-    expected = ("failed to load listeners: no sockets found via socket activation: make sure the service was "
-                "started by systemd")
+    expected = (
+        "failed to load listeners: no sockets found via socket activation: make sure the service was "
+        "started by systemd"
+    )
     observe("exit_code", code)
     observe("message", expected in daemon.logs())
     assert code == 1
     assert expected in daemon.logs()
 
 
-@pytest.mark.scenario("systemd/notify/ready-stopping",
-                      "With NOTIFY_SOCKET the daemon MUST send exactly READY=1 when serving and STOPPING=1 on "
-                      "SIGTERM", ref="spec 4.2")
+@pytest.mark.scenario(
+    "systemd/notify/ready-stopping",
+    "With NOTIFY_SOCKET the daemon MUST send exactly READY=1 when serving and STOPPING=1 on SIGTERM",
+    ref="spec 4.2",
+)
 def test_notify(daemon_factory: DaemonFactory, observe: Observations) -> None:
     daemon = daemon_factory(notify=True)
     assert wait_until(lambda: "READY=1" in daemon.notify_messages(), 10)

@@ -168,5 +168,6 @@ def test_bad_daemon_json_exits_1(tmp_path: Path, content: object, message: str) 
 def test_bad_flag_exits_1(tmp_path: Path) -> None:
     result = _run(tmp_path, "--bogus")
     assert result.returncode == 1
-    assert result.stderr.startswith("Status: unknown flag: --bogus\nSee 'dockerd --help'.\n\nUsage:\tdockerd [OPTIONS]")
+    assert result.stderr.startswith(
+        "Status: unknown flag: --bogus\nSee 'dockerd --help'.\n\nUsage:\tdockerd [OPTIONS]")
     assert result.stderr.endswith(", Code: 125\n")

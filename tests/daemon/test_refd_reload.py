@@ -8,8 +8,6 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import pytest
-
 from harness.daemon.config import load_config
 from harness.daemon.events import EventBus
 from harness.daemon.flags import parse_args

@@ -1,4 +1,4 @@
-"""Container endpoints: create, list, inspect, start/stop/kill/restart, wait, remove, rename, pause, logs, attach.
+"""Container endpoints: create, list, inspect, lifecycle, wait, remove, rename, pause, logs, attach.
 
 Handlers validate and translate; ContainerManager owns state. Streams (logs, attach) use
 dockerd's content types: ``application/vnd.docker.multiplexed-stream`` for non-TTY
@@ -27,10 +27,28 @@ if TYPE_CHECKING:
     from ..daemon import Daemon
     from ..server import Router
 
-__all__ = ["bool_value", "register"]
+__all__ = ["BACKGROUND", "bool_value", "register"]
 
-_LIST_FILTERS = {"ancestor", "before", "expose", "exited", "health", "id", "isolation", "is-task", "label", "name",
-                 "network", "publish", "since", "status", "volume"}
+#: strong references to fire-and-forget tasks (asyncio keeps only weak ones)
+BACKGROUND: set[asyncio.Future[Any]] = set()
+
+_LIST_FILTERS = {
+    "ancestor",
+    "before",
+    "expose",
+    "exited",
+    "health",
+    "id",
+    "isolation",
+    "is-task",
+    "label",
+    "name",
+    "network",
+    "publish",
+    "since",
+    "status",
+    "volume",
+}
 _STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
 
 
@@ -89,8 +107,9 @@ def _matches(c: Container, filters: dict[str, list[str]], daemon: Daemon) -> boo
         elif key == "exited":
             for value in values:
                 if not value.lstrip("-").isdigit():
-                    raise invalid(f"invalid filter 'exited={value}': strconv.Atoi: parsing \"{value}\": "
-                                  "invalid syntax")
+                    raise invalid(
+                        f"invalid filter 'exited={value}': strconv.Atoi: parsing \"{value}\": invalid syntax"
+                    )
             if c.status != "exited" or str(c.state["ExitCode"]) not in values:
                 return False
         elif key == "ancestor":
@@ -119,8 +138,10 @@ async def start(req: Request, daemon: Daemon) -> Response:
     if req.has_body:
         body = await req.body()
         if body.strip() not in (b"", b"null", b"{}"):
-            raise invalid("starting container with non-empty request body was deprecated since API v1.22 and "
-                          "removed in v1.24")
+            raise invalid(
+                "starting container with non-empty request body was deprecated since API v1.22 and "
+                "removed in v1.24"
+            )
     if c.running:
         return Response(304)
     await daemon.containers.start(c)
@@ -203,7 +224,9 @@ async def resize(req: Request, daemon: Daemon) -> Response:
         raise invalid(f'strconv.Atoi: parsing "{req.arg("h")}": invalid syntax') from None
     if not c.running:
         raise conflict(f"container {c.id} is not running")
-    await ShimConnection.call(daemon.containers.state_dir(c), {"op": "resize", "height": height, "width": width})
+    await ShimConnection.call(
+        daemon.containers.state_dir(c), {"op": "resize", "height": height, "width": width}
+    )
     return Response(200, b"", [("Content-Type", "text/plain; charset=utf-8")])
 
 
@@ -217,8 +240,11 @@ async def prune(req: Request, daemon: Daemon) -> Response:
             continue
         await daemon.containers.remove(c, force=False)
         deleted.append(c.id)
-    daemon.events.publish(__import__("harness.daemon.events", fromlist=["make_event"]).make_event(
-        "container", "prune", "", {"reclaimed": "0"}))
+    daemon.events.publish(
+        __import__("harness.daemon.events", fromlist=["make_event"]).make_event(
+            "container", "prune", "", {"reclaimed": "0"}
+        )
+    )
     return json_response({"ContainersDeleted": deleted or None, "SpaceReclaimed": 0})
 
 
@@ -237,7 +263,7 @@ async def logs(req: Request, daemon: Daemon) -> Response:
         raise conflict("can not get logs from container which is dead or marked for removal")
     driver = c.host_config.get("LogConfig", {}).get("Type", "json-file")
     if driver == "none":
-        raise not_implemented('configured logging driver does not support reading')
+        raise not_implemented("configured logging driver does not support reading")
     now = time.time()
     since = parse_timestamp(req.arg("since"), now) or 0.0
     until = parse_timestamp(req.arg("until"), now) or 0.0
@@ -247,8 +273,11 @@ async def logs(req: Request, daemon: Daemon) -> Response:
     timestamps = bool_value(req, "timestamps")
     tty = bool(c.config.get("Tty"))
     multiplexed = not tty
-    ctype = ("application/vnd.docker.multiplexed-stream"
-             if multiplexed and version_tuple(req.api_version) >= (1, 42) else "application/vnd.docker.raw-stream")
+    ctype = (
+        "application/vnd.docker.multiplexed-stream"
+        if multiplexed and version_tuple(req.api_version) >= (1, 42)
+        else "application/vnd.docker.raw-stream"
+    )
     path = c.log_path
 
     def render(entry: dict[str, Any]) -> bytes | None:
@@ -263,11 +292,9 @@ async def logs(req: Request, daemon: Daemon) -> Response:
     async def stream() -> AsyncIterator[bytes]:
         yield b""
         last_time = 0.0
-        seen = 0
         for entry in read_entries(path, since, until, tail):
             piece = render(entry)
             last_time = max(last_time, entry_time(entry))
-            seen += 1
             if piece:
                 yield piece
         if not follow or (until and until <= time.time()):
@@ -312,8 +339,9 @@ async def logs(req: Request, daemon: Daemon) -> Response:
 
 
 # -- attach ------------------------------------------------------------------------------------------
-async def _relay(req: Request, shim_reader: asyncio.StreamReader, shim_writer: asyncio.StreamWriter,
-                 use_stdin: bool) -> None:
+async def _relay(
+    req: Request, shim_reader: asyncio.StreamReader, shim_writer: asyncio.StreamWriter, use_stdin: bool
+) -> None:
     async def down() -> None:
         while data := await shim_reader.read(65536):
             req.writer.write(data)
@@ -344,7 +372,11 @@ async def _relay(req: Request, shim_reader: asyncio.StreamReader, shim_writer: a
 
 async def attach(req: Request, daemon: Daemon) -> Response:
     c = _container(req, daemon)
-    use_stdin, use_stdout, use_stderr = bool_value(req, "stdin"), bool_value(req, "stdout"), bool_value(req, "stderr")
+    use_stdin, use_stdout, use_stderr = (
+        bool_value(req, "stdin"),
+        bool_value(req, "stdout"),
+        bool_value(req, "stderr"),
+    )
     want_logs, want_stream = bool_value(req, "logs"), bool_value(req, "stream")
     tty = bool(c.config.get("Tty"))
     upgrade = "upgrade" in req.headers
@@ -355,8 +387,10 @@ async def attach(req: Request, daemon: Daemon) -> Response:
 
     async def hijack(r: Request) -> None:
         if upgrade:
-            head = (f"HTTP/1.1 101 UPGRADED\r\nContent-Type: {ctype}\r\nConnection: Upgrade\r\n"
-                    "Upgrade: tcp\r\n\r\n")
+            head = (
+                f"HTTP/1.1 101 UPGRADED\r\nContent-Type: {ctype}\r\nConnection: Upgrade\r\n"
+                "Upgrade: tcp\r\n\r\n"
+            )
         else:
             head = "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.docker.raw-stream\r\n\r\n"
         r.writer.write(head.encode())
@@ -384,7 +418,8 @@ async def attach(req: Request, daemon: Daemon) -> Response:
                 finally:
                     done.set()
 
-            asyncio.ensure_future(run())
+            BACKGROUND.add(task := asyncio.ensure_future(run()))
+            task.add_done_callback(BACKGROUND.discard)
 
         if c.running:
             await connect(manager.state_dir(c))

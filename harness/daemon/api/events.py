@@ -17,8 +17,22 @@ if TYPE_CHECKING:
 
 __all__ = ["parse_filters", "parse_timestamp", "register"]
 
-_EVENT_FILTERS = {"config", "container", "daemon", "event", "image", "label", "network", "node", "plugin",
-                  "scope", "secret", "service", "type", "volume"}
+_EVENT_FILTERS = {
+    "config",
+    "container",
+    "daemon",
+    "event",
+    "image",
+    "label",
+    "network",
+    "node",
+    "plugin",
+    "scope",
+    "secret",
+    "service",
+    "type",
+    "volume",
+}
 
 
 def parse_filters(raw: str, allowed: set[str]) -> dict[str, list[str]]:
@@ -74,8 +88,12 @@ def _matches(event: dict[str, Any], filters: dict[str, list[str]]) -> bool:
         "type": lambda v: event.get("Type") == v,
         "event": lambda v: event.get("Action") == v or event.get("Action", "").split(":")[0] == v,
         "scope": lambda v: event.get("scope") == v,
-        "label": lambda v: (attrs.get(v.partition("=")[0]) == v.partition("=")[2]) if "=" in v else v in attrs,
-        "daemon": lambda v: event.get("Type") == "daemon" and (actor.get("ID") == v or attrs.get("name") == v),
+        "label": lambda v: (
+            (attrs.get(v.partition("=")[0]) == v.partition("=")[2]) if "=" in v else v in attrs
+        ),
+        "daemon": lambda v: (
+            event.get("Type") == "daemon" and (actor.get("ID") == v or attrs.get("name") == v)
+        ),
     }
     for key, values in filters.items():
         if not values:

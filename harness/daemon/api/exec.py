@@ -6,7 +6,6 @@ owns its stdio and records its exit code in ``exec-<id>.json``.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -64,13 +63,25 @@ async def create(req: Request, daemon: Daemon) -> Response:
     exec_id = secrets.token_hex(32)
     cmd = list(body["Cmd"])
     record = {
-        "ID": exec_id, "Running": False, "ExitCode": None,
-        "ProcessConfig": {"tty": bool(body.get("Tty")), "entrypoint": cmd[0], "arguments": cmd[1:],
-                          "privileged": bool(body.get("Privileged")), "user": body.get("User") or ""},
-        "OpenStdin": bool(body.get("AttachStdin")), "OpenStderr": bool(body.get("AttachStderr")),
-        "OpenStdout": bool(body.get("AttachStdout")), "CanRemove": False, "ContainerID": c.id,
-        "DetachKeys": body.get("DetachKeys") or "", "Pid": 0,
-        "_request": body, "_started": False,
+        "ID": exec_id,
+        "Running": False,
+        "ExitCode": None,
+        "ProcessConfig": {
+            "tty": bool(body.get("Tty")),
+            "entrypoint": cmd[0],
+            "arguments": cmd[1:],
+            "privileged": bool(body.get("Privileged")),
+            "user": body.get("User") or "",
+        },
+        "OpenStdin": bool(body.get("AttachStdin")),
+        "OpenStderr": bool(body.get("AttachStderr")),
+        "OpenStdout": bool(body.get("AttachStdout")),
+        "CanRemove": False,
+        "ContainerID": c.id,
+        "DetachKeys": body.get("DetachKeys") or "",
+        "Pid": 0,
+        "_request": body,
+        "_started": False,
     }
     daemon.containers.execs[exec_id] = record
     c.exec_ids.append(exec_id)
@@ -101,9 +112,14 @@ async def start(req: Request, daemon: Daemon) -> Response:
     tty = bool(body.get("Tty", request.get("Tty")))
     process = exec_process_spec(daemon, c, request, tty)
     record["_started"] = True
-    shim_request = {"op": "exec", "id": record["ID"], "process": process, "tty": tty,
-                    "stdin": bool(request.get("AttachStdin")) and not body.get("Detach"),
-                    "attach": not body.get("Detach")}
+    shim_request = {
+        "op": "exec",
+        "id": record["ID"],
+        "process": process,
+        "tty": tty,
+        "stdin": bool(request.get("AttachStdin")) and not body.get("Detach"),
+        "attach": not body.get("Detach"),
+    }
     state_dir = daemon.containers.state_dir(c)
     cmdline = " ".join([record["ProcessConfig"]["entrypoint"], *record["ProcessConfig"]["arguments"]])
     if body.get("Detach"):
@@ -121,8 +137,10 @@ async def start(req: Request, daemon: Daemon) -> Response:
     async def hijack(r: Request) -> None:
         extra = "".join(f"{k}: {v}\r\n" for k, v in r.response_headers)
         if upgrade:
-            head = (f"HTTP/1.1 101 UPGRADED\r\nContent-Type: {ctype}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
-                    f"{extra}\r\n")
+            head = (
+                f"HTTP/1.1 101 UPGRADED\r\nContent-Type: {ctype}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
+                f"{extra}\r\n"
+            )
         else:
             head = f"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.docker.raw-stream\r\n{extra}\r\n"
         r.writer.write(head.encode())
@@ -146,8 +164,7 @@ async def start(req: Request, daemon: Daemon) -> Response:
             await _relay(r, reader, writer, bool(request.get("AttachStdin")))
         finally:
             _refresh(daemon, record)
-            daemon.containers.emit(c, "exec_die", execID=record["ID"],
-                                   exitCode=str(record.get("ExitCode")))
+            daemon.containers.emit(c, "exec_die", execID=record["ID"], exitCode=str(record.get("ExitCode")))
             with contextlib.suppress(Exception):
                 r.writer.close()
 
@@ -163,8 +180,10 @@ async def resize(req: Request, daemon: Daemon) -> Response:
         height, width = int(req.arg("h") or 0), int(req.arg("w") or 0)
     except ValueError:
         raise invalid(f'strconv.Atoi: parsing "{req.arg("h")}": invalid syntax') from None
-    result = await ShimConnection.call(daemon.containers.state_dir(c),
-                                       {"op": "resize", "target": record["ID"], "height": height, "width": width})
+    result = await ShimConnection.call(
+        daemon.containers.state_dir(c),
+        {"op": "resize", "target": record["ID"], "height": height, "width": width},
+    )
     if "error" in result:
         raise invalid(str(result["error"]))
     return Response(200, b"", [("Content-Type", "text/plain; charset=utf-8")])
@@ -175,6 +194,3 @@ def register(router: Router) -> None:
     router.add("POST", "/exec/{name}/start", start)
     router.add("GET", "/exec/{name}/json", inspect)
     router.add("POST", "/exec/{name}/resize", resize)
-
-
-

@@ -15,10 +15,17 @@ if TYPE_CHECKING:
     from ..daemon import Daemon
     from ..server import Router
 
-__all__ = ["register", "info_document", "version_document"]
+__all__ = ["info_document", "register", "version_document"]
 
-_GOARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386", "ppc64le": "ppc64le",
-           "s390x": "s390x", "riscv64": "riscv64"}
+_GOARCH = {
+    "x86_64": "amd64",
+    "aarch64": "arm64",
+    "armv7l": "arm",
+    "i686": "386",
+    "ppc64le": "ppc64le",
+    "s390x": "s390x",
+    "riscv64": "riscv64",
+}
 
 
 def go_arch() -> str:
@@ -27,8 +34,13 @@ def go_arch() -> str:
 
 
 async def ping(req: Request, daemon: Daemon) -> Response:
-    headers = [("Builder-Version", _builder_version(daemon)), ("Cache-Control", "no-cache, no-store, must-revalidate"),
-               ("Pragma", "no-cache"), ("Swarm", "inactive"), ("Content-Type", "text/plain; charset=utf-8")]
+    headers = [
+        ("Builder-Version", _builder_version(daemon)),
+        ("Cache-Control", "no-cache, no-store, must-revalidate"),
+        ("Pragma", "no-cache"),
+        ("Swarm", "inactive"),
+        ("Content-Type", "text/plain; charset=utf-8"),
+    ]
     if req.method == "HEAD":
         return Response(200, b"", [*headers, ("Content-Length", "0")])
     return Response(200, b"OK", headers)
@@ -42,19 +54,32 @@ def _builder_version(daemon: Daemon) -> str:
 
 def version_document(daemon: Daemon) -> dict[str, Any]:
     kernel = platform.release()
-    details = {"ApiVersion": API_VERSION, "Arch": go_arch(), "BuildTime": daemon.build_time,
-               "Experimental": "true" if daemon.config["experimental"] else "false", "GitCommit": "refd",
-               "GoVersion": f"python{platform.python_version()}", "KernelVersion": kernel,
-               "MinAPIVersion": MIN_API_VERSION, "Os": "linux"}
+    details = {
+        "ApiVersion": API_VERSION,
+        "Arch": go_arch(),
+        "BuildTime": daemon.build_time,
+        "Experimental": "true" if daemon.config["experimental"] else "false",
+        "GitCommit": "refd",
+        "GoVersion": f"python{platform.python_version()}",
+        "KernelVersion": kernel,
+        "MinAPIVersion": MIN_API_VERSION,
+        "Os": "linux",
+    }
     return {
         "Platform": {"Name": ""},
         "Components": [
             {"Name": "Engine", "Version": ENGINE_VERSION, "Details": details},
             {"Name": "refd", "Version": REFD_VERSION, "Details": {"GitCommit": "refd"}},
         ],
-        "Version": ENGINE_VERSION, "ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION,
-        "GitCommit": "refd", "GoVersion": details["GoVersion"], "Os": "linux", "Arch": go_arch(),
-        "KernelVersion": kernel, "BuildTime": daemon.build_time,
+        "Version": ENGINE_VERSION,
+        "ApiVersion": API_VERSION,
+        "MinAPIVersion": MIN_API_VERSION,
+        "GitCommit": "refd",
+        "GoVersion": details["GoVersion"],
+        "Os": "linux",
+        "Arch": go_arch(),
+        "KernelVersion": kernel,
+        "BuildTime": daemon.build_time,
     }
 
 
@@ -96,8 +121,14 @@ def _os_release() -> tuple[str, str]:
 
 def _registry_config(daemon: Daemon) -> dict[str, Any]:
     cidrs: list[str] = []
-    index = {"docker.io": {"Name": "docker.io", "Mirrors": list(daemon.config["registry-mirror"]),
-                           "Secure": True, "Official": True}}
+    index = {
+        "docker.io": {
+            "Name": "docker.io",
+            "Mirrors": list(daemon.config["registry-mirror"]),
+            "Secure": True,
+            "Official": True,
+        }
+    }
     for entry in daemon.config["insecure-registry"]:
         if "/" in entry and entry.split("/")[0].replace(".", "").isdigit():
             if entry not in cidrs:
@@ -106,8 +137,13 @@ def _registry_config(daemon: Daemon) -> dict[str, Any]:
             index[entry] = {"Name": entry, "Mirrors": [], "Secure": False, "Official": False}
     if "127.0.0.0/8" not in cidrs:
         cidrs.append("127.0.0.0/8")  # dockerd appends its loopback default after the configured ones
-    return {"AllowNondistributableArtifactsCIDRs": None, "AllowNondistributableArtifactsHostnames": None,
-            "InsecureRegistryCIDRs": cidrs, "IndexConfigs": index, "Mirrors": list(daemon.config["registry-mirror"])}
+    return {
+        "AllowNondistributableArtifactsCIDRs": None,
+        "AllowNondistributableArtifactsHostnames": None,
+        "InsecureRegistryCIDRs": cidrs,
+        "IndexConfigs": index,
+        "Mirrors": list(daemon.config["registry-mirror"]),
+    }
 
 
 def info_document(daemon: Daemon) -> dict[str, Any]:
@@ -116,36 +152,78 @@ def info_document(daemon: Daemon) -> dict[str, Any]:
     counts = daemon.container_counts()
     return {
         "ID": daemon.engine_id,
-        "Containers": counts["total"], "ContainersRunning": counts["running"],
-        "ContainersPaused": counts["paused"], "ContainersStopped": counts["stopped"],
+        "Containers": counts["total"],
+        "ContainersRunning": counts["running"],
+        "ContainersPaused": counts["paused"],
+        "ContainersStopped": counts["stopped"],
         "Images": daemon.image_count(),
-        "Driver": daemon.storage_driver, "DriverStatus": daemon.driver_status(),
-        "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"], "Authorization": None,
-                    "Log": ["json-file", "local", "none"]},
-        "MemoryLimit": True, "SwapLimit": True, "CpuCfsPeriod": True, "CpuCfsQuota": True, "CPUShares": True,
-        "CPUSet": True, "PidsLimit": True, "IPv4Forwarding": True, "Debug": bool(cfg["debug"]),
-        "NFd": daemon.open_fds(), "OomKillDisable": False, "NGoroutines": daemon.task_count(),
+        "Driver": daemon.storage_driver,
+        "DriverStatus": daemon.driver_status(),
+        "Plugins": {
+            "Volume": ["local"],
+            "Network": ["bridge", "host", "null"],
+            "Authorization": None,
+            "Log": ["json-file", "local", "none"],
+        },
+        "MemoryLimit": True,
+        "SwapLimit": True,
+        "CpuCfsPeriod": True,
+        "CpuCfsQuota": True,
+        "CPUShares": True,
+        "CPUSet": True,
+        "PidsLimit": True,
+        "IPv4Forwarding": True,
+        "Debug": bool(cfg["debug"]),
+        "NFd": daemon.open_fds(),
+        "OomKillDisable": False,
+        "NGoroutines": daemon.task_count(),
         "SystemTime": system_time(),
-        "LoggingDriver": cfg["log-driver"], "CgroupDriver": "cgroupfs", "CgroupVersion": daemon.cgroup_version,
+        "LoggingDriver": cfg["log-driver"],
+        "CgroupDriver": "cgroupfs",
+        "CgroupVersion": daemon.cgroup_version,
         "NEventsListener": daemon.events.listener_count(),
-        "KernelVersion": platform.release(), "OperatingSystem": os_name, "OSVersion": os_version,
-        "OSType": "linux", "Architecture": platform.machine(), "IndexServerAddress": "https://index.docker.io/v1/",
-        "RegistryConfig": _registry_config(daemon), "NCPU": os.cpu_count() or 1, "MemTotal": _mem_total(),
-        "GenericResources": None, "DockerRootDir": cfg["data-root"],
+        "KernelVersion": platform.release(),
+        "OperatingSystem": os_name,
+        "OSVersion": os_version,
+        "OSType": "linux",
+        "Architecture": platform.machine(),
+        "IndexServerAddress": "https://index.docker.io/v1/",
+        "RegistryConfig": _registry_config(daemon),
+        "NCPU": os.cpu_count() or 1,
+        "MemTotal": _mem_total(),
+        "GenericResources": None,
+        "DockerRootDir": cfg["data-root"],
         "HttpProxy": os.environ.get("HTTP_PROXY", os.environ.get("http_proxy", "")),
         "HttpsProxy": os.environ.get("HTTPS_PROXY", os.environ.get("https_proxy", "")),
         "NoProxy": os.environ.get("NO_PROXY", os.environ.get("no_proxy", "")),
-        "Name": platform.node(), "Labels": list(cfg["label"]), "ExperimentalBuild": bool(cfg["experimental"]),
-        "ServerVersion": ENGINE_VERSION, "Runtimes": {"runc": {"path": "refd"}}, "DefaultRuntime": "runc",
-        "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": False,
-                  "Error": "", "RemoteManagers": None},
-        "LiveRestoreEnabled": bool(cfg["live-restore"]), "Isolation": "", "InitBinary": "docker-init",
-        "ContainerdCommit": {"ID": ""}, "RuncCommit": {"ID": ""}, "InitCommit": {"ID": ""},
-        "SecurityOptions": ["name=seccomp,profile=builtin", "name=cgroupns"] if daemon.cgroup_version == "2"
+        "Name": platform.node(),
+        "Labels": list(cfg["label"]),
+        "ExperimentalBuild": bool(cfg["experimental"]),
+        "ServerVersion": ENGINE_VERSION,
+        "Runtimes": {"runc": {"path": "refd"}},
+        "DefaultRuntime": "runc",
+        "Swarm": {
+            "NodeID": "",
+            "NodeAddr": "",
+            "LocalNodeState": "inactive",
+            "ControlAvailable": False,
+            "Error": "",
+            "RemoteManagers": None,
+        },
+        "LiveRestoreEnabled": bool(cfg["live-restore"]),
+        "Isolation": "",
+        "InitBinary": "docker-init",
+        "ContainerdCommit": {"ID": ""},
+        "RuncCommit": {"ID": ""},
+        "InitCommit": {"ID": ""},
+        "SecurityOptions": ["name=seccomp,profile=builtin", "name=cgroupns"]
+        if daemon.cgroup_version == "2"
         else ["name=seccomp,profile=builtin"],
-        "CDISpecDirs": [], "Containerd": None, "FirewallBackend": {"Driver": "iptables"}
-        if cfg["iptables"] else None,
-        "DefaultAddressPools": [], "Warnings": daemon.info_warnings(),
+        "CDISpecDirs": [],
+        "Containerd": None,
+        "FirewallBackend": {"Driver": "iptables"} if cfg["iptables"] else None,
+        "DefaultAddressPools": [],
+        "Warnings": daemon.info_warnings(),
     }
 
 

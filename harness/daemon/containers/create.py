@@ -13,12 +13,29 @@ from typing import Any
 
 from ..errors import ApiError, invalid
 
-__all__ = ["DEFAULT_MASKED_PATHS", "DEFAULT_READONLY_PATHS", "build_config", "build_host_config",
-           "command_of", "verify_host_config"]
+__all__ = [
+    "DEFAULT_MASKED_PATHS",
+    "DEFAULT_READONLY_PATHS",
+    "build_config",
+    "build_host_config",
+    "command_of",
+    "verify_host_config",
+]
 
-DEFAULT_MASKED_PATHS = ["/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys",
-                        "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
-                        "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap"]
+DEFAULT_MASKED_PATHS = [
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+]
 DEFAULT_READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
 _RESTART_POLICIES = ("no", "always", "on-failure", "unless-stopped")
 _MIN_MEMORY = 6 * 1024 * 1024
@@ -48,15 +65,19 @@ def build_config(request: dict[str, Any], image_config: dict[str, Any], containe
         "Hostname": request.get("Hostname") or container_id[:12],
         "Domainname": request.get("Domainname") or "",
         "User": request.get("User") or image_config.get("User") or "",
-        "AttachStdin": bool(request.get("AttachStdin")), "AttachStdout": bool(request.get("AttachStdout")),
+        "AttachStdin": bool(request.get("AttachStdin")),
+        "AttachStdout": bool(request.get("AttachStdout")),
         "AttachStderr": bool(request.get("AttachStderr")),
     }
     exposed = dict(image_config.get("ExposedPorts") or {})
     exposed.update(request.get("ExposedPorts") or {})
     if exposed:
         cfg["ExposedPorts"] = exposed
-    cfg.update(Tty=bool(request.get("Tty")), OpenStdin=bool(request.get("OpenStdin")),
-               StdinOnce=bool(request.get("StdinOnce")))
+    cfg.update(
+        Tty=bool(request.get("Tty")),
+        OpenStdin=bool(request.get("OpenStdin")),
+        StdinOnce=bool(request.get("StdinOnce")),
+    )
     cfg["Env"] = merge_env(list(image_config.get("Env") or []), list(request.get("Env") or []))
     entrypoint = request.get("Entrypoint")
     cmd = request.get("Cmd")
@@ -89,7 +110,9 @@ def build_config(request: dict[str, Any], image_config: dict[str, Any], containe
     if request.get("StopTimeout") is not None:
         cfg["StopTimeout"] = request["StopTimeout"]
     if cfg["WorkingDir"] and not cfg["WorkingDir"].startswith("/"):
-        raise invalid(f"the working directory '{cfg['WorkingDir']}' is invalid, it needs to be an absolute path")
+        raise invalid(
+            f"the working directory '{cfg['WorkingDir']}' is invalid, it needs to be an absolute path"
+        )
     return cfg
 
 
@@ -101,14 +124,17 @@ def command_of(config: dict[str, Any]) -> tuple[str, list[str]]:
     return argv[0], argv[1:]
 
 
-def build_host_config(request: dict[str, Any] | None, daemon_values: dict[str, Any],
-                      cgroup_version: str) -> dict[str, Any]:
+def build_host_config(
+    request: dict[str, Any] | None, daemon_values: dict[str, Any], cgroup_version: str
+) -> dict[str, Any]:
     """HostConfig with the daemon's defaults filled in where the request left them empty."""
     hc = dict(request or {})
     log_config = dict(hc.get("LogConfig") or {})
     if not log_config.get("Type"):
-        log_config = {"Type": daemon_values.get("log-driver") or "json-file",
-                      "Config": dict(daemon_values.get("log-opt") or {})}
+        log_config = {
+            "Type": daemon_values.get("log-driver") or "json-file",
+            "Config": dict(daemon_values.get("log-opt") or {}),
+        }
     log_config.setdefault("Config", {})
     hc["LogConfig"] = log_config
     policy = dict(hc.get("RestartPolicy") or {})
@@ -119,22 +145,70 @@ def build_host_config(request: dict[str, Any] | None, daemon_values: dict[str, A
     hc.setdefault("NetworkMode", "default")
     hc["NetworkMode"] = hc["NetworkMode"] or "default"
     defaults: dict[str, Any] = {
-        "Binds": None, "ContainerIDFile": "", "PortBindings": {}, "AutoRemove": False, "VolumeDriver": "",
-        "VolumesFrom": None, "ConsoleSize": [0, 0], "CapAdd": None, "CapDrop": None,
-        "CgroupnsMode": "private" if cgroup_version == "2" else "host", "Dns": [], "DnsOptions": [],
-        "DnsSearch": [], "ExtraHosts": None, "GroupAdd": None, "IpcMode": "private", "Cgroup": "", "Links": None,
-        "OomScoreAdj": 0, "PidMode": "", "Privileged": False, "PublishAllPorts": False, "ReadonlyRootfs": False,
-        "SecurityOpt": None, "UTSMode": "", "UsernsMode": "", "ShmSize": 67108864, "Runtime": "runc",
-        "Isolation": "", "CpuShares": 0, "Memory": 0, "NanoCpus": 0, "CgroupParent": "", "BlkioWeight": 0,
-        "BlkioWeightDevice": [], "BlkioDeviceReadBps": [], "BlkioDeviceWriteBps": [], "BlkioDeviceReadIOps": [],
-        "BlkioDeviceWriteIOps": [], "CpuPeriod": 0, "CpuQuota": 0, "CpuRealtimePeriod": 0,
-        "CpuRealtimeRuntime": 0, "CpusetCpus": "", "CpusetMems": "", "Devices": [], "DeviceCgroupRules": None,
-        "DeviceRequests": None, "MemoryReservation": 0, "MemorySwap": 0, "MemorySwappiness": None,
-        "OomKillDisable": False, "PidsLimit": None, "Ulimits": [], "CpuCount": 0, "CpuPercent": 0,
-        "IOMaximumIOps": 0, "IOMaximumBandwidth": 0, "Init": None,
+        "Binds": None,
+        "ContainerIDFile": "",
+        "PortBindings": {},
+        "AutoRemove": False,
+        "VolumeDriver": "",
+        "VolumesFrom": None,
+        "ConsoleSize": [0, 0],
+        "CapAdd": None,
+        "CapDrop": None,
+        "CgroupnsMode": "private" if cgroup_version == "2" else "host",
+        "Dns": [],
+        "DnsOptions": [],
+        "DnsSearch": [],
+        "ExtraHosts": None,
+        "GroupAdd": None,
+        "IpcMode": "private",
+        "Cgroup": "",
+        "Links": None,
+        "OomScoreAdj": 0,
+        "PidMode": "",
+        "Privileged": False,
+        "PublishAllPorts": False,
+        "ReadonlyRootfs": False,
+        "SecurityOpt": None,
+        "UTSMode": "",
+        "UsernsMode": "",
+        "ShmSize": 67108864,
+        "Runtime": "runc",
+        "Isolation": "",
+        "CpuShares": 0,
+        "Memory": 0,
+        "NanoCpus": 0,
+        "CgroupParent": "",
+        "BlkioWeight": 0,
+        "BlkioWeightDevice": [],
+        "BlkioDeviceReadBps": [],
+        "BlkioDeviceWriteBps": [],
+        "BlkioDeviceReadIOps": [],
+        "BlkioDeviceWriteIOps": [],
+        "CpuPeriod": 0,
+        "CpuQuota": 0,
+        "CpuRealtimePeriod": 0,
+        "CpuRealtimeRuntime": 0,
+        "CpusetCpus": "",
+        "CpusetMems": "",
+        "Devices": [],
+        "DeviceCgroupRules": None,
+        "DeviceRequests": None,
+        "MemoryReservation": 0,
+        "MemorySwap": 0,
+        "MemorySwappiness": None,
+        "OomKillDisable": False,
+        "PidsLimit": None,
+        "Ulimits": [],
+        "CpuCount": 0,
+        "CpuPercent": 0,
+        "IOMaximumIOps": 0,
+        "IOMaximumBandwidth": 0,
+        "Init": None,
     }
     for key, value in defaults.items():
-        if hc.get(key) is None or (key in ("IpcMode", "CgroupnsMode", "ShmSize", "Runtime") and not hc.get(key)):
+        if hc.get(key) is None or (
+            key in ("IpcMode", "CgroupnsMode", "ShmSize", "Runtime") and not hc.get(key)
+        ):
             hc[key] = value if not isinstance(value, list | dict) else type(value)(value)
     if hc.get("Ulimits") is None:
         hc["Ulimits"] = []
@@ -151,8 +225,10 @@ def verify_host_config(hc: dict[str, Any], ncpu: int | None = None) -> None:
     policy = hc.get("RestartPolicy") or {}
     name, retries = policy.get("Name", "no"), int(policy.get("MaximumRetryCount") or 0)
     if name not in _RESTART_POLICIES:
-        raise invalid(f"invalid restart policy: unknown policy '{name}'; use one of 'no', 'always', 'on-failure', "
-                      "or 'unless-stopped'")
+        raise invalid(
+            f"invalid restart policy: unknown policy '{name}'; use one of 'no', 'always', 'on-failure', "
+            "or 'unless-stopped'"
+        )
     if retries and name != "on-failure":
         raise invalid("invalid restart policy: maximum retry count can only be used with 'on-failure'")
     if retries < 0:
@@ -211,7 +287,7 @@ def verify_host_config(hc: dict[str, Any], ncpu: int | None = None) -> None:
     cgns = hc.get("CgroupnsMode") or ""
     if cgns not in ("", "host", "private"):
         raise invalid(f"invalid cgroup namespace mode: {cgns}")
-    for spec in (hc.get("PortBindings") or {}):
+    for spec in hc.get("PortBindings") or {}:
         if not re.match(r"^\d+(-\d+)?(/(tcp|udp|sctp))?$", spec):
             raise invalid(f'invalid port specification: "{spec}"')
 

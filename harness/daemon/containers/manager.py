@@ -29,8 +29,11 @@ if TYPE_CHECKING:
 
 __all__ = ["ContainerManager", "parse_signal"]
 
-_SIGNALS = {name[3:]: int(getattr(signal, name)) for name in dir(signal)
-            if name.startswith("SIG") and not name.startswith("SIG_") and isinstance(getattr(signal, name), int)}
+_SIGNALS = {
+    name[3:]: int(getattr(signal, name))
+    for name in dir(signal)
+    if name.startswith("SIG") and not name.startswith("SIG_") and isinstance(getattr(signal, name), int)
+}
 
 
 def parse_signal(text: str | int | None, default: int = signal.SIGKILL) -> int:
@@ -54,8 +57,12 @@ class ShimConnection:
     """One request/response (and optionally stream) connection to a container's shim."""
 
     @staticmethod
-    async def open(state_dir: str, request: dict[str, Any]) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        reader, writer = await asyncio.open_unix_connection(os.path.join(state_dir, "shim.sock"), limit=1 << 20)
+    async def open(
+        state_dir: str, request: dict[str, Any]
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        reader, writer = await asyncio.open_unix_connection(
+            os.path.join(state_dir, "shim.sock"), limit=1 << 20
+        )
         writer.write(json.dumps(request).encode() + b"\n")
         await writer.drain()
         return reader, writer
@@ -90,6 +97,7 @@ class ContainerManager:
         self.removed_events: dict[str, asyncio.Event] = {}
         self.locks: dict[str, asyncio.Lock] = {}
         self.execs: dict[str, dict[str, Any]] = {}
+        self.background: set[asyncio.Future[Any]] = set()
 
     # -- lookup ------------------------------------------------------------------------------------
     def get(self, ref: str) -> Container:
@@ -118,8 +126,12 @@ class ContainerManager:
         states = [c.status for c in self.by_id.values()]
         running = sum(1 for s in states if s in ("running", "restarting"))
         paused = states.count("paused")
-        return {"total": len(states), "running": running, "paused": paused,
-                "stopped": len(states) - running - paused}
+        return {
+            "total": len(states),
+            "running": running,
+            "paused": paused,
+            "stopped": len(states) - running - paused,
+        }
 
     def uses_image(self, image_id: str) -> list[str]:
         return [c.id for c in self.by_id.values() if c.image_id == image_id]
@@ -155,19 +167,32 @@ class ContainerManager:
         if name:
             name = validate_name(name)
             if name in self.names:
-                raise conflict(f'Conflict. The container name "/{name}" is already in use by container '
-                               f'"{self.names[name]}". You have to remove (or rename) that container to be able to '
-                               "reuse that name.")
+                raise conflict(
+                    f'Conflict. The container name "/{name}" is already in use by container '
+                    f'"{self.names[name]}". You have to remove (or rename) that container to be able to '
+                    "reuse that name."
+                )
         cid = secrets.token_hex(32)
         config = build_config(body, self._image_config(image), cid)
-        host_config = build_host_config(body.get("HostConfig"), self.daemon.config.values, self.daemon.cgroup_version)
+        host_config = build_host_config(
+            body.get("HostConfig"), self.daemon.config.values, self.daemon.cgroup_version
+        )
         verify_host_config(host_config)
         self._check_log_config(host_config)
         path, args = command_of(config)
         name = name or random_name(set(self.names))
-        c = Container(id=cid, name=f"/{name}", created=now_rfc3339(), path=path, args=args, config=config,
-                      host_config=host_config, image_id=str(image.id), root=os.path.join(self.root, cid),
-                      driver=self.daemon.storage_driver)
+        c = Container(
+            id=cid,
+            name=f"/{name}",
+            created=now_rfc3339(),
+            path=path,
+            args=args,
+            config=config,
+            host_config=host_config,
+            image_id=str(image.id),
+            root=os.path.join(self.root, cid),
+            driver=self.daemon.storage_driver,
+        )
         c.network_settings = self._network_settings(c)
         storage = getattr(self.daemon, "images", None)
         if storage is not None and hasattr(storage, "create_rw_layer"):
@@ -185,7 +210,9 @@ class ContainerManager:
         log_config = host_config["LogConfig"]
         driver = log_config.get("Type")
         if driver not in ("json-file", "none", "local"):
-            raise invalid(f'failed to create task for container: logger: no log driver named \'{driver}\' is registered')
+            raise invalid(
+                f"failed to create task for container: logger: no log driver named '{driver}' is registered"
+            )
         if driver == "json-file":
             from ..logs.jsonfile import LogOptionError, parse_log_options
 
@@ -198,20 +225,59 @@ class ContainerManager:
         mode = c.host_config.get("NetworkMode", "default")
         networks: dict[str, Any] = {}
         if mode in ("default", "bridge"):
-            networks["bridge"] = {"IPAMConfig": None, "Links": None, "Aliases": None, "MacAddress": "",
-                                  "DriverOpts": None, "NetworkID": "", "EndpointID": "", "Gateway": "",
-                                  "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
-                                  "GlobalIPv6PrefixLen": 0, "DNSNames": None}
+            networks["bridge"] = {
+                "IPAMConfig": None,
+                "Links": None,
+                "Aliases": None,
+                "MacAddress": "",
+                "DriverOpts": None,
+                "NetworkID": "",
+                "EndpointID": "",
+                "Gateway": "",
+                "IPAddress": "",
+                "IPPrefixLen": 0,
+                "IPv6Gateway": "",
+                "GlobalIPv6Address": "",
+                "GlobalIPv6PrefixLen": 0,
+                "DNSNames": None,
+            }
         elif mode in ("host", "none"):
-            networks[mode] = {"IPAMConfig": None, "Links": None, "Aliases": None, "MacAddress": "",
-                              "DriverOpts": None, "NetworkID": "", "EndpointID": "", "Gateway": "",
-                              "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
-                              "GlobalIPv6PrefixLen": 0, "DNSNames": None}
-        return {"Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": {}, "HairpinMode": False,
-                "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0, "SecondaryIPAddresses": None,
-                "SecondaryIPv6Addresses": None, "EndpointID": "", "Gateway": "", "GlobalIPv6Address": "",
-                "GlobalIPv6PrefixLen": 0, "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "",
-                "Networks": networks}
+            networks[mode] = {
+                "IPAMConfig": None,
+                "Links": None,
+                "Aliases": None,
+                "MacAddress": "",
+                "DriverOpts": None,
+                "NetworkID": "",
+                "EndpointID": "",
+                "Gateway": "",
+                "IPAddress": "",
+                "IPPrefixLen": 0,
+                "IPv6Gateway": "",
+                "GlobalIPv6Address": "",
+                "GlobalIPv6PrefixLen": 0,
+                "DNSNames": None,
+            }
+        return {
+            "Bridge": "",
+            "SandboxID": "",
+            "SandboxKey": "",
+            "Ports": {},
+            "HairpinMode": False,
+            "LinkLocalIPv6Address": "",
+            "LinkLocalIPv6PrefixLen": 0,
+            "SecondaryIPAddresses": None,
+            "SecondaryIPv6Addresses": None,
+            "EndpointID": "",
+            "Gateway": "",
+            "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0,
+            "IPAddress": "",
+            "IPPrefixLen": 0,
+            "IPv6Gateway": "",
+            "MacAddress": "",
+            "Networks": networks,
+        }
 
     # -- restore -------------------------------------------------------------------------------------
     def restore(self) -> None:
@@ -239,9 +305,10 @@ class ContainerManager:
         if alive and self.daemon.config["live-restore"]:
             return  # monitors are re-attached once the loop runs (attach_monitors)
         if alive:
-            with contextlib.suppress(OSError):
-                os.kill(int(open(os.path.join(state_dir, "state.json")).read().split('"pid": ')[1].split(",")[0]),
-                        signal.SIGKILL)
+            pid = _state_pid(state_dir)
+            if pid:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
         code, finished = 137, now_rfc3339()
         try:
             with open(exit_file) as fh:
@@ -264,8 +331,14 @@ class ContainerManager:
         hostname = c.config.get("Hostname") or c.short_id
         with open(c.file("hostname"), "w") as fh:
             fh.write(hostname + "\n")
-        hosts = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback", "fe00::0\tip6-localnet",
-                 "ff00::0\tip6-mcastprefix", "ff02::1\tip6-allnodes", "ff02::2\tip6-allrouters"]
+        hosts = [
+            "127.0.0.1\tlocalhost",
+            "::1\tlocalhost ip6-localhost ip6-loopback",
+            "fe00::0\tip6-localnet",
+            "ff00::0\tip6-mcastprefix",
+            "ff02::1\tip6-allnodes",
+            "ff02::2\tip6-allrouters",
+        ]
         for extra in c.host_config.get("ExtraHosts") or []:
             host, _, ip = extra.partition(":")
             hosts.append(f"{ip}\t{host}")
@@ -292,7 +365,7 @@ class ContainerManager:
             if c.running:
                 return
             if c.status == "removing":
-                raise conflict(f"container is marked for removal and cannot be started")
+                raise conflict("container is marked for removal and cannot be started")
             await self._start_locked(c)
 
     async def _start_locked(self, c: Container) -> None:
@@ -305,16 +378,19 @@ class ContainerManager:
             spec = self._process_spec(c, rootfs)
         except ApiError:
             raise
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise system(f"failed to prepare container {c.id}: {exc}") from None
         state_dir = self.state_dir(c)
         shutil.rmtree(state_dir, ignore_errors=True)
         os.makedirs(state_dir, mode=0o700)
         log_config = c.host_config["LogConfig"]
-        shim_spec = {"process": spec, "open_stdin": bool(c.config.get("OpenStdin")),
-                     "stdin_once": bool(c.config.get("StdinOnce")),
-                     "log": {"driver": log_config.get("Type"), "path": c.log_path, "opts": log_config.get("Config")},
-                     "oom_check": spec.get("cgroup", "")}
+        shim_spec = {
+            "process": spec,
+            "open_stdin": bool(c.config.get("OpenStdin")),
+            "stdin_once": bool(c.config.get("StdinOnce")),
+            "log": {"driver": log_config.get("Type"), "path": c.log_path, "opts": log_config.get("Config")},
+            "oom_check": spec.get("cgroup", ""),
+        }
         with open(os.path.join(state_dir, "spec.json"), "w") as fh:
             json.dump(shim_spec, fh)
         await self._spawn_shim(state_dir)
@@ -323,8 +399,14 @@ class ContainerManager:
         result = await ShimConnection.call(state_dir, {"op": "start"})
         if "error" in result:
             message = _oci_error(str(result["error"]))
-            c.set_start_error(message, 127 if "executable file not found" in message or "no such file" in message
-                              else 126 if "permission denied" in message else 128)
+            c.set_start_error(
+                message,
+                127
+                if "executable file not found" in message or "no such file" in message
+                else 126
+                if "permission denied" in message
+                else 128,
+            )
             c.save()
             self._release(c)
             raise ApiError(400 if c.state["ExitCode"] in (126, 127) else 500, message)
@@ -337,22 +419,33 @@ class ContainerManager:
 
     async def _spawn_shim(self, state_dir: str) -> None:
         read_fd, write_fd = os.pipe()
+        shim_log = open(os.path.join(state_dir, "shim.log"), "ab")  # noqa: SIM115 - handed to the shim
         env = {**os.environ, "REFD_SHIM_SYNC_FD": str(write_fd)}
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "harness.daemon.shim", state_dir, pass_fds=(write_fd,), env=env,
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-            stderr=open(os.path.join(state_dir, "shim.log"), "ab"), start_new_session=True)
+            sys.executable,
+            "-m",
+            "harness.daemon.shim",
+            state_dir,
+            pass_fds=(write_fd,),
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=shim_log,
+            start_new_session=True,
+        )
         os.close(write_fd)
+        shim_log.close()
         loop = asyncio.get_running_loop()
         try:
             line = await loop.run_in_executor(None, _read_line, read_fd)
         finally:
             os.close(read_fd)
-        asyncio.ensure_future(proc.wait())  # reap the shim when it ends (if refd still runs)
+        self.background.add(reaper := asyncio.ensure_future(proc.wait()))  # reap the shim when it ends
+        reaper.add_done_callback(self.background.discard)
         if not line:
             tail = ""
-            with contextlib.suppress(OSError):
-                tail = open(os.path.join(state_dir, "shim.log")).read()[-2000:]
+            with contextlib.suppress(OSError), open(os.path.join(state_dir, "shim.log")) as fh:
+                tail = fh.read()[-2000:]
             raise system(f"container shim failed to start: {tail or 'no output'}")
         msg = json.loads(line)
         if "error" in msg:
@@ -363,13 +456,20 @@ class ContainerManager:
         try:
             result = await ShimConnection.call(state_dir, {"op": "wait"}, timeout=None)
         except (OSError, ValueError, ConnectionError):
-            result = _read_exit(state_dir) or {"exit_code": 137, "oom_killed": False, "finished_at": now_rfc3339()}
+            result = _read_exit(state_dir) or {
+                "exit_code": 137,
+                "oom_killed": False,
+                "finished_at": now_rfc3339(),
+            }
         await self._on_exit(c, result)
 
     async def _on_exit(self, c: Container, result: dict[str, Any]) -> None:
         self.monitors.pop(c.id, None)
-        c.set_stopped(int(result.get("exit_code", 137)), bool(result.get("oom_killed")),
-                      finished_at=result.get("finished_at"))
+        c.set_stopped(
+            int(result.get("exit_code", 137)),
+            bool(result.get("oom_killed")),
+            finished_at=result.get("finished_at"),
+        )
         if c.state["OOMKilled"]:
             self.emit(c, "oom")
         self._release(c)
@@ -457,8 +557,10 @@ class ContainerManager:
             else:
                 await asyncio.wait_for(event.wait(), timeout)
         except TimeoutError:
-            self.daemon.log.info(f"Container failed to exit within {timeout:g}s of signal {signo} - using the force",
-                                 container=c.id)
+            self.daemon.log.info(
+                f"Container failed to exit within {timeout:g}s of signal {signo} - using the force",
+                container=c.id,
+            )
             with contextlib.suppress(ApiError):
                 await self.kill(c, signal.SIGKILL)
             with contextlib.suppress(TimeoutError):
@@ -472,10 +574,9 @@ class ContainerManager:
         if condition == "removed":
             event = self.removed_events.setdefault(c.id, asyncio.Event())
             await event.wait()
-        elif condition == "next-exit" or c.running or c.status == "restarting":
-            if c.running or condition == "next-exit":
-                event = self.exit_events.setdefault(c.id, asyncio.Event())
-                await event.wait()
+        elif c.running or condition == "next-exit":
+            event = self.exit_events.setdefault(c.id, asyncio.Event())
+            await event.wait()
         error = c.state.get("Error") or ""
         return {"StatusCode": c.state["ExitCode"], "Error": {"Message": error} if error else None}
 
@@ -486,7 +587,7 @@ class ContainerManager:
             raise conflict(f"Container {c.id} is already paused")
         from ..runtime import cgroups as cg
 
-        cg.freeze(self._cgroup_of(c))  # type: ignore[attr-defined]
+        cg.freeze(self._cgroup_of(c))
         c.state.update(Status="paused", Paused=True)
         c.save()
         self.emit(c, "pause")
@@ -496,7 +597,7 @@ class ContainerManager:
             raise conflict(f"Container {c.id} is not paused")
         from ..runtime import cgroups as cg
 
-        cg.thaw(self._cgroup_of(c))  # type: ignore[attr-defined]
+        cg.thaw(self._cgroup_of(c))
         c.state.update(Status="running", Paused=False)
         c.save()
         self.emit(c, "unpause")
@@ -507,14 +608,20 @@ class ContainerManager:
         return cgroup_for(self.daemon, c)
 
     # -- remove / rename -----------------------------------------------------------------------------
-    async def remove(self, c: Container, force: bool = False, volumes: bool = False, auto: bool = False) -> None:
+    async def remove(
+        self, c: Container, force: bool = False, volumes: bool = False, auto: bool = False
+    ) -> None:
         if c.status == "removing" and not auto:
             raise conflict(f"removal of container {c.name.removeprefix('/')} is already in progress")
         if c.status == "paused" and not force:
-            raise conflict(f"cannot remove container \"{c.name}\": container is paused and must be unpaused first")
+            raise conflict(
+                f'cannot remove container "{c.name}": container is paused and must be unpaused first'
+            )
         if c.running and not force:
-            raise conflict(f"cannot remove container \"{c.name}\": container is running: stop the container before "
-                           "removing or force remove")
+            raise conflict(
+                f'cannot remove container "{c.name}": container is running: stop the container before '
+                "removing or force remove"
+            )
         if c.running:
             c.has_been_manually_stopped = True
             event = self.exit_events.get(c.id) or asyncio.Event()
@@ -532,9 +639,9 @@ class ContainerManager:
         self.by_id.pop(c.id, None)
         self.names.pop(c.name.removeprefix("/"), None)
         self.emit(c, "destroy")
-        event = self.removed_events.pop(c.id, None)
-        if event is not None:
-            event.set()
+        removed = self.removed_events.pop(c.id, None)
+        if removed is not None:
+            removed.set()
         exit_event = self.exit_events.pop(c.id, None)
         if exit_event is not None:
             exit_event.set()
@@ -547,9 +654,11 @@ class ContainerManager:
         if new == old:
             raise invalid("Renaming a container with the same name as its current name")
         if new in self.names:
-            raise conflict(f'Conflict. The container name "/{new}" is already in use by container '
-                           f'"{self.names[new]}". You have to remove (or rename) that container to be able to reuse '
-                           "that name.")
+            raise conflict(
+                f'Conflict. The container name "/{new}" is already in use by container '
+                f'"{self.names[new]}". You have to remove (or rename) that container to be able to reuse '
+                "that name."
+            )
         self.names.pop(old, None)
         self.names[new] = c.id
         c.name = f"/{new}"
@@ -586,6 +695,14 @@ def _read_exit(state_dir: str) -> dict[str, Any] | None:
         return None
 
 
+def _state_pid(state_dir: str) -> int:
+    try:
+        with open(os.path.join(state_dir, "state.json")) as fh:
+            return int(json.load(fh).get("pid") or 0)
+    except (OSError, ValueError):
+        return 0
+
+
 def _shim_alive(state_dir: str) -> bool:
     try:
         with open(os.path.join(state_dir, "shim.pid")) as fh:
@@ -611,6 +728,7 @@ def _host_resolv() -> list[str]:
 
 def _oci_error(inner: str) -> str:
     """dockerd's wrapping of a runtime start failure."""
-    return ("failed to create task for container: failed to create shim task: OCI runtime create failed: "
-            f"runc create failed: unable to start container process: error during container init: {inner}: unknown")
-
+    return (
+        "failed to create task for container: failed to create shim task: OCI runtime create failed: runc "
+        f"create failed: unable to start container process: error during container init: {inner}: unknown"
+    )

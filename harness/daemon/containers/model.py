@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Container", "ZERO_TIME", "human_duration", "now_rfc3339", "parse_rfc3339"]
+__all__ = ["ZERO_TIME", "Container", "human_duration", "now_rfc3339", "parse_rfc3339"]
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -66,8 +66,19 @@ def human_duration(seconds: float) -> str:
 
 
 def _initial_state() -> dict[str, Any]:
-    return {"Status": "created", "Running": False, "Paused": False, "Restarting": False, "OOMKilled": False,
-            "Dead": False, "Pid": 0, "ExitCode": 0, "Error": "", "StartedAt": ZERO_TIME, "FinishedAt": ZERO_TIME}
+    return {
+        "Status": "created",
+        "Running": False,
+        "Paused": False,
+        "Restarting": False,
+        "OOMKilled": False,
+        "Dead": False,
+        "Pid": 0,
+        "ExitCode": 0,
+        "Error": "",
+        "StartedAt": ZERO_TIME,
+        "FinishedAt": ZERO_TIME,
+    }
 
 
 @dataclass
@@ -118,15 +129,34 @@ class Container:
         return bool(self.state["Running"])
 
     def set_running(self, pid: int) -> None:
-        self.state.update(Status="running", Running=True, Paused=False, Restarting=False, OOMKilled=False,
-                          Dead=False, Pid=pid, ExitCode=0, Error="", StartedAt=now_rfc3339())
+        self.state.update(
+            Status="running",
+            Running=True,
+            Paused=False,
+            Restarting=False,
+            OOMKilled=False,
+            Dead=False,
+            Pid=pid,
+            ExitCode=0,
+            Error="",
+            StartedAt=now_rfc3339(),
+        )
         self.has_been_started = True
 
-    def set_stopped(self, exit_code: int, oom_killed: bool = False, error: str = "",
-                    finished_at: str | None = None) -> None:
-        self.state.update(Status="exited", Running=False, Paused=False, Restarting=False, Pid=0,
-                          ExitCode=exit_code, OOMKilled=oom_killed, Error=error,
-                          FinishedAt=finished_at or now_rfc3339())
+    def set_stopped(
+        self, exit_code: int, oom_killed: bool = False, error: str = "", finished_at: str | None = None
+    ) -> None:
+        self.state.update(
+            Status="exited",
+            Running=False,
+            Paused=False,
+            Restarting=False,
+            Pid=0,
+            ExitCode=exit_code,
+            OOMKilled=oom_killed,
+            Error=error,
+            FinishedAt=finished_at or now_rfc3339(),
+        )
 
     def set_start_error(self, message: str, exit_code: int = 128) -> None:
         """A failed start leaves the container 'created' (never started) or 'exited' with the error."""
@@ -149,8 +179,10 @@ class Container:
                 up += f" ({health})"
             return up + " (Paused)" if status == "paused" else up
         if status == "restarting":
-            return (f"Restarting ({self.state['ExitCode']}) "
-                    f"{human_duration(now - parse_rfc3339(self.state['FinishedAt']))} ago")
+            return (
+                f"Restarting ({self.state['ExitCode']}) "
+                f"{human_duration(now - parse_rfc3339(self.state['FinishedAt']))} ago"
+            )
         if status == "removing":
             return "Removal In Progress"
         if status == "dead":
@@ -166,15 +198,25 @@ class Container:
 
     def inspect(self, size: bool = False) -> dict[str, Any]:
         doc: dict[str, Any] = {
-            "Id": self.id, "Created": self.created, "Path": self.path, "Args": list(self.args),
-            "State": dict(self.state), "Image": self.image_id,
+            "Id": self.id,
+            "Created": self.created,
+            "Path": self.path,
+            "Args": list(self.args),
+            "State": dict(self.state),
+            "Image": self.image_id,
             "ResolvConfPath": self.file("resolv.conf") if self.has_been_started else "",
             "HostnamePath": self.file("hostname") if self.has_been_started else "",
             "HostsPath": self.file("hosts") if self.has_been_started else "",
             "LogPath": self.log_path if self.has_been_started else "",
-            "Name": self.name, "RestartCount": self.restart_count, "Driver": self.driver, "Platform": "linux",
-            "MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "",
-            "ExecIDs": list(self.exec_ids) or None, "HostConfig": self.host_config,
+            "Name": self.name,
+            "RestartCount": self.restart_count,
+            "Driver": self.driver,
+            "Platform": "linux",
+            "MountLabel": "",
+            "ProcessLabel": "",
+            "AppArmorProfile": "",
+            "ExecIDs": list(self.exec_ids) or None,
+            "HostConfig": self.host_config,
             "GraphDriver": self.graph_driver or {"Data": None, "Name": self.driver},
         }
         if size:
@@ -187,21 +229,41 @@ class Container:
         labels = self.config.get("Labels") or {}
         networks = self.network_settings.get("Networks") or {}
         return {
-            "Id": self.id, "Names": [self.name], "Image": image_name, "ImageID": self.image_id,
-            "Command": self.command_string(), "Created": int(parse_rfc3339(self.created)),
-            "Ports": [], "Labels": labels, "State": self.status, "Status": self.human_status(),
+            "Id": self.id,
+            "Names": [self.name],
+            "Image": image_name,
+            "ImageID": self.image_id,
+            "Command": self.command_string(),
+            "Created": int(parse_rfc3339(self.created)),
+            "Ports": [],
+            "Labels": labels,
+            "State": self.status,
+            "Status": self.human_status(),
             "HostConfig": {"NetworkMode": self.host_config.get("NetworkMode", "default")},
-            "NetworkSettings": {"Networks": networks}, "Mounts": list(self.mounts),
+            "NetworkSettings": {"Networks": networks},
+            "Mounts": list(self.mounts),
         }
 
     # -- persistence -------------------------------------------------------------------------------
     def to_record(self) -> dict[str, Any]:
-        return {"ID": self.id, "Name": self.name, "Created": self.created, "Path": self.path, "Args": self.args,
-                "Config": self.config, "Image": self.image_id, "Driver": self.driver, "State": self.state,
-                "RestartCount": self.restart_count, "ExecIDs": self.exec_ids, "GraphDriver": self.graph_driver,
-                "MountPoints": self.mounts, "NetworkSettings": self.network_settings,
-                "HasBeenStartedBefore": self.has_been_started,
-                "HasBeenManuallyStopped": self.has_been_manually_stopped}
+        return {
+            "ID": self.id,
+            "Name": self.name,
+            "Created": self.created,
+            "Path": self.path,
+            "Args": self.args,
+            "Config": self.config,
+            "Image": self.image_id,
+            "Driver": self.driver,
+            "State": self.state,
+            "RestartCount": self.restart_count,
+            "ExecIDs": self.exec_ids,
+            "GraphDriver": self.graph_driver,
+            "MountPoints": self.mounts,
+            "NetworkSettings": self.network_settings,
+            "HasBeenStartedBefore": self.has_been_started,
+            "HasBeenManuallyStopped": self.has_been_manually_stopped,
+        }
 
     def save(self) -> None:
         os.makedirs(self.root, mode=0o710, exist_ok=True)
@@ -214,14 +276,26 @@ class Container:
             rec = json.load(fh)
         with open(os.path.join(root, "hostconfig.json")) as fh:
             host_config = json.load(fh)
-        return cls(id=rec["ID"], name=rec["Name"], created=rec["Created"], path=rec["Path"], args=rec["Args"],
-                   config=rec["Config"], host_config=host_config, image_id=rec["Image"], root=root,
-                   driver=rec.get("Driver", "overlay2"), state=rec["State"],
-                   restart_count=rec.get("RestartCount", 0), exec_ids=[],
-                   graph_driver=rec.get("GraphDriver") or {}, mounts=rec.get("MountPoints") or [],
-                   network_settings=rec.get("NetworkSettings") or {},
-                   has_been_started=rec.get("HasBeenStartedBefore", False),
-                   has_been_manually_stopped=rec.get("HasBeenManuallyStopped", False))
+        return cls(
+            id=rec["ID"],
+            name=rec["Name"],
+            created=rec["Created"],
+            path=rec["Path"],
+            args=rec["Args"],
+            config=rec["Config"],
+            host_config=host_config,
+            image_id=rec["Image"],
+            root=root,
+            driver=rec.get("Driver", "overlay2"),
+            state=rec["State"],
+            restart_count=rec.get("RestartCount", 0),
+            exec_ids=[],
+            graph_driver=rec.get("GraphDriver") or {},
+            mounts=rec.get("MountPoints") or [],
+            network_settings=rec.get("NetworkSettings") or {},
+            has_been_started=rec.get("HasBeenStartedBefore", False),
+            has_been_manually_stopped=rec.get("HasBeenManuallyStopped", False),
+        )
 
 
 def _atomic_json(path: str, data: Any, mode: int) -> None:

@@ -20,8 +20,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
-__all__ = ["LogOptions", "JsonFileWriter", "LineSplitter", "LogOptionError", "parse_log_options", "read_entries",
-           "frame", "entry_time"]
+__all__ = [
+    "JsonFileWriter",
+    "LineSplitter",
+    "LogOptionError",
+    "LogOptions",
+    "entry_time",
+    "frame",
+    "parse_log_options",
+    "read_entries",
+]
 
 ALLOWED = frozenset({"max-file", "max-size", "compress", "labels", "labels-regex", "env", "env-regex", "tag"})
 MAX_LINE = 16 * 1024
@@ -74,7 +82,9 @@ def parse_log_options(opts: dict[str, str], driver: str = "json-file") -> LogOpt
         elif value not in ("0", "f", "F", "FALSE", "false", "False"):
             raise LogOptionError(f'strconv.ParseBool: parsing "{value}": invalid syntax')
         if compress and (max_file < 2 or max_size < 0):
-            raise LogOptionError("compress cannot be true when max-file is less than 2 or max-size is not set")
+            raise LogOptionError(
+                "compress cannot be true when max-file is less than 2 or max-size is not set"
+            )
     return LogOptions(max_size, max_file, compress)
 
 
@@ -99,8 +109,14 @@ class JsonFileWriter:
     def write(self, stream: str, data: bytes, ts: str | None = None) -> None:
         if self.options.max_size > 0 and self.size >= self.options.max_size:
             self._rotate()
-        line = json.dumps({"log": data.decode("utf-8", errors="replace"), "stream": stream, "time": ts or _now()},
-                          ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+        line = (
+            json.dumps(
+                {"log": data.decode("utf-8", errors="replace"), "stream": stream, "time": ts or _now()},
+                ensure_ascii=False,
+                separators=(",", ":"),
+            ).encode()
+            + b"\n"
+        )
         self._fh.write(line)
         self.size += len(line)
 
@@ -147,7 +163,7 @@ class LineSplitter:
             if nl < 0:
                 break
             out.append(self._buf[: nl + 1])
-            self._buf = self._buf[nl + 1:]
+            self._buf = self._buf[nl + 1 :]
         while len(self._buf) >= MAX_LINE:
             out.append(self._buf[:MAX_LINE])
             self._buf = self._buf[MAX_LINE:]
@@ -174,7 +190,9 @@ def _files(path: str) -> list[str]:
 
 
 def _open(path: str) -> IO[bytes]:
-    return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")  # noqa: SIM115
+    if path.endswith(".gz"):
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return open(path, "rb")  # noqa: SIM115 - the caller closes it
 
 
 def entry_time(entry: dict[str, Any]) -> float:
@@ -183,13 +201,18 @@ def entry_time(entry: dict[str, Any]) -> float:
     try:
         import calendar
 
-        return calendar.timegm(time.strptime(main, "%Y-%m-%dT%H:%M:%S")) + (float("0." + frac) if frac else 0.0)
+        return calendar.timegm(time.strptime(main, "%Y-%m-%dT%H:%M:%S")) + (
+            float("0." + frac) if frac else 0.0
+        )
     except ValueError:
         return 0.0
 
 
-def read_entries(path: str, since: float = 0.0, until: float = 0.0, tail: int = -1) -> Iterator[dict[str, Any]]:
+def read_entries(
+    path: str, since: float = 0.0, until: float = 0.0, tail: int = -1
+) -> Iterator[dict[str, Any]]:
     """Entries on disk in order, filtered by time and limited to the last ``tail``."""
+
     def all_entries() -> Iterator[dict[str, Any]]:
         for name in _files(path):
             try:
