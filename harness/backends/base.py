@@ -150,7 +150,20 @@ class DaemonHandle:
             return ""
 
     def log_tail(self, lines: int = 25) -> str:
+        """The last ``lines`` log lines."""
         return "\n".join(self.logs().splitlines()[-lines:])
+
+    def log_excerpt(self, lines: int = 25, head: int = 5) -> str:
+        """For errors: the last ``lines`` log lines, preceded by the first ``head`` when the log is longer.
+
+        A daemon that fails at start-up often says why first and then prints its usage or more:
+        the head keeps the reason in the error message.
+        """
+        all_lines = self.logs().splitlines()
+        if len(all_lines) <= lines + head:
+            return "\n".join(all_lines)
+        return "\n".join([*all_lines[:head], f"... ({len(all_lines) - lines - head} lines) ...",
+                          *all_lines[-lines:]])
 
     def wait_for_log(self, needle: str, timeout: float = 10.0, start: int = 0) -> str:
         """Wait until ``needle`` appears in the log after offset ``start``; returns the matching line."""

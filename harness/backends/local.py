@@ -184,16 +184,16 @@ class LocalBackend:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 handle.process.wait(timeout=1)
         if handle.returncode is not None:
-            raise BackendStartError(handle.target.name, handle.command, handle.returncode, handle.log_tail())
+            raise BackendStartError(handle.target.name, handle.command, handle.returncode, handle.log_excerpt())
         # never forward into the host's own namespace: that would reach some other listener
         raise ReadinessTimeout(handle.target.name, 5, f"entering the network namespace of pid {handle.pid}",
-                               handle.log_tail(), "unshare --net did not switch namespaces; check unshare")
+                               handle.log_excerpt(), "unshare --net did not switch namespaces; check unshare")
 
     def wait_ready(self, handle: DaemonHandle, timeout: float | None = None) -> None:
         timeout = handle.spec.timeout if timeout is None else timeout
         endpoint = handle.endpoint
         if endpoint is None:
-            raise ReadinessTimeout(handle.target.name, 0, "no endpoint to ping", handle.log_tail(),
+            raise ReadinessTimeout(handle.target.name, 0, "no endpoint to ping", handle.log_excerpt(),
                                    "give the daemon a unix or tcp host")
         last_error: list[str] = [""]
 
@@ -211,9 +211,9 @@ class LocalBackend:
             LEDGER.record_daemon(handle.pid, handle.workdir)  # again: at spawn unshare had not switched netns
             return
         if handle.returncode is not None:
-            raise BackendStartError(handle.target.name, handle.command, handle.returncode, handle.log_tail())
+            raise BackendStartError(handle.target.name, handle.command, handle.returncode, handle.log_excerpt())
         raise ReadinessTimeout(handle.target.name, time.monotonic() - start,
-                               f"GET /_ping on {endpoint.docker_host}", handle.log_tail(),
+                               f"GET /_ping on {endpoint.docker_host}", handle.log_excerpt(),
                                f"last error: {last_error[0] or 'none'}; check the log for a stuck start-up")
 
     def restart(self, handle: DaemonHandle) -> DaemonHandle:
