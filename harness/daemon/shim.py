@@ -164,11 +164,7 @@ class Shim:
         from .runtime import process as rt
 
         stdio = self.stdio[name]
-        spec = (
-            rt.ProcessSpec.from_dict(process)
-            if hasattr(rt.ProcessSpec, "from_dict")
-            else rt.ProcessSpec(**process)
-        )
+        spec = rt.ProcessSpec.from_dict(process)
         stdin, stdout, stderr = stdio.child_fds
         if exec_into:
             proc = rt.exec_in(exec_into, spec, stdin, stdout, stderr)
@@ -416,9 +412,9 @@ class Shim:
             checker = self.spec.get("oom_check")
             if checker:
                 try:
-                    from .runtime import cgroups
+                    from .runtime.cgroups import Cgroup
 
-                    oom = bool(cgroups.oom_killed(checker))  # type: ignore[attr-defined]
+                    oom = Cgroup(checker).oom_killed()
                 except Exception:
                     oom = False
             self.exit = {"exit_code": exit_code, "oom_killed": oom, "finished_at": _now()}

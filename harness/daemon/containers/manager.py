@@ -513,16 +513,16 @@ class ContainerManager:
         if storage is not None and hasattr(storage, "unmount_rootfs"):
             with contextlib.suppress(Exception):
                 storage.unmount_rootfs(c.id)
-        cgroup = c.file("")  # placeholder: cgroups are removed by the runtime helper below
-        del cgroup
-        try:
-            from ..runtime import cgroups as cg
+        from ..runtime.cgroups import Cgroup
+        from ..runtime.errors import CgroupError
+        from .spec import cgroup_path
 
-            remove = getattr(cg, "remove_container_cgroup", None)
-            if callable(remove):
-                remove(self.daemon.config.get("cgroup-parent") or "docker", c.id)
-        except ImportError:
-            pass
+        try:
+            cgroup = Cgroup(cgroup_path(self.daemon, c))
+            if cgroup.exists():
+                cgroup.delete()
+        except (CgroupError, OSError, ValueError) as exc:
+            self.daemon.log.warning(f"failed to remove cgroup of container {c.id}: {exc}")
 
     # -- stop / kill / wait --------------------------------------------------------------------------
     async def kill(self, c: Container, signo: int, manual: bool = True) -> None:
@@ -585,9 +585,7 @@ class ContainerManager:
             raise conflict(f"container {c.id} is not running")
         if c.status == "paused":
             raise conflict(f"Container {c.id} is already paused")
-        from ..runtime import cgroups as cg
-
-        cg.freeze(self._cgroup_of(c))
+        self._cgroup_of(c).freeze()
         c.state.update(Status="paused", Paused=True)
         c.save()
         self.emit(c, "pause")
@@ -595,17 +593,16 @@ class ContainerManager:
     async def unpause(self, c: Container) -> None:
         if c.status != "paused":
             raise conflict(f"Container {c.id} is not paused")
-        from ..runtime import cgroups as cg
-
-        cg.thaw(self._cgroup_of(c))
+        self._cgroup_of(c).thaw()
         c.state.update(Status="running", Paused=False)
         c.save()
         self.emit(c, "unpause")
 
     def _cgroup_of(self, c: Container) -> Any:
-        from .spec import cgroup_for
+        from ..runtime.cgroups import Cgroup
+        from .spec import cgroup_path
 
-        return cgroup_for(self.daemon, c)
+        return Cgroup(cgroup_path(self.daemon, c))
 
     # -- remove / rename -----------------------------------------------------------------------------
     async def remove(

@@ -1,9 +1,9 @@
-"""From a container record to the process description the runtime executes (dockerd's OCI spec, in short).
+"""From a container record to the runtime's ``ProcessSpec`` (dockerd's OCI spec, in short).
 
-Kept as a plain dict so it can be written to the shim's ``spec.json``; the shim turns it
-into ``runtime.process.ProcessSpec``. Defaults follow moby ``daemon/oci_linux.go`` and
-``oci/defaults.go``: the default capability set, masked and read-only paths, /dev/shm,
-HOSTNAME and TERM in the environment, resources as cgroup limits.
+Kept as a plain dict (``ProcessSpec.to_dict`` shape) so it can be written to the shim's
+``spec.json``. Defaults follow moby ``daemon/oci_linux.go`` and ``oci/defaults.go``: the
+default capability set adjusted by CapAdd/CapDrop, masked and read-only paths, /dev/shm,
+HOSTNAME and TERM in the environment, HostConfig resources as cgroup limits.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from ..daemon import Daemon
     from .model import Container
 
-__all__ = ["DEFAULT_CAPS", "cgroup_for", "exec_process_spec", "process_spec"]
+__all__ = ["DEFAULT_CAPS", "cgroup_path", "exec_process_spec", "process_spec"]
 
 DEFAULT_CAPS = [
     "CAP_CHOWN",
@@ -36,18 +36,28 @@ DEFAULT_CAPS = [
     "CAP_AUDIT_WRITE",
 ]
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_PROPAGATIONS = ("rprivate", "private", "rshared", "shared", "rslave", "slave")
 
 
-def _env(config: dict[str, Any], hostname: str, tty: bool) -> list[str]:
-    env = list(config.get("Env") or [])
+def _env(env_in: list[str], hostname: str, tty: bool) -> list[str]:
+    env = list(env_in)
     keys = {e.split("=", 1)[0] for e in env}
     if "PATH" not in keys:
         env.insert(0, DEFAULT_PATH)
     if "HOSTNAME" not in keys:
-        env.append(f"HOSTNAME={hostname}")
+        env.insert(1, f"HOSTNAME={hostname}")
     if tty and "TERM" not in keys:
         env.append("TERM=xterm")
     return env
+
+
+def _bind(source: str, target: str, readonly: bool, propagation: str) -> dict[str, Any]:
+    return {
+        "destination": target,
+        "type": "bind",
+        "source": source,
+        "options": ["rbind", "ro" if readonly else "rw", propagation or "rprivate"],
+    }
 
 
 def _parse_bind(spec: str) -> dict[str, Any]:
@@ -59,58 +69,45 @@ def _parse_bind(spec: str) -> dict[str, Any]:
     if not target.startswith("/"):
         raise invalid(
             f"invalid volume specification: '{spec}': invalid mount config for type \"bind\": "
-            "invalid mount path: '" + target + "' mount path must be absolute"
+            f"invalid mount path: '{target}' mount path must be absolute"
         )
+    if not source.startswith("/"):
+        raise invalid(f"invalid volume specification: '{spec}': named volumes are not supported yet")
+    propagation = next((o for o in options if o in _PROPAGATIONS), "rprivate")
+    if not os.path.exists(source):
+        os.makedirs(source, exist_ok=True)  # dockerd creates a missing -v bind source directory
+    return _bind(source, target, "ro" in options, propagation)
+
+
+def _tmpfs(target: str, options: list[str]) -> dict[str, Any]:
     return {
-        "type": "bind",
-        "source": source,
-        "target": target,
-        "readonly": "ro" in options,
-        "propagation": next(
-            (o for o in options if o in ("rprivate", "private", "rshared", "shared", "rslave", "slave")),
-            "rprivate",
-        ),
+        "destination": target,
+        "type": "tmpfs",
+        "source": "tmpfs",
+        "options": ["nosuid", "nodev", "noexec", *[o for o in options if o]],
     }
 
 
 def _mounts(c: Container) -> list[dict[str, Any]]:
     hc = c.host_config
     mounts: list[dict[str, Any]] = []
-    shm = int(hc.get("ShmSize") or 67108864)
-    mounts.append(
-        {"type": "tmpfs", "target": "/dev/shm", "options": f"nosuid,noexec,nodev,mode=1777,size={shm}"}
-    )
-    for name in ("resolv.conf", "hostname", "hosts"):
-        mounts.append(
-            {
-                "type": "bind",
-                "source": c.file(name),
-                "target": f"/etc/{name}",
-                "readonly": False,
-                "propagation": "rprivate",
-            }
-        )
     for bind in hc.get("Binds") or []:
-        mount = _parse_bind(bind)
-        if not os.path.exists(mount["source"]):
-            os.makedirs(mount["source"], exist_ok=True)  # dockerd creates a missing bind source directory
-        mounts.append(mount)
+        mounts.append(_parse_bind(bind))
     for mount in hc.get("Mounts") or []:
         kind = mount.get("Type", "volume")
         if kind == "bind":
-            if not os.path.exists(mount.get("Source", "")):
+            source = mount.get("Source", "")
+            if not os.path.exists(source):
                 raise invalid(
-                    f'invalid mount config for type "bind": bind source path does not exist: '
-                    f"{mount.get('Source', '')}"
+                    f'invalid mount config for type "bind": bind source path does not exist: {source}'
                 )
             mounts.append(
-                {
-                    "type": "bind",
-                    "source": mount["Source"],
-                    "target": mount["Target"],
-                    "readonly": bool(mount.get("ReadOnly")),
-                    "propagation": (mount.get("BindOptions") or {}).get("Propagation") or "rprivate",
-                }
+                _bind(
+                    source,
+                    mount["Target"],
+                    bool(mount.get("ReadOnly")),
+                    (mount.get("BindOptions") or {}).get("Propagation") or "rprivate",
+                )
             )
         elif kind == "tmpfs":
             opts = mount.get("TmpfsOptions") or {}
@@ -118,133 +115,124 @@ def _mounts(c: Container) -> list[dict[str, Any]]:
             if opts.get("SizeBytes"):
                 extra.append(f"size={opts['SizeBytes']}")
             if opts.get("Mode"):
-                extra.append(f"mode={opts['Mode']:o}")
-            mounts.append(
-                {
-                    "type": "tmpfs",
-                    "target": mount["Target"],
-                    "options": ",".join(["nosuid", "nodev", "noexec", *extra]),
-                }
-            )
+                extra.append(f"mode={int(opts['Mode']):o}")
+            mounts.append(_tmpfs(mount["Target"], extra))
+        else:
+            raise invalid(f"mount type {kind!r} is not supported by refd yet")
     for target, options in (hc.get("Tmpfs") or {}).items():
-        mounts.append(
-            {
-                "type": "tmpfs",
-                "target": target,
-                "options": ",".join(o for o in ["nosuid", "nodev", "noexec", options] if o),
-            }
-        )
+        mounts.append(_tmpfs(target, options.split(",") if options else []))
     return mounts
 
 
-def _caps(hc: dict[str, Any]) -> list[str]:
+def capabilities(hc: dict[str, Any]) -> list[str] | None:
+    """The container's capability list, or None for "every host capability" (Privileged)."""
     if hc.get("Privileged"):
-        return ["ALL"]
-    caps = list(DEFAULT_CAPS)
-    add = [str(x).upper() for x in (hc.get("CapAdd") or [])]
-    drop = [str(x).upper() for x in (hc.get("CapDrop") or [])]
+        return None
 
     def norm(cap: str) -> str:
+        cap = str(cap).upper()
         return cap if cap == "ALL" or cap.startswith("CAP_") else f"CAP_{cap}"
 
-    add, drop = [norm(x) for x in add], [norm(x) for x in drop]
-    caps = [] if "ALL" in drop else [x for x in caps if x not in drop]
+    add = [norm(x) for x in (hc.get("CapAdd") or [])]
+    drop = [norm(x) for x in (hc.get("CapDrop") or [])]
     if "ALL" in add:
-        return ["ALL"]
+        return [*DEFAULT_CAPS, "ALL"] if "ALL" not in drop else ["ALL"]
+    caps = [] if "ALL" in drop else [x for x in DEFAULT_CAPS if x not in drop]
     return caps + [x for x in add if x not in caps]
 
 
-def _rlimits(daemon: Daemon, hc: dict[str, Any]) -> list[dict[str, Any]]:
-    limits: dict[str, dict[str, Any]] = {}
+def _rlimits(daemon: Daemon, hc: dict[str, Any]) -> dict[str, list[int]]:
+    limits: dict[str, list[int]] = {}
     for name, value in (daemon.config.get("default-ulimit") or {}).items():
         if isinstance(value, dict):
-            limits[name] = {
-                "name": name,
-                "soft": int(value.get("Soft", 0)),
-                "hard": int(value.get("Hard", 0)),
-            }
+            limits[name] = [int(value.get("Soft", 0)), int(value.get("Hard", 0))]
         else:
             soft, _, hard = str(value).partition(":")
-            limits[name] = {"name": name, "soft": int(soft), "hard": int(hard or soft)}
+            limits[name] = [int(soft), int(hard or soft)]
     for item in hc.get("Ulimits") or []:
-        limits[item["Name"]] = {"name": item["Name"], "soft": int(item["Soft"]), "hard": int(item["Hard"])}
-    return list(limits.values())
+        limits[item["Name"]] = [int(item["Soft"]), int(item["Hard"])]
+    return limits
 
 
-def cgroup_for(daemon: Daemon, c: Container) -> dict[str, Any]:
-    """Where the container's cgroup lives and the limits it carries."""
-    hc = c.host_config
-    nano = int(hc.get("NanoCpus") or 0)
-    period, quota = int(hc.get("CpuPeriod") or 0), int(hc.get("CpuQuota") or 0)
-    if nano:
-        period, quota = 100000, nano * 100000 // 1_000_000_000
-    return {
-        "parent": hc.get("CgroupParent") or daemon.config.get("cgroup-parent") or "docker",
-        "name": c.id,
-        "memory": int(hc.get("Memory") or 0),
-        "memory_swap": int(hc.get("MemorySwap") or 0),
-        "memory_reservation": int(hc.get("MemoryReservation") or 0),
-        "cpu_shares": int(hc.get("CpuShares") or 0),
-        "cpu_period": period,
-        "cpu_quota": quota,
-        "cpuset_cpus": hc.get("CpusetCpus") or "",
-        "cpuset_mems": hc.get("CpusetMems") or "",
-        "pids_limit": int(hc.get("PidsLimit") or 0),
-        "oom_kill_disable": bool(hc.get("OomKillDisable")),
-    }
+def cgroup_path(daemon: Daemon, c: Container) -> str:
+    """``/<cgroup-parent>/<id>`` like dockerd's cgroupfs driver."""
+    parent = c.host_config.get("CgroupParent") or daemon.config.get("cgroup-parent") or "docker"
+    return "/" + "/".join(p for p in (parent.strip("/"), c.id) if p)
 
 
-def _network(hc: dict[str, Any]) -> str:
-    mode = hc.get("NetworkMode") or "default"
-    if mode == "host":
-        return "host"
-    if mode.startswith("container:"):
-        return mode
-    return "new"
+def _gids(groups: list[Any]) -> list[int]:
+    return [int(g) for g in groups if str(g).isdigit()]
+
+
+def _namespaces(hc: dict[str, Any], daemon: Daemon) -> dict[str, str]:
+    modes = {"mnt": "new", "uts": "new", "ipc": "new", "pid": "new", "net": "new"}
+    network = hc.get("NetworkMode") or "default"
+    if network == "host":
+        modes["net"] = "host"
+        modes["uts"] = "host"
+    elif network.startswith("container:"):
+        other = daemon.containers.get(network.split(":", 1)[1])
+        modes["net"] = f"/proc/{other.state['Pid']}/ns/net"
+    if hc.get("PidMode") == "host":
+        modes["pid"] = "host"
+    if hc.get("IpcMode") == "host":
+        modes["ipc"] = "host"
+    if hc.get("UTSMode") == "host":
+        modes["uts"] = "host"
+    return modes
 
 
 def process_spec(daemon: Daemon, c: Container, rootfs: str) -> dict[str, Any]:
-    """The container's init process: argv, environment, identity, mounts, namespaces and limits."""
+    """The container's init process for ``runtime.process.spawn``."""
+    from ..runtime.cgroups import resources_from_host_config
+
     hc = c.host_config
     cfg = c.config
     tty = bool(cfg.get("Tty"))
-    hostname = cfg.get("Hostname") or c.short_id
-    security = hc.get("SecurityOpt") or []
+    namespaces = _namespaces(hc, daemon)
+    hostname = (cfg.get("Hostname") or c.short_id) if namespaces["uts"] == "new" else ""
+    security = [str(s) for s in (hc.get("SecurityOpt") or [])]
+    privileged = bool(hc.get("Privileged"))
+    init = hc.get("Init")
     return {
         "args": [c.path, *c.args],
-        "env": _env(cfg, hostname, tty),
+        "env": _env(list(cfg.get("Env") or []), cfg.get("Hostname") or c.short_id, tty),
         "cwd": cfg.get("WorkingDir") or "/",
         "user": cfg.get("User") or "",
-        "additional_groups": list(hc.get("GroupAdd") or []),
+        "additional_gids": _gids(list(hc.get("GroupAdd") or [])),
         "tty": tty,
+        "no_new_privileges": bool(daemon.config.get("no-new-privileges"))
+        or any(
+            s in ("no-new-privileges", "no-new-privileges:true", "no-new-privileges=true") for s in security
+        ),
+        "privileged": privileged,
+        "capabilities": capabilities(hc),
+        "rlimits": _rlimits(daemon, hc),
         "hostname": hostname,
-        "domainname": cfg.get("Domainname") or "",
         "rootfs": rootfs,
         "readonly_rootfs": bool(hc.get("ReadonlyRootfs")),
         "mounts": _mounts(c),
-        "caps": _caps(hc),
-        "privileged": bool(hc.get("Privileged")),
-        "no_new_privileges": bool(daemon.config.get("no-new-privileges"))
-        or "no-new-privileges" in security
-        or "no-new-privileges:true" in security,
-        "masked_paths": [] if hc.get("Privileged") else list(hc.get("MaskedPaths") or []),
-        "readonly_paths": [] if hc.get("Privileged") else list(hc.get("ReadonlyPaths") or []),
-        "rlimits": _rlimits(daemon, hc),
-        "oom_score_adj": int(hc.get("OomScoreAdj") or 0),
-        "network": _network(hc),
-        "pid_mode": hc.get("PidMode") or "",
-        "ipc_mode": hc.get("IpcMode") or "private",
-        "uts_mode": hc.get("UTSMode") or "",
-        "cgroup": cgroup_for(daemon, c),
-        "init": bool(hc.get("Init") if hc.get("Init") is not None else daemon.config.get("init")),
+        "masked_paths": [] if privileged else list(hc.get("MaskedPaths") or []),
+        "readonly_paths": [] if privileged else list(hc.get("ReadonlyPaths") or []),
+        "hosts_path": c.file("hosts"),
+        "hostname_path": c.file("hostname"),
+        "resolv_conf_path": c.file("resolv.conf"),
+        "shm_size": int(hc.get("ShmSize") or 67108864),
         "sysctls": dict(hc.get("Sysctls") or {}),
+        "namespaces": namespaces,
+        "cgroup": cgroup_path(daemon, c),
+        "resources": resources_from_host_config(hc).to_dict(),
+        "oom_score_adj": int(hc.get("OomScoreAdj") or 0) or None,
+        "init": bool(init if init is not None else daemon.config.get("init")),
     }
 
 
 def exec_process_spec(daemon: Daemon, c: Container, request: dict[str, Any], tty: bool) -> dict[str, Any]:
     """An exec'd process: the container's identity and environment with the exec's overrides."""
+    from .create import merge_env
+
     env = _env(
-        {"Env": [*(c.config.get("Env") or []), *(request.get("Env") or [])]},
+        merge_env(list(c.config.get("Env") or []), list(request.get("Env") or [])),
         c.config.get("Hostname") or c.short_id,
         tty,
     )
@@ -255,10 +243,8 @@ def exec_process_spec(daemon: Daemon, c: Container, request: dict[str, Any], tty
         "cwd": request.get("WorkingDir") or c.config.get("WorkingDir") or "/",
         "user": request.get("User") or c.config.get("User") or "",
         "tty": tty,
-        "caps": ["ALL"] if privileged else _caps(c.host_config),
         "privileged": privileged,
+        "capabilities": None if privileged else capabilities(c.host_config),
         "no_new_privileges": bool(daemon.config.get("no-new-privileges")),
-        "rlimits": _rlimits(daemon, c.host_config),
-        "cgroup": cgroup_for(daemon, c),
-        "additional_groups": list(c.host_config.get("GroupAdd") or []),
+        "additional_gids": _gids(list(c.host_config.get("GroupAdd") or [])),
     }
