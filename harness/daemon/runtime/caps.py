@@ -48,21 +48,65 @@ __all__ = [
 
 #: Every capability name by number (linux/capability.h), up to CAP_CHECKPOINT_RESTORE (40).
 CAPABILITIES: tuple[str, ...] = (
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
-    "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT",
-    "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
-    "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG",
-    "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
     "CAP_CHECKPOINT_RESTORE",
 )
 _NUMBERS = {name: i for i, name in enumerate(CAPABILITIES)}
 
 #: dockerd's default capabilities (moby ``oci/caps.DefaultCapabilities``), in moby's order.
 DEFAULT_CAPABILITIES: tuple[str, ...] = (
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID",
-    "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
     "CAP_AUDIT_WRITE",
 )
 ALL = "ALL"
@@ -130,9 +174,14 @@ def normalise(names: Iterable[str]) -> list[str]:
     return out
 
 
-def tweak(basics: Iterable[str], adds: Iterable[str] = (), drops: Iterable[str] = (), privileged: bool = False,
-          host: Iterable[str] | None = None) -> list[str]:
-    """moby's TweakCapabilities, with ALL/privileged meaning the host's bounding set (``host``, default: ours)."""
+def tweak(
+    basics: Iterable[str],
+    adds: Iterable[str] = (),
+    drops: Iterable[str] = (),
+    privileged: bool = False,
+    host: Iterable[str] | None = None,
+) -> list[str]:
+    """moby TweakCapabilities; ALL/privileged mean the host's bounding set (``host``; default ours)."""
     adds, drops = list(adds), list(drops)
     everything = [c for c in known_capabilities() if c in (set(host) if host is not None else bounding_set())]
     if privileged:
@@ -161,7 +210,7 @@ class CapabilitySet:
 
     @classmethod
     def docker(cls, names: Iterable[str], ambient: bool = False) -> CapabilitySet:
-        """dockerd's shape: bounding = effective = permitted = ``names``; inheritable/ambient only if asked."""
+        """dockerd's shape: bounding = effective = permitted = ``names``; inheritable/ambient if asked."""
         caps = frozenset(names)
         return cls(caps, caps, caps, caps if ambient else frozenset(), caps if ambient else frozenset())
 
@@ -171,8 +220,10 @@ class CapabilitySet:
         return cls.docker(bounding_set())
 
     def to_dict(self) -> dict[str, list[str]]:
-        return {k: sorted(getattr(self, k), key=cap_number)
-                for k in ("bounding", "effective", "permitted", "inheritable", "ambient")}
+        return {
+            k: sorted(getattr(self, k), key=cap_number)
+            for k in ("bounding", "effective", "permitted", "inheritable", "ambient")
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Iterable[str]]) -> CapabilitySet:
@@ -195,7 +246,7 @@ def before_user_switch(caps: CapabilitySet) -> None:
 
 
 def after_user_switch(caps: CapabilitySet) -> None:
-    """Set effective/permitted/inheritable, then raise ambient capabilities (which need both of the latter)."""
+    """Set effective/permitted/inheritable, then raise ambient (needs both latter)."""
     sc.prctl(sc.PR_SET_KEEPCAPS, 0)
     sc.capset(mask(caps.effective), mask(caps.permitted), mask(caps.inheritable))
     for name in sorted(caps.ambient, key=cap_number):

@@ -56,12 +56,23 @@ DEFAULT_PARENT = "docker"
 DEFAULT_V2_CONTROLLERS = ("cpuset", "cpu", "io", "memory", "pids")
 #: dockerd's (runc's) default device allow-list for the v1 devices controller; all else is denied.
 DEFAULT_DEVICE_RULES: tuple[str, ...] = (
-    "c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm", "c 5:0 rwm",
-    "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm", "c 10:200 rwm",
+    "c *:* m",
+    "b *:* m",
+    "c 1:3 rwm",
+    "c 1:5 rwm",
+    "c 1:7 rwm",
+    "c 1:8 rwm",
+    "c 1:9 rwm",
+    "c 5:0 rwm",
+    "c 5:1 rwm",
+    "c 5:2 rwm",
+    "c 136:* rwm",
+    "c 10:200 rwm",
 )
 _UNLIMITED_V1 = 1 << 62  # v1 reports "no limit" as PAGE_COUNTER_MAX pages, about 2**63
-_V1_MOUNT_OPTIONS = frozenset({"rw", "ro", "xattr", "noprefix", "clone_children", "cpuset_v2_mode",
-                               "favordynmods", "nofavordynmods"})
+_V1_MOUNT_OPTIONS = frozenset(
+    {"rw", "ro", "xattr", "noprefix", "clone_children", "cpuset_v2_mode", "favordynmods", "nofavordynmods"}
+)
 _CLK_TCK = os.sysconf("SC_CLK_TCK") if "SC_CLK_TCK" in os.sysconf_names else 100
 
 
@@ -75,8 +86,9 @@ def _write(path: str, value: str) -> None:
         finally:
             os.close(fd)
     except OSError as exc:
-        raise CgroupError(f'failed to write "{value}": write {path}: {go_strerror(exc.errno or 0)}',
-                          exc.errno or 0) from None
+        raise CgroupError(
+            f'failed to write "{value}": write {path}: {go_strerror(exc.errno or 0)}', exc.errno or 0
+        ) from None
 
 
 def _read(path: str) -> str | None:
@@ -119,7 +131,7 @@ def _read_pids(path: str) -> list[int]:
 # -- hierarchies ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Hierarchy:
-    """A mounted cgroup hierarchy: v1 (``name`` like ``memory``, ``cpu,cpuacct``, ``name=systemd``) or v2 (``""``)."""
+    """A mounted hierarchy: v1 (``name``: ``memory``, ``cpu,cpuacct``, ``name=systemd``) or v2 (``""``)."""
 
     name: str
     controllers: frozenset[str]
@@ -136,7 +148,7 @@ class CgroupFS:
 
     @classmethod
     def detect(cls) -> CgroupFS:
-        """The host's layout: v2 if /sys/fs/cgroup is cgroup2, else the v1 hierarchies (hybrid's v2 ignored)."""
+        """The host's layout: v2 if /sys/fs/cgroup is cgroup2, else v1 hierarchies (hybrid's v2 ignored)."""
         mounts = read_mountinfo()
         for m in mounts:
             if m.fstype == "cgroup2" and m.mountpoint == "/sys/fs/cgroup":
@@ -146,14 +158,19 @@ class CgroupFS:
         for m in mounts:
             if m.fstype != "cgroup":
                 continue
-            ctrls = frozenset(o for o in m.super_options
-                              if o.startswith("name=") or (o in known and o not in _V1_MOUNT_OPTIONS))
+            ctrls = frozenset(
+                o
+                for o in m.super_options
+                if o.startswith("name=") or (o in known and o not in _V1_MOUNT_OPTIONS)
+            )
             if not ctrls:
                 continue
             old = seen.get(ctrls)
             if old is None or (old.root != "/" and m.root == "/"):
-                name = ",".join(sorted(c for c in ctrls if not c.startswith("name="))
-                                + sorted(c for c in ctrls if c.startswith("name=")))
+                name = ",".join(
+                    sorted(c for c in ctrls if not c.startswith("name="))
+                    + sorted(c for c in ctrls if c.startswith("name="))
+                )
                 seen[ctrls] = Hierarchy(name, ctrls, m.mountpoint, m.root)
         if seen:
             return cls(1, tuple(seen.values()))
@@ -180,7 +197,9 @@ class CgroupFS:
         """Controllers usable for containers: v1 mounted ones; v2 the root's cgroup.controllers."""
         if self.version == 1:
             return frozenset(c for h in self.hierarchies for c in h.controllers if not c.startswith("name="))
-        return frozenset((_read(os.path.join(self.hierarchies[0].mountpoint, "cgroup.controllers")) or "").split())
+        return frozenset(
+            (_read(os.path.join(self.hierarchies[0].mountpoint, "cgroup.controllers")) or "").split()
+        )
 
     def own_path(self, h: Hierarchy, pid: int | str = "self") -> str:
         """``pid``'s cgroup path in hierarchy ``h`` (from /proc/<pid>/cgroup), "/" if not listed."""
@@ -196,7 +215,7 @@ class CgroupFS:
         """The host directory of an absolute cgroup path in ``h``."""
         rel = cgroup_path
         if h.root != "/" and (rel == h.root or rel.startswith(h.root.rstrip("/") + "/")):
-            rel = rel[len(h.root.rstrip("/")):]
+            rel = rel[len(h.root.rstrip("/")) :]
         return os.path.normpath(os.path.join(h.mountpoint, rel.lstrip("/")))
 
 
@@ -249,7 +268,7 @@ class Resources:
 
 
 def resources_from_host_config(host_config: Mapping[str, Any]) -> Resources:
-    """dockerd's mapping of HostConfig to cgroup limits (NanoCpus -> quota, swap defaulting to twice memory)."""
+    """dockerd's mapping of HostConfig to cgroup limits (NanoCpus -> quota, swap 2x memory)."""
     hc = host_config
 
     def num(key: str) -> int | None:
@@ -272,10 +291,18 @@ def resources_from_host_config(host_config: Mapping[str, Any]) -> Resources:
         devices = DEFAULT_DEVICE_RULES + tuple(hc.get("DeviceCgroupRules") or ())
     pids = hc.get("PidsLimit")
     return Resources(
-        memory=memory, memory_swap=swap if memory or swap else None, memory_reservation=num("MemoryReservation"),
-        oom_kill_disable=True if hc.get("OomKillDisable") else None, cpu_shares=num("CpuShares"),
-        cpu_quota=quota, cpu_period=period, cpuset_cpus=hc.get("CpusetCpus") or None,
-        cpuset_mems=hc.get("CpusetMems") or None, pids_limit=int(pids) if pids else None, devices=devices)
+        memory=memory,
+        memory_swap=swap if memory or swap else None,
+        memory_reservation=num("MemoryReservation"),
+        oom_kill_disable=True if hc.get("OomKillDisable") else None,
+        cpu_shares=num("CpuShares"),
+        cpu_quota=quota,
+        cpu_period=period,
+        cpuset_cpus=hc.get("CpusetCpus") or None,
+        cpuset_mems=hc.get("CpusetMems") or None,
+        pids_limit=int(pids) if pids else None,
+        devices=devices,
+    )
 
 
 @dataclass(frozen=True)
@@ -335,16 +362,18 @@ class Cgroup:
         d = self.dir_for(controller)
         if d is None or not os.path.exists(os.path.join(d, name)):
             where = d or f"any {controller} hierarchy"
-            raise CgroupError(f'cgroup controller "{controller}" is not available ({name} missing in {where})',
-                              errno.ENOENT)
+            raise CgroupError(
+                f'cgroup controller "{controller}" is not available ({name} missing in {where})', errno.ENOENT
+            )
         return os.path.join(d, name)
 
     def exists(self) -> bool:
         return any(os.path.isdir(d) for d in self.dirs.values())
 
     # -- lifecycle -------------------------------------------------------------------------------
-    def create(self, resources: Resources | None = None,
-               controllers: Iterable[str] = DEFAULT_V2_CONTROLLERS) -> Cgroup:
+    def create(
+        self, resources: Resources | None = None, controllers: Iterable[str] = DEFAULT_V2_CONTROLLERS
+    ) -> Cgroup:
         """Make the directories (and missing parents), ready to take processes; apply ``resources`` if given.
 
         v1: each cpuset level with empty cpus/mems gets its parent's, or joining fails with ENOSPC.
@@ -359,7 +388,9 @@ class Cgroup:
                 except FileExistsError:
                     pass
                 except OSError as exc:
-                    raise CgroupError(f"mkdir {level}: {go_strerror(exc.errno or 0)}", exc.errno or 0) from None
+                    raise CgroupError(
+                        f"mkdir {level}: {go_strerror(exc.errno or 0)}", exc.errno or 0
+                    ) from None
                 else:
                     self.created.append(level)
                 if "cpuset" in h.controllers:
@@ -419,8 +450,9 @@ class Cgroup:
                 os.kill(pid, sig)
 
     def delete(self, timeout: float = 10.0) -> None:
-        """Remove the cgroup everywhere: on EBUSY thaw, kill what is left and retry; then prune created parents."""
+        """Remove the cgroup everywhere: on EBUSY thaw, kill and retry; prune created parents."""
         deadline = time.monotonic() + timeout
+        self._thaw_tree()  # frozen tasks cannot die: thaw before anything is killed
         for h in self.fs.hierarchies:
             self._remove_tree(h, self.dirs[h.name], deadline)
         leaves = set(self.dirs.values())
@@ -449,9 +481,12 @@ class Cgroup:
             except OSError as exc:
                 if exc.errno != errno.EBUSY or time.monotonic() > deadline:
                     pids = _read_pids(os.path.join(d, "cgroup.procs"))
-                    raise CgroupError(f"unable to remove cgroup {d}: {go_strerror(exc.errno or 0)}"
-                                      + (f" (processes left: {pids})" if pids else ""), exc.errno or 0) from None
-            self._thaw_dir(h, d)
+                    raise CgroupError(
+                        f"unable to remove cgroup {d}: {go_strerror(exc.errno or 0)}"
+                        + (f" (processes left: {pids})" if pids else ""),
+                        exc.errno or 0,
+                    ) from None
+            self._thaw_tree()
             if self.fs.version == 2 and os.path.exists(os.path.join(d, "cgroup.kill")):
                 with contextlib.suppress(CgroupError):
                     _write(os.path.join(d, "cgroup.kill"), "1")
@@ -461,12 +496,18 @@ class Cgroup:
             time.sleep(delay)
             delay = min(delay * 2, 0.1)
 
-    def _thaw_dir(self, h: Hierarchy, d: str) -> None:
-        with contextlib.suppress(CgroupError):
-            if self.fs.version == 2 and (_read(os.path.join(d, "cgroup.freeze")) or "0").strip() == "1":
-                _write(os.path.join(d, "cgroup.freeze"), "0")
-            elif "freezer" in h.controllers and (_read(os.path.join(d, "freezer.state")) or "").strip() != "THAWED":
-                _write(os.path.join(d, "freezer.state"), "THAWED")
+    def _thaw_tree(self) -> None:
+        """Thaw this cgroup and every cgroup below it (best effort)."""
+        top = self.dirs[""] if self.fs.version == 2 else self.dir_for("freezer")
+        if top is None:
+            return
+        for d in _walk(top):
+            with contextlib.suppress(CgroupError, OSError):
+                if self.fs.version == 2:
+                    if (_read(os.path.join(d, "cgroup.freeze")) or "0").strip() == "1":
+                        _write(os.path.join(d, "cgroup.freeze"), "0")
+                elif (_read(os.path.join(d, "freezer.state")) or "THAWED").strip() != "THAWED":
+                    _write(os.path.join(d, "freezer.state"), "THAWED")
 
     # -- resources -------------------------------------------------------------------------------
     def apply(self, r: Resources) -> None:
@@ -567,7 +608,9 @@ class Cgroup:
         while self.state() != "FROZEN":
             if time.monotonic() > deadline:
                 self.thaw()
-                raise CgroupError(f"timeout after {timeout:g}s waiting for {self.path} to freeze", errno.ETIMEDOUT)
+                raise CgroupError(
+                    f"timeout after {timeout:g}s waiting for {self.path} to freeze", errno.ETIMEDOUT
+                )
             tick += 1
             if self.fs.version == 1 and tick % 20 == 0:
                 _write(state_file, "FROZEN")  # runc re-writes: a fork in flight can leave it FREEZING
@@ -622,9 +665,13 @@ class Cgroup:
             cpu_usage_ns=(_read_int(os.path.join(acct, "cpuacct.usage")) or 0) if acct else 0,
             cpu_user_ns=acct_stat.get("user", 0) * tick_ns,
             cpu_system_ns=acct_stat.get("system", 0) * tick_ns,
-            percpu_usage_ns=tuple(int(x) for x in (_read(os.path.join(acct, "cpuacct.usage_percpu")) or "").split())
-            if acct else (),
-            throttling_periods=cpu_stat.get("nr_periods", 0), throttled_periods=cpu_stat.get("nr_throttled", 0),
+            percpu_usage_ns=tuple(
+                int(x) for x in (_read(os.path.join(acct, "cpuacct.usage_percpu")) or "").split()
+            )
+            if acct
+            else (),
+            throttling_periods=cpu_stat.get("nr_periods", 0),
+            throttled_periods=cpu_stat.get("nr_throttled", 0),
             throttled_time_ns=cpu_stat.get("throttled_time", 0),
             pids_current=(_read_int(os.path.join(pids, "pids.current")) or 0) if pids else 0,
             pids_limit=_read_int(os.path.join(pids, "pids.max")) if pids else None,
@@ -642,7 +689,8 @@ class Cgroup:
             cpu_usage_ns=cpu_stat.get("usage_usec", 0) * 1000,
             cpu_user_ns=cpu_stat.get("user_usec", 0) * 1000,
             cpu_system_ns=cpu_stat.get("system_usec", 0) * 1000,
-            throttling_periods=cpu_stat.get("nr_periods", 0), throttled_periods=cpu_stat.get("nr_throttled", 0),
+            throttling_periods=cpu_stat.get("nr_periods", 0),
+            throttled_periods=cpu_stat.get("nr_throttled", 0),
             throttled_time_ns=cpu_stat.get("throttled_usec", 0) * 1000,
             pids_current=_read_int(os.path.join(d, "pids.current")) or 0,
             pids_limit=_read_int(os.path.join(d, "pids.max")),

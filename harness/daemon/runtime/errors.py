@@ -15,7 +15,7 @@ __all__ = ["CgroupError", "ContainerStartError", "RuntimeFailure", "go_strerror"
 
 
 def go_strerror(errno_: int) -> str:
-    """``strerror`` spelled as Go prints ``syscall.Errno`` (lower-case first letter), as runc's messages do."""
+    """``strerror`` spelled as Go prints ``syscall.Errno`` (lower-case first letter), as in runc's texts."""
     text = os.strerror(errno_)
     return text[:1].lower() + text[1:] if text else f"errno {errno_}"
 

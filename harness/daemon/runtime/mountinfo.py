@@ -42,17 +42,28 @@ def read_mountinfo(pid: int | str = "self") -> list[MountInfo]:
         for line in fh:
             fields = line.split()
             sep = fields.index("-", 6)
-            out.append(MountInfo(
-                mount_id=int(fields[0]), parent_id=int(fields[1]), device=fields[2],
-                root=_unescape(fields[3]), mountpoint=_unescape(fields[4]),
-                options=frozenset(fields[5].split(",")), optional=tuple(fields[6:sep]),
-                fstype=fields[sep + 1], source=_unescape(fields[sep + 2]) if len(fields) > sep + 2 else "",
-                super_options=tuple(fields[sep + 3].split(",")) if len(fields) > sep + 3 else ()))
+            out.append(
+                MountInfo(
+                    mount_id=int(fields[0]),
+                    parent_id=int(fields[1]),
+                    device=fields[2],
+                    root=_unescape(fields[3]),
+                    mountpoint=_unescape(fields[4]),
+                    options=frozenset(fields[5].split(",")),
+                    optional=tuple(fields[6:sep]),
+                    fstype=fields[sep + 1],
+                    source=_unescape(fields[sep + 2]) if len(fields) > sep + 2 else "",
+                    super_options=tuple(fields[sep + 3].split(",")) if len(fields) > sep + 3 else (),
+                )
+            )
     return out
 
 
 def mounts_under(prefix: str, pid: int | str = "self") -> list[MountInfo]:
     """Mounts at or below ``prefix`` (a directory path), e.g. to prove a test left nothing mounted."""
     prefix = prefix.rstrip("/") or "/"
-    return [m for m in read_mountinfo(pid)
-            if m.mountpoint == prefix or m.mountpoint.startswith(prefix + "/") or prefix == "/"]
+    return [
+        m
+        for m in read_mountinfo(pid)
+        if m.mountpoint == prefix or m.mountpoint.startswith(prefix + "/") or prefix == "/"
+    ]

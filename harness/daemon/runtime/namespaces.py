@@ -39,8 +39,14 @@ HOST = "host"
 
 #: Namespace kinds by their ``/proc/<pid>/ns`` names, with their CLONE_* flags.
 KINDS: dict[str, int] = {
-    "mnt": sc.CLONE_NEWNS, "uts": sc.CLONE_NEWUTS, "ipc": sc.CLONE_NEWIPC, "net": sc.CLONE_NEWNET,
-    "pid": sc.CLONE_NEWPID, "cgroup": sc.CLONE_NEWCGROUP, "user": sc.CLONE_NEWUSER, "time": sc.CLONE_NEWTIME,
+    "mnt": sc.CLONE_NEWNS,
+    "uts": sc.CLONE_NEWUTS,
+    "ipc": sc.CLONE_NEWIPC,
+    "net": sc.CLONE_NEWNET,
+    "pid": sc.CLONE_NEWPID,
+    "cgroup": sc.CLONE_NEWCGROUP,
+    "user": sc.CLONE_NEWUSER,
+    "time": sc.CLONE_NEWTIME,
 }
 #: OCI spells some kinds differently; accepted as aliases.
 _ALIASES = {"mount": "mnt", "network": "net"}
@@ -56,7 +62,9 @@ def normalise_modes(modes: Mapping[str, str]) -> dict[str, str]:
         if kind not in KINDS:
             raise ValueError(f"unknown namespace kind {kind!r}")
         if mode not in (NEW, HOST) and not mode.startswith("/"):
-            raise ValueError(f"namespace {kind}: mode must be 'new', 'host' or an absolute path, not {mode!r}")
+            raise ValueError(
+                f"namespace {kind}: mode must be 'new', 'host' or an absolute path, not {mode!r}"
+            )
         out[kind] = mode
     return out
 

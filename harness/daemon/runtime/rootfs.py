@@ -56,36 +56,76 @@ DEFAULT_SHM_SIZE = 64 * 1024 * 1024
 
 #: dockerd 28's default masked paths (moby ``oci.DefaultLinuxSpec``).
 DEFAULT_MASKED_PATHS: tuple[str, ...] = (
-    "/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-    "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
     "/sys/devices/virtual/powercap",
 )
 #: dockerd 28's default read-only paths.
-DEFAULT_READONLY_PATHS: tuple[str, ...] = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
+DEFAULT_READONLY_PATHS: tuple[str, ...] = (
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+)
 
 _FLAGS: dict[str, tuple[bool, int]] = {  # option -> (clear?, flag)
-    "ro": (False, sc.MS_RDONLY), "rw": (True, sc.MS_RDONLY),
-    "nosuid": (False, sc.MS_NOSUID), "suid": (True, sc.MS_NOSUID),
-    "nodev": (False, sc.MS_NODEV), "dev": (True, sc.MS_NODEV),
-    "noexec": (False, sc.MS_NOEXEC), "exec": (True, sc.MS_NOEXEC),
-    "sync": (False, sc.MS_SYNCHRONOUS), "async": (True, sc.MS_SYNCHRONOUS),
-    "dirsync": (False, sc.MS_DIRSYNC), "remount": (False, sc.MS_REMOUNT),
-    "mand": (False, sc.MS_MANDLOCK), "nomand": (True, sc.MS_MANDLOCK),
-    "noatime": (False, sc.MS_NOATIME), "atime": (True, sc.MS_NOATIME),
-    "nodiratime": (False, sc.MS_NODIRATIME), "diratime": (True, sc.MS_NODIRATIME),
-    "relatime": (False, sc.MS_RELATIME), "norelatime": (True, sc.MS_RELATIME),
-    "strictatime": (False, sc.MS_STRICTATIME), "nostrictatime": (True, sc.MS_STRICTATIME),
-    "nosymfollow": (False, sc.MS_NOSYMFOLLOW), "symfollow": (True, sc.MS_NOSYMFOLLOW),
-    "bind": (False, sc.MS_BIND), "rbind": (False, sc.MS_BIND | sc.MS_REC),
+    "ro": (False, sc.MS_RDONLY),
+    "rw": (True, sc.MS_RDONLY),
+    "nosuid": (False, sc.MS_NOSUID),
+    "suid": (True, sc.MS_NOSUID),
+    "nodev": (False, sc.MS_NODEV),
+    "dev": (True, sc.MS_NODEV),
+    "noexec": (False, sc.MS_NOEXEC),
+    "exec": (True, sc.MS_NOEXEC),
+    "sync": (False, sc.MS_SYNCHRONOUS),
+    "async": (True, sc.MS_SYNCHRONOUS),
+    "dirsync": (False, sc.MS_DIRSYNC),
+    "remount": (False, sc.MS_REMOUNT),
+    "mand": (False, sc.MS_MANDLOCK),
+    "nomand": (True, sc.MS_MANDLOCK),
+    "noatime": (False, sc.MS_NOATIME),
+    "atime": (True, sc.MS_NOATIME),
+    "nodiratime": (False, sc.MS_NODIRATIME),
+    "diratime": (True, sc.MS_NODIRATIME),
+    "relatime": (False, sc.MS_RELATIME),
+    "norelatime": (True, sc.MS_RELATIME),
+    "strictatime": (False, sc.MS_STRICTATIME),
+    "nostrictatime": (True, sc.MS_STRICTATIME),
+    "nosymfollow": (False, sc.MS_NOSYMFOLLOW),
+    "symfollow": (True, sc.MS_NOSYMFOLLOW),
+    "bind": (False, sc.MS_BIND),
+    "rbind": (False, sc.MS_BIND | sc.MS_REC),
 }
 _PROPAGATION = {
-    "private": sc.MS_PRIVATE, "rprivate": sc.MS_PRIVATE | sc.MS_REC, "shared": sc.MS_SHARED,
-    "rshared": sc.MS_SHARED | sc.MS_REC, "slave": sc.MS_SLAVE, "rslave": sc.MS_SLAVE | sc.MS_REC,
-    "unbindable": sc.MS_UNBINDABLE, "runbindable": sc.MS_UNBINDABLE | sc.MS_REC,
+    "private": sc.MS_PRIVATE,
+    "rprivate": sc.MS_PRIVATE | sc.MS_REC,
+    "shared": sc.MS_SHARED,
+    "rshared": sc.MS_SHARED | sc.MS_REC,
+    "slave": sc.MS_SLAVE,
+    "rslave": sc.MS_SLAVE | sc.MS_REC,
+    "unbindable": sc.MS_UNBINDABLE,
+    "runbindable": sc.MS_UNBINDABLE | sc.MS_REC,
 }
 #: statvfs f_flag bits -> mount flags that a bind remount must repeat (or the kernel refuses/changes them).
-_ST_TO_MS = ((1, sc.MS_RDONLY), (2, sc.MS_NOSUID), (4, sc.MS_NODEV), (8, sc.MS_NOEXEC),
-             (1024, sc.MS_NOATIME), (2048, sc.MS_NODIRATIME), (4096, sc.MS_RELATIME))
+_ST_TO_MS = (
+    (1, sc.MS_RDONLY),
+    (2, sc.MS_NOSUID),
+    (4, sc.MS_NODEV),
+    (8, sc.MS_NOEXEC),
+    (1024, sc.MS_NOATIME),
+    (2048, sc.MS_NODIRATIME),
+    (4096, sc.MS_RELATIME),
+)
 
 
 @dataclass(frozen=True)
@@ -98,13 +138,21 @@ class Mount:
     options: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"destination": self.destination, "type": self.type, "source": self.source,
-                "options": list(self.options)}
+        return {
+            "destination": self.destination,
+            "type": self.type,
+            "source": self.source,
+            "options": list(self.options),
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Mount:
-        return cls(str(data["destination"]), str(data.get("type") or "bind"), str(data.get("source") or ""),
-                   tuple(data.get("options") or ()))
+        return cls(
+            str(data["destination"]),
+            str(data.get("type") or "bind"),
+            str(data.get("source") or ""),
+            tuple(data.get("options") or ()),
+        )
 
 
 @dataclass(frozen=True)
@@ -120,19 +168,37 @@ class Device:
     gid: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "type": self.type, "major": self.major, "minor": self.minor,
-                "mode": self.mode, "uid": self.uid, "gid": self.gid}
+        return {
+            "path": self.path,
+            "type": self.type,
+            "major": self.major,
+            "minor": self.minor,
+            "mode": self.mode,
+            "uid": self.uid,
+            "gid": self.gid,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Device:
-        return cls(str(data["path"]), str(data["type"]), int(data["major"]), int(data["minor"]),
-                   int(data.get("mode", 0o666)), int(data.get("uid", 0)), int(data.get("gid", 0)))
+        return cls(
+            str(data["path"]),
+            str(data["type"]),
+            int(data["major"]),
+            int(data["minor"]),
+            int(data.get("mode", 0o666)),
+            int(data.get("uid", 0)),
+            int(data.get("gid", 0)),
+        )
 
 
 #: The devices runc creates in every container (the OCI spec's default devices).
 DEFAULT_DEVICES: tuple[Device, ...] = (
-    Device("/dev/null", "c", 1, 3), Device("/dev/zero", "c", 1, 5), Device("/dev/full", "c", 1, 7),
-    Device("/dev/random", "c", 1, 8), Device("/dev/urandom", "c", 1, 9), Device("/dev/tty", "c", 5, 0),
+    Device("/dev/null", "c", 1, 3),
+    Device("/dev/zero", "c", 1, 5),
+    Device("/dev/full", "c", 1, 7),
+    Device("/dev/random", "c", 1, 8),
+    Device("/dev/urandom", "c", 1, 9),
+    Device("/dev/tty", "c", 5, 0),
 )
 
 
@@ -142,8 +208,12 @@ def default_mounts(shm_size: int = DEFAULT_SHM_SIZE, privileged: bool = False) -
     return [
         Mount("/proc", "proc", "proc", ("nosuid", "noexec", "nodev")),
         Mount("/dev", "tmpfs", "tmpfs", ("nosuid", "strictatime", "mode=755", "size=65536k")),
-        Mount("/dev/pts", "devpts", "devpts", ("nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620",
-                                               "gid=5")),
+        Mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            ("nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"),
+        ),
         Mount("/sys", "sysfs", "sysfs", (ro, "nosuid", "noexec", "nodev")),
         Mount("/sys/fs/cgroup", "cgroup", "cgroup", (ro, "nosuid", "noexec", "nodev")),
         Mount("/dev/mqueue", "mqueue", "mqueue", ("nosuid", "noexec", "nodev")),
@@ -152,7 +222,7 @@ def default_mounts(shm_size: int = DEFAULT_SHM_SIZE, privileged: bool = False) -
 
 
 def merge_mounts(defaults: Iterable[Mount], user: Iterable[Mount]) -> list[Mount]:
-    """Defaults not overridden by a user mount (same destination or one above it), then user mounts by depth."""
+    """Defaults not overridden by a user mount (same or a parent destination), then user mounts by depth."""
     user = list(user)
     dests = {os.path.normpath(m.destination) for m in user}
 
@@ -165,7 +235,7 @@ def merge_mounts(defaults: Iterable[Mount], user: Iterable[Mount]) -> list[Mount
 
 
 def host_devices(root: str = "/dev") -> list[Device]:
-    """Every device node under the host's /dev (for privileged containers), minus the ones runc makes itself."""
+    """Every device node under the host's /dev (privileged containers), minus those runc makes itself."""
     out: list[Device] = []
     skip_dirs = {"pts", "shm", "mqueue", "fd"}
     for dirpath, dirnames, filenames in os.walk(root):
@@ -181,8 +251,17 @@ def host_devices(root: str = "/dev") -> list[Device]:
                 continue
             kind = "c" if stat.S_ISCHR(st.st_mode) else "b" if stat.S_ISBLK(st.st_mode) else ""
             if kind:
-                out.append(Device(path, kind, os.major(st.st_rdev), os.minor(st.st_rdev),
-                                  stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid))
+                out.append(
+                    Device(
+                        path,
+                        kind,
+                        os.major(st.st_rdev),
+                        os.minor(st.st_rdev),
+                        stat.S_IMODE(st.st_mode),
+                        st.st_uid,
+                        st.st_gid,
+                    )
+                )
     return out
 
 
@@ -229,7 +308,9 @@ def parse_options(options: Sequence[str]) -> tuple[int, int, str]:
 
 
 def _fail(source: str, dest: str, exc: OSError) -> ContainerStartError:
-    return ContainerStartError(f'error mounting "{source}" to rootfs at "{dest}": {_describe(exc)}', exc.errno or 0)
+    return ContainerStartError(
+        f'error mounting "{source}" to rootfs at "{dest}": {_describe(exc)}', exc.errno or 0
+    )
 
 
 def _describe(exc: OSError) -> str:
@@ -286,7 +367,9 @@ def _mount_one(root: str, m: Mount, cfg: RootfsConfig) -> None:
             except sc.SyscallError as exc:
                 if exc.errno != errno.EPERM:
                     raise
-                _bind("/sys", dest, flags | sc.MS_BIND | sc.MS_REC)  # host netns: rbind the host's /sys instead
+                _bind(
+                    "/sys", dest, flags | sc.MS_BIND | sc.MS_REC
+                )  # host netns: rbind the host's /sys instead
         else:
             _make_target(dest, True)
             sc.mount(m.source or m.type, dest, m.type, flags, data or None)
@@ -346,8 +429,13 @@ def _setup_dev(root: str, cfg: RootfsConfig) -> None:
                     sc.mount(dev.path, path, None, sc.MS_BIND)
                 except OSError as exc:
                     raise _fail(dev.path, dev.path, exc) from None
-        links = [("/proc/self/fd", "fd"), ("/proc/self/fd/0", "stdin"), ("/proc/self/fd/1", "stdout"),
-                 ("/proc/self/fd/2", "stderr"), ("pts/ptmx", "ptmx")]
+        links = [
+            ("/proc/self/fd", "fd"),
+            ("/proc/self/fd/0", "stdin"),
+            ("/proc/self/fd/1", "stdout"),
+            ("/proc/self/fd/2", "stderr"),
+            ("pts/ptmx", "ptmx"),
+        ]
         if os.path.exists("/proc/kcore"):
             links.append(("/proc/kcore", "core"))
         dev_dir = secure_join(root, "/dev")
@@ -360,7 +448,7 @@ def _setup_dev(root: str, cfg: RootfsConfig) -> None:
 
 
 def prepare(cfg: RootfsConfig) -> None:
-    """Mount everything under the rootfs and pivot into it; the caller must be alone in a new mount namespace."""
+    """Mount everything under the rootfs and pivot into it; the caller must be in a new mount namespace."""
     root = os.path.realpath(cfg.rootfs)
     if not os.path.isdir(root):
         raise ContainerStartError(f"rootfs ({cfg.rootfs}) does not exist", errno.ENOENT)
@@ -371,8 +459,11 @@ def prepare(cfg: RootfsConfig) -> None:
         raise ContainerStartError(f"error preparing rootfs: {_describe(exc)}", exc.errno or 0) from None
     for m in cfg.mounts:
         _mount_one(root, m, cfg)
-    extra = [("/etc/hosts", cfg.hosts_path), ("/etc/hostname", cfg.hostname_path),
-             ("/etc/resolv.conf", cfg.resolv_conf_path)]
+    extra = [
+        ("/etc/hosts", cfg.hosts_path),
+        ("/etc/hostname", cfg.hostname_path),
+        ("/etc/resolv.conf", cfg.resolv_conf_path),
+    ]
     for dest, source in extra:
         if source:
             _mount_one(root, Mount(dest, "bind", source, ("rbind", "rprivate")), cfg)
@@ -398,7 +489,9 @@ def _pivot(root: str) -> None:
         sc.umount2(".", sc.MNT_DETACH)
         os.chdir("/")
     except OSError as exc:
-        raise ContainerStartError(f"error jailing process inside rootfs: {_describe(exc)}", exc.errno or 0) from None
+        raise ContainerStartError(
+            f"error jailing process inside rootfs: {_describe(exc)}", exc.errno or 0
+        ) from None
     finally:
         os.close(old)
         os.close(new)

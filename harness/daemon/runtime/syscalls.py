@@ -135,8 +135,19 @@ _SIOCSIFFLAGS = 0x8914
 IFF_UP = 0x1
 
 #: pivot_root has no glibc wrapper; its number per architecture (asm/unistd.h).
-_SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "loongarch64": 41, "ppc64le": 203,
-                   "ppc64": 203, "s390x": 217, "i686": 217, "i386": 217, "armv7l": 218, "armv6l": 218}
+_SYS_PIVOT_ROOT = {
+    "x86_64": 155,
+    "aarch64": 41,
+    "riscv64": 41,
+    "loongarch64": 41,
+    "ppc64le": 203,
+    "ppc64": 203,
+    "s390x": 217,
+    "i686": 217,
+    "i386": 217,
+    "armv7l": 218,
+    "armv6l": 218,
+}
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -167,8 +178,11 @@ class _CapHeader(ctypes.Structure):
 
 
 class _CapData(ctypes.Structure):
-    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
-                ("inheritable", ctypes.c_uint32)]
+    _fields_ = [
+        ("effective", ctypes.c_uint32),
+        ("permitted", ctypes.c_uint32),
+        ("inheritable", ctypes.c_uint32),
+    ]
 
 
 _capget = _libc.capget
@@ -202,10 +216,15 @@ def _b(value: str | None) -> bytes | None:
     return None if value is None else os.fsencode(value)
 
 
-def mount(source: str | None, target: str, fstype: str | None, flags: int = 0, data: str | None = None) -> None:
+def mount(
+    source: str | None, target: str, fstype: str | None, flags: int = 0, data: str | None = None
+) -> None:
     """mount(2)."""
-    _check(_mount(_b(source), os.fsencode(target), _b(fstype), flags, _b(data)), "mount",
-           f"{source or 'none'} on {target}")
+    _check(
+        _mount(_b(source), os.fsencode(target), _b(fstype), flags, _b(data)),
+        "mount",
+        f"{source or 'none'} on {target}",
+    )
 
 
 def umount2(target: str, flags: int = 0) -> None:
@@ -234,8 +253,9 @@ def pivot_root(new_root: str, put_old: str) -> None:
     number = _SYS_PIVOT_ROOT.get(platform.machine())
     if number is None:
         raise SyscallError("pivot_root", 38, f"(no syscall number known for {platform.machine()})")
-    ret = _syscall(ctypes.c_long(number), ctypes.c_char_p(os.fsencode(new_root)),
-                   ctypes.c_char_p(os.fsencode(put_old)))
+    ret = _syscall(
+        ctypes.c_long(number), ctypes.c_char_p(os.fsencode(new_root)), ctypes.c_char_p(os.fsencode(put_old))
+    )
     _check(int(ret), "pivot_root", f"{new_root} {put_old}")
 
 
@@ -249,8 +269,11 @@ def capget(pid: int = 0) -> tuple[int, int, int]:
     header = _CapHeader(CAP_LINUX_CAPABILITY_VERSION_3, pid)
     data = (_CapData * 2)()
     _check(_capget(ctypes.byref(header), data), "capget", str(pid))
-    return (data[0].effective | data[1].effective << 32, data[0].permitted | data[1].permitted << 32,
-            data[0].inheritable | data[1].inheritable << 32)
+    return (
+        data[0].effective | data[1].effective << 32,
+        data[0].permitted | data[1].permitted << 32,
+        data[0].inheritable | data[1].inheritable << 32,
+    )
 
 
 def capset(effective: int, permitted: int, inheritable: int) -> None:

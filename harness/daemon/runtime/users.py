@@ -1,4 +1,4 @@
-"""Resolving a container's ``User`` ("name", "uid", "uid:gid", "name:group") against its own /etc/passwd and /etc/group.
+"""Resolving a container's ``User`` ("name", "uid", "uid:gid", "name:group") against its own /etc files.
 
 The rules and error texts are runc's ``libcontainer/user.GetExecUser``, which dockerd also uses
 before starting a container: a numeric uid needs no passwd entry (gid then defaults to 0, home
@@ -62,7 +62,9 @@ def _group(text: str) -> list[tuple[str, int, list[str]]]:
     return out
 
 
-def resolve_user(spec: str, passwd: str | None, group: str | None, defaults: ExecUser | None = None) -> ExecUser:
+def resolve_user(
+    spec: str, passwd: str | None, group: str | None, defaults: ExecUser | None = None
+) -> ExecUser:
     """runc's GetExecUser over file contents (``None``: the file does not exist)."""
     base = defaults or ExecUser()
     uid, gid, sgids, home = base.uid, base.gid, base.sgids, base.home
@@ -107,7 +109,9 @@ def resolve_user(spec: str, passwd: str | None, group: str | None, defaults: Exe
                 gid = groups[0]
             else:
                 if gid_arg is None:
-                    raise UserLookupError(f"unable to find group {group_arg}: no matching entries in group file")
+                    raise UserLookupError(
+                        f"unable to find group {group_arg}: no matching entries in group file"
+                    )
                 gid = gid_arg
                 if not 0 <= gid <= MAX_ID:
                     raise UserLookupError(_RANGE)
