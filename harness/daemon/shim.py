@@ -36,6 +36,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from .unixpath import short_unix_path
 from .logs.jsonfile import JsonFileWriter, LineSplitter, frame, parse_log_options
 
 __all__ = ["main"]
@@ -136,6 +137,7 @@ class Shim:
         self.exit: dict[str, Any] | None = None
         self.log: JsonFileWriter | None = None
         self.running_streams = 0
+        self.done = False
 
     # -- set-up -----------------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -153,7 +155,8 @@ class Shim:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.listener.bind(path)
+        with short_unix_path(path) as address:
+            self.listener.bind(address)
         os.chmod(path, 0o600)
         self.listener.listen(64)
         self.listener.setblocking(False)
@@ -183,7 +186,8 @@ class Shim:
             return {"pid": self.pids["main"]}
         try:
             pid = self._spawn("main", self.spec["process"])
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - every start failure goes back to refd as text
+            self.done = True  # nothing will run: the shim ends once it has answered
             return {"error": str(exc) or type(exc).__name__}
         _atomic_json(
             os.path.join(self.dir, "state.json"), {"pid": pid, "started_at": _now(), "shim_pid": os.getpid()}
@@ -463,7 +467,6 @@ class Shim:
                     self._reaped(name, status)
 
     def run(self, sync_fd: int) -> int:
-        self.done = False
         os.write(sync_fd, b'{"ready": true}\n')
         os.close(sync_fd)
         signal.signal(signal.SIGCHLD, lambda *_: None)

@@ -409,7 +409,10 @@ async def attach(req: Request, daemon: Daemon) -> Response:
         request = {"op": "attach", "stdin": use_stdin, "stdout": use_stdout, "stderr": use_stderr}
         done = asyncio.Event()
 
-        async def connect(state_dir: str) -> None:
+        async def connect(state_dir: str | None) -> None:
+            if state_dir is None:  # the start failed: end the stream
+                done.set()
+                return
             reader, writer = await ShimConnection.open(state_dir, request)
 
             async def run() -> None:

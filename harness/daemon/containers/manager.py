@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ApiError, conflict, invalid, not_found, system
 from ..events import make_event
+from ..unixpath import short_unix_path
 from .create import build_config, build_host_config, command_of, verify_host_config
 from .model import Container, now_rfc3339
 from .names import random_name, validate_name
@@ -60,9 +61,8 @@ class ShimConnection:
     async def open(
         state_dir: str, request: dict[str, Any]
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        reader, writer = await asyncio.open_unix_connection(
-            os.path.join(state_dir, "shim.sock"), limit=1 << 20
-        )
+        with short_unix_path(os.path.join(state_dir, "shim.sock")) as address:
+            reader, writer = await asyncio.open_unix_connection(address, limit=1 << 20)
         writer.write(json.dumps(request).encode() + b"\n")
         await writer.drain()
         return reader, writer
@@ -79,7 +79,7 @@ class ShimConnection:
         return dict(json.loads(line))
 
 
-PendingAttach = Callable[[str], Awaitable[None]]
+PendingAttach = Callable[[str | None], Awaitable[None]]
 
 
 class ContainerManager:
@@ -178,6 +178,9 @@ class ContainerManager:
             body.get("HostConfig"), self.daemon.config.values, self.daemon.cgroup_version
         )
         verify_host_config(host_config)
+        from .spec import capabilities
+
+        capabilities(host_config)  # unknown CapAdd/CapDrop names are refused at create, as dockerd does
         self._check_log_config(host_config)
         path, args = command_of(config)
         name = name or random_name(set(self.names))
@@ -368,7 +371,8 @@ class ContainerManager:
                 raise conflict("container is marked for removal and cannot be started")
             await self._start_locked(c)
 
-    async def _start_locked(self, c: Container) -> None:
+    async def _launch(self, c: Container) -> int:
+        """Rootfs, files, shim, attached clients, then the process; returns its pid or raises."""
         storage = getattr(self.daemon, "images", None)
         rootfs = ""
         try:
@@ -399,21 +403,30 @@ class ContainerManager:
         result = await ShimConnection.call(state_dir, {"op": "start"})
         if "error" in result:
             message = _oci_error(str(result["error"]))
-            c.set_start_error(
-                message,
-                127
-                if "executable file not found" in message or "no such file" in message
-                else 126
-                if "permission denied" in message
-                else 128,
-            )
+            code = 128
+            if "executable file not found" in message or "no such file or directory" in message:
+                code = 127
+            elif "permission denied" in message:
+                code = 126
+            c.set_start_error(message, code)
             c.save()
+            raise ApiError(400 if code in (126, 127) else 500, message)
+        return int(result["pid"])
+
+    async def _start_locked(self, c: Container) -> None:
+        try:
+            pid = await self._launch(c)
+        except BaseException as exc:
+            for attach in self.pending_attach.pop(c.id, []):
+                await attach(None)  # the attached clients see their stream end, as with dockerd
             self._release(c)
-            raise ApiError(400 if c.state["ExitCode"] in (126, 127) else 500, message)
-        c.set_running(int(result["pid"]))
+            if isinstance(exc, ApiError) and c.host_config.get("AutoRemove") and c.id in self.by_id:
+                await self.remove(c, force=True, volumes=True, auto=True)
+            raise
+        c.set_running(pid)
         c.has_been_manually_stopped = False
         c.save()
-        self.exit_events[c.id] = asyncio.Event()
+        self.exit_events.setdefault(c.id, asyncio.Event())  # waiters registered before start keep theirs
         self.emit(c, "start")
         self.monitors[c.id] = asyncio.ensure_future(self._monitor(c))
 

@@ -125,20 +125,17 @@ def _mounts(c: Container) -> list[dict[str, Any]]:
 
 
 def capabilities(hc: dict[str, Any]) -> list[str] | None:
-    """The container's capability list, or None for "every host capability" (Privileged)."""
+    """The container's capability list (moby TweakCapabilities), or None for the host's set (Privileged)."""
     if hc.get("Privileged"):
         return None
+    from ..runtime import caps
 
-    def norm(cap: str) -> str:
-        cap = str(cap).upper()
-        return cap if cap == "ALL" or cap.startswith("CAP_") else f"CAP_{cap}"
-
-    add = [norm(x) for x in (hc.get("CapAdd") or [])]
-    drop = [norm(x) for x in (hc.get("CapDrop") or [])]
-    if "ALL" in add:
-        return [*DEFAULT_CAPS, "ALL"] if "ALL" not in drop else ["ALL"]
-    caps = [] if "ALL" in drop else [x for x in DEFAULT_CAPS if x not in drop]
-    return caps + [x for x in add if x not in caps]
+    adds = [str(x) for x in (hc.get("CapAdd") or [])]
+    drops = [str(x) for x in (hc.get("CapDrop") or [])]
+    try:
+        return caps.tweak(DEFAULT_CAPS, adds, drops)
+    except ValueError as exc:
+        raise invalid(str(exc)) from None
 
 
 def _rlimits(daemon: Daemon, hc: dict[str, Any]) -> dict[str, list[int]]:
