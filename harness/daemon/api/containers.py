@@ -87,7 +87,10 @@ def _matches(c: Container, filters: dict[str, list[str]], daemon: Daemon) -> boo
         if key == "status":
             for value in values:
                 if value not in _STATUSES:
-                    raise invalid(f"invalid filter 'status={value}': invalid value for status")
+                    raise invalid(
+                        f"invalid filter 'status={value}': invalid value for state ({value}): must be one of "
+                        + ", ".join(_STATUSES)
+                    )
             if c.status not in values:
                 return False
         elif key == "id":
@@ -160,7 +163,7 @@ async def kill(req: Request, daemon: Daemon) -> Response:
     c = _container(req, daemon)
     signo = parse_signal(req.arg("signal") or "SIGKILL")
     if not c.running:
-        raise conflict(f"cannot kill container: {req.match['name']}: container {c.id} is not running")
+        raise conflict(f"Cannot kill container: {req.match['name']}: container {c.id} is not running")
     await daemon.containers.kill(c, signo)
     if signo == 9:
         event = daemon.containers.exit_events.get(c.id)
@@ -196,7 +199,9 @@ async def wait(req: Request, daemon: Daemon) -> Response:
 
 async def remove(req: Request, daemon: Daemon) -> Response:
     c = _container(req, daemon)
-    await daemon.containers.remove(c, force=bool_value(req, "force"), volumes=bool_value(req, "v"))
+    await daemon.containers.remove(
+        c, force=bool_value(req, "force"), volumes=bool_value(req, "v"), ref=req.match["name"]
+    )
     return Response(204)
 
 

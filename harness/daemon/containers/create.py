@@ -46,16 +46,12 @@ def _env_key(entry: str) -> str:
 
 
 def merge_env(image_env: list[str], request_env: list[str]) -> list[str]:
-    """Image env first, request entries replacing same-named ones (moby ReplaceOrAppendEnvValues)."""
-    out = list(image_env)
-    index = {_env_key(e): i for i, e in enumerate(out)}
-    for entry in request_env:
-        key = _env_key(entry)
-        if key in index:
-            out[index[key]] = entry
-        else:
-            index[key] = len(out)
-            out.append(entry)
+    """The request's entries first, then the image's that the request did not set (moby daemon/commit.go merge)."""
+    if not request_env:
+        return list(image_env)
+    out = list(request_env)
+    keys = {_env_key(e) for e in out}
+    out += [e for e in image_env if _env_key(e) not in keys]
     return out
 
 

@@ -619,17 +619,17 @@ class ContainerManager:
 
     # -- remove / rename -----------------------------------------------------------------------------
     async def remove(
-        self, c: Container, force: bool = False, volumes: bool = False, auto: bool = False
+        self, c: Container, force: bool = False, volumes: bool = False, auto: bool = False, ref: str = ""
     ) -> None:
+        """Remove ``c``; ``ref`` is the name or id the client used (dockerd's messages quote it)."""
+        ref = ref or c.name.removeprefix("/")
         if c.status == "removing" and not auto:
-            raise conflict(f"removal of container {c.name.removeprefix('/')} is already in progress")
+            raise conflict(f"removal of container {ref} is already in progress")
         if c.status == "paused" and not force:
-            raise conflict(
-                f'cannot remove container "{c.name}": container is paused and must be unpaused first'
-            )
+            raise conflict(f'cannot remove container "{ref}": container is paused and must be unpaused first')
         if c.running and not force:
             raise conflict(
-                f'cannot remove container "{c.name}": container is running: stop the container before '
+                f'cannot remove container "{ref}": container is {c.status}: stop the container before '
                 "removing or force remove"
             )
         if c.running:
@@ -665,6 +665,7 @@ class ContainerManager:
             raise invalid("Renaming a container with the same name as its current name")
         if new in self.names:
             raise conflict(
+                "Error when allocating new name: "
                 f'Conflict. The container name "/{new}" is already in use by container '
                 f'"{self.names[new]}". You have to remove (or rename) that container to be able to reuse '
                 "that name."

@@ -193,8 +193,10 @@ class Container:
         return f"Exited ({self.state['ExitCode']}) {human_duration(now - finished)} ago"
 
     def command_string(self) -> str:
-        parts = [self.path, *self.args] if self.path else list(self.args)
-        return " ".join(parts)
+        """``Path`` and ``Args`` as ``docker ps`` shows them: arguments with spaces in single quotes."""
+        if not self.args:
+            return self.path
+        return self.path + " " + " ".join(f"'{a}'" if " " in a else a for a in self.args)
 
     def inspect(self, size: bool = False) -> dict[str, Any]:
         doc: dict[str, Any] = {
