@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ..containers.manager import ShimConnection
 from ..errors import ApiError, conflict, invalid, not_found
 from ..httpd import Request, Response
+from ..logs.jsonfile import frame
 from ..server import json_response, read_json, version_tuple
 from .containers import _relay
 
@@ -44,6 +45,9 @@ def _refresh(daemon: Daemon, record: dict[str, Any]) -> None:
         return
     record["Running"] = bool(state.get("running"))
     record["Pid"] = int(state.get("pid") or 0)
+    if state.get("error"):  # the process never started: 127 not found, 126 cannot run, as dockerd sets
+        inner = str(state["error"])
+        state["exit_code"] = 127 if "executable file not found" in inner or "no such file" in inner else 126
     if not record["Running"] and state.get("exit_code") is not None:
         record["ExitCode"] = int(state["exit_code"])
         record["Pid"] = 0 if record["ExitCode"] is not None and not record["Running"] else record["Pid"]
@@ -100,9 +104,13 @@ async def start(req: Request, daemon: Daemon) -> Response:
     body = await read_json(req) or {}
     if record["_started"]:
         _refresh(daemon, record)
-        if record["Running"]:
-            raise conflict(f"exec command {record['ID']} is already running")
-        raise conflict(f"exec command {record['ID']} has already run")
+        state = "is already running" if record["Running"] else "has already run"
+        message = f"exec command {record['ID']} {state}"
+        if body.get("Detach"):
+            raise conflict(message)
+        # dockerd hijacks the connection before it checks, so the refusal arrives in the stream
+        tty = bool(record["ProcessConfig"]["tty"])
+        return _stream_error(req, message, tty)
     c = daemon.containers.by_id.get(record["ContainerID"])
     if c is None or not c.running:
         raise conflict(f"container {record['ContainerID']} is not running")
@@ -129,22 +137,9 @@ async def start(req: Request, daemon: Daemon) -> Response:
         record["Running"] = True
         daemon.containers.emit(c, f"exec_start: {cmdline}", execID=record["ID"])
         return Response(200, b"", [("Content-Type", "text/plain; charset=utf-8")])
-    upgrade = "upgrade" in req.headers
-    ctype = "application/vnd.docker.raw-stream"
-    if upgrade and not tty and version_tuple(req.api_version) >= (1, 42):
-        ctype = "application/vnd.docker.multiplexed-stream"
 
     async def hijack(r: Request) -> None:
-        extra = "".join(f"{k}: {v}\r\n" for k, v in r.response_headers)
-        if upgrade:
-            head = (
-                f"HTTP/1.1 101 UPGRADED\r\nContent-Type: {ctype}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
-                f"{extra}\r\n"
-            )
-        else:
-            head = f"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.docker.raw-stream\r\n{extra}\r\n"
-        r.writer.write(head.encode())
-        await r.writer.drain()
+        await _write_head(r, tty)
         try:
             reader, writer = await ShimConnection.open(state_dir, shim_request)
             first = json.loads(await reader.readline() or b"{}")
@@ -152,7 +147,14 @@ async def start(req: Request, daemon: Daemon) -> Response:
             first = {"error": str(exc)}
             reader = writer = None  # type: ignore[assignment]
         if "error" in first:
-            r.writer.write(f"{first['error']}\r\n".encode())
+            inner = str(first["error"])
+            message = (
+                f"OCI runtime exec failed: exec failed: unable to start container process: {inner}: unknown"
+            )
+            code = 127 if "executable file not found" in inner or "no such file" in inner else 126
+            record.update(Running=False, ExitCode=code, Pid=0)
+            text = f"{message}\r\n".encode()
+            r.writer.write(text if tty else frame("stdout", text))  # dockerd writes it to the exec's stdout
             with contextlib.suppress(Exception):
                 await r.writer.drain()
             r.writer.close()
@@ -167,6 +169,35 @@ async def start(req: Request, daemon: Daemon) -> Response:
             daemon.containers.emit(c, "exec_die", execID=record["ID"], exitCode=str(record.get("ExitCode")))
             with contextlib.suppress(Exception):
                 r.writer.close()
+
+    return Response(hijack=hijack)
+
+
+async def _write_head(r: Request, tty: bool) -> None:
+    """The hijacked response head dockerd writes for exec start, with the middleware headers."""
+    extra = "".join(f"{k}: {v}\r\n" for k, v in r.response_headers)
+    if "upgrade" in r.headers:
+        ctype = "application/vnd.docker.raw-stream"
+        if not tty and version_tuple(r.api_version) >= (1, 42):
+            ctype = "application/vnd.docker.multiplexed-stream"
+        head = (f"HTTP/1.1 101 UPGRADED\r\nContent-Type: {ctype}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
+                f"{extra}\r\n")
+    else:
+        head = f"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.docker.raw-stream\r\n{extra}\r\n"
+    r.writer.write(head.encode())
+    await r.writer.drain()
+
+
+def _stream_error(req: Request, message: str, tty: bool) -> Response:
+    """The hijacked stream carrying ``message`` on stdout: how dockerd reports exec start errors."""
+
+    async def hijack(r: Request) -> None:
+        await _write_head(r, tty)
+        text = f"{message}\r\n".encode()
+        r.writer.write(text if tty else frame("stdout", text))
+        with contextlib.suppress(Exception):
+            await r.writer.drain()
+        r.writer.close()
 
     return Response(hijack=hijack)
 

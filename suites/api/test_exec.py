@@ -1,0 +1,120 @@
+"""Exec through the real CLI and the raw API (operations ContainerExec, ExecStart, ExecInspect)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from harness.client import EngineClient
+from harness.fixtures import Observations
+
+CLI = Callable[..., Any]
+V = "/v1.41"
+
+
+@pytest.fixture
+def running(docker_cli: CLI, test_image: str) -> Iterator[str]:
+    """A running container for execs; removed afterwards."""
+    result = docker_cli("run", "-d", test_image, "sleep", "120")
+    assert result.returncode == 0, result.stderr
+    cid = result.stdout.strip()
+    yield cid
+    docker_cli("rm", "-f", cid)
+
+
+@pytest.mark.scenario(
+    "api/exec/cli-output-and-namespace",
+    "`docker exec` MUST run inside the container's namespaces (its hostname) and relay stdout",
+    ref="docker CLI exec; operation ContainerExec",
+)
+def test_exec_output(docker_cli: CLI, running: str, observe: Observations) -> None:
+    result = docker_cli("exec", running, "sh", "-c", "echo in-exec; hostname")
+    observe("exit", result.returncode)
+    observe("stdout_first", result.stdout.splitlines()[:1])
+    observe("hostname_is_short_id", result.stdout.splitlines()[1:] == [running[:12]])
+    assert result.stdout.splitlines() == ["in-exec", running[:12]]
+
+
+@pytest.mark.scenario(
+    "api/exec/cli-exit-code", "`docker exec` MUST exit with the process's exit code", ref="docker CLI exec"
+)
+def test_exec_exit_code(docker_cli: CLI, running: str, observe: Observations) -> None:
+    result = docker_cli("exec", running, "sh", "-c", "exit 4")
+    observe("exit", result.returncode)
+    assert result.returncode == 4
+
+
+@pytest.mark.scenario(
+    "api/exec/cli-stdin", "`docker exec -i` MUST feed stdin to the process", ref="docker CLI exec -i"
+)
+def test_exec_stdin(docker_cli: CLI, running: str, observe: Observations) -> None:
+    result = docker_cli("exec", "-i", running, "tr", "a-z", "A-Z", input="piped\n")
+    observe("stdout", result.stdout)
+    assert result.stdout == "PIPED\n"
+
+
+@pytest.mark.scenario(
+    "api/exec/cli-missing-command",
+    "`docker exec` of a missing command MUST fail with exit 127 and name the executable",
+    ref="moby daemon/exec.go translateContainerdStartErr",
+)
+def test_exec_missing(docker_cli: CLI, running: str, observe: Observations) -> None:
+    result = docker_cli("exec", running, "nosuchcmd")
+    observe("exit", result.returncode)
+    observe(
+        "names_executable",
+        'exec: "nosuchcmd": executable file not found in $PATH' in result.stdout + result.stderr,
+    )
+    assert result.returncode == 127
+
+
+@pytest.mark.scenario(
+    "api/exec/inspect-lifecycle",
+    "Exec inspect MUST show Running false and ExitCode null before start, the exit code after",
+    ref="operation ExecInspect",
+)
+def test_exec_inspect(engine: EngineClient, running: str, observe: Observations) -> None:
+    created = engine.post(f"{V}/containers/{running}/exec", json={"Cmd": ["sh", "-c", "exit 3"]})
+    eid = created.json()["Id"]
+    before = engine.get(f"{V}/exec/{eid}/json").json()
+    started = engine.post(f"{V}/exec/{eid}/start", json={"Detach": False})
+    after = engine.get(f"{V}/exec/{eid}/json").json()
+    again = engine.post(f"{V}/exec/{eid}/start", json={"Detach": False})
+    observe("create_status", created.status_code)
+    observe(
+        "before", {k: before.get(k) for k in ("Running", "ExitCode", "OpenStdin", "OpenStdout", "CanRemove")}
+    )
+    observe("process_config", before.get("ProcessConfig"))
+    observe("start_status", started.status_code)
+    observe("after", {k: after.get(k) for k in ("Running", "ExitCode")})
+    # dockerd hijacks before it checks: the refusal arrives in the stream of a 200
+    observe("restart", {"status": again.status_code, "has_already_run": "has already run" in again.text})
+    assert after["ExitCode"] == 3 and "has already run" in again.text
+
+
+@pytest.mark.scenario(
+    "api/exec/not-running", "Exec in a stopped container MUST get 409", ref="moby daemon/exec.go"
+)
+def test_exec_not_running(engine: EngineClient, test_image: str, observe: Observations) -> None:
+    cid = engine.post(f"{V}/containers/create", json={"Image": test_image, "Cmd": ["true"]}).json()["Id"]
+    try:
+        resp = engine.post(f"{V}/containers/{cid}/exec", json={"Cmd": ["true"]})
+        observe("status", resp.status_code)
+        observe("message", resp.json()["message"].replace(cid, "<id>"))
+        assert resp.status_code == 409
+    finally:
+        engine.delete(f"{V}/containers/{cid}?force=1")
+
+
+@pytest.mark.scenario(
+    "api/exec/no-command",
+    "Exec without Cmd MUST get 400 'No exec command specified'",
+    ref="moby api/server/router/container/exec.go",
+)
+def test_exec_no_command(engine: EngineClient, running: str, observe: Observations) -> None:
+    resp = engine.post(f"{V}/containers/{running}/exec", json={"Cmd": []})
+    observe("status", resp.status_code)
+    observe("body", resp.json())
+    assert resp.status_code == 400 and resp.json() == {"message": "No exec command specified"}
