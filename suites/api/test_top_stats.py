@@ -1,0 +1,80 @@
+"""docker top and docker stats (operations ContainerTop, ContainerStats)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from harness.client import EngineClient
+from harness.fixtures import Observations
+
+CLI = Callable[..., Any]
+V = "/v1.41"
+
+
+@pytest.fixture
+def sleeper(docker_cli: CLI, test_image: str) -> Iterator[str]:
+    result = docker_cli("run", "-d", "-m", "64m", test_image, "sleep", "120")
+    assert result.returncode == 0, result.stderr
+    cid = result.stdout.strip()
+    yield cid
+    docker_cli("rm", "-f", cid)
+
+
+@pytest.mark.scenario(
+    "api/containers/top",
+    "GET /containers/{id}/top MUST list the container's processes with ps's titles",
+    ref="operation ContainerTop",
+)
+def test_top(engine: EngineClient, sleeper: str, observe: Observations) -> None:
+    resp = engine.get(f"{V}/containers/{sleeper}/top")
+    body = resp.json()
+    observe("status", resp.status_code)
+    observe("titles", body["Titles"])
+    observe("commands", [row[-1] for row in body["Processes"]])
+    assert resp.status_code == 200 and [row[-1] for row in body["Processes"]] == ["sleep 120"]
+
+
+@pytest.mark.scenario(
+    "api/containers/top-not-running", "top of a stopped container MUST get 409", ref="operation ContainerTop"
+)
+def test_top_not_running(engine: EngineClient, test_image: str, observe: Observations) -> None:
+    cid = engine.post(f"{V}/containers/create", json={"Image": test_image, "Cmd": ["true"]}).json()["Id"]
+    try:
+        resp = engine.get(f"{V}/containers/{cid}/top")
+        observe("status", resp.status_code)
+        observe("message", resp.json()["message"].replace(cid, "<id>"))
+        assert resp.status_code == 409
+    finally:
+        engine.delete(f"{V}/containers/{cid}?force=1")
+
+
+@pytest.mark.scenario(
+    "api/containers/stats-one-shot",
+    "stats?stream=false MUST return one sample with memory limit, CPU counters and precpu_stats",
+    ref="operation ContainerStats",
+)
+def test_stats_one_shot(engine: EngineClient, sleeper: str, observe: Observations) -> None:
+    resp = engine.get(f"{V}/containers/{sleeper}/stats?stream=false", timeout=30)
+    body = resp.json()
+    observe("status", resp.status_code)
+    observe("keys", sorted(k for k in body if k != "networks"))
+    observe("memory_limit", body["memory_stats"].get("limit"))
+    observe("has_cpu_total", body["cpu_stats"]["cpu_usage"]["total_usage"] > 0)
+    observe("has_precpu_system", "system_cpu_usage" in body["precpu_stats"])
+    observe("pids_current", body["pids_stats"].get("current"))
+    assert body["memory_stats"]["limit"] == 64 * 1024 * 1024
+
+
+@pytest.mark.scenario(
+    "api/cli/stats-no-stream",
+    "`docker stats --no-stream` MUST print one row for the container",
+    ref="docker CLI stats",
+)
+def test_cli_stats(docker_cli: CLI, sleeper: str, observe: Observations) -> None:
+    result = docker_cli("stats", "--no-stream", "--format", "{{.ID}} {{.MemUsage}}", sleeper)
+    observe("exit", result.returncode)
+    observe("limit_shown", result.stdout.strip().endswith("/ 64MiB"))
+    assert result.returncode == 0 and result.stdout.startswith(sleeper[:12])
