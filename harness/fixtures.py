@@ -7,6 +7,7 @@ session-wide one; ``engine``, ``docker_cli``, ``docker_client`` are ready client
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -89,6 +90,10 @@ def target(request: pytest.FixtureRequest) -> Target:
     name = getattr(request, "param", None) or request.config.stash[_CONFIG_KEY].targets[0]
     chosen = resolve_target(name)
     chosen.check_available()
+    if chosen.rootfs:  # built on first use, minutes once: show the progress through pytest's capture
+        capman = request.config.pluginmanager.getplugin("capturemanager")
+        with capman.global_and_fixture_disabled() if capman else contextlib.nullcontext():
+            chosen.prepare()
     return chosen
 
 

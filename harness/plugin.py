@@ -39,8 +39,8 @@ _STARTED: pytest.StashKey[float] = pytest.StashKey()
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("harness", "Docker Engine conformance harness")
     group.addoption("--targets", default=None,
-                    help="comma-separated targets: refd, dockerd, external "
-                         "(default: refd plus dockerd if installed)")
+                    help="comma-separated targets: refd, dockerd, dockerd-20.10, dockerd-26, dockerd-28, "
+                         "external (default: refd plus dockerd if installed)")
     group.addoption("--backend", default=None, help="where daemons boot: local (default)")
     group.addoption("--keep-daemons", action="store_true", default=False,
                     help="leave daemon work directories in place for debugging")

@@ -1,4 +1,5 @@
-"""Targets: *which* daemon to boot (refd, the host's dockerd, or an external DOCKER_HOST)."""
+"""Targets: *which* daemon to boot (refd, the host's dockerd, a Debian dockerd in a cached rootfs, or an
+external DOCKER_HOST)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from functools import cache
+from typing import IO
 
 from .errors import TargetUnavailable
 
-__all__ = ["KNOWN_TARGETS", "Target", "default_targets", "resolve_target"]
+__all__ = ["KNOWN_TARGETS", "ROOTFS_TARGETS", "Target", "default_targets", "resolve_target"]
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,8 @@ class Target:
     argv: tuple[str, ...] = ()
     package_hint: str = ""
     env: dict[str, str] = field(default_factory=dict)
+    rootfs: str = ""  # a harness.rootfs recipe: dockerd (argv, a path inside it) runs chrooted in that rootfs
+    launcher: tuple[str, ...] = ()  # argv prefix that execs the daemon, run before a DaemonSpec's wrapper
 
     @property
     def is_refd(self) -> bool:
@@ -39,7 +43,9 @@ class Target:
         if os.geteuid() != 0:
             raise TargetUnavailable(self.name, "booting a daemon needs root (namespaces, mounts, sockets)",
                                     "run the tests as root")
-        if not self.argv or not (os.path.isabs(self.argv[0]) and os.access(self.argv[0], os.X_OK)):
+        if self.rootfs:
+            _check_rootfs(self)
+        elif not self.argv or not (os.path.isabs(self.argv[0]) and os.access(self.argv[0], os.X_OK)):
             raise TargetUnavailable(self.name, f"binary {self.argv[0] if self.argv else '?'} not found",
                                     self.package_hint)
         for tool in ("unshare", "ip"):
@@ -47,8 +53,19 @@ class Target:
                 raise TargetUnavailable(self.name, f"{tool} is not installed",
                                         "apt-get install util-linux iproute2")
 
+    def prepare(self, out: IO[str] | None = None) -> None:
+        """Build what the target needs on first use (a dockerd-N rootfs: minutes once, then cached)."""
+        if self.rootfs:
+            from .rootfs import ensure
+
+            ensure(self.rootfs, out=sys.stderr if out is None else out)
+
     @property
     def version(self) -> str:
+        if self.rootfs:
+            from .rootfs import locate
+
+            return locate(self.rootfs).dockerd_version  # recorded at build time; "" before
         if self.kind == "dockerd":
             return _binary_version(self.argv)
         return _refd_version() if self.is_refd else ""
@@ -81,7 +98,33 @@ def _dockerd() -> Target:
     return Target("dockerd", "dockerd", (path,), "apt-get install docker.io (Debian/Ubuntu)")
 
 
-KNOWN_TARGETS = ("refd", "dockerd", "external")
+def _check_rootfs(target: Target) -> None:
+    from .rootfs import locate
+
+    entry = locate(target.rootfs)
+    if entry.is_built():
+        return
+    if shutil.which("debootstrap") is None and not os.access("/usr/sbin/debootstrap", os.X_OK):
+        raise TargetUnavailable(target.name, f"its Debian {entry.recipe.suite} rootfs is not built and "
+                                "debootstrap is not installed",
+                                f"apt-get install debootstrap; it is then built on first use (or now: "
+                                f"python -m harness.rootfs build {target.name})")
+
+
+def _rootfs_dockerd(name: str) -> Target:
+    """Debian's docker.io dockerd from a debootstrapped rootfs (built on first use, see harness.rootfs)."""
+    from .rootfs import locate
+
+    entry = locate(name)
+    launcher = (sys.executable, "-I", "-S", os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                         "chroot_exec.py"), "--lock", entry.lock_path,
+                entry.root, "--")
+    hint = f"python -m harness.rootfs build {name} (needs debootstrap)"
+    return Target(name, "dockerd", ("/usr/sbin/dockerd",), hint, rootfs=name, launcher=launcher)
+
+
+ROOTFS_TARGETS = ("dockerd-20.10", "dockerd-26", "dockerd-28")
+KNOWN_TARGETS = ("refd", "dockerd", *ROOTFS_TARGETS, "external")
 
 
 def resolve_target(name: str) -> Target:
@@ -90,6 +133,8 @@ def resolve_target(name: str) -> Target:
         return _refd()
     if name == "dockerd":
         return _dockerd()
+    if name in ROOTFS_TARGETS:
+        return _rootfs_dockerd(name)
     if name == "external":
         return Target("external", "external")
     raise TargetUnavailable(name, "unknown target", f"choose from {', '.join(KNOWN_TARGETS)}")

@@ -67,6 +67,7 @@ class LocalBackend:
 
     def start(self, target: Target, spec: DaemonSpec, workdir: str) -> DaemonHandle:
         target.check_available()
+        target.prepare()  # a dockerd-N rootfs is built on first use (the target fixture does it visibly)
         handle = DaemonHandle(target=target, spec=spec, workdir=workdir, command=[])
         _check_socket_paths(handle)
         os.makedirs(workdir, exist_ok=True)
@@ -123,9 +124,11 @@ class LocalBackend:
         stdout = open(handle.stdout_path, "ab")  # noqa: SIM115 - handed to the child
         stderr = open(handle.stderr_path, "ab")  # noqa: SIM115
         try:
+            # a target's launcher (chroot into a rootfs) runs as root before the spec's wrapper (e.g. setpriv)
             handle.process = subprocess.Popen(
-                [*wrapper, *spec.wrapper, *handle.command], stdin=subprocess.DEVNULL, stdout=stdout,
-                stderr=stderr, env=env, cwd=handle.workdir, start_new_session=True, pass_fds=pass_fds)
+                [*wrapper, *handle.target.launcher, *spec.wrapper, *handle.command], stdin=subprocess.DEVNULL,
+                stdout=stdout, stderr=stderr, env=env, cwd=handle.workdir, start_new_session=True,
+                pass_fds=pass_fds)
         finally:
             stdout.close()
             stderr.close()

@@ -310,7 +310,7 @@ def read_config_file(path: str) -> dict[str, Any]:
         return FileConfig()
     problem = go_json_syntax_error(text.encode("utf-8", errors="surrogatepass"))
     if problem:
-        raise ConfigError(problem)
+        raise ConfigError(f"invalid JSON: {problem}")  # dockerd 28.5 (Debian) and 29 wrap decode errors
     try:
         data = json.loads(text, parse_float=_Number)
     except (json.JSONDecodeError, RecursionError) as exc:  # Go accepts what Python's parser cannot nest
@@ -319,7 +319,7 @@ def read_config_file(path: str) -> dict[str, Any]:
         return FileConfig()
     if not isinstance(data, dict):
         kind = _go_kind(data)
-        raise ConfigError(f"json: cannot unmarshal {kind} into Go value of type map[string]interface {{}}")
+        raise ConfigError(f"invalid JSON: json: cannot unmarshal {kind} into Go value of type map[string]interface {{}}")
     flat: dict[str, Any] = {}
     for key, value in data.items():
         if isinstance(value, dict) and key not in FLAT_OPTIONS:
@@ -347,7 +347,8 @@ def _type_error(key: str, value: Any, go_type: str) -> ConfigError:
     kind = _go_kind(value)
     if kind == "number" and go_type == "int":  # Go quotes the literal it could not ParseInt
         kind = f"number {value.text if isinstance(value, _Number) else value}"
-    return ConfigError(f"json: cannot unmarshal {kind} into Go struct field Config.{key} of type {go_type}")
+    return ConfigError(f"invalid JSON: json: cannot unmarshal {kind} into Go struct field Config.{key} of type "
+                       f"{go_type}")
 
 
 def _check_type(key: str, value: Any, flag: Flag) -> Any:

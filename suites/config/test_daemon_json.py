@@ -79,9 +79,8 @@ def test_type_mismatch(daemon_factory: DaemonFactory, observe: Observations) -> 
 
 @pytest.mark.scenario(
     "config/daemon-json/invalid-json",
-    "Truncated JSON MUST stop start-up with Go's json.Unmarshal error 'unexpected end of JSON "
-    "input' (dockerd >= 23)",
-    ref="spec 1.2 step 8; moby daemon/config/config.go",
+    "Truncated JSON MUST stop start-up with 'invalid JSON: unexpected end of JSON input' (dockerd 28.5)",
+    ref="spec 1.2 step 8; observed on Debian's dockerd 28.5.2; moby daemon/config/config.go (HEAD)",
 )
 def test_invalid_json(daemon_factory: DaemonFactory, observe: Observations) -> None:
     code, daemon = daemon_factory.start_expecting_exit(config='{"debug": true,')
@@ -89,7 +88,7 @@ def test_invalid_json(daemon_factory: DaemonFactory, observe: Observations) -> N
     observe("exit_code", code)
     observe("error", line)
     assert code == 1
-    assert line == f"{PREFIX}<config>: unexpected end of JSON input"
+    assert line == f"{PREFIX}<config>: invalid JSON: unexpected end of JSON input"
 
 
 @pytest.mark.scenario(

@@ -87,7 +87,7 @@ def test_bom_decoding(tmp_path: Path, encoded: bytes) -> None:
 
 def test_utf16_without_bom_is_not_json(tmp_path: Path) -> None:
     assert _fail(tmp_path, '{"debug": true}'.encode("utf-16-le")) == \
-        "invalid character '\\x00' looking for beginning of object key string"
+        "invalid JSON: invalid character '\\x00' looking for beginning of object key string"
 
 
 def test_invalid_utf8_without_bom(tmp_path: Path) -> None:
@@ -130,7 +130,7 @@ def test_invalid_utf8_without_bom(tmp_path: Path) -> None:
     ('{"a": 1,}', "invalid character '}' looking for beginning of object key string"),
 ])
 def test_invalid_json_messages(tmp_path: Path, text: str, message: str) -> None:
-    assert _fail(tmp_path, text) == message
+    assert _fail(tmp_path, text) == f"invalid JSON: {message}"
 
 
 @pytest.mark.parametrize("text", [
@@ -151,7 +151,7 @@ def test_scanner_depth_limit() -> None:
                                            ("true", "bool")])
 def test_top_level_must_be_an_object(tmp_path: Path, text: str, kind: str) -> None:
     assert _fail(tmp_path, text) == \
-        f"json: cannot unmarshal {kind} into Go value of type map[string]interface {{}}"
+        f"invalid JSON: json: cannot unmarshal {kind} into Go value of type map[string]interface {{}}"
 
 
 # --- flattening and unknown keys -----------------------------------------------------------------------
@@ -172,7 +172,7 @@ def test_nested_known_key_is_checked_as_its_own_name(tmp_path: Path) -> None:
 
 def test_object_for_a_plain_key_is_a_type_error(tmp_path: Path) -> None:
     assert _fail(tmp_path, {"tls": {"tlsverify": True}}) == \
-        "json: cannot unmarshal object into Go struct field Config.tls of type bool"
+        "invalid JSON: json: cannot unmarshal object into Go struct field Config.tls of type bool"
 
 
 def test_flat_options_are_kept_whole(tmp_path: Path) -> None:
@@ -256,13 +256,13 @@ def test_conflict_by_flag_name_for_a_named_option_is_not_reported(tmp_path: Path
      "json: cannot unmarshal array into Go struct field Config.log-opts of type map[string]string"),
 ])
 def test_type_mismatch(tmp_path: Path, doc: object, message: str) -> None:
-    assert _fail(tmp_path, doc) == message
+    assert _fail(tmp_path, doc) == f"invalid JSON: {message}"
 
 
 @pytest.mark.parametrize("literal", ["1.5", "3.0", "1e2", "99999999999999999999"])
 def test_int_field_takes_integer_literals_only(tmp_path: Path, literal: str) -> None:
     assert _fail(tmp_path, f'{{"max-concurrent-downloads": {literal}}}') == (
-        f"json: cannot unmarshal number {literal} into Go struct field Config.max-concurrent-downloads "
+        f"invalid JSON: json: cannot unmarshal number {literal} into Go struct field Config.max-concurrent-downloads "
         "of type int")
 
 
@@ -272,7 +272,7 @@ def test_int_field_accepts_an_integer(tmp_path: Path) -> None:
 
 def test_first_type_error_in_document_order(tmp_path: Path) -> None:
     assert _fail(tmp_path, '{"mtu": "x", "debug": "y"}') == \
-        "json: cannot unmarshal string into Go struct field Config.mtu of type int"
+        "invalid JSON: json: cannot unmarshal string into Go struct field Config.mtu of type int"
 
 
 # --- merge ---------------------------------------------------------------------------------------------
@@ -360,7 +360,7 @@ def test_runtimes_are_exempt_from_conflicts(tmp_path: Path) -> None:
                    "--add-runtime", "kata=/bin/kata")
     assert config["add-runtime"] == {"crun": {"path": "/usr/bin/crun"}}
     assert _fail(tmp_path, {"runtimes": []}) == \
-        "json: cannot unmarshal array into Go struct field Config.runtimes of type map[string]system.Runtime"
+        "invalid JSON: json: cannot unmarshal array into Go struct field Config.runtimes of type map[string]system.Runtime"
 
 
 def test_every_reloadable_key_loads(tmp_path: Path) -> None:

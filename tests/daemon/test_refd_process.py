@@ -154,9 +154,9 @@ def test_validate_bad_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("content", "message"), [
-    ('{"debug": true,', "unexpected end of JSON input"),
+    ('{"debug": true,', "invalid JSON: unexpected end of JSON input"),
     ({"bogus": 1}, "the following directives don't match any configuration option: bogus"),
-    ({"debug": "yes"}, "json: cannot unmarshal string into Go struct field Config.debug of type bool"),
+    ({"debug": "yes"}, "invalid JSON: json: cannot unmarshal string into Go struct field Config.debug of type bool"),
 ])
 def test_bad_daemon_json_exits_1(tmp_path: Path, content: object, message: str) -> None:
     result = _run(tmp_path, config=content)

@@ -16,7 +16,7 @@ def test_known_targets_resolve() -> None:
     assert refd.is_refd and refd.argv[:3] == (sys.executable, "-m", "harness.daemon")
     assert resolve_target("dockerd").kind == "dockerd"
     assert resolve_target("external").kind == "external"
-    assert set(KNOWN_TARGETS) == {"refd", "dockerd", "external"}
+    assert set(KNOWN_TARGETS) == {"refd", "dockerd", "dockerd-20.10", "dockerd-26", "dockerd-28", "external"}
 
 
 def test_unknown_target_lists_the_known_ones() -> None:

@@ -129,14 +129,19 @@ def _registry_config(daemon: Daemon) -> dict[str, Any]:
             "Official": True,
         }
     }
-    for entry in daemon.config["insecure-registry"]:
-        if "/" in entry and entry.split("/")[0].replace(".", "").isdigit():
-            if entry not in cidrs:
-                cidrs.append(entry)
+    import ipaddress
+
+    # dockerd 28 appends the loopback defaults after the configured entries (registry/config.go)
+    for entry in [*daemon.config["insecure-registry"], "::1/128", "127.0.0.0/8"]:
+        try:
+            network = ipaddress.ip_network(entry, strict=False) if "/" in entry else None
+        except ValueError:
+            network = None
+        if network is not None:
+            if str(network) not in cidrs:
+                cidrs.append(str(network))
         else:
             index[entry] = {"Name": entry, "Mirrors": [], "Secure": False, "Official": False}
-    if "127.0.0.0/8" not in cidrs:
-        cidrs.append("127.0.0.0/8")  # dockerd appends its loopback default after the configured ones
     return {
         "AllowNondistributableArtifactsCIDRs": None,
         "AllowNondistributableArtifactsHostnames": None,

@@ -138,8 +138,9 @@ def build_host_config(
     policy["Name"] = policy["Name"] or "no"
     policy.setdefault("MaximumRetryCount", 0)
     hc["RestartPolicy"] = policy
-    hc.setdefault("NetworkMode", "default")
-    hc["NetworkMode"] = hc["NetworkMode"] or "default"
+    # dockerd 28.5 (as Debian ships it) records the default network mode as "bridge"
+    if hc.get("NetworkMode") in (None, "", "default"):
+        hc["NetworkMode"] = "bridge"
     defaults: dict[str, Any] = {
         "Binds": None,
         "ContainerIDFile": "",
