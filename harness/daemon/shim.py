@@ -90,7 +90,7 @@ def make_stdio(tty: bool, open_stdin: bool, stdin_once: bool = False) -> Stdio:
             tty=True,
             stdin_w=master if open_stdin else -1,
             outputs={master: "stdout"},
-            child_fds=(slave if open_stdin else os.open(os.devnull, os.O_RDONLY), slave, slave),
+            child_fds=(slave, slave, slave),  # stdin is the pty too, even without OpenStdin,
             master=master,
             stdin_once=stdin_once,
         )

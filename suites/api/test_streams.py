@@ -1,0 +1,133 @@
+"""Streams: TTY containers, following logs, attaching (operations ContainerAttach, ContainerLogs)."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from harness.backends.base import DaemonHandle
+from harness.client import EngineClient
+from harness.fixtures import Observations
+
+CLI = Callable[..., Any]
+V = "/v1.41"
+
+
+@pytest.mark.scenario(
+    "api/streams/tty-logs",
+    "A Tty container MUST run on a pty (CRLF line ends) and its logs MUST be raw, not multiplexed frames",
+    ref="operations ContainerCreate Tty, ContainerLogs",
+)
+def test_tty_logs(engine: EngineClient, test_image: str, observe: Observations) -> None:
+    cid = engine.post(
+        f"{V}/containers/create", json={"Image": test_image, "Tty": True, "Cmd": ["sh", "-c", "tty; echo hi"]}
+    ).json()["Id"]
+    try:
+        engine.post(f"{V}/containers/{cid}/start")
+        engine.post(f"{V}/containers/{cid}/wait", timeout=30)
+        resp = engine.get(f"{V}/containers/{cid}/logs?stdout=1&stderr=1")
+        lines = resp.content.split(b"\r\n")
+        observe("content_type", resp.headers.get("Content-Type"))
+        observe("tty_device", lines[0].startswith(b"/dev/pts/"))
+        observe("rest", [x.decode() for x in lines[1:]])
+        assert lines[0].startswith(b"/dev/pts/") and lines[1:] == [b"hi", b""]
+    finally:
+        engine.delete(f"{V}/containers/{cid}?force=1")
+
+
+@pytest.mark.scenario(
+    "api/streams/logs-follow",
+    "`docker logs -f` MUST stream lines as they are written and end when the container exits",
+    ref="docker CLI logs -f",
+)
+def test_logs_follow(docker_cli: CLI, test_image: str, observe: Observations) -> None:
+    started = docker_cli("run", "-d", test_image, "sh", "-c", "for i in 1 2 3; do echo $i; sleep 0.3; done")
+    cid = started.stdout.strip()
+    try:
+        begin = time.monotonic()
+        result = docker_cli("logs", "-f", cid, timeout=30)
+        took = time.monotonic() - begin
+        observe("stdout", result.stdout)
+        observe("followed_until_exit", took >= 0.3)
+        assert result.stdout == "1\n2\n3\n"
+    finally:
+        docker_cli("rm", "-f", cid)
+
+
+def _raw_request(daemon: DaemonHandle, request: bytes) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(daemon.socket_path)
+    sock.sendall(request)
+    return sock
+
+
+def _read_head(sock: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(1)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+@pytest.mark.scenario(
+    "api/streams/attach-upgrade",
+    "attach with 'Upgrade: tcp' MUST answer '101 UPGRADED' and then carry the container's "
+    "output as multiplexed frames until it exits",
+    ref="operation ContainerAttach",
+)
+def test_attach_upgrade(
+    engine: EngineClient, docker_daemon: DaemonHandle, test_image: str, observe: Observations
+) -> None:
+    cid = engine.post(
+        f"{V}/containers/create",
+        json={"Image": test_image, "Cmd": ["sh", "-c", "echo attached"], "AttachStdout": True},
+    ).json()["Id"]
+    sock = _raw_request(
+        docker_daemon,
+        (
+            f"POST {V}/containers/{cid}/attach?stream=1&stdout=1&stderr=1 HTTP/1.1\r\n"
+            "Host: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
+            "Content-Length: 0\r\n\r\n"
+        ).encode(),
+    )
+    try:
+        head = _read_head(sock)
+        engine.post(f"{V}/containers/{cid}/start")
+        sock.settimeout(20)
+        body = b""
+        while chunk := sock.recv(4096):
+            body += chunk
+        status_line = head.split(b"\r\n")[0].decode()
+        headers = {
+            line.split(b":", 1)[0].decode().lower(): line.split(b":", 1)[1].strip().decode()
+            for line in head.split(b"\r\n")[1:]
+            if b":" in line
+        }
+        observe("status_line", status_line)
+        observe("content_type", headers.get("content-type"))
+        observe("upgrade", headers.get("upgrade"))
+        observe("body", body.decode(errors="replace"))
+        assert (
+            status_line == "HTTP/1.1 101 UPGRADED" and body == b"\x01\x00\x00\x00\x00\x00\x00\x09attached\n"
+        )
+    finally:
+        sock.close()
+        engine.delete(f"{V}/containers/{cid}?force=1")
+
+
+@pytest.mark.scenario(
+    "api/streams/attach-missing",
+    "attach to an unknown container MUST answer 404 before hijacking",
+    ref="operation ContainerAttach",
+)
+def test_attach_missing(engine: EngineClient, observe: Observations) -> None:
+    resp = engine.post(f"{V}/containers/nosuch/attach?stream=1&stdout=1")
+    observe("status", resp.status_code)
+    observe("body", resp.text)
+    assert resp.status_code == 404
