@@ -1,0 +1,78 @@
+"""``harness``: the command line of the harness.
+
+- ``harness boot TARGET [--arg FLAG ...]``: boot a throwaway daemon (private roots and namespaces), print
+  ``export DOCKER_HOST=...`` lines like ``docker-machine env``, keep it until interrupted, then tear it down.
+- ``harness report ...``: the conformance runner's ``report``/``merge`` (``python -m conformance``).
+- ``harness rootfs ...``: build, list or clean the cached dockerd rootfs trees.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import tempfile
+import threading
+
+__all__ = ["main"]
+
+
+def _boot(opts: argparse.Namespace) -> int:
+    from .backends.base import DaemonSpec
+    from .backends.local import LocalBackend
+    from .errors import HarnessError
+    from .targets import resolve_target
+
+    backend = LocalBackend()
+    try:
+        target = resolve_target(opts.target)
+        workdir = tempfile.mkdtemp(prefix=f"harness-{target.name}-")
+        handle = backend.start(target, DaemonSpec(args=list(opts.arg or [])), workdir)
+    except HarnessError as exc:
+        print(f"harness boot: {exc}", file=sys.stderr)
+        return 1
+    assert handle.endpoint is not None
+    for key, value in handle.endpoint.env().items():
+        print(f"export {key}={value}")
+    print(
+        f"# {target.name} (pid {handle.pid}) in {handle.workdir}; Ctrl-C or SIGTERM tears it down", flush=True
+    )
+    stop = threading.Event()
+    for signo in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signo, lambda *_: stop.set())
+    try:
+        while not stop.wait(0.5):
+            if handle.returncode is not None:
+                print(f"harness boot: {target.name} exited with {handle.returncode}", file=sys.stderr)
+                break
+    finally:
+        backend.teardown(handle, keep=opts.keep)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="harness", description="Docker Engine conformance harness")
+    sub = parser.add_subparsers(dest="command", required=True)
+    boot = sub.add_parser("boot", help="boot a throwaway daemon and print DOCKER_HOST")
+    boot.add_argument("target", help="refd, dockerd, dockerd-20.10, dockerd-26 or dockerd-28")
+    boot.add_argument("--arg", action="append", help="extra daemon flag (repeatable), e.g. --arg=--debug")
+    boot.add_argument("--keep", action="store_true", help="keep the work directory after teardown")
+    sub.add_parser(
+        "report", help="conformance report/merge (see python -m conformance --help)", add_help=False
+    )
+    sub.add_parser("rootfs", help="build, list or clean the cached dockerd rootfs trees", add_help=False)
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "report":
+        from conformance.runner import main as conformance_main
+
+        return int(conformance_main(args[1:]) or 0)
+    if args and args[0] == "rootfs":
+        from .rootfs import main as rootfs_main
+
+        return int(rootfs_main(args[1:]) or 0)
+    opts = parser.parse_args(args)
+    return _boot(opts)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""``harness boot``: prints DOCKER_HOST, serves until SIGTERM, tears down; bad target fails clearly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="booting a daemon needs root")
+
+
+def test_boot_prints_env_and_tears_down() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "boot", "refd"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("export DOCKER_HOST=unix://")
+        socket_path = line.strip().split("unix://", 1)[1]
+        assert os.path.exists(socket_path)
+        comment = proc.stdout.readline()
+        workdir = comment.split(" in ", 1)[1].split(";", 1)[0]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        deadline = time.monotonic() + 5
+        while os.path.exists(workdir) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not os.path.exists(workdir)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def test_boot_unknown_target_fails_with_the_known_names() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "boot", "nosuch"], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 1
+    assert "unknown target" in result.stderr and "refd" in result.stderr
