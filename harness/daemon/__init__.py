@@ -4,7 +4,7 @@ refd stands alone: nothing here imports the rest of ``harness``, ``suites`` or
 ``conformance``; the harness reaches refd only as a process, like dockerd.
 """
 
-__all__ = ["ENGINE_VERSION", "API_VERSION", "MIN_API_VERSION", "REFD_VERSION"]
+__all__ = ["API_VERSION", "ENGINE_VERSION", "MIN_API_VERSION", "REFD_VERSION"]
 
 #: refd's own release.
 REFD_VERSION = "0.1.0"

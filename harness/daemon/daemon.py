@@ -57,15 +57,18 @@ class Daemon:
         from .containers.manager import ContainerManager
 
         self.containers = ContainerManager(self)
+        self.images: Any = None  # images.store.ImageStore, created in prepare()
 
     # -- facts for /info ---------------------------------------------------------------------------
     def container_counts(self) -> dict[str, int]:
         return self.containers.counts()
 
     def image_count(self) -> int:
-        return 0
+        return self.images.count() if self.images is not None else 0
 
-    def driver_status(self) -> list[list[str]]:
+    def driver_status(self) -> list[list[str]] | None:
+        if self.images is not None:
+            return self.images.driver_status()  # type: ignore[no-any-return]
         if self.storage_driver == "overlay2":
             return [
                 ["Backing Filesystem", "extfs"],
@@ -92,25 +95,22 @@ class Daemon:
         return ["127.0.0.0/8", *self.config["insecure-registry"]]
 
     def info_warnings(self) -> list[str]:
+        """dockerd 28's /info warnings for TCP listeners without TLS or without client verification."""
+        notice = ("\n         Access to the remote API is equivalent to root access on the host. Refer\n"
+                  "         to the 'Docker daemon attack surface' section in the documentation for\n"
+                  "         more information: https://docs.docker.com/go/attack-surface/\n"
+                  "In future versions this will be a hard failure preventing the daemon from starting! Learn more "
+                  "at: https://docs.docker.com/go/api-security/")
         warnings = []
         for host in self.hosts:
             if not host.startswith("tcp://"):
                 continue
             addr = host.removeprefix("tcp://")
             if not self.tls.enabled:
-                warnings.append(
-                    f"WARNING: API is accessible on http://{addr} without encryption.\n"
-                    "         Access to the remote API is equivalent to root access on the host. Refer\n"
-                    "         to the 'Docker daemon attack surface' section in the documentation for\n"
-                    "         more information: https://docs.docker.com/go/attack-surface/"
-                )
+                warnings.append(f"[DEPRECATION NOTICE]: API is accessible on http://{addr} without encryption.{notice}")
             elif not self.tls.verify:
-                warnings.append(
-                    f"WARNING: API is accessible on https://{addr} without TLS client verification.\n"
-                    "         Access to the remote API is equivalent to root access on the host. Refer\n"
-                    "         to the 'Docker daemon attack surface' section in the documentation for\n"
-                    "         more information: https://docs.docker.com/go/attack-surface/"
-                )
+                warnings.append(f"[DEPRECATION NOTICE]: API is accessible on https://{addr} without TLS client "
+                                f"verification.{notice}")
         return warnings
 
     def shutdown_timeout(self) -> float:
@@ -149,6 +149,23 @@ class Daemon:
                 fh.write(self.engine_id)
             os.replace(tmp, path)
 
+    def _init_images(self) -> None:
+        from .events import make_event
+        from .images.store import ImageStore, StorageInitError
+
+        try:
+            self.images = ImageStore(self.config["data-root"], self.config["storage-driver"] or "", self.log,
+                                     events=lambda action, actor, attrs: self.events.publish(
+                                         make_event("image", action, actor, attrs)),
+                                     engine_version=ENGINE_VERSION)
+        except StorageInitError as exc:
+            pidfile.remove(self.config["pidfile"])
+            raise StartupError(f"failed to start daemon: {exc}") from None
+        self.storage_driver = self.images.driver_name
+        self.images.in_use_by = self.containers.uses_image
+        self.images.container_running = lambda cid: getattr(self.containers.by_id.get(cid), "status", "") in (
+            "running", "paused", "restarting")
+
     def prepare(self) -> None:
         """Everything before serving; raises StartupError with dockerd's message."""
         cfg = self.config
@@ -178,6 +195,7 @@ class Daemon:
             raise StartupError(f"failed to load listeners: {exc}") from None
         tcp_warnings(self.hosts, self.tls.enabled and self.tls.verify, self.tls.explicit, self.log)
         self._ensure_engine_id()
+        self._init_images()
         self.log.info("Loading containers: start.")
         self.containers.restore()
         self.log.info("Loading containers: done.")

@@ -20,6 +20,8 @@ def make_event(
     event: dict[str, Any] = {}
     if kind == "container":
         event.update(status=action, id=actor_id, **{"from": (attributes or {}).get("image", "")})
+    elif kind == "image":  # dockerd fills the deprecated status/id (omitempty) for image events too
+        event.update(status=action, **({"id": actor_id} if actor_id else {}))
     event.update(
         Type=kind,
         Action=action,

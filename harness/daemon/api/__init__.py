@@ -11,9 +11,11 @@ __all__ = ["register"]
 
 
 def register(router: Router) -> None:
-    from . import containers, events, exec, system
+    from . import container_stats, containers, events, exec, images, system
 
     system.register(router)
     events.register(router)
     containers.register(router)
+    container_stats.register(router)
     exec.register(router)
+    images.register(router)
