@@ -11,8 +11,16 @@ import nox
 nox.options.sessions = ["tests"]
 nox.options.reuse_existing_virtualenvs = True
 
-OS_PACKAGES = ["docker.io", "busybox-static", "iptables", "util-linux", "iproute2", "systemd", "curl",
-               "openssl"]
+OS_PACKAGES = [
+    "docker.io",
+    "busybox-static",
+    "iptables",
+    "util-linux",
+    "iproute2",
+    "systemd",
+    "curl",
+    "openssl",
+]
 PYTHONS = ["3.11", "3.12", "3.13"]
 
 

@@ -44,9 +44,15 @@ class Ledger:
     def record_daemon(self, pid: int, workdir: str) -> None:
         try:
             os.makedirs(self.directory, exist_ok=True)
-            record = {"pid": pid, "start": _start_time(pid), "workdir": workdir, "session": SESSION_ID,
-                      "owner": os.getpid(), "owner_start": _start_time(os.getpid()),
-                      "netns": _netns_ino(pid)}
+            record = {
+                "pid": pid,
+                "start": _start_time(pid),
+                "workdir": workdir,
+                "session": SESSION_ID,
+                "owner": os.getpid(),
+                "owner_start": _start_time(os.getpid()),
+                "netns": _netns_ino(pid),
+            }
             with open(self._path(pid), "w") as fh:
                 json.dump(record, fh)
         except OSError:

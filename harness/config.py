@@ -39,8 +39,9 @@ def _parse_shard(value: str, source: str) -> tuple[int, int]:
         if not 1 <= index <= total:
             raise ValueError
     except ValueError:
-        raise ConfigValueError(f"bad shard {value!r} from {source}: expected I/N with 1 <= I <= N, "
-                               "e.g. --harness-shard 2/4") from None
+        raise ConfigValueError(
+            f"bad shard {value!r} from {source}: expected I/N with 1 <= I <= N, e.g. --harness-shard 2/4"
+        ) from None
     return index, total
 
 
@@ -55,24 +56,31 @@ def resolve_config(option: Any, ini: Any) -> HarnessConfig:
         targets = [t.strip() for t in str(raw).split(",") if t.strip()]
     for name in targets:
         if name not in KNOWN_TARGETS:
-            raise ConfigValueError(f"unknown target {name!r} from {source}: "
-                                   f"choose from {', '.join(KNOWN_TARGETS)}")
+            raise ConfigValueError(
+                f"unknown target {name!r} from {source}: choose from {', '.join(KNOWN_TARGETS)}"
+            )
     targets = list(dict.fromkeys(targets))
     if not targets:
         raise ConfigValueError(f"no targets in {raw!r} from {source}: choose from {', '.join(KNOWN_TARGETS)}")
     backend, bsource = _pick(option("backend"), "HARNESS_BACKEND", ini("harness_backend"))
     backend = backend or "local"
     if backend not in BACKENDS:
-        raise ConfigValueError(f"unknown backend {backend!r} from {bsource}: "
-                               f"choose from {', '.join(BACKENDS)}")
+        raise ConfigValueError(
+            f"unknown backend {backend!r} from {bsource}: choose from {', '.join(BACKENDS)}"
+        )
     keep, _ = _pick(option("keep_daemons") or None, "HARNESS_KEEP_DAEMONS", None)
     shard_raw, ssource = _pick(option("harness_shard"), "HARNESS_SHARD", None)
     results_json = option("results_json")
     if results_json and len(targets) != 1:
-        raise ConfigValueError(f"--results-json needs exactly one target (got {', '.join(targets)} from "
-                               f"{source}); use --results-dir for several")
+        raise ConfigValueError(
+            f"--results-json needs exactly one target (got {', '.join(targets)} from "
+            f"{source}); use --results-dir for several"
+        )
     return HarnessConfig(
-        targets=tuple(targets), backend=backend,
+        targets=tuple(targets),
+        backend=backend,
         keep_daemons=str(keep).lower() in ("1", "true", "yes") if keep is not None else False,
-        results_json=results_json, results_dir=option("results_dir"),
-        shard=_parse_shard(str(shard_raw), ssource) if shard_raw else None)
+        results_json=results_json,
+        results_dir=option("results_dir"),
+        shard=_parse_shard(str(shard_raw), ssource) if shard_raw else None,
+    )

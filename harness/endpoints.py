@@ -24,8 +24,9 @@ class TLSFiles:
 
     def __post_init__(self) -> None:
         if (self.cert is None) != (self.key is None):
-            raise HarnessError(f"TLSFiles needs both cert and key or neither (got cert={self.cert!r}, "
-                               f"key={self.key!r})")
+            raise HarnessError(
+                f"TLSFiles needs both cert and key or neither (got cert={self.cert!r}, key={self.key!r})"
+            )
 
     def docker_cert_path(self) -> str | None:
         """A directory the docker CLI and docker-py read as DOCKER_CERT_PATH, if these files form one.
@@ -41,8 +42,9 @@ class TLSFiles:
         if self.cert is None:
             has_pair = os.path.exists(os.path.join(directory, "cert.pem"))
             return None if has_pair else directory  # the CLI would pick up a client pair we did not choose
-        same = (os.path.abspath(self.cert) == os.path.join(directory, "cert.pem")
-                and os.path.abspath(self.key or "") == os.path.join(directory, "key.pem"))
+        same = os.path.abspath(self.cert) == os.path.join(directory, "cert.pem") and os.path.abspath(
+            self.key or ""
+        ) == os.path.join(directory, "key.pem")
         return directory if same else None
 
 
@@ -56,8 +58,10 @@ class Endpoint:
 
     def __post_init__(self) -> None:
         if self.kind not in ("unix", "tcp"):
-            raise HarnessError(f"unknown endpoint kind {self.kind!r}: expected 'unix' or 'tcp' (TLS is a tcp "
-                               "endpoint with TLSFiles)")
+            raise HarnessError(
+                f"unknown endpoint kind {self.kind!r}: expected 'unix' or 'tcp' (TLS is a tcp "
+                "endpoint with TLSFiles)"
+            )
         if not self.address:
             raise HarnessError(f"{self.kind} endpoint needs an address")
         if self.kind == "unix" and self.tls is not None:
@@ -87,9 +91,11 @@ class Endpoint:
         if self.tls is not None:
             cert_path = self.tls.docker_cert_path()
             if cert_path is None:
-                raise HarnessError(f"TLS files {self.tls.ca}, {self.tls.cert}, {self.tls.key} are not in "
-                                   "DOCKER_CERT_PATH layout (ca.pem, cert.pem, key.pem in one directory): "
-                                   "set TLSFiles.cert_dir or use cli_args()/sdk_kwargs()")
+                raise HarnessError(
+                    f"TLS files {self.tls.ca}, {self.tls.cert}, {self.tls.key} are not in "
+                    "DOCKER_CERT_PATH layout (ca.pem, cert.pem, key.pem in one directory): "
+                    "set TLSFiles.cert_dir or use cli_args()/sdk_kwargs()"
+                )
             env["DOCKER_CERT_PATH"] = cert_path
             if self.tls.verify:
                 env["DOCKER_TLS_VERIFY"] = "1"
@@ -109,7 +115,9 @@ class Endpoint:
 
             kwargs["tls"] = docker.tls.TLSConfig(
                 client_cert=(self.tls.cert, self.tls.key) if self.tls.cert and self.tls.key else None,
-                ca_cert=self.tls.ca, verify=self.tls.verify)
+                ca_cert=self.tls.ca,
+                verify=self.tls.verify,
+            )
         return kwargs
 
     def sdk_client(self, **overrides: Any) -> Any:
@@ -123,8 +131,9 @@ class Endpoint:
         kwargs = {**self.sdk_kwargs(), **overrides}
         version = kwargs.pop("version", None)
         auto = version in (None, "auto")
-        client = docker.DockerClient(version=docker.constants.DEFAULT_DOCKER_API_VERSION if auto else version,
-                                     **kwargs)
+        client = docker.DockerClient(
+            version=docker.constants.DEFAULT_DOCKER_API_VERSION if auto else version, **kwargs
+        )
         client.api.trust_env = False
         if auto:
             try:

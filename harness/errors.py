@@ -29,8 +29,10 @@ class BackendStartError(HarnessError):
 
     def __init__(self, target: str, command: list[str], returncode: int | None, log_tail: str) -> None:
         self.target, self.command, self.returncode, self.log_tail = target, command, returncode, log_tail
-        super().__init__(f"{target} exited with status {returncode} while booting.\n"
-                         f"command: {' '.join(command)}\nlast log lines:\n{log_tail or '(no output)'}")
+        super().__init__(
+            f"{target} exited with status {returncode} while booting.\n"
+            f"command: {' '.join(command)}\nlast log lines:\n{log_tail or '(no output)'}"
+        )
 
 
 class ReadinessTimeout(HarnessError):
@@ -38,8 +40,10 @@ class ReadinessTimeout(HarnessError):
 
     def __init__(self, target: str, waited: float, tried: str, log_tail: str, hint: str = "") -> None:
         self.target, self.waited, self.tried, self.log_tail = target, waited, tried, log_tail
-        super().__init__(f"{target} was not ready after {waited:.1f}s (tried: {tried}).\n"
-                         f"{hint + chr(10) if hint else ''}last log lines:\n{log_tail or '(no output)'}")
+        super().__init__(
+            f"{target} was not ready after {waited:.1f}s (tried: {tried}).\n"
+            f"{hint + chr(10) if hint else ''}last log lines:\n{log_tail or '(no output)'}"
+        )
 
 
 class ConfigValueError(HarnessError):

@@ -46,8 +46,9 @@ class DaemonFactory:
         self.keep = keep
         self.handles: list[DaemonHandle] = []
 
-    def __call__(self, args: list[str] | None = None, config: dict[str, Any] | str | None = None,
-                 **spec_fields: Any) -> DaemonHandle:
+    def __call__(
+        self, args: list[str] | None = None, config: dict[str, Any] | str | None = None, **spec_fields: Any
+    ) -> DaemonHandle:
         spec = DaemonSpec(args=list(args or []), config=config, **spec_fields)
         workdir = tempfile.mkdtemp(prefix=f"harness-{self.target.name}-", dir=_work_base())
         os.chmod(workdir, 0o755)
@@ -61,8 +62,13 @@ class DaemonFactory:
         self.handles.append(handle)
         return handle
 
-    def start_expecting_exit(self, args: list[str] | None = None, config: dict[str, Any] | str | None = None,
-                             timeout: float = 30.0, **spec_fields: Any) -> tuple[int, DaemonHandle]:
+    def start_expecting_exit(
+        self,
+        args: list[str] | None = None,
+        config: dict[str, Any] | str | None = None,
+        timeout: float = 30.0,
+        **spec_fields: Any,
+    ) -> tuple[int, DaemonHandle]:
         """Boot without waiting for readiness and return the exit status (for must-fail starts)."""
         handle = self(args, config, wait=False, **spec_fields)
         return handle.wait_exit(timeout), handle
@@ -140,14 +146,25 @@ def make_cli(endpoint: Endpoint, home: str) -> CLI:
     """A function running the real docker CLI against ``endpoint`` with a private config dir."""
     docker = shutil.which("docker")
 
-    def run(*args: str, input: str | None = None, env: dict[str, str] | None = None,
-            timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str, input: str | None = None, env: dict[str, str] | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
         if docker is None:
             pytest.fail("the docker CLI is not installed: apt-get install docker.io (or docker-cli)")
-        full_env = {"PATH": os.environ.get("PATH", ""), "HOME": home,
-                    "DOCKER_CONFIG": os.path.join(home, ".docker"), **(env or {})}
-        return subprocess.run([docker, *endpoint.cli_args(), *args], input=input, capture_output=True,
-                              text=True, env=full_env, timeout=timeout)
+        full_env = {
+            "PATH": os.environ.get("PATH", ""),
+            "HOME": home,
+            "DOCKER_CONFIG": os.path.join(home, ".docker"),
+            **(env or {}),
+        }
+        return subprocess.run(
+            [docker, *endpoint.cli_args(), *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            env=full_env,
+            timeout=timeout,
+        )
 
     return run
 

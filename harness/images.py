@@ -23,8 +23,23 @@ from .errors import ImageBuildError
 __all__ = ["BusyboxImage", "busybox_rootfs", "find_busybox", "image_cache_dir", "save_tarball"]
 
 RECIPE_VERSION = "1"
-_DIRS = ("bin", "dev", "etc", "home", "proc", "root", "sys", "tmp", "usr", "usr/bin", "usr/sbin", "sbin",
-         "var", "var/tmp", "var/www")
+_DIRS = (
+    "bin",
+    "dev",
+    "etc",
+    "home",
+    "proc",
+    "root",
+    "sys",
+    "tmp",
+    "usr",
+    "usr/bin",
+    "usr/sbin",
+    "sbin",
+    "var",
+    "var/tmp",
+    "var/www",
+)
 _FILES = {
     "etc/passwd": "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n",
     "etc/group": "root:x:0:\nnogroup:x:65534:\n",
@@ -35,7 +50,8 @@ _FILES = {
 
 def image_cache_dir() -> str:
     base = os.environ.get("HARNESS_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "docker-conformance-harness")
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "docker-conformance-harness"
+    )
     path = os.path.join(base, "images")
     os.makedirs(path, exist_ok=True)
     return path
@@ -49,14 +65,19 @@ def find_busybox() -> str:
     dynamic = []
     for path in BUSYBOX_PATHS:
         if os.path.exists(path):
-            out = subprocess.run(["file", "-L", path], capture_output=True, text=True).stdout \
-                if shutil.which("file") else "statically linked"
+            out = (
+                subprocess.run(["file", "-L", path], capture_output=True, text=True).stdout
+                if shutil.which("file")
+                else "statically linked"
+            )
             if "dynamically" not in out:
                 return path
             dynamic.append(path)
     found = f" ({', '.join(dynamic)} is dynamically linked)" if dynamic else ""
-    raise ImageBuildError(f"a static busybox was not found at {' or '.join(BUSYBOX_PATHS)}{found}: install "
-                          "Debian's busybox-static (apt-get install busybox-static)")
+    raise ImageBuildError(
+        f"a static busybox was not found at {' or '.join(BUSYBOX_PATHS)}{found}: install "
+        "Debian's busybox-static (apt-get install busybox-static)"
+    )
 
 
 def _applets(busybox: str) -> list[str]:
@@ -143,26 +164,36 @@ def _docker_arch() -> str:
     """This host's architecture in Go's GOARCH spelling (the busybox binary is this host's)."""
     machine = platform.machine().lower()
     return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386", "i386": "386"}.get(
-        machine, machine)
+        machine, machine
+    )
 
 
 def save_tarball(image: BusyboxImage, repo_tag: str) -> bytes:
     """A ``docker save`` (legacy layout) tarball of the rootfs as one layer, for ``docker load``."""
     layer = image.read()
     diff_id = "sha256:" + hashlib.sha256(layer).hexdigest()
-    config = {"architecture": _docker_arch(), "os": "linux", "created": "1970-01-01T00:00:00Z",
-              "config": {"Cmd": list(image.cmd),
-                         "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
-              "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-              "history": [{"created": "1970-01-01T00:00:00Z", "created_by": "harness busybox-static rootfs"}]}
+    config = {
+        "architecture": _docker_arch(),
+        "os": "linux",
+        "created": "1970-01-01T00:00:00Z",
+        "config": {
+            "Cmd": list(image.cmd),
+            "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+        },
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        "history": [{"created": "1970-01-01T00:00:00Z", "created_by": "harness busybox-static rootfs"}],
+    }
     config_raw = json.dumps(config, separators=(",", ":")).encode()
     config_name = hashlib.sha256(config_raw).hexdigest() + ".json"
     layer_dir = hashlib.sha256(diff_id.encode()).hexdigest()
     manifest = [{"Config": config_name, "RepoTags": [repo_tag], "Layers": [f"{layer_dir}/layer.tar"]}]
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
-        entries = [(config_name, config_raw), (f"{layer_dir}/layer.tar", layer),
-                   ("manifest.json", json.dumps(manifest).encode())]
+        entries = [
+            (config_name, config_raw),
+            (f"{layer_dir}/layer.tar", layer),
+            ("manifest.json", json.dumps(manifest).encode()),
+        ]
         tar.addfile(_info(layer_dir, tarfile.DIRTYPE, 0o755))
         for name, raw in entries:
             tar.addfile(_info(name, tarfile.REGTYPE, 0o644, len(raw)), io.BytesIO(raw))

@@ -72,6 +72,7 @@ class NetnsConnector:
 
     def connect(self, host: str, port: int, timeout: float = 10) -> socket.socket:
         """A TCP socket connected to host:port *inside* the namespace."""
+
         def job() -> socket.socket:
             return socket.create_connection((host, port), timeout=timeout)
 
@@ -144,8 +145,9 @@ class Forwarder:
                 self._open.update((client, upstream))
             done = functools.partial(self._pump_done, (client, upstream), [2])
             for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=_pump, args=(src, dst, done), daemon=True,
-                                 name=f"forward-{self.port}-pump").start()
+                threading.Thread(
+                    target=_pump, args=(src, dst, done), daemon=True, name=f"forward-{self.port}-pump"
+                ).start()
 
     def _pump_done(self, pair: tuple[socket.socket, socket.socket], pending: list[int]) -> None:
         """Called by each of a connection's two pumps; the second one closes both sockets."""

@@ -45,8 +45,10 @@ def ensure(packages: list[str]) -> int:
     if not todo:
         return 0
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        sys.stderr.write(f"missing OS packages: {' '.join(todo)}; install them (e.g. apt-get install "
-                         f"{' '.join(todo)}) and re-run\n")
+        sys.stderr.write(
+            f"missing OS packages: {' '.join(todo)}; install them (e.g. apt-get install "
+            f"{' '.join(todo)}) and re-run\n"
+        )
         return 1
     print(f"harness: installing OS packages: {' '.join(todo)}", flush=True)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}

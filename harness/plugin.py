@@ -38,12 +38,19 @@ _STARTED: pytest.StashKey[float] = pytest.StashKey()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("harness", "Docker Engine conformance harness")
-    group.addoption("--targets", default=None,
-                    help="comma-separated targets: refd, dockerd, dockerd-20.10, dockerd-26, dockerd-28, "
-                         "external (default: refd plus dockerd if installed)")
+    group.addoption(
+        "--targets",
+        default=None,
+        help="comma-separated targets: refd, dockerd, dockerd-20.10, dockerd-26, dockerd-28, "
+        "external (default: refd plus dockerd if installed)",
+    )
     group.addoption("--backend", default=None, help="where daemons boot: local (default)")
-    group.addoption("--keep-daemons", action="store_true", default=False,
-                    help="leave daemon work directories in place for debugging")
+    group.addoption(
+        "--keep-daemons",
+        action="store_true",
+        default=False,
+        help="leave daemon work directories in place for debugging",
+    )
     group.addoption("--results-json", default=None, help="write this target's scenario results to PATH")
     group.addoption("--results-dir", default=None, help="write <target>.json results files into DIR")
     group.addoption("--harness-shard", default=None, help="run shard I of N scenarios (I/N)")
@@ -55,11 +62,13 @@ def pytest_configure(config: pytest.Config) -> None:
     from .config import resolve_config
     from .errors import ConfigValueError
 
-    config.addinivalue_line("markers",
-                            "scenario(id, statement, ref): a conformance scenario with a stable id")
+    config.addinivalue_line(
+        "markers", "scenario(id, statement, ref): a conformance scenario with a stable id"
+    )
     config.addinivalue_line("markers", "requires_root: needs uid 0")
-    config.addinivalue_line("markers",
-                            "refd_only(reason): behaviour only refd has; not compared with dockerd")
+    config.addinivalue_line(
+        "markers", "refd_only(reason): behaviour only refd has; not compared with dockerd"
+    )
     try:
         config.stash[_CONFIG_KEY] = resolve_config(config.getoption, config.getini)
     except ConfigValueError as exc:
@@ -89,13 +98,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if mark is None:
             continue
         if not mark.args or not isinstance(mark.args[0], str) or "/" not in mark.args[0]:
-            raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.scenario needs an id like "
-                                    "'api/system/ping'")
+            raise pytest.UsageError(
+                f"{item.nodeid}: @pytest.mark.scenario needs an id like 'api/system/ping'"
+            )
         key = (mark.args[0], _target_of(item))
         base = item.nodeid.split("[")[0]
         if key in seen and seen[key] != base:
-            raise pytest.UsageError(f"scenario id {mark.args[0]!r} is used by both {seen[key]} and "
-                                    f"{item.nodeid}")
+            raise pytest.UsageError(
+                f"scenario id {mark.args[0]!r} is used by both {seen[key]} and {item.nodeid}"
+            )
         seen[key] = base
     shard = config.stash[_CONFIG_KEY].shard
     if shard is None:
@@ -129,11 +140,21 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     records = item.config.stash[_RECORDS]
     target_name = _target_of(item) or item.config.stash[_CONFIG_KEY].targets[0]
     key = f"{target_name}\0{mark.args[0]}"
-    record = records.setdefault(key, {
-        "id": mark.args[0], "nodeid": item.nodeid.split("[")[0], "area": mark.args[0].split("/")[0],
-        "statement": mark.args[1] if len(mark.args) > 1 else mark.kwargs.get("statement", ""),
-        "ref": mark.kwargs.get("ref", mark.args[2] if len(mark.args) > 2 else ""),
-        "outcome": "passed", "reason": "", "duration": 0.0, "observations": {}, "target": target_name})
+    record = records.setdefault(
+        key,
+        {
+            "id": mark.args[0],
+            "nodeid": item.nodeid.split("[")[0],
+            "area": mark.args[0].split("/")[0],
+            "statement": mark.args[1] if len(mark.args) > 1 else mark.kwargs.get("statement", ""),
+            "ref": mark.kwargs.get("ref", mark.args[2] if len(mark.args) > 2 else ""),
+            "outcome": "passed",
+            "reason": "",
+            "duration": 0.0,
+            "observations": {},
+            "target": target_name,
+        },
+    )
     record["duration"] += report.duration
     if report.skipped:
         record["outcome"] = "skipped"
@@ -165,8 +186,13 @@ def _target_info(name: str, backend: str) -> dict[str, Any]:
         version = resolve_target(name).version
     except Exception:  # an unavailable target still gets a results file
         version = ""
-    return {"name": name, "version": version, "api_version": "", "backend": backend,
-            "kernel": platform.release()}
+    return {
+        "name": name,
+        "version": version,
+        "api_version": "",
+        "backend": backend,
+        "kernel": platform.release(),
+    }
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -180,9 +206,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         scenarios = sorted((dict(r) for r in records.values() if r["target"] == name), key=lambda r: r["id"])
         for record in scenarios:
             record.pop("target", None)
-        doc = {"schema": "harness.results/1", "target": _target_info(name, cfg.backend),
-               "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-               "duration": round(time.time() - started, 3), "scenarios": scenarios}
+        doc = {
+            "schema": "harness.results/1",
+            "target": _target_info(name, cfg.backend),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+            "duration": round(time.time() - started, 3),
+            "scenarios": scenarios,
+        }
         path = cfg.results_json or os.path.join(cfg.results_dir, f"{name}.json")
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         with open(path, "w") as fh:

@@ -57,7 +57,8 @@ __all__ = [
 #: bump to rebuild every cached rootfs (a change in how entries are finished, not in what they hold)
 RECIPE_VERSION = "1"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
-BASE_PACKAGES = ("docker.io", "iptables", "iproute2", "ca-certificates")
+#: procps: dockerd runs the host's ``ps`` for ``docker top``
+BASE_PACKAGES = ("docker.io", "iptables", "iproute2", "ca-certificates", "procps")
 _VERSION = re.compile(r"version ([^\s,]+)")
 
 

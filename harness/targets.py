@@ -37,21 +37,29 @@ class Target:
         """Raise TargetUnavailable naming what is missing and how to get it."""
         if self.kind == "external":
             if not os.environ.get("DOCKER_HOST"):
-                raise TargetUnavailable(self.name, "DOCKER_HOST is not set",
-                                        "export DOCKER_HOST (and DOCKER_TLS_VERIFY/DOCKER_CERT_PATH) first")
+                raise TargetUnavailable(
+                    self.name,
+                    "DOCKER_HOST is not set",
+                    "export DOCKER_HOST (and DOCKER_TLS_VERIFY/DOCKER_CERT_PATH) first",
+                )
             return
         if os.geteuid() != 0:
-            raise TargetUnavailable(self.name, "booting a daemon needs root (namespaces, mounts, sockets)",
-                                    "run the tests as root")
+            raise TargetUnavailable(
+                self.name,
+                "booting a daemon needs root (namespaces, mounts, sockets)",
+                "run the tests as root",
+            )
         if self.rootfs:
             _check_rootfs(self)
         elif not self.argv or not (os.path.isabs(self.argv[0]) and os.access(self.argv[0], os.X_OK)):
-            raise TargetUnavailable(self.name, f"binary {self.argv[0] if self.argv else '?'} not found",
-                                    self.package_hint)
+            raise TargetUnavailable(
+                self.name, f"binary {self.argv[0] if self.argv else '?'} not found", self.package_hint
+            )
         for tool in ("unshare", "ip"):
             if shutil.which(tool) is None:
-                raise TargetUnavailable(self.name, f"{tool} is not installed",
-                                        "apt-get install util-linux iproute2")
+                raise TargetUnavailable(
+                    self.name, f"{tool} is not installed", "apt-get install util-linux iproute2"
+                )
 
     def prepare(self, out: IO[str] | None = None) -> None:
         """Build what the target needs on first use (a dockerd-N rootfs: minutes once, then cached)."""
@@ -105,10 +113,12 @@ def _check_rootfs(target: Target) -> None:
     if entry.is_built():
         return
     if shutil.which("debootstrap") is None and not os.access("/usr/sbin/debootstrap", os.X_OK):
-        raise TargetUnavailable(target.name, f"its Debian {entry.recipe.suite} rootfs is not built and "
-                                "debootstrap is not installed",
-                                f"apt-get install debootstrap; it is then built on first use (or now: "
-                                f"python -m harness.rootfs build {target.name})")
+        raise TargetUnavailable(
+            target.name,
+            f"its Debian {entry.recipe.suite} rootfs is not built and debootstrap is not installed",
+            f"apt-get install debootstrap; it is then built on first use (or now: "
+            f"python -m harness.rootfs build {target.name})",
+        )
 
 
 def _rootfs_dockerd(name: str) -> Target:
@@ -116,9 +126,16 @@ def _rootfs_dockerd(name: str) -> Target:
     from .rootfs import locate
 
     entry = locate(name)
-    launcher = (sys.executable, "-I", "-S", os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                                         "chroot_exec.py"), "--lock", entry.lock_path,
-                entry.root, "--")
+    launcher = (
+        sys.executable,
+        "-I",
+        "-S",
+        os.path.join(os.path.dirname(os.path.abspath(__file__)), "chroot_exec.py"),
+        "--lock",
+        entry.lock_path,
+        entry.root,
+        "--",
+    )
     hint = f"python -m harness.rootfs build {name} (needs debootstrap)"
     return Target(name, "dockerd", ("/usr/sbin/dockerd",), hint, rootfs=name, launcher=launcher)
 

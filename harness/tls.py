@@ -70,5 +70,16 @@ def mint_tls_material(directory: str) -> TLSMaterial:
     past = datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC)
     expired = ca.issue_cert("client", not_before=past, not_after=past + datetime.timedelta(days=1))
     _write_client(ca.cert_pem.bytes(), expired, expired_dir)
-    return TLSMaterial(directory, ca_path, server_cert, server_key, client_dir, client_cert, client_key,
-                       rogue_dir, expired_dir, wrong_cert, wrong_key)
+    return TLSMaterial(
+        directory,
+        ca_path,
+        server_cert,
+        server_key,
+        client_dir,
+        client_cert,
+        client_key,
+        rogue_dir,
+        expired_dir,
+        wrong_cert,
+        wrong_key,
+    )

@@ -55,8 +55,9 @@ def ping_once(endpoint: Endpoint, timeout: float = 2.0) -> int:
     return int(parts[1])
 
 
-def wait_until(check: Callable[[], bool], timeout: float, interval: float = 0.02,
-               abort: Callable[[], bool] | None = None) -> bool:
+def wait_until(
+    check: Callable[[], bool], timeout: float, interval: float = 0.02, abort: Callable[[], bool] | None = None
+) -> bool:
     """Poll ``check`` until it is true (True), ``abort`` is true or time runs out (False)."""
     deadline = time.monotonic() + timeout
     while True:

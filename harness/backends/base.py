@@ -162,8 +162,9 @@ class DaemonHandle:
         all_lines = self.logs().splitlines()
         if len(all_lines) <= lines + head:
             return "\n".join(all_lines)
-        return "\n".join([*all_lines[:head], f"... ({len(all_lines) - lines - head} lines) ...",
-                          *all_lines[-lines:]])
+        return "\n".join(
+            [*all_lines[:head], f"... ({len(all_lines) - lines - head} lines) ...", *all_lines[-lines:]]
+        )
 
     def wait_for_log(self, needle: str, timeout: float = 10.0, start: int = 0) -> str:
         """Wait until ``needle`` appears in the log after offset ``start``; returns the matching line."""
@@ -174,8 +175,10 @@ class DaemonHandle:
                 if needle in line:
                     return line
             if time.monotonic() > deadline:
-                raise HarnessError(f"{self.target.name}: log line containing {needle!r} did not appear "
-                                   f"within {timeout}s; last lines:\n{self.log_tail()}")
+                raise HarnessError(
+                    f"{self.target.name}: log line containing {needle!r} did not appear "
+                    f"within {timeout}s; last lines:\n{self.log_tail()}"
+                )
             time.sleep(0.05)
 
     def notify_messages(self) -> list[str]:
@@ -200,8 +203,10 @@ class DaemonHandle:
         try:
             return self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            raise HarnessError(f"{self.target.name} (pid {self.process.pid}) did not exit within {timeout}s; "
-                               f"last lines:\n{self.log_tail()}") from None
+            raise HarnessError(
+                f"{self.target.name} (pid {self.process.pid}) did not exit within {timeout}s; "
+                f"last lines:\n{self.log_tail()}"
+            ) from None
 
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM and wait for exit."""

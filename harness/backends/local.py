@@ -99,8 +99,13 @@ class LocalBackend:
 
     def _spawn(self, handle: DaemonHandle) -> None:
         spec = handle.spec
-        env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "HOME": handle.workdir,
-               "LANG": "C.UTF-8", **handle.target.env, **spec.env}
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+            "HOME": handle.workdir,
+            "LANG": "C.UTF-8",
+            **handle.target.env,
+            **spec.env,
+        }
         if os.environ.get("PYTHONPATH"):
             env.setdefault("PYTHONPATH", os.environ["PYTHONPATH"])
         if spec.notify:
@@ -119,16 +124,32 @@ class LocalBackend:
             sock.close()
         if socks:
             remap += f"export LISTEN_FDS={len(socks)}; export LISTEN_PID=$$\n"
-        wrapper = ["unshare", "--mount", "--net", "--propagation", "private", "--", "bash", "-c",
-                   _WRAPPER.format(remap=remap), "refd-wrapper"]
+        wrapper = [
+            "unshare",
+            "--mount",
+            "--net",
+            "--propagation",
+            "private",
+            "--",
+            "bash",
+            "-c",
+            _WRAPPER.format(remap=remap),
+            "refd-wrapper",
+        ]
         stdout = open(handle.stdout_path, "ab")  # noqa: SIM115 - handed to the child
         stderr = open(handle.stderr_path, "ab")  # noqa: SIM115
         try:
             # a target's launcher (chroot into a rootfs) runs as root before the spec's wrapper (e.g. setpriv)
             handle.process = subprocess.Popen(
-                [*wrapper, *handle.target.launcher, *spec.wrapper, *handle.command], stdin=subprocess.DEVNULL,
-                stdout=stdout, stderr=stderr, env=env, cwd=handle.workdir, start_new_session=True,
-                pass_fds=pass_fds)
+                [*wrapper, *handle.target.launcher, *spec.wrapper, *handle.command],
+                stdin=subprocess.DEVNULL,
+                stdout=stdout,
+                stderr=stderr,
+                env=env,
+                cwd=handle.workdir,
+                start_new_session=True,
+                pass_fds=pass_fds,
+            )
         finally:
             stdout.close()
             stderr.close()
@@ -187,17 +208,29 @@ class LocalBackend:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 handle.process.wait(timeout=1)
         if handle.returncode is not None:
-            raise BackendStartError(handle.target.name, handle.command, handle.returncode, handle.log_excerpt())
+            raise BackendStartError(
+                handle.target.name, handle.command, handle.returncode, handle.log_excerpt()
+            )
         # never forward into the host's own namespace: that would reach some other listener
-        raise ReadinessTimeout(handle.target.name, 5, f"entering the network namespace of pid {handle.pid}",
-                               handle.log_excerpt(), "unshare --net did not switch namespaces; check unshare")
+        raise ReadinessTimeout(
+            handle.target.name,
+            5,
+            f"entering the network namespace of pid {handle.pid}",
+            handle.log_excerpt(),
+            "unshare --net did not switch namespaces; check unshare",
+        )
 
     def wait_ready(self, handle: DaemonHandle, timeout: float | None = None) -> None:
         timeout = handle.spec.timeout if timeout is None else timeout
         endpoint = handle.endpoint
         if endpoint is None:
-            raise ReadinessTimeout(handle.target.name, 0, "no endpoint to ping", handle.log_excerpt(),
-                                   "give the daemon a unix or tcp host")
+            raise ReadinessTimeout(
+                handle.target.name,
+                0,
+                "no endpoint to ping",
+                handle.log_excerpt(),
+                "give the daemon a unix or tcp host",
+            )
         last_error: list[str] = [""]
 
         def ready() -> bool:
@@ -214,10 +247,16 @@ class LocalBackend:
             LEDGER.record_daemon(handle.pid, handle.workdir)  # again: at spawn unshare had not switched netns
             return
         if handle.returncode is not None:
-            raise BackendStartError(handle.target.name, handle.command, handle.returncode, handle.log_excerpt())
-        raise ReadinessTimeout(handle.target.name, time.monotonic() - start,
-                               f"GET /_ping on {endpoint.docker_host}", handle.log_excerpt(),
-                               f"last error: {last_error[0] or 'none'}; check the log for a stuck start-up")
+            raise BackendStartError(
+                handle.target.name, handle.command, handle.returncode, handle.log_excerpt()
+            )
+        raise ReadinessTimeout(
+            handle.target.name,
+            time.monotonic() - start,
+            f"GET /_ping on {endpoint.docker_host}",
+            handle.log_excerpt(),
+            f"last error: {last_error[0] or 'none'}; check the log for a stuck start-up",
+        )
 
     def restart(self, handle: DaemonHandle) -> DaemonHandle:
         """Stop (SIGTERM) and boot again on the same data-root."""
@@ -266,9 +305,11 @@ def _check_socket_paths(handle: DaemonHandle) -> None:
     if handle.target.kind == "dockerd":
         longest = os.path.join(handle.exec_root, "containerd", "containerd-debug.sock")
     if len(longest) > _SUN_PATH_MAX:
-        raise HarnessError(f"workdir {handle.workdir} is too long for the daemon's unix sockets: {longest} "
-                           f"has {len(longest)} characters (at most {_SUN_PATH_MAX}); "
-                           "set a shorter HARNESS_WORKDIR")
+        raise HarnessError(
+            f"workdir {handle.workdir} is too long for the daemon's unix sockets: {longest} "
+            f"has {len(longest)} characters (at most {_SUN_PATH_MAX}); "
+            "set a shorter HARNESS_WORKDIR"
+        )
 
 
 def _ns_inode(pid: int) -> int:

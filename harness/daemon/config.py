@@ -38,18 +38,41 @@ __all__ = [
 
 #: Keys whose object values are kept whole rather than flattened.
 FLAT_OPTIONS = frozenset(
-    {"cluster-store-opts", "log-opts", "runtimes", "default-ulimits", "features", "builder",
-     "default-network-opts"})
+    {
+        "cluster-store-opts",
+        "log-opts",
+        "runtimes",
+        "default-ulimits",
+        "features",
+        "builder",
+        "default-network-opts",
+    }
+)
 #: Keys accepted without matching a flag.
 SKIP_VALIDATE = frozenset({"features", "builder", "deprecated-key-path", "allow-nondistributable-artifacts"})
 #: Keys exempt from the flag/file conflict check.
 SKIP_DUPLICATES = frozenset({"runtimes"})
 #: Keys a SIGHUP applies (dockerd 28 Daemon.Reload), by file key.
 RELOADABLE = frozenset(
-    {"debug", "labels", "max-concurrent-downloads", "max-concurrent-uploads", "max-download-attempts",
-     "shutdown-timeout", "live-restore", "insecure-registries", "registry-mirrors", "features",
-     "default-runtime", "runtimes", "default-shm-size", "default-cgroupns-mode", "default-ipc-mode",
-     "allow-nondistributable-artifacts"})
+    {
+        "debug",
+        "labels",
+        "max-concurrent-downloads",
+        "max-concurrent-uploads",
+        "max-download-attempts",
+        "shutdown-timeout",
+        "live-restore",
+        "insecure-registries",
+        "registry-mirrors",
+        "features",
+        "default-runtime",
+        "runtimes",
+        "default-shm-size",
+        "default-cgroupns-mode",
+        "default-ipc-mode",
+        "allow-nondistributable-artifacts",
+    }
+)
 #: Reloadable keys that fall back to their default when absent from the reloaded file.
 RESET_WHEN_ABSENT = {"max-concurrent-downloads": 3, "max-concurrent-uploads": 5, "max-download-attempts": 5}
 #: dockerd 28 ``config.Validate`` accepts exactly these (case-insensitive); ``warning`` is refused.
@@ -57,13 +80,20 @@ LOG_LEVELS = ("panic", "fatal", "error", "warn", "info", "debug", "trace")
 
 _BY_FILE_KEY: dict[str, Flag] = {f.file_key: f for f in FLAGS}
 _FLAG_NAMES = {f.name for f in FLAGS}
-_GO_TYPES = {"bool": "bool", "string": "string", "int": "int", "list": "[]string",
-             "map": "map[string]string", "ulimit": "map[string]*units.Ulimit",
-             "runtimes": "map[string]system.Runtime"}
+_GO_TYPES = {
+    "bool": "bool",
+    "string": "string",
+    "int": "int",
+    "list": "[]string",
+    "map": "map[string]string",
+    "ulimit": "map[string]*units.Ulimit",
+    "runtimes": "map[string]system.Runtime",
+}
 #: What Go says when JSON text ends early: json.Unmarshal vs a json.Decoder.
 UNMARSHAL_EOF = "unexpected end of JSON input"
 DECODER_EOF = "unexpected EOF"
 _MAX_DEPTH = 10000
+
 
 class ConfigError(Exception):
     """A configuration error whose ``str()`` is dockerd's message (without the file prefix)."""
@@ -261,8 +291,10 @@ def go_json_syntax_error(data: bytes, eof_message: str = UNMARSHAL_EOF) -> str |
 
 
 #: unicode.IsSpace, which bytes.TrimSpace uses (Python's str.strip() also strips \x1c-\x1f).
-_GO_SPACE = " \t\n\v\f\r\x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a" \
-            "\u2028\u2029\u202f\u205f\u3000"
+_GO_SPACE = (
+    " \t\n\v\f\r\x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+    "\u2028\u2029\u202f\u205f\u3000"
+)
 _BLOCK = 4096  # x/text transform.Chain buffer: dockerd reports bytes consumed, in blocks of this size
 
 
@@ -278,8 +310,9 @@ def _decode(raw: bytes) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         consumed = min(len(raw), (exc.start // _BLOCK + 1) * _BLOCK)
-        raise ConfigError(f"failed to decode configuration JSON at offset {consumed}: "
-                          "encoding: invalid UTF-8") from None
+        raise ConfigError(
+            f"failed to decode configuration JSON at offset {consumed}: encoding: invalid UTF-8"
+        ) from None
 
 
 class _Number(float):
@@ -319,7 +352,9 @@ def read_config_file(path: str) -> dict[str, Any]:
         return FileConfig()
     if not isinstance(data, dict):
         kind = _go_kind(data)
-        raise ConfigError(f"invalid JSON: json: cannot unmarshal {kind} into Go value of type map[string]interface {{}}")
+        raise ConfigError(
+            f"invalid JSON: json: cannot unmarshal {kind} into Go value of type map[string]interface {{}}"
+        )
     flat: dict[str, Any] = {}
     for key, value in data.items():
         if isinstance(value, dict) and key not in FLAT_OPTIONS:
@@ -347,8 +382,9 @@ def _type_error(key: str, value: Any, go_type: str) -> ConfigError:
     kind = _go_kind(value)
     if kind == "number" and go_type == "int":  # Go quotes the literal it could not ParseInt
         kind = f"number {value.text if isinstance(value, _Number) else value}"
-    return ConfigError(f"invalid JSON: json: cannot unmarshal {kind} into Go struct field Config.{key} of type "
-                       f"{go_type}")
+    return ConfigError(
+        f"invalid JSON: json: cannot unmarshal {kind} into Go struct field Config.{key} of type {go_type}"
+    )
 
 
 def _check_type(key: str, value: Any, flag: Flag) -> Any:
@@ -396,6 +432,7 @@ def _flag_string(flag: Flag, value: Any) -> str:
 
 def _file_string(value: Any) -> str:
     """Go ``%v`` of a value decoded into ``interface{}``: every JSON number is a float64."""
+
     def as_go(item: Any) -> Any:
         if isinstance(item, int) and not isinstance(item, bool):
             return float(item)
@@ -410,23 +447,29 @@ def _file_string(value: Any) -> str:
 
 def _find_problems(file_cfg: dict[str, Any], flags: ParsedFlags) -> None:
     """moby findConfigurationConflicts: unknown keys, then flags also set in the file."""
-    unknown = [k for k in file_cfg
-               if k not in _BY_FILE_KEY and k not in _FLAG_NAMES and k not in SKIP_VALIDATE]
+    unknown = [
+        k for k in file_cfg if k not in _BY_FILE_KEY and k not in _FLAG_NAMES and k not in SKIP_VALIDATE
+    ]
     if unknown:
-        raise ConfigError("the following directives don't match any configuration option: "
-                          + ", ".join(unknown))
+        raise ConfigError(
+            "the following directives don't match any configuration option: " + ", ".join(unknown)
+        )
     conflicts = []
     for flag in sorted(FLAGS, key=lambda f: f.name):  # pflag Visit walks flags in lexical order
         if not flags.was_set(flag.name):
             continue
         for name in (flag.file_key, flag.short) if not flag.key else (flag.key,):
             if name and name in file_cfg and name not in SKIP_DUPLICATES:
-                conflicts.append(f"{name}: (from flag: {_flag_string(flag, flags[flag.name])}, "
-                                 f"from file: {_file_string(file_cfg[name])})")
+                conflicts.append(
+                    f"{name}: (from flag: {_flag_string(flag, flags[flag.name])}, "
+                    f"from file: {_file_string(file_cfg[name])})"
+                )
                 break
     if conflicts:
-        raise ConfigError("the following directives are specified both as a flag and in the configuration "
-                          "file: " + ", ".join(conflicts))
+        raise ConfigError(
+            "the following directives are specified both as a flag and in the configuration "
+            "file: " + ", ".join(conflicts)
+        )
 
 
 def conflict_free_labels(labels: list[str]) -> list[str]:
@@ -463,9 +506,12 @@ def validate(values: dict[str, Any]) -> None:
             validate_label(label)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    for key, what in (("mtu", "default MTU"), ("max-concurrent-downloads", "max concurrent downloads"),
-                      ("max-concurrent-uploads", "max concurrent uploads"),
-                      ("max-download-attempts", "max download attempts")):
+    for key, what in (
+        ("mtu", "default MTU"),
+        ("max-concurrent-downloads", "max concurrent downloads"),
+        ("max-concurrent-uploads", "max concurrent uploads"),
+        ("max-download-attempts", "max download attempts"),
+    ):
         if (values.get(key) or 0) < 0:
             raise ConfigError(f"invalid {what}: {values[key]}")
     try:
@@ -537,9 +583,15 @@ def load_config(flags: ParsedFlags) -> DaemonConfig:
     except ConfigError as exc:
         # MergeDaemonConfigurations validates (wrapped); without a file only the bare check runs
         if file_found:
-            raise ConfigError(f"{prefix}merged configuration validation from file and command line flags "
-                              f"failed: {exc}") from None
+            raise ConfigError(
+                f"{prefix}merged configuration validation from file and command line flags failed: {exc}"
+            ) from None
         raise
     values["label"] = conflict_free_labels(list(values.get("label") or []))
-    return DaemonConfig(values=values, config_file=path, file_keys=frozenset(file_cfg),
-                        flags_set=frozenset(flags.changed), warnings=warnings)
+    return DaemonConfig(
+        values=values,
+        config_file=path,
+        file_keys=frozenset(file_cfg),
+        flags_set=frozenset(flags.changed),
+        warnings=warnings,
+    )

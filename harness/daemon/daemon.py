@@ -96,21 +96,27 @@ class Daemon:
 
     def info_warnings(self) -> list[str]:
         """dockerd 28's /info warnings for TCP listeners without TLS or without client verification."""
-        notice = ("\n         Access to the remote API is equivalent to root access on the host. Refer\n"
-                  "         to the 'Docker daemon attack surface' section in the documentation for\n"
-                  "         more information: https://docs.docker.com/go/attack-surface/\n"
-                  "In future versions this will be a hard failure preventing the daemon from starting! Learn more "
-                  "at: https://docs.docker.com/go/api-security/")
+        notice = (
+            "\n         Access to the remote API is equivalent to root access on the host. Refer\n"
+            "         to the 'Docker daemon attack surface' section in the documentation for\n"
+            "         more information: https://docs.docker.com/go/attack-surface/\n"
+            "In future versions this will be a hard failure preventing the daemon from starting! Learn more "
+            "at: https://docs.docker.com/go/api-security/"
+        )
         warnings = []
         for host in self.hosts:
             if not host.startswith("tcp://"):
                 continue
             addr = host.removeprefix("tcp://")
             if not self.tls.enabled:
-                warnings.append(f"[DEPRECATION NOTICE]: API is accessible on http://{addr} without encryption.{notice}")
+                warnings.append(
+                    f"[DEPRECATION NOTICE]: API is accessible on http://{addr} without encryption.{notice}"
+                )
             elif not self.tls.verify:
-                warnings.append(f"[DEPRECATION NOTICE]: API is accessible on https://{addr} without TLS client "
-                                f"verification.{notice}")
+                warnings.append(
+                    f"[DEPRECATION NOTICE]: API is accessible on https://{addr} without TLS client "
+                    f"verification.{notice}"
+                )
         return warnings
 
     def shutdown_timeout(self) -> float:
@@ -154,17 +160,23 @@ class Daemon:
         from .images.store import ImageStore, StorageInitError
 
         try:
-            self.images = ImageStore(self.config["data-root"], self.config["storage-driver"] or "", self.log,
-                                     events=lambda action, actor, attrs: self.events.publish(
-                                         make_event("image", action, actor, attrs)),
-                                     engine_version=ENGINE_VERSION)
+            self.images = ImageStore(
+                self.config["data-root"],
+                self.config["storage-driver"] or "",
+                self.log,
+                events=lambda action, actor, attrs: self.events.publish(
+                    make_event("image", action, actor, attrs)
+                ),
+                engine_version=ENGINE_VERSION,
+            )
         except StorageInitError as exc:
             pidfile.remove(self.config["pidfile"])
             raise StartupError(f"failed to start daemon: {exc}") from None
         self.storage_driver = self.images.driver_name
         self.images.in_use_by = self.containers.uses_image
-        self.images.container_running = lambda cid: getattr(self.containers.by_id.get(cid), "status", "") in (
-            "running", "paused", "restarting")
+        self.images.container_running = lambda cid: (
+            getattr(self.containers.by_id.get(cid), "status", "") in ("running", "paused", "restarting")
+        )
 
     def prepare(self) -> None:
         """Everything before serving; raises StartupError with dockerd's message."""

@@ -74,7 +74,8 @@ def _home() -> str:
 
 def _cert_dir() -> str:
     return os.environ.get("DOCKER_CERT_PATH") or os.path.join(
-        os.environ.get("DOCKER_CONFIG") or os.path.join(_home(), ".docker"))
+        os.environ.get("DOCKER_CONFIG") or os.path.join(_home(), ".docker")
+    )
 
 
 FLAGS: tuple[Flag, ...] = (
@@ -83,15 +84,20 @@ FLAGS: tuple[Flag, ...] = (
     Flag("validate", "bool", False, help="Validate daemon configuration and exit"),
     Flag("debug", "bool", False, "D", help="Enable debug mode"),
     Flag("log-level", "string", "info", "l", help="Set the logging level"),
-    Flag("log-format", "string", "text", help="Set the logging format (\"text\"|\"json\")"),
+    Flag("log-format", "string", "text", help='Set the logging format ("text"|"json")'),
     Flag("raw-logs", "bool", False, help="Full timestamps without ANSI coloring"),
     Flag("tls", "bool", False, help="Use TLS; implied by --tlsverify"),
     Flag("tlsverify", "bool", False, help="Use TLS and verify the remote"),
     Flag("tlscacert", "string", "", help="Trust certs signed only by this CA"),
     Flag("tlscert", "string", "", help="Path to TLS certificate file"),
     Flag("tlskey", "string", "", help="Path to TLS key file"),
-    Flag("insecure-registry", "list", [], key="insecure-registries",
-         help="Enable insecure registry communication"),
+    Flag(
+        "insecure-registry",
+        "list",
+        [],
+        key="insecure-registries",
+        help="Enable insecure registry communication",
+    ),
     Flag("registry-mirror", "list", [], key="registry-mirrors", help="Preferred registry mirror"),
     Flag("data-root", "string", "/var/lib/docker", help="Root directory of persistent Docker state"),
     Flag("exec-root", "string", "/var/run/docker", help="Root directory for execution state files"),
@@ -102,8 +108,9 @@ FLAGS: tuple[Flag, ...] = (
     Flag("log-opt", "map", {}, key="log-opts", help="Default log driver options for containers"),
     Flag("group", "string", "docker", "G", help="Group for the unix socket"),
     Flag("shutdown-timeout", "int", 15, help="Default shutdown timeout in seconds"),
-    Flag("live-restore", "bool", False,
-         help="Enable live restore of docker when containers are still running"),
+    Flag(
+        "live-restore", "bool", False, help="Enable live restore of docker when containers are still running"
+    ),
     Flag("label", "list", [], key="labels", help="Set key=value labels to the daemon"),
     Flag("default-ulimit", "ulimit", {}, key="default-ulimits", help="Default ulimits for containers"),
     Flag("iptables", "bool", True, help="Enable addition of iptables rules"),
@@ -137,8 +144,9 @@ FLAGS: tuple[Flag, ...] = (
     Flag("fixed-cidr-v6", "string", "", help="IPv6 subnet for the default bridge network"),
     Flag("dns-opt", "list", [], key="dns-opts", help="DNS options to use"),
     Flag("dns-search", "list", [], help="DNS search domains to use"),
-    Flag("authorization-plugin", "list", [], key="authorization-plugins",
-         help="Authorization plugins to load"),
+    Flag(
+        "authorization-plugin", "list", [], key="authorization-plugins", help="Authorization plugins to load"
+    ),
     Flag("selinux-enabled", "bool", False, help="Enable selinux support"),
     Flag("seccomp-profile", "string", "", help="Path to seccomp profile"),
     Flag("http-proxy", "string", "", help="HTTP proxy URL to use for outgoing traffic"),
@@ -189,6 +197,7 @@ def _underscore_ok(text: str) -> bool:
 
 def parse_int(text: str) -> int:
     """pflag's int flag: Go ``strconv.ParseInt(s, 0, 64)`` (0x/0o/0b prefixes, leading 0 is octal)."""
+
     def fail(reason: str) -> ValueError:
         return ValueError(f"strconv.ParseInt: parsing {go_quote(text)}: {reason}")
 
@@ -283,8 +292,10 @@ def validate_label(value: str) -> str:
     if "=" not in value:
         raise ValueError(f"bad attribute format: {value}")
     if value.lower().startswith(("com.docker.", "io.docker.", "org.dockerproject.")):
-        raise ValueError(f"label {value} is not allowed: the namespaces com.docker.*, io.docker.*, and "
-                         "org.dockerproject.* are reserved for internal use")
+        raise ValueError(
+            f"label {value} is not allowed: the namespaces com.docker.*, io.docker.*, and "
+            "org.dockerproject.* are reserved for internal use"
+        )
     return value
 
 
@@ -338,9 +349,16 @@ def _quote_rune(ch: str) -> str:
 
 def parse_args(argv: list[str]) -> ParsedFlags:
     """Parse dockerd's argv (without argv[0]); raises FlagError with dockerd's text."""
-    values: dict[str, Any] = {f.name: (list(f.default) if isinstance(f.default, list)
-                                       else dict(f.default) if isinstance(f.default, dict)
-                                       else f.default) for f in FLAGS}
+    values: dict[str, Any] = {
+        f.name: (
+            list(f.default)
+            if isinstance(f.default, list)
+            else dict(f.default)
+            if isinstance(f.default, dict)
+            else f.default
+        )
+        for f in FLAGS
+    }
     values["tlscacert"] = os.path.join(_cert_dir(), "ca.pem")
     values["tlscert"] = os.path.join(_cert_dir(), "cert.pem")
     values["tlskey"] = os.path.join(_cert_dir(), "key.pem")
@@ -395,9 +413,11 @@ def parse_args(argv: list[str]) -> ParsedFlags:
         else:
             positional.append(arg)
     if positional:
-        raise FlagError("\"dockerd\" accepts no argument(s).\nSee 'dockerd --help'.\n\n"
-                        "Usage:  dockerd [OPTIONS]\n\nA self-sufficient runtime for containers.",
-                        cobra_status=False)
+        raise FlagError(
+            "\"dockerd\" accepts no argument(s).\nSee 'dockerd --help'.\n\n"
+            "Usage:  dockerd [OPTIONS]\n\nA self-sufficient runtime for containers.",
+            cobra_status=False,
+        )
     return ParsedFlags(values, changed)
 
 

@@ -81,8 +81,7 @@ def _parse_simple(address: str, proto: str, addr: str, default: str) -> str:
 
 _PORT = re.compile(r"^(:[0-9]*)?$")
 #: ASCII bytes Go's url.Parse accepts in a host name unescaped (shouldEscape with encodeHost).
-_HOST_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-                     "!$&'()*+,;=:[]<>\"-_.~%")
+_HOST_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!$&'()*+,;=:[]<>\"-_.~%")
 
 
 def _check_host_chars(address: str, host: str) -> None:
@@ -105,7 +104,7 @@ def _split_url_host(address: str) -> tuple[str, str, str]:
         end = authority.rfind("]")
         if end < 0:
             raise HostError(f"parse {go_quote(address)}: missing ']' in host")
-        hostname, tail = authority[1:end], authority[end + 1:]
+        hostname, tail = authority[1:end], authority[end + 1 :]
         if not _PORT.match(tail):
             raise HostError(f"parse {go_quote(address)}: invalid port {go_quote(tail)} after host")
         _check_host_chars(address, hostname)

@@ -33,9 +33,14 @@ _TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHI
 _DIGITS = frozenset("0123456789")
 _HEXDIGITS = frozenset("0123456789abcdefABCDEF")
 #: Go's StatusText where Python's phrase differs (or differs between Python versions).
-_GO_REASONS = {413: "Request Entity Too Large", 414: "Request URI Too Long",
-               416: "Requested Range Not Satisfiable", 418: "I'm a teapot", 422: "Unprocessable Entity",
-               431: "Request Header Fields Too Large"}
+_GO_REASONS = {
+    413: "Request Entity Too Large",
+    414: "Request URI Too Long",
+    416: "Requested Range Not Satisfiable",
+    418: "I'm a teapot",
+    422: "Unprocessable Entity",
+    431: "Request Header Fields Too Large",
+}
 _ERROR_HEADERS = "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
 
 
@@ -329,8 +334,13 @@ def _parse_version(proto: str) -> tuple[int, int] | None:
         return 1, 1
     if proto == "HTTP/1.0":
         return 1, 0
-    if not proto.startswith("HTTP/") or len(proto) != 8 or proto[6] != "." \
-            or proto[5] not in _DIGITS or proto[7] not in _DIGITS:
+    if (
+        not proto.startswith("HTTP/")
+        or len(proto) != 8
+        or proto[6] != "."
+        or proto[5] not in _DIGITS
+        or proto[7] not in _DIGITS
+    ):
         return None
     return int(proto[5]), int(proto[7])
 
@@ -343,18 +353,23 @@ def _valid_request_uri(target: str) -> bool:
         return True
     if not target.startswith("/"):
         scheme, sep, _ = target.partition(":")
-        if not sep or not scheme or not scheme[0].isalpha() or \
-                not all(ch.isalnum() or ch in "+-." for ch in scheme if ch.isascii()):
+        if (
+            not sep
+            or not scheme
+            or not scheme[0].isalpha()
+            or not all(ch.isalnum() or ch in "+-." for ch in scheme if ch.isascii())
+        ):
             return False
     path = target.split("?", 1)[0]
     for i, ch in enumerate(path):  # url.unescape(path, encodePath): every % needs two hex digits
-        if ch == "%" and not (len(path) >= i + 3 and set(path[i + 1:i + 3]) <= _HEXDIGITS):
+        if ch == "%" and not (len(path) >= i + 3 and set(path[i + 1 : i + 3]) <= _HEXDIGITS):
             return False
     return True
 
 
-async def _read_head(heads: _HeadReader, after_post: bool
-                     ) -> tuple[str, str, str, dict[str, list[str]]] | None:
+async def _read_head(
+    heads: _HeadReader, after_post: bool
+) -> tuple[str, str, str, dict[str, list[str]]] | None:
     line = await heads.line()
     skipped = 0
     # RFC 7230 section 3 tolerance for old clients: after a POST, Go discards up to 4 CR/LF bytes

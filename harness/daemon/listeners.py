@@ -66,7 +66,9 @@ def _bind_unix(path: str, group: str, log: Logger) -> Listener:
         sock.bind(path)
     except OSError as exc:
         sock.close()
-        raise ListenerError(f"can't create unix socket {path}: {(exc.strerror or str(exc)).lower()}") from None
+        raise ListenerError(
+            f"can't create unix socket {path}: {(exc.strerror or str(exc)).lower()}"
+        ) from None
     finally:
         os.umask(old)
     if gid is not None:
@@ -238,6 +240,7 @@ def tcp_warnings(
 async def _wait_readable(sock: socket.socket, timeout: float) -> bool:
     loop = asyncio.get_running_loop()
     fut: asyncio.Future[None] = loop.create_future()
+
     def ready() -> None:
         if not fut.done():
             fut.set_result(None)

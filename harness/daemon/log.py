@@ -22,8 +22,17 @@ _ALIASES = {"warn": "warning"}
 _SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._/@^+")
 #: logrus prefixes user fields that collide with its own keys (prefixFieldClashes).
 _RESERVED = ("time", "level", "msg")
-_GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t",
-               "\v": "\\v", "\\": "\\\\", '"': '\\"'}
+_GO_ESCAPES = {
+    "\a": "\\a",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\v": "\\v",
+    "\\": "\\\\",
+    '"': '\\"',
+}
 
 
 def go_quote(text: str) -> str:
@@ -106,8 +115,13 @@ def format_json(level: str, msg: str, fields: dict[str, Any], ts: str) -> str:
     entry: dict[str, Any] = {k: _json_native(v) for k, v in _unclash(fields).items()}
     entry.update(level=level, msg=msg, time=ts)
     text = json.dumps(entry, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
-    for raw, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
-                         ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+    for raw, escaped in (
+        ("<", "\\u003c"),
+        (">", "\\u003e"),
+        ("&", "\\u0026"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
         text = text.replace(raw, escaped)
     return text
 

@@ -34,8 +34,10 @@ def write(path: str) -> None:
             text = fh.read().strip()
         pid = int(text) if text.isdigit() else 0
         if pid and pid != os.getpid() and _alive(pid):
-            raise PidfileError(f"failed to start daemon, ensure docker is not running or delete {path}: "
-                               f"process with PID {pid} is still running")
+            raise PidfileError(
+                f"failed to start daemon, ensure docker is not running or delete {path}: "
+                f"process with PID {pid} is still running"
+            )
     except FileNotFoundError:
         pass
     os.makedirs(os.path.dirname(path) or ".", mode=0o755, exist_ok=True)

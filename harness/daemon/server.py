@@ -158,8 +158,12 @@ async def read_json(req: Request) -> Any:
     try:
         value, end = json.JSONDecoder().raw_decode(text)
     except json.JSONDecodeError:
-        raise ApiError(400, f"invalid JSON: {go_json_syntax_error(stripped, DECODER_EOF) or DECODER_EOF}") from None
-    late = go_json_syntax_error(text[:end].encode(), DECODER_EOF)  # Python accepts NaN and Infinity; Go does not
+        raise ApiError(
+            400, f"invalid JSON: {go_json_syntax_error(stripped, DECODER_EOF) or DECODER_EOF}"
+        ) from None
+    late = go_json_syntax_error(
+        text[:end].encode(), DECODER_EOF
+    )  # Python accepts NaN and Infinity; Go does not
     if late:
         raise ApiError(400, f"invalid JSON: {late}")
     if text[end:].strip():

@@ -34,9 +34,14 @@ def resolve_tls(values: dict[str, object], set_keys: set[str]) -> TLSSettings:
     verify_set = "tlsverify" in set_keys
     enabled = bool(values.get("tls")) or verify_set or bool(values.get("tlsverify"))
     verify = bool(values.get("tlsverify")) if verify_set else enabled
-    return TLSSettings(enabled=enabled, verify=verify, explicit=tls_set or verify_set,
-                       cacert=str(values.get("tlscacert") or ""), cert=str(values.get("tlscert") or ""),
-                       key=str(values.get("tlskey") or ""))
+    return TLSSettings(
+        enabled=enabled,
+        verify=verify,
+        explicit=tls_set or verify_set,
+        cacert=str(values.get("tlscacert") or ""),
+        cert=str(values.get("tlscert") or ""),
+        key=str(values.get("tlskey") or ""),
+    )
 
 
 def _read(path: str) -> bytes:
@@ -57,12 +62,15 @@ def _load_key_pair(ctx: ssl.SSLContext, cert: str, key: str) -> None:
         key_pem = _read(key)
     except FileNotFoundError as exc:
         failing = key if os.path.exists(cert) else cert
-        raise TLSError(f"invalid TLS configuration: Could not load X509 key pair {pair}: "
-                       f"{_os_error(failing, exc)}") from None
+        raise TLSError(
+            f"invalid TLS configuration: Could not load X509 key pair {pair}: {_os_error(failing, exc)}"
+        ) from None
     except OSError as exc:
         failing = key if os.access(cert, os.R_OK) else cert
-        raise TLSError(f"invalid TLS configuration: Error reading X509 key pair {pair}: "
-                       f"{_os_error(failing, exc)}. Make sure the key is not encrypted.") from None
+        raise TLSError(
+            f"invalid TLS configuration: Error reading X509 key pair {pair}: "
+            f"{_os_error(failing, exc)}. Make sure the key is not encrypted."
+        ) from None
     reason = ""
     if b"-----BEGIN" not in cert_pem:
         reason = "tls: failed to find any PEM data in certificate input"
@@ -75,8 +83,10 @@ def _load_key_pair(ctx: ssl.SSLContext, cert: str, key: str) -> None:
             mismatch = "KEY_VALUES_MISMATCH" in str(exc) or "key values mismatch" in str(exc)
             reason = "tls: private key does not match public key" if mismatch else f"tls: {exc.reason or exc}"
     if reason:
-        raise TLSError(f"invalid TLS configuration: Error reading X509 key pair {pair}: {reason}. "
-                       "Make sure the key is not encrypted.")
+        raise TLSError(
+            f"invalid TLS configuration: Error reading X509 key pair {pair}: {reason}. "
+            "Make sure the key is not encrypted."
+        )
 
 
 def server_context(settings: TLSSettings) -> ssl.SSLContext:
@@ -98,11 +108,14 @@ def server_context(settings: TLSSettings) -> ssl.SSLContext:
     try:
         pem = _read(settings.cacert)
     except OSError as exc:
-        raise TLSError(f'invalid TLS configuration: could not read CA certificate "{settings.cacert}": '
-                       f"{_os_error(settings.cacert, exc)}") from None
+        raise TLSError(
+            f'invalid TLS configuration: could not read CA certificate "{settings.cacert}": '
+            f"{_os_error(settings.cacert, exc)}"
+        ) from None
     try:
         ctx.load_verify_locations(cadata=pem.decode("ascii", errors="replace"))
     except (ssl.SSLError, ValueError):
-        raise TLSError(f'invalid TLS configuration: failed to append certificates from PEM file: '
-                       f'"{settings.cacert}"') from None
+        raise TLSError(
+            f'invalid TLS configuration: failed to append certificates from PEM file: "{settings.cacert}"'
+        ) from None
     return ctx

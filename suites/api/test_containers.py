@@ -315,7 +315,12 @@ def test_logs_multiplexed(
 ) -> None:
     cid = _run(engine, cleanup, test_image, ["sh", "-c", "echo out1; echo err1 >&2; echo out2"])
     _wait(engine, cid)
+    # some daemons write the log asynchronously: wait until all three lines are on disk
+    deadline = time.monotonic() + 10
     resp = engine.get(f"{V}/containers/{cid}/logs?stdout=1&stderr=1")
+    while len(_frames(resp.content)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+        resp = engine.get(f"{V}/containers/{cid}/logs?stdout=1&stderr=1")
     frames = _frames(resp.content)
     observe("status", resp.status_code)
     observe(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -81,6 +82,10 @@ def test_exec_inspect(engine: EngineClient, running: str, observe: Observations)
     before = engine.get(f"{V}/exec/{eid}/json").json()
     started = engine.post(f"{V}/exec/{eid}/start", json={"Detach": False})
     after = engine.get(f"{V}/exec/{eid}/json").json()
+    deadline = time.monotonic() + 10  # dockerd 28 records the exit a moment after the stream ends
+    while after.get("Running") and time.monotonic() < deadline:
+        time.sleep(0.1)
+        after = engine.get(f"{V}/exec/{eid}/json").json()
     again = engine.post(f"{V}/exec/{eid}/start", json={"Detach": False})
     observe("create_status", created.status_code)
     observe(

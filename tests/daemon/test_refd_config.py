@@ -48,6 +48,7 @@ def _fail(tmp_path: Path, content: str | bytes | object, *args: str) -> str:
 
 # --- the file itself -----------------------------------------------------------------------------------
 
+
 def test_missing_default_file_is_fine(tmp_path: Path) -> None:
     flags = parse_args(["-D"])
     flags.values["config-file"] = str(tmp_path / "absent.json")  # the default path, not given explicitly
@@ -76,67 +77,92 @@ def test_empty_file_is_an_empty_config(tmp_path: Path, content: str) -> None:
     assert config["debug"] is False and config["log-level"] == "info"
 
 
-@pytest.mark.parametrize("encoded", [
-    b"\xef\xbb\xbf" + b'{"debug": true}',
-    b"\xff\xfe" + '{"debug": true}'.encode("utf-16-le"),
-    b"\xfe\xff" + '{"debug": true}'.encode("utf-16-be"),
-], ids=["utf-8-bom", "utf-16le-bom", "utf-16be-bom"])
+@pytest.mark.parametrize(
+    "encoded",
+    [
+        b"\xef\xbb\xbf" + b'{"debug": true}',
+        b"\xff\xfe" + '{"debug": true}'.encode("utf-16-le"),
+        b"\xfe\xff" + '{"debug": true}'.encode("utf-16-be"),
+    ],
+    ids=["utf-8-bom", "utf-16le-bom", "utf-16be-bom"],
+)
 def test_bom_decoding(tmp_path: Path, encoded: bytes) -> None:
     assert _load(tmp_path, encoded)["debug"] is True
 
 
 def test_utf16_without_bom_is_not_json(tmp_path: Path) -> None:
-    assert _fail(tmp_path, '{"debug": true}'.encode("utf-16-le")) == \
-        "invalid JSON: invalid character '\\x00' looking for beginning of object key string"
+    assert (
+        _fail(tmp_path, '{"debug": true}'.encode("utf-16-le"))
+        == "invalid JSON: invalid character '\\x00' looking for beginning of object key string"
+    )
 
 
 def test_invalid_utf8_without_bom(tmp_path: Path) -> None:
     raw = b'{"labels": ["a=\xff"]}'
-    assert _fail(tmp_path, raw) == \
-        f"failed to decode configuration JSON at offset {len(raw)}: encoding: invalid UTF-8"
+    assert (
+        _fail(tmp_path, raw)
+        == f"failed to decode configuration JSON at offset {len(raw)}: encoding: invalid UTF-8"
+    )
     # after a UTF-8 BOM, x/text's decoder replaces bad bytes instead
     assert _load(tmp_path, b"\xef\xbb\xbf" + raw)["label"] == ["a=\ufffd"]
 
 
 # --- syntax errors: Go's encoding/json scanner -------------------------------------------------------
 
-@pytest.mark.parametrize(("text", "message"), [
-    ('{"debug": true,', "unexpected end of JSON input"),
-    ("{", "unexpected end of JSON input"),
-    ('{"a": "x', "unexpected end of JSON input"),
-    ("{bad", "invalid character 'b' looking for beginning of object key string"),
-    ("{'debug': true}", "invalid character '\\'' looking for beginning of object key string"),
-    ("{} x", "invalid character 'x' after top-level value"),
-    ('{"debug": true}}', "invalid character '}' after top-level value"),
-    ('{"a" 1}', "invalid character '1' after object key"),
-    ('{"a": 1 "b": 2}', "invalid character '\"' after object key:value pair"),
-    ('{"dns": ["1" "2"]}', "invalid character '\"' after array element"),
-    ('{"debug": tru}', "invalid character '}' in literal true (expecting 'e')"),
-    ('{"debug": tru', "invalid character ' ' in literal true (expecting 'e')"),
-    ('{"debug": nul}', "invalid character '}' in literal null (expecting 'l')"),
-    ('{"debug": fals}', "invalid character '}' in literal false (expecting 'e')"),
-    ('{"mtu": NaN}', "invalid character 'N' looking for beginning of value"),
-    ('{"mtu": Infinity}', "invalid character 'I' looking for beginning of value"),
-    ('{"mtu": 01}', "invalid character '1' after object key:value pair"),
-    ('{"mtu": -}', "invalid character '}' in numeric literal"),
-    ('{"mtu": 1.}', "invalid character '}' after decimal point in numeric literal"),
-    ('{"mtu": 1e}', "invalid character '}' in exponent of numeric literal"),
-    ('{"mtu": +1}', "invalid character '+' looking for beginning of value"),
-    ('{"a": "\\x"}', "invalid character 'x' in string escape code"),
-    ('{"a": "\\u12G4"}', "invalid character 'G' in \\u hexadecimal character escape"),
-    ('{"a": "x\ny"}', "invalid character '\\n' in string literal"),
-    ('{"a": \xe9}', "invalid character 'Ã' looking for beginning of value"),
-    ('{"a": [1,]}', "invalid character ']' looking for beginning of value"),
-    ('{"a": 1,}', "invalid character '}' looking for beginning of object key string"),
-])
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"debug": true,', "unexpected end of JSON input"),
+        ("{", "unexpected end of JSON input"),
+        ('{"a": "x', "unexpected end of JSON input"),
+        ("{bad", "invalid character 'b' looking for beginning of object key string"),
+        ("{'debug': true}", "invalid character '\\'' looking for beginning of object key string"),
+        ("{} x", "invalid character 'x' after top-level value"),
+        ('{"debug": true}}', "invalid character '}' after top-level value"),
+        ('{"a" 1}', "invalid character '1' after object key"),
+        ('{"a": 1 "b": 2}', "invalid character '\"' after object key:value pair"),
+        ('{"dns": ["1" "2"]}', "invalid character '\"' after array element"),
+        ('{"debug": tru}', "invalid character '}' in literal true (expecting 'e')"),
+        ('{"debug": tru', "invalid character ' ' in literal true (expecting 'e')"),
+        ('{"debug": nul}', "invalid character '}' in literal null (expecting 'l')"),
+        ('{"debug": fals}', "invalid character '}' in literal false (expecting 'e')"),
+        ('{"mtu": NaN}', "invalid character 'N' looking for beginning of value"),
+        ('{"mtu": Infinity}', "invalid character 'I' looking for beginning of value"),
+        ('{"mtu": 01}', "invalid character '1' after object key:value pair"),
+        ('{"mtu": -}', "invalid character '}' in numeric literal"),
+        ('{"mtu": 1.}', "invalid character '}' after decimal point in numeric literal"),
+        ('{"mtu": 1e}', "invalid character '}' in exponent of numeric literal"),
+        ('{"mtu": +1}', "invalid character '+' looking for beginning of value"),
+        ('{"a": "\\x"}', "invalid character 'x' in string escape code"),
+        ('{"a": "\\u12G4"}', "invalid character 'G' in \\u hexadecimal character escape"),
+        ('{"a": "x\ny"}', "invalid character '\\n' in string literal"),
+        ('{"a": \xe9}', "invalid character 'Ã' looking for beginning of value"),
+        ('{"a": [1,]}', "invalid character ']' looking for beginning of value"),
+        ('{"a": 1,}', "invalid character '}' looking for beginning of object key string"),
+    ],
+)
 def test_invalid_json_messages(tmp_path: Path, text: str, message: str) -> None:
     assert _fail(tmp_path, text) == f"invalid JSON: {message}"
 
 
-@pytest.mark.parametrize("text", [
-    "{}", "[]", "null", "true", "0", "-0.5e+10", '"\\u00e9\\n"', '{"a": [1, {"b": null}], "c": -12.5E-3}',
-    '{"a":[]}', '[[[]]]', '{"a": "\u00e9 \\"q\\""}', " { } ",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{}",
+        "[]",
+        "null",
+        "true",
+        "0",
+        "-0.5e+10",
+        '"\\u00e9\\n"',
+        '{"a": [1, {"b": null}], "c": -12.5E-3}',
+        '{"a":[]}',
+        "[[[]]]",
+        '{"a": "\u00e9 \\"q\\""}',
+        " { } ",
+    ],
+)
 def test_scanner_accepts_valid_json(text: str) -> None:
     assert go_json_syntax_error(text.encode()) is None
     json.loads(text)
@@ -147,18 +173,24 @@ def test_scanner_depth_limit() -> None:
     assert go_json_syntax_error(b"[" * 100 + b"]" * 100) is None
 
 
-@pytest.mark.parametrize(("text", "kind"), [("[]", "array"), ('"x"', "string"), ("1", "number"),
-                                           ("true", "bool")])
+@pytest.mark.parametrize(
+    ("text", "kind"), [("[]", "array"), ('"x"', "string"), ("1", "number"), ("true", "bool")]
+)
 def test_top_level_must_be_an_object(tmp_path: Path, text: str, kind: str) -> None:
-    assert _fail(tmp_path, text) == \
-        f"invalid JSON: json: cannot unmarshal {kind} into Go value of type map[string]interface {{}}"
+    assert (
+        _fail(tmp_path, text)
+        == f"invalid JSON: json: cannot unmarshal {kind} into Go value of type map[string]interface {{}}"
+    )
 
 
 # --- flattening and unknown keys -----------------------------------------------------------------------
 
+
 def test_flattened_unknown_key(tmp_path: Path) -> None:
-    assert _fail(tmp_path, {"tls": {"bogus": 1}}) == \
-        "the following directives don't match any configuration option: bogus"
+    assert (
+        _fail(tmp_path, {"tls": {"bogus": 1}})
+        == "the following directives don't match any configuration option: bogus"
+    )
 
 
 def test_nested_known_key_is_checked_as_its_own_name(tmp_path: Path) -> None:
@@ -171,21 +203,26 @@ def test_nested_known_key_is_checked_as_its_own_name(tmp_path: Path) -> None:
 
 
 def test_object_for_a_plain_key_is_a_type_error(tmp_path: Path) -> None:
-    assert _fail(tmp_path, {"tls": {"tlsverify": True}}) == \
-        "invalid JSON: json: cannot unmarshal object into Go struct field Config.tls of type bool"
+    assert (
+        _fail(tmp_path, {"tls": {"tlsverify": True}})
+        == "invalid JSON: json: cannot unmarshal object into Go struct field Config.tls of type bool"
+    )
 
 
 def test_flat_options_are_kept_whole(tmp_path: Path) -> None:
-    config = _load(tmp_path, {"log-opts": {"max-size": "1k", "max-file": "3"},
-                              "features": {"buildkit": True}})
+    config = _load(
+        tmp_path, {"log-opts": {"max-size": "1k", "max-file": "3"}, "features": {"buildkit": True}}
+    )
     assert config["log-opt"] == {"max-size": "1k", "max-file": "3"}
     assert config["features"] == {"buildkit": True}
     assert "max-size" not in config.file_keys
 
 
 def test_unknown_keys_listed_together(tmp_path: Path) -> None:
-    assert _fail(tmp_path, {"bogus-key": 1, "debug": True, "another": 2}) == \
-        "the following directives don't match any configuration option: bogus-key, another"
+    assert (
+        _fail(tmp_path, {"bogus-key": 1, "debug": True, "another": 2})
+        == "the following directives don't match any configuration option: bogus-key, another"
+    )
 
 
 def test_skip_validate_and_flag_name_keys_are_known(tmp_path: Path) -> None:
@@ -202,29 +239,44 @@ def test_graph_is_an_unknown_key_in_dockerd_28(tmp_path: Path) -> None:
 
 # --- flag/file conflicts -------------------------------------------------------------------------------
 
+
 def test_conflict_even_with_equal_values(tmp_path: Path) -> None:
     assert _fail(tmp_path, {"debug": True}, "--debug") == (
         "the following directives are specified both as a flag and in the configuration file: "
-        "debug: (from flag: true, from file: true)")
+        "debug: (from flag: true, from file: true)"
+    )
 
 
 def test_conflict_named_options_print_lists(tmp_path: Path) -> None:
-    message = _fail(tmp_path, {"hosts": ["unix:///x.sock"], "labels": ["b=2"]},
-                    "-H", "unix:///d.sock", "-H", "tcp://127.0.0.1:23750", "--label", "a=1")
-    assert message == ("the following directives are specified both as a flag and in the configuration file: "
-                       "hosts: (from flag: [unix:///d.sock tcp://127.0.0.1:23750], "
-                       "from file: [unix:///x.sock]), "
-                       "labels: (from flag: [a=1], from file: [b=2])")
+    message = _fail(
+        tmp_path,
+        {"hosts": ["unix:///x.sock"], "labels": ["b=2"]},
+        "-H",
+        "unix:///d.sock",
+        "-H",
+        "tcp://127.0.0.1:23750",
+        "--label",
+        "a=1",
+    )
+    assert message == (
+        "the following directives are specified both as a flag and in the configuration file: "
+        "hosts: (from flag: [unix:///d.sock tcp://127.0.0.1:23750], "
+        "from file: [unix:///x.sock]), "
+        "labels: (from flag: [a=1], from file: [b=2])"
+    )
 
 
 def test_conflicts_in_flag_name_order_with_go_values(tmp_path: Path) -> None:
     doc = {"data-root": "/root2", "max-concurrent-downloads": 1000000, "log-opts": {"a": "b"}}
-    message = _fail(tmp_path, doc,
-                    "--max-concurrent-downloads", "7", "--log-opt", "a=c", "--data-root", "/root")
-    assert message == ("the following directives are specified both as a flag and in the configuration file: "
-                       "data-root: (from flag: /root, from file: /root2), "
-                       "log-opts: (from flag: map[a:c], from file: map[a:b]), "
-                       "max-concurrent-downloads: (from flag: 7, from file: 1e+06)")
+    message = _fail(
+        tmp_path, doc, "--max-concurrent-downloads", "7", "--log-opt", "a=c", "--data-root", "/root"
+    )
+    assert message == (
+        "the following directives are specified both as a flag and in the configuration file: "
+        "data-root: (from flag: /root, from file: /root2), "
+        "log-opts: (from flag: map[a:c], from file: map[a:b]), "
+        "max-concurrent-downloads: (from flag: 7, from file: 1e+06)"
+    )
 
 
 def test_no_conflict_for_defaults_or_runtimes(tmp_path: Path) -> None:
@@ -240,21 +292,36 @@ def test_conflict_by_flag_name_for_a_named_option_is_not_reported(tmp_path: Path
 
 # --- types ---------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("doc", "message"), [
-    ({"debug": "yes"}, "json: cannot unmarshal string into Go struct field Config.debug of type bool"),
-    ({"debug": 1}, "json: cannot unmarshal number into Go struct field Config.debug of type bool"),
-    ({"data-root": 5}, "json: cannot unmarshal number into Go struct field Config.data-root of type string"),
-    ({"data-root": ["/x"]},
-     "json: cannot unmarshal array into Go struct field Config.data-root of type string"),
-    ({"mtu": "1500"}, "json: cannot unmarshal string into Go struct field Config.mtu of type int"),
-    ({"hosts": "unix:///x.sock"},
-     "json: cannot unmarshal string into Go struct field Config.hosts of type []string"),
-    ({"hosts": [1]}, "json: cannot unmarshal number into Go struct field Config.hosts of type string"),
-    ({"log-opts": {"max-size": 5}},
-     "json: cannot unmarshal number into Go struct field Config.log-opts of type string"),
-    ({"log-opts": []},
-     "json: cannot unmarshal array into Go struct field Config.log-opts of type map[string]string"),
-])
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        ({"debug": "yes"}, "json: cannot unmarshal string into Go struct field Config.debug of type bool"),
+        ({"debug": 1}, "json: cannot unmarshal number into Go struct field Config.debug of type bool"),
+        (
+            {"data-root": 5},
+            "json: cannot unmarshal number into Go struct field Config.data-root of type string",
+        ),
+        (
+            {"data-root": ["/x"]},
+            "json: cannot unmarshal array into Go struct field Config.data-root of type string",
+        ),
+        ({"mtu": "1500"}, "json: cannot unmarshal string into Go struct field Config.mtu of type int"),
+        (
+            {"hosts": "unix:///x.sock"},
+            "json: cannot unmarshal string into Go struct field Config.hosts of type []string",
+        ),
+        ({"hosts": [1]}, "json: cannot unmarshal number into Go struct field Config.hosts of type string"),
+        (
+            {"log-opts": {"max-size": 5}},
+            "json: cannot unmarshal number into Go struct field Config.log-opts of type string",
+        ),
+        (
+            {"log-opts": []},
+            "json: cannot unmarshal array into Go struct field Config.log-opts of type map[string]string",
+        ),
+    ],
+)
 def test_type_mismatch(tmp_path: Path, doc: object, message: str) -> None:
     assert _fail(tmp_path, doc) == f"invalid JSON: {message}"
 
@@ -262,8 +329,9 @@ def test_type_mismatch(tmp_path: Path, doc: object, message: str) -> None:
 @pytest.mark.parametrize("literal", ["1.5", "3.0", "1e2", "99999999999999999999"])
 def test_int_field_takes_integer_literals_only(tmp_path: Path, literal: str) -> None:
     assert _fail(tmp_path, f'{{"max-concurrent-downloads": {literal}}}') == (
-        f"invalid JSON: json: cannot unmarshal number {literal} into Go struct field Config.max-concurrent-downloads "
-        "of type int")
+        f"invalid JSON: json: cannot unmarshal number {literal} into Go struct field "
+        "Config.max-concurrent-downloads of type int"
+    )
 
 
 def test_int_field_accepts_an_integer(tmp_path: Path) -> None:
@@ -271,11 +339,14 @@ def test_int_field_accepts_an_integer(tmp_path: Path) -> None:
 
 
 def test_first_type_error_in_document_order(tmp_path: Path) -> None:
-    assert _fail(tmp_path, '{"mtu": "x", "debug": "y"}') == \
-        "invalid JSON: json: cannot unmarshal string into Go struct field Config.mtu of type int"
+    assert (
+        _fail(tmp_path, '{"mtu": "x", "debug": "y"}')
+        == "invalid JSON: json: cannot unmarshal string into Go struct field Config.mtu of type int"
+    )
 
 
 # --- merge ---------------------------------------------------------------------------------------------
+
 
 def test_file_wins_and_flags_fill(tmp_path: Path) -> None:
     config = _load(tmp_path, {"data-root": "/file", "labels": ["a=1"]}, "--exec-root", "/flag", "-l", "warn")
@@ -302,17 +373,21 @@ def test_null_and_zero_values_leave_the_flag_value(tmp_path: Path) -> None:
 
 # --- validation ----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("doc", "message"), [
-    ({"max-concurrent-downloads": -1}, "invalid max concurrent downloads: -1"),
-    ({"max-concurrent-uploads": -2}, "invalid max concurrent uploads: -2"),
-    ({"max-download-attempts": -1}, "invalid max download attempts: -1"),
-    ({"mtu": -1}, "invalid default MTU: -1"),
-    ({"log-level": "verbose"}, "invalid logging level: verbose"),
-    ({"log-level": "warning"}, "invalid logging level: warning"),
-    ({"log-format": "xml"}, "invalid log format: xml"),
-    ({"labels": ["foo"]}, "bad attribute format: foo"),
-    ({"hosts": ["foo://x"]}, "invalid bind address (foo://x): unsupported proto 'foo'"),
-])
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        ({"max-concurrent-downloads": -1}, "invalid max concurrent downloads: -1"),
+        ({"max-concurrent-uploads": -2}, "invalid max concurrent uploads: -2"),
+        ({"max-download-attempts": -1}, "invalid max download attempts: -1"),
+        ({"mtu": -1}, "invalid default MTU: -1"),
+        ({"log-level": "verbose"}, "invalid logging level: verbose"),
+        ({"log-level": "warning"}, "invalid logging level: warning"),
+        ({"log-format": "xml"}, "invalid log format: xml"),
+        ({"labels": ["foo"]}, "bad attribute format: foo"),
+        ({"hosts": ["foo://x"]}, "invalid bind address (foo://x): unsupported proto 'foo'"),
+    ],
+)
 def test_validation_from_file_is_wrapped(tmp_path: Path, doc: object, message: str) -> None:
     assert _fail(tmp_path, doc) == f"{MERGED}{message}"
 
@@ -323,8 +398,10 @@ def test_valid_log_levels(tmp_path: Path, level: str) -> None:
 
 
 def test_validation_from_flags_with_a_file_is_wrapped(tmp_path: Path) -> None:
-    assert _fail(tmp_path, {}, "--max-concurrent-downloads=-1") == \
-        f"{MERGED}invalid max concurrent downloads: -1"
+    assert (
+        _fail(tmp_path, {}, "--max-concurrent-downloads=-1")
+        == f"{MERGED}invalid max concurrent downloads: -1"
+    )
 
 
 def test_validation_without_a_file_is_bare(tmp_path: Path) -> None:
@@ -341,6 +418,7 @@ def test_zero_download_attempts_is_valid(tmp_path: Path) -> None:
 
 # --- labels --------------------------------------------------------------------------------------------
 
+
 def test_label_conflict_is_a_bare_error(tmp_path: Path) -> None:
     assert _fail(tmp_path, {"labels": ["x=1", "x=2"]}) == "BARE: conflict labels for x=2 and x=1"
 
@@ -356,11 +434,15 @@ def test_conflict_free_labels() -> None:
 
 
 def test_runtimes_are_exempt_from_conflicts(tmp_path: Path) -> None:
-    config = _load(tmp_path, {"runtimes": {"crun": {"path": "/usr/bin/crun"}}},
-                   "--add-runtime", "kata=/bin/kata")
+    config = _load(
+        tmp_path, {"runtimes": {"crun": {"path": "/usr/bin/crun"}}}, "--add-runtime", "kata=/bin/kata"
+    )
     assert config["add-runtime"] == {"crun": {"path": "/usr/bin/crun"}}
-    assert _fail(tmp_path, {"runtimes": []}) == \
-        "invalid JSON: json: cannot unmarshal array into Go struct field Config.runtimes of type map[string]system.Runtime"
+    assert (
+        _fail(tmp_path, {"runtimes": []})
+        == "invalid JSON: json: cannot unmarshal array into Go struct field Config.runtimes of type "
+        "map[string]system.Runtime"
+    )
 
 
 def test_every_reloadable_key_loads(tmp_path: Path) -> None:
@@ -370,5 +452,7 @@ def test_every_reloadable_key_loads(tmp_path: Path) -> None:
 
     known = {f.file_key for f in FLAGS} | {"features", "allow-nondistributable-artifacts"}
     assert known >= RELOADABLE
-    _load(tmp_path, {"default-shm-size": "128M", "default-ipc-mode": "shareable",
-                     "default-cgroupns-mode": "host"})
+    _load(
+        tmp_path,
+        {"default-shm-size": "128M", "default-ipc-mode": "shareable", "default-cgroupns-mode": "host"},
+    )

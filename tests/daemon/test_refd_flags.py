@@ -19,9 +19,17 @@ def _status(message: str) -> str:
 
 # --- value spellings -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("argv", [
-    ["--log-level=debug"], ["--log-level", "debug"], ["-ldebug"], ["-l", "debug"], ["-l=debug"],
-])
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--log-level=debug"],
+        ["--log-level", "debug"],
+        ["-ldebug"],
+        ["-l", "debug"],
+        ["-l=debug"],
+    ],
+)
 def test_string_flag_spellings(argv: list[str]) -> None:
     flags = parse_args(argv)
     assert flags["log-level"] == "debug"
@@ -34,8 +42,16 @@ def test_flag_needs_an_argument() -> None:
     assert _error(["-Dl"]) == _status("flag needs an argument: 'l' in -l")
 
 
-@pytest.mark.parametrize("argv", [["-Hunix:///x.sock"], ["-H", "unix:///x.sock"], ["--host=unix:///x.sock"],
-                                  ["--host", "unix:///x.sock"], ["-H=unix:///x.sock"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["-Hunix:///x.sock"],
+        ["-H", "unix:///x.sock"],
+        ["--host=unix:///x.sock"],
+        ["--host", "unix:///x.sock"],
+        ["-H=unix:///x.sock"],
+    ],
+)
 def test_host_spellings(argv: list[str]) -> None:
     assert parse_args(argv)["host"] == ["unix:///x.sock"]
 
@@ -47,12 +63,14 @@ def test_repeated_host_keeps_order_and_raw_text() -> None:
 
 def test_bad_host_is_refused_at_parse_time() -> None:
     assert _error(["-H", "foo://x"]) == _status(
-        "invalid argument \"foo://x\" for \"-H, --host\" flag: "
-        "invalid bind address (foo://x): unsupported proto 'foo'")
+        'invalid argument "foo://x" for "-H, --host" flag: '
+        "invalid bind address (foo://x): unsupported proto 'foo'"
+    )
 
 
-@pytest.mark.parametrize("argv", [["-D"], ["--debug"], ["--debug=true"], ["-D=true"], ["--debug=1"],
-                                  ["--debug=T"]])
+@pytest.mark.parametrize(
+    "argv", [["-D"], ["--debug"], ["--debug=true"], ["-D=true"], ["--debug=1"], ["--debug=T"]]
+)
 def test_bool_true_spellings(argv: list[str]) -> None:
     assert parse_args(argv)["debug"] is True
 
@@ -65,7 +83,8 @@ def test_bool_false_spellings(argv: list[str]) -> None:
 def test_bool_flag_does_not_take_the_next_word() -> None:
     """``--debug false`` is debug=true plus a positional argument, as in pflag."""
     assert _error(["--debug", "false"]).startswith(
-        "\"dockerd\" accepts no argument(s).\nSee 'dockerd --help'.")
+        "\"dockerd\" accepts no argument(s).\nSee 'dockerd --help'."
+    )
 
 
 def test_false_default_overridden_to_false_for_true_default() -> None:
@@ -81,26 +100,40 @@ def test_bundled_shorthands() -> None:
 
 def test_bad_bool_text_is_strconv() -> None:
     assert _error(["--debug=maybe"]) == _status(
-        'invalid argument "maybe" for "-D, --debug" flag: strconv.ParseBool: parsing "maybe": invalid syntax')
+        'invalid argument "maybe" for "-D, --debug" flag: strconv.ParseBool: parsing "maybe": invalid syntax'
+    )
     assert _error(["--tls=yes"]) == _status(
-        'invalid argument "yes" for "--tls" flag: strconv.ParseBool: parsing "yes": invalid syntax')
+        'invalid argument "yes" for "--tls" flag: strconv.ParseBool: parsing "yes": invalid syntax'
+    )
 
 
-@pytest.mark.parametrize(("text", "value"), [("10", 10), ("0x10", 16), ("010", 8), ("0b11", 3), ("0o17", 15),
-                                             ("1_000", 1000), ("+7", 7), ("-7", -7)])
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("10", 10), ("0x10", 16), ("010", 8), ("0b11", 3), ("0o17", 15), ("1_000", 1000), ("+7", 7), ("-7", -7)],
+)
 def test_int_accepts_go_parseint_base_0(text: str, value: int) -> None:
     assert parse_int(text) == value
     assert parse_args([f"--mtu={text}"])["mtu"] == value
 
 
-@pytest.mark.parametrize(("text", "reason"), [
-    ("abc", "invalid syntax"), ("", "invalid syntax"), ("08", "invalid syntax"), ("1.5", "invalid syntax"),
-    (" 5", "invalid syntax"), ("_1", "invalid syntax"), ("1__0", "invalid syntax"), ("0x", "invalid syntax"),
-    ("9223372036854775808", "value out of range"),
-])
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("abc", "invalid syntax"),
+        ("", "invalid syntax"),
+        ("08", "invalid syntax"),
+        ("1.5", "invalid syntax"),
+        (" 5", "invalid syntax"),
+        ("_1", "invalid syntax"),
+        ("1__0", "invalid syntax"),
+        ("0x", "invalid syntax"),
+        ("9223372036854775808", "value out of range"),
+    ],
+)
 def test_bad_int_text_is_strconv(text: str, reason: str) -> None:
     assert _error([f"--mtu={text}"]) == _status(
-        f'invalid argument "{text}" for "--mtu" flag: strconv.ParseInt: parsing "{text}": {reason}')
+        f'invalid argument "{text}" for "--mtu" flag: strconv.ParseInt: parsing "{text}": {reason}'
+    )
 
 
 def test_parse_bool_and_go_quoting_in_messages() -> None:
@@ -129,11 +162,11 @@ def test_positional_argument() -> None:
         parse_args(["--debug", "serve"])
     assert not info.value.cobra_status
     assert info.value.render().startswith("\"dockerd\" accepts no argument(s).\nSee 'dockerd --help'.\n\n")
-    assert _error(["--", "-D"]).startswith("\"dockerd\" accepts no argument(s).")
+    assert _error(["--", "-D"]).startswith('"dockerd" accepts no argument(s).')
 
 
 def test_lone_dash_is_positional() -> None:
-    assert _error(["-"]).startswith("\"dockerd\" accepts no argument(s).")
+    assert _error(["-"]).startswith('"dockerd" accepts no argument(s).')
 
 
 def test_log_opt_map() -> None:
@@ -145,7 +178,8 @@ def test_log_opt_map() -> None:
 def test_label_validated_at_parse_time() -> None:
     assert parse_args(["--label", "a=1", "--label=b="])["label"] == ["a=1", "b="]
     assert _error(["--label", "foo"]) == _status(
-        'invalid argument "foo" for "--label" flag: bad attribute format: foo')
+        'invalid argument "foo" for "--label" flag: bad attribute format: foo'
+    )
     assert "reserved for internal use" in _error(["--label", "com.docker.x=1"])
 
 
@@ -165,8 +199,11 @@ def test_defaults_are_fresh_copies() -> None:
 def test_tls_defaults_follow_docker_cert_path(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOCKER_CERT_PATH", "/certs")
     flags = parse_args([])
-    assert (flags["tlscacert"], flags["tlscert"], flags["tlskey"]) == ("/certs/ca.pem", "/certs/cert.pem",
-                                                                       "/certs/key.pem")
+    assert (flags["tlscacert"], flags["tlscert"], flags["tlskey"]) == (
+        "/certs/ca.pem",
+        "/certs/cert.pem",
+        "/certs/key.pem",
+    )
     monkeypatch.delenv("DOCKER_CERT_PATH")
     monkeypatch.setenv("HOME", "/home/u")
     monkeypatch.delenv("DOCKER_CONFIG", raising=False)
@@ -183,15 +220,32 @@ def test_help_is_not_a_cobra_status_error() -> None:
 
 # --- go_format ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("value", "text"), [
-    (["a", "b"], "[a b]"), ([], "[]"), (("x",), "[x]"),
-    ({"b": "2", "a": "1"}, "map[a:1 b:2]"), ({}, "map[]"),
-    (True, "true"), (False, "false"), (None, "<nil>"),
-    (3, "3"), ("s p", "s p"),
-    (10.0, "10"), (1.5, "1.5"), (-2.25, "-2.25"), (123456.0, "123456"), (1e6, "1e+06"),
-    (1234567.0, "1.234567e+06"), (0.0001, "0.0001"), (0.00001, "1e-05"), (0.0, "0"),
-    ([1.0, True, {"k": [2.5]}], "[1 true map[k:[2.5]]]"),
-])
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (["a", "b"], "[a b]"),
+        ([], "[]"),
+        (("x",), "[x]"),
+        ({"b": "2", "a": "1"}, "map[a:1 b:2]"),
+        ({}, "map[]"),
+        (True, "true"),
+        (False, "false"),
+        (None, "<nil>"),
+        (3, "3"),
+        ("s p", "s p"),
+        (10.0, "10"),
+        (1.5, "1.5"),
+        (-2.25, "-2.25"),
+        (123456.0, "123456"),
+        (1e6, "1e+06"),
+        (1234567.0, "1.234567e+06"),
+        (0.0001, "0.0001"),
+        (0.00001, "1e-05"),
+        (0.0, "0"),
+        ([1.0, True, {"k": [2.5]}], "[1 true map[k:[2.5]]]"),
+    ],
+)
 def test_go_format(value: object, text: str) -> None:
     assert go_format(value) == text
 
@@ -206,6 +260,8 @@ def test_add_runtime_and_shm_size() -> None:
     assert flags["add-runtime"] == {"crun": {"path": "/usr/bin/crun"}}
     assert flags["default-shm-size"] == "128M"
     assert _error(["--add-runtime", "crun"]) == _status(
-        'invalid argument "crun" for "--add-runtime" flag: invalid runtime argument: crun')
+        'invalid argument "crun" for "--add-runtime" flag: invalid runtime argument: crun'
+    )
     assert _error(["--default-shm-size", "lots"]) == _status(
-        "invalid argument \"lots\" for \"--default-shm-size\" flag: invalid size: 'lots'")
+        'invalid argument "lots" for "--default-shm-size" flag: invalid size: \'lots\''
+    )

@@ -47,29 +47,29 @@ VALID = {
 }
 
 INVALID = {
-    "something with spaces": 'invalid bind address (something with spaces): '
-                             'parse "tcp://something with spaces": invalid character " " in host name',
+    "something with spaces": "invalid bind address (something with spaces): "
+    'parse "tcp://something with spaces": invalid character " " in host name',
     "://": "invalid bind address (://): unsupported proto ''",
     "foo://x": "invalid bind address (foo://x): unsupported proto 'foo'",
     "udp://127.0.0.1:5555": "invalid bind address (udp://127.0.0.1:5555): unsupported proto 'udp'",
     "tcp://:abc": 'invalid bind address (tcp://:abc): parse "tcp://:abc": invalid port ":abc" after host',
     "tcp://invalid:port": 'invalid bind address (tcp://invalid:port): parse "tcp://invalid:port": '
-                          'invalid port ":port" after host',
+    'invalid port ":port" after host',
     "tcp:a.b.c.d": 'invalid bind address (tcp:a.b.c.d): parse "tcp://tcp:a.b.c.d": '
-                   'invalid port ":a.b.c.d" after host',
+    'invalid port ":a.b.c.d" after host',
     "tcp://host/path": "invalid bind address (tcp://host/path): should not contain a path element",
     "tcp://:5555/": "invalid bind address (tcp://:5555/): should not contain a path element",
     "tcp://[::1]:/": "invalid bind address (tcp://[::1]:/): should not contain a path element",
     " tcp://:5555/path ": "invalid bind address (tcp://:5555/path): should not contain a path element",
     "localhost:5555/path": "invalid bind address (localhost:5555/path): should not contain a path element",
     "tcp://unix:///run/docker.sock": "invalid bind address (tcp://unix:///run/docker.sock): "
-                                     "should not contain a path element",
+    "should not contain a path element",
     "tcp://h:0": "invalid bind address (tcp://h:0): invalid port: 0",
-    "tcp://[::1": 'invalid bind address (tcp://[::1): parse "tcp://[::1": missing \']\' in host',
+    "tcp://[::1": "invalid bind address (tcp://[::1): parse \"tcp://[::1\": missing ']' in host",
     "tcp://[::1]x": 'invalid bind address (tcp://[::1]x): parse "tcp://[::1]x": invalid port "x" after host',
     "unix://tcp://127.0.0.1": "invalid bind address (unix://tcp://127.0.0.1): invalid unix address: tcp://127.0.0.1",
     "unix://unix://tcp://127.0.0.1": "invalid bind address (unix://unix://tcp://127.0.0.1): "
-                                     "invalid unix address: unix://tcp://127.0.0.1",
+    "invalid unix address: unix://tcp://127.0.0.1",
     "unix://unix:///x": "invalid bind address (unix://unix:///x): invalid unix address: unix:///x",
 }
 
@@ -97,8 +97,11 @@ def test_normalize_hosts_defaults_dedupes_and_sorts() -> None:
     assert normalize_hosts([], default_to_tls=False) == ["unix:///var/run/docker.sock"]
     assert normalize_hosts([], default_to_tls=True) == ["tcp://localhost:2376"]
     hosts = ["unix:///b.sock", "tcp://127.0.0.1", "unix:///a.sock", "tcp://127.0.0.1:2375", "unix:///b.sock"]
-    assert normalize_hosts(hosts, default_to_tls=False) == ["tcp://127.0.0.1:2375", "unix:///a.sock",
-                                                             "unix:///b.sock"]
+    assert normalize_hosts(hosts, default_to_tls=False) == [
+        "tcp://127.0.0.1:2375",
+        "unix:///a.sock",
+        "unix:///b.sock",
+    ]
 
 
 def test_normalize_hosts_refuses_a_bad_entry() -> None:

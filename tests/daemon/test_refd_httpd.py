@@ -13,22 +13,31 @@ from harness.daemon.httpd import Request, Response, handle_connection
 ERROR_HEADERS = b"\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
 GO_400 = b"HTTP/1.1 400 Bad Request" + ERROR_HEADERS + b"400 Bad Request"
 GO_501 = b"HTTP/1.1 501 Not Implemented" + ERROR_HEADERS + b"Unsupported transfer encoding"
-GO_431 = (b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/plain; charset=utf-8\r\n"
-          b"Connection: close\r\n\r\n431 Request Header Fields Too Large")
-GO_NO_HOST = (b"HTTP/1.1 400 Bad Request: missing required Host header" + ERROR_HEADERS
-              + b"400 Bad Request: missing required Host header")
-GO_505 = (b"HTTP/1.1 505 HTTP Version Not Supported: unsupported protocol version\r\n"
-          b"Content-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
-          b"505 HTTP Version Not Supported: unsupported protocol version")
+GO_431 = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    b"Connection: close\r\n\r\n431 Request Header Fields Too Large"
+)
+GO_NO_HOST = (
+    b"HTTP/1.1 400 Bad Request: missing required Host header"
+    + ERROR_HEADERS
+    + b"400 Bad Request: missing required Host header"
+)
+GO_505 = (
+    b"HTTP/1.1 505 HTTP Version Not Supported: unsupported protocol version\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
+    b"505 HTTP Version Not Supported: unsupported protocol version"
+)
 
 
 async def echo(req: Request) -> Response:
     """Echo method, path, query and body; a few paths exercise other response kinds."""
     if req.path == "/stream":
+
         async def pieces() -> AsyncIterator[bytes]:
             yield b"a"
             yield b""
             yield b"bc"
+
         return Response(200, stream=pieces(), headers=[("Content-Type", "text/plain")])
     if req.path == "/nocontent":
         return Response(204, body=b"ignored")
@@ -82,7 +91,7 @@ def responses(raw: bytes) -> list[tuple[str, dict[str, str], bytes]]:
             while True:
                 size_line, _, raw = raw.partition(b"\r\n")
                 size = int(size_line, 16)
-                body, raw = body + raw[:size], raw[size + 2:]
+                body, raw = body + raw[:size], raw[size + 2 :]
                 if size == 0:
                     break
         elif "content-length" in headers:
@@ -103,10 +112,13 @@ def req(method: str = "GET", path: str = "/x", body: bytes = b"", *extra: str) -
 
 # --- keep-alive and framing --------------------------------------------------------------------------
 
+
 def test_keep_alive_serves_two_requests_on_one_connection() -> None:
     got = responses(exchange(req("GET", "/a?q=1") + req("POST", "/b", b"hello", "X-Test: t")))
-    assert [(s, b) for s, _, b in got] == [("HTTP/1.1 200 OK", b"GET /a 1 |"),
-                                           ("HTTP/1.1 200 OK", b"POST /b  t|hello")]
+    assert [(s, b) for s, _, b in got] == [
+        ("HTTP/1.1 200 OK", b"GET /a 1 |"),
+        ("HTTP/1.1 200 OK", b"POST /b  t|hello"),
+    ]
     assert all("connection" not in h for _, h, _ in got)
     assert got[0][1]["content-length"] == str(len(b"GET /a 1 |"))
     assert "date" in got[0][1]
@@ -118,8 +130,10 @@ def test_content_length_body() -> None:
 
 
 def test_chunked_request_body_with_extension_and_trailer() -> None:
-    data = (b"POST /c HTTP/1.1\r\nHost: d\r\nTransfer-Encoding: chunked\r\n\r\n"
-            b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nTrailer: x\r\n\r\n") + req("GET", "/after")
+    data = (
+        b"POST /c HTTP/1.1\r\nHost: d\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nTrailer: x\r\n\r\n"
+    ) + req("GET", "/after")
     got = responses(exchange(data))
     assert [b for _, _, b in got] == [b"POST /c  |hello world", b"GET /after  |"]
 
@@ -215,10 +229,21 @@ def test_stray_crlf_only_after_post() -> None:
 
 # --- Go's answers to bad requests ----------------------------------------------------------------------
 
-@pytest.mark.parametrize("line", [
-    b"GARBAGE", b"GET /", b"GET / HTTP/1.1 extra", b"GET  / HTTP/1.1", b"G(T / HTTP/1.1", b"GET / HTTP/1.x",
-    b"GET / FTP/1.0", b"GET x HTTP/1.1", b"GET /a%zz HTTP/1.1",
-])
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"GARBAGE",
+        b"GET /",
+        b"GET / HTTP/1.1 extra",
+        b"GET  / HTTP/1.1",
+        b"G(T / HTTP/1.1",
+        b"GET / HTTP/1.x",
+        b"GET / FTP/1.0",
+        b"GET x HTTP/1.1",
+        b"GET /a%zz HTTP/1.1",
+    ],
+)
 def test_malformed_request_line_is_go_400_and_close(line: bytes) -> None:
     assert exchange(line + b"\r\nHost: d\r\n\r\n" + req("GET", "/never"), half_close=False) == GO_400
 
@@ -293,6 +318,7 @@ def test_hijack_hands_over_the_connection() -> None:
             r.writer.write(b"HTTP/1.1 101 UPGRADED\r\n\r\n" + await r.reader.readexactly(4))
             await r.writer.drain()
             r.writer.close()
+
         return Response(hijack=take_over)
 
     async def run() -> bytes:

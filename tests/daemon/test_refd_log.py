@@ -43,9 +43,11 @@ def test_empty_message_is_omitted_and_clashing_fields_prefixed() -> None:
 
 def test_json_line_keys_sorted_and_html_escaped() -> None:
     line = format_json("info", "a <b> & c", {"zeta": 1, "alpha": None, "list": ["x"], "ok": False}, TS)
-    assert line == ('{"alpha":null,"level":"info","list":["x"],'
-                    '"msg":"a \\u003cb\\u003e \\u0026 c","ok":false,'
-                    f'"time":"{TS}","zeta":1}}')
+    assert line == (
+        '{"alpha":null,"level":"info","list":["x"],'
+        '"msg":"a \\u003cb\\u003e \\u0026 c","ok":false,'
+        f'"time":"{TS}","zeta":1}}'
+    )
     assert json.loads(line)["msg"] == "a <b> & c"
     assert json.loads(format_json("info", "m", {"err": ValueError("boom")}, TS))["err"] == "boom"
 
@@ -56,9 +58,20 @@ def test_timestamp_format() -> None:
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z", timestamp())
 
 
-@pytest.mark.parametrize(("name", "level"), [("warn", "warning"), ("WARN", "warning"), ("warning", "warning"),
-                                             ("Info", "info"), ("debug", "debug"), ("trace", "trace"),
-                                             ("panic", "panic"), ("fatal", "fatal"), ("error", "error")])
+@pytest.mark.parametrize(
+    ("name", "level"),
+    [
+        ("warn", "warning"),
+        ("WARN", "warning"),
+        ("warning", "warning"),
+        ("Info", "info"),
+        ("debug", "debug"),
+        ("trace", "trace"),
+        ("panic", "panic"),
+        ("fatal", "fatal"),
+        ("error", "error"),
+    ],
+)
 def test_parse_level(name: str, level: str) -> None:
     assert parse_level(name) == level
 

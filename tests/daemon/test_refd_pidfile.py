@@ -27,8 +27,10 @@ def test_live_pid_is_refused(tmp_path: Path) -> None:
     path.write_text(f"{live}\n")
     with pytest.raises(pidfile.PidfileError) as info:
         pidfile.write(str(path))
-    assert str(info.value) == (f"failed to start daemon, ensure docker is not running or delete {path}: "
-                               f"process with PID {live} is still running")
+    assert str(info.value) == (
+        f"failed to start daemon, ensure docker is not running or delete {path}: "
+        f"process with PID {live} is still running"
+    )
     assert path.read_text() == f"{live}\n"  # untouched
 
 

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0,
-                                reason="refd refuses to start without root (dockerd does too)")
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0, reason="refd refuses to start without root (dockerd does too)"
+)
 
 PREFIX = "unable to configure the Docker daemon with file "
 
@@ -42,12 +43,26 @@ def _env() -> dict[str, str]:
 
 
 def _args(root: Path, sock: Path, pidfile: Path, config: Path) -> list[str]:
-    return [sys.executable, "-m", "harness.daemon", "-H", f"unix://{sock}", "--data-root", str(root / "data"),
-            "--exec-root", str(root / "exec"), "--pidfile", str(pidfile), "--config-file", str(config)]
+    return [
+        sys.executable,
+        "-m",
+        "harness.daemon",
+        "-H",
+        f"unix://{sock}",
+        "--data-root",
+        str(root / "data"),
+        "--exec-root",
+        str(root / "exec"),
+        "--pidfile",
+        str(pidfile),
+        "--config-file",
+        str(config),
+    ]
 
 
-def _run(root: Path, *extra: str, config: object = None,
-         name: str = "run") -> subprocess.CompletedProcess[str]:
+def _run(
+    root: Path, *extra: str, config: object = None, name: str = "run"
+) -> subprocess.CompletedProcess[str]:
     """Run refd to completion (it is expected to exit by itself)."""
     cfg = root / f"{name}.json"
     cfg.write_text(json.dumps({} if config is None else config) if not isinstance(config, str) else config)
@@ -75,8 +90,13 @@ def refd(tmp_path: Path) -> Iterator[Refd]:
     config.write_text('{"labels": ["refd-test=1"]}')
     sock, pidfile, stderr = tmp_path / "d.sock", tmp_path / "d.pid", tmp_path / "stderr.log"
     with stderr.open("wb") as err:
-        proc = subprocess.Popen(_args(tmp_path, sock, pidfile, config), stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=err, env=_env())
+        proc = subprocess.Popen(
+            _args(tmp_path, sock, pidfile, config),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            env=_env(),
+        )
     daemon = Refd(proc, tmp_path, sock, pidfile, config, stderr)
     try:
         deadline = time.monotonic() + 20
@@ -132,8 +152,10 @@ def test_second_refd_on_the_same_pidfile_is_refused(refd: Refd) -> None:
     args = _args(refd.root, other_sock, refd.pidfile, refd.config)
     result = subprocess.run(args, capture_output=True, text=True, timeout=30, env=_env(), check=False)
     assert result.returncode == 1
-    assert (f"failed to start daemon, ensure docker is not running or delete {refd.pidfile}: "
-            f"process with PID {refd.proc.pid} is still running") in result.stderr.splitlines()
+    assert (
+        f"failed to start daemon, ensure docker is not running or delete {refd.pidfile}: "
+        f"process with PID {refd.proc.pid} is still running"
+    ) in result.stderr.splitlines()
     assert not other_sock.exists()
     assert refd.pidfile.read_text().strip() == str(refd.proc.pid)  # the first daemon's pidfile is intact
     assert refd.proc.poll() is None
@@ -149,15 +171,23 @@ def test_validate_ok(tmp_path: Path) -> None:
 def test_validate_bad_file(tmp_path: Path) -> None:
     result = _run(tmp_path, "--validate", config={"max-concurrent-downloads": -1})
     assert result.returncode == 1
-    assert result.stderr == (f"{PREFIX}{tmp_path / 'run.json'}: merged configuration validation from file "
-                             "and command line flags failed: invalid max concurrent downloads: -1\n")
+    assert result.stderr == (
+        f"{PREFIX}{tmp_path / 'run.json'}: merged configuration validation from file "
+        "and command line flags failed: invalid max concurrent downloads: -1\n"
+    )
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    ('{"debug": true,', "invalid JSON: unexpected end of JSON input"),
-    ({"bogus": 1}, "the following directives don't match any configuration option: bogus"),
-    ({"debug": "yes"}, "invalid JSON: json: cannot unmarshal string into Go struct field Config.debug of type bool"),
-])
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"debug": true,', "invalid JSON: unexpected end of JSON input"),
+        ({"bogus": 1}, "the following directives don't match any configuration option: bogus"),
+        (
+            {"debug": "yes"},
+            "invalid JSON: json: cannot unmarshal string into Go struct field Config.debug of type bool",
+        ),
+    ],
+)
 def test_bad_daemon_json_exits_1(tmp_path: Path, content: object, message: str) -> None:
     result = _run(tmp_path, config=content)
     assert result.returncode == 1
@@ -169,5 +199,6 @@ def test_bad_flag_exits_1(tmp_path: Path) -> None:
     result = _run(tmp_path, "--bogus")
     assert result.returncode == 1
     assert result.stderr.startswith(
-        "Status: unknown flag: --bogus\nSee 'dockerd --help'.\n\nUsage:\tdockerd [OPTIONS]")
+        "Status: unknown flag: --bogus\nSee 'dockerd --help'.\n\nUsage:\tdockerd [OPTIONS]"
+    )
     assert result.stderr.endswith(", Code: 125\n")

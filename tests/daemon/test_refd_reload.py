@@ -22,8 +22,15 @@ def _daemon(tmp_path: Path, doc: object, *args: str) -> tuple[Any, Any, io.Strin
     config = load_config(flags)
     stream = io.StringIO()
     log = Logger(stream, level="debug" if config["debug"] else config["log-level"])
-    daemon = SimpleNamespace(config=config, log=log, events=EventBus(), engine_id="ID", name="host",
-                             cgroup_version="2", public_config=lambda: {"debug": config["debug"]})
+    daemon = SimpleNamespace(
+        config=config,
+        log=log,
+        events=EventBus(),
+        engine_id="ID",
+        name="host",
+        cgroup_version="2",
+        public_config=lambda: {"debug": config["debug"]},
+    )
     return daemon, flags, stream
 
 

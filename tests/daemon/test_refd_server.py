@@ -38,16 +38,21 @@ def test_valid_and_empty_bodies() -> None:
 
 def test_wrong_content_type() -> None:
     assert _error(b"{}", "text/plain") == (
-        400, "unsupported Content-Type header (text/plain): must be 'application/json'")
+        400,
+        "unsupported Content-Type header (text/plain): must be 'application/json'",
+    )
 
 
 def test_trailing_content() -> None:
     assert _error(b"{} x") == (400, "unexpected content after JSON")
 
 
-@pytest.mark.parametrize(("body", "message"), [
-    (b"{bad", "invalid JSON: invalid character 'b' looking for beginning of object key string"),
-    (b'{"Image":"bb",', "invalid JSON: unexpected EOF"),
-])
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"{bad", "invalid JSON: invalid character 'b' looking for beginning of object key string"),
+        (b'{"Image":"bb",', "invalid JSON: unexpected EOF"),
+    ],
+)
 def test_malformed_json_uses_go_messages(body: bytes, message: str) -> None:
     assert _error(body) == (400, message)

@@ -15,9 +15,15 @@ from harness.daemon.tlsconf import TLSError, TLSSettings, resolve_tls, server_co
 
 # --- resolve_tls ---------------------------------------------------------------------------------------
 
+
 def _values(**kw: object) -> dict[str, object]:
-    base: dict[str, object] = {"tls": False, "tlsverify": False, "tlscacert": "/c/ca.pem",
-                               "tlscert": "/c/cert.pem", "tlskey": "/c/key.pem"}
+    base: dict[str, object] = {
+        "tls": False,
+        "tlsverify": False,
+        "tlscacert": "/c/ca.pem",
+        "tlscert": "/c/cert.pem",
+        "tlskey": "/c/key.pem",
+    }
     base.update(kw)
     return base
 
@@ -56,6 +62,7 @@ def test_paths_are_carried() -> None:
 
 # --- server_context ------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def ca() -> trustme.CA:
     return trustme.CA()
@@ -73,8 +80,14 @@ def material(tmp_path: Path, ca: trustme.CA) -> dict[str, str]:
 
 def _settings(material: dict[str, str], verify: bool = True, **over: str) -> TLSSettings:
     paths = {**material, **over}
-    return TLSSettings(enabled=True, verify=verify, explicit=True, cacert=paths["cacert"], cert=paths["cert"],
-                       key=paths["key"])
+    return TLSSettings(
+        enabled=True,
+        verify=verify,
+        explicit=True,
+        cacert=paths["cacert"],
+        cert=paths["cert"],
+        key=paths["key"],
+    )
 
 
 def _handshake(server: ssl.SSLContext, client: ssl.SSLContext) -> str:
@@ -146,7 +159,8 @@ def test_missing_cert(material: dict[str, str], tmp_path: Path) -> None:
     assert _error(_settings(material, cert=missing)) == (
         f'invalid TLS configuration: Could not load X509 key pair (cert: "{missing}", '
         f'key: "{material["key"]}"): '
-        f"open {missing}: no such file or directory")
+        f"open {missing}: no such file or directory"
+    )
 
 
 def test_missing_key(material: dict[str, str], tmp_path: Path) -> None:
@@ -154,13 +168,16 @@ def test_missing_key(material: dict[str, str], tmp_path: Path) -> None:
     assert _error(_settings(material, key=missing)) == (
         f'invalid TLS configuration: Could not load X509 key pair (cert: "{material["cert"]}", '
         f'key: "{missing}"): '
-        f"open {missing}: no such file or directory")
+        f"open {missing}: no such file or directory"
+    )
 
 
 def test_blank_cert_and_key() -> None:
     settings = TLSSettings(enabled=True, verify=False, explicit=True, cacert="", cert="", key="")
-    assert _error(settings) == ('invalid TLS configuration: Could not load X509 key pair '
-                                '(cert: "", key: ""): open : no such file or directory')
+    assert _error(settings) == (
+        "invalid TLS configuration: Could not load X509 key pair "
+        '(cert: "", key: ""): open : no such file or directory'
+    )
 
 
 def test_garbage_cert_and_mismatched_key(material: dict[str, str], tmp_path: Path, ca: trustme.CA) -> None:
@@ -169,25 +186,30 @@ def test_garbage_cert_and_mismatched_key(material: dict[str, str], tmp_path: Pat
     pair = f'(cert: "{garbage}", key: "{material["key"]}")'
     assert _error(_settings(material, cert=str(garbage))) == (
         f"invalid TLS configuration: Error reading X509 key pair {pair}: tls: failed to find any PEM data in "
-        "certificate input. Make sure the key is not encrypted.")
+        "certificate input. Make sure the key is not encrypted."
+    )
     other_key = tmp_path / "other-key.pem"
     ca.issue_cert("other").private_key_pem.write_to_path(str(other_key))
     assert _error(_settings(material, key=str(other_key))).endswith(
-        "tls: private key does not match public key. Make sure the key is not encrypted.")
+        "tls: private key does not match public key. Make sure the key is not encrypted."
+    )
 
 
 def test_missing_ca(material: dict[str, str], tmp_path: Path) -> None:
     missing = str(tmp_path / "A" / "ca.pem")
     assert _error(_settings(material, cacert=missing)) == (
         f'invalid TLS configuration: could not read CA certificate "{missing}": '
-        f"open {missing}: no such file or directory")
+        f"open {missing}: no such file or directory"
+    )
 
 
 def test_bad_ca(material: dict[str, str], tmp_path: Path) -> None:
     bad = tmp_path / "bad-ca.pem"
     bad.write_text("nothing here\n")
-    assert _error(_settings(material, cacert=str(bad))) == \
-        f'invalid TLS configuration: failed to append certificates from PEM file: "{bad}"'
+    assert (
+        _error(_settings(material, cacert=str(bad)))
+        == f'invalid TLS configuration: failed to append certificates from PEM file: "{bad}"'
+    )
 
 
 def test_verify_without_ca_file_uses_system_roots(material: dict[str, str]) -> None:

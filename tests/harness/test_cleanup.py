@@ -46,9 +46,19 @@ def dead_owner() -> tuple[int, str]:
 def _write_record(ledger: Ledger, pid: int, owner: tuple[int, str], workdir: str, netns: int = 0) -> Path:
     os.makedirs(ledger.directory, exist_ok=True)
     path = Path(ledger.directory, f"{pid}.json")
-    path.write_text(json.dumps({"pid": pid, "start": _start_time(pid), "workdir": workdir,
-                                "session": "crashed", "owner": owner[0], "owner_start": owner[1],
-                                "netns": netns}))
+    path.write_text(
+        json.dumps(
+            {
+                "pid": pid,
+                "start": _start_time(pid),
+                "workdir": workdir,
+                "session": "crashed",
+                "owner": owner[0],
+                "owner_start": owner[1],
+                "netns": netns,
+            }
+        )
+    )
     return path
 
 
@@ -59,8 +69,9 @@ def _workdir(tmp_path: Path, name: str = "harness-refd-abc") -> str:
     return str(workdir)
 
 
-def test_reap_kills_a_dead_sessions_daemon(tmp_path: Path, sleeper: subprocess.Popen[bytes],
-                                           dead_owner: tuple[int, str]) -> None:
+def test_reap_kills_a_dead_sessions_daemon(
+    tmp_path: Path, sleeper: subprocess.Popen[bytes], dead_owner: tuple[int, str]
+) -> None:
     ledger = Ledger(str(tmp_path / "ledger"))
     workdir = _workdir(tmp_path)
     record = _write_record(ledger, sleeper.pid, dead_owner, workdir)
@@ -93,8 +104,9 @@ def test_record_and_forget_by_this_session(tmp_path: Path, sleeper: subprocess.P
     ledger.forget_daemon(sleeper.pid)  # forgetting twice is fine
 
 
-def test_reap_does_not_kill_a_recycled_pid(tmp_path: Path, sleeper: subprocess.Popen[bytes],
-                                           dead_owner: tuple[int, str]) -> None:
+def test_reap_does_not_kill_a_recycled_pid(
+    tmp_path: Path, sleeper: subprocess.Popen[bytes], dead_owner: tuple[int, str]
+) -> None:
     ledger = Ledger(str(tmp_path / "ledger"))
     record = _write_record(ledger, sleeper.pid, dead_owner, _workdir(tmp_path))
     data = json.loads(record.read_text())
@@ -104,8 +116,9 @@ def test_reap_does_not_kill_a_recycled_pid(tmp_path: Path, sleeper: subprocess.P
     assert not record.exists()
 
 
-def test_reap_only_removes_harness_workdirs(tmp_path: Path, sleeper: subprocess.Popen[bytes],
-                                            dead_owner: tuple[int, str]) -> None:
+def test_reap_only_removes_harness_workdirs(
+    tmp_path: Path, sleeper: subprocess.Popen[bytes], dead_owner: tuple[int, str]
+) -> None:
     ledger = Ledger(str(tmp_path / "ledger"))
     precious = _workdir(tmp_path, "home-of-someone")
     _write_record(ledger, sleeper.pid, dead_owner, precious)
@@ -125,10 +138,12 @@ def test_reap_drops_unreadable_records(tmp_path: Path) -> None:
 @pytest.fixture
 def netns_family() -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     """A daemon stand-in in its own netns that started a member escaping its process group (setsid)."""
-    proc = subprocess.Popen(["unshare", "--net", "sh", "-c", "setsid sleep 30 & exec sleep 30"],
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        ["unshare", "--net", "sh", "-c", "setsid sleep 30 & exec sleep 30"], start_new_session=True
+    )
     ino = 0
     try:
+
         def switched() -> bool:
             try:
                 return os.stat(f"/proc/{proc.pid}/ns/net").st_ino != HOST_NETNS
@@ -149,8 +164,9 @@ def netns_family() -> Iterator[tuple[subprocess.Popen[bytes], int]]:
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="unshare --net needs root")
-def test_reap_sweeps_the_daemons_netns(tmp_path: Path, netns_family: tuple[subprocess.Popen[bytes], int],
-                                       dead_owner: tuple[int, str]) -> None:
+def test_reap_sweeps_the_daemons_netns(
+    tmp_path: Path, netns_family: tuple[subprocess.Popen[bytes], int], dead_owner: tuple[int, str]
+) -> None:
     proc, ino = netns_family
     ledger = Ledger(str(tmp_path / "ledger"))
     _write_record(ledger, proc.pid, dead_owner, _workdir(tmp_path), netns=ino)
@@ -162,8 +178,11 @@ def test_reap_sweeps_the_daemons_netns(tmp_path: Path, netns_family: tuple[subpr
 @pytest.mark.skipif(os.geteuid() != 0, reason="unshare --net needs root")
 def test_netns_sweep_refuses_the_callers_own_namespace() -> None:
     """Run in a throwaway netns: if the guard failed, only that one process would die."""
-    code = ("import os; from harness.backends.local import kill_netns_members; "
-            "print(kill_netns_members(os.stat('/proc/self/ns/net').st_ino), kill_netns_members(0))")
-    out = subprocess.run(["unshare", "--net", sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=30)
+    code = (
+        "import os; from harness.backends.local import kill_netns_members; "
+        "print(kill_netns_members(os.stat('/proc/self/ns/net').st_ino), kill_netns_members(0))"
+    )
+    out = subprocess.run(
+        ["unshare", "--net", sys.executable, "-c", code], capture_output=True, text=True, timeout=30
+    )
     assert (out.returncode, out.stdout) == (0, "0 0\n"), out.stderr

@@ -20,8 +20,15 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _resolve(ini: dict[str, str] | None = None, **cli: Any) -> HarnessConfig:
-    options = {"targets": None, "backend": None, "keep_daemons": False, "results_json": None,
-               "results_dir": None, "harness_shard": None, **cli}
+    options = {
+        "targets": None,
+        "backend": None,
+        "keep_daemons": False,
+        "results_json": None,
+        "results_dir": None,
+        "harness_shard": None,
+        **cli,
+    }
     inis = {"harness_targets": "", "harness_backend": "", **(ini or {})}
     option: Callable[[str], Any] = options.__getitem__  # an unknown option name is a KeyError, as in pytest
     return resolve_config(option, inis.__getitem__)
@@ -29,8 +36,14 @@ def _resolve(ini: dict[str, str] | None = None, **cli: Any) -> HarnessConfig:
 
 def test_defaults() -> None:
     cfg = _resolve(ini={}, targets="refd")
-    assert cfg == HarnessConfig(targets=("refd",), backend="local", keep_daemons=False, results_json=None,
-                                results_dir=None, shard=None)
+    assert cfg == HarnessConfig(
+        targets=("refd",),
+        backend="local",
+        keep_daemons=False,
+        results_json=None,
+        results_dir=None,
+        shard=None,
+    )
 
 
 def test_cli_beats_env_beats_ini(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -50,11 +63,14 @@ def test_targets_are_split_trimmed_and_deduplicated() -> None:
     assert _resolve(targets=" refd , dockerd,refd,").targets == ("refd", "dockerd")
 
 
-@pytest.mark.parametrize(("where", "source"), [
-    ("cli", "from command line"),
-    ("env", "from environment variable HARNESS_TARGETS"),
-    ("ini", "from ini option"),
-])
+@pytest.mark.parametrize(
+    ("where", "source"),
+    [
+        ("cli", "from command line"),
+        ("env", "from environment variable HARNESS_TARGETS"),
+        ("ini", "from ini option"),
+    ],
+)
 def test_unknown_target_names_its_source(where: str, source: str, monkeypatch: pytest.MonkeyPatch) -> None:
     kwargs: dict[str, Any] = {}
     ini = {}
@@ -64,8 +80,9 @@ def test_unknown_target_names_its_source(where: str, source: str, monkeypatch: p
         monkeypatch.setenv("HARNESS_TARGETS", "nosuch")
     else:
         ini["harness_targets"] = "nosuch"
-    with pytest.raises(ConfigValueError,
-                       match=f"unknown target 'nosuch' {source}: choose from refd, dockerd"):
+    with pytest.raises(
+        ConfigValueError, match=f"unknown target 'nosuch' {source}: choose from refd, dockerd"
+    ):
         _resolve(ini, **kwargs)
 
 
@@ -77,16 +94,18 @@ def test_a_targets_value_with_no_names_is_refused() -> None:
 def test_backend_precedence_and_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     assert _resolve({"harness_backend": "local"}, targets="refd").backend == "local"
     monkeypatch.setenv("HARNESS_BACKEND", "vm")
-    with pytest.raises(ConfigValueError,
-                       match="unknown backend 'vm' from environment variable HARNESS_BACKEND"):
+    with pytest.raises(
+        ConfigValueError, match="unknown backend 'vm' from environment variable HARNESS_BACKEND"
+    ):
         _resolve(targets="refd")
     assert _resolve(targets="refd", backend="local").backend == "local"  # the CLI wins over the bad env value
     with pytest.raises(ConfigValueError, match="unknown backend 'kvm' from command line"):
         _resolve(targets="refd", backend="kvm")
 
 
-@pytest.mark.parametrize(("value", "expected"), [("1", True), ("true", True), ("yes", True), ("0", False),
-                                                 ("no", False)])
+@pytest.mark.parametrize(
+    ("value", "expected"), [("1", True), ("true", True), ("yes", True), ("0", False), ("no", False)]
+)
 def test_keep_daemons_from_env(value: str, expected: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HARNESS_KEEP_DAEMONS", value)
     assert _resolve(targets="refd").keep_daemons is expected
@@ -118,8 +137,11 @@ def test_results_json_with_one_target() -> None:
 
 
 def test_results_json_with_two_targets_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(ConfigValueError, match=r"--results-json needs exactly one target \(got refd, dockerd "
-                                               r"from command line\); use --results-dir"):
+    with pytest.raises(
+        ConfigValueError,
+        match=r"--results-json needs exactly one target \(got refd, dockerd "
+        r"from command line\); use --results-dir",
+    ):
         _resolve(targets="refd,dockerd", results_json="x.json")
     monkeypatch.setenv("HARNESS_TARGETS", "refd,dockerd")
     with pytest.raises(ConfigValueError, match="from environment variable HARNESS_TARGETS"):

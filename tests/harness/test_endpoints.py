@@ -20,8 +20,9 @@ from harness.tls import TLSMaterial
 
 
 def _client_files(tls: TLSMaterial, verify: bool = True) -> TLSFiles:
-    return TLSFiles(ca=os.path.join(tls.client_dir, "ca.pem"), cert=tls.client_cert, key=tls.client_key,
-                    verify=verify)
+    return TLSFiles(
+        ca=os.path.join(tls.client_dir, "ca.pem"), cert=tls.client_cert, key=tls.client_key, verify=verify
+    )
 
 
 # unix -------------------------------------------------------------------------------------------------------
@@ -81,13 +82,16 @@ def test_tcp_endpoint_on_closed_port_fails() -> None:
         client.close()
 
 
-@pytest.mark.parametrize(("kind", "address", "needle"), [
-    ("http", "127.0.0.1:2375", "unknown endpoint kind"),
-    ("tcp", "127.0.0.1", "host:port"),
-    ("tcp", "127.0.0.1:docker", "host:port"),
-    ("tcp", "127.0.0.1:70000", "host:port"),
-    ("unix", "", "needs an address"),
-])
+@pytest.mark.parametrize(
+    ("kind", "address", "needle"),
+    [
+        ("http", "127.0.0.1:2375", "unknown endpoint kind"),
+        ("tcp", "127.0.0.1", "host:port"),
+        ("tcp", "127.0.0.1:docker", "host:port"),
+        ("tcp", "127.0.0.1:70000", "host:port"),
+        ("unix", "", "needs an address"),
+    ],
+)
 def test_malformed_endpoints_are_refused(kind: str, address: str, needle: str) -> None:
     with pytest.raises(HarnessError, match=needle):
         Endpoint(kind, address)  # type: ignore[arg-type]
@@ -104,8 +108,14 @@ def test_tls_renders_cli_flags(tls_files: TLSMaterial) -> None:
     ep = Endpoint("tcp", "127.0.0.1:2376", files)
     assert ep.docker_host == "tcp://127.0.0.1:2376"
     assert ep.base_url() == "https://127.0.0.1:2376"
-    assert ep.cli_args() == ["-H", "tcp://127.0.0.1:2376", "--tlsverify", f"--tlscacert={files.ca}",
-                             f"--tlscert={files.cert}", f"--tlskey={files.key}"]
+    assert ep.cli_args() == [
+        "-H",
+        "tcp://127.0.0.1:2376",
+        "--tlsverify",
+        f"--tlscacert={files.ca}",
+        f"--tlscert={files.cert}",
+        f"--tlskey={files.key}",
+    ]
     no_verify = Endpoint("tcp", "127.0.0.1:2376", TLSFiles(tls_files.ca, verify=False))
     assert no_verify.cli_args() == ["-H", "tcp://127.0.0.1:2376", "--tls", f"--tlscacert={tls_files.ca}"]
 
@@ -113,8 +123,11 @@ def test_tls_renders_cli_flags(tls_files: TLSMaterial) -> None:
 def test_tls_env_is_what_docker_py_reads_back(tls_files: TLSMaterial) -> None:
     ep = Endpoint("tcp", "127.0.0.1:2376", _client_files(tls_files))
     env = ep.env()
-    assert env == {"DOCKER_HOST": "tcp://127.0.0.1:2376", "DOCKER_CERT_PATH": tls_files.client_dir,
-                   "DOCKER_TLS_VERIFY": "1"}
+    assert env == {
+        "DOCKER_HOST": "tcp://127.0.0.1:2376",
+        "DOCKER_CERT_PATH": tls_files.client_dir,
+        "DOCKER_TLS_VERIFY": "1",
+    }
     kwargs = kwargs_from_env(environment=env)
     assert kwargs["tls"].cert == (tls_files.client_cert, tls_files.client_key)
     assert kwargs["tls"].verify and kwargs["tls"].ca_cert == os.path.join(tls_files.client_dir, "ca.pem")
@@ -184,8 +197,9 @@ def foreign_ca_bundle(monkeypatch: pytest.MonkeyPatch, tls_files: TLSMaterial) -
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", os.path.join(tls_files.rogue_client_dir, "cert.pem"))
 
 
-def test_sdk_client_speaks_tls_with_the_client_pair(tls_files: TLSMaterial, tls_http: str,
-                                                    foreign_ca_bundle: None) -> None:
+def test_sdk_client_speaks_tls_with_the_client_pair(
+    tls_files: TLSMaterial, tls_http: str, foreign_ca_bundle: None
+) -> None:
     client = Endpoint("tcp", tls_http, _client_files(tls_files)).sdk_client()
     try:
         assert client.api.base_url == f"https://{tls_http}"
@@ -195,15 +209,17 @@ def test_sdk_client_speaks_tls_with_the_client_pair(tls_files: TLSMaterial, tls_
         client.close()
 
 
-def test_sdk_kwargs_lose_the_ca_to_requests_ca_bundle(tls_files: TLSMaterial, tls_http: str,
-                                                      foreign_ca_bundle: None) -> None:
+def test_sdk_kwargs_lose_the_ca_to_requests_ca_bundle(
+    tls_files: TLSMaterial, tls_http: str, foreign_ca_bundle: None
+) -> None:
     """Why sdk_client() exists: requests lets REQUESTS_CA_BUNDLE override the CA in the kwargs."""
     with pytest.raises(docker.errors.DockerException, match="CERTIFICATE_VERIFY_FAILED"):
         docker.DockerClient(**Endpoint("tcp", tls_http, _client_files(tls_files)).sdk_kwargs())
 
 
-def test_sdk_kwargs_speak_tls_without_a_ca_bundle(tls_files: TLSMaterial, tls_http: str,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sdk_kwargs_speak_tls_without_a_ca_bundle(
+    tls_files: TLSMaterial, tls_http: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
         monkeypatch.delenv(name, raising=False)
     client = docker.DockerClient(**Endpoint("tcp", tls_http, _client_files(tls_files)).sdk_kwargs())

@@ -23,16 +23,21 @@ def test_target_unavailable() -> None:
 def test_backend_start_error_shows_command_and_log() -> None:
     err = BackendStartError("refd", ["refd", "--nope"], 1, "unknown flag: --nope")
     assert err.returncode == 1 and err.command == ["refd", "--nope"]
-    assert str(err) == ("refd exited with status 1 while booting.\ncommand: refd --nope\n"
-                        "last log lines:\nunknown flag: --nope")
+    assert str(err) == (
+        "refd exited with status 1 while booting.\ncommand: refd --nope\n"
+        "last log lines:\nunknown flag: --nope"
+    )
     assert str(BackendStartError("refd", [], None, "")).endswith("(no output)")
 
 
 def test_readiness_timeout_says_what_was_tried() -> None:
-    err = ReadinessTimeout("dockerd", 60.04, "GET /_ping on unix:///x.sock", "starting up",
-                           hint="check containerd")
-    assert str(err) == ("dockerd was not ready after 60.0s (tried: GET /_ping on unix:///x.sock).\n"
-                        "check containerd\nlast log lines:\nstarting up")
+    err = ReadinessTimeout(
+        "dockerd", 60.04, "GET /_ping on unix:///x.sock", "starting up", hint="check containerd"
+    )
+    assert str(err) == (
+        "dockerd was not ready after 60.0s (tried: GET /_ping on unix:///x.sock).\n"
+        "check containerd\nlast log lines:\nstarting up"
+    )
     assert "\n\n" not in str(ReadinessTimeout("x", 1, "t", "log"))
 
 

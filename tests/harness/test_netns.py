@@ -58,8 +58,19 @@ def netns_server() -> Iterator[NetnsServer]:
     """A TCP server on 127.0.0.1:<port> inside a fresh netns, where the same host port is free."""
     port = _free_host_port()
     proc = subprocess.Popen(
-        ["unshare", "--net", "sh", "-c", 'ip link set lo up && exec "$0" -c "$1" "$2"', sys.executable,
-         _SERVER, str(port)], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        [
+            "unshare",
+            "--net",
+            "sh",
+            "-c",
+            'ip link set lo up && exec "$0" -c "$1" "$2"',
+            sys.executable,
+            _SERVER,
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+    )
     assert proc.stdout is not None
     try:
         ready, _, _ = select.select([proc.stdout], [], [], 10)
@@ -120,19 +131,23 @@ def test_connector_reports_a_refused_port(netns_server: NetnsServer, connector: 
         connector.connect("127.0.0.1", netns_server.port % 65535 + 1)  # any other port: nobody there
 
 
-def test_forwarder_to_a_port_nobody_listens_on_closes_the_client(netns_server: NetnsServer,
-                                                                  connector: NetnsConnector) -> None:
+def test_forwarder_to_a_port_nobody_listens_on_closes_the_client(
+    netns_server: NetnsServer, connector: NetnsConnector
+) -> None:
     fwd = Forwarder(connector, netns_server.port % 65535 + 1)
     try:
-        with socket.create_connection(("127.0.0.1", fwd.port), timeout=5) as sock, \
-                contextlib.suppress(ConnectionResetError):  # a reset is as good as a refusal
+        with (
+            socket.create_connection(("127.0.0.1", fwd.port), timeout=5) as sock,
+            contextlib.suppress(ConnectionResetError),
+        ):  # a reset is as good as a refusal
             assert sock.recv(10) == b""
     finally:
         fwd.close()
 
 
-def test_close_stops_accepting_and_cuts_open_relays(netns_server: NetnsServer,
-                                                    connector: NetnsConnector) -> None:
+def test_close_stops_accepting_and_cuts_open_relays(
+    netns_server: NetnsServer, connector: NetnsConnector
+) -> None:
     fwd = Forwarder(connector, netns_server.port)
     open_conn = socket.create_connection(("127.0.0.1", fwd.port), timeout=10)
     try:

@@ -33,8 +33,9 @@ def test_nothing_missing_needs_nothing(probes: dict[str, str], monkeypatch: pyte
     assert ospkgs.ensure(["here"]) == 0
 
 
-def test_without_root_the_packages_are_named(probes: dict[str, str], monkeypatch: pytest.MonkeyPatch,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_without_root_the_packages_are_named(
+    probes: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     assert ospkgs.ensure(["here", "gone"]) == 1
     assert "missing OS packages: gone; install them (e.g. apt-get install gone)" in capsys.readouterr().err
@@ -48,8 +49,9 @@ def test_unprobed_package_without_dpkg_is_missing(monkeypatch: pytest.MonkeyPatc
     assert ospkgs.missing(["some-package"]) == ["some-package"]
 
 
-def test_a_failed_install_is_reported(probes: dict[str, str], monkeypatch: pytest.MonkeyPatch,
-                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_failed_install_is_reported(
+    probes: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setattr(os, "geteuid", lambda: 0)
     monkeypatch.setattr("harness.ospkgs.shutil.which", _only_apt_get)
     calls: list[list[str]] = []
@@ -64,9 +66,9 @@ def test_a_failed_install_is_reported(probes: dict[str, str], monkeypatch: pytes
     assert "apt-get install gone failed (exit 100)" in capsys.readouterr().err
 
 
-def test_an_install_that_does_not_provide_the_probe_is_reported(probes: dict[str, str],
-                                                                monkeypatch: pytest.MonkeyPatch,
-                                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_install_that_does_not_provide_the_probe_is_reported(
+    probes: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setattr(os, "geteuid", lambda: 0)
     monkeypatch.setattr("harness.ospkgs.shutil.which", _only_apt_get)
     monkeypatch.setattr(subprocess, "run", lambda argv, **kw: subprocess.CompletedProcess(argv, 0))

@@ -15,7 +15,7 @@ pytest_plugins = ["pytester"]
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="booting refd needs root")
 
-USER_TESTS = '''
+USER_TESTS = """
 import pytest
 
 
@@ -36,9 +36,9 @@ def test_own_daemon(daemon_factory, observe):
 
 def test_not_a_scenario(docker_daemon):
     assert docker_daemon.endpoint is not None
-'''
+"""
 
-FAILING_TEST = '''
+FAILING_TEST = """
 import pytest
 
 
@@ -61,7 +61,7 @@ def broken():
 @pytest.mark.scenario("api/system/broken-setup", "an error in setup is an error, not a failure")
 def test_broken(broken):
     pass
-'''
+"""
 
 
 @pytest.fixture(autouse=True)
@@ -113,11 +113,14 @@ def test_a_failing_scenario_is_recorded_with_its_assertion(pytester: pytest.Pyte
     assert {s.outcome for s in load_results(out).scenarios} == {"failed", "skipped", "error"}
 
 
-SHARDED = "\n".join(f'''
+SHARDED = "\n".join(
+    f"""
 @pytest.mark.scenario("api/shard/s{i}", "scenario {i} MUST pass")
 def test_s{i}():
     pass
-''' for i in range(8))
+"""
+    for i in range(8)
+)
 
 
 def test_shards_partition_the_scenarios(pytester: pytest.Pytester) -> None:
@@ -126,8 +129,9 @@ def test_shards_partition_the_scenarios(pytester: pytest.Pytester) -> None:
     seen: list[set[str]] = []
     for shard in ("1/2", "2/2"):
         out = pytester.path / f"shard-{shard[0]}.json"
-        result = pytester.runpytest_subprocess("--targets", "refd", "--harness-shard", shard,
-                                               f"--results-json={out}")
+        result = pytester.runpytest_subprocess(
+            "--targets", "refd", "--harness-shard", shard, f"--results-json={out}"
+        )
         assert result.ret == 0
         ids = set(_scenarios(out))
         result.assert_outcomes(passed=len(ids), deselected=8 - len(ids))
@@ -138,8 +142,9 @@ def test_shards_partition_the_scenarios(pytester: pytest.Pytester) -> None:
     assert seen[0] | seen[1] == every and not seen[0] & seen[1]
 
 
-def test_unknown_target_is_a_usage_error_naming_the_source(pytester: pytest.Pytester,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unknown_target_is_a_usage_error_naming_the_source(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pytester.makepyfile(test_user=USER_TESTS)
     result = pytester.runpytest_subprocess("--targets", "nosuch")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
@@ -151,7 +156,8 @@ def test_unknown_target_is_a_usage_error_naming_the_source(pytester: pytest.Pyte
 
 
 def test_duplicate_scenario_ids_are_a_usage_error(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_dup='''
+    pytester.makepyfile(
+        test_dup="""
 import pytest
 
 
@@ -163,15 +169,18 @@ def test_first():
 @pytest.mark.scenario("api/dup/same", "second")
 def test_second():
     pass
-''')
+"""
+    )
     result = pytester.runpytest_subprocess("--targets", "refd")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*scenario id 'api/dup/same' is used by both test_dup.py::test_first and "
-                                 "test_dup.py::test_second*"])
+    result.stderr.fnmatch_lines(
+        ["*scenario id 'api/dup/same' is used by both test_dup.py::test_first and test_dup.py::test_second*"]
+    )
 
 
 def test_parametrized_scenario_may_share_its_id(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_param='''
+    pytester.makepyfile(
+        test_param="""
 import pytest
 
 
@@ -179,5 +188,6 @@ import pytest
 @pytest.mark.parametrize("value", [1, 2])
 def test_many(value):
     pass
-''')
+"""
+    )
     pytester.runpytest_subprocess("--targets", "refd").assert_outcomes(passed=2)

@@ -173,7 +173,7 @@ def test_build_finishes_the_tree_and_records_the_version(
     assert list((root / "var/cache/apt/archives").iterdir()) == []
     argv = (Path(entry.path) / "argv").read_text().split()
     assert argv[:2] == ["--variant=minbase", f"--arch={entry.arch}"]
-    assert argv[2] == "--include=ca-certificates,docker.io,iproute2,iptables"
+    assert argv[2] == "--include=ca-certificates,docker.io,iproute2,iptables,procps"
     assert argv[3] == "sid" and argv[5] == "http://mirror.example/debian"
     assert argv[4].startswith(f"{cache}/.build-{entry.name}-") and argv[4].endswith("/root")  # renamed later
     meta = json.loads(Path(entry.meta_path).read_text())

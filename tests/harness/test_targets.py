@@ -20,8 +20,9 @@ def test_known_targets_resolve() -> None:
 
 
 def test_unknown_target_lists_the_known_ones() -> None:
-    with pytest.raises(TargetUnavailable,
-                       match="'podman' is unavailable: unknown target; choose from refd, dockerd"):
+    with pytest.raises(
+        TargetUnavailable, match="'podman' is unavailable: unknown target; choose from refd, dockerd"
+    ):
         resolve_target("podman")
 
 
@@ -54,8 +55,9 @@ def test_non_root_is_told_to_run_as_root(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_missing_namespace_tools_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(os, "geteuid", lambda: 0)
     monkeypatch.setattr("harness.targets.shutil.which", lambda tool: None if tool == "unshare" else "/bin/x")
-    with pytest.raises(TargetUnavailable,
-                       match="unshare is not installed; apt-get install util-linux iproute2"):
+    with pytest.raises(
+        TargetUnavailable, match="unshare is not installed; apt-get install util-linux iproute2"
+    ):
         resolve_target("refd").check_available()
 
 

@@ -48,16 +48,22 @@ class OneShotServer:
         self.listener.close()
 
 
-def _talk(tls: TLSMaterial, server: ssl.SSLContext, client_dir: str | None, server_name: str = "127.0.0.1",
-          ) -> tuple[str, BaseException | None]:
+def _talk(
+    tls: TLSMaterial,
+    server: ssl.SSLContext,
+    client_dir: str | None,
+    server_name: str = "127.0.0.1",
+) -> tuple[str, BaseException | None]:
     """'pong' when the exchange worked, else 'refused: <client error>'; plus the server's error."""
     srv = OneShotServer(server)
     ctx = ssl.create_default_context(cafile=tls.ca)
     if client_dir is not None:
         ctx.load_cert_chain(os.path.join(client_dir, "cert.pem"), os.path.join(client_dir, "key.pem"))
     try:
-        with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as raw, \
-                ctx.wrap_socket(raw, server_hostname=server_name) as conn:
+        with (
+            socket.create_connection(("127.0.0.1", srv.port), timeout=10) as raw,
+            ctx.wrap_socket(raw, server_hostname=server_name) as conn,
+        ):
             conn.sendall(b"ping")
             answer = conn.recv(4)
         verdict = answer.decode() or "refused: closed"
@@ -74,14 +80,25 @@ def material(tmp_path_factory: pytest.TempPathFactory) -> TLSMaterial:
 
 
 def test_files_are_written_in_the_layouts_dockerd_and_the_cli_expect(material: TLSMaterial) -> None:
-    for path in (material.ca, material.server_cert, material.server_key, material.client_cert,
-                 material.client_key, material.wrong_name_server_cert, material.wrong_name_server_key):
+    for path in (
+        material.ca,
+        material.server_cert,
+        material.server_key,
+        material.client_cert,
+        material.client_key,
+        material.wrong_name_server_cert,
+        material.wrong_name_server_key,
+    ):
         assert Path(path).read_text().startswith("-----BEGIN"), path
     for directory in (material.client_dir, material.rogue_client_dir, material.expired_client_dir):
         assert sorted(os.listdir(directory)) == ["ca.pem", "cert.pem", "key.pem"]
         assert Path(directory, "ca.pem").read_bytes() == Path(material.ca).read_bytes()
-    assert material.daemon_args() == [f"--tlscacert={material.ca}", f"--tlscert={material.server_cert}",
-                                      f"--tlskey={material.server_key}", "--tlsverify"]
+    assert material.daemon_args() == [
+        f"--tlscacert={material.ca}",
+        f"--tlscert={material.server_cert}",
+        f"--tlskey={material.server_key}",
+        "--tlsverify",
+    ]
     assert material.daemon_args(verify=False)[-2:] == ["--tls", "--tlsverify=false"]
 
 

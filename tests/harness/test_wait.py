@@ -93,8 +93,9 @@ def tls_no_client_auth(tls_files: TLSMaterial) -> Iterator[str]:
         serving.close()
 
 
-def test_ping_once_with_verify_off_accepts_an_untrusted_server(tls_files: TLSMaterial,
-                                                               tls_no_client_auth: str) -> None:
+def test_ping_once_with_verify_off_accepts_an_untrusted_server(
+    tls_files: TLSMaterial, tls_no_client_auth: str
+) -> None:
     untrusting = os.path.join(tls_files.rogue_client_dir, "cert.pem")  # not the CA that signed the server
     assert ping_once(Endpoint("tcp", tls_no_client_auth, TLSFiles(untrusting, verify=False))) == 200
     with pytest.raises(ssl.SSLCertVerificationError):

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..containers.manager import ShimConnection, parse_signal
 from ..containers.model import Container
-from ..errors import conflict, invalid, not_implemented
+from ..errors import ApiError, conflict, invalid, not_implemented
 from ..httpd import Request, Response
 from ..logs.jsonfile import entry_time, frame, read_entries
 from ..server import json_response, read_json, version_tuple
@@ -49,7 +49,7 @@ _LIST_FILTERS = {
     "status",
     "volume",
 }
-_STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
+_STATUSES = ("created", "running", "paused", "restarting", "removing", "exited", "dead")
 
 
 def bool_value(req: Request, name: str) -> bool:
@@ -161,9 +161,13 @@ async def stop(req: Request, daemon: Daemon) -> Response:
 
 async def kill(req: Request, daemon: Daemon) -> Response:
     c = _container(req, daemon)
-    signo = parse_signal(req.arg("signal") or "SIGKILL")
+    name = req.match["name"]
+    try:
+        signo = parse_signal(req.arg("signal") or "SIGKILL")
+    except ApiError as exc:  # dockerd 28: "cannot kill container: <ref>: invalid signal: X"
+        raise invalid(f"cannot kill container: {name}: {exc.message}") from None
     if not c.running:
-        raise conflict(f"Cannot kill container: {req.match['name']}: container {c.id} is not running")
+        raise conflict(f"cannot kill container: {name}: container {c.id} is not running")
     await daemon.containers.kill(c, signo)
     if signo == 9:
         event = daemon.containers.exit_events.get(c.id)
@@ -375,8 +379,28 @@ async def _relay(
         shim_writer.close()
 
 
+def _attach_error(exc: ApiError) -> Response:
+    """dockerd hijacks before it looks the container up: errors come as a raw HTTP answer on the socket."""
+    from http import HTTPStatus
+
+    async def hijack(r: Request) -> None:
+        reason = HTTPStatus(exc.status).phrase
+        r.writer.write(
+            f"HTTP/1.1 {exc.status} {reason}\r\nContent-Type: application/vnd.docker.raw-stream\r\n\r\n"
+            f"{exc.message}\r\n".encode()
+        )
+        with contextlib.suppress(Exception):
+            await r.writer.drain()
+        r.writer.close()
+
+    return Response(hijack=hijack)
+
+
 async def attach(req: Request, daemon: Daemon) -> Response:
-    c = _container(req, daemon)
+    try:
+        c = _container(req, daemon)
+    except ApiError as exc:
+        return _attach_error(exc)
     use_stdin, use_stdout, use_stderr = (
         bool_value(req, "stdin"),
         bool_value(req, "stdout"),

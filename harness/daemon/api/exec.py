@@ -75,7 +75,7 @@ async def create(req: Request, daemon: Daemon) -> Response:
             "entrypoint": cmd[0],
             "arguments": cmd[1:],
             "privileged": bool(body.get("Privileged")),
-            "user": body.get("User") or "",
+            **({"user": body["User"]} if body.get("User") else {}),  # omitempty in dockerd 28
         },
         "OpenStdin": bool(body.get("AttachStdin")),
         "OpenStderr": bool(body.get("AttachStderr")),
@@ -180,8 +180,10 @@ async def _write_head(r: Request, tty: bool) -> None:
         ctype = "application/vnd.docker.raw-stream"
         if not tty and version_tuple(r.api_version) >= (1, 42):
             ctype = "application/vnd.docker.multiplexed-stream"
-        head = (f"HTTP/1.1 101 UPGRADED\r\nContent-Type: {ctype}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
-                f"{extra}\r\n")
+        head = (
+            f"HTTP/1.1 101 UPGRADED\r\nContent-Type: {ctype}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
+            f"{extra}\r\n"
+        )
     else:
         head = f"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.docker.raw-stream\r\n{extra}\r\n"
     r.writer.write(head.encode())

@@ -46,7 +46,7 @@ def _env_key(entry: str) -> str:
 
 
 def merge_env(image_env: list[str], request_env: list[str]) -> list[str]:
-    """The request's entries first, then the image's that the request did not set (moby daemon/commit.go merge)."""
+    """The request's entries first, then the image's it did not set (moby daemon/commit.go merge)."""
     if not request_env:
         return list(image_env)
     out = list(request_env)

@@ -46,11 +46,11 @@ def parse_signal(text: str | int | None, default: int = signal.SIGKILL) -> int:
     raw = str(text)
     if raw.isdigit():
         if int(raw) == 0 or int(raw) > 64:
-            raise invalid(f"Invalid signal: {raw}")
+            raise invalid(f"invalid signal: {raw}")
         return int(raw)
     name = raw.upper().removeprefix("SIG")
     if name not in _SIGNALS:
-        raise invalid(f"Invalid signal: {raw}")
+        raise invalid(f"invalid signal: {raw}")
     return _SIGNALS[name]
 
 
@@ -591,7 +591,8 @@ class ContainerManager:
             event = self.exit_events.setdefault(c.id, asyncio.Event())
             await event.wait()
         error = c.state.get("Error") or ""
-        return {"StatusCode": c.state["ExitCode"], "Error": {"Message": error} if error else None}
+        # dockerd 28 omits Error when there is none (20.10 sent null)
+        return {"StatusCode": c.state["ExitCode"], **({"Error": {"Message": error}} if error else {})}
 
     async def pause(self, c: Container) -> None:
         if not c.running:

@@ -192,7 +192,7 @@ def _files(path: str) -> list[str]:
 def _open(path: str) -> IO[bytes]:
     if path.endswith(".gz"):
         return gzip.open(path, "rb")  # type: ignore[return-value]
-    return open(path, "rb")  # noqa: SIM115 - the caller closes it
+    return open(path, "rb")
 
 
 def entry_time(entry: dict[str, Any]) -> float:

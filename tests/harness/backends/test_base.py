@@ -31,7 +31,8 @@ def test_config_text() -> None:
 def test_handle_files_live_in_the_workdir(tmp_path: Path) -> None:
     handle = DaemonHandle(FAKE, DaemonSpec(), str(tmp_path), [])
     assert [handle.data_root, handle.exec_root, handle.pidfile, handle.config_path, handle.socket_path] == [
-        str(tmp_path / n) for n in ("root", "exec", "daemon.pid", "daemon.json", "docker.sock")]
+        str(tmp_path / n) for n in ("root", "exec", "daemon.pid", "daemon.json", "docker.sock")
+    ]
 
 
 def test_a_handle_never_started_says_so(tmp_path: Path) -> None:

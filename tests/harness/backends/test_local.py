@@ -43,8 +43,9 @@ class Booter:
     def last_workdir(self) -> str:
         return self.workdirs[-1]
 
-    def __call__(self, spec: DaemonSpec | None = None, flavour: Target | None = None,
-                 workdir: str | None = None) -> DaemonHandle:
+    def __call__(
+        self, spec: DaemonSpec | None = None, flavour: Target | None = None, workdir: str | None = None
+    ) -> DaemonHandle:
         if workdir is None:
             workdir = tempfile.mkdtemp(prefix="harness-t", dir="/tmp")
         self.workdirs.append(workdir)
@@ -120,9 +121,14 @@ def test_refd_boots_answers_stops_and_leaves_nothing(boot: Booter, ledger: Ledge
 def test_default_command_line(boot: Booter) -> None:
     handle = boot(DaemonSpec(args=["--debug"]))
     wd = handle.workdir
-    assert handle.command[3:] == [f"--data-root={wd}/root", f"--exec-root={wd}/exec",
-                                  f"--pidfile={wd}/daemon.pid", f"--config-file={wd}/daemon.json",
-                                  f"-H=unix://{wd}/docker.sock", "--debug"]
+    assert handle.command[3:] == [
+        f"--data-root={wd}/root",
+        f"--exec-root={wd}/exec",
+        f"--pidfile={wd}/daemon.pid",
+        f"--config-file={wd}/daemon.json",
+        f"-H=unix://{wd}/docker.sock",
+        "--debug",
+    ]
     assert Path(handle.config_path).read_text() == "{}\n"
 
 
@@ -161,8 +167,9 @@ def sleeper_target(tmp_path: Path) -> Target:
     return Target("sleeper", "dockerd", (str(script),), "it is a test script")
 
 
-def test_daemon_that_never_answers_is_a_readiness_timeout(boot: Booter, ledger: Ledger, tmp_path: Path,
-                                                           sleeper_target: Target) -> None:
+def test_daemon_that_never_answers_is_a_readiness_timeout(
+    boot: Booter, ledger: Ledger, tmp_path: Path, sleeper_target: Target
+) -> None:
     with pytest.raises(ReadinessTimeout) as info:
         boot(DaemonSpec(timeout=1), sleeper_target)
     message = str(info.value)
@@ -176,8 +183,9 @@ def test_daemon_that_never_answers_is_a_readiness_timeout(boot: Booter, ledger: 
 
 def test_missing_binary_names_the_package(boot: Booter, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("harness.targets.shutil.which", lambda name: "/nonexistent/dockerd")
-    with pytest.raises(TargetUnavailable,
-                       match=r"binary /nonexistent/dockerd not found; apt-get install docker\.io"):
+    with pytest.raises(
+        TargetUnavailable, match=r"binary /nonexistent/dockerd not found; apt-get install docker\.io"
+    ):
         boot(flavour=resolve_target("dockerd"))
     assert os.listdir(boot.last_workdir) == []  # nothing was started
 
@@ -185,8 +193,9 @@ def test_missing_binary_names_the_package(boot: Booter, monkeypatch: pytest.Monk
 @pytest.mark.skipif(not os.access("/usr/sbin/dockerd", os.X_OK), reason="dockerd is not installed")
 def test_workdir_too_long_for_unix_sockets_is_refused_up_front(boot: Booter, tmp_path: Path) -> None:
     workdir = str(tmp_path / ("w" * 40))
-    with pytest.raises(HarnessError,
-                       match=r"too long for the daemon's unix sockets.*shorter HARNESS_WORKDIR"):
+    with pytest.raises(
+        HarnessError, match=r"too long for the daemon's unix sockets.*shorter HARNESS_WORKDIR"
+    ):
         boot(flavour=resolve_target("dockerd"), workdir=workdir)
     assert not os.path.exists(workdir)
 
@@ -229,8 +238,9 @@ def test_socket_activation_leaves_this_processes_fds_alone(boot: Booter, tmp_pat
     with open(tmp_path / "precious", "w") as fh:
         os.dup2(fh.fileno(), probe)
         try:
-            handle = boot(DaemonSpec(hosts=["fd://"], activation=[str(tmp_path / "a.sock"),
-                                                                     str(tmp_path / "b.sock")]))
+            handle = boot(
+                DaemonSpec(hosts=["fd://"], activation=[str(tmp_path / "a.sock"), str(tmp_path / "b.sock")])
+            )
             assert os.fstat(probe).st_ino == os.fstat(fh.fileno()).st_ino
             assert [ping_once(e) for e in handle.endpoints[:2]] == [200, 200]
         finally:
