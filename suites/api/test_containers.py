@@ -313,7 +313,7 @@ def test_start_missing_binary(
 def test_logs_multiplexed(
     engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations
 ) -> None:
-    cid = _run(engine, cleanup, test_image, ["sh", "-c", "echo out1; echo err1 >&2; echo out2"])
+    cid = _run(engine, cleanup, test_image, ["sh", "-c", "echo out1; echo err1 >&2; sleep 0.2; echo out2"])
     _wait(engine, cid)
     # some daemons write the log asynchronously: wait until all three lines are on disk
     deadline = time.monotonic() + 10
