@@ -58,3 +58,68 @@ def test_notify(daemon_factory: DaemonFactory, observe: Observations) -> None:
     observe("exit_code", code)
     assert ready == ["READY=1"]
     assert daemon.notify_messages() == ["READY=1", "STOPPING=1"]
+
+
+@pytest.mark.scenario(
+    "systemd/activation/fd-star", "-H fd://* MUST serve every passed socket, like fd://", ref="spec 4.1"
+)
+def test_fd_star(daemon_factory: DaemonFactory, tmp_path: object, observe: Observations) -> None:
+    paths = [os.path.join(str(tmp_path), f"act{i}.sock") for i in range(2)]
+    daemon = daemon_factory(hosts=["fd://*"], activation=paths)
+    pings = [ping_once(e) for e in daemon.endpoints[:2]]
+    observe("pings", pings)
+    assert pings == [200, 200]
+
+
+@pytest.mark.scenario(
+    "systemd/activation/fd-number",
+    "-H fd://N MUST serve only the socket at fd N and close the others",
+    ref="spec 4.1; moby daemon/listeners/listeners_linux.go listenFD",
+)
+def test_fd_number(daemon_factory: DaemonFactory, tmp_path: object, observe: Observations) -> None:
+    paths = [os.path.join(str(tmp_path), f"act{i}.sock") for i in range(2)]
+    daemon = daemon_factory(hosts=["fd://4"], activation=paths, wait=False)
+    second = daemon.endpoints[1]
+    assert wait_until(lambda: _answers(second) or daemon.returncode is not None, 30), daemon.log_tail()
+    observe("fd4_serves", _answers(second))
+    observe("fd3_serves", _answers(daemon.endpoints[0]))
+    assert _answers(second) and not _answers(daemon.endpoints[0])
+
+
+def _answers(endpoint: object) -> bool:
+    try:
+        return ping_once(endpoint, timeout=1) == 200  # type: ignore[arg-type]
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize(
+    "host,message",
+    [
+        ("fd://abc", "failed to parse systemd fd address: should be a number: abc"),
+        ("fd://9", "too few socket activated files passed in by systemd"),
+    ],
+)
+@pytest.mark.scenario(
+    "systemd/activation/fd-bad-number",
+    "A bad fd://N MUST stop start-up with dockerd's message",
+    ref="spec 4.1",
+)
+def test_fd_bad_number(
+    daemon_factory: DaemonFactory, tmp_path: object, observe: Observations, host: str, message: str
+) -> None:
+    path = os.path.join(str(tmp_path), "act.sock")
+    code, daemon = daemon_factory.start_expecting_exit(hosts=[host], activation=[path])
+    observe(host, {"exit_code": code, "message": message in daemon.logs()})
+    assert code == 1 and message in daemon.logs()
+
+
+@pytest.mark.scenario(
+    "systemd/notify/no-socket",
+    "Without NOTIFY_SOCKET the daemon MUST start normally (sd_notify is a no-op)",
+    ref="spec 4.2",
+)
+def test_no_notify_socket(daemon_factory: DaemonFactory, observe: Observations) -> None:
+    daemon = daemon_factory(notify=False)
+    observe("ping", ping_once(daemon.endpoint))  # type: ignore[arg-type]
+    assert daemon.notify_messages() == []
