@@ -119,3 +119,57 @@ def test_not_root(daemon_factory: DaemonFactory, observe: Observations) -> None:
     observe("exit_code", code)
     observe("message", expected in logs)
     assert code == 1 and expected in logs
+
+
+@pytest.mark.scenario(
+    "config/signals/forced-exit",
+    "While a clean shutdown waits for containers, the 4th SIGTERM MUST force an exit with status 143",
+    ref="spec 7.1",
+)
+def test_forced_exit(daemon_factory: DaemonFactory, observe: Observations) -> None:
+    import time
+
+    from harness.client import EngineClient
+    from harness.testimage import load_test_image
+
+    daemon = daemon_factory()
+    assert daemon.endpoint is not None
+    image = load_test_image(daemon.endpoint)
+    client = EngineClient(daemon.endpoint)
+    try:
+        cid = client.post(
+            "/v1.41/containers/create", json={"Image": image, "Cmd": ["sleep", "60"], "StopTimeout": 30}
+        ).json()["Id"]
+        client.post(f"/v1.41/containers/{cid}/start")
+    finally:
+        client.close()
+    for _ in range(4):
+        daemon.signal(signal.SIGTERM)
+        time.sleep(0.3)
+    code = daemon.wait_exit(30)
+    logs = daemon.logs()
+    observe("exit_code", code)
+    observe("processing_lines", logs.count("Processing signal 'terminated'"))
+    observe("forcing_line", "Forcing docker daemon shutdown without cleanup; 3 interrupts received" in logs)
+    assert code == 143
+
+
+@pytest.mark.scenario(
+    "config/logging/json-format",
+    "--log-format=json MUST write one JSON object per line with level, msg and time (dockerd >= 25)",
+    ref="spec 5.1",
+)
+def test_json_format(daemon_factory: DaemonFactory, observe: Observations) -> None:
+    import json
+
+    daemon = daemon_factory(args=["--log-format=json"])
+    daemon.wait_for_log("API listen on", 10)
+    first = daemon.logs().splitlines()[0]
+    try:
+        entry = json.loads(first)
+    except ValueError:
+        entry = {}
+    observe("keys", sorted(entry))
+    observe("msg", entry.get("msg"))
+    observe("level", entry.get("level"))
+    assert entry.get("msg") == "Starting up" and entry.get("level") == "info"
