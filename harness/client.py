@@ -39,10 +39,12 @@ class _UnixPool(_unix.UnixHTTPConnectionPool):  # type: ignore[misc]
 
 class _UnixAdapter(_unix.UnixAdapter):  # type: ignore[misc]
     def get_connection(self, url: str, proxies: Any = None) -> _UnixPool:
+        # one pool per socket, not per URL: keyed by URL, every new path opened (and kept) a connection
+        key = urlparse(url).netloc
         with self.pools.lock:
-            pool = self.pools.get(url)
+            pool = self.pools.get(key)
             if pool is None:
-                pool = self.pools[url] = _UnixPool(url, self.timeout)
+                pool = self.pools[key] = _UnixPool(url, self.timeout)
         return pool  # type: ignore[no-any-return]
 
 

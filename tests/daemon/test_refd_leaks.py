@@ -1,0 +1,138 @@
+"""No leaks: container lifecycles on refd leave no mounts, cgroups, processes or descriptors behind.
+
+Runs a real refd (root needed) and N create/start/wait/rm cycles through the API, then compares
+the daemon's mount table, the container cgroups, the processes in its network namespace and its
+open descriptors with the baseline taken after one warm-up cycle.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+
+import pytest
+
+from harness.backends.base import DaemonHandle, DaemonSpec
+from harness.backends.local import LocalBackend
+from harness.client import EngineClient
+from harness.targets import resolve_target
+from harness.testimage import load_test_image
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="running containers needs root")
+
+CYCLES = int(os.environ.get("HARNESS_LEAK_CYCLES", "40"))
+
+
+@pytest.fixture
+def refd() -> Iterator[DaemonHandle]:
+    backend = LocalBackend()
+    handle = backend.start(
+        resolve_target("refd"), DaemonSpec(), tempfile.mkdtemp(prefix="harness-refd-leaks-")
+    )
+    try:
+        yield handle
+    finally:
+        backend.teardown(handle)
+
+
+def _cgroups_of(ids: list[str]) -> list[str]:
+    """Cgroup directories left for these container ids (other daemons' containers are not ours to judge)."""
+    left = []
+    for controller in os.listdir("/sys/fs/cgroup"):
+        for cid in ids:
+            path = os.path.join("/sys/fs/cgroup", controller, "docker", cid)
+            if os.path.isdir(path):
+                left.append(f"{controller}/{cid}")
+    return left
+
+
+def _snapshot(handle: DaemonHandle) -> dict[str, object]:
+    pid = handle.pid
+    with open(f"/proc/{pid}/mountinfo") as fh:
+        mounts = sorted(line.split()[4] for line in fh)
+    netns = os.stat(f"/proc/{pid}/ns/net").st_ino
+    members = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.stat(f"/proc/{entry}/ns/net").st_ino == netns:
+                    members.append(int(entry))
+            except OSError:
+                continue
+    cgroups = []
+    for controller in os.listdir("/sys/fs/cgroup"):
+        base = os.path.join("/sys/fs/cgroup", controller, "docker")
+        if os.path.isdir(base):
+            cgroups += [
+                f"{controller}/{d}"
+                for d in os.listdir(base)
+                if os.path.isdir(os.path.join(base, d)) and len(d) == 64
+            ]
+    return {
+        "mounts": mounts,
+        "processes": sorted(members),
+        "cgroups": sorted(cgroups),
+        "fds": len(os.listdir(f"/proc/{pid}/fd")),
+    }
+
+
+def _settled(handle: DaemonHandle, before: dict[str, object], timeout: float = 10.0) -> dict[str, object]:
+    """The snapshot once shims have had time to exit (they end a moment after their container)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        after = _snapshot(handle)
+        if after["processes"] == before["processes"] and after["mounts"] == before["mounts"]:
+            return after
+        if time.monotonic() > deadline:
+            return after
+        time.sleep(0.2)
+
+
+def _cycle(client: EngineClient, image: str) -> str:
+    cid = client.post(
+        "/v1.41/containers/create", json={"Image": image, "Cmd": ["sh", "-c", "echo x"]}
+    ).json()["Id"]
+    assert client.post(f"/v1.41/containers/{cid}/start").status_code == 204
+    assert client.post(f"/v1.41/containers/{cid}/wait", timeout=30).json()["StatusCode"] == 0
+    assert client.delete(f"/v1.41/containers/{cid}").status_code == 204
+    return str(cid)
+
+
+def test_lifecycles_leave_nothing_behind(refd: DaemonHandle) -> None:
+    assert refd.endpoint is not None
+    image = load_test_image(refd.endpoint)
+    client = EngineClient(refd.endpoint)
+    try:
+        _cycle(client, image)  # warm-up: lazily created parents (cgroup "docker", overlay dirs) exist now
+        before = _snapshot(refd)
+        ids = [_cycle(client, image) for _ in range(CYCLES)]
+        after = _settled(refd, before)
+    finally:
+        client.close()
+    assert after["mounts"] == before["mounts"]
+    assert _cgroups_of(ids) == []
+    assert after["processes"] == before["processes"]
+    assert abs(int(after["fds"]) - int(before["fds"])) <= 2  # a keep-alive socket may come and go
+
+
+def test_failed_starts_leave_nothing_behind(refd: DaemonHandle) -> None:
+    assert refd.endpoint is not None
+    image = load_test_image(refd.endpoint)
+    client = EngineClient(refd.endpoint)
+    try:
+        before = _snapshot(refd)
+        for _ in range(10):
+            cid = client.post("/v1.41/containers/create", json={"Image": image, "Cmd": ["nosuchcmd"]}).json()[
+                "Id"
+            ]
+            assert client.post(f"/v1.41/containers/{cid}/start").status_code == 400
+            assert client.delete(f"/v1.41/containers/{cid}").status_code == 204
+        after = _settled(refd, before)
+    finally:
+        client.close()
+    assert after["mounts"] == before["mounts"]
+    assert after["cgroups"] == before["cgroups"]
+    assert after["processes"] == before["processes"]
