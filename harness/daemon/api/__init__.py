@@ -11,11 +11,12 @@ __all__ = ["register"]
 
 
 def register(router: Router) -> None:
-    from . import container_stats, containers, events, exec, images, system
+    from . import archive, container_stats, containers, events, exec, images, system
 
     system.register(router)
     events.register(router)
     containers.register(router)
     container_stats.register(router)
+    archive.register(router)
     exec.register(router)
     images.register(router)

@@ -1,0 +1,225 @@
+"""``docker cp`` and ``docker export``: the archive endpoints on a container's root filesystem.
+
+``HEAD/GET /containers/{id}/archive`` stat or tar a path (with ``X-Docker-Container-Path-Stat``);
+``PUT`` extracts a tar into a directory with refd's hostile-tar checks; ``GET /export`` tars the
+whole rootfs. Paths resolve inside the rootfs the way the container sees them (symlinks never
+leave it). The rootfs is mounted for the duration of the request when the container is stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import stat
+import tarfile
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ApiError, invalid, not_found
+from ..httpd import Request, Response
+from .containers import bool_value
+
+if TYPE_CHECKING:
+    from ..containers.model import Container
+    from ..daemon import Daemon
+    from ..server import Router
+
+__all__ = ["go_file_mode", "register"]
+
+_MODE_DIR, _MODE_SYMLINK, _MODE_DEVICE, _MODE_PIPE, _MODE_SOCKET = 1 << 31, 1 << 27, 1 << 26, 1 << 25, 1 << 24
+_MODE_SETUID, _MODE_SETGID, _MODE_CHARDEV, _MODE_STICKY = 1 << 23, 1 << 22, 1 << 21, 1 << 20
+
+
+def go_file_mode(st_mode: int) -> int:
+    """Go's os.FileMode bits for a stat mode (what dockerd's PathStat.mode carries)."""
+    mode = stat.S_IMODE(st_mode) & 0o777
+    if stat.S_ISDIR(st_mode):
+        mode |= _MODE_DIR
+    elif stat.S_ISLNK(st_mode):
+        mode |= _MODE_SYMLINK
+    elif stat.S_ISFIFO(st_mode):
+        mode |= _MODE_PIPE
+    elif stat.S_ISSOCK(st_mode):
+        mode |= _MODE_SOCKET
+    elif stat.S_ISCHR(st_mode):
+        mode |= _MODE_DEVICE | _MODE_CHARDEV
+    elif stat.S_ISBLK(st_mode):
+        mode |= _MODE_DEVICE
+    if st_mode & stat.S_ISUID:
+        mode |= _MODE_SETUID
+    if st_mode & stat.S_ISGID:
+        mode |= _MODE_SETGID
+    if st_mode & stat.S_ISVTX:
+        mode |= _MODE_STICKY
+    return mode
+
+
+def _clean(path: str) -> str:
+    """An absolute, normalised container path (posix normpath keeps a leading '//', Go's Clean does not)."""
+    return "/" + os.path.normpath("/" + path).lstrip("/")
+
+
+def _rfc3339(ts: float) -> str:
+    secs = int(ts)
+    frac = f"{round((ts - secs) * 1e9) % 1_000_000_000:09d}".rstrip("0")
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + (f".{frac}" if frac else "") + "Z"
+
+
+@contextlib.contextmanager
+def _rootfs(daemon: Daemon, c: Container) -> Iterator[str]:
+    storage = daemon.images
+    if storage is None:
+        raise ApiError(500, "no storage driver")
+    path = storage.mount_rootfs(c.id)
+    try:
+        yield path
+    finally:
+        storage.unmount_rootfs(c.id)
+
+
+def _resolve(rootfs: str, path: str, follow_last: bool) -> str:
+    """The host path of ``path`` inside ``rootfs``; the last element is resolved only if asked."""
+    from ..runtime.users import secure_join
+
+    clean = _clean(path)
+    if clean == "/":
+        return rootfs
+    parent, name = os.path.split(clean)
+    base = secure_join(rootfs, parent)
+    full = os.path.join(base, name)
+    return secure_join(rootfs, clean) if follow_last else full
+
+
+def _stat(c: Container, rootfs: str, path: str) -> tuple[str, os.stat_result, dict[str, Any]]:
+    if not path:
+        raise invalid("Path cannot be empty")
+    host = _resolve(rootfs, path, follow_last=False)
+    try:
+        st = os.lstat(host)
+    except FileNotFoundError:
+        raise not_found(f"Could not find the file {path} in container {c.name.removeprefix('/')}") from None
+    if path.endswith("/") and not stat.S_ISDIR(
+        os.stat(host).st_mode if stat.S_ISLNK(st.st_mode) else st.st_mode
+    ):
+        raise invalid(f"lstat {path}: not a directory")
+    link = ""
+    if stat.S_ISLNK(st.st_mode):
+        link = os.readlink(host)
+        if not os.path.isabs(link):
+            link = os.path.normpath(os.path.join(os.path.dirname(_clean(path)), link))
+    name = os.path.basename(_clean(path)) or "/"
+    doc = {
+        "name": name,
+        "size": st.st_size,
+        "mode": go_file_mode(st.st_mode),
+        "mtime": _rfc3339(st.st_mtime),
+        "linkTarget": link,
+    }
+    return host, st, doc
+
+
+def _stat_header(doc: dict[str, Any]) -> tuple[str, str]:
+    raw = json.dumps(doc, separators=(",", ":")).encode()
+    return ("X-Docker-Container-Path-Stat", base64.b64encode(raw).decode())
+
+
+async def head_archive(req: Request, daemon: Daemon) -> Response:
+    c = daemon.containers.get(req.match["name"])
+    with _rootfs(daemon, c) as rootfs:
+        _, _, doc = _stat(c, rootfs, req.arg("path"))
+    return Response(200, b"", [_stat_header(doc), ("Content-Length", "0")])
+
+
+def _tar_to_file(source: str, arcname: str, out: Any) -> None:
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        tar.add(source, arcname=arcname, recursive=True)
+
+
+async def _stream_file(path: str) -> AsyncIterator[bytes]:
+    try:
+        with open(path, "rb") as fh:
+            while chunk := fh.read(256 * 1024):
+                yield chunk
+                await asyncio.sleep(0)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
+async def get_archive(req: Request, daemon: Daemon) -> Response:
+    c = daemon.containers.get(req.match["name"])
+    path = req.arg("path")
+    with _rootfs(daemon, c) as rootfs:
+        host, _st, doc = _stat(c, rootfs, path)
+        fd, tmp = tempfile.mkstemp(prefix="refd-cp-", dir=daemon.config["exec-root"])
+        with os.fdopen(fd, "wb") as out:
+            name = doc["name"] if doc["name"] != "/" else "."
+            await asyncio.get_running_loop().run_in_executor(None, _tar_to_file, host, name, out)
+    return Response(
+        200, headers=[_stat_header(doc), ("Content-Type", "application/x-tar")], stream=_stream_file(tmp)
+    )
+
+
+async def put_archive(req: Request, daemon: Daemon) -> Response:
+    from ..images.tarsafe import ArchiveError, decompress, extract
+
+    c = daemon.containers.get(req.match["name"])
+    path = req.arg("path")
+    if not path:
+        raise invalid("Path cannot be empty")
+    no_overwrite = bool_value(req, "noOverwriteDirNonDir")
+    fd, tmp = tempfile.mkstemp(prefix="refd-put-", dir=daemon.config["exec-root"])
+    try:
+        with os.fdopen(fd, "wb") as out:
+            while chunk := await req.read_chunk():
+                out.write(chunk)
+        with _rootfs(daemon, c) as rootfs:
+            target = _resolve(rootfs, path, follow_last=True)
+            if not os.path.exists(target):
+                raise not_found(f"Could not find the file {path} in container {c.name.removeprefix('/')}")
+            if not os.path.isdir(target):
+                raise invalid("extraction point is not a directory")
+            del no_overwrite  # TODO: refuse replacing a directory by a non-directory (and back) when set
+
+            def unpack() -> None:
+                with open(tmp, "rb") as fh:
+                    extract(decompress(fh), target, whiteouts="keep")
+
+            try:
+                await asyncio.get_running_loop().run_in_executor(None, unpack)
+            except ArchiveError as exc:
+                raise invalid(str(exc)) from None
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+    return Response(200, b"", [("Content-Type", "text/plain; charset=utf-8")])
+
+
+async def export(req: Request, daemon: Daemon) -> Response:
+    c = daemon.containers.get(req.match["name"])
+    with _rootfs(daemon, c) as rootfs:
+        fd, tmp = tempfile.mkstemp(prefix="refd-export-", dir=daemon.config["exec-root"])
+
+        def build() -> None:
+            with (
+                os.fdopen(fd, "wb") as out,
+                tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar,
+            ):
+                for entry in sorted(os.listdir(rootfs)):
+                    tar.add(os.path.join(rootfs, entry), arcname=entry, recursive=True)
+
+        await asyncio.get_running_loop().run_in_executor(None, build)
+    daemon.containers.emit(c, "export")
+    return Response(200, headers=[("Content-Type", "application/x-tar")], stream=_stream_file(tmp))
+
+
+def register(router: Router) -> None:
+    router.add("HEAD", "/containers/{name}/archive", head_archive)
+    router.add("GET", "/containers/{name}/archive", get_archive)
+    router.add("PUT", "/containers/{name}/archive", put_archive)
+    router.add("GET", "/containers/{name}/export", export)
