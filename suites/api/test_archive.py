@@ -1,4 +1,4 @@
-"""docker cp and docker export: the archive endpoints (operations ContainerArchive, PutContainerArchive, ContainerExport)."""
+"""docker cp and docker export (operations ContainerArchive, PutContainerArchive, ContainerExport)."""
 
 from __future__ import annotations
 
