@@ -58,6 +58,7 @@ class Daemon:
 
         self.containers = ContainerManager(self)
         self.images: Any = None  # images.store.ImageStore, created in prepare()
+        self.volumes: Any = None  # volumes.VolumeStore, created in prepare()
 
     # -- facts for /info ---------------------------------------------------------------------------
     def container_counts(self) -> dict[str, int]:
@@ -208,6 +209,10 @@ class Daemon:
         tcp_warnings(self.hosts, self.tls.enabled and self.tls.verify, self.tls.explicit, self.log)
         self._ensure_engine_id()
         self._init_images()
+        from .volumes import VolumeStore
+
+        self.volumes = VolumeStore(self.config["data-root"])
+        self.volumes.users = self.containers.volume_users
         self.log.info("Loading containers: start.")
         self.containers.restore()
         self.log.info("Loading containers: done.")

@@ -11,12 +11,13 @@ __all__ = ["register"]
 
 
 def register(router: Router) -> None:
-    from . import archive, container_stats, containers, events, exec, images, system
+    from . import archive, container_stats, containers, events, exec, images, system, volumes
 
     system.register(router)
     events.register(router)
     containers.register(router)
     container_stats.register(router)
     archive.register(router)
+    volumes.register(router)
     exec.register(router)
     images.register(router)

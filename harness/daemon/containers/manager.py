@@ -197,6 +197,7 @@ class ContainerManager:
             driver=self.daemon.storage_driver,
         )
         c.network_settings = self._network_settings(c)
+        c.mounts = self._mount_points(c)
         storage = getattr(self.daemon, "images", None)
         if storage is not None and hasattr(storage, "create_rw_layer"):
             storage.create_rw_layer(cid, image)
@@ -208,6 +209,102 @@ class ContainerManager:
         self.names[name] = cid
         self.emit(c, "create")
         return c, []
+
+    def _mount_points(self, c: Container) -> list[dict[str, Any]]:
+        """Inspect's ``Mounts``: binds, named volumes (created on demand) and anonymous volumes."""
+        volumes = getattr(self.daemon, "volumes", None)
+        points: list[dict[str, Any]] = []
+        taken: set[str] = set()
+
+        def volume_point(
+            name: str, dest: str, mode: str, rw: bool, anonymous: bool = False
+        ) -> dict[str, Any]:
+            if volumes is None:
+                raise invalid("volumes are not available")
+            volume = volumes.create(name, anonymous=anonymous)
+            return {
+                "Type": "volume",
+                "Name": volume.name,
+                "Source": volumes.path(volume.name),
+                "Destination": dest,
+                "Driver": "local",
+                "Mode": mode,
+                "RW": rw,
+                "Propagation": "",
+            }
+
+        for bind in c.host_config.get("Binds") or []:
+            parts = bind.split(":")
+            if len(parts) < 2 or not parts[0] or not parts[1]:
+                raise invalid(f"invalid volume specification: '{bind}'")
+            source, dest = parts[0], parts[1]
+            mode = parts[2] if len(parts) > 2 else ""
+            rw = "ro" not in mode.split(",")
+            if source.startswith("/"):
+                propagation = next(
+                    (
+                        o
+                        for o in mode.split(",")
+                        if o in ("rprivate", "private", "rshared", "shared", "rslave", "slave")
+                    ),
+                    "rprivate",
+                )
+                points.append(
+                    {
+                        "Type": "bind",
+                        "Source": source,
+                        "Destination": dest,
+                        "Mode": mode,
+                        "RW": rw,
+                        "Propagation": propagation,
+                    }
+                )
+            else:
+                points.append(volume_point(source, dest, mode or "z", rw))
+            taken.add(dest)
+        for mount in c.host_config.get("Mounts") or []:
+            if mount.get("Type", "volume") == "volume":
+                point = volume_point(
+                    mount.get("Source") or "",
+                    mount["Target"],
+                    "z",
+                    not mount.get("ReadOnly"),
+                    anonymous=not mount.get("Source"),
+                )
+                if (mount.get("VolumeOptions") or {}).get("NoCopy"):
+                    point["NoCopy"] = True
+                points.append(point)
+                taken.add(mount["Target"])
+            elif mount.get("Type") == "bind":
+                points.append(
+                    {
+                        "Type": "bind",
+                        "Source": mount.get("Source", ""),
+                        "Destination": mount["Target"],
+                        "Mode": "",
+                        "RW": not mount.get("ReadOnly"),
+                        "Propagation": "rprivate",
+                    }
+                )
+                taken.add(mount["Target"])
+        for dest in c.config.get("Volumes") or {}:
+            if dest not in taken:
+                points.append(volume_point("", dest, "", True, anonymous=True))
+        return points
+
+    def _copy_up(self, c: Container, rootfs: str) -> None:
+        """Empty volumes get the image's content at their mount point on first use (unless NoCopy)."""
+        volumes = getattr(self.daemon, "volumes", None)
+        if volumes is None or not rootfs:
+            return
+        from ..runtime.users import secure_join
+
+        for point in c.mounts:
+            if point.get("Type") == "volume" and not point.get("NoCopy"):
+                volumes.copy_up(point["Name"], secure_join(rootfs, point["Destination"]))
+
+    def volume_users(self, name: str) -> list[str]:
+        return [c.id for c in self.by_id.values() if any(m.get("Name") == name for m in c.mounts)]
 
     def _check_log_config(self, host_config: dict[str, Any]) -> None:
         log_config = host_config["LogConfig"]
@@ -378,6 +475,7 @@ class ContainerManager:
         try:
             if storage is not None and hasattr(storage, "mount_rootfs"):
                 rootfs = storage.mount_rootfs(c.id)
+            self._copy_up(c, rootfs)
             self._prepare_files(c)
             spec = self._process_spec(c, rootfs)
         except ApiError:
@@ -649,6 +747,18 @@ class ContainerManager:
         shutil.rmtree(c.root, ignore_errors=True)
         self.by_id.pop(c.id, None)
         self.names.pop(c.name.removeprefix("/"), None)
+        store = getattr(self.daemon, "volumes", None)
+        if store is not None and (volumes or auto):  # rm -v and --rm take the anonymous volumes along
+            for point in c.mounts:
+                name = point.get("Name")
+                if (
+                    name
+                    and name in store.volumes
+                    and store.volumes[name].anonymous
+                    and not self.volume_users(name)
+                ):
+                    with contextlib.suppress(ApiError):
+                        store.remove(name)
         self.emit(c, "destroy")
         removed = self.removed_events.pop(c.id, None)
         if removed is not None:

@@ -60,25 +60,6 @@ def _bind(source: str, target: str, readonly: bool, propagation: str) -> dict[st
     }
 
 
-def _parse_bind(spec: str) -> dict[str, Any]:
-    parts = spec.split(":")
-    if len(parts) < 2 or not parts[0] or not parts[1]:
-        raise invalid(f"invalid volume specification: '{spec}'")
-    source, target = parts[0], parts[1]
-    options = parts[2].split(",") if len(parts) > 2 else []
-    if not target.startswith("/"):
-        raise invalid(
-            f"invalid volume specification: '{spec}': invalid mount config for type \"bind\": "
-            f"invalid mount path: '{target}' mount path must be absolute"
-        )
-    if not source.startswith("/"):
-        raise invalid(f"invalid volume specification: '{spec}': named volumes are not supported yet")
-    propagation = next((o for o in options if o in _PROPAGATIONS), "rprivate")
-    if not os.path.exists(source):
-        os.makedirs(source, exist_ok=True)  # dockerd creates a missing -v bind source directory
-    return _bind(source, target, "ro" in options, propagation)
-
-
 def _tmpfs(target: str, options: list[str]) -> dict[str, Any]:
     return {
         "destination": target,
@@ -89,27 +70,25 @@ def _tmpfs(target: str, options: list[str]) -> dict[str, Any]:
 
 
 def _mounts(c: Container) -> list[dict[str, Any]]:
+    """Runtime mounts: binds and volumes from the container's mount points, plus tmpfs mounts."""
     hc = c.host_config
     mounts: list[dict[str, Any]] = []
-    for bind in hc.get("Binds") or []:
-        mounts.append(_parse_bind(bind))
-    for mount in hc.get("Mounts") or []:
-        kind = mount.get("Type", "volume")
-        if kind == "bind":
-            source = mount.get("Source", "")
+    for point in c.mounts:
+        source, dest = point.get("Source", ""), point["Destination"]
+        if point.get("Type") == "bind":
+            if not source.startswith("/"):
+                raise invalid(f"invalid mount config for type \"bind\": invalid mount path: '{source}'")
             if not os.path.exists(source):
-                raise invalid(
-                    f'invalid mount config for type "bind": bind source path does not exist: {source}'
-                )
-            mounts.append(
-                _bind(
-                    source,
-                    mount["Target"],
-                    bool(mount.get("ReadOnly")),
-                    (mount.get("BindOptions") or {}).get("Propagation") or "rprivate",
-                )
-            )
-        elif kind == "tmpfs":
+                if hc.get("Binds") and any(b.split(":")[0] == source for b in hc["Binds"]):
+                    os.makedirs(source, exist_ok=True)  # dockerd creates a missing -v bind source directory
+                else:
+                    raise invalid(
+                        f'invalid mount config for type "bind": bind source path does not exist: {source}'
+                    )
+        propagation = point.get("Propagation") or "rprivate"
+        mounts.append(_bind(source, dest, not point.get("RW", True), propagation))
+    for mount in hc.get("Mounts") or []:
+        if mount.get("Type") == "tmpfs":
             opts = mount.get("TmpfsOptions") or {}
             extra = []
             if opts.get("SizeBytes"):
@@ -117,8 +96,8 @@ def _mounts(c: Container) -> list[dict[str, Any]]:
             if opts.get("Mode"):
                 extra.append(f"mode={int(opts['Mode']):o}")
             mounts.append(_tmpfs(mount["Target"], extra))
-        else:
-            raise invalid(f"mount type {kind!r} is not supported by refd yet")
+        elif mount.get("Type") not in ("bind", "volume", None):
+            raise invalid(f"mount type {mount.get('Type')!r} is not supported by refd yet")
     for target, options in (hc.get("Tmpfs") or {}).items():
         mounts.append(_tmpfs(target, options.split(",") if options else []))
     return mounts

@@ -1,0 +1,84 @@
+"""Volume endpoints: create, list (filters), inspect, remove (in-use conflict), prune."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import TYPE_CHECKING
+
+from ..httpd import Request, Response
+from ..server import json_response, read_json
+from .containers import bool_value
+from .events import parse_filters
+
+if TYPE_CHECKING:
+    from ..daemon import Daemon
+    from ..server import Router
+
+__all__ = ["register"]
+
+
+def _event(daemon: Daemon, action: str, name: str, **attrs: str) -> None:
+    from ..events import make_event
+
+    daemon.events.publish(make_event("volume", action, name, {"driver": "local", **attrs}))
+
+
+async def create(req: Request, daemon: Daemon) -> Response:
+    body = await read_json(req) or {}
+    volume = daemon.volumes.create(
+        body.get("Name") or "", body.get("Labels"), body.get("DriverOpts"), body.get("Driver") or "local"
+    )
+    _event(daemon, "create", volume.name)
+    return json_response(volume.document(daemon.volumes.root), 201)
+
+
+async def list_volumes(req: Request, daemon: Daemon) -> Response:
+    filters = parse_filters(req.arg("filters"), {"name", "driver", "label", "dangling"})
+    store = daemon.volumes
+    items = [
+        v.document(store.root)
+        for v in sorted(store.volumes.values(), key=lambda v: v.name)
+        if store.matches(v, filters)
+    ]
+    return json_response({"Volumes": items, "Warnings": None})
+
+
+async def inspect(req: Request, daemon: Daemon) -> Response:
+    volume = daemon.volumes.get(req.match["name"])
+    return json_response(volume.document(daemon.volumes.root))
+
+
+async def remove(req: Request, daemon: Daemon) -> Response:
+    name = req.match["name"]
+    daemon.volumes.remove(name, force=bool_value(req, "force"))
+    _event(daemon, "destroy", name)
+    return Response(204)
+
+
+async def prune(req: Request, daemon: Daemon) -> Response:
+    filters = parse_filters(req.arg("filters"), {"label", "label!", "all"})
+    prune_all = any(v.lower() in ("true", "1") for v in filters.pop("all", []))
+    store = daemon.volumes
+    deleted, reclaimed = [], 0
+    for volume in list(store.volumes.values()):
+        if store.users(volume.name) or (not prune_all and not volume.anonymous):
+            continue
+        if not store.matches(volume, {k: v for k, v in filters.items() if k == "label"}):
+            continue
+        for dirpath, _, files in os.walk(store.path(volume.name)):
+            for f in files:
+                with contextlib.suppress(OSError):
+                    reclaimed += os.lstat(os.path.join(dirpath, f)).st_size
+        store.remove(volume.name)
+        deleted.append(volume.name)
+        _event(daemon, "destroy", volume.name)
+    return json_response({"VolumesDeleted": deleted or None, "SpaceReclaimed": reclaimed})
+
+
+def register(router: Router) -> None:
+    router.add("POST", "/volumes/create", create)
+    router.add("GET", "/volumes", list_volumes)
+    router.add("POST", "/volumes/prune", prune)
+    router.add("GET", "/volumes/{name}", inspect)
+    router.add("DELETE", "/volumes/{name}", remove)
