@@ -171,6 +171,8 @@ class Shim:
         stdin, stdout, stderr = stdio.child_fds
         if exec_into:
             proc = rt.exec_in(exec_into, spec, stdin, stdout, stderr)
+        elif stdio.tty:
+            proc = self._spawn_with_console(rt, spec, stdio)
         else:
             proc = rt.spawn(spec, stdin, stdout, stderr)
         _close_child_side(stdio)
@@ -180,6 +182,35 @@ class Shim:
         self.pidfds[pidfd] = name
         self.sel.register(pidfd, selectors.EVENT_READ, ("exit", name))
         return pid
+
+    def _spawn_with_console(self, rt: Any, spec: Any, stdio: Stdio) -> Any:
+        """TTY containers get their pty from inside their own devpts (runc's console socket): swap it in."""
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            spec.console_socket = child.fileno()
+            proc = rt.spawn(spec, -1, -1, -1)
+            child.close()
+            parent.settimeout(10)
+            _, fds, _, _ = socket.recv_fds(parent, 16, 1)
+        finally:
+            child.close()
+            parent.close()
+        if not fds:
+            raise RuntimeError("the container did not send its console")
+        master = fds[0]
+        old = stdio.master
+        with contextlib.suppress(KeyError, ValueError):
+            self.sel.unregister(old)
+        self.splitters.pop(old, None)
+        os.close(old)
+        _set_nonblock(master)
+        stdio.master = master
+        stdio.outputs = {master: "stdout"}
+        if stdio.stdin_w == old:
+            stdio.stdin_w = master
+        self.sel.register(master, selectors.EVENT_READ, ("output", "main"))
+        self.splitters[master] = LineSplitter()
+        return proc
 
     def start(self) -> dict[str, Any]:
         if "main" in self.pids:

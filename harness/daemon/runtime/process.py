@@ -35,6 +35,7 @@ import os
 import resource
 import select
 import signal
+import socket
 import stat
 import struct
 import termios
@@ -144,6 +145,9 @@ class ProcessSpec:
     resources: Resources | None = None
     oom_score_adj: int | None = None
     init: bool = False
+    #: a unix socket fd: allocate the pty inside the container's own devpts (so ``tty`` names
+    #: /dev/pts/0, as under runc) and send its master back over this socket (SCM_RIGHTS)
+    console_socket: int = -1
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -264,8 +268,8 @@ def _reset_signals() -> None:
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
 
-def _setup_stdio(stdio: tuple[int, int, int], keep: int) -> None:
-    """stdin/stdout/stderr onto 0/1/2 (-1: /dev/null), all other inherited fds but ``keep`` closed."""
+def _setup_stdio(stdio: tuple[int, int, int], keep: int, also: int = -1) -> None:
+    """stdin/stdout/stderr onto 0/1/2 (-1: /dev/null); other inherited fds but ``keep``/``also`` closed."""
     sources = []
     for fd in stdio:
         if fd < 0:
@@ -275,8 +279,24 @@ def _setup_stdio(stdio: tuple[int, int, int], keep: int) -> None:
         os.dup2(fd, target)
     for target in range(3):
         os.set_inheritable(target, True)
-    os.closerange(3, keep)
-    os.closerange(keep + 1, max(keep + 2, os.sysconf("SC_OPEN_MAX")))
+    start = 3
+    for fd in sorted(x for x in (keep, also) if x >= 3):
+        os.closerange(start, fd)
+        start = fd + 1
+    os.closerange(start, max(start + 1, os.sysconf("SC_OPEN_MAX")))
+
+
+def _console_in_container(sock_fd: int) -> int:
+    """Open a pty in the container's devpts, make it stdio and the controlling tty, send the master back."""
+    master, slave = os.openpty()  # after pivot_root: /dev/ptmx is the container's own devpts
+    for target in range(3):
+        os.dup2(slave, target)
+    os.close(slave)
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    _send_fd(sock_fd, master)
+    os.close(master)
+    os.close(sock_fd)
+    return 0
 
 
 def _controlling_tty() -> int:
@@ -318,13 +338,23 @@ def _intermediate(plan: _Plan) -> None:
         ) from None
 
 
+def _send_fd(sock_fd: int, fd: int) -> None:
+    """SCM_RIGHTS on a raw fd (``socket`` is imported at the top: nothing may load after pivot_root)."""
+    sock = socket.socket(fileno=sock_fd)
+    try:
+        socket.send_fds(sock, [b"pty"], [fd])
+    finally:
+        sock.detach()
+
+
 def _container(plan: _Plan, err_w: int) -> NoReturn:
     """The container's first process: never returns (execs, becomes init, or raises to be reported)."""
     spec = plan.spec
     _reset_signals()
-    _setup_stdio(plan.stdio, err_w)
+    console = spec.console_socket if spec.tty and not plan.exec_into else -1
+    _setup_stdio(plan.stdio, err_w, console)
     os.setsid()
-    tty = _controlling_tty() if spec.tty else -1
+    tty = _controlling_tty() if spec.tty and console < 0 else -1
     if tty >= 0:
         fcntl.ioctl(tty, termios.TIOCSCTTY, 0)
     if not plan.exec_into:
@@ -342,6 +372,8 @@ def _container(plan: _Plan, err_w: int) -> NoReturn:
             except OSError as exc:
                 raise ContainerStartError(f"write sysctl key {key}: {go_strerror(exc.errno or 0)}") from None
         rfs.finalize(plan.rootfs)
+        if console >= 0:
+            tty = _console_in_container(console)
     if spec.init and not plan.exec_into:
         _become_init(plan, err_w)
     _exec(plan, tty)
@@ -605,7 +637,7 @@ def _rootfs_config(
         v1_dirs = [(os.path.basename(h.mountpoint), fs.directory(h, fs.own_path(h))) for h in fs.hierarchies]
         v2_dir = fs.directory(fs.hierarchies[0], fs.own_path(fs.hierarchies[0])) if fs.version == 2 else ""
     console = ""
-    if spec.tty:
+    if spec.tty and spec.console_socket < 0:
         for fd in stdio:
             if fd >= 0 and os.isatty(fd):
                 console = os.ttyname(fd)
