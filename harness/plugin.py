@@ -124,6 +124,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = keep
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """refd-only scenarios are skipped on other targets, with the reason shown in the report."""
+    mark = item.get_closest_marker("refd_only")
+    if mark is None:
+        return
+    name = _target_of(item) or item.config.stash[_CONFIG_KEY].targets[0]
+    if name != "refd":
+        reason = mark.args[0] if mark.args else "behaviour only refd has"
+        pytest.skip(f"refd-only: {reason}")
+
+
 def _target_of(item: pytest.Item) -> str:
     callspec = getattr(item, "callspec", None)
     if callspec is not None and "target" in callspec.params:

@@ -191,3 +191,28 @@ def test_many(value):
 """
     )
     pytester.runpytest_subprocess("--targets", "refd").assert_outcomes(passed=2)
+
+
+REFD_ONLY_TEST = """
+import pytest
+
+@pytest.mark.refd_only("only refd loads this")
+@pytest.mark.scenario("api/x/refd-only", "refd MUST do x", ref="here")
+def test_x(target, observe):
+    observe("ran", True)
+"""
+
+
+def test_refd_only_scenarios_skip_elsewhere_with_the_reason(pytester: pytest.Pytester) -> None:
+    import shutil
+
+    if shutil.which("dockerd") is None:
+        pytest.skip("needs the dockerd target installed (apt-get install docker.io)")
+    pytester.makepyfile(test_refd_only=REFD_ONLY_TEST)
+    out = pytester.path / "reports"
+    result = pytester.runpytest_subprocess("--targets", "refd,dockerd", f"--results-dir={out}", "-rs")
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*refd-only: only refd loads this*"])
+    on_dockerd = _scenarios(out / "dockerd.json")["api/x/refd-only"]
+    assert on_dockerd["outcome"] == "skipped" and "refd-only: only refd loads this" in on_dockerd["reason"]
+    assert _scenarios(out / "refd.json")["api/x/refd-only"]["outcome"] == "passed"
