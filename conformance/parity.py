@@ -408,15 +408,30 @@ class Parity:
 # -- building
 
 
-def pick_reference(names: Sequence[str], reference: str | None = None) -> str:
-    """The explicit ``reference`` if given (must be a target), else the first ``dockerd*``, else the first."""
+def _version_key(version: str) -> tuple[int, ...]:
+    parts = []
+    for piece in version.replace("+", ".").replace("-", ".").split("."):
+        if not piece.isdigit():
+            break
+        parts.append(int(piece))
+    return tuple(parts)
+
+
+def pick_reference(
+    names: Sequence[str], reference: str | None = None, versions: Mapping[str, str] | None = None
+) -> str:
+    """The explicit ``reference`` if given (must be a target), else the newest ``dockerd*`` (refd follows the
+    newest dockerd), else the first ``dockerd*``, else the first target."""
     if not names:
         raise ParityError("no targets to compare")
     if reference is not None:
         if reference not in names:
             raise ParityError(f"reference target {reference!r} is not among the targets ({', '.join(names)})")
         return reference
-    return next((n for n in names if n.startswith("dockerd")), names[0])
+    dockerds = [n for n in names if n.startswith("dockerd")]
+    if dockerds and versions:
+        return max(dockerds, key=lambda n: (_version_key(versions.get(n, "")), -dockerds.index(n)))
+    return dockerds[0] if dockerds else names[0]
 
 
 def _pointer_token(key: Any) -> str:
@@ -507,7 +522,7 @@ def build_parity(
         raise ParityError(
             f"target(s) {', '.join(dupes)} appear in more than one results file; merge shards first"
         )
-    ref_name = pick_reference(names, reference)
+    ref_name = pick_reference(names, reference, {r.target.name: r.target.version for r in results})
     known = list(known)
     used = [0] * len(known)
     by_target = {r.target.name: r.by_id() for r in results}
