@@ -241,10 +241,15 @@ class Daemon:
             await handle_connection(reader, writer, router)
 
         def on_signal(signo: int) -> None:
-            self.log.info(f"Processing signal '{_SIGNAL_NAMES.get(signal.Signals(signo), str(signo))}'")
             if signo == signal.SIGQUIT:
-                self.log.info("Forcing docker daemon shutdown without cleanup on SIGQUIT")
-                os._exit(128 + signo)
+                # dockerd 28's trap leaves SIGQUIT to Go's runtime: a stack dump on stderr, then exit 2
+                import faulthandler
+
+                sys.stderr.write("SIGQUIT: quit\n\n")
+                sys.stderr.flush()
+                faulthandler.dump_traceback(all_threads=True)
+                os._exit(2)
+            self.log.info(f"Processing signal '{_SIGNAL_NAMES.get(signal.Signals(signo), str(signo))}'")
             self._interrupts += 1
             if self._interrupts == 1:
                 stop.set()

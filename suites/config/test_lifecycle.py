@@ -173,3 +173,20 @@ def test_json_format(daemon_factory: DaemonFactory, observe: Observations) -> No
     observe("msg", entry.get("msg"))
     observe("level", entry.get("level"))
     assert entry.get("msg") == "Starting up" and entry.get("level") == "info"
+
+
+@pytest.mark.scenario(
+    "config/signals/sigquit",
+    "SIGQUIT MUST end the daemon at once without a clean shutdown (dockerd 28: Go's default, exit 2 with a "
+    "goroutine dump)",
+    ref="spec 7.1",
+)
+def test_sigquit(daemon_factory: DaemonFactory, observe: Observations) -> None:
+    daemon = daemon_factory()
+    daemon.signal(signal.SIGQUIT)
+    code = daemon.wait_exit(30)
+    logs = daemon.logs()
+    observe("exit_code", code)
+    observe("clean_shutdown_logged", "Daemon shutdown complete" in logs)
+    observe("pidfile_left", os.path.exists(daemon.pidfile))
+    assert "Daemon shutdown complete" not in logs
