@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from ..errors import ApiError, invalid
+from ..runtime import defaults as _defaults
 
 __all__ = [
     "DEFAULT_MASKED_PATHS",
@@ -22,21 +23,8 @@ __all__ = [
     "verify_host_config",
 ]
 
-DEFAULT_MASKED_PATHS = [
-    "/proc/asound",
-    "/proc/acpi",
-    "/proc/interrupts",
-    "/proc/kcore",
-    "/proc/keys",
-    "/proc/latency_stats",
-    "/proc/timer_list",
-    "/proc/timer_stats",
-    "/proc/sched_debug",
-    "/proc/scsi",
-    "/sys/firmware",
-    "/sys/devices/virtual/powercap",
-]
-DEFAULT_READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+DEFAULT_MASKED_PATHS = list(_defaults.DEFAULT_MASKED_PATHS)
+DEFAULT_READONLY_PATHS = list(_defaults.DEFAULT_READONLY_PATHS)
 _RESTART_POLICIES = ("no", "always", "on-failure", "unless-stopped")
 _MIN_MEMORY = 6 * 1024 * 1024
 

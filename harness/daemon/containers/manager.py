@@ -323,41 +323,24 @@ class ContainerManager:
 
     def _network_settings(self, c: Container) -> dict[str, Any]:
         mode = c.host_config.get("NetworkMode", "default")
-        networks: dict[str, Any] = {}
-        if mode in ("default", "bridge"):
-            networks["bridge"] = {
-                "IPAMConfig": None,
-                "Links": None,
-                "Aliases": None,
-                "MacAddress": "",
-                "DriverOpts": None,
-                "NetworkID": "",
-                "EndpointID": "",
-                "Gateway": "",
-                "IPAddress": "",
-                "IPPrefixLen": 0,
-                "IPv6Gateway": "",
-                "GlobalIPv6Address": "",
-                "GlobalIPv6PrefixLen": 0,
-                "DNSNames": None,
-            }
-        elif mode in ("host", "none"):
-            networks[mode] = {
-                "IPAMConfig": None,
-                "Links": None,
-                "Aliases": None,
-                "MacAddress": "",
-                "DriverOpts": None,
-                "NetworkID": "",
-                "EndpointID": "",
-                "Gateway": "",
-                "IPAddress": "",
-                "IPPrefixLen": 0,
-                "IPv6Gateway": "",
-                "GlobalIPv6Address": "",
-                "GlobalIPv6PrefixLen": 0,
-                "DNSNames": None,
-            }
+        name = "bridge" if mode in ("default", "bridge") else mode if mode in ("host", "none") else ""
+        endpoint = {
+            "IPAMConfig": None,
+            "Links": None,
+            "Aliases": None,
+            "MacAddress": "",
+            "DriverOpts": None,
+            "NetworkID": "",
+            "EndpointID": "",
+            "Gateway": "",
+            "IPAddress": "",
+            "IPPrefixLen": 0,
+            "IPv6Gateway": "",
+            "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0,
+            "DNSNames": None,
+        }
+        networks: dict[str, Any] = {name: endpoint} if name else {}
         return {
             "Bridge": "",
             "SandboxID": "",

@@ -12,6 +12,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from ..errors import invalid
+from ..runtime import defaults as _defaults
 
 if TYPE_CHECKING:
     from ..daemon import Daemon
@@ -19,22 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_CAPS", "cgroup_path", "exec_process_spec", "process_spec"]
 
-DEFAULT_CAPS = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-]
+DEFAULT_CAPS = list(_defaults.DEFAULT_CAPABILITIES)
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _PROPAGATIONS = ("rprivate", "private", "rshared", "shared", "rslave", "slave")
 

@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from . import syscalls as sc
+from .defaults import DEFAULT_CAPABILITIES
 from .errors import RuntimeFailure
 
 __all__ = [
@@ -93,22 +94,6 @@ CAPABILITIES: tuple[str, ...] = (
 _NUMBERS = {name: i for i, name in enumerate(CAPABILITIES)}
 
 #: dockerd's default capabilities (moby ``oci/caps.DefaultCapabilities``), in moby's order.
-DEFAULT_CAPABILITIES: tuple[str, ...] = (
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-)
 ALL = "ALL"
 
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import syscalls as sc
+from .defaults import DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS
 from .errors import ContainerStartError, go_strerror
 from .users import secure_join
 
@@ -54,29 +55,6 @@ __all__ = [
 
 DEFAULT_SHM_SIZE = 64 * 1024 * 1024
 
-#: dockerd 28's default masked paths (moby ``oci.DefaultLinuxSpec``).
-DEFAULT_MASKED_PATHS: tuple[str, ...] = (
-    "/proc/asound",
-    "/proc/acpi",
-    "/proc/interrupts",
-    "/proc/kcore",
-    "/proc/keys",
-    "/proc/latency_stats",
-    "/proc/timer_list",
-    "/proc/timer_stats",
-    "/proc/sched_debug",
-    "/proc/scsi",
-    "/sys/firmware",
-    "/sys/devices/virtual/powercap",
-)
-#: dockerd 28's default read-only paths.
-DEFAULT_READONLY_PATHS: tuple[str, ...] = (
-    "/proc/bus",
-    "/proc/fs",
-    "/proc/irq",
-    "/proc/sys",
-    "/proc/sysrq-trigger",
-)
 
 _FLAGS: dict[str, tuple[bool, int]] = {  # option -> (clear?, flag)
     "ro": (False, sc.MS_RDONLY),
