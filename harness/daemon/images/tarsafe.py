@@ -48,6 +48,8 @@ import tarfile
 from collections.abc import Callable
 from typing import IO, Literal, cast
 
+from ..scope import follow_in_scope
+
 __all__ = [
     "WHITEOUT_META_PREFIX",
     "WHITEOUT_OPAQUE",
@@ -393,35 +395,8 @@ def extract(
 
 
 def resolve_in_scope(root: str, rel: str) -> str:
-    """``rel`` under ``root`` with every symlink followed *within* root (chroot semantics).
-
-    moby's ``symlink.FollowSymlinkInScope``: absolute link targets restart at ``root`` and ``..``
-    never climbs above it, so the result is always inside ``root`` (it may not exist).
-    """
-    root = os.path.abspath(root)
-    parts = [p for p in rel.split("/") if p not in ("", ".")]
-    resolved: list[str] = []
-    hops = 0
-    while parts:
-        comp = parts.pop(0)
-        if comp == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        candidate = os.path.join(root, *resolved, comp)
-        try:
-            st = os.lstat(candidate)
-        except FileNotFoundError:
-            resolved.append(comp)
-            continue
-        if stat.S_ISLNK(st.st_mode):
-            hops += 1
-            if hops > _MAX_SYMLINK_HOPS:
-                raise ArchiveError(f"too many levels of symbolic links resolving {_q(rel)}")
-            target = os.readlink(candidate)
-            if target.startswith("/"):
-                resolved = []
-            parts[:0] = [p for p in target.split("/") if p not in ("", ".")]
-            continue
-        resolved.append(comp)
-    return os.path.join(root, *resolved)
+    """``rel`` under ``root`` with every symlink followed *within* root (chroot semantics)."""
+    try:
+        return follow_in_scope(root, rel, _MAX_SYMLINK_HOPS)
+    except OSError:
+        raise ArchiveError(f"too many levels of symbolic links resolving {_q(rel)}") from None

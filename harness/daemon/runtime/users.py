@@ -9,8 +9,9 @@ without one the user's memberships in /etc/group become the supplementary gids.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
+
+from ..scope import follow_in_scope
 
 __all__ = ["MAX_ID", "ExecUser", "UserLookupError", "lookup_user", "resolve_user", "secure_join"]
 
@@ -126,29 +127,7 @@ def secure_join(root: str, unsafe: str) -> str:
     Used to open files and create mount points inside a rootfs from the host side, where an
     absolute symlink in the image (``/etc/passwd -> /host/thing``) must not point at the host.
     """
-    root = os.path.abspath(root)
-    parts = [p for p in unsafe.split("/") if p not in ("", ".")]
-    resolved: list[str] = []
-    links = 0
-    while parts:
-        part = parts.pop(0)
-        if part == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        candidate = os.path.join(root, *resolved, part)
-        try:
-            target = os.readlink(candidate)
-        except OSError:
-            resolved.append(part)
-            continue
-        links += 1
-        if links > 255:
-            raise OSError(40, os.strerror(40), unsafe)  # ELOOP
-        if target.startswith("/"):
-            resolved = []
-        parts = [p for p in target.split("/") if p not in ("", ".")] + parts
-    return os.path.join(root, *resolved)
+    return follow_in_scope(root, unsafe)
 
 
 def _read_inside(root: str, path: str) -> str | None:
