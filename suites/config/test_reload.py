@@ -49,7 +49,12 @@ def test_reload_labels_debug(daemon_factory: DaemonFactory, observe: Observation
     daemon = daemon_factory(config={"labels": ["a=1"]})
     before = _info(daemon)
     log = _reload(daemon, {"labels": ["b=2", "c=3"], "debug": True})
+    # dockerd logs "Reloaded configuration" before its reload callback turns debug on: poll briefly
     after = _info(daemon)
+    deadline = time.monotonic() + 5
+    while not after["Debug"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+        after = _info(daemon)
     observe("before", {"Labels": sorted(before["Labels"]), "Debug": before["Debug"]})
     observe("after", {"Labels": sorted(after["Labels"]), "Debug": after["Debug"]})
     observe("logged_success", "Reloaded configuration" in log)
