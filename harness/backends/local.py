@@ -61,6 +61,9 @@ class LocalBackend:
             argv.append(f"--pidfile={handle.pidfile}")
         if spec.config_file_flag:
             argv.append(f"--config-file={handle.config_path}")
+        if not _flag_given(spec, "--cgroup-parent", "cgroup-parent"):
+            # a private cgroup parent per daemon: teardown removes everything its containers left
+            argv.append(f"--cgroup-parent={cgroup_parent(handle)}")
         hosts = [f"unix://{handle.socket_path}"] if spec.hosts is None else spec.hosts
         argv += [f"-H={h}" for h in [*hosts, *spec.extra_hosts]]
         return argv + spec.args
@@ -291,6 +294,7 @@ class LocalBackend:
                 os.killpg(proc.pid, signal.SIGKILL)
             if netns_ino:
                 kill_netns_members(netns_ino)
+            remove_cgroup_tree(cgroup_parent(handle))
             LEDGER.forget_daemon(proc.pid)
         self._close_forwarders(handle)
         if handle.notify_listener is not None:
@@ -310,6 +314,43 @@ def _check_socket_paths(handle: DaemonHandle) -> None:
             f"has {len(longest)} characters (at most {_SUN_PATH_MAX}); "
             "set a shorter HARNESS_WORKDIR"
         )
+
+
+def cgroup_parent(handle: DaemonHandle) -> str:
+    """The daemon's private cgroup parent, e.g. ``/harness-refd-abc123`` (named after its work dir)."""
+    return "/" + os.path.basename(handle.workdir.rstrip("/"))
+
+
+def remove_cgroup_tree(parent: str) -> int:
+    """Kill what is left under ``parent`` in every hierarchy, remove its directories; returns how many."""
+    name = parent.strip("/")
+    if not name.startswith("harness-"):
+        return 0  # only ever the harness's own parents
+    removed = 0
+    try:
+        hierarchies = [os.path.join("/sys/fs/cgroup", h) for h in os.listdir("/sys/fs/cgroup")]
+    except OSError:
+        return 0
+    hierarchies.append("/sys/fs/cgroup")  # a pure cgroup2 host mounts the hierarchy right there
+    for base in hierarchies:
+        top = os.path.join(base, name)
+        if not os.path.isdir(top):
+            continue
+        for dirpath, _, _ in sorted(os.walk(top), key=lambda w: -w[0].count("/")):
+            with contextlib.suppress(OSError), open(os.path.join(dirpath, "cgroup.procs")) as fh:
+                for pid in fh.read().split():
+                    with contextlib.suppress(OSError):
+                        os.kill(int(pid), signal.SIGKILL)
+            for _ in range(50):
+                try:
+                    os.rmdir(dirpath)
+                    removed += 1
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.02)  # killed tasks take a moment to leave
+    return removed
 
 
 def _ns_inode(pid: int) -> int:

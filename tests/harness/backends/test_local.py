@@ -126,10 +126,32 @@ def test_default_command_line(boot: Booter) -> None:
         f"--exec-root={wd}/exec",
         f"--pidfile={wd}/daemon.pid",
         f"--config-file={wd}/daemon.json",
+        f"--cgroup-parent=/{os.path.basename(wd)}",
         f"-H=unix://{wd}/docker.sock",
         "--debug",
     ]
     assert Path(handle.config_path).read_text() == "{}\n"
+
+
+def test_teardown_removes_the_daemons_cgroup_parent(boot: Booter) -> None:
+    """Containers a daemon leaves behind (a forced exit, a kill) are swept with its private cgroup parent."""
+    from harness.backends.local import cgroup_parent, remove_cgroup_tree
+
+    handle = boot()
+    parent = cgroup_parent(handle)
+    leaf = f"/sys/fs/cgroup/pids{parent}/leftover"
+    os.makedirs(leaf)
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        with open(os.path.join(leaf, "cgroup.procs"), "w") as fh:
+            fh.write(str(sleeper.pid))
+        assert remove_cgroup_tree(parent) >= 2
+        assert sleeper.wait(10) == -9 and not os.path.exists(f"/sys/fs/cgroup/pids{parent}")
+    finally:
+        if sleeper.poll() is None:
+            sleeper.kill()
+            sleeper.wait()
+    assert remove_cgroup_tree("/not-ours") == 0  # only the harness's own parents are ever touched
 
 
 def test_restart_keeps_the_workdir_and_answers_again(boot: Booter) -> None:
