@@ -265,6 +265,8 @@ class LocalBackend:
         """Stop (SIGTERM) and boot again on the same data-root."""
         if handle.returncode is None:
             handle.stop()
+        if handle.process is not None:
+            LEDGER.forget_daemon(handle.process.pid)  # the record follows the new process
         self._close_forwarders(handle)
         self._spawn(handle)
         return handle
