@@ -190,3 +190,40 @@ def test_sigquit(daemon_factory: DaemonFactory, observe: Observations) -> None:
     observe("clean_shutdown_logged", "Daemon shutdown complete" in logs)
     observe("pidfile_left", os.path.exists(daemon.pidfile))
     assert "Daemon shutdown complete" not in logs
+
+
+@pytest.mark.parametrize("live_restore", [True, False])
+@pytest.mark.scenario(
+    "config/live-restore/restart",
+    "With --live-restore a running container MUST survive a daemon restart; without it the container MUST be "
+    "stopped by the shutdown (exit 137 or its stop signal's code)",
+    ref="spec 7.3",
+)
+def test_live_restore(daemon_factory: DaemonFactory, observe: Observations, live_restore: bool) -> None:
+    from harness.client import EngineClient
+    from harness.testimage import load_test_image
+
+    daemon = daemon_factory(args=["--live-restore"] if live_restore else [])
+    assert daemon.endpoint is not None
+    image = load_test_image(daemon.endpoint)
+    client = EngineClient(daemon.endpoint)
+    try:
+        cid = client.post(
+            "/v1.41/containers/create", json={"Image": image, "Cmd": ["sleep", "120"], "StopTimeout": 1}
+        ).json()["Id"]
+        client.post(f"/v1.41/containers/{cid}/start")
+    finally:
+        client.close()
+    daemon_factory.restart(daemon)
+    client = EngineClient(daemon.endpoint)
+    try:
+        state = client.get(f"/v1.41/containers/{cid}/json").json()["State"]
+        stopped = client.post(f"/v1.41/containers/{cid}/stop?t=1", timeout=60).status_code
+    finally:
+        client.close()
+    key = "live-restore" if live_restore else "no-live-restore"
+    observe(key, {"status_after_restart": state["Status"], "running": state["Running"], "stop": stopped})
+    if live_restore:
+        assert state["Running"] is True and stopped == 204
+    else:
+        assert state["Running"] is False and stopped == 304

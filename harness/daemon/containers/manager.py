@@ -406,6 +406,7 @@ class ContainerManager:
     def attach_monitors(self) -> None:
         for c in self.by_id.values():
             if c.status in ("running", "paused") and c.id not in self.monitors:
+                self.exit_events.setdefault(c.id, asyncio.Event())  # stop/wait after a live-restore need it
                 self.monitors[c.id] = asyncio.ensure_future(self._monitor(c))
 
     # -- start ---------------------------------------------------------------------------------------
@@ -640,7 +641,7 @@ class ContainerManager:
         if timeout is None:
             timeout = c.config.get("StopTimeout")
             timeout = 10 if timeout is None else timeout
-        event = self.exit_events.get(c.id) or asyncio.Event()
+        event = self.exit_events.setdefault(c.id, asyncio.Event())
         if c.status == "paused":
             await self.unpause(c)
         with contextlib.suppress(ApiError):
@@ -716,7 +717,7 @@ class ContainerManager:
             )
         if c.running:
             c.has_been_manually_stopped = True
-            event = self.exit_events.get(c.id) or asyncio.Event()
+            event = self.exit_events.setdefault(c.id, asyncio.Event())
             with contextlib.suppress(ApiError):
                 await self.kill(c, signal.SIGKILL)
             with contextlib.suppress(TimeoutError):
