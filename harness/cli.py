@@ -24,6 +24,9 @@ def _boot(opts: argparse.Namespace) -> int:
     from .targets import resolve_target
 
     backend = LocalBackend()
+    stop = threading.Event()
+    for signo in (signal.SIGINT, signal.SIGTERM):  # first: a signal during boot must still tear down
+        signal.signal(signo, lambda *_: stop.set())
     try:
         target = resolve_target(opts.target)
         workdir = tempfile.mkdtemp(prefix=f"harness-{target.name}-")
@@ -35,11 +38,9 @@ def _boot(opts: argparse.Namespace) -> int:
     for key, value in handle.endpoint.env().items():
         print(f"export {key}={value}")
     print(
-        f"# {target.name} (pid {handle.pid}) in {handle.workdir}; Ctrl-C or SIGTERM tears it down", flush=True
+        f"# {target.name} (pid {handle.pid}) in {handle.workdir}; Ctrl-C or SIGTERM tears it down",
+        flush=True,
     )
-    stop = threading.Event()
-    for signo in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signo, lambda *_: stop.set())
     try:
         while not stop.wait(0.5):
             if handle.returncode is not None:
