@@ -247,6 +247,8 @@ class LocalBackend:
         start = time.monotonic()
         if wait_until(ready, timeout, abort=exited):
             handle.extras["netns_ino"] = _ns_inode(handle.pid)
+            # every namespace this handle ever had: after a restart, live-restored shims stay in the old one
+            handle.extras.setdefault("netns_inos", []).append(handle.extras["netns_ino"])
             LEDGER.record_daemon(handle.pid, handle.workdir)  # again: at spawn unshare had not switched netns
             return
         if handle.returncode is not None:
@@ -294,8 +296,9 @@ class LocalBackend:
                     proc.wait(timeout=10)
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            if netns_ino:
-                kill_netns_members(netns_ino)
+            for ino in {netns_ino, *handle.extras.get("netns_inos", [])}:
+                if ino:
+                    kill_netns_members(ino)
             remove_cgroup_tree(cgroup_parent(handle))
             LEDGER.forget_daemon(proc.pid)
         self._close_forwarders(handle)
