@@ -91,6 +91,18 @@ def _settled(handle: DaemonHandle, before: dict[str, object], timeout: float = 1
         time.sleep(0.2)
 
 
+def _baseline(handle: DaemonHandle, timeout: float = 10.0) -> dict[str, object]:
+    """The snapshot once the warm-up container's shim has exited: only refd left in its namespace."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    snap = _snapshot(handle)
+    while snap["processes"] != [handle.pid] and time.monotonic() < deadline:
+        time.sleep(0.1)
+        snap = _snapshot(handle)
+    return snap
+
+
 def _cycle(client: EngineClient, image: str) -> str:
     cid = client.post(
         "/v1.41/containers/create", json={"Image": image, "Cmd": ["sh", "-c", "echo x"]}
@@ -107,7 +119,7 @@ def test_lifecycles_leave_nothing_behind(refd: DaemonHandle) -> None:
     client = EngineClient(refd.endpoint)
     try:
         _cycle(client, image)  # warm-up: lazily created parents (cgroup "docker", overlay dirs) exist now
-        before = _snapshot(refd)
+        before = _baseline(refd)
         ids = [_cycle(client, image) for _ in range(CYCLES)]
         after = _settled(refd, before)
     finally:
@@ -123,7 +135,7 @@ def test_failed_starts_leave_nothing_behind(refd: DaemonHandle) -> None:
     image = load_test_image(refd.endpoint)
     client = EngineClient(refd.endpoint)
     try:
-        before = _snapshot(refd)
+        before = _baseline(refd)
         for _ in range(10):
             cid = client.post("/v1.41/containers/create", json={"Image": image, "Cmd": ["nosuchcmd"]}).json()[
                 "Id"
