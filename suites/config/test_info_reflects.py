@@ -2,22 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
-from harness.backends.base import DaemonHandle
-from harness.client import EngineClient
 from harness.fixtures import DaemonFactory, Observations
-
-
-def _info(daemon: DaemonHandle) -> dict[str, Any]:
-    assert daemon.endpoint is not None
-    client = EngineClient(daemon.endpoint)
-    try:
-        return dict(client.get("/info").json())
-    finally:
-        client.close()
+from suites._daemon import info as _info
 
 
 @pytest.mark.scenario(

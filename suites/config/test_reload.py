@@ -12,6 +12,7 @@ from harness.backends.base import DaemonHandle
 from harness.client import EngineClient
 from harness.fixtures import DaemonFactory, Observations
 from harness.wait import wait_until
+from suites._daemon import info as _info
 
 
 def _rewrite(daemon: DaemonHandle, config: dict[str, Any] | str) -> None:
@@ -29,15 +30,6 @@ def _reload(daemon: DaemonHandle, config: dict[str, Any] | str) -> str:
         10,
     ), daemon.log_tail()
     return daemon.logs()[start:]
-
-
-def _info(daemon: DaemonHandle) -> dict[str, Any]:
-    assert daemon.endpoint is not None
-    client = EngineClient(daemon.endpoint)
-    try:
-        return dict(client.get("/info").json())
-    finally:
-        client.close()
 
 
 @pytest.mark.scenario(
