@@ -1,4 +1,4 @@
-"""Exec a program chrooted into a cached rootfs, from inside the local backend's private mount namespace.
+"""Exec a program with a cached rootfs as its root (pivot_root), in the local backend's own mount namespace.
 
     python -I -S harness/chroot_exec.py [--lock FILE] ROOTFS -- PROGRAM ARGS...
 
@@ -32,7 +32,7 @@ import json
 import os
 import sys
 
-__all__ = ["bind_candidates", "main"]
+__all__ = ["bind_candidates", "enter_root", "main"]
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 1, 2, 4, 8, 32
 MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
@@ -142,7 +142,7 @@ def _same_mount_ns_as_parent() -> bool:
 def prepare(rootfs: str, cwd: str, args: list[str]) -> str:
     """Mount the chroot's view under ``<cwd>/.chroot``; returns its root."""
     if os.geteuid() != 0:
-        raise LaunchError("needs root (mounts and chroot)")
+        raise LaunchError("needs root (mounts and pivot_root)")
     if _same_mount_ns_as_parent():
         raise LaunchError(
             "refusing to mount in the caller's mount namespace: run under "
@@ -183,6 +183,41 @@ def prepare(rootfs: str, cwd: str, args: list[str]) -> str:
     return new
 
 
+#: pivot_root(2) has no glibc wrapper: its syscall number per machine
+_SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}
+MNT_DETACH = 2
+
+
+def enter_root(new: str) -> None:
+    """Make ``new`` the root of this mount namespace (pivot_root, as runc does), not just of this process.
+
+    A plain chroot leaves the host's ``/`` as the namespace's root mount. runc's ``exec`` joins a
+    container's mount namespace with setns(2), which puts the process at that namespace's root mount:
+    with a chroot that was the host's ``/``, so ``docker exec`` (and every health-check probe) ran on the
+    host's files instead of the container's. After pivot_root the old root is detached and gone.
+    """
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+    import platform
+
+    number = _SYS_PIVOT_ROOT.get(platform.machine())
+    if number is None:
+        raise LaunchError(f"pivot_root: unknown syscall number on {platform.machine()}")
+    old_root = os.open("/", os.O_DIRECTORY | os.O_RDONLY)
+    try:
+        os.chdir(new)
+        if _libc.syscall(ctypes.c_long(number), b".", b".") != 0:
+            raise LaunchError(f"pivot_root {new}: {os.strerror(ctypes.get_errno())}")
+        os.fchdir(old_root)  # the old root now sits under the new one, at "."
+    finally:
+        os.close(old_root)
+    _mount(None, ".", None, MS_REC | MS_PRIVATE)
+    if _libc.umount2(b".", MNT_DETACH) != 0:
+        raise LaunchError(f"umount the old root: {os.strerror(ctypes.get_errno())}")
+    os.chdir("/")
+
+
 def main(argv: list[str]) -> int:
     lock = ""
     if argv[:1] == ["--lock"] and len(argv) >= 2:
@@ -201,7 +236,7 @@ def main(argv: list[str]) -> int:
             except BlockingIOError:
                 raise LaunchError(f"{rootfs} is being cleaned or rebuilt (lock {lock} is held)") from None
             os.set_inheritable(fd, True)
-        os.chroot(new)
+        enter_root(new)
         os.chdir(cwd)
         os.execvp(command[0], command)
     except (LaunchError, OSError) as exc:
