@@ -58,6 +58,9 @@ class Daemon:
 
         self.containers = ContainerManager(self)
         self.images: Any = None  # images.store.ImageStore, created in prepare()
+        self.networks: Any = None  # network.manager.NetworkManager, created in prepare()
+        self.net_services: Any = None
+        self.firewall: Any = None
         self.volumes: Any = None  # volumes.VolumeStore, created in prepare()
 
     # -- facts for /info ---------------------------------------------------------------------------
@@ -179,6 +182,27 @@ class Daemon:
             getattr(self.containers.by_id.get(cid), "status", "") in ("running", "paused", "restarting")
         )
 
+    def _init_networks(self) -> None:
+        from .network.firewall import Firewall
+        from .network.manager import NetworkError, NetworkManager
+        from .network.services import NetServices
+
+        self.firewall = Firewall(self.config, self.log) if self.config["iptables"] else None
+        self.networks = NetworkManager(self)
+        self.net_services = NetServices(self)
+        try:
+            self.networks.init()
+        except NetworkError as exc:
+            pidfile.remove(self.config["pidfile"])
+            raise StartupError(f"failed to start daemon: {exc}") from None
+
+    def _shutdown_networks(self) -> None:
+        keep = bool(self.config["live-restore"]) and any(c.running for c in self.containers.by_id.values())
+        self.net_services.shutdown()
+        self.networks.shutdown(keep_running=keep)
+        if self.firewall is not None and not keep:
+            self.firewall.teardown()
+
     def prepare(self) -> None:
         """Everything before serving; raises StartupError with dockerd's message."""
         cfg = self.config
@@ -213,6 +237,7 @@ class Daemon:
 
         self.volumes = VolumeStore(self.config["data-root"])
         self.volumes.users = self.containers.volume_users
+        self._init_networks()
         self.log.info("Loading containers: start.")
         self.containers.restore()
         self.log.info("Loading containers: done.")
@@ -289,6 +314,8 @@ class Daemon:
             self.log.debug("Clean shutdown succeeded")
         except TimeoutError:
             self.log.error("Force shutdown daemon")
+        if self.networks is not None:
+            self._shutdown_networks()
         self.log.info("Daemon shutdown complete")
         pidfile.remove(self.config["pidfile"])
         return 0

@@ -11,7 +11,7 @@ __all__ = ["register"]
 
 
 def register(router: Router) -> None:
-    from . import archive, container_stats, containers, events, exec, images, system, volumes
+    from . import archive, container_stats, containers, events, exec, images, networks, system, volumes
 
     system.register(router)
     events.register(router)
@@ -21,3 +21,4 @@ def register(router: Router) -> None:
     volumes.register(router)
     exec.register(router)
     images.register(router)
+    networks.register(router)

@@ -178,6 +178,9 @@ class ContainerManager:
             body.get("HostConfig"), self.daemon.config.values, self.daemon.cgroup_version
         )
         verify_host_config(host_config)
+        mode = str(host_config.get("NetworkMode") or "")
+        if mode.startswith("container:"):  # dockerd records the other container's full id
+            host_config["NetworkMode"] = f"container:{self.get(mode.split(':', 1)[1]).id}"
         from .spec import capabilities
 
         capabilities(host_config)  # unknown CapAdd/CapDrop names are refused at create, as dockerd does
@@ -196,7 +199,7 @@ class ContainerManager:
             root=os.path.join(self.root, cid),
             driver=self.daemon.storage_driver,
         )
-        c.network_settings = self._network_settings(c)
+        c.network_settings = self._network_settings(c, body)
         c.mounts = self._mount_points(c)
         storage = getattr(self.daemon, "images", None)
         if storage is not None and hasattr(storage, "create_rw_layer"):
@@ -321,26 +324,16 @@ class ContainerManager:
             except LogOptionError as exc:
                 raise invalid(str(exc)) from None
 
-    def _network_settings(self, c: Container) -> dict[str, Any]:
+    def _network_settings(self, c: Container, body: dict[str, Any]) -> dict[str, Any]:
         mode = c.host_config.get("NetworkMode", "default")
-        name = "bridge" if mode in ("default", "bridge") else mode if mode in ("host", "none") else ""
-        endpoint = {
-            "IPAMConfig": None,
-            "Links": None,
-            "Aliases": None,
-            "MacAddress": "",
-            "DriverOpts": None,
-            "NetworkID": "",
-            "EndpointID": "",
-            "Gateway": "",
-            "IPAddress": "",
-            "IPPrefixLen": 0,
-            "IPv6Gateway": "",
-            "GlobalIPv6Address": "",
-            "GlobalIPv6PrefixLen": 0,
-            "DNSNames": None,
-        }
-        networks: dict[str, Any] = {name: endpoint} if name else {}
+        networks_manager = getattr(self.daemon, "networks", None)
+        if networks_manager is not None:
+            networks: dict[str, Any] = networks_manager.initial_networks(c.host_config, body)
+        else:
+            from ..network.manager import empty_endpoint
+
+            name = "bridge" if mode in ("default", "bridge") else mode if mode in ("host", "none") else ""
+            networks = {name: empty_endpoint()} if name else {}
         return {
             "Bridge": "",
             "SandboxID": "",
@@ -386,6 +379,9 @@ class ContainerManager:
         exit_file = os.path.join(state_dir, "exit.json")
         alive = _shim_alive(state_dir)
         if alive and self.daemon.config["live-restore"]:
+            networks = getattr(self.daemon, "networks", None)
+            if networks is not None:
+                networks.restore(c)  # its addresses stay taken
             return  # monitors are re-attached once the loop runs (attach_monitors)
         if alive:
             pid = _state_pid(state_dir)
@@ -406,6 +402,10 @@ class ContainerManager:
     def attach_monitors(self) -> None:
         for c in self.by_id.values():
             if c.status in ("running", "paused") and c.id not in self.monitors:
+                services = getattr(self.daemon, "net_services", None)
+                if services is not None:
+                    with contextlib.suppress(Exception):
+                        services.container_up(c)  # DNS and port proxies live in refd: back after a restart
                 self.exit_events.setdefault(c.id, asyncio.Event())  # stop/wait after a live-restore need it
                 self.monitors[c.id] = asyncio.ensure_future(self._monitor(c))
 
@@ -415,27 +415,19 @@ class ContainerManager:
         hostname = c.config.get("Hostname") or c.short_id
         with open(c.file("hostname"), "w") as fh:
             fh.write(hostname + "\n")
-        hosts = [
-            "127.0.0.1\tlocalhost",
-            "::1\tlocalhost ip6-localhost ip6-loopback",
-            "fe00::0\tip6-localnet",
-            "ff00::0\tip6-mcastprefix",
-            "ff02::1\tip6-allnodes",
-            "ff02::2\tip6-allrouters",
-        ]
-        for extra in c.host_config.get("ExtraHosts") or []:
-            host, _, ip = extra.partition(":")
-            hosts.append(f"{ip}\t{host}")
-        with open(c.file("hosts"), "w") as fh:
-            fh.write("\n".join(hosts) + "\n")
-        servers = c.host_config.get("Dns") or []
-        lines = [f"nameserver {s}" for s in servers] or _host_resolv()
-        if c.host_config.get("DnsSearch"):
-            lines.append("search " + " ".join(c.host_config["DnsSearch"]))
-        if c.host_config.get("DnsOptions"):
-            lines.append("options " + " ".join(c.host_config["DnsOptions"]))
+        self._write_hosts(c)
+        from ..network.files import resolv_conf
+
+        networks = getattr(self.daemon, "networks", None)
+        internal_dns = networks is not None and networks.uses_embedded_dns(c)
         with open(c.file("resolv.conf"), "w") as fh:
-            fh.write("\n".join(lines) + "\n")
+            fh.write(resolv_conf(c.host_config, internal_dns))
+
+    def _write_hosts(self, c: Container) -> None:
+        from ..network.files import hosts_file
+
+        with open(c.file("hosts"), "w") as fh:
+            fh.write(hosts_file(c))
 
     def _process_spec(self, c: Container, rootfs: str) -> dict[str, Any]:
         from .spec import process_spec
@@ -460,8 +452,21 @@ class ContainerManager:
             if storage is not None and hasattr(storage, "mount_rootfs"):
                 rootfs = storage.mount_rootfs(c.id)
             self._copy_up(c, rootfs)
+            netns = self._network_up(c)
+            joined = self._network_peer(c)
+            if joined is not None:  # --network container:X shares X's hostname and files
+                c.config["Hostname"] = joined.config.get("Hostname") or joined.short_id
             self._prepare_files(c)
             spec = self._process_spec(c, rootfs)
+            if netns:
+                spec["namespaces"]["net"] = netns
+            if joined is not None:
+                for key, name in (
+                    ("hosts_path", "hosts"),
+                    ("hostname_path", "hostname"),
+                    ("resolv_conf_path", "resolv.conf"),
+                ):
+                    spec[key] = joined.file(name)
         except ApiError:
             raise
         except Exception as exc:
@@ -603,7 +608,56 @@ class ContainerManager:
         if c.host_config.get("AutoRemove") and c.id in self.by_id:
             await self.remove(c, force=True, volumes=True, auto=True)
 
+    def _network_up(self, c: Container) -> str | None:
+        """The container's sandbox with its endpoints, ports and DNS; the netns path to join, if any."""
+        networks = getattr(self.daemon, "networks", None)
+        if networks is None:
+            return None
+        netns = networks.sandbox_up(c)
+        if netns:
+            services = getattr(self.daemon, "net_services", None)
+            if services is not None:
+                services.container_up(c)
+        return netns  # type: ignore[no-any-return]
+
+    def _network_peer(self, c: Container) -> Container | None:
+        """The container whose network namespace ``c`` joins (``--network container:X``), running."""
+        mode = str(c.host_config.get("NetworkMode") or "")
+        if not mode.startswith("container:"):
+            return None
+        ref = mode.split(":", 1)[1]
+        other = self.by_id.get(ref) or self.get(ref)
+        if not other.running:
+            raise conflict(
+                "cannot join network namespace of a non running container: "
+                f"container {other.name.removeprefix('/')} is {other.status}"
+            )
+        return other
+
+    def network_changed(self, c: Container) -> None:
+        """After connect/disconnect: a running container's /etc/hosts and DNS follow its networks."""
+        if not c.running:
+            return
+        with contextlib.suppress(OSError):
+            self._write_hosts(c)
+        services = getattr(self.daemon, "net_services", None)
+        if services is not None:
+            services.container_up(c)
+
+    def _network_down(self, c: Container) -> None:
+        services = getattr(self.daemon, "net_services", None)
+        if services is not None:
+            with contextlib.suppress(Exception):
+                services.container_down(c)
+        networks = getattr(self.daemon, "networks", None)
+        if networks is not None:
+            try:
+                networks.sandbox_down(c)
+            except Exception as exc:  # never keep a dead container from being marked stopped
+                self.daemon.log.warning(f"failed to release the network of container {c.id}: {exc}")
+
     def _release(self, c: Container) -> None:
+        self._network_down(c)
         storage = getattr(self.daemon, "images", None)
         if storage is not None and hasattr(storage, "unmount_rootfs"):
             with contextlib.suppress(Exception):
@@ -817,19 +871,6 @@ def _shim_alive(state_dir: str) -> bool:
     except (OSError, ValueError):
         return False
     return os.path.exists(os.path.join(state_dir, "shim.sock"))
-
-
-def _host_resolv() -> list[str]:
-    """The host's nameservers, minus loopback ones (a container cannot reach them), as dockerd filters."""
-    try:
-        with open("/etc/resolv.conf") as fh:
-            lines = [ln.strip() for ln in fh if ln.strip() and not ln.startswith("#")]
-    except OSError:
-        lines = []
-    kept = [ln for ln in lines if not (ln.startswith("nameserver") and (" 127." in ln or " ::1" in ln))]
-    if not any(ln.startswith("nameserver") for ln in kept):
-        kept += ["nameserver 8.8.8.8", "nameserver 8.8.4.4"]
-    return kept
 
 
 def _oci_error(inner: str) -> str:

@@ -237,7 +237,7 @@ class Container:
             "ImageID": self.image_id,
             "Command": self.command_string(),
             "Created": int(parse_rfc3339(self.created)),
-            "Ports": [],
+            "Ports": _port_summary(self.network_settings.get("Ports") or {}),
             "Labels": labels,
             "State": self.status,
             "Status": self.human_status(),
@@ -308,3 +308,9 @@ def _atomic_json(path: str, data: Any, mode: int) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+def _port_summary(ports: dict[str, Any]) -> list[dict[str, Any]]:
+    from ..network.ports import port_summary
+
+    return port_summary(ports)

@@ -1,0 +1,108 @@
+"""The bridge driver's kernel side: the Linux bridge of a network and the veth pair of each endpoint."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+
+from .netlink import Netlink, NetlinkError
+
+__all__ = ["BridgeError", "attach_endpoint", "detach_endpoint", "ensure_bridge", "remove_bridge"]
+
+
+class BridgeError(Exception):
+    """Setting up a bridge or an endpoint failed; the message names the device and the fix."""
+
+
+def ensure_bridge(nl: Netlink, name: str, gateway_cidr: str, mtu: int = 0, create: bool = True) -> None:
+    """The bridge ``name`` exists, is up and holds ``gateway_cidr``."""
+    if not nl.exists(name):
+        if not create:
+            raise BridgeError(f"bridge device with non default name {name} must be created manually")
+        try:
+            nl.add_bridge(name, mtu)
+        except NetlinkError as exc:
+            raise BridgeError(f"failed to create bridge {name} via netlink: {exc}") from None
+    try:
+        if gateway_cidr and gateway_cidr not in nl.addresses(name):
+            nl.add_address(name, gateway_cidr)
+        nl.set_link(name, up=True)
+    except NetlinkError as exc:
+        raise BridgeError(f"failed to configure bridge {name}: {exc}") from None
+    _sysctl(f"net/ipv6/conf/{name}/disable_ipv6", "1")  # dockerd leaves IPv6 off on IPv4-only bridges
+
+
+def remove_bridge(nl: Netlink, name: str) -> None:
+    with contextlib.suppress(NetlinkError):
+        nl.delete_link(name)
+
+
+def attach_endpoint(
+    host: Netlink,
+    sandbox: str,
+    bridge: str,
+    ifname: str,
+    cidr: str,
+    gateway: str | None,
+    mtu: int = 0,
+) -> str:
+    """A veth pair from ``bridge`` into the sandbox as ``ifname`` with ``cidr``; returns its MAC."""
+    host_side = "veth" + secrets.token_hex(4)[:7]
+    fd = os.open(sandbox, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        host.add_veth(host_side, ifname, peer_netns_fd=fd, mtu=mtu)
+    except NetlinkError as exc:
+        raise BridgeError(
+            f"failed to add the host ({host_side}) <=> sandbox ({ifname}) pair: {exc}"
+        ) from None
+    finally:
+        os.close(fd)
+    try:
+        host.set_link(host_side, master=bridge, up=True)
+        with Netlink(sandbox) as inside:
+            inside.add_address(ifname, cidr)
+            _sysctl_in(sandbox, f"net/ipv6/conf/{ifname}/disable_ipv6", "1")  # IPv4-only, like dockerd
+            inside.set_link(ifname, up=True)
+            if gateway:
+                with contextlib.suppress(NetlinkError):  # a second network's gateway is not the default
+                    inside.add_default_route(gateway, ifname)
+            return str(inside.link_info(ifname)["mac"])
+    except (NetlinkError, OSError) as exc:
+        with contextlib.suppress(NetlinkError):
+            host.delete_link(host_side)
+        raise BridgeError(f"failed to configure endpoint {ifname} on {bridge}: {exc}") from None
+
+
+def detach_endpoint(sandbox: str, address: str) -> None:
+    """Delete the sandbox's interface holding ``address`` (its host-side peer goes with it)."""
+    try:
+        with Netlink(sandbox) as inside:
+            for name in inside.links():
+                if name != "lo" and any(a.split("/")[0] == address for a in inside.addresses(name)):
+                    inside.delete_link(name)
+    except (NetlinkError, OSError):
+        pass
+
+
+def next_ifname(sandbox: str) -> str:
+    """The first free ``ethN`` in the sandbox."""
+    with Netlink(sandbox) as inside:
+        names = set(inside.links())
+    n = 0
+    while f"eth{n}" in names:
+        n += 1
+    return f"eth{n}"
+
+
+def _sysctl_in(netns: str, key: str, value: str) -> None:
+    """Write a per-netns sysctl from a thread inside ``netns`` (/proc/sys/net follows the writer's netns)."""
+    from .netlink import in_netns
+
+    with contextlib.suppress(OSError):
+        in_netns(netns, lambda: _sysctl(key, value))
+
+
+def _sysctl(key: str, value: str) -> None:
+    with contextlib.suppress(OSError), open(f"/proc/sys/{key}", "w") as fh:
+        fh.write(value)

@@ -1,0 +1,136 @@
+"""IPv4 address management with dockerd's defaults and messages (libnetwork ``ipams/defaultipam``).
+
+Pools: networks without a subnet get the next free one from the default address pools
+(172.17.0.0/16 ... 172.31.0.0/16, then 192.168.0.0/16 cut into /20s); the default bridge takes
+the first. Addresses are handed out serially (the next after the last one given, wrapping), as
+dockerd does, so a freed address is not reused at once; the network and broadcast addresses and
+the gateway are never given to an endpoint.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from ..errors import ApiError, conflict, invalid
+
+__all__ = ["AddressPool", "IPAMError", "default_pools", "next_free_subnet", "validate_config"]
+
+Net = ipaddress.IPv4Network
+Addr = ipaddress.IPv4Address
+
+
+class IPAMError(ApiError):
+    """An allocation failed (pool exhausted, address taken)."""
+
+
+def default_pools() -> Iterator[Net]:
+    """dockerd's default address pools, in order."""
+    for second in range(17, 32):
+        yield Net(f"172.{second}.0.0/16")
+    yield from Net("192.168.0.0/16").subnets(new_prefix=20)
+
+
+def next_free_subnet(taken: Iterable[Net]) -> Net:
+    """The first default pool overlapping none of ``taken``."""
+    used = list(taken)
+    for pool in default_pools():
+        if not any(pool.overlaps(other) for other in used):
+            return pool
+    raise conflict("all predefined address pools have been fully subnetted")
+
+
+def validate_config(config: dict[str, str]) -> tuple[Net, Net | None, Addr | None]:
+    """Check one IPAM Config entry (Subnet, IPRange, Gateway) with dockerd's ``invalid network config``."""
+    subnet_text = config.get("Subnet") or ""
+    try:
+        subnet = Net(subnet_text, strict=False)
+    except ValueError:
+        raise invalid(
+            f"invalid network config:\ninvalid subnet {subnet_text}: invalid CIDR block notation"
+        ) from None
+    ip_range = None
+    if config.get("IPRange"):
+        try:
+            ip_range = Net(config["IPRange"], strict=False)
+        except ValueError:
+            raise invalid(
+                f"invalid network config:\ninvalid ip-range {config['IPRange']}: invalid CIDR block notation"
+            ) from None
+        if not ip_range.subnet_of(subnet):
+            raise invalid(
+                f"invalid network config:\ninvalid ip-range {config['IPRange']}: parent subnet "
+                f"{subnet_text} doesn't contain ip-range"
+            )
+    gateway = None
+    if config.get("Gateway"):
+        try:
+            gateway = Addr(config["Gateway"])
+        except ValueError:
+            raise invalid(
+                f"invalid network config:\ninvalid gateway {config['Gateway']}: invalid IP address"
+            ) from None
+        if gateway not in subnet:
+            raise invalid(
+                f"invalid network config:\ninvalid gateway {config['Gateway']}: parent subnet "
+                f"{subnet_text} doesn't contain this address"
+            )
+    return subnet, ip_range, gateway
+
+
+@dataclass
+class AddressPool:
+    """The addresses of one network's subnet: which are in use, and where serial allocation resumes."""
+
+    subnet: Net
+    gateway: Addr
+    ip_range: Net | None = None
+    used: set[Addr] = field(default_factory=set)
+    last: int = 0  # offset of the last address handed out
+
+    def _candidates(self) -> tuple[int, int]:
+        space = self.ip_range or self.subnet
+        return int(space.network_address), int(space.broadcast_address)
+
+    def _usable(self, addr: Addr) -> bool:
+        return (
+            addr != self.subnet.network_address
+            and addr != self.subnet.broadcast_address
+            and addr != self.gateway
+            and addr not in self.used
+        )
+
+    def allocate(self, wanted: str = "") -> Addr:
+        """A free address (``wanted`` if given); IPAMError when taken or exhausted."""
+        if wanted:
+            try:
+                addr = Addr(wanted)
+            except ValueError:
+                raise invalid(f"invalid endpoint settings:\ninvalid IPv4 address: {wanted}") from None
+            if addr not in self.subnet:
+                raise invalid(
+                    f"invalid endpoint settings:\nno configured subnet or ip-range contain the IP address "
+                    f"{wanted}"
+                )
+            if addr in self.used or addr == self.gateway:
+                raise IPAMError(403, "Address already in use")
+            self.used.add(addr)
+            return addr
+        low, high = self._candidates()
+        size = high - low + 1
+        start = self.last - low + 1 if low <= self.last <= high else 0
+        for step in range(size):
+            candidate = Addr(low + (start + step) % size)
+            if self._usable(candidate):
+                self.used.add(candidate)
+                self.last = int(candidate)
+                return candidate
+        raise IPAMError(503, "no available addresses on this pool")
+
+    def reserve(self, addr: str) -> None:
+        """Mark an address as used (restored endpoints)."""
+        self.used.add(Addr(addr))
+
+    def release(self, addr: str) -> None:
+        self.used.discard(Addr(addr))

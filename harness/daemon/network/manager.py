@@ -1,0 +1,634 @@
+"""All networks of one daemon: the predefined ones, user-defined bridges, and each container's endpoints.
+
+Follows dockerd 28 (libnetwork): ``bridge`` (docker0, or ``--bridge``/``--bip``), ``host`` and ``none``
+exist from boot; user-defined bridge networks get a ``br-<id>`` bridge and a subnet from the default
+pools; a container's endpoints are made when it starts (veth into its sandbox, an address from the
+network's pool) and released when it stops, with ``connect``/``disconnect`` events as dockerd emits.
+Records live under ``<data-root>/network/files``; bridges refd made are removed at shutdown.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+import secrets
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ApiError, conflict, invalid, not_found
+from . import bridge as br
+from .ipam import AddressPool, IPAMError, next_free_subnet, validate_config
+from .model import DEFAULT_BRIDGE_OPTIONS, PREDEFINED, Network
+from .netlink import Netlink, NetlinkError
+from .sandbox import create_netns, delete_netns, netns_path
+
+if TYPE_CHECKING:
+    from ..containers.model import Container
+    from ..daemon import Daemon
+
+__all__ = ["NetworkError", "NetworkManager", "empty_endpoint"]
+
+
+class NetworkError(Exception):
+    """The network controller cannot start; the message is dockerd's start-up error."""
+
+
+def _now() -> str:
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
+
+
+def empty_endpoint(config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An endpoint entry of ``NetworkSettings.Networks`` before the container runs."""
+    config = config or {}
+    return {
+        "IPAMConfig": config.get("IPAMConfig") or None,
+        "Links": config.get("Links") or None,
+        "Aliases": config.get("Aliases") or None,
+        "MacAddress": config.get("MacAddress") or "",
+        "DriverOpts": config.get("DriverOpts") or None,
+        "GwPriority": int(config.get("GwPriority") or 0),
+        "NetworkID": "",
+        "EndpointID": "",
+        "Gateway": "",
+        "IPAddress": "",
+        "IPPrefixLen": 0,
+        "IPv6Gateway": "",
+        "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0,
+        "DNSNames": None,
+    }
+
+
+class NetworkManager:
+    """Networks, their bridges and address pools, and the endpoints of running containers."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self.root = os.path.join(daemon.config["data-root"], "network", "files")
+        self.networks: dict[str, Network] = {}
+        self.made_bridges: set[str] = set()
+        self.host: Netlink | None = None
+
+    # -- boot / shutdown -----------------------------------------------------------------------------
+    def init(self) -> None:
+        """Load records, make the predefined networks, bring every bridge up (dockerd's controller init)."""
+        cfg = self.daemon.config
+        with contextlib.suppress(FileNotFoundError):
+            for entry in sorted(os.listdir(self.root)):
+                if entry.endswith(".json"):
+                    try:
+                        net = Network.load(os.path.join(self.root, entry))
+                    except (OSError, ValueError, KeyError) as exc:
+                        self.daemon.log.error(f"failed to load network record {entry}: {exc}")
+                        continue
+                    self.networks[net.id] = net
+        try:
+            self.host = Netlink()
+        except OSError as exc:
+            raise NetworkError(f"Error initializing network controller: netlink: {exc}") from None
+        for name, driver in (("none", "null"), ("host", "host")):
+            if self._by_name(name) is None:
+                self._add(Network(id=secrets.token_hex(32), name=name, driver=driver, created=_now()))
+        bridge_flag = str(cfg.get("bridge") or "")
+        existing = self._by_name("bridge")
+        if bridge_flag == "none":
+            if existing is not None:
+                self._forget(existing)
+        else:
+            self._default_bridge(existing, bridge_flag)
+        if cfg.get("ip-forward", True):
+            with contextlib.suppress(OSError), open("/proc/sys/net/ipv4/ip_forward", "w") as fh:
+                fh.write("1")
+        for net in list(self.networks.values()):
+            if net.driver == "bridge" and not net.is_default_bridge:
+                try:
+                    self._bring_up(net)
+                except br.BridgeError as exc:
+                    self.daemon.log.error(f"failed to restore network {net.name}: {exc}")
+
+    def _default_bridge(self, existing: Network | None, bridge_flag: str) -> None:
+        cfg = self.daemon.config
+        name = bridge_flag or "docker0"
+        bip = str(cfg.get("bip") or "")
+        mtu = int(cfg.get("mtu") or 0) or 1500
+        if bip:
+            try:
+                iface = ipaddress.IPv4Interface(bip)
+            except ValueError:
+                raise NetworkError(f"invalid bip: {bip!r}: not an IPv4 address in CIDR notation") from None
+            subnet, gateway = iface.network, iface.ip
+        elif bridge_flag and self.host is not None and self.host.exists(name):
+            addrs = self.host.addresses(name)
+            if not addrs:
+                raise NetworkError(
+                    f'Error initializing network controller: Error creating default "bridge" network: '
+                    f"bridge {name} has no IPv4 address"
+                )
+            iface = ipaddress.IPv4Interface(addrs[0])
+            subnet, gateway = iface.network, iface.ip
+        elif existing is not None and existing.pool is not None and not bridge_flag:
+            subnet, gateway = existing.pool.subnet, existing.pool.gateway
+        else:
+            subnet = next_free_subnet(self._host_networks(exclude={name}))
+            gateway = subnet.network_address + 1
+        ip_range = None
+        if cfg.get("fixed-cidr"):
+            try:
+                ip_range = ipaddress.IPv4Network(str(cfg["fixed-cidr"]), strict=False)
+            except ValueError:
+                raise NetworkError(f"invalid fixed-cidr: {cfg['fixed-cidr']!r}") from None
+        options = dict(DEFAULT_BRIDGE_OPTIONS)
+        options["com.docker.network.bridge.name"] = name
+        options["com.docker.network.driver.mtu"] = str(mtu)
+        options["com.docker.network.bridge.enable_icc"] = "true" if cfg.get("icc", True) else "false"
+        options["com.docker.network.bridge.enable_ip_masquerade"] = (
+            "true" if cfg.get("ip-masq", True) else "false"
+        )
+        net = Network(
+            id=existing.id if existing is not None else secrets.token_hex(32),
+            name="bridge",
+            driver="bridge",
+            created=existing.created if existing is not None else _now(),
+            ipam_config=[{"Subnet": str(subnet), "Gateway": str(gateway)}],
+            options=options,
+            pool=AddressPool(subnet=subnet, gateway=gateway, ip_range=ip_range),
+        )
+        if ip_range is not None:
+            net.ipam_config[0]["IPRange"] = str(ip_range)  # type: ignore[index]
+        if existing is not None:
+            self.networks.pop(existing.id, None)
+        self._add(net)
+        try:
+            self._bring_up(net, create=not bridge_flag or bridge_flag == "docker0")
+        except br.BridgeError as exc:
+            raise NetworkError(
+                f'Error initializing network controller: Error creating default "bridge" network: {exc}'
+            ) from None
+
+    def _bring_up(self, net: Network, create: bool = True) -> None:
+        assert self.host is not None and net.pool is not None
+        existed = self.host.exists(net.bridge_name)
+        br.ensure_bridge(
+            self.host, net.bridge_name, f"{net.pool.gateway}/{net.pool.subnet.prefixlen}", net.mtu, create
+        )
+        if not existed:
+            self.made_bridges.add(net.bridge_name)
+        firewall = getattr(self.daemon, "firewall", None)
+        if firewall is not None:
+            firewall.network_up(net)
+
+    def _host_networks(self, exclude: set[str] = frozenset()) -> list[ipaddress.IPv4Network]:  # type: ignore[assignment]
+        """Subnets already on this host's interfaces and refd's networks (pools must not overlap them)."""
+        taken = [n.pool.subnet for n in self.networks.values() if n.pool is not None]
+        if self.host is not None:
+            with contextlib.suppress(NetlinkError):
+                for name in self.host.links():
+                    if name in exclude or name == "lo":
+                        continue
+                    for cidr in self.host.addresses(name):
+                        taken.append(ipaddress.IPv4Interface(cidr).network)
+        return taken
+
+    def shutdown(self, keep_running: bool = False) -> None:
+        """Remove the bridges refd made (unless live-restore keeps containers on them)."""
+        if self.host is None:
+            return
+        firewall = getattr(self.daemon, "firewall", None)
+        if not keep_running:
+            for net in self.networks.values():
+                if firewall is not None and net.driver == "bridge":
+                    firewall.network_down(net)
+            for name in sorted(self.made_bridges):
+                br.remove_bridge(self.host, name)
+            self.made_bridges.clear()
+        self.host.close()
+        self.host = None
+
+    # -- lookup --------------------------------------------------------------------------------------
+    def _add(self, net: Network) -> None:
+        self.networks[net.id] = net
+        net.save(self.root)
+
+    def _forget(self, net: Network) -> None:
+        self.networks.pop(net.id, None)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(self.root, f"{net.id}.json"))
+
+    def _by_name(self, name: str) -> Network | None:
+        return next((n for n in self.networks.values() if n.name == name), None)
+
+    def find(self, ref: str) -> Network | None:
+        """dockerd's order: full id, then full name, then a unique id prefix."""
+        if ref in self.networks:
+            return self.networks[ref]
+        named = self._by_name(ref)
+        if named is not None:
+            return named
+        matches = [n for i, n in self.networks.items() if ref and i.startswith(ref)]
+        return matches[0] if len(matches) == 1 else None
+
+    def get(self, ref: str) -> Network:
+        net = self.find(ref)
+        if net is None:
+            raise not_found(f"network {ref} not found")
+        return net
+
+    # -- create / remove / prune ---------------------------------------------------------------------
+    def create(self, body: dict[str, Any]) -> Network:
+        name = body.get("Name")
+        if not isinstance(name, str) or not name:
+            raise invalid("invalid name: name is empty")
+        if name in PREDEFINED:
+            raise ApiError(403, f"operation is not permitted on predefined {name} network ")
+        if self._by_name(name) is not None:
+            raise conflict(f"network with name {name} already exists")
+        driver = body.get("Driver") or "bridge"
+        if driver != "bridge":
+            if driver in ("host", "null"):
+                raise ApiError(403, f'only one instance of "{driver}" network is allowed')
+            raise not_found(f'plugin "{driver}" not found')
+        ipam = body.get("IPAM") or {}
+        if (ipam.get("Driver") or "default") != "default":
+            raise not_found(f'plugin "{ipam["Driver"]}" not found')
+        configs = [c for c in ipam.get("Config") or [] if isinstance(c, dict)]
+        options = {str(k): str(v) for k, v in (body.get("Options") or {}).items()}
+        bridge_name = options.get("com.docker.network.bridge.name", "")
+        if bridge_name and any(n.bridge_name == bridge_name for n in self.networks.values() if n.pool):
+            raise ApiError(403, f"bridge name {bridge_name} already in use")
+        v4 = [c for c in configs if ":" not in (c.get("Subnet") or "")]
+        if v4 and v4[0].get("Subnet"):
+            subnet, ip_range, gateway = validate_config(v4[0])
+            for other in self._host_networks():
+                if subnet.overlaps(other):
+                    raise ApiError(
+                        403, "invalid pool request: Pool overlaps with other one on this address space"
+                    )
+        else:
+            subnet = next_free_subnet(self._host_networks())
+            ip_range, gateway = None, None
+        if gateway is None:
+            gateway = subnet.network_address + 1
+        config: dict[str, str] = {"Subnet": str(subnet)}
+        if ip_range is not None:
+            config["IPRange"] = str(ip_range)
+        config["Gateway"] = str(gateway)
+        net = Network(
+            id=secrets.token_hex(32),
+            name=name,
+            driver="bridge",
+            created=_now(),
+            ipam_config=[config],
+            ipam_options=dict(ipam["Options"]) if isinstance(ipam.get("Options"), dict) else None,
+            internal=bool(body.get("Internal")),
+            attachable=bool(body.get("Attachable")),
+            options=options,
+            labels={str(k): str(v) for k, v in (body.get("Labels") or {}).items()},
+            pool=AddressPool(subnet=subnet, gateway=gateway, ip_range=ip_range),
+            user_subnet=bool(v4 and v4[0].get("Subnet")),
+        )
+        try:
+            self._bring_up(net)
+        except br.BridgeError as exc:
+            raise ApiError(500, f"failed to create network {name}: {exc}") from None
+        self._add(net)
+        self._event(net, "create")
+        return net
+
+    def active_endpoints(self, net: Network) -> list[tuple[Container, dict[str, Any]]]:
+        out = []
+        for c in self.daemon.containers.by_id.values():
+            ep = (c.network_settings.get("Networks") or {}).get(net.name)
+            if ep and ep.get("EndpointID") and ep.get("NetworkID") == net.id:
+                out.append((c, ep))
+        return out
+
+    def remove(self, ref: str) -> Network:
+        net = self.get(ref)
+        if net.predefined:
+            raise ApiError(403, f"{net.name} is a pre-defined network and cannot be removed")
+        active = self.active_endpoints(net)
+        if active:
+            c, ep = active[0]
+            raise ApiError(
+                403,
+                f"error while removing network: network {net.name} has active endpoints "
+                f'(name:"{c.name.removeprefix("/")}" id:"{ep["EndpointID"][:12]}")',
+            )
+        firewall = getattr(self.daemon, "firewall", None)
+        if firewall is not None:
+            firewall.network_down(net)
+        if self.host is not None and net.bridge_name in self.made_bridges:
+            br.remove_bridge(self.host, net.bridge_name)
+            self.made_bridges.discard(net.bridge_name)
+        self._forget(net)
+        self._event(net, "destroy")
+        return net
+
+    def _event(self, net: Network, action: str, **extra: str) -> None:
+        from ..events import make_event
+
+        attrs = {"name": net.name, "type": net.driver, **extra}
+        self.daemon.events.publish(make_event("network", action, net.id, attrs))
+
+    def containers_doc(self, net: Network) -> dict[str, Any]:
+        """``Containers`` of a network's inspect: its running endpoints."""
+        out: dict[str, Any] = {}
+        for c, ep in self.active_endpoints(net):
+            out[c.id] = {
+                "Name": c.name.removeprefix("/"),
+                "EndpointID": ep["EndpointID"],
+                "MacAddress": ep["MacAddress"],
+                "IPv4Address": f"{ep['IPAddress']}/{ep['IPPrefixLen']}" if ep["IPAddress"] else "",
+                "IPv6Address": "",
+            }
+        return out
+
+    # -- container side ------------------------------------------------------------------------------
+    def initial_networks(self, host_config: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+        """``NetworkSettings.Networks`` at create, from NetworkMode and NetworkingConfig."""
+        mode = host_config.get("NetworkMode") or "bridge"
+        endpoints = ((body.get("NetworkingConfig") or {}).get("EndpointsConfig")) or {}
+        if mode.startswith("container:"):
+            return {}
+        name = "bridge" if mode == "default" else mode
+        net = self.find(name)
+        if net is not None:
+            name = net.name
+        config = endpoints.get(name) or endpoints.get(mode) or {}
+        if net is not None:
+            self._check_endpoint_config(net, config)
+        out = {name: empty_endpoint(config)}
+        for other, cfg in endpoints.items():
+            extra = self.find(other)
+            if extra is not None and extra.name not in out:
+                self._check_endpoint_config(extra, cfg or {})
+                out[extra.name] = empty_endpoint(cfg)
+        return out
+
+    def _check_endpoint_config(self, net: Network, config: dict[str, Any]) -> None:
+        wanted = ((config.get("IPAMConfig") or {}).get("IPv4Address")) or ""
+        if not wanted:
+            return
+        problems = []
+        if not net.user_defined:
+            problems.append("user specified IP address is supported on user defined networks only")
+        if net.driver != "bridge" or not net.user_subnet or net.pool is None:
+            problems.append(
+                "user specified IP address is supported only when connecting to networks with user "
+                "configured subnets"
+            )
+        if problems:
+            text = problems[0] if len(problems) == 1 else "\n".join(f"* {p}" for p in problems)
+            raise invalid(f"invalid config for network {net.name}: invalid endpoint settings:\n{text}")
+        try:
+            addr = ipaddress.IPv4Address(wanted)
+        except ValueError:
+            raise invalid(
+                f"invalid config for network {net.name}: invalid endpoint settings:\n"
+                f"invalid IPv4 address: {wanted}"
+            ) from None
+        if net.pool is not None and addr not in net.pool.subnet:
+            raise invalid(
+                f"invalid config for network {net.name}: invalid endpoint settings:\n"
+                f"no configured subnet or ip-range contain the IP address {wanted}"
+            )
+
+    def uses_embedded_dns(self, c: Container) -> bool:
+        """Containers on a user-defined network resolve through 127.0.0.11."""
+        for name in c.network_settings.get("Networks") or {}:
+            net = self.find(name)
+            if net is not None and net.user_defined:
+                return True
+        return False
+
+    def sandbox_up(self, c: Container) -> str | None:
+        """Make the container's sandbox and its endpoints; returns the netns path to join (None: not ours)."""
+        mode = c.host_config.get("NetworkMode") or "bridge"
+        if mode.startswith("container:"):
+            return None
+        settings = c.network_settings
+        sandbox_id = secrets.token_hex(32)
+        if mode == "host":
+            # dockerd's host sandbox: the daemon's own namespace, keyed "default"
+            settings["SandboxID"] = sandbox_id
+            settings["SandboxKey"] = os.path.join(self.daemon.config["exec-root"], "netns", "default")
+            for name, ep in (settings.get("Networks") or {}).items():
+                net = self.find(name)
+                if net is not None:
+                    ep.update(NetworkID=net.id, EndpointID=secrets.token_hex(32))
+                    self._event(net, "connect", container=c.id)
+            return None
+        path = netns_path(self.daemon.config["exec-root"], sandbox_id)
+        nets = dict(settings.get("Networks") or {})
+        resolved: list[tuple[Network, dict[str, Any]]] = []
+        for name, ep in nets.items():
+            net = self.find(name)
+            if net is None or (net.pool is None and net.driver == "bridge"):
+                raise ApiError(404, f"failed to set up container networking: network {name} not found")
+            if net.name != name:
+                nets.pop(name)
+            resolved.append((net, ep))
+        try:
+            create_netns(path)
+        except OSError as exc:
+            raise ApiError(
+                500, f"failed to set up container networking: failed to create netns {path}: {exc}"
+            ) from None
+        settings["SandboxID"] = sandbox_id
+        settings["SandboxKey"] = path
+        try:
+            gateway_done = False
+            for net, ep in resolved:
+                if net.driver == "null":
+                    ep.update(NetworkID=net.id, EndpointID=secrets.token_hex(32))
+                    self._event(net, "connect", container=c.id)
+                    continue
+                gateway_done = self._attach(c, net, ep, path, not gateway_done) or gateway_done
+        except BaseException:
+            self.sandbox_down(c)
+            raise
+        self._sync_primary(c)
+        return path
+
+    def _attach(
+        self, c: Container, net: Network, ep: dict[str, Any], sandbox: str, default_route: bool
+    ) -> bool:
+        """Connect one endpoint inside a running sandbox; True if it took the default route."""
+        assert net.pool is not None and self.host is not None
+        wanted = ((ep.get("IPAMConfig") or {}).get("IPv4Address")) or ""
+        try:
+            addr = net.pool.allocate(wanted)
+        except IPAMError as exc:
+            raise ApiError(exc.status, f"failed to set up container networking: {exc.message}") from None
+        gateway = None if net.internal or not default_route else str(net.pool.gateway)
+        try:
+            mac = br.attach_endpoint(
+                self.host,
+                sandbox,
+                net.bridge_name,
+                br.next_ifname(sandbox),
+                f"{addr}/{net.pool.subnet.prefixlen}",
+                gateway,
+                net.mtu,
+            )
+        except br.BridgeError as exc:
+            net.pool.release(str(addr))
+            raise ApiError(500, f"failed to set up container networking: {exc}") from None
+        net.save(self.root)
+        ep.update(
+            NetworkID=net.id,
+            EndpointID=secrets.token_hex(32),
+            Gateway="" if net.internal else str(net.pool.gateway),
+            IPAddress=str(addr),
+            IPPrefixLen=net.pool.subnet.prefixlen,
+            MacAddress=mac,
+            DNSNames=self._dns_names(c, ep) if net.user_defined else None,
+        )
+        c.network_settings.setdefault("Networks", {})[net.name] = ep
+        self._event(net, "connect", container=c.id)
+        return gateway is not None
+
+    @staticmethod
+    def _dns_names(c: Container, ep: dict[str, Any]) -> list[str]:
+        names = [c.name.removeprefix("/"), *(ep.get("Aliases") or [])]
+        names.append(c.id[:12])
+        if c.config.get("Hostname") and c.config["Hostname"] not in names:
+            pass
+        out: list[str] = []
+        for n in names:
+            if n not in out:
+                out.append(n)
+        return out
+
+    def _sync_primary(self, c: Container) -> None:
+        """The legacy top-level fields mirror the default bridge's endpoint, as dockerd's do."""
+        settings = c.network_settings
+        ep = (settings.get("Networks") or {}).get("bridge") or {}
+        for key in ("EndpointID", "Gateway", "IPAddress", "IPPrefixLen", "MacAddress"):
+            settings[key] = ep.get(key, 0 if key == "IPPrefixLen" else "")
+
+    def sandbox_down(self, c: Container) -> None:
+        """Release every endpoint and the sandbox; inspect then shows the stopped shape (no addresses)."""
+        settings = c.network_settings
+        path = settings.get("SandboxKey") or ""
+        for name, ep in (settings.get("Networks") or {}).items():
+            net = self.find(name)
+            if ep.get("IPAddress") and net is not None and net.pool is not None:
+                net.pool.release(ep["IPAddress"])
+            if ep.get("EndpointID") and net is not None:
+                self._event(net, "disconnect", container=c.id)
+            ep.update(
+                NetworkID=ep.get("NetworkID") if ep.get("EndpointID") else ep.get("NetworkID", ""),
+                EndpointID="",
+                Gateway="",
+                IPAddress="",
+                IPPrefixLen=0,
+                MacAddress="",
+            )
+        if path and not path.endswith("/netns/default"):
+            if os.path.exists(path):
+                with contextlib.suppress(OSError, NetlinkError), Netlink(path) as inside:
+                    for name in inside.links():
+                        if name != "lo":
+                            inside.delete_link(name)
+            delete_netns(path)
+        settings.update(SandboxID="", SandboxKey="", Ports={})
+        self._sync_primary(c)
+
+    def restore(self, c: Container) -> None:
+        """A live-restored container keeps its addresses: mark them used again."""
+        for name, ep in (c.network_settings.get("Networks") or {}).items():
+            net = self.find(name)
+            if net is not None and net.pool is not None and ep.get("IPAddress"):
+                net.pool.reserve(ep["IPAddress"])
+
+    # -- connect / disconnect ------------------------------------------------------------------------
+    def connect(self, c: Container, ref: str, config: dict[str, Any]) -> None:
+        net = self.get(ref)
+        mode = c.host_config.get("NetworkMode") or "bridge"
+        if net.driver == "host":
+            raise invalid(
+                "cannot connect container to host network - container must be created in host network mode"
+            )
+        if mode == "host":
+            raise invalid("container cannot be disconnected from host network or connected to host network")
+        if mode == "none" or net.driver == "null":
+            raise invalid(
+                "container cannot be connected to multiple networks with one of the networks in private "
+                "(none) mode"
+            )
+        networks = c.network_settings.setdefault("Networks", {})
+        if net.name in networks:
+            raise ApiError(
+                403, f"endpoint with name {c.name.removeprefix('/')} already exists in network {net.name}"
+            )
+        self._check_endpoint_config(net, config)
+        ep = empty_endpoint(config)
+        if c.running and c.network_settings.get("SandboxKey"):
+            self._attach(c, net, ep, c.network_settings["SandboxKey"], False)
+        else:
+            networks[net.name] = ep
+        self._sync_primary(c)
+        c.save()
+
+    def disconnect(self, c: Container, ref: str, force: bool = False) -> None:
+        net = self.find(ref)
+        networks = c.network_settings.get("Networks") or {}
+        if net is None:
+            if force and ref in networks:
+                networks.pop(ref)
+                c.save()
+                return
+            raise not_found(f"network {ref} not found")
+        mode = c.host_config.get("NetworkMode") or "bridge"
+        if net.driver == "host" or mode == "host":
+            raise invalid("container cannot be disconnected from host network or connected to host network")
+        if net.name not in networks:
+            raise ApiError(500, f"container {c.id} is not connected to network {net.name}")
+        ep = networks.pop(net.name)
+        if ep.get("EndpointID") and c.network_settings.get("SandboxKey"):
+            if ep.get("IPAddress"):
+                br.detach_endpoint(c.network_settings["SandboxKey"], ep["IPAddress"])
+                if net.pool is not None:
+                    net.pool.release(ep["IPAddress"])
+            self._event(net, "disconnect", container=c.id)
+        self._sync_primary(c)
+        c.save()
+
+    # -- list ----------------------------------------------------------------------------------------
+    def matches(self, net: Network, filters: dict[str, list[str]]) -> bool:
+        checks: dict[str, Callable[[str], bool]] = {
+            "name": lambda v: v in net.name,
+            "id": lambda v: net.id.startswith(v),
+            "driver": lambda v: v == net.driver,
+            "scope": lambda v: v == "local",
+            "type": lambda v: (v == "custom") != net.predefined,
+            "dangling": lambda v: (
+                (v.lower() in ("true", "1")) == (not net.predefined and not self._in_use(net))
+            ),
+        }
+        for key, values in filters.items():
+            if key == "label":
+                for wanted in values:
+                    k, _, v = wanted.partition("=")
+                    if k not in net.labels or ("=" in wanted and net.labels[k] != v):
+                        return False
+                continue
+            check = checks.get(key)
+            if check is not None and values and not any(check(v) for v in values):
+                return False
+        return True
+
+    def _in_use(self, net: Network) -> bool:
+        return any(
+            net.name in (c.network_settings.get("Networks") or {})
+            for c in self.daemon.containers.by_id.values()
+        )
+
+    def ordered(self) -> list[Network]:
+        """dockerd lists in its store's order; refd: predefined none, host, bridge, then by creation."""
+        rank = {"none": 0, "host": 1, "bridge": 2}
+        return sorted(self.networks.values(), key=lambda n: (rank.get(n.name, 3), n.created, n.name))

@@ -1,0 +1,136 @@
+"""What refd runs for a container's network besides its interfaces: published-port proxies and DNS.
+
+Both live in refd's event loop, so they come back for live-restored containers once refd restarts
+(``container_up`` is idempotent), and go when the container stops (``container_down``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .dns import DNSServer
+from .files import host_nameservers
+from .ports import PortAllocator, PortError, Proxy, plan_bindings, ports_document, start_proxy
+
+if TYPE_CHECKING:
+    from ..containers.model import Container
+    from ..daemon import Daemon
+
+__all__ = ["NetServices"]
+
+
+class NetServices:
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self.allocator = PortAllocator()
+        self.proxies: dict[str, Proxy] = {}
+        self.dns: dict[str, DNSServer] = {}
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+    def container_up(self, c: Container) -> None:
+        settings = c.network_settings
+        sandbox = settings.get("SandboxKey") or ""
+        if not sandbox:
+            return
+        if c.id not in self.proxies:
+            self._publish(c)
+        if c.id not in self.dns and self.daemon.networks.uses_embedded_dns(c):
+
+            def lookup(name: str, asker: Container = c) -> list[str] | None:
+                return self.lookup(asker, name)
+
+            try:
+                self.dns[c.id] = DNSServer.serve(sandbox, lookup, self._upstreams(c))
+            except OSError as exc:
+                self.daemon.log.warning(f"failed to start the embedded DNS server for {c.id}: {exc}")
+
+    def container_down(self, c: Container) -> None:
+        proxy = self.proxies.pop(c.id, None)
+        if proxy is not None:
+            proxy.close()
+            for b in proxy.bindings:
+                self.allocator.release(b.proto, b.host_ip, b.host_port)
+        server = self.dns.pop(c.id, None)
+        if server is not None:
+            server.close()
+
+    def shutdown(self) -> None:
+        for cid in list(self.proxies):
+            proxy = self.proxies.pop(cid)
+            proxy.close()
+        for cid in list(self.dns):
+            self.dns.pop(cid).close()
+
+    # -- ports ---------------------------------------------------------------------------------------
+    def _target_ip(self, c: Container) -> str:
+        for ep in (c.network_settings.get("Networks") or {}).values():
+            if ep.get("IPAddress"):
+                return str(ep["IPAddress"])
+        return ""
+
+    def _publish(self, c: Container) -> None:
+        target = self._target_ip(c)
+        hc = c.host_config
+        if not target or not (hc.get("PortBindings") or hc.get("PublishAllPorts")):
+            c.network_settings["Ports"] = ports_document(c.config, hc, []) if target else {}
+            return
+        if c.network_settings.get("Ports") and self._restore_bindings(c, target):
+            return
+        try:
+            bindings = plan_bindings(self.allocator, c.config, hc)
+            proxy = start_proxy(target, bindings)
+        except PortError as exc:
+            endpoint: dict[str, Any] = next(iter((c.network_settings.get("Networks") or {}).values()), {})
+            raise PortError(
+                500,
+                "failed to set up container networking: driver failed programming external connectivity on "
+                f"endpoint {c.name.removeprefix('/')} ({endpoint.get('EndpointID', '')}): {exc.message}",
+            ) from None
+        self.proxies[c.id] = proxy
+        c.network_settings["Ports"] = ports_document(c.config, hc, bindings)
+
+    def _restore_bindings(self, c: Container, target: str) -> bool:
+        """A live-restored container keeps its published host ports."""
+        from .ports import Binding
+
+        bindings = []
+        for key, entries in (c.network_settings.get("Ports") or {}).items():
+            port, _, proto = key.partition("/")
+            for entry in entries or []:
+                bindings.append(Binding(int(port), proto or "tcp", entry["HostIp"], int(entry["HostPort"])))
+        if not bindings:
+            return False
+        try:
+            for b in bindings:
+                self.allocator.take(b.proto, b.host_ip, b.host_port)
+            self.proxies[c.id] = start_proxy(target, bindings)
+        except PortError as exc:
+            self.daemon.log.warning(f"failed to restore the published ports of {c.id}: {exc.message}")
+            for b in bindings:
+                self.allocator.release(b.proto, b.host_ip, b.host_port)
+        return True
+
+    # -- DNS -----------------------------------------------------------------------------------------
+    def _upstreams(self, c: Container) -> list[str]:
+        servers = [str(s) for s in c.host_config.get("Dns") or []] or list(
+            self.daemon.config.get("dns") or []
+        )
+        return servers or host_nameservers()
+
+    def lookup(self, asker: Container, name: str) -> list[str] | None:
+        """Addresses for ``name`` on the user-defined networks ``asker`` is on; None: not a container name."""
+        mine = asker.network_settings.get("Networks") or {}
+        found: list[str] = []
+        for net_name in mine:
+            net = self.daemon.networks.find(net_name)
+            if net is None or not net.user_defined:
+                continue
+            for other in self.daemon.containers.by_id.values():
+                ep = (other.network_settings.get("Networks") or {}).get(net.name)
+                if not ep or not ep.get("IPAddress"):
+                    continue
+                names = [n.lower() for n in ep.get("DNSNames") or []]
+                candidates = set(names) | {f"{n}.{net.name.lower()}" for n in names}
+                if name in candidates and ep["IPAddress"] not in found:
+                    found.append(ep["IPAddress"])
+        return found or None

@@ -1,0 +1,395 @@
+"""Networking as users meet it through the real docker CLI: user networks with DNS, published ports,
+/etc/hosts and /etc/resolv.conf, `docker network` and `docker port` output.
+
+Published ports live in the daemon's network namespace (each harness daemon has its own), so the
+scenarios reach them from there (``http_get_in_daemon_netns``).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from harness.backends.base import DaemonHandle
+from harness.fixtures import Observations
+from suites._daemon import http_get_in_daemon_netns
+
+CLI = Callable[..., Any]
+HTTPD = "mkdir -p /www && echo hello-from-{name} > /www/index.html && exec httpd -f -p 80 -h /www"
+
+
+@pytest.fixture
+def cleanup(docker_cli: CLI) -> Iterator[Callable[..., None]]:
+    """Register containers and networks to remove after the scenario, containers first."""
+    containers: list[str] = []
+    networks: list[str] = []
+
+    def register(*, container: str = "", network: str = "") -> None:
+        if container:
+            containers.append(container)
+        if network:
+            networks.append(network)
+
+    yield register
+    if containers:
+        docker_cli("rm", "-f", *containers)
+    for name in networks:
+        docker_cli("network", "rm", name)
+
+
+def _wait_http(daemon: DaemonHandle, port: int, host: str = "127.0.0.1") -> str:
+    deadline = time.monotonic() + 10
+    answer = ""
+    while time.monotonic() < deadline:
+        answer = http_get_in_daemon_netns(daemon, host, port)
+        if "hello-from" in answer:
+            return answer
+        time.sleep(0.1)
+    return answer
+
+
+def _body(answer: str) -> str:
+    return answer.partition("\r\n\r\n")[2].strip() if "\r\n\r\n" in answer else answer
+
+
+# -- user networks and DNS ---------------------------------------------------------------------------
+
+
+@pytest.mark.scenario(
+    "api/cli/network-dns-by-name",
+    "Two containers on a user-defined network MUST reach each other by container name and by network "
+    "alias through the embedded DNS server (127.0.0.11)",
+    ref="docker network create; docker run --network --network-alias; libnetwork resolver",
+)
+def test_dns_by_name(docker_cli: CLI, test_image: str, cleanup: Any, observe: Observations) -> None:
+    cleanup(network="cli-dns")
+    created = docker_cli("network", "create", "--subnet", "10.231.20.0/24", "cli-dns")
+    server = docker_cli(
+        "run",
+        "-d",
+        "--name",
+        "cli-dns-server",
+        "--network",
+        "cli-dns",
+        "--network-alias",
+        "web",
+        test_image,
+        "sleep",
+        "300",
+    )
+    cleanup(container="cli-dns-server")
+    lookups = docker_cli(
+        "run",
+        "--rm",
+        "--network",
+        "cli-dns",
+        test_image,
+        "sh",
+        "-c",
+        "nslookup cli-dns-server; nslookup web; nslookup cli-dns-server.cli-dns; ping -c1 -W2 web",
+    )
+    names = re.findall(r"Name:\s+(\S+)\nAddress:\s+(\S+)", lookups.stdout)
+    observe("create", created.returncode)
+    observe("server", server.returncode)
+    observe("answers", names)
+    observe("ping", "1 packets received" in lookups.stdout)
+    assert ("web", "10.231.20.2") in names
+
+
+@pytest.mark.scenario(
+    "api/cli/network-default-bridge-no-dns",
+    "Containers on the default bridge MUST NOT resolve each other's names (no embedded DNS there) but "
+    "MUST reach each other by address",
+    ref="docker docs: default bridge network limitations",
+)
+def test_default_bridge_no_dns(docker_cli: CLI, test_image: str, cleanup: Any, observe: Observations) -> None:
+    docker_cli("run", "-d", "--name", "cli-nodns-server", test_image, "sleep", "300")
+    cleanup(container="cli-nodns-server")
+    address = docker_cli("inspect", "-f", "{{.NetworkSettings.IPAddress}}", "cli-nodns-server").stdout.strip()
+    probe = docker_cli(
+        "run",
+        "--rm",
+        test_image,
+        "sh",
+        "-c",
+        f"grep -c 127.0.0.11 /etc/resolv.conf; ping -c1 -W2 {address} >/dev/null && echo by-address-ok",
+    )
+    observe("resolv_has_internal_dns", probe.stdout.splitlines()[0] if probe.stdout else "")
+    observe("by_address", "by-address-ok" in probe.stdout)
+
+
+@pytest.mark.scenario(
+    "api/cli/network-resolv-conf",
+    "/etc/resolv.conf MUST be dockerd's generated file: 127.0.0.11 with ndots:0 and the internal-resolver "
+    "footer on user networks, the host's servers with the legacy footer on the default bridge, and "
+    "--dns/--dns-search/--dns-option listed as overrides",
+    ref="moby libnetwork/internal/resolvconf",
+)
+def test_resolv_conf(docker_cli: CLI, test_image: str, cleanup: Any, observe: Observations) -> None:
+    cleanup(network="cli-resolv")
+    docker_cli("network", "create", "cli-resolv")
+
+    def resolv(*args: str) -> list[str]:
+        out = docker_cli("run", "--rm", *args, test_image, "cat", "/etc/resolv.conf").stdout
+        # the host's own nameservers differ between machines: keep the file's structure
+        return [
+            re.sub(
+                r"nameserver (?!127\.0\.0\.11)\S+",
+                "nameserver <host>",
+                re.sub(r"host\([^)]*\)", "host(<ns>)", ln),
+            )
+            for ln in out.splitlines()
+        ]
+
+    observe("user_network", resolv("--network", "cli-resolv"))
+    observe("default_bridge", resolv())
+    observe(
+        "overrides", resolv("--dns", "192.0.2.53", "--dns-search", "example.test", "--dns-option", "ndots:2")
+    )
+    observe("user_network_dns", resolv("--network", "cli-resolv", "--dns", "192.0.2.53"))
+
+
+@pytest.mark.scenario(
+    "api/cli/network-etc-hosts",
+    "/etc/hosts MUST hold dockerd's fixed entries, the container's address on each network with its "
+    "hostname, and --add-host entries",
+    ref="moby libnetwork/etchosts",
+)
+def test_etc_hosts(docker_cli: CLI, test_image: str, cleanup: Any, observe: Observations) -> None:
+    cleanup(network="cli-hosts")
+    docker_cli("network", "create", "--subnet", "10.231.21.0/24", "cli-hosts")
+    out = docker_cli(
+        "run",
+        "--rm",
+        "--network",
+        "cli-hosts",
+        "--hostname",
+        "box",
+        "--add-host",
+        "db.example:192.0.2.7",
+        test_image,
+        "cat",
+        "/etc/hosts",
+    )
+    observe("hosts", out.stdout.splitlines())
+    assert "10.231.21.2\tbox" in out.stdout
+
+
+@pytest.mark.scenario(
+    "api/cli/network-container-mode",
+    "--network container:X MUST share X's network namespace (same address) and hostname; joining a "
+    "stopped container MUST fail",
+    ref="docker run --network container:",
+)
+def test_container_mode(docker_cli: CLI, test_image: str, cleanup: Any, observe: Observations) -> None:
+    docker_cli("run", "-d", "--name", "cli-netowner", test_image, "sleep", "300")
+    cleanup(container="cli-netowner")
+    owner_ip = docker_cli("inspect", "-f", "{{.NetworkSettings.IPAddress}}", "cli-netowner").stdout.strip()
+    joined = docker_cli(
+        "run",
+        "--rm",
+        "--network",
+        "container:cli-netowner",
+        test_image,
+        "sh",
+        "-c",
+        "ip -4 -o addr show eth0 | awk '{print $4}'; hostname",
+    )
+    lines = joined.stdout.split()
+    observe("same_address", bool(lines) and lines[0].split("/")[0] == owner_ip)
+    observe(
+        "same_hostname",
+        len(lines) > 1
+        and lines[1] == docker_cli("inspect", "-f", "{{.Config.Hostname}}", "cli-netowner").stdout.strip(),
+    )
+    docker_cli("create", "--name", "cli-netowner-stopped", test_image, "true")
+    cleanup(container="cli-netowner-stopped")
+    refused = docker_cli("run", "--rm", "--network", "container:cli-netowner-stopped", test_image, "true")
+    observe("stopped_owner", {"exit": refused.returncode, "stderr": refused.stderr.splitlines()[:1]})
+
+
+# -- published ports ---------------------------------------------------------------------------------
+
+
+@pytest.mark.scenario(
+    "api/cli/publish-loopback",
+    "A container run with -p 127.0.0.1:HOSTPORT:80 serving busybox httpd MUST be reachable on the host "
+    "at 127.0.0.1:HOSTPORT; `docker port` and `docker ps` MUST show the binding",
+    ref="docker run -p; docker port",
+)
+def test_publish_loopback(
+    docker_cli: CLI, test_image: str, docker_daemon: DaemonHandle, cleanup: Any, observe: Observations
+) -> None:
+    run = docker_cli(
+        "run",
+        "-d",
+        "--name",
+        "cli-publish",
+        "-p",
+        "127.0.0.1:18080:80",
+        test_image,
+        "sh",
+        "-c",
+        HTTPD.format(name="publish"),
+    )
+    cleanup(container="cli-publish")
+    answer = _wait_http(docker_daemon, 18080)
+    observe("run", run.returncode)
+    observe("body", _body(answer))
+    observe("port", docker_cli("port", "cli-publish").stdout)
+    observe("ps", docker_cli("ps", "--filter", "name=cli-publish", "--format", "{{.Ports}}").stdout)
+    assert "hello-from-publish" in answer
+
+
+@pytest.mark.scenario(
+    "api/cli/publish-ephemeral",
+    "-p 80 MUST publish on an ephemeral host port on the IPv4 and IPv6 wildcards (the same port) and be "
+    "reachable there; -P MUST publish every exposed port",
+    ref="docker run -p CONTAINERPORT, -P; libnetwork portallocator",
+)
+def test_publish_ephemeral(
+    docker_cli: CLI, test_image: str, docker_daemon: DaemonHandle, cleanup: Any, observe: Observations
+) -> None:
+    docker_cli(
+        "run", "-d", "--name", "cli-ephemeral", "-p", "80", test_image, "sh", "-c", HTTPD.format(name="eph")
+    )
+    cleanup(container="cli-ephemeral")
+    lines = docker_cli("port", "cli-ephemeral").stdout.splitlines()
+    ports = {re.sub(r".*:", "", ln) for ln in lines}
+    port = int(next(iter(ports))) if len(ports) == 1 else 0
+    answer = _wait_http(docker_daemon, port) if port else ""
+    observe("bindings", [re.sub(r":\d+$", ":<port>", ln) for ln in lines])
+    observe("one_port_for_both", len(ports) == 1)
+    observe("body", _body(answer))
+    docker_cli(
+        "run",
+        "-d",
+        "--name",
+        "cli-publish-all",
+        "-P",
+        "--expose",
+        "7001",
+        "--expose",
+        "7002/udp",
+        test_image,
+        "sleep",
+        "300",
+    )
+    cleanup(container="cli-publish-all")
+    observe(
+        "publish_all",
+        sorted(
+            re.sub(r":\d+$", ":<port>", ln)
+            for ln in docker_cli("port", "cli-publish-all").stdout.splitlines()
+        ),
+    )
+
+
+@pytest.mark.scenario(
+    "api/cli/publish-conflict",
+    "Publishing a host port already published by another container MUST fail the start with 'Bind for "
+    "IP:PORT failed: port is already allocated' and leave the container created",
+    ref="moby libnetwork/portallocator",
+)
+def test_publish_conflict(docker_cli: CLI, test_image: str, cleanup: Any, observe: Observations) -> None:
+    docker_cli("run", "-d", "--name", "cli-port-a", "-p", "127.0.0.1:18081:80", test_image, "sleep", "300")
+    cleanup(container="cli-port-a")
+    second = docker_cli(
+        "run", "-d", "--name", "cli-port-b", "-p", "127.0.0.1:18081:80", test_image, "sleep", "300"
+    )
+    cleanup(container="cli-port-b")
+    observe("exit", second.returncode)
+    observe("stderr", second.stderr.splitlines()[:1])
+    observe("state", docker_cli("inspect", "-f", "{{.State.Status}}", "cli-port-b").stdout.strip())
+
+
+@pytest.mark.scenario(
+    "api/cli/publish-inspect",
+    "A published container MUST show NetworkSettings.Ports (every exposed port, null when unpublished) and "
+    "HostConfig.PortBindings as given; after stop, Ports MUST be empty",
+    ref="operation ContainerInspect",
+)
+def test_publish_inspect(docker_cli: CLI, test_image: str, cleanup: Any, observe: Observations) -> None:
+    docker_cli(
+        "run",
+        "-d",
+        "--name",
+        "cli-port-inspect",
+        "-p",
+        "127.0.0.1:18082:80",
+        "-p",
+        "127.0.0.1::81/udp",
+        "--expose",
+        "7000",
+        test_image,
+        "sleep",
+        "300",
+    )
+    cleanup(container="cli-port-inspect")
+    fmt = "{{json .NetworkSettings.Ports}}|{{json .HostConfig.PortBindings}}|{{json .Config.ExposedPorts}}"
+    running = docker_cli("inspect", "-f", fmt, "cli-port-inspect").stdout.strip()
+    observe("running", re.sub(r'"HostPort":"(?!18082)\d+"', '"HostPort":"<port>"', running))
+    docker_cli("stop", "-t", "0", "cli-port-inspect")
+    observe(
+        "stopped",
+        docker_cli("inspect", "-f", "{{json .NetworkSettings.Ports}}", "cli-port-inspect").stdout.strip(),
+    )
+
+
+# -- docker network output ---------------------------------------------------------------------------
+
+
+@pytest.mark.scenario(
+    "api/cli/network-ls-create-rm",
+    "`docker network create/ls/inspect/rm` MUST print what dockerd's CLI prints: the id, the table, the "
+    "network's fields, the name on removal",
+    ref="docker network",
+)
+def test_network_ls_create_rm(docker_cli: CLI, cleanup: Any, observe: Observations) -> None:
+    created = docker_cli("network", "create", "--label", "team=qa", "cli-netcmd")
+    cleanup(network="cli-netcmd")
+    listed = docker_cli(
+        "network",
+        "ls",
+        "--filter",
+        "name=cli-netcmd",
+        "--format",
+        "{{.Name}} {{.Driver}} {{.Scope}} {{.Labels}}",
+    )
+    builtin = docker_cli("network", "ls", "--filter", "type=builtin", "--format", "{{.Name}} {{.Driver}}")
+    inspected = docker_cli(
+        "network", "inspect", "-f", "{{.Name}} {{.Driver}} {{.Internal}} {{.Attachable}}", "cli-netcmd"
+    )
+    removed = docker_cli("network", "rm", "cli-netcmd")
+    missing = docker_cli("network", "rm", "cli-netcmd")
+    observe("created", bool(re.fullmatch(r"[0-9a-f]{64}\n", created.stdout)))
+    observe("listed", listed.stdout)
+    observe("builtin", sorted(builtin.stdout.splitlines()))
+    observe("inspected", inspected.stdout)
+    observe("removed", removed.stdout)
+    observe("missing", {"exit": missing.returncode, "stderr": missing.stderr})
+
+
+@pytest.mark.scenario(
+    "api/cli/network-connect-cli",
+    "`docker network connect --alias` MUST make the running container resolvable by the alias on that "
+    "network; `docker network disconnect` MUST take it away",
+    ref="docker network connect/disconnect",
+)
+def test_network_connect_cli(docker_cli: CLI, test_image: str, cleanup: Any, observe: Observations) -> None:
+    cleanup(network="cli-hot")
+    docker_cli("network", "create", "--subnet", "10.231.22.0/24", "cli-hot")
+    docker_cli("run", "-d", "--name", "cli-hot-target", test_image, "sleep", "300")
+    cleanup(container="cli-hot-target")
+    connected = docker_cli("network", "connect", "--alias", "svc", "cli-hot", "cli-hot-target")
+    lookup = docker_cli("run", "--rm", "--network", "cli-hot", test_image, "nslookup", "svc")
+    disconnected = docker_cli("network", "disconnect", "cli-hot", "cli-hot-target")
+    after = docker_cli("run", "--rm", "--network", "cli-hot", test_image, "nslookup", "svc")
+    observe("connect", (connected.returncode, connected.stdout))
+    observe("resolved", re.findall(r"Name:\s+(\S+)\nAddress:\s+(\S+)", lookup.stdout))
+    observe("disconnect", (disconnected.returncode, disconnected.stdout))
+    observe("resolved_after", re.findall(r"Name:\s+(\S+)\nAddress:\s+(\S+)", after.stdout))

@@ -1,0 +1,703 @@
+"""Networks through the Engine API: list, inspect, create (IPAM), remove, prune, connect, disconnect.
+
+Addresses from the default pools depend on what ran before in the session daemon, so scenarios
+observe relations (in the subnet, equal to the gateway) unless they chose the subnet themselves.
+Subnets chosen here are from 10.231.0.0/16, which neither refd's nor dockerd's pools hand out.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from harness.client import EngineClient
+from harness.fixtures import Observations
+
+V = ""  # unversioned: each daemon answers at its own API version, as the CLI negotiates
+
+
+def _error(resp: Any) -> dict[str, Any]:
+    try:
+        body = resp.json()
+    except ValueError:
+        body = resp.text
+    return {"status": resp.status_code, "body": body}
+
+
+@pytest.fixture
+def network(engine: EngineClient) -> Iterator[Any]:
+    """A factory for networks removed after the scenario (with anything still connected)."""
+    made: list[str] = []
+
+    def create(name: str, **body: Any) -> dict[str, Any]:
+        resp = engine.post(f"{V}/networks/create", json={"Name": name, **body})
+        assert resp.status_code == 201, resp.text
+        made.append(name)
+        return dict(resp.json())
+
+    yield create
+    for name in made:
+        doc = engine.get(f"{V}/networks/{name}")
+        if doc.status_code == 200:
+            for cid in doc.json().get("Containers") or {}:
+                engine.delete(f"{V}/containers/{cid}?force=1")
+        engine.delete(f"{V}/networks/{name}")
+
+
+@pytest.fixture
+def container(engine: EngineClient, test_image: str) -> Iterator[Any]:
+    """A factory for containers (created, optionally started) removed after the scenario."""
+    made: list[str] = []
+
+    def create(
+        name: str, start: bool = True, cmd: list[str] | None = None, **body: Any
+    ) -> tuple[int, dict[str, Any]]:
+        resp = engine.post(
+            f"{V}/containers/create?name={name}",
+            json={"Image": test_image, "Cmd": cmd or ["sleep", "300"], **body},
+        )
+        if resp.status_code == 201:
+            made.append(name)
+        if resp.status_code != 201 or not start:
+            return resp.status_code, resp.json()
+        started = engine.post(f"{V}/containers/{name}/start")
+        return started.status_code, (started.json() if started.content else {})
+
+    yield create
+    for name in made:
+        engine.delete(f"{V}/containers/{name}?force=1")
+
+
+def _inspect(engine: EngineClient, name: str) -> dict[str, Any]:
+    return dict(engine.get(f"{V}/containers/{name}/json").json())
+
+
+def _shape(doc: dict[str, Any]) -> dict[str, Any]:
+    """A network document without the values that differ per daemon (ids, times, pool subnets)."""
+    out = {k: v for k, v in doc.items() if k not in ("Id", "Created")}
+    config = (doc.get("IPAM") or {}).get("Config")
+    if config:
+        out["IPAM"] = {**doc["IPAM"], "Config": [sorted(c) for c in config]}
+    return out
+
+
+# -- predefined networks -----------------------------------------------------------------------------
+
+
+@pytest.mark.scenario(
+    "api/networks/list-predefined",
+    "GET /networks MUST list the predefined bridge (driver bridge), host (host) and none (null) networks, "
+    "scope local",
+    ref="operation NetworkList; moby libnetwork predefined networks",
+)
+def test_list_predefined(engine: EngineClient, observe: Observations) -> None:
+    resp = engine.get(f"{V}/networks")
+    listed = {n["Name"]: n for n in resp.json()}
+    observe("status", resp.status_code)
+    observe("predefined", {k: (listed[k]["Driver"], listed[k]["Scope"]) for k in ("bridge", "host", "none")})
+    observe("keys", sorted(listed["bridge"]))
+    assert {"bridge", "host", "none"} <= set(listed)
+
+
+@pytest.mark.scenario(
+    "api/networks/inspect-default-bridge",
+    "The default bridge MUST inspect with dockerd's options (default_bridge, icc, masquerade, "
+    "bridge name, MTU), IPAM driver default with one subnet and gateway, and Options null under IPAM",
+    ref="operation NetworkInspect; moby daemon/daemon_unix.go initBridgeDriver",
+)
+def test_inspect_default_bridge(engine: EngineClient, observe: Observations) -> None:
+    doc = engine.get(f"{V}/networks/bridge").json()
+    config = doc["IPAM"]["Config"][0]
+    subnet = ipaddress.ip_network(config["Subnet"])
+    observe("shape", {k: v for k, v in _shape(doc).items() if k not in ("Containers", "Options")})
+    observe("option_keys", sorted(doc["Options"]))
+    observe("bridge_option_values", {k: v for k, v in doc["Options"].items() if "bridge.name" not in k})
+    observe("gateway_in_subnet", ipaddress.ip_address(config["Gateway"]) in subnet)
+    observe("containers_is_object", isinstance(doc["Containers"], dict))
+    assert doc["Driver"] == "bridge" and doc["IPAM"]["Driver"] == "default"
+
+
+@pytest.mark.scenario(
+    "api/networks/inspect-host-none",
+    "The host and none networks MUST inspect with IPAM Config null and no options",
+    ref="operation NetworkInspect",
+)
+def test_inspect_host_none(engine: EngineClient, observe: Observations) -> None:
+    for name in ("host", "none"):
+        observe(name, _shape(engine.get(f"{V}/networks/{name}").json()))
+
+
+# -- create ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.scenario(
+    "api/networks/create-defaults",
+    "POST /networks/create with only a name MUST answer 201 {Id, Warning} and make a bridge network "
+    "with a subnet from the default pools, IPAM Options {} and no containers",
+    ref="operation NetworkCreate",
+)
+def test_create_defaults(engine: EngineClient, network: Any, observe: Observations) -> None:
+    created = network("net-defaults")
+    doc = engine.get(f"{V}/networks/net-defaults").json()
+    config = doc["IPAM"]["Config"][0]
+    observe("response_keys", sorted(created))
+    observe("warning", created["Warning"])
+    observe("shape", _shape(doc))
+    observe(
+        "gateway_is_first_address",
+        ipaddress.ip_address(config["Gateway"]) == ipaddress.ip_network(config["Subnet"]).network_address + 1,
+    )
+    observe("private_subnet", ipaddress.ip_network(config["Subnet"]).is_private)
+    assert doc["Id"] == created["Id"]
+
+
+@pytest.mark.scenario(
+    "api/networks/create-custom-ipam",
+    "A network created with subnet, ip-range, gateway, labels, internal and a bridge name MUST inspect "
+    "with exactly those values",
+    ref="operation NetworkCreate; docker network create --subnet --ip-range --gateway --internal",
+)
+def test_create_custom_ipam(engine: EngineClient, network: Any, observe: Observations) -> None:
+    network(
+        "net-custom",
+        IPAM={
+            "Config": [{"Subnet": "10.231.1.0/24", "IPRange": "10.231.1.128/25", "Gateway": "10.231.1.254"}]
+        },
+        Labels={"team": "qa"},
+        Internal=True,
+        Options={"com.docker.network.bridge.name": "brcustom0"},
+    )
+    observe("shape", _shape(engine.get(f"{V}/networks/net-custom").json()))
+
+
+@pytest.mark.parametrize(
+    ("case", "body"),
+    [
+        ("empty-name", {"Name": ""}),
+        ("predefined-name", {"Name": "host"}),
+        ("bad-subnet", {"Name": "net-bad", "IPAM": {"Config": [{"Subnet": "garbage"}]}}),
+        (
+            "gateway-outside",
+            {"Name": "net-bad", "IPAM": {"Config": [{"Subnet": "10.231.2.0/24", "Gateway": "10.231.3.1"}]}},
+        ),
+        (
+            "range-outside",
+            {
+                "Name": "net-bad",
+                "IPAM": {"Config": [{"Subnet": "10.231.2.0/24", "IPRange": "10.231.9.0/25"}]},
+            },
+        ),
+        ("unknown-driver", {"Name": "net-bad", "Driver": "no-such-driver"}),
+    ],
+)
+@pytest.mark.scenario(
+    "api/networks/create-refused",
+    "Network creation with an empty or predefined name, a malformed subnet, a gateway or ip-range outside "
+    "the subnet, or an unknown driver MUST fail with dockerd's status and message",
+    ref="moby daemon/network.go createNetwork; libnetwork/ipamutils",
+)
+def test_create_refused(engine: EngineClient, observe: Observations, case: str, body: dict[str, Any]) -> None:
+    resp = engine.post(f"{V}/networks/create", json=body)
+    observe("error", _error(resp))
+    if resp.status_code == 201:
+        engine.delete(f"{V}/networks/{body['Name']}")
+    assert resp.status_code >= 400
+
+
+@pytest.mark.scenario(
+    "api/networks/create-duplicate",
+    "Creating a network whose name exists MUST fail 409 'network with name X already exists'",
+    ref="moby daemon/network.go",
+)
+def test_create_duplicate(engine: EngineClient, network: Any, observe: Observations) -> None:
+    network("net-dup")
+    resp = engine.post(f"{V}/networks/create", json={"Name": "net-dup"})
+    observe("error", _error(resp))
+    assert resp.status_code == 409
+
+
+@pytest.mark.scenario(
+    "api/networks/create-overlap",
+    "A subnet overlapping another network's MUST be refused with 'Pool overlaps with other one on this "
+    "address space'",
+    ref="moby libnetwork/ipams/defaultipam",
+)
+def test_create_overlap(engine: EngineClient, network: Any, observe: Observations) -> None:
+    network("net-first", IPAM={"Config": [{"Subnet": "10.231.4.0/24"}]})
+    resp = engine.post(
+        f"{V}/networks/create", json={"Name": "net-second", "IPAM": {"Config": [{"Subnet": "10.231.4.0/25"}]}}
+    )
+    observe("error", _error(resp))
+    if resp.status_code == 201:
+        engine.delete(f"{V}/networks/net-second")
+    assert resp.status_code == 403
+
+
+@pytest.mark.scenario(
+    "api/networks/pools-distinct",
+    "Networks created without a subnet MUST get distinct, non-overlapping subnets",
+    ref="moby libnetwork/ipamutils default address pools",
+)
+def test_pools_distinct(engine: EngineClient, network: Any, observe: Observations) -> None:
+    subnets = []
+    for name in ("net-pool-a", "net-pool-b", "net-pool-c"):
+        network(name)
+        subnets.append(
+            ipaddress.ip_network(engine.get(f"{V}/networks/{name}").json()["IPAM"]["Config"][0]["Subnet"])
+        )
+    bridge = ipaddress.ip_network(engine.get(f"{V}/networks/bridge").json()["IPAM"]["Config"][0]["Subnet"])
+    overlaps = [a.overlaps(b) for i, a in enumerate([*subnets, bridge]) for b in [*subnets, bridge][i + 1 :]]
+    observe("any_overlap", any(overlaps))
+    assert not any(overlaps)
+
+
+# -- lookup, list, remove, prune ---------------------------------------------------------------------
+
+
+@pytest.mark.scenario(
+    "api/networks/lookup",
+    "A network MUST be found by name, full id and unique id prefix; an unknown one MUST give 404 "
+    "'network X not found'",
+    ref="moby daemon/network.go FindNetwork",
+)
+def test_lookup(engine: EngineClient, network: Any, observe: Observations) -> None:
+    net_id = network("net-lookup")["Id"]
+    by = {
+        ref: engine.get(f"{V}/networks/{ref}").json().get("Id") == net_id
+        for ref in ("net-lookup", net_id, net_id[:10])
+    }
+    observe("found_by", {"name": by["net-lookup"], "id": by[net_id], "prefix": by[net_id[:10]]})
+    observe("missing", _error(engine.get(f"{V}/networks/no-such-net")))
+    assert all(by.values())
+
+
+@pytest.mark.scenario(
+    "api/networks/list-filters",
+    "GET /networks MUST honour the name, id, driver, label and type (custom|builtin) filters; an "
+    "unknown type value MUST be refused",
+    ref="operation NetworkList filters",
+)
+def test_list_filters(engine: EngineClient, network: Any, observe: Observations) -> None:
+    net_id = network("net-filter", Labels={"pick": "me"})["Id"]
+
+    def names(filters: dict[str, list[str]]) -> list[str]:
+        resp = engine.get(f"{V}/networks", params={"filters": json.dumps(filters)})
+        return sorted(n["Name"] for n in resp.json())
+
+    observe("by_name", names({"name": ["net-filter"]}))
+    observe("by_label", names({"label": ["pick=me"]}))
+    observe("by_id", names({"id": [net_id[:12]]}))
+    observe("builtin", names({"type": ["builtin"]}))
+    observe("custom_has_ours", "net-filter" in names({"type": ["custom"]}))
+    observe("driver_null", names({"driver": ["null"]}))
+    observe(
+        "bad_type", _error(engine.get(f"{V}/networks", params={"filters": json.dumps({"type": ["odd"]})}))
+    )
+    observe(
+        "bad_filter", _error(engine.get(f"{V}/networks", params={"filters": json.dumps({"colour": ["x"]})}))
+    )
+
+
+@pytest.mark.scenario(
+    "api/networks/remove",
+    "DELETE /networks/{id} MUST answer 204 and the network MUST be gone; unknown ones 404; the predefined "
+    "ones MUST be refused with 403 'X is a pre-defined network and cannot be removed'",
+    ref="operation NetworkDelete",
+)
+def test_remove(engine: EngineClient, observe: Observations) -> None:
+    engine.post(f"{V}/networks/create", json={"Name": "net-remove"})
+    removed = engine.delete(f"{V}/networks/net-remove")
+    observe("removed", removed.status_code)
+    observe("gone", engine.get(f"{V}/networks/net-remove").status_code)
+    observe("again", _error(engine.delete(f"{V}/networks/net-remove")))
+    for name in ("bridge", "host", "none"):
+        observe(f"predefined_{name}", _error(engine.delete(f"{V}/networks/{name}")))
+    assert removed.status_code == 204
+
+
+@pytest.mark.scenario(
+    "api/networks/remove-in-use",
+    "Removing a network a running container is connected to MUST fail 403 naming the active endpoint",
+    ref="moby libnetwork/network.go delete: 'has active endpoints'",
+)
+def test_remove_in_use(engine: EngineClient, network: Any, container: Any, observe: Observations) -> None:
+    network("net-busy")
+    container("net-busy-ctr", HostConfig={"NetworkMode": "net-busy"})
+    resp = engine.delete(f"{V}/networks/net-busy")
+    observe("error", _error(resp))
+    assert resp.status_code == 403
+
+
+@pytest.mark.scenario(
+    "api/networks/prune",
+    "POST /networks/prune MUST remove the unused custom networks (also those only stopped containers "
+    "reference) and keep in-use and predefined ones",
+    ref="operation NetworkPrune",
+)
+def test_prune(engine: EngineClient, network: Any, container: Any, observe: Observations) -> None:
+    network("net-prune-unused")
+    network("net-prune-used")
+    network("net-prune-stopped")
+    container("net-prune-ctr", HostConfig={"NetworkMode": "net-prune-used"})
+    container("net-prune-created", start=False, HostConfig={"NetworkMode": "net-prune-stopped"})
+    resp = engine.post(f"{V}/networks/prune")
+    deleted = sorted(resp.json().get("NetworksDeleted") or [])
+    observe("status", resp.status_code)
+    observe("deleted", [n for n in deleted if n.startswith("net-prune")])
+    observe("kept_used", engine.get(f"{V}/networks/net-prune-used").status_code)
+    observe("kept_bridge", engine.get(f"{V}/networks/bridge").status_code)
+    again = engine.post(f"{V}/networks/prune", params={"filters": json.dumps({"label": ["nothing=here"]})})
+    observe("nothing_to_prune", again.json())
+
+
+# -- endpoints ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.scenario(
+    "api/networks/created-container-endpoint",
+    "Before start, a container's NetworkSettings.Networks MUST hold its network with empty "
+    "addresses and ids; SandboxKey empty",
+    ref="operation ContainerInspect NetworkSettings",
+)
+def test_created_container_endpoint(engine: EngineClient, container: Any, observe: Observations) -> None:
+    container("net-created", start=False)
+    settings = _inspect(engine, "net-created")["NetworkSettings"]
+    observe("networks", settings["Networks"])
+    observe("sandbox", (settings["SandboxID"], settings["SandboxKey"]))
+    observe("ports", settings["Ports"])
+
+
+@pytest.mark.scenario(
+    "api/networks/running-bridge-endpoint",
+    "A running container on the default bridge MUST have an address in the bridge's subnet, the bridge "
+    "gateway, a MAC, endpoint and network ids, a SandboxKey under exec-root/netns, the legacy top-level "
+    "fields mirroring it, and a 'connect' event",
+    ref="operation ContainerInspect; moby daemon/container_operations.go",
+)
+def test_running_bridge_endpoint(engine: EngineClient, container: Any, observe: Observations) -> None:
+    bridge = engine.get(f"{V}/networks/bridge").json()
+    config = bridge["IPAM"]["Config"][0]
+    status, _ = container("net-running")
+    settings = _inspect(engine, "net-running")["NetworkSettings"]
+    ep = settings["Networks"]["bridge"]
+    observe("start", status)
+    observe("endpoint_keys", sorted(ep))
+    observe("in_subnet", ipaddress.ip_address(ep["IPAddress"]) in ipaddress.ip_network(config["Subnet"]))
+    observe("gateway", ep["Gateway"] == config["Gateway"])
+    observe("prefixlen", ep["IPPrefixLen"] == ipaddress.ip_network(config["Subnet"]).prefixlen)
+    observe("mac", bool(re.fullmatch(r"([0-9a-f]{2}:){5}[0-9a-f]{2}", ep["MacAddress"])))
+    observe("network_id", ep["NetworkID"] == bridge["Id"])
+    observe("dns_names", ep["DNSNames"])
+    observe("sandbox_key", re.sub(r".*/", "", settings["SandboxKey"]) == settings["SandboxID"][:12])
+    observe("sandbox_dir", settings["SandboxKey"].rsplit("/", 2)[-2])
+    observe(
+        "legacy_mirror",
+        {
+            k: settings[k] == ep[k]
+            for k in ("IPAddress", "Gateway", "MacAddress", "EndpointID", "IPPrefixLen")
+        },
+    )
+    listed = engine.get(f"{V}/networks/bridge").json()["Containers"]
+    mine = next((v for k, v in listed.items() if v["Name"] == "net-running"), None)
+    observe(
+        "network_inspect_entry",
+        mine is not None and mine["IPv4Address"] == f"{ep['IPAddress']}/{ep['IPPrefixLen']}",
+    )
+    observe("network_entry_keys", sorted(mine) if mine else None)
+
+
+@pytest.mark.scenario(
+    "api/networks/stop-releases-endpoint",
+    "Stopping a container MUST clear its endpoint (no address, no endpoint id, no sandbox, Ports {}) "
+    "while keeping the network in NetworkSettings.Networks",
+    ref="moby daemon/container_operations.go releaseNetwork",
+)
+def test_stop_releases_endpoint(engine: EngineClient, container: Any, observe: Observations) -> None:
+    container("net-stopped", cmd=["sleep", "300"])
+    engine.post(f"{V}/containers/net-stopped/stop?t=0")
+    settings = _inspect(engine, "net-stopped")["NetworkSettings"]
+    ep = settings["Networks"]["bridge"]
+    observe(
+        "endpoint", {k: ep[k] for k in ("EndpointID", "IPAddress", "Gateway", "MacAddress", "IPPrefixLen")}
+    )
+    observe("network_id_kept", bool(ep["NetworkID"]))
+    observe("top", {k: settings[k] for k in ("SandboxID", "SandboxKey", "IPAddress", "Ports")})
+
+
+@pytest.mark.scenario(
+    "api/networks/user-network-endpoint",
+    "A container on a user-defined network MUST get its aliases and DNSNames [name, aliases..., short id], "
+    "an address from the network's subnet, and appear in the network's Containers",
+    ref="operation ContainerCreate NetworkingConfig; moby daemon/network.go",
+)
+def test_user_network_endpoint(
+    engine: EngineClient, network: Any, container: Any, observe: Observations
+) -> None:
+    network("net-user", IPAM={"Config": [{"Subnet": "10.231.5.0/24"}]})
+    status, _ = container(
+        "net-user-ctr",
+        HostConfig={"NetworkMode": "net-user"},
+        NetworkingConfig={"EndpointsConfig": {"net-user": {"Aliases": ["web", "api"]}}},
+    )
+    doc = _inspect(engine, "net-user-ctr")
+    ep = doc["NetworkSettings"]["Networks"]["net-user"]
+    observe("start", status)
+    observe("networks", sorted(doc["NetworkSettings"]["Networks"]))
+    observe("endpoint", {k: ep[k] for k in ("Aliases", "DNSNames", "IPAddress", "Gateway", "IPPrefixLen")})
+    observe("legacy_top_ip", doc["NetworkSettings"]["IPAddress"])
+    net = engine.get(f"{V}/networks/net-user").json()
+    observe("in_network", [v["IPv4Address"] for v in net["Containers"].values()])
+
+
+@pytest.mark.scenario(
+    "api/networks/static-ip",
+    "A static IPv4 address on a user subnet MUST be used and recorded in IPAMConfig; the same address "
+    "for a second container MUST fail its start with 'Address already in use'; an address outside the "
+    "subnet, or any static address on a network without a user subnet, MUST be refused at create",
+    ref="moby daemon/container_operations.go validateEndpointSettings",
+)
+def test_static_ip(engine: EngineClient, network: Any, container: Any, observe: Observations) -> None:
+    network("net-static", IPAM={"Config": [{"Subnet": "10.231.6.0/24"}]})
+    network("net-auto")
+
+    def endpoint(net: str, ip: str) -> dict[str, Any]:
+        return {"EndpointsConfig": {net: {"IPAMConfig": {"IPv4Address": ip}}}}
+
+    first = container(
+        "net-static-a",
+        HostConfig={"NetworkMode": "net-static"},
+        NetworkingConfig=endpoint("net-static", "10.231.6.9"),
+    )
+    ep = _inspect(engine, "net-static-a")["NetworkSettings"]["Networks"]["net-static"]
+    second = container(
+        "net-static-b",
+        HostConfig={"NetworkMode": "net-static"},
+        NetworkingConfig=endpoint("net-static", "10.231.6.9"),
+    )
+    gateway = container(
+        "net-static-c",
+        HostConfig={"NetworkMode": "net-static"},
+        NetworkingConfig=endpoint("net-static", "10.231.6.1"),
+    )
+    outside = container(
+        "net-static-d",
+        HostConfig={"NetworkMode": "net-static"},
+        NetworkingConfig=endpoint("net-static", "10.231.7.9"),
+    )
+    auto = container(
+        "net-static-e",
+        HostConfig={"NetworkMode": "net-auto"},
+        NetworkingConfig=endpoint("net-auto", "172.30.0.9"),
+    )
+    observe("first", first[0])
+    observe(
+        "address", {"IPAddress": ep["IPAddress"], "IPAMConfig": ep["IPAMConfig"], "Gateway": ep["Gateway"]}
+    )
+    observe("taken", second)
+    observe("gateway_taken", gateway)
+    observe("outside", outside)
+    observe("no_user_subnet", auto)
+    assert ep["IPAddress"] == "10.231.6.9"
+
+
+@pytest.mark.scenario(
+    "api/networks/address-freed",
+    "An address is free again once its container is removed: a new container MAY take it",
+    ref="moby libnetwork/ipam ReleaseAddress",
+)
+def test_address_freed(engine: EngineClient, network: Any, container: Any, observe: Observations) -> None:
+    network("net-free", IPAM={"Config": [{"Subnet": "10.231.8.0/24"}]})
+    cfg = {"EndpointsConfig": {"net-free": {"IPAMConfig": {"IPv4Address": "10.231.8.20"}}}}
+    first = container("net-free-a", HostConfig={"NetworkMode": "net-free"}, NetworkingConfig=cfg)
+    engine.delete(f"{V}/containers/net-free-a?force=1")
+    second = container("net-free-b", HostConfig={"NetworkMode": "net-free"}, NetworkingConfig=cfg)
+    observe("first", first[0])
+    observe("second", second[0])
+    assert second[0] == 204
+
+
+@pytest.mark.scenario(
+    "api/networks/serial-allocation",
+    "Dynamically allocated addresses MUST be distinct for concurrent containers and MUST NOT be the gateway",
+    ref="moby libnetwork/ipams/defaultipam serial allocation",
+)
+def test_serial_allocation(engine: EngineClient, network: Any, container: Any, observe: Observations) -> None:
+    network("net-serial", IPAM={"Config": [{"Subnet": "10.231.10.0/24"}]})
+    for name in ("net-serial-a", "net-serial-b", "net-serial-c"):
+        container(name, HostConfig={"NetworkMode": "net-serial"})
+    ips = [
+        _inspect(engine, n)["NetworkSettings"]["Networks"]["net-serial"]["IPAddress"]
+        for n in ("net-serial-a", "net-serial-b", "net-serial-c")
+    ]
+    observe("addresses", ips)
+    assert len(set(ips)) == 3 and "10.231.10.1" not in ips
+
+
+@pytest.mark.scenario(
+    "api/networks/start-missing-network",
+    "A container MAY be created on a network that does not exist; starting it MUST fail with "
+    "'failed to set up container networking: network X not found'",
+    ref="moby daemon/container_operations.go",
+)
+def test_start_missing_network(engine: EngineClient, container: Any, observe: Observations) -> None:
+    created = container("net-missing", start=False, HostConfig={"NetworkMode": "no-such-net"})
+    started = engine.post(f"{V}/containers/net-missing/start")
+    observe("create", created[0])
+    observe("start", _error(started))
+    observe("state", _inspect(engine, "net-missing")["State"]["Status"] if created[0] == 201 else None)
+
+
+@pytest.mark.scenario(
+    "api/networks/internal",
+    "A container on an --internal network MUST get an address but no gateway and no default route",
+    ref="docker network create --internal",
+)
+def test_internal(engine: EngineClient, network: Any, container: Any, observe: Observations) -> None:
+    network("net-internal", Internal=True, IPAM={"Config": [{"Subnet": "10.231.11.0/24"}]})
+    container("net-internal-ctr", HostConfig={"NetworkMode": "net-internal"})
+    ep = _inspect(engine, "net-internal-ctr")["NetworkSettings"]["Networks"]["net-internal"]
+    exec_id = engine.post(
+        f"{V}/containers/net-internal-ctr/exec", json={"Cmd": ["ip", "route"], "AttachStdout": True}
+    ).json()["Id"]
+    routes = engine.post(f"{V}/exec/{exec_id}/start", json={"Detach": False, "Tty": True}).text
+    observe("endpoint", {k: ep[k] for k in ("IPAddress", "Gateway")})
+    observe("default_route", "default" in routes)
+
+
+# -- connect / disconnect ----------------------------------------------------------------------------
+
+
+@pytest.mark.scenario(
+    "api/networks/connect-disconnect",
+    "Connecting a running container MUST add an interface with an address on the network and a "
+    "'connect' event; disconnecting MUST remove both and emit 'disconnect'",
+    ref="operations NetworkConnect, NetworkDisconnect",
+)
+def test_connect_disconnect(
+    engine: EngineClient, network: Any, container: Any, observe: Observations
+) -> None:
+    net_id = network("net-hotplug", IPAM={"Config": [{"Subnet": "10.231.12.0/24"}]})["Id"]
+    container("net-hotplug-ctr")
+    connected = engine.post(f"{V}/networks/net-hotplug/connect", json={"Container": "net-hotplug-ctr"})
+    ep = _inspect(engine, "net-hotplug-ctr")["NetworkSettings"]["Networks"].get("net-hotplug") or {}
+
+    def addrs() -> str:
+        exec_id = engine.post(
+            f"{V}/containers/net-hotplug-ctr/exec",
+            json={"Cmd": ["ip", "-4", "-o", "addr"], "AttachStdout": True},
+        ).json()["Id"]
+        return engine.post(f"{V}/exec/{exec_id}/start", json={"Detach": False, "Tty": True}).text
+
+    inside = addrs()
+    disconnected = engine.post(f"{V}/networks/net-hotplug/disconnect", json={"Container": "net-hotplug-ctr"})
+    after = addrs()
+    events = engine.get(
+        f"{V}/events",
+        params={
+            "since": "0",
+            "until": str(int(time.time()) + 1),
+            "filters": json.dumps({"network": [net_id]}),
+        },
+    )
+    observe("connect", connected.status_code)
+    observe("address_in_subnet", ep.get("IPAddress", "").startswith("10.231.12."))
+    observe("interface_inside", "10.231.12." in inside)
+    observe("disconnect", disconnected.status_code)
+    observe("gone_inside", "10.231.12." not in after)
+    observe("networks_after", sorted(_inspect(engine, "net-hotplug-ctr")["NetworkSettings"]["Networks"]))
+    observe(
+        "events",
+        [(e["Action"], sorted(e["Actor"]["Attributes"])) for e in map(json.loads, events.text.splitlines())],
+    )
+
+
+@pytest.mark.scenario(
+    "api/networks/connect-refused",
+    "Connecting twice, an unknown container or network, or to the host network MUST fail with dockerd's "
+    "status and message; disconnecting a container that is not connected MUST fail too",
+    ref="moby daemon/container_operations.go ConnectToNetwork",
+)
+def test_connect_refused(engine: EngineClient, network: Any, container: Any, observe: Observations) -> None:
+    network("net-refuse")
+    container("net-refuse-ctr")
+    first = engine.post(f"{V}/networks/net-refuse/connect", json={"Container": "net-refuse-ctr"})
+    observe("first", first.status_code)
+    observe(
+        "twice", _error(engine.post(f"{V}/networks/net-refuse/connect", json={"Container": "net-refuse-ctr"}))
+    )
+    observe(
+        "no_container",
+        _error(engine.post(f"{V}/networks/net-refuse/connect", json={"Container": "nope-ctr"})),
+    )
+    observe(
+        "no_network",
+        _error(engine.post(f"{V}/networks/nope-net/connect", json={"Container": "net-refuse-ctr"})),
+    )
+    observe("host", _error(engine.post(f"{V}/networks/host/connect", json={"Container": "net-refuse-ctr"})))
+    engine.post(f"{V}/networks/net-refuse/disconnect", json={"Container": "net-refuse-ctr"})
+    observe(
+        "not_connected",
+        _error(engine.post(f"{V}/networks/net-refuse/disconnect", json={"Container": "net-refuse-ctr"})),
+    )
+
+
+@pytest.mark.scenario(
+    "api/networks/connect-created",
+    "Connecting a created (not running) container MUST record the network, and starting it MUST give it "
+    "an interface on both networks",
+    ref="operation NetworkConnect",
+)
+def test_connect_created(engine: EngineClient, network: Any, container: Any, observe: Observations) -> None:
+    network("net-later", IPAM={"Config": [{"Subnet": "10.231.13.0/24"}]})
+    container("net-later-ctr", start=False)
+    connected = engine.post(f"{V}/networks/net-later/connect", json={"Container": "net-later-ctr"})
+    before = _inspect(engine, "net-later-ctr")["NetworkSettings"]["Networks"]
+    started = engine.post(f"{V}/containers/net-later-ctr/start")
+    after = _inspect(engine, "net-later-ctr")["NetworkSettings"]["Networks"]
+    observe("connect", connected.status_code)
+    observe("before", {k: v["IPAddress"] for k, v in before.items()})
+    observe("start", started.status_code)
+    observe("after_networks", sorted(after))
+    observe("after_has_addresses", all(v["IPAddress"] for v in after.values()))
+
+
+@pytest.mark.scenario(
+    "api/networks/static-ip-default-bridge",
+    "A static address on the default bridge MUST be refused at create: user specified IP address is "
+    "supported only when connecting to networks with user configured subnets",
+    ref="moby daemon/container_operations.go",
+)
+def test_static_ip_default_bridge(engine: EngineClient, container: Any, observe: Observations) -> None:
+    resp = container(
+        "net-static-bridge",
+        start=False,
+        NetworkingConfig={"EndpointsConfig": {"bridge": {"IPAMConfig": {"IPv4Address": "172.17.0.99"}}}},
+    )
+    observe("error", resp)
+
+
+@pytest.mark.scenario(
+    "api/networks/none-and-host",
+    "--network none MUST leave the container with only lo and no address; --network host MUST have no "
+    "sandbox of its own; both listed under their network's name",
+    ref="docker run --network none|host",
+)
+def test_none_and_host(engine: EngineClient, container: Any, observe: Observations) -> None:
+    container("net-none", HostConfig={"NetworkMode": "none"})
+    container("net-host", HostConfig={"NetworkMode": "host"})
+    none_doc = _inspect(engine, "net-none")["NetworkSettings"]
+    host_doc = _inspect(engine, "net-host")["NetworkSettings"]
+    exec_id = engine.post(
+        f"{V}/containers/net-none/exec", json={"Cmd": ["ls", "/sys/class/net"], "AttachStdout": True}
+    ).json()["Id"]
+    links = engine.post(f"{V}/exec/{exec_id}/start", json={"Detach": False, "Tty": True}).text.split()
+    observe("none_networks", {k: (v["IPAddress"], v["Gateway"]) for k, v in none_doc["Networks"].items()})
+    observe("none_links", sorted(links))
+    observe("host_networks", {k: (v["IPAddress"], v["Gateway"]) for k, v in host_doc["Networks"].items()})
+    observe("host_sandbox_key", host_doc["SandboxKey"].rsplit("/", 1)[-1])
