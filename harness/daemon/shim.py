@@ -14,7 +14,8 @@ Protocol on ``<state-dir>/shim.sock``: the client sends one JSON line, then
 - ``attach`` {stdin, stdout, stderr}: the stream (multiplexed frames unless tty) follows;
 - ``start``: answers {"pid": n} or {"error": msg};
 - ``wait``: answers {"exit_code", "oom_killed", "finished_at"} once the container exited;
-- ``kill`` {signal}, ``resize`` {height, width}: answer {"ok": true} or {"error": msg};
+- ``kill`` {signal, target?}, ``resize`` {height, width}: answer {"ok": true} or {"error": msg}
+  (``target``: an exec id instead of the container's process);
 - ``exec`` {id, process, tty, stdin}: answers {"pid": n} or {"error": msg}, then streams.
 """
 
@@ -120,6 +121,8 @@ def _close_child_side(stdio: Stdio) -> None:
         if fd >= 0:
             with contextlib.suppress(OSError):
                 os.close(fd)
+    # forget them: closing the same numbers again later would close whatever reused them (a pidfd)
+    stdio.child_fds = (-1, -1, -1)
 
 
 class Shim:
@@ -258,8 +261,8 @@ class Shim:
             os.close(fd)
         _close_child_side(stdio)
 
-    def kill(self, signo: int) -> dict[str, Any]:
-        pid = self.pids.get("main")
+    def kill(self, signo: int, target: str = "main") -> dict[str, Any]:
+        pid = self.pids.get(target)  # "main" or an exec id (a health probe past its timeout)
         if not pid or self.exit is not None:
             return {"error": "process already finished"}
         try:
@@ -407,7 +410,9 @@ class Shim:
             else:
                 self.waiters.append(conn)
         elif op == "kill":
-            self._reply(conn, self.kill(int(req.get("signal", signal.SIGKILL))))
+            self._reply(
+                conn, self.kill(int(req.get("signal", signal.SIGKILL)), str(req.get("target", "main")))
+            )
         elif op == "resize":
             self._reply(
                 conn,
