@@ -309,19 +309,70 @@ def _apply(config: dict[str, Any], command: str, rest: str, state: dict[str, boo
             raise ChangeError(f"{trigger} isn't allowed as an ONBUILD trigger")
         config["OnBuild"] = [*(config.get("OnBuild") or []), rest]
     elif command == "healthcheck":
-        words = rest.split(None, 1)
-        if not words:
-            raise ChangeError("HEALTHCHECK requires at least one argument")
-        kind = words[0].upper()
-        if kind == "NONE":
-            config["Healthcheck"] = {"Test": ["NONE"]}
-        elif kind == "CMD" and len(words) == 2:
-            exec_form = _json_array(words[1])
-            config["Healthcheck"] = {
-                "Test": ["CMD", *exec_form] if exec_form is not None else ["CMD-SHELL", words[1]]
-            }
-        else:
-            raise ChangeError('Unknown type "' + kind + '" in HEALTHCHECK (try CMD)')
+        config["Healthcheck"] = _healthcheck(rest)
+
+
+_HEALTHCHECK_FLAGS = ("interval", "timeout", "start-period", "start-interval", "retries")
+
+
+def _healthcheck(rest: str) -> dict[str, Any]:
+    """buildkit's parseHealthcheck: ``[--interval=D --timeout=D --start-period=D --start-interval=D
+    --retries=N] CMD command`` or ``NONE``; durations as Go's, at least 1ms unless 0."""
+    from ..containers.health import go_duration, parse_go_duration
+
+    flag_words = re.match(r"((?:--\S*\s*)*)(.*)", rest, re.S)
+    assert flag_words is not None
+    flags, body = flag_words.group(1).split(), flag_words.group(2).strip()
+    words = body.split(None, 1)
+    if not words:
+        raise ChangeError("HEALTHCHECK requires at least one argument")
+    kind = words[0].upper()
+    if kind == "NONE":
+        if len(words) > 1:
+            raise ChangeError("HEALTHCHECK NONE takes no arguments")
+        return {"Test": ["NONE"]}
+    values: dict[str, str] = {}
+    for flag in flags:
+        if flag == "--":
+            break
+        name, has_value, value = flag.partition("=")
+        if name[2:] not in _HEALTHCHECK_FLAGS:
+            raise ChangeError(f"unknown flag: {name}")
+        if not has_value:
+            raise ChangeError(f"missing a value on flag: {name}")
+        values[name[2:]] = value
+    if kind != "CMD":
+        raise ChangeError('Unknown type "' + kind + '" in HEALTHCHECK (try CMD)')
+    if len(words) < 2:
+        raise ChangeError("Missing command after HEALTHCHECK CMD")
+    exec_form = _json_array(words[1])
+    hc: dict[str, Any] = {"Test": ["CMD", *exec_form] if exec_form is not None else ["CMD-SHELL", words[1]]}
+    for flag, key in (
+        ("interval", "Interval"),
+        ("timeout", "Timeout"),
+        ("start-period", "StartPeriod"),
+        ("start-interval", "StartInterval"),
+    ):
+        text = values.get(flag, "")
+        if not text:
+            continue
+        try:
+            ns = parse_go_duration(text)
+        except ValueError as exc:
+            raise ChangeError(str(exc)) from None
+        if ns and ns < 1_000_000:
+            raise ChangeError(f'Interval "{flag}" cannot be less than {go_duration(1_000_000)}')
+        if ns:
+            hc[key] = ns
+    if values.get("retries"):
+        text = values["retries"]
+        if not re.fullmatch(r"[+-]?\d+", text):
+            raise ChangeError(f'strconv.ParseInt: parsing "{text}": invalid syntax')
+        if int(text) < 0:
+            raise ChangeError(f"--retries cannot be negative ({int(text)})")
+        if int(text):
+            hc["Retries"] = int(text)
+    return hc
 
 
 def apply_changes(config: dict[str, Any], changes: list[str]) -> dict[str, Any]:
