@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+from ..containers.health import check_health_filter, health_status
 from ..containers.manager import ShimConnection, parse_signal
 from ..containers.model import Container
 from ..errors import ApiError, conflict, invalid, not_implemented
@@ -71,6 +72,9 @@ async def create(req: Request, daemon: Daemon) -> Response:
     body = await read_json(req)
     if body is None:
         raise invalid("config cannot be empty in order to create a container")
+    healthcheck = body.get("Healthcheck") if isinstance(body, dict) else None
+    if isinstance(healthcheck, dict) and version_tuple(req.api_version) < (1, 44):
+        healthcheck["StartInterval"] = 0  # added in API 1.44: older clients cannot set it
     c, warnings = daemon.containers.create(body, req.arg("name"))
     return json_response({"Id": c.id, "Warnings": warnings}, 201)
 
@@ -115,6 +119,9 @@ def _matches(c: Container, filters: dict[str, list[str]], daemon: Daemon) -> boo
                     )
             if c.status != "exited" or str(c.state["ExitCode"]) not in values:
                 return False
+        elif key == "health":
+            if health_status(c) not in values:
+                return False
         elif key == "ancestor":
             image = _image_name(daemon, c)
             if not any(v in (image, c.image_id) or c.image_id.startswith("sha256:" + v) for v in values):
@@ -124,6 +131,7 @@ def _matches(c: Container, filters: dict[str, list[str]], daemon: Daemon) -> boo
 
 async def list_containers(req: Request, daemon: Daemon) -> Response:
     filters = parse_filters(req.arg("filters"), _LIST_FILTERS)
+    check_health_filter(filters.get("health") or [])
     show_all = bool_value(req, "all")
     limit = int(req.arg("limit") or -1) if req.arg("limit").lstrip("-").isdigit() else -1
     items = sorted(daemon.containers.by_id.values(), key=lambda c: c.created, reverse=True)

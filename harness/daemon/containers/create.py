@@ -13,6 +13,7 @@ from typing import Any
 
 from ..errors import ApiError, invalid
 from ..runtime import defaults as _defaults
+from .health import merge_healthcheck, validate_healthcheck
 
 __all__ = [
     "DEFAULT_MASKED_PATHS",
@@ -76,8 +77,9 @@ def build_config(request: dict[str, Any], image_config: dict[str, Any], containe
     elif entrypoint == [] or entrypoint == [""]:
         entrypoint = None
     cfg["Cmd"] = cmd or None
-    if request.get("Healthcheck") or image_config.get("Healthcheck"):
-        cfg["Healthcheck"] = request.get("Healthcheck") or image_config.get("Healthcheck")
+    healthcheck = merge_healthcheck(request, image_config)
+    if healthcheck is not None:
+        cfg["Healthcheck"] = healthcheck
     cfg["Image"] = request.get("Image") or ""
     volumes = dict(image_config.get("Volumes") or {})
     volumes.update(request.get("Volumes") or {})
@@ -97,6 +99,7 @@ def build_config(request: dict[str, Any], image_config: dict[str, Any], containe
         raise invalid(
             f"the working directory '{cfg['WorkingDir']}' is invalid, it needs to be an absolute path"
         )
+    validate_healthcheck(request.get("Healthcheck"))
     return cfg
 
 

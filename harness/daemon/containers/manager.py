@@ -98,6 +98,9 @@ class ContainerManager:
         self.locks: dict[str, asyncio.Lock] = {}
         self.execs: dict[str, dict[str, Any]] = {}
         self.background: set[asyncio.Future[Any]] = set()
+        from .health import HealthChecks
+
+        self.health = HealthChecks(self)
 
     # -- lookup ------------------------------------------------------------------------------------
     def get(self, ref: str) -> Container:
@@ -142,6 +145,7 @@ class ContainerManager:
         attrs.update({k: str(v) for k, v in (c.config.get("Labels") or {}).items()})
         attrs.update(extra)
         self.daemon.events.publish(make_event("container", action, c.id, attrs))
+        self.health.on_event(c, action)  # health monitors follow start, die, pause, unpause, destroy
 
     # -- create --------------------------------------------------------------------------------------
     def _image(self, ref: str) -> Any:

@@ -172,12 +172,13 @@ class Container:
             return "Created"
         if status in ("running", "paused"):
             up = f"Up {human_duration(now - parse_rfc3339(self.state['StartedAt']))}"
-            health = (self.state.get("Health") or {}).get("Status")
-            if health == "starting":
-                up += " (health: starting)"
-            elif health in ("healthy", "unhealthy"):
-                up += f" ({health})"
-            return up + " (Paused)" if status == "paused" else up
+            if status == "paused":
+                return up + " (Paused)"  # dockerd shows no health while paused
+            health = self.state.get("Health")
+            if isinstance(health, dict):
+                status_text = health.get("Status") or "unhealthy"
+                up += " (health: starting)" if status_text == "starting" else f" ({status_text})"
+            return up
         if status == "restarting":
             return (
                 f"Restarting ({self.state['ExitCode']}) "
