@@ -11,12 +11,24 @@ __all__ = ["register"]
 
 
 def register(router: Router) -> None:
-    from . import archive, container_stats, containers, events, exec, images, networks, system, volumes
+    from . import (
+        archive,
+        container_changes,
+        container_stats,
+        containers,
+        events,
+        exec,
+        images,
+        networks,
+        system,
+        volumes,
+    )
 
     system.register(router)
     events.register(router)
     containers.register(router)
     container_stats.register(router)
+    container_changes.register(router)
     archive.register(router)
     volumes.register(router)
     exec.register(router)
