@@ -2,8 +2,10 @@
 
 This is the product of a conformance run. It works only from ``Results`` (serialised files), never from live
 daemons, so it can be rebuilt from reports gathered on other machines. The document (schema
-``harness.parity/1``) keeps the raw observations of every target, the diffs computed on *normalised*
-observations, the known divergences that explained some of them, and the normalisation rules applied.
+``harness.parity/2``) keeps the raw observations of every target, the diffs computed on *normalised*
+observations, the known divergences that explained some of them, the normalisation rules applied, and each
+target's schema checks (findings against the Engine API swagger, each marked ``on_reference`` when the
+reference target had the same one). Version 1 documents (no schema checks) still load.
 """
 
 from __future__ import annotations
@@ -12,17 +14,26 @@ import fnmatch
 import os
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from conformance.normalise import RULES, Rule, normalise, rule_table
-from conformance.results import OUTCOMES, ConformanceError, Results, TargetInfo
+from conformance.results import (
+    OUTCOMES,
+    ConformanceError,
+    Finding,
+    Results,
+    SchemaCheck,
+    SchemaRun,
+    TargetInfo,
+)
 
 __all__ = [
     "DEFAULT_KNOWN_PATH",
     "PROBLEM_VERDICTS",
+    "READABLE_SCHEMAS",
     "SCHEMA",
     "VERDICTS",
     "Diff",
@@ -40,7 +51,8 @@ __all__ = [
     "pick_reference",
 ]
 
-SCHEMA = "harness.parity/1"
+SCHEMA = "harness.parity/2"
+READABLE_SCHEMAS = ("harness.parity/1", SCHEMA)
 VERDICTS = ("match", "diverge", "known", "missing", "skipped")
 #: Verdicts that nobody explained: they make a run fail.
 PROBLEM_VERDICTS = frozenset({"diverge", "missing"})
@@ -215,6 +227,7 @@ class TargetOutcome:
     duration: float = 0.0
     nodeid: str = ""
     observations: dict[str, Any] = field(default_factory=dict)
+    schema_check: SchemaCheck = field(default_factory=SchemaCheck)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -223,6 +236,7 @@ class TargetOutcome:
             "duration": self.duration,
             "nodeid": self.nodeid,
             "observations": self.observations,
+            "schema_check": self.schema_check.to_dict(),
         }
 
     @classmethod
@@ -233,6 +247,7 @@ class TargetOutcome:
             duration=float(data.get("duration", 0.0)),
             nodeid=data.get("nodeid", ""),
             observations=dict(data.get("observations") or {}),
+            schema_check=SchemaCheck.from_dict(data.get("schema_check"), "<parity>"),
         )
 
 
@@ -276,21 +291,28 @@ class TargetRun:
     target: TargetInfo
     started: str = ""
     duration: float = 0.0
+    schema_check: SchemaRun = field(default_factory=SchemaRun)
 
     @property
     def name(self) -> str:
         return self.target.name
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.target.to_dict(), "started": self.started, "duration": self.duration}
+        return {
+            **self.target.to_dict(),
+            "started": self.started,
+            "duration": self.duration,
+            "schema_check": self.schema_check.to_dict(),
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TargetRun:
-        info = {k: v for k, v in data.items() if k not in ("started", "duration")}
+        info = {k: v for k, v in data.items() if k not in ("started", "duration", "schema_check")}
         return cls(
             target=TargetInfo.from_dict(info, "<parity>", "targets[]"),
             started=data.get("started", ""),
             duration=float(data.get("duration", 0.0)),
+            schema_check=SchemaRun.from_dict(data.get("schema_check"), "<parity>"),
         )
 
 
@@ -334,6 +356,33 @@ class Parity:
         """Known-divergence entries that explained nothing in this run."""
         return [k for k in self.known if k.matched == 0]
 
+    def findings(self, target: str) -> list[tuple[ScenarioParity, Finding]]:
+        """Every schema finding of ``target``, with its scenario, in scenario order."""
+        return [
+            (s, f)
+            for s in self.scenarios
+            if target in s.results
+            for f in s.results[target].schema_check.findings
+        ]
+
+    def own_findings(self, target: str) -> list[tuple[ScenarioParity, Finding]]:
+        """The findings of ``target`` the reference target did not have (all of them for the reference)."""
+        return [(s, f) for s, f in self.findings(target) if not f.on_reference]
+
+    def schema_summary(self, target: str) -> dict[str, Any]:
+        run = next((t.schema_check for t in self.targets if t.name == target), SchemaRun())
+        findings = self.findings(target)
+        return {
+            "mode": run.mode,
+            "error": run.error,
+            "checked": sum(
+                s.results[target].schema_check.checked for s in self.scenarios if target in s.results
+            ),
+            "findings": len(findings),
+            "own_findings": len(self.own_findings(target)),
+            "scenarios_with_findings": len({s.id for s, _ in findings}),
+        }
+
     def summary(self) -> dict[str, Any]:
         per_target: dict[str, Any] = {}
         for name in self.target_names:
@@ -346,7 +395,12 @@ class Parity:
                     outcomes[s.results[name].outcome] = outcomes.get(s.results[name].outcome, 0) + 1
                 if verdicts is not None and name in s.verdicts:
                     verdicts[s.verdicts[name].verdict] += 1
-            per_target[name] = {"scenarios": count, "outcomes": outcomes, "verdicts": verdicts}
+            per_target[name] = {
+                "scenarios": count,
+                "outcomes": outcomes,
+                "verdicts": verdicts,
+                "schema": self.schema_summary(name),
+            }
         return {
             "reference": self.reference,
             "targets": per_target,
@@ -386,7 +440,7 @@ class Parity:
 
     @classmethod
     def from_dict(cls, data: Any) -> Parity:
-        if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        if not isinstance(data, dict) or data.get("schema") not in READABLE_SCHEMAS:
             got = data.get("schema") if isinstance(data, dict) else type(data).__name__
             raise ParityError(f"not a parity document: schema is {got!r}, expected {SCHEMA!r}")
         try:
@@ -401,7 +455,7 @@ class Parity:
                 ),
                 generated=data.get("generated", ""),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, ConformanceError) as exc:
             raise ParityError(f"malformed parity document: {type(exc).__name__}: {exc}") from exc
 
 
@@ -508,6 +562,15 @@ def _compare(
     return Verdict("diverge", outcome=outcome, diffs=diffs)
 
 
+def _mark_findings(check: SchemaCheck, reference_keys: set[Any] | None) -> SchemaCheck:
+    """Set ``on_reference`` on each finding (left None on the reference target itself)."""
+    if reference_keys is None or not check.findings:
+        return check
+    return replace(
+        check, findings=tuple(replace(f, on_reference=f.key() in reference_keys) for f in check.findings)
+    )
+
+
 def build_parity(
     results: Sequence[Results],
     known: Iterable[KnownDivergence] = (),
@@ -528,6 +591,8 @@ def build_parity(
     by_target = {r.target.name: r.by_id() for r in results}
     versions = {r.target.name: r.target.version for r in results}
     ids = sorted({sid for r in results for sid in (s.id for s in r.scenarios)})
+    # the reference's violations, whichever scenario met them: the same on another target is shared
+    ref_keys = {f.key() for s in by_target[ref_name].values() for f in s.schema_check.findings}
     scenarios: list[ScenarioParity] = []
     for sid in ids:
         present = [by_target[n][sid] for n in [ref_name, *names] if sid in by_target[n]]
@@ -539,6 +604,7 @@ def build_parity(
                 duration=s.duration,
                 nodeid=s.nodeid,
                 observations=s.observations,
+                schema_check=_mark_findings(s.schema_check, None if n == ref_name else ref_keys),
             )
             for n in names
             if (s := by_target[n].get(sid)) is not None
@@ -570,7 +636,7 @@ def build_parity(
         )
     return Parity(
         reference=ref_name,
-        targets=tuple(TargetRun(r.target, r.started, r.duration) for r in results),
+        targets=tuple(TargetRun(r.target, r.started, r.duration, r.schema_check) for r in results),
         scenarios=tuple(scenarios),
         known=tuple(KnownUse(k, n) for k, n in zip(known, used, strict=True)),
         rules=tuple(rule_table(rules)),

@@ -1,7 +1,8 @@
-"""Writers that turn a parity document into files people and CI read: JSON, Markdown and JUnit XML.
+"""Writers that turn a parity document into files people and CI read: JSON, Markdown, JUnit XML and HTML.
 
-They only format; every decision (verdicts, what counts as a problem) is made in ``parity``, so the three
-outputs can never disagree with each other.
+They only format; every decision (verdicts, what counts as a problem, which schema findings the reference
+shares) is made in ``parity``, so the outputs can never disagree with each other. The HTML page is rendered
+by ``conformance.htmlreport``.
 """
 
 from __future__ import annotations
@@ -13,13 +14,16 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+from conformance.htmlreport import render_html
 from conformance.parity import Parity, ScenarioParity, Verdict
-from conformance.results import OUTCOMES
+from conformance.results import OUTCOMES, Finding
 
 __all__ = [
     "diff_text",
+    "render_html",
     "render_junit",
     "render_markdown",
+    "write_html",
     "write_json",
     "write_junit",
     "write_markdown",
@@ -31,7 +35,7 @@ _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]
 
 
 def write_json(parity: Parity, path: str | os.PathLike[str]) -> Path:
-    """Write the parity document (``harness.parity/1``) as indented JSON."""
+    """Write the parity document (``harness.parity/2``) as indented JSON."""
     p = Path(path)
     _write_text(p, json.dumps(parity.to_dict(), indent=2, ensure_ascii=False) + "\n")
     return p
@@ -49,13 +53,21 @@ def write_junit(parity: Parity, path: str | os.PathLike[str]) -> Path:
     return p
 
 
+def write_html(parity: Parity, path: str | os.PathLike[str]) -> Path:
+    """Write the self-contained ``parity.html`` (inline CSS and JS, everything escaped)."""
+    p = Path(path)
+    _write_text(p, render_html(parity))
+    return p
+
+
 def write_reports(parity: Parity, directory: str | os.PathLike[str]) -> list[Path]:
-    """Write ``parity.json``, ``parity.md`` and ``junit.xml`` into ``directory``."""
+    """Write ``parity.json``, ``parity.md``, ``junit.xml`` and ``parity.html`` into ``directory``."""
     d = Path(directory)
     return [
         write_json(parity, d / "parity.json"),
         write_markdown(parity, d / "parity.md"),
         write_junit(parity, d / "junit.xml"),
+        write_html(parity, d / "parity.html"),
     ]
 
 
@@ -143,6 +155,7 @@ def render_markdown(parity: Parity) -> str:
                 str(t["scenarios"]),
                 *(str(t["outcomes"][o]) for o in OUTCOMES),
                 *(str(v[k]) if v else "—" for k in ("match", "diverge", "known", "missing", "skipped")),
+                _schema_cell(parity, run.name, t["schema"]),
             ]
         )
     out += _table(
@@ -159,6 +172,7 @@ def render_markdown(parity: Parity) -> str:
             "known",
             "missing",
             "parity-skipped",
+            "Schema",
         ],
         rows,
     )
@@ -244,6 +258,8 @@ def render_markdown(parity: Parity) -> str:
         if rows:
             out += _table(["Path", _cell(parity.reference), _cell(t)], rows)
 
+    out += _schema_section(parity)
+
     out += [
         "",
         "## Normalisation rules",
@@ -256,6 +272,80 @@ def render_markdown(parity: Parity) -> str:
     )
     # cells never hold newlines, so collapsing blank runs only tidies the spacing between blocks
     return re.sub(r"\n{3,}", "\n\n", "\n".join(out)) + "\n"
+
+
+def _schema_cell(parity: Parity, name: str, s: dict[str, Any]) -> str:
+    if s["error"]:
+        return "off (swagger unavailable)"
+    if s["mode"] in ("", "off"):
+        return _cell(s["mode"] or "—")
+    own = "" if name == parity.reference else f", {s['own_findings']} not on the reference"
+    return _cell(f"{s['mode']}: {s['checked']} checked, {s['findings']} finding(s){own}")
+
+
+def _finding_rows(findings: list[tuple[ScenarioParity, Finding]], with_reference: bool) -> list[list[str]]:
+    """One row per distinct violation (operation, status, API, field, keyword) with the scenarios that met it;
+    the target's own (not on the reference) first."""
+    groups: dict[tuple[str, str, int, str, str, str], tuple[Finding, list[str], int]] = {}
+    for scenario, f in findings:
+        first, sids, count = groups.get(f.key(), (f, [], 0))
+        groups[f.key()] = (first, [*sids, scenario.id], count + f.count)
+    ordered = sorted(groups.values(), key=lambda g: bool(g[0].on_reference))
+    rows = []
+    for f, sids, count in ordered:
+        shown = ", ".join(_code(sid) for sid in sids[:3]) + (
+            f" (+{len(sids) - 3} more)" if len(sids) > 3 else ""
+        )
+        row = [
+            _code(f"{f.method} {f.path}"),
+            str(f.status),
+            _cell(f.api_version),
+            _code(f.field or "/"),
+            _cell(f.message),
+            f"{count} in {len(sids)}: {shown}",
+        ]
+        rows.append([*row, "yes" if f.on_reference else "no"] if with_reference else row)
+    return rows
+
+
+def _schema_section(parity: Parity) -> list[str]:
+    """Per target: why checks were off, or the findings (the reference's own, the others' with a mark for
+    those the reference shares)."""
+    out = ["", "## Schema findings", ""]
+    out.append(
+        "JSON response bodies the scenarios received, checked against the Engine API swagger of the "
+        "request's API version (moby's `api/swagger.yaml` from Debian's golang-github-docker-docker-dev). "
+        "*On reference*: the reference target answered with the same violation."
+    )
+    for run in parity.targets:
+        s = parity.schema_summary(run.name)
+        out += ["", f"### {_cell(run.name)}", ""]
+        if s["error"]:
+            out.append(f"Schema checks did not run: {_cell(s['error'])}")
+            continue
+        if s["mode"] in ("", "off"):
+            out.append("Schema checks were off." if s["mode"] == "off" else "No schema checks recorded.")
+            continue
+        swaggers = ", ".join(
+            f"{w.get('api_version', '?')} ({w.get('source', '?')})" for w in run.schema_check.swaggers
+        )
+        out.append(
+            f"Mode {s['mode']}; {s['checked']} response(s) checked; {s['findings']} finding(s) in "
+            f"{s['scenarios_with_findings']} scenario(s)"
+            + ("" if run.name == parity.reference else f", {s['own_findings']} not on the reference")
+            + (f"; swaggers: {_cell(swaggers)}" if swaggers else "")
+            + "."
+        )
+        findings = parity.findings(run.name)
+        if not findings:
+            continue
+        is_ref = run.name == parity.reference
+        header = ["Operation", "Status", "API", "Field", "Message", "Responses in scenarios"]
+        out += [""]
+        out += _table(
+            [*header, "On reference"] if not is_ref else header, _finding_rows(findings, not is_ref)
+        )
+    return out
 
 
 # -- junit
@@ -312,13 +402,25 @@ def render_junit(parity: Parity) -> str:
             elif result.outcome == "skipped":
                 ET.SubElement(case, "skipped", message=_x(result.reason))
                 counts["skipped"] += 1
+            out: list[str] = []
             if verdict is not None and verdict.verdict == "known":
-                ET.SubElement(case, "system-out").text = _x(
+                out.append(
                     f"known divergence vs {parity.reference}: {verdict.reason}"
                     + (f" ({verdict.link})" if verdict.link else "")
                     + "\n"
                     + diff_text(verdict, parity.reference, name)
                 )
+            findings = result.schema_check.findings
+            if findings:
+                out.append(
+                    f"schema findings ({len(findings)}):\n"
+                    + "\n".join(
+                        f"  {f.summary()}" + (" [also on the reference]" if f.on_reference else "")
+                        for f in findings
+                    )
+                )
+            if out:
+                ET.SubElement(case, "system-out").text = _x("\n\n".join(out))
         for key, value in counts.items():
             suite.set(key, str(value))
             totals[key] += value

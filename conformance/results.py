@@ -1,8 +1,11 @@
-"""The per-target results file (``reports/<target>.json``, schema ``harness.results/1``).
+"""The per-target results file (``reports/<target>.json``, schema ``harness.results/2``).
 
 The pytest plugin writes one of these per target; the runner, parity and the reports only ever read them.
 Keeping results as plain data with ``to_dict``/``from_dict`` is what lets parity run from serialised files and
 lets shards from several machines be merged.
+
+Version 2 added the schema checks: ``schema_check`` at the top (mode, swaggers used, why checks were off) and
+per scenario (responses checked, skipped by reason, findings). Version 1 files still load, with no checks.
 """
 
 from __future__ import annotations
@@ -11,24 +14,29 @@ import json
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 __all__ = [
     "OUTCOMES",
+    "READABLE_SCHEMAS",
     "SCHEMA",
     "ConformanceError",
+    "Finding",
     "Results",
     "ResultsError",
     "ScenarioResult",
+    "SchemaCheck",
+    "SchemaRun",
     "TargetInfo",
     "dump_results",
     "load_results",
     "merge_results",
 ]
 
-SCHEMA = "harness.results/1"
+SCHEMA = "harness.results/2"
+READABLE_SCHEMAS = ("harness.results/1", SCHEMA)
 OUTCOMES = ("passed", "failed", "skipped", "error")
 
 
@@ -37,7 +45,7 @@ class ConformanceError(Exception):
 
 
 class ResultsError(ConformanceError):
-    """A results file (or dict) is not a valid ``harness.results/1`` document.
+    """A results file (or dict) is not a valid ``harness.results/2`` (or ``/1``) document.
 
     ``source`` names the file (or ``<dict>``), ``where`` the offending field, ``problem`` what is wrong.
     """
@@ -86,6 +94,159 @@ class TargetInfo:
 
 
 @dataclass(frozen=True)
+class Finding:
+    """One schema violation in a response a scenario observed (see ``conformance.schema``).
+
+    ``path`` is the swagger's path template, ``url`` the request path of the first occurrence, ``field`` a
+    JSON pointer into the body with array indices as ``*``, ``count`` how often the scenario hit it.
+    ``on_reference`` is set by parity for the targets compared with the reference: True when the reference
+    target answered with the same violation (same operation, status, API version, field and keyword), so the
+    gap is the swagger's or shared with dockerd rather than this target's own.
+    """
+
+    method: str
+    path: str
+    status: int
+    api_version: str
+    field: str
+    keyword: str
+    message: str
+    url: str = ""
+    count: int = 1
+    on_reference: bool | None = None
+
+    def key(self) -> tuple[str, str, int, str, str, str]:
+        return (self.method, self.path, self.status, self.api_version, self.field, self.keyword)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "path": self.path,
+            "status": self.status,
+            "api_version": self.api_version,
+            "field": self.field,
+            "keyword": self.keyword,
+            "message": self.message,
+            "url": self.url,
+            "count": self.count,
+            **({} if self.on_reference is None else {"on_reference": self.on_reference}),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "<dict>", where: str = "finding") -> Finding:
+        obj = _mapping(data, source, where)
+        keys = {"method", "path", "status", "api_version", "field", "keyword", "message", "url", "count"}
+        _no_unknown(obj, keys | {"on_reference"}, source, where)
+        on_reference = obj.get("on_reference")
+        if on_reference is not None and not isinstance(on_reference, bool):
+            raise ResultsError(source, "expected a boolean", f"{where}.on_reference")
+        return cls(
+            method=_str(obj, "method", source, where, required=True),
+            path=_str(obj, "path", source, where, required=True),
+            status=int(_number(obj, "status", source, where)),
+            api_version=_str(obj, "api_version", source, where),
+            field=_str(obj, "field", source, where),
+            keyword=_str(obj, "keyword", source, where),
+            message=_str(obj, "message", source, where),
+            url=_str(obj, "url", source, where),
+            count=int(_number(obj, "count", source, where) or 1),
+            on_reference=on_reference,
+        )
+
+    def summary(self) -> str:
+        times = f" (x{self.count})" if self.count > 1 else ""
+        return (
+            f"{self.method} {self.path} {self.status} [API {self.api_version}] {self.field or '/'}: "
+            f"{self.message}{times}"
+        )
+
+
+def merge_findings(*groups: Sequence[Finding]) -> list[Finding]:
+    """Merge finding lists, adding up the counts of equal ones (same operation, status, field, keyword)."""
+    merged: dict[tuple[str, str, int, str, str, str], Finding] = {}
+    for group in groups:
+        for f in group:
+            old = merged.get(f.key())
+            merged[f.key()] = f if old is None else replace(old, count=old.count + f.count)
+    return list(merged.values())
+
+
+@dataclass(frozen=True)
+class SchemaCheck:
+    """A scenario's schema checks on one target: responses checked, skipped (by reason), findings."""
+
+    checked: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    findings: tuple[Finding, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "checked": self.checked,
+            "skipped": dict(self.skipped),
+            "findings": [f.to_dict() for f in self.findings],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "<dict>", where: str = "schema_check") -> SchemaCheck:
+        if data is None:
+            return cls()
+        obj = _mapping(data, source, where)
+        _no_unknown(obj, {"checked", "skipped", "findings"}, source, where)
+        skipped = obj.get("skipped") or {}
+        if not isinstance(skipped, dict) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in skipped.values()
+        ):
+            raise ResultsError(source, "expected an object of counts", f"{where}.skipped")
+        raw = obj.get("findings") or []
+        if not isinstance(raw, list):
+            raise ResultsError(source, f"expected a list, got {type(raw).__name__}", f"{where}.findings")
+        return cls(
+            checked=int(_number(obj, "checked", source, where)),
+            skipped={str(k): int(v) for k, v in skipped.items()},
+            findings=tuple(Finding.from_dict(f, source, f"{where}.findings[{i}]") for i, f in enumerate(raw)),
+        )
+
+    def merge(self, other: SchemaCheck) -> SchemaCheck:
+        skipped = dict(self.skipped)
+        for k, v in other.skipped.items():
+            skipped[k] = skipped.get(k, 0) + v
+        return SchemaCheck(
+            checked=self.checked + other.checked,
+            skipped=dict(sorted(skipped.items())),
+            findings=tuple(merge_findings(self.findings, other.findings)),
+        )
+
+
+@dataclass(frozen=True)
+class SchemaRun:
+    """How a target's run checked schemas: ``mode`` (strict, report, off; ``""`` when not recorded), the
+    swaggers loaded (``api_version``, ``source``, ``suite``, ``package_version``), and ``error`` when the
+    swaggers were unavailable and the checks did not run."""
+
+    mode: str = ""
+    swaggers: tuple[dict[str, str], ...] = ()
+    error: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"mode": self.mode, "swaggers": [dict(s) for s in self.swaggers], "error": self.error}
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "<dict>", where: str = "schema_check") -> SchemaRun:
+        if data is None:
+            return cls()
+        obj = _mapping(data, source, where)
+        _no_unknown(obj, {"mode", "swaggers", "error"}, source, where)
+        swaggers = obj.get("swaggers") or []
+        if not isinstance(swaggers, list) or not all(isinstance(s, dict) for s in swaggers):
+            raise ResultsError(source, "expected a list of objects", f"{where}.swaggers")
+        return cls(
+            mode=_str(obj, "mode", source, where),
+            swaggers=tuple({str(k): str(v) for k, v in s.items()} for s in swaggers),
+            error=_str(obj, "error", source, where),
+        )
+
+
+@dataclass(frozen=True)
 class ScenarioResult:
     """One scenario's outcome on one target, with the observations it recorded (raw, not normalised)."""
 
@@ -98,6 +259,7 @@ class ScenarioResult:
     reason: str = ""
     duration: float = 0.0
     observations: dict[str, Any] = field(default_factory=dict)
+    schema_check: SchemaCheck = field(default_factory=SchemaCheck)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -110,12 +272,24 @@ class ScenarioResult:
             "reason": self.reason,
             "duration": self.duration,
             "observations": self.observations,
+            "schema_check": self.schema_check.to_dict(),
         }
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "<dict>", where: str = "scenario") -> ScenarioResult:
         obj = _mapping(data, source, where)
-        known = {"id", "nodeid", "area", "statement", "ref", "outcome", "reason", "duration", "observations"}
+        known = {
+            "id",
+            "nodeid",
+            "area",
+            "statement",
+            "ref",
+            "outcome",
+            "reason",
+            "duration",
+            "observations",
+            "schema_check",
+        }
         _no_unknown(obj, known, source, where)
         sid = _str(obj, "id", source, where, required=True)
         if not sid:
@@ -142,6 +316,7 @@ class ScenarioResult:
             reason=_str(obj, "reason", source, where),
             duration=_number(obj, "duration", source, where),
             observations=observations,
+            schema_check=SchemaCheck.from_dict(obj.get("schema_check"), source, f"{where}.schema_check"),
         )
 
 
@@ -153,6 +328,7 @@ class Results:
     scenarios: tuple[ScenarioResult, ...] = ()
     started: str = ""
     duration: float = 0.0
+    schema_check: SchemaRun = field(default_factory=SchemaRun)
 
     def by_id(self) -> dict[str, ScenarioResult]:
         return {s.id: s for s in self.scenarios}
@@ -163,6 +339,7 @@ class Results:
             "target": self.target.to_dict(),
             "started": self.started,
             "duration": self.duration,
+            "schema_check": self.schema_check.to_dict(),
             "scenarios": [s.to_dict() for s in self.scenarios],
         }
 
@@ -170,9 +347,14 @@ class Results:
     def from_dict(cls, data: Any, source: str = "<dict>") -> Results:
         obj = _mapping(data, source, "")
         schema = obj.get("schema")
-        if schema != SCHEMA:
-            raise ResultsError(source, f"schema is {schema!r}, expected {SCHEMA!r}", "schema")
-        _no_unknown(obj, {"schema", "target", "started", "duration", "scenarios"}, source, "")
+        if schema not in READABLE_SCHEMAS:
+            raise ResultsError(
+                source, f"schema is {schema!r}, expected {SCHEMA!r} (or {READABLE_SCHEMAS[0]!r})", "schema"
+            )
+        keys = {"schema", "target", "started", "duration", "scenarios"}
+        if schema != READABLE_SCHEMAS[0]:
+            keys.add("schema_check")
+        _no_unknown(obj, keys, source, "")
         if "target" not in obj:
             raise ResultsError(source, "missing required field", "target")
         target = TargetInfo.from_dict(obj["target"], source)
@@ -196,6 +378,7 @@ class Results:
             scenarios=tuple(scenarios),
             started=_str(obj, "started", source, ""),
             duration=_number(obj, "duration", source, ""),
+            schema_check=SchemaRun.from_dict(obj.get("schema_check"), source),
         )
 
 
@@ -229,13 +412,16 @@ def merge_results(parts: Sequence[Results], source: str = "<merge>") -> Results:
     """
     if not parts:
         raise ResultsError(source, "nothing to merge")
-    first = parts[0].target
+    # a shard that made no API request learnt no api_version: it still merges with the others
+    api = next((p.target.api_version for p in parts if p.target.api_version), "")
+    first = replace(parts[0].target, api_version=api)
     for part in parts[1:]:
-        if part.target != first:
+        mine = replace(part.target, api_version=part.target.api_version or api)
+        if mine != first:
             fields = [
-                f"{k}: {v!r} != {part.target.to_dict()[k]!r}"
+                f"{k}: {v!r} != {mine.to_dict()[k]!r}"
                 for k, v in first.to_dict().items()
-                if part.target.to_dict()[k] != v
+                if mine.to_dict()[k] != v
             ]
             raise ResultsError(
                 source, "cannot merge results of different targets (" + "; ".join(fields) + ")"
@@ -251,11 +437,18 @@ def merge_results(parts: Sequence[Results], source: str = "<merge>") -> Results:
                 )
             merged[scenario.id] = scenario
     starts = [p.started for p in parts if p.started]
+    runs = [p.schema_check for p in parts]
+    swaggers = {json.dumps(s, sort_keys=True): s for r in runs for s in r.swaggers}
     return Results(
         target=first,
         scenarios=tuple(merged[k] for k in sorted(merged)),
         started=min(starts) if starts else "",
         duration=round(sum(p.duration for p in parts), 6),
+        schema_check=SchemaRun(
+            mode=next((r.mode for r in runs if r.mode), ""),
+            swaggers=tuple(swaggers.values()),
+            error="; ".join(dict.fromkeys(r.error for r in runs if r.error)),
+        ),
     )
 
 

@@ -110,6 +110,7 @@ class Options:
     backend: str | None = None  # None: let the plugin resolve it (HARNESS_BACKEND, ini, else local)
     keyword: str | None = None
     shard: tuple[int, int] | None = None
+    schema: str | None = None  # None: let the plugin resolve it (HARNESS_SCHEMA, ini, else report)
     pytest_args: tuple[str, ...] = ()
     reference: str | None = None
     known: Path | None = None
@@ -179,6 +180,13 @@ def _run_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-k", dest="keyword", default=None, help="pytest -k expression, passed through")
     p.add_argument("--shard", default=None, help="I/N: run only shard I of N (passed as --harness-shard)")
+    p.add_argument(
+        "--schema",
+        default=None,
+        choices=("strict", "report", "off"),
+        help="check the JSON bodies scenarios receive against the Engine API swagger: report (default: "
+        "violations are findings in the reports), strict (a violation fails its scenario), off",
+    )
     _common(p)
     return p
 
@@ -265,6 +273,7 @@ def parse_options(run: Run) -> Run | int:
             opts.backend = ns.backend
             opts.keyword = ns.keyword
             opts.shard = _parse_shard(ns.shard) if ns.shard else None
+            opts.schema = ns.schema
             try:
                 env_args = shlex.split(run.env.get("HARNESS_PYTEST_ARGS", ""))
             except ValueError as exc:
@@ -330,6 +339,8 @@ def build_pytest_command(run: Run, target: str, results_path: Path) -> list[str]
         cmd += ["-k", o.keyword]
     if o.shard is not None:
         cmd += ["--harness-shard", f"{o.shard[0]}/{o.shard[1]}"]
+    if o.schema is not None:
+        cmd += ["--schema", o.schema]
     return cmd + list(o.pytest_args)
 
 
@@ -474,6 +485,12 @@ def print_summary(run: Run) -> Run | int:
         line = f"  {label:<{width}}  {t.target.version or '?'}: {_counts(s['outcomes'], OUTCOMES)}"
         if s["verdicts"] is not None:
             line += f"; parity: {_counts(s['verdicts'], ('match', 'diverge', 'known', 'missing', 'skipped'))}"
+        schema = s["schema"]
+        if schema["error"]:
+            line += "; schema: off (swagger unavailable)"
+        elif schema["mode"] not in ("", "off"):
+            own = "" if t.name == parity.reference else f" ({schema['own_findings']} not on the reference)"
+            line += f"; schema: {schema['checked']} checked, {schema['findings']} finding(s){own}"
         w(line + "\n")
     failed = [
         (sc.id, n, r)

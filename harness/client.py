@@ -13,6 +13,7 @@ from urllib.parse import unquote, urlparse
 import requests
 from requests_unixsocket import adapters as _unix
 
+from .apitrace import response_hook
 from .endpoints import Endpoint
 
 __all__ = ["EngineClient"]
@@ -63,6 +64,7 @@ class EngineClient:
                 self.session.cert = (endpoint.tls.cert, endpoint.tls.key)
         # never let REQUESTS_CA_BUNDLE or *_PROXY from the environment redirect or re-verify daemon traffic
         self.session.trust_env = False
+        self.session.hooks["response"].append(response_hook)  # the plugin's schema checks (harness.apitrace)
         self.base = endpoint.base_url()
 
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:

@@ -8,9 +8,11 @@ from typing import Any
 
 from .errors import ConfigValueError
 
-__all__ = ["BACKENDS", "HarnessConfig", "resolve_config"]
+__all__ = ["BACKENDS", "SCHEMA_MODES", "HarnessConfig", "resolve_config"]
 
 BACKENDS = ("local",)
+#: what schema violations in observed responses do: fail the scenario, become findings, or nothing
+SCHEMA_MODES = ("strict", "report", "off")
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,7 @@ class HarnessConfig:
     results_json: str | None
     results_dir: str | None
     shard: tuple[int, int] | None
+    schema: str = "report"
 
 
 def _pick(cli: Any, env_name: str, ini: Any) -> tuple[Any, str]:
@@ -70,6 +73,12 @@ def resolve_config(option: Any, ini: Any) -> HarnessConfig:
         )
     keep, _ = _pick(option("keep_daemons") or None, "HARNESS_KEEP_DAEMONS", None)
     shard_raw, ssource = _pick(option("harness_shard"), "HARNESS_SHARD", None)
+    schema, schema_source = _pick(option("schema"), "HARNESS_SCHEMA", ini("harness_schema"))
+    schema = str(schema or "report").strip().lower()
+    if schema not in SCHEMA_MODES:
+        raise ConfigValueError(
+            f"bad schema mode {schema!r} from {schema_source}: choose from {', '.join(SCHEMA_MODES)}"
+        )
     results_json = option("results_json")
     if results_json and len(targets) != 1:
         raise ConfigValueError(
@@ -83,4 +92,5 @@ def resolve_config(option: Any, ini: Any) -> HarnessConfig:
         results_json=results_json,
         results_dir=option("results_dir"),
         shard=_parse_shard(str(shard_raw), ssource) if shard_raw else None,
+        schema=schema,
     )

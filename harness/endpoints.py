@@ -135,6 +135,9 @@ class Endpoint:
             version=docker.constants.DEFAULT_DOCKER_API_VERSION if auto else version, **kwargs
         )
         client.api.trust_env = False
+        from .apitrace import response_hook
+
+        client.api.hooks["response"].append(response_hook)  # the plugin's schema checks
         if auto:
             try:
                 client.api._version = client.api._retrieve_server_version()

@@ -6,9 +6,11 @@ imports nothing heavy at module level.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
+import sys
 import time
 import zlib
 from typing import Any
@@ -34,6 +36,9 @@ __all__ = ["pytest_addoption", "pytest_configure"]
 
 _RECORDS: pytest.StashKey[dict[str, dict[str, Any]]] = pytest.StashKey()
 _STARTED: pytest.StashKey[float] = pytest.StashKey()
+_SCHEMA: pytest.StashKey[Any] = pytest.StashKey()  # schemacheck.SchemaSession per target name
+_COLLECTOR: pytest.StashKey[Any] = pytest.StashKey()  # schemacheck.Collector of one test call
+RESULTS_SCHEMA = "harness.results/2"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -54,8 +59,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--results-json", default=None, help="write this target's scenario results to PATH")
     group.addoption("--results-dir", default=None, help="write <target>.json results files into DIR")
     group.addoption("--harness-shard", default=None, help="run shard I of N scenarios (I/N)")
+    group.addoption(
+        "--schema",
+        default=None,
+        help="check the JSON bodies scenarios receive against the Engine API swagger: report (default; "
+        "violations are findings in the results), strict (a violation fails the scenario), off",
+    )
     parser.addini("harness_targets", "default targets (comma-separated)", default="")
     parser.addini("harness_backend", "default backend", default="")
+    parser.addini("harness_schema", "schema check mode: strict, report or off", default="")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -75,6 +87,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     config.stash[_RECORDS] = {}
     config.stash[_STARTED] = time.time()
+    config.stash[_SCHEMA] = {}
     if os.geteuid() == 0:
         from .cleanup import LEDGER
 
@@ -110,6 +123,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         seen[key] = base
     shard = config.stash[_CONFIG_KEY].shard
     if shard is None:
+        _prepare_schema(config, items)
         return
     index, total = shard
     keep: list[pytest.Item] = []
@@ -122,6 +136,63 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+    _prepare_schema(config, items)
+
+
+def _schema_session(config: pytest.Config, name: str) -> Any:
+    sessions = config.stash[_SCHEMA]
+    if name not in sessions:
+        from .schemacheck import SchemaSession
+
+        sessions[name] = SchemaSession(config.stash[_CONFIG_KEY].schema)
+    return sessions[name]
+
+
+def _prepare_schema(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Fetch and load the swaggers once, before any scenario runs (only when there are scenarios)."""
+    mode = config.stash[_CONFIG_KEY].schema
+    if mode == "off" or not any(_scenario(i) for i in items):
+        return
+    from .schemacheck import SchemaSession
+
+    probe = SchemaSession(mode, sys.stderr)
+    capman = config.pluginmanager.getplugin("capturemanager")
+    # the first run fetches the swaggers (seconds): show that, and a failure, through pytest's capture
+    with capman.global_and_fixture_disabled() if capman else contextlib.nullcontext():
+        try:
+            probe.prepare()
+        except Exception as exc:
+            if mode == "strict":
+                raise pytest.UsageError(
+                    f"--schema strict: the Engine API swaggers are unavailable: {exc}"
+                ) from None
+            sys.stderr.write(f"harness: warning: schema checks are off for this run: {exc}\n")
+    for name in config.stash[_CONFIG_KEY].targets:
+        _schema_session(config, name).adopt(probe)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    """While a scenario's body runs, check every JSON response its clients read against the swagger."""
+    if _scenario(item) is None or item.config.stash[_CONFIG_KEY].schema == "off":
+        return (yield)
+    session = _schema_session(item.config, _target_of(item) or item.config.stash[_CONFIG_KEY].targets[0])
+    collector = session.start()
+    if collector is None:
+        return (yield)
+    item.stash[_COLLECTOR] = collector
+    try:
+        result = yield
+    finally:
+        session.stop()
+    if session.mode == "strict" and collector.findings:
+        lines = "\n".join(f"  {f.summary()}" for f in collector.findings)
+        pytest.fail(
+            f"schema violations ({len(collector.findings)}) in responses against the Engine API swagger:\n"
+            f"{lines}",
+            pytrace=False,
+        )
+    return result
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -166,6 +237,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             "target": target_name,
         },
     )
+    collector = item.stash.get(_COLLECTOR, None)
+    if collector is not None and report.when == "call":
+        from .schemacheck import merge_records
+
+        record["schema_check"] = merge_records(record.get("schema_check"), collector.to_dict())
     record["duration"] += report.duration
     if report.skipped:
         record["outcome"] = "skipped"
@@ -190,7 +266,7 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def _target_info(name: str, backend: str) -> dict[str, Any]:
+def _target_info(name: str, backend: str, api_version: str = "") -> dict[str, Any]:
     from .targets import resolve_target
 
     try:
@@ -200,10 +276,28 @@ def _target_info(name: str, backend: str) -> dict[str, Any]:
     return {
         "name": name,
         "version": version,
-        "api_version": "",
+        "api_version": api_version,
         "backend": backend,
         "kernel": platform.release(),
     }
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """One line per target: how many responses were checked against the swagger, how many findings."""
+    records = config.stash.get(_RECORDS, {})
+    for name, session in config.stash.get(_SCHEMA, {}).items():
+        if session.mode == "off":
+            continue
+        mine = [r for r in records.values() if r["target"] == name]
+        checked = sum(r.get("schema_check", {}).get("checked", 0) for r in mine)
+        hits = [r["id"] for r in mine if r.get("schema_check", {}).get("findings")]
+        count = sum(len(r["schema_check"]["findings"]) for r in mine if r["id"] in hits)
+        state = (
+            f"off ({session.error.splitlines()[0]})" if session.error else f"{checked} response(s) checked"
+        )
+        terminalreporter.write_line(
+            f"harness schema [{name}]: {state}, {count} finding(s) in {len(hits)} scenario(s)"
+        )
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -217,11 +311,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         scenarios = sorted((dict(r) for r in records.values() if r["target"] == name), key=lambda r: r["id"])
         for record in scenarios:
             record.pop("target", None)
+        schema = _schema_session(config, name)
         doc = {
-            "schema": "harness.results/1",
-            "target": _target_info(name, cfg.backend),
+            "schema": RESULTS_SCHEMA,
+            "target": _target_info(name, cfg.backend, schema.api_version()),
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
             "duration": round(time.time() - started, 3),
+            "schema_check": schema.info(),
             "scenarios": scenarios,
         }
         path = cfg.results_json or os.path.join(cfg.results_dir, f"{name}.json")

@@ -39,3 +39,4 @@ def test_conformance_main_job_is_green(tmp_path: Path) -> None:
     for name in targets.split(","):
         assert name in {t["name"] for t in parity["targets"]}
     assert (tmp_path / "junit.xml").exists()
+    assert (tmp_path / "parity.html").exists()

@@ -175,15 +175,25 @@ def test_summary_counts() -> None:
     tgt = results("refd", scenario("a/1", v=1), scenario("a/2", "failed", "x", v=2), scenario("a/4"))
     summary = build_parity([ref, tgt]).summary()
     assert summary["reference"] == "dockerd"
+    no_schema = {
+        "mode": "",
+        "error": "",
+        "checked": 0,
+        "findings": 0,
+        "own_findings": 0,
+        "scenarios_with_findings": 0,
+    }
     assert summary["targets"]["dockerd"] == {
         "scenarios": 3,
         "outcomes": {"passed": 2, "failed": 0, "skipped": 1, "error": 0},
         "verdicts": None,
+        "schema": no_schema,
     }
     assert summary["targets"]["refd"] == {
         "scenarios": 3,
         "outcomes": {"passed": 2, "failed": 1, "skipped": 0, "error": 0},
         "verdicts": {"match": 1, "diverge": 1, "known": 0, "missing": 2, "skipped": 0},
+        "schema": no_schema,
     }
     assert summary["ok"] is False
     assert [u["scenario"] for u in summary["unexplained"]] == ["a/2", "a/3", "a/4"]
@@ -195,7 +205,7 @@ def test_document_round_trips_through_json() -> None:
     tgt = results("refd", scenario("a/1", v=2), scenario("a/2", v=3), scenario("a/4", "error", "E"))
     parity = build_parity([ref, tgt], known, generated="2026-11-27T19:00:00Z")
     data = json.loads(json.dumps(parity.to_dict()))
-    assert data["schema"] == "harness.parity/1"
+    assert data["schema"] == "harness.parity/2"
     assert data["normalisation"] == [{"name": r.name, "description": r.description} for r in RULES]
     assert data["known_divergences"][0]["matched"] == 1
     again = Parity.from_dict(data)

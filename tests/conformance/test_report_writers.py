@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from cf_factories import results, scenario
+from cf_factories import checked, finding, results, scenario
 
 from conformance.parity import KnownDivergence, Parity, build_parity
-from conformance.report import render_markdown, write_json, write_junit, write_markdown, write_reports
+from conformance.report import (
+    render_html,
+    render_junit,
+    render_markdown,
+    write_html,
+    write_json,
+    write_junit,
+    write_markdown,
+    write_reports,
+)
 
 
 @pytest.fixture
@@ -111,8 +121,157 @@ def test_junit_parses_and_maps_outcomes_and_verdicts(parity: Parity, tmp_path: P
     assert root.get("tests") == "12"
 
 
-def test_write_reports_writes_the_three_files(parity: Parity, tmp_path: Path) -> None:
+def test_write_reports_writes_the_four_files(parity: Parity, tmp_path: Path) -> None:
     written = write_reports(parity, tmp_path / "out")
-    assert [p.name for p in written] == ["parity.json", "parity.md", "junit.xml"]
+    assert [p.name for p in written] == ["parity.json", "parity.md", "junit.xml", "parity.html"]
     assert all(p.is_file() for p in written)
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["junit.xml", "parity.json", "parity.md"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "junit.xml",
+        "parity.html",
+        "parity.json",
+        "parity.md",
+    ]
+
+
+# -- schema findings in the reports
+
+SHARED = finding("/Options")
+OWN = finding(
+    "/HostConfig/MemorySwappiness",
+    "-1 is below the minimum 0",
+    keyword="minimum",
+    path="/containers/{id}/json",
+    url="/v1.41/containers/abc/json",
+)
+HOSTILE = "<script>alert('x')</script>"
+
+
+@pytest.fixture
+def schema_parity() -> Parity:
+    ref = results(
+        "dockerd",
+        checked(scenario("api/volumes/inspect", status=200), SHARED, count=2, **{"not-json": 1}),
+        checked(scenario("config/x/y", text=HOSTILE)),
+        scenario("socket/z/w", "skipped", "needs root"),
+        schema="report",
+        kernel="6.1.0",
+    )
+    tgt = results(
+        "refd",
+        checked(scenario("api/volumes/inspect", status=200), SHARED, OWN, count=2),
+        checked(scenario("config/x/y", text=HOSTILE + "&"), finding("/Evil", HOSTILE)),
+        scenario("socket/z/w", "failed", f"boom {HOSTILE}"),
+        schema="report",
+        kernel="6.18.0",
+    )
+    return build_parity([ref, tgt], generated="2026-11-27T19:00:00Z")
+
+
+def test_parity_marks_the_findings_the_reference_shares(schema_parity: Parity) -> None:
+    refd = {f.field: f.on_reference for _, f in schema_parity.findings("refd")}
+    assert refd == {"/Options": True, "/HostConfig/MemorySwappiness": False, "/Evil": False}
+    assert [f.on_reference for _, f in schema_parity.findings("dockerd")] == [None]  # the reference itself
+    assert [f.field for _, f in schema_parity.own_findings("refd")] == [
+        "/HostConfig/MemorySwappiness",
+        "/Evil",
+    ]
+    summary = schema_parity.summary()["targets"]
+    assert summary["refd"]["schema"] == {
+        "mode": "report",
+        "error": "",
+        "checked": 3,
+        "findings": 3,
+        "own_findings": 2,
+        "scenarios_with_findings": 2,
+    }
+    assert summary["dockerd"]["schema"]["findings"] == 1
+
+
+def test_json_keeps_schema_checks_and_reloads(schema_parity: Parity, tmp_path: Path) -> None:
+    data = json.loads(write_json(schema_parity, tmp_path / "parity.json").read_text())
+    assert data["schema"] == "harness.parity/2"
+    refd = data["scenarios"][0]["results"]["refd"]["schema_check"]
+    assert [f["on_reference"] for f in refd["findings"]] == [True, False]
+    assert data["targets"][0]["schema_check"]["mode"] == "report"
+    assert Parity.from_dict(data) == schema_parity
+
+
+def test_markdown_lists_findings_per_target(schema_parity: Parity) -> None:
+    text = render_markdown(schema_parity)
+    assert "## Schema findings" in text
+    assert "report: 3 checked, 3 finding(s), 2 not on the reference" in text
+    assert (
+        "| `GET /containers/{id}/json` | 200 | 1.41 | `/HostConfig/MemorySwappiness` "
+        "| -1 is below the minimum 0 | 1 in 1: `api/volumes/inspect` | no |" in text
+    )
+    findings = text[text.index("## Schema findings") :]
+    assert HOSTILE not in findings and "&lt;script&gt;" in findings
+
+
+def test_junit_carries_findings_in_system_out(schema_parity: Parity) -> None:
+    root = ET.fromstring(render_junit(schema_parity))
+    case = root.find("testsuite[@name='refd']/testcase[@name='api/volumes/inspect']")
+    assert case is not None and case.find("failure") is None  # findings are not failures
+    out = case.findtext("system-out") or ""
+    assert "schema findings (2):" in out
+    shared = "GET /volumes/{name} 200 [API 1.41] /Options: null where the swagger expects object"
+    assert f"{shared} [also on the reference]" in out
+    assert "/HostConfig/MemorySwappiness: -1 is below the minimum 0\n" in out + "\n"
+
+
+def test_html_is_self_contained_with_every_scenario_and_filters(
+    schema_parity: Parity, tmp_path: Path
+) -> None:
+    text = write_html(schema_parity, tmp_path / "parity.html").read_text()
+    assert text.startswith("<!DOCTYPE html>")
+    # no external assets: nothing is fetched from anywhere
+    assert not re.search(r"<(link|img|iframe)\b|\bsrc=|@import|url\(", text)
+    for s in schema_parity.scenarios:
+        assert f"<code>{s.id}</code>" in text
+        assert f'data-area="{s.area}"' in text
+    for area in ("api", "config", "socket"):
+        assert f'data-group="area" value="{area}" checked' in text
+    for outcome in ("passed", "failed", "skipped", "error", "absent"):
+        assert f'data-group="outcome" value="{outcome}"' in text
+    for verdict in ("match", "diverge", "known", "missing", "skipped"):
+        assert f'data-group="verdict" value="{verdict}"' in text
+    assert 'id="only-findings"' in text and 'id="search"' in text
+    assert "<script>" in text and text.count("<script>") == 1  # the page's own, inline
+
+
+def test_html_escapes_untrusted_scenario_output(schema_parity: Parity) -> None:
+    text = render_html(schema_parity)
+    assert HOSTILE not in text  # not in observations, failure reasons nor finding messages
+    assert "alert(&#x27;x&#x27;)" in text
+    assert "&lt;script&gt;" in text
+    assert text.count("<script>") == 1 and text.count("</script>") == 1
+
+
+def test_html_cells_open_on_observations_diff_reason_and_findings(parity: Parity) -> None:
+    text = render_html(parity)
+    cell = text[text.index("<code>api/known</code>") :]
+    cell = cell[: cell.index("<tr data-area")]
+    assert "<details>" in cell and "known divergence: refd is younger" in cell
+    assert '<a href="https://example.test/k" rel="noopener noreferrer">' in cell
+    assert "<th>path (normalised)</th>" in cell and "<code>/v</code>" in cell
+    assert "&quot;v&quot;: 2" in cell  # raw observations, pretty JSON, escaped
+
+
+def test_html_groups_targets_by_kernel_when_they_differ(schema_parity: Parity, parity: Parity) -> None:
+    text = render_html(schema_parity)
+    assert '<th colspan="1">kernel 6.1.0</th>' in text and '<th colspan="1">kernel 6.18.0</th>' in text
+    assert "schema 1/2" in text  # refd's cell: 1 finding of 2 not on the reference
+    assert "kernel 6.18.0</th>" not in render_html(parity)  # one kernel: shown under each target instead
+    assert "28.5.2 · 6.18.0" in render_html(parity)
+
+
+def test_html_filters_scenarios_with_findings(schema_parity: Parity) -> None:
+    text = render_html(schema_parity)
+    rows = re.findall(
+        r'<tr data-area="[^"]*" data-outcomes="([^"]*)" data-verdicts="([^"]*)" data-findings="(\d+)"', text
+    )
+    assert rows == [
+        ("passed", "match", "3"),
+        ("passed", "diverge", "1"),
+        ("failed skipped", "skipped", "0"),
+    ]

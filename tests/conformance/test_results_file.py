@@ -11,15 +11,30 @@ from cf_factories import results, scenario
 
 from conformance.results import (
     SCHEMA,
+    Finding,
     Results,
     ResultsError,
+    SchemaCheck,
+    SchemaRun,
     dump_results,
     load_results,
     merge_results,
 )
 
+FINDING: dict[str, Any] = {
+    "method": "GET",
+    "path": "/volumes/{name}",
+    "status": 200,
+    "api_version": "1.41",
+    "field": "/Options",
+    "keyword": "x-nullable",
+    "message": "null where the swagger expects object (not x-nullable)",
+    "url": "/v1.41/volumes/vol-a",
+    "count": 2,
+}
+
 EXAMPLE: dict[str, Any] = {
-    "schema": "harness.results/1",
+    "schema": "harness.results/2",
     "target": {
         "name": "refd",
         "version": "28.5.2-refd",
@@ -29,6 +44,13 @@ EXAMPLE: dict[str, Any] = {
     },
     "started": "2026-11-27T19:00:00Z",
     "duration": 12.3,
+    "schema_check": {
+        "mode": "report",
+        "swaggers": [
+            {"api_version": "1.41", "source": "bookworm", "suite": "bookworm", "package_version": "x"}
+        ],
+        "error": "",
+    },
     "scenarios": [
         {
             "id": "api/system/ping-headers",
@@ -40,6 +62,7 @@ EXAMPLE: dict[str, Any] = {
             "reason": "",
             "duration": 0.12,
             "observations": {"status": 200, "headers": {"Api-Version": "1.41"}},
+            "schema_check": {"checked": 3, "skipped": {"not-json": 1}, "findings": [FINDING]},
         }
     ],
 }
@@ -50,6 +73,37 @@ def test_example_document_round_trips_exactly() -> None:
     assert loaded.target.name == "refd"
     assert loaded.scenarios[0].observations["headers"]["Api-Version"] == "1.41"
     assert loaded.to_dict() == EXAMPLE
+
+
+def test_schema_checks_load_typed() -> None:
+    loaded = Results.from_dict(EXAMPLE)
+    assert loaded.schema_check.mode == "report"
+    check = loaded.scenarios[0].schema_check
+    assert check.checked == 3 and check.skipped == {"not-json": 1}
+    assert check.findings == (Finding.from_dict(FINDING),)
+    assert check.findings[0].on_reference is None
+
+
+def test_version_1_files_still_load_without_schema_checks() -> None:
+    old = json.loads(json.dumps(EXAMPLE))
+    old["schema"] = "harness.results/1"
+    del old["schema_check"]
+    del old["scenarios"][0]["schema_check"]
+    loaded = Results.from_dict(old)
+    assert loaded.schema_check == SchemaRun()
+    assert loaded.scenarios[0].schema_check == SchemaCheck()
+    assert loaded.to_dict()["schema"] == SCHEMA == "harness.results/2"
+    old["schema_check"] = {"mode": "report"}  # a version 1 file has no such field
+    with pytest.raises(ResultsError, match="unknown field"):
+        Results.from_dict(old)
+
+
+def test_merge_adds_schema_counts_and_findings() -> None:
+    one = SchemaCheck(2, {"not-json": 1}, (Finding.from_dict(FINDING),))
+    two = SchemaCheck(1, {"not-json": 2, "no-body": 1}, (Finding.from_dict({**FINDING, "count": 1}),))
+    merged = one.merge(two)
+    assert merged.checked == 3 and merged.skipped == {"no-body": 1, "not-json": 3}
+    assert [f.count for f in merged.findings] == [3]
 
 
 def test_dump_and_load_round_trip(tmp_path: Path) -> None:
@@ -94,7 +148,9 @@ def _with(**changes: Any) -> dict[str, Any]:
     [
         ("{not json", "not JSON"),
         ("[]", "expected an object, got list"),
-        (_with(schema="harness.results/2"), "schema is 'harness.results/2', expected 'harness.results/1'"),
+        (_with(schema="harness.results/3"), "schema is 'harness.results/3', expected 'harness.results/2'"),
+        (_with(scenario_schema_check={"checked": 1, "findings": [{"method": "GET"}]}), "findings[0].path"),
+        (_with(scenario_schema_check={"skipped": {"x": "many"}}), "schema_check.skipped: expected an object"),
         ({k: v for k, v in EXAMPLE.items() if k != "schema"}, "schema is None"),
         ({k: v for k, v in EXAMPLE.items() if k != "target"}, "at target: missing required field"),
         (_with(target={"version": "1"}), "at target.name: missing required field"),
@@ -138,3 +194,13 @@ def test_merge_refuses_different_targets_and_conflicting_shards() -> None:
         merge_results([results("refd", scenario("api/a")), results("refd", scenario("api/a", "failed"))])
     # the very same scenario twice (a re-uploaded shard) is harmless
     assert len(merge_results([results("refd", scenario("api/a"))] * 2).scenarios) == 1
+
+
+def test_merge_accepts_a_shard_that_learnt_no_api_version() -> None:
+    from dataclasses import replace
+
+    a = results("refd", scenario("api/a"))
+    b = results("refd", scenario("socket/b"))
+    b = replace(b, target=replace(b.target, api_version=""))
+    merged = merge_results([b, a])
+    assert merged.target.api_version == "1.51"

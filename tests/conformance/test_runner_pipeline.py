@@ -86,6 +86,7 @@ def test_all_pass_exits_0_and_writes_reports(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "dockerd.json",
         "junit.xml",
+        "parity.html",
         "parity.json",
         "parity.md",
         "refd.json",
@@ -156,6 +157,16 @@ def test_default_suites_are_every_area() -> None:
     )
     assert "--backend" not in cmd
     assert cmd[3:7] == ["suites/api", "suites/socket", "suites/config", "suites/systemd"]
+    assert "--schema" not in cmd  # the plugin resolves HARNESS_SCHEMA / ini / report
+
+
+def test_schema_mode_is_passed_to_pytest_and_checked(tmp_path: Path) -> None:
+    parsed = parse_options(Run(argv=["--schema", "strict"], env={}))
+    assert isinstance(parsed, Run) and parsed.options.schema == "strict"
+    cmd = build_pytest_command(Run(argv=[], options=parsed.options, plugin_autoloaded=True), "refd", tmp_path)
+    assert cmd[cmd.index("--schema") + 1] == "strict"
+    code, _, err = _run(["--schema", "loud"], FakePytest())
+    assert code == 2 and "invalid choice: 'loud'" in err
 
 
 def test_failed_scenario_is_data_and_exits_1(tmp_path: Path) -> None:

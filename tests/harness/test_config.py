@@ -10,7 +10,7 @@ import pytest
 from harness.config import HarnessConfig, resolve_config
 from harness.errors import ConfigValueError
 
-ENV_VARS = ("HARNESS_TARGETS", "HARNESS_BACKEND", "HARNESS_KEEP_DAEMONS", "HARNESS_SHARD")
+ENV_VARS = ("HARNESS_TARGETS", "HARNESS_BACKEND", "HARNESS_KEEP_DAEMONS", "HARNESS_SHARD", "HARNESS_SCHEMA")
 
 
 @pytest.fixture(autouse=True)
@@ -27,9 +27,10 @@ def _resolve(ini: dict[str, str] | None = None, **cli: Any) -> HarnessConfig:
         "results_json": None,
         "results_dir": None,
         "harness_shard": None,
+        "schema": None,
         **cli,
     }
-    inis = {"harness_targets": "", "harness_backend": "", **(ini or {})}
+    inis = {"harness_targets": "", "harness_backend": "", "harness_schema": "", **(ini or {})}
     option: Callable[[str], Any] = options.__getitem__  # an unknown option name is a KeyError, as in pytest
     return resolve_config(option, inis.__getitem__)
 
@@ -43,7 +44,17 @@ def test_defaults() -> None:
         results_json=None,
         results_dir=None,
         shard=None,
+        schema="report",
     )
+
+
+def test_schema_mode_cli_env_ini_and_bad_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _resolve({"harness_schema": "off"}, targets="refd").schema == "off"
+    monkeypatch.setenv("HARNESS_SCHEMA", "strict")
+    assert _resolve({"harness_schema": "off"}, targets="refd").schema == "strict"
+    assert _resolve(targets="refd", schema="report").schema == "report"
+    with pytest.raises(ConfigValueError, match="bad schema mode 'loud' from command line: choose from"):
+        _resolve(targets="refd", schema="loud")
 
 
 def test_cli_beats_env_beats_ini(monkeypatch: pytest.MonkeyPatch) -> None:

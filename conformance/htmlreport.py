@@ -1,0 +1,421 @@
+"""``parity.html``: one self-contained page (inline CSS and JS, no external assets) over a parity document.
+
+A matrix of scenario x target (targets grouped by kernel when the runs had different kernels), filtered by
+area, outcome, parity verdict, schema findings and a text search. Each cell opens (``<details>``) to show what
+the target did: outcome and reason, the verdict with the known-divergence reason, the diff against the
+reference, the raw observations, and the schema checks with their findings.
+
+Scenario output is untrusted (a daemon can put anything in an error message): every text goes through
+``html.escape`` and data reaches the script only through ``data-*`` attributes, never inside ``<script>``.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from typing import Any
+
+from conformance.parity import VERDICTS, Parity, ScenarioParity, TargetOutcome, TargetRun, Verdict
+from conformance.results import OUTCOMES, Finding
+
+__all__ = ["render_html"]
+
+_MAX_JSON = 20_000
+
+_CSS = """
+:root { --ok: #1a7f37; --bad: #cf222e; --err: #82071e; --skip: #6e7781; --div: #bc4c00; --known: #0969da;
+  --miss: #8250df; --find: #9a6700; --line: #d0d7de; --bg: #f6f8fa; }
+* { box-sizing: border-box; }
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 1.5rem; color: #1f2328; }
+h1 { font-size: 1.5rem; margin: 0 0 .3rem; } h2 { font-size: 1.15rem; margin: 1.5rem 0 .5rem; }
+code, pre { font: 12px/1.4 ui-monospace, SFMono-Regular, Menlo, monospace; }
+pre { background: var(--bg); border: 1px solid var(--line); padding: .5rem; overflow: auto; max-height: 24rem;
+  white-space: pre-wrap; word-break: break-word; margin: .3rem 0; }
+table { border-collapse: collapse; }
+th, td { border: 1px solid var(--line); padding: .25rem .45rem; vertical-align: top; text-align: left; }
+th { background: var(--bg); position: sticky; top: 0; z-index: 1; }
+.meta { color: #57606a; } .ok { color: var(--ok); font-weight: 600; } .failed-run { color: var(--bad);
+  font-weight: 600; }
+#filters { display: flex; flex-wrap: wrap; gap: .4rem 1.5rem; margin: 1rem 0; padding: .6rem .8rem;
+  background: var(--bg); border: 1px solid var(--line); border-radius: 6px; }
+#filters fieldset { border: 0; margin: 0; padding: 0; } #filters legend { font-weight: 600; padding: 0; }
+#filters label { margin-right: .6rem; white-space: nowrap; } #filters button { margin-left: .2rem; }
+#matrix td.sc { min-width: 14rem; max-width: 30rem; } #matrix td.sc .st { color: #57606a; font-size: 12px; }
+#matrix td.cell { min-width: 9rem; max-width: 40rem; }
+details > summary { cursor: pointer; list-style: none; }
+details > summary::-webkit-details-marker { display: none; }
+details[open] > summary { margin-bottom: .3rem; }
+.badge { display: inline-block; border-radius: 3px; padding: 0 .35rem; font-size: 12px; color: #fff;
+  font-weight: 600; margin-right: .2rem; }
+.o-passed { background: var(--ok); } .o-failed { background: var(--bad); }
+.o-error { background: var(--err); }
+.o-skipped, .o-absent, .v-skipped { background: var(--skip); } .v-match { background: var(--ok); }
+.v-diverge { background: var(--div); } .v-known { background: var(--known); }
+.v-missing { background: var(--miss); } .v-reference { background: #57606a; }
+.f-own { background: var(--find); } .f-shared { background: #bf8700; opacity: .7; }
+td.cell.problem { background: #fff1e5; } td.cell.failing { background: #ffebe9; }
+.reason { white-space: pre-wrap; } .small { font-size: 12px; } .dim { color: #57606a; }
+table.inner { margin: .3rem 0; font-size: 12px; } table.inner th { position: static; }
+table.inner td { overflow-wrap: anywhere; } table.inner td.nw { white-space: nowrap; }
+#count { margin-left: auto; color: #57606a; }
+"""
+
+_JS = """
+(function () {
+  var form = document.getElementById('filters');
+  var rows = Array.prototype.slice.call(document.querySelectorAll('#matrix > tbody > tr'));
+  function checked(group) {
+    var out = {};
+    form.querySelectorAll('input[data-group="' + group + '"]').forEach(function (box) {
+      if (box.checked) { out[box.value] = true; }
+    });
+    return out;
+  }
+  function any(words, set) {
+    return words.split(' ').some(function (w) { return w && set[w]; });
+  }
+  function apply() {
+    var areas = checked('area'), outcomes = checked('outcome'), verdicts = checked('verdict');
+    var onlyFindings = document.getElementById('only-findings').checked;
+    var text = document.getElementById('search').value.toLowerCase();
+    var shown = 0;
+    rows.forEach(function (row) {
+      var ok = areas[row.dataset.area] && any(row.dataset.outcomes, outcomes) &&
+        (!row.dataset.verdicts || any(row.dataset.verdicts, verdicts)) &&
+        (!onlyFindings || row.dataset.findings !== '0') &&
+        (!text || row.dataset.text.indexOf(text) !== -1);
+      row.hidden = !ok;
+      if (ok) { shown += 1; }
+    });
+    document.getElementById('count').textContent = shown + ' of ' + rows.length + ' scenarios';
+  }
+  form.addEventListener('input', apply);
+  form.addEventListener('change', apply);
+  form.querySelectorAll('button[data-set]').forEach(function (button) {
+    button.addEventListener('click', function (event) {
+      event.preventDefault();
+      var on = button.dataset.set === 'all';
+      form.querySelectorAll('input[data-group="' + button.dataset.group + '"]').forEach(function (box) {
+        box.checked = on;
+      });
+      apply();
+    });
+  });
+  document.getElementById('expand').addEventListener('click', function (event) {
+    event.preventDefault();
+    var open = this.dataset.open !== '1';
+    this.dataset.open = open ? '1' : '0';
+    this.textContent = open ? 'collapse all' : 'expand all';
+    rows.forEach(function (row) {
+      if (!row.hidden) { row.querySelectorAll('details').forEach(function (d) { d.open = open; }); }
+    });
+  });
+  apply();
+})();
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _json(value: Any) -> str:
+    text = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
+    if len(text) > _MAX_JSON:
+        text = text[:_MAX_JSON] + f"\n… ({len(text) - _MAX_JSON} more characters in parity.json)"
+    return _e(text)
+
+
+def _short_json(value: Any, limit: int = 200) -> str:
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _badge(kind: str, text: str, title: str = "") -> str:
+    t = f' title="{_e(title)}"' if title else ""
+    return f'<span class="badge {_e(kind)}"{t}>{_e(text)}</span>'
+
+
+def _link(url: str) -> str:
+    if url.startswith(("https://", "http://")):
+        return f'<a href="{_e(url)}" rel="noopener noreferrer">{_e(url)}</a>'
+    return _e(url)
+
+
+def _diff_table(parity: Parity, target: str, verdict: Verdict) -> str:
+    rows = []
+    if verdict.outcome is not None:
+        rows.append(
+            f"<tr><td>outcome</td><td>{_e(verdict.outcome[0])}</td><td>{_e(verdict.outcome[1])}</td></tr>"
+        )
+    for d in verdict.diffs:
+        ref = "(absent)" if d.kind == "added" else _short_json(d.reference)
+        tgt = "(absent)" if d.kind == "removed" else _short_json(d.target)
+        rows.append(
+            f"<tr><td><code>{_e(d.path or '/')}</code></td><td><code>{_e(ref)}</code></td>"
+            f"<td><code>{_e(tgt)}</code></td></tr>"
+        )
+    if not rows:
+        return ""
+    return (
+        f'<table class="inner"><thead><tr><th>path (normalised)</th><th>{_e(parity.reference)}</th>'
+        f"<th>{_e(target)}</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def _findings_table(findings: tuple[Finding, ...], is_reference: bool) -> str:
+    rows = []
+    for f in findings:
+        shared = "" if is_reference else ("yes" if f.on_reference else "no")
+        rows.append(
+            "<tr>"
+            f'<td><code title="first request: {_e(f.url)}">{_e(f.method)} {_e(f.path)}</code></td>'
+            f'<td class="nw">{_e(f.status)}</td><td class="nw">{_e(f.api_version)}</td>'
+            f"<td><code>{_e(f.field or '/')}</code></td>"
+            f"<td>{_e(f.message)}{' (x' + _e(f.count) + ')' if f.count > 1 else ''}</td>"
+            + ("" if is_reference else f"<td>{shared}</td>")
+            + "</tr>"
+        )
+    head = "<th>operation</th><th>status</th><th>API</th><th>field</th><th>message</th>" + (
+        "" if is_reference else "<th>on reference</th>"
+    )
+    return (
+        f'<table class="inner findings"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+    )
+
+
+def _cell(parity: Parity, scenario: ScenarioParity, run: TargetRun) -> tuple[str, set[str], set[str], int]:
+    """The ``<td>`` for one target of one scenario, plus its outcome, verdict words and finding count."""
+    name = run.name
+    result: TargetOutcome | None = scenario.results.get(name)
+    verdict = scenario.verdicts.get(name)
+    is_ref = name == parity.reference
+    outcome = result.outcome if result is not None else "absent"
+    words = {outcome}
+    verdict_words = {verdict.verdict} if verdict is not None else set()
+    findings = result.schema_check.findings if result is not None else ()
+    own = [f for f in findings if not f.on_reference]
+    summary = [_badge(f"o-{outcome}", outcome)]
+    if verdict is not None:
+        summary.append(_badge(f"v-{verdict.verdict}", verdict.verdict, f"parity with {parity.reference}"))
+    elif is_ref and len(parity.targets) > 1:
+        summary.append(_badge("v-reference", "reference"))
+    if findings:
+        kind = "f-own" if own or is_ref else "f-shared"
+        label = f"schema {len(findings)}" if is_ref or not own else f"schema {len(own)}/{len(findings)}"
+        title = "schema findings" if is_ref else "schema findings not on the reference / all"
+        summary.append(_badge(kind, label, title))
+    body: list[str] = []
+    if result is None:
+        body.append(f"<p>The scenario is absent from {_e(name)}'s results.</p>")
+    else:
+        meta = f"{result.duration:.3f} s"
+        if result.nodeid:
+            meta += f" · <code>{_e(result.nodeid)}</code>"
+        body.append(f'<p class="small dim">{meta}</p>')
+        if result.reason:
+            body.append(f'<p class="reason"><b>{_e(outcome)}:</b> {_e(result.reason)}</p>')
+    if verdict is not None:
+        text = f"<p><b>parity vs {_e(parity.reference)}: {_e(verdict.verdict)}</b>"
+        if verdict.reason:
+            label = "known divergence" if verdict.verdict == "known" else "why"
+            text += f'<br><span class="reason">{label}: {_e(verdict.reason)}</span>'
+        if verdict.link:
+            text += f"<br>{_link(verdict.link)}"
+        body.append(text + "</p>")
+        body.append(_diff_table(parity, name, verdict))
+    if result is not None:
+        if result.observations:
+            body.append(f"<p><b>observations</b> (raw)</p><pre>{_json(result.observations)}</pre>")
+        check = result.schema_check
+        if check.checked or check.skipped or check.findings:
+            skipped = ", ".join(f"{_e(k)} {_e(v)}" for k, v in sorted(check.skipped.items()))
+            body.append(
+                f"<p><b>schema</b>: {_e(check.checked)} response(s) checked"
+                + (f"; skipped: {skipped}" if skipped else "")
+                + (f"; {len(check.findings)} finding(s)" if check.findings else "; no findings")
+                + "</p>"
+            )
+            if check.findings:
+                body.append(_findings_table(check.findings, is_ref))
+    classes = ["cell"]
+    if outcome in ("failed", "error"):
+        classes.append("failing")
+    elif verdict is not None and verdict.problem:
+        classes.append("problem")
+    td = (
+        f'<td class="{" ".join(classes)}"><details><summary>{"".join(summary)}</summary>'
+        f"{''.join(body)}</details></td>"
+    )
+    return td, words, verdict_words, len(findings)
+
+
+def _kernels(parity: Parity) -> list[tuple[str, list[TargetRun]]]:
+    groups: dict[str, list[TargetRun]] = {}
+    for run in parity.targets:
+        groups.setdefault(run.target.kernel, []).append(run)
+    return list(groups.items())
+
+
+def _summary_table(parity: Parity) -> str:
+    summary = parity.summary()
+    rows = []
+    for run in parity.targets:
+        t = summary["targets"][run.name]
+        v = t["verdicts"] or {}
+        s = t["schema"]
+        name = f"{run.name} (reference)" if run.name == parity.reference else run.name
+        if s["error"]:
+            schema = f'<span title="{_e(s["error"])}">off: swagger unavailable</span>'
+        elif s["mode"] in ("", "off"):
+            schema = _e(s["mode"] or "not recorded")
+        else:
+            own = "" if run.name == parity.reference else f" ({_e(s['own_findings'])} not on the reference)"
+            schema = f"{_e(s['mode'])}: {_e(s['checked'])} checked, {_e(s['findings'])} finding(s){own}"
+        swaggers = ", ".join(f"{_e(w.get('api_version', ''))}" for w in run.schema_check.swaggers)
+        rows.append(
+            "<tr>"
+            f"<td>{_e(name)}</td><td>{_e(run.target.version)}</td><td>{_e(run.target.api_version)}</td>"
+            f"<td>{_e(run.target.backend)}</td><td>{_e(run.target.kernel)}</td><td>{_e(t['scenarios'])}</td>"
+            + "".join(f"<td>{_e(t['outcomes'][o])}</td>" for o in OUTCOMES)
+            + "".join(f"<td>{_e(v[k]) if v else '—'}</td>" for k in VERDICTS)
+            + f"<td>{schema}{' · swaggers ' + swaggers if swaggers else ''}</td>"
+            "</tr>"
+        )
+    head = (
+        '<tr><th rowspan="2">target</th><th rowspan="2">version</th><th rowspan="2">API</th>'
+        '<th rowspan="2">backend</th><th rowspan="2">kernel</th><th rowspan="2">scenarios</th>'
+        f'<th colspan="{len(OUTCOMES)}">outcomes</th>'
+        f'<th colspan="{len(VERDICTS)}">parity with {_e(parity.reference)}</th>'
+        '<th rowspan="2">schema checks</th></tr><tr>'
+        + "".join(f"<th>{_e(o)}</th>" for o in OUTCOMES)
+        + "".join(f"<th>{_e(v)}</th>" for v in VERDICTS)
+        + "</tr>"
+    )
+    return f"<table><thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _filters(areas: list[str]) -> str:
+    def group(name: str, legend: str, values: list[str]) -> str:
+        boxes = "".join(
+            f'<label><input type="checkbox" data-group="{_e(name)}" value="{_e(v)}" checked> {_e(v)}</label>'
+            for v in values
+        )
+        buttons = (
+            f'<button type="button" data-group="{_e(name)}" data-set="all">all</button>'
+            f'<button type="button" data-group="{_e(name)}" data-set="none">none</button>'
+        )
+        return f"<fieldset><legend>{_e(legend)} {buttons}</legend>{boxes}</fieldset>"
+
+    return (
+        '<form id="filters" onsubmit="return false">'
+        + group("area", "Area", areas)
+        + group("outcome", "Outcome (any target)", [*OUTCOMES, "absent"])
+        + group("verdict", "Parity (any target)", list(VERDICTS))
+        + "<fieldset><legend>Schema</legend>"
+        '<label><input type="checkbox" id="only-findings"> only scenarios with findings</label></fieldset>'
+        '<fieldset><legend>Search</legend><input type="search" id="search" placeholder="scenario id or text">'
+        "</fieldset>"
+        '<fieldset><legend>Cells</legend><button type="button" id="expand">expand all</button></fieldset>'
+        '<span id="count"></span></form>'
+    )
+
+
+def _listing(title: str, items: str, count: int) -> str:
+    """A list under a summary line, open when it is short."""
+    if not items:
+        return f"<p>{_e(title)}</p>"
+    return (
+        f"<details{' open' if count <= 10 else ''}><summary>{_e(title)}</summary><ul>{items}</ul></details>"
+    )
+
+
+def render_html(parity: Parity) -> str:
+    summary = parity.summary()
+    areas = sorted({s.area or s.id.split("/", 1)[0] for s in parity.scenarios})
+    kernels = _kernels(parity)
+    runs = [run for _k, group in kernels for run in group]
+    head_rows = []
+    if len(kernels) > 1:
+        head_rows.append(
+            '<tr><th rowspan="2">scenario</th>'
+            + "".join(f'<th colspan="{len(g)}">kernel {_e(k or "?")}</th>' for k, g in kernels)
+            + "</tr><tr>"
+        )
+    else:
+        head_rows.append("<tr><th>scenario</th>")
+    for run in runs:
+        ref = " (reference)" if run.name == parity.reference else ""
+        detail = " · ".join(
+            x for x in (run.target.version, run.target.kernel if len(kernels) == 1 else "") if x
+        )
+        head_rows.append(f'<th>{_e(run.name)}{_e(ref)}<br><span class="small dim">{_e(detail)}</span></th>')
+    head_rows.append("</tr>")
+    body_rows = []
+    for s in parity.scenarios:
+        cells, outcomes, verdicts, findings = [], set(), set(), 0
+        for run in runs:
+            td, o, v, n = _cell(parity, s, run)
+            cells.append(td)
+            outcomes |= o
+            verdicts |= v
+            findings += n
+        area = s.area or s.id.split("/", 1)[0]
+        text = " ".join((s.id, s.statement, s.ref)).lower()
+        ref = f' <span class="dim">({_e(s.ref)})</span>' if s.ref else ""
+        body_rows.append(
+            f'<tr data-area="{_e(area)}" data-outcomes="{_e(" ".join(sorted(outcomes)))}" '
+            f'data-verdicts="{_e(" ".join(sorted(verdicts)))}" data-findings="{findings}" '
+            f'data-text="{_e(text)}">'
+            f'<td class="sc"><code>{_e(s.id)}</code><div class="st">{_e(s.statement)}{ref}</div></td>'
+            + "".join(cells)
+            + "</tr>"
+        )
+    unexplained = parity.unexplained()
+    problems = "".join(
+        f"<li><code>{_e(s.id)}</code> on {_e(t)}: {_e(v.verdict)}</li>" for s, t, v in unexplained
+    )
+    stale = "".join(
+        f"<li><code>{_e(k.entry.scenario)}</code> on {_e(', '.join(k.entry.targets))}: "
+        f"{_e(k.entry.reason)}</li>"
+        for k in parity.stale()
+    )
+    rules = "".join(
+        f"<tr><td><code>{_e(r['name'])}</code></td><td>{_e(r['description'])}</td></tr>" for r in parity.rules
+    )
+    ok = summary["ok"]
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        "<title>Conformance parity</title>",
+        f"<style>{_CSS}</style></head><body>",
+        "<h1>Conformance parity</h1>",
+        f'<p class="meta">reference target <b>{_e(parity.reference)}</b> · '
+        f"generated {_e(parity.generated or '—')}"
+        f" · {len(parity.scenarios)} scenarios · result: "
+        f'<span class="{"ok" if ok else "failed-run"}">{"OK" if ok else "FAILED"}</span></p>',
+        "<h2>Summary</h2>",
+        _summary_table(parity),
+        _listing(f"Unexplained divergences: {len(unexplained)}", problems, len(unexplained)),
+        _listing(
+            f"Stale known divergences (explained nothing in this run): {len(parity.stale())}",
+            stale,
+            len(parity.stale()),
+        )
+        if stale
+        else "",
+        '<h2 id="scenarios">Scenarios</h2>',
+        '<p class="small dim">Click a cell for what the target did: outcome, parity with the reference '
+        "and the known-divergence reason, the diff (on normalised observations), the raw observations and "
+        "the schema findings (responses checked against the Engine API swagger; <i>on reference</i> means "
+        "the reference target answered with the same violation).</p>",
+        _filters(areas),
+        f'<table id="matrix"><thead>{"".join(head_rows)}</thead><tbody>{"".join(body_rows)}</tbody></table>',
+        "<h2>Normalisation rules</h2>",
+        "<p>Observations are normalised with these rules, in this order, before they are compared:</p>",
+        f"<table><thead><tr><th>rule</th><th>description</th></tr></thead><tbody>{rules}</tbody></table>",
+        f"<script>{_JS}</script>",
+        "</body></html>",
+    ]
+    return "\n".join(p for p in parts if p) + "\n"
