@@ -15,6 +15,7 @@ def register(router: Router) -> None:
         archive,
         container_changes,
         container_stats,
+        container_update,
         containers,
         events,
         exec,
@@ -29,6 +30,7 @@ def register(router: Router) -> None:
     containers.register(router)
     container_stats.register(router)
     container_changes.register(router)
+    container_update.register(router)
     archive.register(router)
     volumes.register(router)
     exec.register(router)
