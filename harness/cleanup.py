@@ -92,6 +92,9 @@ class Ledger:
                 kill_netns_members(int(record["netns"]))
             workdir = record.get("workdir", "")
             if workdir and os.path.basename(workdir).startswith("harness-"):
+                from .backends.local import release_namespaces
+
+                release_namespaces(workdir)  # the kept namespace files are mounts: unmount before removing
                 shutil.rmtree(workdir, ignore_errors=True)
             with contextlib.suppress(OSError):
                 os.unlink(path)

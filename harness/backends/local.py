@@ -127,18 +127,7 @@ class LocalBackend:
             sock.close()
         if socks:
             remap += f"export LISTEN_FDS={len(socks)}; export LISTEN_PID=$$\n"
-        wrapper = [
-            "unshare",
-            "--mount",
-            "--net",
-            "--propagation",
-            "private",
-            "--",
-            "bash",
-            "-c",
-            _WRAPPER.format(remap=remap),
-            "refd-wrapper",
-        ]
+        wrapper = [*_namespace_command(handle), "bash", "-c", _WRAPPER.format(remap=remap), "refd-wrapper"]
         stdout = open(handle.stdout_path, "ab")  # noqa: SIM115 - handed to the child
         stderr = open(handle.stderr_path, "ab")  # noqa: SIM115
         try:
@@ -301,11 +290,53 @@ class LocalBackend:
                     kill_netns_members(ino)
             remove_cgroup_tree(cgroup_parent(handle))
             LEDGER.forget_daemon(proc.pid)
+        release_namespaces(handle.workdir)
         self._close_forwarders(handle)
         if handle.notify_listener is not None:
             handle.notify_listener.close()
         if not keep:
             shutil.rmtree(handle.workdir, ignore_errors=True)
+
+
+def _ns_file(workdir: str) -> str:
+    return os.path.join(workdir, "ns", "net")
+
+
+def _namespace_command(handle: DaemonHandle) -> list[str]:
+    """A fresh mount namespace, and the daemon's own network namespace: made on first boot, kept on a file.
+
+    Keeping the netns (``unshare --net=FILE``, then ``nsenter --net=FILE``) means a restarted daemon
+    comes back in the same network namespace, as under a real supervisor: live-restored containers
+    keep their bridge, veths and published ports. The mount namespace is new per boot (a target's
+    launcher may pivot_root inside it).
+    """
+    net = _ns_file(handle.workdir)
+    if _is_nsfs(net):
+        return ["nsenter", f"--net={net}", "--", "unshare", "--mount", "--propagation", "private", "--"]
+    os.makedirs(os.path.dirname(net), exist_ok=True)
+    with open(net, "w"):
+        pass
+    return ["unshare", "--mount", f"--net={net}", "--propagation", "private", "--"]
+
+
+def _is_nsfs(path: str) -> bool:
+    """Whether ``path`` is a namespace file (an nsfs bind mount), not the empty placeholder."""
+    real = os.path.realpath(path)
+    try:
+        with open("/proc/self/mountinfo") as fh:
+            return any(line.split()[4] == real and " - nsfs " in line for line in fh)
+    except OSError:
+        return False
+
+
+def release_namespaces(workdir: str) -> None:
+    """Unmount the kept netns file (the namespace goes once nothing else holds it)."""
+    import ctypes
+
+    path = _ns_file(workdir)
+    if os.path.exists(path):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.umount2(os.fsencode(path), 2)  # MNT_DETACH
 
 
 def _check_socket_paths(handle: DaemonHandle) -> None:

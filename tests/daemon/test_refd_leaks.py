@@ -1,4 +1,5 @@
-"""No leaks: container lifecycles on refd leave no mounts, cgroups, processes or descriptors behind.
+"""No leaks: container lifecycles on refd leave no mounts, cgroups, processes, descriptors, network
+interfaces, sandboxes or firewall rules behind.
 
 Runs a real refd (root needed) and N create/start/wait/rm cycles through the API, then compares
 the daemon's mount table, the container cgroups, the processes in its network namespace and its
@@ -10,6 +11,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -47,7 +49,7 @@ def _cgroups_of(ids: list[str]) -> list[str]:
     return left
 
 
-def _snapshot(handle: DaemonHandle) -> dict[str, object]:
+def _snapshot(handle: DaemonHandle) -> dict[str, Any]:
     pid = handle.pid
     with open(f"/proc/{pid}/mountinfo") as fh:
         mounts = sorted(line.split()[4] for line in fh)
@@ -74,10 +76,33 @@ def _snapshot(handle: DaemonHandle) -> dict[str, object]:
         "processes": sorted(members),
         "cgroups": sorted(cgroups),
         "fds": len(os.listdir(f"/proc/{pid}/fd")),
+        **_network_snapshot(handle),
     }
 
 
-def _settled(handle: DaemonHandle, before: dict[str, object], timeout: float = 10.0) -> dict[str, object]:
+def _network_snapshot(handle: DaemonHandle) -> dict[str, Any]:
+    """Links and firewall rules in the daemon's netns, and the sandbox files under its exec-root."""
+    import subprocess
+
+    from harness.daemon.network.netlink import Netlink
+
+    with Netlink(f"/proc/{handle.pid}/ns/net") as nl:
+        links = sorted(nl.links())
+    rules = subprocess.run(
+        ["nsenter", f"--net=/proc/{handle.pid}/ns/net", "iptables-save"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    sandboxes = os.path.join(handle.exec_root, "netns")
+    return {
+        "links": links,
+        "rules": sorted(line for line in rules.splitlines() if line.startswith("-A")),
+        "sandboxes": sorted(os.listdir(sandboxes)) if os.path.isdir(sandboxes) else [],
+    }
+
+
+def _settled(handle: DaemonHandle, before: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
     """The snapshot once shims have had time to exit (they end a moment after their container)."""
     import time
 
@@ -91,7 +116,7 @@ def _settled(handle: DaemonHandle, before: dict[str, object], timeout: float = 1
         time.sleep(0.2)
 
 
-def _baseline(handle: DaemonHandle, timeout: float = 10.0) -> dict[str, object]:
+def _baseline(handle: DaemonHandle, timeout: float = 10.0) -> dict[str, Any]:
     """The snapshot once the warm-up container's shim has exited: only refd left in its namespace."""
     import time
 
@@ -148,3 +173,76 @@ def test_failed_starts_leave_nothing_behind(refd: DaemonHandle) -> None:
     assert after["mounts"] == before["mounts"]
     assert after["cgroups"] == before["cgroups"]
     assert after["processes"] == before["processes"]
+
+
+def _network_cycle(client: EngineClient, image: str, n: int) -> None:
+    """A user network, two containers (one publishing a port, both using the DNS), all removed again."""
+    net = f"leak-net-{n}"
+    assert client.post("/networks/create", json={"Name": net}).status_code == 201
+    ids = []
+    for i, extra in enumerate(({"PortBindings": {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}]}}, {})):
+        body = {
+            "Image": image,
+            "Cmd": ["sh", "-c", f"nslookup leak-{n}-0 >/dev/null; sleep 30"],
+            "ExposedPorts": {"80/tcp": {}},
+            "HostConfig": {"NetworkMode": net, **extra},
+        }
+        cid = client.post(f"/containers/create?name=leak-{n}-{i}", json=body).json()["Id"]
+        assert client.post(f"/containers/{cid}/start").status_code == 204
+        ids.append(cid)
+    assert client.post("/networks/bridge/connect", json={"Container": ids[1]}).status_code == 200
+    for cid in ids:
+        assert client.delete(f"/containers/{cid}?force=1").status_code == 204
+    assert client.delete(f"/networks/{net}").status_code == 204
+
+
+def test_network_lifecycles_leave_nothing_behind(refd: DaemonHandle) -> None:
+    assert refd.endpoint is not None
+    image = load_test_image(refd.endpoint)
+    client = EngineClient(refd.endpoint)
+    try:
+        _network_cycle(client, image, 0)
+        before = _baseline(refd)
+        for n in range(1, max(CYCLES // 4, 3)):
+            _network_cycle(client, image, n)
+        after = _settled(refd, before)
+    finally:
+        client.close()
+    assert after["links"] == before["links"] == ["docker0", "lo"]
+    assert after["sandboxes"] == before["sandboxes"] == []
+    assert after["rules"] == before["rules"]
+    assert after["mounts"] == before["mounts"]
+    assert after["processes"] == before["processes"]
+    assert abs(int(after["fds"]) - int(before["fds"])) <= 2
+
+
+def test_shutdown_removes_bridges_and_rules(refd: DaemonHandle) -> None:
+    """refd removes the bridges and iptables rules it made when it stops (its netns is kept to look)."""
+    import subprocess
+
+    from harness.daemon.network.netlink import Netlink
+    from harness.daemon.network.sandbox import delete_netns
+    from harness.daemon.runtime import syscalls as sc
+
+    assert refd.endpoint is not None
+    client = EngineClient(refd.endpoint)
+    try:
+        assert client.post("/networks/create", json={"Name": "kept"}).status_code == 201
+    finally:
+        client.close()
+    keep = os.path.join(refd.workdir, "netns-kept")
+    open(keep, "w").close()
+    sc.mount(f"/proc/{refd.pid}/ns/net", keep, None, sc.MS_BIND, None)
+    try:
+        during = _network_snapshot(refd)
+        refd.stop()
+        with Netlink(keep) as nl:
+            links = sorted(nl.links())
+        rules = subprocess.run(
+            ["nsenter", f"--net={keep}", "iptables-save"], capture_output=True, text=True
+        ).stdout
+    finally:
+        delete_netns(keep)
+    assert len(during["links"]) == 3 and during["rules"]
+    assert links == ["lo"]
+    assert [line for line in rules.splitlines() if line.startswith("-A")] == []

@@ -200,9 +200,13 @@ def build_host_config(
             hc[key] = value if not isinstance(value, list | dict) else type(value)(value)
     if hc.get("Ulimits") is None:
         hc["Ulimits"] = []
-    if not hc.get("Privileged"):
-        hc.setdefault("MaskedPaths", list(DEFAULT_MASKED_PATHS))
-        hc.setdefault("ReadonlyPaths", list(DEFAULT_READONLY_PATHS))
+    if not hc.get("Privileged"):  # null from a client is unset too (Go's nil slice)
+        if hc.get("MaskedPaths") is None:
+            hc["MaskedPaths"] = list(DEFAULT_MASKED_PATHS)
+        if hc.get("ReadonlyPaths") is None:
+            hc["ReadonlyPaths"] = list(DEFAULT_READONLY_PATHS)
+    if hc.get("MemorySwappiness") == -1:
+        hc["MemorySwappiness"] = None  # the CLI's "unset" (-1) is stored as nil, as dockerd does
     if hc.get("Memory") and not hc.get("MemorySwap"):
         hc["MemorySwap"] = hc["Memory"] * 2  # dockerd's default: swap equal to memory
     return hc

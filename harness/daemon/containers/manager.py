@@ -425,7 +425,15 @@ class ContainerManager:
         networks = getattr(self.daemon, "networks", None)
         internal_dns = networks is not None and networks.uses_embedded_dns(c)
         with open(c.file("resolv.conf"), "w") as fh:
-            fh.write(resolv_conf(c.host_config, internal_dns))
+            fh.write(resolv_conf(self._dns_settings(c), internal_dns))
+
+    def _dns_settings(self, c: Container) -> dict[str, Any]:
+        """The container's Dns/DnsSearch/DnsOptions, else the daemon's --dns/--dns-search/--dns-opt."""
+        hc, cfg = dict(c.host_config), self.daemon.config
+        for key, flag in (("Dns", "dns"), ("DnsSearch", "dns-search"), ("DnsOptions", "dns-opt")):
+            if not hc.get(key) and cfg.get(flag):
+                hc[key] = list(cfg[flag])
+        return hc
 
     def _write_hosts(self, c: Container) -> None:
         from ..network.files import hosts_file

@@ -110,7 +110,9 @@ class NetworkManager:
                     self.daemon.log.error(f"failed to restore network {net.name}: {exc}")
 
     def _default_bridge(self, existing: Network | None, bridge_flag: str) -> None:
+        """dockerd re-creates the default bridge (new id) each boot unless live-restored containers use it."""
         cfg = self.daemon.config
+        keep_identity = bool(cfg.get("live-restore")) and self._live_sandboxes()
         name = bridge_flag or "docker0"
         bip = str(cfg.get("bip") or "")
         mtu = int(cfg.get("mtu") or 0) or 1500
@@ -148,10 +150,10 @@ class NetworkManager:
             "true" if cfg.get("ip-masq", True) else "false"
         )
         net = Network(
-            id=existing.id if existing is not None else secrets.token_hex(32),
+            id=existing.id if existing is not None and keep_identity else secrets.token_hex(32),
             name="bridge",
             driver="bridge",
-            created=existing.created if existing is not None else _now(),
+            created=existing.created if existing is not None and keep_identity else _now(),
             ipam_config=[{"Subnet": str(subnet), "Gateway": str(gateway)}],
             options=options,
             pool=AddressPool(subnet=subnet, gateway=gateway, ip_range=ip_range),
@@ -167,6 +169,18 @@ class NetworkManager:
             raise NetworkError(
                 f'Error initializing network controller: Error creating default "bridge" network: {exc}'
             ) from None
+
+    def _live_sandboxes(self) -> bool:
+        """Whether containers outlived the previous daemon (live-restore): their shims still run."""
+        root = os.path.join(self.daemon.config["exec-root"], "containers")
+        with contextlib.suppress(OSError):
+            for cid in os.listdir(root):
+                pidfile = os.path.join(root, cid, "shim.pid")
+                with contextlib.suppress(OSError, ValueError):
+                    with open(pidfile) as fh:
+                        os.kill(int(fh.read().strip()), 0)
+                    return True
+        return False
 
     def _bring_up(self, net: Network, create: bool = True) -> None:
         assert self.host is not None and net.pool is not None
@@ -274,7 +288,10 @@ class NetworkManager:
         config: dict[str, str] = {"Subnet": str(subnet)}
         if ip_range is not None:
             config["IPRange"] = str(ip_range)
-        config["Gateway"] = str(gateway)
+        user_gateway = bool(v4 and v4[0].get("Gateway"))
+        if user_gateway or not (v4 and v4[0].get("Subnet")):
+            # dockerd 28 echoes a user subnet as given; the chosen gateway shows once reloaded from its store
+            config["Gateway"] = str(gateway)
         net = Network(
             id=secrets.token_hex(32),
             name=name,

@@ -125,12 +125,16 @@ class Network:
                 ip_range=ipaddress.IPv4Network(p["ip_range"]) if p.get("ip_range") else None,
                 last=int(p.get("last") or 0),
             )
+        ipam_config = doc["IPAM"].get("Config")
+        if pool is not None and ipam_config:
+            # reloaded from the store, a subnet given without a gateway shows the one chosen (as on dockerd)
+            ipam_config[0].setdefault("Gateway", str(pool.gateway))
         return cls(
             id=doc["Id"],
             name=doc["Name"],
             driver=doc["Driver"],
             created=doc["Created"],
-            ipam_config=doc["IPAM"].get("Config"),
+            ipam_config=ipam_config,
             ipam_options=doc["IPAM"].get("Options"),
             internal=bool(doc.get("Internal")),
             attachable=bool(doc.get("Attachable")),

@@ -6,6 +6,7 @@ Both live in refd's event loop, so they come back for live-restored containers o
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 from .dns import DNSServer
@@ -29,7 +30,7 @@ class NetServices:
     # -- lifecycle -----------------------------------------------------------------------------------
     def container_up(self, c: Container) -> None:
         settings = c.network_settings
-        sandbox = settings.get("SandboxKey") or ""
+        sandbox = _usable_sandbox(settings.get("SandboxKey") or "", int(c.state.get("Pid") or 0))
         if not sandbox:
             return
         if c.id not in self.proxies:
@@ -134,3 +135,20 @@ class NetServices:
                 if name in candidates and ep["IPAddress"] not in found:
                     found.append(ep["IPAddress"])
         return found or None
+
+
+def _usable_sandbox(path: str, pid: int) -> str:
+    """The sandbox file if it still names a network namespace, else the container's own.
+
+    After refd restarts in another mount namespace (a supervisor that does not keep it), the bind
+    mount behind the file is gone and only an empty file remains; the container's PID 1 still holds
+    the namespace, so ``/proc/<pid>/ns/net`` reaches it.
+    """
+    if not path or path.endswith("/netns/default"):
+        return ""
+    try:
+        if os.stat(path).st_ino == os.stat(f"/proc/{pid}/ns/net").st_ino or not pid:
+            return path
+    except OSError:
+        pass
+    return f"/proc/{pid}/ns/net" if pid and os.path.exists(f"/proc/{pid}/ns/net") else path

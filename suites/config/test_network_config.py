@@ -1,0 +1,184 @@
+"""Networking configured on the daemon: --bip, --bridge, --mtu, --dns, --fixed-cidr, and networks across a
+daemon restart (with and without live-restore). Each scenario boots its own daemon."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from harness.backends.base import DaemonHandle
+from harness.client import EngineClient
+from harness.fixtures import DaemonFactory, Observations
+from harness.testimage import load_test_image
+from suites._daemon import http_get_in_daemon_netns
+
+
+@pytest.fixture
+def client_for() -> Iterator[Any]:
+    clients: list[EngineClient] = []
+
+    def make(daemon: DaemonHandle) -> EngineClient:
+        assert daemon.endpoint is not None
+        client = EngineClient(daemon.endpoint, timeout=60)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+def _run(client: EngineClient, image: str, name: str, cmd: list[str], **body: Any) -> dict[str, Any]:
+    created = client.post(f"/containers/create?name={name}", json={"Image": image, "Cmd": cmd, **body})
+    assert created.status_code == 201, created.text
+    started = client.post(f"/containers/{name}/start")
+    assert started.status_code == 204, started.text
+    return dict(client.get(f"/containers/{name}/json").json())
+
+
+def _exec(client: EngineClient, name: str, cmd: list[str]) -> str:
+    exec_id = client.post(f"/containers/{name}/exec", json={"Cmd": cmd, "AttachStdout": True}).json()["Id"]
+    return str(client.post(f"/exec/{exec_id}/start", json={"Detach": False, "Tty": True}).text)
+
+
+@pytest.mark.scenario(
+    "config/network/bip-and-mtu",
+    "--bip MUST set the default bridge's subnet and gateway and --mtu its MTU, both visible in the bridge "
+    "network's inspect and inside a container",
+    ref="dockerd --bip, --mtu; moby daemon/daemon_unix.go initBridgeDriver",
+)
+def test_bip_and_mtu(daemon_factory: DaemonFactory, client_for: Any, observe: Observations) -> None:
+    daemon = daemon_factory(args=["--bip=10.232.7.1/24", "--mtu=1400"])
+    client = client_for(daemon)
+    image = load_test_image(daemon.endpoint)  # type: ignore[arg-type]
+    bridge = client.get("/networks/bridge").json()
+    doc = _run(client, image, "bip-probe", ["sleep", "60"])
+    observe("ipam", bridge["IPAM"]["Config"])
+    observe("mtu_option", bridge["Options"].get("com.docker.network.driver.mtu"))
+    observe("address", doc["NetworkSettings"]["IPAddress"])
+    observe("gateway", doc["NetworkSettings"]["Gateway"])
+    observe("eth0_mtu", "mtu 1400" in _exec(client, "bip-probe", ["ip", "link", "show", "eth0"]))
+    client.delete("/containers/bip-probe?force=1")
+
+
+@pytest.mark.scenario(
+    "config/network/fixed-cidr",
+    "--fixed-cidr MUST confine the default bridge's dynamic addresses to that range and show it as IPRange",
+    ref="dockerd --fixed-cidr",
+)
+def test_fixed_cidr(daemon_factory: DaemonFactory, client_for: Any, observe: Observations) -> None:
+    daemon = daemon_factory(args=["--bip=10.232.8.1/24", "--fixed-cidr=10.232.8.128/25"])
+    client = client_for(daemon)
+    image = load_test_image(daemon.endpoint)  # type: ignore[arg-type]
+    doc = _run(client, image, "cidr-probe", ["sleep", "60"])
+    observe("ipam", client.get("/networks/bridge").json()["IPAM"]["Config"])
+    address = ipaddress.ip_address(doc["NetworkSettings"]["IPAddress"])
+    observe("in_range", address in ipaddress.ip_network("10.232.8.128/25"))
+    client.delete("/containers/cidr-probe?force=1")
+
+
+@pytest.mark.scenario(
+    "config/network/custom-bridge-name",
+    "--bridge naming a bridge that does not exist MUST stop start-up with dockerd's message",
+    ref="dockerd -b; moby libnetwork/drivers/bridge",
+)
+def test_bridge_missing(daemon_factory: DaemonFactory, observe: Observations) -> None:
+    code, daemon = daemon_factory.start_expecting_exit(args=["--bridge=br-missing0"])
+    logs = daemon.logs()
+    observe("exit_code", code)
+    observe("names_bridge", "br-missing0" in logs)
+    assert code != 0
+
+
+@pytest.mark.scenario(
+    "config/network/dns-flag",
+    "--dns MUST become the nameservers of containers on the default bridge and the embedded DNS's "
+    "upstreams (ExtServers) on user networks",
+    ref="dockerd --dns",
+)
+def test_dns_flag(daemon_factory: DaemonFactory, client_for: Any, observe: Observations) -> None:
+    daemon = daemon_factory(args=["--dns=192.0.2.53"])
+    client = client_for(daemon)
+    image = load_test_image(daemon.endpoint)  # type: ignore[arg-type]
+    client.post("/networks/create", json={"Name": "dnsflag"})
+    _run(client, image, "dns-bridge", ["sleep", "60"])
+    _run(client, image, "dns-user", ["sleep", "60"], HostConfig={"NetworkMode": "dnsflag"})
+    observe("bridge_resolv", _exec(client, "dns-bridge", ["cat", "/etc/resolv.conf"]).splitlines())
+    observe("user_resolv", _exec(client, "dns-user", ["cat", "/etc/resolv.conf"]).splitlines())
+    for name in ("dns-bridge", "dns-user"):
+        client.delete(f"/containers/{name}?force=1")
+    client.delete("/networks/dnsflag")
+
+
+@pytest.mark.scenario(
+    "config/network/survive-restart",
+    "User-defined networks and the default bridge MUST keep their ids and subnets across a daemon restart, "
+    "and a container started afterwards MUST get an address there",
+    ref="moby libnetwork store",
+)
+def test_networks_survive_restart(
+    daemon_factory: DaemonFactory, client_for: Any, observe: Observations
+) -> None:
+    daemon = daemon_factory()
+    client = client_for(daemon)
+    image = load_test_image(daemon.endpoint)  # type: ignore[arg-type]
+    created = client.post(
+        "/networks/create", json={"Name": "kept", "IPAM": {"Config": [{"Subnet": "10.232.9.0/24"}]}}
+    )
+    before = {n["Name"]: (n["Id"], n["IPAM"]["Config"]) for n in client.get("/networks").json()}
+    daemon_factory.restart(daemon)
+    client = client_for(daemon)
+    after = {n["Name"]: (n["Id"], n["IPAM"]["Config"]) for n in client.get("/networks").json()}
+    doc = _run(client, image, "after-restart", ["sleep", "60"], HostConfig={"NetworkMode": "kept"})
+    observe("create_status", created.status_code)
+    observe("same", {name: before[name] == after.get(name) for name in sorted(before)})
+    observe("address", doc["NetworkSettings"]["Networks"]["kept"]["IPAddress"])
+    client.delete("/containers/after-restart?force=1")
+
+
+@pytest.mark.scenario(
+    "config/network/live-restore",
+    "With --live-restore a running container MUST keep its address across a daemon restart, its published "
+    "port MUST answer again and its name MUST still resolve on its user network",
+    ref="dockerd --live-restore; spec 7.3",
+)
+def test_live_restore_network(daemon_factory: DaemonFactory, client_for: Any, observe: Observations) -> None:
+    daemon = daemon_factory(args=["--live-restore"])
+    client = client_for(daemon)
+    image = load_test_image(daemon.endpoint)  # type: ignore[arg-type]
+    client.post("/networks/create", json={"Name": "lr", "IPAM": {"Config": [{"Subnet": "10.232.10.0/24"}]}})
+    serve = "mkdir -p /www && echo hello-from-lr > /www/index.html && exec httpd -f -p 80 -h /www"
+    before = _run(
+        client,
+        image,
+        "lr-web",
+        ["sh", "-c", serve],
+        HostConfig={
+            "NetworkMode": "lr",
+            "PortBindings": {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "18090"}]},
+        },
+        ExposedPorts={"80/tcp": {}},
+    )
+    daemon_factory.restart(daemon)
+    client = client_for(daemon)
+    after = client.get("/containers/lr-web/json").json()
+    answer = http_get_in_daemon_netns(daemon, "127.0.0.1", 18090)
+    lookup = client.post(
+        "/containers/create?name=lr-probe",
+        json={"Image": image, "Cmd": ["nslookup", "lr-web"], "HostConfig": {"NetworkMode": "lr"}},
+    )
+    client.post("/containers/lr-probe/start")
+    client.post("/containers/lr-probe/wait")
+    logs = client.get("/containers/lr-probe/logs?stdout=1").content
+    ip = before["NetworkSettings"]["Networks"]["lr"]["IPAddress"]
+    observe("running", after["State"]["Running"])
+    observe("same_address", after["NetworkSettings"]["Networks"]["lr"]["IPAddress"] == ip)
+    observe("port_answers", "hello-from-lr" in answer)
+    observe("resolves", ip.encode() in logs)
+    observe("lookup_create_status", lookup.status_code)
+    for name in ("lr-probe", "lr-web"):
+        client.delete(f"/containers/{name}?force=1")
+    client.delete("/networks/lr")

@@ -1,0 +1,75 @@
+"""IPAM: default pools, serial allocation, static addresses and dockerd's config errors."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from harness.daemon.errors import ApiError
+from harness.daemon.network.ipam import AddressPool, IPAMError, next_free_subnet, validate_config
+
+Net = ipaddress.IPv4Network
+Addr = ipaddress.IPv4Address
+
+
+def test_first_pool_is_docker0s_and_taken_pools_are_skipped() -> None:
+    assert next_free_subnet([]) == Net("172.17.0.0/16")
+    assert next_free_subnet([Net("172.17.0.0/16"), Net("172.18.5.0/24")]) == Net("172.19.0.0/16")
+
+
+def test_after_the_172_pools_come_192_168_slash_20s() -> None:
+    taken = [Net(f"172.{n}.0.0/16") for n in range(17, 32)]
+    assert next_free_subnet(taken) == Net("192.168.0.0/20")
+
+
+def test_exhausted_pools_are_a_conflict() -> None:
+    with pytest.raises(ApiError) as info:
+        next_free_subnet([Net("0.0.0.0/0")])
+    assert info.value.status == 409
+
+
+def test_serial_allocation_skips_gateway_and_does_not_reuse_at_once() -> None:
+    pool = AddressPool(subnet=Net("10.0.0.0/29"), gateway=Addr("10.0.0.1"))
+    first, second = pool.allocate(), pool.allocate()
+    assert (str(first), str(second)) == ("10.0.0.2", "10.0.0.3")
+    pool.release(str(first))
+    assert str(pool.allocate()) == "10.0.0.4"  # serial: the freed .2 waits its turn
+
+
+def test_pool_exhaustion_and_wrap_around() -> None:
+    pool = AddressPool(subnet=Net("10.0.0.0/30"), gateway=Addr("10.0.0.1"))
+    assert str(pool.allocate()) == "10.0.0.2"
+    with pytest.raises(IPAMError):
+        pool.allocate()
+    pool.release("10.0.0.2")
+    assert str(pool.allocate()) == "10.0.0.2"
+
+
+def test_ip_range_bounds_dynamic_allocation() -> None:
+    pool = AddressPool(subnet=Net("10.9.0.0/24"), gateway=Addr("10.9.0.254"), ip_range=Net("10.9.0.128/25"))
+    assert str(pool.allocate()) == "10.9.0.128"  # the range's first address is usable, as on dockerd
+
+
+def test_static_address_taken_or_gateway_is_refused() -> None:
+    pool = AddressPool(subnet=Net("10.0.0.0/24"), gateway=Addr("10.0.0.1"))
+    assert str(pool.allocate("10.0.0.9")) == "10.0.0.9"
+    for wanted in ("10.0.0.9", "10.0.0.1"):
+        with pytest.raises(IPAMError) as info:
+            pool.allocate(wanted)
+        assert (info.value.status, info.value.message) == (403, "Address already in use")
+
+
+def test_validate_config_messages() -> None:
+    with pytest.raises(ApiError, match="invalid subnet garbage: invalid CIDR block notation"):
+        validate_config({"Subnet": "garbage"})
+    with pytest.raises(
+        ApiError, match=r"invalid gateway 10\.1\.0\.1: parent subnet 10\.0\.0\.0/24 doesn't contain"
+    ):
+        validate_config({"Subnet": "10.0.0.0/24", "Gateway": "10.1.0.1"})
+    with pytest.raises(ApiError, match="doesn't contain ip-range"):
+        validate_config({"Subnet": "10.0.0.0/24", "IPRange": "10.2.0.0/25"})
+    subnet, ip_range, gateway = validate_config(
+        {"Subnet": "10.0.0.0/24", "IPRange": "10.0.0.0/25", "Gateway": "10.0.0.9"}
+    )
+    assert (str(subnet), str(ip_range), str(gateway)) == ("10.0.0.0/24", "10.0.0.0/25", "10.0.0.9")
