@@ -87,8 +87,6 @@ class Router:
         versioned = _VERSIONED.match(path)
         if versioned:
             version, path = versioned.group(1), versioned.group(2)
-        elif path.startswith("/v") and "/" in path[1:] and re.match(r"^/v[^/]*/", path):
-            return Response(404, _NOT_FOUND_BODY, [("Content-Type", "application/json")])
         found = self._find(
             "GET" if req.method == "HEAD" and not self._find("HEAD", path) else req.method, path
         )

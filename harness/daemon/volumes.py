@@ -9,6 +9,7 @@ use - [<ids>]``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -18,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import conflict, invalid, not_found
+from .errors import ApiError, conflict, invalid, not_found
 
 __all__ = ["Volume", "VolumeStore"]
 
@@ -58,6 +59,7 @@ class VolumeStore:
         os.makedirs(self.root, mode=0o701, exist_ok=True)
         self.volumes: dict[str, Volume] = {}
         self.users: Any = lambda name: []  # set by the container manager
+        self.active: dict[str, set[str]] = {}  # volume -> containers that have it mounted now
         self._load()
 
     def _load(self) -> None:
@@ -112,9 +114,7 @@ class VolumeStore:
         existing = self.volumes.get(name)
         if existing is not None:
             return existing  # dockerd returns the existing volume for a repeated create
-        for key in options or {}:
-            if key not in ("type", "device", "o", "size"):
-                raise invalid(f'create {name}: invalid option: "{key}"')
+        _validate_options(name, options or {})
         os.makedirs(self.path(name), mode=0o755, exist_ok=True)
         volume = Volume(name, _now(), dict(labels or {}), dict(options or {}), anonymous)
         self.volumes[name] = volume
@@ -139,6 +139,40 @@ class VolumeStore:
         shutil.rmtree(os.path.join(self.root, name), ignore_errors=True)
         del self.volumes[name]
         self._save()
+
+    # -- mounting (volumes with type/device/o options) --------------------------------------------
+    def mount(self, name: str, container_id: str) -> None:
+        """Count ``container_id`` as a user; the first user mounts a volume that has mount options."""
+        volume = self.volumes.get(name)
+        if volume is None:
+            return
+        users = self.active.setdefault(name, set())
+        if not users and _needs_mount(volume.options) and not _is_mounted(self.path(name)):
+            try:
+                _mount_local(volume.options, self.path(name))
+            except OSError as exc:
+                if not users:
+                    self.active.pop(name, None)
+                where, reason = self.path(name), exc.strerror or exc
+                raise ApiError(
+                    500, f"error while mounting volume '{where}': failed to mount local volume: {reason}"
+                ) from None
+        users.add(container_id)
+
+    def unmount(self, name: str, container_id: str) -> None:
+        """Drop ``container_id``; the last user unmounts (a tmpfs volume's data goes, as on dockerd)."""
+        users = self.active.get(name)
+        if users is None or container_id not in users:
+            return
+        users.discard(container_id)
+        volume = self.volumes.get(name)
+        if not users:
+            self.active.pop(name, None)
+            if volume is not None and _needs_mount(volume.options):
+                from .runtime import syscalls as sc
+
+                with contextlib.suppress(OSError):
+                    sc.umount2(self.path(name), sc.MNT_DETACH)
 
     def copy_up(self, name: str, source: str) -> None:
         """Fill an empty volume from the image's directory at the mount point (dockerd's first-use copy)."""
@@ -170,3 +204,88 @@ class VolumeStore:
                 if any(v.lower() in ("true", "1") for v in values) != dangling:
                     return False
         return True
+
+
+_VALID_OPTIONS = ("type", "o", "device", "size")
+_MANDATORY = {"device": ("type",), "type": ("device",), "o": ("device", "type")}
+
+
+def _validate_options(name: str, options: dict[str, str]) -> None:
+    """moby volume/local validateOpts, with the volume service's ``create <name>:`` prefix."""
+    for key in options:
+        if key not in _VALID_OPTIONS:
+            raise invalid(f'create {name}: invalid option: "{key}"')
+    if "size" in options:
+        raise invalid(f"create {name}: quota size requested but no quota support")
+    for key, needed in _MANDATORY.items():
+        if key in options:
+            for other in needed:
+                if other not in options:
+                    raise invalid(f'create {name}: missing required option: "{other}"')
+
+
+def _needs_mount(options: dict[str, str]) -> bool:
+    return bool(options.get("device") or options.get("type"))
+
+
+def _is_mounted(path: str) -> bool:
+    real = os.path.realpath(path)
+    try:
+        with open("/proc/self/mountinfo") as fh:
+            return any(line.split()[4] == real for line in fh)
+    except OSError:
+        return False
+
+
+#: moby/sys/mount's option words that are flags (the rest go to the filesystem as data).
+_FLAG_WORDS: dict[str, tuple[bool, int]] = {
+    "defaults": (False, 0),
+    "ro": (False, 1),
+    "rw": (True, 1),
+    "suid": (True, 2),
+    "nosuid": (False, 2),
+    "dev": (True, 4),
+    "nodev": (False, 4),
+    "exec": (True, 8),
+    "noexec": (False, 8),
+    "sync": (False, 16),
+    "async": (True, 16),
+    "remount": (False, 32),
+    "mand": (False, 64),
+    "nomand": (True, 64),
+    "dirsync": (False, 128),
+    "atime": (True, 1024),
+    "noatime": (False, 1024),
+    "diratime": (True, 2048),
+    "nodiratime": (False, 2048),
+    "bind": (False, 4096),
+    "rbind": (False, 4096 | 16384),
+    "relatime": (False, 1 << 21),
+    "norelatime": (True, 1 << 21),
+    "strictatime": (False, 1 << 24),
+    "nostrictatime": (True, 1 << 24),
+}
+
+
+def _mount_local(options: dict[str, str], target: str) -> None:
+    """``mount -t type -o o device target`` as moby/sys/mount does it, with its error text."""
+    from .runtime import syscalls as sc
+
+    flags, data = 0, []
+    for word in (options.get("o") or "").split(","):
+        if not word:
+            continue
+        if word in _FLAG_WORDS:
+            clear, bit = _FLAG_WORDS[word]
+            flags = flags & ~bit if clear else flags | bit
+        else:
+            data.append(word)
+    device, fstype, text = options.get("device", ""), options.get("type", ""), ",".join(data)
+    try:
+        sc.mount(device, target, fstype if fstype != "none" else None, flags, text or None)
+    except OSError as exc:
+        where = f"{device}:{target}" if device else target
+        detail = f", flags: {flags:#x}" if flags else ""
+        detail += f", data: {text}" if text else ""
+        reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+        raise OSError(exc.errno, f"mount {where}{detail}: {reason}") from None

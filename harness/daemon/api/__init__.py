@@ -22,10 +22,12 @@ def register(router: Router) -> None:
         images,
         networks,
         system,
+        system_df,
         volumes,
     )
 
     system.register(router)
+    system_df.register(router)
     events.register(router)
     containers.register(router)
     container_stats.register(router)

@@ -79,9 +79,23 @@ async def create(req: Request, daemon: Daemon) -> Response:
     return json_response({"Id": c.id, "Warnings": warnings}, 201)
 
 
+async def fill_sizes(daemon: Daemon, c: Container) -> None:
+    """SizeRw and SizeRootFs (a walk of the layer trees, in a worker thread)."""
+    from ..containers.changes import container_sizes
+
+    try:
+        c.size_rw, c.size_root_fs = await asyncio.to_thread(container_sizes, daemon, c)
+    except OSError as exc:
+        daemon.log.warning(f"failed to compute the size of container {c.id}: {exc}")
+        c.size_rw, c.size_root_fs = 0, 0
+
+
 async def inspect(req: Request, daemon: Daemon) -> Response:
     c = _container(req, daemon)
-    return json_response(c.inspect(size=bool_value(req, "size")))
+    size = bool_value(req, "size")
+    if size:
+        await fill_sizes(daemon, c)
+    return json_response(c.inspect(size=size))
 
 
 def _matches(c: Container, filters: dict[str, list[str]], daemon: Daemon) -> bool:
@@ -140,7 +154,17 @@ async def list_containers(req: Request, daemon: Daemon) -> Response:
     items = [c for c in items if _matches(c, filters, daemon)]
     if limit > 0:
         items = items[:limit]
-    return json_response([c.summary(_image_name(daemon, c)) for c in items])
+    summaries = []
+    for c in items:
+        summary = c.summary(_image_name(daemon, c))
+        if bool_value(req, "size"):
+            await fill_sizes(daemon, c)
+            if c.size_rw:
+                summary["SizeRw"] = c.size_rw  # omitempty, as in dockerd's ContainerSummary
+            if c.size_root_fs:
+                summary["SizeRootFs"] = c.size_root_fs
+        summaries.append(summary)
+    return json_response(summaries)
 
 
 # -- lifecycle ---------------------------------------------------------------------------------------

@@ -32,7 +32,14 @@ if TYPE_CHECKING:
     from ..daemon import Daemon
     from .model import Container
 
-__all__ = ["CHANGE_ADD", "CHANGE_DELETE", "CHANGE_MODIFY", "changes_dirs", "container_changes"]
+__all__ = [
+    "CHANGE_ADD",
+    "CHANGE_DELETE",
+    "CHANGE_MODIFY",
+    "changes_dirs",
+    "container_changes",
+    "container_sizes",
+]
 
 CHANGE_MODIFY, CHANGE_ADD, CHANGE_DELETE = 0, 1, 2
 
@@ -207,3 +214,46 @@ def container_changes(daemon: Daemon, c: Container) -> list[dict[str, Any]] | No
     finally:
         driver.put(rw.mount_id)
     return changes or None
+
+
+def changes_size(new_dir: str, changes: list[dict[str, Any]]) -> int:
+    """go-archive ChangesSize: bytes of the added and modified non-directories, each inode once."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for change in changes:
+        if change["Kind"] == CHANGE_DELETE:
+            continue
+        st = _lstat(os.path.join(new_dir, change["Path"].lstrip("/")))
+        if st is None or stat.S_ISDIR(st.st_mode):
+            continue
+        if st.st_nlink > 1:
+            if (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
+        total += st.st_size
+    return total
+
+
+def container_sizes(daemon: Daemon, c: Container) -> tuple[int, int]:
+    """(SizeRw, SizeRootFs) as dockerd computes them: the read-write layer's changes, plus the image."""
+    storage = daemon.images
+    with storage.lock:
+        rw = storage.mounts.get(c.id)
+    if rw is None:
+        return 0, 0
+    driver = storage.driver
+    new_dir = driver.get(rw.mount_id)
+    try:
+        old_dir = driver.get(rw.init_id)
+        try:
+            size_rw = changes_size(new_dir, changes_dirs(new_dir, old_dir))
+        finally:
+            driver.put(rw.init_id)
+    finally:
+        driver.put(rw.mount_id)
+    image_size = 0
+    try:
+        image_size = int(storage.size(storage.resolve(c.image_id)))
+    except Exception:  # the image may be gone (rmi -f): the rootfs is then the read-write layer
+        image_size = 0
+    return size_rw, size_rw + image_size

@@ -386,6 +386,10 @@ class ContainerManager:
             networks = getattr(self.daemon, "networks", None)
             if networks is not None:
                 networks.restore(c)  # its addresses stay taken
+            volumes = getattr(self.daemon, "volumes", None)
+            if volumes is not None:
+                for name in self._volume_names(c):
+                    volumes.active.setdefault(name, set()).add(c.id)  # still mounted for it
             return  # monitors are re-attached once the loop runs (attach_monitors)
         if alive:
             pid = _state_pid(state_dir)
@@ -463,6 +467,7 @@ class ContainerManager:
         try:
             if storage is not None and hasattr(storage, "mount_rootfs"):
                 rootfs = storage.mount_rootfs(c.id)
+            self._mount_volumes(c)
             self._copy_up(c, rootfs)
             netns = self._network_up(c)
             joined = self._network_peer(c)
@@ -668,7 +673,30 @@ class ContainerManager:
             except Exception as exc:  # never keep a dead container from being marked stopped
                 self.daemon.log.warning(f"failed to release the network of container {c.id}: {exc}")
 
+    def _volume_names(self, c: Container) -> list[str]:
+        return [str(p["Name"]) for p in c.mounts if p.get("Type") == "volume" and p.get("Name")]
+
+    def _mount_volumes(self, c: Container) -> None:
+        """Volumes with mount options (tmpfs, bind, nfs...) are mounted for their first running user."""
+        volumes = getattr(self.daemon, "volumes", None)
+        if volumes is None:
+            return
+        done: list[str] = []
+        try:
+            for name in self._volume_names(c):
+                volumes.mount(name, c.id)
+                done.append(name)
+        except BaseException:
+            for name in done:
+                volumes.unmount(name, c.id)
+            raise
+
     def _release(self, c: Container) -> None:
+        volumes = getattr(self.daemon, "volumes", None)
+        if volumes is not None:
+            for name in self._volume_names(c):
+                with contextlib.suppress(Exception):
+                    volumes.unmount(name, c.id)
         self._network_down(c)
         storage = getattr(self.daemon, "images", None)
         if storage is not None and hasattr(storage, "unmount_rootfs"):

@@ -103,7 +103,8 @@ class Container:
     network_settings: dict[str, Any] = field(default_factory=dict)
     has_been_started: bool = False
     has_been_manually_stopped: bool = False
-    size_rw: int | None = None
+    size_rw: int | None = None  # filled by the API when a client asks for ?size=1
+    size_root_fs: int | None = None
 
     # -- paths -------------------------------------------------------------------------------------
     @property
@@ -224,7 +225,7 @@ class Container:
         }
         if size:
             doc["SizeRw"] = self.size_rw or 0
-            doc["SizeRootFs"] = self.size_rw or 0
+            doc["SizeRootFs"] = self.size_root_fs or 0
         doc.update(Mounts=list(self.mounts), Config=self.config, NetworkSettings=self.network_settings)
         return doc
 

@@ -1,0 +1,105 @@
+"""``GET /system/df`` (``docker system df``): disk usage of images, containers, volumes and build cache.
+
+Follows moby ``daemon/disk_usage.go`` (28.5): ``type`` picks the object kinds (container, image,
+volume, build-cache; an unknown one is a 400 ``unknown object type``); kinds not asked for are
+``null``; images carry their container count and shared size, containers their sizes (SizeRw only
+when non-zero), volumes ``UsageData`` with their size and reference count. refd has no builder, so
+the build cache is always empty.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import os
+from typing import TYPE_CHECKING, Any
+
+from ..errors import invalid
+from ..httpd import Request, Response
+from ..server import json_response
+
+if TYPE_CHECKING:
+    from ..daemon import Daemon
+    from ..server import Router
+
+__all__ = ["register"]
+
+_KINDS = ("container", "image", "volume", "build-cache")
+
+
+def _tree_size(path: str) -> int:
+    total = 0
+    seen: set[tuple[int, int]] = set()
+    for dirpath, _, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                st = os.lstat(os.path.join(dirpath, name))
+                if (st.st_dev, st.st_ino) not in seen:
+                    seen.add((st.st_dev, st.st_ino))
+                    total += st.st_size
+    return total
+
+
+def _layers_size(daemon: Daemon) -> int:
+    from ..images.store import chain_ids
+
+    store = daemon.images
+    chains = {chain for image in store.all_images() for chain in chain_ids(image.diff_ids)}
+    total = 0
+    for chain in chains:
+        with contextlib.suppress(Exception):
+            total += int(store.layer(chain).size)
+    return total
+
+
+async def disk_usage(req: Request, daemon: Daemon) -> Response:
+    kinds = req.query.get("type") or []
+    for kind in kinds:
+        if kind not in _KINDS:
+            raise invalid(f"unknown object type: {kind}")
+    wanted = set(kinds) or set(_KINDS)
+    doc: dict[str, Any] = {
+        "LayersSize": 0,
+        "Images": None,
+        "Containers": None,
+        "Volumes": None,
+        "BuildCache": None,
+    }
+    if "image" in wanted and daemon.images is not None:
+        from .images import _summaries
+
+        listing = dataclasses.replace(req, query={"shared-size": ["1"]})
+        images = await asyncio.to_thread(_summaries, listing, daemon.images)
+        for summary in images:
+            summary["Containers"] = len(daemon.containers.uses_image(summary["Id"]))
+        doc["Images"] = images
+        doc["LayersSize"] = await asyncio.to_thread(_layers_size, daemon)
+    if "container" in wanted:
+        from .containers import _image_name, fill_sizes
+
+        containers = []
+        for c in sorted(daemon.containers.by_id.values(), key=lambda c: c.created, reverse=True):
+            summary = c.summary(_image_name(daemon, c))
+            await fill_sizes(daemon, c)
+            if c.size_rw:
+                summary["SizeRw"] = c.size_rw
+            summary["SizeRootFs"] = c.size_root_fs or 0
+            containers.append(summary)
+        doc["Containers"] = containers
+    if "volume" in wanted and daemon.volumes is not None:
+        store = daemon.volumes
+        volumes = []
+        for volume in sorted(store.volumes.values(), key=lambda v: v.name):
+            entry = volume.document(store.root)
+            size = await asyncio.to_thread(_tree_size, store.path(volume.name))
+            entry["UsageData"] = {"RefCount": len(store.users(volume.name)), "Size": size}
+            volumes.append(entry)
+        doc["Volumes"] = volumes
+    if "build-cache" in wanted:
+        doc["BuildCache"] = []
+    return json_response(doc)
+
+
+def register(router: Router) -> None:
+    router.add("GET", "/system/df", disk_usage)

@@ -1,0 +1,244 @@
+"""Disk usage and sizes: ``GET /system/df`` (``docker system df``), container sizes (``?size=1``), and
+local volumes with mount options (tmpfs, bind) as the local driver mounts them."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from harness.client import EngineClient
+from harness.fixtures import Observations
+
+CLI = Callable[..., Any]
+
+
+@pytest.fixture
+def cleanup(engine: EngineClient) -> Iterator[Callable[..., None]]:
+    containers: list[str] = []
+    volumes: list[str] = []
+
+    def register(*, container: str = "", volume: str = "") -> None:
+        if container:
+            containers.append(container)
+        if volume:
+            volumes.append(volume)
+
+    yield register
+    for name in containers:
+        engine.delete(f"/containers/{name}?force=1&v=1")
+    for name in volumes:
+        engine.delete(f"/volumes/{name}?force=1")
+
+
+def _run(engine: EngineClient, image: str, name: str, cmd: list[str], **body: Any) -> int:
+    created = engine.post(f"/containers/create?name={name}", json={"Image": image, "Cmd": cmd, **body})
+    assert created.status_code == 201, created.text
+    return engine.post(f"/containers/{name}/start").status_code
+
+
+def _error(resp: Any) -> dict[str, Any]:
+    return {"status": resp.status_code, "message": resp.json().get("message") if resp.content else ""}
+
+
+@pytest.mark.scenario(
+    "api/system/df",
+    "GET /system/df MUST report LayersSize, Images (with their container count and shared size), Containers "
+    "(with SizeRootFs), Volumes (with UsageData size and reference count) and an empty BuildCache",
+    ref="operation SystemDataUsage; moby daemon/disk_usage.go",
+)
+def test_system_df(engine: EngineClient, test_image: str, cleanup: Any, observe: Observations) -> None:
+    cleanup(container="df-ctr", volume="df-vol")
+    _run(
+        engine,
+        test_image,
+        "df-ctr",
+        ["sh", "-c", "printf 12345 > /data/f; sleep 300"],
+        HostConfig={"Binds": ["df-vol:/data"]},
+    )
+    image_id = engine.get(f"/images/{test_image}/json").json()["Id"]
+    for _ in range(50):
+        doc = engine.get("/system/df").json()
+        vol = next((v for v in doc["Volumes"] or [] if v["Name"] == "df-vol"), None)
+        if vol and vol["UsageData"]["Size"] == 5:
+            break
+    image = next(i for i in doc["Images"] if i["Id"] == image_id)
+    ctr = next(c for c in doc["Containers"] if c["Names"] == ["/df-ctr"])
+    observe("keys", sorted(doc))
+    observe("image_keys", sorted(image))
+    observe("image_counts", {"Containers": image["Containers"] >= 1, "Size": image["Size"] > 0})
+    observe("container_keys", sorted(ctr))
+    observe("container_rootfs_is_image_size", ctr["SizeRootFs"] == image["Size"] + ctr.get("SizeRw", 0))
+    observe("volume", {k: v for k, v in (vol or {}).items() if k not in ("CreatedAt", "Mountpoint")})
+    observe("layers_size_positive", doc["LayersSize"] > 0)
+    observe("build_cache", doc["BuildCache"])
+
+
+@pytest.mark.scenario(
+    "api/system/df-type",
+    "GET /system/df?type=volume MUST leave the other kinds null; an unknown type MUST be refused with 400 "
+    "'unknown object type'",
+    ref="operation SystemDataUsage",
+)
+def test_system_df_type(engine: EngineClient, observe: Observations) -> None:
+    only = engine.get("/system/df", params={"type": "volume"}).json()
+    observe("nulls", {k: only[k] for k in ("LayersSize", "Images", "Containers", "BuildCache")})
+    observe("volumes_is_list", isinstance(only["Volumes"], list))
+    observe("bogus", _error(engine.get("/system/df", params={"type": "bogus"})))
+
+
+@pytest.mark.scenario(
+    "api/containers/size",
+    "Inspect and list with size=1 MUST give SizeRw (the bytes the container wrote) and SizeRootFs (the image "
+    "plus those); without size=1 neither field is present",
+    ref="operations ContainerInspect, ContainerList (size)",
+)
+def test_container_size(engine: EngineClient, test_image: str, cleanup: Any, observe: Observations) -> None:
+    cleanup(container="size-ctr")
+    _run(engine, test_image, "size-ctr", ["sh", "-c", "head -c 3000 /dev/zero > /written; sleep 300"])
+    image_size = engine.get(f"/images/{test_image}/json").json()["Size"]
+    for _ in range(50):
+        doc = engine.get("/containers/size-ctr/json", params={"size": "1"}).json()
+        if doc.get("SizeRw") == 3000:
+            break
+    listed = engine.get("/containers/json", params={"size": "1", "filters": '{"name":["size-ctr"]}'}).json()
+    plain = engine.get("/containers/size-ctr/json").json()
+    observe(
+        "inspect", {"SizeRw": doc.get("SizeRw"), "rootfs_minus_image": doc.get("SizeRootFs", 0) - image_size}
+    )
+    observe(
+        "list",
+        {
+            "SizeRw": listed[0].get("SizeRw"),
+            "rootfs_minus_image": listed[0].get("SizeRootFs", 0) - image_size,
+        },
+    )
+    observe("without_size", sorted(k for k in plain if k.startswith("Size")))
+
+
+@pytest.mark.scenario(
+    "api/cli/system-df",
+    "`docker system df` MUST print the TYPE/TOTAL/ACTIVE/SIZE/RECLAIMABLE table with Images, Containers, "
+    "Local Volumes and Build Cache rows",
+    ref="docker CLI system df",
+)
+def test_cli_system_df(docker_cli: CLI, observe: Observations) -> None:
+    out = docker_cli("system", "df")
+    lines = out.stdout.splitlines()
+    observe("exit", out.returncode)
+    observe("header", lines[0].split() if lines else [])
+    observe("rows", [re.split(r"\s{2,}", ln)[0] for ln in lines[1:]])
+    observe("build_cache_row", re.split(r"\s{2,}", lines[-1])[1:] if lines else [])
+
+
+# -- volumes with mount options ------------------------------------------------------------------------
+
+
+@pytest.mark.scenario(
+    "api/volumes/tmpfs-options",
+    "A local volume with type=tmpfs, device=tmpfs and o=size=..,uid=.. MUST be a tmpfs of that size owned "
+    "by that uid inside the container, and its content MUST go when its last user stops (it is unmounted)",
+    ref="docker volume create --opt; moby volume/local/local_unix.go",
+)
+def test_tmpfs_volume(engine: EngineClient, test_image: str, cleanup: Any, observe: Observations) -> None:
+    cleanup(volume="vol-tmpfs", container="vol-tmpfs-a")
+    cleanup(container="vol-tmpfs-b")
+    created = engine.post(
+        "/volumes/create",
+        json={
+            "Name": "vol-tmpfs",
+            "DriverOpts": {"type": "tmpfs", "device": "tmpfs", "o": "size=10m,uid=1000"},
+        },
+    )
+    _run(
+        engine,
+        test_image,
+        "vol-tmpfs-a",
+        [
+            "sh",
+            "-c",
+            "df -k /data | tail -1 | awk '{print $1, $2}'; stat -c '%u %a' /data; echo kept > /data/f",
+        ],
+        HostConfig={"Binds": ["vol-tmpfs:/data"]},
+    )
+    engine.post("/containers/vol-tmpfs-a/wait")
+    first = engine.get("/containers/vol-tmpfs-a/logs?stdout=1&stderr=1").content
+    _run(engine, test_image, "vol-tmpfs-b", ["ls", "-A", "/data"], HostConfig={"Binds": ["vol-tmpfs:/data"]})
+    engine.post("/containers/vol-tmpfs-b/wait")
+    second = engine.get("/containers/vol-tmpfs-b/logs?stdout=1&stderr=1").content
+    observe("create", created.status_code)
+    observe("options", engine.get("/volumes/vol-tmpfs").json()["Options"])
+    observe("inside", re.sub(rb"[\x00-\x08]", b"", first).decode(errors="replace").split())
+    observe("after_last_user", re.sub(rb"[\x00-\x08]", b"", second).decode(errors="replace").split())
+
+
+@pytest.mark.scenario(
+    "api/volumes/bind-options",
+    "A local volume with type=none, o=bind and device=<host dir> MUST show that directory's files in the "
+    "container; a missing device directory MUST fail the start with 'error while mounting volume'",
+    ref="docker volume create --opt type=none --opt o=bind",
+)
+def test_bind_volume(
+    engine: EngineClient, test_image: str, cleanup: Any, observe: Observations, tmp_path: Any
+) -> None:
+    source = tmp_path / "bind-src"
+    source.mkdir()
+    (source / "hello.txt").write_text("from-the-host\n")
+    os.chmod(tmp_path, 0o755)
+    cleanup(volume="vol-bind", container="vol-bind-ctr")
+    cleanup(volume="vol-bind-missing", container="vol-bind-missing-ctr")
+    engine.post(
+        "/volumes/create",
+        json={"Name": "vol-bind", "DriverOpts": {"type": "none", "o": "bind", "device": str(source)}},
+    )
+    _run(
+        engine,
+        test_image,
+        "vol-bind-ctr",
+        ["cat", "/data/hello.txt"],
+        HostConfig={"Binds": ["vol-bind:/data"]},
+    )
+    engine.post("/containers/vol-bind-ctr/wait")
+    logs = engine.get("/containers/vol-bind-ctr/logs?stdout=1").content
+    engine.post(
+        "/volumes/create",
+        json={
+            "Name": "vol-bind-missing",
+            "DriverOpts": {"type": "none", "o": "bind", "device": str(tmp_path / "nope")},
+        },
+    )
+    created = engine.post(
+        "/containers/create?name=vol-bind-missing-ctr",
+        json={"Image": test_image, "Cmd": ["true"], "HostConfig": {"Binds": ["vol-bind-missing:/data"]}},
+    )
+    started = engine.post("/containers/vol-bind-missing-ctr/start")
+    observe("content", b"from-the-host" in logs)
+    observe("missing_create", created.status_code)
+    observe("missing_start", _error(started))
+
+
+@pytest.mark.parametrize(
+    ("case", "opts"),
+    [
+        ("type-without-device", {"type": "tmpfs"}),
+        ("o-without-device", {"o": "size=1m"}),
+        ("size-quota", {"size": "10m"}),
+        ("unknown-option", {"colour": "blue"}),
+    ],
+)
+@pytest.mark.scenario(
+    "api/volumes/options-refused",
+    "Local volume options MUST be checked at create with dockerd's messages: unknown options, a type or o "
+    "without a device, and a size quota where the filesystem has none",
+    ref="moby volume/local/local_unix.go validateOpts",
+)
+def test_options_refused(
+    engine: EngineClient, observe: Observations, case: str, opts: dict[str, str]
+) -> None:
+    resp = engine.post("/volumes/create", json={"Name": f"vol-opts-{case}", "DriverOpts": opts})
+    observe("error", _error(resp))
+    if resp.status_code == 201:
+        engine.delete(f"/volumes/vol-opts-{case}")
