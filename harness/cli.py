@@ -1,7 +1,8 @@
 """``harness``: the command line of the harness.
 
-- ``harness boot TARGET [--arg FLAG ...]``: boot a throwaway daemon (private roots and namespaces), print
-  ``export DOCKER_HOST=...`` lines like ``docker-machine env``, keep it until interrupted, then tear it down.
+- ``harness boot TARGET [--arg FLAG ...] [--backend local|container]``: boot a throwaway daemon (private roots
+  and namespaces, or a container), print ``export DOCKER_HOST=...`` lines like ``docker-machine env``, keep it
+  until interrupted, then tear it down.
 - ``harness report ...``: the conformance runner's ``report``/``merge`` (``python -m conformance``).
 - ``harness rootfs ...``: build, list or clean the cached dockerd rootfs trees.
 """
@@ -9,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import sys
 import tempfile
@@ -18,21 +20,25 @@ __all__ = ["main"]
 
 
 def _boot(opts: argparse.Namespace) -> int:
+    from .backends import get_backend
     from .backends.base import DaemonSpec
-    from .backends.local import LocalBackend
     from .errors import HarnessError
     from .targets import resolve_target
 
-    backend = LocalBackend()
+    if opts.backend != "local":  # the container backend says in its log which engine and privileges it chose
+        logging.basicConfig(level=logging.INFO, format="harness: %(message)s", stream=sys.stderr)
+        logging.getLogger("testcontainers").setLevel(logging.WARNING)  # "Pulling image": it never pulls
     stop = threading.Event()
     for signo in (signal.SIGINT, signal.SIGTERM):  # first: a signal during boot must still tear down
         signal.signal(signo, lambda *_: stop.set())
     try:
+        backend = get_backend(opts.backend)
         target = resolve_target(opts.target)
         workdir = tempfile.mkdtemp(prefix=f"harness-{target.name}-")
         handle = backend.start(target, DaemonSpec(args=list(opts.arg or [])), workdir)
     except HarnessError as exc:
         print(f"harness boot: {exc}", file=sys.stderr)
+        _close_engine(opts.backend)
         return 1
     assert handle.endpoint is not None
     for key, value in handle.endpoint.env().items():
@@ -47,8 +53,19 @@ def _boot(opts: argparse.Namespace) -> int:
                 print(f"harness boot: {target.name} exited with {handle.returncode}", file=sys.stderr)
                 break
     finally:
-        backend.teardown(handle, keep=opts.keep)
+        try:
+            backend.teardown(handle, keep=opts.keep)
+        finally:
+            _close_engine(opts.backend)
     return 0
+
+
+def _close_engine(backend: str) -> None:
+    """The container backend's private engine goes with the last daemon of this process."""
+    if backend == "container":
+        from .container_engine import close_shared_engine
+
+        close_shared_engine()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,6 +75,12 @@ def main(argv: list[str] | None = None) -> int:
     boot.add_argument("target", help="refd, dockerd, dockerd-20.10, dockerd-26 or dockerd-28")
     boot.add_argument("--arg", action="append", help="extra daemon flag (repeatable), e.g. --arg=--debug")
     boot.add_argument("--keep", action="store_true", help="keep the work directory after teardown")
+    boot.add_argument(
+        "--backend",
+        default="local",
+        choices=("local", "container"),
+        help="where it boots: a local process (default) or a container (see docs/guide.md)",
+    )
     sub.add_parser(
         "report", help="conformance report/merge (see python -m conformance --help)", add_help=False
     )

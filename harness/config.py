@@ -10,7 +10,7 @@ from .errors import ConfigValueError
 
 __all__ = ["BACKENDS", "SCHEMA_MODES", "HarnessConfig", "resolve_config"]
 
-BACKENDS = ("local",)
+BACKENDS = ("local", "container")
 #: what schema violations in observed responses do: fail the scenario, become findings, or nothing
 SCHEMA_MODES = ("strict", "report", "off")
 

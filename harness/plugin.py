@@ -49,7 +49,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="comma-separated targets: refd, dockerd, dockerd-20.10, dockerd-26, dockerd-28, "
         "external (default: refd plus dockerd if installed)",
     )
-    group.addoption("--backend", default=None, help="where daemons boot: local (default)")
+    group.addoption("--backend", default=None, help="where daemons boot: local (default) or container")
     group.addoption(
         "--keep-daemons",
         action="store_true",

@@ -1,4 +1,4 @@
-"""Backends: *where* a daemon boots (local process; container and VM backends to come)."""
+"""Backends: *where* a daemon boots (a local process, or a container on a Docker API engine; VM to come)."""
 
 from __future__ import annotations
 
@@ -18,4 +18,8 @@ def get_backend(name: str) -> Backend:
         from .local import LocalBackend
 
         return LocalBackend()
-    raise ConfigValueError(f"unknown backend {name!r}: choose 'local'")
+    if name == "container":
+        from .container import ContainerBackend
+
+        return ContainerBackend()
+    raise ConfigValueError(f"unknown backend {name!r}: choose 'local' or 'container'")
