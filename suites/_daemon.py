@@ -7,7 +7,7 @@ from typing import Any
 from harness.backends.base import DaemonHandle
 from harness.client import EngineClient
 
-__all__ = ["http_get_in_daemon_netns", "info"]
+__all__ = ["FakeDNS", "http_get_in_daemon_netns", "info"]
 
 
 def info(daemon: DaemonHandle) -> dict[str, Any]:
@@ -49,3 +49,82 @@ def http_get_in_daemon_netns(daemon: DaemonHandle, host: str, port: int, path: s
     finally:
         if connector is not None:
             connector.close()
+
+
+class FakeDNS:
+    """A tiny authoritative DNS server on UDP port 53 inside ``daemon``'s network namespace.
+
+    Answers A queries for the names in ``records`` and NXDOMAIN for the rest, so scenarios can check
+    that a daemon forwards to its upstream servers without any real network.
+    """
+
+    def __init__(self, daemon: DaemonHandle, records: dict[str, str], address: str = "0.0.0.0") -> None:
+        import socket
+        import threading
+
+        from harness.netns import setns
+
+        self.records = {k.lower().rstrip("."): v for k, v in records.items()}
+        self.queries: list[str] = []
+        ready: list[BaseException | socket.socket] = []
+        started = threading.Event()
+
+        def bind() -> None:
+            try:
+                if daemon.netns_path:
+                    setns(daemon.netns_path)
+                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                sock.bind((address, 53))
+                ready.append(sock)
+            except BaseException as exc:
+                ready.append(exc)
+            finally:
+                started.set()
+
+        binder = threading.Thread(target=bind, daemon=True)
+        binder.start()
+        started.wait(10)
+        if not ready or isinstance(ready[0], BaseException):
+            raise RuntimeError(
+                f"fake DNS server could not bind {address}:53: {ready[0] if ready else 'timeout'}"
+            )
+        self.sock = ready[0]
+        self.sock.settimeout(0.2)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        import socket
+        import struct
+
+        while not self._stop.is_set():
+            try:
+                data, peer = self.sock.recvfrom(4096)
+            except (TimeoutError, OSError):
+                continue
+            if len(data) < 12:
+                continue
+            labels, offset = [], 12
+            while offset < len(data) and data[offset]:
+                length = data[offset]
+                labels.append(data[offset + 1 : offset + 1 + length].decode(errors="replace"))
+                offset += 1 + length
+            end = offset + 5
+            name = ".".join(labels).lower()
+            self.queries.append(name)
+            qtype = struct.unpack_from("!H", data, offset + 1)[0] if end <= len(data) else 0
+            address = self.records.get(name)
+            answers = b""
+            if address and qtype == 1:
+                answers = struct.pack("!HHHIH", 0xC00C, 1, 1, 60, 4) + socket.inet_aton(address)
+            flags = 0x8180 | (0 if address else 3)
+            header = struct.pack(
+                "!HHHHHH", struct.unpack_from("!H", data)[0], flags, 1, 1 if answers else 0, 0, 0
+            )
+            self.sock.sendto(header + data[12:end] + answers, peer)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self.sock.close()

@@ -242,3 +242,51 @@ def test_options_refused(
     observe("error", _error(resp))
     if resp.status_code == 201:
         engine.delete(f"/volumes/vol-opts-{case}")
+
+
+@pytest.mark.scenario(
+    "api/containers/mounts-shapes",
+    "Inspect's Mounts MUST describe --mount type=tmpfs, type=bind (readonly), type=volume (nocopy) and "
+    "-v host:ctr:ro as dockerd does (Type, Source, Destination, Mode, RW, Propagation)",
+    ref="operation ContainerInspect Mounts; docker run --mount",
+)
+def test_mounts_shapes(
+    docker_cli: CLI, test_image: str, cleanup: Any, observe: Observations, tmp_path: Any
+) -> None:
+    host_dir = tmp_path / "mnt-src"
+    host_dir.mkdir()
+    os.chmod(tmp_path, 0o755)
+    cleanup(container="mounts-ctr", volume="mounts-vol")
+    run = docker_cli(
+        "run",
+        "-d",
+        "--name",
+        "mounts-ctr",
+        "--mount",
+        "type=tmpfs,destination=/t,tmpfs-size=1048576",
+        "--mount",
+        f"type=bind,source={host_dir},destination=/b,readonly",
+        "--mount",
+        "type=volume,source=mounts-vol,destination=/v,volume-nocopy",
+        "-v",
+        f"{host_dir}:/legacy:ro",
+        test_image,
+        "sleep",
+        "300",
+    )
+    mounts = docker_cli("inspect", "-f", "{{json .Mounts}}", "mounts-ctr").stdout
+    inside = docker_cli("exec", "mounts-ctr", "sh", "-c", "grep -E ' /(t|b|v|legacy) ' /proc/mounts")
+    import json
+
+    def shape(m: dict[str, Any]) -> dict[str, Any]:
+        return {k: (v if k != "Source" or not v else os.path.basename(v)) for k, v in m.items()}
+
+    observe("run", run.returncode)
+    observe("mounts", sorted((shape(m) for m in json.loads(mounts or "[]")), key=lambda m: m["Destination"]))
+    observe(
+        "kernel_options",
+        sorted(
+            (ln.split()[1], "ro" if ",ro" in f",{ln.split()[3]}" or ln.split()[3].startswith("ro") else "rw")
+            for ln in inside.stdout.splitlines()
+        ),
+    )

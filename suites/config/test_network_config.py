@@ -13,7 +13,7 @@ from harness.backends.base import DaemonHandle
 from harness.client import EngineClient
 from harness.fixtures import DaemonFactory, Observations
 from harness.testimage import load_test_image
-from suites._daemon import http_get_in_daemon_netns
+from suites._daemon import FakeDNS, http_get_in_daemon_netns
 
 
 @pytest.fixture
@@ -182,3 +182,43 @@ def test_live_restore_network(daemon_factory: DaemonFactory, client_for: Any, ob
     for name in ("lr-probe", "lr-web"):
         client.delete(f"/containers/{name}?force=1")
     client.delete("/networks/lr")
+
+
+@pytest.mark.scenario(
+    "config/network/dns-forwarding",
+    "Names that are not containers MUST be forwarded by the embedded DNS to the daemon's --dns servers "
+    "(user networks), and containers on the default bridge MUST query those servers directly",
+    ref="moby libnetwork/resolver.go forwardExtDNS",
+)
+def test_dns_forwarding(daemon_factory: DaemonFactory, client_for: Any, observe: Observations) -> None:
+    daemon = daemon_factory(args=["--bip=10.232.12.1/24", "--dns=10.232.12.1"])
+    client = client_for(daemon)
+    image = load_test_image(daemon.endpoint)  # type: ignore[arg-type]
+    upstream = FakeDNS(daemon, {"upstream.test": "192.0.2.99"}, address="10.232.12.1")  # replies from it
+    try:
+        client.post("/networks/create", json={"Name": "fwd"})
+        outputs = {}
+        for name, mode in (("fwd-user", "fwd"), ("fwd-bridge", "bridge")):
+            client.post(
+                f"/containers/create?name={name}",
+                json={
+                    "Image": image,
+                    "Cmd": ["sh", "-c", "nslookup upstream.test; nslookup missing.test"],
+                    "HostConfig": {"NetworkMode": mode},
+                },
+            )
+            client.post(f"/containers/{name}/start")
+            client.post(f"/containers/{name}/wait", timeout=60)
+            logs = client.get(f"/containers/{name}/logs?stdout=1&stderr=1").content
+            outputs[name] = logs.decode(errors="replace")
+    finally:
+        upstream.close()
+    for name in ("fwd-user", "fwd-bridge"):
+        client.delete(f"/containers/{name}?force=1")
+    client.delete("/networks/fwd")
+    observe("user_resolved", "192.0.2.99" in outputs["fwd-user"])
+    observe("bridge_resolved", "192.0.2.99" in outputs["fwd-bridge"])
+    observe(
+        "user_missing_not_found", "NXDOMAIN" in outputs["fwd-user"] or "can't find" in outputs["fwd-user"]
+    )
+    observe("upstream_asked", sorted({q for q in upstream.queries if q.endswith(".test")}))

@@ -290,7 +290,19 @@ class ContainerManager:
                         "Destination": mount["Target"],
                         "Mode": "",
                         "RW": not mount.get("ReadOnly"),
-                        "Propagation": "rprivate",
+                        "Propagation": (mount.get("BindOptions") or {}).get("Propagation") or "rprivate",
+                    }
+                )
+                taken.add(mount["Target"])
+            elif mount.get("Type") == "tmpfs":  # listed as dockerd lists it; mounted from HostConfig.Mounts
+                points.append(
+                    {
+                        "Type": "tmpfs",
+                        "Source": "",
+                        "Destination": mount["Target"],
+                        "Mode": "",
+                        "RW": not mount.get("ReadOnly"),
+                        "Propagation": "",
                     }
                 )
                 taken.add(mount["Target"])

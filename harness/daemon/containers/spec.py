@@ -60,6 +60,8 @@ def _mounts(c: Container) -> list[dict[str, Any]]:
     hc = c.host_config
     mounts: list[dict[str, Any]] = []
     for point in c.mounts:
+        if point.get("Type") == "tmpfs":
+            continue  # mounted below from HostConfig.Mounts
         source, dest = point.get("Source", ""), point["Destination"]
         if point.get("Type") == "bind":
             if not source.startswith("/"):
