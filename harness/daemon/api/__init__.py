@@ -17,6 +17,7 @@ def register(router: Router) -> None:
         container_stats,
         container_update,
         containers,
+        distribution,
         events,
         exec,
         images,
@@ -37,4 +38,5 @@ def register(router: Router) -> None:
     volumes.register(router)
     exec.register(router)
     images.register(router)
+    distribution.register(router)
     networks.register(router)

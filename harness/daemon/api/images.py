@@ -3,8 +3,9 @@
 ``POST /images/load``, ``GET /images/{name}/get`` and ``/images/get?names=``, ``POST /images/create``
 (import from the body, ``fromSrc=-``), ``POST /images/{name}/tag``, ``GET /images/json``,
 ``GET /images/{name}/json``, ``GET /images/{name}/history``, ``DELETE /images/{name}`` and
-``POST /images/prune``. The store (``daemon.images``) does the work in a worker thread; this
-module shapes requests and responses per API version.
+``POST /images/prune``; a pull (``fromImage``) is handed to ``api/distribution.py``. The store
+(``daemon.images``) does the work in a worker thread; this module shapes requests and responses per
+API version.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import os
 import tempfile
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ApiError, conflict, invalid, not_found
@@ -25,6 +27,7 @@ from ..images.reference import (
     Named,
     ReferenceError,
     familiar_match,
+    parse_digest,
     parse_normalized_named,
     tag_name_only,
     with_tag,
@@ -259,16 +262,18 @@ async def create(req: Request, daemon: Daemon) -> Response:
     if from_image:
         try:
             pull_ref = parse_normalized_named(from_image.removesuffix(":"))
-            if tag:
-                pull_ref = with_tag(pull_ref.trim(), tag)
+            if tag:  # the "tag" may be a digest
+                try:
+                    pull_ref = replace(pull_ref.trim(), digest=parse_digest(tag))
+                except ReferenceError:
+                    pull_ref = with_tag(pull_ref, tag)
         except ReferenceError as exc:
             raise invalid(str(exc)) from None
         if pull_ref.familiar_name() == "scratch":
             raise ApiError(403, "'scratch' is a reserved name")
-        registry = "registry-1.docker.io" if pull_ref.domain == "docker.io" else pull_ref.domain
-        raise ApiError(
-            500, f'Get "https://{registry}/v2/": refd cannot pull images (it has no registry client)'
-        )
+        from .distribution import pull_response
+
+        return await pull_response(req, daemon, pull_ref, platform)
     src = req.arg("fromSrc")
     try:
         ref = repo_tag_reference(repo, tag)

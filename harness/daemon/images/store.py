@@ -513,6 +513,21 @@ class ImageStore:
         self._save_repos()
         return True
 
+    # -- distribution (pull and push set references as dockerd's reference store does: no tag event) --
+    def reference(self, ref: Named) -> str | None:
+        """The image ID a tag or digest reference points to (``None``: no such reference)."""
+        with self.lock:
+            return self._ref_get(ref)
+
+    def set_reference(self, ref: Named, image_id: str) -> None:
+        """AddTag/AddDigest with force, without LastTagTime or a tag event (what a pull records)."""
+        with self.lock:
+            self._ref_add(ref if ref.is_canonical else tag_name_only(ref), image_id)
+
+    def pinned(self) -> contextlib.AbstractContextManager[Callable[[str], None]]:
+        """Keep layers registered while pulling alive until their image exists (see ``register_layer``)."""
+        return self._pinned()
+
     # -- lookups -----------------------------------------------------------------------------------
     def count(self) -> int:
         with self.lock:
