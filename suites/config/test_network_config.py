@@ -222,3 +222,58 @@ def test_dns_forwarding(daemon_factory: DaemonFactory, client_for: Any, observe:
         "user_missing_not_found", "NXDOMAIN" in outputs["fwd-user"] or "can't find" in outputs["fwd-user"]
     )
     observe("upstream_asked", sorted({q for q in upstream.queries if q.endswith(".test")}))
+
+
+def _nat_rules(daemon: DaemonHandle) -> list[str]:
+    import subprocess
+
+    netns = daemon.netns_path or "/proc/self/ns/net"
+    out = subprocess.run(
+        ["nsenter", f"--net={netns}", "iptables", "-w", "-t", "nat", "-S"], capture_output=True, text=True
+    ).stdout
+    return out.splitlines()
+
+
+@pytest.mark.parametrize("iptables", [True, False])
+@pytest.mark.scenario(
+    "config/network/published-port-nat",
+    "With --iptables (default) a published port MUST get a DNAT rule to the container in the nat table's "
+    "DOCKER chain and masquerading for the bridge subnet; with --iptables=false there MUST be no such rules "
+    "and the port MUST still answer on loopback",
+    ref="dockerd --iptables; moby libnetwork/drivers/bridge/port_mapping_linux.go",
+)
+def test_published_port_nat(
+    daemon_factory: DaemonFactory, client_for: Any, observe: Observations, iptables: bool
+) -> None:
+    daemon = daemon_factory(args=["--bip=10.232.13.1/24"] + ([] if iptables else ["--iptables=false"]))
+    client = client_for(daemon)
+    image = load_test_image(daemon.endpoint)  # type: ignore[arg-type]
+    serve = "mkdir -p /www && echo hello-from-nat > /www/index.html && exec httpd -f -p 80 -h /www"
+    doc = _run(
+        client,
+        image,
+        "nat-web",
+        ["sh", "-c", serve],
+        HostConfig={"PortBindings": {"80/tcp": [{"HostIp": "", "HostPort": "18095"}]}},
+        ExposedPorts={"80/tcp": {}},
+    )
+    address = doc["NetworkSettings"]["IPAddress"]
+    answer = ""
+    for _ in range(50):
+        answer = http_get_in_daemon_netns(daemon, "127.0.0.1", 18095)
+        if "hello-from-nat" in answer:
+            break
+    rules = _nat_rules(daemon)
+    key = "iptables" if iptables else "no-iptables"
+    observe(
+        key,
+        {
+            "dnat_to_container": any(
+                "--dport 18095" in r and f"--to-destination {address}:80" in r and r.startswith("-A DOCKER")
+                for r in rules
+            ),
+            "masquerade_subnet": any("10.232.13.0/24" in r and "MASQUERADE" in r for r in rules),
+            "loopback_answers": "hello-from-nat" in answer,
+        },
+    )
+    client.delete("/containers/nat-web?force=1")

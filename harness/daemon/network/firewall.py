@@ -48,7 +48,23 @@ class Firewall:
             rules.append(("nat", f"POSTROUTING -s {subnet} ! -o {bridge} -j MASQUERADE"))
         return rules
 
-    def _apply(self, rules: list[tuple[str, str]], action: str) -> None:
+    def _missing(self, rules: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """The rules not in the kernel yet (``iptables -C``): a restarted refd adopts what it left running."""
+        iptables = shutil.which("iptables")
+        if not iptables:
+            return rules
+        out = []
+        for table, spec in rules:
+            probe = subprocess.run(
+                [iptables, "-w", "-t", table, "-C", *spec.split()], capture_output=True, check=False
+            )
+            if probe.returncode != 0:
+                out.append((table, spec))
+        return out
+
+    def _apply(self, rules: list[tuple[str, str]], action: str, adopt: bool = False) -> None:
+        if adopt and action in ("-A", "-I"):
+            rules = self._missing(rules)
         if not rules:
             return
         if not self.restore:
@@ -72,12 +88,73 @@ class Firewall:
         if proc.returncode != 0:
             raise FirewallError(f"iptables-restore failed: {proc.stderr.strip() or proc.stdout.strip()}")
 
-    def network_up(self, net: Network) -> None:
+    # -- published ports -----------------------------------------------------------------------------
+    def _ensure_nat_chain(self) -> bool:
+        """The nat table's DOCKER chain and its two jumps (dockerd's layout), made once."""
+        if "base:nat" in self.rules:
+            return True
+        iptables = shutil.which("iptables")
+        if not iptables:
+            return False
+        subprocess.run([iptables, "-w", "-t", "nat", "-N", "DOCKER"], capture_output=True, check=False)
+        jumps = [
+            ("nat", "PREROUTING -m addrtype --dst-type LOCAL -j DOCKER"),
+            ("nat", "OUTPUT ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j DOCKER"),
+        ]
+        try:
+            self._apply(jumps, "-A", adopt=True)
+        except FirewallError as exc:
+            self.log.warning(f"failed to program the nat DOCKER chain: {exc}")
+            return False
+        self.rules["base:nat"] = jumps
+        return True
+
+    def publish(
+        self, key: str, bridge: str, container_ip: str, bindings: list[Any], adopt: bool = False
+    ) -> None:
+        """DNAT each IPv4 binding to the container (the userland proxy serves loopback, as on dockerd)."""
+        rules: list[tuple[str, str]] = []
+        for b in bindings:
+            if ":" in b.host_ip:
+                continue  # IPv6 bindings: ip6tables is not managed; the userland proxy serves them
+            dest = "" if b.host_ip == "0.0.0.0" else f"-d {b.host_ip}/32 "
+            proto = f"-p {b.proto} -m {b.proto}"
+            rules.append(
+                (
+                    "nat",
+                    f"DOCKER {dest}! -i {bridge} {proto} --dport {b.host_port} "
+                    f"-j DNAT --to-destination {container_ip}:{b.container_port}",
+                )
+            )
+            rules.append(
+                (
+                    "filter",
+                    f"FORWARD -d {container_ip}/32 ! -i {bridge} -o {bridge} {proto} "
+                    f"--dport {b.container_port} -j ACCEPT",
+                )
+            )
+        if not rules or not self._ensure_nat_chain():
+            return
+        try:
+            self._apply(rules, "-A", adopt=adopt)
+        except FirewallError as exc:
+            self.log.warning(f"failed to program port mappings for {key}: {exc}")
+            return
+        self.rules[f"ports:{key}"] = rules
+
+    def unpublish(self, key: str) -> None:
+        rules = self.rules.pop(f"ports:{key}", [])
+        try:
+            self._apply(rules, "-D")
+        except FirewallError as exc:
+            self.log.warning(f"failed to remove port mappings of {key}: {exc}")
+
+    def network_up(self, net: Network, adopt: bool = False) -> None:
         if net.id in self.rules:
             return
         rules = self._rules_for(net)
         try:
-            self._apply(rules, "-I")
+            self._apply(rules, "-I", adopt=adopt)
         except FirewallError as exc:
             self.log.warning(f"failed to program iptables rules for network {net.name}: {exc}")
             return
@@ -91,9 +168,20 @@ class Firewall:
             self.log.warning(f"failed to remove iptables rules of network {net.name}: {exc}")
 
     def teardown(self) -> None:
+        base = self.rules.pop("base:nat", None)
         for net_id in list(self.rules):
             rules = self.rules.pop(net_id)
             try:
                 self._apply(rules, "-D")
             except FirewallError as exc:
                 self.log.warning(f"failed to remove iptables rules: {exc}")
+        if base is not None:
+            try:
+                self._apply(base, "-D")
+            except FirewallError as exc:
+                self.log.warning(f"failed to remove the nat DOCKER chain's jumps: {exc}")
+            iptables = shutil.which("iptables")
+            if iptables:
+                subprocess.run(
+                    [iptables, "-w", "-t", "nat", "-X", "DOCKER"], capture_output=True, check=False
+                )

@@ -71,6 +71,7 @@ class NetworkManager:
         self.networks: dict[str, Network] = {}
         self.made_bridges: set[str] = set()
         self.host: Netlink | None = None
+        self.adopting = False  # at a boot after live-restore: rules the last refd left are taken over
 
     # -- boot / shutdown -----------------------------------------------------------------------------
     def init(self) -> None:
@@ -85,6 +86,7 @@ class NetworkManager:
                         self.daemon.log.error(f"failed to load network record {entry}: {exc}")
                         continue
                     self.networks[net.id] = net
+        self.adopting = bool(cfg.get("live-restore")) and self._live_sandboxes()
         try:
             self.host = Netlink()
         except OSError as exc:
@@ -188,11 +190,11 @@ class NetworkManager:
         br.ensure_bridge(
             self.host, net.bridge_name, f"{net.pool.gateway}/{net.pool.subnet.prefixlen}", net.mtu, create
         )
-        if not existed:
+        if not existed or (self.adopting and create):  # after a live-restore the bridges are still ours
             self.made_bridges.add(net.bridge_name)
         firewall = getattr(self.daemon, "firewall", None)
         if firewall is not None:
-            firewall.network_up(net)
+            firewall.network_up(net, adopt=self.adopting)
 
     def _host_networks(self, exclude: set[str] = frozenset()) -> list[ipaddress.IPv4Network]:  # type: ignore[assignment]
         """Subnets already on this host's interfaces and refd's networks (pools must not overlap them)."""

@@ -45,7 +45,21 @@ class NetServices:
             except OSError as exc:
                 self.daemon.log.warning(f"failed to start the embedded DNS server for {c.id}: {exc}")
 
+    def _program_nat(self, c: Container, target: str, bindings: list[Any], adopt: bool = False) -> None:
+        firewall = getattr(self.daemon, "firewall", None)
+        if firewall is None:
+            return
+        for name, ep in (c.network_settings.get("Networks") or {}).items():
+            if ep.get("IPAddress") == target:
+                net = self.daemon.networks.find(name)
+                if net is not None and net.driver == "bridge":
+                    firewall.publish(c.id, net.bridge_name, target, bindings, adopt)
+                return
+
     def container_down(self, c: Container) -> None:
+        firewall = getattr(self.daemon, "firewall", None)
+        if firewall is not None:
+            firewall.unpublish(c.id)
         proxy = self.proxies.pop(c.id, None)
         if proxy is not None:
             proxy.close()
@@ -89,6 +103,7 @@ class NetServices:
             ) from None
         self.proxies[c.id] = proxy
         c.network_settings["Ports"] = ports_document(c.config, hc, bindings)
+        self._program_nat(c, target, bindings)
 
     def _restore_bindings(self, c: Container, target: str) -> bool:
         """A live-restored container keeps its published host ports."""
@@ -105,6 +120,7 @@ class NetServices:
             for b in bindings:
                 self.allocator.take(b.proto, b.host_ip, b.host_port)
             self.proxies[c.id] = start_proxy(target, bindings)
+            self._program_nat(c, target, bindings, adopt=True)
         except PortError as exc:
             self.daemon.log.warning(f"failed to restore the published ports of {c.id}: {exc.message}")
             for b in bindings:
