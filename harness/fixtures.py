@@ -30,6 +30,9 @@ __all__ = [
     "docker_daemon",
     "engine",
     "observe",
+    "registry",
+    "registry_auth",
+    "registry_tls",
     "target",
     "tls_material",
 ]
@@ -81,7 +84,11 @@ class DaemonFactory:
 
     def close(self) -> None:
         while self.handles:
-            self.backend.teardown(self.handles.pop(), keep=self.keep)
+            handle = self.handles.pop()
+            for cleanup in handle.extras.pop("cleanups", []):  # e.g. registry relays into its netns
+                with contextlib.suppress(Exception):
+                    cleanup()
+            self.backend.teardown(handle, keep=self.keep)
 
 
 def _work_base() -> str:
@@ -220,3 +227,50 @@ def test_image(docker_daemon: DaemonHandle) -> str:
 
     assert docker_daemon.endpoint is not None
     return load_test_image(docker_daemon.endpoint)
+
+
+# -- registries -------------------------------------------------------------------------------------------
+#: the credentials of the ``registry_auth`` fixture (htpasswd basic auth)
+REGISTRY_USER = ("harness", "harness-secret")
+
+
+@pytest.fixture(scope="session")
+def registry() -> Iterator[Any]:
+    """A seeded ``docker-registry`` on host loopback (plain HTTP), for the whole session.
+
+    ``registry.attach(handle)`` makes it reachable in a daemon's network namespace at
+    ``registry.host`` (see ``harness.registry``); the seed images are ``library/busybox``,
+    ``library/alpine:3.10``, ... so it also serves as a Docker Hub mirror (``registry.url``).
+    """
+    from .registry import Registry
+
+    reg = Registry.start()
+    try:
+        reg.seed()
+        yield reg
+    finally:
+        reg.close()
+
+
+@pytest.fixture(scope="session")
+def registry_tls(registry: Any) -> Iterator[Any]:
+    """The seeded content served over HTTPS with a certificate from a private CA (``ca_pem``)."""
+    from .registry import Registry
+
+    reg = Registry.start(storage=registry.storage, tls=True)
+    try:
+        yield reg
+    finally:
+        reg.close()
+
+
+@pytest.fixture(scope="session")
+def registry_auth(registry: Any) -> Iterator[Any]:
+    """The seeded content behind htpasswd basic auth (``REGISTRY_USER``)."""
+    from .registry import Registry
+
+    reg = Registry.start(storage=registry.storage, auth=REGISTRY_USER)
+    try:
+        yield reg
+    finally:
+        reg.close()

@@ -1,8 +1,11 @@
-"""Reach TCP listeners inside a daemon's private network namespace from the host.
+"""Reach TCP listeners inside a daemon's private network namespace from the host, and the other way round.
 
 Every local daemon boots in its own netns so daemons never fight over bridges, ports or
 iptables. A Forwarder listens on host loopback and opens the matching connection from a
 thread that has entered the daemon's netns (sockets keep the namespace they were made in).
+An Inbound is the opposite direction: a listener made inside the daemon's netns (for example
+``127.0.0.1:5000``, where a registry should be) relaying each connection to a host address, so
+a service the harness runs on the host (a registry) is reachable by the daemon at that address.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 
-__all__ = ["Forwarder", "NetnsConnector", "setns"]
+__all__ = ["Forwarder", "Inbound", "NetnsConnector", "add_address", "setns"]
 
 CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -171,6 +174,120 @@ class Forwarder:
         for sock in open_socks:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)  # wakes the pumps blocked in recv()
+            with contextlib.suppress(OSError):
+                sock.close()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+
+
+def _in_netns(netns_path: str, job: Callable[[], socket.socket]) -> socket.socket:
+    """Run ``job`` on a short-lived thread inside the netns (the thread is discarded afterwards)."""
+    fut: Future[socket.socket] = Future()
+
+    def run() -> None:
+        try:
+            setns(netns_path)
+            fut.set_result(job())
+        except BaseException as exc:
+            fut.set_exception(exc)
+
+    thread = threading.Thread(target=run, name="netns-listen", daemon=True)
+    thread.start()
+    thread.join()
+    return fut.result(timeout=0)
+
+
+def add_address(netns_path: str, address: str) -> None:
+    """Add ``address``/32 to ``lo`` inside the netns (idempotent), so a listener can bind it there."""
+    import subprocess
+
+    proc = subprocess.run(
+        ["nsenter", f"--net={netns_path}", "ip", "addr", "add", f"{address}/32", "dev", "lo"],
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0 and "File exists" not in proc.stderr:
+        raise OSError(f"adding {address} to lo in {netns_path}: {proc.stderr.strip()}")
+
+
+class Inbound:
+    """``listen_host:listen_port`` inside a netns relayed to ``target`` in this process's own netns.
+
+    The listening socket is made by a thread that entered the netns; accepted connections belong
+    to that namespace, and the upstream connection is made from ordinary threads, in the host's.
+    The socket keeps the namespace alive, so a daemon restarted into the same netns still sees it.
+    """
+
+    def __init__(self, netns_path: str, target: tuple[str, int], listen: tuple[str, int]) -> None:
+        self.target = target
+        self.listen = listen
+
+        def make() -> socket.socket:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(listen)
+                sock.listen(128)
+            except BaseException:
+                sock.close()
+                raise
+            return sock
+
+        self.listener = _in_netns(netns_path, make)
+        self._open: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._closed = False
+        self._thread = threading.Thread(target=self._accept, name=f"inbound-{listen[1]}", daemon=True)
+        self._thread.start()
+
+    @property
+    def address(self) -> str:
+        return f"{self.listen[0]}:{self.listen[1]}"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=10)
+                upstream.settimeout(None)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                if self._closed:
+                    client.close()
+                    upstream.close()
+                    return
+                self._open.update((client, upstream))
+            done = functools.partial(self._pump_done, (client, upstream), [2])
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(
+                    target=_pump, args=(src, dst, done), daemon=True, name="inbound-pump"
+                ).start()
+
+    def _pump_done(self, pair: tuple[socket.socket, socket.socket], pending: list[int]) -> None:
+        with self._lock:
+            pending[0] -= 1
+            if pending[0] or pair[0] not in self._open:
+                return
+            self._open.difference_update(pair)
+        for sock in pair:
+            sock.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            open_socks, self._open = list(self._open), set()
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError):
+            self.listener.close()
+        for sock in open_socks:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
             with contextlib.suppress(OSError):
                 sock.close()
         if self._thread is not threading.current_thread():

@@ -119,12 +119,28 @@ def _os_release() -> tuple[str, str]:
     return fields.get("PRETTY_NAME", "Linux"), fields.get("VERSION_ID", "")
 
 
+def _mirrors(daemon: Daemon) -> list[str]:
+    """registry-mirrors as dockerd keeps them: validated, one trailing slash, duplicates dropped."""
+    from ..distribution.errors import DistributionError
+    from ..distribution.service import validate_mirror
+
+    out: list[str] = []
+    for mirror in daemon.config["registry-mirror"]:
+        try:
+            value = validate_mirror(mirror)
+        except DistributionError:
+            value = mirror
+        if value not in out:
+            out.append(value)
+    return out
+
+
 def _registry_config(daemon: Daemon) -> dict[str, Any]:
     cidrs: list[str] = []
     index = {
         "docker.io": {
             "Name": "docker.io",
-            "Mirrors": list(daemon.config["registry-mirror"]),
+            "Mirrors": _mirrors(daemon),
             "Secure": True,
             "Official": True,
         }
@@ -147,7 +163,7 @@ def _registry_config(daemon: Daemon) -> dict[str, Any]:
         "AllowNondistributableArtifactsHostnames": None,
         "InsecureRegistryCIDRs": cidrs,
         "IndexConfigs": index,
-        "Mirrors": list(daemon.config["registry-mirror"]),
+        "Mirrors": _mirrors(daemon),
     }
 
 
