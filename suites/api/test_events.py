@@ -113,3 +113,44 @@ def test_until_past(engine: EngineClient, observe: Observations) -> None:
     observe("closed_quickly", time.monotonic() - start < 5)
     observe("content_type", resp.headers.get("Content-Type"))
     assert resp.status_code == 200
+
+
+@pytest.mark.scenario(
+    "api/events/until-future-live",
+    "since=now and until a few seconds ahead MUST stream the live events of that window (a container "
+    "created meanwhile) and then close the stream by itself",
+    ref="operation SystemEvents; moby daemon/events.go",
+)
+def test_until_future_live(engine: EngineClient, test_image: str, observe: Observations) -> None:
+    import threading
+
+    now = int(time.time())
+    params = {"since": str(now), "until": str(now + 4), "filters": json.dumps({"type": ["container"]})}
+    box: dict[str, Any] = {}
+
+    def listen() -> None:
+        started = time.monotonic()
+        resp = engine.get(f"{V}/events", params=params, timeout=30)
+        box.update(status=resp.status_code, text=resp.text, took=time.monotonic() - started)
+
+    listener = threading.Thread(target=listen)
+    listener.start()
+    time.sleep(1)
+    created = engine.post(
+        f"{V}/containers/create?name=events-window", json={"Image": test_image, "Cmd": ["true"]}
+    )
+    engine.delete(f"{V}/containers/events-window")
+    listener.join(timeout=40)
+    events = [json.loads(line) for line in box.get("text", "").splitlines() if line.strip()]
+    observe("create_status", created.status_code)
+    observe("status", box.get("status"))
+    observe(
+        "actions",
+        [
+            e.get("Action")
+            for e in events
+            if e.get("Actor", {}).get("Attributes", {}).get("name") == "events-window"
+        ],
+    )
+    observe("closed_by_itself", not listener.is_alive() and box.get("took", 99) < 20)
+    assert not listener.is_alive()

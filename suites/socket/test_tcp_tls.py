@@ -257,3 +257,45 @@ def test_missing_ca(daemon_factory: DaemonFactory, tls_material: Any, observe: O
     observe("names_file", 'could not read CA certificate "/nonexistent/ca.pem"' in daemon.logs())
     assert code == 1
     assert 'could not read CA certificate "/nonexistent/ca.pem"' in daemon.logs()
+
+
+@pytest.mark.scenario(
+    "socket/tls/sdk-client",
+    "The docker SDK MUST work as a TLS client of a --tlsverify daemon with the client certificate (ping, "
+    "version, info, a container list) and MUST be refused without one",
+    ref="docker-py docker.tls.TLSConfig; spec 3.4",
+)
+def test_sdk_tls_client(daemon_factory: DaemonFactory, tls_material: Any, observe: Observations) -> None:
+    _, address = _tls_daemon(daemon_factory, tls_material, [*_server_args(tls_material), "--tlsverify"])
+    client_dir = tls_material.client_dir
+    with_cert = TLSFiles(
+        ca=tls_material.ca, cert=os.path.join(client_dir, "cert.pem"), key=os.path.join(client_dir, "key.pem")
+    )
+    # Endpoint.sdk_client turns requests' trust_env off: a REQUESTS_CA_BUNDLE in the environment would
+    # otherwise replace the daemon's CA
+    sdk = Endpoint("tcp", address, with_cert).sdk_client(timeout=20)
+    try:
+        observe("ping", sdk.ping())
+        observe(
+            "version_keys", sorted(k for k in sdk.version() if k in ("ApiVersion", "Os", "Arch", "Version"))
+        )
+        observe("info_has_id", bool(sdk.info().get("ID")))
+        observe("containers_listed", isinstance(sdk.containers.list(all=True), list))
+    finally:
+        sdk.close()
+    try:
+        anonymous = Endpoint("tcp", address, TLSFiles(ca=tls_material.ca)).sdk_client(
+            version="1.41", timeout=10
+        )
+    except Exception as exc:  # refused during the version handshake
+        refused = type(exc).__name__
+    else:
+        try:
+            anonymous.ping()
+            refused = "answered"
+        except Exception as exc:  # the SDK wraps the TLS alert in requests' SSLError / ConnectionError
+            refused = type(exc).__name__
+        finally:
+            anonymous.close()
+    observe("without_cert", "refused" if refused != "answered" else "answered")
+    assert refused != "answered"
