@@ -123,3 +123,26 @@ def test_exec_no_command(engine: EngineClient, running: str, observe: Observatio
     observe("status", resp.status_code)
     observe("body", resp.json())
     assert resp.status_code == 400 and resp.json() == {"message": "No exec command specified"}
+
+
+@pytest.mark.scenario(
+    "api/exec/exec-ids-follow-lifecycle",
+    "A container's ExecIDs MUST list created and running execs and MUST drop an exec once its process has "
+    "ended (attached or detached); the ended exec MUST still inspect",
+    ref="moby daemon/exec.go, container ExecCommands",
+)
+def test_exec_ids_follow_lifecycle(
+    engine: EngineClient, docker_cli: CLI, running: str, observe: Observations
+) -> None:
+    import time
+
+    docker_cli("exec", running, "true")
+    docker_cli("exec", "-d", running, "sleep", "1")
+    with_detached = engine.get(f"{V}/containers/{running}/json").json()["ExecIDs"]
+    created = engine.post(f"{V}/containers/{running}/exec", json={"Cmd": ["true"]}).json()["Id"]
+    time.sleep(2)
+    after = engine.get(f"{V}/containers/{running}/json").json()["ExecIDs"]
+    ended = [e for e in (with_detached or []) if e != created]
+    observe("while_detached_runs", len(with_detached or []))
+    observe("after", ["created" if e == created else "other" for e in after or []])
+    observe("ended_still_inspects", [engine.get(f"{V}/exec/{e}/json").status_code for e in ended])

@@ -91,7 +91,10 @@ async def fill_sizes(daemon: Daemon, c: Container) -> None:
 
 
 async def inspect(req: Request, daemon: Daemon) -> Response:
+    from .exec import prune_ended
+
     c = _container(req, daemon)
+    prune_ended(daemon, c)
     size = bool_value(req, "size")
     if size:
         await fill_sizes(daemon, c)
@@ -143,9 +146,18 @@ def _matches(c: Container, filters: dict[str, list[str]], daemon: Daemon) -> boo
     return True
 
 
-async def list_containers(req: Request, daemon: Daemon) -> Response:
+def list_containers_now(req: Request, daemon: Daemon) -> Response | None:
+    """``GET /containers/json`` answered synchronously; None with ``size`` (that reads the disk)."""
+    if not req.query and not daemon.containers.by_id:
+        return json_response([])
+    if bool_value(req, "size"):
+        return None
     filters = parse_filters(req.arg("filters"), _LIST_FILTERS)
     check_health_filter(filters.get("health") or [])
+    return json_response([c.summary(_image_name(daemon, c)) for c in _listed(req, daemon, filters)])
+
+
+def _listed(req: Request, daemon: Daemon, filters: dict[str, list[str]]) -> list[Container]:
     show_all = bool_value(req, "all")
     limit = int(req.arg("limit") or -1) if req.arg("limit").lstrip("-").isdigit() else -1
     items = sorted(daemon.containers.by_id.values(), key=lambda c: c.created, reverse=True)
@@ -154,8 +166,14 @@ async def list_containers(req: Request, daemon: Daemon) -> Response:
     items = [c for c in items if _matches(c, filters, daemon)]
     if limit > 0:
         items = items[:limit]
+    return items
+
+
+async def list_containers(req: Request, daemon: Daemon) -> Response:
+    filters = parse_filters(req.arg("filters"), _LIST_FILTERS)
+    check_health_filter(filters.get("health") or [])
     summaries = []
-    for c in items:
+    for c in _listed(req, daemon, filters):
         summary = c.summary(_image_name(daemon, c))
         if bool_value(req, "size"):
             await fill_sizes(daemon, c)
@@ -500,7 +518,7 @@ async def attach(req: Request, daemon: Daemon) -> Response:
 
 def register(router: Router) -> None:
     router.add("POST", "/containers/create", create)
-    router.add("GET", "/containers/json", list_containers)
+    router.add("GET", "/containers/json", list_containers, list_containers_now)
     router.add("POST", "/containers/prune", prune)
     router.add("GET", "/containers/{name}/json", inspect)
     router.add("POST", "/containers/{name}/start", start)

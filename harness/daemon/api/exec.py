@@ -13,7 +13,7 @@ import secrets
 from typing import TYPE_CHECKING, Any
 
 from ..containers.manager import ShimConnection
-from ..errors import ApiError, conflict, invalid, not_found
+from ..errors import ApiError, conflict, expect_object, invalid, not_found
 from ..httpd import Request, Response
 from ..logs.jsonfile import frame
 from ..server import json_response, read_json, version_tuple
@@ -53,8 +53,21 @@ def _refresh(daemon: Daemon, record: dict[str, Any]) -> None:
         record["Pid"] = 0 if record["ExitCode"] is not None and not record["Running"] else record["Pid"]
 
 
+def prune_ended(daemon: Daemon, c: Any) -> None:
+    """Drop execs whose process has ended from the container's ExecIDs (dockerd does on exit;
+    ``GET /exec/{id}/json`` still answers for them)."""
+    for exec_id in list(c.exec_ids):
+        record = daemon.containers.execs.get(exec_id)
+        if record is None or not record.get("_started"):
+            continue  # created but never started: dockerd keeps it listed
+        _refresh(daemon, record)
+        if not record["Running"] and record.get("ExitCode") is not None:
+            with contextlib.suppress(ValueError):
+                c.exec_ids.remove(exec_id)
+
+
 async def create(req: Request, daemon: Daemon) -> Response:
-    body = await read_json(req) or {}
+    body = expect_object(await read_json(req), "container.ExecOptions")
     if not body.get("Cmd"):
         raise invalid("No exec command specified")
     c = daemon.containers.get(req.match["name"])
@@ -100,8 +113,8 @@ async def inspect(req: Request, daemon: Daemon) -> Response:
 
 
 async def start(req: Request, daemon: Daemon) -> Response:
+    body = expect_object(await read_json(req), "container.ExecStartOptions")
     record = _exec(daemon, req.match["name"])
-    body = await read_json(req) or {}
     if record["_started"]:
         _refresh(daemon, record)
         state = "is already running" if record["Running"] else "has already run"
