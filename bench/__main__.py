@@ -1,10 +1,17 @@
 """``python -m bench``: measure refd and dockerd in the same run, interleaved, and write reports/bench.*.
 
-Figures (each for every target, repetitions interleaved A B A B so drift hits both):
-boot (fresh data-root to first OK /_ping), SIGTERM to exit, /_ping throughput and latency with
-16 keep-alive connections, idle memory (RSS and PSS of the daemon and every process in its
-namespace), `docker run --rm IMAGE true` through the real CLI, and API create+start+wait+delete.
+Every figure is taken for every target in turn (A B A B ...) so that drift on a shared machine
+hits both; the report gives min, median and max per target and the ratio of the medians.
 Benchmarks are not tests: nothing here asserts a timing.
+
+Figures: boot (fresh data-root to first OK /_ping), restart on an existing data-root, SIGTERM to
+exit; ``GET /_ping`` and ``GET /containers/json`` (0 and 50 running containers) with 16
+keep-alive connections (req/s, p50, p99); memory (RSS and PSS of the daemon and every helper or
+shim process in its network namespace) idle and with 20 running containers; ``docker run --rm``
+through the real CLI; API create + start + wait + delete and each step; 50 containers created
+and started concurrently, then force-removed concurrently; ``docker exec CTR true``; a container
+writing 100 MiB of log lines and ``docker logs`` reading them; optionally (``--suite``) the
+conformance suites' wall time per target.
 """
 
 from __future__ import annotations
@@ -13,12 +20,10 @@ import argparse
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -27,11 +32,49 @@ from harness.backends.base import DaemonHandle, DaemonSpec
 from harness.backends.local import LocalBackend
 from harness.targets import Target, resolve_target
 
+from . import figures as fig
+
 BACKEND = LocalBackend()
+
+#: figure key -> (label, unit); the report lists figures in this order. ``/s`` figures: higher is better.
+FIGURES: dict[str, tuple[str, str]] = {
+    "boot_s": ("boot: fresh data-root to first OK /_ping", "s"),
+    "restart_s": ("boot on an existing data-root (image loaded)", "s"),
+    "stop_s": ("SIGTERM to exit", "s"),
+    "cli_run_rm_s": ("`docker run --rm busybox true` (real CLI)", "s"),
+    "api_lifecycle_s": ("API create + start + wait + delete", "s"),
+    "api_create_s": ("  API create", "s"),
+    "api_start_s": ("  API start", "s"),
+    "api_wait_s": ("  API wait", "s"),
+    "api_delete_s": ("  API delete", "s"),
+    "exec_s": ("`docker exec CTR true` (real CLI)", "s"),
+    "start50_s": ("50 containers created + started concurrently", "s"),
+    "remove50_s": ("50 running containers force-removed concurrently", "s"),
+    "logs_write_100mb_s": ("container writes 100 MiB of log lines (start to exit)", "s"),
+    "logs_read_100mb_s": ("`docker logs` of those 100 MiB", "s"),
+    "ping_req_per_s": ("`/_ping` throughput, 16 connections", "req/s"),
+    "ping_p50_ms": ("`/_ping` p50 latency", "ms"),
+    "ping_p99_ms": ("`/_ping` p99 latency", "ms"),
+    "ps0_req_per_s": ("`/containers/json` (0 containers) throughput, 16 connections", "req/s"),
+    "ps0_p50_ms": ("`/containers/json` (0) p50 latency", "ms"),
+    "ps0_p99_ms": ("`/containers/json` (0) p99 latency", "ms"),
+    "ps50_req_per_s": ("`/containers/json` (50 running) throughput, 16 connections", "req/s"),
+    "ps50_p50_ms": ("`/containers/json` (50) p50 latency", "ms"),
+    "ps50_p99_ms": ("`/containers/json` (50) p99 latency", "ms"),
+    "idle_rss_mib": ("memory idle: RSS of daemon + helpers/shims", "MiB"),
+    "idle_pss_mib": ("memory idle: PSS of daemon + helpers/shims", "MiB"),
+    "run20_rss_mib": ("memory, 20 running containers: RSS of daemon + helpers/shims", "MiB"),
+    "run20_pss_mib": ("memory, 20 running containers: PSS of daemon + helpers/shims", "MiB"),
+    "suite_s": ("conformance suites' wall time (--suite)", "s"),
+}
+
+
+def _workdir(target: Target) -> str:
+    return tempfile.mkdtemp(prefix=f"harness-bench-{target.name}-")
 
 
 def boot(target: Target, spec: DaemonSpec | None = None) -> tuple[DaemonHandle, float]:
-    workdir = tempfile.mkdtemp(prefix=f"harness-bench-{target.name}-")
+    workdir = _workdir(target)
     start = time.perf_counter()
     handle = BACKEND.start(target, spec or DaemonSpec(), workdir)
     return handle, time.perf_counter() - start
@@ -43,210 +86,291 @@ def stop_time(handle: DaemonHandle) -> float:
     return time.perf_counter() - start
 
 
-def _ping_worker(path: str, deadline: float, latencies: list[float]) -> None:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.connect(path)
-    request = b"GET /_ping HTTP/1.1\r\nHost: docker\r\n\r\n"
-    buf = b""
-    try:
-        while time.perf_counter() < deadline:
-            t0 = time.perf_counter()
-            sock.sendall(request)
-            while True:
-                head_end = buf.find(b"\r\n\r\n")
-                if head_end >= 0:
-                    head = buf[:head_end].lower()
-                    length = int(head.split(b"content-length: ")[1].split(b"\r\n")[0])
-                    total = head_end + 4 + length
-                    if len(buf) >= total:
-                        buf = buf[total:]
-                        break
-                chunk = sock.recv(65536)
-                if not chunk:
-                    return
-                buf += chunk
-            latencies.append(time.perf_counter() - t0)
-    finally:
-        sock.close()
-
-
-def ping_load(handle: DaemonHandle, connections: int = 16, seconds: float = 3.0) -> dict[str, float]:
-    lists: list[list[float]] = [[] for _ in range(connections)]
-    deadline = time.perf_counter() + seconds
-    threads = [
-        threading.Thread(target=_ping_worker, args=(handle.socket_path, deadline, lst)) for lst in lists
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    all_lat = sorted(x for lst in lists for x in lst)
-    if not all_lat:
-        return {"req_per_s": 0.0, "p50_ms": 0.0, "p99_ms": 0.0}
-    return {
-        "req_per_s": len(all_lat) / seconds,
-        "p50_ms": all_lat[len(all_lat) // 2] * 1000,
-        "p99_ms": all_lat[int(len(all_lat) * 0.99) - 1] * 1000,
-    }
-
-
-def memory(handle: DaemonHandle) -> dict[str, float]:
-    """RSS and PSS (MiB) of every process in the daemon's network namespace (daemon, containerd, shims)."""
-    try:
-        ino = os.stat(f"/proc/{handle.pid}/ns/net").st_ino
-    except OSError:
-        return {"rss_mib": 0.0, "pss_mib": 0.0}
-    rss = pss = 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            if os.stat(f"/proc/{entry}/ns/net").st_ino != ino:
-                continue
-            with open(f"/proc/{entry}/smaps_rollup") as fh:
-                for line in fh:
-                    if line.startswith("Rss:"):
-                        rss += int(line.split()[1])
-                    elif line.startswith("Pss:"):
-                        pss += int(line.split()[1])
-        except OSError:
-            continue
-    return {"rss_mib": rss / 1024, "pss_mib": pss / 1024}
-
-
-def cli_run_rm(handle: DaemonHandle, image: str) -> float:
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": handle.workdir,
-        "DOCKER_HOST": f"unix://{handle.socket_path}",
-    }
+def restart_time(handle: DaemonHandle) -> float:
+    """Boot again on the (stopped) daemon's data-root, to first OK /_ping."""
     start = time.perf_counter()
-    result = subprocess.run(
-        ["docker", "run", "--rm", image, "true"], env=env, capture_output=True, timeout=120
-    )
-    took = time.perf_counter() - start
-    if result.returncode != 0:
-        raise RuntimeError(f"docker run failed on {handle.target.name}: {result.stderr.decode()[-500:]}")
-    return took
-
-
-def api_lifecycle(handle: DaemonHandle, image: str) -> float:
-    from harness.client import EngineClient
-
-    assert handle.endpoint is not None
-    client = EngineClient(handle.endpoint)
-    try:
-        start = time.perf_counter()
-        cid = client.post("/v1.41/containers/create", json={"Image": image, "Cmd": ["true"]}).json()["Id"]
-        client.post(f"/v1.41/containers/{cid}/start")
-        client.post(f"/v1.41/containers/{cid}/wait")
-        client.delete(f"/v1.41/containers/{cid}")
-        return time.perf_counter() - start
-    finally:
-        client.close()
+    BACKEND.restart(handle)
+    return time.perf_counter() - start
 
 
 def summarize(values: list[float]) -> dict[str, float]:
     return {"min": min(values), "median": statistics.median(values), "max": max(values), "n": len(values)}
 
 
+class Recorder:
+    def __init__(self, targets: list[Target]) -> None:
+        self.values: dict[str, dict[str, list[float]]] = {t.name: {} for t in targets}
+        self.errors: dict[str, list[str]] = {t.name: [] for t in targets}
+
+    def add(self, target: Target, key: str, value: float) -> None:
+        self.values[target.name].setdefault(key, []).append(value)
+
+    def attempt(self, target: Target, what: str, func: Callable[[], None]) -> None:
+        """Run one measurement; a failure is recorded (and printed), not fatal."""
+        try:
+            func()
+        except Exception as exc:
+            message = f"{what}: {type(exc).__name__}: {exc}"
+            self.errors[target.name].append(message)
+            print(f"bench: {target.name}: {message}", file=sys.stderr)
+
+
+def _progress(text: str) -> None:
+    print(f"bench: {time.strftime('%H:%M:%S')} {text}", file=sys.stderr, flush=True)
+
+
+def daemon_figures(targets: list[Target], rec: Recorder, repeat: int) -> None:
+    from harness.testimage import load_test_image
+
+    for rep in range(repeat):  # interleaved: A B A B
+        _progress(f"boot/restart/stop, repetition {rep + 1}/{repeat}")
+        for target in targets:
+            handle, took = boot(target)
+            rec.add(target, "boot_s", took)
+            try:
+
+                def cycle(handle: DaemonHandle = handle, target: Target = target) -> None:
+                    assert handle.endpoint is not None
+                    load_test_image(handle.endpoint)
+                    rec.add(target, "stop_s", stop_time(handle))
+                    rec.add(target, "restart_s", restart_time(handle))
+
+                rec.attempt(target, "restart", cycle)
+            finally:
+                BACKEND.teardown(handle)
+
+
+def container_figures(
+    targets: list[Target], rec: Recorder, repeat: int, logs_repeat: int, skip_containers: bool
+) -> None:
+    from harness.testimage import load_test_image
+
+    handles: dict[str, DaemonHandle] = {}
+    sleepers: dict[str, str] = {}
+    image = "busybox:latest"
+    try:
+        for target in targets:
+            handles[target.name], _ = boot(target)
+            if not skip_containers:
+                endpoint = handles[target.name].endpoint
+                assert endpoint is not None
+                load_test_image(endpoint, image)
+        for rep in range(repeat):
+            _progress(f"daemon figures, repetition {rep + 1}/{repeat}")
+            for target in targets:
+                handle = handles[target.name]
+                mem = fig.memory(handle)
+                rec.add(target, "idle_rss_mib", mem["rss_mib"])
+                rec.add(target, "idle_pss_mib", mem["pss_mib"])
+            for prefix, path in (("ping", "/_ping"), ("ps0", "/containers/json")):
+                for target in targets:
+
+                    def throughput(target: Target = target, prefix: str = prefix, path: str = path) -> None:
+                        for key, value in fig.load(handles[target.name], path).items():
+                            if key != "errors":
+                                rec.add(target, f"{prefix}_{key}", value)
+
+                    rec.attempt(target, f"load {path}", throughput)
+        if skip_containers:
+            return
+        for target in targets:
+
+            def sleeper(target: Target = target) -> None:
+                sleepers[target.name] = fig.run_detached(handles[target.name], image, ["sleep", "3600"])
+
+            rec.attempt(target, "exec target", sleeper)
+        for rep in range(repeat):
+            _progress(f"container figures, repetition {rep + 1}/{repeat}")
+            for target in targets:
+                handle = handles[target.name]
+
+                def run_rm(handle: DaemonHandle = handle, target: Target = target) -> None:
+                    rec.add(target, "cli_run_rm_s", fig.cli_run_rm(handle, image))
+
+                def lifecycle(handle: DaemonHandle = handle, target: Target = target) -> None:
+                    steps = fig.api_lifecycle(handle, image)
+                    rec.add(target, "api_lifecycle_s", steps["total"])
+                    for step in ("create", "start", "wait", "delete"):
+                        rec.add(target, f"api_{step}_s", steps[step])
+
+                def exec_true(handle: DaemonHandle = handle, target: Target = target) -> None:
+                    rec.add(target, "exec_s", fig.exec_latency(handle, sleepers[target.name]))
+
+                rec.attempt(target, "run --rm", run_rm)
+                rec.attempt(target, "api lifecycle", lifecycle)
+                if target.name in sleepers:
+                    rec.attempt(target, "exec", exec_true)
+            for target in targets:
+                handle = handles[target.name]
+
+                def twenty(handle: DaemonHandle = handle, target: Target = target) -> None:
+                    _, ids = fig.concurrent_starts(handle, image, 20)
+                    time.sleep(1)  # let start-up allocations settle
+                    mem = fig.memory(handle)
+                    rec.add(target, "run20_rss_mib", mem["rss_mib"])
+                    rec.add(target, "run20_pss_mib", mem["pss_mib"])
+                    fig.remove_all(handle, ids)
+
+                rec.attempt(target, "memory with 20 containers", twenty)
+            for target in targets:
+                handle = handles[target.name]
+
+                def fifty(handle: DaemonHandle = handle, target: Target = target) -> None:
+                    took, ids = fig.concurrent_starts(handle, image, 50)
+                    rec.add(target, "start50_s", took)
+                    try:
+                        for key, value in fig.load(handle, "/containers/json").items():
+                            if key != "errors":
+                                rec.add(target, f"ps50_{key}", value)
+                    finally:
+                        rec.add(target, "remove50_s", fig.remove_all(handle, ids))
+
+                rec.attempt(target, "50 concurrent starts", fifty)
+            if rep < logs_repeat:
+                for target in targets:
+                    handle = handles[target.name]
+
+                    def logs(handle: DaemonHandle = handle, target: Target = target) -> None:
+                        took = fig.logs_100mb(handle, image)
+                        rec.add(target, "logs_write_100mb_s", took["write"])
+                        rec.add(target, "logs_read_100mb_s", took["read"])
+
+                    rec.attempt(target, "logs 100 MiB", logs)
+    finally:
+        for handle in handles.values():
+            BACKEND.teardown(handle)
+
+
+def suite_figures(targets: list[Target], rec: Recorder, suite_args: list[str]) -> None:
+    """The conformance suites' wall time per target (pytest in a child process, one target at a time)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for target in targets:
+        _progress(f"conformance suites on {target.name}")
+        start = time.perf_counter()
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", *suite_args, f"--targets={target.name}", "-q"],
+            cwd=root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        rec.add(target, "suite_s", time.perf_counter() - start)
+        tail = result.stdout.strip().splitlines()[-1:] or [""]
+        _progress(f"suites on {target.name}: exit {result.returncode}, {tail[0]}")
+        if result.returncode not in (0, 1):
+            rec.errors[target.name].append(f"suites: pytest exit {result.returncode}: {tail[0]}")
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            model = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), "")
+    except OSError:
+        pass
+    mem_gib = 0.0
+    try:
+        with open("/proc/meminfo") as fh:
+            mem_gib = int(fh.readline().split()[1]) / (1 << 20)
+    except (OSError, ValueError, IndexError):
+        pass
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "memory_gib": round(mem_gib, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "loadavg_at_start": os.getloadavg()[0],
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--targets", default="refd,dockerd")
+    parser.add_argument("--targets", default="refd,dockerd", help="comma-separated; first is the numerator")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--logs-repeat", type=int, default=3, help="repetitions of the 100 MiB logs figure")
     parser.add_argument("--reports", default="reports")
     parser.add_argument("--skip-containers", action="store_true", help="only daemon-level figures")
+    parser.add_argument("--skip-boot", action="store_true", help="no boot/restart/stop figures")
+    parser.add_argument(
+        "--suite",
+        nargs="?",
+        const="suites",
+        default=None,
+        help="also time the conformance suites (default path: suites) once per target; long",
+    )
     opts = parser.parse_args(argv)
     targets = [resolve_target(t) for t in opts.targets.split(",") if t]
     for target in targets:
         target.check_available()
-    figures: dict[str, dict[str, list[float]]] = {t.name: {} for t in targets}
-
-    def record(target: Target, name: str, value: float) -> None:
-        figures[target.name].setdefault(name, []).append(value)
-
-    for _ in range(opts.repeat):  # interleaved: A B A B
-        for target in targets:
-            handle, took = boot(target)
-            record(target, "boot_s", took)
-            try:
-                record(target, "stop_s", stop_time(handle))
-            finally:
-                BACKEND.teardown(handle)
-    image = ""
-    for target in targets:
-        handle, _ = boot(target)
-        try:
-            mem = memory(handle)
-            record(target, "idle_rss_mib", mem["rss_mib"])
-            record(target, "idle_pss_mib", mem["pss_mib"])
-            load = ping_load(handle)
-            for key, value in load.items():
-                record(target, f"ping_{key}", value)
-            if not opts.skip_containers:
-                from harness.testimage import load_test_image
-
-                try:
-                    assert handle.endpoint is not None
-                    image = load_test_image(handle.endpoint)
-                    for _ in range(opts.repeat):
-                        record(target, "cli_run_rm_s", cli_run_rm(handle, image))
-                        record(target, "api_create_start_wait_delete_s", api_lifecycle(handle, image))
-                except Exception as exc:
-                    figures[target.name].setdefault("errors", []).append(0.0)
-                    print(f"bench: container figures failed on {target.name}: {exc}", file=sys.stderr)
-        finally:
-            BACKEND.teardown(handle)
+        target.prepare()
+    rec = Recorder(targets)
+    info = machine()
+    if not opts.skip_boot:
+        daemon_figures(targets, rec, opts.repeat)
+    container_figures(targets, rec, opts.repeat, opts.logs_repeat, opts.skip_containers)
+    if opts.suite:
+        suite_figures(targets, rec, opts.suite.split())
     report = {
-        "schema": "harness.bench/1",
-        "machine": {
-            "cpus": os.cpu_count(),
-            "kernel": platform.release(),
-            "python": platform.python_version(),
-        },
+        "schema": "harness.bench/2",
+        "machine": info,
         "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "repeat": opts.repeat,
         "targets": {t.name: {"version": t.version} for t in targets},
-        "figures": {
-            name: {k: summarize(v) for k, v in figs.items() if k != "errors"}
-            for name, figs in figures.items()
-        },
+        "figures": {name: {k: summarize(v) for k, v in figs.items()} for name, figs in rec.values.items()},
+        "errors": rec.errors,
     }
     os.makedirs(opts.reports, exist_ok=True)
     with open(os.path.join(opts.reports, "bench.json"), "w") as fh:
         json.dump(report, fh, indent=1)
-    md = _markdown(report, [t.name for t in targets])
+    md = markdown(report, [t.name for t in targets])
     with open(os.path.join(opts.reports, "bench.md"), "w") as fh:
         fh.write(md)
     print(md)
     return 0
 
 
-def _markdown(report: dict[str, Any], names: list[str]) -> str:
+def _fmt(value: float) -> str:
+    if value >= 1000:
+        return f"{value / 1000:.1f}k"
+    return f"{value:.3g}"
+
+
+def markdown(report: dict[str, Any], names: list[str]) -> str:
     figs = report["figures"]
-    keys = sorted({k for n in names for k in figs.get(n, {})})
+    m = report["machine"]
+    versions = ", ".join(f"{n} {report['targets'].get(n, {}).get('version', '')}".strip() for n in names)
     lines = [
-        f"# Benchmarks ({report['generated']}, {report['machine']['cpus']} CPUs, kernel "
-        f"{report['machine']['kernel']})",
+        f"# Benchmarks ({report['generated']})",
         "",
-        "| figure | "
-        + " | ".join(f"{n} median (min to max)" for n in names)
-        + (f" | ratio {names[0]}/{names[1]}" if len(names) > 1 else "")
+        f"Machine: {m['cpus']} CPUs ({m.get('cpu_model') or 'unknown model'}), "
+        f"{m.get('memory_gib', '?')} GiB, kernel {m['kernel']}, Python {m['python']}, "
+        f"load average {m.get('loadavg_at_start', 0):.2f} at start. "
+        f"Targets: {versions}. {report.get('repeat', '?')} interleaved repetitions; median (min to max).",
+        "",
+        "| figure | unit | "
+        + " | ".join(names)
+        + (f" | {names[0]}/{names[1]}" if len(names) > 1 else "")
         + " |",
-        "|---|" + "---|" * (len(names) + (1 if len(names) > 1 else 0)),
+        "|---|---|" + "---|" * (len(names) + (1 if len(names) > 1 else 0)),
     ]
-    fmt: Callable[[dict[str, float]], str] = lambda s: f"{s['median']:.4g} ({s['min']:.3g} to {s['max']:.3g})"  # noqa: E731
+    keys = [k for k in FIGURES if any(k in figs.get(n, {}) for n in names)]
+    keys += sorted({k for n in names for k in figs.get(n, {})} - set(keys))
     for key in keys:
-        cells = [fmt(figs[n][key]) if key in figs.get(n, {}) else "—" for n in names]
+        label, unit = FIGURES.get(key, (key, ""))
+        cells = []
+        for n in names:
+            s = figs.get(n, {}).get(key)
+            cells.append(f"{_fmt(s['median'])} ({_fmt(s['min'])} to {_fmt(s['max'])})" if s else "—")
         ratio = ""
-        if (
-            len(names) > 1
-            and all(key in figs.get(n, {}) for n in names[:2])
-            and figs[names[1]][key]["median"]
-        ):
-            ratio = f" | {figs[names[0]][key]['median'] / figs[names[1]][key]['median']:.2f}"
-        elif len(names) > 1:
-            ratio = " | —"
-        lines.append(f"| {key} | " + " | ".join(cells) + ratio + " |")
+        if len(names) > 1:
+            a, b = figs.get(names[0], {}).get(key), figs.get(names[1], {}).get(key)
+            ratio = f" | {a['median'] / b['median']:.2f}" if a and b and b["median"] else " | —"
+        lines.append(f"| {label} | {unit} | " + " | ".join(cells) + ratio + " |")
+    errors = {n: e for n, e in report.get("errors", {}).items() if e}
+    if errors:
+        lines += ["", "Errors:"]
+        lines += [f"- {n}: {e}" for n, errs in errors.items() for e in errs]
     return "\n".join(lines) + "\n"
 
 
