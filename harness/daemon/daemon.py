@@ -22,7 +22,7 @@ from .config import DaemonConfig
 from .events import EventBus
 from .flags import FLAGS, ParsedFlags
 from .hosts import normalize_hosts
-from .httpd import handle_connection
+from .httpd import HttpProtocol, handle_connection
 from .listeners import Listener, ListenerError, bind_listeners, close_listener, serve_listener, tcp_warnings
 from .log import Logger
 from .tlsconf import TLSError, TLSSettings, resolve_tls, server_context
@@ -264,6 +264,9 @@ class Daemon:
 
         async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             await handle_connection(reader, writer, router)
+
+        def protocol() -> HttpProtocol:
+            return HttpProtocol(router, router.fast)
 
         def on_signal(signo: int) -> None:
             if signo == signal.SIGQUIT:

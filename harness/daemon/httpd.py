@@ -21,7 +21,16 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-__all__ = ["BadRequest", "HttpServer", "Request", "Response", "handle_connection", "http_date"]
+__all__ = [
+    "BadRequest",
+    "FastApp",
+    "HttpProtocol",
+    "HttpServer",
+    "Request",
+    "Response",
+    "handle_connection",
+    "http_date",
+]
 
 #: Go's DefaultMaxHeaderBytes; the server reads up to this plus 4096 bytes of request head.
 MAX_HEADER_BYTES = 1 << 20
@@ -233,9 +242,15 @@ def _reason(status: int) -> str:
         return ""
 
 
+_STATUS_LINES: dict[tuple[str, int], str] = {}
+
+
 def _status_line(version: str, status: int) -> str:
-    reason = _reason(status) or f"status code {status}"
-    return f"{version} {status} {reason}\r\n"
+    line = _STATUS_LINES.get((version, status))
+    if line is None:
+        reason = _reason(status) or f"status code {status}"
+        line = _STATUS_LINES[(version, status)] = f"{version} {status} {reason}\r\n"
+    return line
 
 
 async def _close_stream(stream: AsyncIterator[bytes] | None) -> None:
@@ -244,9 +259,8 @@ async def _close_stream(stream: AsyncIterator[bytes] | None) -> None:
         await aclose()
 
 
-async def _write_response(req: Request, resp: Response, keep_alive: bool) -> bool:
-    """Write ``resp``; returns whether the connection may serve another request."""
-    writer = req.writer
+def _encode_head(req: Request, resp: Response, keep_alive: bool) -> tuple[bytes, bool, bool]:
+    """The response head's bytes, whether the connection stays open, whether the body is chunked."""
     http11 = req.proto_at_least_11
     head = [_status_line("HTTP/1.1" if http11 else "HTTP/1.0", resp.status)]
     names = {name.lower() for name, _ in resp.headers}
@@ -266,19 +280,32 @@ async def _write_response(req: Request, resp: Response, keep_alive: bool) -> boo
     elif keep_alive and not http11:
         head.append("Connection: keep-alive\r\n")
     head.append("\r\n")
-    writer.write("".join(head).encode("latin-1"))
-    if req.method == "HEAD" or not body_allowed:
+    return "".join(head).encode("latin-1"), keep_alive, chunked
+
+
+def _body_written(req: Request, resp: Response) -> bytes | None:
+    """The body bytes to send after the head for a plain response; None when a stream follows."""
+    if req.method == "HEAD" or not (resp.status >= 200 and resp.status not in (204, 304)):
+        return b""
+    return resp.body if resp.stream is None else None
+
+
+async def _write_response(req: Request, resp: Response, keep_alive: bool) -> bool:
+    """Write ``resp``; returns whether the connection may serve another request."""
+    writer = req.writer
+    head, keep_alive, chunked = _encode_head(req, resp, keep_alive)
+    writer.write(head)
+    body = _body_written(req, resp)
+    if body is not None:
+        if body:
+            writer.write(body)
         await writer.drain()
         await _close_stream(resp.stream)
         return keep_alive
-    if stream is None:
-        if resp.body:
-            writer.write(resp.body)
-        await writer.drain()
-        return keep_alive
+    stream = resp.stream
     await writer.drain()  # streams (events, logs) must show their headers before the first item
     try:
-        async for piece in stream:
+        async for piece in stream:  # type: ignore[union-attr]
             if piece:
                 writer.write(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
                 await writer.drain()
@@ -347,7 +374,9 @@ def _parse_version(proto: str) -> tuple[int, int] | None:
 
 def _valid_request_uri(target: str) -> bool:
     """The checks of Go's ``url.ParseRequestURI`` that a daemon's clients can trip."""
-    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in target):
+    if not (target.isascii() and target.isprintable()) and any(
+        ord(ch) < 0x20 or ord(ch) == 0x7F for ch in target
+    ):
         return False
     if target == "*":
         return True
@@ -367,6 +396,51 @@ def _valid_request_uri(target: str) -> bool:
     return True
 
 
+def _parse_request_line(line: bytes) -> tuple[str, str, str]:
+    """Go's parseRequestLine and its checks: (method, target, proto) or BadRequest."""
+    request_line = _strip_eol(line)
+    method, sep1, rest = request_line.partition(" ")
+    target, sep2, proto = rest.partition(" ")
+    if not sep1 or not sep2:
+        raise BadRequest(f"malformed HTTP request {request_line!r}")
+    if not method or not set(method) <= _TOKEN:
+        raise BadRequest(f"invalid method {method!r}")
+    if _parse_version(proto) is None:
+        raise BadRequest(f"malformed HTTP version {proto!r}")
+    if not _valid_request_uri(target):
+        raise BadRequest(f"invalid URI for request {target!r}")
+    return method, target, proto
+
+
+class _HeaderParser:
+    """Header lines (EOL stripped) into lower-cased name -> values, with Go's textproto checks."""
+
+    __slots__ = ("first", "headers", "last")
+
+    def __init__(self) -> None:
+        self.headers: dict[str, list[str]] = {}
+        self.last: list[str] | None = None
+        self.first = True
+
+    def add(self, text: str) -> None:
+        if text[0] in " \t":  # obs-fold: Go joins a continuation line onto the previous value
+            if self.first or self.last is None:
+                raise BadRequest(f"malformed MIME header initial line: {text}")
+            self.last[-1] = (self.last[-1] + " " + text.strip(" \t")).strip(" \t")
+            return
+        self.first = False
+        name, colon, value = text.partition(":")
+        if not colon or not name or not set(name) <= _TOKEN:
+            raise BadRequest(f"malformed MIME header line: {text}")
+        value = value.strip(" \t")
+        if not value.isprintable() and any(
+            (ord(ch) < 0x20 and ch != "\t") or ord(ch) == 0x7F for ch in value
+        ):
+            raise BadRequest(f"malformed MIME header line: {text}")
+        self.last = self.headers.setdefault(name.lower(), [])
+        self.last.append(value)
+
+
 async def _read_head(
     heads: _HeadReader, after_post: bool
 ) -> tuple[str, str, str, dict[str, list[str]]] | None:
@@ -378,21 +452,8 @@ async def _read_head(
         line = await heads.line()
     if not line:
         return None
-    request_line = _strip_eol(line)
-    method, sep1, rest = request_line.partition(" ")
-    target, sep2, proto = rest.partition(" ")
-    if not sep1 or not sep2:
-        raise BadRequest(f"malformed HTTP request {request_line!r}")
-    if not method or not set(method) <= _TOKEN:
-        raise BadRequest(f"invalid method {method!r}")
-    version = _parse_version(proto)
-    if version is None:
-        raise BadRequest(f"malformed HTTP version {proto!r}")
-    if not _valid_request_uri(target):
-        raise BadRequest(f"invalid URI for request {target!r}")
-    headers: dict[str, list[str]] = {}
-    last: list[str] | None = None
-    first = True
+    method, target, proto = _parse_request_line(line)
+    parser = _HeaderParser()
     while True:
         hline = await heads.line()
         if not hline:
@@ -400,21 +461,8 @@ async def _read_head(
         text = _strip_eol(hline)
         if text == "":
             break
-        if text[0] in " \t":  # obs-fold: Go joins a continuation line onto the previous value
-            if first or last is None:
-                raise BadRequest(f"malformed MIME header initial line: {text}")
-            last[-1] = (last[-1] + " " + text.strip(" \t")).strip(" \t")
-            continue
-        first = False
-        name, colon, value = text.partition(":")
-        if not colon or not name or not set(name) <= _TOKEN:
-            raise BadRequest(f"malformed MIME header line: {text}")
-        value = value.strip(" \t")
-        if any((ord(ch) < 0x20 and ch != "\t") or ord(ch) == 0x7F for ch in value):
-            raise BadRequest(f"malformed MIME header line: {text}")
-        last = headers.setdefault(name.lower(), [])
-        last.append(value)
-    return method, target, proto, headers
+        parser.add(text)
+    return method, target, proto, parser.headers
 
 
 def _framing(proto: str, headers: dict[str, list[str]]) -> tuple[bool, int]:
@@ -450,9 +498,51 @@ def _check_host(proto: str, headers: dict[str, list[str]]) -> None:
         raise BadRequest("malformed Host header", 400, "malformed Host header")
 
 
+def _new_request(
+    method: str,
+    target: str,
+    version: str,
+    raw_headers: dict[str, list[str]],
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+) -> tuple[Request, bool]:
+    """Framing, protocol and Host checks (BadRequest as Go answers them); the request and its keep-alive."""
+    chunked, length = _framing(version, raw_headers)
+    if version[5] != "1":  # http1ServerSupportsRequest
+        raise BadRequest("unsupported protocol version", 505, "unsupported protocol version")
+    _check_host(version, raw_headers)
+    headers = {name: values[0] for name, values in raw_headers.items()}
+    req = Request(method, target, version, headers, reader, writer)
+    req._chunked, req._remaining = chunked, length
+    if (
+        "?" in target
+        or "%" in target
+        or "#" in target
+        or not target.startswith("/")
+        or target.startswith("//")
+    ):
+        split = urlsplit(target)
+        req.path = unquote(split.path) or "/"
+        req.query = parse_qs(split.query, keep_blank_values=True)
+    else:  # the common case: a plain path, nothing to split or unescape
+        req.path = target
+    conn = headers.get("connection")
+    if conn is None:
+        keep_alive = req.proto_at_least_11
+    else:
+        tokens = {t.strip() for t in conn.lower().split(",")}
+        keep_alive = "close" not in tokens and (req.proto_at_least_11 or "keep-alive" in tokens)
+    return req, keep_alive
+
+
 async def handle_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, app: App) -> None:
     """Serve requests on one connection until it closes or asks to."""
-    after_post = False
+    await _serve(reader, writer, app, False)
+
+
+async def _serve(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, app: App, after_post: bool
+) -> None:
     try:
         while True:
             heads = _HeadReader(reader)
@@ -460,54 +550,191 @@ async def handle_connection(reader: asyncio.StreamReader, writer: asyncio.Stream
                 head = await _read_head(heads, after_post)
                 if head is None:
                     return
-                method, target, version, raw_headers = head
-                chunked, length = _framing(version, raw_headers)
-                if version[5] != "1":  # http1ServerSupportsRequest
-                    raise BadRequest("unsupported protocol version", 505, "unsupported protocol version")
-                _check_host(version, raw_headers)
+                req, keep_alive = _new_request(*head, reader, writer)
             except BadRequest as exc:
                 writer.write(exc.wire())
                 await writer.drain()
                 return
-            headers = {name: values[0] for name, values in raw_headers.items()}
-            req = Request(method, target, version, headers, reader, writer)
-            req._chunked, req._remaining = chunked, length
-            split = urlsplit(target)
-            req.path = unquote(split.path) or "/"
-            req.query = parse_qs(split.query, keep_blank_values=True)
-            after_post = method == "POST"
-            conn = headers.get("connection", "").lower()
-            tokens = {t.strip() for t in conn.split(",")}
-            keep_alive = "close" not in tokens and (req.proto_at_least_11 or "keep-alive" in tokens)
-            expect = headers.get("expect", "")
-            if "100-continue" in {t.strip().lower() for t in expect.split(",")}:
-                req._expect_continue = req.proto_at_least_11 and req.has_body
-            elif expect:  # Go's sendExpectationFailed
-                await _write_response(req, Response(417, headers=[("Connection", "close")]), True)
-                return
-            try:
-                resp = await app(req)
-            except BadRequest as exc:
-                writer.write(exc.wire())
-                await writer.drain()
-                return
-            if resp.hijack is not None:
-                req.response_headers = resp.headers  # middleware headers, for hijackers that echo them
-                await resp.hijack(req)
-                return
-            keep_alive = keep_alive and not resp.close
-            try:
-                if not await req.drain(_MAX_POST_HANDLER_READ):
-                    keep_alive = False
-            except BadRequest:
-                keep_alive = False
-            if not await _write_response(req, resp, keep_alive):
+            after_post = req.method == "POST"
+            if not await _serve_one(req, keep_alive, app):
                 return
     except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
         return
     finally:
         with contextlib.suppress(Exception):  # closing a broken transport must not raise
             writer.close()
+
+
+async def _serve_one(req: Request, keep_alive: bool, app: App, resp: Response | None = None) -> bool:
+    """Answer one parsed request (``resp``: already computed); False when the connection must end."""
+    writer = req.writer
+    if resp is None:
+        expect = req.headers.get("expect", "")
+        if "100-continue" in {t.strip().lower() for t in expect.split(",")}:
+            req._expect_continue = req.proto_at_least_11 and req.has_body
+        elif expect:  # Go's sendExpectationFailed
+            await _write_response(req, Response(417, headers=[("Connection", "close")]), True)
+            return False
+        try:
+            resp = await app(req)
+        except BadRequest as exc:
+            writer.write(exc.wire())
+            await writer.drain()
+            return False
+    if resp.hijack is not None:
+        req.response_headers = resp.headers  # middleware headers, for hijackers that echo them
+        await resp.hijack(req)
+        return False
+    keep_alive = keep_alive and not resp.close
+    try:
+        if not await req.drain(_MAX_POST_HANDLER_READ):
+            keep_alive = False
+    except BadRequest:
+        keep_alive = False
+    return await _write_response(req, resp, keep_alive)
+
+
+#: a fast handler answers a bodiless request synchronously, or returns None to take the async path
+FastApp = Callable[[Request], "Response | None"]
+_FAST_HEAD_LIMIT = 64 << 10
+
+
+class HttpProtocol(asyncio.StreamReaderProtocol):
+    """One connection: requests a :data:`FastApp` can answer at once are served right in
+    ``data_received`` (no task, no stream reader); anything else (a body, ``Expect``, an async
+    handler, a stream, a hijack, a malformed head) hands the connection, buffered bytes first, to
+    :func:`handle_connection`'s loop in a task, for good. Both paths share the parsing and framing
+    code, so they answer alike.
+    """
+
+    def __init__(self, app: App, fast: FastApp | None, limit: int = 1 << 20) -> None:
+        self._reader = asyncio.StreamReader(limit=limit)
+        super().__init__(self._reader)
+        self._app = app
+        self._fast = fast
+        self._buf = bytearray()
+        self._slow = fast is None
+        self._after_post = False
+        self._transport: asyncio.Transport | None = None
+        self._write_paused = False
+        self.task: asyncio.Task[None] | None = None
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+        super().pause_writing()
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        super().resume_writing()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._transport = transport  # type: ignore[assignment]
+        if self._slow:
+            self._go_slow()
+
+    def data_received(self, data: bytes) -> None:
+        if self._slow:
+            super().data_received(data)
+            return
+        self._buf += data
+        self._serve_fast()
+
+    def eof_received(self) -> bool | None:
+        if not self._slow:
+            if not self._buf:
+                return False  # a clean EOF between requests: close, as the loop would
+            self._go_slow()  # a partial head: the loop answers it as Go does
+        return super().eof_received()
+
+    def _go_slow(self, resp: Response | None = None, req: Request | None = None, keep: bool = True) -> None:
+        self._slow = True
+        transport = self._transport
+        assert transport is not None
+        if self._buf:
+            self._reader.feed_data(bytes(self._buf))
+            self._buf.clear()
+        writer = asyncio.StreamWriter(transport, self, self._reader, asyncio.get_running_loop())
+
+        async def run() -> None:
+            after_post = self._after_post
+            if req is not None:
+                req.reader, req.writer = self._reader, writer
+                try:
+                    if not await _serve_one(req, keep, self._app, resp):
+                        with contextlib.suppress(Exception):
+                            writer.close()
+                        return
+                except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+                    with contextlib.suppress(Exception):
+                        writer.close()
+                    return
+                after_post = req.method == "POST"
+            await _serve(self._reader, writer, self._app, after_post)
+
+        self.task = asyncio.get_running_loop().create_task(run())
+
+    def _serve_fast(self) -> None:
+        buf = self._buf
+        transport = self._transport
+        assert transport is not None and self._fast is not None
+        while buf and not self._slow:
+            if buf[0] in (0x0D, 0x0A):  # leading blank lines (after a POST): the loop's rules
+                self._go_slow()
+                return
+            end = buf.find(b"\n\r\n")
+            end2 = buf.find(b"\n\n")
+            if end < 0 or (0 <= end2 < end):
+                end = end2
+            if end < 0:
+                if len(buf) > _FAST_HEAD_LIMIT:
+                    self._go_slow()
+                return
+            if end > _FAST_HEAD_LIMIT:
+                self._go_slow()
+                return
+            size = end + (3 if buf[end + 1] == 0x0D else 2)
+            lines = bytes(buf[:end]).split(b"\n")
+            try:
+                method, target, proto = _parse_request_line(lines[0] + b"\n")
+                parser = _HeaderParser()
+                for raw in lines[1:]:
+                    parser.add(_strip_eol(raw + b"\n"))
+                req, keep_alive = _new_request(method, target, proto, parser.headers, None, None)  # type: ignore[arg-type]
+            except BadRequest as exc:
+                transport.write(exc.wire())
+                transport.close()
+                self._slow = True
+                return
+            if req.has_body or "expect" in req.headers:
+                self._go_slow()
+                return
+            try:
+                resp = self._fast(req)
+            except BadRequest as exc:
+                transport.write(exc.wire())
+                transport.close()
+                self._slow = True
+                return
+            if resp is None:
+                self._go_slow()
+                return
+            del buf[:size]
+            self._after_post = method == "POST"
+            if resp.hijack is not None or resp.stream is not None:
+                self._go_slow(resp, req, keep_alive)  # the rest of this response needs the writer
+                return
+            keep_alive = keep_alive and not resp.close
+            head, keep_alive, _ = _encode_head(req, resp, keep_alive)
+            body = _body_written(req, resp)
+            transport.write(head + body if body else head)
+            if not keep_alive:
+                transport.close()
+                self._slow = True
+                return
+            if self._write_paused:  # the client is not reading: the loop's drain() applies back-pressure
+                self._go_slow()
+                return
 
 
 class HttpServer:

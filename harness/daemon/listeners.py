@@ -391,11 +391,23 @@ async def _accept_tls(listener: Listener, handler: Handler, log: Logger) -> None
         task.add_done_callback(_CONNECTIONS.discard)
 
 
-async def serve_listener(listener: Listener, handler: Handler, log: Logger) -> asyncio.AbstractServer | None:
-    """Start accepting on a bound listener. TLS listeners run their own accept loop."""
+async def serve_listener(
+    listener: Listener,
+    handler: Handler,
+    log: Logger,
+    protocol: Callable[[], asyncio.BaseProtocol] | None = None,
+) -> asyncio.AbstractServer | None:
+    """Start accepting on a bound listener. TLS listeners run their own accept loop (with ``handler``);
+    plain ones use ``protocol`` (a factory) when given, else ``handler`` on asyncio streams."""
+    loop = asyncio.get_running_loop()
     if listener.tls is not None:
-        asyncio.get_running_loop().create_task(_accept_tls(listener, handler, log))
+        task = loop.create_task(_accept_tls(listener, handler, log))
+        _CONNECTIONS.add(task)  # kept alive (and cancelled with the loop) like the connections
         return None
+    if protocol is not None:
+        if listener.sock.family == socket.AF_UNIX:
+            return await loop.create_unix_server(protocol, sock=listener.sock)
+        return await loop.create_server(protocol, sock=listener.sock)
     if listener.sock.family == socket.AF_UNIX:
         return await asyncio.start_unix_server(handler, sock=listener.sock, limit=1 << 20)
     return await asyncio.start_server(handler, sock=listener.sock, limit=1 << 20)

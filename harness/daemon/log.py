@@ -145,6 +145,8 @@ class Logger:
         self._level = parse_level(name)
 
     def enabled(self, level: str) -> bool:
+        if level == self._level:
+            return True
         return LEVELS.index(parse_level(level)) <= LEVELS.index(self._level)
 
     def log(self, level: str, msg: str, **fields: Any) -> None:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["Router", "error_response", "json_response", "version_tuple"]
 
 Handler = Callable[[Request, "Daemon"], Awaitable[Response]]
+FastHandler = Callable[[Request, "Daemon"], "Response | None"]
 
 _VERSIONED = re.compile(r"^/v([0-9.]+)(/.*)$")
 _NOT_FOUND_BODY = b'{"message":"page not found"}\n'
@@ -51,14 +52,39 @@ def error_response(status: int, message: str, api_version: str) -> Response:
     return json_response({"message": message}, status)
 
 
+class _Route:
+    __slots__ = ("fast", "handler")
+
+    def __init__(self, handler: Handler, fast: FastHandler | None) -> None:
+        self.handler = handler
+        self.fast = fast
+
+
+_BASE_HEADERS = (
+    ("Api-Version", API_VERSION),
+    ("Ostype", "linux"),
+    ("Server", f"Docker/{ENGINE_VERSION} (linux)"),
+)
+_MIN_VERSION = version_tuple(MIN_API_VERSION)
+_MAX_VERSION = version_tuple(API_VERSION)
+
+
 class Router:
-    """Maps (method, path pattern) to handlers and applies dockerd's middleware chain."""
+    """Maps (method, path pattern) to handlers and applies dockerd's middleware chain.
+
+    A route may also have a *fast* handler: a plain function that answers synchronously (or
+    returns None to leave the request to the async handler). The HTTP server serves requests
+    whose route has one straight from the connection's ``data_received``, without a task; it
+    must not block, read a body, or return a stream or hijack.
+    """
 
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
-        self.routes: dict[str, list[tuple[re.Pattern[str], Handler]]] = {}
+        self.routes: dict[str, list[tuple[re.Pattern[str], _Route]]] = {}
+        #: literal patterns no earlier pattern shadows: looked up before the regex scan
+        self.exact: dict[str, dict[str, _Route]] = {}
 
-    def add(self, method: str, pattern: str, handler: Handler) -> None:
+    def add(self, method: str, pattern: str, handler: Handler, fast: FastHandler | None = None) -> None:
         regex = re.compile(
             "^"
             + re.sub(
@@ -66,45 +92,48 @@ class Router:
             )
             + "$"
         )
-        self.routes.setdefault(method, []).append((regex, handler))
+        route = _Route(handler, fast)
+        earlier = self.routes.setdefault(method, [])
+        literal = not re.search(r"[{}\\.^$*+?()\[\]|]", pattern)
+        if (
+            literal
+            and pattern not in self.exact.get(method, {})
+            and not any(r.match(pattern) for r, _ in earlier)
+        ):
+            self.exact.setdefault(method, {})[pattern] = route
+        earlier.append((regex, route))
 
-    def _find(self, method: str, path: str) -> tuple[Handler, dict[str, str]] | None:
-        for regex, handler in self.routes.get(method, ()):
+    def _find(self, method: str, path: str) -> tuple[_Route, dict[str, str]] | None:
+        route = self.exact.get(method, {}).get(path)
+        if route is not None:
+            return route, {}
+        for regex, route in self.routes.get(method, ()):
             match = regex.match(path)
             if match:
-                return handler, match.groupdict()
+                return route, match.groupdict()
         return None
 
     def _base_headers(self) -> list[tuple[str, str]]:
-        return [
-            ("Api-Version", API_VERSION),
-            ("Ostype", "linux"),
-            ("Server", f"Docker/{ENGINE_VERSION} (linux)"),
-        ]
+        return list(_BASE_HEADERS)
 
-    async def __call__(self, req: Request) -> Response:
+    def _route(self, req: Request) -> Response | tuple[_Route, str, list[tuple[str, str]]]:
+        """Version prefix, route and version checks: an early answer, or (route, version, headers)."""
         path, version = req.path, ""
-        versioned = _VERSIONED.match(path)
-        if versioned:
-            version, path = versioned.group(1), versioned.group(2)
+        if path.startswith("/v"):
+            versioned = _VERSIONED.match(path)
+            if versioned:
+                version, path = versioned.group(1), versioned.group(2)
         found = self._find(
             "GET" if req.method == "HEAD" and not self._find("HEAD", path) else req.method, path
         )
-        log = self.daemon.log
         if found is None:
             return Response(404, _NOT_FOUND_BODY, [("Content-Type", "application/json")])
-        handler, params = found
+        route, params = found
         req.match = params
-        if log.enabled("debug"):
-            log.debug(
-                f"handling {req.method} request",
-                method=req.method,
-                module="api",
-                **{"request-url": req.target},
-            )
         headers = self._base_headers()
         if version:
-            if version_tuple(version) < version_tuple(MIN_API_VERSION):
+            wanted = version_tuple(version)
+            if wanted < _MIN_VERSION:
                 resp = error_response(
                     400,
                     f"client version {version} is too old. Minimum supported API version "
@@ -112,28 +141,76 @@ class Router:
                     version,
                 )
                 resp.headers[:0] = headers
+                self._log_request(req)
                 return resp
-            if version_tuple(version) > version_tuple(API_VERSION):
+            if wanted > _MAX_VERSION:
                 resp = error_response(
                     400,
                     f"client version {version} is too new. Maximum supported API version is {API_VERSION}",
                     version,
                 )
                 resp.headers[:0] = headers
+                self._log_request(req)
                 return resp
         req.api_version = version or API_VERSION
         headers.append(("Docker-Experimental", "true" if self.daemon.config["experimental"] else "false"))
-        try:
-            resp = await handler(req, self.daemon)
-        except ApiError as exc:
+        return route, version, headers
+
+    def _log_request(self, req: Request) -> None:
+        log = self.daemon.log
+        if log.enabled("debug"):
+            log.debug(
+                f"handling {req.method} request",
+                method=req.method,
+                module="api",
+                **{"request-url": req.target},
+            )
+
+    def _error(self, req: Request, exc: Exception, version: str) -> Response:
+        log = self.daemon.log
+        if isinstance(exc, ApiError):
             if exc.status >= 500:
                 log.error(f"Handler for {req.method} {req.path} returned error: {exc.message}")
-            resp = error_response(exc.status, exc.message, version)
+            return error_response(exc.status, exc.message, version)
+        log.error(f"Handler for {req.method} {req.path} returned error: {exc!r}")
+        return error_response(500, f"{type(exc).__name__}: {exc}", version)
+
+    def fast(self, req: Request) -> Response | None:
+        """Answer ``req`` synchronously if its route allows it (see the class doc); else None."""
+        routed = self._route(req)
+        if isinstance(routed, Response):
+            return routed
+        route, version, headers = routed
+        if route.fast is None:
+            return None
+        try:
+            resp = route.fast(req, self.daemon)
         except BadRequest:
             raise
         except Exception as exc:
-            log.error(f"Handler for {req.method} {req.path} returned error: {exc!r}")
-            resp = error_response(500, f"{type(exc).__name__}: {exc}", version)
+            self._log_request(req)
+            resp = self._error(req, exc, version)
+        else:
+            if resp is None:
+                return None
+            self._log_request(req)
+        resp.headers[:0] = headers
+        return resp
+
+    async def __call__(self, req: Request) -> Response:
+        routed = self._route(req)
+        if isinstance(routed, Response):
+            return routed
+        route, version, headers = routed
+        self._log_request(req)
+        try:
+            resp = route.fast(req, self.daemon) if route.fast is not None else None
+            if resp is None:
+                resp = await route.handler(req, self.daemon)
+        except BadRequest:
+            raise
+        except Exception as exc:
+            resp = self._error(req, exc, version)
         resp.headers[:0] = headers
         return resp
 

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from harness.daemon.httpd import Request, Response, handle_connection
+from harness.daemon.httpd import HttpProtocol, Request, Response, handle_connection
 
 ERROR_HEADERS = b"\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
 GO_400 = b"HTTP/1.1 400 Bad Request" + ERROR_HEADERS + b"400 Bad Request"
@@ -52,10 +52,45 @@ async def echo(req: Request) -> Response:
     return Response(200, text, [("Content-Type", "text/plain")])
 
 
+def fast_echo(req: Request) -> Response | None:
+    """What ``echo`` answers, synchronously, for the requests it can answer without awaiting."""
+    if req.path == "/stream":
+        return None  # a stream: the async path
+    if req.path == "/later":
+        return None
+    if req.path in ("/nocontent", "/odd", "/ignore-body", "/close"):
+        return {
+            "/nocontent": Response(204, body=b"ignored"),
+            "/odd": Response(599, b"x"),
+            "/ignore-body": Response(200, b"ignored"),
+            "/close": Response(200, b"bye", close=True),
+        }[req.path]
+    text = f"{req.method} {req.path} {req.arg('q')} {req.header('x-test')}|".encode()
+    return Response(200, text, [("Content-Type", "text/plain")])
+
+
+@pytest.fixture(autouse=True, params=["streams", "protocol"])
+def server_kind(request: pytest.FixtureRequest) -> str:
+    """Every exchange runs on both server paths: the streams loop and HttpProtocol's fast path."""
+    global _KIND
+    _KIND = request.param
+    return str(request.param)
+
+
+_KIND = "streams"
+
+
 async def _exchange(data: bytes, *, half_close: bool = True) -> bytes:
     server_sock, client_sock = socket.socketpair()
-    reader, writer = await asyncio.open_connection(sock=server_sock, limit=1 << 20)
-    task = asyncio.create_task(handle_connection(reader, writer, echo))
+    protocol: HttpProtocol | None = None
+    task: asyncio.Task[None] | None = None
+    if _KIND == "protocol":
+        made = HttpProtocol(echo, fast_echo)
+        protocol = made
+        await asyncio.get_running_loop().connect_accepted_socket(lambda: made, sock=server_sock)
+    else:
+        reader, writer = await asyncio.open_connection(sock=server_sock, limit=1 << 20)
+        task = asyncio.create_task(handle_connection(reader, writer, echo))
     creader, cwriter = await asyncio.open_connection(sock=client_sock)
     try:
         cwriter.write(data)
@@ -63,7 +98,10 @@ async def _exchange(data: bytes, *, half_close: bool = True) -> bytes:
         if half_close:
             cwriter.write_eof()
         out = await asyncio.wait_for(creader.read(), 5)  # until refd closes the connection
-        await asyncio.wait_for(task, 5)
+        if protocol is not None:
+            task = protocol.task
+        if task is not None:
+            await asyncio.wait_for(task, 5)
     finally:
         cwriter.close()
         await cwriter.wait_closed()
@@ -336,3 +374,33 @@ def test_hijack_hands_over_the_connection() -> None:
         return out
 
     assert asyncio.run(run()) == b"HTTP/1.1 101 UPGRADED\r\n\r\nping"
+
+
+# --- the fast path (HttpProtocol) ---------------------------------------------------------------------
+
+
+def test_pipelined_fast_and_async_requests_answer_in_order() -> None:
+    data = req("GET", "/a?q=1") + req("GET", "/later") + req("GET", "/b?q=2") + req("POST", "/c", b"x")
+    got = responses(exchange(data))
+    assert [b for _, _, b in got] == [b"GET /a 1 |", b"GET /later  |", b"GET /b 2 |", b"POST /c  |x"]
+
+
+def test_fast_requests_need_no_task(server_kind: str) -> None:
+    if server_kind != "protocol":
+        pytest.skip("HttpProtocol only")
+
+    async def run() -> tuple[bytes, object]:
+        server_sock, client_sock = socket.socketpair()
+        protocol = HttpProtocol(echo, fast_echo)
+        loop = asyncio.get_running_loop()
+        await loop.connect_accepted_socket(lambda: protocol, sock=server_sock)
+        creader, cwriter = await asyncio.open_connection(sock=client_sock)
+        cwriter.write(req("GET", "/a") + req("GET", "/b") + req("GET", "/close"))
+        out = await asyncio.wait_for(creader.read(), 5)
+        cwriter.close()
+        await cwriter.wait_closed()
+        return out, protocol.task
+
+    out, task = asyncio.run(run())
+    assert task is None
+    assert [s for s, _, _ in responses(out)] == ["HTTP/1.1 200 OK"] * 3

@@ -33,7 +33,7 @@ def go_arch() -> str:
     return _GOARCH.get(machine, machine)
 
 
-async def ping(req: Request, daemon: Daemon) -> Response:
+def ping_now(req: Request, daemon: Daemon) -> Response:
     headers = [
         ("Builder-Version", _builder_version(daemon)),
         ("Cache-Control", "no-cache, no-store, must-revalidate"),
@@ -44,6 +44,10 @@ async def ping(req: Request, daemon: Daemon) -> Response:
     if req.method == "HEAD":
         return Response(200, b"", [*headers, ("Content-Length", "0")])
     return Response(200, b"OK", headers)
+
+
+async def ping(req: Request, daemon: Daemon) -> Response:
+    return ping_now(req, daemon)
 
 
 def _builder_version(daemon: Daemon) -> str:
@@ -253,7 +257,7 @@ async def info(req: Request, daemon: Daemon) -> Response:
 
 
 def register(router: Router) -> None:
-    router.add("GET", "/_ping", ping)
-    router.add("HEAD", "/_ping", ping)
+    router.add("GET", "/_ping", ping, ping_now)
+    router.add("HEAD", "/_ping", ping, ping_now)
     router.add("GET", "/version", version)
     router.add("GET", "/info", info)
