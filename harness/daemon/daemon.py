@@ -295,12 +295,13 @@ class Daemon:
         loop.add_signal_handler(signal.SIGHUP, on_hup)
         servers = []
         for listener in self.listeners:
-            server = await serve_listener(listener, on_connect, self.log)
+            server = await serve_listener(listener, on_connect, self.log, protocol)
             if server is not None:
                 servers.append(server)
             self.log.info(f"API listen on {listener.display}")
         self.containers.attach_monitors()
         notify.notify("READY=1")
+        self.containers.launcher.start()  # the shim zygote warms up in its own process meanwhile
         await stop.wait()
         self.shutting_down = True
         for server in servers:
@@ -317,6 +318,7 @@ class Daemon:
             self.log.debug("Clean shutdown succeeded")
         except TimeoutError:
             self.log.error("Force shutdown daemon")
+        self.containers.launcher.close()
         if self.networks is not None:
             self._shutdown_networks()
         self.log.info("Daemon shutdown complete")

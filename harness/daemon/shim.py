@@ -539,10 +539,12 @@ class Shim:
         return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, sync_fd: int | None = None) -> int:
+    """Run the shim for ``argv[0]`` (its state dir); ``sync_fd`` (else $REFD_SHIM_SYNC_FD) gets ``ready``."""
     args = sys.argv[1:] if argv is None else argv
     state_dir = args[0]
-    sync_fd = int(os.environ.pop("REFD_SHIM_SYNC_FD", "-1"))
+    if sync_fd is None:
+        sync_fd = int(os.environ.pop("REFD_SHIM_SYNC_FD", "-1"))
     import ctypes
 
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)

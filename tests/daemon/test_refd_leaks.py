@@ -116,13 +116,33 @@ def _settled(handle: DaemonHandle, before: dict[str, Any], timeout: float = 10.0
         time.sleep(0.2)
 
 
+def _zygotes(handle: DaemonHandle) -> list[int]:
+    """refd's shim zygote: its child running ``harness.daemon.zygote`` (its shims are its children)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                cmdline = fh.read()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == handle.pid and b"harness.daemon.zygote" in cmdline:
+            found.append(int(entry))
+    return found
+
+
 def _baseline(handle: DaemonHandle, timeout: float = 10.0) -> dict[str, Any]:
-    """The snapshot once the warm-up container's shim has exited: only refd left in its namespace."""
+    """The snapshot once the warm-up container's shim has exited: only refd (and its zygote) left."""
     import time
 
     deadline = time.monotonic() + timeout
     snap = _snapshot(handle)
-    while snap["processes"] != [handle.pid] and time.monotonic() < deadline:
+    while (
+        sorted(snap["processes"]) != sorted([handle.pid, *_zygotes(handle)]) and time.monotonic() < deadline
+    ):
         time.sleep(0.1)
         snap = _snapshot(handle)
     return snap

@@ -99,8 +99,10 @@ class ContainerManager:
         self.execs: dict[str, dict[str, Any]] = {}
         self.background: set[asyncio.Future[Any]] = set()
         from .health import HealthChecks
+        from .launcher import ShimLauncher
 
         self.health = HealthChecks(self)
+        self.launcher = ShimLauncher()
 
     # -- lookup ------------------------------------------------------------------------------------
     def get(self, ref: str) -> Container:
@@ -547,30 +549,38 @@ class ContainerManager:
         self.monitors[c.id] = asyncio.ensure_future(self._monitor(c))
 
     async def _spawn_shim(self, state_dir: str) -> None:
-        read_fd, write_fd = os.pipe()
+        """A shim for ``state_dir``: forked by the zygote, else a fresh interpreter; waits for ``ready``."""
+        read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
         shim_log = open(os.path.join(state_dir, "shim.log"), "ab")  # noqa: SIM115 - handed to the shim
-        env = {**os.environ, "REFD_SHIM_SYNC_FD": str(write_fd)}
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "harness.daemon.shim",
-            state_dir,
-            pass_fds=(write_fd,),
-            env=env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=shim_log,
-            start_new_session=True,
-        )
-        os.close(write_fd)
-        shim_log.close()
-        loop = asyncio.get_running_loop()
         try:
-            line = await loop.run_in_executor(None, _read_line, read_fd)
+            pid = await self.launcher.spawn(state_dir, write_fd, shim_log.fileno())
+            if pid is None:
+                env = {**os.environ, "REFD_SHIM_SYNC_FD": str(write_fd)}
+                proc = await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    "harness.daemon.shim",
+                    state_dir,
+                    pass_fds=(write_fd,),
+                    env=env,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=asyncio.subprocess.DEVNULL,
+                    stderr=shim_log,
+                    start_new_session=True,
+                )
+                # reap the shim when it ends (the zygote reaps the shims it forks)
+                self.background.add(reaper := asyncio.ensure_future(proc.wait()))
+                reaper.add_done_callback(self.background.discard)
+        except BaseException:
+            os.close(read_fd)
+            raise
+        finally:
+            os.close(write_fd)
+            shim_log.close()
+        try:
+            line = await _read_line_async(read_fd)
         finally:
             os.close(read_fd)
-        self.background.add(reaper := asyncio.ensure_future(proc.wait()))  # reap the shim when it ends
-        reaper.add_done_callback(self.background.discard)
         if not line:
             tail = ""
             with contextlib.suppress(OSError), open(os.path.join(state_dir, "shim.log")) as fh:
@@ -889,10 +899,27 @@ class ContainerManager:
         await asyncio.gather(*(self.stop(c) for c in running), return_exceptions=True)
 
 
-def _read_line(fd: int) -> bytes:
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+async def _read_line_async(fd: int) -> bytes:
+    """One line from a pipe without a thread: up to the newline, or all there is before EOF."""
+    os.set_blocking(fd, False)
+    loop = asyncio.get_running_loop()
     data = b""
     while not data.endswith(b"\n"):
-        chunk = os.read(fd, 4096)
+        try:
+            chunk = os.read(fd, 4096)
+        except BlockingIOError:
+            readable: asyncio.Future[None] = loop.create_future()
+            loop.add_reader(fd, _wake, readable)
+            try:
+                await readable
+            finally:
+                loop.remove_reader(fd)
+            continue
         if not chunk:
             break
         data += chunk
