@@ -131,3 +131,104 @@ def test_attach_missing(engine: EngineClient, observe: Observations) -> None:
     observe("status", resp.status_code)
     observe("body", resp.text)
     assert resp.status_code == 404
+
+
+def _attach_tty(daemon: DaemonHandle, cid: str, query: str = "") -> tuple[socket.socket, bytes]:
+    sock = _raw_request(
+        daemon,
+        (
+            f"POST {V}/containers/{cid}/attach?stream=1&stdin=1&stdout=1&stderr=1{query} HTTP/1.1\r\n"
+            "Host: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n"
+        ).encode(),
+    )
+    return sock, _read_head(sock)
+
+
+def _until_closed(sock: socket.socket, timeout: float = 10) -> tuple[bytes, bool]:
+    """What arrives until the daemon closes the stream; (data, closed before the timeout)."""
+    sock.settimeout(timeout)
+    data = b""
+    try:
+        while chunk := sock.recv(4096):
+            data += chunk
+    except TimeoutError:
+        return data, False
+    return data, True
+
+
+@pytest.mark.parametrize(
+    ("keys", "sequence"), [("", b"\x10\x11"), ("&detachKeys=ctrl-a,x", b"\x01x")], ids=["default", "custom"]
+)
+@pytest.mark.scenario(
+    "api/streams/attach-detach-keys",
+    "Typing the detach sequence (ctrl-p ctrl-q, or detachKeys) into a TTY attach MUST end the attach "
+    "stream, leave the container running, and emit a 'detach' event; input before it MUST reach the "
+    "container",
+    ref="operation ContainerAttach detachKeys; moby container/stream/attach.go copyEscapable",
+)
+def test_attach_detach_keys(
+    engine: EngineClient,
+    docker_daemon: DaemonHandle,
+    test_image: str,
+    observe: Observations,
+    keys: str,
+    sequence: bytes,
+) -> None:
+    cid = engine.post(
+        f"{V}/containers/create",
+        json={"Image": test_image, "Cmd": ["sh"], "Tty": True, "OpenStdin": True, "AttachStdin": True},
+    ).json()["Id"]
+    try:
+        engine.post(f"{V}/containers/{cid}/start")
+        sock, head = _attach_tty(docker_daemon, cid, keys)
+        with sock:
+            sock.sendall(b"echo typed-$((40+2))\r")
+            time.sleep(0.5)
+            sock.sendall(sequence)
+            data, closed = _until_closed(sock)
+        state = engine.get(f"{V}/containers/{cid}/json").json()["State"]
+        events = engine.get(
+            f"{V}/events",
+            params={
+                "since": "0",
+                "until": str(int(time.time()) + 1),
+                "filters": f'{{"container":["{cid}"]}}',
+            },
+        )
+        actions = [
+            line.split('"Action":"')[1].split('"')[0]
+            for line in events.text.splitlines()
+            if '"Action"' in line
+        ]
+        observe("status_line", head.split(b"\r\n")[0].decode())
+        observe("echoed", b"typed-42" in data)
+        observe("stream_closed", closed)
+        observe("still_running", state["Running"])
+        observe("detach_event", "detach" in actions)
+    finally:
+        engine.delete(f"{V}/containers/{cid}?force=1")
+
+
+@pytest.mark.scenario(
+    "api/streams/attach-invalid-detach-keys",
+    "attach with malformed detachKeys (ctrl-A is case-sensitive) MUST be refused with 'Invalid detach keys "
+    "(...) provided'; an exec created with them MUST be refused with 'Invalid escape keys (...) provided'",
+    ref="moby daemon/attach.go, daemon/exec.go",
+)
+def test_attach_invalid_detach_keys(
+    engine: EngineClient, docker_daemon: DaemonHandle, test_image: str, observe: Observations
+) -> None:
+    cid = engine.post(
+        f"{V}/containers/create", json={"Image": test_image, "Cmd": ["sleep", "300"], "Tty": True}
+    ).json()["Id"]
+    try:
+        engine.post(f"{V}/containers/{cid}/start")
+        sock, head = _attach_tty(docker_daemon, cid, "&detachKeys=ctrl-A,a")
+        with sock:
+            body, _ = _until_closed(sock, 5)
+        observe("attach_status", head.split(b"\r\n")[0].decode())
+        observe("attach_message", body.decode(errors="replace").strip())
+        resp = engine.post(f"{V}/containers/{cid}/exec", json={"Cmd": ["true"], "DetachKeys": "ctrl-A,a"})
+        observe("exec", {"status": resp.status_code, "message": resp.json().get("message")})
+    finally:
+        engine.delete(f"{V}/containers/{cid}?force=1")

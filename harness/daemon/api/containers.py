@@ -398,17 +398,86 @@ async def logs(req: Request, daemon: Daemon) -> Response:
 
 
 # -- attach ------------------------------------------------------------------------------------------
+DEFAULT_DETACH_KEYS = b"\x10\x11"  # ctrl-p, ctrl-q
+
+
+def detach_key_bytes(text: str) -> bytes:
+    """moby/term ToBytes: ``ctrl-p,ctrl-q`` -> b"\\x10\\x11"; ValueError for anything else."""
+    out = bytearray()
+    for key in text.split(","):
+        if len(key) == 1:
+            out.append(ord(key))
+            continue
+        if not key.startswith("ctrl-") or len(key) != 6:  # case-sensitive: "ctrl-A" is refused
+            raise ValueError(key)
+        code = key[5]
+        if "a" <= code <= "z":
+            out.append(ord(code) - ord("a") + 1)
+        elif code in "@[\\]^_":
+            out.append({"@": 0, "[": 27, "\\": 28, "]": 29, "^": 30, "_": 31}[code])
+        else:
+            raise ValueError(key)
+    return bytes(out)
+
+
+class Detached(Exception):
+    """The client typed its detach sequence (moby term.EscapeError)."""
+
+
+class _EscapeProxy:
+    """moby/term's EscapeProxy: withholds a partial detach sequence, raises Detached on a full one."""
+
+    def __init__(self, keys: bytes) -> None:
+        self.keys = keys
+        self.matched = 0
+
+    def feed(self, data: bytes) -> bytes:
+        out = bytearray()
+        for byte in data:
+            if byte == self.keys[self.matched]:
+                self.matched += 1
+                if self.matched == len(self.keys):
+                    raise Detached(bytes(out))
+                continue
+            if self.matched:  # a broken sequence: what was held back goes through after all
+                out += self.keys[: self.matched]
+                self.matched = 0
+                if byte == self.keys[0]:
+                    self.matched = 1
+                    continue
+            out.append(byte)
+        return bytes(out)
+
+
 async def _relay(
-    req: Request, shim_reader: asyncio.StreamReader, shim_writer: asyncio.StreamWriter, use_stdin: bool
-) -> None:
+    req: Request,
+    shim_reader: asyncio.StreamReader,
+    shim_writer: asyncio.StreamWriter,
+    use_stdin: bool,
+    detach_keys: bytes | None = None,
+) -> bool:
+    """Pump both ways until the container's output ends; True if the client detached."""
+    proxy = _EscapeProxy(detach_keys) if detach_keys else None
+    detached = False
+
     async def down() -> None:
         while data := await shim_reader.read(65536):
             req.writer.write(data)
             await req.writer.drain()
 
     async def up() -> None:
+        nonlocal detached
         while data := await req.reader.read(65536):
             if use_stdin:
+                if proxy is not None:
+                    try:
+                        data = proxy.feed(data)
+                    except Detached as exc:
+                        if exc.args[0]:
+                            shim_writer.write(exc.args[0])
+                            await shim_writer.drain()
+                        detached = True
+                        return
                 shim_writer.write(data)
                 await shim_writer.drain()
         with contextlib.suppress(OSError):
@@ -418,7 +487,7 @@ async def _relay(
     tasks = [asyncio.ensure_future(down()), asyncio.ensure_future(up())]
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        if tasks[1] in done and not tasks[0].done():
+        if tasks[1] in done and not tasks[0].done() and not detached:
             await tasks[0]  # client closed its side: keep delivering output until the container ends
     except (ConnectionError, OSError):
         pass
@@ -427,6 +496,7 @@ async def _relay(
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         shim_writer.close()
+    return detached
 
 
 def _attach_error(exc: ApiError) -> Response:
@@ -447,6 +517,11 @@ def _attach_error(exc: ApiError) -> Response:
 
 
 async def attach(req: Request, daemon: Daemon) -> Response:
+    keys_text = req.arg("detachKeys")
+    try:
+        detach_keys = detach_key_bytes(keys_text) if keys_text else DEFAULT_DETACH_KEYS
+    except ValueError:
+        return _attach_error(invalid(f"Invalid detach keys ({keys_text}) provided"))
     try:
         c = _container(req, daemon)
     except ApiError as exc:
@@ -496,7 +571,9 @@ async def attach(req: Request, daemon: Daemon) -> Response:
 
             async def run() -> None:
                 try:
-                    await _relay(r, reader, writer, use_stdin)
+                    # moby copies stdin through the escape proxy only for TTY containers
+                    if await _relay(r, reader, writer, use_stdin, detach_keys if tty else None):
+                        manager.emit(c, "detach")
                 finally:
                     done.set()
 

@@ -13,11 +13,11 @@ import secrets
 from typing import TYPE_CHECKING, Any
 
 from ..containers.manager import ShimConnection
-from ..errors import ApiError, conflict, expect_object, invalid, not_found
+from ..errors import ApiError, conflict, invalid, not_found
 from ..httpd import Request, Response
 from ..logs.jsonfile import frame
 from ..server import json_response, read_json, version_tuple
-from .containers import _relay
+from .containers import DEFAULT_DETACH_KEYS, _relay, detach_key_bytes
 
 if TYPE_CHECKING:
     from ..daemon import Daemon
@@ -67,7 +67,7 @@ def prune_ended(daemon: Daemon, c: Any) -> None:
 
 
 async def create(req: Request, daemon: Daemon) -> Response:
-    body = expect_object(await read_json(req), "container.ExecOptions")
+    body = await read_json(req) or {}
     if not body.get("Cmd"):
         raise invalid("No exec command specified")
     c = daemon.containers.get(req.match["name"])
@@ -77,6 +77,11 @@ async def create(req: Request, daemon: Daemon) -> Response:
         raise conflict(f"Container {c.id} is restarting, wait until the container is running")
     if not c.running:
         raise conflict(f"container {c.id} is not running")
+    if body.get("DetachKeys"):
+        try:
+            detach_key_bytes(str(body["DetachKeys"]))
+        except ValueError:  # a plain error in dockerd 28: 500
+            raise ApiError(500, f"Invalid escape keys ({body['DetachKeys']}) provided") from None
     exec_id = secrets.token_hex(32)
     cmd = list(body["Cmd"])
     record = {
@@ -113,7 +118,7 @@ async def inspect(req: Request, daemon: Daemon) -> Response:
 
 
 async def start(req: Request, daemon: Daemon) -> Response:
-    body = expect_object(await read_json(req), "container.ExecStartOptions")
+    body = await read_json(req) or {}
     record = _exec(daemon, req.match["name"])
     if record["_started"]:
         _refresh(daemon, record)
@@ -176,7 +181,8 @@ async def start(req: Request, daemon: Daemon) -> Response:
         daemon.containers.emit(c, f"exec_start: {cmdline}", execID=record["ID"])
         assert reader is not None and writer is not None
         try:
-            await _relay(r, reader, writer, bool(request.get("AttachStdin")))
+            keys = detach_key_bytes(record["DetachKeys"]) if record["DetachKeys"] else DEFAULT_DETACH_KEYS
+            await _relay(r, reader, writer, bool(request.get("AttachStdin")), keys if tty else None)
         finally:
             _refresh(daemon, record)
             daemon.containers.emit(c, "exec_die", execID=record["ID"], exitCode=str(record.get("ExitCode")))
