@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-__all__ = ["ApiError", "conflict", "invalid", "not_found", "not_implemented", "system"]
+from typing import Any
+
+__all__ = [
+    "ApiError",
+    "conflict",
+    "expect_object",
+    "invalid",
+    "not_found",
+    "not_implemented",
+    "system",
+]
 
 
 class ApiError(Exception):
@@ -32,3 +42,17 @@ def system(message: str) -> ApiError:
 
 def not_implemented(message: str) -> ApiError:
     return ApiError(501, message)
+
+
+_GO_KINDS = {str: "string", bool: "bool", list: "array", dict: "object", int: "number", float: "number"}
+
+
+def expect_object(body: Any, go_type: str) -> dict[str, Any]:
+    """A decoded request body that must be a JSON object (a Go struct): ``{}`` for none or ``null``,
+    else dockerd's 400 ``invalid JSON: json: cannot unmarshal <kind> into Go value of type <go_type>``."""
+    if body is None:
+        return {}
+    if not isinstance(body, dict):
+        kind = _GO_KINDS.get(type(body), "value")
+        raise invalid(f"invalid JSON: json: cannot unmarshal {kind} into Go value of type {go_type}")
+    return body

@@ -22,7 +22,7 @@ from ..distribution.service import ServiceConfig
 from ..errors import ApiError, invalid
 from ..httpd import Request, Response
 from ..images.reference import Named, ReferenceError, parse_any_reference, parse_normalized_named, with_tag
-from ..server import json_response, read_json
+from ..server import json_response
 
 if TYPE_CHECKING:
     from ..daemon import Daemon
@@ -144,10 +144,31 @@ def _pull_event(daemon: Daemon, ref: Named, pulled: list[Named]) -> None:
 
 
 # -- login ------------------------------------------------------------------------------------------------
+async def _auth_body(req: Request) -> Any:
+    """dockerd's postAuth decodes the body itself: any Content-Type, and its errors are 500s."""
+    import json
+
+    from ..config import DECODER_EOF, go_json_syntax_error
+    from ..errors import _GO_KINDS
+
+    raw = (await req.body()).strip()
+    if not raw:
+        raise ApiError(500, "EOF")
+    text = raw.decode("utf-8", errors="replace")
+    try:
+        doc, _ = json.JSONDecoder().raw_decode(text)
+    except ValueError:
+        raise ApiError(500, go_json_syntax_error(raw, DECODER_EOF) or DECODER_EOF) from None
+    if doc is not None and not isinstance(doc, dict):
+        kind = _GO_KINDS.get(type(doc), "value")
+        raise ApiError(500, f"json: cannot unmarshal {kind} into Go value of type registry.AuthConfig")
+    return doc
+
+
 async def auth(req: Request, daemon: Daemon) -> Response:
     from ..distribution.login import login
 
-    doc = await read_json(req)
+    doc = await _auth_body(req)
     creds = AuthConfig.from_dict(doc if isinstance(doc, dict) else {})
     service = service_config(daemon)
     try:

@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 from ..containers.manager import ShimConnection
 from ..errors import ApiError, conflict, invalid, not_found
+from ..gotypes import check
 from ..httpd import Request, Response
 from ..logs.jsonfile import frame
 from ..server import json_response, read_json, version_tuple
+from .bodytypes import EXEC_OPTIONS, EXEC_START_OPTIONS
 from .containers import DEFAULT_DETACH_KEYS, _relay, detach_key_bytes
 
 if TYPE_CHECKING:
@@ -67,7 +69,7 @@ def prune_ended(daemon: Daemon, c: Any) -> None:
 
 
 async def create(req: Request, daemon: Daemon) -> Response:
-    body = await read_json(req) or {}
+    body = check(await read_json(req), EXEC_OPTIONS)
     if not body.get("Cmd"):
         raise invalid("No exec command specified")
     c = daemon.containers.get(req.match["name"])
@@ -118,7 +120,7 @@ async def inspect(req: Request, daemon: Daemon) -> Response:
 
 
 async def start(req: Request, daemon: Daemon) -> Response:
-    body = await read_json(req) or {}
+    body = check(await read_json(req), EXEC_START_OPTIONS)
     record = _exec(daemon, req.match["name"])
     if record["_started"]:
         _refresh(daemon, record)

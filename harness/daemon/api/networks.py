@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..errors import ApiError, invalid
+from ..gotypes import check
 from ..httpd import Request, Response
 from ..server import json_response, read_json
+from .bodytypes import CONNECT_OPTIONS, DISCONNECT_OPTIONS, NETWORK_CREATE
 from .events import parse_filters
 
 if TYPE_CHECKING:
@@ -41,8 +43,9 @@ async def inspect(req: Request, daemon: Daemon) -> Response:
 
 
 async def create(req: Request, daemon: Daemon) -> Response:
-    body = await read_json(req)
-    if not isinstance(body, dict):
+    raw = await read_json(req)
+    body = check(raw, NETWORK_CREATE)
+    if raw is None:
         raise invalid("invalid name: name is empty")
     net = daemon.networks.create(body)
     return json_response({"Id": net.id, "Warning": ""}, 201)
@@ -54,7 +57,7 @@ async def remove(req: Request, daemon: Daemon) -> Response:
 
 
 async def connect(req: Request, daemon: Daemon) -> Response:
-    body: dict[str, Any] = await read_json(req) or {}
+    body = check(await read_json(req), CONNECT_OPTIONS)
     net = daemon.networks.get(req.match["id"])
     c = daemon.containers.get(str(body.get("Container") or ""))
     async with daemon.containers.lock(c.id):
@@ -64,7 +67,7 @@ async def connect(req: Request, daemon: Daemon) -> Response:
 
 
 async def disconnect(req: Request, daemon: Daemon) -> Response:
-    body: dict[str, Any] = await read_json(req) or {}
+    body = check(await read_json(req), DISCONNECT_OPTIONS)
     ref = req.match["id"]
     c = daemon.containers.get(str(body.get("Container") or ""))
     async with daemon.containers.lock(c.id):

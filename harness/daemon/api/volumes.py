@@ -6,8 +6,10 @@ import contextlib
 import os
 from typing import TYPE_CHECKING
 
+from ..gotypes import check
 from ..httpd import Request, Response
 from ..server import json_response, read_json
+from .bodytypes import VOLUME_CREATE
 from .containers import bool_value
 from .events import parse_filters
 
@@ -25,7 +27,7 @@ def _event(daemon: Daemon, action: str, name: str, **attrs: str) -> None:
 
 
 async def create(req: Request, daemon: Daemon) -> Response:
-    body = await read_json(req) or {}
+    body = check(await read_json(req), VOLUME_CREATE)
     volume = daemon.volumes.create(
         body.get("Name") or "", body.get("Labels"), body.get("DriverOpts"), body.get("Driver") or "local"
     )

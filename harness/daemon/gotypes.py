@@ -1,0 +1,116 @@
+"""Go's encoding/json type errors for request bodies, so a wrong type is dockerd's 400, not a crash.
+
+dockerd decodes a body into a Go struct; a value of the wrong JSON kind stops the decode with
+``json: cannot unmarshal <kind> into Go struct field <Struct>.<path> of type <type>`` (``Go value of type
+<type>`` at the top), which the router answers as ``400 invalid JSON: ...``. ``check`` walks a decoded
+body against a small description of the struct and raises that error for the first mismatch, in field
+order as Go meets them (document order). Unknown keys are ignored, ``null`` is always allowed, as in Go.
+
+A type is a scalar name (``"string"``, ``"bool"``, ``"int"``, ``"int64"``, ``"uint16"``, ``"float64"``,
+``"any"``), a ``Struct``, or ``List``/``Map`` of another type.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import invalid
+
+__all__ = ["List", "Map", "Struct", "check"]
+
+_KINDS = {str: "string", bool: "bool", list: "array", dict: "object", int: "number", float: "number"}
+_INTS = {"int", "int64", "int32", "uint16", "uint32", "uint64", "uint", "uint8"}
+
+
+@dataclass(frozen=True, eq=False)
+class Struct:
+    name: str  # with its package: network.CreateRequest
+    fields: dict[str, GoType] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class List:
+    elem: GoType
+    name: str = ""
+
+    def go_name(self) -> str:
+        return self.name or f"[]{_go_name(self.elem)}"
+
+
+@dataclass(frozen=True)
+class Map:
+    elem: GoType
+    name: str = ""
+
+    def go_name(self) -> str:
+        return self.name or f"map[string]{_go_name(self.elem)}"
+
+
+GoType = str | Struct | List | Map
+
+
+def _go_name(t: GoType) -> str:
+    if isinstance(t, str):
+        return "interface {}" if t == "any" else t
+    if isinstance(t, Struct):
+        return t.name
+    return t.go_name()
+
+
+def _kind(value: Any, target: GoType) -> str:
+    kind = _KINDS.get(type(value), "value")
+    if kind == "number" and isinstance(target, str) and target in _INTS | {"float64", "float32"}:
+        return f"number {value}"  # a fraction or an overflow into a Go number
+    return kind
+
+
+def _fits(value: Any, t: GoType) -> bool:
+    if not isinstance(t, str):
+        return isinstance(value, list if isinstance(t, List) else dict)
+    if t == "any":
+        return True
+    if t == "string":
+        return isinstance(value, str)
+    if t == "bool":
+        return isinstance(value, bool)
+    if isinstance(t, str) and t in _INTS:
+        if isinstance(value, bool) or not isinstance(value, int):
+            return False
+        signed = not t.startswith("uint")
+        bits = {"int8": 8, "uint8": 8, "uint16": 16, "int32": 32, "uint32": 32}.get(t, 64)
+        low, high = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+        return low <= value <= high
+    if isinstance(t, str) and t in ("float64", "float32"):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return True
+
+
+def _walk(value: Any, t: GoType, top: str, path: str) -> None:
+    if value is None:
+        return
+    if not _fits(value, t):
+        where = f"Go struct field {top}.{path}" if path else "Go value"
+        raise invalid(
+            f"invalid JSON: json: cannot unmarshal {_kind(value, t)} into {where} of type {_go_name(t)}"
+        )
+    if isinstance(t, Struct):
+        for key, item in value.items():
+            sub = t.fields.get(key)
+            if sub is not None:
+                _walk(item, sub, top, f"{path}.{key}" if path else key)
+    elif isinstance(t, List):
+        for item in value:
+            _walk(item, t.elem, top, path)
+    elif isinstance(t, Map):
+        for key, item in value.items():
+            _walk(item, t.elem, top, f"{path}.{key}" if path else key)
+
+
+def check(body: Any, t: Struct) -> dict[str, Any]:
+    """``body`` if it decodes into ``t`` as Go would, else dockerd's 400; ``{}`` for an absent body."""
+    if body is None:
+        return {}
+    _walk(body, t, t.name.rpartition(".")[2], "")
+    assert isinstance(body, dict)
+    return body
