@@ -172,7 +172,9 @@ class Shim:
         stdio = self.stdio[name]
         spec = rt.ProcessSpec.from_dict(process)
         stdin, stdout, stderr = stdio.child_fds
-        if exec_into:
+        if exec_into and stdio.tty:
+            proc = self._spawn_with_console(rt, spec, stdio, name, exec_into)
+        elif exec_into:
             proc = rt.exec_in(exec_into, spec, stdin, stdout, stderr)
         elif stdio.tty:
             proc = self._spawn_with_console(rt, spec, stdio)
@@ -186,12 +188,14 @@ class Shim:
         self.sel.register(pidfd, selectors.EVENT_READ, ("exit", name))
         return pid
 
-    def _spawn_with_console(self, rt: Any, spec: Any, stdio: Stdio) -> Any:
-        """TTY containers get their pty from inside their own devpts (runc's console socket): swap it in."""
+    def _spawn_with_console(
+        self, rt: Any, spec: Any, stdio: Stdio, name: str = "main", exec_into: int = 0
+    ) -> Any:
+        """TTY processes get their pty from the container's own devpts (runc's console socket): swap it in."""
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             spec.console_socket = child.fileno()
-            proc = rt.spawn(spec, -1, -1, -1)
+            proc = rt.exec_in(exec_into, spec, -1, -1, -1) if exec_into else rt.spawn(spec, -1, -1, -1)
             child.close()
             parent.settimeout(10)
             _, fds, _, _ = socket.recv_fds(parent, 16, 1)
@@ -211,7 +215,7 @@ class Shim:
         stdio.outputs = {master: "stdout"}
         if stdio.stdin_w == old:
             stdio.stdin_w = master
-        self.sel.register(master, selectors.EVENT_READ, ("output", "main"))
+        self.sel.register(master, selectors.EVENT_READ, ("output", name))
         self.splitters[master] = LineSplitter()
         return proc
 

@@ -146,3 +146,19 @@ def test_exec_ids_follow_lifecycle(
     observe("while_detached_runs", len(with_detached or []))
     observe("after", ["created" if e == created else "other" for e in after or []])
     observe("ended_still_inspects", [engine.get(f"{V}/exec/{e}/json").status_code for e in ended])
+
+
+@pytest.mark.scenario(
+    "api/exec/tty-in-container-devpts",
+    "`docker exec -t` MUST give the process a terminal from the container's own devpts: `tty` names a "
+    "/dev/pts entry that exists inside the container",
+    ref="runc console socket; docker CLI exec -t",
+)
+def test_exec_tty_devpts(docker_cli: CLI, running: str, observe: Observations) -> None:
+    import re
+
+    result = docker_cli("exec", "-t", running, "sh", "-c", 't=$(tty); echo "$t"; test -e "$t" && echo exists')
+    lines = result.stdout.replace("\r", "").splitlines()
+    observe("exit", result.returncode)
+    observe("tty_shape", bool(lines) and bool(re.fullmatch(r"/dev/pts/\d+", lines[0])))
+    observe("exists_inside", lines[1:] == ["exists"])

@@ -351,7 +351,7 @@ def _container(plan: _Plan, err_w: int) -> NoReturn:
     """The container's first process: never returns (execs, becomes init, or raises to be reported)."""
     spec = plan.spec
     _reset_signals()
-    console = spec.console_socket if spec.tty and not plan.exec_into else -1
+    console = spec.console_socket if spec.tty else -1
     _setup_stdio(plan.stdio, err_w, console)
     os.setsid()
     tty = _controlling_tty() if spec.tty and console < 0 else -1
@@ -374,6 +374,8 @@ def _container(plan: _Plan, err_w: int) -> NoReturn:
         rfs.finalize(plan.rootfs)
         if console >= 0:
             tty = _console_in_container(console)
+    elif console >= 0:  # an exec with a TTY: its pty comes from the container's devpts too (runc does)
+        tty = _console_in_container(console)
     if spec.init and not plan.exec_into:
         _become_init(plan, err_w)
     _exec(plan, tty)
