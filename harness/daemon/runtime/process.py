@@ -312,7 +312,7 @@ def _intermediate(plan: _Plan) -> None:
         enter_cgroups_of(plan.exec_into)
     elif plan.cgroup is not None:
         try:
-            plan.cgroup.add(0)
+            plan.cgroup.join_single_threaded()  # this forked child has one thread
         except CgroupError as exc:
             raise ContainerStartError(f"unable to join cgroup: {exc}") from None
     if plan.spec.oom_score_adj is not None:

@@ -268,3 +268,31 @@ def test_delete_kills_plain_processes_and_nested_groups() -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(child, signal.SIGKILL)
         os.waitpid(child, 0)
+
+
+def test_join_single_threaded_moves_the_forked_caller_everywhere() -> None:
+    """What the runtime's intermediate does: a fresh child joins (v1: through ``tasks``) every hierarchy."""
+    group = Cgroup(f"{TOKEN}/joiner").create()
+    read_fd, write_fd = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - child: joins, reports, waits to be looked at
+        code = 1
+        try:
+            os.close(read_fd)
+            group.join_single_threaded()
+            code = 0
+        finally:
+            os.write(write_fd, b"%d" % code)
+            time.sleep(30)
+            os._exit(code)
+    try:
+        os.close(write_fd)
+        assert os.read(read_fd, 8) == b"0"
+        os.close(read_fd)
+        assert child in group.pids()
+        for d in group.dirs.values():
+            assert str(child) in _read(os.path.join(d, "cgroup.procs")).split()
+    finally:
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+        group.delete(timeout=5)
