@@ -232,3 +232,91 @@ def test_attach_invalid_detach_keys(
         observe("exec", {"status": resp.status_code, "message": resp.json().get("message")})
     finally:
         engine.delete(f"{V}/containers/{cid}?force=1")
+
+
+def _ws_connect(daemon: DaemonHandle, path: str) -> tuple[socket.socket, bytes, str]:
+    import base64
+    import os as _os
+
+    key = base64.b64encode(_os.urandom(16)).decode()
+    sock = _raw_request(
+        daemon,
+        (
+            f"GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nOrigin: http://localhost\r\n\r\n"
+        ).encode(),
+    )
+    return sock, _read_head(sock), key
+
+
+def _ws_frames(data: bytes) -> list[tuple[int, bytes]]:
+    import struct
+
+    frames, i = [], 0
+    while i + 2 <= len(data):
+        size, j = data[i + 1] & 0x7F, i + 2
+        if size == 126:
+            size, j = struct.unpack("!H", data[j : j + 2])[0], j + 2
+        elif size == 127:
+            size, j = struct.unpack("!Q", data[j : j + 8])[0], j + 8
+        frames.append((data[i] & 0x0F, data[j : j + size]))
+        i = j + size
+    return frames
+
+
+@pytest.mark.scenario(
+    "api/streams/attach-websocket",
+    "GET /containers/{id}/attach/ws MUST complete the websocket handshake (101, Sec-WebSocket-Accept), "
+    "carry stdin from masked client frames, send each output write as an unmultiplexed binary frame, and "
+    "close with 1000 when the container ends; an unknown container MUST get a plain 404 before any upgrade",
+    ref="operation ContainerAttachWebsocket; moby api/server/router/container wsContainersAttach",
+)
+def test_attach_websocket(
+    engine: EngineClient, docker_daemon: DaemonHandle, test_image: str, observe: Observations
+) -> None:
+    import base64
+    import hashlib
+    import os as _os
+
+    cid = engine.post(
+        f"{V}/containers/create",
+        json={"Image": test_image, "Cmd": ["cat"], "OpenStdin": True, "AttachStdin": True},
+    ).json()["Id"]
+    try:
+        engine.post(f"{V}/containers/{cid}/start")
+        sock, head, key = _ws_connect(
+            docker_daemon, f"/v1.41/containers/{cid}/attach/ws?stream=1&stdin=1&stdout=1&stderr=1"
+        )
+        with sock:
+            payload = b"ping-over-ws\n"
+            mask = _os.urandom(4)
+            masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+            sock.sendall(bytes([0x82, 0x80 | len(payload)]) + mask + masked)
+            sock.settimeout(10)
+            first = b""
+            while len(_ws_frames(first)) < 1:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                first += chunk
+            engine.post(f"{V}/containers/{cid}/kill")
+            rest, closed = _until_closed(sock)
+        lines = head.decode().split("\r\n")
+        headers = {ln.split(":", 1)[0].lower(): ln.split(":", 1)[1].strip() for ln in lines[1:] if ":" in ln}
+        expected = base64.b64encode(
+            hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()
+        )
+        frames = _ws_frames(first + rest)
+        observe("status_line", lines[0])
+        observe("upgrade_headers", {k: headers.get(k) for k in ("upgrade", "connection")})
+        observe("accept_valid", headers.get("sec-websocket-accept") == expected.decode())
+        observe("echo", [(op, data.decode(errors="replace")) for op, data in frames if op != 8])
+        observe("close", [data.hex() for op, data in frames if op == 8])
+        observe("server_hung_up", closed)
+        missing, missing_head, _ = _ws_connect(
+            docker_daemon, "/v1.41/containers/no-such-ctr/attach/ws?stream=1"
+        )
+        with missing:
+            observe("unknown_container", missing_head.split(b"\r\n")[0].decode())
+    finally:
+        engine.delete(f"{V}/containers/{cid}?force=1")

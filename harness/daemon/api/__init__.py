@@ -13,6 +13,7 @@ __all__ = ["register"]
 def register(router: Router) -> None:
     from . import (
         archive,
+        attach_ws,
         container_changes,
         container_stats,
         container_update,
@@ -31,6 +32,7 @@ def register(router: Router) -> None:
     system_df.register(router)
     events.register(router)
     containers.register(router)
+    attach_ws.register(router)
     container_stats.register(router)
     container_changes.register(router)
     container_update.register(router)
