@@ -236,6 +236,9 @@ async def read_json(req: Request) -> Any:
         raise ApiError(
             400, f"invalid JSON: {go_json_syntax_error(stripped, DECODER_EOF) or DECODER_EOF}"
         ) from None
+    except RecursionError:  # nested deeper than Python decodes; Go's limit is 10000 levels
+        syntax = go_json_syntax_error(stripped, DECODER_EOF) or "exceeded max depth"
+        raise ApiError(400, f"invalid JSON: {syntax}") from None
     late = go_json_syntax_error(
         text[:end].encode(), DECODER_EOF
     )  # Python accepts NaN and Infinity; Go does not

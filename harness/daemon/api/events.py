@@ -27,7 +27,7 @@ def parse_filters(raw: str, allowed: set[str] | None) -> dict[str, list[str]]:
         return {}
     try:
         data = json.loads(raw)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):  # Go's decoder stops at 10000 levels: invalid too
         raise invalid("invalid filter") from None
     if not isinstance(data, dict):
         raise invalid("invalid filter")

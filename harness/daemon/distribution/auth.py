@@ -86,7 +86,7 @@ def decode_auth_config(header: str) -> AuthConfig:
     try:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
         doc = json.loads(raw)
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):
         return AuthConfig()
     return AuthConfig.from_dict(doc) if isinstance(doc, dict) else AuthConfig()
 
