@@ -32,15 +32,24 @@ def _install(session: nox.Session, extras: str = "") -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """Unit and integration tests of the harness, refd and the runner (with this Python)."""
-    _install(session)
+    _install(session, "[test]")
     session.run("python", "-m", "pytest", "tests", *session.posargs)
 
 
 @nox.session(python=PYTHONS, name="tests-all")
 def tests_all(session: nox.Session) -> None:
     """The same tests on every supported Python found on PATH."""
-    _install(session)
+    _install(session, "[test]")
     session.run("python", "-m", "pytest", "tests", "-x", *session.posargs)
+
+
+@nox.session
+def reliability(session: nox.Session) -> None:
+    """Long variants of tests/reliability (fuzzing, faults, load and TLS against dockerd too):
+    reports/reliability.json and reliability.md (docs/reliability.md explains them)."""
+    _install(session, "[test]")
+    env = {"HARNESS_RELIABILITY": "long", "HARNESS_RELIABILITY_REPORT": "reports/reliability.json"}
+    session.run("python", "-m", "pytest", "tests/reliability", *session.posargs, env=env)
 
 
 @nox.session
