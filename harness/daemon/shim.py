@@ -308,10 +308,9 @@ class Shim:
             os.close(fd)
             self._maybe_finish(name)
             return
-        for piece in self.splitters[fd].feed(data):
-            self._emit(name, stream, piece, log=name == "main")
-        if name == "main" and self.log is None:
-            pass
+        pieces = self.splitters[fd].feed(data)
+        if pieces and name == "main" and self.log is not None:
+            self.log.write_many(stream, pieces)  # one write(2) for the whole read
         self._fan_out(name, stream, data)
 
     def _emit(self, name: str, stream: str, piece: bytes, log: bool = True) -> None:

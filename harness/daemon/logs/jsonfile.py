@@ -88,11 +88,21 @@ def parse_log_options(opts: dict[str, str], driver: str = "json-file") -> LogOpt
     return LogOptions(max_size, max_file, compress)
 
 
+_second: tuple[int, str] = (-1, "")
+
+
 def _now() -> str:
-    ns = time.time_ns()
-    secs, frac = divmod(ns, 1_000_000_000)
-    digits = f"{frac:09d}".rstrip("0")
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + (f".{digits}" if digits else "") + "Z"
+    """Go's RFC3339Nano (nanoseconds, trailing zeros trimmed); the date part is cached per second."""
+    global _second
+    secs, frac = divmod(time.time_ns(), 1_000_000_000)
+    if _second[0] != secs:
+        _second = (secs, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)))
+    if not frac:
+        return _second[1] + "Z"
+    return f"{_second[1]}.{f'{frac:09d}'.rstrip('0')}Z"
+
+
+_dumps = json.JSONEncoder(ensure_ascii=False).encode
 
 
 class JsonFileWriter:
@@ -109,16 +119,19 @@ class JsonFileWriter:
     def write(self, stream: str, data: bytes, ts: str | None = None) -> None:
         if self.options.max_size > 0 and self.size >= self.options.max_size:
             self._rotate()
-        line = (
-            json.dumps(
-                {"log": data.decode("utf-8", errors="replace"), "stream": stream, "time": ts or _now()},
-                ensure_ascii=False,
-                separators=(",", ":"),
-            ).encode()
-            + b"\n"
-        )
+        line = _entry(stream, data, ts or _now())
         self._fh.write(line)
         self.size += len(line)
+
+    def write_many(self, stream: str, pieces: list[bytes]) -> None:
+        """``write`` for each piece, each with its own timestamp; one write(2) when nothing rotates."""
+        if self.options.max_size > 0:
+            for piece in pieces:
+                self.write(stream, piece)
+            return
+        data = b"".join([_entry(stream, piece, _now()) for piece in pieces])
+        self._fh.write(data)
+        self.size += len(data)
 
     def _rotate(self) -> None:
         self._fh.close()
@@ -149,6 +162,12 @@ class JsonFileWriter:
         self._fh.close()
 
 
+def _entry(stream: str, data: bytes, ts: str) -> bytes:
+    """One json-file line: what json.dumps of {"log", "stream", "time"} gives, composed directly."""
+    text = _dumps(data.decode("utf-8", errors="replace"))
+    return f'{{"log":{text},"stream":{_dumps(stream)},"time":{_dumps(ts)}}}\n'.encode()
+
+
 class LineSplitter:
     """Splits a byte stream into log messages: lines with their newline, partials over 16 KiB."""
 
@@ -156,14 +175,10 @@ class LineSplitter:
         self._buf = b""
 
     def feed(self, data: bytes) -> list[bytes]:
-        self._buf += data
-        out = []
-        while True:
-            nl = self._buf.find(b"\n")
-            if nl < 0:
-                break
-            out.append(self._buf[: nl + 1])
-            self._buf = self._buf[nl + 1 :]
+        buf = self._buf + data if self._buf else data
+        lines = buf.split(b"\n")
+        self._buf = lines.pop()  # what follows the last newline (b"" after a complete line)
+        out = [line + b"\n" for line in lines]
         while len(self._buf) >= MAX_LINE:
             out.append(self._buf[:MAX_LINE])
             self._buf = self._buf[MAX_LINE:]
@@ -222,11 +237,12 @@ def read_entries(
                             entry = json.loads(raw)
                         except ValueError:
                             continue  # a torn last line after a crash is skipped, not fatal
-                        when = entry_time(entry)
-                        if since and when < since:
-                            continue
-                        if until and when > until:
-                            continue
+                        if since or until:  # parsing the time is most of the cost: only when asked
+                            when = entry_time(entry)
+                            if since and when < since:
+                                continue
+                            if until and when > until:
+                                continue
                         yield entry
             except (OSError, EOFError):
                 continue
