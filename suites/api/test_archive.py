@@ -143,3 +143,70 @@ def test_cli_export(docker_cli: CLI, box: str, tmp_path: Any, observe: Observati
     observe("exit", result.returncode)
     observe("has", {n: n in names for n in ("bin/busybox", "etc/passwd", "var/www/index.html")})
     assert result.returncode == 0 and "bin/busybox" in names
+
+
+def _tar_of(entries: dict[str, bytes | None]) -> bytes:
+    """A tar with files (bytes) and directories (None)."""
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in entries.items():
+            info = tarfile.TarInfo(name)
+            if data is None:
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(info)
+            else:
+                info.size, info.mode = len(data), 0o644
+                tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+@pytest.mark.scenario(
+    "api/archive/no-overwrite-dir-non-dir",
+    "PUT archive with noOverwriteDirNonDir=1 MUST refuse to replace a directory by a file or a file by a "
+    "directory (dockerd's 500 'cannot overwrite ...'); without it the entry MUST replace what was there",
+    ref="operation PutContainerArchive noOverwriteDirNonDir; moby go-archive Unpack",
+)
+def test_no_overwrite_dir_non_dir(engine: EngineClient, test_image: str, observe: Observations) -> None:
+    cid = engine.post(
+        f"{V}/containers/create",
+        json={"Image": test_image, "Cmd": ["sh", "-c", "mkdir -p /tmp/adir; echo f > /tmp/afile; sleep 300"]},
+    ).json()["Id"]
+    try:
+        engine.post(f"{V}/containers/{cid}/start")
+        for _ in range(50):
+            if engine.head(f"{V}/containers/{cid}/archive", params={"path": "/tmp/afile"}).status_code == 200:
+                break
+        headers = {"Content-Type": "application/x-tar"}
+        results = {}
+        for case, tar in (("dir-by-file", {"adir": b"x\n"}), ("file-by-dir", {"afile": None})):
+            resp = engine.request(
+                "PUT",
+                f"{V}/containers/{cid}/archive",
+                params={"path": "/tmp", "noOverwriteDirNonDir": "1"},
+                data=_tar_of(tar),
+                headers=headers,
+            )
+            results[case] = {
+                "status": resp.status_code,
+                "message": resp.json().get("message") if resp.content else "",
+            }
+        replaced = engine.request(
+            "PUT",
+            f"{V}/containers/{cid}/archive",
+            params={"path": "/tmp"},
+            data=_tar_of({"adir": b"x\n"}),
+            headers=headers,
+        )
+        stat = engine.head(f"{V}/containers/{cid}/archive", params={"path": "/tmp/adir"})
+        import base64
+        import json
+
+        info = json.loads(base64.b64decode(stat.headers.get("X-Docker-Container-Path-Stat", "") or "e30="))
+        observe("refused", results)
+        observe("replaced", replaced.status_code)
+        observe("adir_is_now_a_file", stat.status_code == 200 and info.get("mode") == 0o644)
+    finally:
+        engine.delete(f"{V}/containers/{cid}?force=1")

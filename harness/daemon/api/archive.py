@@ -165,6 +165,33 @@ async def get_archive(req: Request, daemon: Daemon) -> Response:
     )
 
 
+def _go_quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _check_no_overwrite(stream: Any, target: str, dest: str) -> None:
+    """go-archive's NoOverwriteDirNonDir: a directory may not become a non-directory, nor the reverse.
+
+    Checked before anything is written, so a refused archive changes nothing (dockerd stops midway).
+    """
+    with tarfile.open(fileobj=stream, mode="r|*") as tar:
+        for member in tar:
+            name = member.name.lstrip("/")
+            while name.startswith("./"):
+                name = name[2:]
+            if not name or name == ".":
+                continue
+            existing = os.path.join(target, name)
+            if not os.path.lexists(existing):
+                continue
+            is_dir = os.path.isdir(existing) and not os.path.islink(existing)
+            entry, where = _go_quote(member.name), _go_quote(dest)
+            if is_dir and not member.isdir():
+                raise ApiError(500, f"cannot overwrite directory {entry} with non-directory {where}")
+            if not is_dir and member.isdir():
+                raise ApiError(500, f"cannot overwrite non-directory {entry} with directory {where}")
+
+
 async def put_archive(req: Request, daemon: Daemon) -> Response:
     from ..images.tarsafe import ArchiveError, decompress, extract
 
@@ -184,9 +211,11 @@ async def put_archive(req: Request, daemon: Daemon) -> Response:
                 raise not_found(f"Could not find the file {path} in container {c.name.removeprefix('/')}")
             if not os.path.isdir(target):
                 raise invalid("extraction point is not a directory")
-            del no_overwrite  # TODO: refuse replacing a directory by a non-directory (and back) when set
 
             def unpack() -> None:
+                if no_overwrite:
+                    with open(tmp, "rb") as fh:
+                        _check_no_overwrite(decompress(fh), target, path)
                 with open(tmp, "rb") as fh:
                     extract(decompress(fh), target, whiteouts="keep")
 
