@@ -277,3 +277,36 @@ def test_published_port_nat(
         },
     )
     client.delete("/containers/nat-web?force=1")
+
+
+@pytest.mark.scenario(
+    "config/volumes/survive-restart",
+    "A named volume MUST keep its data and labels across a daemon restart and be mountable again",
+    ref="moby volume/local; spec 7",
+)
+def test_volume_survives_restart(
+    daemon_factory: DaemonFactory, client_for: Any, observe: Observations
+) -> None:
+    daemon = daemon_factory()
+    client = client_for(daemon)
+    image = load_test_image(daemon.endpoint)  # type: ignore[arg-type]
+    client.post("/volumes/create", json={"Name": "kept-vol", "Labels": {"keep": "yes"}})
+    _run(
+        client,
+        image,
+        "vol-writer",
+        ["sh", "-c", "echo persisted > /data/file"],
+        HostConfig={"Binds": ["kept-vol:/data"]},
+    )
+    client.post("/containers/vol-writer/wait")
+    client.delete("/containers/vol-writer")
+    daemon_factory.restart(daemon)
+    client = client_for(daemon)
+    doc = client.get("/volumes/kept-vol").json()
+    _run(client, image, "vol-reader", ["cat", "/data/file"], HostConfig={"Binds": ["kept-vol:/data"]})
+    client.post("/containers/vol-reader/wait")
+    logs = client.get("/containers/vol-reader/logs?stdout=1").content
+    observe("labels", doc.get("Labels"))
+    observe("data", b"persisted" in logs)
+    client.delete("/containers/vol-reader")
+    client.delete("/volumes/kept-vol")
