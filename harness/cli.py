@@ -5,6 +5,8 @@
   until interrupted, then tear it down.
 - ``harness report ...``: the conformance runner's ``report``/``merge`` (``python -m conformance``).
 - ``harness rootfs ...``: build, list or clean the cached dockerd rootfs trees.
+- ``harness registry [--tls] [--auth USER:PASSWORD]``: a seeded registry on host loopback until interrupted;
+  ``harness boot TARGET --registry`` boots the daemon with such a registry as its Docker Hub mirror.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import signal
 import sys
 import tempfile
 import threading
+from typing import Any
 
 __all__ = ["main"]
 
@@ -29,15 +32,23 @@ def _boot(opts: argparse.Namespace) -> int:
         logging.basicConfig(level=logging.INFO, format="harness: %(message)s", stream=sys.stderr)
         logging.getLogger("testcontainers").setLevel(logging.WARNING)  # "Pulling image": it never pulls
     stop = threading.Event()
+    registry: Any = None
     for signo in (signal.SIGINT, signal.SIGTERM):  # first: a signal during boot must still tear down
         signal.signal(signo, lambda *_: stop.set())
     try:
         backend = get_backend(opts.backend)
         target = resolve_target(opts.target)
         workdir = tempfile.mkdtemp(prefix=f"harness-{target.name}-")
-        handle = backend.start(target, DaemonSpec(args=list(opts.arg or [])), workdir)
+        registry = _start_registry() if opts.registry else None
+        args = list(opts.arg or []) + ([f"--registry-mirror={registry.url}"] if registry else [])
+        handle = backend.start(target, DaemonSpec(args=args), workdir)
+        if registry is not None:
+            registry.attach(handle)
+            print(f"# Docker Hub mirror {registry.url}, also reachable in the daemon's network namespace")
     except HarnessError as exc:
         print(f"harness boot: {exc}", file=sys.stderr)
+        if registry is not None:
+            registry.close()
         _close_engine(opts.backend)
         return 1
     assert handle.endpoint is not None
@@ -56,8 +67,23 @@ def _boot(opts: argparse.Namespace) -> int:
         try:
             backend.teardown(handle, keep=opts.keep)
         finally:
+            if registry is not None:
+                registry.close()
             _close_engine(opts.backend)
     return 0
+
+
+def _start_registry() -> Any:
+    """A seeded registry for ``harness boot --registry`` (harness.registry)."""
+    from .registry import Registry
+
+    registry = Registry.start()
+    try:
+        registry.seed()
+    except BaseException:
+        registry.close()
+        raise
+    return registry
 
 
 def _close_engine(backend: str) -> None:
@@ -81,10 +107,16 @@ def main(argv: list[str] | None = None) -> int:
         choices=("local", "container"),
         help="where it boots: a local process (default) or a container (see docs/guide.md)",
     )
+    boot.add_argument(
+        "--registry",
+        action="store_true",
+        help="also run a seeded registry and make it the daemon's Docker Hub mirror (offline pulls)",
+    )
     sub.add_parser(
         "report", help="conformance report/merge (see python -m conformance --help)", add_help=False
     )
     sub.add_parser("rootfs", help="build, list or clean the cached dockerd rootfs trees", add_help=False)
+    sub.add_parser("registry", help="run a seeded image registry on host loopback", add_help=False)
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "report":
         from conformance.runner import main as conformance_main
@@ -94,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
         from .rootfs import main as rootfs_main
 
         return int(rootfs_main(args[1:]) or 0)
+    if args and args[0] == "registry":
+        from .registry import main as registry_main
+
+        return int(registry_main(args[1:]) or 0)
     opts = parser.parse_args(args)
     return _boot(opts)
 

@@ -350,3 +350,55 @@ def _private_certs_dir(pid: int) -> None:
     )
     if proc.returncode != 0:
         raise RegistryError(f"a private certs.d for pid {pid}: {proc.stderr.strip()}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``harness registry``: run a seeded registry on host loopback until interrupted."""
+    import argparse
+    import sys
+    import threading
+
+    parser = argparse.ArgumentParser(
+        prog="harness registry",
+        description="run Debian's docker-registry on 127.0.0.1 seeded with the busybox-built test images",
+    )
+    parser.add_argument("--tls", action="store_true", help="serve HTTPS with a certificate from a private CA")
+    parser.add_argument("--auth", metavar="USER:PASSWORD", help="require htpasswd basic auth")
+    parser.add_argument("--storage", metavar="DIR", help="storage directory (default: a temporary one)")
+    parser.add_argument("--no-seed", action="store_true", help="do not push the seed images")
+    opts = parser.parse_args(argv)
+    auth = None
+    if opts.auth:
+        user, sep, password = opts.auth.partition(":")
+        if not sep or not user:
+            parser.error("--auth takes USER:PASSWORD")
+        auth = (user, password)
+    stop = threading.Event()
+    for signo in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signo, lambda *_: stop.set())
+    try:
+        reg = Registry.start(opts.storage, tls=opts.tls, auth=auth)
+    except HarnessError as exc:
+        print(f"harness registry: {exc}", file=sys.stderr)
+        return 1
+    try:
+        names = [] if opts.no_seed else reg.seed()
+        print(f"export REGISTRY={reg.host}")
+        print(f"export REGISTRY_URL={reg.url}")
+        if reg.tls:
+            print(f"export REGISTRY_CA={reg.ca_path}")
+        if names:
+            print(f"# seeded: {', '.join(names)}")
+        print(
+            f"# storage {reg.storage}; use it as a Docker Hub mirror with --registry-mirror={reg.url} "
+            "(daemons booted by 'harness boot --registry' reach it in their own network namespace); "
+            "Ctrl-C or SIGTERM stops it",
+            flush=True,
+        )
+        while not stop.wait(0.5):
+            if reg.process is not None and reg.process.poll() is not None:
+                print(f"harness registry: docker-registry exited: {reg.log_tail()}", file=sys.stderr)
+                return 1
+        return 0
+    finally:
+        reg.close()
