@@ -21,7 +21,7 @@ import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from .errors import TransportError
+from .errors import DistributionError, TransportError
 
 __all__ = ["Response", "Transport", "go_errno_text", "split_host_port"]
 
@@ -91,7 +91,14 @@ class Response:
         return self.headers.get(name) or ""
 
     def read(self, n: int = -1) -> bytes:
-        return self.raw.read() if n < 0 else self.raw.read(n)
+        """Body bytes; a body cut short is Go's ``unexpected EOF`` (a DistributionError, retried)."""
+        try:
+            return self.raw.read() if n < 0 else self.raw.read(n)
+        except http.client.IncompleteRead:
+            raise DistributionError("unexpected EOF") from None
+        except (OSError, http.client.HTTPException) as exc:
+            errno_ = getattr(exc, "errno", None)
+            raise DistributionError(f"read tcp: {go_errno_text(errno_) if errno_ else exc}") from None
 
     def iter(self, size: int = 32 * 1024) -> Iterator[bytes]:
         while chunk := self.raw.read(size):
