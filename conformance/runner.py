@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import collections
 import importlib.metadata
+import json
 import os
 import re
 import shlex
@@ -36,6 +37,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_USAGE",
     "MERGE_STEPS",
+    "REPORT_COMMANDS",
     "REPORT_STEPS",
     "REPO_ROOT",
     "RUN_STEPS",
@@ -56,6 +58,8 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 AREAS = ("api", "socket", "config", "systemd")
+#: the commands besides a run (``harness report`` passes these through, anything else means ``report``)
+REPORT_COMMANDS = ("report", "merge")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PLUGIN = "harness.plugin"
 TAIL_LINES = 30
@@ -161,7 +165,7 @@ def _run_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="python -m conformance",
         description="Run the conformance suites against each target, then write parity reports. "
-        "Other commands: 'merge OUT_DIR RESULTS.json...' and 'report DIR'. "
+        "Other commands: 'merge RESULTS.json... [--reports DIR]' and 'report DIR'. "
         "Arguments after '--' go to pytest.",
     )
     p.add_argument(
@@ -201,21 +205,38 @@ def _common(p: argparse.ArgumentParser) -> None:
 def _merge_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="python -m conformance merge",
-        description="Merge results files (shards of the same target are combined) and rebuild the reports.",
+        description="Merge results files (shards of the same target are combined) and rebuild the reports: "
+        "'merge reports/*.json' or 'merge shards/*/*.json --reports DIR'. Parity documents among the "
+        "files (parity.json) are skipped. The older spelling 'merge OUT_DIR RESULTS.json...' still works.",
     )
-    p.add_argument("out_dir", help="directory for merged <target>.json files and reports")
-    p.add_argument("results", nargs="+", help="results files (harness.results/1)")
+    p.add_argument(
+        "results", nargs="+", metavar="RESULTS.json", help="results files (harness.results/1 or /2)"
+    )
+    p.add_argument(
+        "--reports",
+        "-o",
+        dest="out",
+        default=None,
+        help="directory for the merged <target>.json files and the reports (default: reports)",
+    )
     _common(p)
     return p
 
 
 def _report_parser() -> argparse.ArgumentParser:
     p = _Parser(
-        prog="python -m conformance report", description="Rebuild the reports from DIR/<target>.json."
+        prog="python -m conformance report",
+        description="Rebuild the reports from DIR/<target>.json. (harness report DIR is the same; "
+        "harness report merge ... merges results files.)",
     )
     p.add_argument("dir", help="directory holding <target>.json results files")
     _common(p)
     return p
+
+
+def _is_out_dir(path: str) -> bool:
+    """In ``merge A B...``: ``A`` is the output directory when it is not a results file."""
+    return not path.endswith(".json") and not Path(path).is_file()
 
 
 def _split_names(value: str, what: str) -> tuple[str, ...]:
@@ -246,7 +267,7 @@ def parse_options(run: Run) -> Run | int:
         i = argv.index("--")
         argv, extra = argv[:i], argv[i + 1 :]
     command = "run"
-    if argv and argv[0] in ("run", "merge", "report"):
+    if argv and argv[0] in ("run", *REPORT_COMMANDS):
         command, argv = argv[0], argv[1:]
     parser = {"run": _run_parser, "merge": _merge_parser, "report": _report_parser}[command]()
     try:
@@ -280,8 +301,17 @@ def parse_options(run: Run) -> Run | int:
                 raise _UsageError(f"HARNESS_PYTEST_ARGS: {exc}") from exc
             opts.pytest_args = (*env_args, *extra)
         elif command == "merge":
-            opts.reports = Path(ns.out_dir)
-            opts.inputs = tuple(Path(r) for r in ns.results)
+            paths = list(ns.results)
+            if len(paths) >= 2 and _is_out_dir(paths[0]):  # the older spelling: merge OUT_DIR FILE...
+                if ns.out is not None:
+                    raise _UsageError(
+                        f"{paths[0]!r} is not a .json file; give the output directory once, as --reports DIR"
+                    )
+                ns.out = paths.pop(0)
+            elif len(paths) == 1 and _is_out_dir(paths[0]):
+                raise _UsageError(f"no results files given, only {paths[0]!r} (a directory?)")
+            opts.reports = Path(ns.out if ns.out is not None else "reports")
+            opts.inputs = tuple(Path(r) for r in paths)
         else:
             opts.reports = Path(ns.dir)
     except _UsageError as exc:
@@ -410,16 +440,46 @@ def load_run_results(run: Run) -> Run | int:
 # -- merge and report
 
 
+def _load_input(path: Path) -> Results | None:
+    """A results file, or None for a parity document (``reports/*.json`` globs in ``parity.json``)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return load_results(path)  # its error message names the file and the problem
+    if isinstance(data, dict) and str(data.get("schema", "")).startswith("harness.parity/"):
+        return None
+    return Results.from_dict(data, os.fspath(path))
+
+
+def _subsumed(part: Results, others: Sequence[Results]) -> bool:
+    """True when every scenario of ``part`` is, identically, in one of ``others`` (a file merged before, or
+    the same shard downloaded twice): merging it again would only add its duration twice."""
+    seen = {s.id: s for o in others for s in o.scenarios}
+    return all(seen.get(s.id) == s for s in part.scenarios)
+
+
 def merge_inputs(run: Run) -> Run | int:
     """Load every input file, merge shards of the same target, write ``OUT_DIR/<target>.json``."""
-    loaded = [load_results(p) for p in run.options.inputs]
     groups: dict[str, list[Results]] = {}
-    for r in loaded:
-        groups.setdefault(r.target.name, []).append(r)
+    for path in run.options.inputs:
+        loaded = _load_input(path)
+        if loaded is None:
+            run.out.write(f"conformance: merge: skipping {path} (a parity document, not a results file)\n")
+            continue
+        groups.setdefault(loaded.target.name, []).append(loaded)
+    if not groups:
+        return run.error("merge: no results files among the inputs (only parity documents)")
     out_dir = run.options.reports
     out_dir.mkdir(parents=True, exist_ok=True)
     run.results = []
-    for name, parts in groups.items():
+    for name, found in groups.items():
+        # the largest first, so a previous merge's output subsumes the shards it was made of
+        ordered = sorted(found, key=lambda r: -len(r.scenarios))
+        parts: list[Results] = []
+        for part in ordered:
+            if parts and _subsumed(part, parts):
+                continue
+            parts.append(part)
         merged = merge_results(parts, source=f"merge of {len(parts)} file(s) for target {name!r}")
         path = out_dir / f"{name}.json"
         dump_results(merged, path)

@@ -3,7 +3,8 @@
 - ``harness boot TARGET [--arg FLAG ...] [--backend local|container]``: boot a throwaway daemon (private roots
   and namespaces, or a container), print ``export DOCKER_HOST=...`` lines like ``docker-machine env``, keep it
   until interrupted, then tear it down.
-- ``harness report ...``: the conformance runner's ``report``/``merge`` (``python -m conformance``).
+- ``harness report DIR``, ``harness report merge RESULTS.json... [--reports DIR]``: the conformance runner's
+  ``report`` and ``merge`` (``python -m conformance``).
 - ``harness rootfs ...``: build, list or clean the cached dockerd rootfs trees.
 - ``harness registry [--tls] [--auth USER:PASSWORD]``: a seeded registry on host loopback until interrupted;
   ``harness boot TARGET --registry`` boots the daemon with such a registry as its Docker Hub mirror.
@@ -113,15 +114,21 @@ def main(argv: list[str] | None = None) -> int:
         help="also run a seeded registry and make it the daemon's Docker Hub mirror (offline pulls)",
     )
     sub.add_parser(
-        "report", help="conformance report/merge (see python -m conformance --help)", add_help=False
+        "report",
+        help="conformance reports: DIR (rebuild them) or merge RESULTS.json... (shards, CI matrices)",
+        add_help=False,
     )
     sub.add_parser("rootfs", help="build, list or clean the cached dockerd rootfs trees", add_help=False)
     sub.add_parser("registry", help="run a seeded image registry on host loopback", add_help=False)
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "report":
+        from conformance.runner import REPORT_COMMANDS
         from conformance.runner import main as conformance_main
 
-        return int(conformance_main(args[1:]) or 0)
+        rest = args[1:]
+        if not rest or rest[0] not in REPORT_COMMANDS:  # harness report DIR: rebuild the reports
+            rest = ["report", *rest]
+        return int(conformance_main(rest) or 0)
     if args and args[0] == "rootfs":
         from .rootfs import main as rootfs_main
 

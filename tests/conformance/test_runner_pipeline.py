@@ -261,7 +261,8 @@ def test_pytest_failure_outside_the_results_counts_as_failed(tmp_path: Path) -> 
         (["--targets", "../x"], "invalid name(s)"),
         (["--bogus"], "unrecognized arguments: --bogus"),
         (["report"], "the following arguments are required: dir"),
-        (["merge", "out"], "the following arguments are required: results"),
+        (["merge", "out"], "no results files given, only 'out'"),
+        (["merge", "out", "a.json", "--reports", "r"], "give the output directory once"),
         (["report", "d", "--", "-x"], "'--' passthrough arguments only apply to a run"),
     ],
 )
@@ -309,6 +310,64 @@ def test_merge_combines_shards_and_rebuilds_reports(
     )
     assert (out_dir / "junit.xml").is_file() and (out_dir / "parity.md").is_file()
     assert "3 match" in capsys.readouterr().out
+
+
+def test_merge_in_the_issues_spelling_skips_parity_documents(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``harness report merge reports/*.json``: the glob holds parity.json too, which is skipped."""
+    reports = tmp_path / "reports"
+    dump_results(results("refd", scenario("api/a")), reports / "refd.shard-1.json")
+    dump_results(results("refd", scenario("api/b")), reports / "refd.shard-2.json")
+    dump_results(results("dockerd", scenario("api/a"), scenario("api/b")), reports / "dockerd.json")
+    (reports / "parity.json").write_text(json.dumps({"schema": "harness.parity/2"}))
+    monkeypatch.chdir(tmp_path)
+    code = main(["merge", *sorted(str(p.relative_to(tmp_path)) for p in reports.glob("*.json"))])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "skipping reports/parity.json (a parity document" in out
+    assert [s.id for s in load_results(reports / "refd.json").scenarios] == ["api/a", "api/b"]
+    parity = json.loads((reports / "parity.json").read_text())
+    assert [t["name"] for t in parity["targets"]] == ["dockerd", "refd"]
+
+
+def test_merge_again_over_its_own_output_does_not_count_twice(tmp_path: Path) -> None:
+    shards = [results("refd", scenario("api/a")), results("refd", scenario("api/b"))]
+    paths = [tmp_path / f"refd-{i}.json" for i in (1, 2)]
+    for res, path in zip(shards, paths, strict=True):
+        dump_results(res, path)
+    out = tmp_path / "out"
+    assert main(["merge", *map(str, paths), "--reports", str(out)]) == 0
+    once = load_results(out / "refd.json")
+    assert once.duration == 3.0 and [s.id for s in once.scenarios] == ["api/a", "api/b"]
+    # the previous merge's output globbed in with its shards (merge out/*.json shards...) subsumes them
+    assert main(["merge", str(out / "refd.json"), *map(str, paths), "-o", str(out)]) == 0
+    assert load_results(out / "refd.json") == once
+
+
+def test_merge_of_only_parity_documents_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "parity.json").write_text(json.dumps({"schema": "harness.parity/2"}))
+    assert main(["merge", str(tmp_path / "parity.json"), "--reports", str(tmp_path / "o")]) == 2
+    assert "no results files among the inputs" in capsys.readouterr().err
+
+
+def test_harness_report_passes_merge_and_means_report_otherwise(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from harness.cli import main as harness_main
+
+    dump_results(results("refd", scenario("api/a")), tmp_path / "refd.json")
+    dump_results(results("dockerd", scenario("api/a")), tmp_path / "dockerd.json")
+    assert harness_main(["report", str(tmp_path)]) == 0  # harness report DIR: rebuild
+    assert (tmp_path / "parity.html").is_file()
+    out = tmp_path / "merged"
+    assert harness_main(["report", "merge", str(tmp_path / "refd.json"), "--reports", str(out)]) == 0
+    assert (out / "refd.json").is_file() and (out / "parity.json").is_file()
+    capsys.readouterr()
+    assert harness_main(["report"]) == 2
+    assert "required: dir" in capsys.readouterr().err
 
 
 def test_report_rebuilds_from_a_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
