@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -295,7 +294,9 @@ class LocalBackend:
         if handle.notify_listener is not None:
             handle.notify_listener.close()
         if not keep:
-            shutil.rmtree(handle.workdir, ignore_errors=True)
+            from ..daemon.fsutil import rmtree  # any depth: a container may have nested thousands
+
+            rmtree(handle.workdir, ignore_errors=True)
 
 
 def _ns_file(workdir: str) -> str:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ApiError, conflict, invalid, not_found
+from .fsutil import rmtree
 
 __all__ = ["Volume", "VolumeStore"]
 
@@ -136,7 +137,7 @@ class VolumeStore:
         users = list(self.users(name))
         if users:
             raise conflict(f"remove {name}: volume is in use - [{', '.join(users)}]")
-        shutil.rmtree(os.path.join(self.root, name), ignore_errors=True)
+        rmtree(os.path.join(self.root, name), ignore_errors=True)
         del self.volumes[name]
         self._save()
 

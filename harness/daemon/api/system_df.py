@@ -16,6 +16,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from ..errors import invalid
+from ..fsutil import walk
 from ..httpd import Request, Response
 from ..server import json_response
 
@@ -31,7 +32,7 @@ _KINDS = ("container", "image", "volume", "build-cache")
 def _tree_size(path: str) -> int:
     total = 0
     seen: set[tuple[int, int]] = set()
-    for dirpath, _, files in os.walk(path):
+    for dirpath, _, files in walk(path):
         for name in files:
             with contextlib.suppress(OSError):
                 st = os.lstat(os.path.join(dirpath, name))

@@ -6,6 +6,7 @@ import contextlib
 import os
 from typing import TYPE_CHECKING
 
+from ..fsutil import walk
 from ..gotypes import check
 from ..httpd import Request, Response
 from ..server import json_response, read_json
@@ -68,7 +69,7 @@ async def prune(req: Request, daemon: Daemon) -> Response:
             continue
         if not store.matches(volume, {k: v for k, v in filters.items() if k == "label"}):
             continue
-        for dirpath, _, files in os.walk(store.path(volume.name)):
+        for dirpath, _, files in walk(store.path(volume.name)):
             for f in files:
                 with contextlib.suppress(OSError):
                     reclaimed += os.lstat(os.path.join(dirpath, f)).st_size

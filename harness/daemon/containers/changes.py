@@ -190,9 +190,12 @@ def _add_changes(info: _Info, old: _Info | None, changes: list[dict[str, Any]]) 
 def changes_dirs(new_dir: str, old_dir: str) -> list[dict[str, Any]]:
     """go-archive ChangesDirs: what turns ``old_dir`` into ``new_dir``, as ``{"Path", "Kind"}`` dicts."""
     walker = _Walker(old_dir.rstrip("/") or "/", new_dir.rstrip("/") or "/")
-    walker.walk("/", os.lstat(old_dir), os.lstat(new_dir))
     changes: list[dict[str, Any]] = []
-    _add_changes(walker.new_root, walker.old_root, changes)
+    try:
+        walker.walk("/", os.lstat(old_dir), os.lstat(new_dir))
+        _add_changes(walker.new_root, walker.old_root, changes)
+    except RecursionError:  # the walk recurses per level; a container can nest thousands deep
+        raise OSError("changes: the directory tree is nested too deeply to compare") from None
     return changes
 
 

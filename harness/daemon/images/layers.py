@@ -43,6 +43,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
+from ..fsutil import rmtree, walk
 from .tarsafe import ArchiveError, Whiteouts, extract, go_clean
 
 __all__ = [
@@ -169,11 +170,11 @@ def dir_size(root: str) -> int:
     """moby ``directory.Size``: bytes of non-directories, each inode once, symlinks by target length."""
     total = 0
     seen: set[int] = set()
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, dirnames, filenames in walk(root):
         for name in dirnames + filenames:
             try:
                 st = os.lstat(os.path.join(dirpath, name))
-            except FileNotFoundError:
+            except OSError:  # gone, or a path past PATH_MAX deep in the tree
                 continue
             if stat.S_ISDIR(st.st_mode) or st.st_size == 0 or st.st_ino in seen:
                 continue
@@ -431,7 +432,7 @@ class Overlay2Driver(Driver):
         if os.path.ismount(merged):
             with contextlib.suppress(OSError):
                 _umount(merged)
-        shutil.rmtree(d, ignore_errors=True)
+        rmtree(d, ignore_errors=True)
 
     def get(self, cache_id: str) -> str:
         d = self._dir(cache_id)
@@ -504,7 +505,7 @@ class VfsDriver(Driver):
         copy_tree(self.root(parent), d)
 
     def remove(self, cache_id: str) -> None:
-        shutil.rmtree(self.root(cache_id), ignore_errors=True)
+        rmtree(self.root(cache_id), ignore_errors=True)
 
     def get(self, cache_id: str) -> str:
         return self.root(cache_id)

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import bz2
 import contextlib
+import errno
 import gzip
 import json
 import lzma
@@ -48,6 +49,7 @@ import tarfile
 from collections.abc import Callable
 from typing import IO, Literal, cast
 
+from ..fsutil import rmtree
 from ..scope import follow_in_scope
 
 __all__ = [
@@ -271,7 +273,9 @@ class _Extractor:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
             with os.fdopen(fd, "wb") as out:
                 src = tar.extractfile(info)
-                if src is not None:
+                if src is not None and info.sparse is not None:
+                    _copy_sparse(src, out, info)
+                elif src is not None:
                     shutil.copyfileobj(src, out, 1 << 20)
         elif info.issym():
             os.symlink(info.linkname, path)
@@ -330,6 +334,22 @@ class _Extractor:
                 os.utime(path, ns=(mtime_ns, mtime_ns), follow_symlinks=False)
 
 
+def _copy_sparse(src: IO[bytes], out: IO[bytes], info: tarfile.TarInfo) -> None:
+    """Only the data regions of a GNU/PAX sparse member, holes left as holes (Go's tar reader seeks
+    over them the same way when it writes to a file): a 1 TiB sparse entry costs its data, not 1 TiB."""
+    raw = getattr(src, "raw", src)  # the member's own reader: seeking it only moves its position
+    for offset, length in sorted(info.sparse or ()):
+        raw.seek(offset)
+        out.seek(offset)
+        while length > 0:
+            chunk = raw.read(min(length, 1 << 20))
+            if not chunk:
+                raise ArchiveError(f"invalid tar archive: unexpected EOF in {_q(info.name)}")
+            out.write(chunk)
+            length -= len(chunk)
+    out.truncate(info.size)
+
+
 def _q(text: str) -> str:
     """Go's %q for the texts that appear in archive errors."""
     return json.dumps(text, ensure_ascii=False)
@@ -353,7 +373,7 @@ def _lstat(path: str) -> os.stat_result | None:
 def _remove(path: str, st: os.stat_result) -> None:
     """Remove without following symlinks (rmtree is fd-based and never leaves the tree)."""
     if stat.S_ISDIR(st.st_mode):
-        shutil.rmtree(path)
+        rmtree(path)
     else:
         os.unlink(path)
 
@@ -382,7 +402,13 @@ def extract(
                 size += info.size
                 if on_member is not None:
                     on_member(info)
-                extractor.entry(tar, info)
+                try:
+                    extractor.entry(tar, info)
+                except OSError as exc:
+                    if exc.errno not in (errno.ENAMETOOLONG, errno.ELOOP, errno.ENOSPC, errno.EDQUOT):
+                        raise
+                    # as Go words it, without the data-root's path
+                    raise ArchiveError(f"{_q(info.name)}: {os.strerror(exc.errno).lower()}") from None
     except tarfile.ReadError as exc:
         text = str(exc)
         if text == "empty file":

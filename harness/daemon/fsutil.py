@@ -1,0 +1,100 @@
+"""Tree walks and removals that survive any depth a container can create.
+
+A container process (or an archive) can nest directories thousands deep. ``shutil.rmtree`` and
+``os.walk`` recurse once per level in Python 3.11 and raise RecursionError past ~1000 levels, which
+left ``docker rm`` answering 500 with the layer half removed. These are iterative: ``rmtree`` walks
+with directory descriptors (no path grows past PATH_MAX, never follows a symlink, checks each parent
+it climbs back to), ``walk`` keeps its own stack.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from collections.abc import Iterator
+
+__all__ = ["rmtree", "walk"]
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def rmtree(path: str, ignore_errors: bool = False) -> None:
+    """``shutil.rmtree`` for trees of any depth (the shallow common case still uses it)."""
+    try:
+        shutil.rmtree(path, ignore_errors=ignore_errors)
+        return
+    except RecursionError:
+        pass
+    try:
+        _rmtree_deep(path)
+    except OSError:
+        if not ignore_errors:
+            raise
+
+
+def _rmtree_deep(path: str) -> None:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISDIR(st.st_mode):
+        os.unlink(path)
+        return
+    fd = os.open(path, _DIR_FLAGS)
+    names: list[str] = []  # from path down to the directory fd is open on
+    idents: list[tuple[int, int]] = [(st.st_dev, st.st_ino)]
+    try:
+        while True:
+            sub = None
+            with os.scandir(fd) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        sub = entry.name
+                        break
+                    os.unlink(entry.name, dir_fd=fd)
+            if sub is not None:
+                child = os.open(sub, _DIR_FLAGS, dir_fd=fd)
+                os.close(fd)
+                fd = child
+                cst = os.fstat(fd)
+                names.append(sub)
+                idents.append((cst.st_dev, cst.st_ino))
+                continue
+            if not names:
+                break
+            parent = os.open("..", _DIR_FLAGS, dir_fd=fd)
+            os.close(fd)
+            fd = parent
+            idents.pop()
+            pst = os.fstat(fd)
+            if (pst.st_dev, pst.st_ino) != idents[-1]:
+                raise OSError(f"{path}: a directory moved while it was being removed")
+            os.rmdir(names.pop(), dir_fd=fd)
+    finally:
+        os.close(fd)
+    os.rmdir(path)
+
+
+def walk(top: str) -> Iterator[tuple[str, list[str], list[str]]]:
+    """``os.walk(top)`` (top-down, symlinks not followed, unreadable directories skipped) without recursion.
+
+    As with ``os.walk``, the caller may prune ``dirnames`` in place.
+    """
+    stack = [top]
+    while stack:
+        current = stack.pop()
+        dirnames: list[str] = []
+        filenames: list[str] = []
+        try:
+            with os.scandir(current) as entries:
+                for entry in entries:
+                    try:
+                        is_dir = entry.is_dir(follow_symlinks=False)
+                    except OSError:
+                        is_dir = False
+                    (dirnames if is_dir else filenames).append(entry.name)
+        except OSError:
+            continue
+        yield current, dirnames, filenames
+        stack.extend(os.path.join(current, d) for d in reversed(dirnames))
