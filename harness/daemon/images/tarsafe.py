@@ -338,7 +338,8 @@ def _copy_sparse(src: IO[bytes], out: IO[bytes], info: tarfile.TarInfo) -> None:
     """Only the data regions of a GNU/PAX sparse member, holes left as holes (Go's tar reader seeks
     over them the same way when it writes to a file): a 1 TiB sparse entry costs its data, not 1 TiB."""
     raw = getattr(src, "raw", src)  # the member's own reader: seeking it only moves its position
-    for offset, length in sorted(info.sparse or ()):
+    regions = cast("list[tuple[int, int]]", info.sparse or [])  # typeshed says list[int]
+    for offset, length in sorted(regions):
         raw.seek(offset)
         out.seek(offset)
         while length > 0:
