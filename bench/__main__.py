@@ -10,8 +10,9 @@ keep-alive connections (req/s, p50, p99); memory (RSS and PSS of the daemon and 
 shim process in its network namespace) idle and with 20 running containers; ``docker run --rm``
 through the real CLI; API create + start + wait + delete and each step; 50 containers created
 and started concurrently, then force-removed concurrently; ``docker exec CTR true``; a container
-writing 100 MiB of log lines and ``docker logs`` reading them; optionally (``--suite``) the
-conformance suites' wall time per target.
+writing 100 MiB of log lines and ``docker logs`` reading them; ``docker pull`` of a 100 MB image
+from a loopback registry (``bench/pull.py``); optionally (``--suite``) the conformance suites' wall
+time per target.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from harness.backends.local import LocalBackend
 from harness.targets import Target, resolve_target
 
 from . import figures as fig
+from .pull import PULL_FIGURES, pull_figures
 
 BACKEND = LocalBackend()
 
@@ -65,6 +67,7 @@ FIGURES: dict[str, tuple[str, str]] = {
     "idle_pss_mib": ("memory idle: PSS of daemon + helpers/shims", "MiB"),
     "run20_rss_mib": ("memory, 20 running containers: RSS of daemon + helpers/shims", "MiB"),
     "run20_pss_mib": ("memory, 20 running containers: PSS of daemon + helpers/shims", "MiB"),
+    **PULL_FIGURES,
     "suite_s": ("conformance suites' wall time (--suite)", "s"),
 }
 
@@ -292,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reports", default="reports")
     parser.add_argument("--skip-containers", action="store_true", help="only daemon-level figures")
     parser.add_argument("--skip-boot", action="store_true", help="no boot/restart/stop figures")
+    parser.add_argument("--pull-repeat", type=int, default=3, help="repetitions of the 100 MB pull (0: none)")
     parser.add_argument(
         "--suite",
         nargs="?",
@@ -309,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     if not opts.skip_boot:
         daemon_figures(targets, rec, opts.repeat)
     container_figures(targets, rec, opts.repeat, opts.logs_repeat, opts.skip_containers)
+    if opts.pull_repeat > 0:
+        pull_figures(targets, rec, opts.pull_repeat, boot, BACKEND.teardown, _progress)
     if opts.suite:
         suite_figures(targets, rec, opts.suite.split())
     report = {
