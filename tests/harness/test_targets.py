@@ -13,7 +13,7 @@ from harness.targets import KNOWN_TARGETS, Target, default_targets, resolve_targ
 
 def test_known_targets_resolve() -> None:
     refd = resolve_target("refd")
-    assert refd.is_refd and refd.argv[:3] == (sys.executable, "-m", "harness.daemon")
+    assert refd.is_refd and refd.argv[:4] == (sys.executable, "-S", "-m", "harness.daemon")
     assert resolve_target("dockerd").kind == "dockerd"
     assert resolve_target("external").kind == "external"
     assert set(KNOWN_TARGETS) == {"refd", "dockerd", "dockerd-20.10", "dockerd-26", "dockerd-28", "external"}

@@ -32,9 +32,10 @@ class ShimLauncher:
         if self.proc is not None or self.failures >= 3:
             return
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        flags = ["-S"] if sys.flags.no_site else []  # refd's own -S (stdlib-only: no site) carries over
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "harness.daemon.zygote", str(theirs.fileno())],
+                [sys.executable, *flags, "-m", "harness.daemon.zygote", str(theirs.fileno())],
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,

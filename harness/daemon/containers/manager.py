@@ -558,6 +558,7 @@ class ContainerManager:
                 env = {**os.environ, "REFD_SHIM_SYNC_FD": str(write_fd)}
                 proc = await asyncio.create_subprocess_exec(
                     sys.executable,
+                    *(["-S"] if sys.flags.no_site else []),
                     "-m",
                     "harness.daemon.shim",
                     state_dir,

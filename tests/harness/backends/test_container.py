@@ -267,7 +267,7 @@ def _handle(target: Target, spec: DaemonSpec, workdir: str) -> DaemonHandle:
 def test_refd_runs_on_the_images_python_from_the_bound_tree(tmp_path: Path) -> None:
     refd = resolve_target("refd")
     handle = _handle(refd, DaemonSpec(), "/tmp/harness-refd-x")
-    assert handle.command[:3] == ["/usr/bin/python3", "-m", "harness.daemon"]
+    assert handle.command[:4] == ["/usr/bin/python3", "-S", "-m", "harness.daemon"]
     binds = ContainerBackend()._volumes(handle)
     root = refd.env["PYTHONPATH"]
     assert (root, root, "ro") in binds
