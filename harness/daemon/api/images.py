@@ -545,9 +545,14 @@ def history_document(store: ImageStore, image: Image) -> list[dict[str, Any]]:
                 "Tags": None,
             },
         )
-    if items:
-        items[0]["Id"] = image.id
-        items[0]["Tags"] = store.repo_tags(image.id) or None
+    # image IDs and tags along the parent chain (locally built images know their parents)
+    current: Image | None = image
+    for item in items:
+        if current is None:
+            break
+        item["Id"] = current.id
+        item["Tags"] = store.repo_tags(current.id) or None
+        current = store.images.get(current.parent) if current.parent else None
     return items
 
 

@@ -749,6 +749,21 @@ class ImageStore:
             self._set_meta(image, "parent", parent.id)
             image.parent = parent.id
 
+    def set_built_locally(self, image: Image) -> None:
+        """SetBuiltLocally: only such images answer the builder's cache probes."""
+        with self.lock:
+            meta = self._p("imagedb", "metadata", "sha256", image.id.removeprefix("sha256:"))
+            os.makedirs(meta, mode=0o700, exist_ok=True)
+            _atomic_write(os.path.join(meta, "builtLocally"), b"\x01", 0o600)
+
+    def is_built_locally(self, image_id: str) -> bool:
+        path = self._p("imagedb", "metadata", "sha256", image_id.removeprefix("sha256:"), "builtLocally")
+        try:
+            with open(path, "rb") as fh:
+                return bool(fh.read())
+        except OSError:
+            return False
+
     def _delete_image(self, image: Image) -> list[Layer]:
         hex_id = image.id.removeprefix("sha256:")
         with contextlib.suppress(FileNotFoundError):
