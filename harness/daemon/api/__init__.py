@@ -14,6 +14,8 @@ def register(router: Router) -> None:
     from . import (
         archive,
         attach_ws,
+        build,
+        commit,
         container_changes,
         container_stats,
         container_update,
@@ -40,5 +42,7 @@ def register(router: Router) -> None:
     volumes.register(router)
     exec.register(router)
     images.register(router)
+    build.register(router)
+    commit.register(router)
     distribution.register(router)
     networks.register(router)

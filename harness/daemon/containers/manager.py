@@ -163,13 +163,15 @@ class ContainerManager:
             return dict(doc.get("config") or {})
         return dict(doc)
 
-    def create(self, body: dict[str, Any], name: str) -> tuple[Container, list[str]]:
+    def create(self, body: dict[str, Any], name: str, image: Any = None) -> tuple[Container, list[str]]:
+        """``image``: the builder's step containers name theirs (a ``FROM scratch`` step has none)."""
         if not isinstance(body, dict):
             raise invalid("config cannot be empty in order to create a container")
         image_ref = body.get("Image") or ""
-        if not image_ref:
-            raise invalid("config cannot be empty in order to create a container")
-        image = self._image(image_ref)
+        if image is None:
+            if not image_ref:
+                raise invalid("config cannot be empty in order to create a container")
+            image = self._image(image_ref)
         if name:
             name = validate_name(name)
             if name in self.names:

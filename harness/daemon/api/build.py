@@ -1,0 +1,282 @@
+"""``POST /build`` with the classic builder, and ``POST /build/prune`` (moby ``api/server/router/build``).
+
+The query becomes ``BuildOptions`` with dockerd's parsing and its 400s (``error reading build
+args: ...``); the body (a tar, plain or compressed) is read completely before anything is sent,
+as dockerd buffers its output until then. Errors before the first stream line are ordinary error
+responses (400 for a Dockerfile dockerd refuses to parse, 500 for a bad tag or a missing Dockerfile);
+after it they end the 200 stream as ``errorDetail`` lines. A client that goes away cancels the build.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import os
+from typing import TYPE_CHECKING, Any
+
+from ..builder.context import ArchiveContext, dockerfile
+from ..builder.dispatch import Builder, BuildOptions, parse_platform
+from ..builder.stream import BuildError, BuildOutput
+from ..errors import ApiError, invalid
+from ..httpd import Request, Response
+from ..images.reference import Named, ReferenceError, parse_normalized_named, tag_name_only
+from ..server import json_response, version_tuple
+from .images import _spool
+
+if TYPE_CHECKING:
+    from ..daemon import Daemon
+    from ..server import Router
+
+__all__ = ["register"]
+
+
+def _bool(req: Request, name: str) -> bool:
+    return req.arg(name).strip().lower() not in ("", "0", "no", "false", "none")
+
+
+def _int64(req: Request, name: str) -> int:
+    """httputils.Int64ValueOrZero."""
+    try:
+        return int(req.arg(name), 10)
+    except ValueError:
+        return 0
+
+
+def _json_error(data: str) -> str:
+    from ..config import UNMARSHAL_EOF, go_json_syntax_error
+
+    syntax = go_json_syntax_error(data.encode(), UNMARSHAL_EOF)
+    return syntax or "json: cannot unmarshal value into Go value"
+
+
+def _json_param(req: Request, name: str, what: str, kind: type[dict[str, Any]] | type[list[Any]]) -> Any:
+    text = req.arg(name)
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise invalid(f"{what}: {_json_error(text)}") from None
+    if value is None:
+        return None
+    if not isinstance(value, kind):
+        if kind is dict:
+            go_type = "map[string]*string" if name == "buildargs" else "map[string]string"
+        else:
+            go_type = "[]string" if name == "cachefrom" else "[]*container.Ulimit"
+        found = {str: "string", int: "number", float: "number", bool: "bool", list: "array", dict: "object"}
+        raise invalid(
+            f"{what}: json: cannot unmarshal {found.get(type(value), 'value')} into Go value of type "
+            + go_type
+        )
+    return value
+
+
+def _auth_configs(req: Request) -> dict[str, Any]:
+    encoded = req.header("x-registry-config")
+    if not encoded:
+        return {}
+    try:
+        doc = json.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
+    except ValueError:
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def _options(req: Request, daemon: Daemon) -> BuildOptions:
+    """newImageBuildOptions, in dockerd's order of checks."""
+    if req.query.get("securityopt"):
+        raise invalid("security options are not supported on linux")
+    opts = BuildOptions(
+        dockerfile=req.arg("dockerfile") or "Dockerfile",
+        quiet=_bool(req, "q"),
+        no_cache=_bool(req, "nocache"),
+        force_remove=_bool(req, "forcerm"),
+        pull=_bool(req, "pull"),
+        memory_swap=_int64(req, "memswap"),
+        memory=_int64(req, "memory"),
+        cpu_shares=_int64(req, "cpushares"),
+        cpu_period=_int64(req, "cpuperiod"),
+        cpu_quota=_int64(req, "cpuquota"),
+        cpuset_cpus=req.arg("cpusetcpus"),
+        cpuset_mems=req.arg("cpusetmems"),
+        cgroup_parent=req.arg("cgroupparent"),
+        network_mode=req.arg("networkmode"),
+        extra_hosts=list(req.query.get("extrahosts", [])),
+        target=req.arg("target"),
+    )
+    if opts.force_remove or req.arg("rm") == "":
+        opts.remove = True
+    else:
+        opts.remove = _bool(req, "rm")
+    if version_tuple(req.api_version) >= (1, 40) and req.arg("outputs"):
+        try:
+            outputs = json.loads(req.arg("outputs"))
+        except ValueError:
+            raise invalid(f"invalid outputs specified: {_json_error(req.arg('outputs'))}") from None
+        if outputs is not None and not isinstance(outputs, list):
+            raise invalid(
+                "invalid outputs specified: json: cannot unmarshal object into Go value of type "
+                "[]build.ImageBuildOutput"
+            )
+    shm = req.query.get("shmsize", [""])[0]
+    if shm:
+        try:
+            opts.shm_size = int(shm, 10)
+        except ValueError:
+            raise ApiError(500, f'strconv.ParseInt: parsing "{shm}": invalid syntax') from None
+    isolation = req.arg("isolation")
+    if isolation and isolation.lower() != "default":
+        raise invalid(f'unsupported isolation: "{isolation}"')
+    ulimits = _json_param(req, "ulimits", "error reading ulimit settings", list)
+    if ulimits is not None:
+        opts.ulimits = ulimits
+    build_args = _json_param(req, "buildargs", "error reading build args", dict)
+    if build_args:
+        opts.build_args = {str(k): (None if v is None else str(v)) for k, v in build_args.items()}
+    labels = _json_param(req, "labels", "error reading labels", dict)
+    if labels:
+        opts.labels = {str(k): str(v) for k, v in labels.items()}
+    cache_from = _json_param(req, "cachefrom", "error reading cache-from", list)
+    if cache_from:
+        opts.cache_from = [str(c) for c in cache_from]
+    version = req.arg("version")
+    if version and version not in ("1", "2"):
+        raise invalid(f'invalid version "{version}"')
+    if version == "2":
+        raise ApiError(500, "BuildKit is not supported by refd: use the classic builder (version=1)")
+    if _bool(req, "squash") and not daemon.config["experimental"]:
+        raise invalid("squash is only supported with experimental mode")
+    opts.auth_configs = _auth_configs(req)
+    return opts
+
+
+def _tags(names: list[str]) -> list[Named]:
+    """sanitizeRepoAndTags: parsed, tagged (``latest``), deduplicated; digests refused."""
+    out: list[Named] = []
+    seen: set[str] = set()
+    for name in names:
+        if not name:
+            continue
+        try:
+            ref = parse_normalized_named(name)
+        except ReferenceError as exc:
+            raise ApiError(500, str(exc)) from None
+        if ref.is_canonical:
+            raise ApiError(500, "build tag cannot contain a digest")
+        ref = tag_name_only(ref)
+        if ref.string() not in seen:
+            seen.add(ref.string())
+            out.append(ref)
+    return out
+
+
+async def build(req: Request, daemon: Daemon) -> Response:
+    store = daemon.images
+    opts = _options(req, daemon)
+    remote = req.arg("remote")
+    if remote == "client-session":
+        raise invalid(
+            "experimental session with v1 builder is no longer supported, use builder version v2 (BuildKit) "
+            "instead"
+        )
+    path = await _spool(req, store.tmp_root)
+    loop = asyncio.get_running_loop()
+    out = BuildOutput(loop, quiet=opts.quiet, aux=version_tuple(req.api_version) >= (1, 30))
+    tags_raw = list(req.query.get("t", []))
+    platform_text = req.arg("platform") if version_tuple(req.api_version) >= (1, 32) else ""
+
+    async def run() -> BuildError | None:
+        ctx: ArchiveContext | None = None
+        try:
+            tags = _tags(tags_raw)
+            if remote:
+                raise BuildError(f"remoteURL ({remote}) could not be recognized as URL")
+
+            def prepare() -> tuple[ArchiveContext, Any]:
+                with open(path, "rb") as fh:
+                    context = ArchiveContext.extract(fh, store.tmp_root)
+                try:
+                    return context, dockerfile(context, opts.dockerfile)
+                except BaseException:
+                    context.close()
+                    raise
+
+            ctx, parsed = await asyncio.to_thread(prepare)
+            assert ctx is not None
+            if platform_text:
+                try:
+                    opts.platform = parse_platform(platform_text)
+                except ValueError as exc:
+                    raise BuildError(str(exc), 400) from None
+            builder = Builder(daemon, opts, out)
+            try:
+                image_id = await builder.build(ctx, parsed)
+            except asyncio.CancelledError:
+                await asyncio.shield(builder._remove_containers())
+                raise
+            out.stdout(f"Successfully built {image_id.removeprefix('sha256:')[:12]}\n")
+            image = store.resolve(image_id)
+            for ref in tags:
+                await asyncio.to_thread(store.tag, image, ref)
+                out.stdout(f"Successfully tagged {ref.familiar_string()}\n")
+            out.finish(image_id)
+            return None
+        except ApiError as exc:
+            err = BuildError(exc.message, exc.status)
+            out.fail(err)
+            return err
+        except BuildError as exc:
+            out.fail(exc)
+            return exc
+        except OSError as exc:
+            err = BuildError(str(exc))
+            out.fail(err)
+            return err
+        finally:
+            if ctx is not None:
+                await asyncio.to_thread(ctx.close)
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+    task = asyncio.ensure_future(run())
+    started = asyncio.ensure_future(out.started.wait())
+    await asyncio.wait([task, started], return_when=asyncio.FIRST_COMPLETED)
+    if not out.started.is_set():
+        started.cancel()
+        error = task.result()
+        if error is not None:
+            raise ApiError(error.status, error.message)
+    else:
+        started.cancel()
+
+    async def stream() -> Any:
+        try:
+            async for line in out.lines():
+                yield line
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+
+    return Response(200, headers=[("Content-Type", "application/json")], stream=stream())
+
+
+async def prune(req: Request, daemon: Daemon) -> Response:
+    """The classic builder keeps no build cache of its own (its cache is the images)."""
+    daemon.events.publish(_event("prune", {"reclaimed": "0"}))
+    return json_response({"CachesDeleted": None, "SpaceReclaimed": 0})
+
+
+def _event(action: str, attrs: dict[str, str]) -> Any:
+    from ..events import make_event
+
+    return make_event("builder", action, "", attrs)
+
+
+def register(router: Router) -> None:
+    router.add("POST", "/build", build)
+    router.add("POST", "/build/prune", prune)
