@@ -453,7 +453,8 @@ def _resolve_user(spec: ProcessSpec) -> ExecUser:
             home = lookup_user("/", str(spec.uid)).home
         who = ExecUser(spec.uid, spec.gid, (), home)
     extra = tuple(g for g in spec.additional_gids if g not in who.sgids)
-    return ExecUser(who.uid, who.gid, who.sgids + extra, who.home)
+    # dockerd's getUser: AdditionalGids = [gid] + the user's memberships + GroupAdd (``id`` lists the gid)
+    return ExecUser(who.uid, who.gid, (who.gid, *who.sgids, *extra), who.home)
 
 
 def _exec(plan: _Plan, tty: int, own_group: bool = False) -> NoReturn:
