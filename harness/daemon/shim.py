@@ -147,6 +147,10 @@ class Shim:
         log = self.spec.get("log") or {}
         if log.get("driver", "json-file") == "json-file" and log.get("path"):
             self.log = JsonFileWriter(log["path"], parse_log_options(log.get("opts") or {}))
+        elif log.get("driver") == "local" and log.get("path"):
+            from .logs.local import LocalWriter, parse_local_options
+
+            self.log = LocalWriter(log["path"], parse_local_options(log.get("opts") or {}))  # type: ignore[assignment]
         proc = self.spec["process"]
         self.stdio["main"] = make_stdio(
             bool(proc.get("tty")), bool(self.spec.get("open_stdin")), bool(self.spec.get("stdin_once"))

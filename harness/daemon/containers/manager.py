@@ -343,6 +343,14 @@ class ContainerManager:
                 parse_log_options(log_config.get("Config") or {})
             except LogOptionError as exc:
                 raise invalid(str(exc)) from None
+        elif driver == "local":  # dockerd checks the keys at create, the values when the logger starts
+            from ..logs.jsonfile import LogOptionError
+            from ..logs.local import check_local_option_keys
+
+            try:
+                check_local_option_keys(log_config.get("Config") or {})
+            except LogOptionError as exc:
+                raise invalid(str(exc)) from None
 
     def _network_settings(self, c: Container, body: dict[str, Any]) -> dict[str, Any]:
         mode = c.host_config.get("NetworkMode", "default")
@@ -504,10 +512,21 @@ class ContainerManager:
             raise
         except Exception as exc:
             raise system(f"failed to prepare container {c.id}: {exc}") from None
+        log_config = c.host_config["LogConfig"]
+        if log_config.get("Type") == "local":  # the local driver's values are checked when it starts
+            from ..logs.jsonfile import LogOptionError
+            from ..logs.local import parse_local_options
+
+            try:
+                parse_local_options(log_config.get("Config") or {})
+            except LogOptionError as exc:
+                message = f"failed to create task for container: failed to initialize logging driver: {exc}"
+                c.set_start_error(message)
+                c.save()
+                raise ApiError(500, message) from None
         state_dir = self.state_dir(c)
         shutil.rmtree(state_dir, ignore_errors=True)
         os.makedirs(state_dir, mode=0o700)
-        log_config = c.host_config["LogConfig"]
         shim_spec = {
             "process": spec,
             "open_stdin": bool(c.config.get("OpenStdin")),

@@ -109,7 +109,11 @@ class Container:
     # -- paths -------------------------------------------------------------------------------------
     @property
     def log_path(self) -> str:
-        if self.host_config.get("LogConfig", {}).get("Type", "json-file") != "json-file":
+        """The file refd's log readers use: json-file's, or the local driver's (none for ``none``)."""
+        driver = self.host_config.get("LogConfig", {}).get("Type", "json-file")
+        if driver == "local":
+            return os.path.join(self.root, "local-logs", "container.log")
+        if driver != "json-file":
             return ""
         return os.path.join(self.root, f"{self.id}-json.log")
 
@@ -211,7 +215,8 @@ class Container:
             "ResolvConfPath": self.file("resolv.conf") if self.has_been_started else "",
             "HostnamePath": self.file("hostname") if self.has_been_started else "",
             "HostsPath": self.file("hosts") if self.has_been_started else "",
-            "LogPath": self.log_path if self.has_been_started else "",
+            # dockerd shows a LogPath only for json-file
+            "LogPath": self.log_path if self.has_been_started and self.log_path.endswith("-json.log") else "",
             "Name": self.name,
             "RestartCount": self.restart_count,
             "Driver": self.driver,

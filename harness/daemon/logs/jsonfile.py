@@ -228,24 +228,32 @@ def read_entries(
 ) -> Iterator[dict[str, Any]]:
     """Entries on disk in order, filtered by time and limited to the last ``tail``."""
 
-    def all_entries() -> Iterator[dict[str, Any]]:
+    def raw_entries() -> Iterator[dict[str, Any]]:
+        if os.path.basename(os.path.dirname(path)) == "local-logs":  # the local driver's files
+            from .local import read_local_entries
+
+            yield from read_local_entries(_files(path))
+            return
         for name in _files(path):
             try:
                 with _open(name) as fh:
                     for raw in fh:
                         try:
-                            entry = json.loads(raw)
+                            yield json.loads(raw)
                         except ValueError:
                             continue  # a torn last line after a crash is skipped, not fatal
-                        if since or until:  # parsing the time is most of the cost: only when asked
-                            when = entry_time(entry)
-                            if since and when < since:
-                                continue
-                            if until and when > until:
-                                continue
-                        yield entry
             except (OSError, EOFError):
                 continue
+
+    def all_entries() -> Iterator[dict[str, Any]]:
+        for entry in raw_entries():
+            if since or until:  # parsing the time is most of the cost: only when asked
+                when = entry_time(entry)
+                if since and when < since:
+                    continue
+                if until and when > until:
+                    continue
+            yield entry
 
     if tail == 0:
         return iter(())

@@ -1,0 +1,230 @@
+"""The ``local`` log driver: dockerd's protobuf-framed ``local-logs/container.log`` files.
+
+Each record is ``[4-byte big-endian size][LogEntry protobuf][same size again]`` (moby
+``daemon/logger/local``), LogEntry being ``source`` (1, the stream name), ``time_nano`` (2),
+``line`` (3, without its newline), ``partial`` (4) and ``partial_log_metadata`` (5: ``id`` and
+``ordinal``) for a message that did not end in a newline. Defaults as dockerd's: 20 MB files, 5 of
+them, rotated ones gzip-compressed. Reading yields the same dicts as the json-file reader.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import secrets
+import struct
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+
+from .jsonfile import LogOptionError, from_human_size
+
+__all__ = ["LocalOptions", "LocalWriter", "parse_local_options", "read_local_entries"]
+
+_ALLOWED = ("max-size", "max-file", "compress")
+
+
+@dataclass(frozen=True)
+class LocalOptions:
+    max_size: int = 20 * 1024 * 1024
+    max_file: int = 5
+    compress: bool = True
+
+
+def check_local_option_keys(opts: dict[str, str]) -> None:
+    """What dockerd checks at create: only known keys."""
+    for key in opts:
+        if key not in _ALLOWED:
+            raise LogOptionError(f"unknown log opt '{key}' for log driver local")
+
+
+def parse_local_options(opts: dict[str, str]) -> LocalOptions:
+    """moby daemon/logger/local New: values, with its messages (checked when the container starts)."""
+    check_local_option_keys(opts)
+    max_size = LocalOptions.max_size
+    if opts.get("max-size"):
+        max_size = from_human_size(opts["max-size"])
+    max_file = LocalOptions.max_file
+    if "max-file" in opts:
+        try:
+            max_file = int(opts["max-file"])
+        except ValueError:
+            raise LogOptionError(f'strconv.Atoi: parsing "{opts["max-file"]}": invalid syntax') from None
+        if max_file < 0:
+            raise LogOptionError("max-file cannot be less than 0")
+    compress = True
+    if "compress" in opts:
+        value = opts["compress"]
+        if value in ("1", "t", "T", "TRUE", "true", "True"):
+            compress = True
+        elif value in ("0", "f", "F", "FALSE", "false", "False"):
+            compress = False
+        else:
+            raise LogOptionError(f'strconv.ParseBool: parsing "{value}": invalid syntax')
+    if max_file <= 1 and compress:
+        raise LogOptionError("compression cannot be enabled when max file count is 1")
+    return LocalOptions(max_size, max(max_file, 1), compress)
+
+
+# -- protobuf, the field kinds LogEntry needs ------------------------------------------------------
+def _varint(value: int) -> bytes:
+    value &= (1 << 64) - 1
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _field_bytes(number: int, data: bytes) -> bytes:
+    return _varint(number << 3 | 2) + _varint(len(data)) + data
+
+
+def _field_varint(number: int, value: int) -> bytes:
+    return _varint(number << 3) + _varint(value)
+
+
+def encode_entry(source: str, time_nano: int, line: bytes, partial_id: str = "", ordinal: int = 0) -> bytes:
+    body = _field_bytes(1, source.encode()) + _field_varint(2, time_nano) + _field_bytes(3, line)
+    if partial_id:
+        meta = _field_bytes(2, partial_id.encode()) + _field_varint(3, ordinal)
+        body += _field_varint(4, 1) + _field_bytes(5, meta)
+    size = struct.pack(">I", len(body))
+    return size + body + size
+
+
+def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    shift = value = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+
+
+def decode_entry(body: bytes) -> dict[int, Any]:
+    fields: dict[int, Any] = {}
+    pos = 0
+    while pos < len(body):
+        key, pos = _read_varint(body, pos)
+        number, kind = key >> 3, key & 7
+        if kind == 0:
+            fields[number], pos = _read_varint(body, pos)
+        elif kind == 2:
+            size, pos = _read_varint(body, pos)
+            fields[number] = body[pos : pos + size]
+            pos += size
+        else:
+            raise ValueError(f"unexpected protobuf wire type {kind}")
+    return fields
+
+
+# -- writing ----------------------------------------------------------------------------------------
+class LocalWriter:
+    """Appends records with the local driver's rotation (``container.log.N``, gzip when compress)."""
+
+    def __init__(self, path: str, options: LocalOptions) -> None:
+        self.path = path
+        self.options = options
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        self._fh = self._open()
+        self.size = os.fstat(self._fh.fileno()).st_size
+
+    def _open(self) -> IO[bytes]:
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+        os.fchmod(fd, 0o640)
+        return os.fdopen(fd, "ab", buffering=0)
+
+    def _record(self, stream: str, data: bytes) -> bytes:
+        now = time.time_ns()
+        if data.endswith(b"\n"):
+            return encode_entry(stream, now, data[:-1])
+        return encode_entry(stream, now, data, secrets.token_hex(32), 1)
+
+    def write(self, stream: str, data: bytes, ts: str | None = None) -> None:
+        if self.options.max_size > 0 and self.size >= self.options.max_size:
+            self._rotate()
+        record = self._record(stream, data)
+        self._fh.write(record)
+        self.size += len(record)
+
+    def write_many(self, stream: str, pieces: list[bytes]) -> None:
+        for piece in pieces:
+            self.write(stream, piece)
+
+    def _rotate(self) -> None:
+        self._fh.close()
+        keep = self.options.max_file
+        if keep <= 1:
+            os.unlink(self.path)
+        else:
+            suffix = ".gz" if self.options.compress else ""
+            last = f"{self.path}.{keep - 1}{suffix}"
+            if os.path.exists(last):
+                os.unlink(last)
+            for i in range(keep - 2, 0, -1):
+                src = f"{self.path}.{i}{suffix}"
+                if os.path.exists(src):
+                    os.replace(src, f"{self.path}.{i + 1}{suffix}")
+            os.replace(self.path, f"{self.path}.1")
+            if self.options.compress:
+                with open(f"{self.path}.1", "rb") as src_fh, gzip.open(f"{self.path}.1.gz.tmp", "wb") as dst:
+                    dst.write(src_fh.read())
+                os.replace(f"{self.path}.1.gz.tmp", f"{self.path}.1.gz")
+                os.unlink(f"{self.path}.1")
+        self._fh = self._open()
+        self.size = 0
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+# -- reading ----------------------------------------------------------------------------------------
+def _rfc3339(time_nano: int) -> str:
+    secs, frac = divmod(time_nano, 1_000_000_000)
+    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
+    return f"{base}.{f'{frac:09d}'.rstrip('0')}Z" if frac else f"{base}Z"
+
+
+def read_local_file(fh: IO[bytes]) -> Iterator[dict[str, Any]]:
+    """Records of one file as json-file-style dicts; a torn record at the end (a crash) stops the file."""
+    while True:
+        head = fh.read(4)
+        if len(head) < 4:
+            return
+        (size,) = struct.unpack(">I", head)
+        body = fh.read(size)
+        tail = fh.read(4)
+        if len(body) < size or len(tail) < 4:
+            return
+        try:
+            fields = decode_entry(body)
+        except (ValueError, IndexError):
+            return
+        line = bytes(fields.get(3, b""))
+        partial = bool(fields.get(4))
+        yield {
+            "log": (line if partial else line + b"\n").decode("utf-8", errors="replace"),
+            "stream": bytes(fields.get(1, b"stdout")).decode(),
+            "time": _rfc3339(int(fields.get(2, 0))),
+        }
+
+
+def read_local_entries(files: list[str]) -> Iterator[dict[str, Any]]:
+    for name in files:
+        try:
+            if name.endswith(".gz"):
+                with gzip.open(name, "rb") as gz:
+                    yield from read_local_file(gz)  # type: ignore[arg-type]
+            else:
+                with open(name, "rb") as fh:
+                    yield from read_local_file(fh)
+        except (OSError, EOFError):
+            continue
