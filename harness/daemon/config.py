@@ -406,6 +406,8 @@ def _check_type(key: str, value: Any, flag: Flag) -> Any:
         for item in value:
             if not isinstance(item, str):
                 raise _type_error(key, item, "string")
+            if key == "dns":  # []netip.Addr in dockerd 28: each decodes as an address
+                _check_ip(item)
     # opts.MemBytes takes a JSON string or number
     if kind == "membytes" and (isinstance(value, bool) or not isinstance(value, str | int | float)):
         raise ConfigError(f"invalid size: '{_file_string(value)}'")
@@ -417,6 +419,15 @@ def _check_type(key: str, value: Any, flag: Flag) -> Any:
                 if not isinstance(item, str):
                     raise _type_error(key, item, "string")
     return value
+
+
+def _check_ip(text: str) -> None:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        raise ConfigError(f"invalid JSON: invalid IP address: {text}") from None
 
 
 def _is_zero(value: Any) -> bool:
@@ -519,6 +530,15 @@ def validate(values: dict[str, Any]) -> None:
             validate_host_flag(host)
     except HostError as exc:
         raise ConfigError(str(exc)) from None
+    if values.get("registry-mirror"):
+        from .distribution.errors import DistributionError
+        from .distribution.service import validate_mirror
+
+        try:
+            for mirror in values["registry-mirror"]:
+                validate_mirror(str(mirror))
+        except (DistributionError, ValueError) as exc:
+            raise ConfigError(str(getattr(exc, "message", "") or exc)) from None
 
 
 def _lookup(key: str) -> Flag | None:
