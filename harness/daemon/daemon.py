@@ -159,6 +159,17 @@ class Daemon:
                 fh.write(self.engine_id)
             os.replace(tmp, path)
 
+    def _check_registry_config(self) -> None:
+        """registry.NewService: invalid mirrors or insecure registries stop the start-up."""
+        from .distribution.errors import DistributionError
+        from .distribution.service import ServiceConfig
+
+        try:
+            ServiceConfig.from_daemon_config(self.config)
+        except DistributionError as exc:
+            pidfile.remove(self.config["pidfile"])
+            raise StartupError(f"failed to start daemon: {exc.message}") from None
+
     def _init_images(self) -> None:
         from .events import make_event
         from .images.store import ImageStore, StorageInitError
@@ -232,6 +243,7 @@ class Daemon:
             raise StartupError(f"failed to load listeners: {exc}") from None
         tcp_warnings(self.hosts, self.tls.enabled and self.tls.verify, self.tls.explicit, self.log)
         self._ensure_engine_id()
+        self._check_registry_config()
         self._init_images()
         from .volumes import VolumeStore
 

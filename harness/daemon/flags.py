@@ -299,7 +299,31 @@ def validate_label(value: str) -> str:
     return value
 
 
-_LIST_VALIDATORS = {"host": hostopts.validate_host_flag, "label": validate_label}
+def _validate_mirror(value: str) -> str:
+    """registry.ValidateMirror (the value is kept with one trailing slash)."""
+    from .distribution.errors import DistributionError
+    from .distribution.service import validate_mirror
+
+    try:
+        return validate_mirror(value)
+    except DistributionError as exc:
+        raise ValueError(exc.message) from None
+
+
+def _validate_index_name(value: str) -> str:
+    """registry.ValidateIndexName."""
+    name = "docker.io" if value == "index.docker.io" else value
+    if name.startswith("-") or name.endswith("-"):
+        raise ValueError(f"invalid index name ({name}). Cannot begin or end with a hyphen")
+    return name
+
+
+_LIST_VALIDATORS = {
+    "host": hostopts.validate_host_flag,
+    "label": validate_label,
+    "registry-mirror": _validate_mirror,
+    "insecure-registry": _validate_index_name,
+}
 
 
 def _convert(flag: Flag, raw: str, current: Any) -> Any:

@@ -484,3 +484,87 @@ def test_cli(
     observe("logout", run("logout", host))
     assert login["exit"] == 0 and pulled["exit"] == 0 and pushed["exit"] == 0
     assert os.path.exists(os.path.join(str(tmp_path), ".docker"))
+
+
+# -- platforms, all tags, events --------------------------------------------------------------------------
+@pytest.mark.scenario(
+    "api/distribution/pull-platform",
+    "platform= MUST pick that entry of a manifest list, warn when a single-architecture image differs, and "
+    "fail with 'no matching manifest for <platform> in the manifest list entries' when no entry matches",
+    ref="moby daemon/images/image_pull.go PullImage, distribution/pull_v2.go noMatchesErr",
+)
+def test_pull_platform(
+    daemon_factory: Callable[..., DaemonHandle], registry: Any, observe: Observations
+) -> None:
+    from harness.images import _docker_arch
+
+    other = "arm64" if _docker_arch() != "arm64" else "amd64"
+    handle = daemon_factory()
+    host = registry.attach(handle)
+    client = _client(handle)
+    path = "/v1.41/images/create?fromImage={}/library/{}&tag=latest&platform=linux/{}"
+    for repo, arch in (("multiarch", other), ("ocibox", other), ("ociindex", "s390x")):
+        resp = client.post(path.format(host, repo, arch))
+        result = {"status": resp.status_code, **summarise(resp.text.replace(other, "<other-arch>"), [host])}
+        observe(f"{repo}-{'other' if arch == other else arch}", result)
+    observe("multiarch-inspect", inspect_refs(client, f"{host}/library/multiarch:latest", [host]))
+
+
+@pytest.mark.scenario(
+    "api/distribution/pull-all-tags",
+    "A pull without tag or digest in fromImage and tag (docker pull -a) MUST pull every tag of the "
+    "repository",
+    ref="moby distribution/pull_v2.go pullRepository",
+)
+def test_pull_all_tags(
+    daemon_factory: Callable[..., DaemonHandle], registry: Any, observe: Observations
+) -> None:
+    handle = daemon_factory()
+    host = registry.attach(handle)
+    client = _client(handle)
+    result = observe("pull", call(client, "POST", f"/images/create?fromImage={host}/library/alpine", [host]))
+    tags = sorted(
+        t.replace(host, "<registry>")
+        for i in client.get(f"{V}/images/json").json()
+        for t in i["RepoTags"] or []
+    )
+    observe("tags", tags)
+    assert result["status"] == 200 and len(tags) == 2
+
+
+@pytest.mark.scenario(
+    "api/distribution/events",
+    "A pull and a push MUST each emit an image event named after the reference, with the repository as name",
+    ref="moby daemon/images/image_events.go LogImageEvent",
+)
+def test_events(daemon_factory: Callable[..., DaemonHandle], registry: Any, observe: Observations) -> None:
+    import secrets
+    import time
+
+    handle = daemon_factory()
+    host = registry.attach(handle)
+    suffix = secrets.token_hex(4)
+    hosts = [host, "=" + suffix]
+    client = _client(handle)
+    since = int(time.time()) - 1
+    client.post(f"{V}/images/create?fromImage={host}/library/busybox&tag=latest").close()
+    client.post(f"{V}/images/{host}/library/busybox:latest/tag?repo={host}/ev-{suffix}/b&tag=v1").close()
+    client.post(f"{V}/images/{host}/ev-{suffix}/b/push?tag=v1", headers=xauth("", "")).close()
+    until = int(time.time()) + 1
+    events = [
+        json.loads(line)
+        for line in client.get(f"{V}/events?since={since}&until={until}").text.splitlines()
+        if line
+    ]
+    observe(
+        "events",
+        [
+            {
+                "Action": e["Action"],
+                "ID": _clean(e["Actor"]["ID"], hosts),
+                "name": _clean(e["Actor"]["Attributes"].get("name", ""), hosts),
+            }
+            for e in events
+            if e.get("Type") == "image"
+        ],
+    )

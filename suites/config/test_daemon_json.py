@@ -190,3 +190,34 @@ def test_bad_bool(daemon_factory: DaemonFactory, observe: Observations) -> None:
         'invalid argument "maybe" for "-D, --debug" flag: strconv.ParseBool: parsing "maybe": invalid syntax'
         in daemon.logs()
     )
+
+
+@pytest.mark.scenario(
+    "config/registry/invalid-settings",
+    "Invalid registry settings MUST stop start-up: a mirror without scheme or with credentials and an index "
+    "name with a leading hyphen as flag errors, an insecure registry with another scheme as 'failed to start "
+    "daemon'",
+    ref="moby registry/config.go ValidateMirror, ValidateIndexName, loadInsecureRegistries",
+)
+def test_invalid_registry_settings(daemon_factory: DaemonFactory, observe: Observations) -> None:
+    cases = {
+        "mirror-no-scheme": {"args": ["--registry-mirror=mirror.example"]},
+        "mirror-credentials": {"args": ["--registry-mirror=https://u:p@mirror.example"]},
+        "index-hyphen": {"args": ["--insecure-registry=-bad-"]},
+        "insecure-scheme": {"args": ["--insecure-registry=ftp://x"]},
+        "file-insecure-scheme": {"config": {"insecure-registries": ["ftp://x"]}},
+        "file-mirror-no-scheme": {"config": {"registry-mirrors": ["mirror.example"]}},
+    }
+    for name, kwargs in cases.items():
+        code, daemon = daemon_factory.start_expecting_exit(**kwargs)
+        logs = daemon.logs().replace(daemon.config_path, "<config>")
+        first = next(
+            (
+                ln
+                for ln in logs.splitlines()
+                if ln.startswith(("Status: ", PREFIX, "failed to start daemon"))
+            ),
+            "",
+        )
+        observe(name, {"exit_code": code, "error": first})
+        assert code == 1

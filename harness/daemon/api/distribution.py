@@ -118,11 +118,47 @@ async def pull_response(
             cancelled=cancelled,
         )
         pulled.append(pull(opts, ref))
+        if platform is not None:
+            _platform_warning(store, ref, platform, out)
 
     resp = await _streamed(work)
     if resp.stream is not None:
         resp.stream = _after(resp.stream, lambda: _pull_event(daemon, ref, pulled))
     return resp
+
+
+def _platform_warning(store: Any, ref: Named, platform: tuple[str, str, str], out: ProgressOutput) -> None:
+    """PullImage's check: a single-architecture image of another platform is kept, with a warning."""
+    try:
+        image = store.resolve(ref.string())
+    except ApiError:
+        return
+    config = image.config
+    have = (
+        str(config.get("os") or ""),
+        str(config.get("architecture") or ""),
+        str(config.get("variant") or ""),
+    )
+    want_os, want_arch, want_variant = platform
+    same = have[0] == want_os and _arch(have[1]) == _arch(want_arch)
+    if same and want_variant and have[2] and have[2] != want_variant:
+        same = False
+    if not same:
+        out.message(
+            "",
+            f"WARNING: image with reference {ref.string()} was found but its platform ({_fmt(have)}) "
+            "does not "
+            f"match the specified platform ({_fmt(platform)})",
+        )
+
+
+def _fmt(platform: tuple[str, ...]) -> str:
+    """platforms.FormatAll."""
+    return "/".join(x for x in platform if x)
+
+
+def _arch(arch: str) -> str:
+    return {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64"}.get(arch, arch)
 
 
 async def _after(stream: AsyncIterator[bytes], done: Callable[[], None]) -> AsyncIterator[bytes]:
