@@ -259,13 +259,37 @@ async def _close_stream(stream: AsyncIterator[bytes] | None) -> None:
         await aclose()
 
 
+#: encoded response heads around their Date line, by everything else that shapes them
+_HEADS: dict[tuple[Any, ...], tuple[bytes, bytes, bool, bool]] = {}
+_HEADS_MAX = 256
+
+
 def _encode_head(req: Request, resp: Response, keep_alive: bool) -> tuple[bytes, bool, bool]:
     """The response head's bytes, whether the connection stays open, whether the body is chunked."""
+    key = (req.proto_at_least_11, resp.status, *resp.headers, len(resp.body), keep_alive, resp.stream is None)
+    try:
+        cached = _HEADS.get(key)
+    except TypeError:  # an unhashable header value: no caching
+        cached, key = None, ()
+    if cached is None:
+        pre, post, keep, chunked = _encode_head_parts(req, resp, keep_alive)
+        if key:
+            if len(_HEADS) >= _HEADS_MAX:
+                _HEADS.clear()
+            _HEADS[key] = (pre, post, keep, chunked)
+    else:
+        pre, post, keep, chunked = cached
+    return b"%sDate: %s\r\n%s" % (pre, http_date().encode("latin-1"), post), keep, chunked
+
+
+def _encode_head_parts(req: Request, resp: Response, keep_alive: bool) -> tuple[bytes, bytes, bool, bool]:
+    """The head before and after its Date line; whether the connection stays open; whether chunked."""
     http11 = req.proto_at_least_11
     head = [_status_line("HTTP/1.1" if http11 else "HTTP/1.0", resp.status)]
     names = {name.lower() for name, _ in resp.headers}
     head += [f"{name}: {value}\r\n" for name, value in resp.headers]
-    head.append(f"Date: {http_date()}\r\n")
+    pre = "".join(head).encode("latin-1")
+    head = []
     body_allowed = resp.status >= 200 and resp.status not in (204, 304)
     stream = resp.stream if body_allowed else None
     chunked = stream is not None and http11
@@ -280,7 +304,7 @@ def _encode_head(req: Request, resp: Response, keep_alive: bool) -> tuple[bytes,
     elif keep_alive and not http11:
         head.append("Connection: keep-alive\r\n")
     head.append("\r\n")
-    return "".join(head).encode("latin-1"), keep_alive, chunked
+    return pre, "".join(head).encode("latin-1"), keep_alive, chunked
 
 
 def _body_written(req: Request, resp: Response) -> bytes | None:
@@ -594,6 +618,20 @@ async def _serve_one(req: Request, keep_alive: bool, app: App, resp: Response | 
     return await _write_response(req, resp, keep_alive)
 
 
+def _parse_fast(head: bytes) -> tuple[Request, bool]:
+    """A complete head (without its blank line) parsed as the loop parses it; no reader or writer yet."""
+    lines = head.split(b"\n")
+    method, target, proto = _parse_request_line(lines[0] + b"\n")
+    parser = _HeaderParser()
+    for raw in lines[1:]:
+        parser.add(_strip_eol(raw + b"\n"))
+    return _new_request(method, target, proto, parser.headers, None, None)  # type: ignore[arg-type]
+
+
+#: parsed bodiless request heads by their bytes (a pure function of them), for the fast path
+_PARSED: dict[bytes, tuple[Request, bool]] = {}
+_PARSED_MAX = 512
+
 #: a fast handler answers a bodiless request synchronously, or returns None to take the async path
 FastApp = Callable[[Request], "Response | None"]
 _FAST_HEAD_LIMIT = 64 << 10
@@ -694,21 +732,28 @@ class HttpProtocol(asyncio.StreamReaderProtocol):
                 self._go_slow()
                 return
             size = end + (3 if buf[end + 1] == 0x0D else 2)
-            lines = bytes(buf[:end]).split(b"\n")
-            try:
-                method, target, proto = _parse_request_line(lines[0] + b"\n")
-                parser = _HeaderParser()
-                for raw in lines[1:]:
-                    parser.add(_strip_eol(raw + b"\n"))
-                req, keep_alive = _new_request(method, target, proto, parser.headers, None, None)  # type: ignore[arg-type]
-            except BadRequest as exc:
-                transport.write(exc.wire())
-                transport.close()
-                self._slow = True
-                return
-            if req.has_body or "expect" in req.headers:
-                self._go_slow()
-                return
+            head = bytes(buf[:size])
+            parsed = _PARSED.get(head)  # clients repeat their heads byte for byte
+            if parsed is None:
+                try:
+                    parsed = _parse_fast(head[:end])
+                except BadRequest as exc:
+                    transport.write(exc.wire())
+                    transport.close()
+                    self._slow = True
+                    return
+                if parsed[0].has_body or "expect" in parsed[0].headers:
+                    self._go_slow()
+                    return
+                if len(_PARSED) >= _PARSED_MAX:
+                    _PARSED.clear()
+                _PARSED[head] = parsed
+            model, keep_alive = parsed  # never handed out: each request gets its own copy
+            req = Request(model.method, model.target, model.version, dict(model.headers), None, None)  # type: ignore[arg-type]
+            req.path = model.path
+            if model.query:
+                req.query = {k: list(v) for k, v in model.query.items()}
+            method = req.method
             try:
                 resp = self._fast(req)
             except BadRequest as exc:

@@ -143,8 +143,11 @@ class Logger:
     def level(self, name: str) -> None:
         """Accept any spelling logrus accepts (``warn``, ``INFO``); raises ValueError otherwise."""
         self._level = parse_level(name)
+        self._debug = self._level in ("debug", "trace")
 
     def enabled(self, level: str) -> bool:
+        if level == "debug":  # asked on every API request
+            return self._debug
         if level == self._level:
             return True
         return LEVELS.index(parse_level(level)) <= LEVELS.index(self._level)

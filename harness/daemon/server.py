@@ -7,6 +7,7 @@ the middlewares; errors are JSON (or plain text for API < 1.24) ending in a newl
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Awaitable, Callable
@@ -28,6 +29,7 @@ _VERSIONED = re.compile(r"^/v([0-9.]+)(/.*)$")
 _NOT_FOUND_BODY = b'{"message":"page not found"}\n'
 
 
+@functools.lru_cache(maxsize=64)
 def version_tuple(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(p) for p in text.split("."))

@@ -404,3 +404,31 @@ def test_fast_requests_need_no_task(server_kind: str) -> None:
     out, task = asyncio.run(run())
     assert task is None
     assert [s for s, _, _ in responses(out)] == ["HTTP/1.1 200 OK"] * 3
+
+
+def test_repeated_heads_are_parsed_once_but_each_request_is_its_own(server_kind: str) -> None:
+    """The fast path caches parsed heads by their bytes; a handler changing its request changes no other."""
+    if server_kind != "protocol":
+        pytest.skip("HttpProtocol only")
+    seen: list[tuple[str, str]] = []
+
+    def meddler(r: Request) -> Response:
+        seen.append((r.header("x-test"), r.arg("q")))
+        r.headers["x-test"] = "changed"
+        r.query["q"] = ["changed"]
+        return Response(200, b"ok", close=r.path == "/last")
+
+    async def run() -> bytes:
+        server_sock, client_sock = socket.socketpair()
+        protocol = HttpProtocol(echo, meddler)
+        await asyncio.get_running_loop().connect_accepted_socket(lambda: protocol, sock=server_sock)
+        creader, cwriter = await asyncio.open_connection(sock=client_sock)
+        same = req("GET", "/a?q=1", b"", "X-Test: t")
+        cwriter.write(same + same + req("GET", "/last", b"", "X-Test: t"))
+        out = await asyncio.wait_for(creader.read(), 5)
+        cwriter.close()
+        await cwriter.wait_closed()
+        return out
+
+    assert len(responses(asyncio.run(run()))) == 3
+    assert seen == [("t", "1"), ("t", "1"), ("t", "")]
