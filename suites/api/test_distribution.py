@@ -568,3 +568,37 @@ def test_events(daemon_factory: Callable[..., DaemonHandle], registry: Any, obse
             if e.get("Type") == "image"
         ],
     )
+
+
+@pytest.mark.scenario(
+    "api/distribution/reload-registry-settings",
+    "SIGHUP MUST apply registry-mirrors and insecure-registries from daemon.json to /info and to the next "
+    "pull",
+    ref="moby daemon/reload.go reloadRegistryConfig",
+)
+def test_reload_registry_settings(
+    daemon_factory: Callable[..., DaemonHandle], registry: Any, registry_tls: Any, observe: Observations
+) -> None:
+    from harness.wait import wait_until
+
+    handle = daemon_factory()
+    registry.attach(handle)
+    secure = f"{SECURE_HOST}:{registry_tls.port}"
+    registry_tls.attach(handle, host=SECURE_HOST)
+    hosts = [registry.host, secure]
+    client = _client(handle)
+    observe("before", call(client, "POST", "/images/create?fromImage=busybox&tag=latest", hosts)["status"])
+    with open(handle.config_path, "w") as fh:
+        json.dump({"registry-mirrors": [registry.url], "insecure-registries": [secure]}, fh)
+    start = len(handle.logs())
+    handle.reload()
+    assert wait_until(lambda: "Reloaded configuration" in handle.logs()[start:], 10), handle.log_tail()
+    info = client.get(f"{V}/info").json()["RegistryConfig"]
+    observe("mirrors", [_clean(m, hosts) for m in info["Mirrors"]])
+    observe("index", sorted(_clean(k, hosts) for k in info["IndexConfigs"]))
+    after = observe("mirror-pull", call(client, "POST", "/images/create?fromImage=busybox&tag=latest", hosts))
+    insecure = observe(
+        "insecure-pull",
+        call(client, "POST", f"/images/create?fromImage={secure}/library/alpine&tag=3.10", hosts),
+    )
+    assert after["status"] == 200 and insecure["status"] == 200
