@@ -1,9 +1,10 @@
 """``parity.html``: one self-contained page (inline CSS and JS, no external assets) over a parity document.
 
 A matrix of scenario x target (targets grouped by kernel when the runs had different kernels), filtered by
-area, outcome, parity verdict, schema findings and a text search. Each cell opens (``<details>``) to show what
-the target did: outcome and reason, the verdict with the known-divergence reason, the diff against the
-reference, the raw observations, and the schema checks with their findings.
+area, outcome, parity verdict, schema findings, what changed since a previous report (when the document
+holds a trend, shown in its own section above the matrix) and a text search. Each cell opens
+(``<details>``) to show what the target did: outcome and reason, the verdict with the known-divergence reason,
+the diff against the reference, the raw observations, and the schema checks with their findings.
 
 Scenario output is untrusted (a daemon can put anything in an error message): every text goes through
 ``html.escape`` and data reaches the script only through ``data-*`` attributes, never inside ``<script>``.
@@ -17,6 +18,7 @@ from typing import Any
 
 from conformance.parity import VERDICTS, Parity, ScenarioParity, TargetOutcome, TargetRun, Verdict
 from conformance.results import OUTCOMES, Finding
+from conformance.trend import Change, Trend
 
 __all__ = ["render_html"]
 
@@ -58,6 +60,8 @@ td.cell.problem { background: #fff1e5; } td.cell.failing { background: #ffebe9; 
 table.inner { margin: .3rem 0; font-size: 12px; } table.inner th { position: static; }
 table.inner td { overflow-wrap: anywhere; } table.inner td.nw { white-space: nowrap; }
 #count { margin-left: auto; color: #57606a; }
+.t-new-failure, .t-new-divergence { background: var(--bad); } .t-fixed, .t-resolved { background: var(--ok); }
+.t-new-scenario { background: var(--known); } #trend .warn { color: var(--bad); font-weight: 600; }
 """
 
 _JS = """
@@ -77,12 +81,15 @@ _JS = """
   function apply() {
     var areas = checked('area'), outcomes = checked('outcome'), verdicts = checked('verdict');
     var onlyFindings = document.getElementById('only-findings').checked;
+    var changedBox = document.getElementById('only-changed');
+    var onlyChanged = changedBox !== null && changedBox.checked;
     var text = document.getElementById('search').value.toLowerCase();
     var shown = 0;
     rows.forEach(function (row) {
       var ok = areas[row.dataset.area] && any(row.dataset.outcomes, outcomes) &&
         (!row.dataset.verdicts || any(row.dataset.verdicts, verdicts)) &&
         (!onlyFindings || row.dataset.findings !== '0') &&
+        (!onlyChanged || row.dataset.trend) &&
         (!text || row.dataset.text.indexOf(text) !== -1);
       row.hidden = !ok;
       if (ok) { shown += 1; }
@@ -295,7 +302,7 @@ def _summary_table(parity: Parity) -> str:
     return f"<table><thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>"
 
 
-def _filters(areas: list[str]) -> str:
+def _filters(areas: list[str], with_trend: bool = False) -> str:
     def group(name: str, legend: str, values: list[str]) -> str:
         boxes = "".join(
             f'<label><input type="checkbox" data-group="{_e(name)}" value="{_e(v)}" checked> {_e(v)}</label>'
@@ -314,8 +321,14 @@ def _filters(areas: list[str]) -> str:
         + group("verdict", "Parity (any target)", list(VERDICTS))
         + "<fieldset><legend>Schema</legend>"
         '<label><input type="checkbox" id="only-findings"> only scenarios with findings</label></fieldset>'
-        '<fieldset><legend>Search</legend><input type="search" id="search" placeholder="scenario id or text">'
-        "</fieldset>"
+        + (
+            '<fieldset><legend>Trend</legend><label><input type="checkbox" id="only-changed"> only scenarios '
+            "that changed since the previous report</label></fieldset>"
+            if with_trend
+            else ""
+        )
+        + '<fieldset><legend>Search</legend><input type="search" id="search" '
+        'placeholder="scenario id or text"></fieldset>'
         '<fieldset><legend>Cells</legend><button type="button" id="expand">expand all</button></fieldset>'
         '<span id="count"></span></form>'
     )
@@ -328,6 +341,114 @@ def _listing(title: str, items: str, count: int) -> str:
     return (
         f"<details{' open' if count <= 10 else ''}><summary>{_e(title)}</summary><ul>{items}</ul></details>"
     )
+
+
+_TREND_LABELS = {
+    "new-failure": "new failure",
+    "fixed": "fixed",
+    "new-divergence": "new divergence",
+    "resolved": "resolved",
+    "new-scenario": "new scenario",
+}
+
+
+def _row_id(scenario_id: str) -> str:
+    return f"sc-{scenario_id}"
+
+
+def _changes_table(changes: tuple[Change, ...], what: str, with_detail: bool, known: set[str]) -> str:
+    rows = []
+    for c in changes:
+        sid = (
+            f'<a href="#{_e(_row_id(c.scenario))}"><code>{_e(c.scenario)}</code></a>'
+            if c.scenario in known
+            else f"<code>{_e(c.scenario)}</code>"
+        )
+        detail = ""
+        if with_detail:
+            text = ("(excused by a known divergence) " if c.expected else "") + c.detail
+            detail = f'<td class="reason">{_e(text) or "—"}</td>'
+        rows.append(
+            f"<tr><td>{sid}</td><td>{_e(c.target)}</td><td>{_e(c.before)}</td><td>{_e(c.after)}</td>{detail}</tr>"
+        )
+    head = f"<th>scenario</th><th>target</th><th>{what} before</th><th>{what} now</th>" + (
+        "<th>detail</th>" if with_detail else ""
+    )
+    return f'<table class="inner"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def _trend_section(parity: Parity, trend: Trend) -> str:
+    """What changed since the previous report: counts, then each kind of change (ids link to their rows)."""
+    prev = trend.previous
+    known = {s.id for s in parity.scenarios}
+    parts = [
+        '<section id="trend"><h2>Trend since the previous report</h2>',
+        f'<p class="meta">previous: <code>{_e(prev.get("source") or "?")}</code> · generated '
+        f"{_e(prev.get('generated') or '—')} · reference {_e(prev.get('reference') or '?')} — "
+        f"<b>{_e(trend.headline())}</b></p>",
+    ]
+    if trend.reference_changed:
+        parts.append(
+            f'<p class="warn">The reference target changed ({_e(prev.get("reference"))} → '
+            f"{_e(trend.reference)}): verdicts before and now are against different daemons.</p>"
+        )
+    targets = [f"<li>added: {_e(n)}</li>" for n in trend.targets_added]
+    targets += [f"<li>removed: {_e(n)}</li>" for n in trend.targets_removed]
+    targets += [
+        f"<li>{_e(v['target'])}: version {_e(v['before'] or '?')} → {_e(v['after'] or '?')}</li>"
+        for v in trend.versions
+    ]
+    if targets:
+        parts.append(f"<p>Targets:</p><ul>{''.join(targets)}</ul>")
+    for title, changes, what, detail in (
+        ("New failures", trend.new_failures, "outcome", True),
+        ("Fixed", trend.fixed, "outcome", False),
+        ("New divergences", trend.new_divergences, "verdict", True),
+        ("Resolved divergences", trend.resolved_divergences, "verdict", False),
+    ):
+        if changes:
+            parts.append(
+                f"<details{' open' if len(changes) <= 10 else ''}>"
+                f"<summary>{_e(title)}: {len(changes)}</summary>"
+                + _changes_table(changes, what, detail, known)
+                + "</details>"
+            )
+    for title, ids in (
+        ("New scenarios", trend.new_scenarios),
+        ("Removed scenarios", trend.removed_scenarios),
+    ):
+        if ids:
+            items = "".join(
+                f'<li><a href="#{_e(_row_id(sid))}"><code>{_e(sid)}</code></a></li>'
+                if sid in known
+                else f"<li><code>{_e(sid)}</code></li>"
+                for sid in ids
+            )
+            parts.append(_listing(f"{title}: {len(ids)}", items, len(ids)))
+    schema_rows = "".join(
+        f"<tr><td>{_e(d.target)}</td>"
+        f"<td>{_e(d.before.get('checked', 0))} → {_e(d.after.get('checked', 0))}</td>"
+        f"<td>{_e(d.before.get('findings', 0))} → {_e(d.after.get('findings', 0))}</td>"
+        f"<td>{_e(d.before.get('own_findings', 0))} → {_e(d.after.get('own_findings', 0))}</td>"
+        f"<td>{len(d.new)} / {len(d.gone)}"
+        + "".join(
+            f'<br><span class="small">{label}: <code>{_e(v.get("method"))} {_e(v.get("path"))}</code> '
+            f"{_e(v.get('status'))} <code>{_e(v.get('field') or '/')}</code> {_e(v.get('message'))}</span>"
+            for label, items in (("new", d.new), ("gone", d.gone))
+            for v in items[:20]
+        )
+        + "</td></tr>"
+        for d in trend.schema
+        if d.changed
+    )
+    if schema_rows:
+        parts.append(
+            '<p>Schema findings that changed:</p><table class="inner"><thead><tr><th>target</th>'
+            "<th>responses checked</th><th>findings</th><th>not on the reference</th>"
+            f"<th>violations new / gone</th></tr></thead><tbody>{schema_rows}</tbody></table>"
+        )
+    parts.append("</section>")
+    return "".join(parts)
 
 
 def render_html(parity: Parity) -> str:
@@ -352,6 +473,7 @@ def render_html(parity: Parity) -> str:
         head_rows.append(f'<th>{_e(run.name)}{_e(ref)}<br><span class="small dim">{_e(detail)}</span></th>')
     head_rows.append("</tr>")
     body_rows = []
+    marks = parity.trend.scenario_marks() if parity.trend is not None else {}
     for s in parity.scenarios:
         cells, outcomes, verdicts, findings = [], set(), set(), 0
         for run in runs:
@@ -363,13 +485,14 @@ def render_html(parity: Parity) -> str:
         area = s.area or s.id.split("/", 1)[0]
         text = " ".join((s.id, s.statement, s.ref)).lower()
         ref = f' <span class="dim">({_e(s.ref)})</span>' if s.ref else ""
+        changed = sorted(marks.get(s.id, ()))
+        badges = "".join(_badge(f"t-{m}", _TREND_LABELS[m], "since the previous report") for m in changed)
         body_rows.append(
             f'<tr data-area="{_e(area)}" data-outcomes="{_e(" ".join(sorted(outcomes)))}" '
             f'data-verdicts="{_e(" ".join(sorted(verdicts)))}" data-findings="{findings}" '
-            f'data-text="{_e(text)}">'
-            f'<td class="sc"><code>{_e(s.id)}</code><div class="st">{_e(s.statement)}{ref}</div></td>'
-            + "".join(cells)
-            + "</tr>"
+            f'data-trend="{_e(" ".join(changed))}" id="{_e(_row_id(s.id))}" data-text="{_e(text)}">'
+            f'<td class="sc"><code>{_e(s.id)}</code>{" " + badges if badges else ""}'
+            f'<div class="st">{_e(s.statement)}{ref}</div></td>' + "".join(cells) + "</tr>"
         )
     unexplained = parity.unexplained()
     problems = "".join(
@@ -405,12 +528,13 @@ def render_html(parity: Parity) -> str:
         )
         if stale
         else "",
+        _trend_section(parity, parity.trend) if parity.trend is not None else "",
         '<h2 id="scenarios">Scenarios</h2>',
         '<p class="small dim">Click a cell for what the target did: outcome, parity with the reference '
         "and the known-divergence reason, the diff (on normalised observations), the raw observations and "
         "the schema findings (responses checked against the Engine API swagger; <i>on reference</i> means "
         "the reference target answered with the same violation).</p>",
-        _filters(areas),
+        _filters(areas, with_trend=parity.trend is not None),
         f'<table id="matrix"><thead>{"".join(head_rows)}</thead><tbody>{"".join(body_rows)}</tbody></table>',
         "<h2>Normalisation rules</h2>",
         "<p>Observations are normalised with these rules, in this order, before they are compared:</p>",

@@ -2,15 +2,17 @@
 
 This is the product of a conformance run. It works only from ``Results`` (serialised files), never from live
 daemons, so it can be rebuilt from reports gathered on other machines. The document (schema
-``harness.parity/2``) keeps the raw observations of every target, the diffs computed on *normalised*
+``harness.parity/3``) keeps the raw observations of every target, the diffs computed on *normalised*
 observations, the known divergences that explained some of them, the normalisation rules applied, and each
 target's schema checks (findings against the Engine API swagger, each marked ``on_reference`` when the
-reference target had the same one). Version 1 documents (no schema checks) still load.
+reference target had the same one) and, when it was compared with a previous report, the ``trend`` (version 3,
+``conformance.trend``). Version 1 (no schema checks) and 2 (no trend) documents still load.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import json
 import os
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
@@ -29,6 +31,7 @@ from conformance.results import (
     SchemaRun,
     TargetInfo,
 )
+from conformance.trend import Trend
 
 __all__ = [
     "DEFAULT_KNOWN_PATH",
@@ -48,11 +51,12 @@ __all__ = [
     "build_parity",
     "diff_observations",
     "load_known",
+    "load_parity",
     "pick_reference",
 ]
 
-SCHEMA = "harness.parity/2"
-READABLE_SCHEMAS = ("harness.parity/1", SCHEMA)
+SCHEMA = "harness.parity/3"
+READABLE_SCHEMAS = ("harness.parity/1", "harness.parity/2", SCHEMA)
 VERDICTS = ("match", "diverge", "known", "missing", "skipped")
 #: Verdicts that nobody explained: they make a run fail.
 PROBLEM_VERDICTS = frozenset({"diverge", "missing"})
@@ -343,6 +347,7 @@ class Parity:
     known: tuple[KnownUse, ...] = ()
     rules: tuple[dict[str, str], ...] = ()
     generated: str = ""
+    trend: Trend | None = None  # set when compared with a previous report (conformance.trend)
 
     @property
     def target_names(self) -> list[str]:
@@ -435,6 +440,7 @@ class Parity:
             "normalisation": [dict(r) for r in self.rules],
             "known_divergences": [k.to_dict() for k in self.known],
             "summary": self.summary(),
+            "trend": None if self.trend is None else self.trend.to_dict(),
             "scenarios": [s.to_dict() for s in self.scenarios],
         }
 
@@ -454,9 +460,30 @@ class Parity:
                     for r in data.get("normalisation", [])
                 ),
                 generated=data.get("generated", ""),
+                trend=None if data.get("trend") is None else Trend.from_dict(data["trend"]),
             )
         except (KeyError, TypeError, ValueError, ConformanceError) as exc:
             raise ParityError(f"malformed parity document: {type(exc).__name__}: {exc}") from exc
+
+
+def load_parity(path: str | os.PathLike[str]) -> Parity:
+    """A parity document from ``parity.json`` or from a directory holding one (a reports directory)."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "parity.json"
+    source = os.fspath(p)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ParityError(f"{source}: no parity document there (does not exist)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ParityError(f"{source}: cannot read: {exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise ParityError(f"{source}: not JSON: {exc.msg} (line {exc.lineno})") from exc
+    try:
+        return Parity.from_dict(data)
+    except ParityError as exc:
+        raise ParityError(f"{source}: {exc}") from exc
 
 
 # -- building

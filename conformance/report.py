@@ -17,6 +17,7 @@ from typing import Any
 from conformance.htmlreport import render_html
 from conformance.parity import Parity, ScenarioParity, Verdict
 from conformance.results import OUTCOMES, Finding
+from conformance.trend import render_trend_markdown
 
 __all__ = [
     "diff_text",
@@ -28,6 +29,7 @@ __all__ = [
     "write_junit",
     "write_markdown",
     "write_reports",
+    "write_trend",
 ]
 
 _MAX_VALUE = 300
@@ -35,7 +37,7 @@ _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]
 
 
 def write_json(parity: Parity, path: str | os.PathLike[str]) -> Path:
-    """Write the parity document (``harness.parity/2``) as indented JSON."""
+    """Write the parity document (``harness.parity/3``) as indented JSON."""
     p = Path(path)
     _write_text(p, json.dumps(parity.to_dict(), indent=2, ensure_ascii=False) + "\n")
     return p
@@ -60,15 +62,30 @@ def write_html(parity: Parity, path: str | os.PathLike[str]) -> Path:
     return p
 
 
+def write_trend(parity: Parity, path: str | os.PathLike[str]) -> Path:
+    """Write ``trend.md`` (the parity document must hold a trend)."""
+    assert parity.trend is not None
+    p = Path(path)
+    _write_text(p, render_trend_markdown(parity.trend, parity.generated))
+    return p
+
+
 def write_reports(parity: Parity, directory: str | os.PathLike[str]) -> list[Path]:
-    """Write ``parity.json``, ``parity.md``, ``junit.xml`` and ``parity.html`` into ``directory``."""
+    """Write ``parity.json``, ``parity.md``, ``junit.xml`` and ``parity.html`` into ``directory``, and
+    ``trend.md`` when the document holds a trend (a ``trend.md`` left by an earlier run is removed otherwise,
+    so it never describes another report)."""
     d = Path(directory)
-    return [
+    written = [
         write_json(parity, d / "parity.json"),
         write_markdown(parity, d / "parity.md"),
         write_junit(parity, d / "junit.xml"),
         write_html(parity, d / "parity.html"),
     ]
+    if parity.trend is not None:
+        written.append(write_trend(parity, d / "trend.md"))
+    else:
+        (d / "trend.md").unlink(missing_ok=True)
+    return written
 
 
 # -- text helpers
@@ -180,6 +197,13 @@ def render_markdown(parity: Parity) -> str:
     out += ["", f"Unexplained divergences: {len(unexplained)}"]
     for s, t, v in unexplained:
         out.append(f"- {_code(s.id)} on {_cell(t)}: {v.verdict}{' — ' + _cell(v.reason) if v.reason else ''}")
+    if parity.trend is not None:
+        prev = parity.trend.previous
+        out += [
+            "",
+            f"Trend since the previous report (generated {_cell(prev.get('generated') or '—')}): "
+            f"{_cell(parity.trend.headline())}; see `trend.md`.",
+        ]
     stale = parity.stale()
     if stale:
         out += [

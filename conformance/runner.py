@@ -8,6 +8,7 @@ The runner knows results, not daemons: it boots nothing itself.
 Exit codes: 0 every scenario passed or was skipped on every target and nothing diverged unexplained;
 1 some scenario failed/errored or diverged (or went missing) without a known-divergence entry;
 2 usage or runner error (bad options, pytest exit >= 2, a missing or invalid results file).
+``compare`` exits 1 when the newer report has regressions (``conformance.trend``), else 0 (2 on errors).
 """
 
 from __future__ import annotations
@@ -23,16 +24,18 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TextIO
 
-from conformance.parity import DEFAULT_KNOWN_PATH, Parity, build_parity, load_known
+from conformance.parity import DEFAULT_KNOWN_PATH, Parity, build_parity, load_known, load_parity
 from conformance.report import diff_text, write_reports
 from conformance.results import OUTCOMES, ConformanceError, Results, dump_results, load_results, merge_results
+from conformance.trend import compute_trend
 
 __all__ = [
     "AREAS",
+    "COMPARE_STEPS",
     "EXIT_FAILED",
     "EXIT_OK",
     "EXIT_USAGE",
@@ -59,7 +62,7 @@ EXIT_USAGE = 2
 
 AREAS = ("api", "socket", "config", "systemd")
 #: the commands besides a run (``harness report`` passes these through, anything else means ``report``)
-REPORT_COMMANDS = ("report", "merge")
+REPORT_COMMANDS = ("report", "merge", "compare")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PLUGIN = "harness.plugin"
 TAIL_LINES = 30
@@ -119,6 +122,8 @@ class Options:
     reference: str | None = None
     known: Path | None = None
     inputs: tuple[Path, ...] = ()
+    previous: Path | None = None  # --previous, or compare's OLD: a parity.json or a directory holding one
+    current: Path | None = None  # compare's NEW
 
 
 @dataclass
@@ -138,6 +143,7 @@ class Run:
     pytest_runs: dict[str, PytestRun] = field(default_factory=dict)
     results: list[Results] = field(default_factory=list)
     parity: Parity | None = None
+    previous: Parity | None = None
     written: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -165,7 +171,7 @@ def _run_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="python -m conformance",
         description="Run the conformance suites against each target, then write parity reports. "
-        "Other commands: 'merge RESULTS.json... [--reports DIR]' and 'report DIR'. "
+        "Other commands: 'merge RESULTS.json... [--reports DIR]', 'report DIR' and 'compare OLD NEW'. "
         "Arguments after '--' go to pytest.",
     )
     p.add_argument(
@@ -195,11 +201,22 @@ def _run_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--reference", default=None, help="reference target (default: first dockerd*, else first)")
+def _common(p: argparse.ArgumentParser, previous: bool = True) -> None:
+    p.add_argument(
+        "--reference", default=None, help="reference target (default: the newest dockerd*, else the first)"
+    )
     p.add_argument(
         "--known", default=None, help=f"known-divergences file (default {DEFAULT_KNOWN_PATH.name})"
     )
+    if previous:
+        p.add_argument(
+            "--previous",
+            default=None,
+            metavar="PATH",
+            help="a previous report (its parity.json, or the directory holding it) to compare with: the "
+            "trend goes into parity.json, parity.html and trend.md (read before anything is written, so it "
+            "may be the reports directory itself)",
+        )
 
 
 def _merge_parser() -> argparse.ArgumentParser:
@@ -223,11 +240,31 @@ def _merge_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _compare_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="python -m conformance compare",
+        description="Compare a report with a previous one: new failures, fixed scenarios, new and resolved "
+        "divergences, new and removed scenarios, schema finding changes. Writes trend.md and the trend "
+        "section of parity.json (and re-renders parity.md, parity.html, junit.xml) next to NEW. Exits 1 when "
+        "there are regressions (a new failure no known divergence excuses, a new unexplained divergence).",
+    )
+    p.add_argument("old", help="the previous report: its parity.json or the directory holding it")
+    p.add_argument("new", help="this report: its parity.json or the directory holding it")
+    p.add_argument(
+        "--reports",
+        "-o",
+        dest="out",
+        default=None,
+        help="write the reports here instead of next to NEW",
+    )
+    return p
+
+
 def _report_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="python -m conformance report",
         description="Rebuild the reports from DIR/<target>.json. (harness report DIR is the same; "
-        "harness report merge ... merges results files.)",
+        "harness report merge ... merges results files, harness report compare OLD NEW compares reports.)",
     )
     p.add_argument("dir", help="directory holding <target>.json results files")
     _common(p)
@@ -269,7 +306,12 @@ def parse_options(run: Run) -> Run | int:
     command = "run"
     if argv and argv[0] in ("run", *REPORT_COMMANDS):
         command, argv = argv[0], argv[1:]
-    parser = {"run": _run_parser, "merge": _merge_parser, "report": _report_parser}[command]()
+    parser = {
+        "run": _run_parser,
+        "merge": _merge_parser,
+        "report": _report_parser,
+        "compare": _compare_parser,
+    }[command]()
     try:
         if extra and command != "run":
             raise _UsageError(f"'--' passthrough arguments only apply to a run, not to {command!r}")
@@ -279,8 +321,9 @@ def parse_options(run: Run) -> Run | int:
             return exc.code if isinstance(exc.code, int) else EXIT_OK
         opts = Options(
             command=command,
-            reference=ns.reference,
-            known=Path(ns.known) if ns.known else None,
+            reference=getattr(ns, "reference", None),
+            known=Path(ns.known) if getattr(ns, "known", None) else None,
+            previous=Path(ns.previous) if getattr(ns, "previous", None) else None,
         )
         if command == "run":
             opts.targets = _split_names(ns.targets, "--targets")
@@ -312,6 +355,11 @@ def parse_options(run: Run) -> Run | int:
                 raise _UsageError(f"no results files given, only {paths[0]!r} (a directory?)")
             opts.reports = Path(ns.out if ns.out is not None else "reports")
             opts.inputs = tuple(Path(r) for r in paths)
+        elif command == "compare":
+            opts.previous = Path(ns.old)
+            opts.current = Path(ns.new)
+            new_file = Path(ns.new) if not Path(ns.new).is_dir() else Path(ns.new) / "parity.json"
+            opts.reports = Path(ns.out) if ns.out is not None else new_file.parent
         else:
             opts.reports = Path(ns.dir)
     except _UsageError as exc:
@@ -510,6 +558,28 @@ def collect_dir(run: Run) -> Run | int:
 # -- common tail: parity, reports, summary
 
 
+def load_previous(run: Run) -> Run | int:
+    """Read the ``--previous`` report first: the run may be about to overwrite it (``--previous reports``)."""
+    if run.options.previous is not None:
+        run.previous = load_parity(run.options.previous)
+    return run
+
+
+def load_current(run: Run) -> Run | int:
+    """compare: the report to add a trend to."""
+    assert run.options.current is not None
+    run.parity = load_parity(run.options.current)
+    return run
+
+
+def attach_trend(run: Run) -> Run | int:
+    assert run.parity is not None
+    if run.previous is not None:
+        source = os.fspath(run.options.previous or "")
+        run.parity = replace(run.parity, trend=compute_trend(run.previous, run.parity, source))
+    return run
+
+
 def build_parity_step(run: Run) -> Run | int:
     known_path = run.options.known
     known = (
@@ -571,11 +641,51 @@ def print_summary(run: Run) -> Run | int:
             w(f"  {n}  {sc.id}  {v.verdict}: {'; '.join(lines[:3])}{more}\n")
     for k in parity.stale():
         w(f"stale known divergence: {k.entry.scenario} on {', '.join(k.entry.targets)} (explained nothing)\n")
+    _print_trend(run)
     for warning in run.warnings:
         w(f"warning: {warning}\n")
     if run.written:
         w("reports: " + ", ".join(str(p) for p in run.written) + "\n")
     return run
+
+
+def _print_trend(run: Run, limit: int = 20) -> None:
+    assert run.parity is not None
+    trend = run.parity.trend
+    if trend is None:
+        return
+    w = run.out.write
+    w(f"trend since {trend.previous.get('source') or 'the previous report'}: {trend.headline()}\n")
+    if trend.reference_changed:
+        w(f"  (the reference changed: {trend.previous.get('reference')} -> {trend.reference})\n")
+    for label, title, changes in (
+        ("new failure", "new failures", trend.new_failures),
+        ("new divergence", "new divergences", trend.new_divergences),
+        ("fixed", "fixed", trend.fixed),
+        ("resolved", "resolved divergences", trend.resolved_divergences),
+    ):
+        for c in changes[:limit]:
+            note = " (excused by a known divergence)" if c.expected else ""
+            detail = f": {c.detail}" if c.detail else ""
+            w(f"  {label}: {c.target}  {c.scenario}  {c.before} -> {c.after}{note}{detail}\n")
+        if len(changes) > limit:
+            w(f"  ... and {len(changes) - limit} more {title} (trend.md)\n")
+
+
+def print_trend_summary(run: Run) -> Run | int:
+    """compare: the trend and where it was written."""
+    _print_trend(run)
+    if run.written:
+        run.out.write("reports: " + ", ".join(str(p) for p in run.written) + "\n")
+    return run
+
+
+def decide_compare_exit(run: Run) -> int:
+    """compare: 1 when there are regressions, else 0."""
+    assert run.parity is not None and run.parity.trend is not None
+    regressions = run.parity.trend.regressions()
+    run.out.write(f"regressions: {len(regressions)}\n")
+    return EXIT_FAILED if regressions else EXIT_OK
 
 
 def decide_exit(run: Run) -> int:
@@ -598,11 +708,19 @@ def decide_exit(run: Run) -> int:
     return EXIT_OK if ok else EXIT_FAILED
 
 
-TAIL: tuple[Step, ...] = (build_parity_step, write_reports_step, print_summary, decide_exit)
-RUN_STEPS: tuple[Step, ...] = (resolve_targets, run_targets, load_run_results, *TAIL)
-MERGE_STEPS: tuple[Step, ...] = (merge_inputs, *TAIL)
-REPORT_STEPS: tuple[Step, ...] = (collect_dir, *TAIL)
-_PIPELINES = {"run": RUN_STEPS, "merge": MERGE_STEPS, "report": REPORT_STEPS}
+TAIL: tuple[Step, ...] = (build_parity_step, attach_trend, write_reports_step, print_summary, decide_exit)
+RUN_STEPS: tuple[Step, ...] = (load_previous, resolve_targets, run_targets, load_run_results, *TAIL)
+MERGE_STEPS: tuple[Step, ...] = (load_previous, merge_inputs, *TAIL)
+REPORT_STEPS: tuple[Step, ...] = (load_previous, collect_dir, *TAIL)
+COMPARE_STEPS: tuple[Step, ...] = (
+    load_previous,
+    load_current,
+    attach_trend,
+    write_reports_step,
+    print_trend_summary,
+    decide_compare_exit,
+)
+_PIPELINES = {"run": RUN_STEPS, "merge": MERGE_STEPS, "report": REPORT_STEPS, "compare": COMPARE_STEPS}
 
 
 def run_pipeline(steps: Sequence[Step], run: Run) -> int:

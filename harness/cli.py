@@ -3,8 +3,8 @@
 - ``harness boot TARGET [--arg FLAG ...] [--backend local|container]``: boot a throwaway daemon (private roots
   and namespaces, or a container), print ``export DOCKER_HOST=...`` lines like ``docker-machine env``, keep it
   until interrupted, then tear it down.
-- ``harness report DIR``, ``harness report merge RESULTS.json... [--reports DIR]``: the conformance runner's
-  ``report`` and ``merge`` (``python -m conformance``).
+- ``harness report DIR``, ``harness report merge RESULTS.json... [--reports DIR]``, ``harness report compare
+  OLD NEW``: the conformance runner's ``report``, ``merge`` and ``compare`` (``python -m conformance``).
 - ``harness rootfs ...``: build, list or clean the cached dockerd rootfs trees.
 - ``harness registry [--tls] [--auth USER:PASSWORD]``: a seeded registry on host loopback until interrupted;
   ``harness boot TARGET --registry`` boots the daemon with such a registry as its Docker Hub mirror.
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub.add_parser(
         "report",
-        help="conformance reports: DIR (rebuild them) or merge RESULTS.json... (shards, CI matrices)",
+        help="conformance reports: DIR (rebuild), merge RESULTS.json... (CI shards), compare OLD NEW (trend)",
         add_help=False,
     )
     sub.add_parser("rootfs", help="build, list or clean the cached dockerd rootfs trees", add_help=False)

@@ -189,7 +189,7 @@ def test_parity_marks_the_findings_the_reference_shares(schema_parity: Parity) -
 
 def test_json_keeps_schema_checks_and_reloads(schema_parity: Parity, tmp_path: Path) -> None:
     data = json.loads(write_json(schema_parity, tmp_path / "parity.json").read_text())
-    assert data["schema"] == "harness.parity/2"
+    assert data["schema"] == "harness.parity/3"
     refd = data["scenarios"][0]["results"]["refd"]["schema_check"]
     assert [f["on_reference"] for f in refd["findings"]] == [True, False]
     assert data["targets"][0]["schema_check"]["mode"] == "report"
