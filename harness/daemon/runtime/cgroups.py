@@ -784,10 +784,15 @@ def remove_container_cgroup(parent: str, container_id: str, timeout: float = 10.
     Cgroup(container_cgroup_path(container_id, parent)).delete(timeout)
 
 
-def enter_cgroups_of(pid: int, target: int = 0) -> None:
-    """Move ``target`` (0: the caller) into every cgroup ``pid`` is in (``docker exec``), v1 and v2 alike."""
+def enter_cgroups_of(pid: int, target: int = 0, single_threaded: bool = False) -> None:
+    """Move ``target`` (0: the caller) into every cgroup ``pid`` is in (``docker exec``), v1 and v2 alike.
+
+    ``single_threaded``: the caller (target 0) has one thread, so v1 hierarchies are joined through
+    ``tasks`` without the kernel's global lock (see :meth:`Cgroup.join_single_threaded`).
+    """
     mounts = read_mountinfo()
     me = str(target or os.getpid())
+    own_thread = single_threaded and not target
     for line in (_read(f"/proc/{pid}/cgroup") or "").splitlines():
         hid, ctrls, path = line.split(":", 2)
         want = frozenset(ctrls.split(",")) if ctrls else frozenset()
@@ -800,5 +805,9 @@ def enter_cgroups_of(pid: int, target: int = 0) -> None:
             h = Hierarchy(ctrls, want, m.mountpoint, m.root)
             d = CgroupFS(1, (h,)).directory(h, path)
             if os.path.isdir(d):
-                _write(os.path.join(d, "cgroup.procs"), me)
+                tasks = os.path.join(d, "tasks")
+                if own_thread and m.fstype == "cgroup" and os.path.exists(tasks):
+                    _write(tasks, "0")
+                else:
+                    _write(os.path.join(d, "cgroup.procs"), me)
                 break

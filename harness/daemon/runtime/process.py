@@ -309,7 +309,7 @@ def _controlling_tty() -> int:
 def _intermediate(plan: _Plan) -> None:
     """In the caller's namespaces: cgroup (so every descendant is accounted), OOM score, namespaces."""
     if plan.exec_into:
-        enter_cgroups_of(plan.exec_into)
+        enter_cgroups_of(plan.exec_into, single_threaded=True)  # this forked child has one thread
     elif plan.cgroup is not None:
         try:
             plan.cgroup.join_single_threaded()  # this forked child has one thread

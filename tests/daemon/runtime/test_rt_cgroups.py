@@ -296,3 +296,18 @@ def test_join_single_threaded_moves_the_forked_caller_everywhere() -> None:
         os.kill(child, signal.SIGKILL)
         os.waitpid(child, 0)
         group.delete(timeout=5)
+
+
+def test_enter_cgroups_of_single_threaded_lands_where_the_container_is(runner: Runner) -> None:
+    started = runner.start(["sh", "-c", "echo up; sleep 30"])
+    started.read_until("up")
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child: joins through tasks, compares, reports by exit status
+        try:
+            cg.enter_cgroups_of(started.proc.pid, single_threaded=True)
+            same = _read(f"/proc/{started.proc.pid}/cgroup") == _read("/proc/self/cgroup")
+            os._exit(0 if same else 2)
+        except BaseException:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
