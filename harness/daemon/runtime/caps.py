@@ -168,11 +168,11 @@ def tweak(
 ) -> list[str]:
     """moby TweakCapabilities; ALL/privileged mean the host's bounding set (``host``; default ours)."""
     adds, drops = list(adds), list(drops)
+    if not privileged and not adds and not drops:
+        return list(basics)  # the common case: no need to read the host's bounding set
     everything = [c for c in known_capabilities() if c in (set(host) if host is not None else bounding_set())]
     if privileged:
         return everything
-    if not adds and not drops:
-        return list(basics)
     cap_drop, cap_add = normalise(drops), normalise(adds)
     if ALL in cap_add:
         return [c for c in everything if c not in cap_drop]
