@@ -33,6 +33,7 @@ __all__ = [
     "registry",
     "registry_auth",
     "registry_tls",
+    "registry_token",
     "target",
     "tls_material",
 ]
@@ -270,6 +271,19 @@ def registry_auth(registry: Any) -> Iterator[Any]:
     from .registry import Registry
 
     reg = Registry.start(storage=registry.storage, auth=REGISTRY_USER)
+    try:
+        yield reg
+    finally:
+        reg.close()
+
+
+@pytest.fixture(scope="session")
+def registry_token(registry: Any) -> Iterator[Any]:
+    """The seeded content behind bearer-token auth: a ``TokenServer`` (``harness.registry_token``) that knows
+    ``REGISTRY_USER`` is the realm of the registry's ``Bearer`` challenges; ``attach`` relays both."""
+    from .registry import Registry
+
+    reg = Registry.start(storage=registry.storage, token_users=dict([REGISTRY_USER]))
     try:
         yield reg
     finally:

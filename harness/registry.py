@@ -88,7 +88,9 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _config_yaml(storage: str, port: int, tls: tuple[str, str] | None, htpasswd: str | None) -> str:
+def _config_yaml(
+    storage: str, port: int, tls: tuple[str, str] | None, htpasswd: str | None, token: list[str] | None = None
+) -> str:
     lines = [
         "version: 0.1",
         "log:",
@@ -113,6 +115,8 @@ def _config_yaml(storage: str, port: int, tls: tuple[str, str] | None, htpasswd:
         lines += ["  tls:", f"    certificate: {tls[0]}", f"    key: {tls[1]}"]
     if htpasswd is not None:
         lines += ["auth:", "  htpasswd:", "    realm: basic-realm", f"    path: {htpasswd}"]
+    elif token is not None:
+        lines += token
     return "\n".join(lines) + "\n"
 
 
@@ -127,6 +131,7 @@ class Registry:
     tls: bool = False
     auth: tuple[str, str] | None = None
     ca_pem: bytes = b""
+    token: Any = None  # harness.registry_token.TokenServer when the registry wants bearer tokens
     _inbound: list[Any] = field(default_factory=list)
     _owns_storage: bool = False
 
@@ -138,7 +143,10 @@ class Registry:
         tls: bool = False,
         auth: tuple[str, str] | None = None,
         timeout: float = 20.0,
+        token_users: dict[str, str] | None = None,
     ) -> Registry:
+        """Start ``docker-registry serve``; ``auth``: htpasswd basic auth; ``token_users``: bearer tokens
+        from a ``TokenServer`` (``harness.registry_token``) that knows these users."""
         binary = ensure_registry_binary()
         directory = tempfile.mkdtemp(prefix="harness-registry-")
         owns = storage is None
@@ -162,12 +170,19 @@ class Registry:
             htpasswd = os.path.join(directory, "htpasswd")
             with open(htpasswd, "w") as fh:
                 fh.write(f"{auth[0]}:{bcrypt_hash(auth[1])}\n")
+        token = None
+        if token_users is not None:
+            from .registry_token import TokenServer
+
+            token = TokenServer(directory, token_users)
         last = ""
         for _ in range(5):  # a free port can be taken between probing and binding: try another
             port = _free_port()
             config = os.path.join(directory, "config.yml")
             with open(config, "w") as fh:
-                fh.write(_config_yaml(storage, port, tls_files, htpasswd))
+                fh.write(
+                    _config_yaml(storage, port, tls_files, htpasswd, token.config_yaml() if token else None)
+                )
             log = open(os.path.join(directory, "registry.log"), "ab")  # noqa: SIM115 - handed to the child
             try:
                 proc = subprocess.Popen(
@@ -180,13 +195,15 @@ class Registry:
                 )
             finally:
                 log.close()
-            reg = cls(directory, storage, port, proc, tls, auth, ca_pem, _owns_storage=owns)
+            reg = cls(directory, storage, port, proc, tls, auth, ca_pem, token, _owns_storage=owns)
             try:
                 reg._wait_ready(timeout)
                 return reg
             except RegistryError as exc:
                 last = str(exc)
                 reg.close(remove=False)
+        if token is not None:
+            token.close()
         shutil.rmtree(directory, ignore_errors=True)
         raise RegistryError(f"docker-registry did not start: {last}")
 
@@ -215,6 +232,8 @@ class Registry:
         for inbound in self._inbound:
             inbound.close()
         self._inbound.clear()
+        if self.token is not None:
+            self.token.close()
         proc = self.process
         if proc is not None and proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
@@ -292,13 +311,18 @@ class Registry:
         netns = _netns_file(handle)
         if not host.startswith("127."):
             add_address(netns, host)
-        inbound = Inbound(netns, ("127.0.0.1", self.port), (host, self.port))
-        self._inbound.append(inbound)
+        relays = [Inbound(netns, ("127.0.0.1", self.port), (host, self.port))]
+        if self.token is not None:  # the token realm (http://127.0.0.1:<port>/token) must answer there too
+            with contextlib.suppress(OSError):  # already relayed into this namespace
+                relays.append(Inbound(netns, ("127.0.0.1", self.token.port), ("127.0.0.1", self.token.port)))
+        self._inbound.extend(relays)
+        inbound = relays[0]
 
         def detach() -> None:  # DaemonFactory runs it before the daemon's teardown
-            inbound.close()
-            with contextlib.suppress(ValueError):
-                self._inbound.remove(inbound)
+            for relay in relays:
+                relay.close()
+                with contextlib.suppress(ValueError):
+                    self._inbound.remove(relay)
 
         handle.extras.setdefault("cleanups", []).append(detach)
         return inbound.address

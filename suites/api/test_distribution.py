@@ -602,3 +602,45 @@ def test_reload_registry_settings(
         call(client, "POST", f"/images/create?fromImage={secure}/library/alpine&tag=3.10", hosts),
     )
     assert after["status"] == 200 and insecure["status"] == 200
+
+
+@pytest.mark.scenario(
+    "api/distribution/token-auth",
+    "A registry with bearer-token auth: anonymous pulls MUST be 'pull access denied' (404), a wrong password "
+    "401 from the token realm, X-Registry-Auth MUST work, docker login MUST return the refresh token as "
+    "IdentityToken, and a push MUST work with that identity token",
+    ref="docker/distribution registry/client/auth/session.go tokenHandler; moby registry/auth.go",
+)
+def test_token_auth(
+    daemon_factory: Callable[..., DaemonHandle], registry_token: Any, observe: Observations
+) -> None:
+    import secrets
+
+    handle = daemon_factory()
+    host = registry_token.attach(handle)
+    suffix = secrets.token_hex(4)
+    hosts = [host, "=" + suffix]
+    client = _client(handle)
+    user, password = REGISTRY_USER
+    pull = f"/images/create?fromImage={host}/library/busybox&tag=latest"
+    observe("pull-anonymous", call(client, "POST", pull, hosts))
+    observe("pull-bad-password", call(client, "POST", pull, hosts, headers=xauth(user, "wrong")))
+    observe("pull-good", call(client, "POST", pull, hosts, headers=xauth(user, password)))
+    login = {"username": user, "password": password, "serveraddress": host}
+    observe("login-bad", call(client, "POST", "/auth", hosts, json={**login, "password": "wrong"}))
+    resp = client.post(f"{V}/auth", json=login)
+    identity = resp.json().get("IdentityToken", "")
+    observe(
+        "login-good",
+        {"status": resp.status_code, "Status": resp.json().get("Status"), "token": bool(identity)},
+    )
+    client.post(f"{V}/images/{host}/library/busybox:latest/tag?repo={host}/tok-{suffix}/b&tag=v1").close()
+    by_token = {
+        "X-Registry-Auth": base64.urlsafe_b64encode(json.dumps({"identitytoken": identity}).encode()).decode()
+    }
+    pushed = observe(
+        "push-identity-token",
+        call(client, "POST", f"/images/{host}/tok-{suffix}/b/push?tag=v1", hosts, headers=by_token),
+    )
+    observe("push-anonymous", call(client, "POST", f"/images/{host}/tok-{suffix}/b/push?tag=v1", hosts))
+    assert identity and pushed["status"] == 200 and not pushed["errors"]

@@ -94,7 +94,9 @@ class TransportError(DistributionError):
     """Go's ``*url.Error``: ``Op "URL": cause``."""
 
     def __init__(self, method: str, url: str, cause: str, inner: Exception | None = None) -> None:
-        super().__init__(f'{method[:1].upper()}{method[1:].lower()} "{url}": {cause}')
+        # httpstatus.FromError unwraps a *url.Error: a registry errcode inside keeps its status
+        status = inner.status if isinstance(inner, DistributionError) else None
+        super().__init__(f'{method[:1].upper()}{method[1:].lower()} "{url}": {cause}', status)
         self.cause = cause
         self.inner = inner
 
