@@ -35,7 +35,6 @@ from .fixtures import (  # noqa: F401 - fixtures are registered by import
     test_image,
     tls_material,
 )
-from .systemd_box import systemd_box  # noqa: F401 - registered by import; heavy parts load on use
 
 __all__ = ["pytest_addoption", "pytest_configure"]
 
@@ -54,14 +53,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="comma-separated targets: refd, dockerd, dockerd-20.10, dockerd-26, dockerd-28, "
         "external (default: refd plus dockerd if installed)",
     )
-    group.addoption(
-        "--backend", default=None, help="where daemons boot: local (default), container or vm"
-    )
-    group.addoption(
-        "--kernel",
-        default=None,
-        help="the vm backend's guest kernel: bookworm (6.1, default), trixie (6.12) or sid",
-    )
+    group.addoption("--backend", default=None, help="where daemons boot: local (default) or container")
     group.addoption(
         "--keep-daemons",
         action="store_true",
@@ -79,7 +71,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini("harness_targets", "default targets (comma-separated)", default="")
     parser.addini("harness_backend", "default backend", default="")
-    parser.addini("harness_kernel", "the vm backend's kernel (bookworm, trixie, sid)", default="")
     parser.addini("harness_schema", "schema check mode: strict, report or off", default="")
 
 
@@ -98,8 +89,6 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[_CONFIG_KEY] = resolve_config(config.getoption, config.getini)
     except ConfigValueError as exc:
         raise pytest.UsageError(str(exc)) from None
-    if config.stash[_CONFIG_KEY].kernel:  # the vm backend (and daemons booted for this run) read it there
-        os.environ["HARNESS_VM_KERNEL"] = config.stash[_CONFIG_KEY].kernel
     config.stash[_RECORDS] = {}
     config.stash[_STARTED] = time.time()
     config.stash[_SCHEMA] = {}
@@ -293,17 +282,8 @@ def _target_info(name: str, backend: str, api_version: str = "") -> dict[str, An
         "version": version,
         "api_version": api_version,
         "backend": backend,
-        "kernel": _kernel(backend),
+        "kernel": platform.release(),
     }
-
-
-def _kernel(backend: str) -> str:
-    """The kernel the daemons ran on: this host's, or the guest's under the vm backend."""
-    if backend == "vm":
-        from .backends.vm import guest_kernel
-
-        return guest_kernel() or f"vm:{os.environ.get('HARNESS_VM_KERNEL') or 'bookworm'}"
-    return platform.release()
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
