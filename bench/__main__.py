@@ -21,6 +21,8 @@ import argparse
 import json
 import os
 import platform
+import select
+import signal
 import statistics
 import subprocess
 import sys
@@ -84,9 +86,21 @@ def boot(target: Target, spec: DaemonSpec | None = None) -> tuple[DaemonHandle, 
 
 
 def stop_time(handle: DaemonHandle) -> float:
-    start = time.perf_counter()
-    handle.stop(60)
-    return time.perf_counter() - start
+    """SIGTERM to exit, timed on the process's pidfd (Popen.wait(timeout) polls with sleeps up to 50 ms)."""
+    proc = handle.process
+    assert proc is not None
+    pidfd = os.pidfd_open(proc.pid)
+    try:
+        start = time.perf_counter()
+        handle.signal(signal.SIGTERM)
+        ready, _, _ = select.select([pidfd], [], [], 60)
+        took = time.perf_counter() - start
+    finally:
+        os.close(pidfd)
+    if not ready:
+        raise RuntimeError(f"{handle.target.name} did not exit within 60 s of SIGTERM")
+    proc.wait()
+    return took
 
 
 def restart_time(handle: DaemonHandle) -> float:

@@ -115,14 +115,15 @@ class ShimLauncher:
         return int(reply["pid"])
 
     def close(self) -> None:
-        """End the zygote (refd's shutdown); the shims it forked keep running."""
+        """End the zygote (refd's shutdown); the shims it forked keep running in their sessions.
+
+        It holds no state, so SIGKILL: no waiting for an interpreter to wind down.
+        """
         if self.channel is not None:
             self.channel.close()
             self.channel = None
         if self.proc is not None:
-            try:
-                self.proc.wait(timeout=2)
-            except subprocess.TimeoutExpired:
+            with contextlib.suppress(OSError):
                 self.proc.kill()
-                self.proc.wait(timeout=2)
+            self.proc.wait()
             self.proc = None
