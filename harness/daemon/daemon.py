@@ -356,5 +356,9 @@ def run(config: DaemonConfig, flags: ParsedFlags, log: Logger) -> int:
     except StartupError as exc:
         sys.stderr.write(f"{exc}\n")
         return 1
+    except OSError as exc:  # an unwritable or full data-root/exec-root: one line, as dockerd, no traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        sys.stderr.write(f"failed to start daemon: {where}{(exc.strerror or str(exc)).lower()}\n")
+        return 1
     log.debug("refd", version=REFD_VERSION)
     return asyncio.run(daemon.serve())

@@ -175,6 +175,9 @@ class Router:
                 log.error(f"Handler for {req.method} {req.path} returned error: {exc.message}")
             return error_response(exc.status, exc.message, version)
         log.error(f"Handler for {req.method} {req.path} returned error: {exc!r}")
+        if isinstance(exc, OSError) and exc.strerror:  # a full or read-only disk: Go's wording, no type name
+            where = f"{exc.filename}: " if exc.filename else ""
+            return error_response(500, f"{where}{exc.strerror.lower()}", version)
         return error_response(500, f"{type(exc).__name__}: {exc}", version)
 
     def fast(self, req: Request) -> Response | None:

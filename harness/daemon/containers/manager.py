@@ -82,6 +82,23 @@ class ShimConnection:
 PendingAttach = Callable[[str | None], Awaitable[None]]
 
 
+
+def _discard_unsupported(host_config: dict[str, Any]) -> list[str]:
+    """dockerd's verifyPlatformContainerResources for a missing pids controller: warn and drop the limit
+    (refd's start failed with 'cgroup controller "pids" is not available' instead)."""
+    from .update import sysinfo
+
+    pids = host_config.get("PidsLimit")
+    if pids is None or sysinfo().pids_limit:
+        return []
+    host_config["PidsLimit"] = None
+    if pids > 0:
+        return [
+            "Your kernel does not support PIDs limit capabilities or the cgroup is not mounted. "
+            "PIDs limit discarded."
+        ]
+    return []
+
 class ContainerManager:
     """All containers of one daemon."""
 
@@ -186,6 +203,7 @@ class ContainerManager:
             body.get("HostConfig"), self.daemon.config.values, self.daemon.cgroup_version
         )
         verify_host_config(host_config)
+        warnings = _discard_unsupported(host_config)
         mode = str(host_config.get("NetworkMode") or "")
         if mode.startswith("container:"):  # dockerd records the other container's full id
             host_config["NetworkMode"] = f"container:{self.get(mode.split(':', 1)[1]).id}"
@@ -219,7 +237,7 @@ class ContainerManager:
         self.by_id[cid] = c
         self.names[name] = cid
         self.emit(c, "create")
-        return c, []
+        return c, warnings
 
     def _mount_points(self, c: Container) -> list[dict[str, Any]]:
         """Inspect's ``Mounts``: binds, named volumes (created on demand) and anonymous volumes."""
@@ -634,7 +652,10 @@ class ContainerManager:
         if c.state["OOMKilled"]:
             self.emit(c, "oom")
         self._release(c)
-        c.save()
+        try:
+            c.save()
+        except OSError as exc:  # a full or read-only data-root: the exit still counts, waiters still wake
+            self.daemon.log.error(f"failed to save container state: {exc.strerror or exc}", container=c.id)
         self.emit(c, "die", exitCode=str(c.state["ExitCode"]), execDuration="0")
         event = self.exit_events.pop(c.id, None)
         if event is not None:

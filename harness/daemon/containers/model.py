@@ -7,6 +7,7 @@ half-written file.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -310,10 +311,15 @@ class Container:
 def _atomic_json(path: str, data: Any, mode: int) -> None:
     tmp = f"{path}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, separators=(",", ":"))
-        fh.flush()
-        os.fsync(fh.fileno())
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, separators=(",", ":"))
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError:
+        with contextlib.suppress(OSError):  # no half-written temp file left behind (a full disk)
+            os.unlink(tmp)
+        raise
     os.replace(tmp, path)
 
 
