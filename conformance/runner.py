@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import functools
 import importlib.metadata
 import json
 import os
@@ -23,15 +24,18 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TextIO
 
 from conformance.parity import DEFAULT_KNOWN_PATH, Parity, build_parity, load_known, load_parity
-from conformance.report import diff_text, write_reports
-from conformance.results import OUTCOMES, ConformanceError, Results, dump_results, load_results, merge_results
+from conformance.progress import ENV as PROGRESS_ENV
+from conformance.report import write_reports
+from conformance.results import ConformanceError, Results, dump_results, load_results, merge_results
 from conformance.trend import compute_trend
+from conformance.ui import UI_MODES, PlainUI, ProgressTail, make_ui
 
 __all__ = [
     "AREAS",
@@ -65,6 +69,7 @@ AREAS = ("api", "socket", "config", "systemd")
 REPORT_COMMANDS = ("report", "merge", "compare")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PLUGIN = "harness.plugin"
+PROGRESS_PLUGIN = "conformance.progress"
 TAIL_LINES = 30
 _PYTEST_EXITS = {2: "interrupted", 3: "internal error", 4: "usage error", 5: "no tests collected"}
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -123,6 +128,7 @@ class Options:
     known: Path | None = None
     inputs: tuple[Path, ...] = ()
     previous: Path | None = None  # --previous, or compare's OLD: a parity.json or a directory holding one
+    ui: str = "auto"  # --ui: auto (rich on a terminal when installed), rich, plain
     current: Path | None = None  # compare's NEW
 
 
@@ -144,6 +150,7 @@ class Run:
     results: list[Results] = field(default_factory=list)
     parity: Parity | None = None
     previous: Parity | None = None
+    ui: PlainUI | None = None  # set by setup_ui (PlainUI when a step runs without it)
     written: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -201,7 +208,18 @@ def _run_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _ui_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--ui",
+        default="auto",
+        choices=UI_MODES,
+        help="terminal output: rich (progress bars, summary tables), plain (lines, as in a CI log) or auto "
+        "(rich when the rich package is installed and the output is a terminal; default)",
+    )
+
+
 def _common(p: argparse.ArgumentParser, previous: bool = True) -> None:
+    _ui_option(p)
     p.add_argument(
         "--reference", default=None, help="reference target (default: the newest dockerd*, else the first)"
     )
@@ -257,6 +275,7 @@ def _compare_parser() -> argparse.ArgumentParser:
         default=None,
         help="write the reports here instead of next to NEW",
     )
+    _ui_option(p)
     return p
 
 
@@ -324,6 +343,7 @@ def parse_options(run: Run) -> Run | int:
             reference=getattr(ns, "reference", None),
             known=Path(ns.known) if getattr(ns, "known", None) else None,
             previous=Path(ns.previous) if getattr(ns, "previous", None) else None,
+            ui=ns.ui,
         )
         if command == "run":
             opts.targets = _split_names(ns.targets, "--targets")
@@ -404,12 +424,13 @@ def plugin_autoloaded(run: Run, search_path: Sequence[str] | None = None) -> boo
 
 
 def build_pytest_command(run: Run, target: str, results_path: Path) -> list[str]:
-    """``python -m pytest suites/<area>... -p harness.plugin --targets T --results-json F -q ...``."""
+    """``python -m pytest suites/<area>... -p harness.plugin -p conformance.progress --targets T
+    --results-json F -q ...``."""
     o = run.options
     cmd = [sys.executable, "-m", "pytest", *(f"suites/{area}" for area in o.suites)]
     if not plugin_autoloaded(run):
         cmd += ["-p", PLUGIN]
-    cmd += ["--targets", target]
+    cmd += ["-p", PROGRESS_PLUGIN, "--targets", target]
     if o.backend is not None:
         cmd += ["--backend", o.backend]
     cmd += ["--results-json", str(results_path), "-q"]
@@ -427,22 +448,46 @@ def run_targets(run: Run) -> Run | int:
     reports = run.options.reports.resolve()
     reports.mkdir(parents=True, exist_ok=True)
     problems: list[str] = []
-    for target in run.options.targets:
-        path = reports / f"{target}.json"
-        path.unlink(missing_ok=True)  # never mistake a previous run's file for this one's
-        cmd = build_pytest_command(run, target, path)
-        run.out.write(f"conformance: target {target}: {shlex.join(cmd)}\n")
-        run.out.flush()
-        result = run.invoke_pytest(cmd, run.root, _pytest_env(run), run.out)
-        run.pytest_runs[target] = result
-        run.results_paths[target] = path
-        problem = _check_pytest(run, target, cmd, result, path)
-        if problem:
-            problems.append(problem)
+    ui = _ui(run)
+    ui.plan(run.options.targets)
+    try:
+        for target in run.options.targets:
+            path = reports / f"{target}.json"
+            path.unlink(missing_ok=True)  # never mistake a previous run's file for this one's
+            cmd = build_pytest_command(run, target, path)
+            ui.target_started(target, cmd)
+            progress = reports / f".{target}.progress.jsonl"
+            env = {**_pytest_env(run), PROGRESS_ENV: str(progress)}
+            started = time.monotonic()
+            with ProgressTail(progress, functools.partial(ui.event, target)):
+                result = run.invoke_pytest(cmd, run.root, env, ui.pytest_stream(target))
+            ui.target_finished(target, result.returncode, time.monotonic() - started)
+            run.pytest_runs[target] = result
+            run.results_paths[target] = path
+            problem = _check_pytest(run, target, cmd, result, path)
+            if problem:
+                problems.append(problem)
+    finally:
+        ui.stop()
     if problems:
         for p in problems:
             run.err.write(f"conformance: runner error: {p}\n")
         return EXIT_USAGE
+    return run
+
+
+def _ui(run: Run) -> PlainUI:
+    if run.ui is None:
+        run.ui = PlainUI(run.out)
+    return run.ui
+
+
+def setup_ui(run: Run) -> Run | int:
+    """Plain lines or rich progress and tables (``--ui``); a note when rich was asked for and is missing."""
+    ui, note = make_ui(run.options.ui, run.out, run.env)
+    if note:
+        run.err.write(f"conformance: {note}\n")
+    run.ui = ui
     return run
 
 
@@ -595,88 +640,17 @@ def write_reports_step(run: Run) -> Run | int:
     return run
 
 
-def _counts(counts: Mapping[str, int], keys: Sequence[str]) -> str:
-    return ", ".join(f"{counts[k]} {k}" for k in keys)
-
-
 def print_summary(run: Run) -> Run | int:
-    parity = run.parity
-    assert parity is not None
-    summary = parity.summary()
-    w = run.out.write
-    w(
-        f"\nconformance: {len(parity.targets)} target(s), {len(parity.scenarios)} scenario(s), "
-        f"reference {parity.reference}\n"
-    )
-    width = max(len(n) for n in parity.target_names) + len(" (reference)")
-    for t in parity.targets:
-        s = summary["targets"][t.name]
-        label = f"{t.name} (reference)" if t.name == parity.reference else t.name
-        line = f"  {label:<{width}}  {t.target.version or '?'}: {_counts(s['outcomes'], OUTCOMES)}"
-        if s["verdicts"] is not None:
-            line += f"; parity: {_counts(s['verdicts'], ('match', 'diverge', 'known', 'missing', 'skipped'))}"
-        schema = s["schema"]
-        if schema["error"]:
-            line += "; schema: off (swagger unavailable)"
-        elif schema["mode"] not in ("", "off"):
-            own = "" if t.name == parity.reference else f" ({schema['own_findings']} not on the reference)"
-            line += f"; schema: {schema['checked']} checked, {schema['findings']} finding(s){own}"
-        w(line + "\n")
-    failed = [
-        (sc.id, n, r)
-        for sc in parity.scenarios
-        for n, r in sc.results.items()
-        if r.outcome in ("failed", "error")
-    ]
-    if failed:
-        w(f"failed scenarios ({len(failed)}):\n")
-        for sid, n, r in failed:
-            w(f"  {n}  {sid}  {r.outcome}: {(r.reason.splitlines() or [''])[0][:160]}\n")
-    unexplained = parity.unexplained()
-    if unexplained:
-        w(f"unexplained divergences ({len(unexplained)}):\n")
-        for sc, n, v in unexplained:
-            lines = diff_text(v, parity.reference, n).splitlines()
-            more = f" (+{len(lines) - 3} more)" if len(lines) > 3 else ""
-            w(f"  {n}  {sc.id}  {v.verdict}: {'; '.join(lines[:3])}{more}\n")
-    for k in parity.stale():
-        w(f"stale known divergence: {k.entry.scenario} on {', '.join(k.entry.targets)} (explained nothing)\n")
-    _print_trend(run)
-    for warning in run.warnings:
-        w(f"warning: {warning}\n")
-    if run.written:
-        w("reports: " + ", ".join(str(p) for p in run.written) + "\n")
-    return run
-
-
-def _print_trend(run: Run, limit: int = 20) -> None:
+    """The terminal summary: per target outcomes, parity and schema; failures, divergences, the trend."""
     assert run.parity is not None
-    trend = run.parity.trend
-    if trend is None:
-        return
-    w = run.out.write
-    w(f"trend since {trend.previous.get('source') or 'the previous report'}: {trend.headline()}\n")
-    if trend.reference_changed:
-        w(f"  (the reference changed: {trend.previous.get('reference')} -> {trend.reference})\n")
-    for label, title, changes in (
-        ("new failure", "new failures", trend.new_failures),
-        ("new divergence", "new divergences", trend.new_divergences),
-        ("fixed", "fixed", trend.fixed),
-        ("resolved", "resolved divergences", trend.resolved_divergences),
-    ):
-        for c in changes[:limit]:
-            note = " (excused by a known divergence)" if c.expected else ""
-            detail = f": {c.detail}" if c.detail else ""
-            w(f"  {label}: {c.target}  {c.scenario}  {c.before} -> {c.after}{note}{detail}\n")
-        if len(changes) > limit:
-            w(f"  ... and {len(changes) - limit} more {title} (trend.md)\n")
+    _ui(run).summary(run.parity, run.warnings, run.written)
+    return run
 
 
 def print_trend_summary(run: Run) -> Run | int:
     """compare: the trend and where it was written."""
-    _print_trend(run)
-    if run.written:
-        run.out.write("reports: " + ", ".join(str(p) for p in run.written) + "\n")
+    assert run.parity is not None
+    _ui(run).trend(run.parity, run.written)
     return run
 
 
@@ -684,7 +658,7 @@ def decide_compare_exit(run: Run) -> int:
     """compare: 1 when there are regressions, else 0."""
     assert run.parity is not None and run.parity.trend is not None
     regressions = run.parity.trend.regressions()
-    run.out.write(f"regressions: {len(regressions)}\n")
+    _ui(run).result(f"regressions: {len(regressions)}", not regressions)
     return EXIT_FAILED if regressions else EXIT_OK
 
 
@@ -704,15 +678,23 @@ def decide_exit(run: Run) -> int:
                 "file (a non-scenario test or a fixture failed); counting the run as failed\n"
             )
             ok = False
-    run.out.write(f"result: {'OK' if ok else 'FAILED'}\n")
+    _ui(run).result(f"result: {'OK' if ok else 'FAILED'}", ok)
     return EXIT_OK if ok else EXIT_FAILED
 
 
 TAIL: tuple[Step, ...] = (build_parity_step, attach_trend, write_reports_step, print_summary, decide_exit)
-RUN_STEPS: tuple[Step, ...] = (load_previous, resolve_targets, run_targets, load_run_results, *TAIL)
-MERGE_STEPS: tuple[Step, ...] = (load_previous, merge_inputs, *TAIL)
-REPORT_STEPS: tuple[Step, ...] = (load_previous, collect_dir, *TAIL)
+RUN_STEPS: tuple[Step, ...] = (
+    setup_ui,
+    load_previous,
+    resolve_targets,
+    run_targets,
+    load_run_results,
+    *TAIL,
+)
+MERGE_STEPS: tuple[Step, ...] = (setup_ui, load_previous, merge_inputs, *TAIL)
+REPORT_STEPS: tuple[Step, ...] = (setup_ui, load_previous, collect_dir, *TAIL)
 COMPARE_STEPS: tuple[Step, ...] = (
+    setup_ui,
     load_previous,
     load_current,
     attach_trend,
@@ -733,7 +715,12 @@ def run_pipeline(steps: Sequence[Step], run: Run) -> int:
             if isinstance(state, int):
                 return state
     except ConformanceError as exc:
+        if run.ui is not None:
+            run.ui.stop()
         return run.error(str(exc))
+    finally:
+        if run.ui is not None:
+            run.ui.stop()
     return EXIT_OK
 
 

@@ -132,7 +132,7 @@ def test_pytest_command_line(tmp_path: Path) -> None:
     )
     assert cmd == [
         sys.executable, "-m", "pytest", "suites/api", "suites/socket",
-        "-p", "harness.plugin",
+        "-p", "harness.plugin", "-p", "conformance.progress",
         "--targets", "refd", "--backend", "vm", "--results-json", str(tmp_path / "refd.json"), "-q",
         "-k", "ping and not slow", "--harness-shard", "2/4",
         "-x", "--tb=line", "-vv", "--maxfail=3",
@@ -141,7 +141,7 @@ def test_pytest_command_line(tmp_path: Path) -> None:
     autoloaded = build_pytest_command(
         Run(argv=[], options=parsed.options, plugin_autoloaded=True), "refd", tmp_path
     )
-    assert "-p" not in autoloaded
+    assert "harness.plugin" not in autoloaded and "conformance.progress" in autoloaded
 
 
 def test_default_suites_are_every_area() -> None:
