@@ -10,7 +10,7 @@ from .errors import ConfigValueError
 
 __all__ = ["BACKENDS", "SCHEMA_MODES", "HarnessConfig", "resolve_config"]
 
-BACKENDS = ("local", "container")
+BACKENDS = ("local", "container", "vm")
 #: what schema violations in observed responses do: fail the scenario, become findings, or nothing
 SCHEMA_MODES = ("strict", "report", "off")
 
@@ -24,6 +24,7 @@ class HarnessConfig:
     results_dir: str | None
     shard: tuple[int, int] | None
     schema: str = "report"
+    kernel: str = ""  # the vm backend's kernel (bookworm, trixie, sid, 6.1, 6.12); "" = its default
 
 
 def _pick(cli: Any, env_name: str, ini: Any) -> tuple[Any, str]:
@@ -34,6 +35,14 @@ def _pick(cli: Any, env_name: str, ini: Any) -> tuple[Any, str]:
     if ini not in (None, "", []):
         return ini, "ini option"
     return None, "default"
+
+
+def _maybe(get: Any, name: str) -> Any:
+    """An option callers may not define (a config made before it existed): None when unknown."""
+    try:
+        return get(name)
+    except (KeyError, ValueError):
+        return None
 
 
 def _parse_shard(value: str, source: str) -> tuple[int, int]:
@@ -79,6 +88,15 @@ def resolve_config(option: Any, ini: Any) -> HarnessConfig:
         raise ConfigValueError(
             f"bad schema mode {schema!r} from {schema_source}: choose from {', '.join(SCHEMA_MODES)}"
         )
+    kernel, ksource = _pick(_maybe(option, "kernel"), "HARNESS_VM_KERNEL", _maybe(ini, "harness_kernel"))
+    kernel = str(kernel or "").strip().lower()
+    if kernel:
+        from .vmimages import KERNELS
+
+        if kernel not in KERNELS:
+            raise ConfigValueError(
+                f"unknown kernel {kernel!r} from {ksource}: choose from {', '.join(KERNELS)}"
+            )
     results_json = option("results_json")
     if results_json and len(targets) != 1:
         raise ConfigValueError(
@@ -93,4 +111,5 @@ def resolve_config(option: Any, ini: Any) -> HarnessConfig:
         results_dir=option("results_dir"),
         shard=_parse_shard(str(shard_raw), ssource) if shard_raw else None,
         schema=schema,
+        kernel=kernel,
     )

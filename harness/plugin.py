@@ -53,7 +53,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="comma-separated targets: refd, dockerd, dockerd-20.10, dockerd-26, dockerd-28, "
         "external (default: refd plus dockerd if installed)",
     )
-    group.addoption("--backend", default=None, help="where daemons boot: local (default) or container")
+    group.addoption("--backend", default=None, help="where daemons boot: local (default), container or vm")
+    group.addoption(
+        "--kernel",
+        default=None,
+        help="the vm backend's guest kernel: bookworm (6.1, default), trixie (6.12) or sid",
+    )
     group.addoption(
         "--keep-daemons",
         action="store_true",
@@ -71,6 +76,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini("harness_targets", "default targets (comma-separated)", default="")
     parser.addini("harness_backend", "default backend", default="")
+    parser.addini("harness_kernel", "the vm backend's kernel (bookworm, trixie, sid)", default="")
     parser.addini("harness_schema", "schema check mode: strict, report or off", default="")
 
 
@@ -89,6 +95,8 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[_CONFIG_KEY] = resolve_config(config.getoption, config.getini)
     except ConfigValueError as exc:
         raise pytest.UsageError(str(exc)) from None
+    if config.stash[_CONFIG_KEY].kernel:  # the vm backend (and daemons booted for this run) read it there
+        os.environ["HARNESS_VM_KERNEL"] = config.stash[_CONFIG_KEY].kernel
     config.stash[_RECORDS] = {}
     config.stash[_STARTED] = time.time()
     config.stash[_SCHEMA] = {}
@@ -282,8 +290,17 @@ def _target_info(name: str, backend: str, api_version: str = "") -> dict[str, An
         "version": version,
         "api_version": api_version,
         "backend": backend,
-        "kernel": platform.release(),
+        "kernel": _kernel(backend),
     }
+
+
+def _kernel(backend: str) -> str:
+    """The kernel the daemons ran on: this host's, or the guest's under the vm backend."""
+    if backend == "vm":
+        from .backends.vm import guest_kernel
+
+        return guest_kernel() or f"vm:{os.environ.get('HARNESS_VM_KERNEL') or 'bookworm'}"
+    return platform.release()
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

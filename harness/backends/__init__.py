@@ -1,4 +1,4 @@
-"""Backends: *where* a daemon boots (a local process, or a container on a Docker API engine; VM to come)."""
+"""Backends: *where* a daemon boots (a local process, a container on a Docker API engine, or a qemu VM)."""
 
 from __future__ import annotations
 
@@ -22,4 +22,8 @@ def get_backend(name: str) -> Backend:
         from .container import ContainerBackend
 
         return ContainerBackend()
-    raise ConfigValueError(f"unknown backend {name!r}: choose 'local' or 'container'")
+    if name == "vm":
+        from .vm import VMBackend
+
+        return VMBackend()
+    raise ConfigValueError(f"unknown backend {name!r}: choose 'local', 'container' or 'vm'")

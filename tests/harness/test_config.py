@@ -104,9 +104,9 @@ def test_a_targets_value_with_no_names_is_refused() -> None:
 
 def test_backend_precedence_and_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     assert _resolve({"harness_backend": "local"}, targets="refd").backend == "local"
-    monkeypatch.setenv("HARNESS_BACKEND", "vm")
+    monkeypatch.setenv("HARNESS_BACKEND", "qemu")
     with pytest.raises(
-        ConfigValueError, match="unknown backend 'vm' from environment variable HARNESS_BACKEND"
+        ConfigValueError, match="unknown backend 'qemu' from environment variable HARNESS_BACKEND"
     ):
         _resolve(targets="refd")
     assert _resolve(targets="refd", backend="local").backend == "local"  # the CLI wins over the bad env value
