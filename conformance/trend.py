@@ -174,6 +174,11 @@ class Trend:
             f"{c['removed_scenarios']} removed",
         ]
         shown = [p for p in parts if not p.startswith("0 ")]
+        if self.targets_added:
+            shown.append("target(s) added: " + ", ".join(self.targets_added))
+        if self.targets_removed:
+            shown.append("target(s) removed: " + ", ".join(self.targets_removed))
+        shown += [f"{v['target']} {v['before'] or '?'}→{v['after'] or '?'}" for v in self.versions]
         findings = [
             f"{d.target} {d.before.get('findings', 0)}→{d.after.get('findings', 0)} "
             f"(+{len(d.new)}/-{len(d.gone)} distinct)"

@@ -113,7 +113,7 @@ def test_regressions_leave_out_what_known_divergences_explain(trend: Trend) -> N
     ]
     assert trend.headline() == (
         "2 new failure(s), 1 fixed, 2 new divergence(s), 1 resolved, 1 new scenario(s), 1 removed, "
-        "schema findings refd 1→1 (+1/-1 distinct)"
+        "target(s) removed: dockerd-26, dockerd 28.5.1→28.5.2, schema findings refd 1→1 (+1/-1 distinct)"
     )
     counts = trend.counts()
     assert counts["regressions"] == 2 and counts["new_failures"] == 2 and counts["removed_scenarios"] == 1
