@@ -61,3 +61,24 @@ def test_deep_filters_are_invalid() -> None:
 
 def test_deep_registry_auth_is_ignored() -> None:
     assert decode_auth_config(base64.urlsafe_b64encode(b"[" * 50_000).decode()) == AuthConfig()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"until": {"": false}, "label": []}',  # both forms at once: dockerd 28.5 says invalid filter
+        '{"label": [1]}',
+        '{"label": {"a": 1}}',
+        '{"label": "a"}',
+    ],
+)
+def test_filters_take_one_form_with_exact_types(raw: str) -> None:
+    with pytest.raises(ApiError) as info:
+        parse_filters(raw, None)
+    assert (info.value.status, info.value.message) == (400, "invalid filter")
+
+
+def test_filters_forms() -> None:
+    assert parse_filters('{"label": {"a": true, "b": false}}', None) == {"label": ["a"]}
+    assert parse_filters('{"label": ["a", "b"], "until": []}', None) == {"label": ["a", "b"], "until": []}
+    assert parse_filters("{}", None) == {}

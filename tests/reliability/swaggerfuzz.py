@@ -299,7 +299,10 @@ def _query(draw: st.DrawFn, op: Operation) -> list[tuple[str, str]]:
             pairs.append((name, value))
             continue
         if name == "t" and op.method == "POST":  # a stop timeout is a wait the client asked for
-            pairs.append((name, draw(st.sampled_from(["-1", "0", "1", "", "x", "1.5", "-2"]))))
+            # (a negative one waits forever, in dockerd too: not drawn)
+            pairs.append(
+                (name, draw(st.sampled_from(["0", "1", "", "x", "1.5", "+1", "99999999999999999999"])))
+            )
             continue
         for _ in range(draw(st.integers(1, 2)) if param.get("type") == "array" else 1):
             pairs.append((name, draw(_query_value(param))))

@@ -98,11 +98,13 @@ def _resolve(rootfs: str, path: str, follow_last: bool) -> str:
 def _stat(c: Container, rootfs: str, path: str) -> tuple[str, os.stat_result, dict[str, Any]]:
     if not path:
         raise invalid("Path cannot be empty")
-    host = _resolve(rootfs, path, follow_last=False)
     try:
+        host = _resolve(rootfs, path, follow_last=False)
         st = os.lstat(host)
     except FileNotFoundError:
         raise not_found(f"Could not find the file {path} in container {c.name.removeprefix('/')}") from None
+    except OSError as exc:  # a path past NAME_MAX/PATH_MAX: dockerd's 500, naming the container's path
+        raise ApiError(500, f"lstat {_clean(path)}: {(exc.strerror or str(exc)).lower()}") from None
     if path.endswith("/") and not stat.S_ISDIR(
         os.stat(host).st_mode if stat.S_ISLNK(st.st_mode) else st.st_mode
     ):

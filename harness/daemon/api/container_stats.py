@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shlex
 import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -44,13 +43,12 @@ async def top(req: Request, daemon: Daemon) -> Response:
     ps_args = req.arg("ps_args") or "-ef"
     pids = {str(p) for p in _cgroup(daemon, c).pids()}
     proc = await asyncio.create_subprocess_exec(
-        "ps", *shlex.split(ps_args), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
+        "ps", *ps_args.split(" "), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )  # split on spaces as dockerd does (strings.Split): no quoting, so no quoting errors either
     out, err = await proc.communicate()
-    if proc.returncode != 0:
-        raise system(
-            f"Error running ps: exit status {proc.returncode}: {err.decode(errors='replace').strip()}"
-        )
+    if proc.returncode != 0:  # dockerd: "ps: " and the first line of ps's stderr
+        first = err.decode(errors="replace").split("\n", 1)[0]
+        raise system(f"ps: {first}" if first else f"ps: exit status {proc.returncode}")
     lines = out.decode(errors="replace").splitlines()
     if not lines:
         raise system("Error running ps: no output")

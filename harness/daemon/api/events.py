@@ -31,16 +31,18 @@ def parse_filters(raw: str, allowed: set[str] | None) -> dict[str, list[str]]:
         raise invalid("invalid filter") from None
     if not isinstance(data, dict):
         raise invalid("invalid filter")
+    # Go decodes map[string]map[string]bool, else the legacy map[string][]string: one form, exact types
+    new_form = all(
+        isinstance(v, dict) and all(isinstance(b, bool) for b in v.values()) for v in data.values()
+    )
+    legacy = all(isinstance(v, list) and all(isinstance(s, str) for s in v) for v in data.values())
+    if data and not new_form and not legacy:
+        raise invalid("invalid filter")
     out: dict[str, list[str]] = {}
     for key, value in data.items():
         if allowed is not None and key not in allowed:
             raise invalid(f"invalid filter '{key}'")
-        if isinstance(value, dict):
-            out[key] = [k for k, v in value.items() if v]
-        elif isinstance(value, list):
-            out[key] = [str(v) for v in value]
-        else:
-            raise invalid(f"invalid filter '{key}'")
+        out[key] = [k for k, v in value.items() if v] if isinstance(value, dict) else list(value)
     return out
 
 

@@ -584,7 +584,7 @@ async def prune(req: Request, daemon: Daemon) -> Response:
     filters = parse_filters(req.arg("filters"), _PRUNE_FILTERS)
     dangling_only = _bool_filter(filters, "dangling", True)
     until: float | None = None
-    if "until" in filters:
+    if filters.get("until"):  # an empty list: no filter (dockerd 28.5 panics and drops the connection)
         if len(filters["until"]) > 1:
             raise ApiError(500, "more than one until filter specified")
         until = parse_timestamp(filters["until"][0], time.time())
