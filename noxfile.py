@@ -54,7 +54,8 @@ def reliability(session: nox.Session) -> None:
 
 @nox.session
 def conformance(session: nox.Session) -> None:
-    """Main job: run the suites on refd and real dockerd, write reports/parity.* and junit.xml."""
+    """Main job: run the suites on refd and real dockerd (by default the host's and dockerd-28 from a cached
+    Debian sid rootfs), write reports/parity.*, junit.xml (and trend.md with --previous)."""
     _install(session)
     session.run("python", "-m", "conformance", *session.posargs)
 

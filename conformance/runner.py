@@ -141,6 +141,10 @@ class Run:
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     invoke_pytest: PytestInvoker = subprocess_pytest
     which: Callable[[str], str | None] = shutil.which
+    #: the rootfs targets ``auto`` adds, and a note when it adds none: (names, note); may build a rootfs
+    rootfs_targets: Callable[[TextIO], tuple[list[str], str]] = field(
+        default=lambda out: default_rootfs_targets(out)
+    )
     plugin_autoloaded: bool | None = None  # None: detect from installed pytest11 entry points
     out: TextIO = field(default_factory=lambda: sys.stdout)
     err: TextIO = field(default_factory=lambda: sys.stderr)
@@ -184,7 +188,9 @@ def _run_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--targets",
         default="auto",
-        help="comma-separated target names; 'auto' = refd (+ dockerd when a dockerd binary is on PATH)",
+        help="comma-separated target names; 'auto' (default) = refd, + dockerd when a dockerd binary is on "
+        "PATH, + dockerd-28 when its Debian sid rootfs is cached or can be built here (root and debootstrap; "
+        "about a minute, once)",
     )
     p.add_argument(
         "--suite", default=",".join(AREAS), help=f"comma-separated areas (default {','.join(AREAS)})"
@@ -393,15 +399,30 @@ def parse_options(run: Run) -> Run | int:
 # -- run: pytest per target
 
 
+def default_rootfs_targets(out: TextIO) -> tuple[list[str], str]:
+    """``harness.targets.main_job_rootfs_targets``: dockerd-28 when its rootfs is or can be built here."""
+    from harness.targets import main_job_rootfs_targets
+
+    return main_job_rootfs_targets(out=out)
+
+
 def resolve_targets(run: Run) -> Run | int:
-    """Expand ``auto``: refd, plus dockerd when a dockerd binary is on PATH."""
+    """Expand ``auto``: refd, dockerd when a dockerd binary is on PATH, and dockerd-28 when its Debian sid
+    rootfs is cached or can be built here (else a note says why it is left out)."""
     targets: list[str] = []
     for name in run.options.targets:
         if name == "auto":
             targets += ["refd"] + (["dockerd"] if run.which("dockerd") else [])
+            extra, note = run.rootfs_targets(run.err)
+            targets += extra
+            if note:
+                _ui(run).note(f"note: {note}")
         else:
             targets.append(name)
+    auto = "auto" in run.options.targets
     run.options.targets = tuple(dict.fromkeys(targets))
+    if auto:
+        _ui(run).note(f"targets (auto): {', '.join(run.options.targets)}")
     return run
 
 

@@ -14,7 +14,15 @@ from typing import IO
 
 from .errors import TargetUnavailable
 
-__all__ = ["KNOWN_TARGETS", "ROOTFS_TARGETS", "Target", "default_targets", "resolve_target"]
+__all__ = [
+    "KNOWN_TARGETS",
+    "MAIN_JOB_ROOTFS_TARGET",
+    "ROOTFS_TARGETS",
+    "Target",
+    "default_targets",
+    "main_job_rootfs_targets",
+    "resolve_target",
+]
 
 
 @dataclass(frozen=True)
@@ -162,3 +170,37 @@ def resolve_target(name: str) -> Target:
 def default_targets() -> list[str]:
     """refd, plus the host's dockerd when installed."""
     return ["refd", "dockerd"] if shutil.which("dockerd") or os.path.exists("/usr/sbin/dockerd") else ["refd"]
+
+
+#: the dockerd version the conformance main job adds by default (the newest, which refd follows)
+MAIN_JOB_ROOTFS_TARGET = "dockerd-28"
+
+
+def main_job_rootfs_targets(out: IO[str] | None = None, build: bool = True) -> tuple[list[str], str]:
+    """The rootfs target the conformance main job adds to ``default_targets()``: ``dockerd-28`` when its
+    Debian sid rootfs is cached, or can be built here (root and debootstrap; built now, about a minute once,
+    progress on ``out``). Returns the names and, when it is left out, a note saying why (else ``""``)."""
+    from .rootfs import RootfsBuildError, ensure, locate
+
+    name = MAIN_JOB_ROOTFS_TARGET
+    try:
+        entry = locate(name)
+        if entry.is_built():
+            return [name], ""
+    except (RootfsBuildError, OSError) as exc:
+        return [], f"{name} left out: {exc}"
+    why = ""
+    if os.geteuid() != 0:
+        why = "building its Debian sid rootfs needs root"
+    elif shutil.which("debootstrap") is None and not os.access("/usr/sbin/debootstrap", os.X_OK):
+        why = "its Debian sid rootfs cannot be built without debootstrap (apt-get install debootstrap)"
+    elif not build:
+        why = "its Debian sid rootfs is not built (python -m harness.rootfs build dockerd-28)"
+    if why:
+        return [], f"{name} left out: {why}"
+    try:
+        ensure(name, out=out)
+    except (RootfsBuildError, OSError) as exc:
+        first = (str(exc).splitlines() or [""])[0]
+        return [], f"{name} left out: its Debian sid rootfs could not be built: {first}"
+    return [name], ""

@@ -62,6 +62,7 @@ def _run(
     env: dict[str, str] | None = None,
     dockerd: bool = True,
     autoloaded: bool = False,
+    rootfs: tuple[list[str], str] = ([], "dockerd-28 left out: (a test)"),
 ) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     run = Run(
@@ -69,6 +70,7 @@ def _run(
         env=env or {},
         invoke_pytest=fake,
         which=lambda name: "/usr/bin/dockerd" if dockerd and name == "dockerd" else None,
+        rootfs_targets=lambda _out: rootfs,
         plugin_autoloaded=autoloaded,
         out=out,
         err=err,
@@ -104,6 +106,24 @@ def test_auto_targets_without_dockerd_is_refd_only(tmp_path: Path) -> None:
     assert code == 0
     assert len(fake.calls) == 1
     assert "(reference)" in out
+    assert "conformance: note: dockerd-28 left out: (a test)" in out
+    assert "conformance: targets (auto): refd\n" in out
+
+
+def test_auto_targets_add_dockerd_28_when_its_rootfs_can_be_had(tmp_path: Path) -> None:
+    fake = FakePytest()
+    code, out, _ = _run(["--reports", str(tmp_path)], fake, rootfs=(["dockerd-28"], ""))
+    assert code == 0
+    assert [c[c.index("--targets") + 1] for c in fake.calls] == ["refd", "dockerd", "dockerd-28"]
+    assert "targets (auto): refd, dockerd, dockerd-28" in out and "note:" not in out
+    # explicit targets never ask (nor build a rootfs)
+    asked: list[str] = []
+    run = Run(argv=[], which=lambda _: None, rootfs_targets=lambda _: asked.append("x") or ([], ""))
+    parsed = parse_options(Run(argv=["--targets", "refd,dockerd"], env={}))
+    assert isinstance(parsed, Run)
+    run.options = parsed.options
+    resolved = resolve_targets(run)
+    assert isinstance(resolved, Run) and resolved.options.targets == ("refd", "dockerd") and asked == []
 
 
 def test_pytest_command_line(tmp_path: Path) -> None:
@@ -149,7 +169,9 @@ def test_default_suites_are_every_area() -> None:
     assert isinstance(parsed, Run)
     assert parsed.options.suites == AREAS
     assert parsed.options.targets == ("auto",)
-    resolved = resolve_targets(Run(argv=[], options=parsed.options, which=lambda _: None))
+    resolved = resolve_targets(
+        Run(argv=[], options=parsed.options, which=lambda _: None, rootfs_targets=lambda _: ([], "no"))
+    )
     assert isinstance(resolved, Run) and resolved.options.targets == ("refd",)
     # no --backend unless asked: the plugin resolves HARNESS_BACKEND / ini / its default (local)
     cmd = build_pytest_command(
