@@ -53,7 +53,13 @@ class DaemonFactory:
     def __call__(
         self, args: list[str] | None = None, config: dict[str, Any] | str | None = None, **spec_fields: Any
     ) -> DaemonHandle:
-        spec = DaemonSpec(args=list(args or []), config=config, **spec_fields)
+        mirror = hub_mirror()
+        args = list(args or [])
+        if mirror is not None and not _sets_mirrors(args, config):
+            args.append(f"--registry-mirror={mirror.url}")
+        else:
+            mirror = None
+        spec = DaemonSpec(args=args, config=config, **spec_fields)
         workdir = tempfile.mkdtemp(prefix=f"harness-{self.target.name}-", dir=_work_base())
         os.chmod(workdir, 0o755)
         try:
@@ -64,6 +70,8 @@ class DaemonFactory:
             self.backend.teardown(stub, keep=self.keep)
             raise
         self.handles.append(handle)
+        if mirror is not None and spec.wait:
+            mirror.attach(handle)
         return handle
 
     def start_expecting_exit(
@@ -90,6 +98,40 @@ class DaemonFactory:
                 with contextlib.suppress(Exception):
                     cleanup()
             self.backend.teardown(handle, keep=self.keep)
+
+
+_HUB_MIRROR: list[Any] = []
+
+
+def hub_mirror() -> Any:
+    """With ``HARNESS_HUB_MIRROR=1``: one seeded registry for the process, every daemon's Docker Hub mirror.
+
+    ``DaemonFactory`` then boots each daemon with ``--registry-mirror=<its url>`` (unless the scenario sets
+    mirrors itself) and attaches it, so suites written for Docker Hub (``pull busybox``) run offline.
+    None when the variable is not set.
+    """
+    if os.environ.get("HARNESS_HUB_MIRROR", "").lower() not in ("1", "true", "yes"):
+        return None
+    if not _HUB_MIRROR:
+        import atexit
+
+        from .registry import Registry
+
+        reg = Registry.start()
+        try:
+            reg.seed()
+        except BaseException:
+            reg.close()
+            raise
+        atexit.register(reg.close)
+        _HUB_MIRROR.append(reg)
+    return _HUB_MIRROR[0]
+
+
+def _sets_mirrors(args: list[str], config: dict[str, Any] | str | None) -> bool:
+    in_args = any(a.startswith("--registry-mirror") for a in args)
+    in_file = isinstance(config, dict) and "registry-mirrors" in config
+    return in_args or in_file or isinstance(config, str)
 
 
 def _work_base() -> str:
