@@ -386,7 +386,7 @@ class ImageStore:
         for name in os.listdir(tmp):
             shutil.rmtree(os.path.join(tmp, name), ignore_errors=True)
         for name in os.listdir(self.tmp_root):
-            if name.startswith(("docker-import-", "docker-export-", "refd-upload-")):
+            if name.startswith(("docker-import-", "docker-export-", "refd-upload-", "GetImageBlob")):
                 path = os.path.join(self.tmp_root, name)
                 shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.unlink(path)
         for hex_id in os.listdir(self._p("layerdb", "sha256")):
