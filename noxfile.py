@@ -43,6 +43,16 @@ def tests_all(session: nox.Session) -> None:
     session.run("python", "-m", "pytest", "tests", "-x", *session.posargs)
 
 
+@nox.session(name="tests-vm")
+def tests_vm(session: nox.Session) -> None:
+    """The vm backend's live tests (each boots qemu VMs: minutes under TCG), kept out of ``tests``."""
+    _install(session, "[test]")
+    session.run("python", "-m", "harness.ospkgs", "qemu-system-x86")
+    env = {"HARNESS_VM_TESTS": "1"}
+    paths = ["tests/harness/backends/test_backend_protocol.py", "tests/harness/backends/test_vm.py"]
+    session.run("python", "-m", "pytest", *paths, "-k", "vm", "-rs", *session.posargs, env=env)
+
+
 @nox.session
 def reliability(session: nox.Session) -> None:
     """Long variants of tests/reliability (fuzzing, faults, load and TLS against dockerd too):

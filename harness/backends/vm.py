@@ -725,6 +725,8 @@ class VMBackend(LocalBackend):
         from ..wait import ping_once, wait_until
 
         timeout = handle.spec.timeout if timeout is None else timeout
+        if handle.extras.get("accel") == "tcg":  # emulated CPUs: dockerd-28 takes 60-90 s to answer
+            timeout *= float(os.environ.get("HARNESS_VM_TCG_SLOWDOWN", "4"))
         endpoint = handle.endpoint
         if endpoint is None:
             raise ReadinessTimeout(handle.target.name, 0, "no endpoint to ping", handle.log_excerpt(), "")
