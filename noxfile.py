@@ -20,6 +20,7 @@ OS_PACKAGES = [
     "systemd",
     "curl",
     "openssl",
+    "docker-registry",  # the registry fixtures and the pull benchmark (harness/registry.py)
 ]
 PYTHONS = ["3.11", "3.12", "3.13"]
 

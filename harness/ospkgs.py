@@ -23,6 +23,7 @@ PROBES = {
     "curl": "/usr/bin/curl",
     "systemd": "/usr/bin/systemd-socket-activate",
     "openssl": "/usr/bin/openssl",
+    "docker-registry": "/usr/bin/docker-registry",
 }
 
 
