@@ -1,0 +1,235 @@
+"""The hosted CI workflow (.github/workflows/conformance.yml) cannot run here, so it is checked instead: it is
+valid YAML of the expected shape, every command it runs exists and parses with this tree's parsers, and the
+artifact layout it produces merges into one report with the exact merge command it runs."""
+
+from __future__ import annotations
+
+import fnmatch
+import glob
+import importlib.util
+import re
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from cf_factories import results, scenario
+
+from conformance.parity import load_parity
+from conformance.results import dump_results
+from conformance.runner import REPO_ROOT, Run, parse_options
+from harness.cli import main as harness_main
+from harness.rootfs import RECIPES
+from harness.targets import KNOWN_TARGETS
+
+WORKFLOW = REPO_ROOT / ".github" / "workflows" / "conformance.yml"
+#: the actions it may use, at these major versions
+ACTIONS = {
+    "actions/checkout@v4",
+    "actions/setup-python@v5",
+    "actions/upload-artifact@v4",
+    "actions/download-artifact@v4",
+    "actions/cache/restore@v4",
+    "actions/cache/save@v4",
+}
+
+
+@pytest.fixture(scope="module")
+def wf() -> dict[str, Any]:
+    data = yaml.safe_load(WORKFLOW.read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def _steps(wf: dict[str, Any], job: str) -> list[dict[str, Any]]:
+    steps = wf["jobs"][job]["steps"]
+    assert isinstance(steps, list) and all(isinstance(s, dict) for s in steps)
+    return steps
+
+
+def _matrix(wf: dict[str, Any]) -> list[dict[str, Any]]:
+    matrix = wf["jobs"]["run"]["strategy"]["matrix"]
+    return [{"target": t, "shard": s} for t in matrix["target"] for s in matrix["shard"]]
+
+
+def _expand(text: str, wf: dict[str, Any], values: dict[str, Any]) -> str:
+    """Substitute ``${{ matrix.X }}``, ``${{ env.X }}`` and ``$X``/``${X}`` of the workflow's env."""
+
+    def expr(m: re.Match[str]) -> str:
+        scope, _, name = m.group(1).strip().partition(".")
+        if scope == "matrix":
+            return str(values[name])
+        if scope == "env":
+            return str(wf["env"][name])
+        if scope == "steps":
+            return "0"
+        return "X"
+
+    text = re.sub(r"\$\{\{(.*?)\}\}", expr, text)
+    for name, value in wf["env"].items():
+        text = re.sub(rf"\$\{{{name}\}}|\${name}\b", str(value), text)
+    return text
+
+
+def _commands(script: str) -> list[list[str]]:
+    """Each line's words from the first word that starts a command we check (after sudo, if, then)."""
+    out = []
+    for line in script.replace("\\\n", " ").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        for part in re.split(r";|&&|\|\|", line):
+            words = shlex.split(part, comments=True)
+            while words and words[0] in ("sudo", "then", "if", "else"):
+                words = words[1:]
+            if words:
+                out.append(words)
+    return out
+
+
+def _runs_for(step: dict[str, Any], values: dict[str, Any]) -> bool:
+    """Whether a step runs for these matrix values (the one matrix condition the workflow uses)."""
+    m = re.fullmatch(r"startsWith\(matrix\.target, '([^']*)'\)", str(step.get("if", "")))
+    return m is None or str(values.get("target", "")).startswith(m.group(1))
+
+
+def test_it_is_a_workflow_of_the_expected_shape(wf: dict[str, Any]) -> None:
+    triggers = wf.get("on", wf.get(True))  # YAML 1.1 reads the bare key 'on' as true
+    assert isinstance(triggers, dict) and {"push", "pull_request", "workflow_dispatch"} <= set(triggers)
+    assert wf["permissions"] == {"contents": "read"}
+    assert set(wf["jobs"]) == {"run", "report"}
+    run, report = wf["jobs"]["run"], wf["jobs"]["report"]
+    assert run["runs-on"].startswith("ubuntu-") and report["runs-on"].startswith("ubuntu-")
+    assert run["strategy"]["fail-fast"] is False
+    assert report["needs"] == "run" and "cancelled()" in report["if"]
+    for job in ("run", "report"):
+        for step in _steps(wf, job):
+            assert ("uses" in step) != ("run" in step), step
+            if "uses" in step:
+                assert step["uses"] in ACTIONS, step["uses"]
+
+
+def test_the_matrix_covers_known_targets_and_every_shard(wf: dict[str, Any]) -> None:
+    matrix = wf["jobs"]["run"]["strategy"]["matrix"]
+    assert set(matrix["target"]) <= set(KNOWN_TARGETS)
+    assert "refd" in matrix["target"] and sum(t.startswith("dockerd-") for t in matrix["target"]) >= 2
+    assert matrix["shard"] == list(range(1, int(wf["env"]["SHARDS"]) + 1))
+
+
+def test_every_command_exists_and_parses(wf: dict[str, Any]) -> None:
+    seen: set[str] = set()
+    for job in ("run", "report"):
+        combos = _matrix(wf) if job == "run" else [{}]
+        for values in combos:
+            for step in _steps(wf, job):
+                if "run" not in step or not _runs_for(step, values):
+                    continue
+                for words in _commands(_expand(step["run"], wf, values)):
+                    if words[0] == ".venv/bin/python":
+                        assert words[1] == "-m", words
+                        module, args = words[2], words[3:]
+                        assert module == "pip" or importlib.util.find_spec(module) is not None, module
+                        seen.add(module)
+                        if module == "conformance":
+                            parsed = parse_options(Run(argv=args, env={}))
+                            assert isinstance(parsed, Run), args
+                            assert parsed.options.targets == (values["target"],)
+                            assert parsed.options.shard == (values["shard"], int(wf["env"]["SHARDS"]))
+                            assert parsed.options.reports == Path("results")
+                        elif module == "harness.rootfs":
+                            assert args[0] == "build" and set(args[1:]) <= set(RECIPES), args
+                            assert values["target"] in RECIPES
+                    elif words[0] == ".venv/bin/harness":
+                        assert words[1:3] == ["report", "merge"], words
+                        argv = ["merge", *(w for w in words[3:] if not w.startswith("${previous"))]
+                        parsed = parse_options(Run(argv=argv, env={}))
+                        assert isinstance(parsed, Run), argv
+                        seen.add("harness report merge")
+    assert {"conformance", "harness.rootfs", "harness.ospkgs", "harness report merge"} <= seen
+    # the rootfs is built only for the dockerd-N targets
+    build = next(s for s in _steps(wf, "run") if "harness.rootfs" in s.get("run", ""))
+    assert build["if"] == "startsWith(matrix.target, 'dockerd-')"
+
+
+def _step(wf: dict[str, Any], job: str, uses: str) -> dict[str, Any]:
+    return next(s for s in _steps(wf, job) if s.get("uses") == uses)
+
+
+def test_artifacts_line_up_and_merge_into_one_report(
+    wf: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    upload = _step(wf, "run", "actions/upload-artifact@v4")["with"]
+    download = _step(wf, "report", "actions/download-artifact@v4")["with"]
+    assert not download.get("merge-multiple")  # one directory per artifact: shards/<artifact>/<target>.json
+    # what every run job uploads, laid out as download-artifact lays it out
+    ids = [f"api/s{i}" for i in range(6)]
+    shards = int(wf["env"]["SHARDS"])
+    versions = {
+        "refd": "28.5.2-refd",
+        "dockerd-20.10": "20.10.24",
+        "dockerd-26": "26.1.5",
+        "dockerd-28": "28.5.2",
+    }
+    for values in _matrix(wf):
+        name = _expand(upload["name"], wf, values)
+        assert fnmatch.fnmatch(name, download["pattern"])
+        path = Path(_expand(upload["path"], wf, values))
+        assert path.parent == Path("results") and path.name == f"{values['target']}.json"
+        mine = [sid for i, sid in enumerate(ids) if i % shards == values["shard"] - 1]
+        dump_results(
+            results(values["target"], *(scenario(sid) for sid in mine), version=versions[values["target"]]),
+            tmp_path / download["path"] / name / path.name,
+        )
+    merge = next(s for s in _steps(wf, "report") if "harness report merge" in s.get("run", ""))
+    words = next(w for w in _commands(merge["run"]) if w[0] == ".venv/bin/harness")
+    monkeypatch.chdir(tmp_path)
+
+    def argv(previous: list[str]) -> list[str]:
+        out: list[str] = []
+        for w in words[1:]:
+            if w == "${previous[@]}":
+                out += previous
+            elif "*" in w:
+                out += sorted(glob.glob(w))
+            else:
+                out.append(w)
+        return out
+
+    assert harness_main(argv([])) == 0, capsys.readouterr()
+    merged = load_parity("reports")
+    assert sorted(merged.target_names) == sorted({v["target"] for v in _matrix(wf)})
+    assert merged.reference == "dockerd-28" and len(merged.scenarios) == len(ids)
+    report = _step(wf, "report", "actions/upload-artifact@v4")["with"]
+    files = report["path"].split()
+    for f in files:
+        if not f.endswith("trend.md"):
+            assert Path(f).is_file(), f
+    # the next run restores the cached report and gets a trend
+    cache = _step(wf, "report", "actions/cache/restore@v4")["with"]
+    keep = next(s for s in _steps(wf, "report") if "cp reports/parity.json" in s.get("run", ""))
+    Path(cache["path"]).mkdir()
+    shutil.copy("reports/parity.json", Path(cache["path"]) / "parity.json")
+    assert "previous/parity.json" in keep["run"]
+    assert harness_main(argv(["--previous", cache["path"]])) == 0
+    assert all(Path(f).is_file() for f in files)
+    save = _step(wf, "report", "actions/cache/save@v4")["with"]
+    assert save["path"] == cache["path"] and save["key"] == cache["key"]
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
+def test_run_scripts_pass_shellcheck(wf: dict[str, Any]) -> None:
+    for job in ("run", "report"):
+        for step in _steps(wf, job):
+            if "run" in step:
+                script = re.sub(r"\$\{\{.*?\}\}", "X", step["run"])
+                proc = subprocess.run(
+                    ["shellcheck", "-s", "bash", "-"],
+                    input=script,
+                    text=True,
+                    capture_output=True,
+                    timeout=60,
+                )
+                assert proc.returncode == 0, f"{job} / {step.get('name')}:\n{proc.stdout}"
