@@ -233,6 +233,14 @@ class ContainerManager:
             graph = getattr(storage, "graph_driver", None)
             if callable(graph):
                 c.graph_driver = graph(cid, image)
+            if config.get("WorkingDir") and hasattr(storage, "mount_rootfs"):
+                from .workdir import setup_working_directory
+
+                try:
+                    setup_working_directory(storage, cid, str(config["WorkingDir"]))
+                except BaseException:
+                    storage.remove_rw_layer(cid)
+                    raise
         c.save()
         self.by_id[cid] = c
         self.names[name] = cid
