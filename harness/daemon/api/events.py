@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import invalid
 from ..httpd import Request, Response
+from ..server import version_tuple
 
 if TYPE_CHECKING:
     from ..daemon import Daemon
@@ -106,7 +107,12 @@ async def events(req: Request, daemon: Daemon) -> Response:
     queue = daemon.events.subscribe()
     backlog = [e for e in daemon.events.history if since is not None and e["timeNano"] / 1e9 >= since]
 
+    # image create events (commits, build steps) were added in API 1.46: older clients never see them
+    old_api = version_tuple(req.api_version) < (1, 46)
+
     def wanted(event: dict[str, Any]) -> bool:
+        if old_api and event.get("Type") == "image" and event.get("Action") == "create":
+            return False
         return (until is None or event["timeNano"] / 1e9 <= until) and _matches(event, filters)
 
     async def stream() -> AsyncIterator[bytes]:
