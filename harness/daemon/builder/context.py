@@ -49,6 +49,13 @@ class Source:
         self.root = os.path.abspath(root)
 
     def full_path(self, path: str) -> str:
+        """FullPath: symlinks are followed inside the root; a path that climbs out of it lexically is
+        refused (``forbidden path outside the build context: ../x ()``)."""
+        from ..images.tarsafe import go_clean
+
+        joined = go_clean(self.root + "/" + path)
+        if joined != self.root and not joined.startswith(self.root.rstrip("/") + "/"):
+            raise BuildError(f"forbidden path outside the build context: {path} ()")
         return follow_in_scope(self.root, path)
 
     def _rel(self, path: str) -> str:

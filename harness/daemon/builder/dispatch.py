@@ -744,6 +744,20 @@ class Builder:
         state.image_id = cached
         return True
 
+    def _merge_parent_healthcheck(self, state: State, config: dict[str, Any]) -> None:
+        """Container create merges the image's healthcheck into zero fields of the request's, and the
+        builder's step config shares its Healthcheck with the stage's (copyRunConfig is shallow there):
+        after a metadata step the stage's healthcheck has the parent's values where its own are 0."""
+        hc = state.run_config.get("Healthcheck")
+        parent = self._parent(state)
+        parent_hc = parent.runtime_config.get("Healthcheck") if parent is not None else None
+        if not isinstance(hc, dict) or not isinstance(parent_hc, dict):
+            return
+        for key in ("Test", "Interval", "Timeout", "StartPeriod", "StartInterval", "Retries"):
+            if not hc.get(key) and parent_hc.get(key):
+                hc[key] = copy.deepcopy(parent_hc[key])
+        config["Healthcheck"] = copy.deepcopy(hc)
+
     async def _commit(self, state: State, comment: str) -> None:
         if self.disable_commit:
             return
@@ -752,11 +766,12 @@ class Builder:
         config = _copy_config(state.run_config, Cmd=[*_shell(state.run_config), "#(nop) ", comment])
         if self._probe(state, config):
             return
+        self._merge_parent_healthcheck(state, config)
         c = await self._create(state, config)
         config["Hostname"] = c.id[:12]  # the create mutated the step's config, as dockerd's does
         if config.get("Labels") is None:
             config["Labels"] = {}
-        await self._commit_container(state, c, config, empty=True)
+        await self._commit_container(state, c, config, empty=not self._step_layer_may_change(state))
 
     async def _create(self, state: State, config: dict[str, Any]) -> Container:
         o = self.options
@@ -788,6 +803,21 @@ class Builder:
             self.out.stdout(f" ---> [Warning] {warning}\n")
         self.out.stdout(f" ---> Running in {c.id[:12]}\n")
         return c
+
+    def _step_layer_may_change(self, state: State) -> bool:
+        """A container that never runs only changes if its create made the WORKDIR: overlay2's diff of
+        an untouched layer is cheap to read; vfs's (a walk of two full copies) only if that can be."""
+        from ..images.layers import Overlay2Driver
+        from ..scope import follow_in_scope
+
+        if isinstance(self.store.driver, Overlay2Driver):
+            return True
+        workdir = str(state.run_config.get("WorkingDir") or "")
+        if not workdir:
+            return False
+        parent = self._parent(state)
+        dirs = self.store.layer_dirs(parent) if parent is not None else []
+        return not dirs or not os.path.isdir(follow_in_scope(dirs[-1], workdir))
 
     def _parent(self, state: State) -> Image | None:
         if not state.image_id:
@@ -852,6 +882,7 @@ class Builder:
         config = _copy_config(rc, Cmd=[*_shell(rc), "#(nop) " + comment])
         if self._probe(state, config):
             return
+        self._merge_parent_healthcheck(state, config)
         c = await self._create(state, config)
         config["Hostname"] = c.id[:12]
         if config.get("Labels") is None:
