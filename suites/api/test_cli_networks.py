@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from harness.backends.base import DaemonHandle
+from harness.client import EngineClient
 from harness.fixtures import Observations
 from suites._daemon import http_get_in_daemon_netns
 
@@ -393,3 +394,95 @@ def test_network_connect_cli(docker_cli: CLI, test_image: str, cleanup: Any, obs
     observe("resolved", re.findall(r"Name:\s+(\S+)\nAddress:\s+(\S+)", lookup.stdout))
     observe("disconnect", (disconnected.returncode, disconnected.stdout))
     observe("resolved_after", re.findall(r"Name:\s+(\S+)\nAddress:\s+(\S+)", after.stdout))
+
+
+# -- legacy links -------------------------------------------------------------------------------------
+
+
+@pytest.mark.scenario(
+    "api/cli/links-default-bridge",
+    "--link name:alias on the default bridge MUST add an /etc/hosts line (alias, short id, name) and "
+    "dockerd's ALIAS_PORT*/ALIAS_NAME/ALIAS_ENV_* variables, and be stored as /name:/container/alias",
+    ref="moby daemon/links; docker run --link",
+)
+def test_links_default_bridge(docker_cli: CLI, test_image: str, cleanup: Any, observe: Observations) -> None:
+    docker_cli(
+        "run",
+        "-d",
+        "--name",
+        "link-db",
+        "--expose",
+        "5432",
+        "--expose",
+        "5433",
+        "-e",
+        "SECRET=s3",
+        test_image,
+        "sleep",
+        "300",
+    )
+    cleanup(container="link-db")
+    ip = docker_cli("inspect", "-f", "{{.NetworkSettings.IPAddress}}", "link-db").stdout.strip()
+    out = docker_cli(
+        "run",
+        "--name",
+        "link-app",
+        "--link",
+        "link-db:database",
+        test_image,
+        "sh",
+        "-c",
+        "grep database /etc/hosts; env | sort | grep ^DATABASE",
+    )
+    cleanup(container="link-app")
+    text = out.stdout.replace(ip, "<db-ip>") if ip else out.stdout
+    observe("exit", out.returncode)
+    observe("lines", text.splitlines())
+    observe("stored", docker_cli("inspect", "-f", "{{json .HostConfig.Links}}", "link-app").stdout.strip())
+
+
+@pytest.mark.scenario(
+    "api/cli/links-refused",
+    "A link to a missing container MUST be refused at create ('could not get container for X'); a link to a "
+    "stopped container MUST fail the start ('Cannot link to a non running container')",
+    ref="moby daemon/container_operations_unix.go",
+)
+def test_links_refused(
+    engine: EngineClient, test_image: str, docker_cli: CLI, cleanup: Any, observe: Observations
+) -> None:
+    missing = engine.post(
+        "/containers/create", json={"Image": test_image, "HostConfig": {"Links": ["no-such-ctr:x"]}}
+    )
+    observe("missing", {"status": missing.status_code, "message": missing.json().get("message")})
+    docker_cli("create", "--name", "link-stopped", test_image, "true")
+    cleanup(container="link-stopped")
+    docker_cli("create", "--name", "link-child", "--link", "link-stopped:dep", test_image, "true")
+    cleanup(container="link-child")
+    started = engine.post("/containers/link-child/start")
+    observe("stopped", {"status": started.status_code, "message": started.json().get("message")})
+
+
+@pytest.mark.scenario(
+    "api/cli/links-user-network",
+    "On a user-defined network a link alias MUST resolve through the embedded DNS for the linking container",
+    ref="docker run --network NET --link",
+)
+def test_links_user_network(docker_cli: CLI, test_image: str, cleanup: Any, observe: Observations) -> None:
+    cleanup(network="link-net")
+    docker_cli("network", "create", "--subnet", "10.231.23.0/24", "link-net")
+    docker_cli("run", "-d", "--name", "link-target", "--network", "link-net", test_image, "sleep", "300")
+    cleanup(container="link-target")
+    out = docker_cli(
+        "run",
+        "--rm",
+        "--network",
+        "link-net",
+        "--link",
+        "link-target:backend",
+        test_image,
+        "nslookup",
+        "backend",
+    )
+    other = docker_cli("run", "--rm", "--network", "link-net", test_image, "nslookup", "backend")
+    observe("resolved", re.findall(r"Name:\s+(\S+)\nAddress:\s+(\S+)", out.stdout))
+    observe("others_do_not_resolve", re.findall(r"Name:\s+(\S+)\nAddress:\s+(\S+)", other.stdout))

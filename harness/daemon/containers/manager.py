@@ -213,6 +213,10 @@ class ContainerManager:
         self._check_log_config(host_config)
         path, args = command_of(config)
         name = name or random_name(set(self.names))
+        if host_config.get("Links"):
+            from ..network.links import normalise_links
+
+            host_config["Links"] = normalise_links(self, list(host_config["Links"]), name)
         c = Container(
             id=cid,
             name=f"/{name}",
@@ -491,9 +495,11 @@ class ContainerManager:
 
     def _write_hosts(self, c: Container) -> None:
         from ..network.files import hosts_file
+        from ..network.links import link_hosts
 
+        links = link_hosts(self, c) if c.host_config.get("Links") else []
         with open(c.file("hosts"), "w") as fh:
-            fh.write(hosts_file(c))
+            fh.write(hosts_file(c, links))
 
     def _process_spec(self, c: Container, rootfs: str) -> dict[str, Any]:
         from .spec import process_spec
@@ -519,6 +525,10 @@ class ContainerManager:
                 rootfs = storage.mount_rootfs(c.id)
             self._mount_volumes(c)
             self._copy_up(c, rootfs)
+            if c.host_config.get("Links"):
+                from ..network.links import check_running
+
+                check_running(self, c)
             netns = self._network_up(c)
             joined = self._network_peer(c)
             if joined is not None:  # --network container:X shares X's hostname and files
@@ -527,6 +537,12 @@ class ContainerManager:
             spec = self._process_spec(c, rootfs)
             if netns:
                 spec["namespaces"]["net"] = netns
+            if c.host_config.get("Links"):
+                from ..network.links import link_env
+
+                linked_env = link_env(self, c)
+                own = {e.split("=", 1)[0] for e in spec["env"]}
+                spec["env"] = [e for e in linked_env if e.split("=", 1)[0] not in own] + spec["env"]
             if joined is not None:
                 for key, name in (
                     ("hosts_path", "hosts"),

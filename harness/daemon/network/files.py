@@ -26,7 +26,7 @@ _HEADER = (
 _DEFAULT_NS = ["8.8.8.8", "8.8.4.4"]
 
 
-def hosts_file(c: Container) -> str:
+def hosts_file(c: Container, links: list[str] | None = None) -> str:
     """dockerd 28's /etc/hosts: the fixed entries, each network address with the hostname, ExtraHosts."""
     lines = [
         "127.0.0.1\tlocalhost",
@@ -40,6 +40,7 @@ def hosts_file(c: Container) -> str:
         host, _, ip = str(extra).partition(":")
         if host and ip:
             lines.append(f"{ip}\t{host}")
+    lines += links or []  # legacy --link entries (default bridge)
     hostname = c.config.get("Hostname") or c.id[:12]
     if c.config.get("Domainname"):
         hostname = f"{hostname}.{c.config['Domainname']} {hostname}"

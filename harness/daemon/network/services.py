@@ -138,6 +138,14 @@ class NetServices:
         """Addresses for ``name`` on the user-defined networks ``asker`` is on; None: not a container name."""
         mine = asker.network_settings.get("Networks") or {}
         found: list[str] = []
+        if asker.host_config.get("Links"):  # on user networks a link is a name only the linker resolves
+            from .links import dns_alias
+
+            other = dns_alias(self.daemon.containers, asker, name)
+            if other is not None:
+                for net_name, ep in (other.network_settings.get("Networks") or {}).items():
+                    if net_name in mine and ep.get("IPAddress"):
+                        found.append(ep["IPAddress"])
         for net_name in mine:
             net = self.daemon.networks.find(net_name)
             if net is None or not net.user_defined:

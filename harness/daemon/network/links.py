@@ -1,0 +1,138 @@
+"""Legacy container links (``--link name:alias``), as dockerd 28 still supports them.
+
+At create each link is checked and stored as ``/<name>:/<container>/<alias>``. On the default bridge
+a started container gets, for each link, an ``/etc/hosts`` line (address, alias, short id, name)
+and the environment moby ``daemon/links`` builds (``ALIAS_PORT...``, ``ALIAS_NAME``,
+``ALIAS_ENV_...``); the linked container must be running. On user-defined networks a link is only a
+name the embedded DNS resolves for the linking container.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ApiError, invalid
+
+if TYPE_CHECKING:
+    from ..containers.manager import ContainerManager
+    from ..containers.model import Container
+
+__all__ = ["link_env", "link_hosts", "linked", "normalise_links"]
+
+
+def _split(link: str) -> tuple[str, str]:
+    name, _, alias = link.partition(":")
+    return name, alias or name
+
+
+def normalise_links(manager: ContainerManager, links: list[str], own_name: str) -> list[str]:
+    """``name[:alias]`` -> ``/<name>:/<own>/<alias>``; an unknown container is dockerd's 400."""
+    out = []
+    for link in links:
+        if link.startswith("/") and ":/" in link:  # already normalised (a restored record)
+            out.append(link)
+            continue
+        name, alias = _split(link)
+        try:
+            other = manager.get(name.lstrip("/"))
+        except ApiError as exc:
+            raise invalid(f"could not get container for {name}: {exc.message}") from None
+        out.append(f"{other.name}:/{own_name.lstrip('/')}/{alias.lstrip('/')}")
+    return out
+
+
+def linked(manager: ContainerManager, c: Container) -> list[tuple[Container, str]]:
+    """(linked container, alias) pairs of ``c``'s links that still exist."""
+    pairs = []
+    for link in c.host_config.get("Links") or []:
+        name, _, target = str(link).partition(":")
+        other = manager.by_id.get(manager.names.get(name.lstrip("/"), ""))
+        if other is not None:
+            pairs.append((other, target.rsplit("/", 1)[-1]))
+    return pairs
+
+
+def check_running(manager: ContainerManager, c: Container) -> None:
+    for other, alias in linked(manager, c):
+        if not other.running:
+            raise ApiError(500, f"Cannot link to a non running container: {other.name} AS {c.name}/{alias}")
+
+
+def _bridge_ip(c: Container) -> str:
+    ep = (c.network_settings.get("Networks") or {}).get("bridge") or {}
+    return str(ep.get("IPAddress") or "")
+
+
+def link_hosts(manager: ContainerManager, c: Container) -> list[str]:
+    """``/etc/hosts`` lines for the links of a container on the default bridge."""
+    if "bridge" not in (c.network_settings.get("Networks") or {}):
+        return []
+    lines = []
+    for other, alias in linked(manager, c):
+        ip = _bridge_ip(other)
+        if ip:
+            names = [alias, other.id[:12], other.name.lstrip("/")]
+            lines.append(f"{ip}\t{' '.join(dict.fromkeys(names))}")
+    return lines
+
+
+def _port_key(key: str) -> tuple[int, str]:
+    port, _, proto = key.partition("/")
+    return int(port), proto or "tcp"
+
+
+def link_env(manager: ContainerManager, c: Container) -> list[str]:
+    """moby daemon/links Link.ToEnv for each link of a container on the default bridge."""
+    if "bridge" not in (c.network_settings.get("Networks") or {}):
+        return []
+    env: list[str] = []
+    for other, alias_name in linked(manager, c):
+        ip = _bridge_ip(other)
+        if not ip:
+            continue
+        alias = alias_name.upper().replace("-", "_")
+        ports = sorted(
+            (_port_key(k) for k in (other.config.get("ExposedPorts") or {})),
+            key=lambda p: (p[1] != "tcp", p[1], p[0]),
+        )
+        start: tuple[int, str] | None = None
+        end: tuple[int, str] | None = None
+        for i, (port, proto) in enumerate(ports):
+            if i == 0:
+                start = end = (port, proto)
+                env.append(f"{alias}_PORT={proto}://{ip}:{port}")
+            prefix = f"{alias}_PORT_{port}_{proto.upper()}"
+            env += [
+                f"{prefix}={proto}://{ip}:{port}",
+                f"{prefix}_ADDR={ip}",
+                f"{prefix}_PORT={port}",
+                f"{prefix}_PROTO={proto}",
+            ]
+            assert start is not None and end is not None
+            if port == end[0] + 1 and proto.lower() == start[1].lower():
+                end = (port, proto)
+                if i < len(ports) - 1:
+                    continue
+            if end != start:
+                rng = f"{alias}_PORT_{start[0]}_{start[1].upper()}"
+                env += [
+                    f"{rng}_START={start[1]}://{ip}:{start[0]}",
+                    f"{rng}_PORT_START={start[0]}",
+                    f"{rng}_END={end[1]}://{ip}:{end[0]}",
+                    f"{rng}_PORT_END={end[0]}",
+                ]
+            start = end = (port, proto)
+        env.append(f"{alias}_NAME={c.name}/{alias_name}")
+        for item in other.config.get("Env") or []:
+            name, sep, value = str(item).partition("=")
+            if sep and name not in ("HOME", "PATH"):
+                env.append(f"{alias}_ENV_{name}={value}")
+    return env
+
+
+def dns_alias(manager: ContainerManager, asker: Container, name: str) -> Any:
+    """The linked container a link alias names, for the embedded DNS on user-defined networks."""
+    for other, alias in linked(manager, asker):
+        if alias.lower() == name:
+            return other
+    return None
