@@ -60,6 +60,7 @@ def reliability(session: nox.Session) -> None:
     reports/reliability.json and reliability.md (docs/reliability.md explains them)."""
     _install(session, "[test]")
     env = {"HARNESS_RELIABILITY": "long", "HARNESS_RELIABILITY_REPORT": "reports/reliability.json"}
+    session.run("rm", "-f", "reports/reliability.json", external=True)  # runs merge into it: start afresh
     session.run("python", "-m", "pytest", "tests/reliability", *session.posargs, env=env)
 
 

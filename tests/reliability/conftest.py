@@ -3,14 +3,16 @@
 ``HARNESS_RELIABILITY=long`` (set by ``nox -s reliability``) selects the long variants: more fuzzed requests,
 the full load test, dockerd for comparison. Each test adds its figures with the ``figures`` fixture; when
 ``HARNESS_RELIABILITY_REPORT`` names a file, the session writes them there as JSON at the end
-(``python -m tests.reliability.report`` turns that into ``reports/reliability.md``).
+and renders it as Markdown beside it (``reports/reliability.md``; ``tests/reliability/report.py``).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -46,9 +48,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                 old = json.load(fh)
         old.update(_FIGURES)
         old["_variant"] = "long" if LONG else "fast"
+        old["_exitstatus"] = max(int(exitstatus), int(old.get("_exitstatus", 0)))  # runs merge into one file
+        old["_when"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        old["_commit"] = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+        ).stdout.strip()
         with open(out, "w") as fh:
             json.dump(old, fh, indent=2, sort_keys=True)
             fh.write("\n")
+        from .report import write
+
+        write(old, os.path.splitext(out)[0] + ".md")
 
 
 def boot(
