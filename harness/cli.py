@@ -105,8 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     boot.add_argument(
         "--backend",
         default="local",
-        choices=("local", "container"),
-        help="where it boots: a local process (default) or a container (see docs/guide.md)",
+        choices=("local", "container", "vm"),
+        help="where it boots: a local process (default), a container or a VM (see docs/guide.md)",
     )
     boot.add_argument(
         "--registry",
@@ -120,7 +120,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub.add_parser("rootfs", help="build, list or clean the cached dockerd rootfs trees", add_help=False)
     sub.add_parser("registry", help="run a seeded image registry on host loopback", add_help=False)
+    sub.add_parser(
+        "serve", help="the fixture service: lease daemons over HTTP (harness.serve)", add_help=False
+    )
+    sub.add_parser("lease", help="lease a daemon from `harness serve`; prints export lines", add_help=False)
+    sub.add_parser("release", help="tear a leased daemon down", add_help=False)
+    sub.add_parser("leases", help="list the fixture service's leases", add_help=False)
     args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "serve":
+        from .serve import serve_main
+
+        return serve_main(args[1:])
+    if args and args[0] in ("lease", "release", "leases"):
+        from .serve import client_main
+
+        return client_main(args[0], args[1:])
     if args and args[0] == "report":
         from conformance.runner import REPORT_COMMANDS
         from conformance.runner import main as conformance_main
