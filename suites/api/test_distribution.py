@@ -448,7 +448,7 @@ def test_search_offline(daemon_factory: Callable[..., DaemonHandle], observe: Ob
 
 # -- the real CLI --------------------------------------------------------------------------------------------
 @pytest.mark.scenario(
-    "cli/distribution/pull-push-login",
+    "api/distribution/cli-pull-push-login",
     "docker pull, docker push and docker login MUST work against the daemon as against dockerd",
     ref="docker/cli cli/command/image/pull.go, push.go, registry/login.go",
 )
