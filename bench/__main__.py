@@ -22,6 +22,7 @@ import json
 import os
 import platform
 import select
+import shutil
 import signal
 import statistics
 import subprocess
@@ -81,7 +82,11 @@ def _workdir(target: Target) -> str:
 def boot(target: Target, spec: DaemonSpec | None = None) -> tuple[DaemonHandle, float]:
     workdir = _workdir(target)
     start = time.perf_counter()
-    handle = BACKEND.start(target, spec or DaemonSpec(), workdir)
+    try:
+        handle = BACKEND.start(target, spec or DaemonSpec(), workdir)
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)  # a failed start leaves its files to the caller
+        raise
     return handle, time.perf_counter() - start
 
 
