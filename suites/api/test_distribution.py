@@ -645,3 +645,32 @@ def test_token_auth(
     )
     observe("push-anonymous", call(client, "POST", f"/images/{host}/tok-{suffix}/b/push?tag=v1", hosts))
     assert identity and pushed["status"] == 200 and not pushed["errors"]
+
+
+@pytest.mark.scenario(
+    "api/distribution/cli-run-pulls",
+    "docker run of an image that is not present MUST pull it (from the Docker Hub mirror) and run it; "
+    "docker pull of a name the mirror lacks MUST fail with the registry's address error",
+    ref="docker/cli cli/command/container/create.go pullImage",
+)
+def test_cli_run_pulls(
+    daemon_factory: Callable[..., DaemonHandle], registry: Any, observe: Observations, tmp_path: Any
+) -> None:
+    handle = daemon_factory(config={"registry-mirrors": [registry.url]})
+    registry.attach(handle)
+    assert handle.endpoint is not None
+    docker = make_cli(handle.endpoint, str(tmp_path))
+
+    def run(*args: str) -> dict[str, Any]:
+        proc = docker(*args)
+        lines = []
+        for text in (proc.stdout + proc.stderr).replace(registry.host, "<registry>").splitlines():
+            head = text.split(":", 1)[0]
+            if len(head) == 12 and all(c in "0123456789abcdef" for c in head):
+                continue  # per-layer progress: timing
+            lines.append(text)
+        return {"exit": proc.returncode, "output": lines}
+
+    ran = observe("run-hello-world", run("run", "--rm", "hello-world"))
+    observe("pull-missing", run("pull", "nosuchimage"))
+    assert ran["exit"] == 0 and "Hello from Docker!" in ran["output"]
