@@ -64,6 +64,7 @@ class LeaseService:
         self.default_backend = default_backend
         self.max_ttl = max_ttl
         self.leases: dict[str, Lease] = {}
+        self._releasing: set[str] = set()
         self.lock = threading.Lock()
         self._stop = threading.Event()
         self._reaper = threading.Thread(target=self._reap_loop, daemon=True, name="lease-reaper")
@@ -152,10 +153,16 @@ class LeaseService:
 
     def release(self, lease_id: str) -> None:
         with self.lock:
-            lease = self.leases.pop(lease_id, None)
-        if lease is None:
-            raise _NotFound(f"no lease {lease_id!r}")
-        self._teardown(lease)
+            lease = self.leases.get(lease_id)
+            if lease is None or lease_id in self._releasing:
+                raise _NotFound(f"no lease {lease_id!r}")
+            self._releasing.add(lease_id)
+        try:
+            self._teardown(lease)
+        finally:  # listed until it is gone: a 404 means nothing of it is left
+            with self.lock:
+                self.leases.pop(lease_id, None)
+                self._releasing.discard(lease_id)
 
     @staticmethod
     def _teardown(lease: Lease) -> None:
