@@ -15,9 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import invalid
+from .errors import ApiError, invalid
 
-__all__ = ["List", "Map", "Struct", "check"]
+__all__ = ["List", "Map", "Struct", "atoi", "check"]
 
 _KINDS = {str: "string", bool: "bool", list: "array", dict: "object", int: "number", float: "number"}
 _INTS = {"int", "int64", "int32", "uint16", "uint32", "uint64", "uint", "uint8"}
@@ -114,3 +114,17 @@ def check(body: Any, t: Struct) -> dict[str, Any]:
     _walk(body, t, t.name.rpartition(".")[2], "")
     assert isinstance(body, dict)
     return body
+
+
+def atoi(text: str) -> int:
+    """Go's ``strconv.Atoi`` as dockerd's handlers call it on query values: its error is a plain 500."""
+    import json
+
+    digits = text[1:] if text[:1] in ("+", "-") else text
+    quoted = json.dumps(text, ensure_ascii=False)
+    if not digits or not (digits.isascii() and digits.isdigit()):
+        raise ApiError(500, f"strconv.Atoi: parsing {quoted}: invalid syntax")
+    value = int(text)
+    if not -(1 << 63) <= value < 1 << 63:
+        raise ApiError(500, f"strconv.Atoi: parsing {quoted}: value out of range")
+    return value

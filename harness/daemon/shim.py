@@ -52,13 +52,38 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + (f".{digits}" if digits else "") + "Z"
 
 
+#: records renamed into place whose fsync is still due (see _sync_written)
+_UNSYNCED: list[str] = []
+
+
 def _atomic_json(path: str, data: Any) -> None:
+    """Temp file + rename (a kill -9 never leaves a torn record); the fsync follows the answer.
+
+    state.json and exit.json are written just before the shim answers ``start`` and ``wait``: an
+    fsync there put a disk flush (0.4 ms idle, 5-10 ms on a busy disk) on every start and exit.
+    The main loop syncs what was written once its answers are out (:func:`_sync_written`).
+    """
     tmp = f"{path}.tmp"
     with open(tmp, "w") as fh:
         json.dump(data, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
     os.replace(tmp, path)
+    _UNSYNCED.append(path)
+
+
+def _sync_written() -> None:
+    """fsync the records written since the last call (a record removed meanwhile is skipped)."""
+    while _UNSYNCED:
+        path = _UNSYNCED.pop()
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            os.fsync(fd)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
 
 
 @dataclass
@@ -538,6 +563,7 @@ class Shim:
                         os.close(fd)
                     self.stdio["main"].outputs.clear()
                     self._maybe_finish("main")
+            _sync_written()  # this round's answers are out: now make its records durable
             if self.done:
                 break
         self.listener.close()

@@ -18,7 +18,7 @@ from harness.daemon.api.bodytypes import (
     VOLUME_CREATE,
 )
 from harness.daemon.errors import ApiError, expect_object
-from harness.daemon.gotypes import Struct, check
+from harness.daemon.gotypes import Struct, atoi, check
 
 _P = "invalid JSON: json: cannot unmarshal "
 DOCKERD_28 = [
@@ -116,3 +116,22 @@ def test_expect_object() -> None:
     assert expect_object(None, "x.T") == {}
     with pytest.raises(ApiError, match=r"cannot unmarshal bool into Go value of type x.T"):
         expect_object(True, "x.T")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [  # dockerd 28.5's answers to POST /containers/x/stop?t=...
+        ("99999999999999999999", 'strconv.Atoi: parsing "99999999999999999999": value out of range'),
+        ("x", 'strconv.Atoi: parsing "x": invalid syntax'),
+        ("1.5", 'strconv.Atoi: parsing "1.5": invalid syntax'),
+        (" 1", 'strconv.Atoi: parsing " 1": invalid syntax'),
+    ],
+)
+def test_atoi_errors_are_dockerds_500(text: str, message: str) -> None:
+    with pytest.raises(ApiError) as info:
+        atoi(text)
+    assert (info.value.status, info.value.message) == (500, message)
+
+
+def test_atoi_values() -> None:
+    assert atoi("10") == 10 and atoi("-1") == -1 and atoi("+3") == 3

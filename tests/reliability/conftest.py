@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -20,7 +21,7 @@ import pytest
 
 from harness.backends.base import DaemonHandle, DaemonSpec
 from harness.backends.local import LocalBackend
-from harness.targets import resolve_target
+from harness.targets import Target, resolve_target
 
 LONG = os.environ.get("HARNESS_RELIABILITY", "") == "long"
 ROOT = os.geteuid() == 0
@@ -62,10 +63,18 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def boot(
-    target: str = "refd", spec: DaemonSpec | None = None, prefix: str = "harness-rel-"
+    target: str | Target = "refd", spec: DaemonSpec | None = None, prefix: str = "harness-rel-"
 ) -> tuple[LocalBackend, DaemonHandle]:
+    """A daemon on a fresh work directory; a boot that fails leaves no directory behind."""
     backend = LocalBackend()
-    handle = backend.start(resolve_target(target), spec or DaemonSpec(), tempfile.mkdtemp(prefix=prefix))
+    workdir = tempfile.mkdtemp(prefix=prefix)
+    try:
+        handle = backend.start(
+            resolve_target(target) if isinstance(target, str) else target, spec or DaemonSpec(), workdir
+        )
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)  # the backend leaves the files to the caller
+        raise
     return backend, handle
 
 

@@ -361,8 +361,7 @@ def _without_pids_controller() -> Any:
 def test_missing_pids_controller(figures: dict[str, Any]) -> None:
     if not os.path.isdir("/sys/fs/cgroup/pids"):
         pytest.skip("cgroup v2 host: no v1 pids hierarchy to take away")
-    backend = LocalBackend()
-    handle = backend.start(_without_pids_controller(), DaemonSpec(), tempfile.mkdtemp(prefix="harness-rel-"))
+    backend, handle = boot(_without_pids_controller())
     try:
         client = _client(handle)
         image = load_test_image(client.endpoint)

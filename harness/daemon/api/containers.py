@@ -201,10 +201,17 @@ async def start(req: Request, daemon: Daemon) -> Response:
     return Response(204)
 
 
+def _stop_timeout(req: Request) -> float | None:
+    """``t`` as dockerd parses it (strconv.Atoi, before the container is looked up); None: the default."""
+    from ..gotypes import atoi
+
+    return float(atoi(req.arg("t"))) if req.arg("t") else None
+
+
 async def stop(req: Request, daemon: Daemon) -> Response:
+    timeout = _stop_timeout(req)
     c = _container(req, daemon)
     signo = parse_signal(req.arg("signal"), 0) if req.arg("signal") else None
-    timeout = float(req.arg("t")) if req.arg("t").lstrip("-").isdigit() else None
     stopped = await daemon.containers.stop(c, signo or None, timeout)
     return Response(204 if stopped else 304)
 
@@ -228,9 +235,9 @@ async def kill(req: Request, daemon: Daemon) -> Response:
 
 
 async def restart(req: Request, daemon: Daemon) -> Response:
+    timeout = _stop_timeout(req)
     c = _container(req, daemon)
     signo = parse_signal(req.arg("signal"), 0) if req.arg("signal") else None
-    timeout = float(req.arg("t")) if req.arg("t").lstrip("-").isdigit() else None
     await daemon.containers.stop(c, signo or None, timeout)
     await daemon.containers.start(c)
     daemon.containers.emit(c, "restart")
