@@ -333,6 +333,9 @@ class Daemon:
         self.containers.launcher.close()
         if self.networks is not None:
             self._shutdown_networks()
+        from .containers.model import sync_records
+
+        sync_records()  # the container records saved last are on disk before refd says it is done
         self.log.info("Daemon shutdown complete")
         pidfile.remove(self.config["pidfile"])
         return 0
