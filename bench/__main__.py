@@ -11,7 +11,8 @@ shim process in its network namespace) idle and with 20 running containers; ``do
 through the real CLI; API create + start + wait + delete and each step; 50 containers created
 and started concurrently, then force-removed concurrently; ``docker exec CTR true``; a container
 writing 100 MiB of log lines and ``docker logs`` reading them; ``docker pull`` of a 100 MB image
-from a loopback registry (``bench/pull.py``); optionally (``--suite``) the conformance suites' wall
+from a loopback registry (``bench/pull.py``); a 10-step Dockerfile built with the classic builder,
+without and with the cache (``bench/build.py``); optionally (``--suite``) the conformance suites' wall
 time per target.
 """
 
@@ -37,6 +38,7 @@ from harness.backends.local import LocalBackend
 from harness.targets import Target, resolve_target
 
 from . import figures as fig
+from .build import BUILD_FIGURES, build_figures
 from .pull import PULL_FIGURES, pull_figures
 
 BACKEND = LocalBackend()
@@ -71,6 +73,7 @@ FIGURES: dict[str, tuple[str, str]] = {
     "run20_rss_mib": ("memory, 20 running containers: RSS of daemon + helpers/shims", "MiB"),
     "run20_pss_mib": ("memory, 20 running containers: PSS of daemon + helpers/shims", "MiB"),
     **PULL_FIGURES,
+    **BUILD_FIGURES,
     "suite_s": ("conformance suites' wall time (--suite)", "s"),
 }
 
@@ -316,6 +319,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-boot", action="store_true", help="no boot/restart/stop figures")
     parser.add_argument("--pull-repeat", type=int, default=3, help="repetitions of the 100 MB pull (0: none)")
     parser.add_argument(
+        "--build-repeat", type=int, default=3, help="repetitions of the 10-step Dockerfile build (0: none)"
+    )
+    parser.add_argument(
         "--suite",
         nargs="?",
         const="suites",
@@ -334,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
     container_figures(targets, rec, opts.repeat, opts.logs_repeat, opts.skip_containers)
     if opts.pull_repeat > 0:
         pull_figures(targets, rec, opts.pull_repeat, boot, BACKEND.teardown, _progress)
+    if opts.build_repeat > 0:
+        build_figures(targets, rec, opts.build_repeat, boot, BACKEND.teardown, _progress)
     if opts.suite:
         suite_figures(targets, rec, opts.suite.split())
     report = {
