@@ -299,10 +299,8 @@ def _query(draw: st.DrawFn, op: Operation) -> list[tuple[str, str]]:
             pairs.append((name, value))
             continue
         if name == "t" and op.method == "POST":  # a stop timeout is a wait the client asked for
-            # (a negative one waits forever, in dockerd too: not drawn)
-            pairs.append(
-                (name, draw(st.sampled_from(["0", "1", "", "x", "1.5", "+1", "99999999999999999999"])))
-            )
+            # (a negative one waits forever and none the default 10 s, in dockerd too: not drawn)
+            pairs.append((name, draw(st.sampled_from(["0", "1", "x", "1.5", "+1", "99999999999999999999"]))))
             continue
         for _ in range(draw(st.integers(1, 2)) if param.get("type") == "array" else 1):
             pairs.append((name, draw(_query_value(param))))

@@ -73,6 +73,9 @@ DOCKERD_5XX = {
     "GET /images/get": re.compile(
         r"^(invalid reference format|failed to get digest |repository name must not be more than 255)"
     ),
+    # stop/restart: t is strconv.Atoi'd and its error returned as is
+    "POST /containers/{id}/stop": re.compile(r"^strconv.Atoi: parsing "),
+    "POST /containers/{id}/restart": re.compile(r"^strconv.Atoi: parsing "),
     # the classic builder: a context without the Dockerfile, or not a tar
     "POST /build": re.compile(r"^(Cannot locate specified Dockerfile|unexpected EOF)"),
     # docker top: ps refusing its arguments ("ps: " and its first stderr line)
