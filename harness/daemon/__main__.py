@@ -13,6 +13,8 @@ def main(argv: list[str] | None = None) -> int:
     from .flags import FlagError, HelpRequested, parse_args
     from .log import Logger, parse_level
 
+    if argv is None:  # run as a program (not main([...]) from a test's own process)
+        _name_process()
     args = sys.argv[1:] if argv is None else argv
     try:
         flags = parse_args(args)
@@ -37,6 +39,19 @@ def main(argv: list[str] | None = None) -> int:
     from .daemon import run
 
     return run(config, flags, log)
+
+
+def _name_process() -> None:
+    """Be ``refd`` in ps, top, lsof and ``systemctl status`` (dockerd's process is named ``dockerd``).
+
+    ``python -m harness.daemon`` would otherwise be ``python3`` there, so the tutorial's
+    ``lsof -i -P -n | grep dockerd`` has no refd line to find under refd's own name.
+    """
+    try:
+        with open("/proc/self/comm", "w") as fh:
+            fh.write("refd")
+    except OSError:
+        pass
 
 
 if __name__ == "__main__":

@@ -253,6 +253,8 @@ class Daemon:
         self.log.info("Loading containers: start.")
         self.containers.restore()
         self.log.info("Loading containers: done.")
+        for warning in self.info_warnings():  # dockerd 28 logs /info's warnings once, here
+            self.log.warning(warning)
         self.log.info(
             "Docker daemon",
             commit="refd",

@@ -86,17 +86,40 @@ def _bind_tcp(addr: str, tls: ssl.SSLContext | None) -> Listener:
     except socket.gaierror as exc:
         raise ListenerError(f"listen tcp: lookup {host}: {exc.strerror}") from None
     family, _, _, _, sockaddr = infos[0]
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind(sockaddr)
-    except OSError as exc:
-        sock.close()
-        raise ListenerError(f"listen tcp {addr}: bind: {(exc.strerror or str(exc)).lower()}") from None
+    sock = _dual_stack(int(port)) if host in ("", "0.0.0.0", "::") else None
+    if sock is not None:  # Go's "tcp" listener on a wildcard: one IPv6 socket taking IPv4 too, "[::]:port"
+        family = socket.AF_INET6
+    else:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(sockaddr)
+        except OSError as exc:
+            sock.close()
+            raise ListenerError(f"listen tcp {addr}: bind: {(exc.strerror or str(exc)).lower()}") from None
     sock.listen(1024)
     bound = sock.getsockname()
     display = f"[{bound[0]}]:{bound[1]}" if family == socket.AF_INET6 else f"{bound[0]}:{bound[1]}"
     return Listener(f"tcp://{addr}", sock, display, tls=tls)
+
+
+def _dual_stack(port: int) -> socket.socket | None:
+    """An AF_INET6 socket with IPV6_V6ONLY off bound to ``[::]:port``, as Go's net.Listen("tcp",
+    "0.0.0.0:port") makes one; None without a usable IPv6 stack (the wildcard is then bound as given)."""
+    if not socket.has_ipv6:
+        return None
+    try:
+        sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    except OSError:
+        return None
+    try:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("::", port))
+    except OSError:
+        sock.close()
+        return None
+    return sock
 
 
 def _activated_sockets() -> list[socket.socket]:

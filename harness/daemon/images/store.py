@@ -342,7 +342,20 @@ class ImageStore:
     def _select_driver(self, name: str) -> Driver:
         if name:
             self._info(f"[graphdriver] trying configured driver: {name}")
+            if name in REMOVED_DRIVERS:  # moby graphdriver checkRemoved
+                raise StorageInitError(
+                    f"error initializing graphdriver: [graphdriver] ERROR: the {name} storage-driver has "
+                    "been deprecated and removed; visit https://docs.docker.com/go/storage-driver/ for more "
+                    f"information: {name}"
+                )
+            if name == "btrfs" and not _on_btrfs(self.data_root):  # built into dockerd, refused off btrfs
+                raise StorageInitError(
+                    "error initializing graphdriver: prerequisites for driver not satisfied (wrong "
+                    "filesystem?): btrfs"
+                )
             if name not in DRIVERS:
+                if self.log is not None:
+                    self.log.error("Failed to GetDriver graph", driver=name, **{"home-dir": self.data_root})
                 raise StorageInitError(f"error initializing graphdriver: driver not supported: {name}")
             if name == "overlay2":
                 why = overlay_supported(self.data_root)
@@ -1599,6 +1612,22 @@ class _BytesReader:
 
 def _is_id_prefix(image_id: str, candidate: str) -> bool:
     return image_id.startswith(candidate) or image_id[7:].startswith(candidate)
+
+
+#: drivers dockerd 28 names as removed (moby daemon/graphdriver checkRemoved) rather than unknown
+REMOVED_DRIVERS = ("aufs", "devicemapper", "overlay")
+_BTRFS_MAGIC = 0x9123683E
+
+
+def _on_btrfs(path: str) -> bool:
+    """True when ``path`` is on btrfs (``stat -f -c %t``), where dockerd's btrfs driver would start."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["stat", "-f", "-c", "%t", path], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return out.returncode == 0 and out.stdout.strip() == f"{_BTRFS_MAGIC:x}"
 
 
 def _non_empty_dir(path: str) -> bool:
