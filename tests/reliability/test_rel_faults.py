@@ -434,3 +434,49 @@ def test_fork_bomb_under_pids_limit(
         "processes_seen": procs,
         "worst_api_latency_s": round(worst, 3),
     }
+
+
+@contextlib.contextmanager
+def _overlay_root() -> Iterator[str]:
+    """A directory on an overlayfs (over a tmpfs): overlay2 cannot stack on it."""
+    with _tmpfs("64m") as base:
+        for sub in ("lower", "upper", "work", "merged"):
+            os.makedirs(os.path.join(base, sub))
+        merged = os.path.join(base, "merged")
+        data = f"lowerdir={base}/lower,upperdir={base}/upper,workdir={base}/work"
+        subprocess.run(["mount", "-t", "overlay", "overlay", "-o", data, merged], check=True)
+        try:
+            yield merged
+        finally:
+            subprocess.run(["umount", "-l", merged], check=False)
+
+
+def test_overlay_unavailable(figures: dict[str, Any]) -> None:
+    """Default driver: falls back to vfs with a warning; --storage-driver=overlay2: a clear refusal."""
+    from harness.errors import HarnessError
+
+    with _overlay_root() as root:
+        backend, handle = boot(spec=DaemonSpec(args=[f"--data-root={root}/data"]))
+        try:
+            client = _client(handle)
+            driver = client.get("/info").json()["Driver"]
+            image = load_test_image(client.endpoint)
+            _works(client, image)
+            assert "Traceback" not in handle.logs()
+        finally:
+            backend.teardown(handle)
+        try:
+            backend, handle = boot(
+                spec=DaemonSpec(args=[f"--data-root={root}/data2", "--storage-driver=overlay2"])
+            )
+        except HarnessError as exc:
+            text = str(exc)
+            assert "Traceback" not in text, text
+            reasons = [line.strip() for line in text.splitlines() if "failed to start daemon" in line]
+            forced = "refused: " + (reasons[-1] if reasons else text.strip().splitlines()[-1])
+        else:
+            backend.teardown(handle)
+            forced = "started"
+    figures.setdefault("faults", {})["overlay_unavailable"] = {"default": driver, "forced_overlay2": forced}
+    assert driver == "vfs"
+    assert forced.startswith("refused")
