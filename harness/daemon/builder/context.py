@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
 import re
 import shutil
 import stat
 import tarfile
 import tempfile
-from typing import IO
+from typing import IO, Any
 
 from ..scope import follow_in_scope
 from .parser import ParseError, ParseResult, parse
@@ -91,6 +92,35 @@ def _type_flag(info: tarfile.TarInfo) -> str:
     return flag.decode("latin-1")
 
 
+class _PaddedAtEOF(io.RawIOBase):
+    """A tar stream whose end may lack its last block's padding and the two zero blocks: Go's reader
+    takes that as the end of the archive (the docker CLI sends such a tar for ``-f -``), Python's
+    does not, so the missing zeros are supplied."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        super().__init__()
+        self.raw = raw
+        self.pos = 0
+        self.extra = -1
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        if self.extra < 0:
+            data = self.raw.read(len(b))
+            if data:
+                n = len(data)
+                b[:n] = data
+                self.pos += n
+                return n
+            self.extra = (-self.pos % 512) + 1024
+        n = min(len(b), self.extra)
+        b[:n] = b"\0" * n
+        self.extra -= n
+        return n
+
+
 class ArchiveContext(Source):
     """A context unpacked from the request body; hashes are the tarsums of its entries."""
 
@@ -107,7 +137,8 @@ class ArchiveContext(Source):
         members: list[tarfile.TarInfo] = []
         try:
             try:
-                extract(decompress(stream), root, whiteouts="keep", on_member=members.append)
+                padded = io.BufferedReader(_PaddedAtEOF(decompress(stream)))
+                extract(padded, root, whiteouts="keep", on_member=members.append)
             except ArchiveError as exc:
                 raise BuildError(str(exc)) from None
             except OSError as exc:

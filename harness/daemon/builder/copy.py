@@ -36,7 +36,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import IO
+from typing import IO, Any
 
 from ..images.tarsafe import ArchiveError, decompress, extract
 from ..scope import follow_in_scope
@@ -404,6 +404,28 @@ def perform_copy(
         os.lchown(dest, uid, gid)
 
 
+def _copy_with_progress(src: Any, out: IO[bytes], size: int, raw: Callable[[bytes], None]) -> None:
+    """progress.NewProgressReader(body, ..., "Downloading"): an update every 1% (at most 512 kB) and
+    at the end (with a known length, Go's reader sees the last bytes and EOF together: one update)."""
+    from ..distribution.progress import ProgressOutput
+
+    progress = ProgressOutput(raw)
+    every = min(512 * 1024, int(0.01 * size)) if size > 0 else 512 * 1024
+    current = last = 0
+    while True:
+        chunk = src.read(1 << 16)
+        if chunk:
+            out.write(chunk)
+            current += len(chunk)
+        done = not chunk or current == size
+        if current - last > every or done:
+            if done or current != last:
+                progress.update("", "Downloading", current, max(size, 0))
+            last = current
+        if done:
+            return
+
+
 # -- URLs (ADD) ------------------------------------------------------------------------------------------
 def _go_url_error(url: str, exc: BaseException) -> BuildError:
     """Go's *url.Error texts for the failures an offline daemon meets."""
@@ -425,9 +447,12 @@ def _go_url_error(url: str, exc: BaseException) -> BuildError:
     return BuildError(f'Get "{url}": {text}')
 
 
-def download(url: str, tmp_root: str, progress: Callable[[str], None]) -> tuple[Source, str]:
-    """downloadSource: the URL's body in a temporary directory, named after the URL's path or
-    Content-Disposition; mtime from Last-Modified (else the zero time)."""
+def download(
+    url: str, tmp_root: str, stdout: Callable[[str], None], raw: Callable[[bytes], None]
+) -> tuple[Source, str]:
+    """downloadSource: the URL's body in a temporary directory (mode 0600), named after the URL's path or
+    Content-Disposition; mtime from Last-Modified (else the zero time); ``Downloading`` progress lines
+    on the raw output, then an empty line on stdout."""
     try:
         resp = urllib.request.urlopen(url, timeout=60)
     except urllib.error.HTTPError as exc:
@@ -450,10 +475,10 @@ def download(url: str, tmp_root: str, progress: Callable[[str], None]) -> tuple[
     directory = tempfile.mkdtemp(prefix="docker-remote", dir=tmp_root)
     target = os.path.join(directory, name or "__unnamed__")
     try:
-        with resp, open(target, "xb") as out:
-            while chunk := resp.read(1 << 20):
-                out.write(chunk)
-        progress("\n")
+        fd = os.open(target, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        with resp, os.fdopen(fd, "wb") as out:
+            _copy_with_progress(resp, out, int(resp.headers.get("Content-Length") or -1), raw)
+        stdout("\n")
         mtime = 0  # Go's zero time, which system.Chtimes turns into the epoch
         last = resp.headers.get("Last-Modified")
         if last:

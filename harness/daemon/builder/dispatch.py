@@ -997,7 +997,7 @@ class Builder:
                 "to learn how to build images with BuildKit enabled"
             )
         tmp_root = self.store.tmp_root
-        copier = Copier(self.source, lambda url: download(url, tmp_root, self.out.stdout))
+        copier = Copier(self.source, lambda url: download(url, tmp_root, self.out.stdout, self.out.raw))
         try:
             inst = await asyncio.to_thread(copier.instruction, "ADD", cmd.files.sources, cmd.files.dest)
             inst.chown = cmd.chown

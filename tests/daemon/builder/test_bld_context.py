@@ -106,3 +106,16 @@ def test_ignore_patterns() -> None:
         p: matcher.matches_or_parent_matches(p) for p in ["secret", "a/b.log", "keep.log", "sub/x", "other"]
     }
     assert hits == {"secret": True, "a/b.log": True, "keep.log": False, "sub/x": True, "other": False}
+
+
+def test_tar_without_final_padding(tmp_path: Path) -> None:
+    """The docker CLI's context for `-f -` ends right after the last file's data (Go's reader accepts it)."""
+    raw = _tar({"Dockerfile": b"FROM x\n", "last": b"22 bytes of dockerfile"}).getvalue()
+    cut = raw.index(b"22 bytes of dockerfile") + 22
+    ctx = ArchiveContext.extract(io.BytesIO(raw[:cut]), str(tmp_path))
+    try:
+        assert sorted(os.listdir(ctx.root)) == ["Dockerfile", "last"]
+        with open(os.path.join(ctx.root, "last"), "rb") as fh:
+            assert fh.read() == b"22 bytes of dockerfile"
+    finally:
+        ctx.close()
