@@ -409,8 +409,8 @@ def test_cli(
     (ctx / "secret").write_text("s\n")
     env = {"DOCKER_BUILDKIT": "0"}
 
-    def run(*args: str) -> dict[str, Any]:
-        result = docker_cli(*args, env=env, timeout=180)
+    def run(*args: str, stdin: str | None = None) -> dict[str, Any]:
+        result = docker_cli(*args, env=env, timeout=180, input=stdin)
         out = result.stdout
         err = "\n".join(
             line
@@ -425,6 +425,49 @@ def test_cli(
         run("history", "--no-trunc", "--format", "{{.CreatedBy}}|{{.Size}}|{{.Comment}}", "build-cli"),
     )
     observe("quiet-cached", run("build", "-q", str(ctx)))
+    observe(
+        "dockerfile-stdin", run("build", "--no-cache", "-f", "-", str(ctx), stdin="FROM busybox\nCOPY f /\n")
+    )
+    observe("no-context", run("build", "--no-cache", "-", stdin="FROM busybox\nRUN echo no context\n"))
     (ctx / "Dockerfile").write_text("FROM busybox\nRUN exit 7\n")
     observe("failure", run("build", str(ctx)))
     assert built["rc"] == 0
+
+
+@pytest.mark.scenario(
+    "api/build/sdk",
+    "The docker SDK's images.build (a Dockerfile object, a directory with .dockerignore, buildargs, "
+    "labels, target) MUST return the image and the log lines; a failing step MUST raise BuildError with "
+    "dockerd's message; containers.commit MUST return the committed image",
+    ref="docker-py docker/models/images.py build, docker/api/build.py",
+)
+def test_sdk(docker_client: Any, cleanup: Cleanup, observe: Observations, tmp_path: Any) -> None:
+    import io
+
+    import docker
+
+    image, logs = docker_client.images.build(
+        fileobj=io.BytesIO(b"FROM busybox\nARG WHO=default\nRUN echo hello $WHO\n"),
+        buildargs={"WHO": "sdk"},
+        labels={"via": "sdk"},
+        tag="build-sdk:1",
+        rm=True,
+    )
+    observe("fileobj-logs", "".join(chunk.get("stream", "") for chunk in logs))
+    observe("fileobj-image", {"tags": image.tags, "labels": image.labels})
+    (tmp_path / "Dockerfile").write_text("FROM busybox AS one\nCOPY . /ctx/\nRUN ls -a /ctx\nFROM busybox\n")
+    (tmp_path / "kept").write_text("k")
+    (tmp_path / "dropped").write_text("d")
+    (tmp_path / ".dockerignore").write_text("dropped\n")
+    _, logs = docker_client.images.build(path=str(tmp_path), target="one", nocache=True)
+    observe("path-logs", "".join(chunk.get("stream", "") for chunk in logs))
+    try:
+        docker_client.images.build(fileobj=io.BytesIO(b"FROM busybox\nRUN echo failing; exit 9\n"))
+        observe("failure", "no error")
+    except docker.errors.BuildError as exc:
+        observe("failure", {"msg": exc.msg, "log": "".join(c.get("stream", "") for c in exc.build_log)})
+    container = docker_client.containers.run("busybox", ["sh", "-c", "echo c > /c"], detach=True)
+    container.wait()
+    committed = container.commit(repository="build-sdk-commit", tag="v1", message="sdk", changes=["ENV C=1"])
+    observe("commit", {"tags": committed.tags, "env": committed.attrs["Config"]["Env"]})
+    container.remove(force=True)

@@ -354,3 +354,33 @@ def test_context_paths(engine: EngineClient, cleanup: Cleanup, observe: Observat
     }
     built = build(engine, files, dockerfile="sub/Dockerfile.dev", nocache=1)
     observe("build", built.record())
+
+
+@pytest.mark.scenario(
+    "api/build/add-url",
+    "ADD of an http URL MUST download it (progress in the stream), name the file after the URL's path "
+    "(or __unnamed__ when it has none and the destination is a file), keep it unpacked, and record "
+    "the download's hash; an HTTP error status MUST fail the step with dockerd's 'failed to GET' text",
+    ref="moby builder/dockerfile/copy.go downloadSource; builder/remotecontext/remote.go GetWithStatusError",
+)
+def test_add_url(daemon_factory: Any, registry: Any, observe: Observations) -> None:
+    handle: DaemonHandle = daemon_factory()
+    host = registry.attach(handle)
+    assert handle.endpoint is not None
+    client = EngineClient(handle.endpoint)
+    try:
+        from harness.testimage import load_test_image
+
+        load_test_image(handle.endpoint)
+        dockerfile = (
+            f"FROM busybox\nADD http://{host}/v2/ /api.json\nADD http://{host}/v2/_catalog /dir/\n"
+            "RUN cat /api.json; echo; ls -ln /dir; stat -c '%a %u:%g %Y' /api.json\n"
+        )
+        built = build(client, {"Dockerfile": dockerfile}, nocache=1)
+        observe("build", subst(built.record(), {host: "<registry>"}))
+        missing = build(client, {"Dockerfile": f"FROM busybox\nADD http://{host}/v2/nosuch/x /x\n"})
+        observe("not-found", subst(missing.record(), {host: "<registry>"}))
+        unnamed = build(client, {"Dockerfile": f"FROM busybox\nADD http://{host}/v2/ /dir/\n"})
+        observe("unnamed-into-dir", subst(unnamed.record(), {host: "<registry>"}))
+    finally:
+        client.close()
