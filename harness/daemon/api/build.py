@@ -235,6 +235,9 @@ async def build(req: Request, daemon: Daemon) -> Response:
             err = BuildError(str(exc))
             out.fail(err)
             return err
+        except asyncio.CancelledError:
+            out.close()
+            raise
         finally:
             if ctx is not None:
                 await asyncio.to_thread(ctx.close)
@@ -252,11 +255,22 @@ async def build(req: Request, daemon: Daemon) -> Response:
     else:
         started.cancel()
 
+    async def watch_client() -> None:
+        """The client hanging up cancels the build, as dockerd's request context does (the body has been
+        read: the connection only goes quiet or closes)."""
+        with contextlib.suppress(Exception):
+            while await req.reader.read(1 << 16):
+                pass
+        if not task.done():
+            task.cancel()
+
     async def stream() -> Any:
+        watcher = asyncio.ensure_future(watch_client())
         try:
             async for line in out.lines():
                 yield line
         finally:
+            watcher.cancel()
             if not task.done():
                 task.cancel()
                 with contextlib.suppress(BaseException):

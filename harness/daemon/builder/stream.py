@@ -109,6 +109,10 @@ class BuildOutput:
             self._deliver(error_line(exc.message, exc.code))
         self.queue.put_nowait(_END)
 
+    def close(self) -> None:
+        """End the stream without a last line (a cancelled build)."""
+        self.queue.put_nowait(_END)
+
     async def lines(self) -> AsyncIterator[bytes]:
         while True:
             item = await self.queue.get()
