@@ -19,7 +19,7 @@ import pytest
 from harness.client import EngineClient
 from harness.fixtures import Observations
 
-from ._build import Cleanup, V, build, cleanup, context_tar, image_summary, slice_hash, tarsum
+from ._build import Cleanup, V, build, cleanup, context_tar, image_summary, slice_hash, subst, tarsum
 
 __all__ = ["cleanup"]
 
@@ -471,3 +471,46 @@ def test_sdk(docker_client: Any, cleanup: Cleanup, observe: Observations, tmp_pa
     committed = container.commit(repository="build-sdk-commit", tag="v1", message="sdk", changes=["ENV C=1"])
     observe("commit", {"tags": committed.tags, "env": committed.attrs["Config"]["Env"]})
     container.remove(force=True)
+
+
+@pytest.mark.scenario(
+    "api/build/remote-context",
+    "remote= MUST fetch the context: a text/plain body is the Dockerfile (COPY then has no context), an "
+    "archive is the context ('Downloading context' progress first); an HTTP error, a refused connection, "
+    "an unacceptable Content-Type and a string that is no URL MUST fail with dockerd's texts",
+    ref="moby builder/remotecontext/detect.go Detect, remote.go downloadRemote",
+)
+def test_remote_context(daemon_factory: Any, registry: Any, observe: Observations) -> None:
+    from harness.backends.base import DaemonHandle
+    from harness.registry_images import Blob, _Pusher
+    from harness.testimage import load_test_image
+
+    dockerfile = Blob(b"FROM busybox\nRUN echo from a remote dockerfile\n", "application/octet-stream")
+    archive = Blob(
+        context_tar({"Dockerfile": "FROM busybox\nCOPY f /f\nRUN cat /f\n", "f": "remote file\n"}),
+        "application/octet-stream",
+    )
+    copying = Blob(b"FROM busybox\nCOPY f /f\n", "application/octet-stream")
+    pusher = _Pusher(registry.url, None, registry.ssl_context())
+    for blob in (dockerfile, archive, copying):
+        pusher.blob("remote/ctx", blob)
+    handle: DaemonHandle = daemon_factory()
+    host = registry.attach(handle)
+    assert handle.endpoint is not None
+    load_test_image(handle.endpoint)
+    client = EngineClient(handle.endpoint)
+    try:
+        cases = {
+            "dockerfile": f"http://{host}/v2/remote/ctx/blobs/{dockerfile.digest}",
+            "archive": f"http://{host}/v2/remote/ctx/blobs/{archive.digest}",
+            "no-context": f"http://{host}/v2/remote/ctx/blobs/{copying.digest}",
+            "json": f"http://{host}/v2/",
+            "not-found": f"http://{host}/v2/remote/ctx/blobs/sha256:{'0' * 64}",
+            "refused": "http://127.0.0.1:1/context.tar",
+            "not-a-url": "ftp.example/x",
+        }
+        for name, url in cases.items():
+            built = build(client, raw=b"", remote=url, nocache=1)
+            observe(name, subst(built.record(), {host: "<registry>"}))
+    finally:
+        client.close()

@@ -153,6 +153,49 @@ def _options(req: Request, daemon: Daemon) -> BuildOptions:
     return opts
 
 
+def _remote_context(
+    remote: str, name: str, tmp_root: str, out: BuildOutput, content_length: int
+) -> tuple[ArchiveContext | None, Any]:
+    """Detect: a remote URL's body as the Dockerfile (text/plain) or the context (an archive)."""
+    import io
+
+    from ..builder.parser import ParseError, parse
+    from ..builder.remote import is_git_url, is_url, open_remote
+    from ..distribution.progress import ProgressOutput
+
+    if is_git_url(remote):
+        raise BuildError(f"refd does not clone git build contexts ({remote})", 501)
+    if not is_url(remote):
+        raise BuildError(f"remoteURL ({remote}) could not be recognized as URL")
+    body = open_remote(remote)
+    # progress.NewProgressReader(body, out, r.ContentLength, "Downloading context", remote): the id and the
+    # action are swapped in dockerd's call; an update every 512 kB (the POST body's length is no help), and
+    # only a reader that reaches EOF (the Dockerfile parser, not the archive's) sends the last one and '{}'
+    progress = ProgressOutput(out.raw)
+    total = max(content_length, 0)
+    every = min(512 * 1024, int(0.01 * total)) if total > 0 else 512 * 1024
+    data = bytearray()
+    last = 0
+    while chunk := body.stream.read(1 << 16):
+        data += chunk
+        if len(data) - last > every:
+            progress.update("Downloading context", remote, len(data), total)
+            last = len(data)
+    if body.kind == "dockerfile":
+        progress.update("Downloading context", remote, len(data), total)
+        out.raw(b"{}\r\n")
+        try:
+            return None, parse(bytes(data))
+        except ParseError as exc:
+            raise BuildError(str(exc), 400) from None
+    context = ArchiveContext.extract(io.BytesIO(bytes(data)), tmp_root)
+    try:
+        return context, dockerfile(context, name)
+    except BaseException:
+        context.close()
+        raise
+
+
 def _tags(names: list[str]) -> list[Named]:
     """sanitizeRepoAndTags: parsed, tagged (``latest``), deduplicated; digests refused."""
     out: list[Named] = []
@@ -187,15 +230,17 @@ async def build(req: Request, daemon: Daemon) -> Response:
     out = BuildOutput(loop, quiet=opts.quiet, aux=version_tuple(req.api_version) >= (1, 30))
     tags_raw = list(req.query.get("t", []))
     platform_text = req.arg("platform") if version_tuple(req.api_version) >= (1, 32) else ""
+    length_header = req.header("content-length")
+    request_length = int(length_header) if length_header.isdigit() else -1  # Go's r.ContentLength
 
     async def run() -> BuildError | None:
         ctx: ArchiveContext | None = None
         try:
             tags = _tags(tags_raw)
-            if remote:
-                raise BuildError(f"remoteURL ({remote}) could not be recognized as URL")
 
-            def prepare() -> tuple[ArchiveContext, Any]:
+            def prepare() -> tuple[ArchiveContext | None, Any]:
+                if remote:
+                    return _remote_context(remote, opts.dockerfile, store.tmp_root, out, request_length)
                 with open(path, "rb") as fh:
                     context = ArchiveContext.extract(fh, store.tmp_root)
                 try:
@@ -205,7 +250,6 @@ async def build(req: Request, daemon: Daemon) -> Response:
                     raise
 
             ctx, parsed = await asyncio.to_thread(prepare)
-            assert ctx is not None
             if platform_text:
                 try:
                     opts.platform = parse_platform(platform_text)

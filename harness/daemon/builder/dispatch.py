@@ -371,7 +371,7 @@ class Builder:
         self.scratch_layers: list[ScratchLayer] = []
 
     # -- top level --------------------------------------------------------------------------------
-    async def build(self, source: Source, parsed: ParseResult) -> str:
+    async def build(self, source: Source | None, parsed: ParseResult) -> str:
         self.source = source
         self.escape = parsed.escape
         try:
