@@ -72,6 +72,8 @@ FIGURES: dict[str, tuple[str, str]] = {
     "idle_pss_mib": ("memory idle: PSS of daemon + helpers/shims", "MiB"),
     "run20_rss_mib": ("memory, 20 running containers: RSS of daemon + helpers/shims", "MiB"),
     "run20_pss_mib": ("memory, 20 running containers: PSS of daemon + helpers/shims", "MiB"),
+    "idle_uss_mib": ("memory idle: USS (private pages) of daemon + helpers/shims", "MiB"),
+    "run20_uss_mib": ("memory, 20 running containers: USS of daemon + helpers/shims", "MiB"),
     **PULL_FIGURES,
     **BUILD_FIGURES,
     "suite_s": ("conformance suites' wall time (--suite)", "s"),
@@ -187,6 +189,7 @@ def container_figures(
                 mem = fig.memory(handle)
                 rec.add(target, "idle_rss_mib", mem["rss_mib"])
                 rec.add(target, "idle_pss_mib", mem["pss_mib"])
+                rec.add(target, "idle_uss_mib", mem["uss_mib"])
             for prefix, path in (("ping", "/_ping"), ("ps0", "/containers/json")):
                 for target in targets:
 
@@ -234,6 +237,7 @@ def container_figures(
                     mem = fig.memory(handle)
                     rec.add(target, "run20_rss_mib", mem["rss_mib"])
                     rec.add(target, "run20_pss_mib", mem["pss_mib"])
+                    rec.add(target, "run20_uss_mib", mem["uss_mib"])
                     fig.remove_all(handle, ids)
 
                 rec.attempt(target, "memory with 20 containers", twenty)

@@ -76,7 +76,12 @@ class Api:
 
 
 def memory(handle: DaemonHandle) -> dict[str, float]:
-    """RSS and PSS (MiB) summed over every process in the daemon's network namespace.
+    """RSS, PSS and USS (MiB) summed over every process in the daemon's network namespace.
+
+    RSS counts a page shared by N of them N times; PSS counts 1/N of it per process, where N
+    includes processes outside the daemon (another engineer's dockerd shares dockerd's text), so
+    it moves with what else runs; USS counts only pages no other process maps (it leaves out
+    pages shared inside the daemon too, such as refd's zygote heap in its shims).
 
     That is the daemon and every helper it owns (containerd, containerd-shim, docker-proxy for
     dockerd; the shims for refd), and not the containers' own processes (their own netns).
@@ -84,8 +89,8 @@ def memory(handle: DaemonHandle) -> dict[str, float]:
     try:
         ino = os.stat(f"/proc/{handle.pid}/ns/net").st_ino
     except OSError:
-        return {"rss_mib": 0.0, "pss_mib": 0.0, "processes": 0.0}
-    rss = pss = count = 0
+        return {"rss_mib": 0.0, "pss_mib": 0.0, "uss_mib": 0.0, "processes": 0.0}
+    rss = pss = uss = count = 0
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -98,10 +103,12 @@ def memory(handle: DaemonHandle) -> dict[str, float]:
                         rss += int(line.split()[1])
                     elif line.startswith("Pss:"):
                         pss += int(line.split()[1])
+                    elif line.startswith(("Private_Clean:", "Private_Dirty:")):
+                        uss += int(line.split()[1])
             count += 1
         except (OSError, ValueError, IndexError):
             continue
-    return {"rss_mib": rss / 1024, "pss_mib": pss / 1024, "processes": float(count)}
+    return {"rss_mib": rss / 1024, "pss_mib": pss / 1024, "uss_mib": uss / 1024, "processes": float(count)}
 
 
 def load(handle: DaemonHandle, path: str, connections: int = 16, seconds: float = 2.0) -> dict[str, float]:
