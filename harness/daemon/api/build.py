@@ -147,8 +147,10 @@ def _options(req: Request, daemon: Daemon) -> BuildOptions:
         raise invalid(f'invalid version "{version}"')
     if version == "2":
         raise ApiError(500, "BuildKit is not supported by refd: use the classic builder (version=1)")
-    if _bool(req, "squash") and not daemon.config["experimental"]:
-        raise invalid("squash is only supported with experimental mode")
+    if _bool(req, "squash"):
+        if not daemon.config["experimental"]:
+            raise invalid("squash is only supported with experimental mode")
+        raise ApiError(501, "refd does not squash images (dockerd's experimental --squash)")
     opts.auth_configs = _auth_configs(req)
     return opts
 
