@@ -363,6 +363,11 @@ async def _serve_tls_conn(
             return
         head = conn.recv(5, socket.MSG_PEEK)
         if head in _HTTP_ON_TLS:
+            # Go's first TLS read takes what is there (a 5-byte header plus bytes.MinRead, 576 bytes once
+            # its allocator rounds up), so a small request is consumed and the close is a FIN; closing with
+            # it unread would reset the connection before the client read the answer
+            with contextlib.suppress(BlockingIOError, InterruptedError):
+                conn.recv(576, socket.MSG_DONTWAIT)
             await asyncio.get_running_loop().sock_sendall(conn, _GO_HTTP_TO_HTTPS)
             conn.close()
             return

@@ -161,11 +161,17 @@ class Router:
     def _log_request(self, req: Request) -> None:
         log = self.daemon.log
         if log.enabled("debug"):
+            # gorilla/mux's route variables as Go prints a map (sorted): the path's {params} and the version
+            found = dict(getattr(req, "match", None) or {})
+            versioned = _VERSIONED.match(req.path) if req.path.startswith("/v") else None
+            if versioned:
+                found["version"] = versioned.group(1)
+            route_vars = "map[" + " ".join(f"{k}:{v}" for k, v in sorted(found.items())) + "]"
             log.debug(
                 f"handling {req.method} request",
                 method=req.method,
                 module="api",
-                **{"request-url": req.target},
+                **{"request-url": req.target, "vars": route_vars},
             )
 
     def _error(self, req: Request, exc: Exception, version: str) -> Response:
