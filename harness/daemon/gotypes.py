@@ -7,7 +7,9 @@ body against a small description of the struct and raises that error for the fir
 order as Go meets them (document order). Unknown keys are ignored, ``null`` is always allowed, as in Go.
 
 A type is a scalar name (``"string"``, ``"bool"``, ``"int"``, ``"int64"``, ``"uint16"``, ``"float64"``,
-``"any"``), a ``Struct``, or ``List``/``Map`` of another type.
+``"any"``, ``"strslice"`` for moby's StrSlice), a ``Struct``, or ``List``/``Map`` of another type. A
+``Struct`` whose fields come from an embedded struct (container.CreateRequest) has ``prefix=""``: Go then
+names its fields ``.Field``.
 """
 
 from __future__ import annotations
@@ -21,12 +23,33 @@ __all__ = ["List", "Map", "Struct", "atoi", "check"]
 
 _KINDS = {str: "string", bool: "bool", list: "array", dict: "object", int: "number", float: "number"}
 _INTS = {"int", "int64", "int32", "uint16", "uint32", "uint64", "uint", "uint8"}
+#: named Go types by their underlying type (moby's string modes, time.Duration)
+_ALIASES = {
+    "time.Duration": "int64",
+    **{
+        name: "string"
+        for name in (
+            "container.NetworkMode",
+            "container.IpcMode",
+            "container.PidMode",
+            "container.UTSMode",
+            "container.UsernsMode",
+            "container.CgroupnsMode",
+            "container.CgroupSpec",
+            "container.Isolation",
+            "container.RestartPolicyMode",
+            "mount.Type",
+            "mount.Consistency",
+        )
+    },
+}
 
 
 @dataclass(frozen=True, eq=False)
 class Struct:
     name: str  # with its package: network.CreateRequest
     fields: dict[str, GoType] = field(default_factory=dict)
+    prefix: str | None = None  # what Go prints before a field path; None: the type's short name
 
 
 @dataclass(frozen=True)
@@ -60,6 +83,8 @@ def _go_name(t: GoType) -> str:
 
 def _kind(value: Any, target: GoType) -> str:
     kind = _KINDS.get(type(value), "value")
+    if isinstance(target, str):
+        target = _ALIASES.get(target, target)
     if kind == "number" and isinstance(target, str) and target in _INTS | {"float64", "float32"}:
         return f"number {value}"  # a fraction or an overflow into a Go number
     return kind
@@ -68,6 +93,7 @@ def _kind(value: Any, target: GoType) -> str:
 def _fits(value: Any, t: GoType) -> bool:
     if not isinstance(t, str):
         return isinstance(value, list if isinstance(t, List) else dict)
+    t = _ALIASES.get(t, t)
     if t == "any":
         return True
     if t == "string":
@@ -86,11 +112,20 @@ def _fits(value: Any, t: GoType) -> bool:
     return True
 
 
-def _walk(value: Any, t: GoType, top: str, path: str) -> None:
+def _pointer(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")  # a JSON pointer token, as Go 1.25 writes paths
+
+
+def _walk(value: Any, t: GoType, top: str, path: str, indexed: bool = False) -> None:
     if value is None:
         return
+    if t == "strslice":  # strslice.StrSlice: a list of strings or one string, else the string error
+        if isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            return
+        raise invalid(f"invalid JSON: json: cannot unmarshal {_kind(value, t)} into Go value of type string")
     if not _fits(value, t):
-        where = f"Go struct field {top}.{path}" if path else "Go value"
+        # Go 1.25: the path has indices and JSON-pointer keys; "Go struct field" unless it ends in an index
+        where = "Go value" if not path else (f"{top}.{path}" if indexed else f"Go struct field {top}.{path}")
         raise invalid(
             f"invalid JSON: json: cannot unmarshal {_kind(value, t)} into {where} of type {_go_name(t)}"
         )
@@ -100,18 +135,18 @@ def _walk(value: Any, t: GoType, top: str, path: str) -> None:
             if sub is not None:
                 _walk(item, sub, top, f"{path}.{key}" if path else key)
     elif isinstance(t, List):
-        for item in value:
-            _walk(item, t.elem, top, path)
+        for i, item in enumerate(value):
+            _walk(item, t.elem, top, f"{path}.{i}" if path else str(i), indexed=True)
     elif isinstance(t, Map):
         for key, item in value.items():
-            _walk(item, t.elem, top, f"{path}.{key}" if path else key)
+            _walk(item, t.elem, top, f"{path}.{_pointer(key)}" if path else _pointer(key))
 
 
 def check(body: Any, t: Struct) -> dict[str, Any]:
     """``body`` if it decodes into ``t`` as Go would, else dockerd's 400; ``{}`` for an absent body."""
     if body is None:
         return {}
-    _walk(body, t, t.name.rpartition(".")[2], "")
+    _walk(body, t, t.name.rpartition(".")[2] if t.prefix is None else t.prefix, "")
     assert isinstance(body, dict)
     return body
 

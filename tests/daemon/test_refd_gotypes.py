@@ -104,12 +104,29 @@ def test_good_bodies_pass_and_null_is_empty() -> None:
 
 
 def test_integers_and_arrays_of_structs() -> None:
-    with pytest.raises(
-        ApiError, match=r"number -1 into Go struct field ExecOptions.ConsoleSize of type uint"
-    ):
-        check({"Cmd": ["ls"], "ConsoleSize": [-1, 2]}, EXEC_OPTIONS)
-    with pytest.raises(ApiError, match=r"CreateRequest.IPAM.Config.Subnet of type string"):
-        check({"IPAM": {"Config": [{"Subnet": 1}]}}, NETWORK_CREATE)
+    # recorded from dockerd 28.5 (Go 1.25 paths: indices, JSON-pointer keys, no "Go struct field" at an index)
+    cases = [
+        (
+            EXEC_OPTIONS,
+            {"Cmd": ["ls"], "ConsoleSize": [-1, 2]},
+            "number -1 into ExecOptions.ConsoleSize.0 of type uint",
+        ),
+        (EXEC_OPTIONS, {"Cmd": ["ls"], "Env": [1]}, "number into ExecOptions.Env.0 of type string"),
+        (
+            NETWORK_CREATE,
+            {"Name": "q", "IPAM": {"Config": [{"Subnet": 1}]}},
+            "number into Go struct field CreateRequest.IPAM.Config.0.Subnet of type string",
+        ),
+        (
+            NETWORK_CREATE,
+            {"Name": "q", "Labels": {"a/b": 1}},
+            "number into Go struct field CreateRequest.Labels.a~1b of type string",
+        ),
+    ]
+    for struct, body, message in cases:
+        with pytest.raises(ApiError) as info:
+            check(body, struct)
+        assert info.value.message == "invalid JSON: json: cannot unmarshal " + message
 
 
 def test_expect_object() -> None:
@@ -135,3 +152,66 @@ def test_atoi_errors_are_dockerds_500(text: str, message: str) -> None:
 
 def test_atoi_values() -> None:
     assert atoi("10") == 10 and atoi("-1") == -1 and atoi("+3") == 3
+
+
+_C = "invalid JSON: json: cannot unmarshal "
+CREATE_28 = [  # POST /containers/create bodies and dockerd 28.5's answers (measured on dockerd-28)
+    ({"Image": "busybox", "Hostname": 5}, "number into Go struct field .Hostname of type string"),
+    ({"Image": 5}, "number into Go struct field .Image of type string"),
+    ({"Image": "busybox", "Cmd": 5}, "number into Go value of type string"),
+    ({"Image": "busybox", "Env": [1]}, "number into .Env.0 of type string"),
+    ({"Image": "busybox", "Labels": {"a": 1}}, "number into Go struct field .Labels.a of type string"),
+    (
+        {"Image": "busybox", "HostConfig": {"Memory": "x"}},
+        "string into Go struct field .HostConfig.Memory of type int64",
+    ),
+    (
+        {"Image": "busybox", "HostConfig": 5},
+        "number into Go struct field .HostConfig of type container.HostConfig",
+    ),
+    (
+        {"Image": "busybox", "HostConfig": {"RestartPolicy": {"Name": 5}}},
+        "number into Go struct field .HostConfig.RestartPolicy.Name of type container.RestartPolicyMode",
+    ),
+    (
+        {"Image": "busybox", "NetworkingConfig": {"EndpointsConfig": {"a": {"Aliases": 5}}}},
+        "number into Go struct field .NetworkingConfig.EndpointsConfig.a.Aliases of type []string",
+    ),
+    (
+        {"Image": "busybox", "ExposedPorts": {"80/tcp": 5}},
+        "number into Go struct field .ExposedPorts.80~1tcp of type struct {}",
+    ),
+    ({"Image": "busybox", "Entrypoint": 5}, "number into Go value of type string"),
+    (
+        {"Image": "busybox", "Healthcheck": {"Test": 5}},
+        "number into Go struct field .Healthcheck.Test of type []string",
+    ),
+    (
+        {"Image": "busybox", "HostConfig": {"PortBindings": {"80/tcp": [{"HostPort": 5}]}}},
+        "number into Go struct field .HostConfig.PortBindings.80~1tcp.0.HostPort of type string",
+    ),
+    ([1], "array into Go value of type container.CreateRequest"),
+]
+
+
+@pytest.mark.parametrize(("body", "message"), CREATE_28, ids=[m for _, m in CREATE_28])
+def test_container_create_shapes(body: Any, message: str) -> None:
+    from harness.daemon.api.bodytypes import CONTAINER_CREATE
+
+    with pytest.raises(ApiError) as info:
+        check(body, CONTAINER_CREATE)
+    assert (info.value.status, info.value.message) == (400, _C + message)
+
+
+def test_container_create_good_body_passes() -> None:
+    from harness.daemon.api.bodytypes import CONTAINER_CREATE
+
+    body = {
+        "Image": "busybox",
+        "Cmd": "sh",
+        "Entrypoint": ["a", "b"],
+        "ExposedPorts": {"80/tcp": {}},
+        "Healthcheck": {"Test": ["CMD", "true"], "Interval": 1000000000},
+        "HostConfig": {"PortBindings": {"80/tcp": [{"HostPort": "8080"}]}, "CapAdd": "NET_ADMIN"},
+    }
+    assert check(body, CONTAINER_CREATE) is body

@@ -72,6 +72,10 @@ async def create(req: Request, daemon: Daemon) -> Response:
     body = await read_json(req)
     if body is None:
         raise invalid("config cannot be empty in order to create a container")
+    from ..gotypes import check
+    from .bodytypes import CONTAINER_CREATE
+
+    check(body, CONTAINER_CREATE)  # Go's decode: a wrong type is a 400, not a crash further in
     healthcheck = body.get("Healthcheck") if isinstance(body, dict) else None
     if isinstance(healthcheck, dict) and version_tuple(req.api_version) < (1, 44):
         healthcheck["StartInterval"] = 0  # added in API 1.44: older clients cannot set it
