@@ -35,6 +35,7 @@ from .fixtures import (  # noqa: F401 - fixtures are registered by import
     test_image,
     tls_material,
 )
+from .systemd_box import systemd_box  # noqa: F401 - registered by import; heavy parts load on use
 
 __all__ = ["pytest_addoption", "pytest_configure"]
 
