@@ -64,7 +64,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
-AREAS = ("api", "socket", "config", "systemd")
+AREAS = ("api", "socket", "config", "systemd", "tutorial")
 #: the commands besides a run (``harness report`` passes these through, anything else means ``report``)
 REPORT_COMMANDS = ("report", "merge", "compare")
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -1,0 +1,1 @@
+"""The dockerd tutorial (``docs/tutorial.md``): one scenario per step, run as the walkthrough says."""
