@@ -173,7 +173,6 @@ DOCKERD_28_BOOT = {
 #: refd still starts where dockerd refuses (checks dockerd makes while starting, not at config load)
 KNOWN_DIVERGENCES = {
     "bip-no-mask": "dockerd: parse bip failed: invalid CIDR address (refd reads a bare address as /16)",
-    "insecure-registry-garbage": "dockerd: failed to start daemon: insecure registry :// should not contain '://'",
     "default-runtime-unknown": "dockerd: failed to start daemon: specified default runtime does not exist",
 }
 #: never booted on dockerd: it would make cgroups outside its own parent on the host
