@@ -215,3 +215,10 @@ def test_container_create_good_body_passes() -> None:
         "HostConfig": {"PortBindings": {"80/tcp": [{"HostPort": "8080"}]}, "CapAdd": "NET_ADMIN"},
     }
     assert check(body, CONTAINER_CREATE) is body
+
+
+def test_atoi_refuses_unicode_digits() -> None:
+    """'³'.isdigit() is True and int('³') raises: GET /containers/json?limit=³ was a 500 ValueError."""
+    with pytest.raises(ApiError) as info:
+        atoi("³")
+    assert (info.value.status, info.value.message) == (500, 'strconv.Atoi: parsing "³": invalid syntax')

@@ -73,9 +73,14 @@ DOCKERD_5XX = {
     "GET /images/get": re.compile(
         r"^(invalid reference format|failed to get digest |repository name must not be more than 255)"
     ),
-    # stop/restart: t is strconv.Atoi'd and its error returned as is
+    # list limit, stop/restart timeouts: strconv.Atoi'd and its error returned as is
+    "GET /containers/json": re.compile(r"^strconv.Atoi: parsing "),
     "POST /containers/{id}/stop": re.compile(r"^strconv.Atoi: parsing "),
     "POST /containers/{id}/restart": re.compile(r"^strconv.Atoi: parsing "),
+    # docker update: the kernel refusing a value (dockerd passes runc's error on)
+    "POST /containers/{id}/update": re.compile(r"^Cannot update container \w+: runc did not terminate"),
+    # exec: DetachKeys that do not parse are a plain error in dockerd 28
+    "POST /containers/{id}/exec": re.compile(r"^Invalid escape keys \(.*\) provided$"),
     # the classic builder: a context without the Dockerfile, or not a tar
     "POST /build": re.compile(r"^(Cannot locate specified Dockerfile|unexpected EOF)"),
     # docker top: ps refusing its arguments ("ps: " and its first stderr line)

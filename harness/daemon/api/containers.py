@@ -163,7 +163,11 @@ def list_containers_now(req: Request, daemon: Daemon) -> Response | None:
 
 def _listed(req: Request, daemon: Daemon, filters: dict[str, list[str]]) -> list[Container]:
     show_all = bool_value(req, "all")
-    limit = int(req.arg("limit") or -1) if req.arg("limit").lstrip("-").isdigit() else -1
+    from ..gotypes import (
+        atoi,
+    )  # dockerd: strconv.Atoi, its error a 500 (int() took '³' for a digit and crashed)
+
+    limit = atoi(req.arg("limit")) if req.arg("limit") else -1
     items = sorted(daemon.containers.by_id.values(), key=lambda c: c.created, reverse=True)
     if not show_all and limit <= 0 and "status" not in filters:
         items = [c for c in items if c.status in ("running", "paused", "restarting")]
