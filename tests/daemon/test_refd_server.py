@@ -56,3 +56,39 @@ def test_trailing_content() -> None:
 )
 def test_malformed_json_uses_go_messages(body: bytes, message: str) -> None:
     assert _error(body) == (400, message)
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.routes: list[tuple[str, str, str]] = []
+
+    def add(self, method: str, pattern: str, handler: Any, fast: Any = None) -> None:
+        self.routes.append((method, pattern, getattr(handler, "__name__", "")))
+
+
+def test_lazy_routes_are_the_modules_own() -> None:
+    """Routes declared in LAZY_ROUTES (imported on first use) are exactly those the module registers."""
+    import importlib
+
+    from harness.daemon.api import LAZY_ROUTES
+
+    for module, declared in LAZY_ROUTES.items():
+        recorder = _Recorder()
+        importlib.import_module(f"harness.daemon.api.{module}").register(recorder)
+        assert sorted(recorder.routes) == sorted(declared), module
+
+
+def test_register_leaves_lazy_modules_unimported() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from harness.daemon.api import LAZY_ROUTES, register\n"
+        "from harness.daemon.server import Router\n"
+        "router = Router.__new__(Router); router.routes = {}; router.exact = {}\n"
+        "register(router)\n"
+        "print([m for m in LAZY_ROUTES if 'harness.daemon.api.' + m in sys.modules])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
