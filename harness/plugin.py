@@ -92,6 +92,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "refd_only(reason): behaviour only refd has; not compared with dockerd"
     )
+    config.addinivalue_line(
+        "markers", "box: uses a systemd box (a container with systemd as PID 1; seconds per scenario)"
+    )
     try:
         config.stash[_CONFIG_KEY] = resolve_config(config.getoption, config.getini)
     except ConfigValueError as exc:
@@ -120,6 +123,8 @@ def _scenario(item: pytest.Item) -> pytest.Mark | None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     seen: dict[tuple[str, str], str] = {}
     for item in items:
+        if "systemd_box" in getattr(item, "fixturenames", ()):  # -m "not box" leaves the slow ones out
+            item.add_marker(pytest.mark.box)
         mark = _scenario(item)
         if mark is None:
             continue
