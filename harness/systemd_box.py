@@ -222,6 +222,7 @@ class SystemdBox:
         self.container: Any = None
         self.pid = 0  # systemd's pid on this host
         self.project = ""  # the project tree's path inside the box (refd)
+        self.cgroups: list[str] = []  # the box's own cgroup directories on this host
 
     # -- boot ----------------------------------------------------------------------------------------------
 
@@ -279,6 +280,7 @@ class SystemdBox:
         self.container.start()
         self.container.reload()
         self.pid = int(self.container.attrs["State"].get("Pid") or 0)
+        self.cgroups = _cgroup_dirs(self.pid)
 
     def _wait_booted(self, timeout: float) -> None:
         # systemctl talks to PID 1 over /run/systemd/private (before it exists: "offline", "Failed to
@@ -425,8 +427,50 @@ class SystemdBox:
 
                     log.warning("systemd box: could not remove %s: %s", self.container.short_id, exc)
                 self.container = None
+            _remove_empty(self.cgroups)
         finally:
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _cgroup_dirs(pid: int) -> list[str]:
+    """The directories of ``pid``'s cgroups in every hierarchy mounted under /sys/fs/cgroup (host view)."""
+    found = []
+    try:
+        with open(f"/proc/{pid}/cgroup") as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        return []
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if path in ("", "/"):
+            continue  # never the root of a hierarchy
+        names = [controllers, *controllers.split(",")] if controllers else ["unified", ""]
+        for name in names:
+            base = os.path.join("/sys/fs/cgroup", name.removeprefix("name="))
+            if os.path.isdir(base) and (name or os.path.exists(os.path.join(base, "cgroup.controllers"))):
+                found.append(base.rstrip("/") + path)
+                break
+    return found
+
+
+def _remove_empty(dirs: list[str]) -> None:
+    """Remove what the engine left of the box's cgroups: empty directories only, deepest first.
+
+    systemd makes sub-cgroups (init.scope, system.slice, ...) in the box's own cgroup; when the engine
+    removes the container while their last tasks are still leaving, the removal can fail and leave them.
+    """
+    for top in dirs:
+        if not os.path.isdir(top):
+            continue
+        for dirpath, _, _ in sorted(os.walk(top), key=lambda w: -w[0].count("/")):
+            for _ in range(25):
+                try:
+                    os.rmdir(dirpath)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:  # still has tasks for a moment, or (never ours to kill) someone else's
+                    time.sleep(0.02)
 
 
 def _bind(source: str, target: str, read_only: bool) -> dict[str, Any]:
