@@ -14,9 +14,11 @@ import os
 import socket
 import ssl
 import stat
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from .log import Logger
 
@@ -27,6 +29,9 @@ Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]
 #: strong references to TLS connection tasks (asyncio keeps only weak ones)
 _CONNECTIONS: set[asyncio.Task[None]] = set()
 _HTTP_ON_TLS = {b"GET /", b"HEAD ", b"POST ", b"PUT /", b"OPTIO"}
+#: asyncio 3.13+ unlinks a unix server's path when it closes; close_listener unlinks refd's own sockets, and a
+#: socket systemd passed (fd://) must stay where the socket unit made it, as dockerd leaves it
+_KEEP_PATH: dict[str, Any] = {"cleanup_socket": False} if sys.version_info >= (3, 13) else {}
 _GO_HTTP_TO_HTTPS = b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
 
 
@@ -434,8 +439,8 @@ async def serve_listener(
         return None
     if protocol is not None:
         if listener.sock.family == socket.AF_UNIX:
-            return await loop.create_unix_server(protocol, sock=listener.sock)
+            return await loop.create_unix_server(protocol, sock=listener.sock, **_KEEP_PATH)
         return await loop.create_server(protocol, sock=listener.sock)
     if listener.sock.family == socket.AF_UNIX:
-        return await asyncio.start_unix_server(handler, sock=listener.sock, limit=1 << 20)
+        return await asyncio.start_unix_server(handler, sock=listener.sock, limit=1 << 20, **_KEEP_PATH)
     return await asyncio.start_server(handler, sock=listener.sock, limit=1 << 20)
