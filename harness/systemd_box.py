@@ -309,7 +309,10 @@ class SystemdBox:
         )
         self.write(REFD.binary, launcher, 0o755)
         units = os.path.join(self.project, "harness", "daemon", "systemd")
+        # `sudo refd` as `sudo dockerd`: trixie's and sid's sudo secure_path dropped /usr/local
+        # ("/usr/sbin:/usr/bin:/sbin:/bin"), so refd goes where a distribution package would put it too
         res = self.sh(
+            f"ln -s {REFD.binary} /usr/sbin/refd && "
             f"cp {units}/refd.service {units}/refd.socket /etc/systemd/system/ && systemctl daemon-reload "
             "&& systemctl enable --now refd.socket refd.service"
         )

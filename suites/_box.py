@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from harness.errors import HarnessError
 from harness.systemd_box import BoxResult, SystemdBox
 
 __all__ = [
@@ -119,8 +120,18 @@ def hand_run(
     exits, with the time it took.
     """
     log_path = log_path or f"/root/hand-{int(time.time() * 1000)}.log"
-    res = box.sh(f"nohup {command} > {shlex.quote(log_path)} 2>&1 < /dev/null & echo $!")
-    pid = int(res.out.strip().splitlines()[-1])
+    pid_path = f"{log_path}.pid"
+    # the pid goes to a file, read through /proc/<pid>/root: no dependence on the exec's output stream
+    res = box.sh(f"nohup {command} > {shlex.quote(log_path)} 2>&1 < /dev/null & echo $! > {pid_path}")
+    pid = 0
+    for _ in range(50):
+        text = box.read(pid_path).strip()
+        if text.isdigit():
+            pid = int(text)
+            break
+        time.sleep(0.05)
+    if not pid:
+        raise HarnessError(f"{command!r} did not start in the box (exit {res.code}): {res.text.strip()}")
     started = time.monotonic()
     ready_after = None
     while time.monotonic() - started < timeout:
