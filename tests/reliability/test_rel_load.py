@@ -8,6 +8,7 @@ status its step does not expect (each client only touches its own containers, so
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
@@ -24,8 +25,10 @@ from .conftest import LONG, ROOT, boot, scale
 
 pytestmark = pytest.mark.skipif(not ROOT, reason="booting daemons with containers needs root")
 
-CLIENTS = scale(8, 32)
-REQUESTS = scale(40, 1000)
+CLIENTS = int(os.environ.get("HARNESS_LOAD_CLIENTS") or scale(8, 32))
+REQUESTS = int(os.environ.get("HARNESS_LOAD_REQUESTS") or scale(40, 1000))
+#: dockerd's comparison run may be shorter on a busy machine (it is recorded, not judged)
+DOCKERD_REQUESTS = int(os.environ.get("HARNESS_LOAD_DOCKERD_REQUESTS") or REQUESTS)
 MEMORY_BOUND_MIB = 512
 
 
@@ -36,7 +39,8 @@ def _rss_tree(pid: int) -> int:
 
 
 class Load:
-    def __init__(self, handle: DaemonHandle, image: str) -> None:
+    def __init__(self, handle: DaemonHandle, image: str, requests: int = REQUESTS) -> None:
+        self.requests = requests
         assert handle.endpoint is not None
         self.endpoint = handle.endpoint
         self.image = image
@@ -69,7 +73,7 @@ class Load:
         mine: list[str] = []
         done = 0
         try:
-            while done < REQUESTS:
+            while done < self.requests:
                 roll = rng.random()
                 if roll < 0.30:
                     self._call(client, "list", "GET", "/containers/json?all=1", (200,))
@@ -101,8 +105,8 @@ class Load:
             client.close()
 
 
-def _run(handle: DaemonHandle, image: str) -> dict[str, Any]:
-    load = Load(handle, image)
+def _run(handle: DaemonHandle, image: str, requests: int) -> dict[str, Any]:
+    load = Load(handle, image, requests)
     peak = [_rss_tree(handle.pid)]
     start_rss = peak[0]
     stop = threading.Event()
@@ -129,7 +133,7 @@ def _run(handle: DaemonHandle, image: str) -> dict[str, Any]:
     lat = sorted(load.latencies) or [0.0]
     return {
         "clients": CLIENTS,
-        "requests_per_client": REQUESTS,
+        "requests_per_client": requests,
         "requests": len(load.latencies) + len(load.errors),
         "errors": len(load.errors),
         "error_samples": load.errors[:5],
@@ -145,12 +149,12 @@ def _run(handle: DaemonHandle, image: str) -> dict[str, Any]:
     }
 
 
-def _load_on(target: str, figures: dict[str, Any]) -> dict[str, Any]:
+def _load_on(target: str, figures: dict[str, Any], requests: int = REQUESTS) -> dict[str, Any]:
     backend, handle = boot(target)
     try:
         assert handle.endpoint is not None
         image = load_test_image(handle.endpoint)
-        result = _run(handle, image)
+        result = _run(handle, image, requests)
         client = EngineClient(handle.endpoint)
         try:
             left = client.get("/containers/json?all=1").json()
@@ -180,5 +184,5 @@ def test_load_dockerd_for_comparison(figures: dict[str, Any]) -> None:
         resolve_target("dockerd-28").check_available()
     except HarnessError as exc:
         pytest.skip(str(exc))
-    result = _load_on("dockerd-28", figures)
+    result = _load_on("dockerd-28", figures, DOCKERD_REQUESTS)
     assert result["hung_clients"] == 0  # recorded, not judged: it is the reference
