@@ -85,8 +85,8 @@ def test_start_expecting_exit(work_base: str, ledger: Ledger) -> None:
 
 
 def test_unknown_backend_is_refused() -> None:
-    with pytest.raises(ConfigValueError, match="unknown backend 'vm': choose 'local'"):
-        DaemonFactory(resolve_target("refd"), "vm")
+    with pytest.raises(ConfigValueError, match="unknown backend 'nowhere'"):
+        DaemonFactory(resolve_target("refd"), "nowhere")
 
 
 def test_observations_record_and_return() -> None:
