@@ -140,14 +140,18 @@ def _zygotes(handle: DaemonHandle) -> list[int]:
 
 
 def _baseline(handle: DaemonHandle, timeout: float = 10.0) -> dict[str, Any]:
-    """The snapshot once the warm-up container's shim has exited: only refd (and its zygote) left."""
+    """The snapshot once the warm-up container is all gone: its shim has exited (only refd and its
+    zygote left) and its sandbox netns, which refd deletes in the background, is unmounted."""
     import time
 
     deadline = time.monotonic() + timeout
+    sandbox_dir = os.path.join(handle.exec_root, "netns") + "/"
     snap = _snapshot(handle)
     while (
-        sorted(snap["processes"]) != sorted([handle.pid, *_zygotes(handle)]) and time.monotonic() < deadline
-    ):
+        sorted(snap["processes"]) != sorted([handle.pid, *_zygotes(handle)])
+        or any(s != "default" for s in snap["sandboxes"])
+        or any(m.startswith(sandbox_dir) and not m.endswith("/default") for m in snap["mounts"])
+    ) and time.monotonic() < deadline:
         time.sleep(0.1)
         snap = _snapshot(handle)
     return snap
