@@ -367,7 +367,8 @@ async def logs(req: Request, daemon: Daemon) -> Response:
         yield b""
         batch: list[bytes] = []  # what is on disk goes out in ~64 KiB writes, not one per line
         size = 0
-        for entry in read_entries(path, since, until, tail):
+        mark: dict[str, int] = {}
+        for entry in read_entries(path, since, until, tail, mark if follow else None):
             piece = render(entry)
             if piece:
                 batch.append(piece)
@@ -379,9 +380,14 @@ async def logs(req: Request, daemon: Daemon) -> Response:
             yield b"".join(batch)
         if not follow or (until and until <= time.time()):
             return
-        # follow: poll the current file for new lines until the container stops
-        position = os.path.getsize(path) if os.path.exists(path) else 0
-        inode = os.stat(path).st_ino if os.path.exists(path) else 0
+        # follow: poll the current file for new lines until the container stops, from where the read
+        # above ended (a size taken now could skip lines written meanwhile)
+        if path.endswith("/local-logs/container.log"):
+            async for piece in _follow_local(path, c, render, len(list(read_entries(path))), until):
+                yield piece
+            return
+        position = mark.get("position", 0)
+        inode = mark.get("inode", 0)
         idle_after_exit = 0
         while True:
             try:
@@ -416,6 +422,33 @@ async def logs(req: Request, daemon: Daemon) -> Response:
             await asyncio.sleep(0.05)
 
     return Response(200, headers=[("Content-Type", ctype)], stream=stream())
+
+
+async def _follow_local(
+    path: str, c: Container, render: Any, seen: int, until: float
+) -> AsyncIterator[bytes]:
+    """Follow for the local driver: entries past the ``seen`` already sent, until the container stops."""
+    idle_after_exit = 0
+    while True:
+        entries = list(read_entries(path))
+        if len(entries) < seen:  # rotated: the current file started over
+            seen = 0
+        for entry in entries[seen:]:
+            if until and entry_time(entry) > until:
+                return
+            piece = render(entry)
+            if piece:
+                yield piece
+        if len(entries) > seen:
+            seen = len(entries)
+            continue
+        if not c.running and c.status != "restarting":
+            idle_after_exit += 1
+            if idle_after_exit > 2:
+                return
+        if until and time.time() > until:
+            return
+        await asyncio.sleep(0.05)
 
 
 # -- attach ------------------------------------------------------------------------------------------

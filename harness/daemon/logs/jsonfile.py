@@ -224,9 +224,18 @@ def entry_time(entry: dict[str, Any]) -> float:
 
 
 def read_entries(
-    path: str, since: float = 0.0, until: float = 0.0, tail: int = -1
+    path: str,
+    since: float = 0.0,
+    until: float = 0.0,
+    tail: int = -1,
+    mark: dict[str, int] | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Entries on disk in order, filtered by time and limited to the last ``tail``."""
+    """Entries on disk in order, filtered by time and limited to the last ``tail``.
+
+    With ``mark``, the current (json-file) file is read in one go up to its last complete line, and
+    ``mark`` gets that offset and the file's inode: a follower continues exactly there, so a line
+    written while this read ran is neither lost nor sent twice.
+    """
 
     def raw_entries() -> Iterator[dict[str, Any]]:
         if os.path.basename(os.path.dirname(path)) == "local-logs":  # the local driver's files
@@ -237,7 +246,15 @@ def read_entries(
         for name in _files(path):
             try:
                 with _open(name) as fh:
-                    for raw in fh:
+                    if mark is not None and name == path:
+                        data = fh.read()
+                        complete = data[: data.rfind(b"\n") + 1]
+                        mark["position"] = len(complete)
+                        mark["inode"] = os.fstat(fh.fileno()).st_ino
+                        lines: Any = complete.splitlines()
+                    else:
+                        lines = fh
+                    for raw in lines:
                         try:
                             yield json.loads(raw)
                         except ValueError:
