@@ -336,7 +336,19 @@ def test_deep_trees_do_not_block_removal(refd: DaemonHandle, box: tuple[EngineCl
     assert client.post(f"/containers/{cid}/wait", timeout=120).json()["StatusCode"] == 0
     assert client.get(f"/containers/{cid}/json?size=1").status_code == 200
     assert client.get("/system/df").status_code == 200
+    assert client.get(f"/containers/{cid}/export", timeout=120).status_code == 200
     resp = client.delete(f"/containers/{cid}")
     assert resp.status_code == 204, resp.text
     resp = client.delete("/volumes/deepvol")
     assert resp.status_code == 204, resp.text
+
+
+def test_archive_edge_paths_answer_as_dockerd(box: tuple[EngineClient, str]) -> None:
+    """A NUL in the path and an empty body, with dockerd 28.5's answers (measured on dockerd-28)."""
+    client, cid = box
+    got = client.get(f"/containers/{cid}/archive?path=%00")
+    assert (got.status_code, got.json()["message"]) == (500, "lstat /\u0000: invalid argument")
+    put = client.request("PUT", f"/containers/{cid}/archive?path=/tmp%00", data=b"x")
+    assert (put.status_code, put.json()["message"]) == (500, "lstat /tmp\u0000: invalid argument")
+    empty = client.request("PUT", f"/containers/{cid}/archive?path=/tmp&noOverwriteDirNonDir=1", data=b"")
+    assert empty.status_code == 200, empty.text

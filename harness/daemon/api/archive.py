@@ -105,6 +105,8 @@ def _stat(c: Container, rootfs: str, path: str) -> tuple[str, os.stat_result, di
         raise not_found(f"Could not find the file {path} in container {c.name.removeprefix('/')}") from None
     except OSError as exc:  # a path past NAME_MAX/PATH_MAX: dockerd's 500, naming the container's path
         raise ApiError(500, f"lstat {_clean(path)}: {(exc.strerror or str(exc)).lower()}") from None
+    except ValueError:  # a NUL in the path: the kernel's EINVAL in dockerd
+        raise ApiError(500, f"lstat {_clean(path)}: invalid argument") from None
     if path.endswith("/") and not stat.S_ISDIR(
         os.stat(host).st_mode if stat.S_ISLNK(st.st_mode) else st.st_mode
     ):
@@ -208,14 +210,17 @@ async def put_archive(req: Request, daemon: Daemon) -> Response:
             while chunk := await req.read_chunk():
                 out.write(chunk)
         with _rootfs(daemon, c) as rootfs:
-            target = _resolve(rootfs, path, follow_last=True)
+            try:
+                target = _resolve(rootfs, path, follow_last=True)
+            except ValueError:  # a NUL in the path: the kernel's EINVAL in dockerd
+                raise ApiError(500, f"lstat {_clean(path)}: invalid argument") from None
             if not os.path.exists(target):
                 raise not_found(f"Could not find the file {path} in container {c.name.removeprefix('/')}")
             if not os.path.isdir(target):
                 raise invalid("extraction point is not a directory")
 
             def unpack() -> None:
-                if no_overwrite:
+                if no_overwrite and os.path.getsize(tmp):  # an empty body is an empty archive: 200
                     with open(tmp, "rb") as fh:
                         _check_no_overwrite(decompress(fh), target, path)
                 with open(tmp, "rb") as fh:
@@ -241,8 +246,15 @@ async def export(req: Request, daemon: Daemon) -> Response:
                 os.fdopen(fd, "wb") as out,
                 tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar,
             ):
-                for entry in sorted(os.listdir(rootfs)):
-                    tar.add(os.path.join(rootfs, entry), arcname=entry, recursive=True)
+                # tarfile.add(recursive=True)'s order (sorted, depth first) without its recursion: a
+                # container nesting directories 1,000 deep made export a 500 RecursionError
+                stack = [os.path.join(rootfs, e) for e in sorted(os.listdir(rootfs), reverse=True)]
+                while stack:
+                    full = stack.pop()
+                    tar.add(full, arcname=os.path.relpath(full, rootfs), recursive=False)
+                    if os.path.isdir(full) and not os.path.islink(full):
+                        children = sorted(os.listdir(full), reverse=True)
+                        stack.extend(os.path.join(full, e) for e in children)
 
         await asyncio.get_running_loop().run_in_executor(None, build)
     daemon.containers.emit(c, "export")
