@@ -63,6 +63,8 @@ SERVER_SIDE = {
     "GET /images/search": re.compile(r'^Get "[^"]*": '),
     "GET /distribution/{name}/json": re.compile(r'^Get "[^"]*": '),
     "POST /auth": re.compile(r'^Get "[^"]*": '),
+    # version=2 asks for BuildKit, which refd does not have (a missing feature, not a client mistake)
+    "POST /build": re.compile(r"^BuildKit is not supported by refd"),
 }
 #: 5xx answers dockerd 28.5 gives to the same client mistakes, with the same text (refd matches them)
 DOCKERD_5XX = {
@@ -82,7 +84,10 @@ DOCKERD_5XX = {
     # exec: DetachKeys that do not parse are a plain error in dockerd 28
     "POST /containers/{id}/exec": re.compile(r"^Invalid escape keys \(.*\) provided$"),
     # the classic builder: a context without the Dockerfile, or not a tar
-    "POST /build": re.compile(r"^(Cannot locate specified Dockerfile|unexpected EOF)"),
+    "POST /build": re.compile(
+        r"^(Cannot locate specified Dockerfile|unexpected EOF|strconv.ParseInt: parsing "
+        r"|remoteURL \(.*\) could not be recognized as URL)"
+    ),
     # docker top: ps refusing its arguments ("ps: " and its first stderr line)
     "GET /containers/{id}/top": re.compile(r"^ps: "),
     # a container path past NAME_MAX/PATH_MAX: "lstat <path>: file name too long"
