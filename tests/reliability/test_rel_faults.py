@@ -200,10 +200,10 @@ def test_kill9_during_log_writing(daemon: tuple[LocalBackend, DaemonHandle], fig
     backend, handle = daemon
     client = _client(handle)
     image = load_test_image(client.endpoint)
-    script = "i=0; while [ $i -lt 200000 ]; do echo line $i; i=$((i+1)); done"
+    script = f"i=0; while [ $i -lt {scale(40_000, 200_000)} ]; do echo line $i; i=$((i+1)); done"
     cid = client.post("/containers/create", json={"Image": image, "Cmd": ["sh", "-c", script]}).json()["Id"]
     assert client.post(f"/containers/{cid}/start").status_code == 204
-    time.sleep(0.5)
+    time.sleep(0.3)
     _kill_restart(backend, handle)
     counts = consistent(client)
     client.post(f"/containers/{cid}/wait", timeout=120)
