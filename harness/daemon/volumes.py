@@ -116,7 +116,15 @@ class VolumeStore:
         if existing is not None:
             return existing  # dockerd returns the existing volume for a repeated create
         _validate_options(name, options or {})
-        os.makedirs(self.path(name), mode=0o755, exist_ok=True)
+        root = os.path.join(self.root, name)
+        try:
+            os.makedirs(self.path(name), mode=0o755, exist_ok=True)
+        except OSError as exc:  # a name past NAME_MAX, a full disk: dockerd's text (was '<path>: ...')
+            raise ApiError(
+                500,
+                f"create {name}: error while creating volume root path '{root}': "
+                f"mkdir {root}: {(exc.strerror or str(exc)).lower()}",
+            ) from None
         volume = Volume(name, _now(), dict(labels or {}), dict(options or {}), anonymous)
         self.volumes[name] = volume
         self._save()

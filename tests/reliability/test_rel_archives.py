@@ -352,3 +352,14 @@ def test_archive_edge_paths_answer_as_dockerd(box: tuple[EngineClient, str]) -> 
     assert (put.status_code, put.json()["message"]) == (500, "lstat /tmp\u0000: invalid argument")
     empty = client.request("PUT", f"/containers/{cid}/archive?path=/tmp&noOverwriteDirNonDir=1", data=b"")
     assert empty.status_code == 200, empty.text
+
+
+def test_volume_name_past_name_max(box: tuple[EngineClient, str]) -> None:
+    """dockerd 28.5's 500 for a 300-character volume name (measured on dockerd-28), not '<path>: ...'."""
+    client, _ = box
+    name = "a" * 300
+    resp = client.post("/volumes/create", json={"Name": name})
+    assert resp.status_code == 500
+    message = resp.json()["message"]
+    assert message.startswith(f"create {name}: error while creating volume root path '"), message
+    assert message.endswith(": file name too long"), message

@@ -91,9 +91,11 @@ DOCKERD_5XX = {
     # docker top: ps refusing its arguments ("ps: " and its first stderr line)
     "GET /containers/{id}/top": re.compile(r"^ps: "),
     # a container path past NAME_MAX/PATH_MAX: "lstat <path>: file name too long"
-    "GET /containers/{id}/archive": re.compile(r"^lstat /.*: file name too long$"),
-    "HEAD /containers/{id}/archive": re.compile(r"^lstat /.*: file name too long$"),
-    "PUT /containers/{id}/archive": re.compile(r"^lstat /.*: file name too long$"),
+    "GET /containers/{id}/archive": re.compile(r"^lstat /.*: (file name too long|invalid argument)$", re.S),
+    "HEAD /containers/{id}/archive": re.compile(r"^lstat /.*: (file name too long|invalid argument)$", re.S),
+    "PUT /containers/{id}/archive": re.compile(r"^lstat /.*: (file name too long|invalid argument)$", re.S),
+    # a volume name past NAME_MAX: "create <name>: error while creating volume root path ..."
+    "POST /volumes/create": re.compile(r"^create .*: error while creating volume root path '", re.S),
     # image prune: an until filter that is not a time ("failed to parse value as time or duration")
     "POST /images/prune": re.compile(r"^(failed to parse value as time or duration|more than one until)"),
     # postAuth decodes the body without the JSON middleware: its errors are 500s
