@@ -125,6 +125,7 @@ class Ledger:
         self.statuses: Counter[int] = Counter()
         self.failures: dict[str, list[tuple[FuzzRequest, Answer]]] = {}
         self.server_side = 0
+        self.crashes = 0
         self.slowest = 0.0
         self.per_op: dict[str, float] = {}
 
@@ -202,6 +203,8 @@ def ledger(figures: dict[str, Any]) -> Iterator[Ledger]:
     slow = sorted(led.per_op.items(), key=lambda kv: -kv[1])[:5]
     fig["slowest_operations_s"] = {k: round(v, 1) for k, v in slow}
     fig["failures"] += sum(len(v) for v in led.failures.values())
+    fig["hangs"] = fig.get("hangs", 0) + sum(a.status is None for v in led.failures.values() for _, a in v)
+    fig["crashes"] = fig.get("crashes", 0) + led.crashes
     statuses = Counter({int(k): v for k, v in fig["statuses"].items()}) + led.statuses
     fig["statuses"] = {str(k): v for k, v in sorted(statuses.items())}
     fig["seconds"] = round(fig.get("seconds", 0) + time.monotonic() - start, 1)
@@ -236,6 +239,8 @@ def test_operation_survives_fuzzing(
             failed.append((req, ans))
 
     fuzz()
+    if refd.returncode is not None:
+        ledger.crashes += 1
     assert refd.returncode is None, f"refd exited ({refd.returncode}):\n{refd.log_tail(40)}"
     assert send(address, FuzzRequest("GET", "/_ping", (), b"")).status == 200
     if failed:
