@@ -497,6 +497,25 @@ def _parse_run(node: Node, args: list[str]) -> RunCommand:
     return RunCommand(**_base(node), **_shell_dependent(node, args, False), flags_used=list(flags.used))
 
 
+def _copy_flags(
+    node: Node, args: list[str], name: str, strings: tuple[str, ...], bools: tuple[str, ...]
+) -> dict[str, Any]:
+    """ADD and COPY share their argument check and their flag parsing (``--exclude`` included)."""
+    if len(args) < 2:
+        raise InstructionError(
+            f"{name} requires at least two arguments, but only one was provided. "
+            "Destination could not be determined"
+        )
+    flags = _Flags(node.flags)
+    for flag in strings:
+        flags.add_string(flag)
+    for flag in bools:
+        flags.add_bool(flag)
+    flags.add_strings("exclude")
+    flags.parse()
+    return flags.values
+
+
 def parse_command(node: Node) -> Command | Stage:
     """ParseInstruction: one node as a typed instruction, or a Stage for FROM."""
     kind = node.command
@@ -513,20 +532,7 @@ def parse_command(node: Node) -> Command | Stage:
         _Flags(node.flags).parse()
         return LabelCommand(**_base(node), labels=_kvps(args, "LABEL"))
     if kind == "add":
-        if len(args) < 2:
-            raise InstructionError(
-                "ADD requires at least two arguments, but only one was provided. "
-                "Destination could not be determined"
-            )
-        flags = _Flags(node.flags)
-        for name in ("chown", "chmod", "checksum"):
-            flags.add_string(name)
-        flags.add_bool("link")
-        flags.add_bool("keep-git-dir")
-        flags.add_bool("unpack")
-        flags.add_strings("exclude")
-        flags.parse()
-        v = flags.values
+        v = _copy_flags(node, args, "ADD", ("chown", "chmod", "checksum"), ("link", "keep-git-dir", "unpack"))
         return AddCommand(
             **_base(node),
             files=_sources_and_dest(node, args, "ADD"),
@@ -537,18 +543,7 @@ def parse_command(node: Node) -> Command | Stage:
             excludes=v["exclude"],
         )
     if kind == "copy":
-        if len(args) < 2:
-            raise InstructionError(
-                "COPY requires at least two arguments, but only one was provided. "
-                "Destination could not be determined"
-            )
-        flags = _Flags(node.flags)
-        for name in ("chown", "from", "chmod"):
-            flags.add_string(name)
-        flags.add_bool("link")
-        flags.add_strings("exclude")
-        flags.parse()
-        v = flags.values
+        v = _copy_flags(node, args, "COPY", ("chown", "from", "chmod"), ("link",))
         return CopyCommand(
             **_base(node),
             files=_sources_and_dest(node, args, "COPY"),

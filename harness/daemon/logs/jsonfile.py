@@ -111,10 +111,8 @@ class JsonFileWriter:
     def __init__(self, path: str, options: LogOptions) -> None:
         self.path = path
         self.options = options
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
-        os.fchmod(fd, 0o640)
-        self._fh: IO[bytes] = os.fdopen(fd, "ab", buffering=0)
-        self.size = os.fstat(fd).st_size
+        self._fh: IO[bytes] = open_log_for_append(path)
+        self.size = os.fstat(self._fh.fileno()).st_size
 
     def write(self, stream: str, data: bytes, ts: str | None = None) -> None:
         if self.options.max_size > 0 and self.size >= self.options.max_size:
@@ -135,31 +133,44 @@ class JsonFileWriter:
 
     def _rotate(self) -> None:
         self._fh.close()
-        keep = self.options.max_file
-        if keep <= 1:
-            os.unlink(self.path)  # dockerd 28: a single file is truncated by unlinking it
-        else:
-            suffix = ".gz" if self.options.compress else ""
-            last = f"{self.path}.{keep - 1}{suffix}"
-            if os.path.exists(last):
-                os.unlink(last)
-            for i in range(keep - 2, 0, -1):
-                src = f"{self.path}.{i}{suffix}"
-                if os.path.exists(src):
-                    os.replace(src, f"{self.path}.{i + 1}{suffix}")
-            os.replace(self.path, f"{self.path}.1")
-            if self.options.compress:
-                with open(f"{self.path}.1", "rb") as src_fh, gzip.open(f"{self.path}.1.gz.tmp", "wb") as dst:
-                    dst.write(src_fh.read())
-                os.replace(f"{self.path}.1.gz.tmp", f"{self.path}.1.gz")
-                os.unlink(f"{self.path}.1")
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
-        os.fchmod(fd, 0o640)
-        self._fh = os.fdopen(fd, "ab", buffering=0)
+        rotate_log_files(self.path, self.options.max_file, self.options.compress)
+        self._fh = open_log_for_append(self.path)
         self.size = 0
 
     def close(self) -> None:
         self._fh.close()
+
+
+def open_log_for_append(path: str) -> IO[bytes]:
+    """A log file opened as dockerd's drivers open theirs: append-only, mode 0640, unbuffered."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+    os.fchmod(fd, 0o640)
+    return os.fdopen(fd, "ab", buffering=0)
+
+
+def rotate_log_files(path: str, keep: int, compress: bool) -> None:
+    """Shift ``path`` to ``path.1`` (gzipped with ``compress``), older files up, the oldest out.
+
+    Shared by the json-file and local drivers, which rotate alike. With ``keep`` <= 1 dockerd 28 truncates the
+    single file by unlinking it.
+    """
+    if keep <= 1:
+        os.unlink(path)
+        return
+    suffix = ".gz" if compress else ""
+    last = f"{path}.{keep - 1}{suffix}"
+    if os.path.exists(last):
+        os.unlink(last)
+    for i in range(keep - 2, 0, -1):
+        src = f"{path}.{i}{suffix}"
+        if os.path.exists(src):
+            os.replace(src, f"{path}.{i + 1}{suffix}")
+    os.replace(path, f"{path}.1")
+    if compress:
+        with open(f"{path}.1", "rb") as src_fh, gzip.open(f"{path}.1.gz.tmp", "wb") as dst:
+            dst.write(src_fh.read())
+        os.replace(f"{path}.1.gz.tmp", f"{path}.1.gz")
+        os.unlink(f"{path}.1")
 
 
 def _entry(stream: str, data: bytes, ts: str) -> bytes:

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
-from .jsonfile import LogOptionError, from_human_size
+from .jsonfile import LogOptionError, from_human_size, open_log_for_append, rotate_log_files
 
 __all__ = ["LocalOptions", "LocalWriter", "parse_local_options", "read_local_entries"]
 
@@ -138,9 +138,7 @@ class LocalWriter:
         self.size = os.fstat(self._fh.fileno()).st_size
 
     def _open(self) -> IO[bytes]:
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
-        os.fchmod(fd, 0o640)
-        return os.fdopen(fd, "ab", buffering=0)
+        return open_log_for_append(self.path)
 
     def _record(self, stream: str, data: bytes) -> bytes:
         now = time.time_ns()
@@ -161,24 +159,7 @@ class LocalWriter:
 
     def _rotate(self) -> None:
         self._fh.close()
-        keep = self.options.max_file
-        if keep <= 1:
-            os.unlink(self.path)
-        else:
-            suffix = ".gz" if self.options.compress else ""
-            last = f"{self.path}.{keep - 1}{suffix}"
-            if os.path.exists(last):
-                os.unlink(last)
-            for i in range(keep - 2, 0, -1):
-                src = f"{self.path}.{i}{suffix}"
-                if os.path.exists(src):
-                    os.replace(src, f"{self.path}.{i + 1}{suffix}")
-            os.replace(self.path, f"{self.path}.1")
-            if self.options.compress:
-                with open(f"{self.path}.1", "rb") as src_fh, gzip.open(f"{self.path}.1.gz.tmp", "wb") as dst:
-                    dst.write(src_fh.read())
-                os.replace(f"{self.path}.1.gz.tmp", f"{self.path}.1.gz")
-                os.unlink(f"{self.path}.1")
+        rotate_log_files(self.path, self.options.max_file, self.options.compress)
         self._fh = self._open()
         self.size = 0
 
