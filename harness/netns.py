@@ -107,26 +107,25 @@ def _pump(src: socket.socket, dst: socket.socket, done: Callable[[], None]) -> N
         done()
 
 
-class Forwarder:
-    """Host ``127.0.0.1:<ephemeral>`` relayed to ``target_host:target_port`` in a netns."""
+class _Relay:
+    """A listener whose every accepted connection is paired with an upstream one and pumped both ways.
 
-    def __init__(self, connector: NetnsConnector, target_port: int, target_host: str = "127.0.0.1") -> None:
-        self.connector = connector
-        self.target = (target_host, target_port)
-        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(128)
-        self.port: int = self.listener.getsockname()[1]
+    Subclasses make the listener (in whichever namespace it belongs) and say how to reach upstream; the accept
+    loop, the pair bookkeeping and a close() that cuts every relayed connection are shared.
+    """
+
+    listener: socket.socket
+    name: str
+
+    def _start(self) -> None:
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._closed = False
-        self._thread = threading.Thread(target=self._accept, name=f"forward-{self.port}", daemon=True)
+        self._thread = threading.Thread(target=self._accept, name=self.name, daemon=True)
         self._thread.start()
 
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
+    def _connect_upstream(self) -> socket.socket:
+        raise NotImplementedError
 
     def _accept(self) -> None:
         while True:
@@ -135,10 +134,10 @@ class Forwarder:
             except OSError:
                 return
             try:
-                upstream = self.connector.connect(*self.target)
+                upstream = self._connect_upstream()
                 upstream.settimeout(None)
             except OSError:
-                client.close()  # the daemon is not listening: the client sees a reset, like a refused port
+                client.close()  # nothing listens upstream: the client sees a reset, like a refused port
                 continue
             with self._lock:
                 if self._closed:
@@ -149,7 +148,7 @@ class Forwarder:
             done = functools.partial(self._pump_done, (client, upstream), [2])
             for src, dst in ((client, upstream), (upstream, client)):
                 threading.Thread(
-                    target=_pump, args=(src, dst, done), daemon=True, name=f"forward-{self.port}-pump"
+                    target=_pump, args=(src, dst, done), daemon=True, name=f"{self.name}-pump"
                 ).start()
 
     def _pump_done(self, pair: tuple[socket.socket, socket.socket], pending: list[int]) -> None:
@@ -178,6 +177,28 @@ class Forwarder:
                 sock.close()
         if self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
+
+
+class Forwarder(_Relay):
+    """Host ``127.0.0.1:<ephemeral>`` relayed to ``target_host:target_port`` in a netns."""
+
+    def __init__(self, connector: NetnsConnector, target_port: int, target_host: str = "127.0.0.1") -> None:
+        self.connector = connector
+        self.target = (target_host, target_port)
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(128)
+        self.port: int = self.listener.getsockname()[1]
+        self.name = f"forward-{self.port}"
+        self._start()
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _connect_upstream(self) -> socket.socket:
+        return self.connector.connect(*self.target)
 
 
 def _in_netns(netns_path: str, job: Callable[[], socket.socket]) -> socket.socket:
@@ -210,7 +231,7 @@ def add_address(netns_path: str, address: str) -> None:
         raise OSError(f"adding {address} to lo in {netns_path}: {proc.stderr.strip()}")
 
 
-class Inbound:
+class Inbound(_Relay):
     """``listen_host:listen_port`` inside a netns relayed to ``target`` in this process's own netns.
 
     The listening socket is made by a thread that entered the netns; accepted connections belong
@@ -234,61 +255,12 @@ class Inbound:
             return sock
 
         self.listener = _in_netns(netns_path, make)
-        self._open: set[socket.socket] = set()
-        self._lock = threading.Lock()
-        self._closed = False
-        self._thread = threading.Thread(target=self._accept, name=f"inbound-{listen[1]}", daemon=True)
-        self._thread.start()
+        self.name = f"inbound-{listen[1]}"
+        self._start()
 
     @property
     def address(self) -> str:
         return f"{self.listen[0]}:{self.listen[1]}"
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(self.target, timeout=10)
-                upstream.settimeout(None)
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                if self._closed:
-                    client.close()
-                    upstream.close()
-                    return
-                self._open.update((client, upstream))
-            done = functools.partial(self._pump_done, (client, upstream), [2])
-            for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(
-                    target=_pump, args=(src, dst, done), daemon=True, name="inbound-pump"
-                ).start()
-
-    def _pump_done(self, pair: tuple[socket.socket, socket.socket], pending: list[int]) -> None:
-        with self._lock:
-            pending[0] -= 1
-            if pending[0] or pair[0] not in self._open:
-                return
-            self._open.difference_update(pair)
-        for sock in pair:
-            sock.close()
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            open_socks, self._open = list(self._open), set()
-        with contextlib.suppress(OSError):
-            self.listener.shutdown(socket.SHUT_RDWR)
-        with contextlib.suppress(OSError):
-            self.listener.close()
-        for sock in open_socks:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            with contextlib.suppress(OSError):
-                sock.close()
-        if self._thread is not threading.current_thread():
-            self._thread.join(timeout=5)
+    def _connect_upstream(self) -> socket.socket:
+        return socket.create_connection(self.target, timeout=10)
