@@ -173,17 +173,20 @@ def merge_findings(*groups: Sequence[Finding]) -> list[Finding]:
 
 @dataclass(frozen=True)
 class SchemaCheck:
-    """A scenario's schema checks on one target: responses checked, skipped (by reason), findings."""
+    """A scenario's schema checks on one target: responses checked, skipped (by reason), findings, and the
+    swagger operation ids its responses answered (``operations``: what ``conformance.coverage`` counts)."""
 
     checked: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
     findings: tuple[Finding, ...] = ()
+    operations: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "checked": self.checked,
             "skipped": dict(self.skipped),
             "findings": [f.to_dict() for f in self.findings],
+            "operations": list(self.operations),
         }
 
     @classmethod
@@ -191,7 +194,7 @@ class SchemaCheck:
         if data is None:
             return cls()
         obj = _mapping(data, source, where)
-        _no_unknown(obj, {"checked", "skipped", "findings"}, source, where)
+        _no_unknown(obj, {"checked", "skipped", "findings", "operations"}, source, where)
         skipped = obj.get("skipped") or {}
         if not isinstance(skipped, dict) or not all(
             isinstance(v, int) and not isinstance(v, bool) for v in skipped.values()
@@ -200,10 +203,14 @@ class SchemaCheck:
         raw = obj.get("findings") or []
         if not isinstance(raw, list):
             raise ResultsError(source, f"expected a list, got {type(raw).__name__}", f"{where}.findings")
+        operations = obj.get("operations") or []
+        if not isinstance(operations, list) or not all(isinstance(o, str) for o in operations):
+            raise ResultsError(source, "expected a list of operation ids", f"{where}.operations")
         return cls(
             checked=int(_number(obj, "checked", source, where)),
             skipped={str(k): int(v) for k, v in skipped.items()},
             findings=tuple(Finding.from_dict(f, source, f"{where}.findings[{i}]") for i, f in enumerate(raw)),
+            operations=tuple(sorted(set(operations))),
         )
 
     def merge(self, other: SchemaCheck) -> SchemaCheck:
@@ -214,6 +221,7 @@ class SchemaCheck:
             checked=self.checked + other.checked,
             skipped=dict(sorted(skipped.items())),
             findings=tuple(merge_findings(self.findings, other.findings)),
+            operations=tuple(sorted(set(self.operations) | set(other.operations))),
         )
 
 

@@ -730,6 +730,14 @@ class SwaggerStore:
     def loaded(self) -> list[dict[str, str]]:
         return [s.describe() for s in sorted(self._specs.values(), key=lambda s: _version_key(s.api_version))]
 
+    def operation(self, method: str, path: str, headers: Mapping[str, str], default_version: str = "") -> str:
+        """The swagger ``operationId`` serving ``method path`` (query allowed), or ``""`` when none does."""
+        version, bare = api_version_of(path.split("?", 1)[0] or "/", headers)
+        if len(bare) > 1:
+            bare = bare.rstrip("/")
+        route = self.for_version(version or default_version).route(method, bare)
+        return str(route.operation.get("operationId") or "") if route is not None else ""
+
     def check(
         self,
         method: str,

@@ -3,7 +3,8 @@
 While a scenario's test body runs, a ``Collector`` is the ``harness.apitrace`` sink: every JSON response the
 harness's clients (``engine``, ``EngineClient``, ``docker_client``, ``Endpoint.sdk_client()``) read is checked
 with ``conformance.schema`` against the swagger of its API version. What a scenario gathered becomes the
-``schema`` field of its record in the results file (``checked``, ``skipped`` by reason, ``findings``).
+``schema`` field of its record in the results file (``checked``, ``skipped`` by reason, ``findings``), with
+the swagger operation ids of every response, streamed ones too (``operations``, for ``conformance.coverage``).
 The docker CLI talks to the daemon by itself, so its traffic is not seen.
 """
 
@@ -26,10 +27,15 @@ class Collector:
         self.checked = 0
         self.skipped: collections.Counter[str] = collections.Counter()
         self.findings: list[Any] = []  # conformance.results.Finding
+        self.operations: set[str] = set()
         self._lock = threading.Lock()
 
     def __call__(self, response: apitrace.Response) -> None:
         self.session.saw_headers(response.headers)
+        operation = self.session.operation(response)
+        if operation:
+            with self._lock:
+                self.operations.add(operation)
         if response.body is None:
             with self._lock:
                 self.skipped["streamed"] += 1
@@ -52,6 +58,7 @@ class Collector:
                 "checked": self.checked,
                 "skipped": dict(sorted(self.skipped.items())),
                 "findings": [f.to_dict() for f in self.findings],
+                "operations": sorted(self.operations),
             }
 
 
@@ -117,6 +124,18 @@ class SchemaSession:
         except SchemaUnavailable as exc:
             self.error = str(exc)
             return None
+
+    def operation(self, response: apitrace.Response) -> str:
+        """The swagger operation id ``response`` answered (``""`` if none or the swaggers are unavailable)."""
+        from conformance.schema import SchemaUnavailable
+
+        if self._store is None or self.error:
+            return ""
+        try:
+            with self._lock:
+                return str(self._store.operation(response.method, response.path, response.headers))
+        except SchemaUnavailable:
+            return ""
 
     def start(self) -> Collector | None:
         if not self.active:

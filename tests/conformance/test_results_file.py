@@ -62,7 +62,12 @@ EXAMPLE: dict[str, Any] = {
             "reason": "",
             "duration": 0.12,
             "observations": {"status": 200, "headers": {"Api-Version": "1.41"}},
-            "schema_check": {"checked": 3, "skipped": {"not-json": 1}, "findings": [FINDING]},
+            "schema_check": {
+                "checked": 3,
+                "skipped": {"not-json": 1},
+                "findings": [FINDING],
+                "operations": ["SystemPing"],
+            },
         }
     ],
 }
@@ -104,6 +109,17 @@ def test_merge_adds_schema_counts_and_findings() -> None:
     merged = one.merge(two)
     assert merged.checked == 3 and merged.skipped == {"no-body": 1, "not-json": 3}
     assert [f.count for f in merged.findings] == [3]
+
+
+def test_merge_unites_operations_and_loading_rejects_a_non_list() -> None:
+    one = SchemaCheck(operations=("SystemPing", "SystemVersion"))
+    assert one.merge(SchemaCheck(operations=("SystemInfo", "SystemPing"))).operations == (
+        "SystemInfo",
+        "SystemPing",
+        "SystemVersion",
+    )
+    with pytest.raises(ResultsError, match="expected a list of operation ids"):
+        SchemaCheck.from_dict({"checked": 0, "operations": "SystemPing"})
 
 
 def test_dump_and_load_round_trip(tmp_path: Path) -> None:

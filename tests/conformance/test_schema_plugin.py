@@ -27,7 +27,12 @@ SWAGGER = {
         }
     },
     "paths": {
-        "/things/{id}/json": {"get": {"responses": {"200": {"schema": {"$ref": "#/definitions/Thing"}}}}}
+        "/things/{id}/json": {
+            "get": {
+                "operationId": "ThingInspect",
+                "responses": {"200": {"schema": {"$ref": "#/definitions/Thing"}}},
+            }
+        }
     },
 }
 
@@ -135,6 +140,8 @@ def test_report_mode_records_findings_without_failing(pytester: pytest.Pytester,
     assert (good.checked, good.skipped, good.findings) == (2, {"unknown-path": 2}, ())
     streamed = by_id["api/things/streamed"].schema_check
     assert (streamed.checked, streamed.skipped) == (0, {"streamed": 1})
+    # the operation each response answered, streamed ones too; a path the swagger lacks names none
+    assert [by_id[i].schema_check.operations for i in sorted(by_id)] == [("ThingInspect",)] * 3
     assert "api/things/bad" in by_id and len(by_id) == 3  # the plain test is not recorded
 
 
