@@ -19,6 +19,12 @@ The mounts, all private to this namespace and gone with it:
   the same path, so data-root, exec-root, pidfile, sockets and TLS files are the same inside and outside;
 - the host's ``/lib/modules`` read-only, when present.
 
+On a restart the local backend keeps the daemon's mount namespace on a file and names it in
+``HARNESS_JOIN_MOUNT_NS``: then nothing is mounted; this process joins that namespace (setns, which puts it
+at the already pivoted root) and execs PROGRAM there, so a restarted dockerd finds what the killed one
+left running: containerd, the shims' sockets under ``/run/containerd/s``, the containers' overlay and
+netns mounts (live-restore).
+
 ``--lock FILE`` is held shared (inherited by PROGRAM) so ``python -m harness.rootfs clean`` never removes a
 rootfs a daemon runs from. Standard library only, run with ``-I -S``: it must start fast and import nothing
 from the project.
@@ -32,7 +38,7 @@ import json
 import os
 import sys
 
-__all__ = ["bind_candidates", "enter_root", "main"]
+__all__ = ["JOIN_ENV", "bind_candidates", "enter_root", "join_root", "main"]
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 1, 2, 4, 8, 32
 MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
@@ -56,6 +62,8 @@ SYSTEM_TOP = frozenset(
     }
 )
 EXIT_LAUNCHER = 125
+JOIN_ENV = "HARNESS_JOIN_MOUNT_NS"
+CLONE_NEWNS = 0x00020000
 
 
 class LaunchError(Exception):
@@ -218,6 +226,26 @@ def enter_root(new: str) -> None:
     os.chdir("/")
 
 
+def join_root(ns_file: str) -> None:
+    """Join the kept mount namespace ``ns_file`` (an earlier boot's, already pivoted into the rootfs)."""
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+    try:
+        fd = os.open(ns_file, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise LaunchError(f"open the kept mount namespace {ns_file}: {exc.strerror}") from None
+    try:
+        if _libc.setns(fd, CLONE_NEWNS) != 0:
+            err = os.strerror(ctypes.get_errno())
+            raise LaunchError(
+                f"setns into the kept mount namespace {ns_file}: {err} (is it an nsfs mount? "
+                f"unset {JOIN_ENV} to boot in a fresh one)"
+            )
+    finally:
+        os.close(fd)
+
+
 def main(argv: list[str]) -> int:
     lock = ""
     if argv[:1] == ["--lock"] and len(argv) >= 2:
@@ -227,8 +255,9 @@ def main(argv: list[str]) -> int:
         return 2
     rootfs, command = os.path.abspath(argv[0]), argv[2:]
     cwd = os.getcwd()
+    join = os.environ.pop(JOIN_ENV, "")
     try:
-        new = prepare(rootfs, cwd, command)
+        new = "" if join else prepare(rootfs, cwd, command)
         if lock:
             fd = os.open(lock, os.O_RDONLY | os.O_CREAT, 0o644)
             try:
@@ -236,7 +265,10 @@ def main(argv: list[str]) -> int:
             except BlockingIOError:
                 raise LaunchError(f"{rootfs} is being cleaned or rebuilt (lock {lock} is held)") from None
             os.set_inheritable(fd, True)
-        enter_root(new)
+        if join:
+            join_root(join)
+        else:
+            enter_root(new)
         os.chdir(cwd)
         os.execvp(command[0], command)
     except (LaunchError, OSError) as exc:

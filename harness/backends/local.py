@@ -126,7 +126,9 @@ class LocalBackend:
             sock.close()
         if socks:
             remap += f"export LISTEN_FDS={len(socks)}; export LISTEN_PID=$$\n"
-        wrapper = [*_namespace_command(handle), "bash", "-c", _WRAPPER.format(remap=remap), "refd-wrapper"]
+        ns_argv, ns_env = _namespace_command(handle)
+        env.update(ns_env)
+        wrapper = [*ns_argv, "bash", "-c", _WRAPPER.format(remap=remap), "refd-wrapper"]
         stdout = open(handle.stdout_path, "ab")  # noqa: SIM115 - handed to the child
         stderr = open(handle.stderr_path, "ab")  # noqa: SIM115
         try:
@@ -299,45 +301,109 @@ class LocalBackend:
             rmtree(handle.workdir, ignore_errors=True)
 
 
-def _ns_file(workdir: str) -> str:
-    return os.path.join(workdir, "ns", "net")
+def _ns_file(workdir: str, kind: str = "net") -> str:
+    return os.path.join(workdir, "ns", kind)
 
 
-def _namespace_command(handle: DaemonHandle) -> list[str]:
-    """A fresh mount namespace, and the daemon's own network namespace: made on first boot, kept on a file.
+#: set for a target's launcher on a restart: the kept mount namespace it joins instead of preparing a root
+JOIN_MOUNT_NS_ENV = "HARNESS_JOIN_MOUNT_NS"
 
-    Keeping the netns (``unshare --net=FILE``, then ``nsenter --net=FILE``) means a restarted daemon
-    comes back in the same network namespace, as under a real supervisor: live-restored containers
-    keep their bridge, veths and published ports. The mount namespace is new per boot (a target's
-    launcher may pivot_root inside it).
+
+def _keeps_mount_ns(handle: DaemonHandle) -> bool:
+    """Whether the daemon's mount namespace outlives it: every dockerd target's does.
+
+    A dockerd's sandbox netns files (``<exec-root>/netns``), its containers' overlay mounts and, in a
+    rootfs target, its ``/run`` (containerd's shim sockets) exist only in that namespace: a restart in a
+    fresh one cannot fully re-adopt its live-restored containers (no shim at all in a rootfs target, no
+    embedded DNS for them with the host's dockerd). refd keeps a fresh namespace per boot.
+    """
+    return handle.target.kind == "dockerd"
+
+
+def _namespace_command(handle: DaemonHandle) -> tuple[list[str], dict[str, str]]:
+    """The namespace wrapper's argv and the environment it adds.
+
+    The daemon's own network namespace is made on first boot and kept on a file (``unshare --net=FILE``,
+    then ``nsenter --net=FILE``): a restarted daemon comes back in the same network namespace, as under a
+    real supervisor, and live-restored containers keep their bridge, veths and published ports.
+
+    A dockerd's mount namespace is kept on a file too (refd's is new per boot): a restarted dockerd
+    enters it again and finds its containerd, the shims' sockets in ``/run/containerd/s``, the sandbox
+    netns files and the containers' mounts, as on a host. A target with a launcher (the dockerd-N rootfs
+    targets pivot_root into their rootfs) is not entered with nsenter, whose next program would have to
+    exist in the rootfs: its launcher joins the namespace itself (``HARNESS_JOIN_MOUNT_NS``).
     """
     net = _ns_file(handle.workdir)
+    mnt = _ns_file(handle.workdir, "mnt")
+    keep_mnt = _keeps_mount_ns(handle)
     if _is_nsfs(net):
-        return ["nsenter", f"--net={net}", "--", "unshare", "--mount", "--propagation", "private", "--"]
+        if keep_mnt and _is_nsfs(mnt) and handle.target.launcher:
+            return ["nsenter", f"--net={net}", "--"], {JOIN_MOUNT_NS_ENV: mnt}  # the launcher joins it
+        if keep_mnt and _is_nsfs(mnt):
+            return ["nsenter", f"--net={net}", f"--mount={mnt}", "--"], {}
+        return ["nsenter", f"--net={net}", "--", "unshare", "--mount", "--propagation", "private", "--"], {}
     os.makedirs(os.path.dirname(net), exist_ok=True)
-    with open(net, "w"):
-        pass
-    return ["unshare", "--mount", f"--net={net}", "--propagation", "private", "--"]
+    for path in (net, mnt) if keep_mnt else (net,):
+        with open(path, "w"):
+            pass
+    if not keep_mnt:
+        return ["unshare", "--mount", f"--net={net}", "--propagation", "private", "--"], {}
+    _private_mount(os.path.dirname(mnt))  # a mount namespace file must not sit on a shared mount
+    return ["unshare", f"--mount={mnt}", f"--net={net}", "--propagation", "private", "--"], {}
 
 
 def _is_nsfs(path: str) -> bool:
     """Whether ``path`` is a namespace file (an nsfs bind mount), not the empty placeholder."""
+    return _mount_fstype(path) == "nsfs"
+
+
+def _mount_fstype(path: str) -> str:
+    """The filesystem type mounted right at ``path`` ("" when ``path`` is no mount point)."""
     real = os.path.realpath(path)
     try:
         with open("/proc/self/mountinfo") as fh:
-            return any(line.split()[4] == real and " - nsfs " in line for line in fh)
+            for line in fh:
+                fields = line.split()
+                if fields[4] == real and " - " in line:
+                    return line.split(" - ", 1)[1].split()[0]
     except OSError:
-        return False
+        pass
+    return ""
+
+
+_MS_BIND, _MS_PRIVATE = 4096, 1 << 18
+
+
+def _private_mount(directory: str) -> None:
+    """Bind ``directory`` onto itself with private propagation (as ``ip netns`` does for /run/netns)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    path = os.fsencode(directory)
+    if _mount_fstype(directory) == "" and libc.mount(path, path, None, _MS_BIND, None) != 0:
+        err = ctypes.get_errno()
+        raise HarnessError(
+            f"mount --bind {directory} {directory}: {os.strerror(err)}; the local backend needs root"
+        )
+    if libc.mount(None, path, None, _MS_PRIVATE, None) != 0:
+        err = ctypes.get_errno()
+        raise HarnessError(
+            f"mount --make-private {directory}: {os.strerror(err)}; the local backend needs root"
+        )
 
 
 def release_namespaces(workdir: str) -> None:
-    """Unmount the kept netns file (the namespace goes once nothing else holds it)."""
+    """Unmount the kept namespace files (each namespace goes once nothing else holds it)."""
     import ctypes
 
-    path = _ns_file(workdir)
-    if os.path.exists(path):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.umount2(os.fsencode(path), 2)  # MNT_DETACH
+    libc = ctypes.CDLL(None, use_errno=True)
+    for kind in ("mnt", "net"):
+        path = _ns_file(workdir, kind)
+        if os.path.exists(path) and _is_nsfs(path):
+            libc.umount2(os.fsencode(path), 2)  # MNT_DETACH
+    directory = os.path.join(workdir, "ns")
+    if os.path.isdir(directory) and _mount_fstype(directory):
+        libc.umount2(os.fsencode(directory), 2)
 
 
 def _check_socket_paths(handle: DaemonHandle) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import os
 import shutil
@@ -303,3 +304,45 @@ def test_unix_socket_is_in_the_shared_filesystem(boot: Booter) -> None:
     handle = boot()
     with socket.socket(socket.AF_UNIX) as sock:
         sock.connect(handle.socket_path)  # no forwarding needed: mount namespaces share this tree
+
+
+# the kept mount namespace (live-restore) --------------------------------------------------------------------
+def _mark_mount_ns(handle: DaemonHandle) -> None:
+    """Mount a tmpfs named ``harness-marker`` in the daemon's mount namespace only."""
+    marker = os.path.join(handle.workdir, "marker")
+    os.makedirs(marker, exist_ok=True)
+    subprocess.run(
+        ["nsenter", f"--mount=/proc/{handle.pid}/ns/mnt", "mount", "-t", "tmpfs", "harness-marker", marker],
+        check=True,
+    )
+
+
+def _sees_marker(pid: int) -> bool:
+    with open(f"/proc/{pid}/mountinfo") as fh:
+        return any(" harness-marker " in line for line in fh)
+
+
+def _as_dockerd(target: Target) -> Target:
+    """refd's command line as a target of kind ``dockerd``, whose mount namespace the backend keeps."""
+    return dataclasses.replace(target, name="refd-as-dockerd", kind="dockerd")
+
+
+def test_a_dockerd_restarts_in_its_kept_mount_namespace(boot: Booter) -> None:
+    handle = boot(flavour=_as_dockerd(resolve_target("refd")))
+    _mark_mount_ns(handle)
+    assert not _sees_marker(os.getpid())
+    boot.backend.restart(handle)
+    assert handle.endpoint is not None and ping_once(handle.endpoint) == 200
+    assert _sees_marker(handle.pid)  # its mounts (sandbox netns files, overlays, /run) are still there
+    boot.backend.teardown(boot.handles.pop())
+    with open("/proc/self/mountinfo") as fh:
+        assert [line for line in fh if handle.workdir in line] == []  # the kept namespace files are unmounted
+
+
+def test_refd_restarts_in_a_fresh_mount_namespace(boot: Booter) -> None:
+    handle = boot()
+    _mark_mount_ns(handle)
+    assert _sees_marker(handle.pid)
+    boot.backend.restart(handle)
+    assert handle.endpoint is not None and ping_once(handle.endpoint) == 200
+    assert not _sees_marker(handle.pid)
