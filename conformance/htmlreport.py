@@ -2,9 +2,12 @@
 
 A matrix of scenario x target (targets grouped by kernel when the runs had different kernels), filtered by
 area, outcome, parity verdict, schema findings, what changed since a previous report (when the document
-holds a trend, shown in its own section above the matrix) and a text search. Each cell opens
-(``<details>``) to show what the target did: outcome and reason, the verdict with the known-divergence reason,
-the diff against the reference, the raw observations, and the schema checks with their findings.
+holds a trend, shown in its own section above the matrix) and a text search. Every count in the summary
+table is a button that shows only the rows it counts (that target, that outcome, verdict or schema findings),
+and the lists of unexplained and stale divergences link to their rows, so any divergence is two clicks away:
+the count or the link, then the cell. Each cell opens (``<details>``) to show what the target did: outcome
+and reason, the verdict with the known-divergence reason (or a stale entry naming the cell), the diff
+against the reference, the raw observations, and the schema checks with their findings.
 
 Scenario output is untrusted (a daemon can put anything in an error message): every text goes through
 ``html.escape`` and data reaches the script only through ``data-*`` attributes, never inside ``<script>``.
@@ -16,7 +19,7 @@ import html
 import json
 from typing import Any
 
-from conformance.parity import VERDICTS, Parity, ScenarioParity, TargetOutcome, TargetRun, Verdict
+from conformance.parity import VERDICTS, KnownUse, Parity, ScenarioParity, TargetOutcome, TargetRun, Verdict
 from conformance.results import OUTCOMES, Finding
 from conformance.trend import Change, Trend
 
@@ -60,6 +63,9 @@ td.cell.problem { background: #fff1e5; } td.cell.failing { background: #ffebe9; 
 table.inner { margin: .3rem 0; font-size: 12px; } table.inner th { position: static; }
 table.inner td { overflow-wrap: anywhere; } table.inner td.nw { white-space: nowrap; }
 #count { margin-left: auto; color: #57606a; }
+button.pick { font: inherit; border: 0; background: none; padding: 0; color: #0969da; cursor: pointer;
+  text-decoration: underline; }
+#focus { flex-basis: 100%; } #focus[hidden] { display: none; } p.stale { color: var(--known); }
 .t-new-failure, .t-new-divergence { background: var(--bad); } .t-fixed, .t-resolved { background: var(--ok); }
 .t-new-scenario { background: var(--known); } #trend .warn { color: var(--bad); font-weight: 600; }
 """
@@ -68,6 +74,7 @@ _JS = """
 (function () {
   var form = document.getElementById('filters');
   var rows = Array.prototype.slice.call(document.querySelectorAll('#matrix > tbody > tr'));
+  var focusBox = document.getElementById('focus');
   function checked(group) {
     var out = {};
     form.querySelectorAll('input[data-group="' + group + '"]').forEach(function (box) {
@@ -84,13 +91,15 @@ _JS = """
     var changedBox = document.getElementById('only-changed');
     var onlyChanged = changedBox !== null && changedBox.checked;
     var text = document.getElementById('search').value.toLowerCase();
+    var focus = focusBox.dataset.focus || '';
     var shown = 0;
     rows.forEach(function (row) {
       var ok = areas[row.dataset.area] && any(row.dataset.outcomes, outcomes) &&
         (!row.dataset.verdicts || any(row.dataset.verdicts, verdicts)) &&
         (!onlyFindings || row.dataset.findings !== '0') &&
         (!onlyChanged || row.dataset.trend) &&
-        (!text || row.dataset.text.indexOf(text) !== -1);
+        (!text || row.dataset.text.indexOf(text) !== -1) &&
+        (!focus || row.dataset.cells.split(' ').indexOf(focus) !== -1);
       row.hidden = !ok;
       if (ok) { shown += 1; }
     });
@@ -106,6 +115,39 @@ _JS = """
         box.checked = on;
       });
       apply();
+    });
+  });
+  // show every row again: all boxes checked, no search, no "only" boxes, no focus
+  function reset() {
+    form.querySelectorAll('input[type="checkbox"]').forEach(function (box) {
+      box.checked = !!box.dataset.group;
+    });
+    document.getElementById('search').value = '';
+    focusBox.dataset.focus = '';
+    focusBox.hidden = true;
+  }
+  // a count in the summary table: only the rows it counts, then the matrix
+  document.querySelectorAll('button.pick').forEach(function (button) {
+    button.addEventListener('click', function (event) {
+      event.preventDefault();
+      reset();
+      focusBox.dataset.focus = button.dataset.focus;
+      document.getElementById('focus-text').textContent = button.title;
+      focusBox.hidden = false;
+      apply();
+      document.getElementById('scenarios').scrollIntoView();
+    });
+  });
+  document.getElementById('focus-clear').addEventListener('click', function (event) {
+    event.preventDefault();
+    reset();
+    apply();
+  });
+  // a link to a row (divergence lists, trend): make sure the row is not filtered out, then follow it
+  document.querySelectorAll('a[data-row]').forEach(function (link) {
+    link.addEventListener('click', function () {
+      var row = document.getElementById(link.dataset.row);
+      if (row !== null && row.hidden) { reset(); apply(); }
     });
   });
   document.getElementById('expand').addEventListener('click', function (event) {
@@ -191,7 +233,9 @@ def _findings_table(findings: tuple[Finding, ...], is_reference: bool) -> str:
     )
 
 
-def _cell(parity: Parity, scenario: ScenarioParity, run: TargetRun) -> tuple[str, set[str], set[str], int]:
+def _cell(
+    parity: Parity, scenario: ScenarioParity, run: TargetRun, stale: tuple[KnownUse, ...] = ()
+) -> tuple[str, set[str], set[str], int]:
     """The ``<td>`` for one target of one scenario, plus its outcome, verdict words and finding count."""
     name = run.name
     result: TargetOutcome | None = scenario.results.get(name)
@@ -231,6 +275,12 @@ def _cell(parity: Parity, scenario: ScenarioParity, run: TargetRun) -> tuple[str
             text += f"<br>{_link(verdict.link)}"
         body.append(text + "</p>")
         body.append(_diff_table(parity, name, verdict))
+    for use in _stale_for(parity, scenario.id, run, stale):
+        link = f"<br>{_link(use.entry.link)}" if use.entry.link else ""
+        body.append(
+            f'<p class="stale"><b>stale known divergence</b> (it explained nothing in this run): '
+            f'<span class="reason">{_e(use.entry.reason)}</span>{link}</p>'
+        )
     if result is not None:
         if result.observations:
             body.append(f"<p><b>observations</b> (raw)</p><pre>{_json(result.observations)}</pre>")
@@ -251,10 +301,40 @@ def _cell(parity: Parity, scenario: ScenarioParity, run: TargetRun) -> tuple[str
     elif verdict is not None and verdict.problem:
         classes.append("problem")
     td = (
-        f'<td class="{" ".join(classes)}"><details><summary>{"".join(summary)}</summary>'
-        f"{''.join(body)}</details></td>"
+        f'<td class="{" ".join(classes)}" data-target="{_e(name)}">'
+        f"<details><summary>{''.join(summary)}</summary>{''.join(body)}</details></td>"
     )
     return td, words, verdict_words, len(findings)
+
+
+def _stale_for(
+    parity: Parity, scenario_id: str, run: TargetRun, stale: tuple[KnownUse, ...]
+) -> list[KnownUse]:
+    """The stale known-divergence entries that name this scenario on this (non-reference) target."""
+    if run.name == parity.reference or not stale:
+        return []
+    ref = next((r for r in parity.targets if r.name == parity.reference), None)
+    labels = [f"{run.name}@{run.target.version}"]
+    if ref is not None:
+        labels.append(f"{ref.name}@{ref.target.version}")
+    return [k for k in stale if k.entry.matches(scenario_id, run.name, parity.reference, *labels)]
+
+
+def _pick(target: str, group: str, value: str, count: Any, title: str) -> str:
+    """A count in the summary table; when non-zero, a button showing only the rows it counts."""
+    if not isinstance(count, int) or count <= 0:
+        return _e(count)
+    focus = f"{target}:{group}:{value}" if value else f"{target}:{group}"
+    return f'<button type="button" class="pick" data-focus="{_e(focus)}" title="{_e(title)}">{count}</button>'
+
+
+def _cell_tokens(target: str, outcomes: set[str], verdicts: set[str], findings: int) -> list[str]:
+    """What a summary count matches in a row: ``T:outcome:X``, ``T:verdict:X``, ``T:schema`` (findings)."""
+    out = [f"{target}:outcome:{o}" for o in sorted(outcomes)]
+    out += [f"{target}:verdict:{v}" for v in sorted(verdicts)]
+    if findings:
+        out.append(f"{target}:schema")
+    return out
 
 
 def _kernels(parity: Parity) -> list[tuple[str, list[TargetRun]]]:
@@ -278,14 +358,25 @@ def _summary_table(parity: Parity) -> str:
             schema = _e(s["mode"] or "not recorded")
         else:
             own = "" if run.name == parity.reference else f" ({_e(s['own_findings'])} not on the reference)"
-            schema = f"{_e(s['mode'])}: {_e(s['checked'])} checked, {_e(s['findings'])} finding(s){own}"
+            shown = _pick(
+                run.name, "schema", "", s["findings"], f"{run.name}: scenarios with schema findings"
+            )
+            schema = f"{_e(s['mode'])}: {_e(s['checked'])} checked, {shown} finding(s){own}"
         swaggers = ", ".join(f"{_e(w.get('api_version', ''))}" for w in run.schema_check.swaggers)
         rows.append(
             "<tr>"
             f"<td>{_e(name)}</td><td>{_e(run.target.version)}</td><td>{_e(run.target.api_version)}</td>"
             f"<td>{_e(run.target.backend)}</td><td>{_e(run.target.kernel)}</td><td>{_e(t['scenarios'])}</td>"
-            + "".join(f"<td>{_e(t['outcomes'][o])}</td>" for o in OUTCOMES)
-            + "".join(f"<td>{_e(v[k]) if v else '—'}</td>" for k in VERDICTS)
+            + "".join(
+                f"<td>{_pick(run.name, 'outcome', o, t['outcomes'][o], f'{run.name}: {o}')}</td>"
+                for o in OUTCOMES
+            )
+            + "".join(
+                f"<td>{_pick(run.name, 'verdict', k, v[k], f'{run.name}: {k} vs {parity.reference}')}</td>"
+                if v
+                else "<td>—</td>"
+                for k in VERDICTS
+            )
             + f"<td>{schema}{' · swaggers ' + swaggers if swaggers else ''}</td>"
             "</tr>"
         )
@@ -330,7 +421,9 @@ def _filters(areas: list[str], with_trend: bool = False) -> str:
         + '<fieldset><legend>Search</legend><input type="search" id="search" '
         'placeholder="scenario id or text"></fieldset>'
         '<fieldset><legend>Cells</legend><button type="button" id="expand">expand all</button></fieldset>'
-        '<span id="count"></span></form>'
+        '<span id="count"></span>'
+        '<p id="focus" data-focus="" hidden>showing only <b id="focus-text"></b> '
+        '<button type="button" id="focus-clear">show all</button></p></form>'
     )
 
 
@@ -356,14 +449,20 @@ def _row_id(scenario_id: str) -> str:
     return f"sc-{scenario_id}"
 
 
+def _code(text: str) -> str:
+    return f"<code>{_e(text)}</code>"
+
+
+def _row_link(scenario_id: str) -> str:
+    """A link to a scenario's row in the matrix (the script clears the filters that would hide it)."""
+    row = _e(_row_id(scenario_id))
+    return f'<a href="#{row}" data-row="{row}"><code>{_e(scenario_id)}</code></a>'
+
+
 def _changes_table(changes: tuple[Change, ...], what: str, with_detail: bool, known: set[str]) -> str:
     rows = []
     for c in changes:
-        sid = (
-            f'<a href="#{_e(_row_id(c.scenario))}"><code>{_e(c.scenario)}</code></a>'
-            if c.scenario in known
-            else f"<code>{_e(c.scenario)}</code>"
-        )
+        sid = _row_link(c.scenario) if c.scenario in known else f"<code>{_e(c.scenario)}</code>"
         detail = ""
         if with_detail:
             text = ("(excused by a known divergence) " if c.expected else "") + c.detail
@@ -419,9 +518,7 @@ def _trend_section(parity: Parity, trend: Trend) -> str:
     ):
         if ids:
             items = "".join(
-                f'<li><a href="#{_e(_row_id(sid))}"><code>{_e(sid)}</code></a></li>'
-                if sid in known
-                else f"<li><code>{_e(sid)}</code></li>"
+                f"<li>{_row_link(sid)}</li>" if sid in known else f"<li><code>{_e(sid)}</code></li>"
                 for sid in ids
             )
             parts.append(_listing(f"{title}: {len(ids)}", items, len(ids)))
@@ -474,11 +571,14 @@ def render_html(parity: Parity) -> str:
     head_rows.append("</tr>")
     body_rows = []
     marks = parity.trend.scenario_marks() if parity.trend is not None else {}
+    stale_uses = tuple(parity.stale())
     for s in parity.scenarios:
         cells, outcomes, verdicts, findings = [], set(), set(), 0
+        tokens: list[str] = []
         for run in runs:
-            td, o, v, n = _cell(parity, s, run)
+            td, o, v, n = _cell(parity, s, run, stale_uses)
             cells.append(td)
+            tokens += _cell_tokens(run.name, o, v, n)
             outcomes |= o
             verdicts |= v
             findings += n
@@ -490,18 +590,18 @@ def render_html(parity: Parity) -> str:
         body_rows.append(
             f'<tr data-area="{_e(area)}" data-outcomes="{_e(" ".join(sorted(outcomes)))}" '
             f'data-verdicts="{_e(" ".join(sorted(verdicts)))}" data-findings="{findings}" '
-            f'data-trend="{_e(" ".join(changed))}" id="{_e(_row_id(s.id))}" data-text="{_e(text)}">'
+            f'data-trend="{_e(" ".join(changed))}" id="{_e(_row_id(s.id))}" data-text="{_e(text)}" '
+            f'data-cells="{_e(" ".join(tokens))}">'
             f'<td class="sc"><code>{_e(s.id)}</code>{" " + badges if badges else ""}'
             f'<div class="st">{_e(s.statement)}{ref}</div></td>' + "".join(cells) + "</tr>"
         )
     unexplained = parity.unexplained()
-    problems = "".join(
-        f"<li><code>{_e(s.id)}</code> on {_e(t)}: {_e(v.verdict)}</li>" for s, t, v in unexplained
-    )
+    ids = {s.id for s in parity.scenarios}
+    problems = "".join(f"<li>{_row_link(s.id)} on {_e(t)}: {_e(v.verdict)}</li>" for s, t, v in unexplained)
     stale = "".join(
-        f"<li><code>{_e(k.entry.scenario)}</code> on {_e(', '.join(k.entry.targets))}: "
-        f"{_e(k.entry.reason)}</li>"
-        for k in parity.stale()
+        f"<li>{_row_link(k.entry.scenario) if k.entry.scenario in ids else _code(k.entry.scenario)}"
+        f" on {_e(', '.join(k.entry.targets))}: {_e(k.entry.reason)}</li>"
+        for k in stale_uses
     )
     rules = "".join(
         f"<tr><td><code>{_e(r['name'])}</code></td><td>{_e(r['description'])}</td></tr>" for r in parity.rules

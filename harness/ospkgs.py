@@ -24,6 +24,7 @@ PROBES = {
     "systemd": "/usr/bin/systemd-socket-activate",
     "openssl": "/usr/bin/openssl",
     "docker-registry": "/usr/bin/docker-registry",
+    "chromium": "/usr/bin/chromium",
 }
 
 

@@ -201,7 +201,7 @@ def test_write_reports_writes_trend_md_only_with_a_trend(trend: Trend, tmp_path:
 def test_html_shows_the_trend_and_filters_changed_rows(trend: Trend) -> None:
     text = render_html(Parity(**{**_new().__dict__, "trend": trend}))
     assert '<section id="trend">' in text and 'id="only-changed"' in text
-    assert '<a href="#sc-api/breaks"><code>api/breaks</code></a>' in text
+    assert '<a href="#sc-api/breaks" data-row="sc-api/breaks"><code>api/breaks</code></a>' in text
     assert 'id="sc-api/breaks"' in text
     rows = dict(re.findall(r'data-trend="([^"]*)" id="sc-([^"]+)"', text)[i][::-1] for i in range(5))
     assert rows["api/breaks"] == "new-divergence new-failure"
