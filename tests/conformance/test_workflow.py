@@ -1,16 +1,21 @@
 """The hosted CI workflow (.github/workflows/conformance.yml) cannot run here, so it is checked instead: it is
-valid YAML of the expected shape, every command it runs exists and parses with this tree's parsers, and the
-artifact layout it produces merges into one report with the exact merge command it runs."""
+valid YAML of the expected shape, every command it runs exists and parses with this tree's parsers, every
+OS package, console script and report path it names exists, the artifact layout it produces merges into one
+report with the exact merge command it runs, and actionlint (when on PATH) has nothing to say. Every
+``nox -s NAME`` the CI entry point and the docs mention is a session of the noxfile."""
 
 from __future__ import annotations
 
+import ast
 import fnmatch
 import glob
 import importlib.util
+import json
 import re
 import shlex
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +27,7 @@ from conformance.parity import load_parity
 from conformance.results import dump_results
 from conformance.runner import REPO_ROOT, Run, parse_options
 from harness.cli import main as harness_main
+from harness.ospkgs import PROBES
 from harness.rootfs import RECIPES
 from harness.targets import KNOWN_TARGETS
 
@@ -215,6 +221,10 @@ def test_artifacts_line_up_and_merge_into_one_report(
     assert "previous/parity.json" in keep["run"]
     assert harness_main(argv(["--previous", cache["path"]])) == 0
     assert all(Path(f).is_file() for f in files)
+    # every reports/ path the workflow names anywhere (summary, cache condition, copy) is one merge wrote
+    named = set(re.findall(r"reports/[\w.-]+", WORKFLOW.read_text()))
+    assert {"reports/parity.json", "reports/parity.md", "reports/trend.md"} <= named
+    assert sorted(f for f in named if not Path(f).is_file()) == []
     save = _step(wf, "report", "actions/cache/save@v4")["with"]
     assert save["path"] == cache["path"] and save["key"] == cache["key"]
 
@@ -233,3 +243,78 @@ def test_run_scripts_pass_shellcheck(wf: dict[str, Any]) -> None:
                     timeout=60,
                 )
                 assert proc.returncode == 0, f"{job} / {step.get('name')}:\n{proc.stdout}"
+
+
+def test_os_packages_and_console_scripts_it_names_exist(wf: dict[str, Any]) -> None:
+    """The packages it asks harness.ospkgs for are ones ospkgs probes or apt knows; the .venv/bin/ scripts
+    it calls are console scripts of this project (or pip and python)."""
+    packages = [
+        w
+        for step in _steps(wf, "run")
+        for words in _commands(step.get("run", ""))
+        if words[:3] == [".venv/bin/python", "-m", "harness.ospkgs"]
+        for w in words[3:]
+    ]
+    assert "debootstrap" in packages  # harness.rootfs build needs it on the runner
+    unprobed = [p for p in packages if p not in PROBES]
+    if unprobed and shutil.which("apt-cache"):
+        for name in unprobed:
+            proc = subprocess.run(["apt-cache", "show", "--no-all-versions", name], capture_output=True)
+            assert proc.returncode == 0, f"apt-cache show {name}: no such package ({proc.stderr.decode()})"
+    scripts = set(tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["scripts"])
+    called = set(re.findall(r"\.venv/bin/([\w-]+)", WORKFLOW.read_text()))
+    assert called <= scripts | {"python", "pip"}, called - scripts
+
+
+def _nox_sessions() -> set[str]:
+    """Session names of noxfile.py, read with ast (nox itself is not installed in the test venv)."""
+    names = set()
+    for node in ast.parse((REPO_ROOT / "noxfile.py").read_text()).body:
+        if not isinstance(node, ast.FunctionDef):
+            continue
+        for deco in node.decorator_list:
+            call = deco if isinstance(deco, ast.Call) else None
+            func = call.func if call is not None else deco
+            if isinstance(func, ast.Attribute) and func.attr == "session":
+                named = [k.value for k in (call.keywords if call else []) if k.arg == "name"]
+                names.add(str(named[0].value) if named and isinstance(named[0], ast.Constant) else node.name)
+    return names
+
+
+def test_every_nox_session_named_exists() -> None:
+    sessions = _nox_sessions()
+    assert {"tests", "conformance", "lint"} <= sessions
+    sources = [
+        WORKFLOW,
+        REPO_ROOT / ".ci" / "run",
+        REPO_ROOT / "README.md",
+        *sorted((REPO_ROOT / "scripts").glob("*.sh")),
+        *sorted((REPO_ROOT / "docs").glob("*.md")),
+    ]
+    named = {
+        (src.relative_to(REPO_ROOT).as_posix(), m)
+        for src in sources
+        for m in re.findall(r"\bnox -s ([\w-]+)", src.read_text())
+    }
+    assert any(src == ".ci/run" and m == "tests" for src, m in named)
+    assert "tests-typo" not in sessions  # the must-fail case: a name nobody defined is caught below
+    assert sorted((src, m) for src, m in named if m not in sessions) == []
+
+
+def _actionlint() -> list[str] | None:
+    exe = shutil.which("actionlint")
+    return [exe, "-format", "{{json .}}"] if exe else None
+
+
+@pytest.mark.skipif(
+    _actionlint() is None, reason="actionlint is not on PATH (docs/reports.md: how to run it)"
+)
+def test_actionlint_has_nothing_to_say() -> None:
+    command = _actionlint()
+    assert command is not None
+    proc = subprocess.run([*command, str(WORKFLOW)], capture_output=True, text=True, timeout=120)
+    problems = json.loads(proc.stdout or "[]")
+    assert proc.returncode in (0, 1), proc.stderr
+    assert problems == [], "\n".join(
+        f"{p['line']}:{p['column']} {p['message']} [{p['kind']}]" for p in problems
+    )
