@@ -44,6 +44,8 @@ from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 from ..fsutil import rmtree, walk
+from . import overlaycheck
+from .overlaycheck import backing_mount
 from .tarsafe import ArchiveError, Whiteouts, extract, go_clean
 
 __all__ = [
@@ -253,19 +255,7 @@ def backing_filesystem(path: str) -> str:
         "ramfs": "ramfs",
         "fuse.sshfs": "fuse",
     }
-    best, fstype = "", "<unknown>"
-    real = os.path.realpath(path)
-    try:
-        with open("/proc/self/mountinfo") as fh:
-            for line in fh:
-                fields = line.split()
-                sep = fields.index("-")
-                mount_point = fields[4].replace("\\040", " ")
-                inside = real == mount_point or real.startswith(mount_point.rstrip("/") + "/")
-                if inside and len(mount_point) >= len(best):
-                    best, fstype = mount_point, fields[sep + 1]
-    except (OSError, ValueError, IndexError):
-        return "<unknown>"
+    fstype = backing_mount(path)[1]
     return names.get(fstype, fstype)
 
 
@@ -282,23 +272,8 @@ def _umount(target: str) -> None:
 
 
 def overlay_supported(home_parent: str) -> str:
-    """'' when an overlay mount works under ``home_parent``, else why not."""
-    if backing_filesystem(home_parent) == "overlayfs":
-        return "'overlay' is not supported over overlayfs"
-    os.makedirs(home_parent, exist_ok=True)
-    probe = os.path.join(home_parent, f"overlay-check-{secrets.token_hex(4)}")
-    try:
-        for sub in ("lower1", "lower2", "upper", "work", "merged"):
-            os.makedirs(os.path.join(probe, sub))
-        data = f"lowerdir={probe}/lower2:{probe}/lower1,upperdir={probe}/upper,workdir={probe}/work"
-        try:
-            _mount("overlay", os.path.join(probe, "merged"), "overlay", data)
-        except OSError as exc:
-            return f"failed to mount overlay: {exc.strerror or exc}"
-        _umount(os.path.join(probe, "merged"))
-        return ""
-    finally:
-        shutil.rmtree(probe, ignore_errors=True)
+    """'' when an overlay mount works under ``home_parent``, else why not (a success is remembered)."""
+    return overlaycheck.overlay_supported(home_parent, backing_filesystem(home_parent))
 
 
 # -- drivers ----------------------------------------------------------------------------------------
