@@ -13,6 +13,14 @@ where it is):
 - a lease not released within its ``ttl`` seconds is torn down by the service; stopping the service
   (SIGINT/SIGTERM) tears every lease down.
 
+A warm pool per (target, backend) (:mod:`harness.pool`) keeps ``pool_size`` default daemons booted (CLI
+``--pool-size``, env ``HARNESS_SERVE_POOL_SIZE``, default 1; ``0`` turns pooling off): a lease with no
+``args``, no ``config`` and no ``tls`` takes one (``"pooled": true``) and answers in milliseconds, and the
+pool boots a replacement in the background. A pool starts with the first lease of its pair, or at start-up
+for the targets in ``--warm`` (env ``HARNESS_SERVE_WARM``). Any other lease boots a fresh daemon: its flags
+and ``daemon.json`` are fixed at boot (most keys cannot be reloaded), so a pooled default daemon cannot be
+turned into it. ``GET /health`` shows each pool (``ready``, ``booting``, the last boot error).
+
 Errors are JSON ``{"message": ...}``: ``400`` for a bad request (unknown target or backend), ``404`` for an
 unknown lease, ``503`` when the daemon did not boot (the message carries its log excerpt).
 
@@ -39,7 +47,9 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["DEFAULT_URL", "Lease", "LeaseService", "client_main", "serve_main"]
+from .pool import Booted, WarmPool
+
+__all__ = ["DEFAULT_POOL_SIZE", "DEFAULT_URL", "Lease", "LeaseService", "client_main", "serve_main"]
 
 DEFAULT_URL = "http://127.0.0.1:7079"
 DEFAULT_TTL = 600.0
@@ -57,18 +67,73 @@ class Lease:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+DEFAULT_POOL_SIZE = 1
+
+
 class LeaseService:
     """Boots, lists and tears down leased daemons; thread-safe; the HTTP layer is :class:`_Handler`."""
 
-    def __init__(self, default_backend: str = "local", max_ttl: float = 3600.0) -> None:
+    def __init__(
+        self,
+        default_backend: str = "local",
+        max_ttl: float = 3600.0,
+        pool_size: int = 0,
+        warm: tuple[str, ...] = (),
+    ) -> None:
         self.default_backend = default_backend
         self.max_ttl = max_ttl
+        self.pool_size = pool_size
+        self.pools: dict[tuple[str, str], WarmPool] = {}
         self.leases: dict[str, Lease] = {}
         self._releasing: set[str] = set()
         self.lock = threading.Lock()
         self._stop = threading.Event()
         self._reaper = threading.Thread(target=self._reap_loop, daemon=True, name="lease-reaper")
         self._reaper.start()
+        if warm:
+            from .backends import get_backend
+            from .targets import resolve_target
+
+            backend = get_backend(default_backend)
+            for name in warm:
+                self._pool(resolve_target(name), backend)
+
+    # -- pools ----------------------------------------------------------------------------------------
+    def _pool(self, target: Any, backend: Any) -> WarmPool | None:
+        """The pool of (target, backend), started on first use; None when pooling is off."""
+        if self.pool_size <= 0:
+            return None
+        key = (target.name, backend.name)
+        with self.lock:
+            if self._stop.is_set():
+                return None
+            pool = self.pools.get(key)
+            if pool is None:
+                pool = self.pools[key] = WarmPool(
+                    key,
+                    self.pool_size,
+                    lambda: self._boot(target, backend),
+                    lambda booted: booted.backend.teardown(booted.handle),
+                )
+        return pool
+
+    @staticmethod
+    def _boot(target: Any, backend: Any, spec: Any = None) -> Booted:
+        """Boot one daemon in a work directory of its own (removed again if it does not boot)."""
+        from .backends.base import DaemonSpec
+
+        workdir = tempfile.mkdtemp(prefix=f"harness-{target.name}-")
+        try:
+            handle = backend.start(target, spec if spec is not None else DaemonSpec(), workdir)
+        except BaseException:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise
+        return Booted(handle, backend)
+
+    def pool_status(self) -> dict[str, Any]:
+        with self.lock:
+            pools = list(self.pools.values())
+        return {f"{p.key[0]}/{p.key[1]}": p.status() for p in pools}
 
     # -- leases ---------------------------------------------------------------------------------------
     def create(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -97,7 +162,10 @@ class LeaseService:
             raise _BadRequest("ttl must be a number of seconds") from None
         lease_id = uuid.uuid4().hex[:12]
         target = resolve_target(target_name)
-        workdir = tempfile.mkdtemp(prefix=f"harness-{target.name}-")
+        pooled = None
+        if not args and not config and not body.get("tls"):
+            pool = self._pool(target, backend)
+            pooled = pool.take() if pool is not None else None
         spec = DaemonSpec(args=list(args), config=config)
         tls_dir = ""
         if body.get("tls"):
@@ -114,13 +182,15 @@ class LeaseService:
                 key=material.client_key,
                 cert_dir=material.client_dir,
             )
-        try:
-            handle = backend.start(target, spec, workdir)
-        except HarnessError as exc:
-            shutil.rmtree(workdir, ignore_errors=True)
-            if tls_dir:
-                shutil.rmtree(tls_dir, ignore_errors=True)
-            raise _Unavailable(str(exc)) from None
+        if pooled is not None:
+            handle, backend = pooled.handle, pooled.backend
+        else:
+            try:
+                handle = self._boot(target, backend, spec).handle
+            except HarnessError as exc:
+                if tls_dir:
+                    shutil.rmtree(tls_dir, ignore_errors=True)
+                raise _Unavailable(str(exc)) from None
         lease = Lease(lease_id, target.name, backend.name, handle, backend, time.time() + ttl, tls_dir)
         env = handle.endpoint.env() if handle.endpoint is not None else {}
         lease.info = {
@@ -134,6 +204,7 @@ class LeaseService:
             "workdir": handle.workdir,
             "kernel": handle.extras.get("kernel", os.uname().release),
             "expires": round(lease.expires, 3),
+            "pooled": pooled is not None,
         }
         with self.lock:
             self.leases[lease_id] = lease
@@ -183,11 +254,15 @@ class LeaseService:
                     self.release(lease_id)
 
     def close(self) -> None:
-        """Tear every lease down (the service is stopping)."""
+        """Tear every lease and every pooled daemon down (the service is stopping)."""
         self._stop.set()
         with self.lock:
             leases = list(self.leases.values())
             self.leases.clear()
+            pools = list(self.pools.values())
+            self.pools.clear()
+        for pool in pools:
+            pool.close()
         for lease in leases:
             try:
                 self._teardown(lease)
@@ -228,7 +303,9 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?")[0].rstrip("/")
         try:
             if method == "GET" and path == "/health":
-                self._send(200, {"status": "ok", "leases": len(service.leases)})
+                self._send(
+                    200, {"status": "ok", "leases": len(service.leases), "pools": service.pool_status()}
+                )
             elif method == "GET" and path == "/leases":
                 self._send(200, service.list())
             elif method == "POST" and path == "/leases":
@@ -268,9 +345,41 @@ class _Server(ThreadingHTTPServer):
         super().__init__(address, _Handler)
 
 
-def make_server(host: str = "127.0.0.1", port: int = 7079, backend: str = "local") -> _Server:
-    """The HTTP server (not yet serving); ``port=0`` picks a free one (``server.server_address``)."""
-    return _Server((host, port), LeaseService(default_backend=backend))
+def make_server(
+    host: str = "127.0.0.1",
+    port: int = 7079,
+    backend: str = "local",
+    pool_size: int = 0,
+    warm: tuple[str, ...] = (),
+) -> _Server:
+    """The HTTP server (not yet serving); ``port=0`` picks a free one (``server.server_address``).
+
+    ``pool_size`` > 0 keeps that many default daemons warm per (target, backend); ``warm`` names the
+    targets (on ``backend``) whose pools fill at once instead of after their first lease."""
+    return _Server((host, port), LeaseService(default_backend=backend, pool_size=pool_size, warm=warm))
+
+
+def _pool_size(text: str, source: str) -> int:
+    try:
+        size = int(text)
+    except ValueError:
+        size = -1
+    if size < 0:
+        raise SystemExit(f"harness serve: {source} must be a whole number >= 0 (0: no pool), not {text!r}")
+    return size
+
+
+def _warm_targets(text: str, source: str) -> tuple[str, ...]:
+    from .targets import KNOWN_TARGETS
+
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = [n for n in names if n not in KNOWN_TARGETS]
+    if unknown:
+        raise SystemExit(
+            f"harness serve: {source} names unknown target(s) {', '.join(unknown)}: "
+            f"choose from {', '.join(KNOWN_TARGETS)}"
+        )
+    return names
 
 
 def serve_main(argv: list[str] | None = None) -> int:
@@ -279,9 +388,35 @@ def serve_main(argv: list[str] | None = None) -> int:
         "--listen", default="127.0.0.1:7079", help="HOST:PORT (default 127.0.0.1:7079; port 0: any)"
     )
     p.add_argument("--backend", default="local", help="default backend of leases (local, container, vm)")
+    p.add_argument(
+        "--pool-size",
+        default=None,
+        help=f"default daemons kept booted per (target, backend) (env HARNESS_SERVE_POOL_SIZE; "
+        f"default {DEFAULT_POOL_SIZE}; 0: no pool)",
+    )
+    p.add_argument(
+        "--warm",
+        default=None,
+        help="comma-separated targets whose pools (on --backend) fill at start-up, e.g. refd,dockerd-28 "
+        "(env HARNESS_SERVE_WARM; others fill after their first lease)",
+    )
     args = p.parse_args(argv)
+    if args.pool_size is not None:
+        pool_size = _pool_size(args.pool_size, "--pool-size")
+    elif os.environ.get("HARNESS_SERVE_POOL_SIZE"):
+        pool_size = _pool_size(os.environ["HARNESS_SERVE_POOL_SIZE"], "HARNESS_SERVE_POOL_SIZE")
+    else:
+        pool_size = DEFAULT_POOL_SIZE
+    if args.warm is not None:
+        warm = _warm_targets(args.warm, "--warm")
+    else:
+        warm = _warm_targets(os.environ.get("HARNESS_SERVE_WARM", ""), "HARNESS_SERVE_WARM")
+    if os.geteuid() == 0:
+        from .cleanup import LEDGER
+
+        LEDGER.reap()  # what a killed service (or test session) left, pooled daemons included
     host, _, port = args.listen.rpartition(":")
-    server = make_server(host or "127.0.0.1", int(port), args.backend)
+    server = make_server(host or "127.0.0.1", int(port), args.backend, pool_size, warm)
     stop = threading.Event()
     for signo in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signo, lambda *_: stop.set())

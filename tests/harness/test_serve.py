@@ -50,7 +50,7 @@ def _ping(docker_host: str, cert_path: str = "") -> int:
 
 
 def test_health_and_bad_requests(service: str) -> None:
-    assert _request("GET", "/health", url=service) == (200, {"status": "ok", "leases": 0})
+    assert _request("GET", "/health", url=service) == (200, {"status": "ok", "leases": 0, "pools": {}})
     status, reply = _request("POST", "/leases", {"target": "nope"}, url=service)
     assert status == 400 and "unknown target 'nope'" in reply["message"]
     status, reply = _request("POST", "/leases", {"target": "refd", "backend": "qemu"}, url=service)
