@@ -42,6 +42,9 @@ def register(router: Router) -> None:
         exec,
         images,
         networks,
+        plugins,
+        session,
+        swarm,
         system,
         system_df,
         volumes,
@@ -64,3 +67,6 @@ def register(router: Router) -> None:
             router.add(method, pattern, _lazy(module, name))
     distribution.register(router)
     networks.register(router)
+    swarm.register(router)
+    plugins.register(router)
+    session.register(router)

@@ -14,6 +14,7 @@ import base64
 import contextlib
 import json
 import os
+import re
 from typing import TYPE_CHECKING, Any
 
 from ..builder.context import ArchiveContext, dockerfile
@@ -325,8 +326,30 @@ async def build(req: Request, daemon: Daemon) -> Response:
     return Response(200, headers=[("Content-Type", "application/json")], stream=stream())
 
 
+# moby builder/builder-next/builder.go Prune: the cacheFields that are true, and the four it adds
+_PRUNE_FILTERS = {"unused-for", "until", "label", "label!", "id", "parent", "type", "description"}
+_PRUNE_FILTERS |= {"inuse", "shared", "private"}
+
+
+def _prune_bytes(req: Request, name: str) -> None:
+    value = req.arg(name)
+    if value and not re.fullmatch(r"[+-]?[0-9]+", value):
+        atoi = f'strconv.Atoi: parsing "{value}": invalid syntax'
+        raise invalid(f"{name} is in bytes and expects an integer, got {value}: {atoi}")
+
+
 async def prune(req: Request, daemon: Daemon) -> Response:
-    """The classic builder keeps no build cache of its own (its cache is the images)."""
+    """The classic builder keeps no build cache of its own (its cache is the images); the query is checked
+    as dockerd 28 checks it (sizes, then filters), so a wrong one is the same 400."""
+    from .events import parse_filters
+
+    sizes = ("reserved-space", "keep-storage", "max-used-space", "min-free-space")
+    for name in sizes if version_tuple(req.api_version or "1.51") >= (1, 48) else ("keep-storage",):
+        _prune_bytes(req, name)
+    try:
+        parse_filters(req.arg("filters"), _PRUNE_FILTERS)
+    except ApiError as exc:
+        raise ApiError(exc.status, f"failed to prune build cache: {exc.message}") from None
     daemon.events.publish(_event("prune", {"reclaimed": "0"}))
     return json_response({"CachesDeleted": None, "SpaceReclaimed": 0})
 

@@ -306,11 +306,21 @@ async def resize(req: Request, daemon: Daemon) -> Response:
 
 async def prune(req: Request, daemon: Daemon) -> Response:
     filters = parse_filters(req.arg("filters"), {"until", "label", "label!"})
+    until: float | None = None
+    if filters.get("until"):  # moby daemon/prune.go getUntilFromPruneFilters
+        if len(filters["until"]) > 1:
+            raise ApiError(500, "more than one until filter specified")
+        until = parse_timestamp(filters["until"][0], time.time())
     deleted = []
     for c in list(daemon.containers.by_id.values()):
         if c.status not in ("exited", "created", "dead"):
             continue
+        created = parse_timestamp(c.created, time.time())
+        if until is not None and created is not None and created > until:
+            continue
         if not _matches(c, {k: v for k, v in filters.items() if k == "label"}, daemon):
+            continue
+        if filters.get("label!") and _matches(c, {"label": filters["label!"]}, daemon):
             continue
         await daemon.containers.remove(c, force=False)
         deleted.append(c.id)

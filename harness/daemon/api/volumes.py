@@ -6,10 +6,11 @@ import contextlib
 import os
 from typing import TYPE_CHECKING
 
+from .. import API_VERSION
 from ..fsutil import walk
 from ..gotypes import check
 from ..httpd import Request, Response
-from ..server import json_response, read_json
+from ..server import json_response, read_json, version_tuple
 from .bodytypes import VOLUME_CREATE
 from .containers import bool_value
 from .events import parse_filters
@@ -62,12 +63,16 @@ async def remove(req: Request, daemon: Daemon) -> Response:
 async def prune(req: Request, daemon: Daemon) -> Response:
     filters = parse_filters(req.arg("filters"), {"label", "label!", "all"})
     prune_all = any(v.lower() in ("true", "1") for v in filters.pop("all", []))
+    # API 1.42 made prune take anonymous volumes only; older clients keep pruning named ones too
+    prune_all = prune_all or version_tuple(req.api_version or API_VERSION) < (1, 42)
     store = daemon.volumes
     deleted, reclaimed = [], 0
     for volume in list(store.volumes.values()):
         if store.users(volume.name) or (not prune_all and not volume.anonymous):
             continue
         if not store.matches(volume, {k: v for k, v in filters.items() if k == "label"}):
+            continue
+        if filters.get("label!") and store.matches(volume, {"label": filters["label!"]}):
             continue
         for dirpath, _, files in walk(store.path(volume.name)):
             for f in files:
