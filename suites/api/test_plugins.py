@@ -1,0 +1,169 @@
+"""Managed plugins with none installed, and BuildKit's /session: listing, filters and the errors clients see.
+
+Installing a plugin needs a plugin registry and a plugin rootfs, which the test environment has not; what
+every engine answers without them (an empty list, not-found texts in dockerd's order of checks) is what
+``docker plugin ls/inspect/rm`` and the SDK's ``client.plugins`` show.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from harness.client import EngineClient
+from harness.fixtures import Observations
+
+
+def _call(engine: EngineClient, method: str, path: str, body: Any = None) -> dict[str, Any]:
+    resp = engine.request(method, path, **({"json": body} if body is not None else {}))
+    return {"status": resp.status_code, "message": resp.json().get("message")}
+
+
+def _filters(value: dict[str, dict[str, bool]]) -> str:
+    return json.dumps(value).replace(" ", "")
+
+
+@pytest.mark.scenario(
+    "api/plugins/list-empty",
+    "GET /plugins with no plugin installed MUST answer 200 [] (also with capability and enabled filters)",
+    ref="operation PluginList",
+)
+def test_list_empty(engine: EngineClient, observe: Observations) -> None:
+    seen = {}
+    for query in (
+        "",
+        "?filters=" + _filters({"capability": {"volumedriver": True}}),
+        "?filters=" + _filters({"enabled": {"true": True}}),
+    ):
+        resp = engine.get(f"/plugins{query}")
+        seen[query or "(none)"] = {"status": resp.status_code, "body": resp.json()}
+    observe("lists", seen)
+    assert all(v == {"status": 200, "body": []} for v in seen.values())
+
+
+@pytest.mark.scenario(
+    "api/plugins/list-invalid-filter",
+    "GET /plugins with a filter other than capability or enabled MUST answer 400 naming the filter",
+    ref="operation PluginList; moby plugin/backend_linux.go acceptedPluginFilterTags",
+)
+def test_list_invalid_filter(engine: EngineClient, observe: Observations) -> None:
+    seen = _call(engine, "GET", "/plugins?filters=" + _filters({"label": {"a": True}}))
+    observe("answer", seen)
+    assert seen["status"] == 400
+    assert seen["message"].lower() == "invalid filter 'label'"
+
+
+@pytest.mark.parametrize("name", ["nosuchplugin", "nosuchplugin:1.0", "example/nosuch:latest"])
+@pytest.mark.scenario(
+    "api/plugins/inspect-not-found",
+    "GET /plugins/{name}/json for a plugin not installed MUST answer 404 'plugin \"<name>\" not found' "
+    "with the name as given",
+    ref="operation PluginInspect",
+)
+def test_inspect_not_found(engine: EngineClient, observe: Observations, name: str) -> None:
+    seen = _call(engine, "GET", f"/plugins/{name}/json")
+    observe(name, seen)
+    assert seen == {"status": 404, "message": f'plugin "{name}" not found'}
+
+
+@pytest.mark.scenario(
+    "api/plugins/remove-not-found",
+    "DELETE /plugins/{name} (with or without force) for a plugin not installed MUST answer 404",
+    ref="operation PluginDelete",
+)
+def test_remove_not_found(engine: EngineClient, observe: Observations) -> None:
+    seen = {q: _call(engine, "DELETE", f"/plugins/nosuchplugin{q}") for q in ("", "?force=1")}
+    observe("answers", seen)
+    assert all(v == {"status": 404, "message": 'plugin "nosuchplugin" not found'} for v in seen.values())
+
+
+@pytest.mark.scenario(
+    "api/plugins/enable-timeout-first",
+    "POST /plugins/{name}/enable MUST parse its timeout before looking the plugin up: none is Go's 500 "
+    "'strconv.Atoi: parsing \"\": invalid syntax', a number gives 404 for a plugin not installed",
+    ref="operation PluginEnable; moby api/server/router/plugin/plugin_routes.go enablePlugin",
+)
+def test_enable_timeout_first(engine: EngineClient, observe: Observations) -> None:
+    seen = {
+        q: _call(engine, "POST", f"/plugins/nosuchplugin/enable{q}") for q in ("", "?timeout=x", "?timeout=0")
+    }
+    observe("answers", seen)
+    assert seen[""] == {"status": 500, "message": 'strconv.Atoi: parsing "": invalid syntax'}
+    assert seen["?timeout=x"] == {"status": 500, "message": 'strconv.Atoi: parsing "x": invalid syntax'}
+    assert seen["?timeout=0"] == {"status": 404, "message": 'plugin "nosuchplugin" not found'}
+
+
+@pytest.mark.scenario(
+    "api/plugins/disable-push-set-not-found",
+    "Disable, push and set for a plugin not installed MUST answer 404 'plugin \"<name>\" not found'",
+    ref="operations PluginDisable, PluginPush, PluginSet",
+)
+def test_disable_push_set_not_found(engine: EngineClient, observe: Observations) -> None:
+    seen = {
+        "disable": _call(engine, "POST", "/plugins/nosuchplugin/disable"),
+        "push": _call(engine, "POST", "/plugins/nosuchplugin/push"),
+        "set": _call(engine, "POST", "/plugins/nosuchplugin/set", ["DEBUG=1"]),
+    }
+    observe("answers", seen)
+    assert all(v == {"status": 404, "message": 'plugin "nosuchplugin" not found'} for v in seen.values())
+
+
+@pytest.mark.scenario(
+    "api/plugins/create-needs-name",
+    "POST /plugins/create without a name MUST fail with 500 'failed to parse reference : invalid reference "
+    "format'",
+    ref="operation PluginCreate; moby plugin/backend_linux.go CreateFromContext",
+)
+def test_create_needs_name(engine: EngineClient, observe: Observations) -> None:
+    seen = _call(engine, "POST", "/plugins/create")
+    observe("answer", seen)
+    assert seen == {"status": 500, "message": "failed to parse reference : invalid reference format"}
+
+
+@pytest.mark.scenario(
+    "api/plugins/privileges-needs-remote",
+    "GET /plugins/privileges without a remote MUST fail with 500 'invalid reference format'",
+    ref="operation GetPluginPrivileges",
+)
+def test_privileges_needs_remote(engine: EngineClient, observe: Observations) -> None:
+    seen = _call(engine, "GET", "/plugins/privileges")
+    observe("answer", seen)
+    assert seen == {"status": 500, "message": "invalid reference format"}
+
+
+@pytest.mark.scenario(
+    "api/plugins/sdk",
+    "The docker SDK MUST list no plugins and raise NotFound for a plugin not installed",
+    ref="docker-py models/plugins.py",
+)
+def test_sdk_plugins(docker_client: Any, observe: Observations) -> None:
+    import docker
+
+    observe("list", docker_client.plugins.list())
+    with pytest.raises(docker.errors.NotFound) as info:
+        docker_client.plugins.get("nosuchplugin")
+    observe("not_found", {"status": info.value.status_code, "explanation": info.value.explanation})
+    assert docker_client.plugins.list() == []
+    assert info.value.explanation == 'plugin "nosuchplugin" not found'
+
+
+@pytest.mark.scenario(
+    "api/session/upgrade-required",
+    "POST /session MUST answer 400 'no upgrade proto in request' without an Upgrade header and "
+    "'protocol <p> not supported' for another protocol than h2c",
+    ref="operation Session; moby/buildkit session/manager.go HandleHTTPRequest",
+)
+def test_session_upgrade_required(engine: EngineClient, observe: Observations) -> None:
+    plain = engine.post("/session")
+    other = engine.post("/session", headers={"Upgrade": "websocket", "Connection": "Upgrade"})
+    seen = {
+        "no-upgrade": {"status": plain.status_code, "message": plain.json().get("message")},
+        "websocket": {"status": other.status_code, "message": other.json().get("message")},
+    }
+    observe("answers", seen)
+    assert seen == {
+        "no-upgrade": {"status": 400, "message": "no upgrade proto in request"},
+        "websocket": {"status": 400, "message": "protocol websocket not supported"},
+    }

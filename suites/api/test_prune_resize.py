@@ -1,0 +1,223 @@
+"""Prune filters (containers, volumes), resize of a container or exec that is not running, export errors,
+and the lowest API version a daemon serves: operations the CLI and the SDK call with these edge inputs."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from harness.client import EngineClient
+from harness.fixtures import Observations
+
+V = "/v1.41"  # a version both dockerd 20.10 and newer daemons serve (1.41 prunes named volumes too)
+
+
+@pytest.fixture
+def cleanup(engine: EngineClient) -> Iterator[list[str]]:
+    """Container ids to force-remove after the scenario."""
+    ids: list[str] = []
+    yield ids
+    for cid in ids:
+        engine.delete(f"{V}/containers/{cid}?force=1")
+
+
+def _created(engine: EngineClient, cleanup: list[str], image: str, **extra: Any) -> str:
+    resp = engine.post(f"{V}/containers/create", json={"Image": image, "Cmd": ["true"], **extra})
+    assert resp.status_code == 201, resp.text
+    cid = str(resp.json()["Id"])
+    cleanup.append(cid)
+    return cid
+
+
+def _filters(values: dict[str, list[str]]) -> dict[str, str]:
+    return {"filters": json.dumps({k: {v: True for v in vs} for k, vs in values.items()})}
+
+
+@pytest.mark.scenario(
+    "api/containers/prune-label-filter",
+    "POST /containers/prune with label filters MUST remove only the stopped containers matching them "
+    "(label=k=v, label!=k) and list them in ContainersDeleted",
+    ref="operation ContainerPrune; moby daemon/prune.go",
+)
+def test_container_prune_label(
+    engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    keep = _created(engine, cleanup, test_image, Labels={"conf.run": tag, "conf.keep": "yes"})
+    drop = _created(engine, cleanup, test_image, Labels={"conf.run": tag})
+    other = _created(engine, cleanup, test_image)
+    filters = {"label": [f"conf.run={tag}"], "label!": ["conf.keep"]}
+    resp = engine.post(f"{V}/containers/prune", params=_filters(filters))
+    body = resp.json()
+    left = {c: engine.get(f"{V}/containers/{c}/json").status_code for c in (keep, drop, other)}
+    observe("status", resp.status_code)
+    observe("deleted", ["<drop>" if c == drop else c for c in body.get("ContainersDeleted") or []])
+    observe("reclaimed_type", type(body.get("SpaceReclaimed")).__name__)
+    observe("inspect_after", {"keep": left[keep], "drop": left[drop], "unlabelled": left[other]})
+    assert resp.status_code == 200
+    assert body["ContainersDeleted"] == [drop]
+    assert left == {keep: 200, drop: 404, other: 200}
+
+
+@pytest.mark.scenario(
+    "api/containers/prune-invalid-filter",
+    "POST /containers/prune with a filter other than until and label MUST answer 400 naming it",
+    ref="operation ContainerPrune; moby daemon/prune.go containersAcceptedFilters",
+)
+def test_container_prune_invalid_filter(engine: EngineClient, observe: Observations) -> None:
+    resp = engine.post(f"{V}/containers/prune", params={"filters": '{"status":{"exited":true}}'})
+    observe("status", resp.status_code)
+    observe("message", resp.json().get("message"))
+    assert resp.status_code == 400
+    assert resp.json()["message"].lower() == "invalid filter 'status'"
+
+
+@pytest.mark.scenario(
+    "api/volumes/prune-label-filter",
+    "POST /volumes/prune with a label filter MUST remove only the unused volumes carrying the label and "
+    "list them in VolumesDeleted (API 1.41: named volumes too)",
+    ref="operation VolumePrune; moby volume/service/service.go Prune",
+)
+def test_volume_prune_label(engine: EngineClient, observe: Observations) -> None:
+    tag = uuid.uuid4().hex[:8]
+    names = {"drop": f"prune-drop-{tag}", "keep": f"prune-keep-{tag}"}
+    engine.post(f"{V}/volumes/create", json={"Name": names["drop"], "Labels": {"conf.prune": tag}})
+    engine.post(f"{V}/volumes/create", json={"Name": names["keep"], "Labels": {"conf.prune": "other"}})
+    try:
+        resp = engine.post(f"{V}/volumes/prune", params=_filters({"label": [f"conf.prune={tag}"]}))
+        body = resp.json()
+        after = {k: engine.get(f"{V}/volumes/{n}").status_code for k, n in names.items()}
+    finally:
+        for name in names.values():
+            engine.delete(f"{V}/volumes/{name}")
+    observe("status", resp.status_code)
+    observe("deleted", [n.replace(tag, "<tag>") for n in body.get("VolumesDeleted") or []])
+    observe("reclaimed_type", type(body.get("SpaceReclaimed")).__name__)
+    observe("inspect_after", after)
+    assert resp.status_code == 200
+    assert body["VolumesDeleted"] == [names["drop"]]
+    assert after == {"drop": 404, "keep": 200}
+
+
+@pytest.mark.scenario(
+    "api/containers/resize-not-running",
+    "POST /containers/{id}/resize MUST answer 409 'container <id> is not running' for a created container "
+    "and 404 for a missing one",
+    ref="operation ContainerResize; moby daemon/resize.go",
+)
+def test_resize_not_running(
+    engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations
+) -> None:
+    cid = _created(engine, cleanup, test_image, Tty=True)
+    created = engine.post(f"{V}/containers/{cid}/resize", params={"h": 20, "w": 80})
+    missing = engine.post(f"{V}/containers/nosuchcontainer-{cid[:6]}/resize", params={"h": 20, "w": 80})
+    observe(
+        "created", {"status": created.status_code, "message": created.json()["message"].replace(cid, "<id>")}
+    )
+    observe(
+        "missing",
+        {"status": missing.status_code, "message": missing.json()["message"].replace(cid[:6], "<x>")},
+    )
+    assert created.status_code == 409
+    assert created.json()["message"].lower() == f"container {cid} is not running"
+    assert missing.status_code == 404
+
+
+@pytest.mark.scenario(
+    "api/exec/resize-missing",
+    "POST /exec/{id}/resize for an exec that does not exist MUST answer 404 'No such exec instance: <id>'",
+    ref="operation ExecResize; moby daemon/resize.go ContainerExecResize",
+)
+def test_exec_resize_missing(engine: EngineClient, observe: Observations) -> None:
+    resp = engine.post(f"{V}/exec/nosuchexec/resize", params={"h": 20, "w": 80})
+    observe("status", resp.status_code)
+    observe("message", resp.json().get("message"))
+    assert resp.status_code == 404
+    assert resp.json()["message"] == "No such exec instance: nosuchexec"
+
+
+@pytest.mark.scenario(
+    "api/containers/export-missing",
+    "GET /containers/{id}/export for a missing container MUST answer 404 'No such container: <id>' as JSON",
+    ref="operation ContainerExport",
+)
+def test_export_missing(engine: EngineClient, observe: Observations) -> None:
+    resp = engine.get(f"{V}/containers/nosuchcontainer/export")
+    observe("status", resp.status_code)
+    observe("content_type", resp.headers.get("Content-Type"))
+    observe("message", resp.json().get("message"))
+    assert resp.status_code == 404
+    assert resp.json()["message"] == "No such container: nosuchcontainer"
+
+
+@pytest.mark.scenario(
+    "api/system/version-at-minimum",
+    "A request at the daemon's MinAPIVersion MUST be served, answering the daemon's own (maximum) "
+    "ApiVersion in the body and the Api-Version header",
+    ref="operation SystemVersion; moby api/server/middleware/version.go",
+)
+def test_version_at_minimum(engine: EngineClient, observe: Observations) -> None:
+    current = engine.get("/version").json()
+    lowest = engine.get(f"/v{current['MinAPIVersion']}/version")
+    body = lowest.json()
+    observe("status", lowest.status_code)
+    observe("body_is_max", body.get("ApiVersion") == current["ApiVersion"])
+    observe("header_is_max", lowest.headers.get("Api-Version") == current["ApiVersion"])
+    assert lowest.status_code == 200
+    assert body["ApiVersion"] == current["ApiVersion"] == lowest.headers.get("Api-Version")
+
+
+@pytest.mark.scenario(
+    "api/containers/restart",
+    "POST /containers/{id}/restart MUST stop and start a running container again (204, a new StartedAt, "
+    "RestartCount unchanged) and answer 404 for a missing one",
+    ref="operation ContainerRestart; moby daemon/restart.go",
+)
+def test_restart(engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations) -> None:
+    cid = _created(engine, cleanup, test_image, Cmd=["sleep", "60"])
+    assert engine.post(f"{V}/containers/{cid}/start").status_code == 204
+    before = engine.get(f"{V}/containers/{cid}/json").json()
+    resp = engine.post(f"{V}/containers/{cid}/restart", params={"t": 0}, timeout=60)
+    after = engine.get(f"{V}/containers/{cid}/json").json()
+    missing = engine.post(f"{V}/containers/nosuchcontainer/restart")
+    observe("status", resp.status_code)
+    observe("running_after", after["State"]["Running"])
+    observe("started_again", after["State"]["StartedAt"] != before["State"]["StartedAt"])
+    observe("restart_count", after["RestartCount"])
+    observe("missing", {"status": missing.status_code, "message": missing.json().get("message")})
+    assert resp.status_code == 204 and after["State"]["Running"] is True
+    assert after["State"]["StartedAt"] != before["State"]["StartedAt"] and after["RestartCount"] == 0
+    assert missing.status_code == 404
+
+
+@pytest.mark.scenario(
+    "api/build/prune-query",
+    "POST /build/prune MUST answer CachesDeleted and SpaceReclaimed, and refuse an unknown filter and a "
+    "size that is not an integer with 400",
+    ref="operation BuildPrune; moby api/server/router/build/build_routes.go postPrune",
+)
+def test_build_prune_query(engine: EngineClient, observe: Observations) -> None:
+    plain = engine.post(f"{V}/build/prune")
+    bad_filter = engine.post(f"{V}/build/prune", params=_filters({"color": ["red"]}))
+    bad_size = engine.post(f"{V}/build/prune", params={"keep-storage": "lots"})
+    body = plain.json()
+    observe(
+        "plain",
+        {
+            "status": plain.status_code,
+            "keys": sorted(body),
+            "reclaimed": type(body["SpaceReclaimed"]).__name__,
+        },
+    )
+    observe("bad_filter", {"status": bad_filter.status_code, "message": bad_filter.json().get("message")})
+    observe("bad_size", {"status": bad_size.status_code, "message": bad_size.json().get("message")})
+    assert plain.status_code == 200 and sorted(body) == ["CachesDeleted", "SpaceReclaimed"]
+    assert bad_filter.status_code == 400
+    assert bad_filter.json()["message"].lower() == "failed to prune build cache: invalid filter 'color'"
+    assert bad_size.status_code == 400
+    atoi = 'strconv.Atoi: parsing "lots": invalid syntax'
+    assert bad_size.json()["message"] == f"keep-storage is in bytes and expects an integer, got lots: {atoi}"
