@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import math
 import os
 import signal
 import time
@@ -589,7 +590,7 @@ class Cgroup:
                     value = str(r.memory_swap)
                 _write(swap_file, value)
         if r.cpu_shares:
-            _write(self._file("cpu", "cpu.weight"), str(1 + ((r.cpu_shares - 2) * 9999) // 262142))
+            _write(self._file("cpu", "cpu.weight"), str(cpu_shares_to_weight(r.cpu_shares)))
         if r.cpu_quota is not None or r.cpu_period:
             period = r.cpu_period or 100_000
             quota = "max" if r.cpu_quota is None or r.cpu_quota <= 0 else str(r.cpu_quota)
@@ -749,6 +750,21 @@ def _walk(d: str, include_self: bool = True, bottom_up: bool = False) -> list[st
 
 
 # -- helpers for callers that keep only a path ---------------------------------------------------
+def cpu_shares_to_weight(shares: int) -> int:
+    """cgroup v1 ``cpu.shares`` as v2 ``cpu.weight``, as runc >= 1.3 (opencontainers/cgroups) converts it:
+    a quadratic in log2(shares) through (2, 1), (1024, 100) and (262144, 10000), so the default 1024 is the
+    default weight 100 (the older linear formula gave 39; dockerd 28.5 with sid's runc 1.3 writes 59 for 512).
+    """
+    if shares <= 0:
+        return 0
+    if shares <= 2:
+        return 1
+    if shares >= 262144:
+        return 10000
+    log2 = math.log2(shares)
+    return math.ceil(10 ** ((log2 * log2 + 125 * log2) / 612.0 - 7.0 / 34.0))
+
+
 def container_cgroup_path(container_id: str, parent: str = DEFAULT_PARENT) -> str:
     """dockerd's cgroupfs-driver path for a container: ``/<parent>/<id>`` (``/docker/<id>`` by default)."""
     return "/" + "/".join(p for p in (parent.strip("/"), container_id) if p)

@@ -311,3 +311,12 @@ def test_enter_cgroups_of_single_threaded_lands_where_the_container_is(runner: R
             os._exit(1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+@pytest.mark.parametrize(
+    ("shares", "weight"),
+    [(0, 0), (1, 1), (2, 1), (512, 59), (1024, 100), (2048, 174), (262144, 10000), (10**6, 10000)],
+)
+def test_cpu_shares_become_runc_13s_cpu_weight(shares: int, weight: int) -> None:
+    # 512 -> 59 is what dockerd 28.5 (sid's runc 1.3.6) wrote in a VM on 6.1; the old linear formula gave 20
+    assert cg.cpu_shares_to_weight(shares) == weight
