@@ -51,7 +51,14 @@ __all__ = [
 #: bump to rebuild every kernel entry's initramfs/modules (a change in how entries are made)
 KERNEL_RECIPE = "2"
 #: --kernel names -> Debian suite
-KERNELS = {"bookworm": "bookworm", "trixie": "trixie", "sid": "sid", "6.1": "bookworm", "6.12": "trixie"}
+KERNELS = {
+    "bookworm": "bookworm",
+    "trixie": "trixie",
+    "sid": "sid",
+    "6.1": "bookworm",
+    "6.12": "trixie",
+    "7.2": "sid",  # sid moves on: ensure_kernel refuses a sid kernel that is no longer 7.2
+}
 DEFAULT_KERNEL = "bookworm"
 #: modules put into the initramfs (with their dependencies), loaded in order at boot; absent or built-in
 #: ones are skipped. The first group boots the VM; the rest are what dockerd would modprobe.
@@ -262,11 +269,22 @@ def ensure_kernel(name: str, out: IO[str] | None = sys.stderr, refresh: bool = F
     """The cached kernel entry of ``name`` (a suite or alias), fetching and preparing it when missing."""
     suite = kernel_suite(name)
     if not refresh and (have := _entries(suite)):
-        return have[-1]
+        return _check_version(name, have[-1])
     with _locked(os.path.join(vm_cache(), "kernels", f".{suite}.lock")):
         if not refresh and (have := _entries(suite)):
-            return have[-1]
-        return _fetch(suite, out)
+            return _check_version(name, have[-1])
+        return _check_version(name, _fetch(suite, out))
+
+
+def _check_version(name: str, entry: KernelEntry) -> KernelEntry:
+    """A version alias (``6.1``, ``7.2``) must name the release the suite's kernel really is."""
+    wanted = name.strip().lower()
+    if wanted[:1].isdigit() and not re.match(re.escape(wanted) + r"[.\-+]", entry.release + "-"):
+        raise VMImageError(
+            f"--kernel {name} means Debian {entry.suite}'s kernel, which is {entry.release} now: "
+            f"ask for --kernel {entry.suite} (or the version {'.'.join(entry.release.split('.')[:2])})"
+        )
+    return entry
 
 
 def _fetch(suite: str, out: IO[str] | None) -> KernelEntry:

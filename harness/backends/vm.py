@@ -55,6 +55,8 @@ from .local import LocalBackend, _check_socket_paths, _tcp_port
 __all__ = ["GUEST_SOCKET", "VMBackend", "VMDaemonProcess", "guest_kernel", "selected_kernel", "vm_available"]
 
 GUEST_SOCKET = "/run/docker-harness.sock"
+#: the daemon's cgroup in the guest (cgroup v2), like systemd's docker.service
+GUEST_CGROUP = "harness-daemon.service"
 GUEST_IP = "10.0.2.15"
 RELAY_BASE = 40000
 GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -107,6 +109,13 @@ $B ip link set eth0 up
 $B ip addr add __IP__/24 dev eth0
 $B ip route add default via 10.0.2.2
 echo "nameserver 10.0.2.3" > /etc/resolv.conf
+# the daemon gets a cgroup of its own, as under systemd (docker.service): in the root cgroup, which has no
+# memory.swap.max, dockerd and refd would both report that swap limits are unsupported
+C=/sys/fs/cgroup
+for c in $($B cat $C/cgroup.controllers 2>/dev/null); do
+  echo "+$c" > $C/cgroup.subtree_control
+done 2>/dev/null
+$B mkdir -p $C/__CGROUP__ || echo "harness vm: no daemon cgroup" > /dev/console
 port=
 for p in /sys/class/virtio-ports/*; do
   [ "$($B cat $p/name 2>/dev/null)" = harness.ctl ] && port=/dev/${p##*/}
@@ -515,7 +524,11 @@ class VMBackend(LocalBackend):
         with open(os.path.join(vmdir, "init.sh"), "w") as fh:
             fh.write(GUEST_INIT)
         with open(os.path.join(vmdir, "ctl.sh"), "w") as fh:
-            fh.write(GUEST_CTL.replace("__PATH__", GUEST_PATH).replace("__IP__", GUEST_IP))
+            fh.write(
+                GUEST_CTL.replace("__PATH__", GUEST_PATH)
+                .replace("__IP__", GUEST_IP)
+                .replace("__CGROUP__", GUEST_CGROUP)
+            )
         with open(os.path.join(vmdir, "relay.pl"), "w") as fh:
             fh.write(RELAY_PERL.replace("__IP__", GUEST_IP))
         self._write_daemon_script(handle)
@@ -536,6 +549,7 @@ class VMBackend(LocalBackend):
             env["PYTHONDONTWRITEBYTECODE"] = "1"
         words = ["env", "-i", *(f"{k}={v}" for k, v in env.items()), *handle.spec.wrapper, *handle.command]
         script = (
+            f"echo $$ > /sys/fs/cgroup/{GUEST_CGROUP}/cgroup.procs 2>/dev/null\n"
             f"cd {shlex.quote(handle.workdir)} || exit 125\n"
             f"exec >>{shlex.quote(handle.stdout_path)} 2>>{shlex.quote(handle.stderr_path)}\n"
             f"exec {' '.join(shlex.quote(w) for w in words)}\n"
@@ -613,23 +627,14 @@ class VMBackend(LocalBackend):
         finally:
             qlog.close()
         LEDGER.record_daemon(qemu.pid, handle.workdir)
-        ctl = socket.socket(socket.AF_UNIX)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                ctl.connect(ctl_path)
-                break
-            except OSError:
-                if qemu.poll() is not None or time.monotonic() > deadline:
-                    ctl.close()
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(qemu.pid, signal.SIGKILL)
-                    qemu.wait(timeout=10)
-                    LEDGER.forget_daemon(qemu.pid)
-                    raise BackendStartError(
-                        handle.target.name, argv, qemu.poll(), self._qemu_log(handle)
-                    ) from None
-                time.sleep(0.02)
+        try:
+            ctl = self._connect(handle, qemu, ctl_path, argv)
+        except BaseException:  # a start error, or Ctrl-C while qemu waits (wait=on) for this connection
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(qemu.pid, signal.SIGKILL)
+            qemu.wait(timeout=10)
+            LEDGER.forget_daemon(qemu.pid)
+            raise
         vm = _VM(
             qemu,
             ctl,
@@ -652,6 +657,27 @@ class VMBackend(LocalBackend):
         handle.extras["kernel"] = release
         _LAST_KERNEL.append(release)
         handle.extras["relay"] = self._relay(handle, GUEST_SOCKET)
+
+    def _connect(
+        self, handle: DaemonHandle, qemu: subprocess.Popen[bytes], path: str, argv: list[str]
+    ) -> socket.socket:
+        """The control port's socket, once qemu listens on it (qemu starts the guest on this connection)."""
+        ctl = socket.socket(socket.AF_UNIX)
+        deadline = time.monotonic() + 10
+        try:
+            while True:
+                try:
+                    ctl.connect(path)
+                    return ctl
+                except OSError:
+                    if qemu.poll() is not None or time.monotonic() > deadline:
+                        raise BackendStartError(
+                            handle.target.name, argv, qemu.poll(), self._qemu_log(handle)
+                        ) from None
+                    time.sleep(0.02)
+        except BaseException:
+            ctl.close()
+            raise
 
     @staticmethod
     def _qemu_log(handle: DaemonHandle) -> str:

@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import tempfile
 import time
 
 import pytest
 
 from harness.backends.base import DaemonHandle, DaemonSpec
-from harness.backends.vm import GUEST_SOCKET, VMBackend, vm_available
+from harness.backends.vm import GUEST_CGROUP, GUEST_CTL, GUEST_SOCKET, VMBackend, vm_available
 from harness.errors import TargetUnavailable
 from harness.targets import resolve_target
-from harness.vmimages import VMImageError, _module_order, kernel_suite, write_cpio
+from harness.vmimages import (
+    KernelEntry,
+    VMImageError,
+    _check_version,
+    _module_order,
+    kernel_suite,
+    write_cpio,
+)
 
 
 def test_kernel_names_and_aliases() -> None:
@@ -22,6 +30,37 @@ def test_kernel_names_and_aliases() -> None:
     assert kernel_suite("SID") == "sid"
     with pytest.raises(VMImageError, match="unknown kernel 'buster' from HARNESS_VM_KERNEL: choose from"):
         kernel_suite("buster", "HARNESS_VM_KERNEL")
+
+
+def test_a_version_alias_must_match_the_suites_kernel() -> None:
+    assert kernel_suite("7.2") == "sid"
+    sid = KernelEntry("sid", "7.2.13+deb14-amd64", "/k")
+    assert _check_version("7.2", sid) is sid and _check_version("sid", sid) is sid
+    assert _check_version("6.1", KernelEntry("bookworm", "6.1.0-50-amd64", "/k")).release == "6.1.0-50-amd64"
+    # sid moved on: '7.2' must not silently boot 7.3; nor may '6.1' match 6.12
+    with pytest.raises(
+        VMImageError, match=r"--kernel 7.2 means Debian sid's kernel, which is 7.3.1-amd64 now"
+    ):
+        _check_version("7.2", KernelEntry("sid", "7.3.1-amd64", "/k"))
+    with pytest.raises(VMImageError, match="ask for --kernel trixie"):
+        _check_version("6.1", KernelEntry("trixie", "6.12.117+deb13-amd64", "/k"))
+
+
+def test_the_daemon_runs_in_its_own_guest_cgroup() -> None:
+    # in the root cgroup (no memory.swap.max) dockerd and refd both warn that swap limits are unsupported
+    target = resolve_target("refd")
+    workdir = tempfile.mkdtemp(prefix="harness-vmunit-")
+    try:
+        handle = DaemonHandle(target=target, spec=DaemonSpec(), workdir=workdir, command=["refd"])
+        os.makedirs(os.path.join(workdir, "vm"))
+        VMBackend()._write_daemon_script(handle)
+        with open(os.path.join(workdir, "vm", "daemon.sh")) as fh:
+            first, *rest = fh.read().splitlines()
+        assert first == f"echo $$ > /sys/fs/cgroup/{GUEST_CGROUP}/cgroup.procs 2>/dev/null"
+        assert rest[-1].startswith("exec env -i") and rest[-1].endswith(" refd")
+        assert f"mkdir -p $C/{GUEST_CGROUP}" in GUEST_CTL.replace("__CGROUP__", GUEST_CGROUP)
+    finally:
+        shutil.rmtree(workdir)
 
 
 def test_cpio_is_newc_with_a_trailer() -> None:
