@@ -120,6 +120,7 @@ class Options:
     suites: tuple[str, ...] = AREAS
     reports: Path = Path("reports")
     backend: str | None = None  # None: let the plugin resolve it (HARNESS_BACKEND, ini, else local)
+    kernel: str | None = None  # the vm backend's guest kernel; None: the plugin's (HARNESS_VM_KERNEL, ini)
     keyword: str | None = None
     shard: tuple[int, int] | None = None
     schema: str | None = None  # None: let the plugin resolve it (HARNESS_SCHEMA, ini, else report)
@@ -200,6 +201,12 @@ def _run_parser() -> argparse.ArgumentParser:
         "--backend",
         default=None,
         help="where targets boot, passed to the harness plugin (default: HARNESS_BACKEND, else local)",
+    )
+    p.add_argument(
+        "--kernel",
+        default=None,
+        help="the vm backend's guest kernel (bookworm/6.1, trixie/6.12, sid/7.2), passed to the harness "
+        "plugin; '-k kernel' picks the kernel-sensitive scenarios",
     )
     p.add_argument("-k", dest="keyword", default=None, help="pytest -k expression, passed through")
     p.add_argument("--shard", default=None, help="I/N: run only shard I of N (passed as --harness-shard)")
@@ -361,6 +368,7 @@ def parse_options(run: Run) -> Run | int:
                 )
             opts.reports = Path(ns.reports)
             opts.backend = ns.backend
+            opts.kernel = ns.kernel
             opts.keyword = ns.keyword
             opts.shard = _parse_shard(ns.shard) if ns.shard else None
             opts.schema = ns.schema
@@ -454,6 +462,8 @@ def build_pytest_command(run: Run, target: str, results_path: Path) -> list[str]
     cmd += ["-p", PROGRESS_PLUGIN, "--targets", target]
     if o.backend is not None:
         cmd += ["--backend", o.backend]
+    if o.kernel is not None:
+        cmd += ["--kernel", o.kernel]
     cmd += ["--results-json", str(results_path), "-q"]
     if o.keyword is not None:
         cmd += ["-k", o.keyword]

@@ -95,6 +95,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "box: uses a systemd box (a container with systemd as PID 1; seconds per scenario)"
     )
+    config.addinivalue_line(
+        "markers",
+        "kernel: depends on the kernel (cgroups, overlay, namespaces, netfilter); what --backend vm "
+        "--kernel K runs first: -m kernel (or -k kernel)",
+    )
     try:
         config.stash[_CONFIG_KEY] = resolve_config(config.getoption, config.getini)
     except ConfigValueError as exc:

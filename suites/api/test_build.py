@@ -305,6 +305,7 @@ def test_labels(engine: EngineClient, cleanup: Cleanup, observe: Observations) -
     observe("image", image_summary(engine, "build-labels"))
 
 
+@pytest.mark.kernel
 @pytest.mark.scenario(
     "api/build/step-containers",
     "networkmode, extrahosts, shmsize, memory and cpusetcpus MUST apply to the RUN containers",

@@ -122,6 +122,7 @@ def test_changes_none(
     assert created.text == "null\n" and running.text == "null\n"
 
 
+@pytest.mark.kernel
 @pytest.mark.scenario(
     "api/changes/kinds",
     "Changes MUST list adds (1), modifications (0, parents of changes included) and deletes (2, not "
@@ -140,6 +141,7 @@ def test_changes_kinds(
     assert found == _EXPECTED
 
 
+@pytest.mark.kernel
 @pytest.mark.scenario(
     "api/changes/running-exec-and-cli",
     "Changes made by an exec in a running container MUST show, and `docker diff` MUST print them as "
@@ -217,6 +219,7 @@ _CGROUP_FILES = {
 }
 
 
+@pytest.mark.kernel
 @pytest.mark.scenario(
     "api/update/running-resources",
     "Updating Memory, MemorySwap, CpuShares, NanoCpus, PidsLimit and CpusetCpus of a running container "
@@ -252,6 +255,7 @@ def test_update_running(
     assert len(updates) == 1
 
 
+@pytest.mark.kernel
 @pytest.mark.scenario(
     "api/update/stopped-then-started",
     "An update of a container that is not running MUST only change HostConfig; the next start MUST apply it",
@@ -272,6 +276,7 @@ def test_update_stopped(
     assert status == 200 and cgroup == {"memory": str(32 * MB), "pids": "30"}
 
 
+@pytest.mark.kernel
 @pytest.mark.scenario(
     "api/update/memory-needs-swap",
     "Raising Memory above the container's swap limit without MemorySwap MUST be 409 'Cannot update "
@@ -388,6 +393,7 @@ def test_update_restart_policy(
     )
 
 
+@pytest.mark.kernel
 @pytest.mark.scenario(
     "api/update/pids-unlimited-and-old-api",
     "PidsLimit 0 or -1 MUST mean unlimited (stored as 0, pids.max 'max'); below API 1.40 PidsLimit MUST be "
@@ -410,6 +416,7 @@ def test_update_pids(
     assert _cgroup(docker_cli, cid, *_CGROUP_FILES["pids"]) == "max"
 
 
+@pytest.mark.kernel
 @pytest.mark.scenario(
     "api/update/kernel-refuses",
     "A limit the kernel refuses for the running container (memory below its usage) MUST be 500 'Cannot "

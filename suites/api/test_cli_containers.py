@@ -104,6 +104,7 @@ def test_run_env_workdir_user(docker_cli: CLI, test_image: str, observe: Observa
     assert result.stdout == "hello /tmp 65534:65534\n"
 
 
+@pytest.mark.kernel
 @pytest.mark.scenario(
     "api/cli/run-hostname-isolation",
     "A container MUST get its own hostname (the short id) and PID namespace (sh is PID 1)",

@@ -180,6 +180,7 @@ def test_etc_hosts(docker_cli: CLI, test_image: str, cleanup: Any, observe: Obse
     assert "10.231.21.2\tbox" in out.stdout
 
 
+@pytest.mark.kernel
 @pytest.mark.scenario(
     "api/cli/network-container-mode",
     "--network container:X MUST share X's network namespace (same address) and hostname; joining a "
@@ -216,6 +217,7 @@ def test_container_mode(docker_cli: CLI, test_image: str, cleanup: Any, observe:
 # -- published ports ---------------------------------------------------------------------------------
 
 
+@pytest.mark.kernel
 @pytest.mark.scenario(
     "api/cli/publish-loopback",
     "A container run with -p 127.0.0.1:HOSTPORT:80 serving busybox httpd MUST be reachable on the host "

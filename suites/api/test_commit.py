@@ -66,6 +66,7 @@ def _run(engine: EngineClient, image: str, cmd: list[str]) -> str:
     return out.decode()
 
 
+@pytest.mark.kernel
 @pytest.mark.scenario(
     "api/commit/running",
     "POST /commit MUST answer 201 {Id}, pause a running container around it (pause/unpause events around "

@@ -534,6 +534,7 @@ def test_auto_remove(engine: EngineClient, test_image: str, observe: Observation
     assert status == 404
 
 
+@pytest.mark.kernel
 @pytest.mark.scenario(
     "api/containers/pause-unpause",
     "Pause MUST freeze the container (State.Paused) and unpause MUST resume it",

@@ -25,6 +25,7 @@ def running(docker_cli: CLI, test_image: str) -> Iterator[str]:
     docker_cli("rm", "-f", cid)
 
 
+@pytest.mark.kernel
 @pytest.mark.scenario(
     "api/exec/cli-output-and-namespace",
     "`docker exec` MUST run inside the container's namespaces (its hostname) and relay stdout",
@@ -148,6 +149,7 @@ def test_exec_ids_follow_lifecycle(
     observe("ended_still_inspects", [engine.get(f"{V}/exec/{e}/json").status_code for e in ended])
 
 
+@pytest.mark.kernel
 @pytest.mark.scenario(
     "api/exec/tty-in-container-devpts",
     "`docker exec -t` MUST give the process a terminal from the container's own devpts: `tty` names a "

@@ -1231,6 +1231,7 @@ def test_cli_inspect_missing(docker_cli: CLI, observe: Observations) -> None:
 
 
 # -- daemon-level ------------------------------------------------------------------------------------------
+@pytest.mark.kernel
 @pytest.mark.scenario(
     "api/images/info-images-and-driver",
     "/info MUST count images and report the storage driver (overlay2 by default) and its status",
@@ -1253,6 +1254,7 @@ def test_info_images_and_driver(daemon_factory: Any, observe: Observations) -> N
     assert [k for k, _ in after["DriverStatus"]][:2] == ["Backing Filesystem", "Supports d_type"]
 
 
+@pytest.mark.kernel
 @pytest.mark.parametrize("how", ["flag", "daemon.json"])
 @pytest.mark.scenario(
     "api/images/storage-driver-vfs",
@@ -1281,6 +1283,7 @@ def test_storage_driver_vfs(daemon_factory: Any, observe: Observations, how: str
     assert os.path.isdir(os.path.join(daemon.data_root, "vfs", "dir"))
 
 
+@pytest.mark.kernel
 @pytest.mark.scenario(
     "api/images/storage-driver-unknown",
     "An unknown --storage-driver MUST stop start-up with exit 1 and 'failed to start daemon: error "

@@ -687,6 +687,7 @@ def test_static_ip_default_bridge(engine: EngineClient, container: Any, observe:
     observe("error", resp)
 
 
+@pytest.mark.kernel
 @pytest.mark.scenario(
     "api/networks/none-and-host",
     "--network none MUST leave the container with only lo and no address; --network host MUST have no "

@@ -23,6 +23,7 @@ def sleeper(docker_cli: CLI, test_image: str) -> Iterator[str]:
     docker_cli("rm", "-f", cid)
 
 
+@pytest.mark.kernel
 @pytest.mark.scenario(
     "api/containers/top",
     "GET /containers/{id}/top MUST list the container's processes with ps's titles",
@@ -51,6 +52,7 @@ def test_top_not_running(engine: EngineClient, test_image: str, observe: Observa
         engine.delete(f"{V}/containers/{cid}?force=1")
 
 
+@pytest.mark.kernel
 @pytest.mark.scenario(
     "api/containers/stats-one-shot",
     "stats?stream=false MUST return one sample with memory limit, CPU counters and precpu_stats",
@@ -68,6 +70,7 @@ def test_stats_one_shot(engine: EngineClient, sleeper: str, observe: Observation
     assert body["memory_stats"]["limit"] == 64 * 1024 * 1024
 
 
+@pytest.mark.kernel
 @pytest.mark.scenario(
     "api/cli/stats-no-stream",
     "`docker stats --no-stream` MUST print one row for the container",

@@ -182,6 +182,17 @@ def test_default_suites_are_every_area() -> None:
     assert "--schema" not in cmd  # the plugin resolves HARNESS_SCHEMA / ini / report
 
 
+def test_kernel_is_passed_to_pytest_only_when_given(tmp_path: Path) -> None:
+    parsed = parse_options(Run(argv=["--backend", "vm", "--kernel", "6.1", "-k", "kernel"], env={}))
+    assert isinstance(parsed, Run) and parsed.options.kernel == "6.1"
+    cmd = build_pytest_command(Run(argv=[], options=parsed.options, plugin_autoloaded=True), "refd", tmp_path)
+    assert cmd[cmd.index("--kernel") + 1] == "6.1" and cmd[cmd.index("-k") + 1] == "kernel"
+    plain = parse_options(Run(argv=["--backend", "vm"], env={}))
+    assert isinstance(plain, Run)
+    cmd = build_pytest_command(Run(argv=[], options=plain.options, plugin_autoloaded=True), "refd", tmp_path)
+    assert "--kernel" not in cmd  # the plugin resolves HARNESS_VM_KERNEL / ini / bookworm
+
+
 def test_schema_mode_is_passed_to_pytest_and_checked(tmp_path: Path) -> None:
     parsed = parse_options(Run(argv=["--schema", "strict"], env={}))
     assert isinstance(parsed, Run) and parsed.options.schema == "strict"
