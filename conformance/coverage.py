@@ -43,6 +43,8 @@ OUT_OF_SCOPE: dict[str, str] = {
     "Plugin": "managed plugins (docker plugin install) need a plugin registry and root-owned plugin "
     "rootfs; refd implements none, the scenarios check the listing and the not-found errors only",
     "Session": "BuildKit's gRPC session over a hijacked connection; only BuildKit builds use it",
+    "SwarmInit": "makes the daemon a swarm manager: needs swarm mode, which refd has not",
+    "SwarmJoin": "joins a swarm: needs a swarm manager to join",
     "PluginPull": "needs a registry serving plugin images",
     "PluginCreate": "needs a plugin rootfs and config.json built by hand",
     "PluginPush": "needs a registry serving plugin images",
@@ -55,7 +57,7 @@ OUT_OF_SCOPE: dict[str, str] = {
     "ImageSearch": "asks Docker Hub's search service: no network in the test environment",
 }
 
-_OPERATION_ID = re.compile(r"\b[A-Z][A-Za-z]+\b")
+_OPERATION_ID = re.compile(r"[A-Z][A-Za-z]+\b")
 _METHODS = ("get", "put", "post", "delete", "head", "patch")
 
 
@@ -111,12 +113,18 @@ def operations(doc: Mapping[str, Any]) -> list[Operation]:
 
 
 def _refs_named(ref: str, known: set[str]) -> tuple[set[str], set[str]]:
-    """Operation ids named in ``ref`` after the word 'operation(s)': (known ones, unknown ones)."""
+    """Operation ids a ref names (known ones, unknown ones): the first word of each comma- or 'and'-separated
+    item after 'operation(s)', so 'operations ContainerCreate Tty, ContainerLogs' names two operations and
+    'Tty' is a field of the first."""
     named: set[str] = set()
-    for part in re.split(r";", ref):
-        m = re.search(r"\boperations?\b(.*)", part)
-        if m:
-            named |= set(_OPERATION_ID.findall(m.group(1)))
+    for part in ref.split(";"):
+        m = re.search(r"\boperations?\s+(.*)", part)
+        if not m:
+            continue
+        for item in re.split(r",|\band\b", m.group(1)):
+            word = _OPERATION_ID.match(item.strip())
+            if word:
+                named.add(word.group(0))
     return named & known, named - known
 
 
