@@ -276,7 +276,18 @@ async def remove(req: Request, daemon: Daemon) -> Response:
 
 async def rename(req: Request, daemon: Daemon) -> Response:
     c = _container(req, daemon)
-    daemon.containers.rename(c, req.arg("name"))
+    name = req.arg("name")
+    try:
+        daemon.containers.rename(c, name)
+    except ApiError as exc:
+        if not exc.message.startswith("Invalid container name ("):
+            raise
+        # dockerd 28 reserves the name with its slash and wraps the refusal (moby daemon/rename.go)
+        slashed = "/" + name.removeprefix("/")
+        raise ApiError(
+            exc.status,
+            "Error when allocating new name: " + exc.message.replace(f"({name})", f"({slashed})", 1),
+        ) from None
     return Response(204)
 
 
