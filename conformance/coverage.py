@@ -11,21 +11,34 @@ The operations are the swagger's (``conformance.schema``: moby's ``api/swagger.y
 An operation no scenario covers is listed with the reason it is out of scope when its area is one the project
 leaves out on purpose (``OUT_OF_SCOPE``, by swagger tag or operation id), else as a gap to fill.
 
-``python -m conformance.coverage RESULTS.json... [--markdown]`` prints the table.
+``python -m conformance.coverage RESULTS.json... [--markdown]`` prints the table; a ``parity.json`` (all
+targets of a run) is read as well as ``<target>.json`` results files.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from conformance.results import ConformanceError, Results, ScenarioResult, load_results
+from conformance.parity import Parity, load_parity
+from conformance.results import ConformanceError, Results, ScenarioResult, SchemaCheck, load_results
 
-__all__ = ["OUT_OF_SCOPE", "Coverage", "Operation", "compute", "main", "operations", "render_markdown"]
+__all__ = [
+    "OUT_OF_SCOPE",
+    "Coverage",
+    "Operation",
+    "compute",
+    "from_parity",
+    "load",
+    "main",
+    "operations",
+    "render_markdown",
+]
 
 _SWARM = (
     "swarm mode: a node that is not a swarm manager answers 503; refd has no swarm and the scenarios "
@@ -128,12 +141,17 @@ def _refs_named(ref: str, known: set[str]) -> tuple[set[str], set[str]]:
     return named & known, named - known
 
 
-def compute(doc: Mapping[str, Any], results: Iterable[Results | ScenarioResult]) -> Coverage:
+def compute(
+    doc: Mapping[str, Any], results: Iterable[Results | ScenarioResult | list[ScenarioResult]]
+) -> Coverage:
     """Coverage of ``doc``'s operations by the scenarios in ``results`` (several targets may repeat ids)."""
     cov = Coverage(operations(doc))
     known = {o.id for o in cov.operations}
     for item in results:
-        scenarios = item.scenarios if isinstance(item, Results) else (item,)
+        if isinstance(item, Results):
+            scenarios: Sequence[ScenarioResult] = item.scenarios
+        else:
+            scenarios = item if isinstance(item, list) else [item]
         for sc in scenarios:
             named, unknown = _refs_named(sc.ref, known)
             for op in named:
@@ -144,6 +162,26 @@ def compute(doc: Mapping[str, Any], results: Iterable[Results | ScenarioResult])
                 if op in known:
                     cov.by_traffic.setdefault(op, set()).add(sc.id)
     return cov
+
+
+def from_parity(parity: Parity) -> list[ScenarioResult]:
+    """A parity document's scenarios as results whose traffic is every target's, merged."""
+    out = []
+    for sc in parity.scenarios:
+        ops = sorted({op for r in sc.results.values() for op in r.schema_check.operations})
+        check = SchemaCheck(operations=tuple(ops))
+        out.append(ScenarioResult(sc.id, "passed", area=sc.area, ref=sc.ref, schema_check=check))
+    return out
+
+
+def load(path: str) -> Results | list[ScenarioResult]:
+    """A results file, or a parity document (``harness.parity/*``) as its scenarios."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            kind = str(json.load(f).get("schema", ""))
+    except (OSError, ValueError, AttributeError) as exc:
+        raise ConformanceError(f"{path}: not a readable results or parity JSON file: {exc}") from None
+    return from_parity(load_parity(path)) if kind.startswith("harness.parity/") else load_results(path)
 
 
 def render_markdown(cov: Coverage, api_version: str = "") -> str:
@@ -177,7 +215,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m conformance.coverage",
         description="Which Engine API operations the scenarios of these results files cover.",
     )
-    p.add_argument("results", nargs="+", help="results files (<target>.json) of a conformance run")
+    p.add_argument(
+        "results", nargs="+", help="results files (<target>.json) or parity.json of a conformance run"
+    )
     p.add_argument(
         "--swagger",
         default="sid",
@@ -198,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"({', '.join(s.suite for s in SOURCES)}) or an API version like 1.51"
             )
         spec = SwaggerStore().for_version(source.api if source else args.swagger)
-        cov = compute(spec.doc, [load_results(r) for r in args.results])
+        cov = compute(spec.doc, [load(r) for r in args.results])
     except ConformanceError as exc:
         print(f"coverage: {exc}", file=sys.stderr)
         return 2

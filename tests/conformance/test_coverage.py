@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
-from conformance.coverage import compute, main, operations, render_markdown
+from conformance.coverage import compute, from_parity, main, operations, render_markdown
+from conformance.parity import build_parity
+from conformance.report import write_json
 from conformance.results import Results, ScenarioResult, SchemaCheck, TargetInfo, dump_results
 
 SWAGGER: dict[str, Any] = {
@@ -90,3 +92,21 @@ def test_command_line_reads_results_files_and_fails_on_gaps(
     capsys.readouterr()
     assert main([str(tmp_path / "r.json"), "--swagger", "x"]) == 2
     assert "unknown swagger 'x': name a Debian suite" in capsys.readouterr().err
+
+
+def test_a_parity_document_counts_every_targets_traffic(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    refd = Results(TargetInfo("refd"), (_scenario("api/a", ops=("SystemPing",)),))
+    dockerd = Results(TargetInfo("dockerd-28"), (_scenario("api/a", ops=("SystemPingHead",)),))
+    parity = build_parity([refd, dockerd], reference="dockerd-28")
+    write_json(parity, tmp_path / "parity.json")
+    assert [s.schema_check.operations for s in from_parity(parity)] == [("SystemPing", "SystemPingHead")]
+    (tmp_path / "swaggers").mkdir()
+    (tmp_path / "swaggers" / "engine.json").write_text(json.dumps(SWAGGER))
+    monkeypatch.setenv("HARNESS_SWAGGER_DIR", str(tmp_path / "swaggers"))
+    assert main([str(tmp_path / "parity.json"), "--swagger", "1.51"]) == 0
+    assert capsys.readouterr().out == "API 1.51: 2/5 operations covered; gaps: ContainerPause\n"
+    (tmp_path / "broken.json").write_text("[1]")
+    assert main([str(tmp_path / "broken.json"), "--swagger", "1.51"]) == 2
+    assert "broken.json: not a readable results or parity JSON file" in capsys.readouterr().err
