@@ -133,7 +133,7 @@ def test_cli_cp(docker_cli: CLI, box: str, tmp_path: Any, observe: Observations)
 @pytest.mark.scenario(
     "api/cli/export",
     "`docker export` MUST produce a tar of the container's filesystem",
-    ref="docker CLI export",
+    ref="docker CLI export; operation ContainerExport",
 )
 def test_cli_export(docker_cli: CLI, box: str, tmp_path: Any, observe: Observations) -> None:
     target = os.path.join(str(tmp_path), "fs.tar")

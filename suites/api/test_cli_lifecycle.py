@@ -76,7 +76,7 @@ def test_inspect_format(docker_cli: CLI, sleeper: str, observe: Observations) ->
 @pytest.mark.scenario(
     "api/cli/stop-start-restart",
     "`docker stop`, `start` and `restart` MUST move the container between exited and running",
-    ref="docker CLI stop/start/restart",
+    ref="docker CLI stop/start/restart; operations ContainerStop, ContainerStart, ContainerRestart",
 )
 def test_stop_start_restart(docker_cli: CLI, sleeper: str, observe: Observations) -> None:
     steps = {}
