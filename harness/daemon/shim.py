@@ -1,7 +1,9 @@
-"""The per-container supervisor ("shim"): one small process per running container.
+"""The per-container supervisor ("shim"): the object that owns one running container.
 
-refd starts ``python -m harness.daemon.shim <state-dir>`` in its own session so the
-container outlives a refd restart (live-restore). The shim owns the container's stdio:
+A :class:`Shim` lives in a supervisor process of its own session, so the container outlives a
+refd restart (live-restore): usually a *shim host* (:mod:`.shimhost`) that runs the shims of many
+containers in one selector loop; ``python -m harness.daemon.shim <state-dir>`` (refd's fallback
+when no host can be had) is a host with that one container. The shim owns the container's stdio:
 it writes the json-file log, fans output out to attached clients, feeds stdin, resizes
 the pty, delivers signals, runs execs, and records the exit status in ``exit.json`` so
 a refd that was down when the container died still learns how it ended.
@@ -9,6 +11,11 @@ a refd that was down when the container died still learns how it ended.
 Start is two-phase so ``docker run`` loses no output: the shim prepares stdio and its
 socket, reports ``ready`` on the sync fd, refd connects the clients already attached to
 the created container, then sends ``start``.
+
+Many shims share one loop, so none of them may block it: client sockets and the container's stdin
+are written without blocking, with a per-client buffer; a client more than ``HIGH_WATER`` bytes
+behind pauses reading that process's output (back-pressure on that container only, as a blocked
+write did when each container had its own process) until it is below ``LOW_WATER``.
 
 Protocol on ``<state-dir>/shim.sock``: the client sends one JSON line, then
 - ``attach`` {stdin, stdout, stderr}: the stream (multiplexed frames unless tty) follows;
@@ -40,9 +47,14 @@ from typing import Any
 from .logs.jsonfile import JsonFileWriter, LineSplitter, frame, parse_log_options
 from .unixpath import short_unix_path
 
-__all__ = ["main"]
+__all__ = ["HIGH_WATER", "LOW_WATER", "Shim", "main", "sync_written"]
 
 PR_SET_CHILD_SUBREAPER = 36
+#: a client this far behind pauses reading its process's output; below LOW_WATER it resumes
+HIGH_WATER = 1 << 20
+LOW_WATER = 256 << 10
+_READ = selectors.EVENT_READ
+_WRITE = selectors.EVENT_WRITE
 
 
 def _now() -> str:
@@ -52,7 +64,7 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + (f".{digits}" if digits else "") + "Z"
 
 
-#: records renamed into place whose fsync is still due (see _sync_written)
+#: records renamed into place whose fsync is still due (see sync_written)
 _UNSYNCED: list[str] = []
 
 
@@ -61,7 +73,7 @@ def _atomic_json(path: str, data: Any) -> None:
 
     state.json and exit.json are written just before the shim answers ``start`` and ``wait``: an
     fsync there put a disk flush (0.4 ms idle, 5-10 ms on a busy disk) on every start and exit.
-    The main loop syncs what was written once its answers are out (:func:`_sync_written`).
+    The main loop syncs what was written once its answers are out (:func:`sync_written`).
     """
     tmp = f"{path}.tmp"
     with open(tmp, "w") as fh:
@@ -70,7 +82,7 @@ def _atomic_json(path: str, data: Any) -> None:
     _UNSYNCED.append(path)
 
 
-def _sync_written() -> None:
+def sync_written() -> None:
     """fsync the records written since the last call (a record removed meanwhile is skipped)."""
     while _UNSYNCED:
         path = _UNSYNCED.pop()
@@ -93,7 +105,10 @@ class Client:
     stdout: bool = True
     stderr: bool = True
     target: str = "main"  # "main" or an exec id
-    out: bytearray = field(default_factory=bytearray)
+    out: bytearray = field(default_factory=bytearray)  # what the socket did not take yet
+    reading: bool = True  # watching the socket for input (stdin) and its EOF
+    events: int = 0  # what the selector watches now
+    closing: bool = False  # close once ``out`` is sent
 
 
 @dataclass
@@ -101,11 +116,13 @@ class Stdio:
     """One process's stdio as seen by the shim."""
 
     tty: bool
-    stdin_w: int = -1  # where client stdin goes (pipe write end or pty master)
+    stdin_w: int = -1  # where client stdin goes (pipe write end, or a duplicate of the pty master)
     outputs: dict[int, str] = field(default_factory=dict)  # fd -> stream name
     child_fds: tuple[int, int, int] = (-1, -1, -1)
     master: int = -1
     stdin_once: bool = False
+    stdin_buf: bytearray = field(default_factory=bytearray)  # what the process did not read yet
+    stdin_close: bool = False  # close stdin once ``stdin_buf`` is written
 
 
 def make_stdio(tty: bool, open_stdin: bool, stdin_once: bool = False) -> Stdio:
@@ -114,7 +131,8 @@ def make_stdio(tty: bool, open_stdin: bool, stdin_once: bool = False) -> Stdio:
         _set_nonblock(master)
         return Stdio(
             tty=True,
-            stdin_w=master if open_stdin else -1,
+            # a duplicate, so writes to the process can be watched apart from its output
+            stdin_w=os.dup(master) if open_stdin else -1,
             outputs={master: "stdout"},
             child_fds=(slave, slave, slave),  # stdin is the pty too, even without OpenStdin,
             master=master,
@@ -124,6 +142,7 @@ def make_stdio(tty: bool, open_stdin: bool, stdin_once: bool = False) -> Stdio:
     err_r, err_w = os.pipe()
     if open_stdin:
         in_r, in_w = os.pipe()
+        _set_nonblock(in_w)
     else:
         in_r, in_w = os.open(os.devnull, os.O_RDONLY), -1
     for fd in (out_r, err_r):
@@ -151,21 +170,36 @@ def _close_child_side(stdio: Stdio) -> None:
 
 
 class Shim:
-    def __init__(self, state_dir: str) -> None:
+    """One container's supervisor; many of them share the selector of their host.
+
+    Everything it watches is registered with ``(kind, data, self)`` so the host hands each event
+    to its shim (:meth:`handle`); the host reaps every child and offers each exit to the shims
+    (:meth:`child_exited`).
+    """
+
+    def __init__(self, state_dir: str, sel: selectors.BaseSelector | None = None, log_fd: int = 2) -> None:
         self.dir = state_dir
         with open(os.path.join(state_dir, "spec.json")) as fh:
             self.spec: dict[str, Any] = json.load(fh)
-        self.sel = selectors.DefaultSelector()
+        self.sel = sel or selectors.DefaultSelector()
+        self.log_fd = log_fd  # where this shim's own errors go (its shim.log)
         self.clients: dict[int, Client] = {}
         self.stdio: dict[str, Stdio] = {}
         self.splitters: dict[int, LineSplitter] = {}
         self.pids: dict[str, int] = {}
         self.pidfds: dict[int, str] = {}
         self.waiters: list[socket.socket] = []
+        self.pending: dict[int, tuple[socket.socket, bytearray]] = {}  # connections still sending a request
+        self.paused: set[str] = set()  # processes whose output waits for a slow client
         self.exit: dict[str, Any] | None = None
         self.log: JsonFileWriter | None = None
         self.running_streams = 0
         self.done = False
+        self.deadline_after_exit: float | None = None
+        self.listener: socket.socket | None = None
+
+    def _watch(self, fd: int | socket.socket, events: int, kind: str, data: Any) -> None:
+        self.sel.register(fd, events, (kind, data, self))
 
     # -- set-up -----------------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -181,7 +215,7 @@ class Shim:
             bool(proc.get("tty")), bool(self.spec.get("open_stdin")), bool(self.spec.get("stdin_once"))
         )
         for fd in self.stdio["main"].outputs:
-            self.sel.register(fd, selectors.EVENT_READ, ("output", "main"))
+            self._watch(fd, _READ, "output", "main")
             self.splitters[fd] = LineSplitter()
         path = os.path.join(self.dir, "shim.sock")
         with contextlib.suppress(FileNotFoundError):
@@ -192,7 +226,7 @@ class Shim:
         os.chmod(path, 0o600)
         self.listener.listen(64)
         self.listener.setblocking(False)
-        self.sel.register(self.listener, selectors.EVENT_READ, ("accept", None))
+        self._watch(self.listener, _READ, "accept", None)
 
     # -- process control --------------------------------------------------------------------------
     def _spawn(self, name: str, process: dict[str, Any], exec_into: int = 0) -> int:
@@ -214,7 +248,7 @@ class Shim:
         self.pids[name] = pid
         pidfd = os.pidfd_open(pid)
         self.pidfds[pidfd] = name
-        self.sel.register(pidfd, selectors.EVENT_READ, ("exit", name))
+        self._watch(pidfd, _READ, "exit", name)
         return pid
 
     def _spawn_with_console(
@@ -242,9 +276,10 @@ class Shim:
         _set_nonblock(master)
         stdio.master = master
         stdio.outputs = {master: "stdout"}
-        if stdio.stdin_w == old:
-            stdio.stdin_w = master
-        self.sel.register(master, selectors.EVENT_READ, ("output", name))
+        if stdio.stdin_w >= 0:  # the duplicate of the old master: writes go to the new one
+            os.close(stdio.stdin_w)
+            stdio.stdin_w = os.dup(master)
+        self._watch(master, _READ, "output", name)
         self.splitters[master] = LineSplitter()
         return proc
 
@@ -268,7 +303,7 @@ class Shim:
         exec_id = str(req["id"])
         self.stdio[exec_id] = make_stdio(bool(req.get("tty")), bool(req.get("stdin")))
         for fd in self.stdio[exec_id].outputs:
-            self.sel.register(fd, selectors.EVENT_READ, ("output", exec_id))
+            self._watch(fd, _READ, "output", exec_id)
             self.splitters[fd] = LineSplitter()
         try:
             pid = self._spawn(exec_id, req["process"], exec_into=main)
@@ -288,10 +323,13 @@ class Shim:
         stdio = self.stdio.pop(name, None)
         if stdio is None:
             return
+        self.paused.discard(name)
         for fd in list(stdio.outputs):
             with contextlib.suppress(KeyError, ValueError):
                 self.sel.unregister(fd)
             os.close(fd)
+        stdio.outputs.clear()
+        self._close_stdin(stdio, force=True)
         _close_child_side(stdio)
 
     def kill(self, signo: int, target: str = "main") -> dict[str, Any]:
@@ -314,6 +352,97 @@ class Shim:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGWINCH)
         return {"ok": True}
+
+    # -- events -----------------------------------------------------------------------------------
+    def handle(self, kind: str, data: Any, fd: int, mask: int) -> None:
+        """One selector event of this shim (the host's loop calls it)."""
+        if kind == "accept":
+            self._accept()
+        elif kind == "request":
+            self._request_input(fd)
+        elif kind == "output":
+            self._output(fd, data)
+        elif kind == "client":
+            if mask & _WRITE:
+                self._flush(data)
+            if mask & _READ and data.sock.fileno() in self.clients:
+                self._client_input(data)
+        elif kind == "stdin":
+            self._flush_stdin(data)
+        elif kind == "exit":
+            self.sel.unregister(fd)
+            os.close(fd)
+            self.pidfds.pop(fd, None)
+
+    def child_exited(self, pid: int, status: int) -> bool:
+        """The host reaped ``pid``: True if it was one of this shim's processes."""
+        for name, known in list(self.pids.items()):
+            if known == pid and (name != "main" or self.exit is None):
+                self._reaped(name, status)
+                return True
+        return False
+
+    def tick(self, now: float) -> float | None:
+        """After each round: finish a container whose output outlives it; the next deadline, if any."""
+        if self.exit is None or self.done:
+            return None
+        if "main" in self.paused:  # its output is still flowing to a slow client: not stuck
+            self.deadline_after_exit = None
+            return None
+        # the container's init is gone: give remaining output a moment, then finish
+        if self.deadline_after_exit is None:
+            self.deadline_after_exit = now + 2
+        if now <= self.deadline_after_exit:
+            return self.deadline_after_exit
+        stdio = self.stdio["main"]
+        for fd in list(stdio.outputs):
+            with contextlib.suppress(KeyError, ValueError):
+                self.sel.unregister(fd)
+            for piece in self.splitters.pop(fd, LineSplitter()).flush():
+                self._emit("main", stdio.outputs[fd], piece)
+            os.close(fd)
+        stdio.outputs.clear()
+        self._maybe_finish("main")
+        return None
+
+    @property
+    def finished(self) -> bool:
+        """Done, and every client has been sent what it was owed."""
+        return self.done and not any(c.out for c in self.clients.values())
+
+    def close(self) -> None:
+        """Release everything left (the host drops a finished shim, or ends)."""
+        for client in list(self.clients.values()):
+            self._drop_client(client, flush=False)
+        for conn, _ in list(self.pending.values()):
+            with contextlib.suppress(KeyError, ValueError):
+                self.sel.unregister(conn)
+            conn.close()
+        self.pending.clear()
+        for waiter in self.waiters:
+            waiter.close()
+        self.waiters.clear()
+        for name in list(self.stdio):
+            self._drop_stdio(name)
+        for fd in list(self.pidfds):
+            with contextlib.suppress(KeyError, ValueError):
+                self.sel.unregister(fd)
+            os.close(fd)
+        self.pidfds.clear()
+        if self.log is not None:
+            self.log.close()
+            self.log = None
+        if self.listener is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                self.sel.unregister(self.listener)
+            self.listener.close()
+            self.listener = None
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(self.dir, "shim.sock"))
+        if self.log_fd > 2:
+            with contextlib.suppress(OSError):
+                os.close(self.log_fd)
+            self.log_fd = -1
 
     # -- I/O --------------------------------------------------------------------------------------
     def _output(self, fd: int, name: str) -> None:
@@ -351,15 +480,78 @@ class Shim:
         for client in list(self.clients.values()):
             if (
                 client.target != name
+                or client.closing
                 or (stream == "stdout" and not client.stdout)
                 or (stream == "stderr" and not client.stderr)
             ):
                 continue
-            payload = data if tty else frame(stream, data)
+            self._send(client, data if tty else frame(stream, data))
+
+    def _send(self, client: Client, payload: bytes) -> None:
+        """Queue ``payload`` for ``client``: what the socket takes goes now, the rest on EVENT_WRITE."""
+        if not client.out:
             try:
-                client.sock.sendall(payload)
+                sent = client.sock.send(payload)
+            except BlockingIOError:
+                sent = 0
             except OSError:
-                self._drop_client(client)
+                self._drop_client(client, flush=False)
+                return
+            if sent == len(payload):
+                return
+            payload = payload[sent:]
+        client.out += payload
+        self._update_events(client)
+        if len(client.out) > HIGH_WATER:
+            self._pause(client.target)
+
+    def _flush(self, client: Client) -> None:
+        try:
+            sent = client.sock.send(client.out)
+        except BlockingIOError:
+            return
+        except OSError:
+            self._drop_client(client, flush=False)
+            return
+        del client.out[:sent]
+        if client.out:
+            return
+        if client.closing:
+            self._drop_client(client, flush=False)
+            return
+        self._update_events(client)
+        self._maybe_resume(client.target)
+
+    def _update_events(self, client: Client) -> None:
+        events = (_READ if client.reading else 0) | (_WRITE if client.out else 0)
+        if events == client.events:
+            return
+        if client.events == 0:
+            self._watch(client.sock, events, "client", client)
+        elif events == 0:
+            self.sel.unregister(client.sock)
+        else:
+            self.sel.modify(client.sock, events, ("client", client, self))
+        client.events = events
+
+    def _pause(self, name: str) -> None:
+        stdio = self.stdio.get(name)
+        if name in self.paused or stdio is None:
+            return
+        self.paused.add(name)
+        for fd in stdio.outputs:
+            with contextlib.suppress(KeyError, ValueError):
+                self.sel.unregister(fd)
+
+    def _maybe_resume(self, name: str) -> None:
+        if name not in self.paused:
+            return
+        if any(c.target == name and len(c.out) > LOW_WATER for c in self.clients.values()):
+            return
+        self.paused.discard(name)
+        stdio = self.stdio.get(name)
+        for fd in stdio.outputs if stdio else ():
+            self._watch(fd, _READ, "output", name)
 
     def _client_input(self, client: Client) -> None:
         try:
@@ -377,56 +569,132 @@ class Shim:
                 and (stdio.stdin_once or not stdio.tty)
             ) and (stdio.stdin_once or client.target != "main"):
                 self._close_stdin(stdio)
-            with contextlib.suppress(KeyError, ValueError):
-                self.sel.unregister(client.sock)
+            client.reading = False
+            self._update_events(client)
             if not client.stdout and not client.stderr:
                 self._drop_client(client)
             return
         if client.stdin and stdio is not None and stdio.stdin_w >= 0:
+            self._write_stdin(client.target, stdio, data)
+
+    def _write_stdin(self, name: str, stdio: Stdio, data: bytes) -> None:
+        """Feed the process without blocking; while it lags, its stdin clients are not read."""
+        if not stdio.stdin_buf:
             try:
-                os.write(stdio.stdin_w, data)
+                written = os.write(stdio.stdin_w, data)
+            except BlockingIOError:
+                written = 0
             except OSError:
-                self._close_stdin(stdio)
+                self._close_stdin(stdio, force=True)
+                return
+            if written == len(data):
+                return
+            data = data[written:]
+        stdio.stdin_buf += data
+        if len(stdio.stdin_buf) == len(data):  # it just started to lag
+            self._watch(stdio.stdin_w, _WRITE, "stdin", name)
+            self._stdin_readers(name, False)
 
-    def _close_stdin(self, stdio: Stdio) -> None:
-        if stdio.stdin_w >= 0 and stdio.stdin_w != stdio.master:
-            with contextlib.suppress(OSError):
-                os.close(stdio.stdin_w)
-        elif stdio.stdin_w >= 0:
-            with contextlib.suppress(OSError):
-                os.write(stdio.master, b"\x04")
-        stdio.stdin_w = -1
-
-    def _drop_client(self, client: Client) -> None:
-        self.clients.pop(client.sock.fileno(), None)
-        with contextlib.suppress(KeyError, ValueError):
-            self.sel.unregister(client.sock)
-        with contextlib.suppress(OSError):
-            client.sock.close()
-
-    def _accept(self) -> None:
+    def _flush_stdin(self, name: str) -> None:
+        stdio = self.stdio.get(name)
+        if stdio is None or stdio.stdin_w < 0:
+            return
         try:
-            conn, _ = self.listener.accept()
+            written = os.write(stdio.stdin_w, stdio.stdin_buf)
         except BlockingIOError:
             return
-        conn.setblocking(True)
-        conn.settimeout(5)
+        except OSError:
+            stdio.stdin_buf.clear()
+            written = 0
+        del stdio.stdin_buf[:written]
+        if stdio.stdin_buf:
+            return
+        with contextlib.suppress(KeyError, ValueError):
+            self.sel.unregister(stdio.stdin_w)
+        self._stdin_readers(name, True)
+        if stdio.stdin_close:
+            self._close_stdin(stdio)
+
+    def _stdin_readers(self, name: str, reading: bool) -> None:
+        for client in self.clients.values():
+            if client.target == name and client.stdin and not client.closing:
+                client.reading = reading
+                self._update_events(client)
+
+    def _close_stdin(self, stdio: Stdio, force: bool = False) -> None:
+        if stdio.stdin_w < 0:
+            return
+        if stdio.stdin_buf and not force:  # EOF after what the process has not read yet
+            stdio.stdin_close = True
+            return
+        with contextlib.suppress(KeyError, ValueError):
+            self.sel.unregister(stdio.stdin_w)
+        stdio.stdin_buf.clear()
+        if stdio.tty:  # the pty's EOF is ^D; the duplicate goes, the master stays
+            with contextlib.suppress(OSError):
+                os.write(stdio.stdin_w, b"\x04")
+        with contextlib.suppress(OSError):
+            os.close(stdio.stdin_w)
+        stdio.stdin_w = -1
+
+    def _drop_client(self, client: Client, flush: bool = True) -> None:
+        """Forget ``client``; with ``flush``, output it is still owed is sent first."""
+        if flush and client.out:
+            client.closing = True
+            client.reading = False
+            self._update_events(client)
+            return
+        self.clients.pop(client.sock.fileno(), None)
+        if client.events:
+            with contextlib.suppress(KeyError, ValueError):
+                self.sel.unregister(client.sock)
+            client.events = 0
+        with contextlib.suppress(OSError):
+            client.sock.close()
+        self._maybe_resume(client.target)
+
+    def _accept(self) -> None:
+        assert self.listener is not None
         try:
-            line = b""
-            while not line.endswith(b"\n"):
-                chunk = conn.recv(1)
-                if not chunk:
-                    conn.close()
+            conn, _ = self.listener.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        conn.setblocking(False)
+        self.pending[conn.fileno()] = (conn, bytearray())
+        self._watch(conn, _READ, "request", None)
+
+    def _request_input(self, fd: int) -> None:
+        """Collect the request line without blocking; nothing past its newline is taken (stdin follows)."""
+        conn, line = self.pending[fd]
+        try:
+            peek = conn.recv(4096, socket.MSG_PEEK)
+            end = peek.find(b"\n")
+            data = conn.recv(end + 1 if end >= 0 else len(peek)) if peek else b""
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if data:
+            line += data
+            if not line.endswith(b"\n"):
+                if len(line) > 1 << 20:
+                    data = b""  # no request is that long
+                else:
                     return
-                line += chunk
-            req = json.loads(line)
-        except (OSError, ValueError):
+        self.sel.unregister(conn)
+        del self.pending[fd]
+        if not data:
             conn.close()
             return
-        conn.settimeout(None)
+        try:
+            req = json.loads(line)
+        except ValueError:
+            conn.close()
+            return
         self._handle(conn, req)
 
     def _reply(self, conn: socket.socket, obj: dict[str, Any], close: bool = True) -> None:
+        # answers are a short line: a fresh socket's buffer takes it whole
         with contextlib.suppress(OSError):
             conn.sendall(json.dumps(obj).encode() + b"\n")
         if close:
@@ -468,8 +736,11 @@ class Shim:
                 target, want_in = "main", bool(req.get("stdin"))
                 want_out, want_err = bool(req.get("stdout", True)), bool(req.get("stderr", True))
             client = Client(conn, stdin=want_in, stdout=want_out, stderr=want_err, target=target)
+            stdio = self.stdio.get(target)
+            if want_in and stdio is not None and stdio.stdin_buf:
+                client.reading = False  # the process still lags behind an earlier client's input
             self.clients[conn.fileno()] = client
-            self.sel.register(conn, selectors.EVENT_READ, ("client", client))
+            self._update_events(client)
         elif op == "ping":
             self._reply(conn, {"ok": True, "pid": self.pids.get("main", 0)})
         else:
@@ -522,75 +793,20 @@ class Shim:
         self.waiters.clear()
         self.done = True
 
-    def _reap_orphans(self) -> None:
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
-            for name, known in list(self.pids.items()):
-                if known == pid and (name != "main" or self.exit is None):
-                    self._reaped(name, status)
-
-    def run(self, sync_fd: int) -> int:
-        os.write(sync_fd, b'{"ready": true}\n')
-        os.close(sync_fd)
-        signal.signal(signal.SIGCHLD, lambda *_: None)
-        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-        deadline_after_exit: float | None = None
-        while True:
-            for key, _ in self.sel.select(timeout=0.5):
-                kind, data = key.data
-                if kind == "accept":
-                    self._accept()
-                elif kind == "output":
-                    self._output(key.fd, data)
-                elif kind == "client":
-                    self._client_input(data)
-                elif kind == "exit":
-                    self.sel.unregister(key.fd)
-                    os.close(key.fd)
-                    self._reap_orphans()
-            self._reap_orphans()
-            if self.exit is not None and not self.done:
-                # the container's init is gone: give remaining output a moment, then finish
-                deadline_after_exit = deadline_after_exit or time.monotonic() + 2
-                if time.monotonic() > deadline_after_exit:
-                    for fd in list(self.stdio["main"].outputs):
-                        self.sel.unregister(fd)
-                        os.close(fd)
-                    self.stdio["main"].outputs.clear()
-                    self._maybe_finish("main")
-            _sync_written()  # this round's answers are out: now make its records durable
-            if self.done:
-                break
-        self.listener.close()
-        with contextlib.suppress(OSError):
-            os.unlink(os.path.join(self.dir, "shim.sock"))
-        return 0
-
 
 def main(argv: list[str] | None = None, sync_fd: int | None = None) -> int:
-    """Run the shim for ``argv[0]`` (its state dir); ``sync_fd`` (else $REFD_SHIM_SYNC_FD) gets ``ready``."""
+    """A host with the one shim of ``argv[0]`` (a state dir); ready goes to ``sync_fd`` or the env's."""
     args = sys.argv[1:] if argv is None else argv
     state_dir = args[0]
     if sync_fd is None:
         sync_fd = int(os.environ.pop("REFD_SHIM_SYNC_FD", "-1"))
-    import ctypes
+    from .shimhost import Host, become_subreaper
 
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    shim = Shim(state_dir)
-    try:
-        shim.prepare()
-    except Exception as exc:
-        if sync_fd >= 0:
-            os.write(sync_fd, json.dumps({"error": str(exc)}).encode() + b"\n")
+    become_subreaper()
+    host = Host()
+    if not host.adopt(state_dir, sync_fd, 2):
         return 1
-    with open(os.path.join(state_dir, "shim.pid"), "w") as fh:
-        fh.write(str(os.getpid()))
-    return shim.run(sync_fd)
+    return host.run()
 
 
 if __name__ == "__main__":

@@ -11,7 +11,10 @@ Protocol: refd sends one JSON line ``{"state_dir": ...}`` carrying two fds (SCM_
 shim's sync pipe (write end) and its log file. The zygote forks; the child becomes the shim
 exactly as ``python -m harness.daemon.shim`` would run (new session, stdin and stdout on
 /dev/null, stderr on the log) and the parent answers ``{"pid": n}``, then reaps the shim when it
-ends. EOF on the socket (refd is gone) ends the zygote; running shims go on in their sessions.
+ends. With ``"host": <control socket path>`` in the request the child becomes a shim host
+(:mod:`.shimhost`) with this container as its first, listening on that path for more (at most
+``"capacity"`` containers, if given). EOF on
+the socket (refd is gone) ends the zygote; running shims and hosts go on in their sessions.
 
 Used by refd's :class:`~.containers.launcher.ShimLauncher`; where the zygote cannot serve (it
 died, or never started), the launcher falls back to a fresh interpreter, so a container start
@@ -45,8 +48,10 @@ def _reap(*_: Any) -> None:
             return
 
 
-def _become_shim(state_dir: str, sync_fd: int, log_fd: int, channel: socket.socket) -> int:
-    """In the forked child: the shim's process setup, then its main loop; returns its exit status."""
+def _become_shim(
+    state_dir: str, sync_fd: int, log_fd: int, channel: socket.socket, host: str = "", capacity: int = 0
+) -> int:
+    """In the forked child: the shim's process setup, then its main loop (a host's, with ``host``)."""
     channel.close()
     os.setsid()
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -55,6 +60,12 @@ def _become_shim(state_dir: str, sync_fd: int, log_fd: int, channel: socket.sock
     os.dup2(null, 0)
     os.dup2(null, 1)
     os.dup2(log_fd, 2)
+    if host:
+        os.dup2(null, 2)  # the host's own log is next to its socket; the container's is its own
+        os.close(null)
+        from . import shimhost
+
+        return shimhost.serve(state_dir, sync_fd, log_fd, host, capacity or shimhost.CAPACITY)
     for fd in (null, log_fd):
         if fd > 2:
             os.close(fd)
@@ -86,8 +97,11 @@ def serve(channel: socket.socket) -> int:
         line, buf = buf, b""
         sync_fd, log_fd = fds
         try:
-            state_dir = str(json.loads(line)["state_dir"])
-        except (ValueError, KeyError, TypeError) as exc:
+            request = json.loads(line)
+            state_dir = str(request["state_dir"])
+            host = str(request.get("host") or "")
+            capacity = int(request.get("capacity") or 0)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             os.close(sync_fd)
             os.close(log_fd)
             channel.sendall(json.dumps({"error": f"bad request: {exc}"}).encode() + b"\n")
@@ -96,7 +110,7 @@ def serve(channel: socket.socket) -> int:
         if pid == 0:
             code = 1
             try:
-                code = _become_shim(state_dir, sync_fd, log_fd, channel)
+                code = _become_shim(state_dir, sync_fd, log_fd, channel, host, capacity)
             except BaseException:
                 with contextlib.suppress(Exception):
                     traceback.print_exc()
@@ -113,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     channel = socket.socket(fileno=int(args[0]))
     channel.setblocking(True)
-    from . import shim  # noqa: F401 - warm: everything a shim runs is imported once, here
+    from . import shim, shimhost  # noqa: F401 - warm: everything a shim runs is imported once, here
     from .runtime import cgroups, process  # noqa: F401
 
     gc.collect()

@@ -82,7 +82,6 @@ class ShimConnection:
 PendingAttach = Callable[[str | None], Awaitable[None]]
 
 
-
 def _discard_unsupported(host_config: dict[str, Any]) -> list[str]:
     """dockerd's verifyPlatformContainerResources for a missing pids controller: warn and drop the limit
     (refd's start failed with 'cgroup controller "pids" is not available' instead)."""
@@ -98,6 +97,7 @@ def _discard_unsupported(host_config: dict[str, Any]) -> list[str]:
             "PIDs limit discarded."
         ]
     return []
+
 
 class ContainerManager:
     """All containers of one daemon."""
@@ -119,7 +119,7 @@ class ContainerManager:
         from .launcher import ShimLauncher
 
         self.health = HealthChecks(self)
-        self.launcher = ShimLauncher()
+        self.launcher = ShimLauncher(os.path.join(daemon.config["exec-root"], "shim-hosts"))
 
     # -- lookup ------------------------------------------------------------------------------------
     def get(self, ref: str) -> Container:
@@ -612,7 +612,7 @@ class ContainerManager:
         self.monitors[c.id] = asyncio.ensure_future(self._monitor(c))
 
     async def _spawn_shim(self, state_dir: str) -> None:
-        """A shim for ``state_dir``: forked by the zygote, else a fresh interpreter; waits for ``ready``."""
+        """A shim for ``state_dir`` (in a host, from the zygote, or a new interpreter); waits for ready."""
         read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
         shim_log = open(os.path.join(state_dir, "shim.log"), "ab")  # noqa: SIM115 - handed to the shim
         try:
