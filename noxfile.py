@@ -33,9 +33,10 @@ def _install(session: nox.Session, extras: str = "") -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Unit and integration tests of the harness, refd and the runner (with this Python)."""
+    """Unit and integration tests of the harness, refd and the runner (with this Python). Arguments after
+    ``--`` go to pytest; ``-- tests/conformance`` runs only those (pytest's testpaths is ``tests``)."""
     _install(session, "[test]")
-    session.run("python", "-m", "pytest", "tests", *session.posargs)
+    session.run("python", "-m", "pytest", *session.posargs)
 
 
 @nox.session(python=PYTHONS, name="tests-all")
