@@ -31,6 +31,8 @@ def http_get_in_daemon_netns(daemon: DaemonHandle, host: str, port: int, path: s
 
     request = f"GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n".encode()
     connector = NetnsConnector(daemon.netns_path) if daemon.netns_path else None
+    if connector is None:  # the vm backend: a relay out of the guest
+        host, port = daemon.reach(host, port)
     try:
         try:
             sock = (

@@ -232,6 +232,18 @@ class DaemonHandle:
             raise HarnessError("daemon has no endpoint")
         return self.endpoint.base_url() + path
 
+    # where the daemon lives -----------------------------------------------------------------------
+    def reach(self, host: str, port: int) -> tuple[str, int]:
+        """The address this host connects to for ``host:port`` as the daemon sees it (a published port).
+
+        Here the same address (in ``netns_path`` when set); the vm backend relays it out of the guest."""
+        return host, port
+
+    def is_dir(self, path: str) -> bool:
+        """Whether ``path`` is a directory where the daemon runs (in its data-root, say): this host's file
+        system here; the guest's under the vm backend, whose data-root is guest tmpfs."""
+        return os.path.isdir(path)
+
 
 class Backend(Protocol):
     """Boots a DaemonSpec for a Target and always tears it down."""

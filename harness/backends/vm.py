@@ -137,7 +137,9 @@ while read -r cmd arg dest <&3; do
   case "$cmd" in
     start) start_daemon ;;
     signal) $B kill -"$arg" "$($B cat /.harness/daemon.pid)" 2>/dev/null ;;
-    relay) perl "$WORKDIR/vm/relay.pl" "$arg" "$dest" 3>&- </dev/null >/dev/console 2>&1 & ;;
+    relay) perl "$WORKDIR/vm/relay.pl" "$arg" "$dest" </dev/null >/dev/console 2>&1 & ;;
+    clock) perl "$WORKDIR/vm/clock.pl" "$arg" $dest </dev/null >/dev/console 2>&1 ;;
+    isdir) if [ -d "$arg" ]; then echo "isdir 0 $arg" >&3; else echo "isdir 1 $arg" >&3; fi ;;
     poweroff) break ;;
   esac
 done
@@ -151,6 +153,7 @@ my ($port, $dest) = @ARGV;
 $SIG{CHLD} = 'IGNORE';
 my $srv = IO::Socket::INET->new(LocalAddr => "__IP__", LocalPort => $port, Listen => 128, ReuseAddr => 1)
   or die "harness relay: listen $port: $!\n";
+if (open(my $ctl, ">&=", 3)) { syswrite($ctl, "listening $port\n"); close $ctl; }  # the harness waits for it
 while (1) {
   my $c = $srv->accept or next;
   my $pid = fork;
@@ -174,6 +177,23 @@ while (1) {
   }
   exit 0;
 }
+"""
+
+
+#: the guest's clock from the host's: ``set S NS`` (absolute) or ``add S NS`` (relative), then its reply
+#: ``clock MODE S.NS`` on the control port (perl-base has no Time::HiRes: clock_gettime/settime by syscall)
+CLOCK_PERL = r"""use strict;
+my ($mode, $s, $ns) = @ARGV;
+my $now = pack("qq", 0, 0);
+if ($mode eq "add") {
+  syscall(228, 0, $now) == 0 or die "harness clock: clock_gettime: $!\n";
+  my ($gs, $gns) = unpack("qq", $now);
+  $ns += $gns; $s += $gs + int($ns / 1000000000); $ns %= 1000000000;
+}
+syscall(227, 0, pack("qq", $s, $ns)) == 0 or die "harness clock: clock_settime: $!\n";
+syscall(228, 0, $now);
+my ($gs, $gns) = unpack("qq", $now);
+if (open(my $ctl, ">&=", 3)) { syswrite($ctl, sprintf("clock %s %d.%09d\n", $mode, $gs, $gns)); close $ctl; }
 """
 
 
@@ -292,6 +312,7 @@ class _VM:
         self.lines: list[str] = []
         self.cond = threading.Condition()
         self.relays = 0
+        self.ask = threading.Lock()  # one question (isdir PATH) at a time on the control port
         self._reader = threading.Thread(target=self._read, daemon=True, name="vm-ctl")
         self._reader.start()
 
@@ -428,6 +449,28 @@ class VMDaemonProcess(subprocess.Popen[bytes]):
 class VMHandle(DaemonHandle):
     """A DaemonHandle whose signals go to the daemon in the guest (``pid`` is qemu's on this host)."""
 
+    def reach(self, host: str, port: int) -> tuple[str, int]:
+        """A host-loopback port relayed to ``host:port`` in the guest (made once per address)."""
+        reached: dict[str, int] = self.extras.setdefault("reached", {})
+        dest = f"{host}:{port}"
+        if dest not in reached:
+            reached[dest] = VMBackend()._relay(self, dest)
+        return "127.0.0.1", reached[dest]
+
+    def is_dir(self, path: str) -> bool:
+        """Asks the guest's init (``isdir PATH`` on the control port): data-root and exec-root are guest
+        tmpfs that this host cannot see."""
+        vm: _VM = self.extras["vm"]
+        if any(c.isspace() for c in path):
+            raise HarnessError(f"{path!r}: the vm control port takes paths without white space")
+        with vm.ask:
+            start = len(vm.lines)
+            vm.send(f"isdir {path}")
+            found = vm.wait_for("isdir ", start, 30)
+        if found is None or found[1] == "closed":
+            raise HarnessError(f"{self.target.name}: the VM's init did not answer 'isdir {path}' in 30 s")
+        return found[1].split()[1] == "0"
+
     def signal(self, signo: int) -> None:
         if isinstance(self.process, VMDaemonProcess):
             self.process.send_signal(signo)
@@ -531,6 +574,8 @@ class VMBackend(LocalBackend):
             )
         with open(os.path.join(vmdir, "relay.pl"), "w") as fh:
             fh.write(RELAY_PERL.replace("__IP__", GUEST_IP))
+        with open(os.path.join(vmdir, "clock.pl"), "w") as fh:
+            fh.write(CLOCK_PERL)
         self._write_daemon_script(handle)
         return shares
 
@@ -656,6 +701,7 @@ class VMBackend(LocalBackend):
         release = found[1].split()[1]
         handle.extras["kernel"] = release
         _LAST_KERNEL.append(release)
+        self._sync_clock(handle, vm)
         handle.extras["relay"] = self._relay(handle, GUEST_SOCKET)
 
     def _connect(
@@ -680,6 +726,28 @@ class VMBackend(LocalBackend):
             raise
 
     @staticmethod
+    def _sync_clock(handle: DaemonHandle, vm: _VM) -> None:
+        """Set the guest's clock to this host's, to a few milliseconds.
+
+        The guest boots from the emulated RTC, whole seconds, so it starts up to a second behind: events
+        a scenario asks for ``since`` a host timestamp were then missing. Set it, then add the time the
+        setting took (perl's start under TCG), measured here; ``extras["clock_offset"]`` is what is left.
+        """
+        lag = 0
+        for mode in ("set", "add"):
+            value = time.time_ns() if mode == "set" else lag
+            start = len(vm.lines)
+            vm.send(f"clock {mode} {value // 10**9} {value % 10**9}")
+            found = vm.wait_for(f"clock {mode} ", start, 60)
+            received = time.time_ns()
+            if found is None or found[1] == "closed":
+                log.warning("vm backend: the guest did not set its clock (%s): %s", mode, vm.console_tail(5))
+                return
+            guest = int(float(found[1].split()[2]) * 10**9)
+            lag = max(received - guest, 0)  # how far behind the guest still is (never set it back)
+        handle.extras["clock_offset"] = round((guest - received) / 10**9, 3)
+
+    @staticmethod
     def _qemu_log(handle: DaemonHandle) -> str:
         try:
             with open(os.path.join(handle.workdir, "vm", "qemu.log"), errors="replace") as fh:
@@ -692,13 +760,23 @@ class VMBackend(LocalBackend):
         vm: _VM = handle.extras["vm"]
         guest_port = RELAY_BASE + vm.relays
         vm.relays += 1
+        start = len(vm.lines)
         vm.send(f"relay {guest_port} {dest}")
         for _ in range(5):
             host_port = _free_port()
             reply = vm.hmp(f"hostfwd_add n0 tcp:127.0.0.1:{host_port}-{GUEST_IP}:{guest_port}")
             if "could not" not in reply.lower() and "error" not in reply.lower():
-                return host_port
-        raise HarnessError(f"{handle.target.name}: qemu refused a host port forward: {reply.strip()}")
+                break
+        else:
+            raise HarnessError(f"{handle.target.name}: qemu refused a host port forward: {reply.strip()}")
+        # a connection before the relay listens is reset by the guest: wait for the relay's word
+        found = vm.wait_for(f"listening {guest_port}", start, 60)
+        if found is None or found[1] == "closed":
+            raise HarnessError(
+                f"{handle.target.name}: the guest relay to {dest} (guest port {guest_port}) did not start "
+                f"listening in 60 s; the VM console says:\n{vm.console_tail(10)}"
+            )
+        return host_port
 
     def _spawn(self, handle: DaemonHandle) -> None:
         vm: _VM = handle.extras["vm"]

@@ -419,9 +419,10 @@ def test_update_pids(
 @pytest.mark.kernel
 @pytest.mark.scenario(
     "api/update/kernel-refuses",
-    "A limit the kernel refuses for the running container (memory below its usage) MUST be 500 'Cannot "
-    "update container <id>: ...' with the runtime's reason, and HostConfig MUST keep the old values",
-    ref="moby daemon/update.go (restoreConfig); runc libcontainer/cgroups/fs/memory.go",
+    "A limit the kernel refuses for the running container (memory below its usage, cgroup v1) MUST be 500 "
+    "'Cannot update container <id>: ...' with the runtime's reason, and HostConfig MUST keep the old values; "
+    "cgroup v2 refuses nothing (it reclaims, or OOM-kills), so there the update MUST be 200 and stored",
+    ref="moby daemon/update.go (restoreConfig); runc libcontainer/cgroups/fs/memory.go, fs2/memory.go",
 )
 def test_update_kernel_refuses(
     engine: EngineClient, test_image: str, containers: list[str], observe: Observations
@@ -443,6 +444,12 @@ def test_update_kernel_refuses(
     observe("status", status)
     observe("message", message)
     observe("host_config", _host_config(engine, cid, "Memory", "MemorySwap"))
+    cgroup_version = engine.get("/info").json().get("CgroupVersion")
+    observe("cgroup_version", cgroup_version)
+    if cgroup_version == "2":  # memory.max below usage is accepted (runc checks usage only when asked to)
+        assert (status, message) == (200, "")
+        assert _host_config(engine, cid, "Memory", "MemorySwap") == {"Memory": 8 * MB, "MemorySwap": 8 * MB}
+        return
     assert status == 500 and message == (
         "Cannot update container <id>: runc did not terminate successfully: exit status 1: unable to set "
         "memory limit to 8388608 (current usage: <n>, peak usage: <n>)\n"

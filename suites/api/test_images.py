@@ -1280,7 +1280,7 @@ def test_storage_driver_vfs(daemon_factory: Any, observe: Observations, how: str
     observe(f"{how}: Size", body["Size"])
     assert info["Driver"] == "vfs" and info["DriverStatus"] is None
     assert body["GraphDriver"] == {"Data": None, "Name": "vfs"}
-    assert os.path.isdir(os.path.join(daemon.data_root, "vfs", "dir"))
+    assert daemon.is_dir(os.path.join(daemon.data_root, "vfs", "dir"))
 
 
 @pytest.mark.kernel

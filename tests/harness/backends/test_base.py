@@ -106,3 +106,13 @@ def test_notify_listener_collects_datagrams(tmp_path: Path) -> None:
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sender, pytest.raises(OSError):
         sender.sendto(b"STOPPING=1", listener.path)  # closed: nobody receives any more
     assert os.path.exists(listener.path)
+
+
+def test_a_local_daemon_is_reached_and_inspected_on_this_host(tmp_path: Path) -> None:
+    handle = DaemonHandle(FAKE, DaemonSpec(), str(tmp_path), [])
+    assert handle.reach("127.0.0.1", 18080) == ("127.0.0.1", 18080)
+    (tmp_path / "root" / "vfs").mkdir(parents=True)
+    (tmp_path / "root" / "file").write_text("")
+    assert handle.is_dir(os.path.join(handle.data_root, "vfs"))
+    assert not handle.is_dir(os.path.join(handle.data_root, "file"))
+    assert not handle.is_dir(os.path.join(handle.data_root, "missing"))

@@ -118,9 +118,70 @@ def test_dockerd_boots_in_a_vm_and_reports_the_guest_kernel() -> None:
         assert handle.endpoint is not None and ping_once(handle.endpoint, timeout=30) == 200
         assert handle.extras["kernel"] != platform.release()
         assert "API listen on" in handle.logs()
+        # the data-root is guest tmpfs: the host sees an empty directory, the handle asks the guest
+        overlay = os.path.join(handle.data_root, "overlay2")
+        assert handle.is_dir(overlay) and not os.path.isdir(overlay)
+        assert not handle.is_dir(os.path.join(handle.data_root, "no-such-dir"))
         with open(os.path.join(workdir, "console.log"), errors="replace") as fh:
             assert "harness initramfs" in fh.read()
         print(f"dockerd-28 in a VM answered after {time.monotonic() - started:.1f}s: {handle.extras}")
     finally:
         backend.teardown(handle)
+    assert not os.path.exists(workdir)
+
+
+_OWNER = """
+import sys, time
+from harness.backends.base import DaemonSpec
+from harness.backends.vm import VMBackend
+from harness.targets import resolve_target
+handle = VMBackend().start(resolve_target("refd"), DaemonSpec(), sys.argv[1])
+print(handle.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"  # exited, not yet reaped by init
+    except OSError:
+        return True
+
+
+@pytest.mark.slow
+def test_a_killed_owner_leaves_no_vm_and_the_next_session_removes_its_files() -> None:
+    missing = vm_available()
+    if missing:
+        pytest.skip(missing)
+    if os.environ.get("HARNESS_VM_TESTS") != "1":
+        pytest.skip("VM boots take minutes here (TCG): run nox -s tests-vm (HARNESS_VM_TESTS=1)")
+    import signal
+    import subprocess
+    import sys
+
+    from harness.cleanup import LEDGER
+
+    workdir = tempfile.mkdtemp(prefix="harness-vmkill-")
+    owner = subprocess.Popen([sys.executable, "-c", _OWNER, workdir], stdout=subprocess.PIPE, text=True)
+    try:
+        assert owner.stdout is not None
+        line = owner.stdout.readline()
+        assert line.strip().isdigit(), f"the owner printed {line!r} instead of qemu's pid"
+        qemu = int(line)
+        assert not _gone(qemu)
+    finally:
+        owner.send_signal(signal.SIGKILL)  # no finaliser runs: what a killed pytest or CI timeout leaves
+        owner.wait(timeout=30)
+        if owner.stdout is not None:
+            owner.stdout.close()
+    # the guest reads EOF on its control port and powers off: qemu does not outlive its owner
+    deadline = time.monotonic() + 90
+    while not _gone(qemu):
+        if time.monotonic() > deadline:
+            os.kill(qemu, signal.SIGKILL)
+            pytest.fail(f"qemu {qemu} was still running 90 s after its owner was killed")
+        time.sleep(0.5)
+    assert os.path.isdir(workdir)  # nothing ran to remove it ...
+    LEDGER.reap()  # ... until a later session reaps what the dead owner recorded
     assert not os.path.exists(workdir)
