@@ -100,7 +100,24 @@ DOCKERD_5XX = {
     "POST /images/prune": re.compile(r"^(failed to parse value as time or duration|more than one until)"),
     # postAuth decodes the body without the JSON middleware: its errors are 500s
     "POST /auth": re.compile(r"^(EOF|json: |invalid character |unexpected )"),
+    # service and task logs check the streams before asking for a swarm (daemon/cluster/services.go)
+    "GET /services/{id}/logs": re.compile(r"^Bad parameters: you must choose at least one stream$"),
+    "GET /tasks/{id}/logs": re.compile(r"^Bad parameters: you must choose at least one stream$"),
+    # managed plugins: a reference that does not parse, an enable timeout that is no integer
+    "GET /plugins/privileges": re.compile(r"^invalid reference format"),
+    "POST /plugins/pull": re.compile(r"^invalid reference format"),
+    "POST /plugins/create": re.compile(r"^failed to parse reference .*: invalid reference format"),
+    "POST /plugins/{name}/enable": re.compile(r"^strconv.Atoi: parsing "),
 }
+#: swarm-mode operations on a node in no swarm: dockerd 28.5 answers 503 (errdefs.Unavailable) with these texts
+SWARM_UNAVAILABLE = re.compile(
+    r'^(This node is not a swarm manager\. Use "docker swarm init" or "docker swarm join" to connect this node'
+    r" to swarm and try again\.|This node is not part of a swarm"
+    r"|volume update only valid for cluster volumes, but swarm is unavailable)$"
+)
+SWARM_PATHS = ("/swarm", "/nodes", "/services", "/tasks", "/secrets", "/configs")
+#: managed plugins need a plugin registry and rootfs refd does not have: a missing feature (501), not a mistake
+PLUGINS_MISSING = re.compile(r"^managed plugins are not implemented by refd ")
 
 
 def _message(ans: Answer) -> str:
@@ -114,6 +131,11 @@ def server_side(op: Operation, ans: Answer) -> bool:
     if op.method == "HEAD" and ans.status == 500 and op.id in DOCKERD_5XX:
         return True  # no body to tell the reason by: the GET twin's text is checked
     body = _message(ans)
+    path = op.id.split(" ", 1)[1]
+    if ans.status == 503 and (path.startswith(SWARM_PATHS) or op.id == "PUT /volumes/{name}"):
+        return bool(SWARM_UNAVAILABLE.match(body))
+    if ans.status == 501 and path.startswith("/plugins"):
+        return bool(PLUGINS_MISSING.match(body))
     return ans.status == 500 and any(
         bool(table.get(op.id) and table[op.id].match(body)) for table in (SERVER_SIDE, DOCKERD_5XX)
     )
