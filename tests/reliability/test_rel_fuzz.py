@@ -109,14 +109,14 @@ DOCKERD_5XX = {
     "POST /plugins/create": re.compile(r"^failed to parse reference .*: invalid reference format"),
     "POST /plugins/{name}/enable": re.compile(r"^strconv.Atoi: parsing "),
 }
-#: swarm-mode operations on a node in no swarm: dockerd 28.5 answers 503 (errdefs.Unavailable) with these texts
+#: swarm-mode operations on a node in no swarm: dockerd 28.5's 503s (errdefs.Unavailable), with these texts
 SWARM_UNAVAILABLE = re.compile(
-    r'^(This node is not a swarm manager\. Use "docker swarm init" or "docker swarm join" to connect this node'
-    r" to swarm and try again\.|This node is not part of a swarm"
+    r'^(This node is not a swarm manager\. Use "docker swarm init" or "docker swarm join" to connect'
+    r" this node to swarm and try again\.|This node is not part of a swarm"
     r"|volume update only valid for cluster volumes, but swarm is unavailable)$"
 )
 SWARM_PATHS = ("/swarm", "/nodes", "/services", "/tasks", "/secrets", "/configs")
-#: managed plugins need a plugin registry and rootfs refd does not have: a missing feature (501), not a mistake
+#: managed plugins need a plugin registry and rootfs refd lacks: a missing feature (501), not a mistake
 PLUGINS_MISSING = re.compile(r"^managed plugins are not implemented by refd ")
 
 
