@@ -1,9 +1,10 @@
 """A guard over the whole test session: the host's own network namespace must end as it began.
 
-Every daemon a test boots belongs in a network namespace of its own. One that slips into the host's namespace and
-is killed leaves ``docker0`` and its iptables rules behind (seen: three runs left three copies of the MASQUERADE
-rule). The guard snapshots the host's links and iptables rules at session start, compares at the end and fails the
-session naming what was added, so the leak is found by the test run that made it, not by the next engineer.
+Every daemon a test boots belongs in a network namespace of its own. One that slips into the host's
+namespace and is killed leaves ``docker0`` and its iptables rules behind (seen: three runs left three copies
+of the MASQUERADE rule). The guard snapshots the host's links and iptables rules at session start, compares
+at the end and fails the session naming what was added, so the leak is found by the test run that made it,
+not by the next engineer.
 """
 
 from __future__ import annotations

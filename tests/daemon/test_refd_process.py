@@ -45,9 +45,9 @@ def _env() -> dict[str, str]:
 def _args(root: Path, sock: Path, pidfile: Path, config: Path) -> list[str]:
     """refd's command line, run in a network namespace of its own.
 
-    ``unshare --net`` execs refd (same pid, so the pidfile checks hold); the namespace dies with refd, taking its
-    bridge and iptables rules with it even after the SIGKILL of the fixture's teardown, so the host keeps no
-    ``docker0`` and no rules from these tests.
+    ``unshare --net`` execs refd (same pid, so the pidfile checks hold); the namespace dies with refd,
+    taking its bridge and iptables rules with it even after the SIGKILL of the fixture's teardown, so the
+    host keeps no ``docker0`` and no rules from these tests.
     """
     return [
         "unshare",
