@@ -212,11 +212,7 @@ def test_invalid_registry_settings(daemon_factory: DaemonFactory, observe: Obser
         code, daemon = daemon_factory.start_expecting_exit(**kwargs)
         logs = daemon.logs().replace(daemon.config_path, "<config>")
         first = next(
-            (
-                ln
-                for ln in logs.splitlines()
-                if ln.startswith(("Status: ", PREFIX, "failed to start daemon"))
-            ),
+            (ln for ln in logs.splitlines() if ln.startswith(("Status: ", PREFIX, "failed to start daemon"))),
             "",
         )
         observe(name, {"exit_code": code, "error": first})
