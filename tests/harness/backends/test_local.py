@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import json
 import os
 import shutil
 import signal
@@ -346,3 +347,20 @@ def test_refd_restarts_in_a_fresh_mount_namespace(boot: Booter) -> None:
     boot.backend.restart(handle)
     assert handle.endpoint is not None and ping_once(handle.endpoint) == 200
     assert not _sees_marker(handle.pid)
+
+
+def test_reaping_a_killed_sessions_dockerd_unmounts_its_kept_namespaces(boot: Booter, ledger: Ledger) -> None:
+    handle = boot(flavour=_as_dockerd(resolve_target("refd")))
+    boot.backend.restart(handle)  # the kept mount namespace is in use
+    record_path = os.path.join(ledger.directory, f"{handle.pid}.json")
+    with open(record_path) as fh:
+        record = json.load(fh)
+    record["owner_start"] = "0"  # as if the session that booted it had been killed
+    with open(record_path, "w") as fh:
+        json.dump(record, fh)
+    boot.handles.remove(handle)
+    assert [r for r in ledger.reap() if r.startswith(f"pid {handle.pid} ")]
+    assert handle.process is not None and handle.process.wait(timeout=10) is not None
+    with open("/proc/self/mountinfo") as fh:
+        assert [line for line in fh if handle.workdir in line] == []
+    assert not os.path.exists(handle.workdir)
