@@ -13,10 +13,12 @@ How the pieces fit (docs/refd.md, "Shim hosts", says the same for users):
   ``<exec-root>/shim-hosts/<token>.sock`` and sends ``{"state_dir": ...}`` with the shim's sync pipe
   and log file (SCM_RIGHTS), as it sends them to the zygote. The host builds the shim, writes
   ``ready`` on the sync pipe and answers ``{"pid": <host pid>}``; it refuses with ``{"error": ...}``
-  when it is full or winding down. When there is no current host, it is dead, or it refuses, refd
-  asks the zygote to fork a new host for this container (``{"state_dir", "host": <control path>}``),
-  which becomes the current one; when the zygote cannot serve either, refd starts
-  ``python -m harness.daemon.shim`` (a host with that one container and no control socket).
+  when it is full or winding down, and drops a hand-off whose sender has hung up (refd waits 10 s
+  for the answer, then goes elsewhere: a late adoption would give the container two supervisors).
+  When there is no current host, it is dead, or it refuses, refd asks the zygote to fork a new host
+  for this container (``{"state_dir", "host": <control path>}``), which becomes the current one;
+  when the zygote cannot serve either, refd starts ``python -m harness.daemon.shim`` (a host with
+  that one container and no control socket).
 - **Children.** Every container process and exec is the host's own child (the host is a child
   subreaper, so the runtime's double fork re-parents them to it, and so do orphans of
   ``--pid host`` containers). SIGCHLD only wakes the loop (``signal.set_wakeup_fd``); after each round
@@ -78,6 +80,16 @@ def become_subreaper() -> None:
     import ctypes
 
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def _hung_up(conn: socket.socket) -> bool:
+    """The peer closed its end (a non-blocking peek sees EOF)."""
+    try:
+        return conn.recv(1, socket.MSG_PEEK) == b""
+    except (BlockingIOError, InterruptedError):
+        return False
+    except OSError:
+        return True
 
 
 class Host:
@@ -143,6 +155,8 @@ class Host:
         fds: list[int] = []
         try:
             data, fds, _flags, _addr = socket.recv_fds(conn, 65536, 2)
+            if _hung_up(conn):  # refd gave up waiting (this loop was busy) and went elsewhere: not ours
+                return
             if len(self.shims) >= self.capacity:
                 reply: dict[str, Any] = {"error": f"this shim host is full ({self.capacity} containers)"}
             elif not data.endswith(b"\n") or len(fds) != 2:
