@@ -26,7 +26,7 @@ def service() -> Iterator[str]:
     thread.start()
     host, port = server.server_address[:2]
     try:
-        yield f"http://{host}:{port}"
+        yield f"http://{host!s}:{port}"
     finally:
         server.shutdown()
         server.service.close()
