@@ -275,6 +275,8 @@ class Daemon:
         stop = asyncio.Event()
         router = Router(self)
         register(router)
+        if self.firewall is not None:
+            self.firewall.settle()  # iptables-restore ran meanwhile; a failure is logged before serving
 
         async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             await handle_connection(reader, writer, router)

@@ -119,7 +119,7 @@ class NetworkManager:
         for net in list(self.networks.values()):
             if net.driver == "bridge" and not net.is_default_bridge:
                 try:
-                    self._bring_up(net)
+                    self._bring_up(net, wait=False)
                 except br.BridgeError as exc:
                     self.daemon.log.error(f"failed to restore network {net.name}: {exc}")
 
@@ -178,7 +178,7 @@ class NetworkManager:
             self.networks.pop(existing.id, None)
         self._add(net)
         try:
-            self._bring_up(net, create=not bridge_flag or bridge_flag == "docker0")
+            self._bring_up(net, create=not bridge_flag or bridge_flag == "docker0", wait=False)
         except br.BridgeError as exc:
             raise NetworkError(
                 f'Error initializing network controller: Error creating default "bridge" network: {exc}'
@@ -196,7 +196,8 @@ class NetworkManager:
                     return True
         return False
 
-    def _bring_up(self, net: Network, create: bool = True) -> None:
+    def _bring_up(self, net: Network, create: bool = True, wait: bool = True) -> None:
+        """The bridge up with its address; unless ``wait``, its iptables run is left to Firewall.settle."""
         assert self.host is not None and net.pool is not None
         existed = self.host.exists(net.bridge_name)
         br.ensure_bridge(
@@ -206,7 +207,7 @@ class NetworkManager:
             self.made_bridges.add(net.bridge_name)
         firewall = getattr(self.daemon, "firewall", None)
         if firewall is not None:
-            firewall.network_up(net, adopt=self.adopting)
+            firewall.network_up(net, adopt=self.adopting, wait=wait)
 
     def _host_networks(self, exclude: set[str] = frozenset()) -> list[ipaddress.IPv4Network]:  # type: ignore[assignment]
         """Subnets already on this host's interfaces and refd's networks (pools must not overlap them)."""
@@ -227,12 +228,15 @@ class NetworkManager:
             return
         firewall = getattr(self.daemon, "firewall", None)
         if not keep_running:
-            for net in self.networks.values():
-                if firewall is not None and net.driver == "bridge":
-                    firewall.network_down(net)
-            for name in sorted(self.made_bridges):
-                br.remove_bridge(self.host, name)
-            self.made_bridges.clear()
+            bridges = [net for net in self.networks.values() if net.driver == "bridge"]
+            rules_gone = firewall.networks_down(bridges) if firewall is not None else None
+            try:
+                for name in sorted(self.made_bridges):  # while iptables-restore removes their rules
+                    br.remove_bridge(self.host, name)
+                self.made_bridges.clear()
+            finally:
+                if rules_gone is not None:
+                    rules_gone()
         self.host.close()
         self.host = None
 

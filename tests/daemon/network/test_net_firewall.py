@@ -1,0 +1,118 @@
+"""The firewall's batched iptables-restore runs: started at boot, settled later, removed while bridges go."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+from harness.daemon.network.firewall import Firewall
+from harness.daemon.network.ipam import AddressPool
+from harness.daemon.network.model import Network
+
+
+class _Log:
+    def __init__(self) -> None:
+        self.warnings: list[str] = []
+
+    def warning(self, text: str) -> None:
+        self.warnings.append(text)
+
+
+def _fake_restore(tmp_path: Path, fail: bool = False) -> Path:
+    """An iptables-restore that appends its argv and stdin to calls.txt (and fails when asked)."""
+    script = tmp_path / "iptables-restore"
+    calls = tmp_path / "calls.txt"
+    tail = 'echo "iptables-restore: line 2 failed" >&2; exit 1' if fail else "exit 0"
+    script.write_text(f'#!/bin/sh\necho "ARGS $*" >> {calls}\ncat >> {calls}\n{tail}\n')
+    script.chmod(0o755)
+    return script
+
+
+def _firewall(tmp_path: Path, fail: bool = False) -> tuple[Firewall, _Log]:
+    log = _Log()
+    fw = Firewall({"ip-masq": True}, log)
+    fw.restore = str(_fake_restore(tmp_path, fail))
+    return fw, log
+
+
+def _bridge() -> Network:
+    net = Network(
+        id="b" * 64,
+        name="bridge",
+        driver="bridge",
+        created="",
+        options={"com.docker.network.bridge.name": "docker0"},
+    )
+    net.pool = AddressPool(
+        subnet=ipaddress.IPv4Network("172.17.0.0/16"), gateway=ipaddress.IPv4Address("172.17.0.1")
+    )
+    return net
+
+
+def test_rules_started_at_boot_are_in_after_settle(tmp_path: Path) -> None:
+    fw, log = _firewall(tmp_path)
+    net = _bridge()
+    fw.network_up(net, wait=False)
+    assert net.id in fw.rules
+    fw.settle()
+    calls = (tmp_path / "calls.txt").read_text()
+    assert "ARGS -w --noflush" in calls
+    assert "-I FORWARD -i docker0 -j ACCEPT" in calls
+    assert "-I POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE" in calls
+    assert log.warnings == []
+
+
+def test_a_failed_run_started_at_boot_is_logged_at_settle_and_forgotten(tmp_path: Path) -> None:
+    fw, log = _firewall(tmp_path, fail=True)
+    net = _bridge()
+    fw.network_up(net, wait=False)
+    fw.settle()
+    assert log.warnings == [
+        "failed to program iptables rules for network bridge: iptables-restore failed: "
+        "iptables-restore: line 2 failed"
+    ]
+    assert net.id not in fw.rules
+
+
+def test_networks_down_removes_the_rules_in_one_run(tmp_path: Path) -> None:
+    fw, log = _firewall(tmp_path)
+    net = _bridge()
+    fw.network_up(net)
+    (tmp_path / "calls.txt").unlink()
+    done = fw.networks_down([net])
+    done()
+    calls = (tmp_path / "calls.txt").read_text()
+    assert calls.count("ARGS ") == 1
+    assert "-D FORWARD -i docker0 -j ACCEPT" in calls
+    assert net.id not in fw.rules and log.warnings == []
+
+
+def test_networks_down_reports_a_failed_removal(tmp_path: Path) -> None:
+    fw, log = _firewall(tmp_path)
+    net = _bridge()
+    fw.network_up(net)
+    fw.restore = str(_fake_restore(tmp_path, fail=True))
+    fw.networks_down([net])()
+    assert log.warnings == [
+        "failed to remove iptables rules of network bridge: iptables-restore failed: "
+        "iptables-restore: line 2 failed"
+    ]
+
+
+def test_without_iptables_restore_the_warning_names_the_fix(tmp_path: Path) -> None:
+    fw, log = _firewall(tmp_path)
+    fw.restore = ""
+    fw.network_up(_bridge(), wait=False)
+    assert log.warnings == [
+        "failed to program iptables rules for network bridge: iptables-restore not found: install "
+        "iptables, or start the daemon with --iptables=false"
+    ]
+
+
+def test_a_later_change_waits_for_a_started_run(tmp_path: Path) -> None:
+    fw, _ = _firewall(tmp_path)
+    net = _bridge()
+    fw.network_up(net, wait=False)
+    assert len(fw._pending) == 1
+    fw.unpublish("nothing")  # any other change settles first: the runs stay in order
+    assert fw._pending == []
