@@ -13,7 +13,7 @@ import json
 import os
 import time
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ..containers.health import check_health_filter, health_status
 from ..containers.manager import ShimConnection, parse_signal
@@ -385,6 +385,17 @@ async def logs(req: Request, daemon: Daemon) -> Response:
         return frame(stream, data) if multiplexed else data
 
     async def stream() -> AsyncIterator[bytes]:
+        # follow reads through a descriptor taken before the client sees the headers: a client that
+        # removes the container before it reads the stream (the SDK's run()) still gets every line
+        held = _open_log(path) if follow and not path.endswith("/local-logs/container.log") else None
+        try:
+            async for piece in body(held):
+                yield piece
+        finally:
+            if held is not None:
+                held.close()
+
+    async def body(held: BinaryIO | None) -> AsyncIterator[bytes]:
         yield b""
         batch: list[bytes] = []  # what is on disk goes out in ~64 KiB writes, not one per line
         size = 0
@@ -409,40 +420,62 @@ async def logs(req: Request, daemon: Daemon) -> Response:
             return
         position = mark.get("position", 0)
         inode = mark.get("inode", 0)
+        fh = held if held is not None and os.fstat(held.fileno()).st_ino == inode else None
         idle_after_exit = 0
-        while True:
-            try:
-                st = os.stat(path)
-            except FileNotFoundError:
-                st = None
-            if st is not None and (st.st_ino != inode or st.st_size < position):
-                inode, position = st.st_ino, 0  # rotated: start the new file from the top
-            if st is not None and st.st_size > position:
-                with open(path, "rb") as fh:
+        try:
+            while True:
+                if fh is None:
+                    fh = _open_log(path)
+                if fh is not None:
+                    st = os.fstat(fh.fileno())
+                    if st.st_ino != inode or st.st_size < position:
+                        inode, position = st.st_ino, 0  # another file, or truncated: from its top
                     fh.seek(position)
                     chunk = fh.read()
-                complete = chunk[: chunk.rfind(b"\n") + 1]
-                position += len(complete)
-                for raw in complete.splitlines():
-                    try:
-                        entry = json.loads(raw)
-                    except ValueError:
+                    complete = chunk[: chunk.rfind(b"\n") + 1]
+                    if complete:
+                        position += len(complete)
+                        for raw in complete.splitlines():
+                            try:
+                                entry = json.loads(raw)
+                            except ValueError:
+                                continue
+                            if until and entry_time(entry) > until:
+                                return
+                            piece = render(entry)
+                            if piece:
+                                yield piece
                         continue
-                    if until and entry_time(entry) > until:
+                    # this file is drained: once the path names another (rotated, re-created), go on there;
+                    # a removed file is kept, so the lines written before a removal still go out
+                    try:
+                        moved = os.stat(path).st_ino != inode
+                    except FileNotFoundError:
+                        moved = False
+                    if moved:
+                        if fh is not held:
+                            fh.close()
+                        fh = None
+                        continue
+                if not c.running and c.status != "restarting":
+                    idle_after_exit += 1
+                    if idle_after_exit > 2:
                         return
-                    piece = render(entry)
-                    if piece:
-                        yield piece
-                continue
-            if not c.running and c.status != "restarting":
-                idle_after_exit += 1
-                if idle_after_exit > 2:
+                if until and time.time() > until:
                     return
-            if until and time.time() > until:
-                return
-            await asyncio.sleep(0.05)
+                await asyncio.sleep(0.05)
+        finally:
+            if fh is not None and fh is not held:
+                fh.close()
 
     return Response(200, headers=[("Content-Type", ctype)], stream=stream())
+
+
+def _open_log(path: str) -> BinaryIO | None:
+    try:
+        return open(path, "rb")  # held across the follow loop; its caller closes it
+    except FileNotFoundError:
+        return None
 
 
 async def _follow_local(
