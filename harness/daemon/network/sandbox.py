@@ -12,8 +12,6 @@ import contextlib
 import os
 import threading
 
-from ..runtime import syscalls as sc
-
 __all__ = ["create_netns", "delete_netns", "netns_path"]
 
 
@@ -24,6 +22,8 @@ def netns_path(exec_root: str, sandbox_id: str) -> str:
 
 def create_netns(path: str) -> None:
     """A fresh network namespace bind-mounted on ``path``, with ``lo`` up."""
+    from ..runtime import syscalls as sc  # here, not at import: its ctypes load was ~3 ms of each boot
+
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
     with open(path, "w"):
         pass
@@ -52,6 +52,8 @@ def create_netns(path: str) -> None:
 
 def delete_netns(path: str) -> None:
     """Unmount and remove a sandbox file; a missing one is fine."""
+    from ..runtime import syscalls as sc
+
     with contextlib.suppress(OSError):
         sc.umount2(path, sc.MNT_DETACH)
     with contextlib.suppress(FileNotFoundError):
