@@ -873,6 +873,15 @@ class VMBackend(LocalBackend):
         """Stop the daemon, power the VM off (kill qemu if it lingers), remove the work directory."""
         vm: _VM | None = handle.extras.get("vm")
         proc = handle.process
+        if vm is not None and vm.qemu.poll() is not None:  # the console goes with the work directory: say it
+            log.warning(
+                "vm backend: the VM of %s (%s) had stopped by itself (qemu exit %s) before teardown; its "
+                "console ended with:\n%s",
+                handle.target.name,
+                handle.extras.get("kernel", "?"),
+                vm.qemu.returncode,
+                vm.console_tail(40),
+            )
         try:
             if proc is not None and proc.poll() is None:
                 proc.terminate()
