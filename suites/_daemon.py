@@ -1,13 +1,76 @@
-"""Small helpers scenarios share for daemons they booted themselves (the session daemon has ``engine``)."""
+"""Small helpers scenarios share: containers on the session daemon, and daemons they booted themselves."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from harness.backends.base import DaemonHandle
 from harness.client import EngineClient
 
-__all__ = ["FakeDNS", "http_get_in_daemon_netns", "info"]
+__all__ = [
+    "FakeDNS",
+    "V",
+    "cli_run",
+    "create_container",
+    "events_since",
+    "http_get_in_daemon_netns",
+    "info",
+    "run_container",
+    "start_container",
+]
+
+V = "/v1.41"  # an API version both dockerd 20.10 and newer daemons serve
+
+
+def create_container(
+    engine: EngineClient, ids: list[str], image: str, cmd: list[str], name: str = "", **extra: Any
+) -> str:
+    """``POST /containers/create`` that must answer 201; the id joins ``ids`` (the ``containers`` fixture)."""
+    resp = engine.post(
+        f"{V}/containers/create",
+        params={"name": name} if name else None,
+        json={"Image": image, "Cmd": cmd, **extra},
+    )
+    assert resp.status_code == 201, resp.text
+    cid = str(resp.json()["Id"])
+    ids.append(cid)
+    return cid
+
+
+def start_container(engine: EngineClient, cid: str) -> None:
+    """``POST /containers/{id}/start`` that must answer 204."""
+    resp = engine.post(f"{V}/containers/{cid}/start")
+    assert resp.status_code == 204, resp.text
+
+
+def run_container(engine: EngineClient, ids: list[str], image: str, cmd: list[str], **extra: Any) -> str:
+    """Create and start a container over the API, for scenarios about a running one."""
+    cid = create_container(engine, ids, image, cmd, **extra)
+    start_container(engine, cid)
+    return cid
+
+
+def cli_run(docker_cli: Callable[..., Any], ids: list[str], *args: str) -> str:
+    """``docker run -d ARGS`` that must succeed; the id joins ``ids`` (the ``containers`` fixture)."""
+    result = docker_cli("run", "-d", *args)
+    assert result.returncode == 0, result.stderr
+    cid = str(result.stdout.strip())
+    ids.append(cid)
+    return cid
+
+
+def events_since(engine: EngineClient, since: float, filters: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """``GET /events`` from ``since`` to a second from now, so the stream closes by itself."""
+    import json
+    import time
+
+    resp = engine.get(
+        f"{V}/events",
+        params={"since": f"{since:.0f}", "until": f"{time.time() + 1:.0f}", "filters": json.dumps(filters)},
+        timeout=30,
+    )
+    return [json.loads(line) for line in resp.text.splitlines() if line.strip()]
 
 
 def info(daemon: DaemonHandle) -> dict[str, Any]:

@@ -10,39 +10,18 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from harness.client import EngineClient
 from harness.fixtures import Observations
+from suites._daemon import create_container, events_since, start_container
 
 CLI = Callable[..., Any]
 V = "/v1.41"
 MB = 1024 * 1024
-
-
-@pytest.fixture
-def containers(engine: EngineClient) -> Iterator[list[str]]:
-    """Ids to force-remove after the scenario."""
-    ids: list[str] = []
-    yield ids
-    for cid in ids:
-        engine.delete(f"{V}/containers/{cid}?force=1")
-
-
-def _create(engine: EngineClient, ids: list[str], image: str, cmd: list[str], **extra: Any) -> str:
-    resp = engine.post(f"{V}/containers/create", json={"Image": image, "Cmd": cmd, **extra})
-    assert resp.status_code == 201, resp.text
-    cid = str(resp.json()["Id"])
-    ids.append(cid)
-    return cid
-
-
-def _start(engine: EngineClient, cid: str) -> None:
-    resp = engine.post(f"{V}/containers/{cid}/start")
-    assert resp.status_code == 204, resp.text
 
 
 def _changes(engine: EngineClient, cid: str) -> Any:
@@ -113,9 +92,9 @@ _EXPECTED = [
 def test_changes_none(
     engine: EngineClient, test_image: str, containers: list[str], observe: Observations
 ) -> None:
-    cid = _create(engine, containers, test_image, ["sleep", "120"])
+    cid = create_container(engine, containers, test_image, ["sleep", "120"])
     created = engine.get(f"{V}/containers/{cid}/changes")
-    _start(engine, cid)
+    start_container(engine, cid)
     running = engine.get(f"{V}/containers/{cid}/changes")
     observe("created", (created.status_code, created.text))
     observe("running", (running.status_code, running.text))
@@ -133,8 +112,8 @@ def test_changes_none(
 def test_changes_kinds(
     engine: EngineClient, test_image: str, containers: list[str], observe: Observations
 ) -> None:
-    cid = _create(engine, containers, test_image, ["sh", "-c", _FS_OPS])
-    _start(engine, cid)
+    cid = create_container(engine, containers, test_image, ["sh", "-c", _FS_OPS])
+    start_container(engine, cid)
     engine.post(f"{V}/containers/{cid}/wait", timeout=60)
     found = _changes(engine, cid)
     observe("changes", found)
@@ -151,8 +130,8 @@ def test_changes_kinds(
 def test_changes_running_cli(
     docker_cli: CLI, engine: EngineClient, test_image: str, containers: list[str], observe: Observations
 ) -> None:
-    cid = _create(engine, containers, test_image, ["sleep", "120"])
-    _start(engine, cid)
+    cid = create_container(engine, containers, test_image, ["sleep", "120"])
+    start_container(engine, cid)
     done = docker_cli(
         "exec", cid, "sh", "-c", "mkdir /made; echo 1 > /made/file; rm /etc/group; chmod 600 /etc/passwd"
     )
@@ -172,14 +151,14 @@ def test_changes_running_cli(
 def test_changes_volume(
     engine: EngineClient, test_image: str, containers: list[str], observe: Observations
 ) -> None:
-    cid = _create(
+    cid = create_container(
         engine,
         containers,
         test_image,
         ["sh", "-c", "touch /vol/inside /outside"],
         Volumes={"/vol": {}},
     )
-    _start(engine, cid)
+    start_container(engine, cid)
     engine.post(f"{V}/containers/{cid}/wait", timeout=60)
     found = _changes(engine, cid)
     observe("changes", found)
@@ -230,24 +209,15 @@ _CGROUP_FILES = {
 def test_update_running(
     docker_cli: CLI, engine: EngineClient, test_image: str, containers: list[str], observe: Observations
 ) -> None:
-    cid = _create(engine, containers, test_image, ["sleep", "120"])
-    _start(engine, cid)
+    cid = create_container(engine, containers, test_image, ["sleep", "120"])
+    start_container(engine, cid)
     since = time.time() - 1
     status, body = _update(engine, cid, _RESOURCES)
     observe("response", (status, body))
     observe("host_config", _host_config(engine, cid, *_RESOURCES))
     cgroup = {name: _cgroup(docker_cli, cid, *files) for name, files in _CGROUP_FILES.items()}
     observe("cgroup", cgroup)
-    resp = engine.get(
-        f"{V}/events",
-        params={
-            "since": f"{since:.0f}",
-            "until": f"{time.time() + 1:.0f}",
-            "filters": json.dumps({"container": [cid]}),
-        },
-        timeout=30,
-    )
-    updates = [json.loads(line) for line in resp.text.splitlines() if '"update"' in line]
+    updates = [e for e in events_since(engine, since, {"container": [cid]}) if e["Action"] == "update"]
     observe("update_events", [(e["Action"], sorted(e["Actor"]["Attributes"])) for e in updates])
     assert status == 200 and body == {"Warnings": None}
     assert _host_config(engine, cid, *_RESOURCES) == _RESOURCES
@@ -264,10 +234,10 @@ def test_update_running(
 def test_update_stopped(
     docker_cli: CLI, engine: EngineClient, test_image: str, containers: list[str], observe: Observations
 ) -> None:
-    cid = _create(engine, containers, test_image, ["sleep", "120"])
+    cid = create_container(engine, containers, test_image, ["sleep", "120"])
     status, body = _update(engine, cid, {"Memory": 32 * MB, "MemorySwap": 64 * MB, "PidsLimit": 30})
     observe("response", (status, body))
-    _start(engine, cid)
+    start_container(engine, cid)
     cgroup = {
         "memory": _cgroup(docker_cli, cid, *_CGROUP_FILES["memory"]),
         "pids": _cgroup(docker_cli, cid, *_CGROUP_FILES["pids"]),
@@ -287,8 +257,8 @@ def test_update_stopped(
 def test_update_memory_swap(
     engine: EngineClient, test_image: str, containers: list[str], observe: Observations
 ) -> None:
-    cid = _create(engine, containers, test_image, ["sleep", "120"])
-    _start(engine, cid)
+    cid = create_container(engine, containers, test_image, ["sleep", "120"])
+    start_container(engine, cid)
     alone = _update(engine, cid, {"Memory": 24 * MB})
     both = _update(engine, cid, {"Memory": 24 * MB, "MemorySwap": 48 * MB})
     above = _update(engine, cid, {"Memory": 64 * MB})
@@ -312,8 +282,8 @@ def test_update_memory_swap(
 def test_update_cpu_conflicts(
     engine: EngineClient, test_image: str, containers: list[str], observe: Observations
 ) -> None:
-    nano = _create(engine, containers, test_image, ["sleep", "120"])
-    quota = _create(engine, containers, test_image, ["sleep", "120"])
+    nano = create_container(engine, containers, test_image, ["sleep", "120"])
+    quota = create_container(engine, containers, test_image, ["sleep", "120"])
     together = _update(engine, nano, {"NanoCpus": 500_000_000, "CpuQuota": 50_000})
     first = _update(engine, nano, {"NanoCpus": 500_000_000})
     then_quota = _update(engine, nano, {"CpuQuota": 50_000})
@@ -355,7 +325,7 @@ def test_update_cpu_conflicts(
 def test_update_invalid(
     engine: EngineClient, test_image: str, containers: list[str], observe: Observations, body: dict[str, Any]
 ) -> None:
-    cid = _create(engine, containers, test_image, ["sleep", "120"])
+    cid = create_container(engine, containers, test_image, ["sleep", "120"])
     status, answer = _update(engine, cid, body)
     # the message names the machine's CPUs: keep the shape, not the count
     message = re.sub(
@@ -374,8 +344,8 @@ def test_update_invalid(
 def test_update_restart_policy(
     engine: EngineClient, test_image: str, containers: list[str], observe: Observations
 ) -> None:
-    cid = _create(engine, containers, test_image, ["sleep", "120"])
-    auto = _create(engine, containers, test_image, ["sleep", "120"], HostConfig={"AutoRemove": True})
+    cid = create_container(engine, containers, test_image, ["sleep", "120"])
+    auto = create_container(engine, containers, test_image, ["sleep", "120"], HostConfig={"AutoRemove": True})
     ok = _update(engine, cid, {"RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 3}})
     refused = _update(engine, auto, {"RestartPolicy": {"Name": "always"}})
     allowed = _update(engine, auto, {"RestartPolicy": {"Name": "no"}})
@@ -403,8 +373,8 @@ def test_update_restart_policy(
 def test_update_pids(
     docker_cli: CLI, engine: EngineClient, test_image: str, containers: list[str], observe: Observations
 ) -> None:
-    cid = _create(engine, containers, test_image, ["sleep", "120"], HostConfig={"PidsLimit": 40})
-    _start(engine, cid)
+    cid = create_container(engine, containers, test_image, ["sleep", "120"], HostConfig={"PidsLimit": 40})
+    start_container(engine, cid)
     old = _update(engine, cid, {"PidsLimit": 9}, version="/v1.39")
     after_old = _host_config(engine, cid, "PidsLimit")
     unlimited = _update(engine, cid, {"PidsLimit": -1})
@@ -427,14 +397,14 @@ def test_update_pids(
 def test_update_kernel_refuses(
     engine: EngineClient, test_image: str, containers: list[str], observe: Observations
 ) -> None:
-    cid = _create(
+    cid = create_container(
         engine,
         containers,
         test_image,
         ["sh", "-c", "head -c 30000000 /dev/zero > /dev/shm/fill; touch /tmp/full; sleep 120"],
         HostConfig={"Memory": 64 * MB, "MemorySwap": 64 * MB},
     )
-    _start(engine, cid)
+    start_container(engine, cid)
     deadline = time.monotonic() + 20
     while engine.head(f"{V}/containers/{cid}/archive?path=/tmp/full").status_code != 200:
         assert time.monotonic() < deadline, "the container did not fill its memory"
@@ -466,7 +436,7 @@ def test_update_kernel_refuses(
 def test_update_request_errors(
     engine: EngineClient, test_image: str, containers: list[str], observe: Observations
 ) -> None:
-    cid = _create(engine, containers, test_image, ["sleep", "120"])
+    cid = create_container(engine, containers, test_image, ["sleep", "120"])
     missing = _update(engine, "no-such-container", {"Memory": 24 * MB})
     wrong_type = _update(engine, cid, {"CpuShares": "many"})
     empty = engine.post(f"{V}/containers/{cid}/update")

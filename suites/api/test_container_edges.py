@@ -3,48 +3,17 @@ the container counts of /info, and /events filtered by container, event and labe
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from harness.client import EngineClient
 from harness.fixtures import Observations
+from suites._daemon import create_container, events_since
 
 V = "/v1.41"  # a version both dockerd 20.10 and newer daemons serve
-
-
-@pytest.fixture
-def cleanup(engine: EngineClient) -> Iterator[list[str]]:
-    """Container ids to force-remove after the scenario."""
-    ids: list[str] = []
-    yield ids
-    for cid in ids:
-        engine.delete(f"{V}/containers/{cid}?force=1")
-
-
-def _create(engine: EngineClient, cleanup: list[str], image: str, name: str = "", **extra: Any) -> str:
-    resp = engine.post(
-        f"{V}/containers/create",
-        params={"name": name} if name else None,
-        json={"Image": image, "Cmd": ["sleep", "60"], **extra},
-    )
-    assert resp.status_code == 201, resp.text
-    cid = str(resp.json()["Id"])
-    cleanup.append(cid)
-    return cid
-
-
-def _events(engine: EngineClient, since: float, filters: dict[str, list[str]]) -> list[dict[str, Any]]:
-    resp = engine.get(
-        f"{V}/events",
-        params={"since": f"{since:.0f}", "until": f"{time.time() + 1:.0f}", "filters": json.dumps(filters)},
-        timeout=30,
-    )
-    return [json.loads(line) for line in resp.text.splitlines() if line.strip()]
 
 
 @pytest.mark.scenario(
@@ -54,11 +23,11 @@ def _events(engine: EngineClient, since: float, filters: dict[str, list[str]]) -
     ref="operation ContainerRename; moby daemon/rename.go",
 )
 def test_rename_refusals(
-    engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations
+    engine: EngineClient, test_image: str, containers: list[str], observe: Observations
 ) -> None:
     tag = uuid.uuid4().hex[:8]
     since = time.time() - 1
-    cid = _create(engine, cleanup, test_image, f"ren-{tag}")
+    cid = create_container(engine, containers, test_image, ["sleep", "60"], f"ren-{tag}")
 
     def answer(target: str, name: str) -> dict[str, Any]:
         resp = engine.post(f"{V}/containers/{target}/rename", params={"name": name})
@@ -71,7 +40,7 @@ def test_rename_refusals(
         "missing": answer(f"nosuch-{tag}", f"ren2-{tag}"),
         "done": answer(cid, f"ren2-{tag}"),
     }
-    renamed = [e for e in _events(engine, since, {"container": [cid], "event": ["rename"]})]
+    renamed = [e for e in events_since(engine, since, {"container": [cid], "event": ["rename"]})]
     attrs = renamed[0]["Actor"]["Attributes"] if renamed else {}
     observe("answers", seen)
     observe("rename_events", len(renamed))
@@ -88,9 +57,11 @@ def test_rename_refusals(
     "included, newest first",
     ref="operation ContainerList; docker-py containers.list(limit=)",
 )
-def test_list_limit(engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations) -> None:
-    first = _create(engine, cleanup, test_image)
-    second = _create(engine, cleanup, test_image)
+def test_list_limit(
+    engine: EngineClient, test_image: str, containers: list[str], observe: Observations
+) -> None:
+    first = create_container(engine, containers, test_image, ["sleep", "60"])
+    second = create_container(engine, containers, test_image, ["sleep", "60"])
     listed = engine.get(f"{V}/containers/json", params={"limit": 2}).json()
     one = engine.get(f"{V}/containers/json", params={"limit": 1}).json()
     names = {first: "<first>", second: "<second>"}
@@ -107,7 +78,7 @@ def test_list_limit(engine: EngineClient, test_image: str, cleanup: list[str], o
     ref="operation SystemInfo; moby daemon/info.go",
 )
 def test_info_container_counts(
-    engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations
+    engine: EngineClient, test_image: str, containers: list[str], observe: Observations
 ) -> None:
     keys = ("Containers", "ContainersRunning", "ContainersPaused", "ContainersStopped")
 
@@ -119,7 +90,7 @@ def test_info_container_counts(
         return {k: after[k] - before[k] for k in keys}
 
     base = counts()
-    cid = _create(engine, cleanup, test_image)
+    cid = create_container(engine, containers, test_image, ["sleep", "60"])
     created = counts()
     assert engine.post(f"{V}/containers/{cid}/start").status_code == 204
     running = counts()
@@ -145,16 +116,16 @@ def test_info_container_counts(
     ref="operation SystemEvents; moby daemon/events/filter.go",
 )
 def test_events_filter_container_and_event(
-    engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations
+    engine: EngineClient, test_image: str, containers: list[str], observe: Observations
 ) -> None:
     tag = uuid.uuid4().hex[:8]
     since = time.time() - 1
-    mine = _create(engine, cleanup, test_image, f"evf-{tag}", Cmd=["true"])
-    other = _create(engine, cleanup, test_image, f"evg-{tag}", Cmd=["true"])
+    mine = create_container(engine, containers, test_image, ["true"], f"evf-{tag}")
+    other = create_container(engine, containers, test_image, ["true"], f"evg-{tag}")
     for cid in (mine, other):
         engine.post(f"{V}/containers/{cid}/start")
         engine.post(f"{V}/containers/{cid}/wait", timeout=30)
-    by_name = _events(engine, since, {"container": [f"evf-{tag}"], "event": ["start", "die"]})
+    by_name = events_since(engine, since, {"container": [f"evf-{tag}"], "event": ["start", "die"]})
     seen = [(e["Type"], e["Action"], e["Actor"]["ID"] == mine) for e in by_name]
     observe("events", seen)
     assert seen == [("container", "start", True), ("container", "die", True)]
@@ -166,13 +137,13 @@ def test_events_filter_container_and_event(
     ref="operation SystemEvents; moby daemon/events/filter.go",
 )
 def test_events_filter_label(
-    engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations
+    engine: EngineClient, test_image: str, containers: list[str], observe: Observations
 ) -> None:
     tag = uuid.uuid4().hex[:8]
     since = time.time() - 1
-    labelled = _create(engine, cleanup, test_image, Labels={"conf.events": tag}, Cmd=["true"])
-    _create(engine, cleanup, test_image, Labels={"conf.events": "other"}, Cmd=["true"])
-    events = _events(engine, since, {"label": [f"conf.events={tag}"], "type": ["container"]})
+    labelled = create_container(engine, containers, test_image, ["true"], Labels={"conf.events": tag})
+    create_container(engine, containers, test_image, ["true"], Labels={"conf.events": "other"})
+    events = events_since(engine, since, {"label": [f"conf.events={tag}"], "type": ["container"]})
     seen = [
         (e["Action"], e["Actor"]["ID"] == labelled, e["Actor"]["Attributes"].get("conf.events"))
         for e in events

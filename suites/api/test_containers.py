@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import struct
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from harness.client import EngineClient
 from harness.fixtures import Observations
+from suites._daemon import create_container, run_container
 
 V = "/v1.41"  # a version both dockerd 20.10 and newer daemons serve
 
@@ -30,25 +30,6 @@ def _frames(raw: bytes) -> list[tuple[int, bytes]]:
     return out
 
 
-@pytest.fixture
-def cleanup(engine: EngineClient) -> Iterator[list[str]]:
-    """Container ids to force-remove after the scenario."""
-    ids: list[str] = []
-    yield ids
-    for cid in ids:
-        engine.delete(f"{V}/containers/{cid}?force=1")
-
-
-def _run(engine: EngineClient, cleanup: list[str], image: str, cmd: list[str], **extra: Any) -> str:
-    resp = _create(engine, {"Image": image, "Cmd": cmd, **extra})
-    assert resp.status_code == 201, resp.text
-    cid = str(resp.json()["Id"])
-    cleanup.append(cid)
-    started = engine.post(f"{V}/containers/{cid}/start")
-    assert started.status_code == 204, started.text
-    return cid
-
-
 def _wait(engine: EngineClient, cid: str) -> Any:
     return engine.post(f"{V}/containers/{cid}/wait", timeout=60).json()
 
@@ -59,11 +40,11 @@ def _wait(engine: EngineClient, cid: str) -> Any:
     ref="operation ContainerCreate",
 )
 def test_create_response(
-    engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations
+    engine: EngineClient, test_image: str, containers: list[str], observe: Observations
 ) -> None:
     resp = _create(engine, {"Image": test_image, "Cmd": ["true"]})
     body = resp.json()
-    cleanup.append(body.get("Id", ""))
+    containers.append(body.get("Id", ""))
     observe("status", resp.status_code)
     observe("keys", sorted(body))
     observe("id_is_64_hex", len(body["Id"]) == 64 and all(ch in "0123456789abcdef" for ch in body["Id"]))
@@ -77,10 +58,10 @@ def test_create_response(
     ref="moby daemon/names.go, daemon/errors.go nameConflictError",
 )
 def test_create_name_conflict(
-    engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations
+    engine: EngineClient, test_image: str, containers: list[str], observe: Observations
 ) -> None:
     first = _create(engine, {"Image": test_image, "Cmd": ["true"]}, "conflict-me")
-    cleanup.append(first.json()["Id"])
+    containers.append(first.json()["Id"])
     second = _create(engine, {"Image": test_image, "Cmd": ["true"]}, "conflict-me")
     message = second.json()["message"]
     observe("status", second.status_code)
@@ -127,7 +108,7 @@ def test_create_missing_image(engine: EngineClient, observe: Observations) -> No
     ref="operation ContainerInspect",
 )
 def test_inspect_created(
-    engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations
+    engine: EngineClient, test_image: str, containers: list[str], observe: Observations
 ) -> None:
     resp = _create(
         engine,
@@ -135,7 +116,7 @@ def test_inspect_created(
         "inspect-me",
     )
     cid = resp.json()["Id"]
-    cleanup.append(cid)
+    containers.append(cid)
     doc = engine.get(f"{V}/containers/inspect-me/json").json()
     state = doc["State"]
     observe(
@@ -203,11 +184,10 @@ def test_inspect_missing(engine: EngineClient, observe: Observations) -> None:
     "GET /containers/json MUST hide non-running containers unless all=1, with dockerd's summary shape",
     ref="operation ContainerList",
 )
-def test_list_all(engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations) -> None:
-    cid = _create(
-        engine, {"Image": test_image, "Cmd": ["true"], "Labels": {"suite": "list"}}, "list-me"
-    ).json()["Id"]
-    cleanup.append(cid)
+def test_list_all(
+    engine: EngineClient, test_image: str, containers: list[str], observe: Observations
+) -> None:
+    cid = create_container(engine, containers, test_image, ["true"], "list-me", Labels={"suite": "list"})
     running = engine.get(f"{V}/containers/json").json()
     everything = engine.get(f"{V}/containers/json?all=1").json()
     mine = [c for c in everything if c["Id"] == cid]
@@ -231,12 +211,9 @@ def test_list_all(engine: EngineClient, test_image: str, cleanup: list[str], obs
     ref="moby daemon/list.go",
 )
 def test_list_filters(
-    engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations
+    engine: EngineClient, test_image: str, containers: list[str], observe: Observations
 ) -> None:
-    cid = _create(
-        engine, {"Image": test_image, "Cmd": ["true"], "Labels": {"pick": "me"}}, "filter-me"
-    ).json()["Id"]
-    cleanup.append(cid)
+    cid = create_container(engine, containers, test_image, ["true"], "filter-me", Labels={"pick": "me"})
 
     def ids(filters: dict[str, list[str]]) -> list[str]:
         resp = engine.get(f"{V}/containers/json", params={"all": "1", "filters": json.dumps(filters)})
@@ -259,9 +236,9 @@ def test_list_filters(
     ref="operations ContainerStart, ContainerWait",
 )
 def test_run_exit_code(
-    engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations
+    engine: EngineClient, test_image: str, containers: list[str], observe: Observations
 ) -> None:
-    cid = _run(engine, cleanup, test_image, ["sh", "-c", "exit 3"])
+    cid = run_container(engine, containers, test_image, ["sh", "-c", "exit 3"])
     result = _wait(engine, cid)
     state = engine.get(f"{V}/containers/{cid}/json").json()["State"]
     observe("wait", result)
@@ -276,9 +253,9 @@ def test_run_exit_code(
     ref="operation ContainerStart",
 )
 def test_start_twice(
-    engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations
+    engine: EngineClient, test_image: str, containers: list[str], observe: Observations
 ) -> None:
-    cid = _run(engine, cleanup, test_image, ["sleep", "30"])
+    cid = run_container(engine, containers, test_image, ["sleep", "30"])
     again = engine.post(f"{V}/containers/{cid}/start")
     observe("status", again.status_code)
     assert again.status_code == 304
@@ -290,11 +267,11 @@ def test_start_twice(
     ref="moby daemon/start.go; runc",
 )
 def test_start_missing_binary(
-    engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations
+    engine: EngineClient, test_image: str, containers: list[str], observe: Observations
 ) -> None:
     resp = _create(engine, {"Image": test_image, "Cmd": ["nosuchcmd"]})
     cid = resp.json()["Id"]
-    cleanup.append(cid)
+    containers.append(cid)
     started = engine.post(f"{V}/containers/{cid}/start")
     message = started.json()["message"]
     state = engine.get(f"{V}/containers/{cid}/json").json()["State"]
@@ -311,9 +288,11 @@ def test_start_missing_binary(
     ref="operation ContainerLogs; spec 5.2",
 )
 def test_logs_multiplexed(
-    engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations
+    engine: EngineClient, test_image: str, containers: list[str], observe: Observations
 ) -> None:
-    cid = _run(engine, cleanup, test_image, ["sh", "-c", "echo out1; echo err1 >&2; sleep 0.2; echo out2"])
+    cid = run_container(
+        engine, containers, test_image, ["sh", "-c", "echo out1; echo err1 >&2; sleep 0.2; echo out2"]
+    )
     _wait(engine, cid)
     # some daemons write the log asynchronously: wait until all three lines are on disk
     deadline = time.monotonic() + 10
@@ -343,10 +322,9 @@ def test_logs_multiplexed(
     ref="moby api/server/router/container/container_routes.go",
 )
 def test_logs_no_stream(
-    engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations
+    engine: EngineClient, test_image: str, containers: list[str], observe: Observations
 ) -> None:
-    cid = _create(engine, {"Image": test_image, "Cmd": ["true"]}).json()["Id"]
-    cleanup.append(cid)
+    cid = create_container(engine, containers, test_image, ["true"])
     resp = engine.get(f"{V}/containers/{cid}/logs")
     observe("status", resp.status_code)
     observe("body", resp.json())
@@ -359,11 +337,11 @@ def test_logs_no_stream(
     ref="operation ContainerLogs",
 )
 def test_logs_timestamps(
-    engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations
+    engine: EngineClient, test_image: str, containers: list[str], observe: Observations
 ) -> None:
     import re
 
-    cid = _run(engine, cleanup, test_image, ["echo", "stamp"])
+    cid = run_container(engine, containers, test_image, ["echo", "stamp"])
     _wait(engine, cid)
     frames = _frames(engine.get(f"{V}/containers/{cid}/logs?stdout=1&timestamps=1").content)
     line = frames[0][1].decode() if frames else ""
@@ -378,9 +356,9 @@ def test_logs_timestamps(
     ref="spec 7.2; operation ContainerStop",
 )
 def test_stop_timeout(
-    engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations
+    engine: EngineClient, test_image: str, containers: list[str], observe: Observations
 ) -> None:
-    cid = _run(engine, cleanup, test_image, ["sleep", "60"])
+    cid = run_container(engine, containers, test_image, ["sleep", "60"])
     start = time.monotonic()
     resp = engine.post(f"{V}/containers/{cid}/stop?t=1", timeout=60)
     took = time.monotonic() - start
@@ -399,11 +377,11 @@ def test_stop_timeout(
     ref="operation ContainerKill",
 )
 def test_kill_signal(
-    engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations
+    engine: EngineClient, test_image: str, containers: list[str], observe: Observations
 ) -> None:
-    cid = _run(
+    cid = run_container(
         engine,
-        cleanup,
+        containers,
         test_image,
         ["sh", "-c", "trap 'echo got-term; exit 7' TERM; while true; do sleep 0.1; done"],
     )
@@ -425,10 +403,9 @@ def test_kill_signal(
     ref="moby daemon/kill.go",
 )
 def test_kill_not_running(
-    engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations
+    engine: EngineClient, test_image: str, containers: list[str], observe: Observations
 ) -> None:
-    cid = _create(engine, {"Image": test_image, "Cmd": ["true"]}, "kill-me").json()["Id"]
-    cleanup.append(cid)
+    cid = create_container(engine, containers, test_image, ["true"], "kill-me")
     resp = engine.post(f"{V}/containers/kill-me/kill")
     observe("status", resp.status_code)
     observe("message", resp.json()["message"].replace(cid, "<id>"))
@@ -441,9 +418,9 @@ def test_kill_not_running(
     ref="moby daemon/delete.go",
 )
 def test_remove_running(
-    engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations
+    engine: EngineClient, test_image: str, containers: list[str], observe: Observations
 ) -> None:
-    cid = _run(engine, cleanup, test_image, ["sleep", "60"])
+    cid = run_container(engine, containers, test_image, ["sleep", "60"])
     refused = engine.delete(f"{V}/containers/{cid}")
     forced = engine.delete(f"{V}/containers/{cid}?force=1")
     gone = engine.get(f"{V}/containers/{cid}/json")
@@ -460,10 +437,9 @@ def test_remove_running(
     "Rename MUST change the name; renaming to a taken name MUST get 409",
     ref="operation ContainerRename",
 )
-def test_rename(engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations) -> None:
-    a = _create(engine, {"Image": test_image, "Cmd": ["true"]}, "rename-a").json()["Id"]
-    b = _create(engine, {"Image": test_image, "Cmd": ["true"]}, "rename-b").json()["Id"]
-    cleanup += [a, b]
+def test_rename(engine: EngineClient, test_image: str, containers: list[str], observe: Observations) -> None:
+    a = create_container(engine, containers, test_image, ["true"], "rename-a")
+    b = create_container(engine, containers, test_image, ["true"], "rename-b")
     ok = engine.post(f"{V}/containers/rename-a/rename?name=rename-c")
     taken = engine.post(f"{V}/containers/rename-c/rename?name=rename-b")
     observe("ok", ok.status_code)
@@ -478,11 +454,11 @@ def test_rename(engine: EngineClient, test_image: str, cleanup: list[str], obser
     ref="operation ContainerCreate HostConfig.RestartPolicy",
 )
 def test_restart_on_failure(
-    engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations
+    engine: EngineClient, test_image: str, containers: list[str], observe: Observations
 ) -> None:
-    cid = _run(
+    cid = run_container(
         engine,
-        cleanup,
+        containers,
         test_image,
         ["sh", "-c", "exit 2"],
         HostConfig={"RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 2}},
@@ -541,9 +517,9 @@ def test_auto_remove(engine: EngineClient, test_image: str, observe: Observation
     ref="operations ContainerPause, ContainerUnpause",
 )
 def test_pause_unpause(
-    engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations
+    engine: EngineClient, test_image: str, containers: list[str], observe: Observations
 ) -> None:
-    cid = _run(engine, cleanup, test_image, ["sleep", "60"])
+    cid = run_container(engine, containers, test_image, ["sleep", "60"])
     paused = engine.post(f"{V}/containers/{cid}/pause")
     state_paused = engine.get(f"{V}/containers/{cid}/json").json()["State"]
     again = engine.post(f"{V}/containers/{cid}/pause")
@@ -565,12 +541,11 @@ def test_pause_unpause(
     ref="operation ContainerWait",
 )
 def test_wait_next_exit(
-    engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations
+    engine: EngineClient, test_image: str, containers: list[str], observe: Observations
 ) -> None:
     import threading
 
-    cid = _create(engine, {"Image": test_image, "Cmd": ["sh", "-c", "exit 5"]}).json()["Id"]
-    cleanup.append(cid)
+    cid = create_container(engine, containers, test_image, ["sh", "-c", "exit 5"])
     result: dict[str, Any] = {}
 
     def waiter() -> None:

@@ -10,34 +10,23 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from harness.client import EngineClient
 from harness.fixtures import Observations
+from suites._daemon import cli_run, events_since
 
 CLI = Callable[..., Any]
 V = "/v1.41"
 V_START_INTERVAL = "/v1.44"  # Healthcheck.StartInterval arrived in API 1.44
 
 
-@pytest.fixture
-def containers(engine: EngineClient) -> Iterator[list[str]]:
-    """Ids to force-remove after the scenario."""
-    ids: list[str] = []
-    yield ids
-    for cid in ids:
-        engine.delete(f"{V}/containers/{cid}?force=1")
-
-
-def _run(docker_cli: CLI, ids: list[str], *args: str) -> str:
-    result = docker_cli("run", "-d", *args)
-    assert result.returncode == 0, result.stderr
-    cid = str(result.stdout.strip())
-    ids.append(cid)
-    return cid
+def _run_probed(docker_cli: CLI, ids: list[str], image: str, probe: str, *flags: str) -> str:
+    """``docker run -d --health-cmd PROBE FLAGS IMAGE sleep 120``: a long-lived container with a probe."""
+    return cli_run(docker_cli, ids, "--health-cmd", probe, *flags, image, "sleep", "120")
 
 
 def _inspect(engine: EngineClient, cid: str) -> dict[str, Any]:
@@ -78,7 +67,7 @@ def _results(health: dict[str, Any]) -> list[tuple[int, str]]:
 def test_starting(
     docker_cli: CLI, engine: EngineClient, test_image: str, containers: list[str], observe: Observations
 ) -> None:
-    cid = _run(docker_cli, containers, "--health-cmd", "true", test_image, "sleep", "120")  # 30s default
+    cid = _run_probed(docker_cli, containers, test_image, "true")  # 30s default
     health = _inspect(engine, cid)["State"].get("Health")
     observe("health", health)
     observe("ps_status", _ps_status(docker_cli, cid))
@@ -141,17 +130,7 @@ def test_cli_flags_config(
 def test_healthy(
     docker_cli: CLI, engine: EngineClient, test_image: str, containers: list[str], observe: Observations
 ) -> None:
-    cid = _run(
-        docker_cli,
-        containers,
-        "--health-cmd",
-        "echo probe-ok",
-        "--health-interval",
-        "300ms",
-        test_image,
-        "sleep",
-        "120",
-    )
+    cid = _run_probed(docker_cli, containers, test_image, "echo probe-ok", "--health-interval", "300ms")
     health = _wait_health(engine, cid, lambda h: h["Status"] != "starting")
     observe("status", health["Status"])
     observe("failing_streak", health["FailingStreak"])
@@ -176,18 +155,15 @@ def test_healthy(
 def test_unhealthy(
     docker_cli: CLI, engine: EngineClient, test_image: str, containers: list[str], observe: Observations
 ) -> None:
-    cid = _run(
+    cid = _run_probed(
         docker_cli,
         containers,
-        "--health-cmd",
+        test_image,
         "echo broken >&2; exit 3",
         "--health-interval",
         "200ms",
         "--health-retries",
         "2",
-        test_image,
-        "sleep",
-        "120",
     )
     later = _wait_health(engine, cid, lambda h: h["FailingStreak"] >= 7)
     observe("status", later["Status"])
@@ -207,10 +183,10 @@ def test_unhealthy(
 def test_probe_timeout(
     docker_cli: CLI, engine: EngineClient, test_image: str, containers: list[str], observe: Observations
 ) -> None:
-    cid = _run(
+    cid = _run_probed(
         docker_cli,
         containers,
-        "--health-cmd",
+        test_image,
         "echo $$ >> /tmp/probe-pids; echo started; sleep 30",
         "--health-interval",
         "1s",
@@ -218,9 +194,6 @@ def test_probe_timeout(
         "300ms",
         "--health-retries",
         "1",
-        test_image,
-        "sleep",
-        "120",
     )
     health = _wait_health(engine, cid, lambda h: bool(h["Log"]))
     observe("status", health["Status"])
@@ -240,16 +213,13 @@ def test_probe_timeout(
 def test_output_truncated(
     docker_cli: CLI, engine: EngineClient, test_image: str, containers: list[str], observe: Observations
 ) -> None:
-    cid = _run(
+    cid = _run_probed(
         docker_cli,
         containers,
-        "--health-cmd",
+        test_image,
         "head -c 5000 /dev/zero | tr '\\0' x",
         "--health-interval",
         "300ms",
-        test_image,
-        "sleep",
-        "120",
     )
     health = _wait_health(engine, cid, lambda h: bool(h["Log"]))
     output = health["Log"][0]["Output"]
@@ -267,7 +237,7 @@ def test_output_truncated(
 def test_probe_in_container(
     docker_cli: CLI, engine: EngineClient, test_image: str, containers: list[str], observe: Observations
 ) -> None:
-    cid = _run(
+    cid = cli_run(
         docker_cli,
         containers,
         "-e",
@@ -326,28 +296,9 @@ def test_probe_events(
     docker_cli: CLI, engine: EngineClient, test_image: str, containers: list[str], observe: Observations
 ) -> None:
     since = time.time() - 1
-    cid = _run(
-        docker_cli,
-        containers,
-        "--health-cmd",
-        "exit 0",
-        "--health-interval",
-        "300ms",
-        test_image,
-        "sleep",
-        "120",
-    )
+    cid = _run_probed(docker_cli, containers, test_image, "exit 0", "--health-interval", "300ms")
     _wait_health(engine, cid, lambda h: h["Status"] == "healthy")
-    resp = engine.get(
-        f"{V}/events",
-        params={
-            "since": f"{since:.0f}",
-            "until": f"{time.time() + 1:.0f}",
-            "filters": json.dumps({"container": [cid]}),
-        },
-        timeout=30,
-    )
-    events = [json.loads(line) for line in resp.text.splitlines() if line.strip()]
+    events = events_since(engine, since, {"container": [cid]})
     actions = [e["Action"] for e in events]
     first = actions.index("start") + 1
     sequence = actions[first : first + 4]
@@ -374,7 +325,7 @@ def test_probe_events(
 def test_no_healthcheck(
     docker_cli: CLI, engine: EngineClient, test_image: str, containers: list[str], observe: Observations
 ) -> None:
-    cid = _run(docker_cli, containers, "--no-healthcheck", test_image, "sleep", "120")
+    cid = cli_run(docker_cli, containers, "--no-healthcheck", test_image, "sleep", "120")
     doc = _inspect(engine, cid)
     listed = docker_cli("ps", "-q", "--no-trunc", "--filter", "health=none").stdout.split()
     observe("healthcheck", doc["Config"]["Healthcheck"])
@@ -394,32 +345,12 @@ def test_no_healthcheck(
 def test_list_filter(
     docker_cli: CLI, engine: EngineClient, test_image: str, containers: list[str], observe: Observations
 ) -> None:
-    good = _run(
-        docker_cli,
-        containers,
-        "--health-cmd",
-        "true",
-        "--health-interval",
-        "200ms",
-        test_image,
-        "sleep",
-        "120",
+    good = _run_probed(docker_cli, containers, test_image, "true", "--health-interval", "200ms")
+    bad = _run_probed(
+        docker_cli, containers, test_image, "false", "--health-interval", "200ms", "--health-retries", "1"
     )
-    bad = _run(
-        docker_cli,
-        containers,
-        "--health-cmd",
-        "false",
-        "--health-interval",
-        "200ms",
-        "--health-retries",
-        "1",
-        test_image,
-        "sleep",
-        "120",
-    )
-    slow = _run(docker_cli, containers, "--health-cmd", "true", test_image, "sleep", "120")
-    plain = _run(docker_cli, containers, test_image, "sleep", "120")
+    slow = _run_probed(docker_cli, containers, test_image, "true")
+    plain = cli_run(docker_cli, containers, test_image, "sleep", "120")
     _wait_health(engine, good, lambda h: h["Status"] == "healthy")
     _wait_health(engine, bad, lambda h: h["Status"] == "unhealthy")
     names = {good: "good", bad: "bad", slow: "slow", plain: "plain"}
@@ -448,17 +379,7 @@ def test_list_filter(
 def test_stop_pause_start(
     docker_cli: CLI, engine: EngineClient, test_image: str, containers: list[str], observe: Observations
 ) -> None:
-    cid = _run(
-        docker_cli,
-        containers,
-        "--health-cmd",
-        "true",
-        "--health-interval",
-        "200ms",
-        test_image,
-        "sleep",
-        "120",
-    )
+    cid = _run_probed(docker_cli, containers, test_image, "true", "--health-interval", "200ms")
     _wait_health(engine, cid, lambda h: h["Status"] == "healthy")
     assert docker_cli("pause", cid).returncode == 0
     paused = _inspect(engine, cid)["State"]["Health"]

@@ -197,14 +197,6 @@ def images(engine: EngineClient) -> Iterator[list[str]]:
 
 
 @pytest.fixture
-def containers(engine: EngineClient) -> Iterator[list[str]]:
-    ids: list[str] = []
-    yield ids
-    for cid in ids:
-        engine.delete(f"{V}/containers/{cid}?force=1")
-
-
-@pytest.fixture
 def outside(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A host directory a hostile archive aims at; it must stay untouched."""
     path = tempfile.mkdtemp(prefix="harness-hostile-", dir="/tmp")

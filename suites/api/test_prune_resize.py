@@ -5,32 +5,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 from harness.client import EngineClient
 from harness.fixtures import Observations
+from suites._daemon import create_container
 
 V = "/v1.41"  # a version both dockerd 20.10 and newer daemons serve (1.41 prunes named volumes too)
-
-
-@pytest.fixture
-def cleanup(engine: EngineClient) -> Iterator[list[str]]:
-    """Container ids to force-remove after the scenario."""
-    ids: list[str] = []
-    yield ids
-    for cid in ids:
-        engine.delete(f"{V}/containers/{cid}?force=1")
-
-
-def _created(engine: EngineClient, cleanup: list[str], image: str, **extra: Any) -> str:
-    resp = engine.post(f"{V}/containers/create", json={"Image": image, "Cmd": ["true"], **extra})
-    assert resp.status_code == 201, resp.text
-    cid = str(resp.json()["Id"])
-    cleanup.append(cid)
-    return cid
 
 
 def _filters(values: dict[str, list[str]]) -> dict[str, str]:
@@ -44,12 +26,14 @@ def _filters(values: dict[str, list[str]]) -> dict[str, str]:
     ref="operation ContainerPrune; moby daemon/prune.go",
 )
 def test_container_prune_label(
-    engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations
+    engine: EngineClient, test_image: str, containers: list[str], observe: Observations
 ) -> None:
     tag = uuid.uuid4().hex[:8]
-    keep = _created(engine, cleanup, test_image, Labels={"conf.run": tag, "conf.keep": "yes"})
-    drop = _created(engine, cleanup, test_image, Labels={"conf.run": tag})
-    other = _created(engine, cleanup, test_image)
+    keep = create_container(
+        engine, containers, test_image, ["true"], Labels={"conf.run": tag, "conf.keep": "yes"}
+    )
+    drop = create_container(engine, containers, test_image, ["true"], Labels={"conf.run": tag})
+    other = create_container(engine, containers, test_image, ["true"])
     filters = {"label": [f"conf.run={tag}"], "label!": ["conf.keep"]}
     resp = engine.post(f"{V}/containers/prune", params=_filters(filters))
     body = resp.json()
@@ -110,9 +94,9 @@ def test_volume_prune_label(engine: EngineClient, observe: Observations) -> None
     ref="operation ContainerResize; moby daemon/resize.go",
 )
 def test_resize_not_running(
-    engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations
+    engine: EngineClient, test_image: str, containers: list[str], observe: Observations
 ) -> None:
-    cid = _created(engine, cleanup, test_image, Tty=True)
+    cid = create_container(engine, containers, test_image, ["true"], Tty=True)
     created = engine.post(f"{V}/containers/{cid}/resize", params={"h": 20, "w": 80})
     missing = engine.post(f"{V}/containers/nosuchcontainer-{cid[:6]}/resize", params={"h": 20, "w": 80})
     observe(
@@ -177,8 +161,8 @@ def test_version_at_minimum(engine: EngineClient, observe: Observations) -> None
     "RestartCount unchanged) and answer 404 for a missing one",
     ref="operation ContainerRestart; moby daemon/restart.go",
 )
-def test_restart(engine: EngineClient, test_image: str, cleanup: list[str], observe: Observations) -> None:
-    cid = _created(engine, cleanup, test_image, Cmd=["sleep", "60"])
+def test_restart(engine: EngineClient, test_image: str, containers: list[str], observe: Observations) -> None:
+    cid = create_container(engine, containers, test_image, ["sleep", "60"])
     assert engine.post(f"{V}/containers/{cid}/start").status_code == 204
     before = engine.get(f"{V}/containers/{cid}/json").json()
     resp = engine.post(f"{V}/containers/{cid}/restart", params={"t": 0}, timeout=60)
