@@ -3,26 +3,23 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from harness.client import EngineClient
 from harness.fixtures import Observations
+from suites._daemon import cli_run, create_container
 
 CLI = Callable[..., Any]
 V = "/v1.41"
 
 
 @pytest.fixture
-def running(docker_cli: CLI, test_image: str) -> Iterator[str]:
+def running(docker_cli: CLI, test_image: str, containers: list[str]) -> str:
     """A running container for execs; removed afterwards."""
-    result = docker_cli("run", "-d", test_image, "sleep", "120")
-    assert result.returncode == 0, result.stderr
-    cid = result.stdout.strip()
-    yield cid
-    docker_cli("rm", "-f", cid)
+    return cli_run(docker_cli, containers, test_image, "sleep", "120")
 
 
 @pytest.mark.kernel
@@ -103,15 +100,14 @@ def test_exec_inspect(engine: EngineClient, running: str, observe: Observations)
 @pytest.mark.scenario(
     "api/exec/not-running", "Exec in a stopped container MUST get 409", ref="moby daemon/exec.go"
 )
-def test_exec_not_running(engine: EngineClient, test_image: str, observe: Observations) -> None:
-    cid = engine.post(f"{V}/containers/create", json={"Image": test_image, "Cmd": ["true"]}).json()["Id"]
-    try:
-        resp = engine.post(f"{V}/containers/{cid}/exec", json={"Cmd": ["true"]})
-        observe("status", resp.status_code)
-        observe("message", resp.json()["message"].replace(cid, "<id>"))
-        assert resp.status_code == 409
-    finally:
-        engine.delete(f"{V}/containers/{cid}?force=1")
+def test_exec_not_running(
+    engine: EngineClient, test_image: str, containers: list[str], observe: Observations
+) -> None:
+    cid = create_container(engine, containers, test_image, ["true"])
+    resp = engine.post(f"{V}/containers/{cid}/exec", json={"Cmd": ["true"]})
+    observe("status", resp.status_code)
+    observe("message", resp.json()["message"].replace(cid, "<id>"))
+    assert resp.status_code == 409
 
 
 @pytest.mark.scenario(

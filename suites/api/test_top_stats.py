@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from harness.client import EngineClient
 from harness.fixtures import Observations
+from suites._daemon import cli_run, create_container
 
 CLI = Callable[..., Any]
 V = "/v1.41"
 
 
 @pytest.fixture
-def sleeper(docker_cli: CLI, test_image: str) -> Iterator[str]:
-    result = docker_cli("run", "-d", "-m", "64m", test_image, "sleep", "120")
-    assert result.returncode == 0, result.stderr
-    cid = result.stdout.strip()
-    yield cid
-    docker_cli("rm", "-f", cid)
+def sleeper(docker_cli: CLI, test_image: str, containers: list[str]) -> str:
+    """A running container with a 64 MiB memory limit (stats report it); removed afterwards."""
+    return cli_run(docker_cli, containers, "-m", "64m", test_image, "sleep", "120")
 
 
 @pytest.mark.kernel
@@ -41,15 +39,14 @@ def test_top(engine: EngineClient, sleeper: str, observe: Observations) -> None:
 @pytest.mark.scenario(
     "api/containers/top-not-running", "top of a stopped container MUST get 409", ref="operation ContainerTop"
 )
-def test_top_not_running(engine: EngineClient, test_image: str, observe: Observations) -> None:
-    cid = engine.post(f"{V}/containers/create", json={"Image": test_image, "Cmd": ["true"]}).json()["Id"]
-    try:
-        resp = engine.get(f"{V}/containers/{cid}/top")
-        observe("status", resp.status_code)
-        observe("message", resp.json()["message"].replace(cid, "<id>"))
-        assert resp.status_code == 409
-    finally:
-        engine.delete(f"{V}/containers/{cid}?force=1")
+def test_top_not_running(
+    engine: EngineClient, test_image: str, containers: list[str], observe: Observations
+) -> None:
+    cid = create_container(engine, containers, test_image, ["true"])
+    resp = engine.get(f"{V}/containers/{cid}/top")
+    observe("status", resp.status_code)
+    observe("message", resp.json()["message"].replace(cid, "<id>"))
+    assert resp.status_code == 409
 
 
 @pytest.mark.kernel
