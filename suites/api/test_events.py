@@ -10,17 +10,9 @@ import pytest
 
 from harness.client import EngineClient
 from harness.fixtures import Observations
+from suites._daemon import events_since
 
 V = "/v1.41"
-
-
-def _events(engine: EngineClient, since: float, **params: str) -> list[dict[str, Any]]:
-    resp = engine.get(
-        f"{V}/events",
-        params={"since": f"{since:.0f}", "until": f"{time.time() + 1:.0f}", **params},
-        timeout=30,
-    )
-    return [json.loads(line) for line in resp.text.splitlines() if line.strip()]
 
 
 @pytest.mark.scenario(
@@ -37,7 +29,7 @@ def test_container_lifecycle_events(engine: EngineClient, test_image: str, obser
     engine.post(f"{V}/containers/{cid}/start")
     engine.post(f"{V}/containers/{cid}/wait", timeout=30)
     engine.delete(f"{V}/containers/{cid}")
-    events = [e for e in _events(engine, since, filters=json.dumps({"container": [cid]}))]
+    events = [e for e in events_since(engine, since, {"container": [cid]})]
     actions = [e["Action"] for e in events]
     observe("actions", actions)
     first = events[0] if events else {}
@@ -59,7 +51,7 @@ def test_filter_type(engine: EngineClient, test_image: str, observe: Observation
     since = time.time() - 1
     cid = engine.post(f"{V}/containers/create", json={"Image": test_image, "Cmd": ["true"]}).json()["Id"]
     engine.delete(f"{V}/containers/{cid}")
-    events = _events(engine, since, filters=json.dumps({"type": ["daemon"]}))
+    events = events_since(engine, since, {"type": ["daemon"]})
     observe("container_events", [e for e in events if e.get("Type") == "container"])
     assert not [e for e in events if e.get("Type") == "container"]
 
