@@ -77,7 +77,15 @@ def context_tar(files: dict[str, Any], compress: str = "") -> bytes:
 
 def tarsum(name: str, data: bytes | str, mode: int = 0o644) -> str:
     """The tarsum v1 dockerd computes for a regular file of ``context_tar``."""
-    raw = data.encode() if isinstance(data, str) else data
+    return _tarsum_v1(name, data.encode() if isinstance(data, str) else data, mode, "0")
+
+
+def dir_tarsum(name: str) -> str:
+    """The tarsum v1 dockerd computes for a directory (``name`` ends in /, mode 0755) of ``context_tar``."""
+    return _tarsum_v1(name, b"", 0o755, "5")
+
+
+def _tarsum_v1(name: str, raw: bytes, mode: int, typeflag: str) -> str:
     h = hashlib.sha256()
     for key, value in [
         ("name", name),
@@ -85,7 +93,7 @@ def tarsum(name: str, data: bytes | str, mode: int = 0o644) -> str:
         ("uid", "0"),
         ("gid", "0"),
         ("size", str(len(raw))),
-        ("typeflag", "0"),
+        ("typeflag", typeflag),
         ("linkname", ""),
         ("uname", ""),
         ("gname", ""),

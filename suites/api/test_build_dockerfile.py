@@ -19,7 +19,7 @@ from harness.backends.base import DaemonHandle
 from harness.client import EngineClient
 from harness.fixtures import Observations
 
-from ._build import Cleanup, build, cleanup, image_summary, slice_hash, subst, tarsum
+from ._build import Cleanup, build, cleanup, dir_tarsum, image_summary, slice_hash, subst, tarsum
 
 __all__ = ["cleanup"]
 
@@ -146,7 +146,12 @@ def test_copy(engine: EngineClient, cleanup: Cleanup, observe: Observations) -> 
     dir_hash = slice_hash(
         "dir",
         sorted(
-            [tarsum("dir/x", "x", 0o600), tarsum("dir/sub/y", "yy"), _dir_sum("dir/"), _dir_sum("dir/sub/")]
+            [
+                tarsum("dir/x", "x", 0o600),
+                tarsum("dir/sub/y", "yy"),
+                dir_tarsum("dir/"),
+                dir_tarsum("dir/sub/"),
+            ]
         ),
     )
     subs = {
@@ -157,27 +162,6 @@ def test_copy(engine: EngineClient, cleanup: Cleanup, observe: Observations) -> 
     built = build(engine, files, t="build-copy", nocache=1)
     observe("build", built.record(subs))
     observe("history", image_summary(engine, "build-copy", subs=subs)["history"])
-
-
-def _dir_sum(name: str) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    for key, value in [
-        ("name", name),
-        ("mode", "493"),
-        ("uid", "0"),
-        ("gid", "0"),
-        ("size", "0"),
-        ("typeflag", "5"),
-        ("linkname", ""),
-        ("uname", ""),
-        ("gname", ""),
-        ("devmajor", "0"),
-        ("devminor", "0"),
-    ]:
-        h.update((key + value).encode())
-    return h.hexdigest()
 
 
 def _archive(entries: dict[str, bytes], uid: int = 1234, gid: int = 5678) -> bytes:
