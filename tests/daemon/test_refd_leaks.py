@@ -52,11 +52,11 @@ def _cgroups_of(ids: list[str]) -> list[str]:
 def _snapshot(handle: DaemonHandle) -> dict[str, Any]:
     pid = handle.pid
     with open(f"/proc/{pid}/mountinfo") as fh:
-        # other daemons' kept network namespaces (<their workdir>/ns/net) come and go: not ours to judge
+        # other daemons' kept namespaces (<their workdir>/ns, ns/net, ns/mnt) come and go: not ours to judge
         mounts = sorted(
             point
             for point in (line.split()[4] for line in fh)
-            if not (point.endswith("/ns/net") and not point.startswith(handle.workdir))
+            if not (point.endswith(("/ns", "/ns/net", "/ns/mnt")) and not point.startswith(handle.workdir))
         )
     netns = os.stat(f"/proc/{pid}/ns/net").st_ino
     members = []
