@@ -160,10 +160,15 @@ def test_a_killed_owner_leaves_no_vm_and_the_next_session_removes_its_files() ->
     import subprocess
     import sys
 
-    from harness.cleanup import LEDGER
+    from harness.cleanup import Ledger
 
     workdir = tempfile.mkdtemp(prefix="harness-vmkill-")
-    owner = subprocess.Popen([sys.executable, "-c", _OWNER, workdir], stdout=subprocess.PIPE, text=True)
+    # a private ledger: another session's reaper (every pytest session reaps at start) must not win the race
+    ledger = tempfile.mkdtemp(prefix="vmkill-ledger-")
+    env = {**os.environ, "HARNESS_LEDGER_DIR": ledger}
+    owner = subprocess.Popen(
+        [sys.executable, "-c", _OWNER, workdir], stdout=subprocess.PIPE, text=True, env=env
+    )
     try:
         assert owner.stdout is not None
         line = owner.stdout.readline()
@@ -182,6 +187,7 @@ def test_a_killed_owner_leaves_no_vm_and_the_next_session_removes_its_files() ->
             os.kill(qemu, signal.SIGKILL)
             pytest.fail(f"qemu {qemu} was still running 90 s after its owner was killed")
         time.sleep(0.5)
-    assert os.path.isdir(workdir)  # nothing ran to remove it ...
-    LEDGER.reap()  # ... until a later session reaps what the dead owner recorded
-    assert not os.path.exists(workdir)
+    assert os.path.isdir(workdir) and os.listdir(ledger)  # nothing ran to remove it ...
+    reaped = Ledger(ledger).reap()  # ... until a later session reaps what the dead owner recorded
+    assert reaped == [f"pid {qemu} ({workdir})"] and not os.path.exists(workdir)
+    shutil.rmtree(ledger)
