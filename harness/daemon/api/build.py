@@ -317,7 +317,13 @@ async def build(req: Request, daemon: Daemon) -> Response:
             async for line in out.lines():
                 yield line
         finally:
+            # the watcher must be gone before the connection reads its next request: a cancelled but
+            # not yet unwound read still waits on the stream, and the next head's read then raised
+            # "already waiting for incoming data", which closed a keep-alive connection after the build
+            # (the client's next request on it was reset)
             watcher.cancel()
+            with contextlib.suppress(BaseException):
+                await watcher
             if not task.done():
                 task.cancel()
                 with contextlib.suppress(BaseException):
