@@ -582,11 +582,19 @@ def _compare(
     diffs = tuple(diff_observations(normalise(ref.observations, rules), normalise(tgt.observations, rules)))
     if outcome is None and not diffs:
         return Verdict("match")
-    for i, entry in enumerate(known):
-        if entry.matches(scenario_id, name, reference, *labels):
-            used[i] += 1
-            return Verdict("known", reason=entry.reason, link=entry.link, outcome=outcome, diffs=diffs)
-    return Verdict("diverge", outcome=outcome, diffs=diffs)
+    matching = [i for i, entry in enumerate(known) if entry.matches(scenario_id, name, reference, *labels)]
+    if not matching:
+        return Verdict("diverge", outcome=outcome, diffs=diffs)
+    # every entry that matches explains part of the difference (so none of them is stale); the verdict
+    # quotes the most specific: an exact scenario id before a glob, a longer glob before a shorter one
+    for i in matching:
+        used[i] += 1
+    entry = known[min(matching, key=lambda i: (_is_glob(known[i].scenario), -len(known[i].scenario), i))]
+    return Verdict("known", reason=entry.reason, link=entry.link, outcome=outcome, diffs=diffs)
+
+
+def _is_glob(pattern: str) -> bool:
+    return any(ch in pattern for ch in "*?[")
 
 
 def _mark_findings(check: SchemaCheck, reference_keys: set[Any] | None) -> SchemaCheck:

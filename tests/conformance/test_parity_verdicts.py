@@ -148,6 +148,23 @@ def test_known_divergence_by_target_or_reference_and_stale_entries() -> None:
     }
 
 
+def test_every_matching_entry_is_used_and_the_most_specific_is_quoted() -> None:
+    """A broad glob listed first must neither hide a specific entry's reason nor leave it flagged stale."""
+    known = [
+        KnownDivergence("api/*", ("refd",), "broad: every api scenario differs this way"),
+        KnownDivergence("api/p*", ("refd",), "narrower glob"),
+        KnownDivergence("api/ping", ("refd",), "exact: the ping header"),
+        KnownDivergence("api/ping", ("dockerd-99*",), "another target: not matching"),
+    ]
+    parity = build_parity(_diverging("dockerd", "refd"), known)
+    assert parity.scenarios[0].verdicts["refd"].reason == "exact: the ping header"
+    assert [k.matched for k in parity.known] == [1, 1, 1, 0]
+    assert [k.entry.reason for k in parity.stale()] == ["another target: not matching"]
+
+    parity = build_parity(_diverging("dockerd", "refd"), known[:2])
+    assert parity.scenarios[0].verdicts["refd"].reason == "narrower glob"
+
+
 def test_known_entry_does_not_turn_a_match_into_known() -> None:
     same = [results(n, scenario("api/ping", v=1)) for n in ("dockerd", "refd")]
     parity = build_parity(same, [KnownDivergence("*", ("*",), "everything")])
