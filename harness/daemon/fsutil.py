@@ -14,9 +14,24 @@ import shutil
 import stat
 from collections.abc import Iterator
 
-__all__ = ["rmtree", "walk"]
+__all__ = ["fsync_path", "rmtree", "walk"]
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def fsync_path(path: str) -> None:
+    """fsync a record written earlier by temp file + rename; one replaced or removed since is skipped
+    (a later record, or none, is what counts then)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def rmtree(path: str, ignore_errors: bool = False) -> None:

@@ -44,6 +44,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from .fsutil import fsync_path
 from .logs.jsonfile import JsonFileWriter, LineSplitter, frame, parse_log_options
 from .unixpath import short_unix_path
 
@@ -85,17 +86,7 @@ def _atomic_json(path: str, data: Any) -> None:
 def sync_written() -> None:
     """fsync the records written since the last call (a record removed meanwhile is skipped)."""
     while _UNSYNCED:
-        path = _UNSYNCED.pop()
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            continue
-        try:
-            os.fsync(fd)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
+        fsync_path(_UNSYNCED.pop())
 
 
 @dataclass

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from harness.daemon.fsutil import rmtree, walk
+from harness.daemon.fsutil import fsync_path, rmtree, walk
 
 DEPTH = 3000  # 2 bytes a level: deeper than PATH_MAX too
 
@@ -71,3 +71,15 @@ def test_walk_prunes_like_os_walk(tmp_path: Path) -> None:
         seen.append(os.path.relpath(dirpath, tmp_path))
         dirnames[:] = [d for d in dirnames if d != "a"]
     assert sorted(seen) == [".", "c"]
+
+
+def test_fsync_path_syncs_a_record_and_skips_one_removed_since(tmp_path: Path) -> None:
+    record = tmp_path / "state.json"
+    record.write_text("{}")
+    fsync_path(str(record))  # an existing record: synced, no error
+    assert record.read_text() == "{}"
+    fsync_path(str(tmp_path / "removed.json"))  # replaced or removed meanwhile: nothing to sync, no error
+    open_fds = len(os.listdir("/proc/self/fd"))
+    for _ in range(50):
+        fsync_path(str(record))
+    assert len(os.listdir("/proc/self/fd")) == open_fds  # every descriptor it opened is closed

@@ -15,6 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..fsutil import fsync_path
+
 __all__ = ["ZERO_TIME", "Container", "human_duration", "now_rfc3339", "parse_rfc3339", "sync_records"]
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -329,23 +331,10 @@ def _atomic_json(path: str, data: Any, mode: int) -> None:
     global _SYNCER
     if _SYNCER is None:
         _SYNCER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="refd-fsync")
-    _SYNCER.submit(_fsync_path, path)
+    _SYNCER.submit(fsync_path, path)
 
 
 _SYNCER: ThreadPoolExecutor | None = None
-
-
-def _fsync_path(path: str) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return  # replaced or removed since: a later record (or none) is what counts
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def sync_records() -> None:
