@@ -163,10 +163,9 @@ def list_containers_now(req: Request, daemon: Daemon) -> Response | None:
 
 def _listed(req: Request, daemon: Daemon, filters: dict[str, list[str]]) -> list[Container]:
     show_all = bool_value(req, "all")
-    from ..gotypes import (
-        atoi,
-    )  # dockerd: strconv.Atoi, its error a 500 (int() took '³' for a digit and crashed)
+    from ..gotypes import atoi
 
+    # dockerd: strconv.Atoi, its error a 500 (int() took '³' for a digit and crashed)
     limit = atoi(req.arg("limit")) if req.arg("limit") else -1
     items = sorted(daemon.containers.by_id.values(), key=lambda c: c.created, reverse=True)
     if not show_all and limit <= 0 and "status" not in filters:
@@ -421,7 +420,7 @@ async def logs(req: Request, daemon: Daemon) -> Response:
         position = mark.get("position", 0)
         inode = mark.get("inode", 0)
         fh = held if held is not None and os.fstat(held.fileno()).st_ino == inode else None
-        idle_after_exit = 0
+        end = _FollowEnd(c, until)
         try:
             while True:
                 if fh is None:
@@ -457,11 +456,7 @@ async def logs(req: Request, daemon: Daemon) -> Response:
                             fh.close()
                         fh = None
                         continue
-                if not c.running and c.status != "restarting":
-                    idle_after_exit += 1
-                    if idle_after_exit > 2:
-                        return
-                if until and time.time() > until:
+                if end.reached():
                     return
                 await asyncio.sleep(0.05)
         finally:
@@ -482,7 +477,7 @@ async def _follow_local(
     path: str, c: Container, render: Any, seen: int, until: float
 ) -> AsyncIterator[bytes]:
     """Follow for the local driver: entries past the ``seen`` already sent, until the container stops."""
-    idle_after_exit = 0
+    end = _FollowEnd(c, until)
     while True:
         entries = list(read_entries(path))
         if len(entries) < seen:  # rotated: the current file started over
@@ -496,13 +491,26 @@ async def _follow_local(
         if len(entries) > seen:
             seen = len(entries)
             continue
-        if not c.running and c.status != "restarting":
-            idle_after_exit += 1
-            if idle_after_exit > 2:
-                return
-        if until and time.time() > until:
+        if end.reached():
             return
         await asyncio.sleep(0.05)
+
+
+class _FollowEnd:
+    """When a follow with nothing new to send ends: ``until`` has passed, or the container has been
+    stopped (not restarting) for three quiet polls in a row, so the lines of its last moments are out."""
+
+    def __init__(self, c: Container, until: float) -> None:
+        self.c = c
+        self.until = until
+        self.idle_after_exit = 0
+
+    def reached(self) -> bool:
+        if not self.c.running and self.c.status != "restarting":
+            self.idle_after_exit += 1
+            if self.idle_after_exit > 2:
+                return True
+        return bool(self.until) and time.time() > self.until
 
 
 # -- attach ------------------------------------------------------------------------------------------
