@@ -40,8 +40,10 @@ def _iptables_rules() -> frozenset[str]:
     for line in out.splitlines():
         if line.startswith("*"):
             table = line[1:]
-        elif line.startswith(("-A ", ":")) and not line.startswith(":INPUT") and "ACCEPT [" not in line:
-            rules.add(f"{table} {line.split(' [', 1)[0] if line.startswith(':') else line}")
+        elif line.startswith("-A "):
+            rules.add(f"{table} {line}")
+        elif line.startswith(":"):  # a chain and its policy, without the packet counters that change
+            rules.add(f"{table} {line.split(' [', 1)[0]}")
     return frozenset(rules)
 
 
