@@ -18,7 +18,9 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from ..builder.context import ArchiveContext, dockerfile
-from ..builder.dispatch import Builder, BuildOptions, parse_platform
+from ..builder.dispatch import Builder
+from ..builder.options import BuildOptions
+from ..builder.platforms import parse_platform
 from ..builder.stream import BuildError, BuildOutput
 from ..errors import ApiError, invalid
 from ..httpd import Request, Response
@@ -262,7 +264,7 @@ async def build(req: Request, daemon: Daemon) -> Response:
             try:
                 image_id = await builder.build(ctx, parsed)
             except asyncio.CancelledError:
-                await asyncio.shield(builder._remove_containers())
+                await asyncio.shield(builder.remove_containers())
                 raise
             out.stdout(f"Successfully built {image_id.removeprefix('sha256:')[:12]}\n")
             image = store.resolve(image_id)

@@ -48,26 +48,6 @@ __all__ = [
     "suggest",
 ]
 
-COMMANDS = (
-    "add",
-    "arg",
-    "cmd",
-    "copy",
-    "entrypoint",
-    "env",
-    "expose",
-    "from",
-    "healthcheck",
-    "label",
-    "maintainer",
-    "onbuild",
-    "run",
-    "shell",
-    "stopsignal",
-    "user",
-    "volume",
-    "workdir",
-)
 _STAGE_NAME = re.compile(r"^[a-z][a-z0-9-_.]*$")
 _ONBUILD_PREFIX = re.compile(r"(?i)^\s*ONBUILD\s*")
 
@@ -516,142 +496,199 @@ def _copy_flags(
     return flags.values
 
 
+def _no_flags(node: Node) -> None:
+    _Flags(node.flags).parse()
+
+
+def _exactly_one(args: list[str], command: str) -> str:
+    if len(args) != 1:
+        raise InstructionError(f"{command} requires exactly one argument")
+    return args[0]
+
+
+def _at_least_one(args: list[str], command: str) -> None:
+    if not args:
+        raise InstructionError(f"{command} requires at least one argument")
+
+
+def _parse_env(node: Node, args: list[str]) -> EnvCommand:
+    _no_flags(node)
+    return EnvCommand(**_base(node), env=_kvps(args, "ENV"))
+
+
+def _parse_maintainer(node: Node, args: list[str]) -> MaintainerCommand:
+    maintainer = _exactly_one(args, "MAINTAINER")
+    _no_flags(node)
+    return MaintainerCommand(**_base(node), maintainer=maintainer)
+
+
+def _parse_label(node: Node, args: list[str]) -> LabelCommand:
+    _no_flags(node)
+    return LabelCommand(**_base(node), labels=_kvps(args, "LABEL"))
+
+
+def _parse_add(node: Node, args: list[str]) -> AddCommand:
+    v = _copy_flags(node, args, "ADD", ("chown", "chmod", "checksum"), ("link", "keep-git-dir", "unpack"))
+    return AddCommand(
+        **_base(node),
+        files=_sources_and_dest(node, args, "ADD"),
+        chown=v["chown"],
+        chmod=v["chmod"],
+        link=v["link"],
+        checksum=v["checksum"],
+        excludes=v["exclude"],
+    )
+
+
+def _parse_copy(node: Node, args: list[str]) -> CopyCommand:
+    v = _copy_flags(node, args, "COPY", ("chown", "from", "chmod"), ("link",))
+    return CopyCommand(
+        **_base(node),
+        files=_sources_and_dest(node, args, "COPY"),
+        from_=v["from"],
+        chown=v["chown"],
+        chmod=v["chmod"],
+        link=v["link"],
+        excludes=v["exclude"],
+    )
+
+
+def _parse_from(node: Node, args: list[str]) -> Stage:
+    if len(args) == 3 and args[1].lower() == "as":
+        name = args[2].lower()
+        if not _STAGE_NAME.match(name):
+            raise InstructionError(
+                f"invalid name for build stage: {go_quote(args[2])}, name can't start with a number or "
+                "contain symbols"
+            )
+    elif len(args) != 1:
+        raise InstructionError("FROM requires either one or three arguments")
+    else:
+        name = ""
+    flags = _Flags(node.flags)
+    flags.add_string("platform")
+    flags.parse()
+    return Stage(
+        name=name,
+        base_name=args[0],
+        platform=flags.values["platform"],
+        source_code=node.original.strip(),
+        line=node.start_line,
+    )
+
+
+def _parse_onbuild(node: Node, args: list[str]) -> OnbuildCommand:
+    _at_least_one(args, "ONBUILD")
+    _no_flags(node)
+    trigger = args[0].strip().upper()
+    if trigger == "ONBUILD":
+        raise InstructionError("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed")
+    if trigger in ("MAINTAINER", "FROM"):
+        raise InstructionError(f"{trigger} isn't allowed as an ONBUILD trigger")
+    expression = _ONBUILD_PREFIX.sub("", node.original, count=1)
+    for doc in node.heredocs:
+        expression += "\n" + doc.content + doc.name
+    return OnbuildCommand(**_base(node), expression=expression)
+
+
+def _parse_workdir(node: Node, args: list[str]) -> WorkdirCommand:
+    path = _exactly_one(args, "WORKDIR")
+    _no_flags(node)
+    return WorkdirCommand(**_base(node), path=path)
+
+
+def _parse_cmd(node: Node, args: list[str]) -> CmdCommand:
+    _no_flags(node)
+    return CmdCommand(**_base(node), **_shell_dependent(node, args, False))
+
+
+def _parse_entrypoint(node: Node, args: list[str]) -> EntrypointCommand:
+    _no_flags(node)
+    return EntrypointCommand(**_base(node), **_shell_dependent(node, args, True))
+
+
+def _parse_expose(node: Node, args: list[str]) -> ExposeCommand:
+    _at_least_one(args, "EXPOSE")
+    _no_flags(node)
+    return ExposeCommand(**_base(node), ports=sorted(args))
+
+
+def _parse_user(node: Node, args: list[str]) -> UserCommand:
+    user = _exactly_one(args, "USER")
+    _no_flags(node)
+    return UserCommand(**_base(node), user=user)
+
+
+def _parse_volume(node: Node, args: list[str]) -> VolumeCommand:
+    _at_least_one(args, "VOLUME")
+    _no_flags(node)
+    volumes: list[str] = []
+    for raw in args:
+        if not raw.strip():
+            raise InstructionError("VOLUME specified can not be an empty string")
+        volumes.append(raw.strip())
+    return VolumeCommand(**_base(node), volumes=volumes)
+
+
+def _parse_stopsignal(node: Node, args: list[str]) -> StopSignalCommand:
+    return StopSignalCommand(**_base(node), signal=_exactly_one(args, "STOPSIGNAL"))
+
+
+def _parse_arg(node: Node, args: list[str]) -> ArgCommand:
+    _at_least_one(args, "ARG")
+    pairs: list[tuple[str, str | None]] = []
+    for arg in args:
+        if "=" in arg:
+            key, _, value = arg.partition("=")
+            if not key:
+                raise InstructionError("ARG names can not be blank")
+            pairs.append((key, value))
+        else:
+            pairs.append((arg, None))
+    return ArgCommand(**_base(node), args=pairs)
+
+
+def _parse_shell(node: Node, args: list[str]) -> ShellCommand:
+    _no_flags(node)
+    _at_least_one(args, "SHELL")
+    if not node.json:
+        raise InstructionError("SHELL requires the arguments to be in JSON form")
+    return ShellCommand(**_base(node), shell=list(args))
+
+
+#: instruction name (lower case) -> its parser; the keys are the instructions buildkit knows
+PARSERS: dict[str, Callable[[Node, list[str]], Command | Stage]] = {
+    "add": _parse_add,
+    "arg": _parse_arg,
+    "cmd": _parse_cmd,
+    "copy": _parse_copy,
+    "entrypoint": _parse_entrypoint,
+    "env": _parse_env,
+    "expose": _parse_expose,
+    "from": _parse_from,
+    "healthcheck": _parse_healthcheck,
+    "label": _parse_label,
+    "maintainer": _parse_maintainer,
+    "onbuild": _parse_onbuild,
+    "run": _parse_run,
+    "shell": _parse_shell,
+    "stopsignal": _parse_stopsignal,
+    "user": _parse_user,
+    "volume": _parse_volume,
+    "workdir": _parse_workdir,
+}
+
+
 def parse_command(node: Node) -> Command | Stage:
     """ParseInstruction: one node as a typed instruction, or a Stage for FROM."""
-    kind = node.command
-    args = node.all_args()
-    if kind == "env":
-        _Flags(node.flags).parse()
-        return EnvCommand(**_base(node), env=_kvps(args, "ENV"))
-    if kind == "maintainer":
-        if len(args) != 1:
-            raise InstructionError("MAINTAINER requires exactly one argument")
-        _Flags(node.flags).parse()
-        return MaintainerCommand(**_base(node), maintainer=args[0])
-    if kind == "label":
-        _Flags(node.flags).parse()
-        return LabelCommand(**_base(node), labels=_kvps(args, "LABEL"))
-    if kind == "add":
-        v = _copy_flags(node, args, "ADD", ("chown", "chmod", "checksum"), ("link", "keep-git-dir", "unpack"))
-        return AddCommand(
-            **_base(node),
-            files=_sources_and_dest(node, args, "ADD"),
-            chown=v["chown"],
-            chmod=v["chmod"],
-            link=v["link"],
-            checksum=v["checksum"],
-            excludes=v["exclude"],
+    parser = PARSERS.get(node.command)
+    if parser is None:
+        raise UnknownInstruction(
+            _with_suggestion(
+                f"unknown instruction: {node.value}", node.value, [c.upper() for c in PARSERS], False
+            )
         )
-    if kind == "copy":
-        v = _copy_flags(node, args, "COPY", ("chown", "from", "chmod"), ("link",))
-        return CopyCommand(
-            **_base(node),
-            files=_sources_and_dest(node, args, "COPY"),
-            from_=v["from"],
-            chown=v["chown"],
-            chmod=v["chmod"],
-            link=v["link"],
-            excludes=v["exclude"],
-        )
-    if kind == "from":
-        if len(args) == 3 and args[1].lower() == "as":
-            name = args[2].lower()
-            if not _STAGE_NAME.match(name):
-                raise InstructionError(
-                    f"invalid name for build stage: {go_quote(args[2])}, name can't start with a number or "
-                    "contain symbols"
-                )
-        elif len(args) != 1:
-            raise InstructionError("FROM requires either one or three arguments")
-        else:
-            name = ""
-        flags = _Flags(node.flags)
-        flags.add_string("platform")
-        flags.parse()
-        return Stage(
-            name=name,
-            base_name=args[0],
-            platform=flags.values["platform"],
-            source_code=node.original.strip(),
-            line=node.start_line,
-        )
-    if kind == "onbuild":
-        if not args:
-            raise InstructionError("ONBUILD requires at least one argument")
-        _Flags(node.flags).parse()
-        trigger = args[0].strip().upper()
-        if trigger == "ONBUILD":
-            raise InstructionError("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed")
-        if trigger in ("MAINTAINER", "FROM"):
-            raise InstructionError(f"{trigger} isn't allowed as an ONBUILD trigger")
-        expression = _ONBUILD_PREFIX.sub("", node.original, count=1)
-        for doc in node.heredocs:
-            expression += "\n" + doc.content + doc.name
-        return OnbuildCommand(**_base(node), expression=expression)
-    if kind == "workdir":
-        if len(args) != 1:
-            raise InstructionError("WORKDIR requires exactly one argument")
-        _Flags(node.flags).parse()
-        return WorkdirCommand(**_base(node), path=args[0])
-    if kind == "run":
-        return _parse_run(node, args)
-    if kind == "cmd":
-        _Flags(node.flags).parse()
-        return CmdCommand(**_base(node), **_shell_dependent(node, args, False))
-    if kind == "healthcheck":
-        return _parse_healthcheck(node, args)
-    if kind == "entrypoint":
-        _Flags(node.flags).parse()
-        return EntrypointCommand(**_base(node), **_shell_dependent(node, args, True))
-    if kind == "expose":
-        if not args:
-            raise InstructionError("EXPOSE requires at least one argument")
-        _Flags(node.flags).parse()
-        return ExposeCommand(**_base(node), ports=sorted(args))
-    if kind == "user":
-        if len(args) != 1:
-            raise InstructionError("USER requires exactly one argument")
-        _Flags(node.flags).parse()
-        return UserCommand(**_base(node), user=args[0])
-    if kind == "volume":
-        if not args:
-            raise InstructionError("VOLUME requires at least one argument")
-        _Flags(node.flags).parse()
-        volumes: list[str] = []
-        for raw in args:
-            if not raw.strip():
-                raise InstructionError("VOLUME specified can not be an empty string")
-            volumes.append(raw.strip())
-        return VolumeCommand(**_base(node), volumes=volumes)
-    if kind == "stopsignal":
-        if len(args) != 1:
-            raise InstructionError("STOPSIGNAL requires exactly one argument")
-        return StopSignalCommand(**_base(node), signal=args[0])
-    if kind == "arg":
-        if not args:
-            raise InstructionError("ARG requires at least one argument")
-        pairs: list[tuple[str, str | None]] = []
-        for arg in args:
-            if "=" in arg:
-                key, _, value = arg.partition("=")
-                if not key:
-                    raise InstructionError("ARG names can not be blank")
-                pairs.append((key, value))
-            else:
-                pairs.append((arg, None))
-        return ArgCommand(**_base(node), args=pairs)
-    if kind == "shell":
-        _Flags(node.flags).parse()
-        if not args:
-            raise InstructionError("SHELL requires at least one argument")
-        if not node.json:
-            raise InstructionError("SHELL requires the arguments to be in JSON form")
-        return ShellCommand(**_base(node), shell=list(args))
-    raise UnknownInstruction(
-        _with_suggestion(
-            f"unknown instruction: {node.value}", node.value, [c.upper() for c in COMMANDS], False
-        )
-    )
+    return parser(node, node.all_args())
 
 
 def parse_stages(nodes: list[Node]) -> tuple[list[Stage], list[ArgCommand]]:

@@ -7,7 +7,8 @@ import pytest
 from harness.daemon.builder.buildargs import BuildArgs
 from harness.daemon.builder.cache import compare_configs
 from harness.daemon.builder.copy import hash_string_slice, normalize_dest
-from harness.daemon.builder.dispatch import parse_platform, parse_port_specs
+from harness.daemon.builder.metadata import parse_port_specs
+from harness.daemon.builder.platforms import parse_platform
 from harness.daemon.builder.stream import BuildError
 
 
