@@ -21,6 +21,7 @@ OS_PACKAGES = [
     "curl",
     "openssl",
     "docker-registry",  # the registry fixtures and the pull benchmark (harness/registry.py)
+    "gpg",  # tests/harness/test_debpkg.py signs a small Debian archive
     "chromium",  # parity.html in a headless browser (tests/conformance/test_parity_html_browser.py)
 ]
 PYTHONS = ["3.11", "3.12", "3.13"]

@@ -28,8 +28,6 @@ one body from a file.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import fcntl
 import json
 import os
 import re
@@ -38,12 +36,13 @@ import subprocess
 import sys
 import tarfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from conformance.results import ConformanceError, Finding, merge_findings
+from harness.debpkg import LISTS_MAX_AGE, DebPkgError, PrivateApt, locked
 
 __all__ = [
     "MODES",
@@ -68,7 +67,6 @@ __all__ = [
 MODES = ("strict", "report", "off")
 PACKAGE = "golang-github-docker-docker-dev"
 SWAGGER_MEMBER = "usr/share/gocode/src/github.com/docker/docker/api/swagger.yaml"
-KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 META_SCHEMA = "harness.swagger/1"
 _VERSION_PREFIX = re.compile(r"^/v(\d+\.\d+)(?=/|$)")
 _JSON_TYPES = {"application/json"}
@@ -127,68 +125,6 @@ def _log(out: IO[str] | None, text: str) -> None:
         out.flush()
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
-def _mirror() -> str:
-    from harness.rootfs import debian_mirror
-
-    return debian_mirror()
-
-
-_APT_NETWORK = re.compile(
-    r"Temporary failure resolving|Could not resolve|Failed to fetch|Connection (refused|timed out)|"
-    r"Network is unreachable|Unable to connect|No route to host"
-)
-
-
-def _apt(args: Sequence[str], conf: Sequence[str], cwd: Path, what: str, mirror: str, suite: str) -> str:
-    apt_get = shutil.which("apt-get")
-    if apt_get is None:
-        raise SchemaUnavailable(
-            f"apt-get is not available, so the {suite} swagger ({PACKAGE}) cannot be fetched: put swagger "
-            "files (moby's api/swagger.yaml) in a directory and point HARNESS_SWAGGER_DIR at it, "
-            "or run with --schema off"
-        )
-    cmd = [apt_get, "-q", *conf, *args]
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive", "LC_ALL": "C"}
-    try:
-        res = subprocess.run(
-            cmd, cwd=cwd, capture_output=True, text=True, errors="replace", env=env, timeout=300
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise SchemaUnavailable(f"{what} for the {suite} swagger failed: {exc}") from None
-    log = res.stdout + res.stderr
-    failed = res.returncode != 0 or re.search(r"^(E:|W: Failed to fetch)", log, re.M)
-    if not failed:
-        return log
-    tail = "\n".join(log.strip().splitlines()[-8:]) or "(no output)"
-    if _APT_NETWORK.search(log):
-        hint = (
-            f"the Debian mirror {mirror} could not be reached (no network?): check the network (and "
-            "http_proxy), point HARNESS_DEBIAN_MIRROR at a reachable mirror, or HARNESS_SWAGGER_DIR at "
-            "a directory of swagger files; --schema off skips the checks"
-        )
-    elif re.search(r"NO_PUBKEY|not signed|signature", log):
-        hint = f"the {suite} Release file could not be verified: apt-get install debian-archive-keyring"
-    elif re.search(r"Unable to locate package|has no installation candidate", log):
-        hint = f"{mirror} has no {PACKAGE} in {suite} main"
-    else:
-        hint = "see the output below"
-    raise SchemaUnavailable(
-        f"{what} for the {suite} swagger failed (exit {res.returncode}): {hint}\n"
-        f"command: {' '.join(cmd)}\nlast lines:\n{tail}"
-    )
-
-
 def _extract(deb: Path, dest: Path) -> None:
     try:
         proc = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
@@ -229,43 +165,34 @@ def fetch(
     entry = root / source.suite
     if not refresh and (entry / "meta.json").is_file():
         return entry
-    with _locked(root / f"{source.suite}.lock"):
+    with locked(root / f"{source.suite}.lock", out, f"fetching the {source.suite} swagger"):
         if not refresh and (entry / "meta.json").is_file():  # fetched by the session we waited for
             return entry
-        mirror = (mirror or _mirror()).rstrip("/")
         tmp = root / f".fetch-{source.suite}-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
-        for sub in ("lists/partial", "cache", "archives/partial", "dl", "out"):
-            (tmp / sub).mkdir(parents=True)
+        (tmp / "out").mkdir(parents=True)
         try:
-            signed = f"[signed-by={KEYRING}] " if os.path.isfile(KEYRING) else ""
-            (tmp / "sources.list").write_text(f"deb {signed}{mirror} {source.suite} main\n")
-            conf = [
-                f"-oDir::Etc::SourceList={tmp / 'sources.list'}",
-                "-oDir::Etc::SourceParts=/dev/null",
-                f"-oDir::State::Lists={tmp / 'lists'}",
-                f"-oDir::Cache={tmp / 'cache'}",
-                f"-oDir::Cache::Archives={tmp / 'archives'}",
-                "-oAcquire::Retries=1",
-                "-oAcquire::http::Timeout=30",
-                "-oAPT::Get::List-Cleanup=0",
-            ]
-            if os.geteuid() == 0:
-                conf.append("-oAPT::Sandbox::User=root")  # the private directories are root's
-            _log(out, f"fetching {PACKAGE} from {mirror} {source.suite} (private apt lists in {tmp})")
-            _apt(["update"], conf, tmp, "apt-get update", mirror, source.suite)
-            _apt(["download", PACKAGE], conf, tmp / "dl", f"apt-get download {PACKAGE}", mirror, source.suite)
-            debs = sorted((tmp / "dl").glob(f"{PACKAGE}_*.deb"))
-            if not debs:
-                raise SchemaUnavailable(f"apt-get download {PACKAGE} ({source.suite}) left no .deb")
-            deb = debs[-1]
-            version = deb.name.split("_")[1].replace("%3a", ":")
-            yaml_path = tmp / "out" / "swagger.yaml"
-            _extract(deb, yaml_path)
+            try:
+                with PrivateApt(source.suite, mirror, out) as apt:
+                    apt.update(0 if refresh else LISTS_MAX_AGE)
+                    version = apt.candidate(PACKAGE)
+                    deb = apt.download([(PACKAGE, version)])[0]
+                    mirror, notes = apt.mirror, apt.notes
+                    yaml_path = tmp / "out" / "swagger.yaml"
+                    _extract(deb, yaml_path)
+                    deb.unlink()  # the swagger is what is kept
+            except DebPkgError as exc:
+                raise SchemaUnavailable(
+                    f"the {source.suite} swagger ({PACKAGE}) cannot be fetched: {exc}\n"
+                    "Without network, put swagger files (moby's api/swagger.yaml) in a directory and point "
+                    "HARNESS_SWAGGER_DIR at it; --schema off skips the checks"
+                ) from None
             spec = _read_yaml(yaml_path)
             api = str(spec.get("info", {}).get("version", "")) if isinstance(spec, dict) else ""
             if not api:
-                raise SchemaUnavailable(f"{deb.name}: the swagger has no info.version")
+                raise SchemaUnavailable(
+                    f"{PACKAGE} {version} ({source.suite}): the swagger has no info.version"
+                )
             (tmp / "out" / "swagger.json").write_text(json.dumps(spec, default=str))
             meta = {
                 "schema": META_SCHEMA,
@@ -274,6 +201,7 @@ def fetch(
                 "package_version": version,
                 "api_version": api,
                 "mirror": mirror,
+                "notes": notes,
                 "fetched": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             }
             (tmp / "out" / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")

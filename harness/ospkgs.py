@@ -25,6 +25,7 @@ PROBES = {
     "openssl": "/usr/bin/openssl",
     "docker-registry": "/usr/bin/docker-registry",
     "chromium": "/usr/bin/chromium",
+    "gpg": "/usr/bin/gpg",
 }
 
 

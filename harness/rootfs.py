@@ -24,7 +24,6 @@ import grp
 import hashlib
 import json
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -32,9 +31,9 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cache
 from typing import IO, Any
 
+from .debpkg import DEFAULT_MIRROR, cache_base, debian_mirror, dpkg_arch
 from .errors import HarnessError
 
 __all__ = [
@@ -56,7 +55,6 @@ __all__ = [
 
 #: bump to rebuild every cached rootfs (a change in how entries are finished, not in what they hold)
 RECIPE_VERSION = "1"
-DEFAULT_MIRROR = "http://deb.debian.org/debian"
 #: procps: dockerd runs the host's ``ps`` for ``docker top``
 BASE_PACKAGES = ("docker.io", "iptables", "iproute2", "ca-certificates", "procps")
 _VERSION = re.compile(r"version ([^\s,]+)")
@@ -104,20 +102,7 @@ RECIPES: dict[str, Recipe] = {
 
 def cache_root() -> str:
     """``$HARNESS_CACHE/rootfs``, else ``${XDG_CACHE_HOME:-~/.cache}/docker-conformance-harness/rootfs``."""
-    base = os.environ.get("HARNESS_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "docker-conformance-harness"
-    )
-    return os.path.join(base, "rootfs")
-
-
-@cache
-def _dpkg_arch() -> str:
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        out = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True, timeout=10)
-        if out.returncode == 0 and out.stdout.strip():
-            return out.stdout.strip()
-    machine = platform.machine()
-    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "armhf", "i686": "i386"}.get(machine, machine)
+    return os.path.join(cache_base(), "rootfs")
 
 
 def host_docker_gid() -> int | None:
@@ -180,59 +165,9 @@ def _recipe(name: str) -> Recipe:
 def locate(name: str) -> RootfsEntry:
     """The cache entry for recipe ``name`` on this host, built or not (nothing is created)."""
     recipe = _recipe(name)
-    arch, gid = _dpkg_arch(), host_docker_gid()
+    arch, gid = dpkg_arch(), host_docker_gid()
     path = os.path.join(cache_root(), f"{recipe.suite}-{recipe.digest(arch, gid)}")
     return RootfsEntry(recipe, path, arch, gid)
-
-
-# -- mirror
-
-
-def debian_mirror(apt_dir: str = "/etc/apt") -> str:
-    """``$HARNESS_DEBIAN_MIRROR``, else the Debian archive URL the host's apt uses, else deb.debian.org."""
-    env = os.environ.get("HARNESS_DEBIAN_MIRROR")
-    if env:
-        return env.rstrip("/")
-    found: list[str] = []
-    files = [
-        os.path.join(apt_dir, "sources.list"),
-        *sorted(glob.glob(os.path.join(apt_dir, "sources.list.d", "*.list"))),
-        *sorted(glob.glob(os.path.join(apt_dir, "sources.list.d", "*.sources"))),
-    ]
-    for path in files:
-        try:
-            with open(path) as fh:
-                text = fh.read()
-        except OSError:
-            continue
-        found += _deb822_uris(text) if path.endswith(".sources") else _one_line_uris(text)
-    for uri in found:
-        if "security" not in uri and re.search(r"/debian/?$", uri):
-            return uri.rstrip("/")
-    return DEFAULT_MIRROR
-
-
-def _one_line_uris(text: str) -> list[str]:
-    uris = []
-    for line in text.splitlines():
-        words = re.sub(r"\[[^]]*\]", " ", line.split("#", 1)[0]).split()
-        if len(words) >= 2 and words[0] == "deb":
-            uris.append(words[1])
-    return uris
-
-
-def _deb822_uris(text: str) -> list[str]:
-    uris = []
-    for stanza in re.split(r"\n\s*\n", text):
-        fields: dict[str, str] = {}
-        for line in stanza.splitlines():
-            if line.startswith("#") or ":" not in line or line[:1].isspace():
-                continue
-            key, _, value = line.partition(":")
-            fields[key.strip().lower()] = value.strip()
-        if "deb" in fields.get("types", "").split() and fields.get("enabled", "yes").lower() != "no":
-            uris += fields.get("uris", "").split()
-    return uris
 
 
 # -- build

@@ -1,9 +1,8 @@
 """Kernels and initramfs for the ``vm`` backend: Debian's own kernels, fetched without touching host apt.
 
 A kernel is Debian's ``linux-image-amd64`` of a suite (``bookworm`` 6.1, ``trixie`` 6.12, ``sid`` newest),
-fetched with a *private* apt configuration (its own sources.list, state and cache under
-``$HARNESS_CACHE/vm/apt-<suite>/``; the host's ``/etc/apt`` is only read for the mirror URL, as
-``harness.rootfs`` does) and unpacked with ``dpkg-deb -x`` into
+fetched with the harness's private apt configuration (``harness.debpkg.PrivateApt``: the host's apt is
+only read for the mirror URL and proxy) and unpacked with ``dpkg-deb -x`` into
 ``$HARNESS_CACHE/vm/kernels/<suite>-<release>/``:
 ``vmlinuz``, ``modules/`` (the package's module tree, xz/zstd modules decompressed so busybox's ``insmod``
 and the guest's own modprobe can load them) and ``initrd.img``, a small initramfs of the host's static
@@ -19,8 +18,6 @@ cache.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import fcntl
 import glob
 import json
 import os
@@ -30,12 +27,11 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO
 
+from .debpkg import DebPkgError, PrivateApt, cache_base, locked
 from .errors import HarnessError
-from .rootfs import _dpkg_arch, debian_mirror
 
 __all__ = [
     "KERNELS",
@@ -135,10 +131,7 @@ class VMImageError(HarnessError):
 
 def vm_cache() -> str:
     """``$HARNESS_CACHE/vm`` (default ``~/.cache/docker-conformance-harness/vm``)."""
-    base = os.environ.get("HARNESS_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "docker-conformance-harness"
-    )
-    return os.path.join(base, "vm")
+    return os.path.join(cache_base(), "vm")
 
 
 def kernel_suite(name: str, source: str = "--kernel") -> str:
@@ -185,71 +178,16 @@ def _log(out: IO[str] | None, text: str) -> None:
         out.flush()
 
 
-@contextlib.contextmanager
-def _locked(path: str) -> Iterator[None]:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+# -- the suite's kernel package -----------------------------------------------------------------------------
 
 
-# -- private apt -----------------------------------------------------------------------------------------
-
-
-def _apt(suite: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """apt-get/apt-cache with a private sources.list, state and cache (never the host's)."""
-    base = os.path.join(vm_cache(), f"apt-{suite}")
-    for sub in ("state/lists/partial", "cache/archives/partial", "etc/preferences.d", "etc/sources.list.d"):
-        os.makedirs(os.path.join(base, sub), exist_ok=True)
-    keyring = "/usr/share/keyrings/debian-archive-keyring.gpg"
-    with open(os.path.join(base, "etc/sources.list"), "w") as fh:
-        fh.write(f"deb [signed-by={keyring}] {debian_mirror()} {suite} main\n")
-    status = os.path.join(base, "status")
-    if not os.path.exists(status):
-        open(status, "w").close()
-    opts = [
-        f"-oDir::Etc={base}/etc",
-        f"-oDir::Etc::SourceList={base}/etc/sources.list",
-        f"-oDir::Etc::SourceParts={base}/etc/sources.list.d",
-        f"-oDir::Etc::Preferences={base}/etc/preferences",
-        f"-oDir::Etc::PreferencesParts={base}/etc/preferences.d",
-        f"-oDir::State={base}/state",
-        f"-oDir::State::status={status}",
-        f"-oDir::Cache={base}/cache",
-        f"-oAPT::Architecture={_dpkg_arch()}",
-        "-oAPT::Architectures::=" + _dpkg_arch(),
-        "-oAcquire::Languages=none",
-        "-oDebug::NoLocking=1",
-    ]
-    tool, *rest = args
-    cmd = [tool, *opts, *rest]
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=base)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise VMImageError(f"{' '.join(cmd[:1] + rest)} failed: {exc}") from None
-
-
-def _check(res: subprocess.CompletedProcess[str], what: str) -> str:
-    if res.returncode != 0:
-        tail = "\n".join((res.stdout + res.stderr).strip().splitlines()[-10:])
-        raise VMImageError(
-            f"{what} failed (exit {res.returncode}); check the network or HARNESS_DEBIAN_MIRROR:\n{tail}"
-        )
-    return res.stdout
-
-
-def _kernel_package(suite: str, out: IO[str] | None) -> str:
-    _log(out, f"apt-get update (private apt config, suite {suite}, mirror {debian_mirror()})")
-    _check(_apt(suite, "apt-get", "-q", "update"), f"apt-get update for {suite}")
-    show = _check(_apt(suite, "apt-cache", "depends", "linux-image-amd64"), "apt-cache depends")
+def _kernel_package(apt: PrivateApt) -> str:
+    show = apt.run("apt-cache", "depends", "linux-image-amd64", what="apt-cache depends linux-image-amd64")
     for line in show.splitlines():
         m = re.match(r"\s*Depends:\s*(linux-image-\S+)", line)
         if m:
             return m.group(1)
-    raise VMImageError(f"linux-image-amd64 in {suite} names no linux-image package:\n{show}")
+    raise VMImageError(f"linux-image-amd64 in {apt.suite} names no linux-image package:\n{show}")
 
 
 # -- entries ----------------------------------------------------------------------------------------------
@@ -270,7 +208,7 @@ def ensure_kernel(name: str, out: IO[str] | None = sys.stderr, refresh: bool = F
     suite = kernel_suite(name)
     if not refresh and (have := _entries(suite)):
         return _check_version(name, have[-1])
-    with _locked(os.path.join(vm_cache(), "kernels", f".{suite}.lock")):
+    with locked(os.path.join(vm_cache(), "kernels", f".{suite}.lock"), out, f"fetching the {suite} kernel"):
         if not refresh and (have := _entries(suite)):
             return _check_version(name, have[-1])
         return _check_version(name, _fetch(suite, out))
@@ -288,31 +226,36 @@ def _check_version(name: str, entry: KernelEntry) -> KernelEntry:
 
 
 def _fetch(suite: str, out: IO[str] | None) -> KernelEntry:
+    try:
+        with PrivateApt(suite, out=out) as apt:
+            return _fetch_with(apt, out)
+    except DebPkgError as exc:
+        raise VMImageError(str(exc)) from None
+
+
+def _fetch_with(apt: PrivateApt, out: IO[str] | None) -> KernelEntry:
+    suite = apt.suite
     started = time.monotonic()
-    package = _kernel_package(suite, out)
+    apt.update()
+    package = _kernel_package(apt)
     tmp = os.path.join(vm_cache(), "kernels", f".fetch-{suite}-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
     try:
         # sid splits the image into linux-binary-* (vmlinuz) and linux-modules-* packages
-        depends = _check(_apt(suite, "apt-cache", "depends", package), f"apt-cache depends {package}")
+        depends = apt.run("apt-cache", "depends", package, what=f"apt-cache depends {package}")
         packages = [package] + [
             m.group(1)
             for line in depends.splitlines()
             if (m := re.match(r"\s*Depends:\s*(linux-(?:binary|modules)-\S+)", line))
         ]
         _log(out, f"downloading {' '.join(packages)} ({suite})")
-        _check(_apt(suite, "apt-get", "-q", "download", *packages), f"apt-get download {package}")
-        base = os.path.join(vm_cache(), f"apt-{suite}")
-        debs = [d for p in packages for d in sorted(glob.glob(os.path.join(base, f"{p}_*.deb")))[-1:]]
-        if len(debs) != len(packages):
-            raise VMImageError(f"apt-get download {' '.join(packages)} left {debs} in {base}")
+        debs = [str(d) for d in apt.download([(p, apt.candidate(p)) for p in packages])]
         extract = os.path.join(tmp, "x")
         for deb in debs:
-            _check(
-                subprocess.run(["dpkg-deb", "-x", deb, extract], capture_output=True, text=True),
-                f"dpkg-deb -x {deb}",
-            )
+            res = subprocess.run(["dpkg-deb", "-x", deb, extract], capture_output=True, text=True)
+            if res.returncode != 0:
+                raise VMImageError(f"dpkg-deb -x {deb} failed (exit {res.returncode}): {res.stderr.strip()}")
         kernels = glob.glob(os.path.join(extract, "boot", "vmlinuz-*"))
         if kernels:
             release = os.path.basename(kernels[0]).removeprefix("vmlinuz-")

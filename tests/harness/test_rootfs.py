@@ -125,37 +125,6 @@ def test_unknown_recipe_lists_the_known_ones() -> None:
         rootfs.locate("dockerd-1")
 
 
-# -- mirror --------------------------------------------------------------------------------------------------
-
-
-def test_mirror_comes_from_the_hosts_deb822_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("HARNESS_DEBIAN_MIRROR", raising=False)
-    (tmp_path / "sources.list.d").mkdir()
-    (tmp_path / "sources.list.d" / "debian.sources").write_text(
-        "Types: deb\n# http://snapshot.debian.org/archive/debian/20250520T000000Z\n"
-        "URIs: http://mirror.local/debian-security\nSuites: bookworm-security\n\n"
-        "Types: deb\nURIs: http://mirror.local/debian/\nSuites: bookworm bookworm-updates\nComponents: main\n"
-    )
-    (tmp_path / "sources.list.d" / "other.sources").write_text(
-        "Types: deb\nURIs: https://deb.nodesource.com/node_20.x\nSuites: nodistro\n"
-    )
-    assert rootfs.debian_mirror(str(tmp_path)) == "http://mirror.local/debian"
-
-
-def test_mirror_from_one_line_sources_env_override_and_default(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv("HARNESS_DEBIAN_MIRROR", raising=False)
-    assert rootfs.debian_mirror(str(tmp_path)) == rootfs.DEFAULT_MIRROR  # no sources at all
-    (tmp_path / "sources.list").write_text(
-        "# deb http://commented.example/debian sid main\n"
-        "deb [arch=amd64 signed-by=/k.gpg] http://ftp.example.org/debian bookworm main\n"
-    )
-    assert rootfs.debian_mirror(str(tmp_path)) == "http://ftp.example.org/debian"
-    monkeypatch.setenv("HARNESS_DEBIAN_MIRROR", "http://env.example/debian/")
-    assert rootfs.debian_mirror(str(tmp_path)) == "http://env.example/debian"
-
-
 # -- building ------------------------------------------------------------------------------------------------
 
 
