@@ -77,10 +77,11 @@ def conformance(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff and mypy."""
+    """ruff, mypy and the import layers (import-linter contracts in pyproject.toml; docs/architecture.md)."""
     session.install("-e", ".[dev]")
     session.run("ruff", "check", ".")
     session.run("mypy")
+    session.run("lint-imports", "--no-cache", "--no-logo")
 
 
 @nox.session

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .server import Router
 
 __all__ = ["main"]
 
@@ -38,7 +42,14 @@ def main(argv: list[str] | None = None) -> int:
     log = Logger(sys.stderr, level=level, fmt=config["log-format"] or "text")
     from .daemon import run
 
-    return run(config, flags, log)
+    return run(config, flags, log, _routes)
+
+
+def _routes(router: Router) -> None:
+    """The Engine API's handlers, imported once refd serves (as before: boot time is a benchmark)."""
+    from .api import register
+
+    register(router)
 
 
 def _name_process() -> None:

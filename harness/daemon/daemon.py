@@ -15,7 +15,8 @@ import signal
 import sys
 import time
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from . import ENGINE_VERSION, REFD_VERSION, notify, pidfile
 from .config import DaemonConfig
@@ -26,6 +27,9 @@ from .httpd import HttpProtocol, handle_connection
 from .listeners import Listener, ListenerError, bind_listeners, close_listener, serve_listener, tcp_warnings
 from .log import Logger
 from .tlsconf import TLSError, TLSSettings, resolve_tls, server_context
+
+if TYPE_CHECKING:
+    from .server import Router
 
 __all__ = ["Daemon", "StartupError", "run"]
 
@@ -267,14 +271,15 @@ class Daemon:
         self.log.info("Daemon has completed initialization")
 
     # -- serving ----------------------------------------------------------------------------------
-    async def serve(self) -> int:
-        from .api import register
+    async def serve(self, routes: Callable[[Router], None]) -> int:
+        """Serve until shutdown; ``routes`` fills the router (the entry point passes the API's
+        ``register``: the daemon knows its services, not the HTTP handlers above them)."""
         from .server import Router
 
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         router = Router(self)
-        register(router)
+        routes(router)
         if self.firewall is not None:
             self.firewall.settle()  # iptables-restore ran meanwhile; a failure is logged before serving
 
@@ -345,7 +350,7 @@ class Daemon:
         return 0
 
 
-def run(config: DaemonConfig, flags: ParsedFlags, log: Logger) -> int:
+def run(config: DaemonConfig, flags: ParsedFlags, log: Logger, routes: Callable[[Router], None]) -> int:
     """Start refd and block until shutdown; returns the process exit status."""
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     log.info("Starting up")
@@ -368,4 +373,4 @@ def run(config: DaemonConfig, flags: ParsedFlags, log: Logger) -> int:
         sys.stderr.write(f"failed to start daemon: {where}{(exc.strerror or str(exc)).lower()}\n")
         return 1
     log.debug("refd", version=REFD_VERSION)
-    return asyncio.run(daemon.serve())
+    return asyncio.run(daemon.serve(routes))

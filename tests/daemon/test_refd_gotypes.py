@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from harness.daemon.api.bodytypes import (
+from harness.daemon.bodytypes import (
     CONNECT_OPTIONS,
     DISCONNECT_OPTIONS,
     EXEC_OPTIONS,
@@ -196,7 +196,7 @@ CREATE_28 = [  # POST /containers/create bodies and dockerd 28.5's answers (meas
 
 @pytest.mark.parametrize(("body", "message"), CREATE_28, ids=[m for _, m in CREATE_28])
 def test_container_create_shapes(body: Any, message: str) -> None:
-    from harness.daemon.api.bodytypes import CONTAINER_CREATE
+    from harness.daemon.bodytypes import CONTAINER_CREATE
 
     with pytest.raises(ApiError) as info:
         check(body, CONTAINER_CREATE)
@@ -204,7 +204,7 @@ def test_container_create_shapes(body: Any, message: str) -> None:
 
 
 def test_container_create_good_body_passes() -> None:
-    from harness.daemon.api.bodytypes import CONTAINER_CREATE
+    from harness.daemon.bodytypes import CONTAINER_CREATE
 
     body = {
         "Image": "busybox",

@@ -13,10 +13,10 @@ from typing import Any, cast
 
 import pytest
 
-from harness.daemon.api.events import parse_filters
 from harness.daemon.distribution.auth import AuthConfig, decode_auth_config
 from harness.daemon.errors import ApiError
 from harness.daemon.httpd import Request
+from harness.daemon.query import parse_filters
 from harness.daemon.server import read_json
 
 DEEP = b"[" * 100_000 + b"]" * 100_000

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ApiError, invalid, not_found
 from ..httpd import Request, Response
-from .containers import bool_value
+from ..query import bool_value
 
 if TYPE_CHECKING:
     from ..containers.model import Container

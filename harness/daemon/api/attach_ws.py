@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 from ..containers.manager import ShimConnection
 from ..httpd import Request, Response
 from ..logs.jsonfile import read_entries
+from ..query import bool_value
 from ..server import version_tuple
-from .containers import BACKGROUND, _container, bool_value
+from .containers import BACKGROUND, _container
 
 if TYPE_CHECKING:
     from ..daemon import Daemon

@@ -349,7 +349,7 @@ def _prune_bytes(req: Request, name: str) -> None:
 async def prune(req: Request, daemon: Daemon) -> Response:
     """The classic builder keeps no build cache of its own (its cache is the images); the query is checked
     as dockerd 28 checks it (sizes, then filters), so a wrong one is the same 400."""
-    from .events import parse_filters
+    from ..query import parse_filters
 
     sizes = ("reserved-space", "keep-storage", "max-used-space", "min-free-space")
     for name in sizes if version_tuple(req.api_version or "1.51") >= (1, 48) else ("keep-storage",):

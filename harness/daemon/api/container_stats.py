@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import conflict, system
 from ..httpd import Request, Response
+from ..query import bool_value
 from ..server import json_response
-from .containers import bool_value
 
 if TYPE_CHECKING:
     from ..containers.model import Container

@@ -21,14 +21,14 @@ from ..containers.model import Container
 from ..errors import ApiError, conflict, invalid, not_implemented
 from ..httpd import Request, Response
 from ..logs.jsonfile import entry_time, frame, read_entries
+from ..query import bool_value, parse_filters, parse_timestamp
 from ..server import json_response, read_json, version_tuple
-from .events import parse_filters, parse_timestamp
 
 if TYPE_CHECKING:
     from ..daemon import Daemon
     from ..server import Router
 
-__all__ = ["BACKGROUND", "bool_value", "register"]
+__all__ = ["BACKGROUND", "register"]
 
 #: strong references to fire-and-forget tasks (asyncio keeps only weak ones)
 BACKGROUND: set[asyncio.Future[Any]] = set()
@@ -53,12 +53,6 @@ _LIST_FILTERS = {
 _STATUSES = ("created", "running", "paused", "restarting", "removing", "exited", "dead")
 
 
-def bool_value(req: Request, name: str) -> bool:
-    """httputils.BoolValue: anything but '', 0, no, false, none is true."""
-    value = req.arg(name).strip().lower()
-    return value not in ("", "0", "no", "false", "none")
-
-
 def _container(req: Request, daemon: Daemon) -> Container:
     return daemon.containers.get(req.match["name"])
 
@@ -72,8 +66,8 @@ async def create(req: Request, daemon: Daemon) -> Response:
     body = await read_json(req)
     if body is None:
         raise invalid("config cannot be empty in order to create a container")
+    from ..bodytypes import CONTAINER_CREATE
     from ..gotypes import check
-    from .bodytypes import CONTAINER_CREATE
 
     check(body, CONTAINER_CREATE)  # Go's decode: a wrong type is a 400, not a crash further in
     healthcheck = body.get("Healthcheck") if isinstance(body, dict) else None

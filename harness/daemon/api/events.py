@@ -10,64 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import invalid
 from ..httpd import Request, Response
+from ..query import parse_filters, parse_timestamp
 from ..server import version_tuple
 
 if TYPE_CHECKING:
     from ..daemon import Daemon
     from ..server import Router
 
-__all__ = ["parse_filters", "parse_timestamp", "register"]
-
-
-def parse_filters(raw: str, allowed: set[str] | None) -> dict[str, list[str]]:
-    """Decode the ``filters`` query (map of {value: true}, or the legacy map of lists).
-
-    ``allowed=None`` accepts any key, as /events does; endpoints that validate pass their keys.
-    """
-    if not raw:
-        return {}
-    try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, RecursionError):  # Go's decoder stops at 10000 levels: invalid too
-        raise invalid("invalid filter") from None
-    if not isinstance(data, dict):
-        raise invalid("invalid filter")
-    # Go decodes map[string]map[string]bool, else the legacy map[string][]string: one form, exact types
-    new_form = all(
-        isinstance(v, dict) and all(isinstance(b, bool) for b in v.values()) for v in data.values()
-    )
-    legacy = all(isinstance(v, list) and all(isinstance(s, str) for s in v) for v in data.values())
-    if data and not new_form and not legacy:
-        raise invalid("invalid filter")
-    out: dict[str, list[str]] = {}
-    for key, value in data.items():
-        if allowed is not None and key not in allowed:
-            raise invalid(f"invalid filter '{key}'")
-        out[key] = [k for k, v in value.items() if v] if isinstance(value, dict) else list(value)
-    return out
-
-
-def parse_timestamp(text: str, now: float) -> float | None:
-    """Docker's timestamp query: seconds[.nanos], RFC 3339, or a Go duration relative to now."""
-    if not text:
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    units = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
-    for suffix in sorted(units, key=len, reverse=True):
-        if text.endswith(suffix):
-            try:
-                return now - float(text[: -len(suffix)]) * units[suffix]
-            except ValueError:
-                break
-    from datetime import datetime
-
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        raise invalid(f'failed to parse value as time or duration: "{text}"') from None
+__all__ = ["register"]
 
 
 def _matches(event: dict[str, Any], filters: dict[str, list[str]]) -> bool:

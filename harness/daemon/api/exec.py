@@ -12,13 +12,13 @@ import os
 import secrets
 from typing import TYPE_CHECKING, Any
 
+from ..bodytypes import EXEC_OPTIONS, EXEC_START_OPTIONS
 from ..containers.manager import ShimConnection
 from ..errors import ApiError, conflict, invalid, not_found
 from ..gotypes import check
 from ..httpd import Request, Response
 from ..logs.jsonfile import frame
 from ..server import json_response, read_json, version_tuple
-from .bodytypes import EXEC_OPTIONS, EXEC_START_OPTIONS
 from .containers import DEFAULT_DETACH_KEYS, _relay, detach_key_bytes
 
 if TYPE_CHECKING:

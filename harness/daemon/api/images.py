@@ -42,8 +42,8 @@ from ..images.store import (
     go_json,
     parse_go_time,
 )
+from ..query import parse_filters, parse_timestamp
 from ..server import json_response, version_tuple
-from .events import parse_filters, parse_timestamp
 
 if TYPE_CHECKING:
     from ..daemon import Daemon

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..bodytypes import CONNECT_OPTIONS, DISCONNECT_OPTIONS, NETWORK_CREATE
 from ..errors import ApiError, invalid
 from ..gotypes import check
 from ..httpd import Request, Response
+from ..query import parse_filters
 from ..server import json_response, read_json
-from .bodytypes import CONNECT_OPTIONS, DISCONNECT_OPTIONS, NETWORK_CREATE
-from .events import parse_filters
 
 if TYPE_CHECKING:
     from ..daemon import Daemon

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 from ..errors import ApiError, not_found, not_implemented
 from ..httpd import Request, Response
+from ..query import parse_filters
 from ..server import json_response
-from .events import parse_filters
 
 if TYPE_CHECKING:
     from ..daemon import Daemon

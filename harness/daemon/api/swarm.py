@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import ApiError
 from ..httpd import Request, Response
-from .containers import bool_value
+from ..query import bool_value
 
 if TYPE_CHECKING:
     from ..daemon import Daemon

@@ -7,13 +7,12 @@ import os
 from typing import TYPE_CHECKING
 
 from .. import API_VERSION
+from ..bodytypes import VOLUME_CREATE
 from ..fsutil import walk
 from ..gotypes import check
 from ..httpd import Request, Response
+from ..query import bool_value, parse_filters
 from ..server import json_response, read_json, version_tuple
-from .bodytypes import VOLUME_CREATE
-from .containers import bool_value
-from .events import parse_filters
 
 if TYPE_CHECKING:
     from ..daemon import Daemon

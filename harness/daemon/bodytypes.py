@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..gotypes import List, Map, Struct
+from .gotypes import List, Map, Struct
 
 __all__ = [
     "CONNECT_OPTIONS",

@@ -1,0 +1,1 @@
+"""Project tooling that runs in ``nox -s lint`` (not installed with the package)."""
