@@ -47,6 +47,15 @@ def tests_all(session: nox.Session) -> None:
     session.run("python", "-m", "pytest", "tests", "-x", *session.posargs)
 
 
+@nox.session(python="/usr/bin/python3", name="tests-system")
+def tests_system(session: nox.Session) -> None:
+    """The same tests on the system's own Python (Debian 12: 3.11.2, without tarfile's extraction filters;
+    Debian 13: 3.13), which pyenv or another Python on PATH would hide."""
+    _install(session, "[test]")
+    session.run("python", "-c", "import sys; print('tests-system: Python', sys.version.split()[0])")
+    session.run("python", "-m", "pytest", *session.posargs)
+
+
 @nox.session(name="tests-vm")
 def tests_vm(session: nox.Session) -> None:
     """The vm backend's live tests (each boots qemu VMs: minutes under TCG), kept out of ``tests``."""

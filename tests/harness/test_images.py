@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from harness import images
+from harness.daemon.images.tarsafe import extract
 from harness.errors import ImageBuildError
 
 
@@ -90,11 +91,26 @@ def test_rootfs_contents(busybox: str) -> None:
     assert {(m.uid, m.gid, m.mtime) for m in members.values()} == {(0, 0, 0)}
 
 
+def _links_leaving(tar: tarfile.TarFile) -> list[str]:
+    """Members whose link target lies outside the archive's root (what tarfile's 'data' filter refuses,
+    checked here by hand: Debian 12's Python 3.11.2 has no extraction filters)."""
+    bad = []
+    for m in tar.getmembers():
+        if m.issym() or m.islnk():
+            base = posixpath.dirname(m.name) if m.issym() else ""
+            target = posixpath.normpath(posixpath.join(base, m.linkname))
+            if m.linkname.startswith("/") or target == ".." or target.startswith("../"):
+                bad.append(f"{m.name} -> {m.linkname}")
+    return bad
+
+
 def test_rootfs_extracts_safely_and_links_resolve(busybox: str, tmp_path: Path) -> None:
-    """The 'data' filter refuses links leaving the root: every applet link must stay inside."""
+    """Every applet link stays inside the root and resolves to busybox once extracted (refd's extractor)."""
     dest = tmp_path / "rootfs"
     with tarfile.open(images.busybox_rootfs().path) as tar:
-        tar.extractall(dest, filter="data")
+        assert _links_leaving(tar) == []
+    with open(images.busybox_rootfs().path, "rb") as fh:
+        extract(fh, str(dest))
     real_busybox = (dest / "bin/busybox").resolve()
     for applet in ("bin/sh", "usr/bin/[", "sbin/ifconfig", "usr/sbin/chroot", "linuxrc"):
         if (dest / applet).is_symlink():
@@ -102,13 +118,16 @@ def test_rootfs_extracts_safely_and_links_resolve(busybox: str, tmp_path: Path) 
     assert (dest / "etc/passwd").read_text().startswith("root:x:0:0:root:/root:/bin/sh\n")
 
 
-def test_a_link_climbing_out_of_the_root_is_refused_by_that_check(tmp_path: Path) -> None:
+def test_a_link_climbing_out_of_the_root_is_found_by_that_check() -> None:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         tar.addfile(images._info("linuxrc", tarfile.SYMTYPE, 0o777, link="../bin/busybox"))
+        tar.addfile(images._info("bin/sh", tarfile.SYMTYPE, 0o777, link="busybox"))
+        tar.addfile(images._info("bin/abs", tarfile.SYMTYPE, 0o777, link="/bin/busybox"))
+        tar.addfile(images._info("usr/bin/up", tarfile.SYMTYPE, 0o777, link="../../bin/busybox"))
     buf.seek(0)
-    with tarfile.open(fileobj=buf) as tar, pytest.raises(tarfile.LinkOutsideDestinationError):
-        tar.extractall(tmp_path / "rootfs", filter="data")
+    with tarfile.open(fileobj=buf) as tar:
+        assert _links_leaving(tar) == ["linuxrc -> ../bin/busybox", "bin/abs -> /bin/busybox"]
 
 
 def test_missing_busybox_names_the_package(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -13,7 +13,6 @@ import errno
 import os
 import select
 import signal
-import tarfile
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -23,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from harness.daemon.images.tarsafe import extract
 from harness.daemon.runtime import process as rt
 from harness.daemon.runtime import syscalls as sc
 from harness.daemon.runtime.cgroups import Cgroup, CgroupFS
@@ -51,8 +51,8 @@ def busybox_lower(tmp_path_factory: pytest.TempPathFactory) -> Path:
     except ImageBuildError as exc:
         pytest.skip(str(exc))
     lower = tmp_path_factory.mktemp("busybox-lower")
-    with tarfile.open(image.path) as tar:
-        tar.extractall(lower, filter="tar")
+    with open(image.path, "rb") as fh:  # refd's own extractor: the same on every Python (no tarfile filters)
+        extract(fh, str(lower))
     return lower
 
 
