@@ -18,6 +18,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
+from ..protowire import field_bytes as _field_bytes
+from ..protowire import field_varint as _field_varint
+from ..protowire import iter_fields
 from .jsonfile import LogOptionError, from_human_size, open_log_for_append, rotate_log_files
 
 __all__ = ["LocalOptions", "LocalWriter", "parse_local_options", "read_local_entries"]
@@ -67,28 +70,7 @@ def parse_local_options(opts: dict[str, str]) -> LocalOptions:
     return LocalOptions(max_size, max(max_file, 1), compress)
 
 
-# -- protobuf, the field kinds LogEntry needs ------------------------------------------------------
-def _varint(value: int) -> bytes:
-    value &= (1 << 64) - 1
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def _field_bytes(number: int, data: bytes) -> bytes:
-    return _varint(number << 3 | 2) + _varint(len(data)) + data
-
-
-def _field_varint(number: int, value: int) -> bytes:
-    return _varint(number << 3) + _varint(value)
-
-
+# -- protobuf (refd's one codec: protowire) ------------------------------------------------------------
 def encode_entry(source: str, time_nano: int, line: bytes, partial_id: str = "", ordinal: int = 0) -> bytes:
     body = _field_bytes(1, source.encode()) + _field_varint(2, time_nano) + _field_bytes(3, line)
     if partial_id:
@@ -98,32 +80,9 @@ def encode_entry(source: str, time_nano: int, line: bytes, partial_id: str = "",
     return size + body + size
 
 
-def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
-    shift = value = 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, pos
-        shift += 7
-
-
 def decode_entry(body: bytes) -> dict[int, Any]:
-    fields: dict[int, Any] = {}
-    pos = 0
-    while pos < len(body):
-        key, pos = _read_varint(body, pos)
-        number, kind = key >> 3, key & 7
-        if kind == 0:
-            fields[number], pos = _read_varint(body, pos)
-        elif kind == 2:
-            size, pos = _read_varint(body, pos)
-            fields[number] = body[pos : pos + size]
-            pos += size
-        else:
-            raise ValueError(f"unexpected protobuf wire type {kind}")
-    return fields
+    """A LogEntry's fields by number (the last of a repeated one wins)."""
+    return {number: value for number, _, value in iter_fields(body)}
 
 
 # -- writing ----------------------------------------------------------------------------------------
