@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import threading
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from ..distribution.auth import AuthConfig, decode_auth_config
 from ..distribution.errors import DistributionError
-from ..distribution.metadata import MetadataStore
 from ..distribution.progress import ProgressOutput, format_error
 from ..distribution.service import ServiceConfig
 from ..errors import ApiError, invalid
@@ -40,10 +38,6 @@ def service_config(daemon: Daemon) -> ServiceConfig:
         return ServiceConfig.from_daemon_config(daemon.config)
     except DistributionError as exc:
         raise ApiError(exc.status, exc.message) from None
-
-
-def _metadata(daemon: Daemon) -> MetadataStore:
-    return MetadataStore(os.path.join(daemon.images.root, "distribution"))
 
 
 async def _streamed(work: Callable[[ProgressOutput, threading.Event], None]) -> Response:
@@ -100,23 +94,10 @@ async def pull_response(
 
     store = daemon.images
     creds = decode_auth_config(req.header(_AUTH_HEADER))
-    service = service_config(daemon)
-    cfg = daemon.config
     pulled: list[Named] = []
 
     def work(out: ProgressOutput, cancelled: threading.Event) -> None:
-        opts = PullOptions(
-            store,
-            service,
-            _metadata(daemon),
-            out,
-            creds,
-            platform,
-            max_concurrent=int(cfg["max-concurrent-downloads"] or 3),
-            max_attempts=int(cfg["max-download-attempts"] or 5),
-            log=daemon.log,
-            cancelled=cancelled,
-        )
+        opts = PullOptions.from_config(daemon.config, store, out, creds, platform, daemon.log, cancelled)
         pulled.append(pull(opts, ref))
         if platform is not None:
             _platform_warning(store, ref, platform, out)
@@ -230,20 +211,9 @@ async def push(req: Request, daemon: Daemon) -> Response:
     except ReferenceError as exc:
         raise invalid(str(exc)) from None
     creds = decode_auth_config(req.header(_AUTH_HEADER))
-    service = service_config(daemon)
-    cfg = daemon.config
 
     def work(out: ProgressOutput, cancelled: threading.Event) -> None:
-        opts = PushOptions(
-            daemon.images,
-            service,
-            _metadata(daemon),
-            out,
-            creds,
-            max_concurrent=int(cfg["max-concurrent-uploads"] or 5),
-            log=daemon.log,
-            cancelled=cancelled,
-        )
+        opts = PushOptions.from_config(daemon.config, daemon.images, out, creds, daemon.log, cancelled)
         push_image(opts, ref)
 
     resp = await _streamed(work)

@@ -83,7 +83,6 @@ class BaseImages:
         return await self.pull(name, platform)
 
     async def pull(self, name: str, platform: Platform | None) -> Image:
-        from ..api.distribution import _metadata, service_config
         from ..distribution.auth import AuthConfig
         from ..distribution.errors import DistributionError
         from ..distribution.progress import ProgressOutput
@@ -95,22 +94,14 @@ class BaseImages:
         except ReferenceError as exc:
             raise BuildError(str(exc)) from None
         creds = self.auth_for(ref.domain)
-        cfg = self.daemon.config
-        try:
-            service = service_config(self.daemon)
-        except ApiError as exc:
-            raise BuildError(exc.message, exc.status) from None
 
         def work() -> Image:
-            opts = PullOptions(
+            opts = PullOptions.from_config(
+                self.daemon.config,
                 self.store,
-                service,
-                _metadata(self.daemon),
                 ProgressOutput(self.out.raw),
                 creds if creds is not None else AuthConfig(),
                 platform,
-                max_concurrent=int(cfg["max-concurrent-downloads"] or 3),
-                max_attempts=int(cfg["max-download-attempts"] or 5),
                 log=self.daemon.log,
             )
             pulled = pull(opts, ref)

@@ -60,6 +60,11 @@ class MetadataStore:
         self.root = root
         self.lock = threading.Lock()
 
+    @classmethod
+    def under(cls, image_root: str) -> MetadataStore:
+        """The store of an image store rooted at ``image_root`` (``<data-root>/image/<driver>``)."""
+        return cls(os.path.join(image_root, "distribution"))
+
     def _path(self, namespace: str, digest: str) -> str:
         algorithm, _, encoded = digest.partition(":")
         return os.path.join(self.root, namespace, algorithm, encoded)

@@ -78,6 +78,32 @@ class PullOptions:
     cancelled: threading.Event = field(default_factory=threading.Event)
     retry_wait: float = 1.0
 
+    @classmethod
+    def from_config(
+        cls,
+        config: Any,
+        store: ImageStore,
+        out: ProgressOutput,
+        creds: AuthConfig,
+        platform: tuple[str, str, str] | None = None,
+        log: Any = None,
+        cancelled: threading.Event | None = None,
+    ) -> PullOptions:
+        """A pull with the daemon's registry settings and ``max-concurrent-downloads`` /
+        ``max-download-attempts``; DistributionError (400) when the registry settings are invalid."""
+        return cls(
+            store,
+            ServiceConfig.from_daemon_config(config),
+            MetadataStore.under(store.root),
+            out,
+            creds,
+            platform,
+            max_concurrent=int(config["max-concurrent-downloads"] or 3),
+            max_attempts=int(config["max-download-attempts"] or 5),
+            log=log,
+            cancelled=cancelled or threading.Event(),
+        )
+
     def info(self, text: str) -> None:
         if self.log is not None:
             self.log.info(text)

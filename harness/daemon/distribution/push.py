@@ -57,6 +57,29 @@ class PushOptions:
     cancelled: threading.Event = field(default_factory=threading.Event)
     retry_wait: float = 1.0
 
+    @classmethod
+    def from_config(
+        cls,
+        config: Any,
+        store: ImageStore,
+        out: ProgressOutput,
+        creds: AuthConfig,
+        log: Any = None,
+        cancelled: threading.Event | None = None,
+    ) -> PushOptions:
+        """A push with the daemon's registry settings and ``max-concurrent-uploads``;
+        DistributionError (400) when the registry settings are invalid."""
+        return cls(
+            store,
+            ServiceConfig.from_daemon_config(config),
+            MetadataStore.under(store.root),
+            out,
+            creds,
+            max_concurrent=int(config["max-concurrent-uploads"] or 5),
+            log=log,
+            cancelled=cancelled or threading.Event(),
+        )
+
     def info(self, text: str) -> None:
         if self.log is not None:
             self.log.info(text)

@@ -6,6 +6,9 @@ import base64
 import io
 import json
 import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -13,7 +16,8 @@ from harness.daemon.distribution.auth import AuthConfig, decode_auth_config, par
 from harness.daemon.distribution.errors import ErrcodeError
 from harness.daemon.distribution.metadata import MetadataStore, V2Metadata, check_hmac, hmac_key
 from harness.daemon.distribution.progress import ProgressOutput, Reader, progress_bar
-from harness.daemon.distribution.pull import continue_on_error, translate_pull_error
+from harness.daemon.distribution.pull import PullOptions, continue_on_error, translate_pull_error
+from harness.daemon.distribution.push import PushOptions
 from harness.daemon.distribution.service import InvalidRegistryConfig, ServiceConfig, validate_mirror
 from harness.daemon.images.reference import parse_normalized_named
 
@@ -149,3 +153,45 @@ def test_metadata_store(tmp_path: object) -> None:
     store.remove(meta)
     assert [m.digest for m in store.get_metadata("sha256:" + "b" * 64)] == ["sha256:" + "c" * 64]
     assert time.time() > 0
+
+
+def _daemon_config(**values: object) -> dict[str, object]:
+    config: dict[str, object] = {
+        "registry-mirror": [],
+        "insecure-registry": [],
+        "max-concurrent-downloads": 3,
+        "max-download-attempts": 5,
+        "max-concurrent-uploads": 5,
+    }
+    config.update({key.replace("_", "-"): value for key, value in values.items()})
+    return config
+
+
+def test_pull_and_push_options_follow_the_daemon_config(tmp_path: Path) -> None:
+    store: Any = SimpleNamespace(root=str(tmp_path / "image" / "vfs"))
+    config = _daemon_config(
+        registry_mirror=["https://mirror.example"], max_concurrent_downloads=7, max_download_attempts=2
+    )
+    pull_opts = PullOptions.from_config(config, store, ProgressOutput(list().append), AuthConfig())
+    assert (pull_opts.max_concurrent, pull_opts.max_attempts) == (7, 2)
+    assert pull_opts.service.mirrors == ["https://mirror.example/"]
+    assert pull_opts.metadata.root == str(tmp_path / "image" / "vfs" / "distribution")
+    push_opts = PushOptions.from_config(
+        _daemon_config(max_concurrent_uploads=0),
+        store,
+        ProgressOutput(list().append),
+        AuthConfig(),
+    )
+    assert push_opts.max_concurrent == 5  # 0 means the default, as dockerd's flag does
+    assert push_opts.metadata.root == pull_opts.metadata.root
+
+
+def test_options_refuse_invalid_registry_settings(tmp_path: Path) -> None:
+    store: Any = SimpleNamespace(root=str(tmp_path))
+    with pytest.raises(InvalidRegistryConfig, match="no scheme specified"):
+        PullOptions.from_config(
+            _daemon_config(registry_mirror=["mirror.example"]),
+            store,
+            ProgressOutput(list().append),
+            AuthConfig(),
+        )
