@@ -21,6 +21,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ApiError, conflict, invalid, not_found
+from ..goformat import format_go_time, go_arch, go_json, parse_go_time
 from ..httpd import Request, Response
 from ..images.changes import go_container_config
 from ..images.reference import (
@@ -32,16 +33,7 @@ from ..images.reference import (
     tag_name_only,
     with_tag,
 )
-from ..images.store import (
-    Image,
-    ImageStore,
-    LoadError,
-    chain_ids,
-    format_go_time,
-    go_arch,
-    go_json,
-    parse_go_time,
-)
+from ..images.store import Image, ImageStore, LoadError, chain_ids
 from ..query import parse_filters, parse_timestamp
 from ..server import json_response, version_tuple
 

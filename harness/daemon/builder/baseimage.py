@@ -11,7 +11,8 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ApiError
-from ..images.store import Image, ImageStore, go_arch
+from ..goformat import go_arch
+from ..images.store import Image, ImageStore
 from .options import BuildOptions
 from .platforms import Platform, format_platform, image_platform, platform_matches
 from .state import BaseImage, Stages

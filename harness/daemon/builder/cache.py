@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..images.store import Image, ImageStore, go_arch
+from ..goformat import go_arch
+from ..images.store import Image, ImageStore
 
 __all__ = ["ImageProber", "compare_configs"]
 
@@ -147,9 +148,9 @@ def _restored(
     store: ImageStore, parent: Image | None, target: Image, depth: int, config: dict[str, Any]
 ) -> bytes:
     """restoreCachedImage: the parent plus the target's history entry (and layer) at ``depth``."""
+    from ..goformat import go_json, sorted_keys
     from ..images.changes import go_container_config
     from ..images.commit import go_health_config
-    from ..images.store import _sorted_keys, go_json
 
     entry = target.history[depth]
     diff_ids = list(parent.diff_ids) if parent is not None else []
@@ -175,7 +176,7 @@ def _restored(
     for key in ("author", "os", "os.features", "os.version"):
         if target.config.get(key):
             doc[key] = target.config[key]
-    return go_json(_sorted_keys(doc))
+    return go_json(sorted_keys(doc))
 
 
 def _valid_parent(image: Image, parent: Image | None) -> bool:

@@ -16,8 +16,9 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ApiError
+from ..goformat import go_arch
 from ..images.commit import commit_layer, container_diff, spooled_diff
-from ..images.store import Image, ImageStore, go_arch
+from ..images.store import Image, ImageStore
 from .cache import ImageProber
 from .options import BuildOptions
 from .state import ScratchImage, State, copy_config, shell_of

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from ..images.store import Image, go_arch
+from ..goformat import go_arch
+from ..images.store import Image
 
 __all__ = ["format_platform", "image_platform", "parse_platform", "platform_matches"]
 

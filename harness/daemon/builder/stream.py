@@ -20,7 +20,7 @@ import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
-from ..images.store import go_json
+from ..goformat import go_json
 
 __all__ = ["BuildError", "BuildOutput", "error_line"]
 

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import IO, Any
 
-from ..images.store import go_json
+from ..goformat import go_json
 
 __all__ = ["ProgressOutput", "Reader", "format_error", "progress_bar"]
 

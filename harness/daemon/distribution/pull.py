@@ -24,8 +24,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..goformat import go_arch
 from ..images.reference import Named, tag_name_only
-from ..images.store import ImageStore, chain_ids, go_arch
+from ..images.store import ImageStore, chain_ids
 from .auth import AuthConfig
 from .client import (
     MT_LIST,

@@ -23,10 +23,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import IO, Any
 
+from ..goformat import go_arch, go_json, now_rfc3339nano, sorted_keys
 from .changes import go_container_config
 from .diff import EMPTY_LAYER, changes_diff, overlay_diff
 from .layers import Overlay2Driver
-from .store import Image, ImageStore, Layer, _sorted_keys, go_arch, go_json, now_rfc3339nano
+from .store import Image, ImageStore, Layer
 
 __all__ = [
     "ScratchLayer",
@@ -185,7 +186,7 @@ def child_image_config(
     for key in ("os.features", "os.version"):
         if pconf.get(key):
             doc[key] = pconf[key]
-    return go_json(_sorted_keys(doc))
+    return go_json(sorted_keys(doc))
 
 
 def commit_layer(

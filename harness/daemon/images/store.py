@@ -44,7 +44,6 @@ import contextlib
 import hashlib
 import json
 import os
-import platform
 import re
 import secrets
 import shutil
@@ -52,13 +51,12 @@ import stat
 import tarfile
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import IO, Any, cast
 
 from ..errors import ApiError, conflict, invalid, not_found
+from ..goformat import format_go_time, go_arch, go_json, now_rfc3339nano, parse_go_time, sorted_keys
 from .changes import ChangeError, apply_changes, empty_config, go_container_config
 from .layers import DRIVERS, Driver, Overlay2Driver, TarSplit, assemble, overlay_supported
 from .reference import (
@@ -78,24 +76,9 @@ __all__ = [
     "LoadError",
     "StorageInitError",
     "chain_ids",
-    "format_go_time",
-    "go_arch",
-    "now_rfc3339nano",
-    "parse_go_time",
 ]
 
 _HEX64 = re.compile(r"^[a-f0-9]{64}$")
-_GOARCH = {
-    "x86_64": "amd64",
-    "aarch64": "arm64",
-    "armv7l": "arm",
-    "armv6l": "arm",
-    "i686": "386",
-    "i386": "386",
-    "ppc64le": "ppc64le",
-    "s390x": "s390x",
-    "riscv64": "riscv64",
-}
 INIT_PATHS = (
     ("dev/pts", "dir"),
     ("dev/shm", "dir"),
@@ -116,54 +99,6 @@ class StorageInitError(Exception):
 
 class LoadError(Exception):
     """``docker load`` failed; the message goes into the JSON stream as dockerd's ``error``."""
-
-
-# -- time ---------------------------------------------------------------------------------------------
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_TIME_RE = re.compile(r"^(\d{4})-(\d\d)-(\d\d)[Tt](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?([Zz]|[+-]\d\d:\d\d)$")
-
-
-def parse_go_time(text: str) -> tuple[int, int, int] | None:
-    """RFC 3339 (nano) -> (unix seconds, nanoseconds, UTC offset in seconds); None if it does not parse."""
-    match = _TIME_RE.match(text or "")
-    if match is None:
-        return None
-    year, mon, day, hh, mm, ss = (int(match.group(i)) for i in range(1, 7))
-    nanos = int((match.group(7) or "").ljust(9, "0") or 0)
-    zone = match.group(8)
-    offset = (
-        0
-        if zone in ("Z", "z")
-        else (1 if zone[0] == "+" else -1) * (int(zone[1:3]) * 3600 + int(zone[4:6]) * 60)
-    )
-    try:
-        base = datetime(year, mon, day, hh, mm, ss, tzinfo=UTC)
-    except ValueError:
-        return None
-    seconds = int((base - _EPOCH).total_seconds()) - offset
-    return seconds, nanos, offset
-
-
-def format_go_time(seconds: int, nanos: int = 0, offset: int = 0) -> str:
-    """Go's ``time.Format(time.RFC3339Nano)``: trailing zeros trimmed, ``Z`` for a zero offset."""
-    stamp = (_EPOCH + timedelta(seconds=seconds + offset)).strftime("%Y-%m-%dT%H:%M:%S")
-    frac = f"{nanos:09d}".rstrip("0")
-    if offset == 0:
-        zone = "Z"
-    else:
-        sign = "+" if offset > 0 else "-"
-        zone = f"{sign}{abs(offset) // 3600:02d}:{abs(offset) % 3600 // 60:02d}"
-    return stamp + (f".{frac}" if frac else "") + zone
-
-
-def now_rfc3339nano() -> str:
-    ns = time.time_ns()
-    return format_go_time(ns // 1_000_000_000, ns % 1_000_000_000)
-
-
-def go_arch() -> str:
-    machine = platform.machine()
-    return _GOARCH.get(machine, machine)
 
 
 # -- model ----------------------------------------------------------------------------------------------
@@ -279,17 +214,6 @@ def _read(path: str) -> str | None:
             return fh.read().strip()
     except (FileNotFoundError, NotADirectoryError):
         return None
-
-
-def go_json(obj: Any) -> bytes:
-    """Go's json.Marshal: compact, HTML characters escaped."""
-    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
-    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-    return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").encode()
-
-
-def _sorted_keys(obj: dict[str, Any]) -> dict[str, Any]:
-    return {k: obj[k] for k in sorted(obj)}
 
 
 class ImageStore:
@@ -480,7 +404,7 @@ class ImageStore:
 
     # -- reference store -------------------------------------------------------------------------
     def _save_repos(self) -> None:
-        doc = {"Repositories": {name: _sorted_keys(refs) for name, refs in sorted(self.repos.repos.items())}}
+        doc = {"Repositories": {name: sorted_keys(refs) for name, refs in sorted(self.repos.repos.items())}}
         _atomic_write(self._p("repositories.json"), go_json(doc), 0o600)
 
     def references(self, image_id: str) -> list[Named]:
@@ -986,7 +910,7 @@ class ImageStore:
         doc["rootfs"] = {"type": "layers", "diff_ids": [layer.diff_id]}
         if variant:
             doc["variant"] = variant
-        image = self.create_image(go_json(_sorted_keys(doc)))
+        image = self.create_image(go_json(sorted_keys(doc)))
         if ref is not None:
             self.tag(image, ref)
         self._event("import", image.id, image.id)
@@ -1435,7 +1359,7 @@ class ImageStore:
             }
             if repos_legacy:
                 files["repositories"] = (
-                    go_json({k: _sorted_keys(v) for k, v in sorted(repos_legacy.items())}) + b"\n"
+                    go_json({k: sorted_keys(v) for k, v in sorted(repos_legacy.items())}) + b"\n"
                 )
             with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
                 for dirname in ("blobs/", "blobs/sha256/"):
@@ -1565,7 +1489,7 @@ def _v1_configs(image: Image) -> list[bytes]:
         else:
             v1 = {"created": "1970-01-01T00:00:00Z", "container_config": go_container_config(None)}
         identity = dict(v1, layer_id=chain, **({"parent": parent} if parent else {}))
-        v1_id = hashlib.sha256(go_json(_sorted_keys(identity))).hexdigest()
+        v1_id = hashlib.sha256(go_json(sorted_keys(identity))).hexdigest()
         final: dict[str, Any] = {"id": v1_id}
         if parent:
             final["parent"] = parent.removeprefix("sha256:")

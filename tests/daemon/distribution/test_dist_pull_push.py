@@ -21,8 +21,9 @@ from harness.daemon.distribution.progress import ProgressOutput
 from harness.daemon.distribution.pull import PullOptions, pull
 from harness.daemon.distribution.push import PushOptions, push_image
 from harness.daemon.distribution.service import ServiceConfig
+from harness.daemon.goformat import go_arch
 from harness.daemon.images.reference import parse_normalized_named
-from harness.daemon.images.store import ImageStore, go_arch
+from harness.daemon.images.store import ImageStore
 
 from .fakeregistry import FakeRegistry
 

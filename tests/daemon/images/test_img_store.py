@@ -20,14 +20,7 @@ import pytest
 from harness.daemon.errors import ApiError
 from harness.daemon.images.changes import ChangeError, apply_changes, empty_config
 from harness.daemon.images.reference import parse_normalized_named
-from harness.daemon.images.store import (
-    ImageStore,
-    LoadError,
-    StorageInitError,
-    chain_ids,
-    format_go_time,
-    parse_go_time,
-)
+from harness.daemon.images.store import ImageStore, LoadError, StorageInitError, chain_ids
 
 from .conftest import make_tar
 
@@ -382,13 +375,6 @@ def test_prior_driver_is_reused(tmp_path: Path) -> None:
 
 
 # -- helpers -----------------------------------------------------------------------------------------------
-def test_go_time_round_trip() -> None:
-    assert format_go_time(*parse_go_time("2024-01-02T03:04:05.120000000Z")) == "2024-01-02T03:04:05.12Z"  # type: ignore[misc]
-    assert format_go_time(*parse_go_time("2024-01-02T03:04:05+02:00")) == "2024-01-02T03:04:05+02:00"  # type: ignore[misc]
-    assert parse_go_time("1970-01-01T00:00:00Z") == (0, 0, 0)
-    assert parse_go_time("not a time") is None
-
-
 def test_changes() -> None:
     config = apply_changes(
         empty_config(),
