@@ -1,6 +1,6 @@
 """Which Engine API operations the scenarios cover, and why the others are left out.
 
-The operations are the swagger's (``conformance.schema``: moby's ``api/swagger.yaml`` from Debian's
+The operations are the swagger's (``harness.swagger``: moby's ``api/swagger.yaml`` from Debian's
 ``golang-github-docker-docker-dev``, the newest API version by default). A scenario covers an operation when
 
 - its ``ref`` names the operation id (``ref="operation ContainerPause"``), or
@@ -25,8 +25,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from conformance.errors import ConformanceError
 from conformance.parity import Parity, load_parity
-from conformance.results import ConformanceError, Results, ScenarioResult, SchemaCheck, load_results
+from harness.results import Results, ResultsError, ScenarioResult, SchemaCheck, load_results
 
 __all__ = [
     "OUT_OF_SCOPE",
@@ -228,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--fail-on-gaps", action="store_true", help="exit 1 when an in-scope operation is uncovered"
     )
     args = p.parse_args(argv)
-    from conformance.schema import SOURCES, SwaggerStore
+    from harness.swagger import SOURCES, SchemaUnavailable, SwaggerStore
 
     try:
         source = next((s for s in SOURCES if args.swagger in (s.suite, s.api, s.dockerd)), None)
@@ -239,7 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         spec = SwaggerStore().for_version(source.api if source else args.swagger)
         cov = compute(spec.doc, [load(r) for r in args.results])
-    except ConformanceError as exc:
+    except (ConformanceError, ResultsError, SchemaUnavailable) as exc:
         print(f"coverage: {exc}", file=sys.stderr)
         return 2
     if args.markdown:

@@ -20,8 +20,8 @@ import json
 from typing import Any
 
 from conformance.parity import VERDICTS, KnownUse, Parity, ScenarioParity, TargetOutcome, TargetRun, Verdict
-from conformance.results import OUTCOMES, Finding
 from conformance.trend import Change, Trend
+from harness.results import OUTCOMES, Finding
 
 __all__ = ["render_html"]
 

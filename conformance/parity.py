@@ -21,17 +21,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from conformance.errors import ConformanceError
 from conformance.normalise import RULES, Rule, normalise, rule_table
-from conformance.results import (
-    OUTCOMES,
-    ConformanceError,
-    Finding,
-    Results,
-    SchemaCheck,
-    SchemaRun,
-    TargetInfo,
-)
 from conformance.trend import Trend
+from harness.results import OUTCOMES, Finding, Results, ResultsError, SchemaCheck, SchemaRun, TargetInfo
 
 __all__ = [
     "DEFAULT_KNOWN_PATH",
@@ -462,7 +455,7 @@ class Parity:
                 generated=data.get("generated", ""),
                 trend=None if data.get("trend") is None else Trend.from_dict(data["trend"]),
             )
-        except (KeyError, TypeError, ValueError, ConformanceError) as exc:
+        except (KeyError, TypeError, ValueError, ConformanceError, ResultsError) as exc:
             raise ParityError(f"malformed parity document: {type(exc).__name__}: {exc}") from exc
 
 

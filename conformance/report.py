@@ -16,8 +16,8 @@ from typing import Any
 
 from conformance.htmlreport import render_html
 from conformance.parity import Parity, ScenarioParity, Verdict
-from conformance.results import OUTCOMES, Finding
 from conformance.trend import render_trend_markdown
+from harness.results import OUTCOMES, Finding
 
 __all__ = [
     "diff_text",

@@ -30,12 +30,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TextIO
 
+from conformance.errors import ConformanceError
 from conformance.parity import DEFAULT_KNOWN_PATH, Parity, build_parity, load_known, load_parity
 from conformance.progress import ENV as PROGRESS_ENV
 from conformance.report import write_reports
-from conformance.results import ConformanceError, Results, dump_results, load_results, merge_results
 from conformance.trend import compute_trend
 from conformance.ui import UI_MODES, PlainUI, ProgressTail, make_ui
+from harness.results import Results, ResultsError, dump_results, load_results, merge_results
 
 __all__ = [
     "AREAS",
@@ -56,6 +57,7 @@ __all__ = [
     "build_pytest_command",
     "main",
     "plugin_autoloaded",
+    "report_command",
     "run_pipeline",
     "subprocess_pytest",
 ]
@@ -745,7 +747,7 @@ def run_pipeline(steps: Sequence[Step], run: Run) -> int:
             state = step(state)
             if isinstance(state, int):
                 return state
-    except ConformanceError as exc:
+    except (ConformanceError, ResultsError) as exc:
         if run.ui is not None:
             run.ui.stop()
         return run.error(str(exc))
@@ -753,6 +755,18 @@ def run_pipeline(steps: Sequence[Step], run: Run) -> int:
         if run.ui is not None:
             run.ui.stop()
     return EXIT_OK
+
+
+def report_command(argv: Sequence[str]) -> int:
+    """``harness report``: DIR (rebuild the reports), merge RESULTS.json... (CI shards), compare OLD NEW.
+
+    Registered as the ``report`` entry of the ``harness.commands`` group (pyproject.toml), so the harness's
+    command line offers it without importing the runner.
+    """
+    rest = list(argv)
+    if not rest or rest[0] not in REPORT_COMMANDS:  # harness report DIR: rebuild the reports
+        rest = ["report", *rest]
+    return main(rest)
 
 
 def main(

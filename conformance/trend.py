@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from conformance.results import ConformanceError
+from conformance.errors import ConformanceError
 
 if TYPE_CHECKING:
     from conformance.parity import Parity, ScenarioParity

@@ -22,8 +22,8 @@ import re
 import sys
 from pathlib import Path
 
+from conformance.errors import ConformanceError
 from conformance.parity import Parity, ScenarioParity, load_parity
-from conformance.results import ConformanceError
 
 __all__ = ["main", "render_doc", "render_result", "render_summary"]
 

@@ -24,7 +24,7 @@ from typing import Any, TextIO
 
 from conformance.parity import Parity
 from conformance.report import diff_text
-from conformance.results import OUTCOMES
+from harness.results import OUTCOMES
 
 __all__ = ["UI_MODES", "PlainUI", "ProgressTail", "RichUI", "Tally", "make_ui", "rich_available"]
 

@@ -4,7 +4,9 @@
   and namespaces, or a container), print ``export DOCKER_HOST=...`` lines like ``docker-machine env``, keep it
   until interrupted, then tear it down.
 - ``harness report DIR``, ``harness report merge RESULTS.json... [--reports DIR]``, ``harness report compare
-  OLD NEW``: the conformance runner's ``report``, ``merge`` and ``compare`` (``python -m conformance``).
+  OLD NEW``: the conformance runner's ``report``, ``merge`` and ``compare`` (``python -m conformance``). The
+  runner adds this command through the ``harness.commands`` entry point group: the harness never imports the
+  runner (the runner uses the harness), so any installed package can add a ``harness`` subcommand this way.
 - ``harness rootfs ...``: build, list or clean the cached dockerd rootfs trees.
 - ``harness registry [--tls] [--auth USER:PASSWORD]``: a seeded registry on host loopback until interrupted;
   ``harness boot TARGET --registry`` boots the daemon with such a registry as its Docker Hub mirror.
@@ -20,7 +22,17 @@ import tempfile
 import threading
 from typing import Any
 
-__all__ = ["main"]
+__all__ = ["COMMANDS_GROUP", "main"]
+
+#: entry points ``name = "module:function"``; ``function(argv) -> int`` runs ``harness name argv...``
+COMMANDS_GROUP = "harness.commands"
+
+
+def _added_commands() -> dict[str, Any]:
+    """The subcommands installed packages add (the conformance runner's ``report``), by name."""
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep for ep in entry_points(group=COMMANDS_GROUP)}
 
 
 def _boot(opts: argparse.Namespace) -> int:
@@ -113,11 +125,9 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also run a seeded registry and make it the daemon's Docker Hub mirror (offline pulls)",
     )
-    sub.add_parser(
-        "report",
-        help="conformance reports: DIR (rebuild), merge RESULTS.json... (CI shards), compare OLD NEW (trend)",
-        add_help=False,
-    )
+    added = _added_commands()
+    for name, ep in sorted(added.items()):
+        sub.add_parser(name, help=f"from {ep.value.partition(':')[0]}: harness {name} --help", add_help=False)
     sub.add_parser("rootfs", help="build, list or clean the cached dockerd rootfs trees", add_help=False)
     sub.add_parser("registry", help="run a seeded image registry on host loopback", add_help=False)
     sub.add_parser(
@@ -135,14 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         from .serve import client_main
 
         return client_main(args[0], args[1:])
-    if args and args[0] == "report":
-        from conformance.runner import REPORT_COMMANDS
-        from conformance.runner import main as conformance_main
-
-        rest = args[1:]
-        if not rest or rest[0] not in REPORT_COMMANDS:  # harness report DIR: rebuild the reports
-            rest = ["report", *rest]
-        return int(conformance_main(rest) or 0)
+    if args and args[0] in added:
+        return int(added[args[0]].load()(args[1:]) or 0)
     if args and args[0] == "rootfs":
         from .rootfs import main as rootfs_main
 

@@ -1,7 +1,7 @@
 """Debian binary packages of any suite, fetched through a private apt configuration, unpacked into the cache.
 
 The harness takes real software from Debian without touching the machine's own packages: the pinned docker
-CLI (sid's ``docker-cli``), the Engine API swaggers (``conformance.schema``), the vm backend's kernels
+CLI (sid's ``docker-cli``), the Engine API swaggers (``harness.swagger``), the vm backend's kernels
 (``harness.vmimages``), the CLI plugins and Go toolchains of other areas. One module does it for all of them:
 
 - :class:`PrivateApt` runs ``apt-get``/``apt-cache`` for one suite with an apt configuration, sources,

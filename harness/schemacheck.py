@@ -2,7 +2,7 @@
 
 While a scenario's test body runs, a ``Collector`` is the ``harness.apitrace`` sink: every JSON response the
 harness's clients (``engine``, ``EngineClient``, ``docker_client``, ``Endpoint.sdk_client()``) read is checked
-with ``conformance.schema`` against the swagger of its API version. What a scenario gathered becomes the
+with ``harness.swagger`` against the swagger of its API version. What a scenario gathered becomes the
 ``schema`` field of its record in the results file (``checked``, ``skipped`` by reason, ``findings``), with
 the swagger operation ids of every response, streamed ones too (``operations``, for ``conformance.coverage``).
 The docker CLI talks to the daemon by itself, so its traffic is not seen.
@@ -26,7 +26,7 @@ class Collector:
         self.session = session
         self.checked = 0
         self.skipped: collections.Counter[str] = collections.Counter()
-        self.findings: list[Any] = []  # conformance.results.Finding
+        self.findings: list[Any] = []  # harness.results.Finding
         self.operations: set[str] = set()
         self._lock = threading.Lock()
 
@@ -46,7 +46,7 @@ class Collector:
                 self.skipped["schema-unavailable"] += 1
             elif result.checked:
                 self.checked += 1
-                from conformance.results import merge_findings
+                from .results import merge_findings
 
                 self.findings = merge_findings(self.findings, result.findings)
             else:
@@ -66,7 +66,7 @@ def merge_records(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, 
     """Add a parametrized test's schema record to the one its scenario id already has."""
     if not old:
         return new
-    from conformance.results import SchemaCheck
+    from .results import SchemaCheck
 
     return SchemaCheck.from_dict(old).merge(SchemaCheck.from_dict(new)).to_dict()
 
@@ -79,7 +79,7 @@ class SchemaSession:
         self.out = out
         self.error = ""
         self.api_versions: set[str] = set()
-        self._store: Any = None  # conformance.schema.SwaggerStore
+        self._store: Any = None  # harness.swagger.SwaggerStore
         self._lock = threading.Lock()
 
     @property
@@ -89,10 +89,10 @@ class SchemaSession:
     def prepare(self) -> None:
         """Fetch (first time) and load every swagger now, so a failure is one clear message at the start.
 
-        Raises ``conformance.schema.SchemaUnavailable``; the caller decides (strict: usage error, report:
+        Raises ``harness.swagger.SchemaUnavailable``; the caller decides (strict: usage error, report:
         a warning and no checks).
         """
-        from conformance.schema import SchemaUnavailable, SwaggerStore
+        from .swagger import SchemaUnavailable, SwaggerStore
 
         try:
             self._store = SwaggerStore(out=self.out)
@@ -111,8 +111,8 @@ class SchemaSession:
                 self.api_versions.add(str(value).strip())
 
     def check(self, response: apitrace.Response) -> Any:
-        """A ``conformance.schema.Check``, or None when the swaggers are unavailable."""
-        from conformance.schema import SchemaUnavailable
+        """A ``harness.swagger.Check``, or None when the swaggers are unavailable."""
+        from .swagger import SchemaUnavailable
 
         if self._store is None or self.error:
             return None
@@ -127,7 +127,7 @@ class SchemaSession:
 
     def operation(self, response: apitrace.Response) -> str:
         """The swagger operation id ``response`` answered (``""`` if none or the swaggers are unavailable)."""
-        from conformance.schema import SchemaUnavailable
+        from .swagger import SchemaUnavailable
 
         if self._store is None or self.error:
             return ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from conformance.results import Finding, Results, ScenarioResult, SchemaCheck, SchemaRun, TargetInfo
+from harness.results import Finding, Results, ScenarioResult, SchemaCheck, SchemaRun, TargetInfo
 
 __all__ = ["checked", "finding", "results", "scenario"]
 

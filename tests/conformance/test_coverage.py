@@ -12,7 +12,7 @@ import pytest
 from conformance.coverage import compute, from_parity, main, operations, render_markdown
 from conformance.parity import build_parity
 from conformance.report import write_json
-from conformance.results import Results, ScenarioResult, SchemaCheck, TargetInfo, dump_results
+from harness.results import Results, ScenarioResult, SchemaCheck, TargetInfo, dump_results
 
 SWAGGER: dict[str, Any] = {
     "swagger": "2.0",

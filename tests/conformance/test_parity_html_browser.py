@@ -21,8 +21,8 @@ from cf_browser import Browser, find_chromium
 from cf_factories import checked, finding, results, scenario
 
 from conformance import htmlreport
-from conformance.results import dump_results
 from conformance.runner import main as conformance_main
+from harness.results import dump_results
 
 REF, TGT = "dockerd-28", "refd"
 KNOWN_REASON = "refd speaks API 1.41 on this route; dockerd 28 answers 1.51"

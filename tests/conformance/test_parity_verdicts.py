@@ -21,7 +21,7 @@ from conformance.parity import (
     load_known,
     pick_reference,
 )
-from conformance.results import Results
+from harness.results import Results
 
 ID_A = "a" * 64
 ID_B = "b" * 64

@@ -16,9 +16,9 @@ import pytest
 from cf_factories import results, scenario
 
 from conformance.progress import ENV
-from conformance.results import dump_results
 from conformance.runner import REPO_ROOT, RUN_STEPS, PytestRun, Run, parse_options, run_pipeline
 from conformance.ui import PlainUI, ProgressTail, RichUI, Tally, make_ui, rich_available
+from harness.results import dump_results
 
 needs_rich = pytest.mark.skipif(not rich_available(), reason="rich is not installed")
 

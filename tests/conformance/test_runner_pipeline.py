@@ -15,7 +15,6 @@ from typing import TextIO
 import pytest
 from cf_factories import results, scenario
 
-from conformance.results import Results, ScenarioResult, dump_results, load_results
 from conformance.runner import (
     AREAS,
     REPO_ROOT,
@@ -29,6 +28,7 @@ from conformance.runner import (
     resolve_targets,
     run_pipeline,
 )
+from harness.results import Results, ScenarioResult, dump_results, load_results
 
 
 @dataclass

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.results import load_results
+from harness.results import load_results
 
 pytest_plugins = ["pytester"]
 

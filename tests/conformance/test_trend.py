@@ -14,9 +14,9 @@ from cf_factories import checked, finding, results, scenario
 
 from conformance.parity import KnownDivergence, Parity, ParityError, build_parity, load_parity
 from conformance.report import render_html, render_markdown, write_reports
-from conformance.results import dump_results
 from conformance.runner import RUN_STEPS, PytestRun, Run, main, parse_options, run_pipeline
 from conformance.trend import Trend, compute_trend, render_trend_markdown
+from harness.results import dump_results
 
 HOSTILE = "<script>alert('x')</script>"
 OLD_FINDING = finding("/Options")

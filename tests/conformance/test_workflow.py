@@ -24,10 +24,10 @@ import yaml
 from cf_factories import results, scenario
 
 from conformance.parity import load_parity
-from conformance.results import dump_results
 from conformance.runner import REPO_ROOT, Run, parse_options
 from harness.cli import main as harness_main
 from harness.ospkgs import PROBES
+from harness.results import dump_results
 from harness.rootfs import RECIPES
 from harness.targets import KNOWN_TARGETS
 

@@ -31,7 +31,7 @@ HEADER_DEADLINE = 20.0
 
 
 def _swagger() -> dict[str, Any]:
-    from conformance.schema import SchemaUnavailable, SwaggerStore
+    from harness.swagger import SchemaUnavailable, SwaggerStore
 
     try:
         store = SwaggerStore()

@@ -1,6 +1,7 @@
 """The per-target results file (``reports/<target>.json``, schema ``harness.results/2``).
 
-The pytest plugin writes one of these per target; the runner, parity and the reports only ever read them.
+The pytest plugin writes one of these per target, so the format lives here, with its writer; the runner
+(``conformance``), parity and the reports only ever read them.
 Keeping results as plain data with ``to_dict``/``from_dict`` is what lets parity run from serialised files and
 lets shards from several machines be merged.
 
@@ -18,11 +19,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .errors import HarnessError
+
 __all__ = [
     "OUTCOMES",
     "READABLE_SCHEMAS",
     "SCHEMA",
-    "ConformanceError",
     "Finding",
     "Results",
     "ResultsError",
@@ -40,11 +42,7 @@ READABLE_SCHEMAS = ("harness.results/1", SCHEMA)
 OUTCOMES = ("passed", "failed", "skipped", "error")
 
 
-class ConformanceError(Exception):
-    """Base of every error the conformance package raises on purpose (the runner maps it to exit 2)."""
-
-
-class ResultsError(ConformanceError):
+class ResultsError(HarnessError):
     """A results file (or dict) is not a valid ``harness.results/2`` (or ``/1``) document.
 
     ``source`` names the file (or ``<dict>``), ``where`` the offending field, ``problem`` what is wrong.
@@ -95,7 +93,7 @@ class TargetInfo:
 
 @dataclass(frozen=True)
 class Finding:
-    """One schema violation in a response a scenario observed (see ``conformance.schema``).
+    """One schema violation in a response a scenario observed (see ``harness.swagger``).
 
     ``path`` is the swagger's path template, ``url`` the request path of the first occurrence, ``field`` a
     JSON pointer into the body with array indices as ``*``, ``count`` how often the scenario hit it.

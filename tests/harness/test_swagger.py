@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from conformance import schema
-from conformance.schema import SchemaUnavailable, Spec, SwaggerStore, validate
+from harness import swagger as schema
+from harness.swagger import SchemaUnavailable, Spec, SwaggerStore, validate
 
 JSON = {"Content-Type": "application/json"}
 
@@ -313,7 +313,9 @@ def test_an_unreachable_mirror_is_a_clear_error(tmp_path: Path, monkeypatch: pyt
     with pytest.raises(SchemaUnavailable) as info:
         schema.fetch(schema.SOURCES[-1], mirror="http://127.0.0.1:9/debian")
     message = str(info.value)
-    assert "the sid swagger (golang-github-docker-docker-dev) cannot be fetched: apt-get update (sid)" in message
+    assert (
+        "the sid swagger (golang-github-docker-docker-dev) cannot be fetched: apt-get update (sid)" in message
+    )
     assert "could not be reached" in message and "--schema off" in message
     assert not (tmp_path / "swagger" / "sid").exists()
     assert not list((tmp_path / "swagger").glob(".fetch-*"))  # the private apt directories are gone

@@ -21,7 +21,7 @@ for an array or a map, which Go's encoding/json writes for a nil slice or map an
 ``x-nullable`` (``go_nulls=False`` turns that off). A body holding several JSON documents (``/events``,
 ``/containers/{id}/stats``) is a stream: each document is checked against the schema.
 
-``python -m conformance.schema fetch`` downloads ahead of time; ``list`` shows the cache; ``check`` validates
+``python -m harness.swagger fetch`` downloads ahead of time; ``list`` shows the cache; ``check`` validates
 one body from a file.
 """
 
@@ -41,8 +41,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from conformance.results import ConformanceError, Finding, merge_findings
-from harness.debpkg import LISTS_MAX_AGE, DebPkgError, PrivateApt, locked
+from .debpkg import LISTS_MAX_AGE, DebPkgError, PrivateApt, locked
+from .errors import HarnessError
+from .results import Finding, merge_findings
 
 __all__ = [
     "MODES",
@@ -73,7 +74,7 @@ _JSON_TYPES = {"application/json"}
 _MAX_FINDINGS_PER_BODY = 50
 
 
-class SchemaUnavailable(ConformanceError):
+class SchemaUnavailable(HarnessError):
     """A swagger could not be fetched or read; the message says what failed and how to fix it."""
 
 
@@ -634,14 +635,14 @@ class SwaggerStore:
             if not self.auto_fetch:
                 raise SchemaUnavailable(
                     f"the {source.suite} swagger (API {source.api}) is not cached in {entry}: "
-                    "python -m conformance.schema fetch"
+                    "python -m harness.swagger fetch"
                 )
             fetch(source, out=self.out)
         try:
             meta = json.loads((entry / "meta.json").read_text())
         except (OSError, ValueError) as exc:
             raise SchemaUnavailable(
-                f"{entry}/meta.json: {exc}; python -m conformance.schema fetch --refresh"
+                f"{entry}/meta.json: {exc}; python -m harness.swagger fetch --refresh"
             ) from exc
         label = f"{source.suite} {meta.get('package', PACKAGE)} {meta.get('package_version', '?')}"
         spec = self._load_file(entry / "swagger.json", meta, label)
@@ -728,7 +729,7 @@ def _sources(names: Sequence[str]) -> list[SwaggerSource]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        prog="python -m conformance.schema",
+        prog="python -m harness.swagger",
         description="Fetch, list and use the Engine API swaggers scenario responses are checked against.",
     )
     sub = p.add_subparsers(dest="command", required=True)
@@ -784,7 +785,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{len(result.findings)} finding(s) against API {result.api_version} {result.template}")
         return 1 if result.findings else 0
     except (SchemaUnavailable, OSError) as exc:
-        sys.stderr.write(f"conformance.schema: error: {exc}\n")
+        sys.stderr.write(f"harness.swagger: error: {exc}\n")
         return 2
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from cf_factories import results, scenario
 
-from conformance.results import (
+from harness.results import (
     SCHEMA,
     Finding,
     Results,
