@@ -5,11 +5,9 @@ MergeDaemonConfigurations, Validate) as of dockerd 28: BOM-aware decode, empty f
 allowed, one-level flattening except ``flatOptions``, unknown-key and flag/file conflict
 errors, Go-style type errors, then the file as base with flags filling the gaps.
 
-Syntax errors come from a port of Go's ``encoding/json`` scanner, so the text is Go's
-(``invalid character 'b' looking for beginning of object key string``), and ``NaN``
-or ``01`` are refused as Go refuses them. Input that ends early reads ``unexpected end of
-JSON input`` as dockerd 28's ``json.Unmarshal`` says (20.10's decoder said ``unexpected
-EOF``, which API bodies still get: ``httputils.ReadJSON`` uses a Decoder).
+Syntax errors come from a port of Go's ``encoding/json`` scanner (:mod:`.gojson`), so the text is
+Go's; input that ends early reads ``unexpected end of JSON input`` as dockerd 28's ``json.Unmarshal``
+says (20.10's decoder said ``unexpected EOF``, which API bodies still get).
 """
 
 from __future__ import annotations
@@ -19,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .flags import FLAGS, Flag, ParsedFlags, go_format, validate_label
+from .gojson import go_json_syntax_error
 from .hosts import HostError, validate_host_flag
-from .log import go_quote
 
 __all__ = [
     "FLAT_OPTIONS",
@@ -30,7 +28,6 @@ __all__ = [
     "DaemonConfig",
     "FileConfig",
     "conflict_free_labels",
-    "go_json_syntax_error",
     "load_config",
     "read_config_file",
     "validate",
@@ -89,10 +86,6 @@ _GO_TYPES = {
     "ulimit": "map[string]*units.Ulimit",
     "runtimes": "map[string]system.Runtime",
 }
-#: What Go says when JSON text ends early: json.Unmarshal vs a json.Decoder.
-UNMARSHAL_EOF = "unexpected end of JSON input"
-DECODER_EOF = "unexpected EOF"
-_MAX_DEPTH = 10000
 
 
 class ConfigError(Exception):
@@ -118,176 +111,6 @@ class DaemonConfig:
     @property
     def tls_enabled(self) -> bool:
         return bool(self.values["tls"]) or bool(self.values["tlsverify"])
-
-
-def _quote_byte(byte: int) -> str:
-    """encoding/json quoteChar: how a syntax error shows the offending byte."""
-    if byte == 0x27:
-        return "'\\''"
-    if byte == 0x22:
-        return "'\"'"
-    return "'" + go_quote(chr(byte))[1:-1] + "'"
-
-
-_SPACE = frozenset(b" \t\r\n")
-_DIGITS = frozenset(b"0123456789")
-_HEX = frozenset(b"0123456789abcdefABCDEF")
-_ESCAPES = frozenset(b'bfnrt\\/"')
-_LITERALS = {ord("t"): b"true", ord("f"): b"false", ord("n"): b"null"}
-_OBJ_KEY, _OBJ_VALUE, _ARRAY = 0, 1, 2
-
-
-def go_json_syntax_error(data: bytes, eof_message: str = UNMARSHAL_EOF) -> str | None:
-    """Go's ``checkValid`` (encoding/json scanner): the syntax error text, or None if ``data`` is valid."""
-    stack: list[int] = []
-    state = "value"  # value | value_or_empty | key_or_empty | key | string | esc | u | neg | int | zero
-    hexleft = 0  # ... | dot | frac | exp | exp_sign | exp_digits | literal | end | top
-    literal, litpos = b"", 0
-
-    def error(byte: int, context: str) -> str:
-        return f"invalid character {_quote_byte(byte)} {context}"
-
-    for byte in (*data, 0x20):  # eof(): one more space, then "unexpected end" if still not done
-        while True:  # re-dispatch the same byte after a state change, as the Go step functions do
-            if state in ("value", "value_or_empty", "key_or_empty", "key"):
-                if byte in _SPACE:
-                    break
-                if state == "value_or_empty" and byte == 0x5D:  # ]
-                    state = "end"
-                    continue
-                if state == "key_or_empty" and byte == 0x7D:  # }
-                    stack[-1] = _OBJ_VALUE
-                    state = "end"
-                    continue
-                if state in ("key_or_empty", "key"):
-                    if byte != 0x22:
-                        return error(byte, "looking for beginning of object key string")
-                    state = "string"
-                    break
-                if byte in (0x7B, 0x5B):  # { [
-                    stack.append(_OBJ_KEY if byte == 0x7B else _ARRAY)
-                    if len(stack) > _MAX_DEPTH:
-                        return "exceeded max depth"
-                    state = "key_or_empty" if byte == 0x7B else "value_or_empty"
-                elif byte == 0x22:
-                    state = "string"
-                elif byte == 0x2D:
-                    state = "neg"
-                elif byte == 0x30:
-                    state = "zero"
-                elif 0x31 <= byte <= 0x39:
-                    state = "int"
-                elif byte in _LITERALS:
-                    literal, litpos, state = _LITERALS[byte], 1, "literal"
-                else:
-                    return error(byte, "looking for beginning of value")
-                break
-            if state == "string":
-                if byte == 0x22:
-                    state = "end"
-                elif byte == 0x5C:
-                    state = "esc"
-                elif byte < 0x20:
-                    return error(byte, "in string literal")
-                break
-            if state == "esc":
-                if byte in _ESCAPES:
-                    state = "string"
-                elif byte == 0x75:
-                    state, hexleft = "u", 4
-                else:
-                    return error(byte, "in string escape code")
-                break
-            if state == "u":
-                if byte not in _HEX:
-                    return error(byte, "in \\u hexadecimal character escape")
-                hexleft -= 1
-                state = "u" if hexleft else "string"
-                break
-            if state == "neg":
-                if byte == 0x30:
-                    state = "zero"
-                elif 0x31 <= byte <= 0x39:
-                    state = "int"
-                else:
-                    return error(byte, "in numeric literal")
-                break
-            if state == "int":
-                if byte in _DIGITS:
-                    break
-                state = "zero"
-                continue
-            if state in ("zero", "frac"):
-                if state == "zero" and byte == 0x2E:
-                    state = "dot"
-                    break
-                if state == "frac" and byte in _DIGITS:
-                    break
-                if byte in (0x65, 0x45):
-                    state = "exp"
-                    break
-                state = "end"
-                continue
-            if state == "dot":
-                if byte not in _DIGITS:
-                    return error(byte, "after decimal point in numeric literal")
-                state = "frac"
-                break
-            if state == "exp":
-                state = "exp_sign"
-                if byte in (0x2B, 0x2D):
-                    break
-                continue
-            if state == "exp_sign":
-                if byte not in _DIGITS:
-                    return error(byte, "in exponent of numeric literal")
-                state = "exp_digits"
-                break
-            if state == "exp_digits":
-                if byte in _DIGITS:
-                    break
-                state = "end"
-                continue
-            if state == "literal":
-                if byte != literal[litpos]:
-                    name = literal.decode()
-                    return error(byte, f"in literal {name} (expecting {_quote_byte(literal[litpos])})")
-                litpos += 1
-                if litpos == len(literal):
-                    state = "end"
-                break
-            if state == "end":
-                if not stack:
-                    state = "top"
-                    continue
-                if byte in _SPACE:
-                    break
-                top = stack[-1]
-                if top == _OBJ_KEY:
-                    if byte != 0x3A:
-                        return error(byte, "after object key")
-                    stack[-1], state = _OBJ_VALUE, "value"
-                elif top == _OBJ_VALUE:
-                    if byte == 0x2C:
-                        stack[-1], state = _OBJ_KEY, "key"
-                    elif byte == 0x7D:
-                        stack.pop()
-                        state = "end" if stack else "top"
-                    else:
-                        return error(byte, "after object key:value pair")
-                elif byte == 0x2C:
-                    state = "value"
-                elif byte == 0x5D:
-                    stack.pop()
-                    state = "end" if stack else "top"
-                else:
-                    return error(byte, "after array element")
-                break
-            # top: only white space may follow the value
-            if byte not in _SPACE:
-                return error(byte, "after top-level value")
-            break
-    return None if state == "top" else eof_message
 
 
 #: unicode.IsSpace, which bytes.TrimSpace uses (Python's str.strip() also strips \x1c-\x1f).

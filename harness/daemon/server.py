@@ -228,7 +228,7 @@ class Router:
 
 async def read_json(req: Request) -> Any:
     """Decode a JSON request body as dockerd 28's httputils.ReadJSON does (Content-Type, Go's messages)."""
-    from .config import DECODER_EOF, go_json_syntax_error
+    from .gojson import DECODER_EOF, go_json_syntax_error
 
     ctype = req.header("content-type")
     raw = await req.body()

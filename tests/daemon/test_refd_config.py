@@ -12,7 +12,6 @@ from harness.daemon.config import (
     ConfigError,
     DaemonConfig,
     conflict_free_labels,
-    go_json_syntax_error,
     load_config,
     read_config_file,
 )
@@ -144,33 +143,6 @@ def test_invalid_utf8_without_bom(tmp_path: Path) -> None:
 )
 def test_invalid_json_messages(tmp_path: Path, text: str, message: str) -> None:
     assert _fail(tmp_path, text) == f"invalid JSON: {message}"
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        "{}",
-        "[]",
-        "null",
-        "true",
-        "0",
-        "-0.5e+10",
-        '"\\u00e9\\n"',
-        '{"a": [1, {"b": null}], "c": -12.5E-3}',
-        '{"a":[]}',
-        "[[[]]]",
-        '{"a": "\u00e9 \\"q\\""}',
-        " { } ",
-    ],
-)
-def test_scanner_accepts_valid_json(text: str) -> None:
-    assert go_json_syntax_error(text.encode()) is None
-    json.loads(text)
-
-
-def test_scanner_depth_limit() -> None:
-    assert go_json_syntax_error(b"[" * 10001) == "exceeded max depth"
-    assert go_json_syntax_error(b"[" * 100 + b"]" * 100) is None
 
 
 @pytest.mark.parametrize(

@@ -48,7 +48,7 @@ def _int64(req: Request, name: str) -> int:
 
 
 def _json_error(data: str) -> str:
-    from ..config import UNMARSHAL_EOF, go_json_syntax_error
+    from ..gojson import UNMARSHAL_EOF, go_json_syntax_error
 
     syntax = go_json_syntax_error(data.encode(), UNMARSHAL_EOF)
     return syntax or "json: cannot unmarshal value into Go value"

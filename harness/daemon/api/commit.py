@@ -92,7 +92,7 @@ async def _body_config(req: Request) -> dict[str, Any] | None:
         raise invalid(f"unsupported Content-Type header ({ctype}): must be 'application/json'")
     if not raw.strip():
         return None
-    from ..config import DECODER_EOF, go_json_syntax_error
+    from ..gojson import DECODER_EOF, go_json_syntax_error
 
     text = raw.decode("utf-8", "replace")
     try:

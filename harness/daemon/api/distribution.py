@@ -165,8 +165,8 @@ async def _auth_body(req: Request) -> Any:
     """dockerd's postAuth decodes the body itself: any Content-Type, and its errors are 500s."""
     import json
 
-    from ..config import DECODER_EOF, go_json_syntax_error
     from ..errors import _GO_KINDS
+    from ..gojson import DECODER_EOF, go_json_syntax_error
 
     raw = (await req.body()).strip()
     if not raw:
