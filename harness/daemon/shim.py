@@ -40,15 +40,15 @@ import socket
 import struct
 import sys
 import termios
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .fsutil import fsync_path
+from .gotime import now_rfc3339
 from .logs.jsonfile import JsonFileWriter, LineSplitter, frame, parse_log_options
+from .shimstate import EXIT, SOCKET, SPEC, STATE, exec_path, read_exec, write_record
 from .unixpath import short_unix_path
 
-__all__ = ["HIGH_WATER", "LOW_WATER", "Shim", "main", "sync_written"]
+__all__ = ["HIGH_WATER", "LOW_WATER", "Shim", "main"]
 
 PR_SET_CHILD_SUBREAPER = 36
 #: a client this far behind pauses reading its process's output; below LOW_WATER it resumes
@@ -56,37 +56,6 @@ HIGH_WATER = 1 << 20
 LOW_WATER = 256 << 10
 _READ = selectors.EVENT_READ
 _WRITE = selectors.EVENT_WRITE
-
-
-def _now() -> str:
-    ns = time.time_ns()
-    secs, frac = divmod(ns, 1_000_000_000)
-    digits = f"{frac:09d}".rstrip("0")
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + (f".{digits}" if digits else "") + "Z"
-
-
-#: records renamed into place whose fsync is still due (see sync_written)
-_UNSYNCED: list[str] = []
-
-
-def _atomic_json(path: str, data: Any) -> None:
-    """Temp file + rename (a kill -9 never leaves a torn record); the fsync follows the answer.
-
-    state.json and exit.json are written just before the shim answers ``start`` and ``wait``: an
-    fsync there put a disk flush (0.4 ms idle, 5-10 ms on a busy disk) on every start and exit.
-    The main loop syncs what was written once its answers are out (:func:`sync_written`).
-    """
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as fh:
-        json.dump(data, fh)
-    os.replace(tmp, path)
-    _UNSYNCED.append(path)
-
-
-def sync_written() -> None:
-    """fsync the records written since the last call (a record removed meanwhile is skipped)."""
-    while _UNSYNCED:
-        fsync_path(_UNSYNCED.pop())
 
 
 @dataclass
@@ -170,7 +139,7 @@ class Shim:
 
     def __init__(self, state_dir: str, sel: selectors.BaseSelector | None = None, log_fd: int = 2) -> None:
         self.dir = state_dir
-        with open(os.path.join(state_dir, "spec.json")) as fh:
+        with open(os.path.join(state_dir, SPEC)) as fh:
             self.spec: dict[str, Any] = json.load(fh)
         self.sel = sel or selectors.DefaultSelector()
         self.log_fd = log_fd  # where this shim's own errors go (its shim.log)
@@ -208,7 +177,7 @@ class Shim:
         for fd in self.stdio["main"].outputs:
             self._watch(fd, _READ, "output", "main")
             self.splitters[fd] = LineSplitter()
-        path = os.path.join(self.dir, "shim.sock")
+        path = os.path.join(self.dir, SOCKET)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -282,8 +251,8 @@ class Shim:
         except Exception as exc:
             self.done = True  # nothing will run: the shim ends once it has answered
             return {"error": str(exc) or type(exc).__name__}
-        _atomic_json(
-            os.path.join(self.dir, "state.json"), {"pid": pid, "started_at": _now(), "shim_pid": os.getpid()}
+        write_record(
+            os.path.join(self.dir, STATE), {"pid": pid, "started_at": now_rfc3339(), "shim_pid": os.getpid()}
         )
         return {"pid": pid}
 
@@ -300,14 +269,10 @@ class Shim:
             pid = self._spawn(exec_id, req["process"], exec_into=main)
         except Exception as exc:
             self._drop_stdio(exec_id)
-            _atomic_json(
-                os.path.join(self.dir, f"exec-{exec_id}.json"),
-                {"running": False, "exit_code": 126, "pid": 0, "error": str(exc)},
-            )
+            failed = {"running": False, "exit_code": 126, "pid": 0, "error": str(exc)}
+            write_record(exec_path(self.dir, exec_id), failed)
             return {"error": str(exc)}
-        _atomic_json(
-            os.path.join(self.dir, f"exec-{exec_id}.json"), {"running": True, "exit_code": None, "pid": pid}
-        )
+        write_record(exec_path(self.dir, exec_id), {"running": True, "exit_code": None, "pid": pid})
         return {"pid": pid}
 
     def _drop_stdio(self, name: str) -> None:
@@ -429,7 +394,7 @@ class Shim:
             self.listener.close()
             self.listener = None
             with contextlib.suppress(OSError):
-                os.unlink(os.path.join(self.dir, "shim.sock"))
+                os.unlink(os.path.join(self.dir, SOCKET))
         if self.log_fd > 2:
             with contextlib.suppress(OSError):
                 os.close(self.log_fd)
@@ -751,16 +716,11 @@ class Shim:
                     oom = Cgroup(checker).oom_killed()
                 except Exception:
                     oom = False
-            self.exit = {"exit_code": exit_code, "oom_killed": oom, "finished_at": _now()}
+            self.exit = {"exit_code": exit_code, "oom_killed": oom, "finished_at": now_rfc3339()}
         else:
-            path = os.path.join(self.dir, f"exec-{name}.json")
-            try:
-                with open(path) as fh:
-                    record = json.load(fh)
-            except (OSError, ValueError):
-                record = {}
+            record = read_exec(self.dir, name) or {}
             record.update(running=False, exit_code=exit_code)
-            _atomic_json(path, record)
+            write_record(exec_path(self.dir, name), record)
             self.pids.pop(name, None)
         self._maybe_finish(name)
 
@@ -778,7 +738,7 @@ class Shim:
             self.log.close()
             self.log = None
         assert self.exit is not None
-        _atomic_json(os.path.join(self.dir, "exit.json"), self.exit)
+        write_record(os.path.join(self.dir, EXIT), self.exit)
         for waiter in self.waiters:
             self._reply(waiter, self.exit)
         self.waiters.clear()

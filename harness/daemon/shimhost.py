@@ -65,7 +65,8 @@ import time
 import traceback
 from typing import Any
 
-from .shim import PR_SET_CHILD_SUBREAPER, Shim, sync_written
+from .shim import PR_SET_CHILD_SUBREAPER, Shim
+from .shimstate import PID, sync_written
 from .unixpath import short_unix_path
 
 __all__ = ["CAPACITY", "Host", "become_subreaper", "serve"]
@@ -121,7 +122,7 @@ class Host:
         try:
             shim = Shim(state_dir, self.sel, log_fd)
             shim.prepare()
-            with open(os.path.join(state_dir, "shim.pid"), "w") as fh:
+            with open(os.path.join(state_dir, PID), "w") as fh:
                 fh.write(str(os.getpid()))
         except Exception as exc:
             if shim is not None:

@@ -16,51 +16,15 @@ from harness.daemon.containers.health import (
     HealthChecks,
     LimitedBuffer,
     check_health_filter,
-    go_duration,
     health_status,
     merge_healthcheck,
-    parse_go_duration,
     probe_command,
     validate_healthcheck,
 )
-from harness.daemon.containers.model import Container, now_rfc3339
+from harness.daemon.containers.model import Container
 from harness.daemon.errors import ApiError
+from harness.daemon.gotime import now_rfc3339
 from harness.daemon.images.changes import ChangeError, apply_changes, empty_config
-
-
-@pytest.mark.parametrize(
-    "ns,text",
-    [
-        (0, "0s"),
-        (1, "1ns"),
-        (1500, "1.5µs"),
-        (300_000_000, "300ms"),
-        (1_000_000_000, "1s"),
-        (1_500_000_000, "1.5s"),
-        (120_000_000_000, "2m0s"),
-        (3_600_000_000_000, "1h0m0s"),
-        (3_723_500_000_000, "1h2m3.5s"),
-        (-2_000_000_000, "-2s"),
-    ],
-)
-def test_go_duration_matches_time_duration_string(ns: int, text: str) -> None:
-    assert go_duration(ns) == text
-    assert parse_go_duration(text) == ns
-
-
-@pytest.mark.parametrize(
-    "text,message",
-    [
-        ("abc", 'time: invalid duration "abc"'),
-        ("5", 'time: missing unit in duration "5"'),
-        ("5x", 'time: unknown unit "x" in duration "5x"'),
-        ("", 'time: invalid duration ""'),
-    ],
-)
-def test_bad_durations_have_gos_messages(text: str, message: str) -> None:
-    with pytest.raises(ValueError) as err:
-        parse_go_duration(text)
-    assert str(err.value) == message
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from harness.daemon.containers.model import Container, now_rfc3339
+from harness.daemon.containers.model import Container
 from harness.daemon.containers.update import (
     SysInfo,
     _merge,
@@ -22,6 +22,7 @@ from harness.daemon.containers.update import (
     verify_update,
 )
 from harness.daemon.errors import ApiError
+from harness.daemon.gotime import now_rfc3339
 
 FULL = SysInfo(cpus="0-1", mems="0")
 MB = 1024 * 1024

@@ -17,7 +17,7 @@ import hashlib
 import struct
 from typing import TYPE_CHECKING, Any
 
-from ..containers.manager import ShimConnection
+from ..containers.shimclient import ShimConnection
 from ..httpd import Request, Response
 from ..logs.jsonfile import read_entries
 from ..query import bool_value

@@ -16,8 +16,9 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ..containers.health import check_health_filter, health_status
-from ..containers.manager import ShimConnection, parse_signal
 from ..containers.model import Container
+from ..containers.shimclient import ShimConnection
+from ..containers.signals import parse_signal
 from ..errors import ApiError, conflict, invalid, not_implemented
 from ..httpd import Request, Response
 from ..logs.jsonfile import entry_time, frame, read_entries

@@ -13,7 +13,7 @@ import secrets
 from typing import TYPE_CHECKING, Any
 
 from ..bodytypes import EXEC_OPTIONS, EXEC_START_OPTIONS
-from ..containers.manager import ShimConnection
+from ..containers.shimclient import ShimConnection
 from ..errors import ApiError, conflict, invalid, not_found
 from ..gotypes import check
 from ..httpd import Request, Response

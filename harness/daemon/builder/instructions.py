@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..containers.health import go_duration, parse_go_duration
+from ..gotime import go_duration, parse_go_duration
 from ..log import go_quote
 from .parser import Node, chomp_heredoc, parse_heredoc
 

@@ -119,7 +119,7 @@ def parse_port_specs(ports: list[str]) -> list[str]:
 
 def valid_signal(text: str) -> None:
     """signal.ParseSignal as STOPSIGNAL checks it."""
-    from ..containers.manager import _SIGNALS
+    from ..containers.signals import SIGNALS as _SIGNALS
 
     if re.fullmatch(r"[+-]?[0-9]+", text):
         if int(text) == 0:

@@ -70,7 +70,7 @@ async def run_container(
     daemon: Daemon, c: Container, stdout: Callable[[str], None], stderr: Callable[[str], None]
 ) -> int:
     """Start a created container attached to its output, streamed to the callbacks; its exit code."""
-    from ..containers.manager import ShimConnection
+    from ..containers.shimclient import ShimConnection
 
     manager = daemon.containers
     done = asyncio.Event()

@@ -20,14 +20,15 @@ import asyncio
 import contextlib
 import json
 import os
-import re
 import secrets
 import struct
 import time
 from typing import TYPE_CHECKING, Any
 
 from ..errors import invalid
-from .model import now_rfc3339, parse_rfc3339
+from ..gotime import go_duration, now_rfc3339
+from .model import parse_rfc3339
+from .shimclient import ShimConnection
 
 if TYPE_CHECKING:
     from .manager import ContainerManager
@@ -38,11 +39,9 @@ __all__ = [
     "HealthChecks",
     "LimitedBuffer",
     "check_health_filter",
-    "go_duration",
     "health_status",
     "merge_healthcheck",
     "normalise_healthcheck",
-    "parse_go_duration",
     "validate_healthcheck",
 ]
 
@@ -60,78 +59,6 @@ _DURATIONS = ("Interval", "Timeout", "StartPeriod", "StartInterval")
 
 
 # -- configuration ---------------------------------------------------------------------------------
-def go_duration(ns: int) -> str:
-    """Go's ``time.Duration.String``: ``300ms``, ``1.5s``, ``2m0s``, ``1h0m0s``, ``500µs``, ``0s``."""
-    if ns == 0:
-        return "0s"
-    sign = "-" if ns < 0 else ""
-    u = abs(int(ns))
-
-    def frac(value: int, prec: int) -> tuple[int, str]:
-        whole, rest = divmod(value, 10**prec)
-        digits = f"{rest:0{prec}d}".rstrip("0")
-        return whole, f".{digits}" if digits else ""
-
-    if u < 1_000_000_000:
-        if u < 1000:
-            return f"{sign}{u}ns"
-        unit, prec = ("µs", 3) if u < 1_000_000 else ("ms", 6)
-        whole, tail = frac(u, prec)
-        return f"{sign}{whole}{tail}{unit}"
-    secs, tail = frac(u, 9)
-    text = f"{secs % 60}{tail}s"
-    minutes = secs // 60
-    if minutes:
-        text = f"{minutes % 60}m{text}"
-        if minutes // 60:
-            text = f"{minutes // 60}h{text}"
-    return sign + text
-
-
-_UNITS = {
-    "ns": 1,
-    "us": 1000,
-    "µs": 1000,
-    "μs": 1000,
-    "ms": 1_000_000,
-    "s": 10**9,
-    "m": 60 * 10**9,
-    "h": 3600 * 10**9,
-}
-_DURATION_PART = re.compile(r"(\d*)(?:\.(\d*))?([^\d.]*)")
-
-
-def parse_go_duration(text: str) -> int:
-    """Go's ``time.ParseDuration`` in ns (``1m30s``, ``1.5h``, ``300ms``); ValueError with Go's text."""
-    quoted = json.dumps(text, ensure_ascii=False)
-    rest, sign = text, 1
-    if rest[:1] in ("-", "+"):
-        sign, rest = (-1 if rest[0] == "-" else 1), rest[1:]
-    if rest == "0":
-        return 0
-    if not rest:
-        raise ValueError(f"time: invalid duration {quoted}")
-    total = 0
-    while rest:
-        m = _DURATION_PART.match(rest)
-        assert m is not None
-        whole, frac, unit = m.group(1), m.group(2), m.group(3)
-        if not whole and not frac:
-            raise ValueError(f"time: invalid duration {quoted}")
-        if not unit:
-            raise ValueError(f"time: missing unit in duration {quoted}")
-        if unit not in _UNITS:
-            raise ValueError(
-                f"time: unknown unit {json.dumps(unit, ensure_ascii=False)} in duration {quoted}"
-            )
-        scale = _UNITS[unit]
-        total += int(whole or 0) * scale
-        if frac:
-            total += int(frac) * scale // 10 ** len(frac)
-        rest = rest[m.end() :]
-    return sign * total
-
-
 def _number(hc: dict[str, Any], key: str) -> int:
     value = hc.get(key) or 0
     return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
@@ -359,7 +286,6 @@ class HealthChecks:
     # -- one probe ---------------------------------------------------------------------------------
     async def _probe(self, c: Container) -> dict[str, Any]:
         """Run the probe once as an exec in the container; its End, ExitCode and Output."""
-        from ..containers.manager import ShimConnection
         from .spec import exec_process_spec
 
         cmd = probe_command(c)
@@ -465,8 +391,6 @@ class HealthChecks:
                 c.exec_ids.remove(exec_id)  # dockerd drops ended execs from the container's ExecIDs
 
     async def _kill(self, state_dir: str, exec_id: str) -> None:
-        from ..containers.manager import ShimConnection
-
         with contextlib.suppress(OSError, ValueError, ConnectionError, TimeoutError):
             await ShimConnection.call(state_dir, {"op": "kill", "signal": 9, "target": exec_id}, timeout=5)
 

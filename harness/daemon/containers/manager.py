@@ -20,64 +20,18 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ApiError, conflict, invalid, not_found, system
 from ..events import make_event
-from ..unixpath import short_unix_path
+from ..gotime import now_rfc3339
+from ..shimstate import LOG, SPEC, read_exit, read_state_pid, shim_alive
 from .create import build_config, build_host_config, command_of, verify_host_config
-from .model import Container, now_rfc3339
+from .model import Container
 from .names import random_name, validate_name
+from .shimclient import ShimConnection
+from .signals import parse_signal
 
 if TYPE_CHECKING:
     from ..daemon import Daemon
 
-__all__ = ["ContainerManager", "parse_signal"]
-
-_SIGNALS = {
-    name[3:]: int(getattr(signal, name))
-    for name in dir(signal)
-    if name.startswith("SIG") and not name.startswith("SIG_") and isinstance(getattr(signal, name), int)
-}
-
-
-def parse_signal(text: str | int | None, default: int = signal.SIGKILL) -> int:
-    """docker's signal parsing: a number, ``KILL`` or ``SIGKILL``; unknown names are a 400."""
-    if text in (None, ""):
-        return default
-    if isinstance(text, int):
-        return text
-    raw = str(text)
-    if raw.isdigit():
-        if int(raw) == 0 or int(raw) > 64:
-            raise invalid(f"invalid signal: {raw}")
-        return int(raw)
-    name = raw.upper().removeprefix("SIG")
-    if name not in _SIGNALS:
-        raise invalid(f"invalid signal: {raw}")
-    return _SIGNALS[name]
-
-
-class ShimConnection:
-    """One request/response (and optionally stream) connection to a container's shim."""
-
-    @staticmethod
-    async def open(
-        state_dir: str, request: dict[str, Any]
-    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        with short_unix_path(os.path.join(state_dir, "shim.sock")) as address:
-            reader, writer = await asyncio.open_unix_connection(address, limit=1 << 20)
-        writer.write(json.dumps(request).encode() + b"\n")
-        await writer.drain()
-        return reader, writer
-
-    @staticmethod
-    async def call(state_dir: str, request: dict[str, Any], timeout: float | None = 30) -> dict[str, Any]:
-        reader, writer = await ShimConnection.open(state_dir, request)
-        try:
-            line = await asyncio.wait_for(reader.readline(), timeout)
-        finally:
-            writer.close()
-        if not line:
-            raise ConnectionError("shim closed the connection")
-        return dict(json.loads(line))
-
+__all__ = ["ContainerManager"]
 
 PendingAttach = Callable[[str | None], Awaitable[None]]
 
@@ -137,6 +91,11 @@ class ContainerManager:
         if len(matches) > 1:
             raise invalid(f"multiple IDs found with provided prefix: {ref}")
         raise not_found(f"No such container: {ref}")
+
+    def by_name(self, name: str) -> Container | None:
+        """By exact name (without the slash)."""
+        cid = self.names.get(name)
+        return self.by_id.get(cid) if cid else None
 
     def lock(self, cid: str) -> asyncio.Lock:
         return self.locks.setdefault(cid, asyncio.Lock())
@@ -434,8 +393,7 @@ class ContainerManager:
 
     def _reconcile(self, c: Container) -> None:
         state_dir = self.state_dir(c)
-        exit_file = os.path.join(state_dir, "exit.json")
-        alive = _shim_alive(state_dir)
+        alive = shim_alive(state_dir)
         if alive and self.daemon.config["live-restore"]:
             networks = getattr(self.daemon, "networks", None)
             if networks is not None:
@@ -446,17 +404,14 @@ class ContainerManager:
                     volumes.active.setdefault(name, set()).add(c.id)  # still mounted for it
             return  # monitors are re-attached once the loop runs (attach_monitors)
         if alive:
-            pid = _state_pid(state_dir)
+            pid = read_state_pid(state_dir)
             if pid:
                 with contextlib.suppress(OSError):
                     os.kill(pid, signal.SIGKILL)
         code, finished = 137, now_rfc3339()
-        try:
-            with open(exit_file) as fh:
-                record = json.load(fh)
+        record = read_exit(state_dir) or {}
+        with contextlib.suppress(ValueError, KeyError, TypeError):
             code, finished = int(record["exit_code"]), record["finished_at"]
-        except (OSError, ValueError, KeyError):
-            pass
         c.set_stopped(code, finished_at=finished)
         self._release(c)
         c.save()
@@ -576,7 +531,7 @@ class ContainerManager:
             "log": {"driver": log_config.get("Type"), "path": c.log_path, "opts": log_config.get("Config")},
             "oom_check": spec.get("cgroup", ""),
         }
-        with open(os.path.join(state_dir, "spec.json"), "w") as fh:
+        with open(os.path.join(state_dir, SPEC), "w") as fh:
             json.dump(shim_spec, fh)
         await self._spawn_shim(state_dir)
         for attach in self.pending_attach.pop(c.id, []):
@@ -614,7 +569,7 @@ class ContainerManager:
     async def _spawn_shim(self, state_dir: str) -> None:
         """A shim for ``state_dir`` (in a host, from the zygote, or a new interpreter); waits for ready."""
         read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
-        shim_log = open(os.path.join(state_dir, "shim.log"), "ab")  # noqa: SIM115 - handed to the shim
+        shim_log = open(os.path.join(state_dir, LOG), "ab")  # noqa: SIM115 - handed to the shim
         try:
             pid = await self.launcher.spawn(state_dir, write_fd, shim_log.fileno())
             if pid is None:
@@ -647,7 +602,7 @@ class ContainerManager:
             os.close(read_fd)
         if not line:
             tail = ""
-            with contextlib.suppress(OSError), open(os.path.join(state_dir, "shim.log")) as fh:
+            with contextlib.suppress(OSError), open(os.path.join(state_dir, LOG)) as fh:
                 tail = fh.read()[-2000:]
             raise system(f"container shim failed to start: {tail or 'no output'}")
         msg = json.loads(line)
@@ -659,7 +614,7 @@ class ContainerManager:
         try:
             result = await ShimConnection.call(state_dir, {"op": "wait"}, timeout=None)
         except (OSError, ValueError, ConnectionError):
-            result = _read_exit(state_dir) or {
+            result = read_exit(state_dir) or {
                 "exit_code": 137,
                 "oom_killed": False,
                 "finished_at": now_rfc3339(),
@@ -803,11 +758,9 @@ class ContainerManager:
             self.daemon.log.warning(f"failed to remove cgroup of container {c.id}: {exc}")
 
     # -- stop / kill / wait --------------------------------------------------------------------------
-    async def kill(self, c: Container, signo: int, manual: bool = True) -> None:
+    async def kill(self, c: Container, signo: int) -> None:
         if not c.running:
             raise conflict(f"container {c.id} is not running")
-        if manual and signo in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
-            pass
         try:
             result = await ShimConnection.call(self.state_dir(c), {"op": "kill", "signal": signo})
         except (ConnectionError, FileNotFoundError):
@@ -997,32 +950,6 @@ async def _read_line_async(fd: int) -> bytes:
             break
         data += chunk
     return data
-
-
-def _read_exit(state_dir: str) -> dict[str, Any] | None:
-    try:
-        with open(os.path.join(state_dir, "exit.json")) as fh:
-            return dict(json.load(fh))
-    except (OSError, ValueError):
-        return None
-
-
-def _state_pid(state_dir: str) -> int:
-    try:
-        with open(os.path.join(state_dir, "state.json")) as fh:
-            return int(json.load(fh).get("pid") or 0)
-    except (OSError, ValueError):
-        return 0
-
-
-def _shim_alive(state_dir: str) -> bool:
-    try:
-        with open(os.path.join(state_dir, "shim.pid")) as fh:
-            pid = int(fh.read().strip())
-        os.kill(pid, 0)
-    except (OSError, ValueError):
-        return False
-    return os.path.exists(os.path.join(state_dir, "shim.sock"))
 
 
 def _oci_error(inner: str) -> str:

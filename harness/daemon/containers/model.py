@@ -16,18 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..fsutil import fsync_path
+from ..gotime import now_rfc3339
 
-__all__ = ["ZERO_TIME", "Container", "human_duration", "now_rfc3339", "parse_rfc3339", "sync_records"]
+__all__ = ["ZERO_TIME", "Container", "human_duration", "parse_rfc3339", "sync_records"]
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
-
-
-def now_rfc3339() -> str:
-    """UTC now with nanoseconds, as Go's time.Time marshals (RFC3339Nano, trailing zeros trimmed)."""
-    ns = time.time_ns()
-    secs, frac = divmod(ns, 1_000_000_000)
-    text = f"{frac:09d}".rstrip("0")
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + (f".{text}" if text else "") + "Z"
 
 
 def parse_rfc3339(text: str) -> float:

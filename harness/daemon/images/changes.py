@@ -318,7 +318,7 @@ _HEALTHCHECK_FLAGS = ("interval", "timeout", "start-period", "start-interval", "
 def _healthcheck(rest: str) -> dict[str, Any]:
     """buildkit's parseHealthcheck: ``[--interval=D --timeout=D --start-period=D --start-interval=D
     --retries=N] CMD command`` or ``NONE``; durations as Go's, at least 1ms unless 0."""
-    from ..containers.health import go_duration, parse_go_duration
+    from ..gotime import go_duration, parse_go_duration
 
     flag_words = re.match(r"((?:--\S*\s*)*)(.*)", rest, re.S)
     assert flag_words is not None

@@ -9,15 +9,26 @@ name the embedded DNS resolves for the linking container.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import ApiError, invalid
 
 if TYPE_CHECKING:
-    from ..containers.manager import ContainerManager
     from ..containers.model import Container
 
-__all__ = ["link_env", "link_hosts", "linked", "normalise_links"]
+__all__ = ["ContainerLookup", "link_env", "link_hosts", "linked", "normalise_links"]
+
+
+class ContainerLookup(Protocol):
+    """What links need of the containers they name: the owner of containers passes itself in."""
+
+    def get(self, ref: str) -> Container:
+        """By id, name or unique id prefix; dockerd's 404 (an ApiError) otherwise."""
+        ...
+
+    def by_name(self, name: str) -> Container | None:
+        """By exact name (without the slash); None if no container has it."""
+        ...
 
 
 def _split(link: str) -> tuple[str, str]:
@@ -25,7 +36,7 @@ def _split(link: str) -> tuple[str, str]:
     return name, alias or name
 
 
-def normalise_links(manager: ContainerManager, links: list[str], own_name: str) -> list[str]:
+def normalise_links(containers: ContainerLookup, links: list[str], own_name: str) -> list[str]:
     """``name[:alias]`` -> ``/<name>:/<own>/<alias>``; an unknown container is dockerd's 400."""
     out = []
     for link in links:
@@ -34,26 +45,26 @@ def normalise_links(manager: ContainerManager, links: list[str], own_name: str) 
             continue
         name, alias = _split(link)
         try:
-            other = manager.get(name.lstrip("/"))
+            other = containers.get(name.lstrip("/"))
         except ApiError as exc:
             raise invalid(f"could not get container for {name}: {exc.message}") from None
         out.append(f"{other.name}:/{own_name.lstrip('/')}/{alias.lstrip('/')}")
     return out
 
 
-def linked(manager: ContainerManager, c: Container) -> list[tuple[Container, str]]:
+def linked(containers: ContainerLookup, c: Container) -> list[tuple[Container, str]]:
     """(linked container, alias) pairs of ``c``'s links that still exist."""
     pairs = []
     for link in c.host_config.get("Links") or []:
         name, _, target = str(link).partition(":")
-        other = manager.by_id.get(manager.names.get(name.lstrip("/"), ""))
+        other = containers.by_name(name.lstrip("/"))
         if other is not None:
             pairs.append((other, target.rsplit("/", 1)[-1]))
     return pairs
 
 
-def check_running(manager: ContainerManager, c: Container) -> None:
-    for other, alias in linked(manager, c):
+def check_running(containers: ContainerLookup, c: Container) -> None:
+    for other, alias in linked(containers, c):
         if not other.running:
             raise ApiError(500, f"Cannot link to a non running container: {other.name} AS {c.name}/{alias}")
 
@@ -63,12 +74,12 @@ def _bridge_ip(c: Container) -> str:
     return str(ep.get("IPAddress") or "")
 
 
-def link_hosts(manager: ContainerManager, c: Container) -> list[str]:
+def link_hosts(containers: ContainerLookup, c: Container) -> list[str]:
     """``/etc/hosts`` lines for the links of a container on the default bridge."""
     if "bridge" not in (c.network_settings.get("Networks") or {}):
         return []
     lines = []
-    for other, alias in linked(manager, c):
+    for other, alias in linked(containers, c):
         ip = _bridge_ip(other)
         if ip:
             names = [alias, other.id[:12], other.name.lstrip("/")]
@@ -81,12 +92,12 @@ def _port_key(key: str) -> tuple[int, str]:
     return int(port), proto or "tcp"
 
 
-def link_env(manager: ContainerManager, c: Container) -> list[str]:
+def link_env(containers: ContainerLookup, c: Container) -> list[str]:
     """moby daemon/links Link.ToEnv for each link of a container on the default bridge."""
     if "bridge" not in (c.network_settings.get("Networks") or {}):
         return []
     env: list[str] = []
-    for other, alias_name in linked(manager, c):
+    for other, alias_name in linked(containers, c):
         ip = _bridge_ip(other)
         if not ip:
             continue
@@ -130,9 +141,9 @@ def link_env(manager: ContainerManager, c: Container) -> list[str]:
     return env
 
 
-def dns_alias(manager: ContainerManager, asker: Container, name: str) -> Any:
+def dns_alias(containers: ContainerLookup, asker: Container, name: str) -> Any:
     """The linked container a link alias names, for the embedded DNS on user-defined networks."""
-    for other, alias in linked(manager, asker):
+    for other, alias in linked(containers, asker):
         if alias.lower() == name:
             return other
     return None
