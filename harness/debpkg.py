@@ -212,13 +212,16 @@ class PrivateApt:
         mirror: str | None = None,
         out: IO[str] | None = sys.stderr,
         components: Sequence[str] = ("main",),
+        sources: bool = False,
     ) -> None:
         self.suite = suite
         self.mirror = (mirror or debian_mirror()).rstrip("/")
         self.arch = dpkg_arch()
         self.components = tuple(components)
+        self.sources = sources  # deb-src too: source packages and build dependencies (its own lists)
         self.out = out
-        key = hashlib.sha256(f"{self.mirror} {suite} {' '.join(self.components)}".encode()).hexdigest()[:10]
+        spec = f"{self.mirror} {suite} {' '.join(self.components)}" + (" deb-src" if sources else "")
+        key = hashlib.sha256(spec.encode()).hexdigest()[:10]
         self.base = Path(cache_base()) / "apt" / f"{suite}-{self.arch}-{key}"
         self.notes: list[str] = []
         self._lock: contextlib.ExitStack | None = None
@@ -262,8 +265,12 @@ class PrivateApt:
                 f"Debian's archive keyring {KEYRING} is missing, so packages of {self.suite} cannot be "
                 "verified: apt-get install debian-archive-keyring"
             )
+        kinds = ("deb", "deb-src") if self.sources else ("deb",)
         (b / "etc" / "sources.list").write_text(
-            f"deb [signed-by={KEYRING}] {self.mirror} {self.suite} {' '.join(self.components)}\n"
+            "".join(
+                f"{kind} [signed-by={KEYRING}] {self.mirror} {self.suite} {' '.join(self.components)}\n"
+                for kind in kinds
+            )
         )
         conf = [
             f'Dir::Etc "{b}/etc";',
@@ -402,19 +409,75 @@ class PrivateApt:
             )
         return m.group(1)
 
-    def closure(self, package: str) -> list[tuple[str, str]]:
-        """``package`` and every package it needs (Depends, Pre-Depends), as apt resolves them on an empty
-        system: (name, version) pairs, ``package`` first."""
-        out = self.run(
-            "apt-get", "-s", "-q", "install", package, what=f"apt-get -s install {package} (its dependencies)"
-        )
+    def closure(self, package: str, *more: str) -> list[tuple[str, str]]:
+        """``package`` (and ``more``: ``name`` or ``name=version``) and every package they need (Depends,
+        Pre-Depends), as apt resolves them on an empty system: (name, version) pairs, ``package`` first."""
+        wanted = " ".join((package, *more))
+        what = f"apt-get -s install {wanted} (dependencies)"
+        out = self.run("apt-get", "-s", "-q", "install", package, *more, what=what)
+        return self._installs(out, package.split("=", 1)[0], f"apt-get -s install {wanted}")
+
+    def _installs(self, out: str, first: str, what: str) -> list[tuple[str, str]]:
         found = re.findall(r"^Inst (\S+) \((\S+) ", out, re.M)
         if not found:
-            raise DebPkgError(
-                f"apt-get -s install {package} ({self.suite}) named nothing to install:\n{_tail(out)}"
-            )
-        found.sort(key=lambda nv: nv[0] != package)
+            raise DebPkgError(f"{what} ({self.suite}) named nothing to install:\n{_tail(out)}")
+        found.sort(key=lambda nv: nv[0] != first)
         return [(name.split(":", 1)[0], version) for name, version in found]
+
+    def build_closure(self, source: str, version: str) -> list[tuple[str, str]]:
+        """What building source package ``source`` at ``version`` installs on an empty system (its
+        Build-Depends and their dependencies, as ``apt-get build-dep`` resolves them; needs ``sources``)."""
+        what = f"apt-get -s build-dep {source}={version}"
+        out = self.run("apt-get", "-s", "-q", "build-dep", f"{source}={version}", what=what)
+        return self._installs(out, "", what)
+
+    def source_files(self, package: str, version: str) -> list[tuple[str, int, str, str]]:
+        """The files of source package ``package`` at ``version`` as its signed Sources index lists them:
+        (name, size, sha256, url) (needs ``sources``)."""
+        out = self.run("apt-cache", "showsrc", package, what=f"apt-cache showsrc {package}")
+        for stanza in re.split(r"\n\s*\n", out):
+            if not re.search(rf"^Version: {re.escape(version)}$", stanza, re.M):
+                continue
+            directory = re.search(r"^Directory: (\S+)$", stanza, re.M)
+            sums = re.search(r"^Checksums-Sha256:\n((?:[ \t].*\n?)+)", stanza, re.M)
+            if directory and sums:
+                files = []
+                for line in sums.group(1).splitlines():
+                    sha, size, name = line.split()
+                    files.append((name, int(size), sha, f"{self.mirror}/{directory.group(1)}/{name}"))
+                return files
+        raise DebPkgError(
+            f"Debian {self.suite} at {self.mirror} has no source package {package} {version} "
+            f"(apt-cache showsrc {package} lists other versions): ask for another version, or point "
+            "HARNESS_DEBIAN_MIRROR at a mirror that has it"
+        )
+
+    def download_source(self, package: str, version: str, dest: Path, names: Sequence[str]) -> list[Path]:
+        """Download the named files of source package ``package`` at ``version`` into ``dest``, each checked
+        against the signed Sources index's sha256 (a mirror may serve only some files of a source package,
+        so only these are fetched; files already there with the right hash are kept): the paths."""
+        listed = {name: (size, sha, url) for name, size, sha, url in self.source_files(package, version)}
+        dest.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for name in names:
+            if name not in listed:
+                raise DebPkgError(
+                    f"source package {package} {version} ({self.suite}) has no file {name} "
+                    f"(it has {', '.join(sorted(listed))})"
+                )
+            size, sha, url = listed[name]
+            path = dest / name
+            if not (path.is_file() and _sha256(path) == sha):
+                _log(self.out, f"downloading {url} ({size / 2**20:.1f} MiB)")
+                _http_get(url, path, f"{package} {version} ({self.suite})")
+                if _sha256(path) != sha:
+                    path.unlink()
+                    raise DebPkgError(
+                        f"{url} does not match the sha256 that Debian's signed Sources index gives for it; "
+                        "the mirror served something else: try again or another HARNESS_DEBIAN_MIRROR"
+                    )
+            paths.append(path)
+        return paths
 
     def download(self, packages: Sequence[tuple[str, str]]) -> list[Path]:
         """``apt-get download name=version ...`` into the private cache (kept between runs): the paths."""
@@ -439,6 +502,32 @@ class PrivateApt:
                 raise DebPkgError(f"apt-get download {name} ({self.suite}) left no .deb in {dest}")
             paths.append(Path(debs[-1]))
         return paths
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _http_get(url: str, path: Path, what: str) -> None:
+    """``url`` into ``path`` (through a temporary file); http_proxy and friends apply, as for apt."""
+    import urllib.error
+    import urllib.request
+
+    tmp = path.with_name(path.name + ".part")
+    try:
+        with urllib.request.urlopen(url, timeout=120) as resp, tmp.open("wb") as out:
+            shutil.copyfileobj(resp, out, 1 << 20)
+        os.replace(tmp, path)
+    except (OSError, urllib.error.URLError) as exc:
+        tmp.unlink(missing_ok=True)
+        raise DebPkgError(
+            f"downloading {url} for {what} failed: {exc}; check the network (and http_proxy), or point "
+            "HARNESS_DEBIAN_MIRROR at a reachable Debian mirror"
+        ) from None
 
 
 def release_expired(text: str, now: float | None = None) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -91,7 +92,12 @@ class Archive:
     url: str = ""
 
     def publish(
-        self, suite: str, debs: list[Path], valid_until: datetime | None = None, sign_with: Path | None = None
+        self,
+        suite: str,
+        debs: list[Path],
+        valid_until: datetime | None = None,
+        sign_with: Path | None = None,
+        sources: list[SourcePackage] | None = None,
     ) -> None:
         pool = self.path / "pool"
         pool.mkdir(parents=True, exist_ok=True)
@@ -110,16 +116,53 @@ class Archive:
         packages = self.path / "dists" / suite / rel
         packages.parent.mkdir(parents=True, exist_ok=True)
         packages.write_text("\n".join(stanzas))
-        body = packages.read_bytes()
+        indexes = [rel]
+        if sources is not None:
+            indexes.append(self._publish_sources(suite, sources))
         now = datetime.now(UTC)
         release = (
             f"Origin: Test\nSuite: {suite}\nCodename: {suite}\nDate: {format_datetime(now, usegmt=True)}\n"
             + (f"Valid-Until: {format_datetime(valid_until, usegmt=True)}\n" if valid_until else "")
             + f"Architectures: {debpkg.dpkg_arch()}\nComponents: main\nSHA256:\n"
-            f" {hashlib.sha256(body).hexdigest()} {len(body)} {rel}\n"
         )
+        for index in indexes:
+            body = (self.path / "dists" / suite / index).read_bytes()
+            release += f" {hashlib.sha256(body).hexdigest()} {len(body)} {index}\n"
         signed = _gpg(sign_with or self.home, "--clearsign", input=release.encode())
         (self.path / "dists" / suite / "InRelease").write_bytes(signed)
+
+    def _publish_sources(self, suite: str, sources: list[SourcePackage]) -> str:
+        stanzas = []
+        for src in sources:
+            directory = f"pool/main/{src.name[0]}/{src.name}"
+            (self.path / directory).mkdir(parents=True, exist_ok=True)
+            sums = ""
+            for name, data in sorted(src.files.items()):
+                (self.path / directory / name).write_bytes(data)
+                sums += f" {hashlib.sha256(data).hexdigest()} {len(data)} {name}\n"
+            for name in src.withheld:  # listed in the index, not served (as a mirror may do)
+                (self.path / directory / name).unlink()
+            stanzas.append(
+                f"Package: {src.name}\nBinary: {src.name}\nVersion: {src.version}\n"
+                f"Maintainer: t <t@example.test>\nArchitecture: any\nFormat: 3.0 (quilt)\n"
+                + (f"Build-Depends: {src.build_depends}\n" if src.build_depends else "")
+                + f"Checksums-Sha256:\n{sums}Directory: {directory}\n"
+            )
+        index = "main/source/Sources"
+        (self.path / "dists" / suite / index).parent.mkdir(parents=True, exist_ok=True)
+        (self.path / "dists" / suite / index).write_text("\n".join(stanzas))
+        return index
+
+
+@dataclass
+class SourcePackage:
+    """A source package of the test archive: its files (name -> bytes), some of which the mirror withholds."""
+
+    name: str
+    version: str
+    files: dict[str, bytes]
+    build_depends: str = ""
+    withheld: tuple[str, ...] = ()
 
 
 class _Quiet(SimpleHTTPRequestHandler):
@@ -300,3 +343,75 @@ def test_command_line_fetch_and_list(
         for p in Path(os.environ["HARNESS_CACHE"], "debs", "testing").iterdir()
         if p.name.startswith(".unpack-")
     ]
+
+
+def test_a_closure_of_several_packages_and_a_build_closure(archive: Archive, tmp_path: Path) -> None:
+    archive.publish(
+        "sid",
+        [
+            _deb(tmp_path, "hello", "2.5-1", depends="libhello"),
+            _deb(tmp_path, "libhello", "1.1-1"),
+            _deb(tmp_path, "tool", "3", depends="libtool"),
+            _deb(tmp_path, "libtool", "4"),
+            _deb(tmp_path, "unrelated", "9"),
+            _deb(tmp_path, "build-essential", "12"),  # what apt adds to every build-dep
+        ],
+        sources=[SourcePackage("hello", "2.5-1", {"hello_2.5-1.dsc": b"d"}, build_depends="tool, libhello")],
+    )
+    with PrivateApt("sid", archive.url, out=None, sources=True) as apt:
+        apt.update()
+        assert apt.closure("hello", "tool=3") == [
+            ("hello", "2.5-1"),
+            ("libhello", "1.1-1"),
+            ("libtool", "4"),
+            ("tool", "3"),
+        ]
+        assert sorted(apt.build_closure("hello", "2.5-1")) == [
+            ("build-essential", "12"),
+            ("libhello", "1.1-1"),
+            ("libtool", "4"),
+            ("tool", "3"),
+        ]
+    with PrivateApt("sid", archive.url, out=None) as apt:  # without deb-src there is nothing to build from
+        apt.update()
+        with pytest.raises(DebPkgError, match=re.escape("build-dep hello=2.5-1")):
+            apt.build_closure("hello", "2.5-1")
+
+
+def test_source_files_are_downloaded_and_checked_against_the_signed_index(
+    archive: Archive, tmp_path: Path
+) -> None:
+    files = {
+        "hello_2.5.orig.tar.xz": b"upstream source",
+        "hello_2.5-1.debian.tar.xz": b"debian packaging",
+        "hello_2.5.orig-extra.tar.xz": b"a component the mirror does not serve",
+    }
+    archive.publish(
+        "sid",
+        [_deb(tmp_path, "hello", "2.5-1")],
+        sources=[SourcePackage("hello", "2.5-1", files, withheld=("hello_2.5.orig-extra.tar.xz",))],
+    )
+    dest = tmp_path / "src"
+    with PrivateApt("sid", archive.url, out=None, sources=True) as apt:
+        apt.update()
+        listed = {name: (size, sha) for name, size, sha, _url in apt.source_files("hello", "2.5-1")}
+        assert listed["hello_2.5.orig.tar.xz"] == (15, hashlib.sha256(b"upstream source").hexdigest())
+        wanted = ["hello_2.5.orig.tar.xz", "hello_2.5-1.debian.tar.xz"]
+        got = apt.download_source("hello", "2.5-1", dest, wanted)
+        assert [p.read_bytes() for p in got] == [b"upstream source", b"debian packaging"]
+        with pytest.raises(DebPkgError, match=re.escape("has no source package hello 9")):
+            apt.source_files("hello", "9")
+        with pytest.raises(DebPkgError, match=re.escape("has no file hello_2.5.orig-cli.tar.xz")):
+            apt.download_source("hello", "2.5-1", dest, ["hello_2.5.orig-cli.tar.xz"])
+        with pytest.raises(DebPkgError, match=re.escape("hello_2.5.orig-extra.tar.xz for hello 2.5-1")):
+            apt.download_source("hello", "2.5-1", dest, ["hello_2.5.orig-extra.tar.xz"])
+        # the mirror now serves other bytes than the index lists: refused, and nothing is left behind
+        pool = archive.path / "pool/main/h/hello"
+        (pool / "hello_2.5-1.debian.tar.xz").write_bytes(b"tampered")
+        got[1].unlink()
+        with pytest.raises(DebPkgError, match="does not match the sha256"):
+            apt.download_source("hello", "2.5-1", dest, wanted)
+        assert not got[1].exists()
+        # a file already downloaded with the right hash is not fetched again
+        shutil.rmtree(archive.path / "pool")
+        assert apt.download_source("hello", "2.5-1", dest, wanted[:1]) == got[:1]
