@@ -7,7 +7,7 @@ import time
 from collections import deque
 from typing import Any
 
-__all__ = ["EventBus", "make_event"]
+__all__ = ["EventBus", "make_event", "matches"]
 
 HISTORY = 256
 
@@ -58,3 +58,31 @@ class EventBus:
 
     def listener_count(self) -> int:
         return len(self.subscribers)
+
+
+def matches(event: dict[str, Any], filters: dict[str, list[str]]) -> bool:
+    """Whether ``event`` passes the ``/events`` filters (moby ``daemon/events/filter.go``): each key given."""
+    actor = event.get("Actor", {})
+    attrs = actor.get("Attributes", {})
+    checks = {
+        "type": lambda v: event.get("Type") == v,
+        "event": lambda v: event.get("Action") == v or event.get("Action", "").split(":")[0] == v,
+        "scope": lambda v: event.get("scope") == v,
+        "label": lambda v: (
+            (attrs.get(v.partition("=")[0]) == v.partition("=")[2]) if "=" in v else v in attrs
+        ),
+        "daemon": lambda v: (
+            event.get("Type") == "daemon" and (actor.get("ID") == v or attrs.get("name") == v)
+        ),
+    }
+    for key, values in filters.items():
+        if not values:
+            continue
+        check = checks.get(key)
+        if check is None:  # object filters: container, image, network, volume...
+            if event.get("Type") != key:
+                return False
+            check = lambda v: actor.get("ID", "").startswith(v) or attrs.get("name") == v  # noqa: E731
+        if not any(check(v) for v in values):
+            return False
+    return True

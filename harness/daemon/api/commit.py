@@ -21,9 +21,8 @@ from ..builder.stream import BuildError
 from ..errors import ApiError, conflict, invalid
 from ..httpd import Request, Response
 from ..images.commit import commit_layer, container_diff, spooled_diff
-from ..images.reference import ReferenceError
+from ..images.reference import ReferenceError, repo_tag_reference
 from ..server import json_response
-from .images import repo_tag_reference
 
 if TYPE_CHECKING:
     from ..containers.model import Container

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from ..errors import invalid
+from ..events import matches
 from ..httpd import Request, Response
 from ..query import parse_filters, parse_timestamp
 from ..server import version_tuple
@@ -18,33 +19,6 @@ if TYPE_CHECKING:
     from ..server import Router
 
 __all__ = ["register"]
-
-
-def _matches(event: dict[str, Any], filters: dict[str, list[str]]) -> bool:
-    actor = event.get("Actor", {})
-    attrs = actor.get("Attributes", {})
-    checks = {
-        "type": lambda v: event.get("Type") == v,
-        "event": lambda v: event.get("Action") == v or event.get("Action", "").split(":")[0] == v,
-        "scope": lambda v: event.get("scope") == v,
-        "label": lambda v: (
-            (attrs.get(v.partition("=")[0]) == v.partition("=")[2]) if "=" in v else v in attrs
-        ),
-        "daemon": lambda v: (
-            event.get("Type") == "daemon" and (actor.get("ID") == v or attrs.get("name") == v)
-        ),
-    }
-    for key, values in filters.items():
-        if not values:
-            continue
-        check = checks.get(key)
-        if check is None:  # object filters: container, image, network, volume...
-            if event.get("Type") != key:
-                return False
-            check = lambda v: actor.get("ID", "").startswith(v) or attrs.get("name") == v  # noqa: E731
-        if not any(check(v) for v in values):
-            return False
-    return True
 
 
 async def events(req: Request, daemon: Daemon) -> Response:
@@ -63,7 +37,7 @@ async def events(req: Request, daemon: Daemon) -> Response:
     def wanted(event: dict[str, Any]) -> bool:
         if old_api and event.get("Type") == "image" and event.get("Action") == "create":
             return False
-        return (until is None or event["timeNano"] / 1e9 <= until) and _matches(event, filters)
+        return (until is None or event["timeNano"] / 1e9 <= until) and matches(event, filters)
 
     async def stream() -> AsyncIterator[bytes]:
         try:

@@ -25,12 +25,11 @@ from ..goformat import format_go_time, go_arch, go_json, parse_go_time
 from ..httpd import Request, Response
 from ..images.changes import go_container_config
 from ..images.reference import (
-    Named,
     ReferenceError,
     familiar_match,
     parse_digest,
     parse_normalized_named,
-    tag_name_only,
+    repo_tag_reference,
     with_tag,
 )
 from ..images.store import Image, ImageStore, LoadError, chain_ids
@@ -41,7 +40,7 @@ if TYPE_CHECKING:
     from ..daemon import Daemon
     from ..server import Router
 
-__all__ = ["human_size", "register", "repo_tag_reference"]
+__all__ = ["human_size", "register"]
 
 _LIST_FILTERS = {"dangling", "label", "before", "since", "reference", "until"}
 _PRUNE_FILTERS = {"dangling", "label", "label!", "until"}
@@ -113,18 +112,6 @@ def _stream_line(obj: dict[str, Any]) -> bytes:
 
 def _error_line(message: str) -> bytes:
     return _stream_line({"errorDetail": {"message": message}, "error": message})
-
-
-def repo_tag_reference(repo: str, tag: str) -> Named | None:
-    """httputils.RepoTagReference: ``repo`` (+ ``tag``, default latest); None without a repo."""
-    if not repo:
-        return None
-    ref = parse_normalized_named(repo)
-    if ref.is_canonical:
-        raise ReferenceError("cannot import digest reference")
-    if tag:
-        return with_tag(ref, tag)
-    return tag_name_only(ref)
 
 
 async def _spool(req: Request, directory: str) -> str:

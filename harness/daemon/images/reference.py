@@ -34,6 +34,7 @@ __all__ = [
     "parse_any_reference",
     "parse_digest",
     "parse_normalized_named",
+    "repo_tag_reference",
     "tag_name_only",
     "validate_tag",
     "with_tag",
@@ -312,3 +313,15 @@ def familiar_match(pattern: str, ref: Named) -> bool:
     if _go_path_match(pattern, ref.familiar_string()):
         return True
     return _go_path_match(pattern, ref.familiar_name())
+
+
+def repo_tag_reference(repo: str, tag: str) -> Named | None:
+    """httputils.RepoTagReference: ``repo`` (+ ``tag``, default latest); None without a repo."""
+    if not repo:
+        return None
+    ref = parse_normalized_named(repo)
+    if ref.is_canonical:
+        raise ReferenceError("cannot import digest reference")
+    if tag:
+        return with_tag(ref, tag)
+    return tag_name_only(ref)
