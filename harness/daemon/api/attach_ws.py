@@ -17,12 +17,12 @@ import hashlib
 import struct
 from typing import TYPE_CHECKING, Any
 
+from ..containers.attach import background
 from ..containers.shimclient import ShimConnection
 from ..httpd import Request, Response
 from ..logs.jsonfile import read_entries
 from ..query import bool_value
 from ..server import version_tuple
-from .containers import BACKGROUND, _container
 
 if TYPE_CHECKING:
     from ..daemon import Daemon
@@ -73,7 +73,7 @@ def _bad_handshake() -> Response:
 
 
 async def attach_ws(req: Request, daemon: Daemon) -> Response:
-    c = _container(req, daemon)
+    c = daemon.containers.get(req.match["name"])
     key = req.header("sec-websocket-key")
     if (
         "websocket" not in req.header("upgrade").lower()
@@ -163,10 +163,7 @@ async def _pump(
                 shim_writer.write(data)
                 await shim_writer.drain()
 
-    tasks: list[asyncio.Future[Any]] = [asyncio.ensure_future(down()), asyncio.ensure_future(up())]
-    for task in tasks:
-        BACKGROUND.add(task)
-        task.add_done_callback(BACKGROUND.discard)
+    tasks: list[asyncio.Future[Any]] = [background(down()), background(up())]
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         if not tasks[0].done() and tasks[1].done():

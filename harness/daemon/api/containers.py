@@ -15,9 +15,10 @@ import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from ..containers.attach import DEFAULT_DETACH_KEYS, attach_when_running, detach_key_bytes, relay
+from ..containers.changes import fill_sizes
 from ..containers.health import check_health_filter, health_status
 from ..containers.model import Container
-from ..containers.shimclient import ShimConnection
 from ..containers.signals import parse_signal
 from ..errors import ApiError, conflict, invalid, not_implemented
 from ..httpd import Request, Response
@@ -29,10 +30,7 @@ if TYPE_CHECKING:
     from ..daemon import Daemon
     from ..server import Router
 
-__all__ = ["BACKGROUND", "register"]
-
-#: strong references to fire-and-forget tasks (asyncio keeps only weak ones)
-BACKGROUND: set[asyncio.Future[Any]] = set()
+__all__ = ["fill_sizes", "register"]  # fill_sizes: api/system_df still takes it from here (layers-images)
 
 _LIST_FILTERS = {
     "ancestor",
@@ -78,22 +76,9 @@ async def create(req: Request, daemon: Daemon) -> Response:
     return json_response({"Id": c.id, "Warnings": warnings}, 201)
 
 
-async def fill_sizes(daemon: Daemon, c: Container) -> None:
-    """SizeRw and SizeRootFs (a walk of the layer trees, in a worker thread)."""
-    from ..containers.changes import container_sizes
-
-    try:
-        c.size_rw, c.size_root_fs = await asyncio.to_thread(container_sizes, daemon, c)
-    except OSError as exc:
-        daemon.log.warning(f"failed to compute the size of container {c.id}: {exc}")
-        c.size_rw, c.size_root_fs = 0, 0
-
-
 async def inspect(req: Request, daemon: Daemon) -> Response:
-    from .exec import prune_ended
-
     c = _container(req, daemon)
-    prune_ended(daemon, c)
+    daemon.containers.execs.prune_ended(c)
     size = bool_value(req, "size")
     if size:
         await fill_sizes(daemon, c)
@@ -301,11 +286,7 @@ async def resize(req: Request, daemon: Daemon) -> Response:
         height, width = int(req.arg("h") or 0), int(req.arg("w") or 0)
     except ValueError:
         raise invalid(f'strconv.Atoi: parsing "{req.arg("h")}": invalid syntax') from None
-    if not c.running:
-        raise conflict(f"container {c.id} is not running")
-    await ShimConnection.call(
-        daemon.containers.state_dir(c), {"op": "resize", "height": height, "width": width}
-    )
+    await daemon.containers.resize(c, height, width)
     return Response(200, b"", [("Content-Type", "text/plain; charset=utf-8")])
 
 
@@ -509,107 +490,6 @@ class _FollowEnd:
 
 
 # -- attach ------------------------------------------------------------------------------------------
-DEFAULT_DETACH_KEYS = b"\x10\x11"  # ctrl-p, ctrl-q
-
-
-def detach_key_bytes(text: str) -> bytes:
-    """moby/term ToBytes: ``ctrl-p,ctrl-q`` -> b"\\x10\\x11"; ValueError for anything else."""
-    out = bytearray()
-    for key in text.split(","):
-        if len(key) == 1:
-            out.append(ord(key))
-            continue
-        if not key.startswith("ctrl-") or len(key) != 6:  # case-sensitive: "ctrl-A" is refused
-            raise ValueError(key)
-        code = key[5]
-        if "a" <= code <= "z":
-            out.append(ord(code) - ord("a") + 1)
-        elif code in "@[\\]^_":
-            out.append({"@": 0, "[": 27, "\\": 28, "]": 29, "^": 30, "_": 31}[code])
-        else:
-            raise ValueError(key)
-    return bytes(out)
-
-
-class Detached(Exception):
-    """The client typed its detach sequence (moby term.EscapeError)."""
-
-
-class _EscapeProxy:
-    """moby/term's EscapeProxy: withholds a partial detach sequence, raises Detached on a full one."""
-
-    def __init__(self, keys: bytes) -> None:
-        self.keys = keys
-        self.matched = 0
-
-    def feed(self, data: bytes) -> bytes:
-        out = bytearray()
-        for byte in data:
-            if byte == self.keys[self.matched]:
-                self.matched += 1
-                if self.matched == len(self.keys):
-                    raise Detached(bytes(out))
-                continue
-            if self.matched:  # a broken sequence: what was held back goes through after all
-                out += self.keys[: self.matched]
-                self.matched = 0
-                if byte == self.keys[0]:
-                    self.matched = 1
-                    continue
-            out.append(byte)
-        return bytes(out)
-
-
-async def _relay(
-    req: Request,
-    shim_reader: asyncio.StreamReader,
-    shim_writer: asyncio.StreamWriter,
-    use_stdin: bool,
-    detach_keys: bytes | None = None,
-) -> bool:
-    """Pump both ways until the container's output ends; True if the client detached."""
-    proxy = _EscapeProxy(detach_keys) if detach_keys else None
-    detached = False
-
-    async def down() -> None:
-        while data := await shim_reader.read(65536):
-            req.writer.write(data)
-            await req.writer.drain()
-
-    async def up() -> None:
-        nonlocal detached
-        while data := await req.reader.read(65536):
-            if use_stdin:
-                if proxy is not None:
-                    try:
-                        data = proxy.feed(data)
-                    except Detached as exc:
-                        if exc.args[0]:
-                            shim_writer.write(exc.args[0])
-                            await shim_writer.drain()
-                        detached = True
-                        return
-                shim_writer.write(data)
-                await shim_writer.drain()
-        with contextlib.suppress(OSError):
-            if shim_writer.can_write_eof():
-                shim_writer.write_eof()
-
-    tasks = [asyncio.ensure_future(down()), asyncio.ensure_future(up())]
-    try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        if tasks[1] in done and not tasks[0].done() and not detached:
-            await tasks[0]  # client closed its side: keep delivering output until the container ends
-    except (ConnectionError, OSError):
-        pass
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        shim_writer.close()
-    return detached
-
-
 def _attach_error(exc: ApiError) -> Response:
     """dockerd hijacks before it looks the container up: errors come as a raw HTTP answer on the socket."""
     from http import HTTPStatus
@@ -672,31 +552,14 @@ async def attach(req: Request, daemon: Daemon) -> Response:
             return
         manager.emit(c, "attach")
         request = {"op": "attach", "stdin": use_stdin, "stdout": use_stdout, "stderr": use_stderr}
-        done = asyncio.Event()
 
-        async def connect(state_dir: str | None) -> None:
-            if state_dir is None:  # the start failed: end the stream
-                done.set()
-                return
-            reader, writer = await ShimConnection.open(state_dir, request)
+        async def pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            # moby copies stdin through the escape proxy only for TTY containers
+            if await relay(r.reader, r.writer, reader, writer, use_stdin, detach_keys if tty else None):
+                manager.emit(c, "detach")
 
-            async def run() -> None:
-                try:
-                    # moby copies stdin through the escape proxy only for TTY containers
-                    if await _relay(r, reader, writer, use_stdin, detach_keys if tty else None):
-                        manager.emit(c, "detach")
-                finally:
-                    done.set()
-
-            BACKGROUND.add(task := asyncio.ensure_future(run()))
-            task.add_done_callback(BACKGROUND.discard)
-
-        if c.running:
-            await connect(manager.state_dir(c))
-        else:
-            manager.pending_attach.setdefault(c.id, []).append(connect)
         try:
-            await done.wait()
+            await attach_when_running(manager, c, request, pump)
         finally:
             with contextlib.suppress(Exception):
                 r.writer.close()

@@ -24,6 +24,7 @@ order (random); refd lists them by name, new and changed entries before deleted 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,7 @@ __all__ = [
     "changes_dirs",
     "container_changes",
     "container_sizes",
+    "fill_sizes",
 ]
 
 CHANGE_MODIFY, CHANGE_ADD, CHANGE_DELETE = 0, 1, 2
@@ -260,3 +262,12 @@ def container_sizes(daemon: Daemon, c: Container) -> tuple[int, int]:
     except Exception:  # the image may be gone (rmi -f): the rootfs is then the read-write layer
         image_size = 0
     return size_rw, size_rw + image_size
+
+
+async def fill_sizes(daemon: Daemon, c: Container) -> None:
+    """SizeRw and SizeRootFs on ``c`` (a walk of the layer trees, in a worker thread); 0 if unreadable."""
+    try:
+        c.size_rw, c.size_root_fs = await asyncio.to_thread(container_sizes, daemon, c)
+    except OSError as exc:
+        daemon.log.warning(f"failed to compute the size of container {c.id}: {exc}")
+        c.size_rw, c.size_root_fs = 0, 0

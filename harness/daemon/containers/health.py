@@ -19,14 +19,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import secrets
 import struct
 import time
 from typing import TYPE_CHECKING, Any
 
 from ..errors import invalid
 from ..gotime import go_duration, now_rfc3339
+from ..shimstate import read_exec
+from .execs import exec_failure_code
 from .model import parse_rfc3339
 from .shimclient import ShimConnection
 
@@ -193,7 +193,7 @@ class HealthChecks:
         elif action == "destroy":
             self.stop(c)
             for exec_id in self.probe_execs.pop(c.id, []):
-                self.manager.execs.pop(exec_id, None)
+                self.manager.execs.forget(exec_id)
 
     def init(self, c: Container) -> None:
         """A (re)started or restored container: status ``starting``, streak 0, the log kept."""
@@ -292,35 +292,14 @@ class HealthChecks:
         if not cmd:
             raise ProbeError(f"healthcheck for container {c.id} has no command to run")
         manager = self.manager
-        exec_id = secrets.token_hex(32)
-        record: dict[str, Any] = {
-            "ID": exec_id,
-            "Running": False,
-            "ExitCode": None,
-            "ProcessConfig": {
-                "tty": False,
-                "entrypoint": cmd[0],
-                "arguments": cmd[1:],
-                "privileged": False,
-                **({"user": c.config["User"]} if c.config.get("User") else {}),
-            },
-            "OpenStdin": False,
-            "OpenStderr": True,
-            "OpenStdout": True,
-            "CanRemove": False,
-            "ContainerID": c.id,
-            "DetachKeys": "",
-            "Pid": 0,
-            "_request": {"Cmd": cmd},
-            "_started": True,
-        }
-        manager.execs[exec_id] = record
+        body = {"Cmd": cmd, "User": c.config.get("User") or "", "AttachStdout": True, "AttachStderr": True}
+        record = manager.execs.create(c, body, started=True)
+        exec_id = record["ID"]
         recent = self.probe_execs.setdefault(c.id, [])
         recent.append(exec_id)
         for old in recent[:-MAX_LOG_ENTRIES]:
-            manager.execs.pop(old, None)
+            manager.execs.forget(old)
         del recent[:-MAX_LOG_ENTRIES]
-        c.exec_ids.append(exec_id)
         line = f"{cmd[0]} {' '.join(cmd[1:])}"  # dockerd: Entrypoint + " " + Args (a trailing space if none)
         manager.emit(c, f"exec_create: {line}", execID=exec_id)
         manager.emit(c, f"exec_start: {line}", execID=exec_id)
@@ -350,8 +329,7 @@ class HealthChecks:
                 raise ProbeError(f"container {c.id} is not running: {exc}") from None
             if "error" in first:
                 inner = str(first["error"])
-                not_found = "executable file not found" in inner or "no such file" in inner
-                record.update(Running=False, ExitCode=127 if not_found else 126, Pid=0)
+                record.update(Running=False, ExitCode=exec_failure_code(inner), Pid=0)
                 raise ProbeError(
                     f"OCI runtime exec failed: exec failed: unable to start container process: {inner}"
                 )
@@ -396,10 +374,9 @@ class HealthChecks:
 
     def _finish(self, c: Container, record: dict[str, Any], timed_out: bool = False) -> None:
         """The exec's exit from the shim's record; the ``exec_die`` event."""
-        path = os.path.join(self.manager.state_dir(c), f"exec-{record['ID']}.json")
+        raw = (read_exec(self.manager.state_dir(c), record["ID"]) or {}).get("exit_code")
         code: int | None = None
-        with contextlib.suppress(OSError, ValueError, TypeError), open(path) as fh:
-            raw = json.load(fh).get("exit_code")
+        with contextlib.suppress(ValueError, TypeError):
             code = None if raw is None else int(raw)
         # a probe cancelled on timeout ends with dockerd's default exit code for a failed exec: 126
         record.update(Running=False, Pid=0, ExitCode=126 if timed_out else code)

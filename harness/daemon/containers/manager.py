@@ -23,6 +23,7 @@ from ..events import make_event
 from ..gotime import now_rfc3339
 from ..shimstate import LOG, SPEC, read_exit, read_state_pid, shim_alive
 from .create import build_config, build_host_config, command_of, verify_host_config
+from .execs import ExecStore
 from .model import Container
 from .names import random_name, validate_name
 from .shimclient import ShimConnection
@@ -67,7 +68,7 @@ class ContainerManager:
         self.exit_events: dict[str, asyncio.Event] = {}
         self.removed_events: dict[str, asyncio.Event] = {}
         self.locks: dict[str, asyncio.Lock] = {}
-        self.execs: dict[str, dict[str, Any]] = {}
+        self.execs = ExecStore(self)
         self.background: set[asyncio.Future[Any]] = set()
         from .health import HealthChecks
         from .launcher import ShimLauncher
@@ -835,6 +836,12 @@ class ContainerManager:
         c.state.update(Status="running", Paused=False)
         c.save()
         self.emit(c, "unpause")
+
+    async def resize(self, c: Container, height: int, width: int) -> None:
+        """The container's pty to ``height`` x ``width``."""
+        if not c.running:
+            raise conflict(f"container {c.id} is not running")
+        await ShimConnection.call(self.state_dir(c), {"op": "resize", "height": height, "width": width})
 
     def _cgroup_of(self, c: Container) -> Any:
         from ..runtime.cgroups import Cgroup
