@@ -61,7 +61,7 @@ class Daemon:
         from .containers.manager import ContainerManager
 
         self.containers = ContainerManager(self)
-        self.images: Any = None  # images.store.ImageStore, created in prepare()
+        self.images: Any = None  # images.service.ImageService, created in prepare()
         self.networks: Any = None  # network.manager.NetworkManager, created in prepare()
         self.net_services: Any = None
         self.firewall: Any = None
@@ -72,7 +72,7 @@ class Daemon:
         return self.containers.counts()
 
     def image_count(self) -> int:
-        return self.images.count() if self.images is not None else 0
+        return self.images.images.count() if self.images is not None else 0
 
     def driver_status(self) -> list[list[str]] | None:
         if self.images is not None:
@@ -176,10 +176,11 @@ class Daemon:
 
     def _init_images(self) -> None:
         from .events import make_event
-        from .images.store import ImageStore, StorageInitError
+        from .images.service import ImageService
+        from .images.storage_driver import StorageInitError
 
         try:
-            self.images = ImageStore(
+            self.images = ImageService(
                 self.config["data-root"],
                 self.config["storage-driver"] or "",
                 self.log,

@@ -1,22 +1,53 @@
-"""Tree walks and removals that survive any depth a container can create.
+"""Tree walks and removals that survive any depth a container can create; crash-safe record files.
 
 A container process (or an archive) can nest directories thousands deep. ``shutil.rmtree`` and
 ``os.walk`` recurse once per level in Python 3.11 and raise RecursionError past ~1000 levels, which
 left ``docker rm`` answering 500 with the layer half removed. These are iterative: ``rmtree`` walks
 with directory descriptors (no path grows past PATH_MAX, never follows a symlink, checks each parent
 it climbs back to), ``walk`` keeps its own stack.
+
+``atomic_write`` replaces a record file whole (temporary file, fsync, rename), so a kill -9 leaves
+the old content or the new, never half; ``read_record`` reads one back (``None`` when missing).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import stat
+import tempfile
 from collections.abc import Iterator
 
-__all__ = ["fsync_path", "rmtree", "walk"]
+__all__ = ["atomic_write", "fsync_path", "read_record", "rmtree", "walk"]
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def atomic_write(path: str, data: bytes, mode: int = 0o644) -> None:
+    """Replace ``path`` with ``data`` (mode set exactly, not through the umask), durably."""
+    directory = os.path.dirname(path)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-" + os.path.basename(path))
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def read_record(path: str) -> str | None:
+    """A small record file's text without surrounding white space; ``None`` when it does not exist."""
+    try:
+        with open(path) as fh:
+            return fh.read().strip()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
 
 
 def fsync_path(path: str) -> None:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from harness.daemon.fsutil import fsync_path, rmtree, walk
+import pytest
+
+from harness.daemon.fsutil import atomic_write, fsync_path, read_record, rmtree, walk
 
 DEPTH = 3000  # 2 bytes a level: deeper than PATH_MAX too
 
@@ -83,3 +85,26 @@ def test_fsync_path_syncs_a_record_and_skips_one_removed_since(tmp_path: Path) -
     for _ in range(50):
         fsync_path(str(record))
     assert len(os.listdir("/proc/self/fd")) == open_fds  # every descriptor it opened is closed
+
+
+def test_atomic_write_replaces_whole_with_the_exact_mode(tmp_path: Path) -> None:
+
+    path = tmp_path / "record"
+    atomic_write(str(path), b" first\n", 0o600)
+    assert read_record(str(path)) == "first"
+    assert path.stat().st_mode & 0o777 == 0o600
+    atomic_write(str(path), b"second")
+    assert path.read_bytes() == b"second" and path.stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["record"]  # no temporary file left behind
+    assert read_record(str(tmp_path / "missing")) is None
+    assert read_record(str(path / "under-a-file")) is None
+
+
+def test_atomic_write_failure_keeps_the_old_content(tmp_path: Path) -> None:
+
+    path = tmp_path / "record"
+    path.write_bytes(b"old")
+    with pytest.raises(TypeError):
+        atomic_write(str(path), "not bytes")  # type: ignore[arg-type]
+    assert path.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["record"]

@@ -72,14 +72,14 @@ def _rfc3339(ts: float) -> str:
 
 @contextlib.contextmanager
 def _rootfs(daemon: Daemon, c: Container) -> Iterator[str]:
-    storage = daemon.images
-    if storage is None:
+    if daemon.images is None:
         raise ApiError(500, "no storage driver")
-    path = storage.mount_rootfs(c.id)
+    layers = daemon.images.layers
+    path = layers.mount_rootfs(c.id)
     try:
         yield path
     finally:
-        storage.unmount_rootfs(c.id)
+        layers.unmount_rootfs(c.id)
 
 
 def _resolve(rootfs: str, path: str, follow_last: bool) -> str:

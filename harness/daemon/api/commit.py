@@ -27,7 +27,7 @@ from ..server import json_response
 if TYPE_CHECKING:
     from ..containers.model import Container
     from ..daemon import Daemon
-    from ..images.store import Image
+    from ..images.imagestore import Image
     from ..server import Router
 
 __all__ = ["merge_configs", "register"]
@@ -156,7 +156,7 @@ def _commit_image(daemon: Daemon, c: Container, config: dict[str, Any], author: 
     parent = store.images.get(c.image_id) if c.image_id else None
     if c.image_id and parent is None:
         raise ApiError(500, f"failed to get digest {c.image_id}: image not found")
-    with spooled_diff(store, lambda out: container_diff(store, c.id, out)) as (path, digest):
+    with spooled_diff(store, lambda out: container_diff(store.layers, c.id, out)) as (path, digest):
         image = commit_layer(
             store,
             parent,
@@ -169,7 +169,7 @@ def _commit_image(daemon: Daemon, c: Container, config: dict[str, Any], author: 
             author=author,
             comment=comment,
         )
-    store._event("create", image.id, image.id)
+    store.image_event("create", image.id, image.id)
     return image
 
 

@@ -23,7 +23,12 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ApiError, conflict, invalid, not_found
 from ..goformat import format_go_time, go_arch, go_json, parse_go_time
 from ..httpd import Request, Response
+from ..images import delete as image_delete
+from ..images import load as image_load
+from ..images import save as image_save
 from ..images.changes import go_container_config
+from ..images.imagestore import Image
+from ..images.layerstore import chain_ids
 from ..images.reference import (
     ReferenceError,
     familiar_match,
@@ -32,7 +37,7 @@ from ..images.reference import (
     repo_tag_reference,
     with_tag,
 )
-from ..images.store import Image, ImageStore, LoadError, chain_ids
+from ..images.service import ImageService
 from ..query import parse_filters, parse_timestamp
 from ..server import json_response, version_tuple
 
@@ -77,7 +82,7 @@ _DECIMAL_UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
 
 
 # -- helpers ------------------------------------------------------------------------------------
-def _store(daemon: Daemon) -> ImageStore:
+def _store(daemon: Daemon) -> ImageService:
     store = getattr(daemon, "images", None)
     if store is None:
         raise ApiError(500, "the image store is not initialised")
@@ -187,11 +192,11 @@ async def load(req: Request, daemon: Daemon) -> Response:
 
     def run() -> None:
         with open(path, "rb") as fh:
-            store.load(fh, emit, progress)
+            image_load.load(store, fh, emit, progress)
 
     try:
         await asyncio.to_thread(run)
-    except LoadError as exc:
+    except image_load.LoadError as exc:
         lines.append(_error_line(str(exc)))
     except OSError as exc:
         lines.append(_error_line(str(exc)))
@@ -216,7 +221,7 @@ async def save(req: Request, daemon: Daemon) -> Response:
     names = [req.match["name"]] if "name" in req.match else list(req.query.get("names", []))
     if not _version_below(req, "1.48") and len(req.query.get("platform", [])) > 1:
         raise invalid("multiple platform parameters not supported")
-    path = await asyncio.to_thread(store.save, names)
+    path = await asyncio.to_thread(image_save.save, store, names)
     return Response(200, headers=[("Content-Type", "application/x-tar")], stream=_file_stream(path))
 
 
@@ -321,7 +326,7 @@ async def tag(req: Request, daemon: Daemon) -> Response:
 
 
 # -- list -------------------------------------------------------------------------------------------
-def _summaries(req: Request, store: ImageStore) -> list[dict[str, Any]]:
+def _summaries(req: Request, store: ImageService) -> list[dict[str, Any]]:
     filters = parse_filters(req.arg("filters"), _LIST_FILTERS)
     if _version_below(req, "1.41") and req.arg("filter"):
         filters.setdefault("reference", []).append(req.arg("filter"))
@@ -343,9 +348,9 @@ def _summaries(req: Request, store: ImageStore) -> list[dict[str, Any]]:
             since = created
     shared = not _version_below(req, "1.42") and _bool(req, "shared-size")
     show_all = _bool(req, "all")
-    images = store.all_images()
+    images = store.images.all_images()
     if dangling_only:
-        images = [i for i in images if not store.children(i.id)]
+        images = [i for i in images if not store.images.children(i.id)]
     out: list[tuple[float, dict[str, Any], Image]] = []
     for image in images:
         created = _created(image)
@@ -357,7 +362,7 @@ def _summaries(req: Request, store: ImageStore) -> list[dict[str, Any]]:
             continue
         tags: list[str] = []
         digests: list[str] = []
-        for ref in store.references(image.id):
+        for ref in store.references.references(image.id):
             if "reference" in filters:
                 try:
                     if not any(familiar_match(p, ref) for p in filters["reference"]):
@@ -369,7 +374,7 @@ def _summaries(req: Request, store: ImageStore) -> list[dict[str, Any]]:
             if ref.is_tagged:
                 tags.append(ref.familiar_string())
         if not tags and not digests:
-            if show_all or not store.children(image.id):
+            if show_all or not store.images.children(image.id):
                 if "dangling" in filters and not dangling_only:
                     continue
                 if "reference" in filters:
@@ -387,17 +392,17 @@ def _summaries(req: Request, store: ImageStore) -> list[dict[str, Any]]:
             "RepoDigests": digests or None,
             "RepoTags": tags or None,
             "SharedSize": -1,
-            "Size": store.size(image),
+            "Size": store.images.size(image),
         }
         out.append((created or 0.0, summary, image))
     if shared:
         counts: dict[str, int] = {}
-        for image in store.all_images():
+        for image in store.images.all_images():
             for chain in chain_ids(image.diff_ids):
                 counts[chain] = counts.get(chain, 0) + 1
         for _, summary, image in out:
             summary["SharedSize"] = sum(
-                store.layer(c).size for c in chain_ids(image.diff_ids) if counts.get(c, 0) > 1
+                store.layers.get(c).size for c in chain_ids(image.diff_ids) if counts.get(c, 0) > 1
             )
     out.sort(key=lambda item: item[0], reverse=True)
     summaries = [s for _, s, _ in out]
@@ -445,7 +450,7 @@ def _oci_config(runtime: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def inspect_document(req: Request, store: ImageStore, image: Image) -> dict[str, Any]:
+def inspect_document(req: Request, store: ImageService, image: Image) -> dict[str, Any]:
     config = image.config
     history = image.history
     comment = config.get("comment") or (history[-1].get("comment") if history else "") or ""
@@ -454,8 +459,8 @@ def inspect_document(req: Request, store: ImageStore, image: Image) -> dict[str,
     last_parsed = parse_go_time(image.last_updated) if image.last_updated else None
     doc: dict[str, Any] = {
         "Id": image.id,
-        "RepoTags": store.repo_tags(image.id),
-        "RepoDigests": store.repo_digests(image.id),
+        "RepoTags": store.references.repo_tags(image.id),
+        "RepoDigests": store.references.repo_digests(image.id),
         "Parent": image.parent,
         "Comment": comment,
     }
@@ -475,7 +480,7 @@ def inspect_document(req: Request, store: ImageStore, image: Image) -> dict[str,
     doc["Os"] = image.os
     if config.get("os.version"):
         doc["OsVersion"] = config["os.version"]
-    doc["Size"] = store.size(image)
+    doc["Size"] = store.images.size(image)
     if _version_below(req, "1.44"):
         doc["VirtualSize"] = doc["Size"]
     doc["GraphDriver"] = {"Data": store.image_metadata(image), "Name": store.driver_name}
@@ -501,7 +506,7 @@ async def inspect(req: Request, daemon: Daemon) -> Response:
     return json_response(await asyncio.to_thread(inspect_document, req, store, image))
 
 
-def history_document(store: ImageStore, image: Image) -> list[dict[str, Any]]:
+def history_document(store: ImageService, image: Image) -> list[dict[str, Any]]:
     chains = chain_ids(image.diff_ids)
     items: list[dict[str, Any]] = []
     counter = 0
@@ -510,7 +515,7 @@ def history_document(store: ImageStore, image: Image) -> list[dict[str, Any]]:
         if not h.get("empty_layer"):
             if counter >= len(chains):
                 raise ApiError(500, "too many non-empty layers in History section")
-            size = store.layer(chains[counter]).size
+            size = store.layers.get(chains[counter]).size
             counter += 1
         parsed = parsed_time(h.get("created"))
         items.insert(
@@ -530,7 +535,7 @@ def history_document(store: ImageStore, image: Image) -> list[dict[str, Any]]:
         if current is None:
             break
         item["Id"] = current.id
-        item["Tags"] = store.repo_tags(current.id) or None
+        item["Tags"] = store.references.repo_tags(current.id) or None
         current = store.images.get(current.parent) if current.parent else None
     return items
 
@@ -552,7 +557,9 @@ async def delete(req: Request, daemon: Daemon) -> Response:
     name = req.match["name"]
     if not name.strip():
         raise invalid("image name cannot be blank")
-    records = await asyncio.to_thread(store.delete, name, _bool(req, "force"), not _bool(req, "noprune"))
+    records = await asyncio.to_thread(
+        image_delete.delete, store, name, _bool(req, "force"), not _bool(req, "noprune")
+    )
     return json_response(records)
 
 
@@ -580,7 +587,7 @@ async def prune(req: Request, daemon: Daemon) -> Response:
 
     store.prune_running = True
     try:
-        records, reclaimed = await asyncio.to_thread(store.prune, dangling_only, keep)
+        records, reclaimed = await asyncio.to_thread(image_delete.prune, store, dangling_only, keep)
     finally:
         store.prune_running = False
     store.event("prune", "", {"reclaimed": str(reclaimed)})

@@ -43,14 +43,12 @@ def _tree_size(path: str) -> int:
 
 
 def _layers_size(daemon: Daemon) -> int:
-    from ..images.store import chain_ids
-
     store = daemon.images
-    chains = {chain for image in store.all_images() for chain in chain_ids(image.diff_ids)}
+    chains = {chain for image in store.images.all_images() for chain in image.chain}
     total = 0
     for chain in chains:
         with contextlib.suppress(Exception):
-            total += int(store.layer(chain).size)
+            total += int(store.layers.get(chain).size)
     return total
 
 

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ApiError
 from ..goformat import go_arch
-from ..images.store import Image, ImageStore
+from ..images.imagestore import Image
+from ..images.service import ImageService
 from .options import BuildOptions
 from .platforms import Platform, format_platform, image_platform, platform_matches
 from .state import BaseImage, Stages
@@ -27,7 +28,7 @@ __all__ = ["BaseImages"]
 class BaseImages:
     def __init__(self, daemon: Daemon, options: BuildOptions, out: BuildOutput) -> None:
         self.daemon = daemon
-        self.store: ImageStore = daemon.images
+        self.store: ImageService = daemon.images
         self.options = options
         self.out = out
 

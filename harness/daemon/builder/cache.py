@@ -18,7 +18,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..goformat import go_arch
-from ..images.store import Image, ImageStore
+from ..images.imagestore import Image
+from ..images.service import ImageService
 
 __all__ = ["ImageProber", "compare_configs"]
 
@@ -77,7 +78,7 @@ def _platform_matches(image: Image, os_name: str, arch: str) -> bool:
 class ImageProber:
     """One build's cache: ``probe(parent_id, config)`` -> a cached image ID or ''."""
 
-    def __init__(self, store: ImageStore, no_cache: bool = False, cache_from: list[Image] | None = None):
+    def __init__(self, store: ImageService, no_cache: bool = False, cache_from: list[Image] | None = None):
         self.store = store
         self.no_cache = no_cache
         self.cache_from = list(cache_from or [])
@@ -100,14 +101,16 @@ class ImageProber:
         store = self.store
         with store.lock:
             if parent_id:
-                return [i for i in store.images.values() if i.parent == parent_id]
-            return [i for i in store.images.values() if not i.parent and store.is_built_locally(i.id)]
+                return [i for i in store.images.all_images() if i.parent == parent_id]
+            return [
+                i for i in store.images.all_images() if not i.parent and store.images.is_built_locally(i.id)
+            ]
 
     def _local(self, parent_id: str, config: dict[str, Any], os_name: str, arch: str) -> str:
         match: Image | None = None
         match_time: tuple[int, int] | None = None
         for image in self._children(parent_id):
-            if not self.store.is_built_locally(image.id):
+            if not self.store.images.is_built_locally(image.id):
                 continue
             if not _platform_matches(image, os_name, arch):
                 continue
@@ -134,18 +137,18 @@ class ImageProber:
                 continue
             if len(target.history) - 1 == depth:
                 if parent is not None:
-                    store.set_parent(target, parent)
+                    store.images.set_parent(target, parent)
                 return target.id
-            image = store.create_image(_restored(store, parent, target, depth, config))
+            image = store.images.create(_restored(store, parent, target, depth, config))
             if parent is not None:
-                store.set_parent(image, parent)
+                store.images.set_parent(image, parent)
             self.cache_from = [target]
             return image.id
         return ""
 
 
 def _restored(
-    store: ImageStore, parent: Image | None, target: Image, depth: int, config: dict[str, Any]
+    store: ImageService, parent: Image | None, target: Image, depth: int, config: dict[str, Any]
 ) -> bytes:
     """restoreCachedImage: the parent plus the target's history entry (and layer) at ``depth``."""
     from ..goformat import go_json, sorted_keys

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ApiError
 from ..goformat import go_arch
 from ..images.commit import commit_layer, container_diff, spooled_diff
-from ..images.store import Image, ImageStore
+from ..images.imagestore import Image
+from ..images.service import ImageService
 from .cache import ImageProber
 from .options import BuildOptions
 from .state import ScratchImage, State, copy_config, shell_of
@@ -36,7 +37,7 @@ class StepCommitter:
 
     def __init__(self, daemon: Daemon, options: BuildOptions, out: BuildOutput) -> None:
         self.daemon = daemon
-        self.store: ImageStore = daemon.images
+        self.store: ImageService = daemon.images
         self.options = options
         self.out = out
         self.prober = ImageProber(self.store, options.no_cache)
@@ -127,13 +128,13 @@ class StepCommitter:
         from ..images.layers import Overlay2Driver
         from ..scope import follow_in_scope
 
-        if isinstance(self.store.driver, Overlay2Driver):
+        if isinstance(self.store.layers.driver, Overlay2Driver):
             return True
         workdir = str(state.run_config.get("WorkingDir") or "")
         if not workdir:
             return False
         parent = self.parent(state)
-        dirs = self.store.layer_dirs(parent) if parent is not None else []
+        dirs = self.store.layers.layer_dirs(parent.chain) if parent is not None else []
         return not dirs or not os.path.isdir(follow_in_scope(dirs[-1], workdir))
 
     async def commit_container(
@@ -147,7 +148,7 @@ class StepCommitter:
             if empty:
                 writer: Any = lambda out: out.write(b"\0" * 1024)  # noqa: E731 - a container that never ran
             else:
-                writer = lambda out: container_diff(store, c.id, out)  # noqa: E731
+                writer = lambda out: container_diff(store.layers, c.id, out)  # noqa: E731
             with spooled_diff(store, writer) as (path, digest):
                 return commit_layer(
                     store,
@@ -163,7 +164,7 @@ class StepCommitter:
                 )
 
         image = await asyncio.to_thread(work)
-        store._event("create", image.id, image.id)
+        store.image_event("create", image.id, image.id)
         state.image_id = image.id
 
     async def remove_containers(self) -> None:

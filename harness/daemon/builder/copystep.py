@@ -11,7 +11,7 @@ import asyncio
 import copy
 
 from ..images.commit import ScratchLayer, commit_layer, spooled_diff
-from ..images.store import Image
+from ..images.imagestore import Image
 from . import instructions as ins
 from .baseimage import BaseImages
 from .commit import StepCommitter

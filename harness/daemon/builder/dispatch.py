@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ApiError
-from ..images.store import Image
+from ..images.imagestore import Image
 from ..log import go_quote
 from . import instructions as ins
 from .baseimage import BaseImages

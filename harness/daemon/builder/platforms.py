@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from ..goformat import go_arch
-from ..images.store import Image
+from ..images.imagestore import Image
 
 __all__ = ["format_platform", "image_platform", "parse_platform", "platform_matches"]
 

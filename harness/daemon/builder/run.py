@@ -158,9 +158,9 @@ def make_dirs_in_root(root: str, path: str) -> None:
 
 
 def _mkdir_workdir(committer: StepCommitter, c: Container, workdir: str) -> None:
-    store = committer.store
-    root = store.mount_rootfs(c.id)
+    layers = committer.store.layers
+    root = layers.mount_rootfs(c.id)
     try:
         make_dirs_in_root(root, workdir)
     finally:
-        store.unmount_rootfs(c.id)
+        layers.unmount_rootfs(c.id)

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..images.store import Image
+from ..images.imagestore import Image
 from .buildargs import BuildArgs
 from .stream import BuildError
 

@@ -203,12 +203,11 @@ def changes_dirs(new_dir: str, old_dir: str) -> list[dict[str, Any]]:
 
 def container_changes(daemon: Daemon, c: Container) -> list[dict[str, Any]] | None:
     """The container's changes against its init layer (blocking: run it in a thread); None if none."""
-    storage = daemon.images
-    with storage.lock:
-        rw = storage.mounts.get(c.id)
+    layers = daemon.images.layers
+    rw = layers.rw_layer(c.id)
     if rw is None:
         raise OSError(f"RWLayer of container {c.name.removeprefix('/')} is unexpectedly nil")
-    driver = storage.driver
+    driver = layers.driver
     new_dir = driver.get(rw.mount_id)
     try:
         old_dir = driver.get(rw.init_id)
@@ -242,11 +241,11 @@ def changes_size(new_dir: str, changes: list[dict[str, Any]]) -> int:
 def container_sizes(daemon: Daemon, c: Container) -> tuple[int, int]:
     """(SizeRw, SizeRootFs) as dockerd computes them: the read-write layer's changes, plus the image."""
     storage = daemon.images
-    with storage.lock:
-        rw = storage.mounts.get(c.id)
+    layers = storage.layers
+    rw = layers.rw_layer(c.id)
     if rw is None:
         return 0, 0
-    driver = storage.driver
+    driver = layers.driver
     new_dir = driver.get(rw.mount_id)
     try:
         old_dir = driver.get(rw.init_id)
@@ -258,7 +257,7 @@ def container_sizes(daemon: Daemon, c: Container) -> tuple[int, int]:
         driver.put(rw.mount_id)
     image_size = 0
     try:
-        image_size = int(storage.size(storage.resolve(c.image_id)))
+        image_size = int(storage.images.size(storage.resolve(c.image_id)))
     except Exception:  # the image may be gone (rmi -f): the rootfs is then the read-write layer
         image_size = 0
     return size_rw, size_rw + image_size

@@ -191,12 +191,12 @@ class ContainerManager:
         )
         c.network_settings = self._network_settings(c, body)
         c.mounts = self._mount_points(c)
-        storage = getattr(self.daemon, "images", None)
+        storage = getattr(getattr(self.daemon, "images", None), "layers", None)
         if storage is not None and hasattr(storage, "create_rw_layer"):
-            storage.create_rw_layer(cid, image)
+            storage.create_rw_layer(cid, image.top_chain)
             graph = getattr(storage, "graph_driver", None)
             if callable(graph):
-                c.graph_driver = graph(cid, image)
+                c.graph_driver = graph(cid)
             if config.get("WorkingDir") and hasattr(storage, "mount_rootfs"):
                 from .workdir import setup_working_directory
 
@@ -474,7 +474,7 @@ class ContainerManager:
 
     async def _launch(self, c: Container) -> int:
         """Rootfs, files, shim, attached clients, then the process; returns its pid or raises."""
-        storage = getattr(self.daemon, "images", None)
+        storage = getattr(getattr(self.daemon, "images", None), "layers", None)
         rootfs = ""
         try:
             if storage is not None and hasattr(storage, "mount_rootfs"):
@@ -743,7 +743,7 @@ class ContainerManager:
                 with contextlib.suppress(Exception):
                     volumes.unmount(name, c.id)
         self._network_down(c)
-        storage = getattr(self.daemon, "images", None)
+        storage = getattr(getattr(self.daemon, "images", None), "layers", None)
         if storage is not None and hasattr(storage, "unmount_rootfs"):
             with contextlib.suppress(Exception):
                 storage.unmount_rootfs(c.id)
@@ -872,7 +872,7 @@ class ContainerManager:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(event.wait(), 30)
         c.state["Status"] = "removing"
-        storage = getattr(self.daemon, "images", None)
+        storage = getattr(getattr(self.daemon, "images", None), "layers", None)
         if storage is not None and hasattr(storage, "remove_rw_layer"):
             with contextlib.suppress(Exception):
                 storage.remove_rw_layer(c.id)

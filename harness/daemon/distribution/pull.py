@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..goformat import go_arch
+from ..images.layerstore import chain_ids
 from ..images.reference import Named, tag_name_only
-from ..images.store import ImageStore, chain_ids
+from ..images.service import ImageService
 from .auth import AuthConfig
 from .client import (
     MT_LIST,
@@ -67,7 +68,7 @@ class InvalidParameter(DistributionError):
 
 @dataclass
 class PullOptions:
-    store: ImageStore
+    store: ImageService
     service: ServiceConfig
     metadata: MetadataStore
     out: ProgressOutput
@@ -83,7 +84,7 @@ class PullOptions:
     def from_config(
         cls,
         config: Any,
-        store: ImageStore,
+        store: ImageService,
         out: ProgressOutput,
         creds: AuthConfig,
         platform: tuple[str, str, str] | None = None,
@@ -318,27 +319,27 @@ class _Puller:
             raise InvalidParameter("unsupported manifest format")
         opts.out.message("", "Digest: " + manifest_digest)
         store = opts.store
-        old = store.reference(ref)
+        old = store.references.get(ref)
         digest_ref = Named(ref.domain, ref.path, "", manifest_digest)
         if old is not None and old == image_id:
             self._add_digest(digest_ref, image_id)
             return False
         if ref.digest:
-            store.set_reference(Named(ref.domain, ref.path, "", ref.digest), image_id)
+            store.references.add(Named(ref.domain, ref.path, "", ref.digest), image_id)
         else:
             self._add_digest(digest_ref, image_id)
-            store.set_reference(tag_name_only(ref), image_id)
+            store.references.add(tag_name_only(ref), image_id)
         return True
 
     def _add_digest(self, digest_ref: Named, image_id: str) -> None:
-        old = self.opts.store.reference(digest_ref)
+        old = self.opts.store.references.get(digest_ref)
         if old is not None:
             if old != image_id:
                 self.opts.error(
                     f"Image ID for digest {digest_ref.digest} changed from {old} to {image_id}, cannot update"
                 )
             return
-        self.opts.store.set_reference(digest_ref, image_id)
+        self.opts.store.references.add(digest_ref, image_id)
 
     def _manifest_digest(self, ref: Named, raw: bytes) -> str:
         actual = "sha256:" + hashlib.sha256(raw).hexdigest()
@@ -421,11 +422,11 @@ class _Puller:
                 raise ValueError
         except (ValueError, AttributeError):
             raise DistributionError("invalid rootfs in image configuration") from None
-        with store.pinned() as pin:
+        with store.layers.pinned() as pin:
             downloaded = self._download(layers, pin)
             if downloaded != diff_ids:
                 raise DistributionError("layers from manifest don't match image configuration")
-            image = store.create_image(config_raw)
+            image = store.images.create(config_raw)
         return image.id
 
     def _fetch_config(self, digest: str) -> bytes:
@@ -503,7 +504,7 @@ class _Puller:
                 assert layer.done is not None
                 path = layer.done.result()
                 chain = self._register(layer, path, chain, pin)
-                diff_ids.append(store.layer(chain).diff_id)
+                diff_ids.append(store.layers.get(chain).diff_id)
             return diff_ids
         except BaseException:
             opts.cancelled.set()
@@ -580,7 +581,7 @@ class _Puller:
         with open(path, "rb") as fh:
             reader = Reader(fh, opts.out, size, layer.id, "Extracting")
             try:
-                registered = opts.store.register_layer(reader, parent, pin)  # type: ignore[arg-type]
+                registered = opts.store.layers.register(reader, parent, pin)  # type: ignore[arg-type]
             except Exception as exc:  # any unpack failure is dockerd's "failed to register layer"
                 raise DistributionError(f"failed to register layer: {exc}") from None
             finally:

@@ -19,8 +19,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..images.layerstore import chain_ids
 from ..images.reference import Named
-from ..images.store import ImageStore, chain_ids
+from ..images.service import ImageService
 from .auth import AuthConfig
 from .client import (
     MT_CONFIG,
@@ -47,7 +48,7 @@ _MAX_UPLOAD_ATTEMPTS = 5
 
 @dataclass
 class PushOptions:
-    store: ImageStore
+    store: ImageService
     service: ServiceConfig
     metadata: MetadataStore
     out: ProgressOutput
@@ -61,7 +62,7 @@ class PushOptions:
     def from_config(
         cls,
         config: Any,
-        store: ImageStore,
+        store: ImageService,
         out: ProgressOutput,
         creds: AuthConfig,
         log: Any = None,
@@ -95,8 +96,7 @@ def push_image(opts: PushOptions, ref: Named) -> None:
     endpoints = opts.service.endpoints(ref.domain, mirrors=False)
     opts.out.message("", f"The push refers to repository [{repo_name.name}]")
     store = opts.store
-    with store.lock:
-        associations = [r for r in _references_by_name(store, repo_name)]
+    associations = store.references.by_name(repo_name)
     if not associations:
         raise DistributionError(f"An image does not exist locally with the tag: {repo_name.familiar_name()}")
     confirmed: set[str] = set()
@@ -117,14 +117,6 @@ def push_image(opts: PushOptions, ref: Named) -> None:
             opts.info(f"Attempting next endpoint for push after error: {last.message}")
             continue
     raise last or DistributionError(f"no endpoints found for {repo_name.name}")
-
-
-def _references_by_name(store: ImageStore, repo_name: Named) -> list[tuple[Named, str]]:
-    from ..images.reference import parse_normalized_named
-
-    refs = store.repos.repos.get(repo_name.familiar_name(), {})
-    out = [(parse_normalized_named(r), i) for r, i in refs.items()]
-    return sorted(out, key=lambda a: a[0].string())
 
 
 @dataclass
@@ -166,7 +158,7 @@ class _Pusher:
     def _push_repository(self) -> None:
         store = self.opts.store
         if self.ref.tag:
-            image_id = store.reference(self.ref)
+            image_id = store.references.get(self.ref)
             if image_id is None:
                 raise DistributionError(f"tag does not exist: {self.ref.familiar_string()}")
             self._push_tag(self.ref, image_id)
@@ -174,8 +166,7 @@ class _Pusher:
         if self.ref.digest:
             raise DistributionError("cannot push a digest reference")
         pushed = 0
-        with store.lock:
-            associations = _references_by_name(store, self.repo_name)
+        associations = store.references.by_name(self.repo_name)
         for named, image_id in associations:
             if named.tag and not named.digest:
                 pushed += 1
@@ -194,8 +185,10 @@ class _Pusher:
                     f"could not find image from tag {ref.familiar_string()}: image not found"
                 )
             chains = chain_ids(image.diff_ids)
-            layers = [_Layer(store.layer(c).diff_id, c, store.layer(c).size) for c in reversed(chains)]
-        with store.pinned() as pin:
+            layers = [
+                _Layer(store.layers.get(c).diff_id, c, store.layers.get(c).size) for c in reversed(chains)
+            ]
+        with store.layers.pinned() as pin:
             for layer in layers:
                 pin(layer.chain)
             self._upload_all(layers)
@@ -232,8 +225,8 @@ class _Pusher:
         digest = "sha256:" + hashlib.sha256(raw).hexdigest()
         opts.out.message("", f"{ref.tag}: digest: {digest} size: {len(raw)}")
         digest_ref = Named(ref.domain, ref.path, "", digest)
-        if store.reference(digest_ref) is None:
-            store.set_reference(digest_ref, image_id)
+        if store.references.get(digest_ref) is None:
+            store.references.add(digest_ref, image_id)
         opts.out.aux({"Tag": ref.tag, "Digest": digest, "Size": len(raw)})
 
     # -- uploads --------------------------------------------------------------------------------------
@@ -350,7 +343,7 @@ class _Pusher:
         opts = self.opts
         digest = hashlib.sha256()
         reader = Reader(
-            _TarStream(opts.store.layer_tar(layer.chain)), opts.out, layer.size, layer.id, "Pushing"
+            _TarStream(opts.store.layers.tar(layer.chain)), opts.out, layer.size, layer.id, "Pushing"
         )
 
         def compressed() -> Iterator[bytes]:

@@ -1,11 +1,15 @@
-"""refd's image store: content-addressed images and layers, load/save/import, tar safety.
+"""refd's images, split as moby splits them; ``service.ImageService`` (``Daemon.images``) holds the stores.
 
-``store.ImageStore`` is the entry point (see its module docstring for the interface the
-container runtime calls); ``layers`` holds the overlay2/vfs drivers and tar-split,
-``tarsafe`` the hostile-input-safe extractor, ``reference`` docker reference parsing and
-``changes`` the Dockerfile ``--change`` instructions.
+- ``layerstore``: layers by chain ID and containers' read-write layers (moby ``layer/``);
+- ``imagestore``: image configs, parents, build and tag metadata (moby ``image/store.go``);
+- ``refstore``: tags and digests -> image IDs, ``repositories.json`` (moby ``reference/store.go``);
+- ``service``: the stores of one daemon, GetImage, tag, import, image events (moby ``daemon/images``);
+- ``delete`` (rmi, prune), ``load`` and ``save`` (moby ``image/tarexport``), ``commit`` (container
+  diffs as images);
+- ``storage_driver`` picks the driver, ``layers`` holds overlay2/vfs and tar-split, ``tarsafe`` the
+  hostile-input-safe extractor, ``reference`` docker reference parsing, ``changes`` the ``--change``
+  instructions, ``diff`` layer diffs.
+
+Modules are imported by name; this package imports nothing, so loading one part costs only its own
+imports.
 """
-
-from .store import Image, ImageStore, StorageInitError
-
-__all__ = ["Image", "ImageStore", "StorageInitError"]

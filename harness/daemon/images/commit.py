@@ -26,8 +26,10 @@ from typing import IO, Any
 from ..goformat import go_arch, go_json, now_rfc3339nano, sorted_keys
 from .changes import go_container_config
 from .diff import EMPTY_LAYER, changes_diff, overlay_diff
+from .imagestore import Image
 from .layers import Overlay2Driver
-from .store import Image, ImageStore, Layer
+from .layerstore import Layer, LayerStore
+from .service import ImageService
 
 __all__ = [
     "ScratchLayer",
@@ -39,13 +41,12 @@ __all__ = [
 ]
 
 
-def container_diff(store: ImageStore, container_id: str, out: IO[bytes]) -> None:
+def container_diff(layers: LayerStore, container_id: str, out: IO[bytes]) -> None:
     """The container's read-write layer as a layer tar (blocking)."""
-    with store.lock:
-        rw = store.mounts.get(container_id)
+    rw = layers.rw_layer(container_id)
     if rw is None:
         raise OSError(f"RWLayer of container {container_id} is unexpectedly nil")
-    driver = store.driver
+    driver = layers.driver
     if isinstance(driver, Overlay2Driver):
         overlay_diff(driver.root(rw.mount_id), out)
         return
@@ -55,23 +56,24 @@ def container_diff(store: ImageStore, container_id: str, out: IO[bytes]) -> None
 class ScratchLayer:
     """A read-write layer on ``image`` (or on nothing for scratch), mounted at ``root``."""
 
-    def __init__(self, store: ImageStore, image: Image | None) -> None:
+    def __init__(self, store: ImageService, image: Image | None) -> None:
         self.store = store
+        self.driver = store.layers.driver
         self.parent_chain = image.top_chain if image is not None else ""
         with store.lock:
-            parent = store.layers[self.parent_chain] if self.parent_chain else None
+            parent = store.layers.get(self.parent_chain) if self.parent_chain else None
             self.parent_cache = parent.cache_id if parent is not None else None
             self.cache_id = secrets.token_hex(32)
-            store.driver.create(self.cache_id, self.parent_cache)
+            self.driver.create(self.cache_id, self.parent_cache)
         try:
-            self.root = store.driver.get(self.cache_id)
+            self.root = self.driver.get(self.cache_id)
         except BaseException:
-            store.driver.remove(self.cache_id)
+            self.driver.remove(self.cache_id)
             raise
         self.released = False
 
     def diff(self, out: IO[bytes]) -> None:
-        driver = self.store.driver
+        driver = self.driver
         if isinstance(driver, Overlay2Driver):
             overlay_diff(driver.root(self.cache_id), out)
             return
@@ -88,12 +90,12 @@ class ScratchLayer:
         if self.released:
             return
         self.released = True
-        self.store.driver.put(self.cache_id)
-        self.store.driver.remove(self.cache_id)
+        self.driver.put(self.cache_id)
+        self.driver.remove(self.cache_id)
 
 
 @contextmanager
-def spooled_diff(store: ImageStore, write: Any) -> Iterator[tuple[str, str]]:
+def spooled_diff(store: ImageService, write: Any) -> Iterator[tuple[str, str]]:
     """Run ``write(out)`` into a temporary file; yields (path, sha256 digest of the tar)."""
     fd, path = tempfile.mkstemp(prefix="refd-diff-", suffix=".tar", dir=store.tmp_root)
     try:
@@ -190,26 +192,26 @@ def child_image_config(
 
 
 def commit_layer(
-    store: ImageStore,
+    store: ImageService,
     parent: Image | None,
     tar_path: str,
     tar_digest: str,
     **child: Any,
 ) -> Image:
     """Register the diff (unless empty) on the parent, store the child image (parent set, built locally)."""
-    with store._pinned() as pin:
+    with store.layers.pinned() as pin:
         layer: Layer | None = None
         if tar_digest != EMPTY_LAYER:
             with open(tar_path, "rb") as fh:
-                layer = store.register_layer(fh, parent.top_chain if parent is not None else "", pin)
+                layer = store.layers.register(fh, parent.top_chain if parent is not None else "", pin)
         raw = child_image_config(
             parent,
             diff_id=layer.diff_id if layer is not None else None,
             docker_version=store.engine_version,
             **child,
         )
-        image = store.create_image(raw)
+        image = store.images.create(raw)
     if parent is not None and parent.id in store.images:
-        store.set_parent(image, parent)
-    store.set_built_locally(image)
+        store.images.set_parent(image, parent)
+    store.images.set_built_locally(image)
     return image

@@ -43,7 +43,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
-from ..fsutil import rmtree, walk
+from ..fsutil import atomic_write, rmtree, walk
 from . import overlaycheck
 from .overlaycheck import backing_mount
 from .tarsafe import ArchiveError, Whiteouts, extract, go_clean
@@ -307,6 +307,9 @@ class Driver:
     def ids(self) -> list[str]:
         raise NotImplementedError
 
+    def prune_links(self) -> None:
+        """Drop what points at removed layers (overlay2's ``l/`` short links); nothing for others."""
+
     def metadata(self, cache_id: str) -> dict[str, str] | None:
         return None
 
@@ -356,13 +359,19 @@ class Overlay2Driver(Driver):
     def ids(self) -> list[str]:
         return [n for n in os.listdir(self.home) if n != "l" and os.path.isdir(os.path.join(self.home, n))]
 
+    def prune_links(self) -> None:
+        links = os.path.join(self.home, "l")
+        for link in os.listdir(links):
+            if not os.path.exists(os.path.join(links, link)):
+                os.unlink(os.path.join(links, link))
+
     def create(self, cache_id: str, parent: str | None) -> None:
         d = self._dir(cache_id)
         os.mkdir(d, 0o710)
         os.mkdir(os.path.join(d, "diff"), 0o755)
         link = "".join(secrets.choice(_LINK_CHARS) for _ in range(26))
         os.symlink(os.path.join("..", cache_id, "diff"), os.path.join(self.home, "l", link))
-        _write(os.path.join(d, "link"), link.encode(), 0o644)
+        atomic_write(os.path.join(d, "link"), link.encode(), 0o644)
         if parent is None:
             return
         os.mkdir(os.path.join(d, "work"), 0o700)
@@ -370,7 +379,7 @@ class Overlay2Driver(Driver):
             lowers = ["l/" + fh.read().strip()]
         with contextlib.suppress(FileNotFoundError), open(os.path.join(self._dir(parent), "lower")) as fh:
             lowers += [p for p in fh.read().strip().split(":") if p]
-        _write(os.path.join(d, "lower"), ":".join(lowers).encode(), 0o644)
+        atomic_write(os.path.join(d, "lower"), ":".join(lowers).encode(), 0o644)
 
     def lower_dirs(self, cache_id: str) -> list[str]:
         """Absolute ``diff`` dirs below this layer, nearest first (overlay's lowerdir order)."""
@@ -490,18 +499,3 @@ class VfsDriver(Driver):
 
 
 DRIVERS: dict[str, type[Driver]] = {"overlay2": Overlay2Driver, "vfs": VfsDriver}
-
-
-def _write(path: str, data: bytes, mode: int = 0o644) -> None:
-    tmp = f"{path}.tmp-{secrets.token_hex(4)}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise

@@ -23,7 +23,7 @@ from harness.daemon.distribution.push import PushOptions, push_image
 from harness.daemon.distribution.service import ServiceConfig
 from harness.daemon.goformat import go_arch
 from harness.daemon.images.reference import parse_normalized_named
-from harness.daemon.images.store import ImageStore
+from harness.daemon.images.service import ImageService
 
 from .fakeregistry import FakeRegistry
 
@@ -88,12 +88,12 @@ def reg() -> Iterator[FakeRegistry]:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> ImageStore:
-    return ImageStore(str(tmp_path / "root"), "vfs")
+def store(tmp_path: Path) -> ImageService:
+    return ImageService(str(tmp_path / "root"), "vfs")
 
 
 def _pull(
-    store: ImageStore, ref: str, creds: AuthConfig | None = None, **kw: object
+    store: ImageService, ref: str, creds: AuthConfig | None = None, **kw: object
 ) -> list[dict[str, object]]:
     lines: list[bytes] = []
     opts = PullOptions(
@@ -109,7 +109,7 @@ def _pull(
     return [json.loads(line) for line in lines]
 
 
-def test_pull_then_up_to_date_then_already_exists(reg: FakeRegistry, store: ImageStore) -> None:
+def test_pull_then_up_to_date_then_already_exists(reg: FakeRegistry, store: ImageService) -> None:
     base = _layer("base", b"base" * 1000)
     digest = _image(reg, "library/a", "latest", [base])
     _image(reg, "library/b", "latest", [base, _layer("top", b"top")])
@@ -121,7 +121,7 @@ def test_pull_then_up_to_date_then_already_exists(reg: FakeRegistry, store: Imag
     ]
     assert [d["status"] for d in first if d.get("id") and d["id"] != "latest"][-1] == "Pull complete"
     image = store.resolve(f"{reg.host}/library/a:latest")
-    assert store.repo_digests(image.id) == [f"{reg.host}/library/a@{digest}"]
+    assert store.references.repo_digests(image.id) == [f"{reg.host}/library/a@{digest}"]
     again = _pull(store, f"{reg.host}/library/a:latest")
     assert [d["status"] for d in again] == [
         "Pulling from library/a",
@@ -132,7 +132,7 @@ def test_pull_then_up_to_date_then_already_exists(reg: FakeRegistry, store: Imag
     assert shared[1]["status"] == "Already exists"
 
 
-def test_pull_missing_tag_and_digest_mismatch(reg: FakeRegistry, store: ImageStore) -> None:
+def test_pull_missing_tag_and_digest_mismatch(reg: FakeRegistry, store: ImageService) -> None:
     _image(reg, "library/a", "latest", [_layer("f", b"x")])
     with pytest.raises(DistributionError) as info:
         _pull(store, f"{reg.host}/library/a:nope")
@@ -143,7 +143,7 @@ def test_pull_missing_tag_and_digest_mismatch(reg: FakeRegistry, store: ImageSto
     )
 
 
-def test_pull_retries_a_truncated_blob(reg: FakeRegistry, store: ImageStore) -> None:
+def test_pull_retries_a_truncated_blob(reg: FakeRegistry, store: ImageService) -> None:
     _image(reg, "library/a", "latest", [_layer("f", os.urandom(4096))])
     reg.fail_blob_gets = 1  # the layer blob (after the config) is cut once
     out = _pull(store, f"{reg.host}/library/a:latest", max_attempts=3)
@@ -152,7 +152,7 @@ def test_pull_retries_a_truncated_blob(reg: FakeRegistry, store: ImageStore) -> 
     )
 
 
-def test_basic_auth_pull_and_login(reg: FakeRegistry, store: ImageStore) -> None:
+def test_basic_auth_pull_and_login(reg: FakeRegistry, store: ImageService) -> None:
     reg.basic = ("alice", "pw")
     _image(reg, "library/a", "latest", [_layer("f", b"x")])
     with pytest.raises(DistributionError, match="no basic auth credentials"):
@@ -167,7 +167,7 @@ def test_basic_auth_pull_and_login(reg: FakeRegistry, store: ImageStore) -> None
         login(service, AuthConfig(username="alice", password="no", server_address=reg.host))
 
 
-def test_bearer_token_pull_and_login(reg: FakeRegistry, store: ImageStore) -> None:
+def test_bearer_token_pull_and_login(reg: FakeRegistry, store: ImageService) -> None:
     reg.bearer = True
     _image(reg, "library/a", "latest", [_layer("f", b"x")])
     _pull(store, f"{reg.host}/library/a:latest")
@@ -179,7 +179,7 @@ def test_bearer_token_pull_and_login(reg: FakeRegistry, store: ImageStore) -> No
     assert reg.token_requests[-1]["offline_token"] == ["true"]
 
 
-def test_push_uploads_then_mounts_then_skips(reg: FakeRegistry, store: ImageStore) -> None:
+def test_push_uploads_then_mounts_then_skips(reg: FakeRegistry, store: ImageService) -> None:
     _image(reg, "library/a", "latest", [_layer("f", b"payload" * 100)])
     _pull(store, f"{reg.host}/library/a:latest")
     image = store.resolve(f"{reg.host}/library/a:latest")

@@ -1,8 +1,12 @@
-"""Image store test fixtures: tar builders, a sandbox proving nothing leaks outside, mount cleanup."""
+"""Image test fixtures: tar builders, layers and save archives, an image service per driver, a sandbox proving
+nothing leaks outside, mount cleanup."""
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import io
+import json
 import os
 import tarfile
 from collections.abc import Iterator
@@ -11,7 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from harness.daemon.images.load import load
+from harness.daemon.images.service import ImageService
 from harness.daemon.runtime.mountinfo import mounts_under
+
+DRIVERS = ["overlay2", "vfs"]
 
 
 def make_tar(
@@ -92,3 +100,72 @@ def no_mounts_left(tmp_path: Path) -> Iterator[Path]:
     for point in sorted(left, key=len, reverse=True):
         umount2(point, MNT_DETACH)
     assert left == [], f"mounts left behind: {left}"
+
+
+@pytest.fixture(params=DRIVERS)
+def service(request: pytest.FixtureRequest, no_mounts_left: Path) -> ImageService:
+    """An image service on each storage driver, in a data-root of its own."""
+    return ImageService(str(no_mounts_left / "root"), request.param)
+
+
+def save_archive(layers: list[bytes], tags: list[str] | None, config_extra: dict | None = None) -> bytes:
+    """A ``docker save`` archive (manifest.json layout) of one image with these layer tars."""
+    diff_ids = [
+        "sha256:" + hashlib.sha256(gzip.decompress(lay) if lay[:2] == b"\x1f\x8b" else lay).hexdigest()
+        for lay in layers
+    ]
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {"Cmd": ["sh"]},
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+            **(config_extra or {}),
+        }
+    ).encode()
+    names = [f"l{i}/layer.tar" for i in range(len(layers))]
+    manifest = json.dumps([{"Config": "config.json", "RepoTags": tags, "Layers": names}]).encode()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in [
+            ("config.json", config),
+            *zip(names, layers, strict=True),
+            ("manifest.json", manifest),
+        ]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def load_archive(service: ImageService, archive: bytes) -> list[str]:
+    """``docker load`` of ``archive``; the lines it printed."""
+    lines: list[str] = []
+    load(service, io.BytesIO(archive), lines.append)
+    return lines
+
+
+#: a base layer with a symlink, a hardlink, a directory to make opaque and a name over 100 bytes
+BASE = make_tar(
+    [
+        ("bin", "d", b""),
+        ("bin/sh", "f", b"#!shell\n" * 100),
+        ("etc", "d", b""),
+        ("etc/passwd", "f", b"root:x:0:0\n"),
+        ("etc/link", "l", "passwd"),
+        ("etc/hard", "h", "etc/passwd"),
+        ("opq", "d", b""),
+        ("opq/old", "f", b"old"),
+        ("a/very/" + "long/" * 30 + "name", "f", b"long"),
+    ]
+)
+#: a layer on BASE: a whiteout, an opaque directory, new files
+TOP = make_tar(
+    [
+        ("etc/.wh.passwd", "f", b""),
+        ("opq", "d", b""),
+        ("opq/.wh..wh..opq", "f", b""),
+        ("opq/new", "f", b"new"),
+        ("etc/added", "f", b"added"),
+    ]
+)

@@ -13,10 +13,9 @@ import pytest
 
 from harness.daemon.images.commit import ScratchLayer, child_image_config, commit_layer, spooled_diff
 from harness.daemon.images.diff import EMPTY_LAYER, changes_diff, overlay_diff
-from harness.daemon.images.store import ImageStore
+from harness.daemon.images.service import ImageService
 
-from .conftest import make_tar
-from .test_img_store import DRIVERS, load, save_archive
+from .conftest import DRIVERS, load_archive, make_tar, save_archive
 
 
 def _names(data: bytes) -> list[str]:
@@ -87,9 +86,9 @@ def test_child_config_shape() -> None:
 
 @pytest.mark.parametrize("driver", DRIVERS)
 def test_scratch_layer_commit(no_mounts_left: Path, driver: str) -> None:
-    store = ImageStore(str(no_mounts_left / "root"), driver)
+    store = ImageService(str(no_mounts_left / "root"), driver)
     base = make_tar([("etc", "d", b""), ("etc/passwd", "f", b"root:x:0:0\n"), ("keep", "f", b"k")])
-    load(store, save_archive([base], ["base:latest"]))
+    load_archive(store, save_archive([base], ["base:latest"]))
     parent = store.resolve("base")
     layer = ScratchLayer(store, parent)
     try:
@@ -103,7 +102,7 @@ def test_scratch_layer_commit(no_mounts_left: Path, driver: str) -> None:
     finally:
         layer.release()
     assert len(child.diff_ids) == 2 and child.parent == parent.id
-    assert store.is_built_locally(child.id) and not store.is_built_locally(parent.id)
-    names = _names(b"".join(store.layer_tar(child.top_chain)))
+    assert store.images.is_built_locally(child.id) and not store.images.is_built_locally(parent.id)
+    names = _names(b"".join(store.layers.tar(child.top_chain)))
     assert names == ["added", ".wh.keep"]
-    assert set(store.driver.ids()) == {store.layer(c).cache_id for c in store.layers}
+    assert set(store.layers.driver.ids()) == {layer.cache_id for layer in store.layers.all_layers()}

@@ -10,10 +10,9 @@ from types import SimpleNamespace
 import pytest
 
 from harness.daemon.containers.changes import changes_dirs, container_changes
-from harness.daemon.images.store import ImageStore
+from harness.daemon.images.service import ImageService
 
-from .conftest import make_tar
-from .test_img_store import load, save_archive
+from .conftest import load_archive, make_tar, save_archive
 
 
 def _tree(root: Path) -> None:
@@ -113,13 +112,13 @@ BASE = make_tar(
 
 @pytest.mark.parametrize("driver", ["overlay2", "vfs"])
 def test_container_changes_against_the_init_layer(no_mounts_left: Path, driver: str) -> None:
-    store = ImageStore(str(no_mounts_left / "root"), driver)
-    load(store, save_archive([BASE], ["diff:1"]))
-    store.create_rw_layer("c" * 64, store.resolve("diff:1"))
+    store = ImageService(str(no_mounts_left / "root"), driver)
+    load_archive(store, save_archive([BASE], ["diff:1"]))
+    store.layers.create_rw_layer("c" * 64, store.resolve("diff:1").top_chain)
     daemon = SimpleNamespace(images=store)
     c = SimpleNamespace(id="c" * 64, name="/diffme")
     assert container_changes(daemon, c) is None  # type: ignore[arg-type]
-    rootfs = Path(store.mount_rootfs("c" * 64))
+    rootfs = Path(store.layers.mount_rootfs("c" * 64))
     try:
         (rootfs / "bin" / "ls").unlink()  # a whiteout on overlay2
         shutil.rmtree(rootfs / "var")  # then recreated: an opaque directory on overlay2
@@ -129,7 +128,7 @@ def test_container_changes_against_the_init_layer(no_mounts_left: Path, driver: 
         (rootfs / "added").write_text("a")
         found = container_changes(daemon, c)  # type: ignore[arg-type]
     finally:
-        store.unmount_rootfs("c" * 64)
+        store.layers.unmount_rootfs("c" * 64)
     assert found is not None
     assert _kinds(found) == [
         ("/added", 1),
@@ -141,10 +140,10 @@ def test_container_changes_against_the_init_layer(no_mounts_left: Path, driver: 
         ("/var/new", 1),
         ("/var/tmp", 2),
     ]
-    store.remove_rw_layer("c" * 64)
+    store.layers.remove_rw_layer("c" * 64)
 
 
 def test_container_without_a_layer_is_an_error(tmp_path: Path) -> None:
-    store = ImageStore(str(tmp_path / "root"), "vfs")
+    store = ImageService(str(tmp_path / "root"), "vfs")
     with pytest.raises(OSError, match="RWLayer of container gone is unexpectedly nil"):
         container_changes(SimpleNamespace(images=store), SimpleNamespace(id="x", name="/gone"))  # type: ignore[arg-type]
