@@ -87,6 +87,8 @@ _JS = """
   }
   function apply() {
     var areas = checked('area'), outcomes = checked('outcome'), verdicts = checked('verdict');
+    var profiles = checked('profile');
+    var byProfile = form.querySelector('input[data-group="profile"]') !== null;
     var onlyFindings = document.getElementById('only-findings').checked;
     var changedBox = document.getElementById('only-changed');
     var onlyChanged = changedBox !== null && changedBox.checked;
@@ -95,6 +97,7 @@ _JS = """
     var shown = 0;
     rows.forEach(function (row) {
       var ok = areas[row.dataset.area] && any(row.dataset.outcomes, outcomes) &&
+        (!byProfile || profiles[row.dataset.profile]) &&
         (!row.dataset.verdicts || any(row.dataset.verdicts, verdicts)) &&
         (!onlyFindings || row.dataset.findings !== '0') &&
         (!onlyChanged || row.dataset.trend) &&
@@ -393,7 +396,48 @@ def _summary_table(parity: Parity) -> str:
     return f"<table><thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>"
 
 
-def _filters(areas: list[str], with_trend: bool = False) -> str:
+def _profiles_html(parity: Parity, summary: dict[str, Any]) -> str:
+    """What each daemon profile sets and each target's outcomes and parity in it (when there is more than
+    the default profile)."""
+    if parity.profile_names() in ([], ["default"]):
+        return ""
+    defs = "".join(
+        f"<tr><td><code>{_e(r['name'])}</code></td><td>{_e(r['description'])}</td>"
+        + "".join(
+            f"<td>{'<code>' + _e(r[k]) + '</code>' if r[k] else ''}</td>"
+            for k in ("args", "daemon_json", "netns_setup")
+        )
+        + f"<td>{_e(r['dropped'])}</td></tr>"
+        for r in parity.profile_rows()
+    )
+    rows = []
+    for profile, per_target in summary["profiles"].items():
+        for name in parity.target_names:
+            t = per_target[name]
+            v = t["verdicts"] or {}
+            ref = " (reference)" if name == parity.reference else ""
+            rows.append(
+                f"<tr><td><code>{_e(profile)}</code></td><td>{_e(name + ref)}</td>"
+                f"<td>{_e(t['scenarios'])}</td>"
+                + "".join(f"<td>{_e(t['outcomes'][o])}</td>" for o in OUTCOMES)
+                + "".join(f"<td>{_e(v[k]) if v else '—'}</td>" for k in VERDICTS)
+                + "</tr>"
+            )
+    head = (
+        "<tr><th>profile</th><th>target</th><th>scenarios</th>"
+        + "".join(f"<th>{_e(o)}</th>" for o in OUTCOMES)
+        + "".join(f"<th>{_e(v)}</th>" for v in VERDICTS)
+        + "</tr>"
+    )
+    return (
+        '<h2 id="profiles">Daemon profiles</h2>'
+        "<table><thead><tr><th>profile</th><th>description</th><th>flags</th><th>daemon.json</th>"
+        f"<th>netns set-up</th><th>left out</th></tr></thead><tbody>{defs}</tbody></table>"
+        f"<table><thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def _filters(areas: list[str], with_trend: bool = False, profiles: list[str] | None = None) -> str:
     def group(name: str, legend: str, values: list[str]) -> str:
         boxes = "".join(
             f'<label><input type="checkbox" data-group="{_e(name)}" value="{_e(v)}" checked> {_e(v)}</label>'
@@ -408,6 +452,7 @@ def _filters(areas: list[str], with_trend: bool = False) -> str:
     return (
         '<form id="filters" onsubmit="return false">'
         + group("area", "Area", areas)
+        + (group("profile", "Daemon profile", profiles) if profiles and len(profiles) > 1 else "")
         + group("outcome", "Outcome (any target)", [*OUTCOMES, "absent"])
         + group("verdict", "Parity (any target)", list(VERDICTS))
         + "<fieldset><legend>Schema</legend>"
@@ -588,7 +633,8 @@ def render_html(parity: Parity) -> str:
         changed = sorted(marks.get(s.id, ()))
         badges = "".join(_badge(f"t-{m}", _TREND_LABELS[m], "since the previous report") for m in changed)
         body_rows.append(
-            f'<tr data-area="{_e(area)}" data-outcomes="{_e(" ".join(sorted(outcomes)))}" '
+            f'<tr data-area="{_e(area)}" data-profile="{_e(s.profile)}" '
+            f'data-outcomes="{_e(" ".join(sorted(outcomes)))}" '
             f'data-verdicts="{_e(" ".join(sorted(verdicts)))}" data-findings="{findings}" '
             f'data-trend="{_e(" ".join(changed))}" id="{_e(_row_id(s.id))}" data-text="{_e(text)}" '
             f'data-cells="{_e(" ".join(tokens))}">'
@@ -620,6 +666,7 @@ def render_html(parity: Parity) -> str:
         f'<span class="{"ok" if ok else "failed-run"}">{"OK" if ok else "FAILED"}</span></p>',
         "<h2>Summary</h2>",
         _summary_table(parity),
+        _profiles_html(parity, summary),
         _listing(f"Unexplained divergences: {len(unexplained)}", problems, len(unexplained)),
         _listing(
             f"Stale known divergences (explained nothing in this run): {len(parity.stale())}",
@@ -634,7 +681,7 @@ def render_html(parity: Parity) -> str:
         "and the known-divergence reason, the diff (on normalised observations), the raw observations and "
         "the schema findings (responses checked against the Engine API swagger; <i>on reference</i> means "
         "the reference target answered with the same violation).</p>",
-        _filters(areas, with_trend=parity.trend is not None),
+        _filters(areas, with_trend=parity.trend is not None, profiles=parity.profile_names()),
         f'<table id="matrix"><thead>{"".join(head_rows)}</thead><tbody>{"".join(body_rows)}</tbody></table>',
         "<h2>Normalisation rules</h2>",
         "<p>Observations are normalised with these rules, in this order, before they are compared:</p>",

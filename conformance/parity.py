@@ -2,11 +2,13 @@
 
 This is the product of a conformance run. It works only from ``Results`` (serialised files), never from live
 daemons, so it can be rebuilt from reports gathered on other machines. The document (schema
-``harness.parity/3``) keeps the raw observations of every target, the diffs computed on *normalised*
+``harness.parity/4``) keeps the raw observations of every target, the diffs computed on *normalised*
 observations, the known divergences that explained some of them, the normalisation rules applied, and each
 target's schema checks (findings against the Engine API swagger, each marked ``on_reference`` when the
 reference target had the same one) and, when it was compared with a previous report, the ``trend`` (version 3,
-``conformance.trend``). Version 1 (no schema checks) and 2 (no trend) documents still load.
+``conformance.trend``), and what each daemon profile set (version 4: ``profiles``; a scenario's id in a
+profile other than the default is ``<id>@<profile>``). Version 1 (no schema checks), 2 (no trend) and 3
+(default profile only) documents still load.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from typing import Any
 from conformance.errors import ConformanceError
 from conformance.normalise import RULES, Rule, normalise, rule_table
 from conformance.trend import Trend
+from harness.profiles import DEFAULT as DEFAULT_PROFILE
+from harness.profiles import split_id
 from harness.results import OUTCOMES, Finding, Results, ResultsError, SchemaCheck, SchemaRun, TargetInfo
 
 __all__ = [
@@ -48,8 +52,8 @@ __all__ = [
     "pick_reference",
 ]
 
-SCHEMA = "harness.parity/3"
-READABLE_SCHEMAS = ("harness.parity/1", "harness.parity/2", SCHEMA)
+SCHEMA = "harness.parity/4"
+READABLE_SCHEMAS = ("harness.parity/1", "harness.parity/2", "harness.parity/3", SCHEMA)
 VERDICTS = ("match", "diverge", "known", "missing", "skipped")
 #: Verdicts that nobody explained: they make a run fail.
 PROBLEM_VERDICTS = frozenset({"diverge", "missing"})
@@ -74,20 +78,27 @@ class KnownDivergenceError(ParityError):
 
 @dataclass(frozen=True)
 class KnownDivergence:
-    """An explained divergence: ``scenario`` (id or glob) differs on ``targets`` (names or globs)."""
+    """An explained divergence: ``scenario`` (id or glob) differs on ``targets`` (names or globs), in the
+    daemon ``profiles`` named (names or globs; none: in every profile)."""
 
     scenario: str
     targets: tuple[str, ...]
     reason: str
     link: str = ""
+    profiles: tuple[str, ...] = ()
 
     def matches(self, scenario_id: str, target: str, reference: str, *labels: str) -> bool:
         """True when the scenario matches and the compared target or the reference matches ``targets``.
 
+        ``scenario_id`` may carry its profile (``api/x@no-bridge``): ``scenario`` matches the id without it
+        (or with it), and ``profiles``, when given, must match the profile.
         ``labels`` are extra names to match, such as ``dockerd@20.10.24+dfsg1`` (name@version), so an entry
         can name a dockerd version whatever the target was called (``dockerd@20.10*``).
         """
-        if not fnmatch.fnmatchcase(scenario_id, self.scenario):
+        base, profile = split_id(scenario_id)
+        if not (fnmatch.fnmatchcase(base, self.scenario) or fnmatch.fnmatchcase(scenario_id, self.scenario)):
+            return False
+        if self.profiles and not any(fnmatch.fnmatchcase(profile, p) for p in self.profiles):
             return False
         return any(fnmatch.fnmatchcase(t, pat) for t in (target, reference, *labels) for pat in self.targets)
 
@@ -97,13 +108,14 @@ class KnownDivergence:
             "targets": list(self.targets),
             "reason": self.reason,
             "link": self.link,
+            **({"profiles": list(self.profiles)} if self.profiles else {}),
         }
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "<dict>", where: str = "divergence") -> KnownDivergence:
         if not isinstance(data, dict):
             raise KnownDivergenceError(source, f"{where}: expected a table, got {type(data).__name__}")
-        unknown = sorted(set(data) - {"scenario", "targets", "reason", "link", "matched"})
+        unknown = sorted(set(data) - {"scenario", "targets", "reason", "link", "matched", "profiles"})
         if unknown:
             raise KnownDivergenceError(source, f"{where}: unknown key(s) {', '.join(map(repr, unknown))}")
         scenario = data.get("scenario")
@@ -120,7 +132,18 @@ class KnownDivergence:
         link = data.get("link", "")
         if not isinstance(link, str):
             raise KnownDivergenceError(source, f"{where} ({scenario}): 'link' must be a string")
-        return cls(scenario=scenario, targets=tuple(targets), reason=reason.strip(), link=link)
+        profiles = data.get("profiles", [])
+        if not isinstance(profiles, list) or not all(isinstance(p, str) and p for p in profiles):
+            raise KnownDivergenceError(
+                source, f"{where} ({scenario}): 'profiles' must be a list of profile names or globs"
+            )
+        return cls(
+            scenario=scenario,
+            targets=tuple(targets),
+            reason=reason.strip(),
+            link=link,
+            profiles=tuple(profiles),
+        )
 
 
 def load_known(path: str | os.PathLike[str] | None = None, missing_ok: bool = False) -> list[KnownDivergence]:
@@ -259,6 +282,16 @@ class ScenarioParity:
     results: dict[str, TargetOutcome] = field(default_factory=dict)
     verdicts: dict[str, Verdict] = field(default_factory=dict)
 
+    @property
+    def profile(self) -> str:
+        """The daemon profile of this scenario run (the id's ``@<profile>`` suffix; none: default)."""
+        return split_id(self.id)[1]
+
+    @property
+    def base_id(self) -> str:
+        """The scenario's id without its profile."""
+        return split_id(self.id)[0]
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -341,6 +374,8 @@ class Parity:
     rules: tuple[dict[str, str], ...] = ()
     generated: str = ""
     trend: Trend | None = None  # set when compared with a previous report (conformance.trend)
+    #: what each daemon profile set (from the results files), by name
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def target_names(self) -> list[str]:
@@ -381,27 +416,56 @@ class Parity:
             "scenarios_with_findings": len({s.id for s, _ in findings}),
         }
 
+    def profile_names(self) -> list[str]:
+        """The daemon profiles the scenarios ran in: the default first, then in the order they were run."""
+        seen = dict.fromkeys(s.profile for s in self.scenarios)
+        ordered = [DEFAULT_PROFILE] if DEFAULT_PROFILE in seen else []
+        return list(dict.fromkeys([*ordered, *(p for p in (*self.profiles, *seen) if p in seen)]))
+
+    def profile_rows(self) -> list[dict[str, str]]:
+        """Each daemon profile as the reports show it: name, description, flags, daemon.json keys, network
+        namespace set-up, and the keys the harness left out."""
+        rows = []
+        for name in self.profile_names():
+            d = self.profiles.get(name, {})
+            config = d.get("daemon_json") or {}
+            rows.append(
+                {
+                    "name": name,
+                    "description": str(d.get("description", "")),
+                    "args": " ".join(d.get("args", [])),
+                    "daemon_json": json.dumps(config, sort_keys=True) if config else "",
+                    "netns_setup": "; ".join(d.get("netns_setup", [])),
+                    "dropped": ", ".join(d.get("dropped", [])),
+                }
+            )
+        return rows
+
+    def _counts(self, name: str, scenarios: Iterable[ScenarioParity]) -> dict[str, Any]:
+        outcomes = dict.fromkeys(OUTCOMES, 0)
+        verdicts: dict[str, int] | None = None if name == self.reference else dict.fromkeys(VERDICTS, 0)
+        count = 0
+        for s in scenarios:
+            if name in s.results:
+                count += 1
+                outcomes[s.results[name].outcome] = outcomes.get(s.results[name].outcome, 0) + 1
+            if verdicts is not None and name in s.verdicts:
+                verdicts[s.verdicts[name].verdict] += 1
+        return {"scenarios": count, "outcomes": outcomes, "verdicts": verdicts}
+
     def summary(self) -> dict[str, Any]:
-        per_target: dict[str, Any] = {}
-        for name in self.target_names:
-            outcomes = dict.fromkeys(OUTCOMES, 0)
-            verdicts: dict[str, int] | None = None if name == self.reference else dict.fromkeys(VERDICTS, 0)
-            count = 0
-            for s in self.scenarios:
-                if name in s.results:
-                    count += 1
-                    outcomes[s.results[name].outcome] = outcomes.get(s.results[name].outcome, 0) + 1
-                if verdicts is not None and name in s.verdicts:
-                    verdicts[s.verdicts[name].verdict] += 1
-            per_target[name] = {
-                "scenarios": count,
-                "outcomes": outcomes,
-                "verdicts": verdicts,
-                "schema": self.schema_summary(name),
-            }
+        per_target: dict[str, Any] = {
+            name: {**self._counts(name, self.scenarios), "schema": self.schema_summary(name)}
+            for name in self.target_names
+        }
+        per_profile: dict[str, Any] = {}
+        for profile in self.profile_names():
+            mine = [s for s in self.scenarios if s.profile == profile]
+            per_profile[profile] = {name: self._counts(name, mine) for name in self.target_names}
         return {
             "reference": self.reference,
             "targets": per_target,
+            "profiles": per_profile,
             "unexplained": [
                 {"scenario": s.id, "target": t, "verdict": v.verdict} for s, t, v in self.unexplained()
             ],
@@ -432,6 +496,7 @@ class Parity:
             "targets": [t.to_dict() for t in self.targets],
             "normalisation": [dict(r) for r in self.rules],
             "known_divergences": [k.to_dict() for k in self.known],
+            "profiles": {k: dict(v) for k, v in self.profiles.items()},
             "summary": self.summary(),
             "trend": None if self.trend is None else self.trend.to_dict(),
             "scenarios": [s.to_dict() for s in self.scenarios],
@@ -454,6 +519,7 @@ class Parity:
                 ),
                 generated=data.get("generated", ""),
                 trend=None if data.get("trend") is None else Trend.from_dict(data["trend"]),
+                profiles={str(k): dict(v) for k, v in (data.get("profiles") or {}).items()},
             )
         except (KeyError, TypeError, ValueError, ConformanceError, ResultsError) as exc:
             raise ParityError(f"malformed parity document: {type(exc).__name__}: {exc}") from exc
@@ -582,8 +648,14 @@ def _compare(
     # quotes the most specific: an exact scenario id before a glob, a longer glob before a shorter one
     for i in matching:
         used[i] += 1
-    entry = known[min(matching, key=lambda i: (_is_glob(known[i].scenario), -len(known[i].scenario), i))]
+    entry = known[min(matching, key=lambda i: _specificity(known[i], i))]
     return Verdict("known", reason=entry.reason, link=entry.link, outcome=outcome, diffs=diffs)
+
+
+def _specificity(entry: KnownDivergence, index: int) -> tuple[bool, bool, int, int]:
+    """Sort key: an exact scenario id before a glob, an entry naming profiles before one for all of them, a
+    longer glob before a shorter one, then file order."""
+    return (_is_glob(entry.scenario), not entry.profiles, -len(entry.scenario), index)
 
 
 def _is_glob(pattern: str) -> bool:
@@ -667,6 +739,7 @@ def build_parity(
         targets=tuple(TargetRun(r.target, r.started, r.duration, r.schema_check) for r in results),
         scenarios=tuple(scenarios),
         known=tuple(KnownUse(k, n) for k, n in zip(known, used, strict=True)),
+        profiles={name: d for r in results for name, d in r.profiles.items()},
         rules=tuple(rule_table(rules)),
         generated=generated if generated is not None else datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     )

@@ -37,7 +37,7 @@ _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]
 
 
 def write_json(parity: Parity, path: str | os.PathLike[str]) -> Path:
-    """Write the parity document (``harness.parity/3``) as indented JSON."""
+    """Write the parity document (``harness.parity/4``) as indented JSON."""
     p = Path(path)
     _write_text(p, json.dumps(parity.to_dict(), indent=2, ensure_ascii=False) + "\n")
     return p
@@ -193,6 +193,7 @@ def render_markdown(parity: Parity) -> str:
         ],
         rows,
     )
+    out += _profiles_section(parity, summary)
     unexplained = parity.unexplained()
     out += ["", f"Unexplained divergences: {len(unexplained)}"]
     for s, t, v in unexplained:
@@ -296,6 +297,56 @@ def render_markdown(parity: Parity) -> str:
     )
     # cells never hold newlines, so collapsing blank runs only tidies the spacing between blocks
     return re.sub(r"\n{3,}", "\n\n", "\n".join(out)) + "\n"
+
+
+def _profiles_section(parity: Parity, summary: dict[str, Any]) -> list[str]:
+    """Per daemon profile: what it sets, and each target's outcomes and parity in it (only when the report
+    has a profile besides the default)."""
+    if parity.profile_names() in ([], ["default"]):
+        return []
+    out = ["", "## Profiles", ""]
+    out += _table(
+        ["Profile", "Description", "Flags", "daemon.json", "netns set-up", "Left out"],
+        [
+            [
+                _code(r["name"]),
+                _cell(r["description"]),
+                *(_code(r[k]) if r[k] else "" for k in ("args", "daemon_json", "netns_setup")),
+                _cell(r["dropped"]),
+            ]
+            for r in parity.profile_rows()
+        ],
+    )
+    rows = []
+    for profile, per_target in summary["profiles"].items():
+        for name in parity.target_names:
+            t = per_target[name]
+            v = t["verdicts"] or {}
+            rows.append(
+                [
+                    _code(profile),
+                    _cell(f"{name} (reference)" if name == parity.reference else name),
+                    str(t["scenarios"]),
+                    *(str(t["outcomes"][o]) for o in OUTCOMES),
+                    *(str(v[k]) if v else "—" for k in ("match", "diverge", "known", "missing", "skipped")),
+                ]
+            )
+    out += [""]
+    out += _table(
+        [
+            "Profile",
+            "Target",
+            "Scenarios",
+            *OUTCOMES,
+            "match",
+            "diverge",
+            "known",
+            "missing",
+            "parity-skipped",
+        ],
+        rows,
+    )
+    return out
 
 
 def _schema_cell(parity: Parity, name: str, s: dict[str, Any]) -> str:

@@ -123,6 +123,8 @@ class Options:
     reports: Path = Path("reports")
     backend: str | None = None  # None: let the plugin resolve it (HARNESS_BACKEND, ini, else local)
     kernel: str | None = None  # the vm backend's guest kernel; None: the plugin's (HARNESS_VM_KERNEL, ini)
+    profiles: str | None = None  # --profiles, checked here, passed to the plugin; None: the plugin's default
+    profiles_files: tuple[Path, ...] = ()  # --profiles-file: users' profiles files (absolute)
     keyword: str | None = None
     shard: tuple[int, int] | None = None
     schema: str | None = None  # None: let the plugin resolve it (HARNESS_SCHEMA, ini, else report)
@@ -209,6 +211,21 @@ def _run_parser() -> argparse.ArgumentParser:
         default=None,
         help="the vm backend's guest kernel (bookworm/6.1, trixie/6.12, sid/7.2), passed to the harness "
         "plugin; '-k kernel' picks the kernel-sensitive scenarios",
+    )
+    p.add_argument(
+        "--profiles",
+        default=None,
+        help="comma-separated daemon profiles every target boots in, one set of results per target x "
+        "profile (harness/profiles.toml: default, no-bridge, no-iptables, no-userland-proxy, vfs, "
+        "local-logs, live-restore, ipv6, userns-remap, host-docker0; 'all': every one; default: default)",
+    )
+    p.add_argument(
+        "--profiles-file",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="your own profiles file (the format of harness/profiles.toml; repeatable); its profiles join "
+        "the built-in ones",
     )
     p.add_argument("-k", dest="keyword", default=None, help="pytest -k expression, passed through")
     p.add_argument("--shard", default=None, help="I/N: run only shard I of N (passed as --harness-shard)")
@@ -323,6 +340,19 @@ def _split_names(value: str, what: str) -> tuple[str, ...]:
     return names
 
 
+def _check_profiles(value: str | None, files: Sequence[Path]) -> str | None:
+    """``--profiles`` as the plugin takes it, after checking every name (and the files) here."""
+    from harness.profiles import ProfileError, select_profiles
+
+    if value is None:
+        return None
+    try:
+        chosen = select_profiles(value, "--profiles", [os.fspath(f) for f in files])
+    except ProfileError as exc:
+        raise _UsageError(str(exc)) from None
+    return ",".join(p.name for p in chosen)
+
+
 def _parse_shard(value: str) -> tuple[int, int]:
     m = re.fullmatch(r"(\d+)/(\d+)", value.strip())
     if not m or not 1 <= int(m.group(1)) <= int(m.group(2)):
@@ -371,6 +401,8 @@ def parse_options(run: Run) -> Run | int:
             opts.reports = Path(ns.reports)
             opts.backend = ns.backend
             opts.kernel = ns.kernel
+            opts.profiles_files = tuple(Path(f).resolve() for f in ns.profiles_file)
+            opts.profiles = _check_profiles(ns.profiles, opts.profiles_files)
             opts.keyword = ns.keyword
             opts.shard = _parse_shard(ns.shard) if ns.shard else None
             opts.schema = ns.schema
@@ -466,6 +498,10 @@ def build_pytest_command(run: Run, target: str, results_path: Path) -> list[str]
         cmd += ["--backend", o.backend]
     if o.kernel is not None:
         cmd += ["--kernel", o.kernel]
+    if o.profiles_files:
+        cmd += ["--profiles-file", ",".join(os.fspath(f) for f in o.profiles_files)]
+    if o.profiles is not None:
+        cmd += ["--profiles", o.profiles]
     cmd += ["--results-json", str(results_path), "-q"]
     if o.keyword is not None:
         cmd += ["-k", o.keyword]

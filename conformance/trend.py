@@ -3,7 +3,7 @@
 ``compute_trend(previous, current)`` lines two parity documents up by scenario id and target name and lists
 new failures, fixed scenarios, new and resolved divergences, new and removed scenarios, target changes and,
 per target, the schema findings that appeared or went away. The result is a ``Trend``, stored as the
-``trend`` section of the current parity document (``harness.parity/3``) and rendered as ``trend.md`` and in
+``trend`` section of the current parity document (``harness.parity/4``) and rendered as ``trend.md`` and in
 ``parity.html``. Like parity itself it works from documents only, so any two reports can be compared.
 
 This module imports nothing from ``conformance.parity`` at run time (``parity`` imports it to read the

@@ -155,19 +155,26 @@ def _schema_text(parity: Parity, name: str, schema: Mapping[str, Any]) -> str:
 
 
 def _rows(parity: Parity) -> list[_TargetRow]:
+    """One row per target; per target and daemon profile (``refd @no-bridge``) when there are profiles."""
     summary = parity.summary()
+    profiles = parity.profile_names()
     rows = []
-    for t in parity.targets:
-        s = summary["targets"][t.name]
-        rows.append(
-            _TargetRow(
-                label=f"{t.name} (reference)" if t.name == parity.reference else t.name,
-                version=t.target.version or "?",
-                outcomes=s["outcomes"],
-                verdicts=s["verdicts"],
-                schema=_schema_text(parity, t.name, s["schema"]),
+    for profile in profiles if profiles not in ([], ["default"]) else [""]:
+        for t in parity.targets:
+            s = summary["profiles"][profile][t.name] if profile else summary["targets"][t.name]
+            label = f"{t.name} (reference)" if t.name == parity.reference else t.name
+            rows.append(
+                _TargetRow(
+                    label=f"{label} @{profile}" if profile else label,
+                    version=t.target.version or "?",
+                    outcomes=s["outcomes"],
+                    verdicts=s["verdicts"],
+                    # the swagger checks are per target: shown once
+                    schema=_schema_text(parity, t.name, summary["targets"][t.name]["schema"])
+                    if not profile or profile == profiles[0]
+                    else "",
+                )
             )
-        )
     return rows
 
 

@@ -25,6 +25,8 @@ class HarnessConfig:
     shard: tuple[int, int] | None
     schema: str = "report"
     kernel: str = ""  # the vm backend's kernel (bookworm, trixie, sid, 6.1, 6.12); "" = its default
+    profiles: tuple[str, ...] = ("default",)  # daemon profiles (harness.profiles), in run order
+    profiles_files: tuple[str, ...] = ()  # users' profiles files, read after the built-in one
 
 
 def _pick(cli: Any, env_name: str, ini: Any) -> tuple[Any, str]:
@@ -97,6 +99,7 @@ def resolve_config(option: Any, ini: Any) -> HarnessConfig:
             raise ConfigValueError(
                 f"unknown kernel {kernel!r} from {ksource}: choose from {', '.join(KERNELS)}"
             )
+    profiles, profiles_files = _resolve_profiles(option, ini)
     results_json = option("results_json")
     if results_json and len(targets) != 1:
         raise ConfigValueError(
@@ -112,4 +115,18 @@ def resolve_config(option: Any, ini: Any) -> HarnessConfig:
         shard=_parse_shard(str(shard_raw), ssource) if shard_raw else None,
         schema=schema,
         kernel=kernel,
+        profiles=profiles,
+        profiles_files=profiles_files,
     )
+
+
+def _resolve_profiles(option: Any, ini: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``--profiles`` (names, ``all``) and ``--profiles-file`` (paths), checked against the profiles."""
+    from .profiles import select_profiles
+
+    files_raw, _ = _pick(
+        _maybe(option, "profiles_file"), "HARNESS_PROFILES_FILE", _maybe(ini, "harness_profiles_file")
+    )
+    files = tuple(p.strip() for p in str(files_raw or "").split(",") if p.strip())
+    raw, source = _pick(_maybe(option, "profiles"), "HARNESS_PROFILES", _maybe(ini, "harness_profiles"))
+    return tuple(p.name for p in select_profiles(raw, source, files)), files

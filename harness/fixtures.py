@@ -20,6 +20,7 @@ import pytest
 from .backends.base import DaemonHandle, DaemonSpec
 from .client import EngineClient
 from .endpoints import Endpoint
+from .profiles import Profile, load_profiles
 from .targets import Target, resolve_target
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "docker_daemon",
     "engine",
     "observe",
+    "profile",
     "registry",
     "registry_auth",
     "registry_tls",
@@ -40,14 +42,17 @@ __all__ = [
 
 
 class DaemonFactory:
-    """Boots daemons of one target on one backend and tears every one of them down."""
+    """Boots daemons of one target in one profile on one backend and tears every one of them down."""
 
-    def __init__(self, target: Target, backend_name: str, keep: bool = False) -> None:
+    def __init__(
+        self, target: Target, backend_name: str, keep: bool = False, profile: Profile | None = None
+    ) -> None:
         from .backends import get_backend
 
         self.target = target
         self.backend = get_backend(backend_name)
         self.keep = keep
+        self.profile = profile
         self.handles: list[DaemonHandle] = []
 
     def __call__(
@@ -59,6 +64,10 @@ class DaemonFactory:
             args.append(f"--registry-mirror={mirror.url}")
         else:
             mirror = None
+        if self.profile is not None:
+            args, config = self.profile.apply(args, config, spec_fields.get("config_file_flag", True))
+            if self.profile.netns_setup:
+                spec_fields["netns_setup"] = [*self.profile.netns_setup, *spec_fields.get("netns_setup", ())]
         spec = DaemonSpec(args=args, config=config, **spec_fields)
         workdir = tempfile.mkdtemp(prefix=f"harness-{self.target.name}-", dir=_work_base())
         os.chmod(workdir, 0o755)
@@ -141,8 +150,16 @@ def _work_base() -> str:
 
 
 @pytest.fixture(scope="session")
-def target(request: pytest.FixtureRequest) -> Target:
-    """The daemon flavour under test (parametrized from ``--targets``)."""
+def profile(request: pytest.FixtureRequest) -> Profile:
+    """The daemon profile every daemon of the test boots in (parametrized from ``--profiles``)."""
+    cfg = request.config.stash[_CONFIG_KEY]
+    name = getattr(request, "param", None) or cfg.profiles[0]
+    return load_profiles(cfg.profiles_files)[name]
+
+
+@pytest.fixture(scope="session")
+def target(request: pytest.FixtureRequest, profile: Profile) -> Target:
+    """The daemon flavour under test (parametrized from ``--targets``; each profile has its own)."""
     name = getattr(request, "param", None) or request.config.stash[_CONFIG_KEY].targets[0]
     chosen = resolve_target(name)
     chosen.check_available()
@@ -154,10 +171,12 @@ def target(request: pytest.FixtureRequest) -> Target:
 
 
 @pytest.fixture
-def daemon_factory(target: Target, request: pytest.FixtureRequest) -> Iterator[DaemonFactory]:
-    """Boot throwaway daemons: ``daemon_factory(args=[...], config={...})`` returns a handle."""
+def daemon_factory(
+    target: Target, profile: Profile, request: pytest.FixtureRequest
+) -> Iterator[DaemonFactory]:
+    """Boot throwaway daemons in the test's profile: ``daemon_factory(args=[...], config={...})``."""
     cfg = request.config.stash[_CONFIG_KEY]
-    factory = DaemonFactory(target, cfg.backend, cfg.keep_daemons)
+    factory = DaemonFactory(target, cfg.backend, cfg.keep_daemons, profile)
     try:
         yield factory
     finally:
@@ -165,9 +184,11 @@ def daemon_factory(target: Target, request: pytest.FixtureRequest) -> Iterator[D
 
 
 @pytest.fixture(scope="session")
-def _session_factory(target: Target, request: pytest.FixtureRequest) -> Iterator[DaemonFactory]:
+def _session_factory(
+    target: Target, profile: Profile, request: pytest.FixtureRequest
+) -> Iterator[DaemonFactory]:
     cfg = request.config.stash[_CONFIG_KEY]
-    factory = DaemonFactory(target, cfg.backend, cfg.keep_daemons)
+    factory = DaemonFactory(target, cfg.backend, cfg.keep_daemons, profile)
     try:
         yield factory
     finally:
@@ -176,7 +197,7 @@ def _session_factory(target: Target, request: pytest.FixtureRequest) -> Iterator
 
 @pytest.fixture(scope="session")
 def docker_daemon(_session_factory: DaemonFactory) -> DaemonHandle:
-    """One default daemon per target for the whole session (scenarios that need no special boot)."""
+    """One daemon per target and profile for the whole session (scenarios that need no special boot)."""
     return _session_factory()
 
 

@@ -27,6 +27,7 @@ from .fixtures import (  # noqa: F401 - fixtures are registered by import
     docker_daemon,
     engine,
     observe,
+    profile,
     registry,
     registry_auth,
     registry_tls,
@@ -35,6 +36,7 @@ from .fixtures import (  # noqa: F401 - fixtures are registered by import
     test_image,
     tls_material,
 )
+from .profiles import DEFAULT as DEFAULT_PROFILE
 from .systemd_box import systemd_box  # noqa: F401 - registered by import; heavy parts load on use
 
 __all__ = ["pytest_addoption", "pytest_configure"]
@@ -43,7 +45,7 @@ _RECORDS: pytest.StashKey[dict[str, dict[str, Any]]] = pytest.StashKey()
 _STARTED: pytest.StashKey[float] = pytest.StashKey()
 _SCHEMA: pytest.StashKey[Any] = pytest.StashKey()  # schemacheck.SchemaSession per target name
 _COLLECTOR: pytest.StashKey[Any] = pytest.StashKey()  # schemacheck.Collector of one test call
-RESULTS_SCHEMA = "harness.results/2"
+RESULTS_SCHEMA = "harness.results/3"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -59,6 +61,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--kernel",
         default=None,
         help="the vm backend's guest kernel: bookworm (6.1, default), trixie (6.12) or sid",
+    )
+    group.addoption(
+        "--profiles",
+        default=None,
+        help="comma-separated daemon profiles every target boots in (harness/profiles.toml: default, "
+        "no-bridge, no-iptables, ipv6, ...; 'all' = every profile; default: default)",
+    )
+    group.addoption(
+        "--profiles-file",
+        default=None,
+        help="your own profiles file(s), comma-separated, in the format of harness/profiles.toml",
     )
     group.addoption(
         "--keep-daemons",
@@ -79,6 +92,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("harness_backend", "default backend", default="")
     parser.addini("harness_kernel", "the vm backend's kernel (bookworm, trixie, sid)", default="")
     parser.addini("harness_schema", "schema check mode: strict, report or off", default="")
+    parser.addini("harness_profiles", "default daemon profiles (comma-separated)", default="")
+    parser.addini("harness_profiles_file", "your own profiles file(s) (comma-separated)", default="")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -91,6 +106,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "requires_root: needs uid 0")
     config.addinivalue_line(
         "markers", "refd_only(reason): behaviour only refd has; not compared with dockerd"
+    )
+    config.addinivalue_line(
+        "markers",
+        "profiles(*names, exclude=(), reason): the daemon profiles a scenario makes sense in (names or "
+        "globs; none = all), minus those in exclude; elsewhere it is skipped with the reason",
     )
     config.addinivalue_line(
         "markers", "box: uses a systemd box (a container with systemd as PID 1; seconds per scenario)"
@@ -116,9 +136,18 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    cfg = metafunc.config.stash[_CONFIG_KEY]
     if "target" in metafunc.fixturenames:
-        names = list(metafunc.config.stash[_CONFIG_KEY].targets)
+        names = list(cfg.targets)
         metafunc.parametrize("target", names, ids=names, indirect=True, scope="session")
+    # the default run keeps its test ids (test_x[refd]): the profile is a parameter only when chosen
+    if "profile" in metafunc.fixturenames and _profiled(cfg):
+        profiles = list(cfg.profiles)
+        metafunc.parametrize("profile", profiles, ids=profiles, indirect=True, scope="session")
+
+
+def _profiled(cfg: Any) -> bool:
+    return tuple(cfg.profiles) != (DEFAULT_PROFILE,)
 
 
 def _scenario(item: pytest.Item) -> pytest.Mark | None:
@@ -126,10 +155,25 @@ def _scenario(item: pytest.Item) -> pytest.Mark | None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    seen: dict[tuple[str, str], str] = {}
+    seen: dict[tuple[str, str, str], str] = {}
+    cfg = config.stash[_CONFIG_KEY]
+    unprofiled: list[pytest.Item] = []
     for item in items:
         if "systemd_box" in getattr(item, "fixturenames", ()):  # -m "not box" leaves the slow ones out
             item.add_marker(pytest.mark.box)
+            # a box boots its daemon through its unit files and the scenario's own daemon.json
+            item.add_marker(
+                pytest.mark.profiles(
+                    DEFAULT_PROFILE,
+                    reason="a systemd box boots its daemon from its unit files and the scenario's own "
+                    "daemon.json, not through the harness's daemon factory",
+                )
+            )
+        _check_profiles_mark(config, item)
+        # no daemon, so no profile: such a test belongs to the default profile only
+        no_daemon = "profile" not in getattr(item, "fixturenames", ())
+        if _profiled(cfg) and no_daemon and DEFAULT_PROFILE not in cfg.profiles:
+            unprofiled.append(item)
         mark = _scenario(item)
         if mark is None:
             continue
@@ -137,13 +181,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             raise pytest.UsageError(
                 f"{item.nodeid}: @pytest.mark.scenario needs an id like 'api/system/ping'"
             )
-        key = (mark.args[0], _target_of(item))
+        if "@" in mark.args[0]:
+            raise pytest.UsageError(
+                f"{item.nodeid}: scenario id {mark.args[0]!r} must not contain '@' (it separates the profile)"
+            )
+        key = (mark.args[0], _target_of(item), _profile_of(item))
         base = item.nodeid.split("[")[0]
         if key in seen and seen[key] != base:
             raise pytest.UsageError(
                 f"scenario id {mark.args[0]!r} is used by both {seen[key]} and {item.nodeid}"
             )
         seen[key] = base
+    if unprofiled:
+        config.hook.pytest_deselected(items=unprofiled)
+        items[:] = [i for i in items if i not in unprofiled]
     shard = config.stash[_CONFIG_KEY].shard
     if shard is None:
         _prepare_schema(config, items)
@@ -153,8 +204,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     drop: list[pytest.Item] = []
     for item in items:
         mark = _scenario(item)
-        # every target's run of a scenario lands in the same shard, so shards merge per scenario id
-        shard_key = str(mark.args[0]) if mark else item.nodeid.split("[")[0]
+        # every target's run of a scenario lands in the same shard, so shards merge per scenario id (a
+        # profile's run of it is another id: profiles spread over the shards)
+        shard_key = _record_id(item, mark) if mark else item.nodeid.split("[")[0]
         (keep if zlib.crc32(shard_key.encode()) % total == index - 1 else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
@@ -219,7 +271,11 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    """refd-only scenarios are skipped on other targets, with the reason shown in the report."""
+    """refd-only scenarios are skipped on other targets, and scenarios outside their profiles in those, with
+    the reason shown in the report."""
+    applies, reason = _in_profile(item)
+    if not applies:
+        pytest.skip(f"not in profile {_profile_of(item)}: {reason}")
     mark = item.get_closest_marker("refd_only")
     if mark is None:
         return
@@ -236,6 +292,68 @@ def _target_of(item: pytest.Item) -> str:
     return ""
 
 
+def _profile_of(item: pytest.Item) -> str:
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and "profile" in callspec.params:
+        return str(callspec.params["profile"])
+    return DEFAULT_PROFILE
+
+
+def _record_id(item: pytest.Item, mark: pytest.Mark) -> str:
+    """The id a scenario's result is recorded under: ``<id>@<profile>`` outside the default profile."""
+    from .profiles import scenario_id
+
+    return scenario_id(str(mark.args[0]), _profile_of(item))
+
+
+def _profiles_mark(item: pytest.Item) -> tuple[tuple[str, ...], tuple[str, ...], str] | None:
+    """``(only, exclude, reason)`` of the closest ``@pytest.mark.profiles``, merged with the others: every
+    mark on the item must let a profile in (a module's pytestmark and a test's own mark both count)."""
+    marks = list(item.iter_markers("profiles"))
+    if not marks:
+        return None
+    only: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    reasons = []
+    for mark in marks:
+        only += tuple(str(a) for a in mark.args)
+        exclude += tuple(str(e) for e in mark.kwargs.get("exclude", ()))
+        reasons.append(str(mark.kwargs.get("reason", "")))
+    return only, exclude, "; ".join(r for r in reasons if r)
+
+
+def _check_profiles_mark(config: pytest.Config, item: pytest.Item) -> None:
+    from .profiles import load_profiles
+
+    for mark in item.iter_markers("profiles"):
+        unknown = set(mark.kwargs) - {"exclude", "reason"}
+        exclude = mark.kwargs.get("exclude", ())
+        if unknown or isinstance(exclude, str) or not str(mark.kwargs.get("reason", "")).strip():
+            raise pytest.UsageError(
+                f"{item.nodeid}: @pytest.mark.profiles(*names, exclude=(...), reason='why') needs a reason "
+                "and a tuple of names to exclude"
+            )
+        known = load_profiles(config.stash[_CONFIG_KEY].profiles_files)
+        for name in (*mark.args, *exclude):
+            if not any(ch in str(name) for ch in "*?[") and name not in known:
+                raise pytest.UsageError(
+                    f"{item.nodeid}: @pytest.mark.profiles names unknown profile {name!r} "
+                    f"(known: {', '.join(known)})"
+                )
+
+
+def _in_profile(item: pytest.Item) -> tuple[bool, str]:
+    """Whether the item's profile is one its ``@pytest.mark.profiles`` marks let in, and their reason."""
+    from .profiles import matches
+
+    found = _profiles_mark(item)
+    if found is None:
+        return True, ""
+    only, exclude, reason = found
+    name = _profile_of(item)
+    return (not only or matches(name, only)) and not matches(name, exclude), reason
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield
@@ -244,11 +362,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         return report
     records = item.config.stash[_RECORDS]
     target_name = _target_of(item) or item.config.stash[_CONFIG_KEY].targets[0]
-    key = f"{target_name}\0{mark.args[0]}"
+    record_id = _record_id(item, mark)
+    key = f"{target_name}\0{record_id}"
     record = records.setdefault(
         key,
         {
-            "id": mark.args[0],
+            "id": record_id,
             "nodeid": item.nodeid.split("[")[0],
             "area": mark.args[0].split("/")[0],
             "statement": mark.args[1] if len(mark.args) > 1 else mark.kwargs.get("statement", ""),
@@ -305,6 +424,14 @@ def _target_info(name: str, backend: str, api_version: str = "") -> dict[str, An
     }
 
 
+def _profiles_info(cfg: Any) -> dict[str, Any]:
+    """What each profile of the run set, as the reports show it."""
+    from .profiles import load_profiles
+
+    known = load_profiles(cfg.profiles_files)
+    return {name: known[name].to_dict() for name in cfg.profiles}
+
+
 def _kernel(backend: str) -> str:
     """The kernel the daemons ran on: this host's, or the guest's under the vm backend."""
     if backend == "vm":
@@ -350,6 +477,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
             "duration": round(time.time() - started, 3),
             "schema_check": schema.info(),
+            "profiles": _profiles_info(cfg),
             "scenarios": scenarios,
         }
         path = cfg.results_json or os.path.join(cfg.results_dir, f"{name}.json")

@@ -1,4 +1,4 @@
-"""The per-target results file (``reports/<target>.json``, schema ``harness.results/2``).
+"""The per-target results file (``reports/<target>.json``, schema ``harness.results/3``).
 
 The pytest plugin writes one of these per target, so the format lives here, with its writer; the runner
 (``conformance``), parity and the reports only ever read them.
@@ -6,7 +6,9 @@ Keeping results as plain data with ``to_dict``/``from_dict`` is what lets parity
 lets shards from several machines be merged.
 
 Version 2 added the schema checks: ``schema_check`` at the top (mode, swaggers used, why checks were off) and
-per scenario (responses checked, skipped by reason, findings). Version 1 files still load, with no checks.
+per scenario (responses checked, skipped by reason, findings). Version 3 added the daemon profiles:
+``profiles`` at the top (what each profile of the run set) and scenario ids ``<id>@<profile>`` outside the
+default profile. Version 1 and 2 files still load (default profile only; version 1 with no checks).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import HarnessError
+from .profiles import split_id
 
 __all__ = [
     "OUTCOMES",
@@ -37,13 +40,13 @@ __all__ = [
     "merge_results",
 ]
 
-SCHEMA = "harness.results/2"
-READABLE_SCHEMAS = ("harness.results/1", SCHEMA)
+SCHEMA = "harness.results/3"
+READABLE_SCHEMAS = ("harness.results/1", "harness.results/2", SCHEMA)
 OUTCOMES = ("passed", "failed", "skipped", "error")
 
 
 class ResultsError(HarnessError):
-    """A results file (or dict) is not a valid ``harness.results/2`` (or ``/1``) document.
+    """A results file (or dict) is not a valid ``harness.results/3`` (or ``/2``, ``/1``) document.
 
     ``source`` names the file (or ``<dict>``), ``where`` the offending field, ``problem`` what is wrong.
     """
@@ -267,6 +270,11 @@ class ScenarioResult:
     observations: dict[str, Any] = field(default_factory=dict)
     schema_check: SchemaCheck = field(default_factory=SchemaCheck)
 
+    @property
+    def profile(self) -> str:
+        """The daemon profile this result is from (the id's ``@<profile>`` suffix; none: default)."""
+        return split_id(self.id)[1]
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -335,6 +343,8 @@ class Results:
     started: str = ""
     duration: float = 0.0
     schema_check: SchemaRun = field(default_factory=SchemaRun)
+    #: what each daemon profile of the run set (``harness.profiles.Profile.to_dict``), by name
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def by_id(self) -> dict[str, ScenarioResult]:
         return {s.id: s for s in self.scenarios}
@@ -346,6 +356,7 @@ class Results:
             "started": self.started,
             "duration": self.duration,
             "schema_check": self.schema_check.to_dict(),
+            "profiles": {k: dict(v) for k, v in self.profiles.items()},
             "scenarios": [s.to_dict() for s in self.scenarios],
         }
 
@@ -360,6 +371,8 @@ class Results:
         keys = {"schema", "target", "started", "duration", "scenarios"}
         if schema != READABLE_SCHEMAS[0]:
             keys.add("schema_check")
+        if schema == SCHEMA:
+            keys.add("profiles")
         _no_unknown(obj, keys, source, "")
         if "target" not in obj:
             raise ResultsError(source, "missing required field", "target")
@@ -385,7 +398,16 @@ class Results:
             started=_str(obj, "started", source, ""),
             duration=_number(obj, "duration", source, ""),
             schema_check=SchemaRun.from_dict(obj.get("schema_check"), source),
+            profiles=_profiles(obj.get("profiles"), source),
         )
+
+
+def _profiles(data: Any, source: str) -> dict[str, dict[str, Any]]:
+    if data is None:
+        return {}
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise ResultsError(source, "expected an object of profile definitions", "profiles")
+    return {str(k): dict(v) for k, v in data.items()}
 
 
 def load_results(path: str | os.PathLike[str]) -> Results:
@@ -442,6 +464,13 @@ def merge_results(parts: Sequence[Results], source: str = "<merge>") -> Results:
                     source, f"scenario {scenario.id!r} appears in two shards of target {first.name!r}"
                 )
             merged[scenario.id] = scenario
+    profiles: dict[str, dict[str, Any]] = {}
+    for part in parts:
+        for name, definition in part.profiles.items():
+            if profiles.setdefault(name, definition) != definition:
+                raise ResultsError(
+                    source, f"profile {name!r} is defined differently in two parts of target {first.name!r}"
+                )
     starts = [p.started for p in parts if p.started]
     runs = [p.schema_check for p in parts]
     swaggers = {json.dumps(s, sort_keys=True): s for r in runs for s in r.swaggers}
@@ -455,6 +484,7 @@ def merge_results(parts: Sequence[Results], source: str = "<merge>") -> Results:
             swaggers=tuple(swaggers.values()),
             error="; ".join(dict.fromkeys(r.error for r in runs if r.error)),
         ),
+        profiles=profiles,
     )
 
 

@@ -19,7 +19,7 @@ from ..endpoints import Endpoint, TLSFiles
 from ..errors import HarnessError
 from ..targets import Target
 
-__all__ = ["Backend", "DaemonHandle", "DaemonSpec", "NotifyListener"]
+__all__ = ["Backend", "DaemonHandle", "DaemonSpec", "NotifyListener", "refuse_netns_setup"]
 
 
 @dataclass
@@ -42,6 +42,8 @@ class DaemonSpec:
     client_tls: TLSFiles | None = None
     config_file_flag: bool = True
     wrapper: list[str] = field(default_factory=list)  # argv prefix run inside the namespaces (e.g. setpriv)
+    #: shell lines run (``set -e``) in the daemon's own network namespace before each boot (a profile's)
+    netns_setup: list[str] = field(default_factory=list)
 
     def config_text(self) -> str | None:
         if self.config is None:
@@ -243,6 +245,15 @@ class DaemonHandle:
         """Whether ``path`` is a directory where the daemon runs (in its data-root, say): this host's file
         system here; the guest's under the vm backend, whose data-root is guest tmpfs."""
         return os.path.isdir(path)
+
+
+def refuse_netns_setup(handle: DaemonHandle, backend: str) -> None:
+    """Backends that cannot run a profile's ``netns-setup`` lines say so instead of booting without them."""
+    if handle.spec.netns_setup:
+        raise HarnessError(
+            f"{handle.target.name}: the {backend} backend cannot run netns-setup lines (a profile's, such as "
+            "host-docker0's) in the daemon's network namespace; run that profile with --backend local"
+        )
 
 
 class Backend(Protocol):

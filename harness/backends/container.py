@@ -46,7 +46,7 @@ from ..container_images import IMAGE_PYTHON, ensure_image, ensure_rootfs
 from ..errors import BackendStartError, HarnessError, TargetUnavailable
 from ..targets import Target
 from . import local as _local
-from .base import DaemonHandle, DaemonSpec, NotifyListener
+from .base import DaemonHandle, DaemonSpec, NotifyListener, refuse_netns_setup
 from .local import LocalBackend, _check_socket_paths, _ns_inode, cgroup_parent, kill_netns_members
 
 __all__ = ["ACTIVATE_PERL", "DAEMON_SCRIPT", "HOLDER_SCRIPT", "ContainerBackend", "ContainerProcess"]
@@ -383,6 +383,8 @@ class ContainerBackend(LocalBackend):
 
     def _spawn(self, handle: DaemonHandle) -> None:
         import docker.errors
+
+        refuse_netns_setup(handle, self.name)
 
         engine: Engine = handle.extras["engine"]
         try:

@@ -26,7 +26,7 @@ from .base import DaemonHandle, DaemonSpec, NotifyListener
 
 __all__ = ["LocalBackend"]
 
-_WRAPPER = 'ip link set lo up || exit 125\n{remap}exec "$@"'
+_WRAPPER = 'ip link set lo up || exit 125\n{setup}{remap}exec "$@"'
 _FD_BASE = 100
 _SUN_PATH_MAX = 104  # containerd's limit for its socket paths; Linux itself allows 107
 
@@ -128,7 +128,8 @@ class LocalBackend:
             remap += f"export LISTEN_FDS={len(socks)}; export LISTEN_PID=$$\n"
         ns_argv, ns_env = _namespace_command(handle)
         env.update(ns_env)
-        wrapper = [*ns_argv, "bash", "-c", _WRAPPER.format(remap=remap), "refd-wrapper"]
+        script = _WRAPPER.format(setup=netns_setup_script(spec.netns_setup), remap=remap)
+        wrapper = [*ns_argv, "bash", "-c", script, "refd-wrapper"]
         stdout = open(handle.stdout_path, "ab")  # noqa: SIM115 - handed to the child
         stderr = open(handle.stderr_path, "ab")  # noqa: SIM115
         try:
@@ -299,6 +300,20 @@ class LocalBackend:
             from ..daemon.fsutil import rmtree  # any depth: a container may have nested thousands
 
             rmtree(handle.workdir, ignore_errors=True)
+
+
+def netns_setup_script(lines: list[str]) -> str:
+    """A profile's set-up lines for the namespace wrapper: each must succeed, or the boot stops (exit 125)
+    with the line on stderr."""
+    import shlex
+
+    out = ""
+    for line in lines:
+        message = shlex.quote(f"harness: netns-setup line failed: {line}")
+        out += (
+            f"( set -e; {line} ) || {{ rc=$?; printf '%s (exit %s)\\n' {message} \"$rc\" >&2; exit 125; }}\n"
+        )
+    return out
 
 
 def _ns_file(workdir: str, kind: str = "net") -> str:

@@ -49,7 +49,7 @@ from ..cleanup import LEDGER
 from ..endpoints import Endpoint, TLSFiles
 from ..errors import BackendStartError, HarnessError, ReadinessTimeout, TargetUnavailable
 from ..targets import Target
-from .base import DaemonHandle, DaemonSpec
+from .base import DaemonHandle, DaemonSpec, refuse_netns_setup
 from .local import LocalBackend, _check_socket_paths, _tcp_port
 
 __all__ = ["GUEST_SOCKET", "VMBackend", "VMDaemonProcess", "guest_kernel", "selected_kernel", "vm_available"]
@@ -780,6 +780,7 @@ class VMBackend(LocalBackend):
 
     def _spawn(self, handle: DaemonHandle) -> None:
         vm: _VM = handle.extras["vm"]
+        refuse_netns_setup(handle, self.name)
         start = len(vm.lines)
         vm.send("start")
         found = vm.wait_for("started ", start, 30)

@@ -222,7 +222,7 @@ def test_document_round_trips_through_json() -> None:
     tgt = results("refd", scenario("a/1", v=2), scenario("a/2", v=3), scenario("a/4", "error", "E"))
     parity = build_parity([ref, tgt], known, generated="2026-11-27T19:00:00Z")
     data = json.loads(json.dumps(parity.to_dict()))
-    assert data["schema"] == "harness.parity/3"
+    assert data["schema"] == "harness.parity/4"
     assert data["normalisation"] == [{"name": r.name, "description": r.description} for r in RULES]
     assert data["known_divergences"][0]["matched"] == 1
     assert data["trend"] is None  # no previous report to compare with

@@ -189,7 +189,7 @@ def test_parity_marks_the_findings_the_reference_shares(schema_parity: Parity) -
 
 def test_json_keeps_schema_checks_and_reloads(schema_parity: Parity, tmp_path: Path) -> None:
     data = json.loads(write_json(schema_parity, tmp_path / "parity.json").read_text())
-    assert data["schema"] == "harness.parity/3"
+    assert data["schema"] == "harness.parity/4"
     refd = data["scenarios"][0]["results"]["refd"]["schema_check"]
     assert [f["on_reference"] for f in refd["findings"]] == [True, False]
     assert data["targets"][0]["schema_check"]["mode"] == "report"
@@ -268,7 +268,9 @@ def test_html_groups_targets_by_kernel_when_they_differ(schema_parity: Parity, p
 def test_html_filters_scenarios_with_findings(schema_parity: Parity) -> None:
     text = render_html(schema_parity)
     rows = re.findall(
-        r'<tr data-area="[^"]*" data-outcomes="([^"]*)" data-verdicts="([^"]*)" data-findings="(\d+)"', text
+        r'<tr data-area="[^"]*" data-profile="[^"]*" data-outcomes="([^"]*)" data-verdicts="([^"]*)" '
+        r'data-findings="(\d+)"',
+        text,
     )
     assert rows == [
         ("passed", "match", "3"),

@@ -160,7 +160,7 @@ def test_reference_change_is_flagged() -> None:
 def test_trend_round_trips_in_the_parity_document(trend: Trend) -> None:
     parity = Parity(**{**_new().__dict__, "trend": trend})
     data = json.loads(json.dumps(parity.to_dict()))
-    assert data["schema"] == "harness.parity/3"
+    assert data["schema"] == "harness.parity/4"
     assert data["trend"]["counts"]["new_failures"] == 2 and data["trend"]["reference_changed"] is False
     assert Parity.from_dict(data) == parity
     with pytest.raises(ParityError, match="malformed trend section"):

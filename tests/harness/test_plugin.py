@@ -72,7 +72,7 @@ def _no_harness_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _scenarios(path: Path) -> dict[str, dict[str, object]]:
     doc = json.loads(path.read_text())
-    assert doc["schema"] == "harness.results/2"
+    assert doc["schema"] == "harness.results/3"
     return {s["id"]: s for s in doc["scenarios"]}
 
 

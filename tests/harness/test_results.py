@@ -34,7 +34,7 @@ FINDING: dict[str, Any] = {
 }
 
 EXAMPLE: dict[str, Any] = {
-    "schema": "harness.results/2",
+    "schema": "harness.results/3",
     "target": {
         "name": "refd",
         "version": "28.5.2-refd",
@@ -50,6 +50,16 @@ EXAMPLE: dict[str, Any] = {
             {"api_version": "1.41", "source": "bookworm", "suite": "bookworm", "package_version": "x"}
         ],
         "error": "",
+    },
+    "profiles": {
+        "no-bridge": {
+            "description": "no default bridge",
+            "args": ["--bridge=none"],
+            "daemon_json": {},
+            "netns_setup": [],
+            "source": "harness/profiles.toml",
+            "dropped": [],
+        }
     },
     "scenarios": [
         {
@@ -93,11 +103,12 @@ def test_version_1_files_still_load_without_schema_checks() -> None:
     old = json.loads(json.dumps(EXAMPLE))
     old["schema"] = "harness.results/1"
     del old["schema_check"]
+    del old["profiles"]
     del old["scenarios"][0]["schema_check"]
     loaded = Results.from_dict(old)
     assert loaded.schema_check == SchemaRun()
     assert loaded.scenarios[0].schema_check == SchemaCheck()
-    assert loaded.to_dict()["schema"] == SCHEMA == "harness.results/2"
+    assert loaded.to_dict()["schema"] == SCHEMA == "harness.results/3"
     old["schema_check"] = {"mode": "report"}  # a version 1 file has no such field
     with pytest.raises(ResultsError, match="unknown field"):
         Results.from_dict(old)
@@ -164,7 +175,7 @@ def _with(**changes: Any) -> dict[str, Any]:
     [
         ("{not json", "not JSON"),
         ("[]", "expected an object, got list"),
-        (_with(schema="harness.results/3"), "schema is 'harness.results/3', expected 'harness.results/2'"),
+        (_with(schema="harness.results/4"), "schema is 'harness.results/4', expected 'harness.results/3'"),
         (_with(scenario_schema_check={"checked": 1, "findings": [{"method": "GET"}]}), "findings[0].path"),
         (_with(scenario_schema_check={"skipped": {"x": "many"}}), "schema_check.skipped: expected an object"),
         ({k: v for k, v in EXAMPLE.items() if k != "schema"}, "schema is None"),
