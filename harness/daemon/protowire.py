@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 __all__ = [
     "DecodeError",
@@ -199,6 +199,12 @@ class Message:
                 raise TypeError(f"{type(self).__name__} has no field {key!r}")
         for f in self.FIELDS:
             setattr(self, f.name, values[f.name] if f.name in values else f.default())
+
+    if TYPE_CHECKING:  # fields are attributes made from FIELDS: typed as Any for the checker
+
+        def __getattr__(self, name: str) -> Any: ...
+
+        def __setattr__(self, name: str, value: Any) -> None: ...
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):

@@ -40,6 +40,7 @@ def register(router: Router) -> None:
         distribution,
         events,
         exec,
+        grpc,
         images,
         networks,
         plugins,
@@ -70,3 +71,4 @@ def register(router: Router) -> None:
     swarm.register(router)
     plugins.register(router)
     session.register(router)
+    grpc.register(router)

@@ -1,16 +1,19 @@
-"""``POST /session``: BuildKit's session over a hijacked HTTP/2 connection, which refd does not serve.
+"""``POST /session``: a client's BuildKit session (the gRPC services it serves) on the hijacked connection.
 
 dockerd hands the request to BuildKit's session manager, whose errors are 400s: no ``Upgrade`` header is
-"no upgrade proto in request", another protocol than h2c is "protocol X not supported". An h2c upgrade is
-where BuildKit would start; refd has no BuildKit and answers 501.
+"no upgrade proto in request", another protocol than h2c is "protocol X not supported". After ``101``
+refd is the gRPC *client* on the connection: it calls the services the ``X-Docker-Expose-Session-*``
+headers announce (filesync for the context, secrets, ssh, auth, the exporters' file sending) while the
+session's builds run (``buildkit.session``).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..errors import invalid, not_implemented
+from ..errors import ApiError, invalid
 from ..httpd import Request, Response
+from .grpc import SWITCHING
 
 if TYPE_CHECKING:
     from ..daemon import Daemon
@@ -25,7 +28,19 @@ async def start(req: Request, daemon: Daemon) -> Response:
         raise invalid("no upgrade proto in request")
     if proto != "h2c":
         raise invalid(f"protocol {proto} not supported")
-    raise not_implemented("BuildKit sessions are not implemented by refd (it builds with its own builder)")
+    try:
+        from ..buildkit.session import serve_session
+    except ImportError as exc:  # buildkit.MissingDependency: how to install h2
+        raise ApiError(500, str(exc)) from None
+
+    announced = {k: v for k, v in req.headers.items() if k.startswith("x-docker-expose-session-")}
+
+    async def hijack(r: Request) -> None:
+        r.writer.write(SWITCHING)
+        await r.writer.drain()
+        await serve_session(daemon, r.reader, r.writer, announced)
+
+    return Response(hijack=hijack)
 
 
 def register(router: Router) -> None:

@@ -280,6 +280,8 @@ class ShellDependent(Command):
 @dataclass
 class RunCommand(ShellDependent):
     flags_used: list[str] = field(default_factory=list)
+    mounts: list[str] = field(default_factory=list)  # --mount values (BuildKit's)
+    network: str = "default"
 
 
 @dataclass
@@ -474,7 +476,13 @@ def _parse_run(node: Node, args: list[str]) -> RunCommand:
     network = flags.values["network"]
     if network not in ("default", "none", "host"):
         raise InstructionError(f"invalid network mode {go_quote(network)}")
-    return RunCommand(**_base(node), **_shell_dependent(node, args, False), flags_used=list(flags.used))
+    return RunCommand(
+        **_base(node),
+        **_shell_dependent(node, args, False),
+        flags_used=list(flags.used),
+        mounts=list(flags.values["mount"]),
+        network=network,
+    )
 
 
 def _copy_flags(
