@@ -13,13 +13,14 @@ from typing import TYPE_CHECKING
 
 from ..errors import ApiError, invalid
 from ..httpd import Request, Response
-from .grpc import SWITCHING
 
 if TYPE_CHECKING:
     from ..daemon import Daemon
     from ..server import Router
 
 __all__ = ["register"]
+
+SWITCHING = b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
 
 
 async def start(req: Request, daemon: Daemon) -> Response:

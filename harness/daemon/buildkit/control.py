@@ -1,4 +1,4 @@
-"""BuildKit's control API on ``/grpc``: what the docker driver of buildx and compose calls, as dockerd answers.
+"""BuildKit's control API on ``/grpc``: what the docker driver of buildx and compose calls (as dockerd).
 
 Seen with real buildx 0.13 and compose 2.26 against dockerd 28.5 (``--debug``, the HTTP/2 frames
 decoded): ``Control/ListWorkers`` and ``Control/Info`` (``buildx ls``), ``Control/DiskUsage``
@@ -126,7 +126,7 @@ class Controller:
 
     # -- the worker -----------------------------------------------------------------------------------
     def worker(self) -> WorkerRecord:
-        from ..images.store import go_arch
+        from ..goformat import go_arch
 
         arch = go_arch()
         platforms = [Platform(Architecture=arch, OS="linux")]

@@ -173,7 +173,7 @@ def _image_config(stage: StageState) -> bytes:
 
 class DockerfileFrontend:
     def __init__(self, ctl: Controller, build: Build, session: Session, attrs: dict[str, str]) -> None:
-        from ..images.store import go_arch
+        from ..goformat import go_arch
 
         self.ctl = ctl
         self.daemon = ctl.daemon
@@ -446,7 +446,7 @@ class DockerfileFrontend:
 
     # -- stages ------------------------------------------------------------------------------------------
     async def _run_stage(self, stages: list[ins.Stage], index: int, bases: dict[str, Image]) -> StageState:
-        from ..images.store import go_arch
+        from ..goformat import go_arch
 
         stage = stages[index]
         name = self._base_name(stage)
@@ -1278,7 +1278,7 @@ async def run_dockerfile(
     platform = attrs.get("platform", "")
     if platform:
         from ..builder.platforms import parse_platform
-        from ..images.store import go_arch
+        from ..goformat import go_arch
 
         for text in platform.split(","):
             try:
