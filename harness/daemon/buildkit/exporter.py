@@ -92,7 +92,7 @@ async def _to_image(
 
 def _view(ctl: Controller, result: BuildResult) -> Any:
     from ..images.commit import ScratchLayer
-    from .frontend import StepImage
+    from .stage import StepImage
 
     stage = result.stage
     image = StepImage(stage.chain, list(stage.diff_ids), {}) if stage.chain else None
