@@ -220,6 +220,8 @@ class Peer:
         elif isinstance(event, h2.events.ConnectionTerminated):
             self.closed.set()
             for call in list(self.calls.values()):
+                if call.status is None and self.client_side:
+                    call.status = (UNAVAILABLE, "the connection was closed by the peer")
                 call._end()
 
     @staticmethod
