@@ -85,7 +85,8 @@ def test_history_texts_where_buildkit_differs() -> None:
     state.run_config = {"Healthcheck": {"Test": ["CMD-SHELL", "true"], "Interval": 5_000_000_000}}
     assert (
         history_text(_cmd("HEALTHCHECK CMD true"), "", state)
-        == "HEALTHCHECK {Test:[CMD-SHELL true] Interval:5s Timeout:0s StartPeriod:0s StartInterval:0s Retries:0}"
+        == "HEALTHCHECK {Test:[CMD-SHELL true] Interval:5s Timeout:0s StartPeriod:0s StartInterval:0s "
+        "Retries:0}"
     )
     assert history_text(_cmd("EXPOSE 80 53/udp"), "EXPOSE 80 53/udp", state) == "EXPOSE [80/tcp 53/udp]"
     assert history_text(_cmd("ONBUILD RUN x"), "ONBUILD RUN x", state) is None
