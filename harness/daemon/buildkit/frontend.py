@@ -99,11 +99,11 @@ class DockerfileFrontend(RunSteps, FileSteps):
             self.labels = len(stages) > 1
             bases = await self._load_metadata(stages, needed)
             await self._load_dockerignore()
-            if any(self._uses_context(stages[i]) for i in needed):
-                await self._load_context(_follow_paths([stages[i] for i in needed]))
+            states = {i: self._new_stage(stages, i) for i in needed}
+            await self._sources(stages, needed, states, bases)
             result = None
             for index in needed:
-                result = await self._run_stage(stages, index, bases)
+                result = await self._run_stage(stages, index, bases, states[index])
                 self.stage_results[index] = result
             assert result is not None and result.state is not None
             labels = {k.removeprefix("label:"): v for k, v in self.attrs.items() if k.startswith("label:")}
@@ -116,8 +116,6 @@ class DockerfileFrontend(RunSteps, FileSteps):
             return BuildResult(result)
         finally:
             await asyncio.to_thread(shutil.rmtree, self.tmp, True)
-
-    # -- the Dockerfile ----------------------------------------------------------------------------------
 
     # -- the Dockerfile ----------------------------------------------------------------------------------
     async def _load_definition(self) -> bytes:
@@ -340,9 +338,7 @@ class DockerfileFrontend(RunSteps, FileSteps):
     # -- stages ------------------------------------------------------------------------------------------
 
     # -- stages ------------------------------------------------------------------------------------------
-    async def _run_stage(self, stages: list[ins.Stage], index: int, bases: dict[str, Image]) -> StageState:
-        from ..goformat import go_arch
-
+    def _new_stage(self, stages: list[ins.Stage], index: int) -> StageState:
         stage = stages[index]
         name = self._base_name(stage)
         base_index = self._stage_index(stages, name, index)
@@ -354,6 +350,63 @@ class DockerfileFrontend(RunSteps, FileSteps):
         st.total = (0 if name == "scratch" or base_index is not None else 1) + sum(
             isinstance(c, _LAYER_KINDS) for c in stage.commands
         )
+        return st
+
+    async def _sources(
+        self,
+        stages: list[ins.Stage],
+        needed: list[int],
+        states: dict[int, StageState],
+        bases: dict[str, Image],
+    ) -> None:
+        """What BuildKit starts first, before any step: the base images (one step per image, named
+        by the first stage using it), the build context, the heredoc documents COPY writes."""
+        shown: set[str] = set()
+        for i in needed:
+            name = self._base_name(stages[i])
+            if name not in bases:
+                continue
+            st = states[i]
+            text = st.prefix(f"FROM {_normalized(name)}")
+            image = bases[name]
+            st.record = await asyncio.to_thread(self._from_record, image)
+            if image.id not in shown:
+                shown.add(image.id)
+                self.progress.step(text).start().done()
+        if any(self._uses_context(stages[i]) for i in needed):
+            await self._load_context(_follow_paths([stages[i] for i in needed]))
+        for i in needed:
+            for cmd in stages[i].commands:
+                documents = (
+                    len(cmd.files.contents) if isinstance(cmd, ins.CopyCommand | ins.AddCommand) else 0
+                )
+                if isinstance(cmd, ins.RunCommand) and cmd.files and cmd.files[0][1].startswith("#!"):
+                    documents = 1
+                for _ in range(documents):
+                    self.progress.step("[internal] preparing inline document").start().done()
+
+    def _from_record(self, image: Image) -> str:
+        """The base image's cache record (dockerd 28.5 shows it as ``from local``), the parent of the
+        stage's first step; it holds no layer of its own."""
+        from .cache import Record, new_id
+
+        key = cache_key("from", image.id)
+        found = self.cache.find(key)
+        if found is None:
+            found = self.cache.add(
+                Record(id=new_id(), type="regular", description="from local ", key=key, chain=image.top_chain)
+            )
+        return found.id
+
+    async def _run_stage(
+        self, stages: list[ins.Stage], index: int, bases: dict[str, Image], st: StageState
+    ) -> StageState:
+        from ..goformat import go_arch
+
+        stage = stages[index]
+        name = self._base_name(stage)
+        base_index = self._stage_index(stages, name, index)
+        assert st.state is not None
         if base_index is not None:
             parent = self.stage_results[base_index]
             st.chain, st.diff_ids, st.key, st.record = (
@@ -372,7 +425,6 @@ class DockerfileFrontend(RunSteps, FileSteps):
             st.state.run_config = {}
         else:
             image = bases[name]
-            step = self.progress.step(st.prefix(f"FROM {_normalized(name)}")).start()
             st.chain = image.top_chain
             st.diff_ids = list(image.diff_ids)
             st.key = cache_key("from", image.id)
@@ -386,7 +438,6 @@ class DockerfileFrontend(RunSteps, FileSteps):
             )
             st.base_config = image.raw
             st.author = str(image.config.get("author") or "")
-            step.done()
         rc = st.state.run_config
         env = list(rc.get("Env") or [])
         if not any(e.partition("=")[0] == "PATH" for e in env):

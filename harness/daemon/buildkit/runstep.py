@@ -47,7 +47,7 @@ class RunSteps(LayerSteps):
         args = _run_args(cmd, rc)
         run_env = list(rc.get("Env") or [])
         build_args = state.build_args.filter_allowed(run_env)
-        name = st.prefix(display_name(cmd, env))
+        name = st.prefix(display_name(cmd, env) + _heredoc_summary(cmd))
         mounts = [mount_options(text) for text in cmd.mounts]
         mount_keys = [{k: v for k, v in m.items() if k != "required"} for m in mounts]
         key = cache_key(
@@ -266,6 +266,16 @@ class RunSteps(LayerSteps):
 
 
 # -- helpers ---------------------------------------------------------------------------------------------
+
+
+def _heredoc_summary(cmd: ins.RunCommand) -> str:
+    """`` (first line...)`` after a RUN that is one heredoc, as BuildKit names that step."""
+    if not (
+        cmd.files and cmd.cmd_line and len(cmd.cmd_line) == 1 and cmd.cmd_line[0].lstrip().startswith("<<")
+    ):
+        return ""
+    lines = cmd.files[0][1].strip().replace("\r\n", "\n").split("\n")
+    return f" ({lines[0]}{'...' if len(lines) > 1 else ''})"
 
 
 def mount_options(text: str) -> dict[str, str]:
