@@ -248,7 +248,10 @@ def test_run_mounts(bx: CLI, tmp_path: Path, cleanup: Cleanup, observe: Observat
     ref="buildkit exporter/local, exporter/tar; buildx build --output",
 )
 def test_outputs(bx: CLI, tmp_path: Path, observe: Observations) -> None:
-    dockerfile = "FROM busybox AS b\nRUN mkdir /o && echo made > /o/made\nFROM scratch\nCOPY --from=b /o /out\nCOPY f /\n"
+    dockerfile = (
+        "FROM busybox AS b\nRUN mkdir /o && echo made > /o/made\n"
+        "FROM scratch\nCOPY --from=b /o /out\nCOPY f /\n"
+    )
     ctx = write_context(tmp_path / "ctx", {"Dockerfile": dockerfile, "f": "file\n"})
     dest = tmp_path / "dest"
     local = bx("buildx", "build", "--output", f"type=local,dest={dest}", str(ctx), timeout=180)
