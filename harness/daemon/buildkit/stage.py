@@ -191,7 +191,7 @@ def history_text(cmd: ins.Command, classic: str, state: State) -> str | None:
     if isinstance(cmd, ins.OnbuildCommand):
         return None
     if isinstance(cmd, ins.HealthCheckCommand):
-        from ..containers.health import go_duration
+        from ..gotime import go_duration
 
         h = rc.get("Healthcheck") or {}
         test = "[" + " ".join(h.get("Test") or []) + "]"
