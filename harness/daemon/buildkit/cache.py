@@ -1,7 +1,7 @@
 """refd's BuildKit build cache: records of what builds made, for reuse (``CACHED``), ``du`` and ``prune``.
 
 A *regular* record is one layer-making step's result (RUN, COPY, ADD, WORKDIR, the FROM image):
-its cache key, the layer chain it produced (held in the image store with ``hold_layer``, so it
+its cache key, the layer chain it produced (held in the layer store with ``retain``, so it
 outlives the build without an image on it) and its parent record. *source.local* records are the
 build contexts and Dockerfiles received from clients (kept as directories, as BuildKit keeps
 them), *exec.cachemount* records the ``RUN --mount=type=cache`` directories. Records live in
@@ -87,7 +87,7 @@ class BuildCache:
             if record.path and not os.path.isdir(record.path):
                 continue
             if record.chain:
-                self.store.hold_layer(record.chain)
+                self.store.layers.retain(record.chain)
             self.records[record.id] = record
 
     def save(self) -> None:
@@ -113,7 +113,7 @@ class BuildCache:
 
     def add(self, record: Record) -> Record:
         if record.chain:
-            self.store.hold_layer(record.chain)
+            self.store.layers.retain(record.chain)
         record.usage = max(record.usage, 1)
         self.records[record.id] = record
         return record
@@ -133,10 +133,10 @@ class BuildCache:
 
     # -- DiskUsage -------------------------------------------------------------------------------------
     def _shared_chains(self) -> set[str]:
-        from ..images.store import chain_ids
+        from ..images.layerstore import chain_ids
 
         shared: set[str] = set()
-        for image in list(self.store.images.values()):
+        for image in self.store.images.all_images():
             shared.update(chain_ids(image.diff_ids))
         return shared
 
@@ -144,7 +144,7 @@ class BuildCache:
         if record.path:
             return _dir_size(record.path)
         if record.own_layer and record.chain in self.store.layers:
-            return int(self.store.layers[record.chain].size)
+            return int(self.store.layers.get(record.chain).size)
         return 0
 
     def _usage_record(self, record: Record, shared: set[str]) -> UsageRecord:
@@ -215,7 +215,7 @@ class BuildCache:
     def _remove(self, record: Record) -> None:
         self.records.pop(record.id, None)
         if record.chain:
-            self.store.drop_layer(record.chain)
+            self.store.layers.release(record.chain)
         if record.path:
             shutil.rmtree(record.path, ignore_errors=True)
 

@@ -73,7 +73,7 @@ async def _to_image(
     raw = result.config_bytes
     writing = None
     try:
-        image = await asyncio.to_thread(store.create_image, raw)
+        image = await asyncio.to_thread(store.images.create, raw)
         writing = step.status(f"writing image {image.id}")
         writing.done()
         for ref in names:  # named as given (normalized); tagged ``latest`` when no tag was given

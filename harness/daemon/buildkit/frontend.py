@@ -49,7 +49,7 @@ from .runstep import RunSteps, mount_options
 from .stage import BuildResult, StageState, cache_key, history_entry, history_text
 
 if TYPE_CHECKING:
-    from ..images.store import Image
+    from ..images.imagestore import Image
     from .control import Build, Controller
     from .session import Session
 

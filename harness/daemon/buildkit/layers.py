@@ -19,7 +19,7 @@ from .stage import StageState
 
 if TYPE_CHECKING:
     from ..builder.shell import Lex
-    from ..images.store import Image
+    from ..images.imagestore import Image
     from .cache import BuildCache
     from .control import Controller
     from .progress import Progress, Step
@@ -92,10 +92,10 @@ class LayerSteps:
         store = self.store
         with spooled_diff(store, writer) as (path, digest):
             chain, layered = st.chain, False
-            with store.pinned() as pin:
+            with store.layers.pinned() as pin:
                 if digest != EMPTY_LAYER:
                     with open(path, "rb") as fh:
-                        layer = store.register_layer(fh, st.chain, pin)
+                        layer = store.layers.register(fh, st.chain, pin)
                     chain, layered = layer.chain_id, True
                     st.diff_ids.append(layer.diff_id)
                 record = self.cache.add(
@@ -119,7 +119,7 @@ class LayerSteps:
         if record is None:
             return False
         if record.own_layer:
-            st.diff_ids.append(self.store.layers[record.chain].diff_id)
+            st.diff_ids.append(self.store.layers.get(record.chain).diff_id)
         st.chain, st.key, st.record = record.chain, key, record.id
         step.cached()
         return True

@@ -160,12 +160,12 @@ class RunSteps(LayerSteps):
 
         store = self.store
         if stubs:
-            root = store.mount_rootfs(c.id)
+            root = store.layers.mount_rootfs(c.id)
             try:
                 _remove_stubs(root, stubs, st.step_image(), store)
             finally:
-                store.unmount_rootfs(c.id)
-        return self._commit(st, key, name, lambda out: container_diff(store, c.id, out))
+                store.layers.unmount_rootfs(c.id)
+        return self._commit(st, key, name, lambda out: container_diff(store.layers, c.id, out))
 
     async def _mount(
         self,

@@ -10,22 +10,40 @@ from typing import Any
 from harness.daemon.buildkit.cache import BuildCache, Record, new_id
 
 
-class _Store:
-    def __init__(self) -> None:
-        self.layers: dict[str, Any] = {
-            "sha256:base": SimpleNamespace(size=100, diff_id="sha256:d0"),
-            "sha256:run": SimpleNamespace(size=6, diff_id="sha256:d1"),
-            "sha256:copy": SimpleNamespace(size=5, diff_id="sha256:d2"),
-        }
-        self.images: dict[str, Any] = {}
+class _Layers(dict[str, Any]):
+    """The layer store's part the cache uses: lookups and retain/release counts."""
+
+    def __init__(self, layers: dict[str, Any]) -> None:
+        super().__init__(layers)
         self.held: dict[str, int] = {}
 
-    def hold_layer(self, chain: str) -> None:
+    def retain(self, chain: str) -> None:
         self.held[chain] = self.held.get(chain, 0) + 1
 
-    def drop_layer(self, chain: str) -> list[Any]:
+    def release(self, chain: str) -> list[Any]:
         self.held[chain] -= 1
         return []
+
+
+class _Images(dict[str, Any]):
+    def all_images(self) -> list[Any]:
+        return list(self.values())
+
+
+class _Store:
+    def __init__(self) -> None:
+        self.layers = _Layers(
+            {
+                "sha256:base": SimpleNamespace(size=100, diff_id="sha256:d0"),
+                "sha256:run": SimpleNamespace(size=6, diff_id="sha256:d1"),
+                "sha256:copy": SimpleNamespace(size=5, diff_id="sha256:d2"),
+            }
+        )
+        self.images = _Images()
+
+    @property
+    def held(self) -> dict[str, int]:
+        return self.layers.held
 
 
 def _cache(tmp_path: Path, store: _Store | None = None) -> BuildCache:
@@ -115,7 +133,7 @@ def test_prune_leaves_first_and_keeps_what_images_share(tmp_path: Path) -> None:
         )
     )
     ctx = cache.directory("source.local", "local source for context")
-    from harness.daemon.images.store import chain_ids
+    from harness.daemon.images.layerstore import chain_ids
 
     store.images["i"] = SimpleNamespace(diff_ids=["sha256:d1"])
     shared_chain = chain_ids(["sha256:d1"])[-1]
