@@ -12,6 +12,7 @@ import pytest
 from harness.backends.base import DaemonHandle
 from harness.client import EngineClient
 from harness.fixtures import Observations
+from harness.wait import wait_until
 
 CLI = Callable[..., Any]
 V = "/v1.41"
@@ -56,6 +57,33 @@ def test_logs_follow(docker_cli: CLI, test_image: str, observe: Observations) ->
         assert result.stdout == "1\n2\n3\n"
     finally:
         docker_cli("rm", "-f", cid)
+
+
+@pytest.mark.scenario(
+    "api/streams/logs-follow-tail-0",
+    "logs with follow=1&tail=0 MUST send only what is written after the request, no line logged before it",
+    ref="operations ContainerLogs tail, follow",
+)
+def test_logs_follow_tail_0(engine: EngineClient, test_image: str, observe: Observations) -> None:
+    script = "echo old; i=0; while [ ! -e /tmp/stop ]; do i=$((i+1)); echo tick$i; sleep 0.05; done"
+    cid = engine.post(
+        f"{V}/containers/create", json={"Image": test_image, "Cmd": ["sh", "-c", script]}
+    ).json()["Id"]
+    try:
+        engine.post(f"{V}/containers/{cid}/start")
+        logged = wait_until(lambda: b"tick1" in engine.get(f"{V}/containers/{cid}/logs?stdout=1").content, 30)
+        assert logged, "the container logged nothing within 30 s"
+        resp = engine.get(f"{V}/containers/{cid}/logs?stdout=1&follow=1&tail=0", stream=True, timeout=30)
+        first = resp.raw.read(8)  # the first frame's header: a line written after the request
+        exec_id = engine.post(f"{V}/containers/{cid}/exec", json={"Cmd": ["touch", "/tmp/stop"]}).json()["Id"]
+        engine.post(f"{V}/exec/{exec_id}/start", json={"Detach": True})
+        frames = (first + resp.raw.read()).split(b"\n")[:-1]
+        texts = [f[8:].decode() for f in frames]
+        observe("lines_logged_before_sent", any(t == "tick1" or not t.startswith("tick") for t in texts))
+        assert texts and all(t.startswith("tick") for t in texts), texts[:5]
+        assert texts[0] != "tick1"  # tick1 was logged before the request: it is not sent again
+    finally:
+        engine.delete(f"{V}/containers/{cid}?force=1")
 
 
 def _raw_request(daemon: DaemonHandle, request: bytes) -> socket.socket:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from ..containers.attach import background
 from ..containers.shimclient import ShimConnection
 from ..httpd import Request, Response
-from ..logs.jsonfile import read_entries
+from ..logs.reader import replay
 from ..query import bool_value
 from ..server import version_tuple
 
@@ -100,10 +100,8 @@ async def attach_ws(req: Request, daemon: Daemon) -> Response:
             ).encode()
         )
         if want_logs and c.log_path:
-            for entry in read_entries(c.log_path):
-                stream = entry.get("stream", "stdout")
-                if (stream == "stdout" and use_stdout) or (stream == "stderr" and use_stderr):
-                    r.writer.write(encode_frame(opcode, str(entry.get("log", "")).encode()))
+            for _, data in replay(c.log_path, use_stdout, use_stderr):
+                r.writer.write(encode_frame(opcode, data))
         await r.writer.drain()
         if want_stream and c.running:
             manager.emit(c, "attach")

@@ -10,19 +10,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import time
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 from ..containers.attach import DEFAULT_DETACH_KEYS, attach_when_running, detach_key_bytes, relay
 from ..containers.changes import fill_sizes
 from ..containers.health import check_health_filter, health_status
+from ..containers.logs import container_logs
 from ..containers.model import Container
 from ..containers.signals import parse_signal
-from ..errors import ApiError, conflict, invalid, not_implemented
+from ..errors import ApiError, conflict, invalid
 from ..httpd import Request, Response
-from ..logs.jsonfile import entry_time, frame, read_entries
+from ..logs.jsonfile import frame
+from ..logs.reader import replay
 from ..query import bool_value, parse_filters, parse_timestamp
 from ..server import json_response, read_json, version_tuple
 
@@ -329,26 +330,19 @@ async def logs(req: Request, daemon: Daemon) -> Response:
     if not stdout and not stderr:
         raise invalid("Bad parameters: you must choose at least one stream")
     c = _container(req, daemon)
-    if c.status in ("removing", "dead"):
-        raise conflict("can not get logs from container which is dead or marked for removal")
-    driver = c.host_config.get("LogConfig", {}).get("Type", "json-file")
-    if driver == "none":
-        raise not_implemented("configured logging driver does not support reading")
     now = time.time()
     since = parse_timestamp(req.arg("since"), now) or 0.0
     until = parse_timestamp(req.arg("until"), now) or 0.0
     tail_arg = req.arg("tail") or "all"
     tail = -1 if tail_arg == "all" else int(tail_arg) if tail_arg.lstrip("-").isdigit() else -1
-    follow = bool_value(req, "follow")
+    reader = container_logs(c, since, until, tail, bool_value(req, "follow"))
     timestamps = bool_value(req, "timestamps")
-    tty = bool(c.config.get("Tty"))
-    multiplexed = not tty
+    multiplexed = not c.config.get("Tty")
     ctype = (
         "application/vnd.docker.multiplexed-stream"
         if multiplexed and version_tuple(req.api_version) >= (1, 42)
         else "application/vnd.docker.raw-stream"
     )
-    path = c.log_path
 
     def render(entry: dict[str, Any]) -> bytes | None:
         stream = entry.get("stream", "stdout")
@@ -360,133 +354,29 @@ async def logs(req: Request, daemon: Daemon) -> Response:
         return frame(stream, data) if multiplexed else data
 
     async def stream() -> AsyncIterator[bytes]:
-        # follow reads through a descriptor taken before the client sees the headers: a client that
-        # removes the container before it reads the stream (the SDK's run()) still gets every line
-        held = _open_log(path) if follow and not path.endswith("/local-logs/container.log") else None
+        reader.open()
         try:
-            async for piece in body(held):
-                yield piece
+            yield b""
+            batch: list[bytes] = []  # what is on disk goes out in ~64 KiB writes, not one per line
+            size = 0
+            for entry in reader.backlog():
+                piece = render(entry)
+                if piece:
+                    batch.append(piece)
+                    size += len(piece)
+                    if size >= 65536:
+                        yield b"".join(batch)
+                        batch, size = [], 0
+            if batch:
+                yield b"".join(batch)
+            async for entry in reader.follow():
+                piece = render(entry)
+                if piece:
+                    yield piece
         finally:
-            if held is not None:
-                held.close()
-
-    async def body(held: BinaryIO | None) -> AsyncIterator[bytes]:
-        yield b""
-        batch: list[bytes] = []  # what is on disk goes out in ~64 KiB writes, not one per line
-        size = 0
-        mark: dict[str, int] = {}
-        for entry in read_entries(path, since, until, tail, mark if follow else None):
-            piece = render(entry)
-            if piece:
-                batch.append(piece)
-                size += len(piece)
-                if size >= 65536:
-                    yield b"".join(batch)
-                    batch, size = [], 0
-        if batch:
-            yield b"".join(batch)
-        if not follow or (until and until <= time.time()):
-            return
-        # follow: poll the current file for new lines until the container stops, from where the read
-        # above ended (a size taken now could skip lines written meanwhile)
-        if path.endswith("/local-logs/container.log"):
-            async for piece in _follow_local(path, c, render, len(list(read_entries(path))), until):
-                yield piece
-            return
-        position = mark.get("position", 0)
-        inode = mark.get("inode", 0)
-        fh = held if held is not None and os.fstat(held.fileno()).st_ino == inode else None
-        end = _FollowEnd(c, until)
-        try:
-            while True:
-                if fh is None:
-                    fh = _open_log(path)
-                if fh is not None:
-                    st = os.fstat(fh.fileno())
-                    if st.st_ino != inode or st.st_size < position:
-                        inode, position = st.st_ino, 0  # another file, or truncated: from its top
-                    fh.seek(position)
-                    chunk = fh.read()
-                    complete = chunk[: chunk.rfind(b"\n") + 1]
-                    if complete:
-                        position += len(complete)
-                        for raw in complete.splitlines():
-                            try:
-                                entry = json.loads(raw)
-                            except ValueError:
-                                continue
-                            if until and entry_time(entry) > until:
-                                return
-                            piece = render(entry)
-                            if piece:
-                                yield piece
-                        continue
-                    # this file is drained: once the path names another (rotated, re-created), go on there;
-                    # a removed file is kept, so the lines written before a removal still go out
-                    try:
-                        moved = os.stat(path).st_ino != inode
-                    except FileNotFoundError:
-                        moved = False
-                    if moved:
-                        if fh is not held:
-                            fh.close()
-                        fh = None
-                        continue
-                if end.reached():
-                    return
-                await asyncio.sleep(0.05)
-        finally:
-            if fh is not None and fh is not held:
-                fh.close()
+            reader.close()
 
     return Response(200, headers=[("Content-Type", ctype)], stream=stream())
-
-
-def _open_log(path: str) -> BinaryIO | None:
-    try:
-        return open(path, "rb")  # held across the follow loop; its caller closes it
-    except FileNotFoundError:
-        return None
-
-
-async def _follow_local(
-    path: str, c: Container, render: Any, seen: int, until: float
-) -> AsyncIterator[bytes]:
-    """Follow for the local driver: entries past the ``seen`` already sent, until the container stops."""
-    end = _FollowEnd(c, until)
-    while True:
-        entries = list(read_entries(path))
-        if len(entries) < seen:  # rotated: the current file started over
-            seen = 0
-        for entry in entries[seen:]:
-            if until and entry_time(entry) > until:
-                return
-            piece = render(entry)
-            if piece:
-                yield piece
-        if len(entries) > seen:
-            seen = len(entries)
-            continue
-        if end.reached():
-            return
-        await asyncio.sleep(0.05)
-
-
-class _FollowEnd:
-    """When a follow with nothing new to send ends: ``until`` has passed, or the container has been
-    stopped (not restarting) for three quiet polls in a row, so the lines of its last moments are out."""
-
-    def __init__(self, c: Container, until: float) -> None:
-        self.c = c
-        self.until = until
-        self.idle_after_exit = 0
-
-    def reached(self) -> bool:
-        if not self.c.running and self.c.status != "restarting":
-            self.idle_after_exit += 1
-            if self.idle_after_exit > 2:
-                return True
-        return bool(self.until) and time.time() > self.until
 
 
 # -- attach ------------------------------------------------------------------------------------------
@@ -541,11 +431,8 @@ async def attach(req: Request, daemon: Daemon) -> Response:
         r.writer.write(head.encode())
         await r.writer.drain()
         if want_logs and c.log_path:
-            for entry in read_entries(c.log_path):
-                stream = entry.get("stream", "stdout")
-                if (stream == "stdout" and use_stdout) or (stream == "stderr" and use_stderr):
-                    data = str(entry.get("log", "")).encode()
-                    r.writer.write(data if tty else frame(stream, data))
+            for stream, data in replay(c.log_path, use_stdout, use_stderr):
+                r.writer.write(data if tty else frame(stream, data))
             await r.writer.drain()
         if not want_stream:
             r.writer.close()

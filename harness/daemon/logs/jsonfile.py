@@ -3,8 +3,8 @@
 Writer (used by the per-container shim): one ``{"log":...,"stream":...,"time":...}`` object
 per line, rotation checked *before* each write once the file reached ``max-size`` (so a
 file may exceed it by one entry), ``.1``..``.N`` shifting, optional gzip of rotated files.
-Reader (used by refd for ``GET /containers/{id}/logs``): oldest rotated file first, then
-the current one; ``since``/``until``/``tail``; follow by polling across rotations.
+Reading and following, for both drivers, is :mod:`.reader`; this module knows the json-file
+line format it reads (:func:`complete_lines`, :func:`parse_lines`).
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ import os
 import re
 import struct
 import time
-from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -25,10 +24,10 @@ __all__ = [
     "LineSplitter",
     "LogOptionError",
     "LogOptions",
-    "entry_time",
+    "complete_lines",
     "frame",
+    "parse_lines",
     "parse_log_options",
-    "read_entries",
 ]
 
 ALLOWED = frozenset({"max-file", "max-size", "compress", "labels", "labels-regex", "env", "env-regex", "tag"})
@@ -200,94 +199,18 @@ class LineSplitter:
         return [rest] if rest else []
 
 
-def _files(path: str) -> list[str]:
-    """Rotated files oldest first, then the current file."""
-    rotated = []
-    directory, base = os.path.split(path)
-    try:
-        names = os.listdir(directory)
-    except OSError:
-        return []
-    for name in names:
-        match = re.fullmatch(re.escape(base) + r"\.(\d+)(\.gz)?", name)
-        if match:
-            rotated.append((int(match.group(1)), os.path.join(directory, name)))
-    return [p for _, p in sorted(rotated, reverse=True)] + ([path] if os.path.exists(path) else [])
+def complete_lines(data: bytes) -> int:
+    """How many bytes at the start of ``data`` are whole lines (a follower takes those, the rest waits)."""
+    return data.rfind(b"\n") + 1
 
 
-def _open(path: str) -> IO[bytes]:
-    if path.endswith(".gz"):
-        return gzip.open(path, "rb")  # type: ignore[return-value]
-    return open(path, "rb")
-
-
-def entry_time(entry: dict[str, Any]) -> float:
-    text = str(entry.get("time", ""))
-    main, _, frac = text.rstrip("Z").partition(".")
-    try:
-        import calendar
-
-        return calendar.timegm(time.strptime(main, "%Y-%m-%dT%H:%M:%S")) + (
-            float("0." + frac) if frac else 0.0
-        )
-    except ValueError:
-        return 0.0
-
-
-def read_entries(
-    path: str,
-    since: float = 0.0,
-    until: float = 0.0,
-    tail: int = -1,
-    mark: dict[str, int] | None = None,
-) -> Iterator[dict[str, Any]]:
-    """Entries on disk in order, filtered by time and limited to the last ``tail``.
-
-    With ``mark``, the current (json-file) file is read in one go up to its last complete line, and
-    ``mark`` gets that offset and the file's inode: a follower continues exactly there, so a line
-    written while this read ran is neither lost nor sent twice.
-    """
-
-    def raw_entries() -> Iterator[dict[str, Any]]:
-        if os.path.basename(os.path.dirname(path)) == "local-logs":  # the local driver's files
-            from .local import read_local_entries
-
-            yield from read_local_entries(_files(path))
-            return
-        for name in _files(path):
-            try:
-                with _open(name) as fh:
-                    if mark is not None and name == path:
-                        data = fh.read()
-                        complete = data[: data.rfind(b"\n") + 1]
-                        mark["position"] = len(complete)
-                        mark["inode"] = os.fstat(fh.fileno()).st_ino
-                        lines: Any = complete.splitlines()
-                    else:
-                        lines = fh
-                    for raw in lines:
-                        try:
-                            yield json.loads(raw)
-                        except ValueError:
-                            continue  # a torn last line after a crash is skipped, not fatal
-            except (OSError, EOFError):
-                continue
-
-    def all_entries() -> Iterator[dict[str, Any]]:
-        for entry in raw_entries():
-            if since or until:  # parsing the time is most of the cost: only when asked
-                when = entry_time(entry)
-                if since and when < since:
-                    continue
-                if until and when > until:
-                    continue
-            yield entry
-
-    if tail == 0:
-        return iter(())
-    if tail > 0:
-        return iter(deque(all_entries(), maxlen=tail))
-    return all_entries()
+def parse_lines(lines: Iterable[bytes]) -> Iterator[dict[str, Any]]:
+    """The entries of json-file lines; a torn line (a crash mid-write) is skipped, not fatal."""
+    for raw in lines:
+        try:
+            yield json.loads(raw)
+        except ValueError:
+            continue
 
 
 def frame(stream: str, payload: bytes) -> bytes:

@@ -9,7 +9,7 @@ them, rotated ones gzip-compressed. Reading yields the same dicts as the json-fi
 
 from __future__ import annotations
 
-import gzip
+import io
 import os
 import secrets
 import struct
@@ -23,7 +23,15 @@ from ..protowire import field_varint as _field_varint
 from ..protowire import iter_fields
 from .jsonfile import LogOptionError, from_human_size, open_log_for_append, rotate_log_files
 
-__all__ = ["LocalOptions", "LocalWriter", "parse_local_options", "read_local_entries"]
+__all__ = [
+    "LocalOptions",
+    "LocalWriter",
+    "check_local_option_keys",
+    "complete_records",
+    "parse_local_options",
+    "parse_records",
+    "read_local_file",
+]
 
 _ALLOWED = ("max-size", "max-file", "compress")
 
@@ -133,6 +141,21 @@ def _rfc3339(time_nano: int) -> str:
     return f"{base}.{f'{frac:09d}'.rstrip('0')}Z" if frac else f"{base}Z"
 
 
+def _entry(body: bytes) -> dict[str, Any] | None:
+    """One record's LogEntry as a json-file-style dict; None if it does not decode."""
+    try:
+        fields = decode_entry(body)
+    except (ValueError, IndexError):
+        return None
+    line = bytes(fields.get(3, b""))
+    partial = bool(fields.get(4))
+    return {
+        "log": (line if partial else line + b"\n").decode("utf-8", errors="replace"),
+        "stream": bytes(fields.get(1, b"stdout")).decode(),
+        "time": _rfc3339(int(fields.get(2, 0))),
+    }
+
+
 def read_local_file(fh: IO[bytes]) -> Iterator[dict[str, Any]]:
     """Records of one file as json-file-style dicts; a torn record at the end (a crash) stops the file."""
     while True:
@@ -144,27 +167,24 @@ def read_local_file(fh: IO[bytes]) -> Iterator[dict[str, Any]]:
         tail = fh.read(4)
         if len(body) < size or len(tail) < 4:
             return
-        try:
-            fields = decode_entry(body)
-        except (ValueError, IndexError):
+        entry = _entry(body)
+        if entry is None:
             return
-        line = bytes(fields.get(3, b""))
-        partial = bool(fields.get(4))
-        yield {
-            "log": (line if partial else line + b"\n").decode("utf-8", errors="replace"),
-            "stream": bytes(fields.get(1, b"stdout")).decode(),
-            "time": _rfc3339(int(fields.get(2, 0))),
-        }
+        yield entry
 
 
-def read_local_entries(files: list[str]) -> Iterator[dict[str, Any]]:
-    for name in files:
-        try:
-            if name.endswith(".gz"):
-                with gzip.open(name, "rb") as gz:
-                    yield from read_local_file(gz)  # type: ignore[arg-type]
-            else:
-                with open(name, "rb") as fh:
-                    yield from read_local_file(fh)
-        except (OSError, EOFError):
-            continue
+def complete_records(data: bytes) -> int:
+    """How many bytes at the start of ``data`` are whole records (a follower takes those, the rest waits)."""
+    pos = 0
+    while pos + 4 <= len(data):
+        (size,) = struct.unpack_from(">I", data, pos)
+        end = pos + size + 8
+        if end > len(data):
+            break
+        pos = end
+    return pos
+
+
+def parse_records(data: bytes) -> Iterator[dict[str, Any]]:
+    """The entries of ``data``, whole records as :func:`complete_records` measured them."""
+    return read_local_file(io.BytesIO(data))

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.daemon.logs.jsonfile import LogOptionError, read_entries
+from harness.daemon.logs.jsonfile import LogOptionError
 from harness.daemon.logs.local import LocalOptions, LocalWriter, decode_entry, parse_local_options
+from harness.daemon.logs.reader import read_entries
 
 
 def test_records_are_size_framed_protobuf(tmp_path: Path) -> None:

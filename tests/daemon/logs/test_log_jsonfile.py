@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from harness.daemon.logs.jsonfile import MAX_LINE, JsonFileWriter, LineSplitter, LogOptions, read_entries
+from harness.daemon.logs.jsonfile import MAX_LINE, JsonFileWriter, LineSplitter, LogOptions
+from harness.daemon.logs.reader import read_entries
 
 
 def test_splitter_keeps_lines_whole_and_cuts_partials_at_16k() -> None:
