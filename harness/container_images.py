@@ -3,7 +3,8 @@
 A ``dockerd-N`` target's image is its cached debootstrap rootfs (``harness.rootfs``) imported as a single
 layer (``tar -C root -c . | POST /images/create?fromSrc=-``). ``refd`` and the host's ``dockerd`` share one
 more rootfs made the same way: Debian bookworm with ``python3`` added to the dockerd packages (bookworm's
-Python is 3.11, the oldest the project supports; its ``docker.io`` is the host's 20.10).
+Python is 3.11, the oldest the project supports; its ``docker.io`` is the host's 20.10), and ``python3-h2``,
+the HTTP/2 library refd's BuildKit loads on the first ``/grpc`` or ``/session`` request.
 
 An image is tagged ``harness/<recipe>:<rootfs hash>-i<IMAGE_VERSION>`` and labelled with the rootfs entry it
 came from, so an engine that already holds the tag (the container backend's private engine keeps its
@@ -39,7 +40,7 @@ __all__ = [
 #: bump when the way a rootfs becomes an image changes (not what it holds: the rootfs hash covers that)
 IMAGE_VERSION = "1"
 #: the rootfs refd (and the host's ``dockerd`` target) run from inside a container
-PYTHON_RECIPE = Recipe("container-python", "bookworm", (*BASE_PACKAGES, "python3"))
+PYTHON_RECIPE = Recipe("container-python", "bookworm", (*BASE_PACKAGES, "python3", "python3-h2"))
 #: where Python lives in that image (refd's ``sys.executable`` inside the container)
 IMAGE_PYTHON = "/usr/bin/python3"
 LABEL_ROOTFS = "org.docker-conformance-harness.rootfs"
