@@ -1,9 +1,11 @@
 """Go's encodings that refd's documents share with dockerd byte for byte.
 
 ``go_json`` is ``json.Marshal`` (compact, HTML characters escaped: image configs, progress and
-build stream lines are hashed or compared as bytes); ``format_go_time``/``parse_go_time`` are
-``time.RFC3339Nano``; ``go_arch`` is ``runtime.GOARCH`` for this machine. Standard library only:
-this is a leaf that any layer of refd may import.
+build stream lines are hashed or compared as bytes); ``json_line``/``error_line`` are the lines of
+dockerd's JSON message streams (``pkg/streamformatter``: load, import, pull, push); ``human_size``
+is go-units' ``HumanSize``; ``format_go_time``/``parse_go_time`` are ``time.RFC3339Nano``;
+``go_arch`` is ``runtime.GOARCH`` for this machine. Standard library only: this is a leaf that any
+layer of refd may import.
 """
 
 from __future__ import annotations
@@ -16,9 +18,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 __all__ = [
+    "error_line",
     "format_go_time",
     "go_arch",
     "go_json",
+    "human_size",
+    "json_line",
     "now_rfc3339nano",
     "parse_go_time",
     "sorted_keys",
@@ -35,6 +40,7 @@ _GOARCH = {
     "s390x": "s390x",
     "riscv64": "riscv64",
 }
+_DECIMAL_UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _TIME_RE = re.compile(r"^(\d{4})-(\d\d)-(\d\d)[Tt](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?([Zz]|[+-]\d\d:\d\d)$")
 
@@ -44,6 +50,25 @@ def go_json(obj: Any) -> bytes:
     text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
     text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").encode()
+
+
+def json_line(obj: dict[str, Any]) -> bytes:
+    """One line of a JSON message stream: the object as Go marshals it, then CRLF."""
+    return go_json(obj) + b"\r\n"
+
+
+def error_line(message: str) -> bytes:
+    """The line that ends a JSON message stream with an error."""
+    return json_line({"errorDetail": {"message": message}, "error": message})
+
+
+def human_size(size: float, precision: int = 4) -> str:
+    """go-units HumanSizeWithPrecision (decimal units): ``130B``, ``1.036MB``."""
+    i = 0
+    while size >= 1000 and i < len(_DECIMAL_UNITS) - 1:
+        size /= 1000
+        i += 1
+    return f"{size:.{precision}g}{_DECIMAL_UNITS[i]}"
 
 
 def sorted_keys(obj: dict[str, Any]) -> dict[str, Any]:

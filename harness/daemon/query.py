@@ -10,7 +10,7 @@ import json
 from .errors import invalid
 from .httpd import Request
 
-__all__ = ["bool_value", "parse_filters", "parse_timestamp"]
+__all__ = ["bool_filter", "bool_value", "match_kv", "parse_filters", "parse_timestamp"]
 
 
 def bool_value(req: Request, name: str) -> bool:
@@ -45,6 +45,33 @@ def parse_filters(raw: str, allowed: set[str] | None) -> dict[str, list[str]]:
             raise invalid(f"invalid filter '{key}'")
         out[key] = [k for k, v in value.items() if v] if isinstance(value, dict) else list(value)
     return out
+
+
+def bool_filter(filters: dict[str, list[str]], key: str, default: bool) -> bool:
+    """filters.Args.GetBoolOrDefault: ``key`` as true or false (``1``/``true``, ``0``/``false``)."""
+    if key not in filters:
+        return default
+    values = filters[key]
+    if not values:
+        raise invalid(f"invalid filter '{key}'")
+    is_false = "0" in values or "false" in values
+    is_true = "1" in values or "true" in values
+    if is_false == is_true:
+        raise invalid(f"invalid filter '{key}=[{' '.join(values)}]'")
+    return is_true
+
+
+def match_kv(values: list[str], labels: dict[str, str]) -> bool:
+    """filters.Args.MatchKVList: every ``key`` or ``key=value`` of ``values`` is in ``labels``."""
+    if not values:
+        return True
+    if not labels:
+        return False
+    for value in values:
+        key, sep, want = value.partition("=")
+        if key not in labels or (sep and labels[key] != want):
+            return False
+    return True
 
 
 def parse_timestamp(text: str, now: float) -> float | None:

@@ -7,20 +7,24 @@ the middlewares; errors are JSON (or plain text for API < 1.24) ending in a newl
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import json
 import re
-from collections.abc import Awaitable, Callable
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from . import API_VERSION, ENGINE_VERSION, MIN_API_VERSION
 from .errors import ApiError
+from .goformat import error_line
 from .httpd import BadRequest, Request, Response
 
 if TYPE_CHECKING:
     from .daemon import Daemon
 
-__all__ = ["Router", "error_response", "json_response", "version_tuple"]
+__all__ = ["Router", "error_response", "json_response", "version_tuple", "worker_stream"]
 
 Handler = Callable[[Request, "Daemon"], Awaitable[Response]]
 FastHandler = Callable[[Request, "Daemon"], "Response | None"]
@@ -52,6 +56,64 @@ def error_response(status: int, message: str, api_version: str) -> Response:
             [("Content-Type", "text/plain; charset=utf-8"), ("X-Content-Type-Options", "nosniff")],
         )
     return json_response({"message": message}, status)
+
+
+_DONE = object()
+
+
+async def worker_stream(
+    work: Callable[[Callable[[bytes], None], threading.Event], None],
+    done: Callable[[], None] | None = None,
+) -> Response:
+    """Run ``work(write, cancelled)`` in a thread and stream the lines it writes, as dockerd's WriteFlusher.
+
+    An error before the first line is an ordinary error response with its status; after it, an
+    ``errorDetail`` line ends the 200 stream. Errors carry ``status`` and ``message`` (ApiError,
+    DistributionError); any other exception is a 500 naming its type. ``cancelled`` is set when the
+    stream ends or the client goes away; ``done`` runs once the stream has been sent to its end
+    (an error line included), not when the client left before.
+    """
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    cancelled = threading.Event()
+
+    def write(line: bytes) -> None:
+        loop.call_soon_threadsafe(queue.put_nowait, line)
+
+    def run() -> None:
+        try:
+            work(write, cancelled)
+            item: Any = _DONE
+        except Exception as exc:  # an unexpected failure still ends the stream with an error line
+            status, message = getattr(exc, "status", None), getattr(exc, "message", None)
+            if not isinstance(status, int) or not isinstance(message, str):
+                status, message = 500, f"{type(exc).__name__}: {exc}"
+            item = ApiError(status, message)
+        loop.call_soon_threadsafe(queue.put_nowait, item)
+
+    worker = loop.run_in_executor(None, run)
+    first = await queue.get()
+    if isinstance(first, ApiError):
+        await worker
+        raise first
+
+    async def stream() -> AsyncIterator[bytes]:
+        item = first
+        try:
+            while item is not _DONE:
+                if isinstance(item, ApiError):
+                    yield error_line(item.message)
+                    break
+                yield item
+                item = await queue.get()
+        finally:
+            cancelled.set()
+            with contextlib.suppress(Exception):
+                await worker
+        if done is not None:
+            done()
+
+    return Response(200, headers=[("Content-Type", "application/json")], stream=stream())
 
 
 class _Route:

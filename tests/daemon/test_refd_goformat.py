@@ -23,3 +23,18 @@ def test_go_json_is_compact_and_escapes_html() -> None:
 def test_sorted_keys_and_go_arch() -> None:
     assert list(sorted_keys({"b": 1, "a": 2})) == ["a", "b"]
     assert go_arch() == {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), go_arch())
+
+
+def test_json_message_lines_and_human_sizes() -> None:
+    from harness.daemon.goformat import error_line, human_size, json_line
+
+    assert json_line({"status": "a<b"}) == b'{"status":"a\\u003cb"}\r\n'
+    assert error_line("boom") == b'{"errorDetail":{"message":"boom"},"error":"boom"}\r\n'
+    assert [human_size(n) for n in (0, 999, 1000, 1036415, 5.5e12)] == [
+        "0B",
+        "999B",
+        "1kB",
+        "1.036MB",
+        "5.5TB",
+    ]
+    assert human_size(1036415, precision=2) == "1MB"

@@ -92,3 +92,64 @@ def test_register_leaves_lazy_modules_unimported() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+# -- worker_stream: a worker thread's lines as dockerd's WriteFlusher streams them -----------------------
+class _Failure(Exception):
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.message, self.status = message, status
+
+
+def _streamed(work: Any, done: Any = None) -> tuple[int, list[bytes]]:
+    from harness.daemon.server import worker_stream
+
+    async def run() -> tuple[int, list[bytes]]:
+        resp = await worker_stream(work, done)
+        assert resp.stream is not None
+        return resp.status, [chunk async for chunk in resp.stream]
+
+    return asyncio.run(run())
+
+
+def test_worker_stream_passes_lines_then_runs_done() -> None:
+    finished: list[bool] = []
+
+    def work(write: Any, cancelled: Any) -> None:
+        write(b"one\r\n")
+        write(b"two\r\n")
+        assert not cancelled.is_set()
+
+    assert _streamed(work, lambda: finished.append(True)) == (200, [b"one\r\n", b"two\r\n"])
+    assert finished == [True]
+
+
+def test_worker_stream_error_before_the_first_line_is_an_error_response() -> None:
+    def fails(_write: Any, _cancelled: Any) -> None:
+        raise _Failure("manifest for x:nope not found", 404)
+
+    with pytest.raises(ApiError) as info:
+        _streamed(fails)
+    assert (info.value.status, info.value.message) == (404, "manifest for x:nope not found")
+
+    def crashes(_write: Any, _cancelled: Any) -> None:
+        raise KeyError("x")
+
+    with pytest.raises(ApiError) as info:
+        _streamed(crashes)
+    assert (info.value.status, info.value.message) == (500, "KeyError: 'x'")
+
+
+def test_worker_stream_error_after_a_line_ends_the_stream() -> None:
+    finished: list[bool] = []
+
+    def work(write: Any, _cancelled: Any) -> None:
+        write(b"Pulling\r\n")
+        raise _Failure("unexpected EOF", 500)
+
+    status, lines = _streamed(work, lambda: finished.append(True))
+    assert (status, lines) == (
+        200,
+        [b"Pulling\r\n", b'{"errorDetail":{"message":"unexpected EOF"},"error":"unexpected EOF"}\r\n'],
+    )
+    assert finished == [True]

@@ -25,8 +25,8 @@ from ..builder.stream import BuildError, BuildOutput
 from ..errors import ApiError, invalid
 from ..httpd import Request, Response
 from ..images.reference import Named, ReferenceError, parse_normalized_named, tag_name_only
+from ..images.uploads import spool
 from ..server import json_response, version_tuple
-from .images import _spool
 
 if TYPE_CHECKING:
     from ..daemon import Daemon
@@ -230,7 +230,7 @@ async def build(req: Request, daemon: Daemon) -> Response:
             "experimental session with v1 builder is no longer supported, use builder version v2 (BuildKit) "
             "instead"
         )
-    path = await _spool(req, store.tmp_root)
+    path = await spool(req.read_chunk, store.tmp_root)
     loop = asyncio.get_running_loop()
     out = BuildOutput(loop, quiet=opts.quiet, aux=version_tuple(req.api_version) >= (1, 30))
     tags_raw = list(req.query.get("t", []))

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import os
 from typing import TYPE_CHECKING, Any
 
 from ..errors import invalid
 from ..fsutil import walk
 from ..httpd import Request, Response
-from ..server import json_response
+from ..images.summaries import ListOptions, for_api_version, layers_size, summaries
+from ..server import json_response, version_tuple
 
 if TYPE_CHECKING:
     from ..daemon import Daemon
@@ -42,16 +42,6 @@ def _tree_size(path: str) -> int:
     return total
 
 
-def _layers_size(daemon: Daemon) -> int:
-    store = daemon.images
-    chains = {chain for image in store.images.all_images() for chain in image.chain}
-    total = 0
-    for chain in chains:
-        with contextlib.suppress(Exception):
-            total += int(store.layers.get(chain).size)
-    return total
-
-
 async def disk_usage(req: Request, daemon: Daemon) -> Response:
     kinds = req.query.get("type") or []
     for kind in kinds:
@@ -66,14 +56,13 @@ async def disk_usage(req: Request, daemon: Daemon) -> Response:
         "BuildCache": None,
     }
     if "image" in wanted and daemon.images is not None:
-        from .images import _summaries
-
-        listing = dataclasses.replace(req, query={"shared-size": ["1"]})
-        images = await asyncio.to_thread(_summaries, listing, daemon.images)
+        version = version_tuple(req.api_version)
+        opts = ListOptions(shared_size=version >= (1, 42))
+        images = for_api_version(await asyncio.to_thread(summaries, daemon.images, opts), version)
         for summary in images:
             summary["Containers"] = len(daemon.containers.uses_image(summary["Id"]))
         doc["Images"] = images
-        doc["LayersSize"] = await asyncio.to_thread(_layers_size, daemon)
+        doc["LayersSize"] = await asyncio.to_thread(layers_size, daemon.images)
     if "container" in wanted:
         from .containers import _image_name, fill_sizes
 

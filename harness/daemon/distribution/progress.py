@@ -14,19 +14,9 @@ import time
 from collections.abc import Callable
 from typing import IO, Any
 
-from ..goformat import go_json
+from ..goformat import error_line, human_size, json_line
 
-__all__ = ["ProgressOutput", "Reader", "format_error", "progress_bar"]
-
-_UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
-
-
-def _human(size: float) -> str:
-    i = 0
-    while size >= 1000 and i < len(_UNITS) - 1:
-        size /= 1000
-        i += 1
-    return f"{size:.4g}{_UNITS[i]}"
+__all__ = ["ProgressOutput", "Reader", "progress_bar"]
 
 
 def progress_bar(current: int, total: int) -> str:
@@ -34,15 +24,13 @@ def progress_bar(current: int, total: int) -> str:
     if current <= 0 and total <= 0:
         return ""
     if total <= 0:
-        return f"{_human(current):>8}"
+        return f"{human_size(current):>8}"
     percentage = min(int(current / total * 100) // 2, 50)
     bar = f"[{'=' * percentage}>{' ' * max(50 - percentage, 0)}] "
-    numbers = f"{_human(current):>8}/{_human(total)}" if current <= total else f"{_human(current):>8}"
+    numbers = (
+        f"{human_size(current):>8}/{human_size(total)}" if current <= total else f"{human_size(current):>8}"
+    )
     return bar + numbers
-
-
-def format_error(message: str) -> bytes:
-    return go_json({"errorDetail": {"message": message}, "error": message}) + b"\r\n"
 
 
 class ProgressOutput:
@@ -54,7 +42,7 @@ class ProgressOutput:
 
     def _write(self, obj: dict[str, Any]) -> None:
         with self.lock:
-            self.sink(go_json(obj) + b"\r\n")
+            self.sink(json_line(obj))
 
     def message(self, id_: str, text: str) -> None:
         """progress.Message: ``{"status": text, "id": id}`` (no progressDetail)."""
@@ -83,7 +71,7 @@ class ProgressOutput:
 
     def error(self, message: str) -> None:
         with self.lock:
-            self.sink(format_error(message))
+            self.sink(error_line(message))
 
 
 class Reader:

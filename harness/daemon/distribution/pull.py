@@ -24,6 +24,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import ApiError
 from ..goformat import go_arch
 from ..images.layerstore import chain_ids
 from ..images.reference import Named, tag_name_only
@@ -47,7 +48,15 @@ from .metadata import MetadataStore, V2Metadata
 from .progress import ProgressOutput, Reader
 from .service import Endpoint, ServiceConfig
 
-__all__ = ["PullOptions", "continue_on_error", "pull", "pull_endpoints", "translate_pull_error"]
+__all__ = [
+    "PullOptions",
+    "continue_on_error",
+    "log_pull_event",
+    "pull",
+    "pull_endpoints",
+    "pull_image",
+    "translate_pull_error",
+]
 
 _SUPPORTED_PREFIXES = ("application/vnd.oci.image", "application/vnd.docker")
 _SUPPORTED_EXACT = ("application/octet-stream", "application/json", "text/html", "")
@@ -239,6 +248,54 @@ def pull(opts: PullOptions, ref: Named) -> Named:
         _Puller(opts, repo_name, endpoint).pull(ref)
 
     return pull_endpoints(opts, ref, attempt)
+
+
+def pull_image(opts: PullOptions, ref: Named) -> Named:
+    """PullImage: ``pull``, then, when a platform was asked for, a warning in the stream if the image
+    found is of another one (a single-architecture image is kept whatever its platform)."""
+    pulled = pull(opts, ref)
+    if opts.platform is not None:
+        _platform_warning(opts, ref, opts.platform)
+    return pulled
+
+
+def _platform_warning(opts: PullOptions, ref: Named, platform: tuple[str, str, str]) -> None:
+    try:
+        image = opts.store.resolve(ref.string())
+    except ApiError:
+        return
+    config = image.config
+    have = (
+        str(config.get("os") or ""),
+        str(config.get("architecture") or ""),
+        str(config.get("variant") or ""),
+    )
+    want_os, want_arch, want_variant = platform
+    same = have[0] == want_os and _norm_arch(have[1]) == _norm_arch(want_arch)
+    if same and want_variant and have[2] and have[2] != want_variant:
+        same = False
+    if not same:
+        opts.out.message(
+            "",
+            f"WARNING: image with reference {ref.string()} was found but its platform "
+            f"({_format_platform(have)}) does not match the specified platform "
+            f"({_format_platform(platform)})",
+        )
+
+
+def _format_platform(platform: tuple[str, ...]) -> str:
+    """platforms.FormatAll."""
+    return "/".join(x for x in platform if x)
+
+
+def log_pull_event(store: ImageService, ref: Named, pulled: Named) -> None:
+    """LogImageEvent(FamiliarString(ref), FamiliarName(repo), "pull"): labels of the image when found."""
+    attrs: dict[str, str] = {}
+    with contextlib.suppress(ApiError):
+        image = store.resolve(ref.familiar_string())
+        attrs.update({str(k): str(v) for k, v in image.labels.items()})
+    attrs["name"] = pulled.familiar_name()
+    store.event("pull", ref.familiar_string(), attrs)
 
 
 # -- one endpoint -------------------------------------------------------------------------------------------

@@ -4,20 +4,27 @@
 a name removes that reference (and the image when it was the last one), an ID removes the image
 with all its references; dependent child images and running containers block even ``force``,
 other references and stopped containers only without it. The parents left dangling go too unless
-``prune`` is off. ``prune`` deletes the unused images a filter keeps and reports the bytes freed.
+``prune`` is off. ``prune`` deletes the unused images a filter does not keep and reports the bytes
+freed; ``prune_images`` is ``docker image prune`` with dockerd's filters (``dangling``, ``until``,
+``label``, ``label!``) and its ``prune`` event.
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable
 
 from ..errors import ApiError, conflict
+from ..query import bool_filter, match_kv, parse_timestamp
 from .imagestore import Image
 from .reference import Named, ReferenceError, parse_normalized_named, tag_name_only
 from .service import ImageService
 
-__all__ = ["delete", "prune"]
+__all__ = ["PRUNE_FILTERS", "delete", "prune", "prune_images"]
+
+#: the filters ``POST /images/prune`` accepts
+PRUNE_FILTERS = {"dangling", "label", "label!", "until"}
 
 Records = list[dict[str, str]]  # [{"Untagged": ...}, {"Deleted": ...}]
 
@@ -179,3 +186,28 @@ def prune(service: ImageService, dangling_only: bool, keep: Callable[[Image], bo
                     service.log.warning(f"failed to prune image {image.id}: {exc.message}")
         reclaimed = sum(sizes.get(d["Deleted"], 0) for d in deleted if "Deleted" in d)
     return deleted, reclaimed
+
+
+def prune_images(service: ImageService, filters: dict[str, list[str]]) -> tuple[Records, int]:
+    """ImagesPrune with its filters: dangling images only unless ``dangling=false``; ``until`` keeps the
+    newer ones, ``label`` those without the labels, ``label!`` those with them."""
+    dangling_only = bool_filter(filters, "dangling", True)
+    until: float | None = None
+    if filters.get("until"):  # an empty list: no filter (dockerd 28.5 panics and drops the connection)
+        if len(filters["until"]) > 1:
+            raise ApiError(500, "more than one until filter specified")
+        until = parse_timestamp(filters["until"][0], time.time())
+
+    def keep(image: Image) -> bool:
+        created = image.created_seconds
+        if until is not None and (created is None or created > until):
+            return True
+        if not image.runtime_config:
+            return False
+        if not match_kv(filters.get("label", []), image.labels):
+            return True
+        return "label!" in filters and match_kv(filters["label!"], image.labels)
+
+    records, reclaimed = prune(service, dangling_only, keep)
+    service.event("prune", "", {"reclaimed": str(reclaimed)})
+    return records, reclaimed

@@ -74,6 +74,12 @@ class Image:
         return parsed[0] if parsed else 0
 
     @property
+    def created_seconds(self) -> float | None:
+        """The creation time in fractional seconds (what time filters compare); None without one."""
+        parsed = self.created_time
+        return None if parsed is None else parsed[0] + parsed[1] / 1e9
+
+    @property
     def runtime_config(self) -> dict[str, Any]:
         cfg = self.config.get("config")
         return cfg if isinstance(cfg, dict) else {}

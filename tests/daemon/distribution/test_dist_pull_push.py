@@ -18,7 +18,7 @@ from harness.daemon.distribution.errors import DistributionError
 from harness.daemon.distribution.login import login
 from harness.daemon.distribution.metadata import MetadataStore
 from harness.daemon.distribution.progress import ProgressOutput
-from harness.daemon.distribution.pull import PullOptions, pull
+from harness.daemon.distribution.pull import PullOptions, log_pull_event, pull, pull_image
 from harness.daemon.distribution.push import PushOptions, push_image
 from harness.daemon.distribution.service import ServiceConfig
 from harness.daemon.goformat import go_arch
@@ -208,3 +208,32 @@ def test_push_uploads_then_mounts_then_skips(reg: FakeRegistry, store: ImageServ
     reg.repo_blobs.clear()
     uploaded = push(f"{reg.host}/fresh/a:v1")
     assert [d.get("status") for d in uploaded if d.get("id")][-1] == "Pushed"
+
+
+def test_pull_image_warns_about_another_platform_and_logs_the_event(
+    reg: FakeRegistry, store: ImageService
+) -> None:
+    _image(reg, "library/a", "latest", [_layer("f", b"one")])
+    events: list[tuple[str, str, dict[str, str]]] = []
+    store.events = lambda action, actor, attrs: events.append((action, actor, attrs))
+    other = "s390x" if go_arch() != "s390x" else "ppc64le"
+    for platform, warned in [(("linux", go_arch(), ""), False), (("linux", other, ""), True), (None, False)]:
+        lines: list[bytes] = []
+        opts = PullOptions(
+            store,
+            ServiceConfig.build([], []),
+            MetadataStore.under(store.root),
+            ProgressOutput(lines.append),
+            platform=platform,
+            retry_wait=0.01,
+        )
+        ref = parse_normalized_named(f"{reg.host}/library/a")
+        pulled = pull_image(opts, ref)
+        statuses = [json.loads(line).get("status", "") for line in lines]
+        warning = (
+            f"WARNING: image with reference {ref.string()} was found but its platform (linux/{go_arch()}) "
+            f"does not match the specified platform (linux/{other})"
+        )
+        assert (warning in statuses) is warned, platform
+    log_pull_event(store, ref, pulled)
+    assert events[-1] == ("pull", ref.familiar_string(), {"name": f"{reg.host}/library/a"})  # as asked for
