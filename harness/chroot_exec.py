@@ -38,7 +38,7 @@ import json
 import os
 import sys
 
-__all__ = ["JOIN_ENV", "bind_candidates", "enter_root", "join_root", "main"]
+__all__ = ["JOIN_ENV", "bind_candidates", "enter_root", "join_root", "main", "mount"]
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 1, 2, 4, 8, 32
 MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
@@ -77,7 +77,7 @@ def _enc(text: str | None) -> bytes | None:
     return None if text is None else text.encode()
 
 
-def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+def mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
     global _libc
     if _libc is None:
         _libc = ctypes.CDLL(None, use_errno=True)
@@ -136,7 +136,7 @@ def bind_candidates(args: list[str], cwd: str, covered: list[str]) -> list[str]:
 def _bind(host: str, new_root: str, flags: int = 0) -> None:
     inside = os.path.join(new_root, host.lstrip("/"))
     os.makedirs(inside, exist_ok=True)
-    _mount(host, inside, None, MS_BIND | flags)
+    mount(host, inside, None, MS_BIND | flags)
 
 
 def _same_mount_ns_as_parent() -> bool:
@@ -161,22 +161,22 @@ def prepare(rootfs: str, cwd: str, args: list[str]) -> str:
     for bad in (",", ":"):
         if bad in rootfs or bad in cwd:
             raise LaunchError(f"overlay paths must not contain {bad!r}: {rootfs}, {cwd}")
-    _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    mount(None, "/", None, MS_REC | MS_PRIVATE)
     stage = os.path.join(cwd, ".chroot")
     os.makedirs(stage, exist_ok=True)
-    _mount("harness-chroot", stage, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755")
+    mount("harness-chroot", stage, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755")
     for d in ("upper", "work", "root"):
         os.mkdir(os.path.join(stage, d))
     new = os.path.join(stage, "root")
-    _mount(
+    mount(
         "harness-rootfs", new, "overlay", 0, f"lowerdir={rootfs},upperdir={stage}/upper,workdir={stage}/work"
     )
-    _mount("proc", os.path.join(new, "proc"), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-    _mount("sysfs", os.path.join(new, "sys"), "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    mount("proc", os.path.join(new, "proc"), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    mount("sysfs", os.path.join(new, "sys"), "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     if os.path.isdir("/sys/fs/cgroup"):
         _bind("/sys/fs/cgroup", new, MS_REC)
     _bind("/dev", new, MS_REC)
-    _mount("tmpfs", os.path.join(new, "run"), "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755")
+    mount("tmpfs", os.path.join(new, "run"), "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755")
     covered = ["/tmp"] if os.path.isdir("/tmp") else []
     if covered:
         _bind("/tmp", new)
@@ -187,7 +187,7 @@ def prepare(rootfs: str, cwd: str, args: list[str]) -> str:
         _bind(d, new)
     if os.path.isdir("/lib/modules"):
         _bind("/lib/modules", new)
-        _mount(None, os.path.join(new, "lib/modules"), None, MS_BIND | MS_REMOUNT | MS_RDONLY)
+        mount(None, os.path.join(new, "lib/modules"), None, MS_BIND | MS_REMOUNT | MS_RDONLY)
     return new
 
 
@@ -220,7 +220,7 @@ def enter_root(new: str) -> None:
         os.fchdir(old_root)  # the old root now sits under the new one, at "."
     finally:
         os.close(old_root)
-    _mount(None, ".", None, MS_REC | MS_PRIVATE)
+    mount(None, ".", None, MS_REC | MS_PRIVATE)
     if _libc.umount2(b".", MNT_DETACH) != 0:
         raise LaunchError(f"umount the old root: {os.strerror(ctypes.get_errno())}")
     os.chdir("/")

@@ -56,6 +56,7 @@ __all__ = [
     "debian_mirror",
     "dpkg_arch",
     "fetch",
+    "host_apt_proxy",
     "locked",
     "main",
     "version_matches",
@@ -184,7 +185,7 @@ _UNVERIFIED = re.compile(r"NO_PUBKEY|not signed|signature|not valid yet|is not s
 _NO_PACKAGE = re.compile(r"Unable to locate package|has no installation candidate|Can't select")
 
 
-def _host_apt_proxy() -> list[str]:
+def host_apt_proxy() -> list[str]:
     """The host's apt proxy settings (``Acquire::http::Proxy`` ...): a private config must still get out."""
     try:
         res = subprocess.run(["apt-config", "dump"], capture_output=True, text=True, timeout=30)
@@ -302,7 +303,7 @@ class PrivateApt:
             'Acquire::IndexTargets::deb::DEP-11::DefaultEnabled "false";',
             'Acquire::IndexTargets::deb::Contents-deb::DefaultEnabled "false";',
             'Binary::apt-get::Acquire::AllowInsecureRepositories "false";',
-            *_host_apt_proxy(),
+            *host_apt_proxy(),
         ]
         if os.geteuid() == 0:
             conf.append('APT::Sandbox::User "root";')  # _apt cannot enter root's private cache directory

@@ -49,6 +49,7 @@ __all__ = [
     "debian_mirror",
     "ensure",
     "entries",
+    "entry_for",
     "locate",
     "main",
 ]
@@ -73,10 +74,18 @@ class Recipe:
     packages: tuple[str, ...] = BASE_PACKAGES
     variant: str = "minbase"
     version: str = RECIPE_VERSION
+    #: a dockerd host (finished as one: no packaged daemon.json, the host's docker gid, dockerd's version
+    #: recorded); False for a plain Debian root (the newcomer check's fresh machine)
+    dockerd: bool = True
+
+    @property
+    def probe(self) -> str:
+        """A path inside the tree whose presence shows the build finished."""
+        return "usr/sbin/dockerd" if self.dockerd else "usr/bin/apt-get"
 
     def key(self, arch: str, docker_gid: int | None) -> dict[str, Any]:
         """Everything the built tree depends on (the target name does not: two names may share a tree)."""
-        return {
+        key: dict[str, Any] = {
             "suite": self.suite,
             "packages": sorted(set(self.packages)),
             "variant": self.variant,
@@ -84,6 +93,9 @@ class Recipe:
             "arch": arch,
             "docker_gid": docker_gid,
         }
+        if not self.dockerd:
+            key["dockerd"] = False
+        return key
 
     def digest(self, arch: str, docker_gid: int | None) -> str:
         blob = json.dumps(self.key(arch, docker_gid), sort_keys=True).encode()
@@ -139,7 +151,7 @@ class RootfsEntry:
         return self.path + ".lock"
 
     def is_built(self) -> bool:
-        return os.path.isfile(self.meta_path) and os.path.isfile(os.path.join(self.root, "usr/sbin/dockerd"))
+        return os.path.isfile(self.meta_path) and os.path.isfile(os.path.join(self.root, self.recipe.probe))
 
     def meta(self) -> dict[str, Any]:
         try:
@@ -164,7 +176,11 @@ def _recipe(name: str) -> Recipe:
 
 def locate(name: str) -> RootfsEntry:
     """The cache entry for recipe ``name`` on this host, built or not (nothing is created)."""
-    recipe = _recipe(name)
+    return entry_for(_recipe(name))
+
+
+def entry_for(recipe: Recipe) -> RootfsEntry:
+    """The cache entry for ``recipe`` on this host, built or not (nothing is created)."""
     arch, gid = dpkg_arch(), host_docker_gid()
     path = os.path.join(cache_root(), f"{recipe.suite}-{recipe.digest(arch, gid)}")
     return RootfsEntry(recipe, path, arch, gid)
@@ -348,6 +364,10 @@ def dockerd_version_in(root: str) -> str:
 
 def _finish(entry: RootfsEntry, root: str, out: IO[str] | None) -> str:
     """Make the tree a neutral dockerd host: no packaged daemon.json, the host's docker gid, no .deb cache."""
+    if not entry.recipe.dockerd:
+        for deb in glob.glob(os.path.join(root, "var/cache/apt/archives/*.deb")):
+            os.unlink(deb)
+        return ""
     with contextlib.suppress(FileNotFoundError):
         os.unlink(os.path.join(root, "etc/docker/daemon.json"))
         _log(out, entry, "removed the packaged /etc/docker/daemon.json")
@@ -402,7 +422,8 @@ def build(entry: RootfsEntry, mirror: str | None = None, out: IO[str] | None = s
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _log(out, entry, f"dockerd {version} ready in {entry.path} ({seconds:.0f}s, {size / 2**20:.0f} MiB)")
+    what = f"dockerd {version}" if version else f"Debian {entry.recipe.suite}"
+    _log(out, entry, f"{what} ready in {entry.path} ({seconds:.0f}s, {size / 2**20:.0f} MiB)")
     return entry
 
 
