@@ -1,17 +1,50 @@
 """OS packages the sessions need, installed when missing (root on apt systems) or named in an error.
 
-``python -m harness.ospkgs docker.io busybox-static iptables`` prints what it installs;
-elsewhere it exits 1 naming the packages to install by hand.
+``python -m harness.ospkgs --for tests`` installs what a session needs (``SETS``); ``python -m harness.ospkgs
+docker.io busybox-static`` names packages. It prints what it installs; a package that cannot be had stops the
+session (exit 1) with an error naming it and how to install it by hand: a run never shrinks silently for want
+of a package. apt waits for another apt or dpkg to finish (``DPkg::Lock::Timeout``) instead of failing.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import subprocess
 import sys
 
-__all__ = ["PROBES", "ensure", "main", "missing"]
+__all__ = ["PROBES", "SETS", "ensure", "main", "missing"]
+
+#: what the main job (``nox -s conformance``) needs for its default run: all three default targets, the
+#: systemd box, the schema checks
+CONFORMANCE = (
+    "docker.io",  # the dockerd target; the container backend's and the systemd box's engine
+    "debootstrap",  # the dockerd-N targets' and the systemd box's Debian roots (harness.rootfs)
+    "debian-archive-keyring",  # debootstrap and harness.debpkg verify Debian's archive with it
+    "busybox-static",  # the test image (harness.images)
+    "iptables",
+    "util-linux",  # unshare, nsenter, setpriv
+    "iproute2",
+    "systemd",  # systemd-socket-activate for the fd:// scenarios
+    "curl",
+    "openssl",
+    "docker-registry",  # the registry fixtures and the pull benchmark (harness/registry.py)
+)
+SETS: dict[str, tuple[str, ...]] = {
+    "conformance": CONFORMANCE,
+    "bench": CONFORMANCE,
+    # the project's own tests exercise everything the main job uses, and a few tools of their own
+    "tests": (
+        *CONFORMANCE,
+        "gpg",  # tests/harness/test_debpkg.py signs a small Debian archive
+        "file",  # tests/harness/test_images.py tells a static busybox from a dynamic one
+        "shellcheck",  # tests/conformance/test_workflow.py checks the CI scripts
+        "chromium",  # parity.html in a headless browser (tests/conformance/test_parity_html_browser.py)
+    ),
+    "vm": ("qemu-system-x86", "xz-utils", "zstd"),
+    "fresh": ("debootstrap", "debian-archive-keyring", "util-linux", "git"),
+}
 
 #: package -> a path whose presence shows the package's job is done on this machine
 PROBES = {
@@ -26,7 +59,17 @@ PROBES = {
     "docker-registry": "/usr/bin/docker-registry",
     "chromium": "/usr/bin/chromium",
     "gpg": "/usr/bin/gpg",
+    "debootstrap": "/usr/sbin/debootstrap",
+    "debian-archive-keyring": "/usr/share/keyrings/debian-archive-keyring.gpg",
+    "file": "/usr/bin/file",
+    "shellcheck": "/usr/bin/shellcheck",
+    "git": "/usr/bin/git",
+    "qemu-system-x86": "/usr/bin/qemu-system-x86_64",
+    "xz-utils": "/usr/bin/xz",
+    "zstd": "/usr/bin/zstd",
 }
+#: seconds apt waits for another apt/dpkg (another session, unattended-upgrades) to release its lock
+LOCK_TIMEOUT = 600
 
 
 def _present(package: str) -> bool:
@@ -47,18 +90,23 @@ def ensure(packages: list[str]) -> int:
     todo = missing(packages)
     if not todo:
         return 0
+    by_hand = f"apt-get install {' '.join(todo)}"
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        sys.stderr.write(
-            f"missing OS packages: {' '.join(todo)}; install them (e.g. apt-get install "
-            f"{' '.join(todo)}) and re-run\n"
-        )
+        sys.stderr.write(f"missing OS packages: {' '.join(todo)}; install them (e.g. {by_hand}) and re-run\n")
         return 1
     print(f"harness: installing OS packages: {' '.join(todo)}", flush=True)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], check=False, env=env)
-    result = subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *todo], env=env)
+    lock = [f"-oDPkg::Lock::Timeout={LOCK_TIMEOUT}"]
+    update = subprocess.run(["apt-get", *lock, "update", "-qq"], check=False, env=env)
+    result = subprocess.run(
+        ["apt-get", *lock, "install", "-y", "-qq", "--no-install-recommends", *todo], env=env
+    )
     if result.returncode != 0:
-        sys.stderr.write(f"apt-get install {' '.join(todo)} failed (exit {result.returncode})\n")
+        why = "" if update.returncode == 0 else f" (apt-get update had failed too: exit {update.returncode})"
+        sys.stderr.write(
+            f"apt-get install {' '.join(todo)} failed (exit {result.returncode}){why}: the session needs "
+            f"them; see apt's message above, fix the machine's apt sources or network, and re-run\n"
+        )
         return 1
     still = missing(todo)
     if still:
@@ -68,7 +116,22 @@ def ensure(packages: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return ensure(list(sys.argv[1:] if argv is None else argv))
+    p = argparse.ArgumentParser(prog="python -m harness.ospkgs", description=__doc__.split("\n\n")[0])
+    p.add_argument(
+        "--for",
+        dest="sets",
+        action="append",
+        default=[],
+        choices=sorted(SETS),
+        help="a session's packages (repeatable)",
+    )
+    p.add_argument("packages", nargs="*", help="more packages by name")
+    args = p.parse_args(sys.argv[1:] if argv is None else argv)
+    wanted: list[str] = []
+    for name in [*(pkg for s in args.sets for pkg in SETS[s]), *args.packages]:
+        if name not in wanted:
+            wanted.append(name)
+    return ensure(wanted)
 
 
 if __name__ == "__main__":
