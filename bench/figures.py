@@ -141,11 +141,18 @@ def _cli_env(handle: DaemonHandle) -> dict[str, str]:
     }
 
 
+def _docker() -> str:
+    """The harness's pinned docker CLI (``HARNESS_DOCKER_CLI``, else Debian sid's 28.5), as scenarios use."""
+    from harness.dockercli import resolve, selected
+
+    return resolve(selected()).path
+
+
 def cli(handle: DaemonHandle, *args: str, timeout: float = 300) -> float:
     """Seconds one ``docker ARGS`` takes (its output is discarded); raises when it fails."""
     start = time.perf_counter()
     result = subprocess.run(
-        ["docker", *args],
+        [_docker(), *args],
         env=_cli_env(handle),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -369,7 +369,8 @@ def _summary_table(parity: Parity) -> str:
         rows.append(
             "<tr>"
             f"<td>{_e(name)}</td><td>{_e(run.target.version)}</td><td>{_e(run.target.api_version)}</td>"
-            f"<td>{_e(run.target.backend)}</td><td>{_e(run.target.kernel)}</td><td>{_e(t['scenarios'])}</td>"
+            f"<td>{_e(run.target.backend)}</td><td>{_e(run.target.kernel)}</td>"
+            f"<td>{_e(run.target.docker_cli)}</td><td>{_e(t['scenarios'])}</td>"
             + "".join(
                 f"<td>{_pick(run.name, 'outcome', o, t['outcomes'][o], f'{run.name}: {o}')}</td>"
                 for o in OUTCOMES
@@ -385,7 +386,8 @@ def _summary_table(parity: Parity) -> str:
         )
     head = (
         '<tr><th rowspan="2">target</th><th rowspan="2">version</th><th rowspan="2">API</th>'
-        '<th rowspan="2">backend</th><th rowspan="2">kernel</th><th rowspan="2">scenarios</th>'
+        '<th rowspan="2">backend</th><th rowspan="2">kernel</th><th rowspan="2">docker CLI</th>'
+        '<th rowspan="2">scenarios</th>'
         f'<th colspan="{len(OUTCOMES)}">outcomes</th>'
         f'<th colspan="{len(VERDICTS)}">parity with {_e(parity.reference)}</th>'
         '<th rowspan="2">schema checks</th></tr><tr>'

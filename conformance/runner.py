@@ -128,6 +128,7 @@ class Options:
     keyword: str | None = None
     shard: tuple[int, int] | None = None
     schema: str | None = None  # None: let the plugin resolve it (HARNESS_SCHEMA, ini, else report)
+    docker_cli: str | None = None  # None: the plugin's (HARNESS_DOCKER_CLI, ini, else Debian sid's 28.5)
     pytest_args: tuple[str, ...] = ()
     reference: str | None = None
     known: Path | None = None
@@ -235,6 +236,12 @@ def _run_parser() -> argparse.ArgumentParser:
         choices=("strict", "report", "off"),
         help="check the JSON bodies scenarios receive against the Engine API swagger: report (default: "
         "violations are findings in the reports), strict (a violation fails its scenario), off",
+    )
+    p.add_argument(
+        "--docker-cli",
+        default=None,
+        help="the docker CLI scenarios drive, passed to the harness plugin: a pinned Debian CLI (28.5, "
+        "sid's docker-cli: the default; 26.1: trixie's; 20.10: bookworm's) or the path of a docker binary",
     )
     _common(p)
     return p
@@ -406,6 +413,7 @@ def parse_options(run: Run) -> Run | int:
             opts.keyword = ns.keyword
             opts.shard = _parse_shard(ns.shard) if ns.shard else None
             opts.schema = ns.schema
+            opts.docker_cli = ns.docker_cli
             try:
                 env_args = shlex.split(run.env.get("HARNESS_PYTEST_ARGS", ""))
             except ValueError as exc:
@@ -509,6 +517,8 @@ def build_pytest_command(run: Run, target: str, results_path: Path) -> list[str]
         cmd += ["--harness-shard", f"{o.shard[0]}/{o.shard[1]}"]
     if o.schema is not None:
         cmd += ["--schema", o.schema]
+    if o.docker_cli is not None:
+        cmd += ["--docker-cli", o.docker_cli]
     return cmd + list(o.pytest_args)
 
 

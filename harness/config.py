@@ -27,6 +27,7 @@ class HarnessConfig:
     kernel: str = ""  # the vm backend's kernel (bookworm, trixie, sid, 6.1, 6.12); "" = its default
     profiles: tuple[str, ...] = ("default",)  # daemon profiles (harness.profiles), in run order
     profiles_files: tuple[str, ...] = ()  # users' profiles files, read after the built-in one
+    docker_cli: str = ""  # --docker-cli: a pinned version (harness.dockercli.PINS) or a path; "" = default
 
 
 def _pick(cli: Any, env_name: str, ini: Any) -> tuple[Any, str]:
@@ -100,6 +101,18 @@ def resolve_config(option: Any, ini: Any) -> HarnessConfig:
                 f"unknown kernel {kernel!r} from {ksource}: choose from {', '.join(KERNELS)}"
             )
     profiles, profiles_files = _resolve_profiles(option, ini)
+    docker_cli, csource = _pick(
+        _maybe(option, "docker_cli"), "HARNESS_DOCKER_CLI", _maybe(ini, "harness_docker_cli")
+    )
+    docker_cli = str(docker_cli or "").strip()
+    if docker_cli:
+        from .dockercli import PINS
+
+        if docker_cli not in PINS and not docker_cli.startswith(("/", ".")):
+            raise ConfigValueError(
+                f"unknown docker CLI {docker_cli!r} from {csource}: choose a pinned version "
+                f"({', '.join(PINS)}) or the path of a docker binary"
+            )
     results_json = option("results_json")
     if results_json and len(targets) != 1:
         raise ConfigValueError(
@@ -117,6 +130,7 @@ def resolve_config(option: Any, ini: Any) -> HarnessConfig:
         kernel=kernel,
         profiles=profiles,
         profiles_files=profiles_files,
+        docker_cli=docker_cli,
     )
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
@@ -214,14 +213,18 @@ CLI = Callable[..., "subprocess.CompletedProcess[str]"]
 
 
 def make_cli(endpoint: Endpoint, home: str) -> CLI:
-    """A function running the real docker CLI against ``endpoint`` with a private config dir."""
-    docker = shutil.which("docker")
+    """A function running the harness's pinned docker CLI (``--docker-cli``, ``harness.dockercli``) against
+    ``endpoint`` with a private config dir; never the host's ``docker`` unless ``--docker-cli`` names it."""
 
     def run(
         *args: str, input: str | None = None, env: dict[str, str] | None = None, timeout: float = 60
     ) -> subprocess.CompletedProcess[str]:
-        if docker is None:
-            pytest.fail("the docker CLI is not installed: apt-get install docker.io (or docker-cli)")
+        from .dockercli import DockerCLIError, resolve, selected
+
+        try:
+            docker = resolve(selected()).path
+        except DockerCLIError as exc:
+            pytest.fail(f"no docker CLI for this scenario: {exc}", pytrace=False)
         full_env = {
             "PATH": os.environ.get("PATH", ""),
             "HOME": home,

@@ -88,12 +88,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="check the JSON bodies scenarios receive against the Engine API swagger: report (default; "
         "violations are findings in the results), strict (a violation fails the scenario), off",
     )
+    group.addoption(
+        "--docker-cli",
+        default=None,
+        help="the docker CLI scenarios drive: a pinned Debian CLI (28.5: sid's docker-cli, the default; "
+        "26.1: trixie's; 20.10: bookworm's docker.io) or the path of a docker binary",
+    )
     parser.addini("harness_targets", "default targets (comma-separated)", default="")
     parser.addini("harness_backend", "default backend", default="")
     parser.addini("harness_kernel", "the vm backend's kernel (bookworm, trixie, sid)", default="")
     parser.addini("harness_schema", "schema check mode: strict, report or off", default="")
     parser.addini("harness_profiles", "default daemon profiles (comma-separated)", default="")
     parser.addini("harness_profiles_file", "your own profiles file(s) (comma-separated)", default="")
+    parser.addini("harness_docker_cli", "the docker CLI: 28.5, 26.1, 20.10 or a path", default="")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -126,6 +133,8 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     if config.stash[_CONFIG_KEY].kernel:  # the vm backend (and daemons booted for this run) read it there
         os.environ["HARNESS_VM_KERNEL"] = config.stash[_CONFIG_KEY].kernel
+    if config.stash[_CONFIG_KEY].docker_cli:  # make_cli and the systemd box read it there
+        os.environ["HARNESS_DOCKER_CLI"] = config.stash[_CONFIG_KEY].docker_cli
     config.stash[_RECORDS] = {}
     config.stash[_STARTED] = time.time()
     config.stash[_SCHEMA] = {}
@@ -198,6 +207,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     shard = config.stash[_CONFIG_KEY].shard
     if shard is None:
         _prepare_schema(config, items)
+        _prepare_docker_cli(config, items)
         return
     index, total = shard
     keep: list[pytest.Item] = []
@@ -212,6 +222,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
     _prepare_schema(config, items)
+    _prepare_docker_cli(config, items)
+
+
+def _prepare_docker_cli(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Fetch the pinned docker CLI before the first scenario (once; then cached) and say which it is."""
+    if not any(_scenario(i) for i in items):
+        return
+    from .dockercli import DockerCLIError, resolve, selected
+
+    capman = config.pluginmanager.getplugin("capturemanager")
+    with capman.global_and_fixture_disabled() if capman else contextlib.nullcontext():
+        try:
+            cli = resolve(selected())
+        except DockerCLIError as exc:  # every scenario that runs the CLI fails with this, loudly
+            sys.stderr.write(f"harness: error: {exc}\n")
+            return
+    sys.stderr.write(f"harness: docker CLI {cli.describe()}\n")
 
 
 def _schema_session(config: pytest.Config, name: str) -> Any:
@@ -421,6 +448,7 @@ def _target_info(name: str, backend: str, api_version: str = "") -> dict[str, An
         "api_version": api_version,
         "backend": backend,
         "kernel": _kernel(backend),
+        "docker_cli": _docker_cli(),
     }
 
 
@@ -430,6 +458,16 @@ def _profiles_info(cfg: Any) -> dict[str, Any]:
 
     known = load_profiles(cfg.profiles_files)
     return {name: known[name].to_dict() for name in cfg.profiles}
+
+
+def _docker_cli() -> str:
+    """The docker CLI the scenarios drove: its version and where it came from (every report says it)."""
+    from .dockercli import DockerCLIError, resolve, selected
+
+    try:
+        return resolve(selected()).describe()
+    except DockerCLIError as exc:
+        return f"unavailable: {str(exc).splitlines()[0]}"
 
 
 def _kernel(backend: str) -> str:

@@ -68,6 +68,7 @@ class TargetInfo:
     api_version: str = ""
     backend: str = ""
     kernel: str = ""
+    docker_cli: str = ""  # the CLI the scenarios drove: "28.5.2+dfsg4 (Debian sid docker-cli 28.5.2+dfsg4-5)"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -76,12 +77,13 @@ class TargetInfo:
             "api_version": self.api_version,
             "backend": self.backend,
             "kernel": self.kernel,
+            "docker_cli": self.docker_cli,
         }
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "<dict>", where: str = "target") -> TargetInfo:
         obj = _mapping(data, source, where)
-        _no_unknown(obj, {"name", "version", "api_version", "backend", "kernel"}, source, where)
+        _no_unknown(obj, {"name", "version", "api_version", "backend", "kernel", "docker_cli"}, source, where)
         name = _str(obj, "name", source, where, required=True)
         if not name:
             raise ResultsError(source, "target name must not be empty", f"{where}.name")
@@ -91,6 +93,7 @@ class TargetInfo:
             api_version=_str(obj, "api_version", source, where),
             backend=_str(obj, "backend", source, where),
             kernel=_str(obj, "kernel", source, where),
+            docker_cli=_str(obj, "docker_cli", source, where),
         )
 
 

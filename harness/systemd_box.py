@@ -30,7 +30,8 @@ Every box has a private cgroup namespace, so whatever systemd sees as the root i
 
 The box has network ``none`` (its own namespace: dockerd's docker0 and iptables rules stay in it), a tmpfs
 ``/run``, ``/run/lock`` and ``/tmp``, a host directory at ``/var/lib/docker`` (overlay2 cannot stack on the
-container's own overlay root), the host's docker CLI (a static binary) at ``/usr/local/bin/docker`` and,
+container's own overlay root), the harness's pinned docker CLI (``harness.dockercli``; it needs only libc)
+at ``/usr/local/bin/docker`` and,
 read-only at its own path, the project tree: refd's ``refd.service``/``refd.socket`` are installed from
 ``harness/daemon/systemd/`` as their header says, with ``/usr/local/bin/refd`` a two-line launcher running
 refd from that tree on the box's ``python3``. A refd box masks Debian's docker and containerd units through
@@ -253,9 +254,13 @@ class SystemdBox:
         varlib = os.path.join(self.workdir, "var-lib-docker")
         os.makedirs(varlib)
         mounts = [_bind(varlib, "/var/lib/docker", False)]
-        docker_cli = shutil.which("docker")
-        if docker_cli:
-            mounts.append(_bind(os.path.realpath(docker_cli), "/usr/local/bin/docker", True))
+        from .dockercli import DockerCLIError, resolve, selected
+
+        try:  # the harness's pinned CLI, as every scenario's (trixie's and sid's docker.io have none)
+            docker_cli = resolve(selected()).path
+        except DockerCLIError as exc:
+            raise HarnessError(f"the systemd box needs a docker CLI: {exc}") from None
+        mounts.append(_bind(os.path.realpath(docker_cli), "/usr/local/bin/docker", True))
         init = ["/sbin/init"]
         if self.target.is_refd:
             host, self.project = ContainerBackend._project_mount(self.target)

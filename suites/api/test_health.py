@@ -79,7 +79,8 @@ def test_starting(
     "api/health/cli-flags-config",
     "The CLI's --health-* flags MUST land in Config.Healthcheck as Go marshals it (durations in ns, "
     "zero fields omitted), and a created container MUST have no State.Health yet",
-    ref="docker CLI run --health-*; operation ContainerCreate (HealthConfig)",
+    # --health-start-interval came with CLI 25 (API 1.44): a CLI-version scenario (the harness pins CLI 28.5)
+    ref="docker CLI 28.5 run --health-*; operation ContainerCreate (HealthConfig)",
 )
 def test_cli_flags_config(
     docker_cli: CLI, engine: EngineClient, test_image: str, containers: list[str], observe: Observations

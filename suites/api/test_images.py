@@ -1211,7 +1211,8 @@ def test_cli_import(docker_cli: CLI, images: list[str], tmp_path: Any, observe: 
 @pytest.mark.scenario(
     "api/images/cli-inspect-missing",
     "`docker image inspect nosuch` MUST exit 1 with 'No such image: nosuch:latest'",
-    ref="docker CLI image inspect",
+    # the CLI's own wording: CLI 20.10 prints 'Error: No such image: nosuch' (the harness pins CLI 28.5)
+    ref="docker CLI 28.5 image inspect",
 )
 def test_cli_inspect_missing(docker_cli: CLI, observe: Observations) -> None:
     result = docker_cli("image", "inspect", "nosuch")

@@ -48,7 +48,14 @@ def results(
     name: str, *scenarios: ScenarioResult, version: str = "28.5.2", kernel: str = "6.18.0", schema: str = ""
 ) -> Results:
     return Results(
-        target=TargetInfo(name=name, version=version, api_version="1.51", backend="local", kernel=kernel),
+        target=TargetInfo(
+            name=name,
+            version=version,
+            api_version="1.51",
+            backend="local",
+            kernel=kernel,
+            docker_cli="28.5.2+dfsg4 (Debian sid docker-cli 28.5.2+dfsg4-5)",
+        ),
         scenarios=tuple(scenarios),
         started="2026-11-27T19:00:00Z",
         duration=1.5,

@@ -277,3 +277,16 @@ def test_html_filters_scenarios_with_findings(schema_parity: Parity) -> None:
         ("passed", "diverge", "1"),
         ("failed skipped", "skipped", "0"),
     ]
+
+
+def test_every_report_names_the_docker_cli_the_scenarios_drove(parity: Parity, tmp_path: Path) -> None:
+    cli = "28.5.2+dfsg4 (Debian sid docker-cli 28.5.2+dfsg4-5)"
+    written = write_reports(parity, tmp_path)
+    assert {p.name for p in written} >= {"parity.json", "parity.md", "junit.xml", "parity.html"}
+    doc = json.loads((tmp_path / "parity.json").read_text())
+    assert {t["docker_cli"] for t in doc["targets"]} == {cli}
+    md = (tmp_path / "parity.md").read_text()
+    assert "| Docker CLI |" in md and f"| {cli} |" in md
+    props = ET.parse(tmp_path / "junit.xml").getroot().findall("testsuite/properties/property")
+    assert {(p.get("name"), p.get("value")) for p in props} >= {("docker_cli", cli)}
+    assert f"<td>{cli}</td>" in (tmp_path / "parity.html").read_text()

@@ -440,3 +440,14 @@ def test_plugin_autoload_detection(tmp_path: Path) -> None:
     assert not plugin_autoloaded(Run(argv=[], env={}), [str(tmp_path / "elsewhere")])
     assert not plugin_autoloaded(Run(argv=[], env={"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}), [str(tmp_path)])
     assert plugin_autoloaded(Run(argv=[], env={}, plugin_autoloaded=True), [])
+
+
+def test_docker_cli_is_passed_to_pytest_only_when_given(tmp_path: Path) -> None:
+    parsed = parse_options(Run(argv=["--docker-cli", "26.1"], env={}))
+    assert isinstance(parsed, Run) and parsed.options.docker_cli == "26.1"
+    cmd = build_pytest_command(Run(argv=[], options=parsed.options, plugin_autoloaded=True), "refd", tmp_path)
+    assert cmd[cmd.index("--docker-cli") + 1] == "26.1"
+    plain = parse_options(Run(argv=[], env={}))
+    assert isinstance(plain, Run)
+    cmd = build_pytest_command(Run(argv=[], options=plain.options, plugin_autoloaded=True), "refd", tmp_path)
+    assert "--docker-cli" not in cmd  # the plugin resolves HARNESS_DOCKER_CLI / ini / 28.5

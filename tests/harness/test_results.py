@@ -41,6 +41,7 @@ EXAMPLE: dict[str, Any] = {
         "api_version": "1.51",
         "backend": "local",
         "kernel": "6.18.0",
+        "docker_cli": "28.5.2+dfsg4 (Debian sid docker-cli 28.5.2+dfsg4-5)",
     },
     "started": "2026-11-27T19:00:00Z",
     "duration": 12.3,
