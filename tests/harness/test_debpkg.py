@@ -52,10 +52,23 @@ def _gpg(home: Path, *args: str, input: bytes | None = None) -> bytes:
     return res.stdout
 
 
+_HOMES: list[Path] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_agent_left() -> Iterator[None]:
+    """gpg starts an agent per GNUPGHOME that outlives it: stop each one a test made."""
+    yield
+    while _HOMES:
+        home = _HOMES.pop()
+        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], capture_output=True, check=False)
+
+
 def _key(tmp: Path, name: str) -> tuple[Path, Path]:
     """A signing key's GNUPGHOME and its public keyring file (what ``signed-by`` names)."""
     home = tmp / f"gnupg-{name}"
     home.mkdir(mode=0o700)
+    _HOMES.append(home)
     _gpg(home, "--quick-gen-key", f"{name} <{name}@example.test>", "ed25519", "sign", "never")
     keyring = tmp / f"{name}.gpg"
     keyring.write_bytes(_gpg(home, "--export"))
