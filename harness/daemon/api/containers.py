@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from ..daemon import Daemon
     from ..server import Router
 
-__all__ = ["fill_sizes", "register"]  # fill_sizes: api/system_df still takes it from here (layers-images)
+__all__ = ["register"]
 
 _LIST_FILTERS = {
     "ancestor",
@@ -58,7 +58,7 @@ def _container(req: Request, daemon: Daemon) -> Container:
 
 
 def _image_name(daemon: Daemon, c: Container) -> str:
-    return str(c.config.get("Image") or c.image_id)
+    return c.image_name
 
 
 # -- create / inspect / list -------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import contextlib
 import os
 from typing import TYPE_CHECKING, Any
 
+from ..containers.changes import fill_sizes
 from ..errors import invalid
 from ..fsutil import walk
 from ..httpd import Request, Response
@@ -64,11 +65,9 @@ async def disk_usage(req: Request, daemon: Daemon) -> Response:
         doc["Images"] = images
         doc["LayersSize"] = await asyncio.to_thread(layers_size, daemon.images)
     if "container" in wanted:
-        from .containers import _image_name, fill_sizes
-
         containers = []
         for c in sorted(daemon.containers.by_id.values(), key=lambda c: c.created, reverse=True):
-            summary = c.summary(_image_name(daemon, c))
+            summary = c.summary(c.image_name)
             await fill_sizes(daemon, c)
             if c.size_rw:
                 summary["SizeRw"] = c.size_rw

@@ -231,6 +231,11 @@ class Container:
         doc.update(Mounts=list(self.mounts), Config=self.config, NetworkSettings=self.network_settings)
         return doc
 
+    @property
+    def image_name(self) -> str:
+        """The image as the container was created from it (its name, else its ID): ``docker ps``'s IMAGE."""
+        return str(self.config.get("Image") or self.image_id)
+
     def summary(self, image_name: str) -> dict[str, Any]:
         labels = self.config.get("Labels") or {}
         networks = self.network_settings.get("Networks") or {}
