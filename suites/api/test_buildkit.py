@@ -292,10 +292,13 @@ def test_run_failure(bx: CLI, tmp_path: Path, observe: Observations) -> None:
 @pytest.mark.scenario(
     "api/buildkit/du-prune",
     "`buildx du` MUST list the build cache a build made (with a total) and `buildx prune -f` MUST remove "
-    "the records no image uses, reporting what it reclaimed",
+    "the records no image uses, reporting what it reclaimed; GET /system/df MUST list the same records "
+    "as BuildCache and POST /build/prune?all=1 MUST remove all of them",
     ref="buildkit control DiskUsage/Prune; buildx du, prune",
 )
-def test_du_prune(bx: CLI, tmp_path: Path, cleanup: Cleanup, observe: Observations) -> None:
+def test_du_prune(
+    bx: CLI, engine: EngineClient, tmp_path: Path, cleanup: Cleanup, observe: Observations
+) -> None:
     dockerfile = "FROM busybox AS a\nRUN echo one > /one\nFROM busybox\nCOPY f /f\n"
     ctx = write_context(tmp_path / "ctx", {"Dockerfile": dockerfile, "f": "data\n"})
     _ok(bx("buildx", "build", "--target", "a", "--load", "-t", "bk-du", str(ctx), timeout=180))
@@ -314,6 +317,14 @@ def test_du_prune(bx: CLI, tmp_path: Path, cleanup: Cleanup, observe: Observatio
     observe("left_after_prune", sorted(left))
     assert not any(d.startswith("local source") for d in left)
     assert "mount / from exec /bin/sh -c echo one > /one" in left  # bk-du's layer: an image uses it
+    df = engine.get("/v1.45/system/df?type=build-cache").json()["BuildCache"] or []
+    observe("df_descriptions", sorted(e["Description"] for e in df))
+    assert sorted(e["Description"] for e in df) == sorted(left)
+    api_prune = engine.post("/v1.45/build/prune?all=1")
+    deleted = api_prune.json().get("CachesDeleted") or []
+    observe("api_prune", [api_prune.status_code, len(deleted) == len(df)])
+    assert api_prune.status_code == 200 and sorted(deleted) == sorted(e["ID"] for e in df)
+    assert bx("buildx", "du").stdout.strip().endswith("0B")
 
 
 # -- compose -------------------------------------------------------------------------------------------------

@@ -347,19 +347,23 @@ def _prune_bytes(req: Request, name: str) -> None:
 
 
 async def prune(req: Request, daemon: Daemon) -> Response:
-    """The classic builder keeps no build cache of its own (its cache is the images); the query is checked
-    as dockerd 28 checks it (sizes, then filters), so a wrong one is the same 400."""
-    from ..query import parse_filters
+    """BuildKit's build cache (``buildkit.cache``; the classic builder's cache is the images), pruned as
+    ``buildx prune`` prunes it; the query is checked as dockerd 28 checks it (sizes, then filters)."""
+    from ..query import bool_value, parse_filters
 
     sizes = ("reserved-space", "keep-storage", "max-used-space", "min-free-space")
     for name in sizes if version_tuple(req.api_version or "1.51") >= (1, 48) else ("keep-storage",):
         _prune_bytes(req, name)
     try:
-        parse_filters(req.arg("filters"), _PRUNE_FILTERS)
+        filters = parse_filters(req.arg("filters"), _PRUNE_FILTERS)
     except ApiError as exc:
         raise ApiError(exc.status, f"failed to prune build cache: {exc.message}") from None
-    daemon.events.publish(_event("prune", {"reclaimed": "0"}))
-    return json_response({"CachesDeleted": None, "SpaceReclaimed": 0})
+    from ..buildkit.cache import prune_for_api
+
+    keep = req.arg("reserved-space") or req.arg("keep-storage")
+    deleted, reclaimed = await prune_for_api(daemon, bool_value(req, "all"), filters, int(keep or 0))
+    daemon.events.publish(_event("prune", {"reclaimed": str(reclaimed)}))
+    return json_response({"CachesDeleted": deleted or None, "SpaceReclaimed": reclaimed})
 
 
 def _event(action: str, attrs: dict[str, str]) -> Any:

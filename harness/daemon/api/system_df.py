@@ -84,7 +84,9 @@ async def disk_usage(req: Request, daemon: Daemon) -> Response:
             volumes.append(entry)
         doc["Volumes"] = volumes
     if "build-cache" in wanted:
-        doc["BuildCache"] = []
+        from ..buildkit.cache import disk_usage_documents
+
+        doc["BuildCache"] = await disk_usage_documents(daemon)
     return json_response(doc)
 
 

@@ -1,9 +1,10 @@
 """refd's BuildKit: the ``/grpc`` control API and ``/session`` the buildx and compose plugins use.
 
 Nothing here is imported at boot: the first ``/grpc`` or ``/session`` request loads it, with ``h2``
-(HTTP/2 framing). refd runs with ``python -S`` (no site-packages at boot, for speed), so this
-package adds the interpreter's site directories when it is first imported and ``h2`` is not yet
-importable; ``require_h2`` says how to install it when it is missing. Messages are refd's own
+(HTTP/2 framing, imported by ``grpc.py``); ``/build/prune`` and ``/system/df`` read the build cache
+(``cache.py``) without it. refd runs with ``python -S`` (no site-packages at boot, for speed), so
+``require_h2`` adds the interpreter's site directories when ``h2`` is not yet importable, and says
+how to install it when it is missing. Messages are refd's own
 declarations (``messages.py``) over ``protowire``.
 """
 
@@ -29,6 +30,3 @@ def require_h2() -> None:
             f"refd's BuildKit needs the h2 package (HTTP/2), which {sys.executable} cannot import: "
             "pip install 'h2>=4.1' (or apt-get install python3-h2)"
         )
-
-
-require_h2()

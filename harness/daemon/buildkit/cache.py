@@ -30,7 +30,7 @@ from .messages import Timestamp, UsageRecord
 if TYPE_CHECKING:
     from ..daemon import Daemon
 
-__all__ = ["BuildCache", "Record", "new_id"]
+__all__ = ["BuildCache", "Record", "build_cache", "disk_usage_documents", "new_id", "prune_for_api"]
 
 _ALPHABET = string.ascii_lowercase + string.digits
 
@@ -219,7 +219,7 @@ class BuildCache:
         if record.path:
             shutil.rmtree(record.path, ignore_errors=True)
 
-    def report(self) -> dict[str, Any]:
+    def report(self) -> list[dict[str, Any]]:
         """``/system/df``'s BuildCache entries (moby's types.BuildCache)."""
         shared = self._shared_chains()
         out = []
@@ -235,12 +235,12 @@ class BuildCache:
                     "InUse": u.InUse,
                     "Shared": u.Shared,
                     "Size": u.Size,
-                    "CreatedAt": r.created,
-                    "LastUsedAt": r.last_used,
+                    "CreatedAt": _rfc3339(r.created),
+                    "LastUsedAt": _rfc3339(r.last_used),
                     "UsageCount": r.usage,
                 }
             )
-        return {"BuildCache": out}
+        return out
 
 
 def _matches(record: Record, filters: list[str]) -> bool:
@@ -279,3 +279,51 @@ def _dir_size(path: str) -> int:
             if not os.path.isdir(os.path.join(root, name)) or os.path.islink(os.path.join(root, name)):
                 total += st.st_size
     return total
+
+
+def _rfc3339(ns: int) -> str:
+    from ..goformat import format_go_time
+
+    return format_go_time(ns // 1_000_000_000, ns % 1_000_000_000)
+
+
+def build_cache(daemon: Daemon) -> BuildCache:
+    """The daemon's one build cache (its records hold layers: there must be one per daemon)."""
+    found = daemon.__dict__.get("_buildkit_cache")
+    if found is None:
+        found = daemon.__dict__["_buildkit_cache"] = BuildCache(daemon)
+    return found
+
+
+def _known(daemon: Daemon) -> bool:
+    """Whether there is a build cache to read (no need to load one that was never written)."""
+    path = os.path.join(str(daemon.config["data-root"]), "buildkit", "refd-cache.json")
+    return "_buildkit_cache" in daemon.__dict__ or os.path.exists(path)
+
+
+async def disk_usage_documents(daemon: Daemon) -> list[dict[str, Any]]:
+    """``GET /system/df``'s ``BuildCache``: the records, as dockerd lists BuildKit's."""
+    if not _known(daemon):
+        return []
+    cache = build_cache(daemon)
+    return await asyncio.to_thread(cache.report)
+
+
+async def prune_for_api(
+    daemon: Daemon, all_: bool, filters: dict[str, list[str]], keep_bytes: int
+) -> tuple[list[str], int]:
+    """``POST /build/prune``: the removed records' IDs and the bytes reclaimed."""
+    if not _known(daemon):
+        return [], 0
+    cache = build_cache(daemon)
+    texts = [f"{key}=={value}" for key in ("type", "id", "description") for value in filters.get(key, [])]
+    keep = 0
+    for value in filters.get("until", []) + filters.get("unused-for", []):
+        from ..gotime import parse_go_duration
+
+        try:
+            keep = max(keep, parse_go_duration(value))
+        except ValueError:
+            continue
+    removed = await cache.prune(texts, all_, keep, keep_bytes)
+    return [str(r.ID) for r in removed], sum(int(r.Size) for r in removed)

@@ -94,12 +94,12 @@ class Controller:
     """refd's BuildKit: the builds in flight, the client sessions, the build cache."""
 
     def __init__(self, daemon: Daemon) -> None:
-        from .cache import BuildCache
+        from .cache import build_cache
 
         self.daemon = daemon
         self.sessions = SessionManager()
         self.builds: dict[str, Build] = {}
-        self.cache = BuildCache(daemon)
+        self.cache = build_cache(daemon)
         self.lock = asyncio.Lock()  # one build at a time touches the cache's records
 
     def build(self, ref: str) -> Build:

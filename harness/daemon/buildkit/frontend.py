@@ -443,9 +443,34 @@ class DockerfileFrontend(RunSteps, FileSteps):
         if not any(e.partition("=")[0] == "PATH" for e in env):
             rc["Env"] = [*env, "PATH=" + DEFAULT_PATH]
         st.state.image_id = "sha256:" + "0" * 64 if st.chain else ""
+        for cmd in self._triggers(st):
+            await self._dispatch(stages, st, cmd)
         for cmd in stage.commands:
             await self._dispatch(stages, st, cmd)
         return st
+
+    def _triggers(self, st: StageState) -> list[ins.Command]:
+        """The base image's ONBUILD triggers, run first (BuildKit counts their steps in the stage's)."""
+        assert st.state is not None
+        rc = st.state.run_config
+        triggers = list(rc.get("OnBuild") or [])
+        if not triggers:
+            return []
+        rc["OnBuild"] = None
+        commands: list[ins.Command] = []
+        for trigger in triggers:
+            try:
+                parsed = parse(trigger)
+                if len(parsed.nodes) != 1:
+                    raise BuildFailed("onbuild trigger should be a single expression")
+                cmd = ins.parse_command(parsed.nodes[0])
+            except (ParseError, ins.InstructionError) as exc:
+                raise BuildFailed(str(exc)) from None
+            if isinstance(cmd, ins.Stage):
+                raise BuildFailed("FROM is not allowed as an ONBUILD trigger")
+            commands.append(cmd)
+        st.total += sum(isinstance(c, _LAYER_KINDS) for c in commands)
+        return commands
 
     async def _dispatch(self, stages: list[ins.Stage], st: StageState, cmd: ins.Command) -> None:
         state = st.state

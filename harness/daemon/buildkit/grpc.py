@@ -18,12 +18,16 @@ import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import h2.config
-import h2.connection
-import h2.errors
-import h2.events
-import h2.exceptions
-import h2.settings
+from . import require_h2
+
+require_h2()  # before h2: the site directories of a refd started with -S
+
+import h2.config  # noqa: E402
+import h2.connection  # noqa: E402
+import h2.errors  # noqa: E402
+import h2.events  # noqa: E402
+import h2.exceptions  # noqa: E402
+import h2.settings  # noqa: E402
 
 __all__ = ["UNIMPLEMENTED", "UNKNOWN", "Call", "GrpcError", "Peer"]
 

@@ -42,6 +42,7 @@ class LayerSteps:
     context_dir: str
     stage_results: dict[int, StageState]
     no_cache: bool
+    attrs: dict[str, str]
     no_cache_stages: set[str]
 
     def _stage_index(self, stages: Any, ref: str, before: int) -> int | None:

@@ -78,6 +78,35 @@ class RunSteps(LayerSteps):
         step.done()
         st.history.append(history_entry(history, empty=not layered, layer_ns=self._made(st)))
 
+    def _host_config(self, cmd: ins.RunCommand) -> dict[str, Any]:
+        """The step container's host config: RUN's network, and the build's options (buildx's
+        ``--network``, ``--add-host``, ``--shm-size``, ``--ulimit``, ``--cgroup-parent``)."""
+        network = cmd.network
+        if network == "default":
+            network = self.attrs.get("force-network-mode") or "default"
+        host: dict[str, Any] = {
+            "NetworkMode": {"default": "bridge", "none": "none", "host": "host"}.get(network, "bridge"),
+            "LogConfig": {"Type": "none", "Config": {}},
+            "Mounts": [],
+            "Tmpfs": {},
+        }
+        hosts = [h.strip() for h in self.attrs.get("add-hosts", "").split(",") if h.strip()]
+        if hosts:
+            host["ExtraHosts"] = [h.replace("=", ":", 1) if ":" not in h else h for h in hosts]
+        if self.attrs.get("shm-size", "").isdigit():
+            host["ShmSize"] = int(self.attrs["shm-size"])
+        if self.attrs.get("cgroup-parent"):
+            host["CgroupParent"] = self.attrs["cgroup-parent"]
+        ulimits = []
+        for text in (u.strip() for u in self.attrs.get("ulimit", "").split(",") if u.strip()):
+            name, _, limits = text.partition("=")
+            soft, _, hard = limits.partition(":")
+            if soft.lstrip("-").isdigit():
+                ulimits.append({"Name": name, "Soft": int(soft), "Hard": int(hard or soft)})
+        if ulimits:
+            host["Ulimits"] = ulimits
+        return host
+
     def _mount_sources(self, stages: list[ins.Stage], mounts: list[dict[str, str]]) -> list[str]:
         keys = []
         for m in mounts:
@@ -104,12 +133,7 @@ class RunSteps(LayerSteps):
         state = st.state
         assert state is not None
         rc = state.run_config
-        host: dict[str, Any] = {
-            "NetworkMode": {"default": "bridge", "none": "none", "host": "host"}.get(cmd.network, "bridge"),
-            "LogConfig": {"Type": "none", "Config": {}},
-            "Mounts": [],
-            "Tmpfs": {},
-        }
+        host = self._host_config(cmd)
         cleanups: list[Any] = []
         stubs: list[str] = []
         try:
