@@ -30,6 +30,7 @@ CONFORMANCE = (
     "curl",
     "openssl",
     "docker-registry",  # the registry fixtures and the pull benchmark (harness/registry.py)
+    "procps",  # ps: `docker top` runs it on the host, for refd and for Debian's dockerd alike
 )
 SETS: dict[str, tuple[str, ...]] = {
     "conformance": CONFORMANCE,
@@ -64,6 +65,7 @@ PROBES = {
     "file": "/usr/bin/file",
     "shellcheck": "/usr/bin/shellcheck",
     "git": "/usr/bin/git",
+    "procps": "/usr/bin/ps",
     "qemu-system-x86": "/usr/bin/qemu-system-x86_64",
     "xz-utils": "/usr/bin/xz",
     "zstd": "/usr/bin/zstd",

@@ -108,9 +108,11 @@ def test_not_root(daemon_factory: DaemonFactory, observe: Observations) -> None:
     setpriv = shutil.which("setpriv")
     if setpriv is None:
         pytest.fail("setpriv (util-linux) is required for this scenario")
-    code, daemon = daemon_factory.start_expecting_exit(
-        args=[], wrapper=[setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
-    )
+    # uid 65534 keeps CAP_DAC_READ_SEARCH only so it can read the daemon's files wherever they are (a
+    # project cloned under root's 0700 home, as on a newcomer's machine): it is not root, which is the point
+    nobody = ["--reuid=65534", "--regid=65534", "--clear-groups"]
+    readable = ["--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search"]
+    code, daemon = daemon_factory.start_expecting_exit(args=[], wrapper=[setpriv, *nobody, *readable])
     logs = daemon.logs()
     expected = (
         "dockerd needs to be started with root privileges. To run dockerd in rootless mode as an "
