@@ -1,5 +1,5 @@
 #!/bin/sh
-# Prepare a fresh Debian/Ubuntu machine (as root) to run the harness's nox sessions:
+# Prepare a fresh Debian 12 or 13 machine (as root) to run the harness's nox sessions:
 # a private virtualenv in .venv with nox, so nothing is pip-installed into the system
 # Python (Debian 12's python3 is externally managed, PEP 668). OS packages the sessions
 # need (docker.io, busybox-static, iptables) are installed by the sessions themselves.
@@ -12,8 +12,10 @@ command -v git >/dev/null 2>&1 || need="$need git"
 if [ -n "$need" ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         echo "bootstrap: installing$need with apt-get"
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need
+        # wait for another apt or dpkg (unattended-upgrades, a parallel session) rather than fail
+        apt-get -o DPkg::Lock::Timeout=600 update -qq
+        # shellcheck disable=SC2086  # $need is a list of package names
+        DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq $need
     else
         echo "bootstrap: missing$need; install them (apt-get install$need) and re-run" >&2
         exit 1
