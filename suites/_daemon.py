@@ -105,11 +105,14 @@ def http_get_in_daemon_netns(daemon: DaemonHandle, host: str, port: int, path: s
             )
         except OSError as exc:
             return f"error: {exc.strerror or exc}"
+        chunks = []
         with sock:
-            sock.sendall(request)
-            chunks = []
-            while chunk := sock.recv(65536):
-                chunks.append(chunk)
+            try:
+                sock.sendall(request)
+                while chunk := sock.recv(65536):
+                    chunks.append(chunk)
+            except OSError as exc:  # a userland proxy accepts, then resets while the server is not up yet
+                return f"error: {exc.strerror or exc}"
         return b"".join(chunks).decode(errors="replace")
     finally:
         if connector is not None:

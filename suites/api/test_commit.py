@@ -22,7 +22,8 @@ from ._build import Cleanup, V, cleanup, image_summary
 __all__ = ["cleanup"]
 
 CLI = Callable[..., Any]
-WRITE = "echo data > /newfile; rm /bin/ls; sleep 300"
+#: /newfile last: once it shows in /changes, the deletion before it has happened too (what _start waits for)
+WRITE = "rm /bin/ls; echo data > /newfile; sleep 300"
 
 
 def _create(engine: EngineClient, cmd: str, **extra: Any) -> str:
@@ -37,6 +38,7 @@ def _start(engine: EngineClient, cid: str) -> None:
         if engine.get(f"{V}/containers/{cid}/changes").text.count("newfile"):
             return
         time.sleep(0.1)
+    raise AssertionError(f"container {cid[:12]} did not write /newfile within 5 s")
 
 
 def _commit(engine: EngineClient, cid: str, body: Any = None, **query: Any) -> tuple[int, Any]:
