@@ -204,6 +204,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if unprofiled:
         config.hook.pytest_deselected(items=unprofiled)
         items[:] = [i for i in items if i not in unprofiled]
+    _check_counting(config, items)
     shard = config.stash[_CONFIG_KEY].shard
     if shard is None:
         _prepare_schema(config, items)
@@ -295,6 +296,66 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
             pytrace=False,
         )
     return result
+
+
+def pytest_assertion_pass(item: pytest.Item, lineno: int, orig: str, expl: str) -> None:
+    """Each passing ``assert`` is a check (pytest calls this with ``enable_assertion_pass_hook = true``)."""
+    from . import checks
+
+    checks.counted()
+
+
+@pytest.hookimpl(wrapper=True, specname="pytest_runtest_call")
+def pytest_runtest_call_counting_checks(item: pytest.Item) -> Any:
+    """A scenario that passes without one check (an ``assert`` or a ``harness.checks`` helper) fails: its
+    observations compare targets, but on any single target its statement would go unchecked."""
+    mark = _scenario(item)
+    if mark is None:
+        return (yield)
+    from . import checks
+
+    checks.reset()
+    result = yield
+    if checks.count() == 0:
+        pytest.fail(
+            f"scenario {mark.args[0]!r} made no check of its statement: it passed without a "
+            "passing assert or a harness.checks helper (expect_error, expect_status, eventually); "
+            "observe() records what a target did, it checks nothing",
+            pytrace=False,
+        )
+    return result
+
+
+def _check_counting(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Counting checks needs pytest's assertion pass hook, and scenario modules rewritten with it."""
+    scenarios = [i for i in items if _scenario(i) is not None]
+    if not scenarios:
+        return
+    if not config.getini("enable_assertion_pass_hook"):
+        raise pytest.UsageError(
+            "the harness counts each scenario's checks through pytest's assertion pass hook: add "
+            "'enable_assertion_pass_hook = true' to the pytest ini ([tool.pytest.ini_options]) or pass "
+            "-o enable_assertion_pass_hook=true"
+        )
+    stale = sorted({str(getattr(i, "path", i.nodeid)) for i in scenarios if _rewritten_without_hook(i)})
+    if stale:
+        raise pytest.UsageError(
+            "these scenario modules were loaded from bytecode pytest rewrote before "
+            "enable_assertion_pass_hook was on, so their asserts would not count: "
+            f"{', '.join(stale)}; remove their __pycache__ directories and run again"
+        )
+
+
+def _rewritten_without_hook(item: pytest.Item) -> bool:
+    """True when the test function holds rewritten asserts that do not call the pass hook."""
+    code = getattr(getattr(item, "function", None), "__code__", None)
+    names: set[str] = set()
+    todo = [code] if code is not None else []
+    while todo:
+        co = todo.pop()
+        names.update(co.co_names)
+        todo.extend(c for c in co.co_consts if hasattr(c, "co_names"))
+    return "_format_explanation" in names and "_check_if_assertion_pass_impl" not in names
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

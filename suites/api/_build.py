@@ -142,6 +142,35 @@ class Built:
                 found = str(d["stream"]).strip()
         return found
 
+    def errors(self) -> list[str]:
+        """The error messages the stream carried (a build fails inside a 200 stream)."""
+        return [
+            str(d.get("error") or d.get("errorDetail", {}).get("message"))
+            for d in self.others
+            if isinstance(d, dict) and ("error" in d or "errorDetail" in d)
+        ]
+
+    def ok(self) -> str:
+        """Check the build ran to the end (200, no error in the stream, an image ID); returns the ID."""
+        assert self.status == 200, self.body
+        assert not self.errors(), self.errors()
+        assert self.image_id.startswith("sha256:"), self.lines
+        return self.image_id
+
+    def failed(self, message: str) -> str:
+        """Check the build failed in its stream with an error containing ``message``; returns the error."""
+        assert self.status == 200, self.body
+        errors = self.errors()
+        assert errors and message in errors[-1], (message, errors, self.stdout[-500:])
+        return errors[-1]
+
+    def refused(self, status: int, message: str) -> str:
+        """Check the build was refused before it started: an HTTP error whose message contains ``message``."""
+        assert self.status == status, (self.status, self.body or self.lines)
+        got = str(json.loads(self.body).get("message", ""))
+        assert message in got, (message, got)
+        return got
+
     def record(self, subs: dict[str, str] | None = None) -> dict[str, Any]:
         """What a scenario observes of a build (``subs``: texts to replace by placeholders)."""
         out: dict[str, Any] = {"status": self.status}

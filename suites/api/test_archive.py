@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from harness.checks import eventually
 from harness.client import EngineClient
 from harness.fixtures import Observations
 
@@ -176,9 +177,13 @@ def test_no_overwrite_dir_non_dir(engine: EngineClient, test_image: str, observe
     ).json()["Id"]
     try:
         engine.post(f"{V}/containers/{cid}/start")
-        for _ in range(50):
-            if engine.head(f"{V}/containers/{cid}/archive", params={"path": "/tmp/afile"}).status_code == 200:
-                break
+        eventually(
+            lambda: (
+                engine.head(f"{V}/containers/{cid}/archive", params={"path": "/tmp/afile"}).status_code == 200
+            ),
+            "the container's /tmp/afile",
+            timeout=10,
+        )
         headers = {"Content-Type": "application/x-tar"}
         results = {}
         for case, tar in (("dir-by-file", {"adir": b"x\n"}), ("file-by-dir", {"afile": None})):
@@ -206,7 +211,18 @@ def test_no_overwrite_dir_non_dir(engine: EngineClient, test_image: str, observe
 
         info = json.loads(base64.b64decode(stat.headers.get("X-Docker-Container-Path-Stat", "") or "e30="))
         observe("refused", results)
-        observe("replaced", replaced.status_code)
-        observe("adir_is_now_a_file", stat.status_code == 200 and info.get("mode") == 0o644)
+        assert results == {
+            "dir-by-file": {
+                "status": 500,
+                "message": 'cannot overwrite directory "adir" with non-directory "/tmp"',
+            },
+            "file-by-dir": {
+                "status": 500,
+                "message": 'cannot overwrite non-directory "afile" with directory "/tmp"',
+            },
+        }
+        assert observe("replaced", replaced.status_code) == 200
+        assert observe("adir_is_now_a_file", stat.status_code == 200 and info.get("mode") == 0o644), info
+
     finally:
         engine.delete(f"{V}/containers/{cid}?force=1")

@@ -96,7 +96,9 @@ def test_run_failure(engine: EngineClient, cleanup: Cleanup, observe: Observatio
 def test_rm(engine: EngineClient, cleanup: Cleanup, observe: Observations) -> None:
     built = build(engine, {"Dockerfile": "FROM busybox\nENV A=b\nRUN echo kept\n"}, rm=0, nocache=1)
     observe("build", built.record())
-    observe("kept", sorted(c["State"] for c in cleanup.new_containers()))
+    built.ok()
+    assert "Removed intermediate container" not in built.stdout
+    assert observe("kept", sorted(c["State"] for c in cleanup.new_containers())) == ["created", "exited"]
 
 
 def _exit_status(status: str) -> str:
@@ -194,8 +196,13 @@ def test_errors_in_stream(engine: EngineClient, cleanup: Cleanup, observe: Obser
     ref="moby builder/remotecontext/archive.go FromArchive, detect.go",
 )
 def test_bad_context(engine: EngineClient, cleanup: Cleanup, observe: Observations) -> None:
-    observe("dockerfile-dir", build(engine, {"Dockerfile/": None, "Dockerfile/x": "y"}).record())
-    observe("empty-body", build(engine, raw=b"").record())
+    directory = build(engine, {"Dockerfile/": None, "Dockerfile/x": "y"})
+    observe("dockerfile-dir", directory.record())
+    empty = build(engine, raw=b"")
+    observe("empty-body", empty.record())
+    directory.refused(500, "unexpected error reading Dockerfile: read ")
+    directory.refused(500, "/Dockerfile: is a directory")
+    empty.refused(500, "Cannot locate specified Dockerfile: Dockerfile")
 
 
 # -- quiet, tags, cache -------------------------------------------------------------------------------
@@ -226,7 +233,15 @@ def test_tags(engine: EngineClient, cleanup: Cleanup, observe: Observations) -> 
         t=["build-tag-a", "build-tag-a:latest", "build-tag-b:v2", "localhost:5000/x/build-tag-c:1"],
     )
     observe("build", built.record())
-    observe("repo-tags", sorted(engine.get(f"{V}/images/build-tag-a/json").json()["RepoTags"]))
+    built.ok()
+    tagged = [ln for ln in built.stdout.splitlines() if ln.startswith("Successfully tagged ")]
+    assert tagged == [
+        "Successfully tagged build-tag-a:latest",
+        "Successfully tagged build-tag-b:v2",
+        "Successfully tagged localhost:5000/x/build-tag-c:1",
+    ]
+    repo_tags = observe("repo-tags", sorted(engine.get(f"{V}/images/build-tag-a/json").json()["RepoTags"]))
+    assert repo_tags == ["build-tag-a:latest", "build-tag-b:v2", "localhost:5000/x/build-tag-c:1"]
 
 
 @pytest.mark.scenario(
@@ -264,7 +279,10 @@ def test_cache_from(engine: EngineClient, cleanup: Cleanup, observe: Observation
     first = build(engine, {"Dockerfile": dockerfile}, t="build-cache-from:src")
     reused = build(engine, {"Dockerfile": dockerfile}, cachefrom=json.dumps(["build-cache-from:src"]))
     observe("reused", reused.record({token: "<token>"}))
-    observe("same-image", reused.image_id == first.image_id)
+    first.ok()
+    reused.ok()
+    assert reused.stdout.count(" ---> Using cache") == 3, reused.stdout
+    assert observe("same-image", reused.image_id == first.image_id)
 
 
 # -- options ---------------------------------------------------------------------------------------------
@@ -284,8 +302,16 @@ def test_buildargs(engine: EngineClient, cleanup: Cleanup, observe: Observations
     args = {"X": "cli", "UNUSED": "u", "ALSO_UNUSED": None, "HTTP_PROXY": "p", "http_proxy": "q"}
     built = build(engine, {"Dockerfile": dockerfile}, buildargs=args, nocache=1)
     observe("build", built.record())
+    built.ok()
+    assert "X=cli META=meta-default BASE= EMPTY= proxy=p/q" in built.stdout
+    assert "second stage X=\n" in built.stdout
+    assert "[Warning] One or more build-args [ALSO_UNUSED UNUSED] were not consumed" in built.stdout
     stage_one = next(d for d in built.others if "aux" in d)["aux"]["ID"]
-    observe("history", image_summary(engine, stage_one)["history"][:2])
+    history = observe("history", image_summary(engine, stage_one)["history"][:2])
+    created_by = " ".join(str(h) for h in history)
+    assert history[0]["CreatedBy"].startswith("|2 META=meta-default X=cli /bin/sh -c echo "), history
+    assert "HTTP_PROXY=p" not in created_by and "http_proxy=q" not in created_by, history
+
 
 
 @pytest.mark.scenario(
@@ -302,7 +328,11 @@ def test_labels(engine: EngineClient, cleanup: Cleanup, observe: Observations) -
         nocache=1,
     )
     observe("build", built.record())
-    observe("image", image_summary(engine, "build-labels"))
+    built.ok()
+    steps = [ln for ln in built.stdout.splitlines() if ln.startswith("Step ")]
+    assert steps[-3:] == ["Step 3/5 : LABEL own=1", "Step 4/5 : LABEL a=$HOME", "Step 5/5 : LABEL b=2"]
+    image = observe("image", image_summary(engine, "build-labels"))
+    assert image["Config"]["Labels"] == {"own": "1", "a": "$HOME", "b": "2"}, image
 
 
 @pytest.mark.kernel
@@ -331,10 +361,18 @@ def test_step_containers(engine: EngineClient, cleanup: Cleanup, observe: Observ
         nocache=1,
     )
     observe("build", built.record())
+    built.ok()
+    out = built.stdout
+    assert "Running in" in out and "\nlo\n1\n10.1.2.3\tmyhost\n" in out  # networkmode=none, extrahosts
+    assert "\n16384\n" in out  # shmsize
+    assert "\n67108864\n" in out  # memory
+    assert re.search(r"cpuset\.cpus\n ---> Running in \w+\n0\n", out), out  # cpusetcpus
     defaults = build(
         engine, {"Dockerfile": "FROM busybox\nRUN ls /sys/class/net; df -k /dev/shm | tail -1\n"}
     )
     observe("defaults", defaults.record())
+    defaults.ok()
+    assert "eth0" in defaults.stdout and " 65536 " in defaults.stdout, defaults.stdout
 
 
 @pytest.mark.scenario(
@@ -344,15 +382,18 @@ def test_step_containers(engine: EngineClient, cleanup: Cleanup, observe: Observ
     ref="moby builder/dockerfile/dispatchers.go initializeStage; daemon/images/image.go GetImage",
 )
 def test_platform(engine: EngineClient, cleanup: Cleanup, observe: Observations) -> None:
-    observe(
-        "amd64", build(engine, {"Dockerfile": "FROM busybox\nRUN echo ok\n"}, platform="linux/amd64").record()
-    )
+    amd64 = build(engine, {"Dockerfile": "FROM busybox\nRUN echo ok\n"}, platform="linux/amd64")
+    observe("amd64", amd64.record())
+    amd64.ok()
     other = build(
         engine, {"Dockerfile": "FROM --platform=linux/arm64 busybox\nRUN uname -m\n"}, t="build-arm"
     )
     observe("from-platform", other.record())
-    observe("architecture", engine.get(f"{V}/images/build-arm/json").json().get("Architecture"))
-    observe("bad-from-platform", build(engine, {"Dockerfile": "FROM --platform=x/y/z/w busybox\n"}).record())
+    other.ok()
+    assert observe("architecture", engine.get(f"{V}/images/build-arm/json").json().get("Architecture"))
+    bad = build(engine, {"Dockerfile": "FROM --platform=x/y/z/w busybox\n"})
+    observe("bad-from-platform", bad.record())
+    bad.failed('failed to parse platform x/y/z/w: "x/y/z/w": cannot parse platform specifier')
 
 
 @pytest.mark.scenario(
@@ -367,6 +408,8 @@ def test_compressed_context(
     files = {"Dockerfile": "FROM busybox\nCOPY f /f\nRUN cat /f\n", "f": f"{compression} context\n"}
     built = build(engine, raw=context_tar(files, compression), nocache=1)
     observe(compression, built.record({tarsum("f", f"{compression} context\n"): "<tarsum:f>"}))
+    built.ok()
+    assert f"\n{compression} context\n" in built.stdout
 
 
 @pytest.mark.scenario(
@@ -390,6 +433,12 @@ def test_events(engine: EngineClient, cleanup: Cleanup, observe: Observations) -
             attrs.pop("name", None) if event["Type"] == "container" else None
             seen.append((event["Type"], event["Action"], sorted(attrs)))
         observe(f"events{version}", seen)
+        assert seen[0] == 200
+        actions = [(kind, action) for kind, action, _attrs in seen[1:]]
+        for step in ("create", "attach", "start", "die", "destroy"):
+            assert ("container", step) in actions, (version, actions)
+        assert actions[-1] == ("image", "tag")
+        assert (("image", "create") in actions) == (version == "/v1.46"), (version, actions)
 
 
 # -- the CLI -------------------------------------------------------------------------------------------
@@ -454,23 +503,34 @@ def test_sdk(docker_client: Any, cleanup: Cleanup, observe: Observations, tmp_pa
         tag="build-sdk:1",
         rm=True,
     )
-    observe("fileobj-logs", "".join(chunk.get("stream", "") for chunk in logs))
-    observe("fileobj-image", {"tags": image.tags, "labels": image.labels})
+    fileobj_logs = observe("fileobj-logs", "".join(chunk.get("stream", "") for chunk in logs))
+    assert "\nhello sdk\n" in fileobj_logs and "Successfully tagged build-sdk:1" in fileobj_logs
+    assert observe("fileobj-image", {"tags": image.tags, "labels": image.labels}) == {
+        "tags": ["build-sdk:1"],
+        "labels": {"via": "sdk"},
+    }
     (tmp_path / "Dockerfile").write_text("FROM busybox AS one\nCOPY . /ctx/\nRUN ls -a /ctx\nFROM busybox\n")
     (tmp_path / "kept").write_text("k")
     (tmp_path / "dropped").write_text("d")
     (tmp_path / ".dockerignore").write_text("dropped\n")
     _, logs = docker_client.images.build(path=str(tmp_path), target="one", nocache=True)
-    observe("path-logs", "".join(chunk.get("stream", "") for chunk in logs))
+    path_logs = observe("path-logs", "".join(chunk.get("stream", "") for chunk in logs))
+    assert "\n.dockerignore\nDockerfile\nkept\n" in path_logs and "dropped" not in path_logs, path_logs
+    assert "Step 3/3" in path_logs  # target=one: the second stage is not built
     try:
         docker_client.images.build(fileobj=io.BytesIO(b"FROM busybox\nRUN echo failing; exit 9\n"))
         observe("failure", "no error")
+        pytest.fail("images.build of a failing RUN returned instead of raising BuildError")
+
     except docker.errors.BuildError as exc:
         observe("failure", {"msg": exc.msg, "log": "".join(c.get("stream", "") for c in exc.build_log)})
+        assert exc.msg == "The command '/bin/sh -c echo failing; exit 9' returned a non-zero code: 9"
     container = docker_client.containers.run("busybox", ["sh", "-c", "echo c > /c"], detach=True)
     container.wait()
     committed = container.commit(repository="build-sdk-commit", tag="v1", message="sdk", changes=["ENV C=1"])
     observe("commit", {"tags": committed.tags, "env": committed.attrs["Config"]["Env"]})
+    assert committed.tags == ["build-sdk-commit:v1"] and "C=1" in committed.attrs["Config"]["Env"]
+
     container.remove(force=True)
 
 

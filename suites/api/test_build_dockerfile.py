@@ -61,8 +61,27 @@ def test_metadata_instructions(engine: EngineClient, cleanup: Cleanup, observe: 
     )
     built = build(engine, {"Dockerfile": dockerfile}, t="build-metadata", nocache=1)
     observe("build", built.record())
-    observe("image", image_summary(engine, "build-metadata"))
+    built.ok()
+    image = observe("image", image_summary(engine, "build-metadata"))
     observe("container-config", engine.get("/v1.41/images/build-metadata/json").json().get("ContainerConfig"))
+    cfg = image["Config"]
+    assert {"A=1", "B=x y", "C=", "D=1-x y default"} <= set(cfg["Env"]), cfg["Env"]
+    assert cfg["Labels"] == {"l1": "1", "l 2": "v", "l3": "$A"}
+    assert sorted(cfg["ExposedPorts"]) == ["10/tcp", "80/tcp", "8000/udp", "8001/udp"]
+    assert sorted(cfg["Volumes"]) == ["/v1", "/v2", "/v3", "/v4"]
+    assert (cfg["User"], cfg["WorkingDir"], cfg["StopSignal"]) == ("1000:1000", "/app/sub/1", "SIGUSR1")
+    assert cfg["Healthcheck"]["Test"] == ["CMD", "true"] and cfg["Shell"] == ["/bin/sh", "-ec"]
+    assert (cfg["Entrypoint"], cfg["Cmd"]) == (["/bin/sh", "-ec", "echo entry"], ["a", "b"])
+    assert cfg["OnBuild"] == ["RUN echo child of $A"]
+    created = [h["CreatedBy"] for h in image["history"]]
+    for words in (
+        '/bin/sh -c #(nop)  MAINTAINER "Jane <jane@example.com>"',
+        "/bin/sh -c #(nop)  EXPOSE 10/tcp 80 8000-8001/udp",
+        "/bin/sh -c #(nop) WORKDIR /app/sub/1",
+        "/bin/sh -c #(nop)  HEALTHCHECK &{[CMD true] 30s 0s 0s 0s 0}",
+        '/bin/sh -ec #(nop)  ENTRYPOINT ["/bin/sh" "-ec" "echo entry"]',
+    ):
+        assert words in created, (words, created)
 
 
 @pytest.mark.scenario(
@@ -79,10 +98,19 @@ def test_cmd_entrypoint(engine: EngineClient, cleanup: Cleanup, observe: Observa
         "shell-cmd": "FROM busybox\nCMD echo $HOME\n",
         "bare-cmd": "FROM busybox\nCMD\n",
     }
+    expected = {
+        "entrypoint-resets-cmd": (None, ["echo"]),
+        "cmd-then-entrypoint": (["x"], ["/bin/sh", "-c", "echo"]),
+        "empty-entrypoint": (None, None),
+        "shell-cmd": (["/bin/sh", "-c", "echo $HOME"], None),
+        "bare-cmd": (["/bin/sh", "-c"], None),
+    }
     for name, dockerfile in cases.items():
         built = build(engine, {"Dockerfile": dockerfile}, t=f"build-cmd-{name}", nocache=1)
         cfg = engine.get(f"/v1.41/images/build-cmd-{name}/json").json()["Config"]
         observe(name, {"status": built.status, "Cmd": cfg["Cmd"], "Entrypoint": cfg["Entrypoint"]})
+        built.ok()
+        assert (cfg["Cmd"], cfg["Entrypoint"]) == expected[name], (name, cfg["Cmd"], cfg["Entrypoint"])
 
 
 @pytest.mark.scenario(
@@ -100,6 +128,11 @@ def test_run_forms(engine: EngineClient, cleanup: Cleanup, observe: Observations
     )
     built = build(engine, {"Dockerfile": dockerfile}, nocache=1)
     observe("build", built.record())
+    built.ok()
+    out = built.stdout
+    assert "\nshell: value\n" in out and "\nexec: $V\n" in out  # shell form expands, exec form does not
+    assert "\ntraced\n" in out and "+ echo traced" in built.stderr  # the SHELL (sh -xc) runs it
+    assert "\n/tmp/w\nuid=65534(nobody) gid=65534(nogroup) groups=65534(nogroup)\n/home\n" in out
 
 
 @pytest.mark.scenario(
@@ -161,7 +194,25 @@ def test_copy(engine: EngineClient, cleanup: Cleanup, observe: Observations) -> 
     }
     built = build(engine, files, t="build-copy", nocache=1)
     observe("build", built.record(subs))
-    observe("history", image_summary(engine, "build-copy", subs=subs)["history"])
+    built.ok()
+    for line in (
+        "/chowned/x regular file 600 65534:65534 1 1600000000",
+        "/deep/new/parents/f regular file 644 12:34 5 1600000000",
+        "/existing-dir/f regular file 644 0:0 5 1600000000",
+        "/link-copied regular file 644 0:0 5 1600000000",
+        "/merged/sub/y regular file 644 0:0 2 1600000000",
+        "/new-dir/f regular file 644 0:0 5 1600000000",
+        "/uid-only regular file 644 1000:1000 5 1600000000",
+        "/w/rel regular file 644 0:0 5 1600000000",
+        "/w/reldir/f regular file 644 0:0 5 1600000000",
+        "/wild/b.txt regular file 644 0:0 2 1600000000",
+    ):
+        assert f"\n{line}\n" in built.stdout, line
+    history = observe("history", image_summary(engine, "build-copy", subs=subs)["history"])
+    created = [h["CreatedBy"] for h in history]
+    assert "/bin/sh -c #(nop) COPY file:<tarsum:f> in /f " in created, created
+    assert "/bin/sh -c #(nop) COPY <dir:dir> in /merged/ " in created, created
+    assert "/bin/sh -c #(nop) COPY <multi:txt> in /wild/ " in created, created
 
 
 def _archive(entries: dict[str, bytes], uid: int = 1234, gid: int = 5678) -> bytes:
@@ -191,6 +242,15 @@ def test_add(engine: EngineClient, cleanup: Cleanup, observe: Observations) -> N
     }
     built = build(engine, files, nocache=1)
     observe("build", built.record())
+    built.ok()
+    for line in (
+        "/x/t1 regular file 640 1234:5678 3 1500000000",
+        "/y/sub/t2 regular file 640 1234:5678 3 1500000000",
+        "/owned/t1 regular file 640 1234:5678 3 1500000000",
+        "/p/plain.txt regular file 644 0:0 5 1600000000",
+        "/c/arch.tar.gz regular file 644 0:0 125 1600000000",
+    ):
+        assert f"\n{line}\n" in built.stdout, line
 
 
 @pytest.mark.scenario(
@@ -209,9 +269,16 @@ def test_multistage(engine: EngineClient, cleanup: Cleanup, observe: Observation
     )
     built = build(engine, {"Dockerfile": dockerfile}, nocache=1)
     observe("build", built.record())
+    built.ok()
+    assert len([d for d in built.others if "aux" in d]) == 3  # one aux ID per stage
+    assert "\n/from-name regular file 644 12:34 6\n/from-index regular file 644 12:34 6\n" in built.stdout
+    assert "\n/from-image regular file 755 0:0 " in built.stdout
     target = build(engine, {"Dockerfile": dockerfile}, target="second", nocache=1, t="build-target")
     observe("target", target.record())
-    observe("target-image", image_summary(engine, "build-target")["history"][:2])
+    target.ok()
+    assert "Step 4/4 : RUN echo unused" in target.stdout and "COPY" not in target.stdout
+    history = observe("target-image", image_summary(engine, "build-target")["history"][:2])
+    assert history[0]["CreatedBy"] == "/bin/sh -c echo unused"
 
 
 @pytest.mark.scenario(
@@ -232,7 +299,14 @@ def test_onbuild(engine: EngineClient, cleanup: Cleanup, observe: Observations) 
         engine, {"Dockerfile": "FROM build-onbuild-base\nRUN echo child T=$T\n"}, t="build-onbuild-child"
     )
     observe("child", child.record())
-    observe("child-onbuild", engine.get("/v1.41/images/build-onbuild-child/json").json()["Config"]["OnBuild"])
+    base.ok()
+    child.ok()
+    assert "Step 1/2 : FROM build-onbuild-base\n# Executing 2 build triggers\n" in child.stdout
+    assert "\ntriggered\n" in child.stdout and "\nchild T=1\n" in child.stdout
+    config = engine.get("/v1.41/images/build-onbuild-child/json").json()["Config"]
+    assert observe("child-onbuild", config["OnBuild"]) is None
+    base_config = engine.get("/v1.41/images/build-onbuild-base/json").json()["Config"]
+    assert base_config["OnBuild"] == ["RUN echo triggered", "ENV T=1"]
 
 
 @pytest.mark.scenario(
@@ -250,8 +324,19 @@ def test_parser(engine: EngineClient, cleanup: Cleanup, observe: Observations) -
             'FROM busybox\nRUN ["sh", "-c", "echo json"]\nRUN [ "echo" , "spaced" ]\nRUN [bad json\n'
         ),
     }
+    built = {}
     for name, dockerfile in cases.items():
-        observe(name, build(engine, {"Dockerfile": dockerfile}, nocache=1).record())
+        built[name] = build(engine, {"Dockerfile": dockerfile}, nocache=1)
+        observe(name, built[name].record())
+    built["escape-backtick"].ok()
+    assert "\none two  three\n" in built["escape-backtick"].stdout
+    built["continuations"].ok()
+    assert "\na b c\n" in built["continuations"].stdout
+    assert "[WARNING]: Empty continuation line found in: RUN echo a   b   c" in built["continuations"].stderr
+    built["syntax-directive"].ok()
+    assert "\nlower\n" in built["syntax-directive"].stdout
+    built["json-forms"].failed("The command '/bin/sh -c [bad json' returned a non-zero code: 127")
+    assert "\njson\n" in built["json-forms"].stdout and "\nspaced\n" in built["json-forms"].stdout
 
 
 @pytest.mark.scenario(
@@ -269,9 +354,18 @@ def test_dockerignore(engine: EngineClient, cleanup: Cleanup, observe: Observati
         "d/": None,
         "d/x.log": "l",
     }
-    observe("ignored", build(engine, files, nocache=1).record())
+    ignored = build(engine, files, nocache=1)
+    observe("ignored", ignored.record())
     files[".dockerignore"] = "secret\n!Dockerfile\n"
-    observe("kept", build(engine, files, nocache=1).record())
+    kept = build(engine, files, nocache=1)
+    observe("kept", kept.record())
+    ignored.ok()
+    assert "\n/ctx\n/ctx/d\n/ctx/d/x.log\n/ctx/keep\n/ctx/secret\n" in ignored.stdout
+    kept.ok()
+    assert (
+        "\n/ctx\n/ctx/.dockerignore\n/ctx/Dockerfile\n/ctx/d\n/ctx/d/x.log\n/ctx/keep\n/ctx/secret\n"
+        in kept.stdout
+    )
 
 
 @pytest.mark.scenario(
@@ -283,8 +377,15 @@ def test_dockerignore(engine: EngineClient, cleanup: Cleanup, observe: Observati
 def test_scratch(engine: EngineClient, cleanup: Cleanup, observe: Observations) -> None:
     built = build(engine, {"Dockerfile": "FROM scratch\nENV A=b\nCOPY f /f\n", "f": "x"}, t="build-scratch")
     observe("build", built.record({tarsum("f", "x"): "<tarsum:f>"}))
-    observe("image", image_summary(engine, "build-scratch", subs={tarsum("f", "x"): "<tarsum:f>"}))
-    observe("run", build(engine, {"Dockerfile": "FROM scratch\nRUN true\n"}).record())
+    built.ok()
+    image = observe("image", image_summary(engine, "build-scratch", subs={tarsum("f", "x"): "<tarsum:f>"}))
+    assert image["Layers"] == 1 and [h["CreatedBy"] for h in image["history"]] == [
+        "/bin/sh -c #(nop) COPY file:<tarsum:f> in /f ",
+        "/bin/sh -c #(nop)  ENV A=b",
+    ]
+    run = build(engine, {"Dockerfile": "FROM scratch\nRUN true\n"})
+    observe("run", run.record())
+    run.failed('exec: "/bin/sh": stat /bin/sh: no such file or directory')
 
 
 @pytest.mark.scenario(
@@ -324,8 +425,8 @@ def _pull_record(built: Any, host: str) -> Any:
 
 @pytest.mark.scenario(
     "api/build/context-paths",
-    "dockerfile= MAY name a Dockerfile in a subdirectory; COPY sources MUST stay inside the context "
-    "('..' and absolute paths are relative to its root) and symlinks MUST be followed inside it",
+    "dockerfile= MAY name a Dockerfile in a subdirectory; a COPY source whose '..' leaves the context MUST "
+    "fail the build with 'forbidden path outside the build context'",
     ref="moby builder/remotecontext/detect.go FullPath (FollowSymlinkInScope)",
 )
 def test_context_paths(engine: EngineClient, cleanup: Cleanup, observe: Observations) -> None:
@@ -338,6 +439,8 @@ def test_context_paths(engine: EngineClient, cleanup: Cleanup, observe: Observat
     }
     built = build(engine, files, dockerfile="sub/Dockerfile.dev", nocache=1)
     observe("build", built.record())
+    assert "Step 1/5 : FROM busybox" in built.stdout  # the Dockerfile was found in sub/
+    built.failed("COPY failed: forbidden path outside the build context: ../../f ()")
 
 
 @pytest.mark.scenario(

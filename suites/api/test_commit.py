@@ -7,6 +7,7 @@ whiteout; the new image is run to show both took effect.
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from harness.checks import expect_error
 from harness.client import EngineClient
 from harness.fixtures import Observations
 
@@ -154,15 +156,26 @@ def test_commit_errors(engine: EngineClient, cleanup: Cleanup, observe: Observat
         "healthcheck": "HEALTHCHECK --interval=1ns CMD true",
         "lowercase": 'cmd ["x"]',
     }.items():
-        observe(name, _commit(engine, cid, changes=change))
-    observe("missing", _commit(engine, "nosuch"))
-    observe("bad-repo", _commit(engine, cid, repo="Bad"))
+        status, body = observe(name, _commit(engine, cid, changes=change))
+        assert status == (201 if name == "lowercase" else 400), (name, status, body)
+        if name in ("run", "unknown", "from"):
+            assert body["message"] == f"{change.split()[0]} is not a valid change command"
+    assert observe("missing", _commit(engine, "nosuch")) == (404, {"message": "No such container: nosuch"})
+    status, body = observe("bad-repo", _commit(engine, cid, repo="Bad"))
+    assert (status, body["message"]) == (
+        400,
+        "invalid reference format: repository name (library/Bad) must be lowercase",
+    )
     resp = engine.post(f"{V}/commit?container={cid}", data="x", headers={"Content-Type": "text/plain"})
     observe("content-type", (resp.status_code, resp.json()))
+    expect_error(resp, 400, "unsupported Content-Type header (text/plain): must be 'application/json'")
     resp = engine.post(
         f"{V}/commit?container={cid}", data="{bad", headers={"Content-Type": "application/json"}
     )
     observe("bad-json", (resp.status_code, resp.json()))
+    expect_error(
+        resp, 400, re.compile(r"invalid JSON: invalid character 'b' looking for beginning of object key")
+    )
 
 
 @pytest.mark.scenario(

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from harness.checks import eventually
 from harness.client import EngineClient
 from harness.fixtures import Observations
 from suites._daemon import create_container, run_container
@@ -383,9 +384,12 @@ def test_kill_signal(
         engine,
         containers,
         test_image,
-        ["sh", "-c", "trap 'echo got-term; exit 7' TERM; while true; do sleep 0.1; done"],
+        ["sh", "-c", "trap 'echo got-term; exit 7' TERM; echo trap-set; while true; do sleep 0.1; done"],
     )
-    time.sleep(0.5)
+    eventually(
+        lambda: b"trap-set" in engine.get(f"{V}/containers/{cid}/logs?stdout=1").content,
+        "the shell to have set its TERM trap (its 'trap-set' line)",
+    )
     bad = engine.post(f"{V}/containers/{cid}/kill?signal=NOPE")
     resp = engine.post(f"{V}/containers/{cid}/kill?signal=TERM")
     result = _wait(engine, cid)
@@ -393,7 +397,8 @@ def test_kill_signal(
     observe("bad_signal", {"status": bad.status_code, "message": bad.json().get("message")})
     observe("status", resp.status_code)
     observe("exit", result["StatusCode"])
-    observe("trap_ran", [d.decode() for _, d in logs])
+    observe("trap_ran", [d.decode() for _, d in logs if d != b"trap-set\n"])
+    assert bad.status_code == 400
     assert resp.status_code == 204 and result["StatusCode"] == 7
 
 
@@ -543,18 +548,13 @@ def test_pause_unpause(
 def test_wait_next_exit(
     engine: EngineClient, test_image: str, containers: list[str], observe: Observations
 ) -> None:
-    import threading
 
     cid = create_container(engine, containers, test_image, ["sh", "-c", "exit 5"])
-    result: dict[str, Any] = {}
-
-    def waiter() -> None:
-        result.update(engine.post(f"{V}/containers/{cid}/wait?condition=next-exit", timeout=30).json())
-
-    thread = threading.Thread(target=waiter)
-    thread.start()
-    time.sleep(0.5)
+    # the daemon answers the wait's headers once its waiter is in place; the status line follows the exit
+    waiting = engine.post(f"{V}/containers/{cid}/wait?condition=next-exit", timeout=30, stream=True)
+    assert waiting.status_code == 200
     engine.post(f"{V}/containers/{cid}/start")
-    thread.join(30)
+    result: dict[str, Any] = waiting.json()
     observe("wait", result)
+
     assert result.get("StatusCode") == 5

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from harness.checks import eventually, expect_error
 from harness.client import EngineClient
 from harness.fixtures import Observations
 
@@ -60,21 +61,26 @@ def test_system_df(engine: EngineClient, test_image: str, cleanup: Any, observe:
         HostConfig={"Binds": ["df-vol:/data"]},
     )
     image_id = engine.get(f"/images/{test_image}/json").json()["Id"]
-    for _ in range(50):
+
+    def usage() -> tuple[dict[str, Any], dict[str, Any]] | None:
         doc = engine.get("/system/df").json()
         vol = next((v for v in doc["Volumes"] or [] if v["Name"] == "df-vol"), None)
-        if vol and vol["UsageData"]["Size"] == 5:
-            break
+        return (doc, vol) if vol and vol["UsageData"]["Size"] == 5 else None
+
+    doc, vol = eventually(usage, "df-vol's 5 bytes in /system/df's UsageData", timeout=10)
     image = next(i for i in doc["Images"] if i["Id"] == image_id)
     ctr = next(c for c in doc["Containers"] if c["Names"] == ["/df-ctr"])
-    observe("keys", sorted(doc))
-    observe("image_keys", sorted(image))
-    observe("image_counts", {"Containers": image["Containers"] >= 1, "Size": image["Size"] > 0})
-    observe("container_keys", sorted(ctr))
-    observe("container_rootfs_is_image_size", ctr["SizeRootFs"] == image["Size"] + ctr.get("SizeRw", 0))
-    observe("volume", {k: v for k, v in (vol or {}).items() if k not in ("CreatedAt", "Mountpoint")})
-    observe("layers_size_positive", doc["LayersSize"] > 0)
-    observe("build_cache", doc["BuildCache"])
+    assert observe("keys", sorted(doc)) == ["BuildCache", "Containers", "Images", "LayersSize", "Volumes"]
+    assert {"Containers", "SharedSize", "Size"} <= set(observe("image_keys", sorted(image)))
+    counts = observe("image_counts", {"Containers": image["Containers"] >= 1, "Size": image["Size"] > 0})
+    assert counts == {"Containers": True, "Size": True}
+    assert "SizeRootFs" in observe("container_keys", sorted(ctr))
+    rootfs = ctr["SizeRootFs"] == image["Size"] + ctr.get("SizeRw", 0)
+    assert observe("container_rootfs_is_image_size", rootfs), (ctr, image["Size"])
+    volume = observe("volume", {k: v for k, v in (vol or {}).items() if k not in ("CreatedAt", "Mountpoint")})
+    assert volume["UsageData"] == {"RefCount": 1, "Size": 5}
+    assert observe("layers_size_positive", doc["LayersSize"] > 0)
+    assert observe("build_cache", doc["BuildCache"]) == []
 
 
 @pytest.mark.scenario(
@@ -85,9 +91,12 @@ def test_system_df(engine: EngineClient, test_image: str, cleanup: Any, observe:
 )
 def test_system_df_type(engine: EngineClient, observe: Observations) -> None:
     only = engine.get("/system/df", params={"type": "volume"}).json()
-    observe("nulls", {k: only[k] for k in ("LayersSize", "Images", "Containers", "BuildCache")})
-    observe("volumes_is_list", isinstance(only["Volumes"], list))
-    observe("bogus", _error(engine.get("/system/df", params={"type": "bogus"})))
+    nulls = observe("nulls", {k: only[k] for k in ("LayersSize", "Images", "Containers", "BuildCache")})
+    assert nulls == {"LayersSize": 0, "Images": None, "Containers": None, "BuildCache": None}
+    assert observe("volumes_is_list", isinstance(only["Volumes"], list))
+    bogus = engine.get("/system/df", params={"type": "bogus"})
+    observe("bogus", _error(bogus))
+    expect_error(bogus, 400, "unknown object type: bogus")
 
 
 @pytest.mark.scenario(
@@ -100,23 +109,27 @@ def test_container_size(engine: EngineClient, test_image: str, cleanup: Any, obs
     cleanup(container="size-ctr")
     _run(engine, test_image, "size-ctr", ["sh", "-c", "head -c 3000 /dev/zero > /written; sleep 300"])
     image_size = engine.get(f"/images/{test_image}/json").json()["Size"]
-    for _ in range(50):
-        doc = engine.get("/containers/size-ctr/json", params={"size": "1"}).json()
-        if doc.get("SizeRw") == 3000:
-            break
+
+    def sized() -> dict[str, Any] | None:
+        doc: dict[str, Any] = engine.get("/containers/size-ctr/json", params={"size": "1"}).json()
+        return doc if doc.get("SizeRw") == 3000 else None
+
+    doc = eventually(sized, "SizeRw 3000 (the bytes the container wrote) in inspect?size=1", timeout=10)
     listed = engine.get("/containers/json", params={"size": "1", "filters": '{"name":["size-ctr"]}'}).json()
     plain = engine.get("/containers/size-ctr/json").json()
-    observe(
+    inspected = observe(
         "inspect", {"SizeRw": doc.get("SizeRw"), "rootfs_minus_image": doc.get("SizeRootFs", 0) - image_size}
     )
-    observe(
+    assert inspected == {"SizeRw": 3000, "rootfs_minus_image": 3000}
+    in_list = observe(
         "list",
         {
             "SizeRw": listed[0].get("SizeRw"),
             "rootfs_minus_image": listed[0].get("SizeRootFs", 0) - image_size,
         },
     )
-    observe("without_size", sorted(k for k in plain if k.startswith("Size")))
+    assert in_list == {"SizeRw": 3000, "rootfs_minus_image": 3000}
+    assert observe("without_size", sorted(k for k in plain if k.startswith("Size"))) == []
 
 
 @pytest.mark.scenario(
@@ -128,10 +141,22 @@ def test_container_size(engine: EngineClient, test_image: str, cleanup: Any, obs
 def test_cli_system_df(docker_cli: CLI, observe: Observations) -> None:
     out = docker_cli("system", "df")
     lines = out.stdout.splitlines()
-    observe("exit", out.returncode)
-    observe("header", lines[0].split() if lines else [])
-    observe("rows", [re.split(r"\s{2,}", ln)[0] for ln in lines[1:]])
-    observe("build_cache_row", re.split(r"\s{2,}", lines[-1])[1:] if lines else [])
+    assert observe("exit", out.returncode) == 0, out.stderr
+    assert observe("header", lines[0].split() if lines else []) == [
+        "TYPE",
+        "TOTAL",
+        "ACTIVE",
+        "SIZE",
+        "RECLAIMABLE",
+    ]
+    rows = observe("rows", [re.split(r"\s{2,}", ln)[0] for ln in lines[1:]])
+    assert rows == ["Images", "Containers", "Local Volumes", "Build Cache"]
+    assert observe("build_cache_row", re.split(r"\s{2,}", lines[-1])[1:] if lines else []) == [
+        "0",
+        "0",
+        "0B",
+        "0B",
+    ]
 
 
 # -- volumes with mount options ------------------------------------------------------------------------
@@ -169,10 +194,15 @@ def test_tmpfs_volume(engine: EngineClient, test_image: str, cleanup: Any, obser
     _run(engine, test_image, "vol-tmpfs-b", ["ls", "-A", "/data"], HostConfig={"Binds": ["vol-tmpfs:/data"]})
     engine.post("/containers/vol-tmpfs-b/wait")
     second = engine.get("/containers/vol-tmpfs-b/logs?stdout=1&stderr=1").content
-    observe("create", created.status_code)
-    observe("options", engine.get("/volumes/vol-tmpfs").json()["Options"])
-    observe("inside", re.sub(rb"[\x00-\x08]", b"", first).decode(errors="replace").split())
-    observe("after_last_user", re.sub(rb"[\x00-\x08]", b"", second).decode(errors="replace").split())
+    assert observe("create", created.status_code) == 201
+    options = observe("options", engine.get("/volumes/vol-tmpfs").json()["Options"])
+    assert options == {"device": "tmpfs", "o": "size=10m,uid=1000", "type": "tmpfs"}
+    inside = observe("inside", re.sub(rb"[\x00-\x08]", b"", first).decode(errors="replace").split())
+    assert inside[:3] == ["tmpfs", "10240", "1000"], inside  # a 10 MiB tmpfs owned by uid 1000
+    assert (
+        observe("after_last_user", re.sub(rb"[\x00-\x08]", b"", second).decode(errors="replace").split())
+        == []
+    )
 
 
 @pytest.mark.scenario(
@@ -215,9 +245,12 @@ def test_bind_volume(
         json={"Image": test_image, "Cmd": ["true"], "HostConfig": {"Binds": ["vol-bind-missing:/data"]}},
     )
     started = engine.post("/containers/vol-bind-missing-ctr/start")
-    observe("content", b"from-the-host" in logs)
-    observe("missing_create", created.status_code)
+    assert observe("content", b"from-the-host" in logs), logs
+    assert observe("missing_create", created.status_code) == 201
     observe("missing_start", _error(started))
+    expect_error(
+        started, 500, re.compile(r"error while mounting volume '[^']*/volumes/vol-bind-missing/_data': ")
+    )
 
 
 @pytest.mark.parametrize(
@@ -242,6 +275,9 @@ def test_options_refused(
     observe("error", _error(resp))
     if resp.status_code == 201:
         engine.delete(f"/volumes/vol-opts-{case}")
+    expect_error(resp, 400, re.compile(rf"create vol-opts-{case}: "))
+    if case == "unknown-option":
+        expect_error(resp, 400, 'create vol-opts-unknown-option: invalid option: "colour"')
 
 
 @pytest.mark.scenario(
@@ -281,12 +317,22 @@ def test_mounts_shapes(
     def shape(m: dict[str, Any]) -> dict[str, Any]:
         return {k: (v if k != "Source" or not v else os.path.basename(v)) for k, v in m.items()}
 
-    observe("run", run.returncode)
-    observe("mounts", sorted((shape(m) for m in json.loads(mounts or "[]")), key=lambda m: m["Destination"]))
-    observe(
+    assert observe("run", run.returncode) == 0, run.stderr
+    shapes = observe(
+        "mounts", sorted((shape(m) for m in json.loads(mounts or "[]")), key=lambda m: m["Destination"])
+    )
+    assert [(m["Destination"], m["Type"], m["RW"], m["Mode"]) for m in shapes] == [
+        ("/b", "bind", False, ""),
+        ("/legacy", "bind", False, "ro"),
+        ("/t", "tmpfs", True, ""),
+        ("/v", "volume", True, "z"),
+    ]
+    assert [m["Propagation"] for m in shapes] == ["rprivate", "rprivate", "", ""]
+    kernel = observe(
         "kernel_options",
         sorted(
             (ln.split()[1], "ro" if ",ro" in f",{ln.split()[3]}" or ln.split()[3].startswith("ro") else "rw")
             for ln in inside.stdout.splitlines()
         ),
     )
+    assert kernel == [("/b", "ro"), ("/legacy", "ro"), ("/t", "rw"), ("/v", "rw")], inside.stdout

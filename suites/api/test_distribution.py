@@ -429,9 +429,30 @@ def test_distribution_inspect(
     handle = daemon_factory()
     host = registry.attach(handle)
     client = _client(handle)
+    media = {
+        "busybox:latest": ("application/vnd.docker.distribution.manifest.v2+json", [("amd64", "linux")]),
+        "multiarch:latest": (
+            "application/vnd.docker.distribution.manifest.list.v2+json",
+            [("arm64", "linux"), ("amd64", "linux")],
+        ),
+        "ociindex:latest": (
+            "application/vnd.oci.image.index.v1+json",
+            [("arm64", "linux"), ("amd64", "linux")],
+        ),
+        "ocibox:latest": ("application/vnd.oci.image.manifest.v1+json", []),
+    }
     for name in ("busybox:latest", "multiarch:latest", "ociindex:latest", "ocibox:latest", "busybox:nope"):
-        observe(name, call(client, "GET", f"/distribution/{host}/library/{name}/json", [host]))
-    observe("image-id", call(client, "GET", f"/distribution/{'a' * 64}/json", [host]))
+        got = observe(name, call(client, "GET", f"/distribution/{host}/library/{name}/json", [host]))
+        if name == "busybox:nope":
+            assert got == {"status": 404, "message": "manifest unknown: manifest unknown"}
+            continue
+        assert got["status"] == 200, got
+        descriptor, platforms = got["body"]["Descriptor"], got["body"]["Platforms"] or []
+        assert descriptor["digest"].startswith("sha256:") and descriptor["size"] > 0, descriptor
+        assert descriptor["mediaType"] == media[name][0]
+        assert [(p["architecture"], p["os"]) for p in platforms] == media[name][1]
+    image_id = observe("image-id", call(client, "GET", f"/distribution/{'a' * 64}/json", [host]))
+    assert image_id == {"status": 500, "message": "no manifest found for full image ID"}
 
 
 @pytest.mark.scenario(
@@ -508,7 +529,20 @@ def test_pull_platform(
         resp = client.post(path.format(host, repo, arch))
         result = {"status": resp.status_code, **summarise(resp.text.replace(other, "<other-arch>"), [host])}
         observe(f"{repo}-{'other' if arch == other else arch}", result)
-    observe("multiarch-inspect", inspect_refs(client, f"{host}/library/multiarch:latest", [host]))
+        assert result["status"] == 200, result
+        if repo == "ociindex":
+            assert result["errors"] == ["no matching manifest for linux/s390x in the manifest list entries"]
+            continue
+        assert result["errors"] == [] and result["messages"][-1 if repo == "multiarch" else -2].startswith(
+            "Status: Downloaded newer image for <registry>/library/"
+        ), result
+        if repo == "ocibox":
+            assert result["messages"][-1] == (
+                "WARNING: image with reference <registry>/library/ocibox:latest was found but its platform "
+                f"(linux/{_docker_arch()}) does not match the specified platform (linux/<other-arch>)"
+            ), result
+    inspected = observe("multiarch-inspect", inspect_refs(client, f"{host}/library/multiarch:latest", [host]))
+    assert inspected["Architecture"] == other, inspected
 
 
 @pytest.mark.scenario(
@@ -557,7 +591,7 @@ def test_events(daemon_factory: Callable[..., DaemonHandle], registry: Any, obse
         for line in client.get(f"{V}/events?since={since}&until={until}").text.splitlines()
         if line
     ]
-    observe(
+    seen = observe(
         "events",
         [
             {
@@ -569,6 +603,14 @@ def test_events(daemon_factory: Callable[..., DaemonHandle], registry: Any, obse
             if e.get("Type") == "image"
         ],
     )
+    pulls = [e for e in seen if e["Action"] == "pull"]
+    pushes = [e for e in seen if e["Action"] == "push"]
+    assert pulls == [
+        {"Action": "pull", "ID": "<registry>/library/busybox:latest", "name": "<registry>/library/busybox"}
+    ], seen
+    assert pushes == [
+        {"Action": "push", "ID": "<registry>/ev-<suffix>/b:v1", "name": "<registry>/ev-<suffix>/b"}
+    ], seen
 
 
 @pytest.mark.scenario(

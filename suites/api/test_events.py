@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from harness.checks import eventually
 from harness.client import EngineClient
 from harness.fixtures import Observations
 from suites._daemon import events_since
@@ -119,15 +120,18 @@ def test_until_future_live(engine: EngineClient, test_image: str, observe: Obser
     now = int(time.time())
     params = {"since": str(now), "until": str(now + 4), "filters": json.dumps({"type": ["container"]})}
     box: dict[str, Any] = {}
+    streaming = threading.Event()
 
     def listen() -> None:
         started = time.monotonic()
-        resp = engine.get(f"{V}/events", params=params, timeout=30)
+        resp = engine.get(f"{V}/events", params=params, timeout=30, stream=True)
+        streaming.set()  # the daemon sent the stream's headers: it is listening
         box.update(status=resp.status_code, text=resp.text, took=time.monotonic() - started)
 
     listener = threading.Thread(target=listen)
     listener.start()
-    time.sleep(1)
+    eventually(streaming.is_set, "the events stream's response headers", timeout=10)
+
     created = engine.post(
         f"{V}/containers/create?name=events-window", json={"Image": test_image, "Cmd": ["true"]}
     )

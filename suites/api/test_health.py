@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from harness.checks import eventually
 from harness.client import EngineClient
 from harness.fixtures import Observations
 from suites._daemon import cli_run, events_since
@@ -141,8 +142,13 @@ def test_healthy(
     observe(
         "listed_as_healthy", cid in docker_cli("ps", "-q", "--no-trunc", "--filter", "health=healthy").stdout
     )
-    time.sleep(1)
+    eventually(
+        lambda: len(_inspect(engine, cid)["ExecIDs"] or []) <= 1,
+        "the ended probe execs to leave ExecIDs (at most the running probe stays)",
+        timeout=10,
+    )
     observe("exec_ids_at_most_the_running_probe", len(_inspect(engine, cid)["ExecIDs"] or []) <= 1)
+
     assert health["Status"] == "healthy" and _results(health)[0] == (0, "probe-ok\n")
     assert _ps_status(docker_cli, cid) == "Up * (healthy)"
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from harness.checks import expect_error
 from harness.client import EngineClient
 from harness.fixtures import Observations
 
@@ -37,14 +40,18 @@ def test_local_driver(docker_cli: CLI, test_image: str, observe: Observations) -
         out = docker_cli("logs", "logs-local")
         stamped = docker_cli("logs", "-t", "logs-local")
         inspect = docker_cli("inspect", "-f", "{{.LogPath}}|{{json .HostConfig.LogConfig}}", "logs-local")
-        observe("run_exit", run.returncode)
-        observe("stdout", out.stdout)
-        observe("stderr", out.stderr)
+        assert observe("run_exit", run.returncode) == 0, run.stderr
+        assert observe("stdout", out.stdout) == "line1\npartial"
+        assert observe("stderr", out.stderr) == "err1\n"
         observe(
             "timestamped",
             [ln.split(" ", 1)[0][:4] + "..Z " + ln.split(" ", 1)[1] for ln in stamped.stdout.splitlines()],
         )
-        observe("inspect", inspect.stdout.strip())
+        stamps = [ln.split(" ", 1) for ln in stamped.stdout.splitlines()]
+        assert [text for _, text in stamps] == ["line1", "partial"], stamped.stdout
+        assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT[\d:.]+Z", stamp) for stamp, _ in stamps), stamped.stdout
+        log_path, _, config = observe("inspect", inspect.stdout.strip()).partition("|")
+        assert log_path == "" and json.loads(config) == {"Type": "local", "Config": {"max-size": "1m"}}
     finally:
         docker_cli("rm", "-f", "logs-local")
 
@@ -61,6 +68,7 @@ def test_local_driver_options(engine: EngineClient, test_image: str, observe: Ob
         json={"Image": test_image, "HostConfig": {"LogConfig": {"Type": "local", "Config": {"bogus": "1"}}}},
     )
     observe("unknown_option", {"status": bad_key.status_code, "message": bad_key.json().get("message")})
+    expect_error(bad_key, 400, "unknown log opt 'bogus' for log driver local")
     created = engine.post(
         "/containers/create?name=logs-local-zero",
         json={
@@ -72,9 +80,11 @@ def test_local_driver_options(engine: EngineClient, test_image: str, observe: Ob
     try:
         started = engine.post("/containers/logs-local-zero/start")
         state = engine.get("/containers/logs-local-zero/json").json()["State"]
-        observe("create", created.status_code)
+        assert observe("create", created.status_code) == 201
         observe("start", {"status": started.status_code, "message": started.json().get("message")})
-        observe("state", {k: state[k] for k in ("Status", "ExitCode", "Error")})
+        message = "failed to create task for container: failed to initialize logging driver: "
+        expect_error(started, 500, re.compile(re.escape(message)))
+        assert observe("state", {k: state[k] for k in ("Status", "ExitCode", "Error")})["Status"] == "created"
     finally:
         engine.delete("/containers/logs-local-zero?force=1")
 
@@ -89,7 +99,10 @@ def test_none_driver(docker_cli: CLI, test_image: str, observe: Observations) ->
     run = docker_cli("run", "--name", "logs-none", "--log-driver", "none", test_image, "echo", "hidden")
     try:
         logs = docker_cli("logs", "logs-none")
-        observe("run", (run.returncode, run.stdout))
+        assert observe("run", (run.returncode, run.stdout)) == (0, "hidden\n")  # attached, not logged
         observe("logs", (logs.returncode, logs.stdout, logs.stderr))
+        assert logs.returncode != 0
+        assert "Error response from daemon: configured logging driver does not support reading" in logs.stderr
+
     finally:
         docker_cli("rm", "-f", "logs-none")

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from harness.checks import expect_error
 from harness.client import EngineClient
 from harness.fixtures import Observations
 
@@ -132,7 +133,9 @@ def test_inspect_default_bridge(engine: EngineClient, observe: Observations) -> 
 )
 def test_inspect_host_none(engine: EngineClient, observe: Observations) -> None:
     for name in ("host", "none"):
-        observe(name, _shape(engine.get(f"{V}/networks/{name}").json()))
+        shape = observe(name, _shape(engine.get(f"{V}/networks/{name}").json()))
+        assert shape["IPAM"]["Config"] is None and shape["Options"] == {}, shape
+        assert (shape["Name"], shape["Driver"]) == (name, {"host": "host", "none": "null"}[name])
 
 
 # -- create ------------------------------------------------------------------------------------------
@@ -175,7 +178,13 @@ def test_create_custom_ipam(engine: EngineClient, network: Any, observe: Observa
         Internal=True,
         Options={"com.docker.network.bridge.name": "brcustom0"},
     )
-    observe("shape", _shape(engine.get(f"{V}/networks/net-custom").json()))
+    doc = engine.get(f"{V}/networks/net-custom").json()
+    observe("shape", _shape(doc))
+    assert doc["IPAM"]["Config"] == [
+        {"Subnet": "10.231.1.0/24", "IPRange": "10.231.1.128/25", "Gateway": "10.231.1.254"}
+    ]
+    assert (doc["Labels"], doc["Internal"]) == ({"team": "qa"}, True)
+    assert doc["Options"] == {"com.docker.network.bridge.name": "brcustom0"}
 
 
 @pytest.mark.parametrize(
@@ -292,18 +301,18 @@ def test_list_filters(engine: EngineClient, network: Any, observe: Observations)
         resp = engine.get(f"{V}/networks", params={"filters": json.dumps(filters)})
         return sorted(n["Name"] for n in resp.json())
 
-    observe("by_name", names({"name": ["net-filter"]}))
-    observe("by_label", names({"label": ["pick=me"]}))
-    observe("by_id", names({"id": [net_id[:12]]}))
-    observe("builtin", names({"type": ["builtin"]}))
-    observe("custom_has_ours", "net-filter" in names({"type": ["custom"]}))
-    observe("driver_null", names({"driver": ["null"]}))
-    observe(
-        "bad_type", _error(engine.get(f"{V}/networks", params={"filters": json.dumps({"type": ["odd"]})}))
-    )
-    observe(
-        "bad_filter", _error(engine.get(f"{V}/networks", params={"filters": json.dumps({"colour": ["x"]})}))
-    )
+    assert observe("by_name", names({"name": ["net-filter"]})) == ["net-filter"]
+    assert observe("by_label", names({"label": ["pick=me"]})) == ["net-filter"]
+    assert observe("by_id", names({"id": [net_id[:12]]})) == ["net-filter"]
+    assert observe("builtin", names({"type": ["builtin"]})) == ["bridge", "host", "none"]
+    assert observe("custom_has_ours", "net-filter" in names({"type": ["custom"]}))
+    assert observe("driver_null", names({"driver": ["null"]})) == ["none"]
+    bad_type = engine.get(f"{V}/networks", params={"filters": json.dumps({"type": ["odd"]})})
+    observe("bad_type", _error(bad_type))
+    expect_error(bad_type, 500, "invalid filter: 'type'='odd'")
+    bad_filter = engine.get(f"{V}/networks", params={"filters": json.dumps({"colour": ["x"]})})
+    observe("bad_filter", _error(bad_filter))
+    expect_error(bad_filter, 400, "invalid filter 'colour'")
 
 
 @pytest.mark.scenario(
@@ -350,12 +359,15 @@ def test_prune(engine: EngineClient, network: Any, container: Any, observe: Obse
     container("net-prune-created", start=False, HostConfig={"NetworkMode": "net-prune-stopped"})
     resp = engine.post(f"{V}/networks/prune")
     deleted = sorted(resp.json().get("NetworksDeleted") or [])
-    observe("status", resp.status_code)
-    observe("deleted", [n for n in deleted if n.startswith("net-prune")])
-    observe("kept_used", engine.get(f"{V}/networks/net-prune-used").status_code)
-    observe("kept_bridge", engine.get(f"{V}/networks/bridge").status_code)
+    assert observe("status", resp.status_code) == 200
+    assert observe("deleted", [n for n in deleted if n.startswith("net-prune")]) == [
+        "net-prune-stopped",
+        "net-prune-unused",
+    ]
+    assert observe("kept_used", engine.get(f"{V}/networks/net-prune-used").status_code) == 200
+    assert observe("kept_bridge", engine.get(f"{V}/networks/bridge").status_code) == 200
     again = engine.post(f"{V}/networks/prune", params={"filters": json.dumps({"label": ["nothing=here"]})})
-    observe("nothing_to_prune", again.json())
+    assert observe("nothing_to_prune", again.json()) == {"NetworksDeleted": None}
 
 
 # -- endpoints ---------------------------------------------------------------------------------------
@@ -370,9 +382,14 @@ def test_prune(engine: EngineClient, network: Any, container: Any, observe: Obse
 def test_created_container_endpoint(engine: EngineClient, container: Any, observe: Observations) -> None:
     container("net-created", start=False)
     settings = _inspect(engine, "net-created")["NetworkSettings"]
-    observe("networks", settings["Networks"])
-    observe("sandbox", (settings["SandboxID"], settings["SandboxKey"]))
-    observe("ports", settings["Ports"])
+    networks = observe("networks", settings["Networks"])
+    assert list(networks) == ["bridge"]
+    empty = {
+        k: networks["bridge"][k] for k in ("EndpointID", "Gateway", "IPAddress", "MacAddress", "NetworkID")
+    }
+    assert empty == dict.fromkeys(empty, ""), empty
+    assert observe("sandbox", (settings["SandboxID"], settings["SandboxKey"])) == ("", "")
+    assert observe("ports", settings["Ports"]) == {}
 
 
 @pytest.mark.scenario(
@@ -388,30 +405,45 @@ def test_running_bridge_endpoint(engine: EngineClient, container: Any, observe: 
     status, _ = container("net-running")
     settings = _inspect(engine, "net-running")["NetworkSettings"]
     ep = settings["Networks"]["bridge"]
-    observe("start", status)
+    assert observe("start", status) == 204
     observe("endpoint_keys", sorted(ep))
-    observe("in_subnet", ipaddress.ip_address(ep["IPAddress"]) in ipaddress.ip_network(config["Subnet"]))
-    observe("gateway", ep["Gateway"] == config.get("Gateway", "<absent>"))
-    observe("prefixlen", ep["IPPrefixLen"] == ipaddress.ip_network(config["Subnet"]).prefixlen)
-    observe("mac", bool(re.fullmatch(r"([0-9a-f]{2}:){5}[0-9a-f]{2}", ep["MacAddress"])))
-    observe("network_id", ep["NetworkID"] == bridge["Id"])
+    assert observe(
+        "in_subnet", ipaddress.ip_address(ep["IPAddress"]) in ipaddress.ip_network(config["Subnet"])
+    )
+    assert observe("gateway", ep["Gateway"] == config.get("Gateway", "<absent>")), (ep, config)
+    assert observe("prefixlen", ep["IPPrefixLen"] == ipaddress.ip_network(config["Subnet"]).prefixlen)
+    assert observe("mac", bool(re.fullmatch(r"([0-9a-f]{2}:){5}[0-9a-f]{2}", ep["MacAddress"]))), ep
+    assert observe("network_id", ep["NetworkID"] == bridge["Id"]) and ep["EndpointID"]
     observe("dns_names", ep.get("DNSNames", "<absent>"))
-    observe("sandbox_key", re.sub(r".*/", "", settings["SandboxKey"]) == settings["SandboxID"][:12])
-    observe("sandbox_dir", settings["SandboxKey"].rsplit("/", 2)[-2])
-    observe(
+    assert observe("sandbox_key", re.sub(r".*/", "", settings["SandboxKey"]) == settings["SandboxID"][:12])
+    assert observe("sandbox_dir", settings["SandboxKey"].rsplit("/", 2)[-2]) == "netns"
+    mirror = observe(
         "legacy_mirror",
         {
             k: settings[k] == ep[k]
             for k in ("IPAddress", "Gateway", "MacAddress", "EndpointID", "IPPrefixLen")
         },
     )
+    assert all(mirror.values()), mirror
     listed = engine.get(f"{V}/networks/bridge").json()["Containers"]
     mine = next((v for k, v in listed.items() if v["Name"] == "net-running"), None)
-    observe(
+    assert observe(
         "network_inspect_entry",
         mine is not None and mine["IPv4Address"] == f"{ep['IPAddress']}/{ep['IPPrefixLen']}",
-    )
+    ), listed
     observe("network_entry_keys", sorted(mine) if mine else None)
+    connects = engine.get(
+        f"{V}/events",
+        params={
+            "since": "0",
+            "until": str(int(time.time()) + 1),
+            "filters": json.dumps({"type": ["network"], "event": ["connect"], "network": [bridge["Id"]]}),
+        },
+    )
+    cid = _inspect(engine, "net-running")["Id"]
+    assert any(
+        json.loads(line)["Actor"]["Attributes"].get("container") == cid for line in connects.text.splitlines()
+    )
 
 
 @pytest.mark.scenario(
@@ -425,11 +457,13 @@ def test_stop_releases_endpoint(engine: EngineClient, container: Any, observe: O
     engine.post(f"{V}/containers/net-stopped/stop?t=0")
     settings = _inspect(engine, "net-stopped")["NetworkSettings"]
     ep = settings["Networks"]["bridge"]
-    observe(
+    endpoint = observe(
         "endpoint", {k: ep[k] for k in ("EndpointID", "IPAddress", "Gateway", "MacAddress", "IPPrefixLen")}
     )
-    observe("network_id_kept", bool(ep["NetworkID"]))
-    observe("top", {k: settings[k] for k in ("SandboxID", "SandboxKey", "IPAddress", "Ports")})
+    assert endpoint == {"EndpointID": "", "IPAddress": "", "Gateway": "", "MacAddress": "", "IPPrefixLen": 0}
+    assert observe("network_id_kept", bool(ep["NetworkID"]))
+    top = observe("top", {k: settings[k] for k in ("SandboxID", "SandboxKey", "IPAddress", "Ports")})
+    assert top == {"SandboxID": "", "SandboxKey": "", "IPAddress": "", "Ports": {}}
 
 
 @pytest.mark.scenario(
@@ -449,15 +483,18 @@ def test_user_network_endpoint(
     )
     doc = _inspect(engine, "net-user-ctr")
     ep = doc["NetworkSettings"]["Networks"]["net-user"]
-    observe("start", status)
-    observe("networks", sorted(doc["NetworkSettings"]["Networks"]))
+    assert observe("start", status) == 204
+    assert observe("networks", sorted(doc["NetworkSettings"]["Networks"])) == ["net-user"]
     observe(
         "endpoint",
         {k: ep.get(k, "<absent>") for k in ("Aliases", "DNSNames", "IPAddress", "Gateway", "IPPrefixLen")},
     )
+    assert ep["Aliases"] == ["web", "api"]
+    assert ep["DNSNames"] == ["net-user-ctr", "web", "api", doc["Id"][:12]]
+    assert (ep["IPAddress"], ep["Gateway"], ep["IPPrefixLen"]) == ("10.231.5.2", "10.231.5.1", 24)
     observe("legacy_top_ip", doc["NetworkSettings"]["IPAddress"])
     net = engine.get(f"{V}/networks/net-user").json()
-    observe("in_network", [v["IPv4Address"] for v in net["Containers"].values()])
+    assert observe("in_network", [v["IPv4Address"] for v in net["Containers"].values()]) == ["10.231.5.2/24"]
 
 
 @pytest.mark.scenario(
@@ -553,9 +590,10 @@ def test_serial_allocation(engine: EngineClient, network: Any, container: Any, o
 def test_start_missing_network(engine: EngineClient, container: Any, observe: Observations) -> None:
     created = container("net-missing", start=False, HostConfig={"NetworkMode": "no-such-net"})
     started = engine.post(f"{V}/containers/net-missing/start")
-    observe("create", created[0])
+    assert observe("create", created[0]) == 201
     observe("start", _error(started))
-    observe("state", _inspect(engine, "net-missing")["State"]["Status"] if created[0] == 201 else None)
+    expect_error(started, 404, "failed to set up container networking: network no-such-net not found")
+    assert observe("state", _inspect(engine, "net-missing")["State"]["Status"]) == "created"
 
 
 @pytest.mark.scenario(
@@ -571,8 +609,12 @@ def test_internal(engine: EngineClient, network: Any, container: Any, observe: O
         f"{V}/containers/net-internal-ctr/exec", json={"Cmd": ["ip", "route"], "AttachStdout": True}
     ).json()["Id"]
     routes = engine.post(f"{V}/exec/{exec_id}/start", json={"Detach": False, "Tty": True}).text
-    observe("endpoint", {k: ep[k] for k in ("IPAddress", "Gateway")})
-    observe("default_route", "default" in routes)
+    assert observe("endpoint", {k: ep[k] for k in ("IPAddress", "Gateway")}) == {
+        "IPAddress": "10.231.11.2",
+        "Gateway": "",
+    }
+    assert "10.231.11.0/24" in routes, routes  # the route the interface's address brings
+    assert observe("default_route", "default" in routes) is False, routes
 
 
 # -- connect / disconnect ----------------------------------------------------------------------------
@@ -610,16 +652,18 @@ def test_connect_disconnect(
             "filters": json.dumps({"network": [net_id]}),
         },
     )
-    observe("connect", connected.status_code)
-    observe("address_in_subnet", ep.get("IPAddress", "").startswith("10.231.12."))
-    observe("interface_inside", "10.231.12." in inside)
-    observe("disconnect", disconnected.status_code)
-    observe("gone_inside", "10.231.12." not in after)
-    observe("networks_after", sorted(_inspect(engine, "net-hotplug-ctr")["NetworkSettings"]["Networks"]))
-    observe(
+    assert observe("connect", connected.status_code) == 200
+    assert observe("address_in_subnet", ep.get("IPAddress", "").startswith("10.231.12.")), ep
+    assert observe("interface_inside", "10.231.12." in inside), inside
+    assert observe("disconnect", disconnected.status_code) == 200
+    assert observe("gone_inside", "10.231.12." not in after), after
+    networks_after = sorted(_inspect(engine, "net-hotplug-ctr")["NetworkSettings"]["Networks"])
+    assert observe("networks_after", networks_after) == ["bridge"]
+    seen = observe(
         "events",
         [(e["Action"], sorted(e["Actor"]["Attributes"])) for e in map(json.loads, events.text.splitlines())],
     )
+    assert [action for action, _ in seen] == ["create", "connect", "disconnect"], seen
 
 
 @pytest.mark.scenario(
@@ -632,24 +676,29 @@ def test_connect_refused(engine: EngineClient, network: Any, container: Any, obs
     network("net-refuse")
     container("net-refuse-ctr")
     first = engine.post(f"{V}/networks/net-refuse/connect", json={"Container": "net-refuse-ctr"})
-    observe("first", first.status_code)
-    observe(
-        "twice", _error(engine.post(f"{V}/networks/net-refuse/connect", json={"Container": "net-refuse-ctr"}))
-    )
-    observe(
-        "no_container",
-        _error(engine.post(f"{V}/networks/net-refuse/connect", json={"Container": "nope-ctr"})),
-    )
-    observe(
-        "no_network",
-        _error(engine.post(f"{V}/networks/nope-net/connect", json={"Container": "net-refuse-ctr"})),
-    )
-    observe("host", _error(engine.post(f"{V}/networks/host/connect", json={"Container": "net-refuse-ctr"})))
+    assert observe("first", first.status_code) == 200
+    cases = {
+        "twice": (
+            ("net-refuse", "connect", "net-refuse-ctr"),
+            403,
+            "endpoint with name net-refuse-ctr already exists in network net-refuse",
+        ),
+        "no_container": (("net-refuse", "connect", "nope-ctr"), 404, "No such container: nope-ctr"),
+        "no_network": (("nope-net", "connect", "net-refuse-ctr"), 404, "network nope-net not found"),
+        "host": (
+            ("host", "connect", "net-refuse-ctr"),
+            400,
+            "cannot connect container to host network - container must be created in host network mode",
+        ),
+    }
+    for key, ((net, action, ctr), status, message) in cases.items():
+        resp = engine.post(f"{V}/networks/{net}/{action}", json={"Container": ctr})
+        observe(key, _error(resp))
+        expect_error(resp, status, message)
     engine.post(f"{V}/networks/net-refuse/disconnect", json={"Container": "net-refuse-ctr"})
-    observe(
-        "not_connected",
-        _error(engine.post(f"{V}/networks/net-refuse/disconnect", json={"Container": "net-refuse-ctr"})),
-    )
+    resp = engine.post(f"{V}/networks/net-refuse/disconnect", json={"Container": "net-refuse-ctr"})
+    observe("not_connected", _error(resp))
+    expect_error(resp, 500, re.compile(r"container [0-9a-f]{64} is not connected to network net-refuse$"))
 
 
 @pytest.mark.scenario(
@@ -665,11 +714,14 @@ def test_connect_created(engine: EngineClient, network: Any, container: Any, obs
     before = _inspect(engine, "net-later-ctr")["NetworkSettings"]["Networks"]
     started = engine.post(f"{V}/containers/net-later-ctr/start")
     after = _inspect(engine, "net-later-ctr")["NetworkSettings"]["Networks"]
-    observe("connect", connected.status_code)
-    observe("before", {k: v["IPAddress"] for k, v in before.items()})
-    observe("start", started.status_code)
-    observe("after_networks", sorted(after))
-    observe("after_has_addresses", all(v["IPAddress"] for v in after.values()))
+    assert observe("connect", connected.status_code) == 200
+    assert observe("before", {k: v["IPAddress"] for k, v in before.items()}) == {
+        "bridge": "",
+        "net-later": "",
+    }
+    assert observe("start", started.status_code) == 204
+    assert observe("after_networks", sorted(after)) == ["bridge", "net-later"]
+    assert observe("after_has_addresses", all(v["IPAddress"] for v in after.values())), after
 
 
 @pytest.mark.scenario(
@@ -684,7 +736,12 @@ def test_static_ip_default_bridge(engine: EngineClient, container: Any, observe:
         start=False,
         NetworkingConfig={"EndpointsConfig": {"bridge": {"IPAMConfig": {"IPv4Address": "172.17.0.99"}}}},
     )
-    observe("error", resp)
+    status, body = observe("error", resp)
+    assert status == 400
+    assert (
+        "user specified IP address is supported only when connecting to networks with user configured subnets"
+        in (body["message"])
+    )
 
 
 @pytest.mark.kernel
@@ -703,7 +760,9 @@ def test_none_and_host(engine: EngineClient, container: Any, observe: Observatio
         f"{V}/containers/net-none/exec", json={"Cmd": ["ls", "/sys/class/net"], "AttachStdout": True}
     ).json()["Id"]
     links = engine.post(f"{V}/exec/{exec_id}/start", json={"Detach": False, "Tty": True}).text.split()
-    observe("none_networks", {k: (v["IPAddress"], v["Gateway"]) for k, v in none_doc["Networks"].items()})
-    observe("none_links", sorted(links))
-    observe("host_networks", {k: (v["IPAddress"], v["Gateway"]) for k, v in host_doc["Networks"].items()})
-    observe("host_sandbox_key", host_doc["SandboxKey"].rsplit("/", 1)[-1])
+    none_networks = {k: (v["IPAddress"], v["Gateway"]) for k, v in none_doc["Networks"].items()}
+    assert observe("none_networks", none_networks) == {"none": ("", "")}
+    assert observe("none_links", sorted(links)) == ["lo"]
+    host_networks = {k: (v["IPAddress"], v["Gateway"]) for k, v in host_doc["Networks"].items()}
+    assert observe("host_networks", host_networks) == {"host": ("", "")}
+    assert observe("host_sandbox_key", host_doc["SandboxKey"].rsplit("/", 1)[-1]) == "default"

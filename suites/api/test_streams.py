@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from harness.backends.base import DaemonHandle
+from harness.checks import eventually, expect_error
 from harness.client import EngineClient
 from harness.fixtures import Observations
 from harness.wait import wait_until
@@ -172,6 +173,23 @@ def _attach_tty(daemon: DaemonHandle, cid: str, query: str = "") -> tuple[socket
     return sock, _read_head(sock)
 
 
+def _read_until(sock: socket.socket, marker: bytes, what: str) -> bytes:
+    """What arrives until ``marker`` has (the observable point a sleep would only guess at)."""
+    seen = bytearray()
+
+    def arrived() -> bool:
+        sock.settimeout(0.2)
+        try:
+            chunk = sock.recv(4096)
+        except TimeoutError:
+            return False
+        seen.extend(chunk)
+        return marker in seen or not chunk
+
+    eventually(arrived, what, timeout=10, interval=0.01)
+    return bytes(seen)
+
+
 def _until_closed(sock: socket.socket, timeout: float = 10) -> tuple[bytes, bool]:
     """What arrives until the daemon closes the stream; (data, closed before the timeout)."""
     sock.settimeout(timeout)
@@ -211,9 +229,10 @@ def test_attach_detach_keys(
         sock, head = _attach_tty(docker_daemon, cid, keys)
         with sock:
             sock.sendall(b"echo typed-$((40+2))\r")
-            time.sleep(0.5)
+            echoed = _read_until(sock, b"typed-42", "the shell's output of the typed command")
             sock.sendall(sequence)
             data, closed = _until_closed(sock)
+            data = echoed + data
         state = engine.get(f"{V}/containers/{cid}/json").json()["State"]
         events = engine.get(
             f"{V}/events",
@@ -228,11 +247,11 @@ def test_attach_detach_keys(
             for line in events.text.splitlines()
             if '"Action"' in line
         ]
-        observe("status_line", head.split(b"\r\n")[0].decode())
-        observe("echoed", b"typed-42" in data)
-        observe("stream_closed", closed)
-        observe("still_running", state["Running"])
-        observe("detach_event", "detach" in actions)
+        assert observe("status_line", head.split(b"\r\n")[0].decode()) == "HTTP/1.1 101 UPGRADED"
+        assert observe("echoed", b"typed-42" in data), data
+        assert observe("stream_closed", closed), data
+        assert observe("still_running", state["Running"]), state
+        assert observe("detach_event", "detach" in actions), actions
     finally:
         engine.delete(f"{V}/containers/{cid}?force=1")
 
@@ -254,10 +273,12 @@ def test_attach_invalid_detach_keys(
         sock, head = _attach_tty(docker_daemon, cid, "&detachKeys=ctrl-A,a")
         with sock:
             body, _ = _until_closed(sock, 5)
-        observe("attach_status", head.split(b"\r\n")[0].decode())
-        observe("attach_message", body.decode(errors="replace").strip())
+        assert observe("attach_status", head.split(b"\r\n")[0].decode()) == "HTTP/1.1 400 Bad Request"
+        message = observe("attach_message", body.decode(errors="replace").strip())
+        assert message == "Invalid detach keys (ctrl-A,a) provided"
         resp = engine.post(f"{V}/containers/{cid}/exec", json={"Cmd": ["true"], "DetachKeys": "ctrl-A,a"})
         observe("exec", {"status": resp.status_code, "message": resp.json().get("message")})
+        expect_error(resp, 500, "Invalid escape keys (ctrl-A,a) provided")
     finally:
         engine.delete(f"{V}/containers/{cid}?force=1")
 
@@ -335,16 +356,23 @@ def test_attach_websocket(
             hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()
         )
         frames = _ws_frames(first + rest)
-        observe("status_line", lines[0])
-        observe("upgrade_headers", {k: headers.get(k) for k in ("upgrade", "connection")})
-        observe("accept_valid", headers.get("sec-websocket-accept") == expected.decode())
-        observe("echo", [(op, data.decode(errors="replace")) for op, data in frames if op != 8])
-        observe("close", [data.hex() for op, data in frames if op == 8])
-        observe("server_hung_up", closed)
+        assert observe("status_line", lines[0]) == "HTTP/1.1 101 Switching Protocols"
+        upgrade = observe("upgrade_headers", {k: headers.get(k) for k in ("upgrade", "connection")})
+        assert upgrade == {"upgrade": "websocket", "connection": "Upgrade"}
+        assert observe("accept_valid", headers.get("sec-websocket-accept") == expected.decode()), headers
+        echo = observe("echo", [(op, data.decode(errors="replace")) for op, data in frames if op != 8])
+        assert echo == [(2, "ping-over-ws\n")]  # one binary frame, unmultiplexed
+        assert observe("close", [data.hex() for op, data in frames if op == 8]) == ["03e8"]  # 1000
+        assert observe("server_hung_up", closed)
+
         missing, missing_head, _ = _ws_connect(
             docker_daemon, "/v1.41/containers/no-such-ctr/attach/ws?stream=1"
         )
         with missing:
-            observe("unknown_container", missing_head.split(b"\r\n")[0].decode())
+            assert (
+                observe("unknown_container", missing_head.split(b"\r\n")[0].decode())
+                == "HTTP/1.1 404 Not Found"
+            )
+
     finally:
         engine.delete(f"{V}/containers/{cid}?force=1")

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from harness.backends.base import DaemonHandle
+from harness.checks import eventually
 from harness.client import EngineClient
 from harness.fixtures import DaemonFactory, Observations
 from harness.testimage import load_test_image
@@ -56,11 +57,12 @@ def test_bip_and_mtu(daemon_factory: DaemonFactory, client_for: Any, observe: Ob
     image = load_test_image(daemon.endpoint)  # type: ignore[arg-type]
     bridge = client.get("/networks/bridge").json()
     doc = _run(client, image, "bip-probe", ["sleep", "60"])
-    observe("ipam", bridge["IPAM"]["Config"])
-    observe("mtu_option", bridge["Options"].get("com.docker.network.driver.mtu"))
-    observe("address", doc["NetworkSettings"]["IPAddress"])
-    observe("gateway", doc["NetworkSettings"]["Gateway"])
-    observe("eth0_mtu", "mtu 1400" in _exec(client, "bip-probe", ["ip", "link", "show", "eth0"]))
+    assert observe("ipam", bridge["IPAM"]["Config"]) == [{"Subnet": "10.232.7.0/24", "Gateway": "10.232.7.1"}]
+    assert observe("mtu_option", bridge["Options"].get("com.docker.network.driver.mtu")) == "1400"
+    assert observe("address", doc["NetworkSettings"]["IPAddress"]) == "10.232.7.2"
+    assert observe("gateway", doc["NetworkSettings"]["Gateway"]) == "10.232.7.1"
+    link = _exec(client, "bip-probe", ["ip", "link", "show", "eth0"])
+    assert observe("eth0_mtu", "mtu 1400" in link), link
     client.delete("/containers/bip-probe?force=1")
 
 
@@ -74,9 +76,10 @@ def test_fixed_cidr(daemon_factory: DaemonFactory, client_for: Any, observe: Obs
     client = client_for(daemon)
     image = load_test_image(daemon.endpoint)  # type: ignore[arg-type]
     doc = _run(client, image, "cidr-probe", ["sleep", "60"])
-    observe("ipam", client.get("/networks/bridge").json()["IPAM"]["Config"])
+    ipam = observe("ipam", client.get("/networks/bridge").json()["IPAM"]["Config"])
+    assert ipam == [{"Subnet": "10.232.8.0/24", "IPRange": "10.232.8.128/25", "Gateway": "10.232.8.1"}]
     address = ipaddress.ip_address(doc["NetworkSettings"]["IPAddress"])
-    observe("in_range", address in ipaddress.ip_network("10.232.8.128/25"))
+    assert observe("in_range", address in ipaddress.ip_network("10.232.8.128/25")), address
     client.delete("/containers/cidr-probe?force=1")
 
 
@@ -106,8 +109,13 @@ def test_dns_flag(daemon_factory: DaemonFactory, client_for: Any, observe: Obser
     client.post("/networks/create", json={"Name": "dnsflag"})
     _run(client, image, "dns-bridge", ["sleep", "60"])
     _run(client, image, "dns-user", ["sleep", "60"], HostConfig={"NetworkMode": "dnsflag"})
-    observe("bridge_resolv", _exec(client, "dns-bridge", ["cat", "/etc/resolv.conf"]).splitlines())
-    observe("user_resolv", _exec(client, "dns-user", ["cat", "/etc/resolv.conf"]).splitlines())
+    bridge_resolv = observe(
+        "bridge_resolv", _exec(client, "dns-bridge", ["cat", "/etc/resolv.conf"]).splitlines()
+    )
+    user_resolv = observe("user_resolv", _exec(client, "dns-user", ["cat", "/etc/resolv.conf"]).splitlines())
+    assert [ln for ln in bridge_resolv if ln.startswith("nameserver")] == ["nameserver 192.0.2.53"]
+    assert [ln for ln in user_resolv if ln.startswith("nameserver")] == ["nameserver 127.0.0.11"]
+    assert "# ExtServers: [192.0.2.53]" in user_resolv, user_resolv
     for name in ("dns-bridge", "dns-user"):
         client.delete(f"/containers/{name}?force=1")
     client.delete("/networks/dnsflag")
@@ -115,8 +123,8 @@ def test_dns_flag(daemon_factory: DaemonFactory, client_for: Any, observe: Obser
 
 @pytest.mark.scenario(
     "config/network/survive-restart",
-    "User-defined networks and the default bridge MUST keep their ids and subnets across a daemon restart, "
-    "and a container started afterwards MUST get an address there",
+    "User-defined networks MUST keep their ids and subnets across a daemon restart (the default bridge its "
+    "subnet: dockerd re-creates it), and a container started afterwards MUST get an address there",
     ref="moby libnetwork store",
 )
 def test_networks_survive_restart(
@@ -133,9 +141,18 @@ def test_networks_survive_restart(
     client = client_for(daemon)
     after = {n["Name"]: (n["Id"], n["IPAM"]["Config"]) for n in client.get("/networks").json()}
     doc = _run(client, image, "after-restart", ["sleep", "60"], HostConfig={"NetworkMode": "kept"})
-    observe("create_status", created.status_code)
+    assert observe("create_status", created.status_code) == 201
     observe("same", {name: before[name] == after.get(name) for name in sorted(before)})
-    observe("address", doc["NetworkSettings"]["Networks"]["kept"]["IPAddress"])
+    same_ids = observe("same_ids", {name: before[name][0] == after[name][0] for name in sorted(before)})
+    subnets = {name: [c["Subnet"] for c in before[name][1] or []] for name in sorted(before)}
+    subnets_after = {name: [c["Subnet"] for c in after[name][1] or []] for name in sorted(before)}
+    kept_ids = {name: same for name, same in same_ids.items() if name != "bridge"}
+    assert kept_ids == dict.fromkeys(kept_ids, True), (before, after)
+
+
+    assert observe("same_subnets", subnets == subnets_after), (subnets, subnets_after)
+    address = observe("address", doc["NetworkSettings"]["Networks"]["kept"]["IPAddress"])
+    assert ipaddress.ip_address(address) in ipaddress.ip_network("10.232.9.0/24")
     client.delete("/containers/after-restart?force=1")
 
 
@@ -174,11 +191,11 @@ def test_live_restore_network(daemon_factory: DaemonFactory, client_for: Any, ob
     client.post("/containers/lr-probe/wait")
     logs = client.get("/containers/lr-probe/logs?stdout=1").content
     ip = before["NetworkSettings"]["Networks"]["lr"]["IPAddress"]
-    observe("running", after["State"]["Running"])
-    observe("same_address", after["NetworkSettings"]["Networks"]["lr"]["IPAddress"] == ip)
-    observe("port_answers", "hello-from-lr" in answer)
-    observe("resolves", ip.encode() in logs)
-    observe("lookup_create_status", lookup.status_code)
+    assert observe("running", after["State"]["Running"])
+    assert observe("same_address", after["NetworkSettings"]["Networks"]["lr"]["IPAddress"] == ip), after
+    assert observe("port_answers", "hello-from-lr" in answer), answer
+    assert observe("resolves", ip.encode() in logs), logs
+    assert observe("lookup_create_status", lookup.status_code) == 201
     for name in ("lr-probe", "lr-web"):
         client.delete(f"/containers/{name}?force=1")
     client.delete("/networks/lr")
@@ -216,12 +233,13 @@ def test_dns_forwarding(daemon_factory: DaemonFactory, client_for: Any, observe:
     for name in ("fwd-user", "fwd-bridge"):
         client.delete(f"/containers/{name}?force=1")
     client.delete("/networks/fwd")
-    observe("user_resolved", "192.0.2.99" in outputs["fwd-user"])
-    observe("bridge_resolved", "192.0.2.99" in outputs["fwd-bridge"])
-    observe(
+    assert observe("user_resolved", "192.0.2.99" in outputs["fwd-user"]), outputs
+    assert observe("bridge_resolved", "192.0.2.99" in outputs["fwd-bridge"]), outputs
+    assert observe(
         "user_missing_not_found", "NXDOMAIN" in outputs["fwd-user"] or "can't find" in outputs["fwd-user"]
-    )
-    observe("upstream_asked", sorted({q for q in upstream.queries if q.endswith(".test")}))
+    ), outputs
+    asked = observe("upstream_asked", sorted({q for q in upstream.queries if q.endswith(".test")}))
+    assert asked == ["missing.test", "upstream.test"]
 
 
 def _nat_rules(daemon: DaemonHandle) -> list[str]:
@@ -258,14 +276,15 @@ def test_published_port_nat(
         ExposedPorts={"80/tcp": {}},
     )
     address = doc["NetworkSettings"]["IPAddress"]
-    answer = ""
-    for _ in range(50):
-        answer = http_get_in_daemon_netns(daemon, "127.0.0.1", 18095)
-        if "hello-from-nat" in answer:
-            break
+
+    def served() -> str:
+        text = http_get_in_daemon_netns(daemon, "127.0.0.1", 18095)
+        return text if "hello-from-nat" in text else ""
+
+    answer = eventually(served, "busybox httpd answering on 127.0.0.1:18095", timeout=10)
     rules = _nat_rules(daemon)
     key = "iptables" if iptables else "no-iptables"
-    observe(
+    seen = observe(
         key,
         {
             "dnat_to_container": any(
@@ -276,6 +295,8 @@ def test_published_port_nat(
             "loopback_answers": "hello-from-nat" in answer,
         },
     )
+    expected = {"dnat_to_container": iptables, "masquerade_subnet": iptables, "loopback_answers": True}
+    assert seen == expected, rules
     client.delete("/containers/nat-web?force=1")
 
 
@@ -306,7 +327,8 @@ def test_volume_survives_restart(
     _run(client, image, "vol-reader", ["cat", "/data/file"], HostConfig={"Binds": ["kept-vol:/data"]})
     client.post("/containers/vol-reader/wait")
     logs = client.get("/containers/vol-reader/logs?stdout=1").content
-    observe("labels", doc.get("Labels"))
-    observe("data", b"persisted" in logs)
+    assert observe("labels", doc.get("Labels")) == {"keep": "yes"}
+    assert observe("data", b"persisted" in logs), logs
+
     client.delete("/containers/vol-reader")
     client.delete("/volumes/kept-vol")
