@@ -31,6 +31,7 @@ __all__ = [
     "engine",
     "observe",
     "profile",
+    "registries",
     "registry",
     "registry_auth",
     "registry_tls",
@@ -319,38 +320,44 @@ def registry() -> Iterator[Any]:
         reg.close()
 
 
-@pytest.fixture(scope="session")
-def registry_tls(registry: Any) -> Iterator[Any]:
-    """The seeded content served over HTTPS with a certificate from a private CA (``ca_pem``)."""
-    from .registry import Registry
-
-    reg = Registry.start(storage=registry.storage, tls=True)
-    try:
-        yield reg
-    finally:
-        reg.close()
+#: the variants of the seeded registry: ``Registry.start`` options by kind
+REGISTRY_KINDS: dict[str, dict[str, Any]] = {
+    "tls": {"tls": True},  # HTTPS with a certificate from a private CA (``ca_pem``)
+    "auth": {"auth": REGISTRY_USER},  # htpasswd basic auth
+    # bearer-token auth: a ``TokenServer`` (``harness.registry_token``) that knows ``REGISTRY_USER`` is the
+    # realm of the registry's ``Bearer`` challenges; ``attach`` relays both
+    "token": {"token_users": dict([REGISTRY_USER])},
+}
 
 
 @pytest.fixture(scope="session")
-def registry_auth(registry: Any) -> Iterator[Any]:
-    """The seeded content behind htpasswd basic auth (``REGISTRY_USER``)."""
+def registries(registry: Any) -> Iterator[Callable[[str], Any]]:
+    """``registries(kind)``: the seeded content served another way (``REGISTRY_KINDS``), started on first
+    use and shared for the session (``registry_tls``, ``registry_auth``, ``registry_token`` are its kinds)."""
     from .registry import Registry
 
-    reg = Registry.start(storage=registry.storage, auth=REGISTRY_USER)
+    started: dict[str, Any] = {}
+
+    def get(kind: str) -> Any:
+        if kind not in started:
+            started[kind] = Registry.start(storage=registry.storage, **REGISTRY_KINDS[kind])
+        return started[kind]
+
     try:
-        yield reg
+        yield get
     finally:
-        reg.close()
+        for reg in started.values():
+            reg.close()
 
 
-@pytest.fixture(scope="session")
-def registry_token(registry: Any) -> Iterator[Any]:
-    """The seeded content behind bearer-token auth: a ``TokenServer`` (``harness.registry_token``) that knows
-    ``REGISTRY_USER`` is the realm of the registry's ``Bearer`` challenges; ``attach`` relays both."""
-    from .registry import Registry
+def _registry_kind(kind: str) -> Any:
+    def fixture(registries: Callable[[str], Any]) -> Any:
+        return registries(kind)
 
-    reg = Registry.start(storage=registry.storage, token_users=dict([REGISTRY_USER]))
-    try:
-        yield reg
-    finally:
-        reg.close()
+    fixture.__doc__ = f"``registries({kind!r})``: the seeded registry with {kind}."
+    return pytest.fixture(scope="session", name=f"registry_{kind}")(fixture)
+
+
+registry_tls = _registry_kind("tls")
+registry_auth = _registry_kind("auth")
+registry_token = _registry_kind("token")

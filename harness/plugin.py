@@ -28,6 +28,7 @@ from .fixtures import (  # noqa: F401 - fixtures are registered by import
     engine,
     observe,
     profile,
+    registries,
     registry,
     registry_auth,
     registry_tls,

@@ -35,7 +35,6 @@ import socket
 import ssl
 import subprocess
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -89,35 +88,37 @@ def _free_port() -> int:
 
 
 def _config_yaml(
-    storage: str, port: int, tls: tuple[str, str] | None, htpasswd: str | None, token: list[str] | None = None
+    storage: str,
+    port: int,
+    tls: tuple[str, str] | None,
+    htpasswd: str | None,
+    token: dict[str, Any] | None = None,
 ) -> str:
-    lines = [
-        "version: 0.1",
-        "log:",
-        "  level: warn",
-        "  accesslog:",
-        "    disabled: true",
-        "storage:",
-        "  filesystem:",
-        f"    rootdirectory: {storage}",
-        "  delete:",
-        "    enabled: true",
-        "  maintenance:",
-        "    uploadpurging:",
-        "      enabled: false",
-        "http:",
-        f"  addr: 127.0.0.1:{port}",
-        f"  secret: {secrets.token_hex(16)}",
-        "  headers:",
-        "    X-Content-Type-Options: [nosniff]",
-    ]
+    """docker-registry's config.yml (distribution's configuration), written with PyYAML."""
+    import yaml
+
+    http: dict[str, Any] = {
+        "addr": f"127.0.0.1:{port}",
+        "secret": secrets.token_hex(16),
+        "headers": {"X-Content-Type-Options": ["nosniff"]},
+    }
     if tls is not None:
-        lines += ["  tls:", f"    certificate: {tls[0]}", f"    key: {tls[1]}"]
+        http["tls"] = {"certificate": tls[0], "key": tls[1]}
+    config: dict[str, Any] = {
+        "version": 0.1,
+        "log": {"level": "warn", "accesslog": {"disabled": True}},
+        "storage": {
+            "filesystem": {"rootdirectory": storage},
+            "delete": {"enabled": True},
+            "maintenance": {"uploadpurging": {"enabled": False}},
+        },
+        "http": http,
+    }
     if htpasswd is not None:
-        lines += ["auth:", "  htpasswd:", "    realm: basic-realm", f"    path: {htpasswd}"]
+        config["auth"] = {"htpasswd": {"realm": "basic-realm", "path": htpasswd}}
     elif token is not None:
-        lines += token
-    return "\n".join(lines) + "\n"
+        config["auth"] = {"token": token}
+    return str(yaml.safe_dump(config, sort_keys=False))
 
 
 @dataclass
@@ -181,7 +182,7 @@ class Registry:
             config = os.path.join(directory, "config.yml")
             with open(config, "w") as fh:
                 fh.write(
-                    _config_yaml(storage, port, tls_files, htpasswd, token.config_yaml() if token else None)
+                    _config_yaml(storage, port, tls_files, htpasswd, token.auth_config() if token else None)
                 )
             log = open(os.path.join(directory, "registry.log"), "ab")  # noqa: SIM115 - handed to the child
             try:
@@ -208,16 +209,16 @@ class Registry:
         raise RegistryError(f"docker-registry did not start: {last}")
 
     def _wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                raise RegistryError(
-                    f"docker-registry exited with {self.process.returncode}: {self.log_tail()}"
-                )
-            status = self.get_status("/v2/")
-            if status in (200, 401):
-                return
-            time.sleep(0.05)
+        from .wait import wait_until
+
+        def exited() -> bool:
+            return self.process is not None and self.process.poll() is not None
+
+        if wait_until(lambda: self.get_status("/v2/") in (200, 401), timeout, interval=0.05, abort=exited):
+            return
+        if exited():
+            assert self.process is not None
+            raise RegistryError(f"docker-registry exited with {self.process.returncode}: {self.log_tail()}")
         raise RegistryError(f"GET {self.url}/v2/ did not answer within {timeout:.0f} s: {self.log_tail()}")
 
     def log_tail(self, lines: int = 10) -> str:

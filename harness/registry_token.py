@@ -5,11 +5,11 @@
 clients fetch a JWT here (``GET /token?service=&scope=repository:<name>:pull,push`` with basic auth, or
 ``POST /token`` with ``grant_type=refresh_token`` or ``password``) and send it as ``Authorization: Bearer``.
 
-Tokens are ES256 JWTs signed by a key whose certificate (from a trustme CA) is in the ``x5c`` header; the
-registry trusts the CA (``rootcertbundle``). Known users get the actions they ask for; anonymous requests
-get no access (so the registry answers ``insufficient_scope``); a wrong password is refused with 401. A
-request with ``offline_token=true`` (``docker login``) also gets a refresh token, accepted later as
-``grant_type=refresh_token``.
+Tokens are ES256 JWTs (encoded by PyJWT) signed by a key whose certificate (from a trustme CA) is in the
+``x5c`` header; the registry trusts the CA (``rootcertbundle``). Known users get the actions they ask for;
+anonymous requests get no access (so the registry answers ``insufficient_scope``); a wrong password is
+refused with 401. A request with ``offline_token=true`` (``docker login``) also gets a refresh token,
+accepted later as ``grant_type=refresh_token``.
 """
 
 from __future__ import annotations
@@ -28,10 +28,6 @@ __all__ = ["TokenServer"]
 
 SERVICE = "harness-registry"
 ISSUER = "harness-token-issuer"
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 class TokenServer:
@@ -136,9 +132,7 @@ class TokenServer:
         return name if self.users.get(name) == password else False
 
     def token(self, scopes: list[str], user: str) -> str:
-        from cryptography.hazmat.primitives import hashes
-        from cryptography.hazmat.primitives.asymmetric import ec
-        from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+        import jwt
 
         access = []
         for scope in scopes:
@@ -157,21 +151,16 @@ class TokenServer:
             "jti": secrets.token_hex(8),
             "access": access,
         }
-        header = {"typ": "JWT", "alg": "ES256", "x5c": self._x5c}
-        signing_input = f"{_b64url(json.dumps(header).encode())}.{_b64url(json.dumps(claims).encode())}"
-        der = self._key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256()))
-        r, s = decode_dss_signature(der)
-        return f"{signing_input}.{_b64url(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
+        return jwt.encode(claims, self._key, algorithm="ES256", headers={"x5c": self._x5c})
 
-    def config_yaml(self) -> list[str]:
-        return [
-            "auth:",
-            "  token:",
-            f"    realm: {self.realm}",
-            f"    service: {SERVICE}",
-            f"    issuer: {ISSUER}",
-            f"    rootcertbundle: {self.rootcertbundle}",
-        ]
+    def auth_config(self) -> dict[str, str]:
+        """The registry's ``auth: token:`` settings that send clients here."""
+        return {
+            "realm": self.realm,
+            "service": SERVICE,
+            "issuer": ISSUER,
+            "rootcertbundle": self.rootcertbundle,
+        }
 
     def close(self) -> None:
         self.server.shutdown()
