@@ -63,6 +63,7 @@ import pytest
 from .errors import BackendStartError, HarnessError, TargetUnavailable
 from .rootfs import BASE_PACKAGES, Recipe, RootfsEntry, build, cache_root, locate
 from .targets import Target
+from .wait import wait_until
 
 __all__ = [
     "BOX_ENV",
@@ -388,21 +389,20 @@ class SystemdBox:
 
     def wait_active(self, unit: str, timeout: float = 60) -> str:
         """Wait until ``unit`` is active (or failed); its final ActiveState."""
-        deadline = time.monotonic() + timeout
-        while True:
-            state = self.sh(f"systemctl is-active {shlex.quote(unit)}").out.strip()
-            if state in ("active", "failed") or time.monotonic() > deadline:
-                return state
-            time.sleep(0.2)
+        states = [""]
+
+        def settled() -> bool:
+            states[0] = self.sh(f"systemctl is-active {shlex.quote(unit)}").out.strip()
+            return states[0] in ("active", "failed")
+
+        wait_until(settled, timeout, interval=0.2)
+        return states[0]
 
     def wait_until(self, script: str, timeout: float = 30, interval: float = 0.3) -> bool:
         """Run ``script`` until it exits 0; False after ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        while self.sh(script, timeout=max(5, timeout)).code != 0:
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(interval)
-        return True
+        return wait_until(
+            lambda: self.sh(script, timeout=max(5, timeout)).code == 0, timeout, interval=interval
+        )
 
     def neutral(self, text: str) -> str:
         """Output made comparable across daemons and boxes: names, host name, pids and times replaced."""

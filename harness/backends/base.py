@@ -170,18 +170,20 @@ class DaemonHandle:
 
     def wait_for_log(self, needle: str, timeout: float = 10.0, start: int = 0) -> str:
         """Wait until ``needle`` appears in the log after offset ``start``; returns the matching line."""
-        deadline = time.monotonic() + timeout
-        while True:
-            text = self.logs()[start:]
-            for line in text.splitlines():
-                if needle in line:
-                    return line
-            if time.monotonic() > deadline:
-                raise HarnessError(
-                    f"{self.target.name}: log line containing {needle!r} did not appear "
-                    f"within {timeout}s; last lines:\n{self.log_tail()}"
-                )
-            time.sleep(0.05)
+        from ..wait import wait_until
+
+        found: list[str] = []
+
+        def appeared() -> bool:
+            found[:] = [line for line in self.logs()[start:].splitlines() if needle in line][:1]
+            return bool(found)
+
+        if not wait_until(appeared, timeout, interval=0.05):
+            raise HarnessError(
+                f"{self.target.name}: log line containing {needle!r} did not appear "
+                f"within {timeout}s; last lines:\n{self.log_tail()}"
+            )
+        return found[0]
 
     def notify_messages(self) -> list[str]:
         return self.notify_listener.payloads() if self.notify_listener else []

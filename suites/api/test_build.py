@@ -313,7 +313,6 @@ def test_buildargs(engine: EngineClient, cleanup: Cleanup, observe: Observations
     assert "HTTP_PROXY=p" not in created_by and "http_proxy=q" not in created_by, history
 
 
-
 @pytest.mark.scenario(
     "api/build/labels",
     "labels= MUST add one LABEL step per label (sorted) at the end of the last stage, never expanded",

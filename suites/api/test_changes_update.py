@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from harness.checks import eventually
 from harness.client import EngineClient
 from harness.fixtures import Observations
 from suites._daemon import create_container, events_since, start_container
@@ -405,10 +406,13 @@ def test_update_kernel_refuses(
         HostConfig={"Memory": 64 * MB, "MemorySwap": 64 * MB},
     )
     start_container(engine, cid)
-    deadline = time.monotonic() + 20
-    while engine.head(f"{V}/containers/{cid}/archive?path=/tmp/full").status_code != 200:
-        assert time.monotonic() < deadline, "the container did not fill its memory"
-        time.sleep(0.1)
+    eventually(
+        lambda: engine.head(f"{V}/containers/{cid}/archive?path=/tmp/full").status_code == 200,
+        "the container to fill its memory (/tmp/full)",
+        timeout=20,
+        interval=0.1,
+    )
+
     status, body = _update(engine, cid, {"Memory": 8 * MB, "MemorySwap": 8 * MB})
     message = re.sub(r"usage: \d+", "usage: <n>", _message(body, cid))
     observe("status", status)

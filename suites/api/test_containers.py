@@ -12,6 +12,7 @@ import pytest
 from harness.checks import eventually
 from harness.client import EngineClient
 from harness.fixtures import Observations
+from harness.wait import wait_until
 from suites._daemon import create_container, run_container
 
 V = "/v1.41"  # a version both dockerd 20.10 and newer daemons serve
@@ -296,12 +297,16 @@ def test_logs_multiplexed(
     )
     _wait(engine, cid)
     # some daemons write the log asynchronously: wait until all three lines are on disk
-    deadline = time.monotonic() + 10
-    resp = engine.get(f"{V}/containers/{cid}/logs?stdout=1&stderr=1")
-    while len(_frames(resp.content)) < 3 and time.monotonic() < deadline:
-        time.sleep(0.1)
-        resp = engine.get(f"{V}/containers/{cid}/logs?stdout=1&stderr=1")
+    responses = [engine.get(f"{V}/containers/{cid}/logs?stdout=1&stderr=1")]
+
+    def three_lines() -> bool:
+        responses.append(engine.get(f"{V}/containers/{cid}/logs?stdout=1&stderr=1"))
+        return len(_frames(responses[-1].content)) >= 3
+
+    wait_until(three_lines, 10, interval=0.1)
+    resp = responses[-1]
     frames = _frames(resp.content)
+
     observe("status", resp.status_code)
     observe(
         "frames_by_stream",

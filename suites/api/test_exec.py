@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -80,11 +79,15 @@ def test_exec_inspect(engine: EngineClient, running: str, observe: Observations)
     eid = created.json()["Id"]
     before = engine.get(f"{V}/exec/{eid}/json").json()
     started = engine.post(f"{V}/exec/{eid}/start", json={"Detach": False})
-    after = engine.get(f"{V}/exec/{eid}/json").json()
-    deadline = time.monotonic() + 10  # dockerd 28 records the exit a moment after the stream ends
-    while after.get("Running") and time.monotonic() < deadline:
-        time.sleep(0.1)
-        after = engine.get(f"{V}/exec/{eid}/json").json()
+
+    def ended() -> dict[str, Any] | None:
+        doc: dict[str, Any] = engine.get(f"{V}/exec/{eid}/json").json()
+        return None if doc.get("Running") else doc
+
+    # dockerd 28 records the exit a moment after the stream ends
+    after = eventually(ended, "the exec's exit to be recorded (Running false)", timeout=10, interval=0.1)
+
+
     again = engine.post(f"{V}/exec/{eid}/start", json={"Detach": False})
     observe("create_status", created.status_code)
     observe(

@@ -39,14 +39,11 @@ def _inspect(engine: EngineClient, cid: str) -> dict[str, Any]:
 def _wait_health(
     engine: EngineClient, cid: str, done: Callable[[dict[str, Any]], bool], timeout: float = 20
 ) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    health: Any = None
-    while time.monotonic() < deadline:
+    def reached() -> dict[str, Any] | None:
         health = _inspect(engine, cid)["State"].get("Health")
-        if health and done(health):
-            return dict(health)
-        time.sleep(0.1)
-    raise AssertionError(f"the health state did not get there within {timeout:g}s: last {health}")
+        return dict(health) if health and done(health) else None
+
+    return eventually(reached, "the container's health state", timeout=timeout, interval=0.1)
 
 
 def _ps_status(docker_cli: CLI, cid: str) -> str:

@@ -149,7 +149,6 @@ def test_networks_survive_restart(
     kept_ids = {name: same for name, same in same_ids.items() if name != "bridge"}
     assert kept_ids == dict.fromkeys(kept_ids, True), (before, after)
 
-
     assert observe("same_subnets", subnets == subnets_after), (subnets, subnets_after)
     address = observe("address", doc["NetworkSettings"]["Networks"]["kept"]["IPAddress"])
     assert ipaddress.ip_address(address) in ipaddress.ip_network("10.232.9.0/24")

@@ -42,11 +42,16 @@ def test_reload_labels_debug(daemon_factory: DaemonFactory, observe: Observation
     before = _info(daemon)
     log = _reload(daemon, {"labels": ["b=2", "c=3"], "debug": True})
     # dockerd logs "Reloaded configuration" before its reload callback turns debug on: poll briefly
-    after = _info(daemon)
-    deadline = time.monotonic() + 5
-    while not after["Debug"] and time.monotonic() < deadline:
-        time.sleep(0.1)
-        after = _info(daemon)
+    infos = [_info(daemon)]
+
+    def debug_on() -> bool:
+        if not infos[-1]["Debug"]:
+            infos.append(_info(daemon))
+        return bool(infos[-1]["Debug"])
+
+    wait_until(debug_on, 5, interval=0.1)
+    after = infos[-1]
+
     observe("before", {"Labels": sorted(before["Labels"]), "Debug": before["Debug"]})
     observe("after", {"Labels": sorted(after["Labels"]), "Debug": after["Debug"]})
     observe("logged_success", "Reloaded configuration" in log)

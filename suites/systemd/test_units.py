@@ -8,12 +8,11 @@ Debian's ``docker.service``/``docker.socket`` for dockerd, refd's ``refd.service
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from harness.fixtures import Observations
 from harness.systemd_box import SystemdBox
+from harness.wait import wait_until
 from suites._box import logrus_messages, main_pid, ping
 
 
@@ -102,12 +101,13 @@ def test_restart_after_kill(systemd_box: SystemdBox, observe: Observations) -> N
     box, f = systemd_box, systemd_box.flavour
     before = main_pid(box)
     box.sh(f"kill -9 {before}")
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+    def restarted() -> bool:
         now = main_pid(box)
-        if now and now != before and box.sh(f"systemctl is-active {f.unit}").out.strip() == "active":
-            break
-        time.sleep(0.3)
+        return bool(now and now != before and box.sh(f"systemctl is-active {f.unit}").out.strip() == "active")
+
+    wait_until(restarted, 30, interval=0.3)
+
     props = box.show(f.unit, "NRestarts", "ActiveState", "Restart")
     observe("restart_policy", props.get("Restart"))
     observe("new_pid", main_pid(box) not in (0, before))

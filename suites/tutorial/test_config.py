@@ -14,6 +14,7 @@ import pytest
 
 from harness.fixtures import Observations
 from harness.systemd_box import BoxResult, SystemdBox
+from harness.wait import wait_until
 from suites._box import api_json, edit_unit, logrus_messages, unit_exec_start
 from suites.tutorial._text import (
     EXAMPLE_DAEMON_JSON,
@@ -46,12 +47,14 @@ def _restart_after_failure(box: SystemdBox) -> BoxResult:
 def _journal_lines(box: SystemdBox, cursor: str, *needles: str, timeout: float = 5) -> list[str]:
     """The daemon unit's journal lines since ``cursor`` holding one of ``needles`` (journald may lag a
     little behind the failed start: wait up to ``timeout`` seconds for the first)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        lines = [ln for ln in box.journal(after=cursor).splitlines() if any(n in ln for n in needles)]
-        if lines or time.monotonic() > deadline:
-            return lines
-        time.sleep(0.2)
+    found: list[str] = []
+
+    def seen() -> bool:
+        found[:] = [ln for ln in box.journal(after=cursor).splitlines() if any(n in ln for n in needles)]
+        return bool(found)
+
+    wait_until(seen, timeout, interval=0.2)
+    return found
 
 
 def _failure_reason(box: SystemdBox, cursor: str) -> str:

@@ -23,6 +23,7 @@ from harness.backends.local import LocalBackend
 from harness.client import EngineClient
 from harness.targets import resolve_target
 from harness.testimage import load_test_image
+from harness.wait import wait_until
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="running containers needs root")
 
@@ -108,10 +109,7 @@ def _alive(pid: int) -> bool:
 
 def _until(check: object, what: str, timeout: float = 30) -> None:
     assert callable(check)
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"gave up waiting for {what}"
-        time.sleep(0.05)
+    assert wait_until(check, timeout, interval=0.05), f"gave up waiting for {what}"
 
 
 def _release(refd: Refd, cid: str) -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import time
 from pathlib import Path
 
 import pytest
 
 from harness.daemon.containers.launcher import ShimLauncher
+from harness.wait import wait_until
 
 
 def _read_all(fd: int) -> bytes:
@@ -35,14 +35,15 @@ async def _spawn(launcher: ShimLauncher, state_dir: Path) -> tuple[int | None, b
 
 def _gone(pid: int, timeout: float = 30) -> bool:
     """True once ``pid`` no longer exists (the zygote reaped it: no zombie left)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def gone() -> bool:
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
             return True
-        time.sleep(0.05)
-    return False
+        return False
+
+    return wait_until(gone, timeout, interval=0.05)
 
 
 def test_the_zygote_forks_a_shim_that_reports_a_bad_state_dir_and_is_reaped(tmp_path: Path) -> None:

@@ -6,9 +6,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
+
+from harness.wait import wait_until
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="booting a daemon needs root")
 
@@ -30,10 +31,8 @@ def test_boot_prints_env_and_tears_down() -> None:
         workdir = comment.split(" in ", 1)[1].split(";", 1)[0]
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
-        deadline = time.monotonic() + 5
-        while os.path.exists(workdir) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not os.path.exists(workdir)
+        assert wait_until(lambda: not os.path.exists(workdir), 5, interval=0.1), workdir
+
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import pytest
 
 from harness.serve import _request, client_main, make_server
+from harness.wait import wait_until
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="leases boot local daemons: needs root (unshare)")
 
@@ -94,10 +94,11 @@ def test_tls_lease_hands_back_a_cert_path(service: str) -> None:
 def test_an_expired_lease_is_torn_down(service: str) -> None:
     status, lease = _request("POST", "/leases", {"target": "refd", "ttl": 1}, url=service)
     assert status == 201
-    deadline = time.monotonic() + 20
-    while _request("GET", f"/leases/{lease['id']}", url=service)[0] != 404:
-        assert time.monotonic() < deadline, "the lease outlived its ttl"
-        time.sleep(0.2)
+    gone = wait_until(
+        lambda: _request("GET", f"/leases/{lease['id']}", url=service)[0] == 404, 20, interval=0.2
+    )
+    assert gone, "the lease outlived its ttl"
+
     assert not os.path.exists(lease["workdir"])
 
 

@@ -26,6 +26,7 @@ from harness.backends.base import DaemonHandle, DaemonSpec
 from harness.backends.local import LocalBackend
 from harness.client import EngineClient
 from harness.testimage import load_test_image
+from harness.wait import wait_until
 
 from .conftest import ROOT, boot, scale
 
@@ -93,10 +94,10 @@ def _works(client: EngineClient, image: str) -> None:
     cid = client.post("/containers/create", json={"Image": image, "Cmd": ["echo", "after"]}).json()["Id"]
     assert client.post(f"/containers/{cid}/start").status_code == 204
     assert client.post(f"/containers/{cid}/wait").json()["StatusCode"] == 0
-    deadline = time.monotonic() + 3  # after a disk-full episode the log copier once lagged the wait
-    while b"after" not in client.get(f"/containers/{cid}/logs?stdout=1").content:
-        assert time.monotonic() < deadline, "the container's output never reached its log"
-        time.sleep(0.1)
+    # after a disk-full episode the log copier once lagged the wait
+    logged = wait_until(lambda: b"after" in client.get(f"/containers/{cid}/logs?stdout=1").content, 3, 0.1)
+    assert logged, "the container's output never reached its log"
+
     assert client.delete(f"/containers/{cid}").status_code == 204
 
 

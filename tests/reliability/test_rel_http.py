@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from harness.backends.base import DaemonHandle
+from harness.wait import wait_until
 
 from .conftest import scale
 
@@ -239,9 +240,8 @@ def test_slowloris_does_not_starve_others(
 
 def test_descriptors_and_memory_back_to_baseline(refd: DaemonHandle, baseline: dict[str, int]) -> None:
     """Runs last in this module: every connection above was closed on refd's side too."""
-    deadline = time.monotonic() + 10
-    while _fds(refd.pid) > baseline["fds"] + 2 and time.monotonic() < deadline:
-        time.sleep(0.2)
+    wait_until(lambda: _fds(refd.pid) <= baseline["fds"] + 2, 10, interval=0.2)
     assert _fds(refd.pid) <= baseline["fds"] + 2
+
     assert _rss(refd.pid) - baseline["rss"] < MEMORY_BOUND + (64 << 20)
     assert refd.returncode is None
