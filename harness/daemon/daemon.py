@@ -58,7 +58,7 @@ class Daemon:
         self.listeners: list[Listener] = []
         self._interrupts = 0
         self.shutting_down = False
-        from .containers.manager import ContainerManager
+        from .containers.lifecycle import ContainerManager
 
         self.containers = ContainerManager(self)
         self.images: Any = None  # images.service.ImageService, created in prepare()

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from .shimclient import ShimConnection
 
 if TYPE_CHECKING:
-    from .manager import ContainerManager
+    from .lifecycle import ContainerManager
     from .model import Container
 
 __all__ = [

@@ -18,7 +18,7 @@ from ..shimstate import read_exec
 from .shimclient import ShimConnection
 
 if TYPE_CHECKING:
-    from .manager import ContainerManager
+    from .lifecycle import ContainerManager
     from .model import Container
 
 __all__ = ["ExecStartError", "ExecStore", "exec_failure_code", "oci_exec_error"]

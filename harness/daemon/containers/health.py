@@ -31,7 +31,7 @@ from .model import parse_rfc3339
 from .shimclient import ShimConnection
 
 if TYPE_CHECKING:
-    from .manager import ContainerManager
+    from .lifecycle import ContainerManager
     from .model import Container
 
 __all__ = [

@@ -7,6 +7,9 @@ dead or refuses (full, winding down), the zygote forks a new host for it, which 
 current one. Without hosts the zygote forks one shim per container. Where the zygote cannot serve
 (it died, failed to start, or is not ready within 10 s) ``spawn`` returns None and the caller
 starts the shim as a fresh interpreter, so a container start never depends on the zygote.
+
+:meth:`ShimLauncher.launch` is what a container start calls: the shim's spec written, a shim for it
+from wherever one can be had, and its ``ready`` awaited.
 """
 
 from __future__ import annotations
@@ -16,13 +19,58 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
+from typing import Any
 
+from ..errors import system
+from ..shimstate import LOG, SPEC
 from ..unixpath import short_unix_path
 
-__all__ = ["ShimLauncher", "hosts_enabled"]
+__all__ = ["ShimLauncher", "hosts_enabled", "runtime_start_error"]
+
+
+def runtime_start_error(inner: str) -> tuple[str, int]:
+    """dockerd's wrapping of a process that did not start, and the exit code it records (127 not found,
+    126 not executable, 128 otherwise)."""
+    message = (
+        "failed to create task for container: failed to create shim task: OCI runtime create failed: runc "
+        f"create failed: unable to start container process: error during container init: {inner}: unknown"
+    )
+    if "executable file not found" in message or "no such file or directory" in message:
+        return message, 127
+    if "permission denied" in message:
+        return message, 126
+    return message, 128
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+async def _read_line_async(fd: int) -> bytes:
+    """One line from a pipe without a thread: up to the newline, or all there is before EOF."""
+    os.set_blocking(fd, False)
+    loop = asyncio.get_running_loop()
+    data = b""
+    while not data.endswith(b"\n"):
+        try:
+            chunk = os.read(fd, 4096)
+        except BlockingIOError:
+            readable: asyncio.Future[None] = loop.create_future()
+            loop.add_reader(fd, _wake, readable)
+            try:
+                await readable
+            finally:
+                loop.remove_reader(fd)
+            continue
+        if not chunk:
+            break
+        data += chunk
+    return data
 
 
 def hosts_enabled() -> bool:
@@ -42,6 +90,58 @@ class ShimLauncher:
         self.host_dir = host_dir  # where hosts' control sockets go (<exec-root>/shim-hosts)
         self.use_hosts = bool(host_dir) and (hosts_enabled() if use_hosts is None else use_hosts)
         self.host_path = ""  # the current host's control socket ("": none yet)
+        self.reapers: set[asyncio.Future[Any]] = set()  # waits on shims started as a new interpreter
+
+    async def launch(self, state_dir: str, spec: dict[str, Any]) -> None:
+        """A fresh ``state_dir`` with ``spec.json``, and a shim for it that has reported ready."""
+        shutil.rmtree(state_dir, ignore_errors=True)
+        os.makedirs(state_dir, mode=0o700)
+        with open(os.path.join(state_dir, SPEC), "w") as fh:
+            json.dump(spec, fh)
+        await self._spawn_shim(state_dir)
+
+    async def _spawn_shim(self, state_dir: str) -> None:
+        """A shim for ``state_dir`` (in a host, from the zygote, or a new interpreter); waits for ready."""
+        read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+        shim_log = open(os.path.join(state_dir, LOG), "ab")  # noqa: SIM115 - handed to the shim
+        try:
+            pid = await self.spawn(state_dir, write_fd, shim_log.fileno())
+            if pid is None:
+                env = {**os.environ, "REFD_SHIM_SYNC_FD": str(write_fd)}
+                proc = await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    *(["-S"] if sys.flags.no_site else []),
+                    "-m",
+                    "harness.daemon.shim",
+                    state_dir,
+                    pass_fds=(write_fd,),
+                    env=env,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=asyncio.subprocess.DEVNULL,
+                    stderr=shim_log,
+                    start_new_session=True,
+                )
+                # reap the shim when it ends (the zygote reaps the shims it forks)
+                self.reapers.add(reaper := asyncio.ensure_future(proc.wait()))
+                reaper.add_done_callback(self.reapers.discard)
+        except BaseException:
+            os.close(read_fd)
+            raise
+        finally:
+            os.close(write_fd)
+            shim_log.close()
+        try:
+            line = await _read_line_async(read_fd)
+        finally:
+            os.close(read_fd)
+        if not line:
+            tail = ""
+            with contextlib.suppress(OSError), open(os.path.join(state_dir, LOG)) as fh:
+                tail = fh.read()[-2000:]
+            raise system(f"container shim failed to start: {tail or 'no output'}")
+        msg = json.loads(line)
+        if "error" in msg:
+            raise system(f"container shim failed: {msg['error']}")
 
     def start(self) -> None:
         """Start the zygote in the background (its imports run in its own process)."""

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ApiError, conflict, invalid, system
 
 if TYPE_CHECKING:
-    from .manager import ContainerManager
+    from .lifecycle import ContainerManager
     from .model import Container
 
 __all__ = ["SysInfo", "parse_update", "sysinfo", "update_container", "verify_update"]

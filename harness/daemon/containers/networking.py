@@ -1,0 +1,227 @@
+"""A container's network wiring (moby ``daemon/container_operations.go``): its settings at create, its
+sandbox and endpoints, ports and DNS while it runs, the files it sees (``/etc/hostname``,
+``/etc/hosts``, ``/etc/resolv.conf``), ``--network container:X`` and legacy links.
+
+The network manager (:mod:`..network.manager`) owns networks, addresses and sandboxes; the network
+services (:mod:`..network.services`) the embedded DNS and port proxies. This module is what a
+container asks of them, and when.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..errors import conflict
+from .model import Container
+
+if TYPE_CHECKING:
+    from ..daemon import Daemon
+    from .store import ContainerStore
+
+__all__ = ["Joined", "NetworkWiring"]
+
+#: the empty NetworkSettings a container has until it runs, as dockerd 28 shows it
+_EMPTY_SETTINGS: dict[str, Any] = {
+    "Bridge": "",
+    "SandboxID": "",
+    "SandboxKey": "",
+    "Ports": {},
+    "HairpinMode": False,
+    "LinkLocalIPv6Address": "",
+    "LinkLocalIPv6PrefixLen": 0,
+    "SecondaryIPAddresses": None,
+    "SecondaryIPv6Addresses": None,
+    "EndpointID": "",
+    "Gateway": "",
+    "GlobalIPv6Address": "",
+    "GlobalIPv6PrefixLen": 0,
+    "IPAddress": "",
+    "IPPrefixLen": 0,
+    "IPv6Gateway": "",
+    "MacAddress": "",
+}
+_DNS_FLAGS = (("Dns", "dns"), ("DnsSearch", "dns-search"), ("DnsOptions", "dns-opt"))
+
+
+@dataclass(frozen=True)
+class Joined:
+    """What a started container joins: its sandbox's netns path, or the peer whose netns it shares."""
+
+    netns: str | None
+    peer: Container | None
+
+
+class NetworkWiring:
+    """Between a daemon's containers (``store``) and its networks (set up after the wiring)."""
+
+    def __init__(self, daemon: Daemon, store: ContainerStore) -> None:
+        self.daemon = daemon
+        self.store = store
+
+    @property
+    def _networks(self) -> Any:
+        return getattr(self.daemon, "networks", None)
+
+    @property
+    def _services(self) -> Any:
+        return getattr(self.daemon, "net_services", None)
+
+    # -- create ----------------------------------------------------------------------------------------
+    def resolve_mode(self, host_config: dict[str, Any]) -> None:
+        """``--network container:X`` is recorded with X's full id, as dockerd records it."""
+        mode = str(host_config.get("NetworkMode") or "")
+        if mode.startswith("container:"):
+            host_config["NetworkMode"] = f"container:{self.store.get(mode.split(':', 1)[1]).id}"
+
+    def normalise_links(self, host_config: dict[str, Any], name: str) -> None:
+        """``--link name:alias`` as dockerd stores it; an unknown container is a 400."""
+        if host_config.get("Links"):
+            from ..network.links import normalise_links
+
+            host_config["Links"] = normalise_links(self.store, list(host_config["Links"]), name)
+
+    def initial_settings(self, c: Container, body: dict[str, Any]) -> dict[str, Any]:
+        """``NetworkSettings`` of a created container: the networks it will join, nothing allocated."""
+        networks_manager = self._networks
+        if networks_manager is not None:
+            networks: dict[str, Any] = networks_manager.initial_networks(c.host_config, body)
+        else:
+            from ..network.manager import empty_endpoint
+
+            mode = c.host_config.get("NetworkMode", "default")
+            name = "bridge" if mode in ("default", "bridge") else mode if mode in ("host", "none") else ""
+            networks = {name: empty_endpoint()} if name else {}
+        return {**_EMPTY_SETTINGS, "Ports": {}, "Networks": networks}
+
+    # -- start -----------------------------------------------------------------------------------------
+    def up(self, c: Container) -> Joined:
+        """Everything network ``c`` needs before its process spec is made: links checked, its sandbox and
+        endpoints up (or the running peer it joins, whose hostname it takes), its files written."""
+        if c.host_config.get("Links"):
+            from ..network.links import check_running
+
+            check_running(self.store, c)
+        netns = self._sandbox_up(c)
+        peer = self._peer(c)
+        if peer is not None:  # --network container:X shares X's hostname and files
+            c.config["Hostname"] = peer.config.get("Hostname") or peer.short_id
+        self._write_files(c)
+        return Joined(netns, peer)
+
+    def apply(self, c: Container, spec: dict[str, Any], joined: Joined) -> None:
+        """Into ``c``'s process spec: the netns to join, the link environment, a peer's files."""
+        if joined.netns:
+            spec["namespaces"]["net"] = joined.netns
+        self._link_env(c, spec)
+        if joined.peer is not None:
+            for key, name in (
+                ("hosts_path", "hosts"),
+                ("hostname_path", "hostname"),
+                ("resolv_conf_path", "resolv.conf"),
+            ):
+                spec[key] = joined.peer.file(name)
+
+    def _sandbox_up(self, c: Container) -> str | None:
+        """The container's sandbox with its endpoints, ports and DNS; the netns path to join, if any."""
+        networks = self._networks
+        if networks is None:
+            return None
+        netns = networks.sandbox_up(c)
+        if netns:
+            services = self._services
+            if services is not None:
+                services.container_up(c)
+        return netns  # type: ignore[no-any-return]
+
+    def _peer(self, c: Container) -> Container | None:
+        """The container whose network namespace ``c`` joins (``--network container:X``), running."""
+        mode = str(c.host_config.get("NetworkMode") or "")
+        if not mode.startswith("container:"):
+            return None
+        ref = mode.split(":", 1)[1]
+        other = self.store.by_id.get(ref) or self.store.get(ref)
+        if not other.running:
+            raise conflict(
+                "cannot join network namespace of a non running container: "
+                f"container {other.name.removeprefix('/')} is {other.status}"
+            )
+        return other
+
+    def _write_files(self, c: Container) -> None:
+        from ..network.files import resolv_conf
+
+        os.makedirs(c.root, mode=0o710, exist_ok=True)
+        hostname = c.config.get("Hostname") or c.short_id
+        with open(c.file("hostname"), "w") as fh:
+            fh.write(hostname + "\n")
+        self._write_hosts(c)
+        networks = self._networks
+        internal_dns = networks is not None and networks.uses_embedded_dns(c)
+        with open(c.file("resolv.conf"), "w") as fh:
+            fh.write(resolv_conf(self._dns_settings(c), internal_dns))
+
+    def _dns_settings(self, c: Container) -> dict[str, Any]:
+        """The container's Dns/DnsSearch/DnsOptions, else the daemon's --dns/--dns-search/--dns-opt."""
+        hc, cfg = dict(c.host_config), self.daemon.config
+        for key, flag in _DNS_FLAGS:
+            if not hc.get(key) and cfg.get(flag):
+                hc[key] = list(cfg[flag])
+        return hc
+
+    def _write_hosts(self, c: Container) -> None:
+        from ..network.files import hosts_file
+        from ..network.links import link_hosts
+
+        links = link_hosts(self.store, c) if c.host_config.get("Links") else []
+        with open(c.file("hosts"), "w") as fh:
+            fh.write(hosts_file(c, links))
+
+    def _link_env(self, c: Container, spec: dict[str, Any]) -> None:
+        """moby's link environment goes first; the container's own variables win over it."""
+        if not c.host_config.get("Links"):
+            return
+        from ..network.links import link_env
+
+        own = {e.split("=", 1)[0] for e in spec["env"]}
+        spec["env"] = [e for e in link_env(self.store, c) if e.split("=", 1)[0] not in own] + spec["env"]
+
+    # -- while running -----------------------------------------------------------------------------------
+    def changed(self, c: Container) -> None:
+        """After connect/disconnect: a running container's /etc/hosts and DNS follow its networks."""
+        if not c.running:
+            return
+        with contextlib.suppress(OSError):
+            self._write_hosts(c)
+        services = self._services
+        if services is not None:
+            services.container_up(c)
+
+    def restore(self, c: Container) -> None:
+        """A container kept running across refd's restart (live-restore): its addresses stay taken."""
+        networks = self._networks
+        if networks is not None:
+            networks.restore(c)
+
+    def services_up(self, c: Container) -> None:
+        """DNS and port proxies live in refd: back for a container that outlived its refd."""
+        services = self._services
+        if services is not None:
+            with contextlib.suppress(Exception):
+                services.container_up(c)
+
+    # -- exit --------------------------------------------------------------------------------------------
+    def down(self, c: Container) -> None:
+        """Release the sandbox, endpoints and services; never keeps a dead container from stopping."""
+        services = self._services
+        if services is not None:
+            with contextlib.suppress(Exception):
+                services.container_down(c)
+        networks = self._networks
+        if networks is not None:
+            try:
+                networks.sandbox_down(c)
+            except Exception as exc:
+                self.daemon.log.warning(f"failed to release the network of container {c.id}: {exc}")

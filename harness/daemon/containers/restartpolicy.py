@@ -1,0 +1,37 @@
+"""Restart policies (moby ``restartmanager``): whether an exited container starts again, and when.
+
+``always`` and ``unless-stopped`` restart a container that exited on its own; ``on-failure`` one that
+exited non-zero, at most ``MaximumRetryCount`` times (0: no limit); ``no`` never. A container stopped
+by a client (stop, kill, rm -f) is not restarted. Each restart waits twice as long as the one
+before, from 100 ms up to a minute.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["restart_delay", "should_restart"]
+
+_FIRST_DELAY = 0.1
+_MAX_DELAY = 60.0
+
+
+def should_restart(
+    policy: dict[str, Any] | None, exit_code: int, restart_count: int, manually_stopped: bool
+) -> bool:
+    """Whether a container that exited with ``exit_code``, restarted ``restart_count`` times, restarts."""
+    if manually_stopped:
+        return False
+    policy = policy or {}
+    name = policy.get("Name", "no")
+    if name in ("always", "unless-stopped"):
+        return True
+    if name == "on-failure" and exit_code != 0:
+        limit = int(policy.get("MaximumRetryCount") or 0)
+        return not limit or restart_count < limit
+    return False
+
+
+def restart_delay(restart_count: int) -> float:
+    """Seconds before restart number ``restart_count`` (1 for the first)."""
+    return min(_FIRST_DELAY * float(2 ** min(restart_count - 1, 10)), _MAX_DELAY)
