@@ -57,10 +57,6 @@ def _container(req: Request, daemon: Daemon) -> Container:
     return daemon.containers.get(req.match["name"])
 
 
-def _image_name(daemon: Daemon, c: Container) -> str:
-    return c.image_name
-
-
 # -- create / inspect / list -------------------------------------------------------------------------
 async def create(req: Request, daemon: Daemon) -> Response:
     body = await read_json(req)
@@ -125,7 +121,7 @@ def _matches(c: Container, filters: dict[str, list[str]], daemon: Daemon) -> boo
             if health_status(c) not in values:
                 return False
         elif key == "ancestor":
-            image = _image_name(daemon, c)
+            image = c.image_name
             if not any(v in (image, c.image_id) or c.image_id.startswith("sha256:" + v) for v in values):
                 return False
     return True
@@ -139,7 +135,7 @@ def list_containers_now(req: Request, daemon: Daemon) -> Response | None:
         return None
     filters = parse_filters(req.arg("filters"), _LIST_FILTERS)
     check_health_filter(filters.get("health") or [])
-    return json_response([c.summary(_image_name(daemon, c)) for c in _listed(req, daemon, filters)])
+    return json_response([c.summary(c.image_name) for c in _listed(req, daemon, filters)])
 
 
 def _listed(req: Request, daemon: Daemon, filters: dict[str, list[str]]) -> list[Container]:
@@ -162,7 +158,7 @@ async def list_containers(req: Request, daemon: Daemon) -> Response:
     check_health_filter(filters.get("health") or [])
     summaries = []
     for c in _listed(req, daemon, filters):
-        summary = c.summary(_image_name(daemon, c))
+        summary = c.summary(c.image_name)
         if bool_value(req, "size"):
             await fill_sizes(daemon, c)
             if c.size_rw:
