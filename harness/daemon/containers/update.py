@@ -17,6 +17,7 @@ import contextlib
 import errno
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -201,13 +202,31 @@ def _uint_list(spec: str) -> set[int] | None:
     return out
 
 
-def verify_update(update: dict[str, Any], info: SysInfo, ncpu: int | None = None) -> list[str]:
-    """verifyContainerSettings(update=true): the restart policy, then the resources; returns warnings.
+#: the warnings for a setting the kernel cannot apply (it is then discarded), by what is missing
+_UNSUPPORTED = {
+    "memory": "Your kernel does not support memory limit capabilities or the cgroup is not mounted. "
+    "Limitation discarded.",
+    "swap": "Your kernel does not support swap limit capabilities or the cgroup is not mounted. "
+    "Memory limited without swap.",
+    "swappiness": "Your kernel does not support memory swappiness capabilities or the cgroup is not mounted. "
+    "Memory swappiness discarded.",
+    "reservation": "Your kernel does not support memory soft limit capabilities or the cgroup is not "
+    "mounted. Limitation discarded.",
+    "kernel": "Your kernel does not support kernel memory limit capabilities or the cgroup is not mounted. "
+    "Limitation discarded.",
+    "oom": "Your kernel does not support OomKillDisable. OomKillDisable discarded.",
+    "pids": "Your kernel does not support PIDs limit capabilities or the cgroup is not mounted. "
+    "PIDs limit discarded.",
+    "shares": "Your kernel does not support CPU shares or the cgroup is not mounted. Shares discarded.",
+    "cfs": "Your kernel does not support CPU CFS scheduler. CPU period/quota discarded.",
+    "percent": "linux does not support CPU percent. Percent discarded.",
+    "cpuset": "Your kernel does not support cpuset or the cgroup is not mounted. Cpuset discarded.",
+    "blkio": "Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.",
+}
 
-    Settings the kernel cannot apply are discarded from ``update`` with a warning, as dockerd does.
-    """
-    warnings: list[str] = []
-    policy = update.get("RestartPolicy") or {}
+
+def _restart_policy(policy: dict[str, Any]) -> None:
+    """validateRestartPolicy: a known name; a retry count only with on-failure, never negative."""
     name, retries = policy.get("Name", ""), int(policy.get("MaximumRetryCount") or 0)
     if name in ("always", "unless-stopped", "no"):
         if retries:
@@ -223,77 +242,94 @@ def verify_update(update: dict[str, Any], info: SysInfo, ncpu: int | None = None
             f"invalid restart policy: unknown policy '{name}'; use one of 'no', 'always', 'on-failure', "
             "or 'unless-stopped'"
         )
-    if update.get("MemorySwappiness") == -1:
-        update.pop("MemorySwappiness")
-    memory, swap = int(update.get("Memory") or 0), int(update.get("MemorySwap") or 0)
+
+
+def _int(update: dict[str, Any], key: str) -> int:
+    return int(update.get(key) or 0)
+
+
+# Each check below is one step of verifyPlatformContainerResources, in dockerd's order: a later step
+# sees what an earlier one discarded. ``warn`` records a warning; the checks raise dockerd's 400s.
+Check = Callable[[dict[str, Any], SysInfo, int, Callable[[str], None]], None]
+
+
+def _memory(update: dict[str, Any], info: SysInfo, ncpu: int, warn: Callable[[str], None]) -> None:
+    memory = _int(update, "Memory")
     if memory and memory < _MIN_MEMORY:
         raise invalid("Minimum memory limit allowed is 6MB")
     if memory > 0 and not info.memory_limit:
-        warnings.append(
-            "Your kernel does not support memory limit capabilities or the cgroup is not mounted. "
-            "Limitation discarded."
-        )
+        warn(_UNSUPPORTED["memory"])
         update["Memory"], update["MemorySwap"] = 0, -1
-        memory, swap = 0, -1
+
+
+def _swap(update: dict[str, Any], info: SysInfo, ncpu: int, warn: Callable[[str], None]) -> None:
+    memory, swap = _int(update, "Memory"), _int(update, "MemorySwap")
     if memory > 0 and swap != -1 and not info.swap_limit:
-        warnings.append(
-            "Your kernel does not support swap limit capabilities or the cgroup is not mounted. "
-            "Memory limited without swap."
-        )
+        warn(_UNSUPPORTED["swap"])
         update["MemorySwap"] = swap = -1
     if memory > 0 and swap > 0 and swap < memory:
         raise invalid("Minimum memoryswap limit should be larger than memory limit, see usage")
-    swappiness = update.get("MemorySwappiness")
-    if swappiness is not None and not info.memory_swappiness:
-        warnings.append(
-            "Your kernel does not support memory swappiness capabilities or the cgroup is not mounted. "
-            "Memory swappiness discarded."
-        )
+
+
+def _swappiness(update: dict[str, Any], info: SysInfo, ncpu: int, warn: Callable[[str], None]) -> None:
+    if update.get("MemorySwappiness") == -1:  # -1: leave it as it is
         update.pop("MemorySwappiness")
-        swappiness = None
-    if swappiness is not None and not 0 <= swappiness <= 100:
+    swappiness = update.get("MemorySwappiness")
+    if swappiness is None:
+        return
+    if not info.memory_swappiness:
+        warn(_UNSUPPORTED["swappiness"])
+        update.pop("MemorySwappiness")
+    elif not 0 <= swappiness <= 100:
         raise invalid(f"Invalid value: {swappiness}, valid memory swappiness range is 0-100")
-    reservation = int(update.get("MemoryReservation") or 0)
+
+
+def _reservation(update: dict[str, Any], info: SysInfo, ncpu: int, warn: Callable[[str], None]) -> None:
+    reservation = _int(update, "MemoryReservation")
     if reservation > 0 and not info.memory_reservation:
-        warnings.append(
-            "Your kernel does not support memory soft limit capabilities or the cgroup is not mounted. "
-            "Limitation discarded."
-        )
+        warn(_UNSUPPORTED["reservation"])
         update["MemoryReservation"] = reservation = 0
     if reservation > 0 and reservation < _MIN_MEMORY:
         raise invalid("Minimum memory reservation allowed is 6MB")
+    memory = _int(update, "Memory")
     if memory > 0 and reservation > 0 and memory < reservation:
         raise invalid("Minimum memory limit can not be less than memory reservation limit, see usage")
-    kernel = int(update.get("KernelMemory") or 0)
-    if kernel > 0:
-        if not info.kernel_memory:
-            warnings.append(
-                "Your kernel does not support kernel memory limit capabilities or the cgroup is not mounted. "
-                "Limitation discarded."
-            )
-            update["KernelMemory"] = kernel = 0
-        if 0 < kernel < _MIN_MEMORY:
-            raise invalid("Minimum kernel memory limit allowed is 6MB")
+
+
+def _kernel_memory(update: dict[str, Any], info: SysInfo, ncpu: int, warn: Callable[[str], None]) -> None:
+    if _int(update, "KernelMemory") <= 0:
+        return
+    if not info.kernel_memory:
+        warn(_UNSUPPORTED["kernel"])
+        update["KernelMemory"] = 0
+    elif _int(update, "KernelMemory") < _MIN_MEMORY:
+        raise invalid("Minimum kernel memory limit allowed is 6MB")
+
+
+def _oom_kill_disable(update: dict[str, Any], info: SysInfo, ncpu: int, warn: Callable[[str], None]) -> None:
     oom = update.get("OomKillDisable")
     if oom is not None and not info.oom_kill_disable:
         if oom:
-            warnings.append("Your kernel does not support OomKillDisable. OomKillDisable discarded.")
+            warn(_UNSUPPORTED["oom"])
         update.pop("OomKillDisable")
         oom = None
-    if oom and memory == 0:
-        warnings.append(
+    if oom and _int(update, "Memory") == 0:
+        warn(
             "OOM killer is disabled for the container, but no memory limit is set, this can result in the "
             "system running out of resources."
         )
+
+
+def _pids(update: dict[str, Any], info: SysInfo, ncpu: int, warn: Callable[[str], None]) -> None:
     pids = update.get("PidsLimit")
     if pids is not None and not info.pids_limit:
         if pids > 0:
-            warnings.append(
-                "Your kernel does not support PIDs limit capabilities or the cgroup is not mounted. "
-                "PIDs limit discarded."
-            )
+            warn(_UNSUPPORTED["pids"])
         update.pop("PidsLimit")
-    nano, period, quota = (int(update.get(k) or 0) for k in ("NanoCpus", "CpuPeriod", "CpuQuota"))
+
+
+def _nano_cpus(update: dict[str, Any], info: SysInfo, ncpu: int, warn: Callable[[str], None]) -> None:
+    nano, period, quota = (_int(update, k) for k in ("NanoCpus", "CpuPeriod", "CpuQuota"))
     if nano > 0 and period > 0:
         raise invalid("Conflicting options: Nano CPUs and CPU Period cannot both be set")
     if nano > 0 and quota > 0:
@@ -303,28 +339,39 @@ def verify_update(update: dict[str, Any], info: SysInfo, ncpu: int | None = None
             "NanoCPUs can not be set, as your kernel does not support CPU CFS scheduler or the cgroup is "
             "not mounted"
         )
-    ncpu = ncpu or os.cpu_count() or 1
     if nano and (nano < 0 or nano > ncpu * 1_000_000_000):
         raise invalid(f"range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available")
-    if int(update.get("CpuShares") or 0) > 0 and not info.cpu_shares:
-        warnings.append(
-            "Your kernel does not support CPU shares or the cgroup is not mounted. Shares discarded."
-        )
+
+
+def _cpu_shares(update: dict[str, Any], info: SysInfo, ncpu: int, warn: Callable[[str], None]) -> None:
+    if _int(update, "CpuShares") > 0 and not info.cpu_shares:
+        warn(_UNSUPPORTED["shares"])
         update["CpuShares"] = 0
+
+
+def _cfs(update: dict[str, Any], info: SysInfo, ncpu: int, warn: Callable[[str], None]) -> None:
+    period, quota = _int(update, "CpuPeriod"), _int(update, "CpuQuota")
     if (period or quota) and not info.cpu_cfs:
-        warnings.append("Your kernel does not support CPU CFS scheduler. CPU period/quota discarded.")
+        warn(_UNSUPPORTED["cfs"])
         update["CpuPeriod"] = update["CpuQuota"] = period = quota = 0
     if period and not 1000 <= period <= 1_000_000:
         raise invalid("CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)")
     if 0 < quota < 1000:
         raise invalid("CPU cfs quota can not be less than 1ms (i.e. 1000)")
-    if int(update.get("CpuPercent") or 0) > 0:
-        warnings.append("linux does not support CPU percent. Percent discarded.")
+
+
+def _cpu_percent(update: dict[str, Any], info: SysInfo, ncpu: int, warn: Callable[[str], None]) -> None:
+    if _int(update, "CpuPercent") > 0:
+        warn(_UNSUPPORTED["percent"])
         update["CpuPercent"] = 0
+
+
+def _cpuset(update: dict[str, Any], info: SysInfo, ncpu: int, warn: Callable[[str], None]) -> None:
     cpus, mems = str(update.get("CpusetCpus") or ""), str(update.get("CpusetMems") or "")
     if (cpus or mems) and not info.cpuset:
-        warnings.append("Your kernel does not support cpuset or the cgroup is not mounted. Cpuset discarded.")
-        update["CpusetCpus"] = update["CpusetMems"] = cpus = mems = ""
+        warn(_UNSUPPORTED["cpuset"])
+        update["CpusetCpus"] = update["CpusetMems"] = ""
+        return
     for value, kind, available, what in (
         (cpus, "cpus", info.cpus, "CPUs"),
         (mems, "mems", info.mems, "memory nodes"),
@@ -337,16 +384,49 @@ def verify_update(update: dict[str, Any], info: SysInfo, ncpu: int | None = None
         have = _uint_list(available) if available else set(range(ncpu)) if kind == "cpus" else {0}
         if not wanted <= (have or set()):
             raise invalid(f"Requested {what} are not available - requested {value}, available: {available}")
-    weight = int(update.get("BlkioWeight") or 0)
+
+
+def _blkio_weight(update: dict[str, Any], info: SysInfo, ncpu: int, warn: Callable[[str], None]) -> None:
+    weight = _int(update, "BlkioWeight")
     if weight > 0 and not info.blkio_weight:
-        warnings.append(
-            "Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded."
-        )
-        update["BlkioWeight"] = weight = 0
-    if weight > 0 and not 10 <= weight <= 1000:
+        warn(_UNSUPPORTED["blkio"])
+        update["BlkioWeight"] = 0
+    elif weight > 0 and not 10 <= weight <= 1000:
         raise invalid("Range of blkio weight is from 10 to 1000")
+
+
+def _io_maximum(update: dict[str, Any], info: SysInfo, ncpu: int, warn: Callable[[str], None]) -> None:
     if update.get("IOMaximumBandwidth") or update.get("IOMaximumIOps"):
         raise invalid("Invalid QoS settings: linux does not support Maximum IO Bandwidth or Maximum IO IOps")
+
+
+_RESOURCE_CHECKS: tuple[Check, ...] = (
+    _memory,
+    _swap,
+    _swappiness,
+    _reservation,
+    _kernel_memory,
+    _oom_kill_disable,
+    _pids,
+    _nano_cpus,
+    _cpu_shares,
+    _cfs,
+    _cpu_percent,
+    _cpuset,
+    _blkio_weight,
+    _io_maximum,
+)
+
+
+def verify_update(update: dict[str, Any], info: SysInfo, ncpu: int | None = None) -> list[str]:
+    """verifyContainerSettings(update=true): the restart policy, then the resources; returns warnings.
+
+    Settings the kernel cannot apply are discarded from ``update`` with a warning, as dockerd does.
+    """
+    _restart_policy(update.get("RestartPolicy") or {})
+    warnings: list[str] = []
+    for check in _RESOURCE_CHECKS:
+        check(update, info, ncpu or os.cpu_count() or 1, warnings.append)
     return warnings
 
 
