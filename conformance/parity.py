@@ -322,6 +322,7 @@ class TargetRun:
     started: str = ""
     duration: float = 0.0
     schema_check: SchemaRun = field(default_factory=SchemaRun)
+    shuffle_seed: int | None = None
 
     @property
     def name(self) -> str:
@@ -333,16 +334,20 @@ class TargetRun:
             "started": self.started,
             "duration": self.duration,
             "schema_check": self.schema_check.to_dict(),
+            **({"shuffle_seed": self.shuffle_seed} if self.shuffle_seed is not None else {}),
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TargetRun:
-        info = {k: v for k, v in data.items() if k not in ("started", "duration", "schema_check")}
+        run_keys = ("started", "duration", "schema_check", "shuffle_seed")
+        info = {k: v for k, v in data.items() if k not in run_keys}
+        seed = data.get("shuffle_seed")
         return cls(
             target=TargetInfo.from_dict(info, "<parity>", "targets[]"),
             started=data.get("started", ""),
             duration=float(data.get("duration", 0.0)),
             schema_check=SchemaRun.from_dict(data.get("schema_check"), "<parity>"),
+            shuffle_seed=int(seed) if isinstance(seed, int) else None,
         )
 
 
@@ -736,7 +741,9 @@ def build_parity(
         )
     return Parity(
         reference=ref_name,
-        targets=tuple(TargetRun(r.target, r.started, r.duration, r.schema_check) for r in results),
+        targets=tuple(
+            TargetRun(r.target, r.started, r.duration, r.schema_check, r.shuffle_seed) for r in results
+        ),
         scenarios=tuple(scenarios),
         known=tuple(KnownUse(k, n) for k, n in zip(known, used, strict=True)),
         profiles={name: d for r in results for name, d in r.profiles.items()},

@@ -156,6 +156,10 @@ def render_markdown(parity: Parity) -> str:
         f"Reference target: **{_cell(parity.reference)}** · generated {_cell(parity.generated) or '—'} · "
         f"{len(parity.scenarios)} scenarios · result: **{'OK' if summary['ok'] else 'FAILED'}**"
     )
+    seeds = {run.name: run.shuffle_seed for run in parity.targets if run.shuffle_seed is not None}
+    if seeds:
+        order = ", ".join(f"{_cell(n)} seed {s}" for n, s in seeds.items())
+        out += ["", f"Scenario order: shuffled ({order}); `--shuffle SEED` repeats it."]
     out += ["", "## Summary", ""]
     rows = []
     for run in parity.targets:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import functools
 import importlib.metadata
 import json
 import os
@@ -24,11 +23,13 @@ import shlex
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, cast
 
 from conformance.errors import ConformanceError
 from conformance.parity import DEFAULT_KNOWN_PATH, Parity, build_parity, load_known, load_parity
@@ -40,6 +41,7 @@ from harness.results import Results, ResultsError, dump_results, load_results, m
 
 __all__ = [
     "AREAS",
+    "AUTO_JOBS_PER_CPU",
     "COMPARE_STEPS",
     "EXIT_FAILED",
     "EXIT_OK",
@@ -49,13 +51,16 @@ __all__ = [
     "REPORT_STEPS",
     "REPO_ROOT",
     "RUN_STEPS",
+    "Job",
     "Options",
     "PytestInvoker",
     "PytestRun",
     "Run",
     "Step",
     "build_pytest_command",
+    "jobs_auto",
     "main",
+    "plan_jobs",
     "plugin_autoloaded",
     "report_command",
     "run_pipeline",
@@ -136,6 +141,8 @@ class Options:
     previous: Path | None = None  # --previous, or compare's OLD: a parity.json or a directory holding one
     ui: str = "auto"  # --ui: auto (rich on a terminal when installed), rich, plain
     current: Path | None = None  # compare's NEW
+    jobs: int | None = None  # --jobs: pytest processes at once; None: auto (jobs_auto)
+    shuffle: int | None = None  # --shuffle: the seed of the scenario order; None: collection order
 
 
 @dataclass
@@ -230,6 +237,24 @@ def _run_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-k", dest="keyword", default=None, help="pytest -k expression, passed through")
     p.add_argument("--shard", default=None, help="I/N: run only shard I of N (passed as --harness-shard)")
+    p.add_argument(
+        "--jobs",
+        "-j",
+        default="auto",
+        help="pytest processes run side by side: the targets, each split into parts of about equal cost "
+        "(from the previous run's results in --reports when there are some); 'auto' (default): "
+        f"{AUTO_JOBS_PER_CPU} per CPU, at least one per target; 1 runs the targets one after another",
+    )
+    p.add_argument(
+        "--shuffle",
+        nargs="?",
+        const="random",
+        default=None,
+        metavar="SEED",
+        help="run each target's scenarios in a shuffled order drawn from SEED (an integer; without one a "
+        "random seed), the same order on every target; the seed is printed and kept in the reports, so "
+        "'--shuffle SEED' repeats the order",
+    )
     p.add_argument(
         "--schema",
         default=None,
@@ -367,6 +392,25 @@ def _parse_shard(value: str) -> tuple[int, int]:
     return int(m.group(1)), int(m.group(2))
 
 
+def _parse_jobs(value: str) -> int | None:
+    if value.strip() == "auto":
+        return None
+    if not value.strip().isdigit() or int(value) < 1:
+        raise _UsageError(f"--jobs {value!r}: expected a number >= 1 or 'auto'")
+    return int(value)
+
+
+def _parse_seed(value: str) -> int:
+    if value == "random":
+        import random
+
+        return random.SystemRandom().randrange(1, 2**31)
+    try:
+        return int(value)
+    except ValueError:
+        raise _UsageError(f"--shuffle {value!r}: expected an integer seed, e.g. --shuffle 1234") from None
+
+
 def parse_options(run: Run) -> Run | int:
     """Parse ``run.argv`` into ``run.options`` (usage errors exit 2, --help exits 0)."""
     argv = list(run.argv)
@@ -414,6 +458,8 @@ def parse_options(run: Run) -> Run | int:
             opts.shard = _parse_shard(ns.shard) if ns.shard else None
             opts.schema = ns.schema
             opts.docker_cli = ns.docker_cli
+            opts.jobs = _parse_jobs(ns.jobs)
+            opts.shuffle = _parse_seed(ns.shuffle) if ns.shuffle is not None else None
             try:
                 env_args = shlex.split(run.env.get("HARNESS_PYTEST_ARGS", ""))
             except ValueError as exc:
@@ -494,9 +540,11 @@ def plugin_autoloaded(run: Run, search_path: Sequence[str] | None = None) -> boo
     )
 
 
-def build_pytest_command(run: Run, target: str, results_path: Path) -> list[str]:
+def build_pytest_command(
+    run: Run, target: str, results_path: Path, part: tuple[int, int] | None = None, costs: Path | None = None
+) -> list[str]:
     """``python -m pytest suites/<area>... -p harness.plugin -p conformance.progress --targets T
-    --results-json F -q ...``."""
+    --results-json F -q ...`` (with ``--harness-part I/N`` for one part of a target)."""
     o = run.options
     cmd = [sys.executable, "-m", "pytest", *(f"suites/{area}" for area in o.suites)]
     if not plugin_autoloaded(run):
@@ -515,6 +563,12 @@ def build_pytest_command(run: Run, target: str, results_path: Path) -> list[str]
         cmd += ["-k", o.keyword]
     if o.shard is not None:
         cmd += ["--harness-shard", f"{o.shard[0]}/{o.shard[1]}"]
+    if part is not None:
+        cmd += ["--harness-part", f"{part[0]}/{part[1]}"]
+        if costs is not None:
+            cmd += ["--harness-costs", str(costs)]
+    if o.shuffle is not None:
+        cmd += ["--harness-shuffle", str(o.shuffle)]
     if o.schema is not None:
         cmd += ["--schema", o.schema]
     if o.docker_cli is not None:
@@ -522,37 +576,203 @@ def build_pytest_command(run: Run, target: str, results_path: Path) -> list[str]
     return cmd + list(o.pytest_args)
 
 
+#: ``--jobs auto``: pytest processes per CPU. Most of a scenario's time is waiting (daemon boots, dockerd's
+#: shutdown, the daemons' own pauses, the CLI), so more processes than CPUs still shortens the run.
+AUTO_JOBS_PER_CPU = 2
+
+
+def jobs_auto(targets: int, cpus: int | None) -> int:
+    """``--jobs auto``: AUTO_JOBS_PER_CPU per CPU, and at least one per target."""
+    return max(targets, AUTO_JOBS_PER_CPU * (cpus or 1))
+
+
+@dataclass(frozen=True)
+class Job:
+    """One pytest process: part ``part`` of ``parts`` of a target's scenarios, written to ``path``."""
+
+    target: str
+    part: int
+    parts: int
+    path: Path
+    cost: float = 0.0  # the previous run's seconds for this part's share, for the start order
+
+    @property
+    def label(self) -> str:
+        return self.target if self.parts == 1 else f"{self.target} {self.part}/{self.parts}"
+
+
+def _previous_costs(path: Path) -> dict[str, float]:
+    """``{scenario id: seconds}`` of a previous run's results file, or {} (none, or unreadable)."""
+    if not path.is_file():
+        return {}
+    try:
+        previous = load_results(path)
+    except ResultsError:
+        return {}
+    return {s.id: s.duration for s in previous.scenarios}
+
+
+def plan_jobs(run: Run, reports: Path) -> tuple[list[Job], dict[str, Path]]:
+    """The pytest processes of a run and, per split target, the costs file its parts are balanced by.
+
+    ``--jobs N`` splits each target into ceil(N / targets) parts (one when N <= targets); the jobs start
+    costliest first (by the previous run's durations, when ``reports`` holds them), so a long target's
+    parts do not start last.
+    """
+    targets = run.options.targets
+    jobs = run.options.jobs or jobs_auto(len(targets), os.cpu_count())
+    parts = max(1, -(-jobs // max(1, len(targets))))
+    planned: list[Job] = []
+    cost_files: dict[str, Path] = {}
+    for target in targets:
+        final = reports / f"{target}.json"
+        costs = _previous_costs(final)
+        if parts > 1 and costs:
+            cost_files[target] = reports / f".{target}.costs.json"
+            cost_files[target].write_text(json.dumps(costs), encoding="utf-8")
+        share = sum(costs.values()) / parts
+        for part in range(1, parts + 1):
+            path = final if parts == 1 else reports / f".{target}.part{part}of{parts}.json"
+            planned.append(Job(target, part, parts, path, share))
+    order = {t: i for i, t in enumerate(targets)}
+    planned.sort(key=lambda j: (-j.cost, order[j.target], j.part))  # stable: target order without costs
+    return planned, cost_files
+
+
+def _combined_code(codes: Sequence[int]) -> int:
+    """One exit code for a target's parts: a runner-level one first, then failures; 5 only if all are 5."""
+    bad = [c for c in codes if c not in (0, 1, 5)]
+    if bad:
+        return bad[0]
+    if 1 in codes:
+        return 1
+    return 5 if codes and all(c == 5 for c in codes) else 0
+
+
+class _Prefixed:
+    """A text stream writing each complete line as ``LABEL| line`` to ``out`` (parallel pytest output)."""
+
+    def __init__(self, out: TextIO, label: str, lock: threading.Lock) -> None:
+        self._out, self._label, self._lock, self._buffer = out, label, lock, ""
+
+    def write(self, text: str) -> int:
+        self._buffer += text
+        *lines, self._buffer = self._buffer.split("\n")
+        if lines:
+            with self._lock:
+                for line in lines:
+                    self._out.write(f"{self._label}| {line}\n")
+                self._out.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+class _TargetProgress:
+    """Folds the progress events of a target's parts into one stream for the UI (collected counts add up)."""
+
+    def __init__(self, ui: PlainUI, target: str) -> None:
+        self._ui, self._target = ui, target
+        self._collected: dict[int, int] = {}
+        self._lock = threading.Lock()
+
+    def callback(self, part: int) -> Callable[[dict[str, object]], None]:
+        def on_event(event: dict[str, object]) -> None:
+            if event.get("event") == "collected":
+                with self._lock:
+                    self._collected[part] = int(str(event.get("count", 0)))
+                    event = {**event, "count": sum(self._collected.values())}
+            self._ui.event(self._target, event)
+
+        return on_event
+
+
 def run_targets(run: Run) -> Run | int:
-    """Run pytest once per target; pytest exit 1 is data, exit >= 2 or no results file is a runner error."""
+    """Run pytest per target (in parts, side by side: ``--jobs``), merge each target's parts; pytest exit 1
+    is data, exit >= 2 or no results file is a runner error."""
     reports = run.options.reports.resolve()
     reports.mkdir(parents=True, exist_ok=True)
-    problems: list[str] = []
     ui = _ui(run)
     ui.plan(run.options.targets)
+    jobs, cost_files = plan_jobs(run, reports)
+    width = run.options.jobs or jobs_auto(len(run.options.targets), os.cpu_count())
+    parallel = min(width, len(jobs)) > 1
+    if run.options.shuffle is not None:
+        ui.note(f"scenario order: shuffled with seed {run.options.shuffle} (--shuffle {run.options.shuffle})")
+    if parallel:
+        ui.note(
+            f"{len(jobs)} pytest process(es), {min(width, len(jobs))} at a time (--jobs {width}): "
+            + ", ".join(j.label for j in jobs)
+        )
+    for job in jobs:
+        job.path.unlink(missing_ok=True)  # never mistake a previous run's file for this one's
+    lock = threading.Lock()
+    progress = {t: _TargetProgress(ui, t) for t in run.options.targets}
+    remaining = collections.Counter(j.target for j in jobs)
+    started: dict[str, float] = {}
+    outcomes: dict[str, list[tuple[Job, list[str], PytestRun]]] = {t: [] for t in run.options.targets}
+
+    def one(job: Job) -> None:
+        part = (job.part, job.parts) if job.parts > 1 else None
+        cmd = build_pytest_command(run, job.target, job.path, part, cost_files.get(job.target))
+        with lock:
+            started.setdefault(job.target, time.monotonic())
+            ui.target_started(job.target, cmd)
+        events = reports / f".{job.target}.{job.part}.progress.jsonl"
+        env = {**_pytest_env(run), PROGRESS_ENV: str(events)}
+        stream = ui.pytest_stream(job.target)
+        if parallel and not ui.rich:
+            stream = cast(TextIO, _Prefixed(stream, job.label, lock))
+        with ProgressTail(events, progress[job.target].callback(job.part)):
+            result = run.invoke_pytest(cmd, run.root, env, stream)
+        with lock:
+            outcomes[job.target].append((job, cmd, result))
+            remaining[job.target] -= 1
+            if remaining[job.target] == 0:
+                codes = [r.returncode for _, _, r in outcomes[job.target]]
+                ui.target_finished(job.target, _combined_code(codes), time.monotonic() - started[job.target])
+
     try:
-        for target in run.options.targets:
-            path = reports / f"{target}.json"
-            path.unlink(missing_ok=True)  # never mistake a previous run's file for this one's
-            cmd = build_pytest_command(run, target, path)
-            ui.target_started(target, cmd)
-            progress = reports / f".{target}.progress.jsonl"
-            env = {**_pytest_env(run), PROGRESS_ENV: str(progress)}
-            started = time.monotonic()
-            with ProgressTail(progress, functools.partial(ui.event, target)):
-                result = run.invoke_pytest(cmd, run.root, env, ui.pytest_stream(target))
-            ui.target_finished(target, result.returncode, time.monotonic() - started)
-            run.pytest_runs[target] = result
-            run.results_paths[target] = path
-            problem = _check_pytest(run, target, cmd, result, path)
-            if problem:
-                problems.append(problem)
+        if parallel:
+            with ThreadPoolExecutor(max_workers=min(width, len(jobs)), thread_name_prefix="pytest") as pool:
+                for future in [pool.submit(one, job) for job in jobs]:
+                    future.result()
+        else:
+            for job in jobs:
+                one(job)
     finally:
         ui.stop()
+        for path in cost_files.values():
+            path.unlink(missing_ok=True)
+    problems: list[str] = []
+    for target in run.options.targets:
+        done = sorted(outcomes[target], key=lambda o: o[0].part)
+        run.pytest_runs[target] = PytestRun(
+            _combined_code([r.returncode for _, _, r in done]), "\n".join(r.tail for _, _, r in done)
+        )
+        run.results_paths[target] = reports / f"{target}.json"
+        for job, cmd, result in done:
+            problem = _check_pytest(run, target, cmd, result, job.path, split=job.parts > 1)
+            if problem:
+                problems.append(problem)
+        if len(done) > 1 and run.pytest_runs[target].returncode == 5 and run.options.shard is None:
+            problems.append(f"pytest for target {target} exited 5 (no tests collected) in every part")
+        if not problems and done and done[0][0].parts > 1:
+            _merge_parts(target, [job.path for job, _, _ in done], run.results_paths[target])
     if problems:
         for p in problems:
             run.err.write(f"conformance: runner error: {p}\n")
         return EXIT_USAGE
     return run
+
+
+def _merge_parts(target: str, paths: Sequence[Path], final: Path) -> None:
+    """One results file for a target from its parts' files (removed afterwards)."""
+    parts = [load_results(p) for p in paths]
+    dump_results(merge_results(parts, source=f"the {len(parts)} parts of target {target!r}"), final)
+    for path in paths:
+        path.unlink(missing_ok=True)
 
 
 def _ui(run: Run) -> PlainUI:
@@ -582,10 +802,14 @@ def _pytest_env(run: Run) -> dict[str, str]:
     return env
 
 
-def _check_pytest(run: Run, target: str, cmd: Sequence[str], result: PytestRun, path: Path) -> str:
+def _check_pytest(
+    run: Run, target: str, cmd: Sequence[str], result: PytestRun, path: Path, split: bool = False
+) -> str:
     code = result.returncode
     why = ""
-    if code == 5 and run.options.shard is not None and path.is_file():
+    if code == 5 and split and path.is_file():
+        pass  # a part with nothing to run (fewer scenarios than parts): the other parts have them
+    elif code == 5 and run.options.shard is not None and path.is_file():
         run.warnings.append(
             f"target {target}: shard {run.options.shard[0]}/{run.options.shard[1]} selected "
             "no scenarios (pytest exit 5)"

@@ -28,6 +28,9 @@ class HarnessConfig:
     profiles: tuple[str, ...] = ("default",)  # daemon profiles (harness.profiles), in run order
     profiles_files: tuple[str, ...] = ()  # users' profiles files, read after the built-in one
     docker_cli: str = ""  # --docker-cli: a pinned version (harness.dockercli.PINS) or a path; "" = default
+    part: tuple[int, int] | None = None  # this process runs part I of N of the (shard's) scenarios
+    costs: str | None = None  # a JSON file of {scenario id: seconds} the parts are balanced by
+    shuffle: int | None = None  # run the scenarios in the order this seed draws
 
 
 def _pick(cli: Any, env_name: str, ini: Any) -> tuple[Any, str]:
@@ -48,16 +51,26 @@ def _maybe(get: Any, name: str) -> Any:
         return None
 
 
-def _parse_shard(value: str, source: str) -> tuple[int, int]:
+def _parse_shard(value: str, source: str, option: str = "--harness-shard") -> tuple[int, int]:
     try:
         index, total = (int(p) for p in value.split("/"))
         if not 1 <= index <= total:
             raise ValueError
     except ValueError:
         raise ConfigValueError(
-            f"bad shard {value!r} from {source}: expected I/N with 1 <= I <= N, e.g. --harness-shard 2/4"
+            f"bad {option.removeprefix('--harness-')} {value!r} from {source}: expected I/N with "
+            f"1 <= I <= N, e.g. {option} 2/4"
         ) from None
     return index, total
+
+
+def _parse_seed(value: str, source: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigValueError(
+            f"bad shuffle seed {value!r} from {source}: expected an integer, e.g. --harness-shuffle 1234"
+        ) from None
 
 
 def resolve_config(option: Any, ini: Any) -> HarnessConfig:
@@ -113,6 +126,8 @@ def resolve_config(option: Any, ini: Any) -> HarnessConfig:
                 f"unknown docker CLI {docker_cli!r} from {csource}: choose a pinned version "
                 f"({', '.join(PINS)}) or the path of a docker binary"
             )
+    part_raw = _maybe(option, "harness_part")
+    shuffle_raw, shuffle_source = _pick(_maybe(option, "harness_shuffle"), "HARNESS_SHUFFLE", None)
     results_json = option("results_json")
     if results_json and len(targets) != 1:
         raise ConfigValueError(
@@ -131,6 +146,9 @@ def resolve_config(option: Any, ini: Any) -> HarnessConfig:
         profiles=profiles,
         profiles_files=profiles_files,
         docker_cli=docker_cli,
+        part=_parse_shard(str(part_raw), "command line", "--harness-part") if part_raw else None,
+        costs=_maybe(option, "harness_costs") or None,
+        shuffle=_parse_seed(str(shuffle_raw), shuffle_source) if shuffle_raw not in (None, "") else None,
     )
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from . import ordering
 from .fixtures import (  # noqa: F401 - fixtures are registered by import
     _CONFIG_KEY,
     OBSERVATIONS_KEY,
@@ -83,6 +84,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--results-json", default=None, help="write this target's scenario results to PATH")
     group.addoption("--results-dir", default=None, help="write <target>.json results files into DIR")
     group.addoption("--harness-shard", default=None, help="run shard I of N scenarios (I/N)")
+    group.addoption(
+        "--harness-part",
+        default=None,
+        help="of the (shard's) scenarios, run part I of N, the parts balanced by cost (the conformance "
+        "runner's --jobs runs the parts side by side)",
+    )
+    group.addoption(
+        "--harness-costs",
+        default=None,
+        help="a JSON file {scenario id: seconds} (a previous run's) that --harness-part balances by",
+    )
+    group.addoption(
+        "--harness-shuffle",
+        default=None,
+        metavar="SEED",
+        help="run the scenarios in the order SEED draws (the same seed, the same order); env HARNESS_SHUFFLE",
+    )
     group.addoption(
         "--schema",
         default=None,
@@ -206,23 +224,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         config.hook.pytest_deselected(items=unprofiled)
         items[:] = [i for i in items if i not in unprofiled]
     _check_counting(config, items)
-    shard = config.stash[_CONFIG_KEY].shard
-    if shard is None:
-        _prepare_schema(config, items)
-        _prepare_docker_cli(config, items)
-        return
-    index, total = shard
-    keep: list[pytest.Item] = []
-    drop: list[pytest.Item] = []
-    for item in items:
-        mark = _scenario(item)
+    keep = list(items)
+    if cfg.shard is not None:
+        index, total = cfg.shard
         # every target's run of a scenario lands in the same shard, so shards merge per scenario id (a
         # profile's run of it is another id: profiles spread over the shards)
-        shard_key = _record_id(item, mark) if mark else item.nodeid.split("[")[0]
-        (keep if zlib.crc32(shard_key.encode()) % total == index - 1 else drop).append(item)
-    if drop:
-        config.hook.pytest_deselected(items=drop)
-        items[:] = keep
+        keep = [i for i in keep if zlib.crc32(_group_key(i).encode()) % total == index - 1]
+    if cfg.part is not None:
+        costs = ordering.load_costs(cfg.costs) if cfg.costs else {}
+        keep = ordering.part_of(keep, cfg.part[0], cfg.part[1], _group_key, costs)
+    if cfg.shuffle is not None:
+        keep = ordering.shuffle(keep, cfg.shuffle)
+    if len(keep) != len(items):
+        chosen = set(map(id, keep))
+        config.hook.pytest_deselected(items=[i for i in items if id(i) not in chosen])
+    items[:] = keep
     _prepare_schema(config, items)
     _prepare_docker_cli(config, items)
 
@@ -241,6 +257,12 @@ def _prepare_docker_cli(config: pytest.Config, items: list[pytest.Item]) -> None
             sys.stderr.write(f"harness: error: {exc}\n")
             return
     sys.stderr.write(f"harness: docker CLI {cli.describe()}\n")
+
+
+def _group_key(item: pytest.Item) -> str:
+    """What keeps items together in a shard or a part: the scenario's record id, else the node id."""
+    mark = _scenario(item)
+    return _record_id(item, mark) if mark else item.nodeid.split("[")[0]
 
 
 def _schema_session(config: pytest.Config, name: str) -> Any:
@@ -578,6 +600,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             "duration": round(time.time() - started, 3),
             "schema_check": schema.info(),
             "profiles": _profiles_info(cfg),
+            **({"shuffle_seed": cfg.shuffle} if cfg.shuffle is not None else {}),
             "scenarios": scenarios,
         }
         path = cfg.results_json or os.path.join(cfg.results_dir, f"{name}.json")

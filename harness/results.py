@@ -348,6 +348,7 @@ class Results:
     schema_check: SchemaRun = field(default_factory=SchemaRun)
     #: what each daemon profile of the run set (``harness.profiles.Profile.to_dict``), by name
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    shuffle_seed: int | None = None  # the scenario order was drawn from this seed (None: collection order)
 
     def by_id(self) -> dict[str, ScenarioResult]:
         return {s.id: s for s in self.scenarios}
@@ -360,6 +361,7 @@ class Results:
             "duration": self.duration,
             "schema_check": self.schema_check.to_dict(),
             "profiles": {k: dict(v) for k, v in self.profiles.items()},
+            **({"shuffle_seed": self.shuffle_seed} if self.shuffle_seed is not None else {}),
             "scenarios": [s.to_dict() for s in self.scenarios],
         }
 
@@ -376,6 +378,7 @@ class Results:
             keys.add("schema_check")
         if schema == SCHEMA:
             keys.add("profiles")
+            keys |= {"schema_check", "shuffle_seed"}
         _no_unknown(obj, keys, source, "")
         if "target" not in obj:
             raise ResultsError(source, "missing required field", "target")
@@ -402,6 +405,7 @@ class Results:
             duration=_number(obj, "duration", source, ""),
             schema_check=SchemaRun.from_dict(obj.get("schema_check"), source),
             profiles=_profiles(obj.get("profiles"), source),
+            shuffle_seed=_seed(obj, source),
         )
 
 
@@ -411,6 +415,15 @@ def _profiles(data: Any, source: str) -> dict[str, dict[str, Any]]:
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
         raise ResultsError(source, "expected an object of profile definitions", "profiles")
     return {str(k): dict(v) for k, v in data.items()}
+
+
+def _seed(obj: Mapping[str, Any], source: str) -> int | None:
+    value = obj.get("shuffle_seed")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ResultsError(source, f"expected an integer, got {type(value).__name__}", "shuffle_seed")
+    return value
 
 
 def load_results(path: str | os.PathLike[str]) -> Results:
@@ -475,6 +488,7 @@ def merge_results(parts: Sequence[Results], source: str = "<merge>") -> Results:
                     source, f"profile {name!r} is defined differently in two parts of target {first.name!r}"
                 )
     starts = [p.started for p in parts if p.started]
+    seeds = {p.shuffle_seed for p in parts}  # parts shuffled with different seeds keep none
     runs = [p.schema_check for p in parts]
     swaggers = {json.dumps(s, sort_keys=True): s for r in runs for s in r.swaggers}
     return Results(
@@ -488,6 +502,7 @@ def merge_results(parts: Sequence[Results], source: str = "<merge>") -> Results:
             error="; ".join(dict.fromkeys(r.error for r in runs if r.error)),
         ),
         profiles=profiles,
+        shuffle_seed=seeds.pop() if len(seeds) == 1 else None,
     )
 
 

@@ -157,6 +157,8 @@ def _fake(command: Sequence[str], cwd: Path, env: Mapping[str, str], out: TextIO
 
 def _run(argv: list[str]) -> tuple[int, str]:
     out = io.StringIO()
+    if "--jobs" not in argv:
+        argv = ["--jobs", "1", *argv]
     run = Run(argv=argv, env={}, invoke_pytest=_fake, plugin_autoloaded=True, out=out, err=io.StringIO())
     parsed = parse_options(run)
     assert isinstance(parsed, Run)

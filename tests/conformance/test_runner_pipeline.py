@@ -65,6 +65,9 @@ def _run(
     rootfs: tuple[list[str], str] = ([], "dockerd-28 left out: (a test)"),
 ) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
+    if "--jobs" not in argv and not (argv and argv[0] in ("merge", "report", "compare")):
+        argv = ["--jobs", "1", *argv]  # one process per target, one after another, unless a test asks
+
     run = Run(
         argv=argv,
         env=env or {},
@@ -261,7 +264,8 @@ def test_invalid_results_file_is_a_runner_error(tmp_path: Path) -> None:
         return PytestRun(0)
 
     out, err = io.StringIO(), io.StringIO()
-    run = parse_options(Run(argv=["--targets", "refd", "--reports", str(tmp_path)], env={}, out=out, err=err))
+    argv = ["--jobs", "1", "--targets", "refd", "--reports", str(tmp_path)]
+    run = parse_options(Run(argv=argv, env={}, out=out, err=err))
     assert isinstance(run, Run)
     run.invoke_pytest = broken
     run.plugin_autoloaded = False
@@ -451,3 +455,70 @@ def test_docker_cli_is_passed_to_pytest_only_when_given(tmp_path: Path) -> None:
     assert isinstance(plain, Run)
     cmd = build_pytest_command(Run(argv=[], options=plain.options, plugin_autoloaded=True), "refd", tmp_path)
     assert "--docker-cli" not in cmd  # the plugin resolves HARNESS_DOCKER_CLI / ini / 28.5
+
+
+@dataclass
+class PartedPytest:
+    """A pytest that honours ``--harness-part I/N``: scenario i of a target goes to part (i % N) + 1."""
+
+    scenarios: dict[str, list[str]]
+    calls: list[list[str]] = field(default_factory=list)
+
+    def __call__(self, command: Sequence[str], cwd: Path, env: Mapping[str, str], out: TextIO) -> PytestRun:
+        cmd = list(command)
+        self.calls.append(cmd)
+        target = cmd[cmd.index("--targets") + 1]
+        index, total = 1, 1
+        if "--harness-part" in cmd:
+            index, total = map(int, cmd[cmd.index("--harness-part") + 1].split("/"))
+        mine = [s for i, s in enumerate(self.scenarios[target]) if i % total == index - 1]
+        out.write(f"{target} part {index}: {len(mine)}\n")
+        dump_results(results(target, *map(scenario, mine)), Path(cmd[cmd.index("--results-json") + 1]))
+        return PytestRun(5 if not mine else 0)
+
+
+def test_jobs_split_targets_into_parts_run_side_by_side_and_merged(tmp_path: Path) -> None:
+    ids = ["api/a", "api/b", "api/c"]
+    fake = PartedPytest({"refd": ids, "dockerd": ids})
+    code, out, err = _run(["--targets", "refd,dockerd", "--reports", str(tmp_path), "--jobs", "6"], fake)
+    assert (code, err) == (0, "")
+    parts = sorted((c[c.index("--targets") + 1], c[c.index("--harness-part") + 1]) for c in fake.calls)
+    assert parts == [(t, f"{i}/3") for t in ("dockerd", "refd") for i in (1, 2, 3)]
+    for target in ("refd", "dockerd"):
+        merged = load_results(tmp_path / f"{target}.json")
+        assert [s.id for s in merged.scenarios] == ids  # every part's scenarios, once
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # parts merged away
+    assert "6 pytest process(es), 6 at a time (--jobs 6)" in out
+    assert "refd 2/3| refd part 2: 1" in out  # parallel output is labelled per process
+
+
+def test_jobs_balance_parts_by_the_previous_run_and_tolerate_an_empty_part(tmp_path: Path) -> None:
+    dump_results(results("refd", scenario("api/a"), scenario("api/b")), tmp_path / "refd.json")
+    costs: list[dict[str, float]] = []
+
+    class Spy(PartedPytest):
+        def __call__(self, command: Sequence[str], *rest: object) -> PytestRun:  # type: ignore[override]
+            cmd = list(command)
+            costs.append(json.loads(Path(cmd[cmd.index("--harness-costs") + 1]).read_text()))
+            return super().__call__(command, *rest)  # type: ignore[arg-type]
+
+    fake = Spy({"refd": ["api/a"]})  # one scenario now, two parts: part 2 runs nothing (pytest exit 5)
+    code, _, err = _run(["--targets", "refd", "--reports", str(tmp_path), "--jobs", "2"], fake)
+    assert (code, err) == (0, "")
+    assert costs and all(set(c) == {"api/a", "api/b"} for c in costs)  # the previous results' durations
+    assert [s.id for s in load_results(tmp_path / "refd.json").scenarios] == ["api/a"]
+    assert not (tmp_path / ".refd.costs.json").exists()
+
+
+def test_shuffle_passes_one_seed_to_every_target_and_reports_it(tmp_path: Path) -> None:
+    fake = FakePytest()
+    code, out, _ = _run(["--targets", "refd,dockerd", "--reports", str(tmp_path), "--shuffle", "77"], fake)
+    assert code == 0
+    assert all(c[c.index("--harness-shuffle") + 1] == "77" for c in fake.calls)
+    assert "shuffled with seed 77 (--shuffle 77)" in out
+    code, out, _ = _run(["--targets", "refd", "--reports", str(tmp_path), "--shuffle"], FakePytest())
+    assert code == 0 and "shuffled with seed " in out
+    code, _, err = _run(["--shuffle", "x"], FakePytest())
+    assert code == 2 and "--shuffle 'x': expected an integer seed" in err
+    code, _, err = _run(["--jobs", "0"], FakePytest())
+    assert code == 2 and "--jobs '0': expected a number >= 1 or 'auto'" in err

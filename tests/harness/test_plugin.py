@@ -148,6 +148,38 @@ def test_shards_partition_the_scenarios(pytester: pytest.Pytester) -> None:
     assert seen[0] | seen[1] == every and not seen[0] & seen[1]
 
 
+def test_parts_partition_a_shard_and_shuffle_keeps_the_set_and_records_its_seed(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_sharded="import pytest\n" + SHARDED)
+    every = {f"api/shard/s{i}" for i in range(8)}
+    costs = pytester.path / "costs.json"
+    costs.write_text(json.dumps({"api/shard/s0": 100.0}))  # one costly scenario: a part of its own
+    seen: list[set[str]] = []
+    for part in ("1/2", "2/2"):
+        out = pytester.path / f"part-{part[0]}.json"
+        result = pytester.runpytest_subprocess(
+            "--targets",
+            "refd",
+            "--harness-part",
+            part,
+            f"--harness-costs={costs}",
+            f"--results-json={out}",
+            "--schema=off",
+        )
+        assert result.ret == 0
+        seen.append(set(_scenarios(out)))
+    assert seen[0] == {"api/shard/s0"} and seen[1] == every - {"api/shard/s0"}
+    out = pytester.path / "shuffled.json"
+    result = pytester.runpytest_subprocess(
+        "--targets", "refd", "--harness-shuffle", "3", f"--results-json={out}", "-v", "--schema=off"
+    )
+    assert result.ret == 0
+    order = [ln.split("::")[1].split()[0].split("[")[0] for ln in result.outlines if " PASSED" in ln]
+    assert sorted(order) == sorted(f"test_s{i}" for i in range(8)) and order != sorted(order)
+    assert json.loads(out.read_text())["shuffle_seed"] == 3 and load_results(out).shuffle_seed == 3
+
+
 def test_unknown_target_is_a_usage_error_naming_the_source(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
