@@ -307,7 +307,7 @@ def _boot_private(target_name: str, out: IO[str] | None) -> Engine:
     os.chmod(workdir, 0o755)
     backend = LocalBackend()
     try:
-        handle = backend.start(target, DaemonSpec(args=args), workdir)
+        handle = backend.start(target, DaemonSpec(args=args, graceful_teardown=True), workdir)
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
         if slot is not None:

@@ -44,6 +44,10 @@ class DaemonSpec:
     wrapper: list[str] = field(default_factory=list)  # argv prefix run inside the namespaces (e.g. setpriv)
     #: shell lines run (``set -e``) in the daemon's own network namespace before each boot (a profile's)
     netns_setup: list[str] = field(default_factory=list)
+    #: teardown stops the daemon with SIGTERM and waits for its exit (a data-root kept for later, such as the
+    #: container engine's image cache), instead of SIGKILL: a throwaway daemon's shutdown is not under test,
+    #: and dockerd spends about a second on it
+    graceful_teardown: bool = False
 
     def config_text(self) -> str | None:
         if self.config is None:

@@ -272,13 +272,19 @@ class LocalBackend:
             connector.close()
 
     def teardown(self, handle: DaemonHandle, keep: bool = False) -> None:
-        """Stop the daemon, kill whatever it left in its namespace, remove its files."""
+        """Stop the daemon, kill whatever it left in its namespace, remove its files.
+
+        A throwaway daemon is killed (SIGKILL): its shutdown is not under test, everything it started dies
+        with its namespace and cgroup parent below, and its files go. One whose data-root is kept
+        (``spec.graceful_teardown``, or ``keep`` for debugging) gets SIGTERM and up to 15 s to exit.
+        """
         proc = handle.process
         if proc is not None:
             netns_ino = handle.extras.get("netns_ino") or _ns_inode(proc.pid)
             if proc.poll() is None:
+                graceful = keep or handle.spec.graceful_teardown
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(proc.pid, signal.SIGTERM)
+                    os.kill(proc.pid, signal.SIGTERM if graceful else signal.SIGKILL)
                 try:
                     proc.wait(timeout=15)
                 except subprocess.TimeoutExpired:

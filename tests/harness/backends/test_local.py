@@ -156,6 +156,34 @@ def test_teardown_removes_the_daemons_cgroup_parent(boot: Booter) -> None:
     assert remove_cgroup_tree("/not-ours") == 0  # only the harness's own parents are ever touched
 
 
+@pytest.mark.parametrize("graceful", [False, True], ids=["throwaway", "graceful"])
+def test_teardown_kills_a_throwaway_daemon_and_stops_a_kept_one_with_sigterm(
+    boot: Booter, ledger: Ledger, graceful: bool
+) -> None:
+    """A throwaway daemon's shutdown is not waited for (SIGKILL); one with a kept data-root gets SIGTERM.
+
+    Either way its container, namespace members, cgroup parent, ledger entry and files are gone after."""
+    from harness.backends.local import cgroup_parent
+    from harness.testimage import load_test_image
+
+    handle = boot(DaemonSpec(graceful_teardown=graceful))
+    assert handle.endpoint is not None
+    image = load_test_image(handle.endpoint)
+    client = EngineClient(handle.endpoint)
+    try:
+        made = client.post("/containers/create", json={"Image": image, "Cmd": ["sleep", "300"]})
+        assert client.post(f"/containers/{made.json()['Id']}/start").status_code == 204
+    finally:
+        client.close()
+    ino, parent, proc = handle.extras["netns_ino"], cgroup_parent(handle), handle.process
+    assert proc is not None
+    boot.backend.teardown(boot.handles.pop())
+    assert proc.returncode == (0 if graceful else -signal.SIGKILL)
+    assert pids_in_netns(ino) == [] and _ledger_entries(ledger) == []
+    assert not [d for d in os.listdir("/sys/fs/cgroup/pids") if d == parent.strip("/")]
+    assert not os.path.exists(handle.workdir)
+
+
 def test_restart_keeps_the_workdir_and_answers_again(boot: Booter) -> None:
     handle = boot()
     first = handle.pid
