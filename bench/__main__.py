@@ -4,9 +4,14 @@ Every figure is taken for every target in turn (A B A B ...) so that drift on a 
 hits both; the report gives min, median and max per target and the ratio of the medians.
 Benchmarks are not tests: nothing here asserts a timing.
 
+Every figure names the daemon configuration it was taken in (``CONFIGS``): boot is taken in the harness's
+default (a docker0 bridge and iptables rules) and in a minimal one (``--bridge=none --iptables=false``); the
+throughput and container figures on daemons that also listen on loopback TCP for ``wrk``.
+
 Figures: boot (fresh data-root to first OK /_ping), restart on an existing data-root, SIGTERM to
 exit; ``GET /_ping`` and ``GET /containers/json`` (0 and 50 running containers) with 16
-keep-alive connections (req/s, p50, p99); memory (RSS and PSS of the daemon and every helper or
+keep-alive connections (req/s, p50, p99), by the bench's Python client on the unix socket and by ``wrk``
+over TCP, each with the client's own CPU share (``bench/clients.py``); memory (RSS and PSS of the daemon and every helper or
 shim process in its network namespace) idle and with 20 running containers; ``docker run --rm``
 through the real CLI; API create + start + wait + delete and each step; 50 containers created
 and started concurrently, then force-removed concurrently; ``docker exec CTR true``; a container
@@ -39,6 +44,7 @@ from harness.backends.local import LocalBackend
 from harness.targets import Target, resolve_target
 from harness.wait import ping_once
 
+from . import clients
 from . import figures as fig
 from .build import BUILD_FIGURES, build_figures
 from .pull import PULL_FIGURES, pull_figures
@@ -48,6 +54,7 @@ BACKEND = LocalBackend()
 #: figure key -> (label, unit); the report lists figures in this order. ``/s`` figures: higher is better.
 FIGURES: dict[str, tuple[str, str]] = {
     "boot_s": ("boot: fresh data-root to first OK /_ping", "s"),
+    "boot_min_s": ("boot: fresh data-root to first OK /_ping", "s"),
     "restart_s": ("boot on an existing data-root (image loaded)", "s"),
     "stop_s": ("SIGTERM to exit", "s"),
     "cli_run_rm_s": ("`docker run --rm busybox true` (real CLI)", "s"),
@@ -61,13 +68,29 @@ FIGURES: dict[str, tuple[str, str]] = {
     "remove50_s": ("50 running containers force-removed concurrently", "s"),
     "logs_write_100mb_s": ("container writes 100 MiB of log lines (start to exit)", "s"),
     "logs_read_100mb_s": ("`docker logs` of those 100 MiB", "s"),
-    "ping_req_per_s": ("`/_ping` throughput, 16 connections", "req/s"),
-    "ping_p50_ms": ("`/_ping` p50 latency", "ms"),
-    "ping_p99_ms": ("`/_ping` p99 latency", "ms"),
-    "ps0_req_per_s": ("`/containers/json` (0 containers) throughput, 16 connections", "req/s"),
-    "ps0_p50_ms": ("`/containers/json` (0) p50 latency", "ms"),
-    "ps0_p99_ms": ("`/containers/json` (0) p99 latency", "ms"),
-    "ps50_req_per_s": ("`/containers/json` (50 running) throughput, 16 connections", "req/s"),
+    "ping_req_per_s": ("`/_ping` throughput, 16 connections, Python client on the unix socket", "req/s"),
+    "ping_p50_ms": ("`/_ping` p50 latency (Python client, unix)", "ms"),
+    "ping_p99_ms": ("`/_ping` p99 latency (Python client, unix)", "ms"),
+    "ping_client_cpu_pct": ("  the Python client's CPU during `/_ping` (% of one CPU)", "%"),
+    "ping_wrk_req_per_s": ("`/_ping` throughput, 16 connections, wrk (2 threads) over TCP", "req/s"),
+    "ping_wrk_p50_ms": ("`/_ping` p50 latency (wrk, TCP)", "ms"),
+    "ping_wrk_p99_ms": ("`/_ping` p99 latency (wrk, TCP)", "ms"),
+    "ping_wrk_client_cpu_pct": ("  wrk's CPU during `/_ping` (% of one CPU, 2 threads)", "%"),
+    "ps0_req_per_s": (
+        "`/containers/json` (0 containers) throughput, 16 connections, Python client, unix",
+        "req/s",
+    ),
+    "ps0_p50_ms": ("`/containers/json` (0) p50 latency (Python client, unix)", "ms"),
+    "ps0_p99_ms": ("`/containers/json` (0) p99 latency (Python client, unix)", "ms"),
+    "ps0_client_cpu_pct": ("  the Python client's CPU during `/containers/json` (0)", "%"),
+    "ps0_wrk_req_per_s": (
+        "`/containers/json` (0 containers) throughput, 16 connections, wrk over TCP",
+        "req/s",
+    ),
+    "ps0_wrk_p50_ms": ("`/containers/json` (0) p50 latency (wrk, TCP)", "ms"),
+    "ps0_wrk_p99_ms": ("`/containers/json` (0) p99 latency (wrk, TCP)", "ms"),
+    "ps0_wrk_client_cpu_pct": ("  wrk's CPU during `/containers/json` (0)", "%"),
+    "ps50_req_per_s": ("`/containers/json` (50 running) throughput, 16 connections, Python client", "req/s"),
     "ps50_p50_ms": ("`/containers/json` (50) p50 latency", "ms"),
     "ps50_p99_ms": ("`/containers/json` (50) p99 latency", "ms"),
     "idle_rss_mib": ("memory idle: RSS of daemon + helpers/shims", "MiB"),
@@ -80,6 +103,50 @@ FIGURES: dict[str, tuple[str, str]] = {
     **BUILD_FIGURES,
     "suite_s": ("conformance suites' wall time (--suite)", "s"),
 }
+
+
+#: the daemon configurations figures are taken in: (label, flags added to the backend's defaults)
+DEFAULT = "default"
+MINIMAL = "minimal"
+LOADED = "default+tcp"
+CONFIGS: dict[str, tuple[str, list[str], list[str]]] = {
+    DEFAULT: ("the harness's defaults: docker0 bridge, iptables, one unix socket", [], []),
+    MINIMAL: ("`--bridge=none --iptables=false`, one unix socket", ["--bridge=none", "--iptables=false"], []),
+    LOADED: (
+        f"defaults + `-H {clients.TCP_HOST} --tls=false` (a loopback TCP listener for wrk; no 15 s pause)",
+        ["--tls=false"],
+        [clients.TCP_HOST],
+    ),
+}
+#: which configuration each figure is taken in (figures not listed: DEFAULT)
+FIGURE_CONFIG = {
+    "boot_min_s": MINIMAL,
+    **{
+        key: LOADED
+        for key in FIGURES
+        if key.startswith(
+            (
+                "ping_",
+                "ps0_",
+                "ps50_",
+                "idle_",
+                "run20_",
+                "cli_",
+                "api_",
+                "exec_",
+                "start50",
+                "remove50",
+                "logs_",
+            )
+        )
+    },
+}
+
+
+def spec_for(config: str) -> DaemonSpec:
+    """A DaemonSpec booting the daemon in ``config`` (a CONFIGS key)."""
+    _, args, hosts = CONFIGS[config]
+    return DaemonSpec(args=list(args), extra_hosts=list(hosts))
 
 
 def _workdir(target: Target) -> str:
@@ -184,6 +251,10 @@ def daemon_figures(targets: list[Target], rec: Recorder, repeat: int) -> None:
     for rep in range(repeat):  # interleaved: A B A B
         _progress(f"boot/restart/stop, repetition {rep + 1}/{repeat}")
         for target in targets:
+            minimal, took = boot(target, spec_for(MINIMAL))
+            BACKEND.teardown(minimal)
+            rec.add(target, "boot_min_s", took)
+        for target in targets:
             handle, took = boot(target)
             rec.add(target, "boot_s", took)
             try:
@@ -209,7 +280,7 @@ def container_figures(
     image = "busybox:latest"
     try:
         for target in targets:
-            handles[target.name], _ = boot(target)
+            handles[target.name], _ = boot(target, spec_for(LOADED))
             if not skip_containers:
                 endpoint = handles[target.name].endpoint
                 assert endpoint is not None
@@ -223,14 +294,20 @@ def container_figures(
                 rec.add(target, "idle_pss_mib", mem["pss_mib"])
                 rec.add(target, "idle_uss_mib", mem["uss_mib"])
             for prefix, path in (("ping", "/_ping"), ("ps0", "/containers/json")):
-                for target in targets:
+                for client, suffix in ((clients.python_load, ""), (clients.wrk_load, "_wrk")):
+                    for target in targets:
 
-                    def throughput(target: Target = target, prefix: str = prefix, path: str = path) -> None:
-                        for key, value in fig.load(handles[target.name], path).items():
-                            if key != "errors":
-                                rec.add(target, f"{prefix}_{key}", value)
+                        def throughput(
+                            target: Target = target,
+                            key: str = prefix + suffix,
+                            path: str = path,
+                            load: Any = client,
+                        ) -> None:
+                            for name, value in load(handles[target.name], path).items():
+                                if name != "errors":
+                                    rec.add(target, f"{key}_{name}", value)
 
-                    rec.attempt(target, f"load {path}", throughput)
+                        rec.attempt(target, f"load {path} ({client.__name__})", throughput)
         if skip_containers:
             return
         for target in targets:
@@ -280,7 +357,7 @@ def container_figures(
                     took, ids = fig.concurrent_starts(handle, image, 50)
                     rec.add(target, "start50_s", took)
                     try:
-                        for key, value in fig.load(handle, "/containers/json").items():
+                        for key, value in clients.python_load(handle, "/containers/json").items():
                             if key != "errors":
                                 rec.add(target, f"ps50_{key}", value)
                     finally:
@@ -384,9 +461,12 @@ def main(argv: list[str] | None = None) -> int:
         build_figures(targets, rec, opts.build_repeat, boot, BACKEND.teardown, _progress)
     if opts.suite and not opts.boot_only:
         suite_figures(targets, rec, opts.suite.split())
+    info["loadavg_at_end"] = os.getloadavg()[0]
     report = {
-        "schema": "harness.bench/2",
+        "schema": "harness.bench/3",
         "machine": info,
+        "configs": {name: label for name, (label, _, _) in CONFIGS.items()},
+        "figure_config": {key: FIGURE_CONFIG.get(key, DEFAULT) for key in FIGURES},
         "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "repeat": opts.repeat,
         "targets": {t.name: {"version": t.version} for t in targets},
@@ -413,19 +493,26 @@ def markdown(report: dict[str, Any], names: list[str]) -> str:
     figs = report["figures"]
     m = report["machine"]
     versions = ", ".join(f"{n} {report['targets'].get(n, {}).get('version', '')}".strip() for n in names)
+    configs = report.get("configs", {})
+    where = report.get("figure_config", {})
     lines = [
         f"# Benchmarks ({report['generated']})",
         "",
         f"Machine: {m['cpus']} CPUs ({m.get('cpu_model') or 'unknown model'}), "
         f"{m.get('memory_gib', '?')} GiB, kernel {m['kernel']}, Python {m['python']}, "
-        f"load average {m.get('loadavg_at_start', 0):.2f} at start. "
-        f"Targets: {versions}. {report.get('repeat', '?')} interleaved repetitions; median (min to max).",
+        f"load average {m.get('loadavg_at_start', 0):.2f} at start"
+        + (f", {m['loadavg_at_end']:.2f} at the end" if "loadavg_at_end" in m else "")
+        + f". Targets: {versions}. {report.get('repeat', '?')} interleaved repetitions; median (min to max).",
         "",
-        "| figure | unit | "
+        "Daemon configurations (every figure names the one it was taken in):",
+        "",
+        *(f"- `{name}`: {label}" for name, label in configs.items()),
+        "",
+        "| figure | config | unit | "
         + " | ".join(names)
         + (f" | {names[0]}/{names[1]}" if len(names) > 1 else "")
         + " |",
-        "|---|---|" + "---|" * (len(names) + (1 if len(names) > 1 else 0)),
+        "|---|---|---|" + "---|" * (len(names) + (1 if len(names) > 1 else 0)),
     ]
     keys = [k for k in FIGURES if any(k in figs.get(n, {}) for n in names)]
     keys += sorted({k for n in names for k in figs.get(n, {})} - set(keys))
@@ -439,7 +526,8 @@ def markdown(report: dict[str, Any], names: list[str]) -> str:
         if len(names) > 1:
             a, b = figs.get(names[0], {}).get(key), figs.get(names[1], {}).get(key)
             ratio = f" | {a['median'] / b['median']:.2f}" if a and b and b["median"] else " | —"
-        lines.append(f"| {label} | {unit} | " + " | ".join(cells) + ratio + " |")
+        config = where.get(key, DEFAULT) if configs else "?"
+        lines.append(f"| {label} | {config} | {unit} | " + " | ".join(cells) + ratio + " |")
     errors = {n: e for n, e in report.get("errors", {}).items() if e}
     if errors:
         lines += ["", "Errors:"]

@@ -12,7 +12,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -26,7 +25,6 @@ __all__ = [
     "cli_run_rm",
     "concurrent_starts",
     "exec_latency",
-    "load",
     "logs_100mb",
     "memory",
     "remove_all",
@@ -109,28 +107,6 @@ def memory(handle: DaemonHandle) -> dict[str, float]:
         except (OSError, ValueError, IndexError):
             continue
     return {"rss_mib": rss / 1024, "pss_mib": pss / 1024, "uss_mib": uss / 1024, "processes": float(count)}
-
-
-def load(handle: DaemonHandle, path: str, connections: int = 16, seconds: float = 2.0) -> dict[str, float]:
-    """Throughput and latency of ``GET path`` with ``connections`` keep-alive connections (bench.load)."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.load",
-            handle.socket_path,
-            path,
-            f"--connections={connections}",
-            f"--seconds={seconds}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=seconds + 60,
-        cwd=root,
-        check=True,
-    )
-    return dict(json.loads(out.stdout))
 
 
 def _cli_env(handle: DaemonHandle) -> dict[str, str]:
