@@ -11,7 +11,8 @@ throughput and container figures on daemons that also listen on loopback TCP for
 Figures: boot (fresh data-root to first OK /_ping), restart on an existing data-root, SIGTERM to
 exit; ``GET /_ping`` and ``GET /containers/json`` (0 and 50 running containers) with 16
 keep-alive connections (req/s, p50, p99), by the bench's Python client on the unix socket and by ``wrk``
-over TCP, each with the client's own CPU share (``bench/clients.py``); memory (RSS and PSS of the daemon and every helper or
+over TCP, each with the client's own CPU share (``bench/clients.py``); memory (RSS and PSS of the
+daemon and every helper or
 shim process in its network namespace) idle and with 20 running containers; ``docker run --rm``
 through the real CLI; API create + start + wait + delete and each step; 50 containers created
 and started concurrently, then force-removed concurrently; ``docker exec CTR true``; a container
