@@ -248,6 +248,7 @@ class TargetOutcome:
     nodeid: str = ""
     observations: dict[str, Any] = field(default_factory=dict)
     schema_check: SchemaCheck = field(default_factory=SchemaCheck)
+    left_behind: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -257,6 +258,7 @@ class TargetOutcome:
             "nodeid": self.nodeid,
             "observations": self.observations,
             "schema_check": self.schema_check.to_dict(),
+            **({"left_behind": list(self.left_behind)} if self.left_behind else {}),
         }
 
     @classmethod
@@ -268,6 +270,7 @@ class TargetOutcome:
             nodeid=data.get("nodeid", ""),
             observations=dict(data.get("observations") or {}),
             schema_check=SchemaCheck.from_dict(data.get("schema_check"), "<parity>"),
+            left_behind=tuple(data.get("left_behind") or ()),
         )
 
 
@@ -710,6 +713,7 @@ def build_parity(
                 nodeid=s.nodeid,
                 observations=s.observations,
                 schema_check=_mark_findings(s.schema_check, None if n == ref_name else ref_keys),
+                left_behind=s.left_behind,
             )
             for n in names
             if (s := by_target[n].get(sid)) is not None

@@ -148,6 +148,24 @@ def _parity_cell(parity: Parity, scenario: ScenarioParity) -> str:
     return "; ".join(f"{_cell(t)}: {v.verdict}" for t, v in scenario.verdicts.items())
 
 
+def _isolation_section(parity: Parity) -> list[str]:
+    """Scenarios that left state on (or removed it from) the daemon they shared: findings, not verdicts."""
+    rows = [
+        [_code(s.id), _cell(n), _cell("; ".join(r.left_behind))]
+        for s in parity.scenarios
+        for n, r in s.results.items()
+        if r.left_behind
+    ]
+    out = ["", "## Isolation", ""]
+    if not rows:
+        return [*out, "Every scenario on a shared daemon left it as it found it."]
+    out.append(
+        f"{len(rows)} scenario run(s) left state on the daemon they shared with other scenarios (the harness "
+        'removed it before the next one; see docs/guide.md, "Shared daemons"):'
+    )
+    return [*out, "", *_table(["scenario", "target", "what"], rows)]
+
+
 def render_markdown(parity: Parity) -> str:
     names = parity.target_names
     summary = parity.summary()
@@ -261,6 +279,7 @@ def render_markdown(parity: Parity) -> str:
             [[_code(s.id), _cell(n), r.outcome, _cell(r.reason)] for s, n, r in failed],
         )
 
+    out += _isolation_section(parity)
     out += ["", "## Divergences", ""]
     divergent = [
         (s, t, v)

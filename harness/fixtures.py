@@ -201,6 +201,35 @@ def docker_daemon(_session_factory: DaemonFactory) -> DaemonHandle:
     return _session_factory()
 
 
+#: what a scenario on the session daemon left behind or removed (``harness.isolation``), for its record
+ISOLATION_KEY = pytest.StashKey[list[str]]()
+
+
+@pytest.fixture(autouse=True)
+def _shared_daemon_isolation(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Around each scenario on the session daemon: put its state back afterwards and record what differed.
+
+    Autouse, so it is set up before the scenario's other fixtures and torn down after them (after the
+    ``containers`` cleanup, say): what is left then is what the scenario left.
+    """
+    if "docker_daemon" not in request.fixturenames or request.node.get_closest_marker("scenario") is None:
+        yield
+        return
+    from .isolation import check_and_restore, snapshot
+
+    daemon: DaemonHandle = request.getfixturevalue("docker_daemon")
+    if "test_image" in request.fixturenames:
+        request.getfixturevalue("test_image")  # loaded once per session: not this scenario's doing
+    assert daemon.endpoint is not None
+    client = EngineClient(daemon.endpoint)
+    try:
+        before = snapshot(client)
+        yield
+        request.node.stash[ISOLATION_KEY] = check_and_restore(client, before)
+    finally:
+        client.close()
+
+
 @pytest.fixture
 def engine(docker_daemon: DaemonHandle) -> Iterator[EngineClient]:
     """A raw HTTP client (requests) on the session daemon."""

@@ -20,8 +20,10 @@ import pytest
 from . import ordering
 from .fixtures import (  # noqa: F401 - fixtures are registered by import
     _CONFIG_KEY,
+    ISOLATION_KEY,
     OBSERVATIONS_KEY,
     _session_factory,
+    _shared_daemon_isolation,
     daemon_factory,
     docker_cli,
     docker_client,
@@ -503,6 +505,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     elif report.failed:
         record["outcome"] = "failed" if report.when == "call" else "error"
         record["reason"] = _short(report.longreprtext)
+    left = item.stash.get(ISOLATION_KEY, None)
+    if left and report.when == "teardown":
+        record["left_behind"] = list(left)
     observations = item.stash.get(OBSERVATIONS_KEY, None)
     if observations is not None:
         record["observations"].update(_jsonable(dict(observations)))

@@ -272,6 +272,8 @@ class ScenarioResult:
     duration: float = 0.0
     observations: dict[str, Any] = field(default_factory=dict)
     schema_check: SchemaCheck = field(default_factory=SchemaCheck)
+    #: what the scenario left on (or removed from) the daemon it shared with others (harness.isolation)
+    left_behind: tuple[str, ...] = ()
 
     @property
     def profile(self) -> str:
@@ -290,6 +292,7 @@ class ScenarioResult:
             "duration": self.duration,
             "observations": self.observations,
             "schema_check": self.schema_check.to_dict(),
+            **({"left_behind": list(self.left_behind)} if self.left_behind else {}),
         }
 
     @classmethod
@@ -306,6 +309,7 @@ class ScenarioResult:
             "duration",
             "observations",
             "schema_check",
+            "left_behind",
         }
         _no_unknown(obj, known, source, where)
         sid = _str(obj, "id", source, where, required=True)
@@ -334,7 +338,15 @@ class ScenarioResult:
             duration=_number(obj, "duration", source, where),
             observations=observations,
             schema_check=SchemaCheck.from_dict(obj.get("schema_check"), source, f"{where}.schema_check"),
+            left_behind=_strings(obj, "left_behind", source, where),
         )
+
+
+def _strings(obj: Mapping[str, Any], key: str, source: str, where: str) -> tuple[str, ...]:
+    value = obj.get(key) or []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ResultsError(source, "expected a list of strings", f"{where}.{key}")
+    return tuple(value)
 
 
 @dataclass(frozen=True)

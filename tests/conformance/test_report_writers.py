@@ -290,3 +290,21 @@ def test_every_report_names_the_docker_cli_the_scenarios_drove(parity: Parity, t
     props = ET.parse(tmp_path / "junit.xml").getroot().findall("testsuite/properties/property")
     assert {(p.get("name"), p.get("value")) for p in props} >= {("docker_cli", cli)}
     assert f"<td>{cli}</td>" in (tmp_path / "parity.html").read_text()
+
+
+def test_markdown_lists_what_scenarios_left_on_a_shared_daemon_and_the_shuffle_seed() -> None:
+    from dataclasses import replace
+
+    from conformance.results import Results
+
+    leaky = replace(scenario("api/a"), left_behind=("left volume forgotten",))
+    refd = replace(results("refd", leaky, scenario("api/b")), shuffle_seed=42)
+    docker: Results = results("dockerd", scenario("api/a"), scenario("api/b"))
+    parity = build_parity([refd, docker], [])
+    text = render_markdown(parity)
+    assert "Scenario order: shuffled (refd seed 42)" in text
+    assert "| `api/a` | refd | left volume forgotten |" in text
+    doc = json.loads(json.dumps(parity.to_dict()))
+    assert doc["scenarios"][0]["results"]["refd"]["left_behind"] == ["left volume forgotten"]
+    clean = render_markdown(build_parity([docker], []))
+    assert "Every scenario on a shared daemon left it as it found it." in clean

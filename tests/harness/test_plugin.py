@@ -180,6 +180,46 @@ def test_parts_partition_a_shard_and_shuffle_keeps_the_set_and_records_its_seed(
     assert json.loads(out.read_text())["shuffle_seed"] == 3 and load_results(out).shuffle_seed == 3
 
 
+LEAKY = """
+import pytest
+
+
+@pytest.mark.scenario("api/volumes/leaky", "a scenario that forgets its volume")
+def test_leaky(engine):
+    assert engine.post("/volumes/create", json={"Name": "forgotten"}).status_code == 201
+
+
+@pytest.mark.scenario("api/volumes/after", "the next scenario finds the daemon as it was")
+def test_after(engine, observe):
+    names = [v["Name"] for v in engine.get("/volumes").json().get("Volumes") or []]
+    observe("volumes", names)
+    assert names == []
+
+
+@pytest.mark.scenario("api/volumes/tidy", "a scenario that removes what it made")
+def test_tidy(engine):
+    assert engine.post("/volumes/create", json={"Name": "tidy"}).status_code == 201
+    assert engine.delete("/volumes/tidy").status_code == 204
+"""
+
+
+def test_state_a_scenario_leaves_on_the_shared_daemon_is_a_finding_and_is_removed(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_leaky=LEAKY)
+    out = pytester.path / "refd.json"
+    result = pytester.runpytest_subprocess("--targets", "refd", f"--results-json={out}", "--schema=off")
+    assert result.ret == 0
+    scenarios = _scenarios(out)
+    assert scenarios["api/volumes/leaky"]["left_behind"] == ["left volume forgotten"]
+    assert scenarios["api/volumes/after"]["observations"] == {"volumes": []}  # removed before the next one
+    assert (
+        "left_behind" not in scenarios["api/volumes/after"]
+        and "left_behind" not in scenarios["api/volumes/tidy"]
+    )
+    assert load_results(out).by_id()["api/volumes/leaky"].left_behind == ("left volume forgotten",)
+
+
 def test_unknown_target_is_a_usage_error_naming_the_source(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
