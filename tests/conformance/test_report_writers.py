@@ -295,7 +295,7 @@ def test_every_report_names_the_docker_cli_the_scenarios_drove(parity: Parity, t
 def test_markdown_lists_what_scenarios_left_on_a_shared_daemon_and_the_shuffle_seed() -> None:
     from dataclasses import replace
 
-    from conformance.results import Results
+    from harness.results import Results
 
     leaky = replace(scenario("api/a"), left_behind=("left volume forgotten",))
     refd = replace(results("refd", leaky, scenario("api/b")), shuffle_seed=42)
