@@ -64,6 +64,7 @@ __all__ = [
     "plugin_autoloaded",
     "report_command",
     "run_pipeline",
+    "split_jobs",
     "subprocess_pytest",
 ]
 
@@ -241,8 +242,8 @@ def _run_parser() -> argparse.ArgumentParser:
         "--jobs",
         "-j",
         default="auto",
-        help="pytest processes run side by side: the targets, each split into parts of about equal cost "
-        "(from the previous run's results in --reports when there are some); 'auto' (default): "
+        help="pytest processes run side by side: the targets, the longest split into parts of about equal "
+        "cost (from the previous run's results in --reports when there are some); 'auto' (default): "
         f"{AUTO_JOBS_PER_CPU} per CPU, at least one per target; 1 runs the targets one after another",
     )
     p.add_argument(
@@ -612,30 +613,50 @@ def _previous_costs(path: Path) -> dict[str, float]:
     return {s.id: s.duration for s in previous.scenarios}
 
 
+#: a target's weight when no previous run says how long it takes: dockerd runs the suites about twice as long
+#: as refd (its container starts, builds and shutdowns are slower)
+_DEFAULT_WEIGHT = {"refd": 1.0}
+_DOCKERD_WEIGHT = 2.0
+
+
+def split_jobs(weights: Mapping[str, float], jobs: int) -> dict[str, int]:
+    """How many parts each target gets so that ``jobs`` processes (at least one per target) end together:
+    one each, then one more at a time to the target whose parts are longest (weight / parts)."""
+    parts = dict.fromkeys(weights, 1)
+    for _ in range(max(0, jobs - len(weights))):
+        longest = max(weights, key=lambda t: (weights[t] / parts[t], -list(weights).index(t)))
+        parts[longest] += 1
+    return parts
+
+
 def plan_jobs(run: Run, reports: Path) -> tuple[list[Job], dict[str, Path]]:
     """The pytest processes of a run and, per split target, the costs file its parts are balanced by.
 
-    ``--jobs N`` splits each target into ceil(N / targets) parts (one when N <= targets); the jobs start
-    costliest first (by the previous run's durations, when ``reports`` holds them), so a long target's
-    parts do not start last.
+    ``--jobs N`` runs N processes (at least one per target): the targets that take longest get more parts
+    (by the previous run's durations when ``reports`` holds them, else dockerd counts twice refd), and the
+    jobs start costliest first (with ``--jobs 1``, in the targets' order).
     """
     targets = run.options.targets
     jobs = run.options.jobs or jobs_auto(len(targets), os.cpu_count())
-    parts = max(1, -(-jobs // max(1, len(targets))))
+    costs = {t: _previous_costs(reports / f"{t}.json") for t in targets}
+    weights = {
+        t: sum(costs[t].values()) or _DEFAULT_WEIGHT.get(t, 1.0 if t == "external" else _DOCKERD_WEIGHT)
+        for t in targets
+    }
+    split = split_jobs(weights, jobs)
     planned: list[Job] = []
     cost_files: dict[str, Path] = {}
     for target in targets:
-        final = reports / f"{target}.json"
-        costs = _previous_costs(final)
-        if parts > 1 and costs:
+        final, parts = reports / f"{target}.json", split[target]
+        if parts > 1 and costs[target]:
             cost_files[target] = reports / f".{target}.costs.json"
-            cost_files[target].write_text(json.dumps(costs), encoding="utf-8")
-        share = sum(costs.values()) / parts
+            cost_files[target].write_text(json.dumps(costs[target]), encoding="utf-8")
         for part in range(1, parts + 1):
             path = final if parts == 1 else reports / f".{target}.part{part}of{parts}.json"
-            planned.append(Job(target, part, parts, path, share))
-    order = {t: i for i, t in enumerate(targets)}
-    planned.sort(key=lambda j: (-j.cost, order[j.target], j.part))  # stable: target order without costs
+            planned.append(Job(target, part, parts, path, weights[target] / parts))
+    if jobs > 1:  # one at a time: the targets' own order
+        order = {t: i for i, t in enumerate(targets)}
+        planned.sort(key=lambda j: (-j.cost, order[j.target], j.part))
     return planned, cost_files
 
 

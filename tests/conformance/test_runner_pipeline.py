@@ -483,13 +483,14 @@ def test_jobs_split_targets_into_parts_run_side_by_side_and_merged(tmp_path: Pat
     code, out, err = _run(["--targets", "refd,dockerd", "--reports", str(tmp_path), "--jobs", "6"], fake)
     assert (code, err) == (0, "")
     parts = sorted((c[c.index("--targets") + 1], c[c.index("--harness-part") + 1]) for c in fake.calls)
-    assert parts == [(t, f"{i}/3") for t in ("dockerd", "refd") for i in (1, 2, 3)]
+    # no previous run: dockerd weighs twice refd, so it gets twice the parts
+    assert parts == [("dockerd", f"{i}/4") for i in (1, 2, 3, 4)] + [("refd", "1/2"), ("refd", "2/2")]
     for target in ("refd", "dockerd"):
         merged = load_results(tmp_path / f"{target}.json")
         assert [s.id for s in merged.scenarios] == ids  # every part's scenarios, once
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # parts merged away
     assert "6 pytest process(es), 6 at a time (--jobs 6)" in out
-    assert "refd 2/3| refd part 2: 1" in out  # parallel output is labelled per process
+    assert "refd 2/2| refd part 2: 1" in out  # parallel output is labelled per process
 
 
 def test_jobs_balance_parts_by_the_previous_run_and_tolerate_an_empty_part(tmp_path: Path) -> None:
@@ -522,3 +523,19 @@ def test_shuffle_passes_one_seed_to_every_target_and_reports_it(tmp_path: Path) 
     assert code == 2 and "--shuffle 'x': expected an integer seed" in err
     code, _, err = _run(["--jobs", "0"], FakePytest())
     assert code == 2 and "--jobs '0': expected a number >= 1 or 'auto'" in err
+
+
+def test_split_jobs_gives_the_longest_targets_more_parts() -> None:
+    from conformance.runner import split_jobs
+
+    assert split_jobs({"refd": 300.0, "dockerd": 900.0, "dockerd-28": 800.0}, 4) == {
+        "refd": 1,
+        "dockerd": 2,
+        "dockerd-28": 1,
+    }
+    assert split_jobs({"refd": 300.0, "dockerd": 900.0, "dockerd-28": 800.0}, 6) == {
+        "refd": 1,
+        "dockerd": 3,
+        "dockerd-28": 2,
+    }
+    assert split_jobs({"refd": 1.0, "dockerd": 2.0}, 1) == {"refd": 1, "dockerd": 1}  # one per target
