@@ -27,7 +27,7 @@ from harness.fixtures import make_cli
 __all__ = ["CLI", "bx", "image_record", "plugins", "progress_steps", "write_context"]
 
 CLI = Callable[..., Any]
-_STEP = re.compile(r"^#(\d+) (\[.+|exporting .+|resolve .+)$")
+_STEP = re.compile(r"^#(\d+) (\[.+|exporting .+|importing .+|resolve .+)$")
 
 
 @pytest.fixture(scope="session")

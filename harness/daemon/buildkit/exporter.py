@@ -43,7 +43,10 @@ async def export(
         kind = str(exporter.Type)
         attrs = dict(exporter.Attrs)
         if kind in ("moby", "image", "docker"):
-            response.update(await _to_image(ctl, build, result, attrs))
+            inline = any(
+                str(e.Type) == "inline" for e in (req.Cache.Exports if req.Cache is not None else [])
+            )
+            response.update(await _to_image(ctl, build, result, attrs, inline))
         elif kind == "local":
             await _to_client_dir(ctl, build, result)
         elif kind == "tar":
@@ -54,7 +57,7 @@ async def export(
 
 
 async def _to_image(
-    ctl: Controller, build: Build, result: BuildResult, attrs: dict[str, str]
+    ctl: Controller, build: Build, result: BuildResult, attrs: dict[str, str], inline: bool
 ) -> dict[str, str]:
     store = ctl.daemon.images
     step = build.progress.step("exporting to image").start()
@@ -71,6 +74,9 @@ async def _to_image(
             raise BuildFailed(str(exc)) from None
         names.append(ref)
     raw = result.config_bytes
+    if inline:  # BuildKit's status; refd writes its own cache keys into the config
+        step.status("preparing layers for inline cache").done()
+        raw = result.config_with_inline_cache()
     writing = None
     try:
         image = await asyncio.to_thread(store.images.create, raw)

@@ -77,6 +77,7 @@ class DockerfileFrontend(RunSteps, FileSteps):
         self.stage_results: dict[int, StageState] = {}
         self.arch = go_arch()
         self.no_cache = "no-cache" in attrs
+        self.imported = {}
         self.no_cache_stages = {s for s in attrs.get("no-cache", "").split(",") if s}
 
     # -- the whole build ------------------------------------------------------------------------------
@@ -99,6 +100,7 @@ class DockerfileFrontend(RunSteps, FileSteps):
             self.labels = len(stages) > 1
             bases = await self._load_metadata(stages, needed)
             await self._load_dockerignore()
+            await self._load_cache_imports()
             states = {i: self._new_stage(stages, i) for i in needed}
             await self._sources(stages, needed, states, bases)
             result = None
@@ -338,6 +340,31 @@ class DockerfileFrontend(RunSteps, FileSteps):
     # -- stages ------------------------------------------------------------------------------------------
 
     # -- stages ------------------------------------------------------------------------------------------
+    async def _load_cache_imports(self) -> None:
+        """``--cache-from IMAGE``: the inline cache an image built with ``--cache-to type=inline`` carries
+        (refd's own, ``INLINE_CACHE_KEY`` in its config; read from the local image store as dockerd does)."""
+        from .stage import INLINE_CACHE_KEY
+
+        try:
+            imports = json.loads(self.attrs.get("cache-imports") or "[]")
+        except ValueError:
+            imports = []
+        for entry in imports if isinstance(imports, list) else []:
+            attrs = entry.get("Attrs") or {} if isinstance(entry, dict) else {}
+            ref = str(attrs.get("ref") or "")
+            if entry.get("Type") != "registry" or not ref:
+                continue
+            step = self.progress.step(f"importing cache manifest from {ref}").start()
+            try:
+                image = await asyncio.to_thread(self.store.resolve, ref)
+            except Exception:
+                step.done()
+                continue
+            trail = image.config.get(INLINE_CACHE_KEY)
+            for key, index, own in trail if isinstance(trail, list) else []:
+                self.imported[str(key)] = (list(image.diff_ids), int(index), bool(own))
+            step.done()
+
     def _new_stage(self, stages: list[ins.Stage], index: int) -> StageState:
         stage = stages[index]
         name = self._base_name(stage)
@@ -416,6 +443,7 @@ class DockerfileFrontend(RunSteps, FileSteps):
                 parent.record,
             )
             st.history = copy.deepcopy(parent.history)
+            st.trail = copy.deepcopy(parent.trail)
             st.platform = parent.platform
             st.state.run_config = copy.deepcopy(parent.state.run_config if parent.state else {})
             st.author = parent.author

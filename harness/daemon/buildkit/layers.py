@@ -42,6 +42,7 @@ class LayerSteps:
     context_dir: str
     stage_results: dict[int, StageState]
     no_cache: bool
+    imported: dict[str, tuple[list[str], int, bool]]
     attrs: dict[str, str]
     no_cache_stages: set[str]
 
@@ -111,14 +112,35 @@ class LayerSteps:
                     )
                 )
         st.chain, st.key, st.record = chain, key, record.id
+        st.trail.append([key, len(st.diff_ids) - 1, layered])
         return record, layered
+
+    def _imported(self, st: StageState, key: str) -> Record | None:
+        """A step found in an image's inline cache (``--cache-from``): recorded as a local cache result."""
+        from ..images.layerstore import chain_ids
+
+        found = self.imported.get(key)
+        if found is None:
+            return None
+        diff_ids, index, own = found
+        chain = chain_ids(diff_ids[: index + 1])[-1] if index >= 0 else ""
+        if own and (index < 0 or diff_ids[:index] != st.diff_ids or chain not in self.store.layers):
+            return None
+        if not own:
+            chain = st.chain
+        return self.cache.add(
+            Record(
+                id=new_id(), type="regular", description="imported cache", key=key, chain=chain, own_layer=own
+            )
+        )
 
     async def _cached(self, st: StageState, key: str, step: Step) -> bool:
         if self.no_cache and (not self.no_cache_stages or st.name in self.no_cache_stages):
             return False
-        record = self.cache.find(key)
+        record = self.cache.find(key) or self._imported(st, key)
         if record is None:
             return False
+        st.trail.append([key, len(st.diff_ids) - (0 if record.own_layer else 1), record.own_layer])
         if record.own_layer:
             st.diff_ids.append(self.store.layers.get(record.chain).diff_id)
         st.chain, st.key, st.record = record.chain, key, record.id

@@ -23,6 +23,7 @@ from ..builder.state import State
 
 __all__ = [
     "HISTORY_COMMENT",
+    "INLINE_CACHE_KEY",
     "BuildResult",
     "StageState",
     "StepImage",
@@ -36,6 +37,9 @@ __all__ = [
 ]
 
 HISTORY_COMMENT = "buildkit.dockerfile.v0"
+#: where ``--cache-to type=inline`` writes refd's cache keys in an image config (BuildKit's own inline
+#: cache, ``moby.buildkit.cache.v0``, has another format: the two do not read each other's)
+INLINE_CACHE_KEY = "refd.buildkit.cache.v0"
 #: the image config fields BuildKit writes (OCI ImageConfig, then Docker's), in its order
 _CONFIG_FIELDS = (
     "User",
@@ -91,6 +95,9 @@ class StageState:
     total: int = 0
     index: int = 0
     author: str = ""
+    #: the cache keys of the stage's steps with their layer (index in diff_ids, own layer or not):
+    #: what ``--cache-to type=inline`` writes into the image
+    trail: list[list[Any]] = field(default_factory=list)
 
     def step_image(self) -> StepImage:
         rc = self.state.run_config if self.state is not None else {}
@@ -108,10 +115,14 @@ class StageState:
 class BuildResult:
     """A finished frontend run: the target stage's layers and image config."""
 
-    def __init__(self, stage: StageState, cache_from_key: str = "") -> None:
+    def __init__(self, stage: StageState) -> None:
         self.stage = stage
         self.returned_metadata: dict[str, bytes] = {}
         self.config_bytes = image_config(stage)
+
+    def config_with_inline_cache(self) -> bytes:
+        """The image config with the steps' cache keys (``--cache-to type=inline``)."""
+        return image_config(self.stage, inline_cache=True)
 
     def metadata(self) -> dict[str, bytes]:
         out = {"containerimage.config": self.config_bytes}
@@ -123,7 +134,7 @@ class BuildResult:
         """Nothing is held beyond the cache records (they keep the layers)."""
 
 
-def image_config(stage: StageState) -> bytes:
+def image_config(stage: StageState, inline_cache: bool = False) -> bytes:
     rc = stage.state.run_config if stage.state is not None else {}
     config: dict[str, Any] = {}
     for name in _CONFIG_FIELDS:
@@ -143,6 +154,8 @@ def image_config(stage: StageState) -> bytes:
         doc["author"] = stage.author
     if stage.platform[2]:
         doc["variant"] = stage.platform[2]
+    if inline_cache and stage.trail:
+        doc[INLINE_CACHE_KEY] = stage.trail
     return json.dumps(dict(sorted(doc.items())), separators=(",", ":")).encode()
 
 
