@@ -377,3 +377,33 @@ def test_inline_cache(bx: CLI, tmp_path: Path, cleanup: Cleanup, observe: Observ
     files = bx("run", "--rm", "bk-inline2", "cat", "/hello", "/f")
     observe("files", files.stdout)
     assert files.stdout == "hello\ndata\n"
+
+
+@pytest.mark.scenario(
+    "api/buildkit/ignore-files-platform-no-cache",
+    "<Dockerfile>.dockerignore MUST take the place of .dockerignore; --platform for this platform MUST "
+    "build; --no-cache MUST run every step again (none CACHED)",
+    ref="buildkit frontend/dockerui (dockerignore lookup); buildx build --platform, --no-cache",
+)
+def test_ignore_files_platform_no_cache(
+    bx: CLI, tmp_path: Path, cleanup: Cleanup, observe: Observations
+) -> None:
+    arch = bx("version", "--format", "{{.Server.Arch}}").stdout.strip()
+    files = {
+        "Dockerfile": "FROM busybox\nCOPY . /ctx/\nRUN ls -A /ctx > /listing\n",
+        "Dockerfile.dockerignore": "b\nDockerfile*\n",
+        ".dockerignore": "a\n",
+        "a": "a",
+        "b": "b",
+    }
+    ctx = write_context(tmp_path / "ctx", files)
+    build = ("buildx", "build", "--progress=plain", "--load", "--platform", f"linux/{arch}")
+    _ok(bx(*build, "-t", "bk-ignore", str(ctx), timeout=180))
+    listing = bx("run", "--rm", "bk-ignore", "cat", "/listing")
+    observe("listing", listing.stdout.split())
+    assert listing.stdout.split() == [".dockerignore", "a"]
+    again = bx(*build, "--no-cache", "-t", "bk-ignore", str(ctx), timeout=180)
+    _ok(again)
+    cached = [s for s in progress_steps(again.stderr) if s.endswith(" CACHED")]
+    observe("cached_with_no_cache", cached)  # the base image's own step may say CACHED: it runs nothing
+    assert not [s for s in cached if " RUN " in s or " COPY " in s]

@@ -396,10 +396,14 @@ class DockerfileFrontend(RunSteps, FileSteps):
             st = states[i]
             text = st.prefix(f"FROM {_normalized(name)}")
             image = bases[name]
-            st.record = await asyncio.to_thread(self._from_record, image)
+            st.record, known = await asyncio.to_thread(self._from_record, image)
             if image.id not in shown:
                 shown.add(image.id)
-                self.progress.step(text).start().done()
+                step = self.progress.step(text)
+                if known:  # BuildKit has the image's record from an earlier build (--no-cache or not)
+                    step.cached()
+                else:
+                    step.start().done()
         if any(self._uses_context(stages[i]) for i in needed):
             await self._load_context(_follow_paths([stages[i] for i in needed]))
         for i in needed:
@@ -412,18 +416,19 @@ class DockerfileFrontend(RunSteps, FileSteps):
                 for _ in range(documents):
                     self.progress.step("[internal] preparing inline document").start().done()
 
-    def _from_record(self, image: Image) -> str:
+    def _from_record(self, image: Image) -> tuple[str, bool]:
         """The base image's cache record (dockerd 28.5 shows it as ``from local``), the parent of the
         stage's first step; it holds no layer of its own."""
         from .cache import Record, new_id
 
         key = cache_key("from", image.id)
         found = self.cache.find(key)
-        if found is None:
-            found = self.cache.add(
-                Record(id=new_id(), type="regular", description="from local ", key=key, chain=image.top_chain)
-            )
-        return found.id
+        if found is not None:
+            return found.id, True
+        found = self.cache.add(
+            Record(id=new_id(), type="regular", description="from local ", key=key, chain=image.top_chain)
+        )
+        return found.id, False
 
     async def _run_stage(
         self, stages: list[ins.Stage], index: int, bases: dict[str, Image], st: StageState
