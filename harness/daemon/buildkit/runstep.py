@@ -258,9 +258,12 @@ class RunSteps(LayerSteps):
                 root = layer.root
             else:
                 root = self.context_dir
-            source = os.path.normpath(os.path.join(root, m.get("source", m.get("src", "")).lstrip("/")))
-            if not source.startswith(root):
-                raise BuildFailed(f"invalid mount source {m.get('source')!r}")
+            from ..scope import follow_in_scope
+
+            try:  # symlinks resolved inside the context or stage: a bind never reaches the host's files
+                source = follow_in_scope(root, m.get("source", m.get("src", "")))
+            except OSError as exc:
+                raise BuildFailed(f"invalid mount source {m.get('source')!r}: {exc}") from None
             if not os.path.exists(source):
                 raise BuildFailed(f'failed to compute cache key: "/{m.get("source", "")}": not found')
             rw = m.get("rw", m.get("readwrite", "false")) in ("", "true")

@@ -236,30 +236,14 @@ async def _receive_tree(call: Call, dest: str, progress: Callable[[int], None] |
         if packet.stat is None:
             break
         entries.append(packet.stat)
+    tree = _TreeWriter(dest)
     files: dict[int, Any] = {}
-    for index, entry in enumerate(entries):
-        path = _safe_join(dest, str(entry.path))
-        mode = unix_mode(int(entry.mode))
-        kind = statmod.S_IFMT(mode)
-        if kind == statmod.S_IFDIR:
-            os.makedirs(path, exist_ok=True)
-        elif kind == statmod.S_IFLNK:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
-            os.symlink(str(entry.linkname), path)
-        elif kind == statmod.S_IFREG:
-            if entry.linkname:  # a hard link to an earlier entry
-                os.link(_safe_join(dest, str(entry.linkname)), path)
-                continue
-            fh = open(path, "wb")  # noqa: SIM115 - closed when its data ends
-            files[index] = fh
-            if int(entry.size) == 0:
-                continue
-            await call.send(Packet(type=Packet.REQ, ID=index).encode())
-        else:
-            continue  # devices, fifos, sockets: not part of a build context
-    pending = {i for i, e in enumerate(entries) if i in files and int(e.size) > 0}
     try:
+        for index, entry in enumerate(entries):
+            if tree.create(entry) and int(entry.size) > 0:
+                files[index] = tree.open_file(str(entry.path))
+                await call.send(Packet(type=Packet.REQ, ID=index).encode())
+        pending = set(files)
         while pending:
             raw = await call.recv()
             if raw is None:
@@ -291,25 +275,71 @@ async def _receive_tree(call: Call, dest: str, progress: Callable[[int], None] |
     finally:
         for fh in files.values():
             fh.close()
-    for entry in reversed(entries):
-        path = _safe_join(dest, str(entry.path))
-        mode = unix_mode(int(entry.mode))
-        if statmod.S_ISLNK(mode):
-            continue
-        os.chmod(path, statmod.S_IMODE(mode))
-        with contextlib.suppress(OSError):
-            os.chown(path, int(entry.uid), int(entry.gid))
-        mtime = int(entry.modTime)
-        os.utime(path, ns=(mtime, mtime))
+    tree.finish(entries)
     return received
 
 
 def _safe_join(root: str, rel: str) -> str:
-    """``rel`` under ``root``: a path that climbs out of it is refused."""
+    """``rel`` under ``root``: ``..`` and absolute paths are cleaned to names inside it."""
     norm = os.path.normpath("/" + rel).lstrip("/")
     if not norm or norm == ".":
         raise GrpcError(3, f"invalid path {rel!r} in the transfer")
     return os.path.join(root, norm)
+
+
+class _TreeWriter:
+    """Writes a received tree under ``dest`` and nowhere else: a path whose directory resolves out of it
+    (through a symlink the transfer made) is refused, files are opened without following symlinks."""
+
+    def __init__(self, dest: str) -> None:
+        self.dest = dest
+        self.real = os.path.realpath(dest)
+
+    def path(self, rel: str) -> str:
+        path = _safe_join(self.dest, rel)
+        parent = os.path.realpath(os.path.dirname(path))
+        if parent != self.real and not parent.startswith(self.real + os.sep):
+            raise GrpcError(3, f"invalid path {rel!r} in the transfer: it leads out of the directory")
+        return path
+
+    def create(self, entry: Stat) -> bool:
+        """Make the entry (directories, symlinks, hard links now); True for a regular file to fill."""
+        path = self.path(str(entry.path))
+        kind = statmod.S_IFMT(unix_mode(int(entry.mode)))
+        if kind == statmod.S_IFDIR:
+            if not os.path.isdir(path) or os.path.islink(path):
+                os.makedirs(path, exist_ok=True)
+        elif kind == statmod.S_IFLNK:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+            os.symlink(str(entry.linkname), path)
+        elif kind == statmod.S_IFREG:
+            if entry.linkname:  # a hard link to an earlier entry
+                os.link(self.path(str(entry.linkname)), path, follow_symlinks=False)
+                return False
+            self.open_file(str(entry.path)).close()
+            return True
+        return False  # devices, fifos, sockets: not part of a build context
+
+    def open_file(self, rel: str) -> Any:
+        fd = os.open(self.path(rel), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        return os.fdopen(fd, "wb")
+
+    def finish(self, entries: list[Stat]) -> None:
+        """Modes, owners and times, deepest first (a directory's time after its contents)."""
+        for entry in reversed(entries):
+            path = self.path(str(entry.path))
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                continue
+            if statmod.S_ISLNK(st.st_mode):
+                continue
+            os.chmod(path, statmod.S_IMODE(unix_mode(int(entry.mode))))
+            with contextlib.suppress(OSError):
+                os.chown(path, int(entry.uid), int(entry.gid), follow_symlinks=False)
+            mtime = int(entry.modTime)
+            os.utime(path, ns=(mtime, mtime), follow_symlinks=False)
 
 
 def _walk(root: str) -> list[tuple[str, os.stat_result]]:

@@ -154,6 +154,31 @@ def test_a_hostile_path_is_refused(tmp_path: Path) -> None:
     assert (tmp_path / "x" / "escape").exists()  # '../escape' is cleaned to a name inside
 
 
+def test_a_symlink_cannot_lead_a_file_out(tmp_path: Path) -> None:
+    from harness.daemon.buildkit.messages import Packet, Stat
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+
+    async def evil(call: Call) -> None:
+        link = Stat(path="sneaky", mode=go_mode(stat.S_IFLNK | 0o777), linkname=str(outside))
+        await call.send(Packet(type=Packet.STAT, stat=link).encode())
+        await call.send(Packet(type=Packet.STAT, stat=Stat(path="sneaky/owned", mode=0o644, size=1)).encode())
+        await call.send(b"")
+
+    async def main() -> None:
+        session, cli, tasks = await _session({"/moby.filesync.v1.FileSync/DiffCopy": evil})
+        try:
+            await session.fetch_dir("context", str(tmp_path / "x"))
+        finally:
+            await _end(session, cli, tasks)
+
+    (tmp_path / "x").mkdir()
+    with pytest.raises(SessionError, match="'sneaky/owned' in the transfer: it leads out of the directory"):
+        asyncio.run(main())
+    assert list(outside.iterdir()) == []
+
+
 def test_modes_round_trip() -> None:
     for mode in (stat.S_IFREG | 0o644, stat.S_IFDIR | 0o755, stat.S_IFLNK | 0o777, stat.S_IFREG | 0o4755):
         assert unix_mode(go_mode(mode)) == mode
