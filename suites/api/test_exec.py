@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from harness.checks import eventually
+from harness.checks import eventually, expect_error
 from harness.client import EngineClient
 from harness.fixtures import Observations
 from suites._daemon import cli_run, create_container
@@ -87,7 +88,6 @@ def test_exec_inspect(engine: EngineClient, running: str, observe: Observations)
     # dockerd 28 records the exit a moment after the stream ends
     after = eventually(ended, "the exec's exit to be recorded (Running false)", timeout=10, interval=0.1)
 
-
     again = engine.post(f"{V}/exec/{eid}/start", json={"Detach": False})
     observe("create_status", created.status_code)
     observe(
@@ -111,7 +111,7 @@ def test_exec_not_running(
     resp = engine.post(f"{V}/containers/{cid}/exec", json={"Cmd": ["true"]})
     observe("status", resp.status_code)
     observe("message", resp.json()["message"].replace(cid, "<id>"))
-    assert resp.status_code == 409
+    expect_error(resp, 409, re.compile(r"container [0-9a-f]+ is not running$"))
 
 
 @pytest.mark.scenario(

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from harness.checks import expect_error
 from harness.client import EngineClient
 from harness.fixtures import Observations
 from harness.images import busybox_rootfs, save_tarball
@@ -418,7 +419,7 @@ def test_inspect_not_found(engine: EngineClient, observe: Observations) -> None:
     resp = engine.get(f"{V}/images/nosuch/json")
     observe("status", resp.status_code)
     observe("message", resp.json()["message"])
-    assert resp.status_code == 404
+    expect_error(resp, 404, "No such image: nosuch:latest")
     assert resp.json()["message"] == "No such image: nosuch:latest"
 
 
@@ -432,7 +433,7 @@ def test_inspect_invalid_reference(engine: EngineClient, observe: Observations) 
     resp = engine.get(f"{V}/images/Busybox/json")
     observe("status", resp.status_code)
     observe("message", resp.json()["message"])
-    assert resp.status_code == 400
+    expect_error(resp, 400, "invalid reference format: repository name (library/Busybox) must be lowercase")
     assert (
         resp.json()["message"]
         == "invalid reference format: repository name (library/Busybox) must be lowercase"
@@ -592,7 +593,7 @@ def test_tag_invalid_repo(engine: EngineClient, test_image: str, observe: Observ
     resp = engine.post(f"{V}/images/{test_image}/tag?repo=Imgtest&tag=x")
     observe("status", resp.status_code)
     observe("message", resp.json()["message"])
-    assert resp.status_code == 400
+    expect_error(resp, 400, "invalid reference format: repository name (library/Imgtest) must be lowercase")
     assert (
         resp.json()["message"]
         == "invalid reference format: repository name (library/Imgtest) must be lowercase"
@@ -685,7 +686,7 @@ def test_delete_conflict_references(engine: EngineClient, images: list[str], obs
             ),
         ),
     )
-    assert resp.status_code == 409
+    expect_error(resp, 409)
     assert resp.json()["message"] == (
         f"conflict: unable to delete {image_id[7:19]} (must be forced) - image is "
         "referenced in multiple repositories"
@@ -752,7 +753,7 @@ def test_delete_conflict_running(
     observe("status", forced.status_code)
     observe("message", forced.json()["message"])
     engine.post(f"{V}/containers/{cid}/kill")
-    assert forced.status_code == 409
+    expect_error(forced, 409)
     assert forced.json()["message"] == (
         f"conflict: unable to delete {image_id[7:19]} (cannot be forced) - image is being used by running "
         f"container {cid[:12]}"

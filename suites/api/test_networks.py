@@ -230,7 +230,7 @@ def test_create_duplicate(engine: EngineClient, network: Any, observe: Observati
     network("net-dup")
     resp = engine.post(f"{V}/networks/create", json={"Name": "net-dup"})
     observe("error", _error(resp))
-    assert resp.status_code == 409
+    expect_error(resp, 409, "network with name net-dup already exists")
 
 
 @pytest.mark.scenario(
@@ -247,7 +247,7 @@ def test_create_overlap(engine: EngineClient, network: Any, observe: Observation
     observe("error", _error(resp))
     if resp.status_code == 201:
         engine.delete(f"{V}/networks/net-second")
-    assert resp.status_code == 403
+    expect_error(resp, 403, "invalid pool request: Pool overlaps with other one on this address space")
 
 
 @pytest.mark.scenario(
@@ -342,7 +342,14 @@ def test_remove_in_use(engine: EngineClient, network: Any, container: Any, obser
     container("net-busy-ctr", HostConfig={"NetworkMode": "net-busy"})
     resp = engine.delete(f"{V}/networks/net-busy")
     observe("error", _error(resp))
-    assert resp.status_code == 403
+    expect_error(
+        resp,
+        403,
+        re.compile(
+            r"error while removing network: network net-busy has active endpoints "
+            r'\(name:"net-busy-ctr" id:"[0-9a-f]+"\)$'
+        ),
+    )
 
 
 @pytest.mark.scenario(

@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 
+from harness.checks import expect_error
 from harness.client import EngineClient
 from harness.fixtures import Observations
 from suites._daemon import create_container
@@ -56,7 +57,7 @@ def test_container_prune_invalid_filter(engine: EngineClient, observe: Observati
     resp = engine.post(f"{V}/containers/prune", params={"filters": '{"status":{"exited":true}}'})
     observe("status", resp.status_code)
     observe("message", resp.json().get("message"))
-    assert resp.status_code == 400
+    expect_error(resp, 400, "invalid filter 'status'")
     assert resp.json()["message"].lower() == "invalid filter 'status'"
 
 
@@ -120,7 +121,7 @@ def test_exec_resize_missing(engine: EngineClient, observe: Observations) -> Non
     resp = engine.post(f"{V}/exec/nosuchexec/resize", params={"h": 20, "w": 80})
     observe("status", resp.status_code)
     observe("message", resp.json().get("message"))
-    assert resp.status_code == 404
+    expect_error(resp, 404, "No such exec instance: nosuchexec")
     assert resp.json()["message"] == "No such exec instance: nosuchexec"
 
 
@@ -134,7 +135,7 @@ def test_export_missing(engine: EngineClient, observe: Observations) -> None:
     observe("status", resp.status_code)
     observe("content_type", resp.headers.get("Content-Type"))
     observe("message", resp.json().get("message"))
-    assert resp.status_code == 404
+    expect_error(resp, 404, "No such container: nosuchcontainer")
     assert resp.json()["message"] == "No such container: nosuchcontainer"
 
 
@@ -175,7 +176,7 @@ def test_restart(engine: EngineClient, test_image: str, containers: list[str], o
     observe("missing", {"status": missing.status_code, "message": missing.json().get("message")})
     assert resp.status_code == 204 and after["State"]["Running"] is True
     assert after["State"]["StartedAt"] != before["State"]["StartedAt"] and after["RestartCount"] == 0
-    assert missing.status_code == 404
+    expect_error(missing, 404, "No such container: nosuchcontainer")
 
 
 @pytest.mark.scenario(

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from harness.checks import expect_error
 from harness.client import EngineClient
 from harness.fixtures import Observations
 
@@ -214,5 +215,5 @@ def test_volume_update_not_cluster(engine: EngineClient, observe: Observations) 
     resp = engine.request("PUT", "/volumes/somevolume?version=1", json={"Spec": {"Availability": "active"}})
     observe("status", resp.status_code)
     observe("message", resp.json().get("message"))
-    assert resp.status_code == 503
+    expect_error(resp, 503, "volume update only valid for cluster volumes, but swarm is unavailable")
     assert resp.json()["message"] == "volume update only valid for cluster volumes, but swarm is unavailable"

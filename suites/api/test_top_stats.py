@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from harness.checks import expect_error
 from harness.client import EngineClient
 from harness.fixtures import Observations
 from suites._daemon import cli_run, create_container
@@ -46,7 +48,7 @@ def test_top_not_running(
     resp = engine.get(f"{V}/containers/{cid}/top")
     observe("status", resp.status_code)
     observe("message", resp.json()["message"].replace(cid, "<id>"))
-    assert resp.status_code == 409
+    expect_error(resp, 409, re.compile(r"container [0-9a-f]+ is not running$"))
 
 
 @pytest.mark.kernel

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from harness.checks import expect_error
 from harness.client import EngineClient
 from harness.fixtures import Observations
 
@@ -45,7 +47,13 @@ def test_invalid_name(engine: EngineClient, observe: Observations) -> None:
     resp = engine.post(f"{V}/volumes/create", json={"Name": "bad name"})
     observe("status", resp.status_code)
     observe("message", resp.json().get("message"))
-    assert resp.status_code == 400
+    expect_error(
+        resp,
+        400,
+        'create bad name: "bad name" includes invalid characters for a local volume name, only '
+        '"[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, '
+        "use absolute path",
+    )
 
 
 @pytest.mark.scenario(
@@ -107,7 +115,7 @@ def test_in_use(engine: EngineClient, test_image: str, observe: Observations) ->
             "mounts",
             [{k: m.get(k) for k in ("Type", "Name", "Destination", "Driver", "Mode", "RW")} for m in mounts],
         )
-        assert resp.status_code == 409
+        expect_error(resp, 409, re.compile(r"remove vol-busy: volume is in use - \[[0-9a-f]+\]$"))
     finally:
         engine.delete(f"{V}/containers/{cid}?force=1")
         engine.delete(f"{V}/volumes/vol-busy")
