@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from harness.checks import expect_error
+from harness.checks import eventually, expect_error
 from harness.client import EngineClient
 from harness.fixtures import Observations
 
@@ -36,11 +36,12 @@ def _create(engine: EngineClient, cmd: str, **extra: Any) -> str:
 
 def _start(engine: EngineClient, cid: str) -> None:
     assert engine.post(f"{V}/containers/{cid}/start").status_code == 204
-    for _ in range(50):
-        if engine.get(f"{V}/containers/{cid}/changes").text.count("newfile"):
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"container {cid[:12]} did not write /newfile within 5 s")
+    eventually(
+        lambda: "newfile" in engine.get(f"{V}/containers/{cid}/changes").text,
+        f"container {cid[:12]} to write /newfile",
+        timeout=5,
+        interval=0.1,
+    )
 
 
 def _commit(engine: EngineClient, cid: str, body: Any = None, **query: Any) -> tuple[int, Any]:
