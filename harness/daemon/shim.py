@@ -12,10 +12,8 @@ Start is two-phase so ``docker run`` loses no output: the shim prepares stdio an
 socket, reports ``ready`` on the sync fd, refd connects the clients already attached to
 the created container, then sends ``start``.
 
-Many shims share one loop, so none of them may block it: client sockets and the container's stdin
-are written without blocking, with a per-client buffer; a client more than ``HIGH_WATER`` bytes
-behind pauses reading that process's output (back-pressure on that container only, as a blocked
-write did when each container had its own process) until it is below ``LOW_WATER``.
+Many shims share one loop, so none of them may block it: the streams (stdio, log, clients,
+back-pressure) are :mod:`.shimio`'s; the records it leaves in the state dir are :mod:`.shimstate`'s.
 
 Protocol on ``<state-dir>/shim.sock``: the client sends one JSON line, then
 - ``attach`` {stdin, stdout, stderr}: the stream (multiplexed frames unless tty) follows;
@@ -29,104 +27,29 @@ Protocol on ``<state-dir>/shim.sock``: the client sends one JSON line, then
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import json
 import os
-import pty
 import selectors
 import signal
 import socket
 import struct
 import sys
 import termios
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 from .gotime import now_rfc3339
-from .logs.jsonfile import JsonFileWriter, LineSplitter, frame, parse_log_options
+from .logs.jsonfile import JsonFileWriter, parse_log_options
+from .shimio import Client, ShimStreams, Stdio, close_child_side, make_stdio
 from .shimstate import EXIT, SOCKET, SPEC, STATE, exec_path, read_exec, write_record
 from .unixpath import short_unix_path
 
-__all__ = ["HIGH_WATER", "LOW_WATER", "Shim", "main"]
+__all__ = ["Shim", "main"]
 
 PR_SET_CHILD_SUBREAPER = 36
-#: a client this far behind pauses reading its process's output; below LOW_WATER it resumes
-HIGH_WATER = 1 << 20
-LOW_WATER = 256 << 10
 _READ = selectors.EVENT_READ
 _WRITE = selectors.EVENT_WRITE
-
-
-@dataclass
-class Client:
-    sock: socket.socket
-    stdin: bool = False
-    stdout: bool = True
-    stderr: bool = True
-    target: str = "main"  # "main" or an exec id
-    out: bytearray = field(default_factory=bytearray)  # what the socket did not take yet
-    reading: bool = True  # watching the socket for input (stdin) and its EOF
-    events: int = 0  # what the selector watches now
-    closing: bool = False  # close once ``out`` is sent
-
-
-@dataclass
-class Stdio:
-    """One process's stdio as seen by the shim."""
-
-    tty: bool
-    stdin_w: int = -1  # where client stdin goes (pipe write end, or a duplicate of the pty master)
-    outputs: dict[int, str] = field(default_factory=dict)  # fd -> stream name
-    child_fds: tuple[int, int, int] = (-1, -1, -1)
-    master: int = -1
-    stdin_once: bool = False
-    stdin_buf: bytearray = field(default_factory=bytearray)  # what the process did not read yet
-    stdin_close: bool = False  # close stdin once ``stdin_buf`` is written
-
-
-def make_stdio(tty: bool, open_stdin: bool, stdin_once: bool = False) -> Stdio:
-    if tty:
-        master, slave = pty.openpty()
-        _set_nonblock(master)
-        return Stdio(
-            tty=True,
-            # a duplicate, so writes to the process can be watched apart from its output
-            stdin_w=os.dup(master) if open_stdin else -1,
-            outputs={master: "stdout"},
-            child_fds=(slave, slave, slave),  # stdin is the pty too, even without OpenStdin,
-            master=master,
-            stdin_once=stdin_once,
-        )
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
-    if open_stdin:
-        in_r, in_w = os.pipe()
-        _set_nonblock(in_w)
-    else:
-        in_r, in_w = os.open(os.devnull, os.O_RDONLY), -1
-    for fd in (out_r, err_r):
-        _set_nonblock(fd)
-    return Stdio(
-        tty=False,
-        stdin_w=in_w,
-        outputs={out_r: "stdout", err_r: "stderr"},
-        child_fds=(in_r, out_w, err_w),
-        stdin_once=stdin_once,
-    )
-
-
-def _set_nonblock(fd: int) -> None:
-    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
-
-
-def _close_child_side(stdio: Stdio) -> None:
-    for fd in set(stdio.child_fds):
-        if fd >= 0:
-            with contextlib.suppress(OSError):
-                os.close(fd)
-    # forget them: closing the same numbers again later would close whatever reused them (a pidfd)
-    stdio.child_fds = (-1, -1, -1)
 
 
 class Shim:
@@ -143,17 +66,12 @@ class Shim:
             self.spec: dict[str, Any] = json.load(fh)
         self.sel = sel or selectors.DefaultSelector()
         self.log_fd = log_fd  # where this shim's own errors go (its shim.log)
-        self.clients: dict[int, Client] = {}
-        self.stdio: dict[str, Stdio] = {}
-        self.splitters: dict[int, LineSplitter] = {}
+        self.streams = ShimStreams(self.sel, self, self._maybe_finish)
         self.pids: dict[str, int] = {}
         self.pidfds: dict[int, str] = {}
         self.waiters: list[socket.socket] = []
         self.pending: dict[int, tuple[socket.socket, bytearray]] = {}  # connections still sending a request
-        self.paused: set[str] = set()  # processes whose output waits for a slow client
         self.exit: dict[str, Any] | None = None
-        self.log: JsonFileWriter | None = None
-        self.running_streams = 0
         self.done = False
         self.deadline_after_exit: float | None = None
         self.listener: socket.socket | None = None
@@ -165,18 +83,18 @@ class Shim:
     def prepare(self) -> None:
         log = self.spec.get("log") or {}
         if log.get("driver", "json-file") == "json-file" and log.get("path"):
-            self.log = JsonFileWriter(log["path"], parse_log_options(log.get("opts") or {}))
+            self.streams.log = JsonFileWriter(log["path"], parse_log_options(log.get("opts") or {}))
         elif log.get("driver") == "local" and log.get("path"):
             from .logs.local import LocalWriter, parse_local_options
 
-            self.log = LocalWriter(log["path"], parse_local_options(log.get("opts") or {}))  # type: ignore[assignment]
+            self.streams.log = LocalWriter(log["path"], parse_local_options(log.get("opts") or {}))
         proc = self.spec["process"]
-        self.stdio["main"] = make_stdio(
-            bool(proc.get("tty")), bool(self.spec.get("open_stdin")), bool(self.spec.get("stdin_once"))
+        self.streams.add(
+            "main",
+            make_stdio(
+                bool(proc.get("tty")), bool(self.spec.get("open_stdin")), bool(self.spec.get("stdin_once"))
+            ),
         )
-        for fd in self.stdio["main"].outputs:
-            self._watch(fd, _READ, "output", "main")
-            self.splitters[fd] = LineSplitter()
         path = os.path.join(self.dir, SOCKET)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
@@ -192,7 +110,7 @@ class Shim:
     def _spawn(self, name: str, process: dict[str, Any], exec_into: int = 0) -> int:
         from .runtime import process as rt
 
-        stdio = self.stdio[name]
+        stdio = self.streams.stdio[name]
         spec = rt.ProcessSpec.from_dict(process)
         stdin, stdout, stderr = stdio.child_fds
         if exec_into and stdio.tty:
@@ -203,7 +121,7 @@ class Shim:
             proc = self._spawn_with_console(rt, spec, stdio)
         else:
             proc = rt.spawn(spec, stdin, stdout, stderr)
-        _close_child_side(stdio)
+        close_child_side(stdio)
         pid = int(proc.pid)
         self.pids[name] = pid
         pidfd = os.pidfd_open(pid)
@@ -227,20 +145,7 @@ class Shim:
             parent.close()
         if not fds:
             raise RuntimeError("the container did not send its console")
-        master = fds[0]
-        old = stdio.master
-        with contextlib.suppress(KeyError, ValueError):
-            self.sel.unregister(old)
-        self.splitters.pop(old, None)
-        os.close(old)
-        _set_nonblock(master)
-        stdio.master = master
-        stdio.outputs = {master: "stdout"}
-        if stdio.stdin_w >= 0:  # the duplicate of the old master: writes go to the new one
-            os.close(stdio.stdin_w)
-            stdio.stdin_w = os.dup(master)
-        self._watch(master, _READ, "output", name)
-        self.splitters[master] = LineSplitter()
+        self.streams.swap_console(name, fds[0])
         return proc
 
     def start(self) -> dict[str, Any]:
@@ -261,32 +166,16 @@ class Shim:
         if not main or self.exit is not None:
             return {"error": "container is not running"}
         exec_id = str(req["id"])
-        self.stdio[exec_id] = make_stdio(bool(req.get("tty")), bool(req.get("stdin")))
-        for fd in self.stdio[exec_id].outputs:
-            self._watch(fd, _READ, "output", exec_id)
-            self.splitters[fd] = LineSplitter()
+        self.streams.add(exec_id, make_stdio(bool(req.get("tty")), bool(req.get("stdin"))))
         try:
             pid = self._spawn(exec_id, req["process"], exec_into=main)
         except Exception as exc:
-            self._drop_stdio(exec_id)
+            self.streams.drop(exec_id)
             failed = {"running": False, "exit_code": 126, "pid": 0, "error": str(exc)}
             write_record(exec_path(self.dir, exec_id), failed)
             return {"error": str(exc)}
         write_record(exec_path(self.dir, exec_id), {"running": True, "exit_code": None, "pid": pid})
         return {"pid": pid}
-
-    def _drop_stdio(self, name: str) -> None:
-        stdio = self.stdio.pop(name, None)
-        if stdio is None:
-            return
-        self.paused.discard(name)
-        for fd in list(stdio.outputs):
-            with contextlib.suppress(KeyError, ValueError):
-                self.sel.unregister(fd)
-            os.close(fd)
-        stdio.outputs.clear()
-        self._close_stdin(stdio, force=True)
-        _close_child_side(stdio)
 
     def kill(self, signo: int, target: str = "main") -> dict[str, Any]:
         pid = self.pids.get(target)  # "main" or an exec id (a health probe past its timeout)
@@ -299,7 +188,7 @@ class Shim:
         return {"ok": True}
 
     def resize(self, name: str, height: int, width: int) -> dict[str, Any]:
-        stdio = self.stdio.get(name)
+        stdio = self.streams.stdio.get(name)
         if stdio is None or stdio.master < 0:
             return {"error": "cannot resize a process without a TTY"}
         fcntl.ioctl(stdio.master, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
@@ -317,14 +206,14 @@ class Shim:
         elif kind == "request":
             self._request_input(fd)
         elif kind == "output":
-            self._output(fd, data)
+            self.streams.output(fd, data)
         elif kind == "client":
             if mask & _WRITE:
-                self._flush(data)
-            if mask & _READ and data.sock.fileno() in self.clients:
-                self._client_input(data)
+                self.streams.flush(data)
+            if mask & _READ and data.sock.fileno() in self.streams.clients:
+                self.streams.client_input(data)
         elif kind == "stdin":
-            self._flush_stdin(data)
+            self.streams.flush_stdin(data)
         elif kind == "exit":
             self.sel.unregister(fd)
             os.close(fd)
@@ -342,7 +231,7 @@ class Shim:
         """After each round: finish a container whose output outlives it; the next deadline, if any."""
         if self.exit is None or self.done:
             return None
-        if "main" in self.paused:  # its output is still flowing to a slow client: not stuck
+        if "main" in self.streams.paused:  # its output is still flowing to a slow client: not stuck
             self.deadline_after_exit = None
             return None
         # the container's init is gone: give remaining output a moment, then finish
@@ -350,26 +239,18 @@ class Shim:
             self.deadline_after_exit = now + 2
         if now <= self.deadline_after_exit:
             return self.deadline_after_exit
-        stdio = self.stdio["main"]
-        for fd in list(stdio.outputs):
-            with contextlib.suppress(KeyError, ValueError):
-                self.sel.unregister(fd)
-            for piece in self.splitters.pop(fd, LineSplitter()).flush():
-                self._emit("main", stdio.outputs[fd], piece)
-            os.close(fd)
-        stdio.outputs.clear()
+        self.streams.drain("main")
         self._maybe_finish("main")
         return None
 
     @property
     def finished(self) -> bool:
         """Done, and every client has been sent what it was owed."""
-        return self.done and not any(c.out for c in self.clients.values())
+        return self.done and not self.streams.owed()
 
     def close(self) -> None:
         """Release everything left (the host drops a finished shim, or ends)."""
-        for client in list(self.clients.values()):
-            self._drop_client(client, flush=False)
+        self.streams.close()
         for conn, _ in list(self.pending.values()):
             with contextlib.suppress(KeyError, ValueError):
                 self.sel.unregister(conn)
@@ -378,16 +259,11 @@ class Shim:
         for waiter in self.waiters:
             waiter.close()
         self.waiters.clear()
-        for name in list(self.stdio):
-            self._drop_stdio(name)
         for fd in list(self.pidfds):
             with contextlib.suppress(KeyError, ValueError):
                 self.sel.unregister(fd)
             os.close(fd)
         self.pidfds.clear()
-        if self.log is not None:
-            self.log.close()
-            self.log = None
         if self.listener is not None:
             with contextlib.suppress(KeyError, ValueError):
                 self.sel.unregister(self.listener)
@@ -400,215 +276,7 @@ class Shim:
                 os.close(self.log_fd)
             self.log_fd = -1
 
-    # -- I/O --------------------------------------------------------------------------------------
-    def _output(self, fd: int, name: str) -> None:
-        try:
-            data = os.read(fd, 65536)
-        except BlockingIOError:
-            return
-        except OSError as exc:
-            if exc.errno != errno.EIO:  # EIO: the pty's other side closed
-                raise
-            data = b""
-        stdio = self.stdio.get(name)
-        stream = stdio.outputs.get(fd, "stdout") if stdio else "stdout"
-        if not data:
-            self.sel.unregister(fd)
-            pieces = self.splitters.pop(fd).flush()
-            for piece in pieces:
-                self._emit(name, stream, piece)
-            if stdio is not None:
-                stdio.outputs.pop(fd, None)
-            os.close(fd)
-            self._maybe_finish(name)
-            return
-        pieces = self.splitters[fd].feed(data)
-        if pieces and name == "main" and self.log is not None:
-            self.log.write_many(stream, pieces)  # one write(2) for the whole read
-        self._fan_out(name, stream, data)
-
-    def _emit(self, name: str, stream: str, piece: bytes, log: bool = True) -> None:
-        if log and name == "main" and self.log is not None:
-            self.log.write(stream, piece)
-
-    def _fan_out(self, name: str, stream: str, data: bytes) -> None:
-        tty = self.stdio[name].tty if name in self.stdio else False
-        for client in list(self.clients.values()):
-            if (
-                client.target != name
-                or client.closing
-                or (stream == "stdout" and not client.stdout)
-                or (stream == "stderr" and not client.stderr)
-            ):
-                continue
-            self._send(client, data if tty else frame(stream, data))
-
-    def _send(self, client: Client, payload: bytes) -> None:
-        """Queue ``payload`` for ``client``: what the socket takes goes now, the rest on EVENT_WRITE."""
-        if not client.out:
-            try:
-                sent = client.sock.send(payload)
-            except BlockingIOError:
-                sent = 0
-            except OSError:
-                self._drop_client(client, flush=False)
-                return
-            if sent == len(payload):
-                return
-            payload = payload[sent:]
-        client.out += payload
-        self._update_events(client)
-        if len(client.out) > HIGH_WATER:
-            self._pause(client.target)
-
-    def _flush(self, client: Client) -> None:
-        try:
-            sent = client.sock.send(client.out)
-        except BlockingIOError:
-            return
-        except OSError:
-            self._drop_client(client, flush=False)
-            return
-        del client.out[:sent]
-        if client.out:
-            return
-        if client.closing:
-            self._drop_client(client, flush=False)
-            return
-        self._update_events(client)
-        self._maybe_resume(client.target)
-
-    def _update_events(self, client: Client) -> None:
-        events = (_READ if client.reading else 0) | (_WRITE if client.out else 0)
-        if events == client.events:
-            return
-        if client.events == 0:
-            self._watch(client.sock, events, "client", client)
-        elif events == 0:
-            self.sel.unregister(client.sock)
-        else:
-            self.sel.modify(client.sock, events, ("client", client, self))
-        client.events = events
-
-    def _pause(self, name: str) -> None:
-        stdio = self.stdio.get(name)
-        if name in self.paused or stdio is None:
-            return
-        self.paused.add(name)
-        for fd in stdio.outputs:
-            with contextlib.suppress(KeyError, ValueError):
-                self.sel.unregister(fd)
-
-    def _maybe_resume(self, name: str) -> None:
-        if name not in self.paused:
-            return
-        if any(c.target == name and len(c.out) > LOW_WATER for c in self.clients.values()):
-            return
-        self.paused.discard(name)
-        stdio = self.stdio.get(name)
-        for fd in stdio.outputs if stdio else ():
-            self._watch(fd, _READ, "output", name)
-
-    def _client_input(self, client: Client) -> None:
-        try:
-            data = client.sock.recv(65536)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            data = b""
-        stdio = self.stdio.get(client.target)
-        if not data:
-            if (
-                client.stdin
-                and stdio is not None
-                and stdio.stdin_w >= 0
-                and (stdio.stdin_once or not stdio.tty)
-            ) and (stdio.stdin_once or client.target != "main"):
-                self._close_stdin(stdio)
-            client.reading = False
-            self._update_events(client)
-            if not client.stdout and not client.stderr:
-                self._drop_client(client)
-            return
-        if client.stdin and stdio is not None and stdio.stdin_w >= 0:
-            self._write_stdin(client.target, stdio, data)
-
-    def _write_stdin(self, name: str, stdio: Stdio, data: bytes) -> None:
-        """Feed the process without blocking; while it lags, its stdin clients are not read."""
-        if not stdio.stdin_buf:
-            try:
-                written = os.write(stdio.stdin_w, data)
-            except BlockingIOError:
-                written = 0
-            except OSError:
-                self._close_stdin(stdio, force=True)
-                return
-            if written == len(data):
-                return
-            data = data[written:]
-        stdio.stdin_buf += data
-        if len(stdio.stdin_buf) == len(data):  # it just started to lag
-            self._watch(stdio.stdin_w, _WRITE, "stdin", name)
-            self._stdin_readers(name, False)
-
-    def _flush_stdin(self, name: str) -> None:
-        stdio = self.stdio.get(name)
-        if stdio is None or stdio.stdin_w < 0:
-            return
-        try:
-            written = os.write(stdio.stdin_w, stdio.stdin_buf)
-        except BlockingIOError:
-            return
-        except OSError:
-            stdio.stdin_buf.clear()
-            written = 0
-        del stdio.stdin_buf[:written]
-        if stdio.stdin_buf:
-            return
-        with contextlib.suppress(KeyError, ValueError):
-            self.sel.unregister(stdio.stdin_w)
-        self._stdin_readers(name, True)
-        if stdio.stdin_close:
-            self._close_stdin(stdio)
-
-    def _stdin_readers(self, name: str, reading: bool) -> None:
-        for client in self.clients.values():
-            if client.target == name and client.stdin and not client.closing:
-                client.reading = reading
-                self._update_events(client)
-
-    def _close_stdin(self, stdio: Stdio, force: bool = False) -> None:
-        if stdio.stdin_w < 0:
-            return
-        if stdio.stdin_buf and not force:  # EOF after what the process has not read yet
-            stdio.stdin_close = True
-            return
-        with contextlib.suppress(KeyError, ValueError):
-            self.sel.unregister(stdio.stdin_w)
-        stdio.stdin_buf.clear()
-        if stdio.tty:  # the pty's EOF is ^D; the duplicate goes, the master stays
-            with contextlib.suppress(OSError):
-                os.write(stdio.stdin_w, b"\x04")
-        with contextlib.suppress(OSError):
-            os.close(stdio.stdin_w)
-        stdio.stdin_w = -1
-
-    def _drop_client(self, client: Client, flush: bool = True) -> None:
-        """Forget ``client``; with ``flush``, output it is still owed is sent first."""
-        if flush and client.out:
-            client.closing = True
-            client.reading = False
-            self._update_events(client)
-            return
-        self.clients.pop(client.sock.fileno(), None)
-        if client.events:
-            with contextlib.suppress(KeyError, ValueError):
-                self.sel.unregister(client.sock)
-            client.events = 0
-        with contextlib.suppress(OSError):
-            client.sock.close()
-        self._maybe_resume(client.target)
-
+    # -- requests -------------------------------------------------------------------------------
     def _accept(self) -> None:
         assert self.listener is not None
         try:
@@ -657,50 +325,52 @@ class Shim:
             conn.close()
 
     def _handle(self, conn: socket.socket, req: dict[str, Any]) -> None:
-        op = req.get("op")
-        if op == "start":
-            self._reply(conn, self.start())
-        elif op == "wait":
-            if self.exit is not None:
-                self._reply(conn, self.exit)
-            else:
-                self.waiters.append(conn)
-        elif op == "kill":
-            self._reply(
-                conn, self.kill(int(req.get("signal", signal.SIGKILL)), str(req.get("target", "main")))
-            )
-        elif op == "resize":
-            self._reply(
-                conn,
-                self.resize(
-                    str(req.get("target", "main")), int(req.get("height", 0)), int(req.get("width", 0))
-                ),
-            )
-        elif op in ("attach", "exec"):
-            if op == "exec":
-                result = self._exec(req)
-                self._reply(conn, result, close="error" in result)
-                if "error" in result:
-                    return
-                target = str(req["id"])
-                want_in = bool(req.get("stdin"))
-                want_out = want_err = bool(req.get("attach", True))
-            else:
-                if self.exit is not None and "main" not in self.stdio:
-                    conn.close()
-                    return
-                target, want_in = "main", bool(req.get("stdin"))
-                want_out, want_err = bool(req.get("stdout", True)), bool(req.get("stderr", True))
-            client = Client(conn, stdin=want_in, stdout=want_out, stderr=want_err, target=target)
-            stdio = self.stdio.get(target)
-            if want_in and stdio is not None and stdio.stdin_buf:
-                client.reading = False  # the process still lags behind an earlier client's input
-            self.clients[conn.fileno()] = client
-            self._update_events(client)
-        elif op == "ping":
-            self._reply(conn, {"ok": True, "pid": self.pids.get("main", 0)})
+        """One request: answered at once, later (``wait``) or with a stream (``attach``, ``exec``)."""
+        op = _OPS.get(str(req.get("op")))
+        if op is None:
+            self._reply(conn, {"error": f"unknown op {req.get('op')!r}"})
+            return
+        op(self, conn, req)
+
+    def _op_start(self, conn: socket.socket, req: dict[str, Any]) -> None:
+        self._reply(conn, self.start())
+
+    def _op_wait(self, conn: socket.socket, req: dict[str, Any]) -> None:
+        if self.exit is not None:
+            self._reply(conn, self.exit)
         else:
-            self._reply(conn, {"error": f"unknown op {op!r}"})
+            self.waiters.append(conn)
+
+    def _op_kill(self, conn: socket.socket, req: dict[str, Any]) -> None:
+        self._reply(conn, self.kill(int(req.get("signal", signal.SIGKILL)), str(req.get("target", "main"))))
+
+    def _op_resize(self, conn: socket.socket, req: dict[str, Any]) -> None:
+        target, height, width = (
+            str(req.get("target", "main")),
+            int(req.get("height", 0)),
+            int(req.get("width", 0)),
+        )
+        self._reply(conn, self.resize(target, height, width))
+
+    def _op_ping(self, conn: socket.socket, req: dict[str, Any]) -> None:
+        self._reply(conn, {"ok": True, "pid": self.pids.get("main", 0)})
+
+    def _op_attach(self, conn: socket.socket, req: dict[str, Any]) -> None:
+        if self.exit is not None and "main" not in self.streams.stdio:
+            conn.close()
+            return
+        stdout, stderr = bool(req.get("stdout", True)), bool(req.get("stderr", True))
+        self.streams.attach(Client(conn, stdin=bool(req.get("stdin")), stdout=stdout, stderr=stderr))
+
+    def _op_exec(self, conn: socket.socket, req: dict[str, Any]) -> None:
+        result = self._exec(req)
+        self._reply(conn, result, close="error" in result)
+        if "error" not in result:
+            output = bool(req.get("attach", True))
+            target = str(req["id"])
+            self.streams.attach(
+                Client(conn, stdin=bool(req.get("stdin")), stdout=output, stderr=output, target=target)
+            )
 
     # -- exits ------------------------------------------------------------------------------------
     def _reaped(self, name: str, status: int) -> None:
@@ -725,18 +395,16 @@ class Shim:
         self._maybe_finish(name)
 
     def _maybe_finish(self, name: str) -> None:
-        stdio = self.stdio.get(name)
+        """Once a process has exited and its output ended: its clients go; for the container's own
+        process, the log is closed, ``exit.json`` written and the waiters answered."""
         exited = (self.exit is not None) if name == "main" else name not in self.pids
-        if not exited or (stdio is not None and stdio.outputs):
+        if not exited or self.streams.has_output(name):
             return
-        for client in [c for c in self.clients.values() if c.target == name]:
-            self._drop_client(client)
+        self.streams.detach_all(name)
         if name != "main":
-            self._drop_stdio(name)
+            self.streams.drop(name)
             return
-        if self.log is not None:
-            self.log.close()
-            self.log = None
+        self.streams.close_log()
         assert self.exit is not None
         write_record(os.path.join(self.dir, EXIT), self.exit)
         for waiter in self.waiters:
@@ -758,6 +426,17 @@ def main(argv: list[str] | None = None, sync_fd: int | None = None) -> int:
     if not host.adopt(state_dir, sync_fd, 2):
         return 1
     return host.run()
+
+
+_OPS: dict[str, Callable[[Shim, socket.socket, dict[str, Any]], None]] = {
+    "start": Shim._op_start,
+    "wait": Shim._op_wait,
+    "kill": Shim._op_kill,
+    "resize": Shim._op_resize,
+    "ping": Shim._op_ping,
+    "attach": Shim._op_attach,
+    "exec": Shim._op_exec,
+}
 
 
 if __name__ == "__main__":
