@@ -1,150 +1,27 @@
-"""``GET /containers/{id}/top`` and ``/stats``: processes and counters read from the container's cgroup.
-
-``top`` runs the host's ``ps`` with the client's ``ps_args`` and keeps the rows whose PID is
-in the container's cgroup, as dockerd does. ``stats`` builds dockerd's StatsJSON from the
-cgroup's counters and /proc/stat; one sample with ``stream=false``, one per second otherwise.
-"""
+"""``GET /containers/{id}/top`` and ``/stats``: a container's processes and counters
+(:mod:`..containers.stats`); these handlers parse, call and answer."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import time
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from ..errors import conflict, system
+from ..containers import stats as container_stats
 from ..httpd import Request, Response
 from ..query import bool_value
 from ..server import json_response
 
 if TYPE_CHECKING:
-    from ..containers.model import Container
     from ..daemon import Daemon
     from ..server import Router
 
 __all__ = ["register"]
 
-_CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def _cgroup(daemon: Daemon, c: Container) -> Any:
-    from ..containers.spec import cgroup_path
-    from ..runtime.cgroups import Cgroup
-
-    return Cgroup(cgroup_path(daemon, c))
-
 
 async def top(req: Request, daemon: Daemon) -> Response:
     c = daemon.containers.get(req.match["name"])
-    if not c.running:
-        raise conflict(f"container {c.id} is not running")
-    ps_args = req.arg("ps_args") or "-ef"
-    pids = {str(p) for p in _cgroup(daemon, c).pids()}
-    proc = await asyncio.create_subprocess_exec(
-        "ps", *ps_args.split(" "), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )  # split on spaces as dockerd does (strings.Split): no quoting, so no quoting errors either
-    out, err = await proc.communicate()
-    if proc.returncode != 0:  # dockerd: "ps: " and the first line of ps's stderr
-        first = err.decode(errors="replace").split("\n", 1)[0]
-        raise system(f"ps: {first}" if first else f"ps: exit status {proc.returncode}")
-    lines = out.decode(errors="replace").splitlines()
-    if not lines:
-        raise system("Error running ps: no output")
-    titles = lines[0].split()
-    try:
-        pid_index = titles.index("PID")
-    except ValueError:
-        raise system("Couldn't find PID field in ps output") from None
-    processes = []
-    for line in lines[1:]:
-        fields = line.split(None, len(titles) - 1)
-        if len(fields) > pid_index and fields[pid_index] in pids:
-            processes.append(fields)
-    return json_response({"Processes": processes, "Titles": titles})
-
-
-def _system_cpu_ns() -> int:
-    with open("/proc/stat") as fh:
-        first = fh.readline().split()
-    return sum(int(x) for x in first[1:8]) * (1_000_000_000 // _CLK_TCK)
-
-
-def _sample(daemon: Daemon, c: Container) -> dict[str, Any]:
-    stats = _cgroup(daemon, c).stats() if c.running else None
-    now = time.time()
-    read = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e9):09d}Z"
-    online = os.cpu_count() or 1
-    if stats is None:
-        return {
-            "read": "0001-01-01T00:00:00Z",
-            "name": c.name,
-            "id": c.id,
-            "pids_stats": {},
-            "blkio_stats": {},
-            "num_procs": 0,
-            "storage_stats": {},
-            "cpu_stats": {
-                "cpu_usage": {"total_usage": 0, "usage_in_kernelmode": 0, "usage_in_usermode": 0},
-                "throttling_data": {},
-            },
-            "memory_stats": {},
-        }
-    memory = {
-        "usage": stats.memory_usage,
-        "stats": dict(stats.memory_stat),
-        "limit": stats.memory_limit or _mem_total(),
-    }
-    if daemon.cgroup_version == "1":
-        memory.update(max_usage=stats.memory_max_usage, failcnt=stats.memory_failcnt)
-    cpu_usage: dict[str, Any] = {
-        "total_usage": stats.cpu_usage_ns,
-        "usage_in_kernelmode": stats.cpu_system_ns,
-        "usage_in_usermode": stats.cpu_user_ns,
-    }
-    if stats.percpu_usage_ns and daemon.cgroup_version == "1":
-        cpu_usage["percpu_usage"] = list(stats.percpu_usage_ns)
-    return {
-        "read": read,
-        "name": c.name,
-        "id": c.id,
-        "pids_stats": {
-            "current": stats.pids_current,
-            **({"limit": stats.pids_limit} if stats.pids_limit else {}),
-        },
-        "blkio_stats": {
-            "io_service_bytes_recursive": None,
-            "io_serviced_recursive": None,
-            "io_queue_recursive": None,
-            "io_service_time_recursive": None,
-            "io_wait_time_recursive": None,
-            "io_merged_recursive": None,
-            "io_time_recursive": None,
-            "sectors_recursive": None,
-        },
-        "num_procs": 0,
-        "storage_stats": {},
-        "cpu_stats": {
-            "cpu_usage": cpu_usage,
-            "system_cpu_usage": _system_cpu_ns(),
-            "online_cpus": online,
-            "throttling_data": {
-                "periods": stats.throttling_periods,
-                "throttled_periods": stats.throttled_periods,
-                "throttled_time": stats.throttled_time_ns,
-            },
-        },
-        "memory_stats": memory,
-    }
-
-
-def _mem_total() -> int:
-    with open("/proc/meminfo") as fh:
-        for line in fh:
-            if line.startswith("MemTotal:"):
-                return int(line.split()[1]) * 1024
-    return 0
+    return json_response(await container_stats.top(daemon, c, req.arg("ps_args") or "-ef"))
 
 
 async def stats(req: Request, daemon: Daemon) -> Response:
@@ -153,27 +30,8 @@ async def stats(req: Request, daemon: Daemon) -> Response:
     one_shot = bool_value(req, "one-shot")
 
     async def body() -> AsyncIterator[bytes]:
-        previous = _sample(daemon, c)
-        precpu: dict[str, Any] = {
-            "cpu_usage": {"total_usage": 0, "usage_in_kernelmode": 0, "usage_in_usermode": 0},
-            "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0},
-        }
-        if not stream and not one_shot:
-            await asyncio.sleep(1)  # dockerd waits for a second sample so clients can compute CPU %
-            current = _sample(daemon, c)
-            current.update(preread=previous["read"], precpu_stats=previous["cpu_stats"])
-            yield json.dumps(current, separators=(",", ":")).encode() + b"\n"
-            return
-        current = previous
-        current.update(preread="0001-01-01T00:00:00Z", precpu_stats=precpu)
-        while True:
-            yield json.dumps(current, separators=(",", ":")).encode() + b"\n"
-            if not stream or not c.running:
-                return
-            await asyncio.sleep(1)
-            sample = _sample(daemon, c)
-            sample.update(preread=current["read"], precpu_stats=current["cpu_stats"])
-            current = sample
+        async for doc in container_stats.stats(daemon, c, stream, one_shot):
+            yield json.dumps(doc, separators=(",", ":")).encode() + b"\n"
 
     return Response(200, headers=[("Content-Type", "application/json")], stream=body())
 

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..containers.attach import DEFAULT_DETACH_KEYS, attach_when_running, detach_key_bytes, relay
 from ..containers.changes import fill_sizes
-from ..containers.health import check_health_filter, health_status
+from ..containers.health import check_health_filter
+from ..containers.listing import LIST_FILTERS, listed
 from ..containers.logs import container_logs
 from ..containers.model import Container
 from ..containers.signals import parse_signal
@@ -32,25 +33,6 @@ if TYPE_CHECKING:
     from ..server import Router
 
 __all__ = ["register"]
-
-_LIST_FILTERS = {
-    "ancestor",
-    "before",
-    "expose",
-    "exited",
-    "health",
-    "id",
-    "isolation",
-    "is-task",
-    "label",
-    "name",
-    "network",
-    "publish",
-    "since",
-    "status",
-    "volume",
-}
-_STATUSES = ("created", "running", "paused", "restarting", "removing", "exited", "dead")
 
 
 def _container(req: Request, daemon: Daemon) -> Container:
@@ -82,79 +64,27 @@ async def inspect(req: Request, daemon: Daemon) -> Response:
     return json_response(c.inspect(size=size))
 
 
-def _matches(c: Container, filters: dict[str, list[str]], daemon: Daemon) -> bool:
-    for key, values in filters.items():
-        if not values:
-            continue
-        if key == "status":
-            for value in values:
-                if value not in _STATUSES:
-                    raise invalid(
-                        f"invalid filter 'status={value}': invalid value for state ({value}): must be one of "
-                        + ", ".join(_STATUSES)
-                    )
-            if c.status not in values:
-                return False
-        elif key == "id":
-            if not any(c.id.startswith(v) for v in values):
-                return False
-        elif key == "name":
-            import re
-
-            if not any(re.search(v, c.name) for v in values):
-                return False
-        elif key == "label":
-            labels = c.config.get("Labels") or {}
-            for value in values:
-                k, sep, v = value.partition("=")
-                if k not in labels or (sep and labels[k] != v):
-                    return False
-        elif key == "exited":
-            for value in values:
-                if not value.lstrip("-").isdigit():
-                    raise invalid(
-                        f"invalid filter 'exited={value}': strconv.Atoi: parsing \"{value}\": invalid syntax"
-                    )
-            if c.status != "exited" or str(c.state["ExitCode"]) not in values:
-                return False
-        elif key == "health":
-            if health_status(c) not in values:
-                return False
-        elif key == "ancestor":
-            image = c.image_name
-            if not any(v in (image, c.image_id) or c.image_id.startswith("sha256:" + v) for v in values):
-                return False
-    return True
-
-
 def list_containers_now(req: Request, daemon: Daemon) -> Response | None:
     """``GET /containers/json`` answered synchronously; None with ``size`` (that reads the disk)."""
     if not req.query and not daemon.containers.by_id:
         return json_response([])
     if bool_value(req, "size"):
         return None
-    filters = parse_filters(req.arg("filters"), _LIST_FILTERS)
+    filters = parse_filters(req.arg("filters"), set(LIST_FILTERS))
     check_health_filter(filters.get("health") or [])
     return json_response([c.summary(c.image_name) for c in _listed(req, daemon, filters)])
 
 
 def _listed(req: Request, daemon: Daemon, filters: dict[str, list[str]]) -> list[Container]:
-    show_all = bool_value(req, "all")
     from ..gotypes import atoi
 
     # dockerd: strconv.Atoi, its error a 500 (int() took '³' for a digit and crashed)
     limit = atoi(req.arg("limit")) if req.arg("limit") else -1
-    items = sorted(daemon.containers.by_id.values(), key=lambda c: c.created, reverse=True)
-    if not show_all and limit <= 0 and "status" not in filters:
-        items = [c for c in items if c.status in ("running", "paused", "restarting")]
-    items = [c for c in items if _matches(c, filters, daemon)]
-    if limit > 0:
-        items = items[:limit]
-    return items
+    return listed(daemon.containers.by_id.values(), filters, bool_value(req, "all"), limit)
 
 
 async def list_containers(req: Request, daemon: Daemon) -> Response:
-    filters = parse_filters(req.arg("filters"), _LIST_FILTERS)
+    filters = parse_filters(req.arg("filters"), set(LIST_FILTERS))
     check_health_filter(filters.get("health") or [])
     summaries = []
     for c in _listed(req, daemon, filters):
@@ -294,24 +224,7 @@ async def prune(req: Request, daemon: Daemon) -> Response:
         if len(filters["until"]) > 1:
             raise ApiError(500, "more than one until filter specified")
         until = parse_timestamp(filters["until"][0], time.time())
-    deleted = []
-    for c in list(daemon.containers.by_id.values()):
-        if c.status not in ("exited", "created", "dead"):
-            continue
-        created = parse_timestamp(c.created, time.time())
-        if until is not None and created is not None and created > until:
-            continue
-        if not _matches(c, {k: v for k, v in filters.items() if k == "label"}, daemon):
-            continue
-        if filters.get("label!") and _matches(c, {"label": filters["label!"]}, daemon):
-            continue
-        await daemon.containers.remove(c, force=False)
-        deleted.append(c.id)
-    daemon.events.publish(
-        __import__("harness.daemon.events", fromlist=["make_event"]).make_event(
-            "container", "prune", "", {"reclaimed": "0"}
-        )
-    )
+    deleted = await daemon.containers.prune(filters, until)
     return json_response({"ContainersDeleted": deleted or None, "SpaceReclaimed": 0})
 
 

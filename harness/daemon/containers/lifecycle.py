@@ -490,6 +490,17 @@ class ContainerManager:
         old = self.store.rename(c, new_name)
         self.emit(c, "rename", oldName=f"/{old}")
 
+    async def prune(self, filters: dict[str, list[str]], until: float | None) -> list[str]:
+        """Remove the stopped containers the filters pick; their ids (a ``prune`` event either way)."""
+        from .listing import prunable
+
+        deleted = []
+        for c in prunable(list(self.by_id.values()), filters, until):
+            await self.remove(c, force=False)
+            deleted.append(c.id)
+        self.daemon.events.publish(make_event("container", "prune", "", {"reclaimed": "0"}))
+        return deleted
+
     # -- shutdown ----------------------------------------------------------------------------------------
     async def shutdown(self, timeout: float) -> None:
         """Stop every running container in parallel (unless live-restore keeps them)."""

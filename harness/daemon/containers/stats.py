@@ -1,0 +1,165 @@
+"""A running container's processes and resource counters (moby ``daemon/top_unix.go``, ``daemon/stats``):
+``top`` runs the host's ``ps`` and keeps the rows whose PID is in the container's cgroup, as dockerd
+does; ``stats`` builds dockerd's StatsJSON from the cgroup's counters and /proc/stat, one sample, or
+one per second with ``stream``."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from ..errors import conflict, system
+
+if TYPE_CHECKING:
+    from ..daemon import Daemon
+    from .model import Container
+
+__all__ = ["sample", "stats", "top"]
+
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def _cgroup(daemon: Daemon, c: Container) -> Any:
+    from ..containers.spec import cgroup_path
+    from ..runtime.cgroups import Cgroup
+
+    return Cgroup(cgroup_path(daemon, c))
+
+
+async def top(daemon: Daemon, c: Container, ps_args: str) -> dict[str, Any]:
+    """ContainerTopOKBody: ``Titles`` and the ``Processes`` of ``c`` in ``ps ps_args``."""
+    if not c.running:
+        raise conflict(f"container {c.id} is not running")
+    pids = {str(p) for p in _cgroup(daemon, c).pids()}
+    proc = await asyncio.create_subprocess_exec(
+        "ps", *ps_args.split(" "), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )  # split on spaces as dockerd does (strings.Split): no quoting, so no quoting errors either
+    out, err = await proc.communicate()
+    if proc.returncode != 0:  # dockerd: "ps: " and the first line of ps's stderr
+        first = err.decode(errors="replace").split("\n", 1)[0]
+        raise system(f"ps: {first}" if first else f"ps: exit status {proc.returncode}")
+    lines = out.decode(errors="replace").splitlines()
+    if not lines:
+        raise system("Error running ps: no output")
+    titles = lines[0].split()
+    try:
+        pid_index = titles.index("PID")
+    except ValueError:
+        raise system("Couldn't find PID field in ps output") from None
+    processes = []
+    for line in lines[1:]:
+        fields = line.split(None, len(titles) - 1)
+        if len(fields) > pid_index and fields[pid_index] in pids:
+            processes.append(fields)
+    return {"Processes": processes, "Titles": titles}
+
+
+def _system_cpu_ns() -> int:
+    with open("/proc/stat") as fh:
+        first = fh.readline().split()
+    return sum(int(x) for x in first[1:8]) * (1_000_000_000 // _CLK_TCK)
+
+
+def sample(daemon: Daemon, c: Container) -> dict[str, Any]:
+    stats = _cgroup(daemon, c).stats() if c.running else None
+    now = time.time()
+    read = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e9):09d}Z"
+    online = os.cpu_count() or 1
+    if stats is None:
+        return {
+            "read": "0001-01-01T00:00:00Z",
+            "name": c.name,
+            "id": c.id,
+            "pids_stats": {},
+            "blkio_stats": {},
+            "num_procs": 0,
+            "storage_stats": {},
+            "cpu_stats": {
+                "cpu_usage": {"total_usage": 0, "usage_in_kernelmode": 0, "usage_in_usermode": 0},
+                "throttling_data": {},
+            },
+            "memory_stats": {},
+        }
+    memory = {
+        "usage": stats.memory_usage,
+        "stats": dict(stats.memory_stat),
+        "limit": stats.memory_limit or _mem_total(),
+    }
+    if daemon.cgroup_version == "1":
+        memory.update(max_usage=stats.memory_max_usage, failcnt=stats.memory_failcnt)
+    cpu_usage: dict[str, Any] = {
+        "total_usage": stats.cpu_usage_ns,
+        "usage_in_kernelmode": stats.cpu_system_ns,
+        "usage_in_usermode": stats.cpu_user_ns,
+    }
+    if stats.percpu_usage_ns and daemon.cgroup_version == "1":
+        cpu_usage["percpu_usage"] = list(stats.percpu_usage_ns)
+    return {
+        "read": read,
+        "name": c.name,
+        "id": c.id,
+        "pids_stats": {
+            "current": stats.pids_current,
+            **({"limit": stats.pids_limit} if stats.pids_limit else {}),
+        },
+        "blkio_stats": {
+            "io_service_bytes_recursive": None,
+            "io_serviced_recursive": None,
+            "io_queue_recursive": None,
+            "io_service_time_recursive": None,
+            "io_wait_time_recursive": None,
+            "io_merged_recursive": None,
+            "io_time_recursive": None,
+            "sectors_recursive": None,
+        },
+        "num_procs": 0,
+        "storage_stats": {},
+        "cpu_stats": {
+            "cpu_usage": cpu_usage,
+            "system_cpu_usage": _system_cpu_ns(),
+            "online_cpus": online,
+            "throttling_data": {
+                "periods": stats.throttling_periods,
+                "throttled_periods": stats.throttled_periods,
+                "throttled_time": stats.throttled_time_ns,
+            },
+        },
+        "memory_stats": memory,
+    }
+
+
+def _mem_total() -> int:
+    with open("/proc/meminfo") as fh:
+        for line in fh:
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+async def stats(daemon: Daemon, c: Container, stream: bool, one_shot: bool) -> AsyncIterator[dict[str, Any]]:
+    """StatsJSON documents: each with the sample before it as ``precpu_stats``. Without ``stream`` (and
+    without ``one_shot``) dockerd waits a second for a second sample, so clients can compute CPU %."""
+    previous = sample(daemon, c)
+    precpu: dict[str, Any] = {
+        "cpu_usage": {"total_usage": 0, "usage_in_kernelmode": 0, "usage_in_usermode": 0},
+        "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0},
+    }
+    if not stream and not one_shot:
+        await asyncio.sleep(1)
+        current = sample(daemon, c)
+        current.update(preread=previous["read"], precpu_stats=previous["cpu_stats"])
+        yield current
+        return
+    current = previous
+    current.update(preread="0001-01-01T00:00:00Z", precpu_stats=precpu)
+    while True:
+        yield current
+        if not stream or not c.running:
+            return
+        await asyncio.sleep(1)
+        following = sample(daemon, c)
+        following.update(preread=current["read"], precpu_stats=current["cpu_stats"])
+        current = following
