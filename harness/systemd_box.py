@@ -84,7 +84,7 @@ BOX_RECIPES: dict[str, Recipe] = {
 }
 #: bookworm's systemd 252 still runs on cgroup v1; trixie's 257 and sid's 262 are given a cgroup2 mount
 CGROUP_MODE = {"bookworm": "legacy", "trixie": "unified", "sid": "unified"}
-#: which box each dockerd target's own docker.io comes from
+#: which box each dockerd target's own docker.io comes from ("dockerd": the host's release, else this)
 TARGET_SUITE = {
     "dockerd": "bookworm",
     "dockerd-20.10": "bookworm",
@@ -185,10 +185,23 @@ def box_suite(target: Target) -> str:
         if suite not in BOX_RECIPES:
             raise HarnessError(f"{BOX_ENV}={suite!r}: choose one of {', '.join(BOX_RECIPES)}")
         return suite
+    if target.name == "dockerd":  # the host's own docker.io: the box is of the host's release
+        return _host_suite()
     found = TARGET_SUITE.get(target.name)
     if found is None:
         raise TargetUnavailable(target.name, "no systemd box holds this dockerd", "use a dockerd-N target")
     return found
+
+
+def _host_suite(os_release: str = "/etc/os-release") -> str:
+    """This machine's Debian release (``VERSION_CODENAME``) when a box recipe has it, else bookworm."""
+    try:
+        with open(os_release) as fh:
+            fields = dict(line.rstrip("\n").split("=", 1) for line in fh if "=" in line)
+    except OSError:
+        return TARGET_SUITE["dockerd"]
+    codename = fields.get("VERSION_CODENAME", "").strip('"')
+    return codename if codename in BOX_RECIPES else TARGET_SUITE["dockerd"]
 
 
 def box_rootfs(suite: str) -> RootfsEntry:

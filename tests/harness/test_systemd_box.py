@@ -3,6 +3,7 @@ the outputs made comparable, and commands run through a stand-in container (no e
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -19,7 +20,7 @@ def test_each_dockerd_target_gets_its_own_debian(monkeypatch: pytest.MonkeyPatch
     assert box_suite(resolve_target("dockerd-28")) == "sid"
     assert box_suite(resolve_target("dockerd-26")) == "trixie"
     assert box_suite(resolve_target("dockerd-20.10")) == "bookworm"
-    assert box_suite(resolve_target("dockerd")) == "bookworm"
+    assert box_suite(resolve_target("dockerd")) == systemd_box._host_suite()  # the host's own docker.io
     assert box_suite(resolve_target("refd")) == "bookworm"  # Python 3.11, the project's oldest
     monkeypatch.setenv(systemd_box.BOX_ENV, "sid")
     assert box_suite(resolve_target("refd")) == "sid"
@@ -28,6 +29,15 @@ def test_each_dockerd_target_gets_its_own_debian(monkeypatch: pytest.MonkeyPatch
         box_suite(resolve_target("refd"))
     with pytest.raises(TargetUnavailable):
         box_suite(resolve_target("external"))
+
+
+def test_the_hosts_dockerd_gets_a_box_of_the_hosts_release(tmp_path: Path) -> None:
+    release = tmp_path / "os-release"
+    release.write_text('PRETTY_NAME="Debian GNU/Linux 13 (trixie)"\nVERSION_CODENAME=trixie\nID=debian\n')
+    assert systemd_box._host_suite(str(release)) == "trixie"  # its docker.io is 26.1, not bookworm's 20.10
+    release.write_text("VERSION_CODENAME=noble\nID=ubuntu\n")
+    assert systemd_box._host_suite(str(release)) == "bookworm"
+    assert systemd_box._host_suite(str(tmp_path / "absent")) == "bookworm"
 
 
 def test_recipes_hold_systemd_and_the_tutorials_tools() -> None:
