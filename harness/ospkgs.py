@@ -38,7 +38,8 @@ SETS: dict[str, tuple[str, ...]] = {
     # the project's own tests exercise everything the main job uses, and a few tools of their own
     "tests": (
         *CONFORMANCE,
-        "gpg",  # tests/harness/test_debpkg.py signs a small Debian archive
+        "gpg",  # tests/harness/test_debpkg.py signs a small Debian archive ...
+        "gpg-agent",  # ... with a key it makes, which takes the agent (only a Recommends of gpg)
         "file",  # tests/harness/test_images.py tells a static busybox from a dynamic one
         "shellcheck",  # tests/conformance/test_workflow.py checks the CI scripts
         "chromium",  # parity.html in a headless browser (tests/conformance/test_parity_html_browser.py)
@@ -60,6 +61,7 @@ PROBES = {
     "docker-registry": "/usr/bin/docker-registry",
     "chromium": "/usr/bin/chromium",
     "gpg": "/usr/bin/gpg",
+    "gpg-agent": "/usr/bin/gpg-agent",
     "debootstrap": "/usr/sbin/debootstrap",
     "debian-archive-keyring": "/usr/share/keyrings/debian-archive-keyring.gpg",
     "file": "/usr/bin/file",

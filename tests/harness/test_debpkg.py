@@ -26,29 +26,25 @@ from harness import debpkg
 from harness.debpkg import DebPkgError, PrivateApt
 
 pytestmark = pytest.mark.skipif(
-    any(shutil.which(t) is None for t in ("apt-get", "dpkg-deb", "gpg")),
-    reason="needs apt-get, dpkg-deb and gpg (nox -s tests installs gpg)",
+    any(shutil.which(t) is None for t in ("apt-get", "dpkg-deb", "gpg", "gpg-agent")),
+    reason="needs apt-get, dpkg-deb, gpg and gpg-agent (nox -s tests installs them)",
 )
 
 
 def _gpg(home: Path, *args: str, input: bytes | None = None) -> bytes:
-    res = subprocess.run(
-        [
-            "gpg",
-            "--homedir",
-            str(home),
-            "--batch",
-            "--quiet",
-            "--pinentry-mode",
-            "loopback",
-            "--passphrase",
-            "",
-            *args,
-        ],
-        input=input,
-        capture_output=True,
-        check=True,
-    )
+    cmd = [
+        "gpg",
+        "--homedir",
+        str(home),
+        "--batch",
+        "--quiet",
+        "--pinentry-mode",
+        "loopback",
+        "--passphrase",
+        "",
+    ]
+    res = subprocess.run([*cmd, *args], input=input, capture_output=True)
+    assert res.returncode == 0, f"gpg {' '.join(args)} failed: {res.stderr.decode(errors='replace')}"
     return res.stdout
 
 
