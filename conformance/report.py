@@ -276,7 +276,18 @@ def render_markdown(parity: Parity) -> str:
         out += ["", "## Failures", ""]
         out += _table(
             ["Scenario", "Target", "Outcome", "Message"],
-            [[_code(s.id), _cell(n), r.outcome, _cell(r.reason)] for s, n, r in failed],
+            [
+                [
+                    _code(s.id),
+                    _cell(n),
+                    r.outcome,
+                    _cell(
+                        r.reason
+                        + (f" (expected: {s.expected_failures[n]})" if n in s.expected_failures else "")
+                    ),
+                ]
+                for s, n, r in failed
+            ],
         )
 
     out += _isolation_section(parity)

@@ -47,6 +47,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_USAGE",
     "MERGE_STEPS",
+    "OPTIONAL_AREAS",
     "REPORT_COMMANDS",
     "REPORT_STEPS",
     "REPO_ROOT",
@@ -57,6 +58,7 @@ __all__ = [
     "PytestRun",
     "Run",
     "Step",
+    "area_dir",
     "build_pytest_command",
     "jobs_auto",
     "main",
@@ -73,12 +75,23 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 AREAS = ("api", "socket", "config", "systemd", "tutorial")
+#: areas a run includes only when named (``--suite upstream-moby``, or ``--suite all``): moby's own
+#: integration tests take a Go build (minutes once) and about 5 minutes per target
+OPTIONAL_AREAS = ("upstream-moby",)
 #: the commands besides a run (``harness report`` passes these through, anything else means ``report``)
 REPORT_COMMANDS = ("report", "merge", "compare")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PLUGIN = "harness.plugin"
 PROGRESS_PLUGIN = "conformance.progress"
 TAIL_LINES = 30
+_ALL = (*AREAS, *OPTIONAL_AREAS)
+
+
+def area_dir(area: str) -> str:
+    """The directory under ``suites/`` of an area (``upstream-moby`` lives in ``suites/upstream_moby``)."""
+    return area.replace("-", "_")
+
+
 _PYTEST_EXITS = {2: "interrupted", 3: "internal error", 4: "usage error", 5: "no tests collected"}
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
@@ -207,7 +220,10 @@ def _run_parser() -> argparse.ArgumentParser:
         "about a minute, once)",
     )
     p.add_argument(
-        "--suite", default=",".join(AREAS), help=f"comma-separated areas (default {','.join(AREAS)})"
+        "--suite",
+        default=",".join(AREAS),
+        help=f"comma-separated areas (default {','.join(AREAS)}; also {', '.join(OPTIONAL_AREAS)}; "
+        "'all' is every area)",
     )
     p.add_argument("--reports", default="reports", help="directory for <target>.json and reports")
     p.add_argument(
@@ -445,10 +461,14 @@ def parse_options(run: Run) -> Run | int:
         if command == "run":
             opts.targets = _split_names(ns.targets, "--targets")
             opts.suites = _split_names(ns.suite, "--suite")
-            unknown = [a for a in opts.suites if a not in AREAS and not (run.root / "suites" / a).is_dir()]
+            expanded = [a for name in opts.suites for a in (_ALL if name == "all" else (name,))]
+            opts.suites = tuple(dict.fromkeys(expanded))
+            unknown = [
+                a for a in opts.suites if a not in _ALL and not (run.root / "suites" / area_dir(a)).is_dir()
+            ]
             if unknown:
                 raise _UsageError(
-                    f"--suite: unknown area(s) {', '.join(unknown)} (known: {', '.join(AREAS)})"
+                    f"--suite: unknown area(s) {', '.join(unknown)} (known: {', '.join(_ALL)}, all)"
                 )
             opts.reports = Path(ns.reports)
             opts.backend = ns.backend
@@ -547,7 +567,7 @@ def build_pytest_command(
     """``python -m pytest suites/<area>... -p harness.plugin -p conformance.progress --targets T
     --results-json F -q ...`` (with ``--harness-part I/N`` for one part of a target)."""
     o = run.options
-    cmd = [sys.executable, "-m", "pytest", *(f"suites/{area}" for area in o.suites)]
+    cmd = [sys.executable, "-m", "pytest", *(f"suites/{area_dir(area)}" for area in o.suites)]
     if not plugin_autoloaded(run):
         cmd += ["-p", PLUGIN]
     cmd += ["-p", PROGRESS_PLUGIN, "--targets", target]

@@ -36,6 +36,7 @@ __all__ = [
     "registry_auth",
     "registry_tls",
     "registry_token",
+    "subresults",
     "target",
     "tls_material",
 ]
@@ -315,6 +316,51 @@ def observe(request: pytest.FixtureRequest) -> Observations:
 
 OBSERVATIONS_KEY = pytest.StashKey[Observations]()
 _CONFIG_KEY: pytest.StashKey[Any] = pytest.StashKey()
+
+
+class SubResults(list[dict[str, Any]]):
+    """Results a scenario reports under ids of their own: one per test of an upstream suite it ran.
+
+    The plugin writes each as a scenario of the results file (``add(id, outcome, reason, ...)``), beside the
+    scenario's own record, so they flow into parity, the reports, shards and merges like scenarios.
+    """
+
+    def add(
+        self,
+        id: str,
+        outcome: str,
+        reason: str = "",
+        duration: float = 0.0,
+        statement: str = "",
+        ref: str = "",
+    ) -> None:
+        from .results import OUTCOMES
+
+        if "/" not in id:
+            raise ValueError(f"a result id looks like 'area/.../name', not {id!r}")
+        if outcome not in OUTCOMES:
+            raise ValueError(f"outcome {outcome!r} of {id} is not one of {', '.join(OUTCOMES)}")
+        self.append(
+            {
+                "id": id,
+                "outcome": outcome,
+                "reason": reason,
+                "duration": round(float(duration), 3),
+                "statement": statement,
+                "ref": ref,
+            }
+        )
+
+
+SUBRESULTS_KEY = pytest.StashKey[SubResults]()
+
+
+@pytest.fixture
+def subresults(request: pytest.FixtureRequest) -> SubResults:
+    """Report results under ids of their own (``subresults.add("upstream/moby/image/TestX", "passed")``)."""
+    store = SubResults()
+    request.node.stash[SUBRESULTS_KEY] = store
+    return store
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,7 @@ from .fixtures import (  # noqa: F401 - fixtures are registered by import
     _CONFIG_KEY,
     ISOLATION_KEY,
     OBSERVATIONS_KEY,
+    SUBRESULTS_KEY,
     _session_factory,
     _shared_daemon_isolation,
     daemon_factory,
@@ -36,6 +37,7 @@ from .fixtures import (  # noqa: F401 - fixtures are registered by import
     registry_auth,
     registry_tls,
     registry_token,
+    subresults,
     target,
     test_image,
     tls_material,
@@ -511,6 +513,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     observations = item.stash.get(OBSERVATIONS_KEY, None)
     if observations is not None:
         record["observations"].update(_jsonable(dict(observations)))
+    reported = item.stash.get(SUBRESULTS_KEY, None)
+    if reported is not None and report.when == "teardown":
+        for sub in reported:
+            records[f"{target_name}\0{sub['id']}"] = {
+                **sub,
+                "nodeid": record["nodeid"],
+                "area": sub["id"].split("/")[0],
+                "observations": {},
+                "target": target_name,
+            }
     return report
 
 

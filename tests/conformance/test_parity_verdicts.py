@@ -172,6 +172,28 @@ def test_known_entry_does_not_turn_a_match_into_known() -> None:
     assert len(parity.stale()) == 1
 
 
+def test_a_failure_the_reference_shares_is_expected_when_an_entry_names_it() -> None:
+    both = [
+        results(n, scenario("upstream/moby/x/TestPull", "failed", "no registry")) for n in ("dockerd", "refd")
+    ]
+    assert not build_parity(both).ok()  # nothing diverged, but two failures nobody explained
+    entry = KnownDivergence("upstream/moby/x/TestPull", ("dockerd",), "needs Docker Hub")
+    parity = build_parity(both, [entry])
+    s = parity.scenarios[0]
+    assert s.verdicts["refd"].verdict == "match"
+    assert s.expected_failures == {"dockerd": "needs Docker Hub", "refd": "needs Docker Hub"}
+    assert parity.ok() and parity.stale() == []
+    assert Parity.from_dict(json.loads(json.dumps(parity.to_dict()))) == parity
+    # the entry excuses only shared failures: a failure of refd alone is still a divergence
+    split = [
+        results("dockerd", scenario("upstream/moby/x/TestPull")),
+        results("refd", scenario("upstream/moby/x/TestPull", "failed", "boom")),
+    ]
+    other = KnownDivergence("upstream/moby/x/*", ("dockerd-20.10",), "another target")
+    parity = build_parity(split, [other])
+    assert parity.scenarios[0].expected_failures == {} and not parity.ok()
+
+
 def test_reference_choice() -> None:
     assert pick_reference(["refd", "dockerd-28", "dockerd"]) == "dockerd-28"
     assert pick_reference(["refd", "other"]) == "refd"

@@ -196,6 +196,21 @@ def test_kernel_is_passed_to_pytest_only_when_given(tmp_path: Path) -> None:
     assert "--kernel" not in cmd  # the plugin resolves HARNESS_VM_KERNEL / ini / bookworm
 
 
+def test_upstream_moby_runs_only_when_named_or_with_all(tmp_path: Path) -> None:
+    def suites(*argv: str) -> list[str]:
+        parsed = parse_options(Run(argv=list(argv), env={}))
+        assert isinstance(parsed, Run)
+        cmd = build_pytest_command(
+            Run(argv=[], options=parsed.options, plugin_autoloaded=True), "refd", tmp_path
+        )
+        return [a for a in cmd if a.startswith("suites/")]
+
+    assert "suites/upstream_moby" not in suites()  # the default run leaves it out
+    assert suites("--suite", "upstream-moby") == ["suites/upstream_moby"]
+    assert suites("--suite", "api,all")[0] == "suites/api"
+    assert suites("--suite", "all")[-1] == "suites/upstream_moby" and len(suites("--suite", "all")) == 6
+
+
 def test_schema_mode_is_passed_to_pytest_and_checked(tmp_path: Path) -> None:
     parsed = parse_options(Run(argv=["--schema", "strict"], env={}))
     assert isinstance(parsed, Run) and parsed.options.schema == "strict"

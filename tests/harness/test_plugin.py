@@ -294,3 +294,43 @@ def test_refd_only_scenarios_skip_elsewhere_with_the_reason(pytester: pytest.Pyt
     on_dockerd = _scenarios(out / "dockerd.json")["api/x/refd-only"]
     assert on_dockerd["outcome"] == "skipped" and "refd-only: only refd loads this" in on_dockerd["reason"]
     assert _scenarios(out / "refd.json")["api/x/refd-only"]["outcome"] == "passed"
+
+
+SUBRESULTS = """
+import pytest
+
+@pytest.mark.scenario("upstream/demo/pkg", "the binary ran")
+def test_pkg(subresults):
+    subresults.add("upstream/demo/pkg/TestA", "passed", duration=0.5, statement="TestA passes")
+    subresults.add("upstream/demo/pkg/TestB/sub", "failed", "b_test.go:3: assertion failed", 0.1)
+    subresults.add("upstream/demo/pkg/TestC", "skipped", "c_test.go:9: needs snapshotter")
+    with pytest.raises(ValueError, match="not one of"):
+        subresults.add("upstream/demo/pkg/TestD", "flaky")
+    with pytest.raises(ValueError, match="looks like"):
+        subresults.add("TestE", "passed")
+"""
+
+
+def test_a_scenario_reports_results_under_ids_of_their_own(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_sub=SUBRESULTS)
+    out = pytester.path / "refd.json"
+    result = pytester.runpytest_subprocess("--targets", "refd", f"--results-json={out}")
+    result.assert_outcomes(passed=1)
+    scenarios = _scenarios(out)
+    assert sorted(scenarios) == [
+        "upstream/demo/pkg",
+        "upstream/demo/pkg/TestA",
+        "upstream/demo/pkg/TestB/sub",
+        "upstream/demo/pkg/TestC",
+    ]
+    a, b, c = (scenarios[f"upstream/demo/pkg/{n}"] for n in ("TestA", "TestB/sub", "TestC"))
+    assert (a["outcome"], a["duration"], a["statement"], a["area"]) == (
+        "passed",
+        0.5,
+        "TestA passes",
+        "upstream",
+    )
+    assert (b["outcome"], b["reason"]) == ("failed", "b_test.go:3: assertion failed")
+    assert (c["outcome"], c["reason"]) == ("skipped", "c_test.go:9: needs snapshotter")
+    assert a["nodeid"] == scenarios["upstream/demo/pkg"]["nodeid"] == "test_sub.py::test_pkg"
+    assert len(load_results(out).scenarios) == 4  # the runner and parity read them back as scenarios
