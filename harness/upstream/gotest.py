@@ -203,11 +203,14 @@ def run_package(
     flags: Sequence[str] = (),
 ) -> PackageRun:
     """Run the binary (``argv``: any wrapper, then the binary) under ``test2json`` until every test in
-    ``tests`` has a result; see the module docstring for hangs and crashes. The tests in ``skip`` (name ->
-    reason) are not run: each is recorded as skipped with its reason."""
+    ``tests`` has a result; see the module docstring for hangs and crashes. Only ``tests`` run
+    (``-test.run``); the ones in ``skip`` (name -> reason) never do, whatever ``tests`` holds: each listed
+    one is recorded as skipped with its reason."""
     fold = EventFold()
     run = PackageRun(tests=fold.tests)
-    skipped = {name for name in (skip or {}) if name in tests}
+    never = set(skip or {})
+    skipped = never & set(tests)
+    run_pattern = skip_pattern(tests)
     started = time.monotonic()
     while run.rounds < max_rounds:
         done = fold.finished_tops()
@@ -216,9 +219,9 @@ def run_package(
             break
         run.rounds += 1
         before = len(done)
-        pattern = skip_pattern(skipped | done)
+        pattern = skip_pattern(never | done)
         cmd = [test2json, "-t", "-p", package, *argv, "-test.v=test2json", "-test.count=1", "-test.timeout=0"]
-        cmd += [*flags, *(["-test.skip", pattern] if pattern else [])]
+        cmd += [*flags, "-test.run", run_pattern, *(["-test.skip", pattern] if pattern else [])]
         code, timed_out = _one_round(cmd, env, cwd, fold, test_timeout, log)
         if timed_out:
             continue  # the killed test has its result; start again with the rest

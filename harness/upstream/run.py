@@ -24,7 +24,7 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING
 
@@ -51,6 +51,10 @@ __all__ = [
 EXTERNAL_ADDRESS = "192.0.2.10/24"
 REGISTRY_BINARY = "/usr/bin/docker-registry"
 _PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+NO_DOCKERD = (
+    "#!/bin/sh\necho 'the conformance harness does not let moby tests start a dockerd of their own "
+    "(it would be this machine'\\''s dockerd, not the target under test)' >&2\nexit 1\n"
+)
 
 
 class UpstreamRunError(HarnessError):
@@ -146,6 +150,11 @@ def _run_dir(handle: DaemonHandle, package: Package) -> tuple[str, dict[str, str
     shutil.copytree(package.source, os.path.join(base, "src"), symlinks=True)
     if os.path.exists(REGISTRY_BINARY):
         _place(REGISTRY_BINARY, os.path.join(base, "bin", "registry"))
+    # first on PATH: a test that would start a dockerd of its own and slipped past the skips fails
+    # instead of starting the machine's dockerd
+    with open(os.path.join(base, "bin", "dockerd"), "w") as fh:
+        fh.write(NO_DOCKERD)
+    os.chmod(os.path.join(base, "bin", "dockerd"), 0o755)
     assert handle.endpoint is not None
     env = {
         "PATH": f"{base}/bin:{_PATH}",
@@ -169,8 +178,10 @@ def run_on(
     test_timeout: float = 300.0,
     log: IO[str] | None = None,
     extra_env: Mapping[str, str] | None = None,
+    only: Sequence[str] = (),
 ) -> PackageRun:
-    """Run ``package``'s binary against ``handle`` (booted, frozen images loaded) to the end."""
+    """Run ``package``'s binary against ``handle`` (booted, frozen images loaded) to the end (only the
+    top-level tests ``only`` names, when given)."""
     if handle.process is None or handle.returncode is not None:
         raise UpstreamRunError(f"the {handle.target.name} daemon is not running")
     base, env = _run_dir(handle, package)
@@ -179,6 +190,8 @@ def run_on(
     argv += [f"--wd={base}/src", "--", f"{base}/pkg.test"]
     try:
         tests = list_tests(argv, env, base)
+        if only:
+            tests = [t for t in tests if t in only]
     except RuntimeError as exc:
         run = PackageRun()
         run.problems.append(f"{package.name}: {exc}")
@@ -218,7 +231,12 @@ class UpstreamMoby:
         return self._archive
 
     def run(
-        self, handle: DaemonHandle, name: str, log: IO[str] | None = None, test_timeout: float = 300.0
+        self,
+        handle: DaemonHandle,
+        name: str,
+        log: IO[str] | None = None,
+        test_timeout: float = 300.0,
+        only: Sequence[str] = (),
     ) -> PackageRun:
         """Load the frozen images into ``handle``, prepare its namespaces, run package ``name`` there."""
         package = self.packages.get(name)
@@ -229,4 +247,4 @@ class UpstreamMoby:
         assert handle.endpoint is not None
         load_images(handle.endpoint, self.archive)
         prepare_namespaces(handle.pid)
-        return run_on(handle, package, self.build.test2json, test_timeout=test_timeout, log=log)
+        return run_on(handle, package, self.build.test2json, test_timeout=test_timeout, log=log, only=only)

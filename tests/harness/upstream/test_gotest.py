@@ -73,20 +73,21 @@ def test_skip_pattern_matches_exactly_the_named_tests() -> None:
     assert skip_pattern(["TestB", "TestA", "TestA"]) == "^(TestA|TestB)$"
 
 
-#: a stand-in for Go's test2json + a test binary: it prints test2json events for the tests its -test.skip
-#: leaves, hangs in TestHang (until killed) and dies in TestCrash when asked to
+#: a stand-in for Go's test2json + a test binary: it prints test2json events for the tests its -test.run
+#: selects and its -test.skip leaves, hangs in TestHang (until killed) and dies in TestCrash when asked to
 FAKE = textwrap.dedent(
     """
     import json, re, sys, time
     args = sys.argv[1:]
     skip = args[args.index("-test.skip") + 1] if "-test.skip" in args else "^$"
+    only = args[args.index("-test.run") + 1] if "-test.run" in args else ".*"
     log = open(sys.argv[0] + ".rounds", "a")
     log.write(skip + "\\n")
     log.close()
     def emit(**e):
         print(json.dumps(e), flush=True)
     for name in ["TestOne", "TestHang", "TestCrash", "TestTwo"]:
-        if re.match(skip, name):
+        if re.match(skip, name) or not re.match(only, name):
             continue
         emit(Action="run", Test=name)
         if name == "TestHang":
@@ -125,6 +126,16 @@ def test_a_hung_test_is_failed_and_the_rest_still_run(tmp_path: Path) -> None:
     assert run.rounds == 2 and run.problems == []
     rounds = Path(fake + ".rounds").read_text().splitlines()
     assert rounds == ["^$", "^(TestHang|TestOne)$"]  # the second round skips what already has a result
+
+
+def test_skipped_tests_never_run_even_when_not_listed(tmp_path: Path) -> None:
+    fake = _fake(tmp_path, "test2json")
+    skip = {"TestHang": "starts a dockerd of its own", "TestCrash": "also"}
+    run = run_package(
+        ["binary"], fake, "pkg", tests=["TestOne"], skip=skip, env=dict(os.environ), cwd=str(tmp_path)
+    )
+    assert {t.name: t.outcome for t in run.results()} == {"TestOne": "passed"}
+    assert Path(fake + ".rounds").read_text().splitlines() == ["^(TestCrash|TestHang)$"]
 
 
 def test_a_crash_fails_the_running_test_and_the_rest_run_after_it(tmp_path: Path) -> None:

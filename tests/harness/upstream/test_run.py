@@ -49,6 +49,11 @@ BINARY = textwrap.dedent(
         problems.append(f"/ is not shared: {root}")
     if not os.environ.get("DOCKER_HOST", "").startswith("unix://"):
         problems.append("no DOCKER_HOST")
+    own = subprocess.run(["dockerd", "--version"], capture_output=True, text=True)
+    if own.returncode != 1 or "does not let moby tests start a dockerd" not in own.stderr:
+        problems.append(f"dockerd on PATH is not the harness's refusal: {own}")
+    if "-test.skip" not in sys.argv or "TestOwnDaemon" not in sys.argv[sys.argv.index("-test.skip") + 1]:
+        problems.append(f"TestOwnDaemon is not kept out: {sys.argv}")
     emit(Action="run", Test="TestEnv")
     for p in problems:
         emit(Action="output", Test="TestEnv", Output=f"    env_test.go:1: {p}\\n")
