@@ -9,14 +9,29 @@ import json
 
 from .errors import invalid
 from .httpd import Request
+from .log import go_quote
 
-__all__ = ["bool_filter", "bool_value", "match_kv", "parse_filters", "parse_timestamp"]
+__all__ = ["bool_filter", "bool_value", "match_kv", "parse_filters", "parse_timestamp", "uint32_value"]
 
 
 def bool_value(req: Request, name: str) -> bool:
     """httputils.BoolValue: anything but '', 0, no, false, none is true."""
     value = req.arg(name).strip().lower()
     return value not in ("", "0", "no", "false", "none")
+
+
+def uint32_value(req: Request, name: str, what: str) -> int:
+    """httputils.Uint32Value: a uint32 (absent or empty is no number); a bad one is a 400 naming ``what``
+    and the value, ``invalid resize height "-1": value out of range`` (the resize handlers' words)."""
+    raw = req.arg(name)
+    digits = raw.removeprefix("-")
+    if not digits or not (digits.isascii() and digits.isdigit()):
+        problem = "invalid syntax"
+    elif raw.startswith("-") or int(digits) >= 1 << 32:
+        problem = "value out of range"
+    else:
+        return int(digits)
+    raise invalid(f"invalid {what} {go_quote(raw)}: {problem}")
 
 
 def parse_filters(raw: str, allowed: set[str] | None) -> dict[str, list[str]]:

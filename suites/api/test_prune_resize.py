@@ -3,14 +3,18 @@ and the lowest API version a daemon serves: operations the CLI and the SDK call 
 
 from __future__ import annotations
 
+import io
 import json
+import tarfile
 import uuid
+from typing import Any
 
 import pytest
 
 from harness.checks import expect_error
 from harness.client import EngineClient
 from harness.fixtures import Observations
+from harness.wait import wait_until
 from suites._daemon import create_container
 
 V = "/v1.41"  # a version both dockerd 20.10 and newer daemons serve (1.41 prunes named volumes too)
@@ -206,3 +210,91 @@ def test_build_prune_query(engine: EngineClient, observe: Observations) -> None:
     assert bad_size.status_code == 400
     atoi = 'strconv.Atoi: parsing "lots": invalid syntax'
     assert bad_size.json()["message"] == f"keep-storage is in bytes and expects an integer, got lots: {atoi}"
+
+
+_BAD_SIZES = {
+    "h-absent": "w=100",
+    "w-empty": "h=100&w=",
+    "h-word": "h=abc&w=100",
+    "h-plus": "h=%2B1&w=100",
+    "w-negative": "h=100&w=-1",
+    "h-past-uint32": "h=4294967296&w=100",
+}
+
+
+@pytest.mark.scenario(
+    "api/containers/resize-invalid-size",
+    "POST /containers/{id}/resize MUST read h and w as uint32 before it looks the container up: 400 "
+    "'invalid resize height \"<h>\": invalid syntax' for an absent, empty, signed or non-numeric value, "
+    "'... value out of range' for a negative one or one past 4294967295",
+    ref="moby api/server/router/container/container_routes.go postContainersResize; httputils.Uint32Value",
+)
+def test_resize_invalid_size(
+    engine: EngineClient, test_image: str, containers: list[str], observe: Observations
+) -> None:
+    cid = create_container(engine, containers, test_image, ["true"], Tty=True)
+    got = {}
+    for case, query in _BAD_SIZES.items():
+        resp = engine.post(f"{V}/containers/{cid}/resize?{query}")
+        got[case] = [resp.status_code, _message(resp)]
+    missing = engine.post(f"{V}/containers/nosuchcontainer-{cid[:6]}/resize?h=x&w=1")
+    got["missing-container"] = [missing.status_code, _message(missing).replace(cid[:6], "<x>")]
+    observe("answers", got)
+    assert got["h-absent"] == [400, 'invalid resize height "": invalid syntax']
+    assert got["w-negative"] == [400, 'invalid resize width "-1": value out of range']
+    assert got["h-past-uint32"] == [400, 'invalid resize height "4294967296": value out of range']
+    assert got["missing-container"] == [400, 'invalid resize height "x": invalid syntax']
+
+
+def _message(resp: Any) -> str:
+    """The error message of a JSON error body, else the body's text (a daemon that answered otherwise)."""
+    try:
+        return str(resp.json().get("message"))
+    except ValueError:
+        return str(resp.text)
+
+
+@pytest.mark.scenario(
+    "api/exec/resize-detached-tty",
+    "An exec created with Tty MUST get a terminal when started detached with the Go client's body "
+    "{Detach: true, Tty: false} (the start's Tty only frames an attached stream): POST /exec/{id}/resize "
+    "answers 200 and the process sees the new size; bad sizes answer 400 as for containers",
+    ref="moby api/server/router/container/exec.go postContainerExecStart; daemon/resize.go",
+)
+def test_exec_resize_detached_tty(
+    engine: EngineClient, test_image: str, containers: list[str], observe: Observations
+) -> None:
+    cid = create_container(engine, containers, test_image, ["sleep", "120"])
+    assert engine.post(f"{V}/containers/{cid}/start").status_code == 204
+    script = "while [ ! -e /tmp/go ]; do usleep 10000; done; stty size > /tmp/size"
+    eid = engine.post(f"{V}/containers/{cid}/exec", json={"Tty": True, "Cmd": ["sh", "-c", script]}).json()[
+        "Id"
+    ]
+    started = engine.post(f"{V}/exec/{eid}/start", json={"Detach": True, "Tty": False})
+    resized = engine.post(f"{V}/exec/{eid}/resize?h=33&w=77")
+    bad = engine.post(f"{V}/exec/{eid}/resize?h=33&w=-7")
+
+    def run(cmd: list[str]) -> None:
+        other = engine.post(f"{V}/containers/{cid}/exec", json={"Cmd": cmd}).json()["Id"]
+        engine.post(f"{V}/exec/{other}/start", json={"Detach": True})
+
+    run(["touch", "/tmp/go"])
+    size = {"text": ""}
+
+    def written() -> bool:
+        archive = engine.get(f"{V}/containers/{cid}/archive", params={"path": "/tmp/size"})
+        if archive.status_code != 200:
+            return False
+        with tarfile.open(fileobj=io.BytesIO(archive.content)) as tar:
+            member = tar.extractfile("size")
+            size["text"] = member.read().decode().strip() if member else ""
+        return bool(size["text"])
+
+    wait_until(written, 20)
+    observe("start", started.status_code)
+    observe("resize", resized.status_code)
+    observe("bad", [bad.status_code, _message(bad)])
+    observe("stty_size", size["text"])
+    assert (started.status_code, resized.status_code) == (200, 200), resized.text
+    assert size["text"] == "33 77"
+    assert [bad.status_code, _message(bad)] == [400, 'invalid resize width "-7": value out of range']

@@ -25,7 +25,7 @@ from ..errors import ApiError, conflict, invalid
 from ..httpd import Request, Response
 from ..logs.jsonfile import frame
 from ..logs.reader import replay
-from ..query import bool_value, parse_filters, parse_timestamp
+from ..query import bool_value, parse_filters, parse_timestamp, uint32_value
 from ..server import json_response, read_json, version_tuple
 
 if TYPE_CHECKING:
@@ -208,11 +208,8 @@ async def unpause(req: Request, daemon: Daemon) -> Response:
 
 
 async def resize(req: Request, daemon: Daemon) -> Response:
+    height, width = uint32_value(req, "h", "resize height"), uint32_value(req, "w", "resize width")
     c = _container(req, daemon)
-    try:
-        height, width = int(req.arg("h") or 0), int(req.arg("w") or 0)
-    except ValueError:
-        raise invalid(f'strconv.Atoi: parsing "{req.arg("h")}": invalid syntax') from None
     await daemon.containers.resize(c, height, width)
     return Response(200, b"", [("Content-Type", "text/plain; charset=utf-8")])
 

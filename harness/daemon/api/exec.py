@@ -16,6 +16,7 @@ from ..errors import ApiError, conflict, invalid
 from ..gotypes import check
 from ..httpd import Request, Response
 from ..logs.jsonfile import frame
+from ..query import uint32_value
 from ..server import json_response, read_json, version_tuple
 
 if TYPE_CHECKING:
@@ -66,7 +67,11 @@ async def start(req: Request, daemon: Daemon) -> Response:
     c = execs.running_container(record)
     tty = bool(body.get("Tty", record["_request"].get("Tty")))
     if body.get("Detach"):
-        await execs.start_detached(c, record, tty)
+        # the process gets a terminal when the exec was created with one: the start's own Tty only says how
+        # a hijacked stream is framed (moby api/server/router/container/exec.go), and a Go client starting
+        # a detached exec sends Tty false. (An attached start whose Tty differs still gets the start's for
+        # both: the shim frames what it relays by the process's terminal.)
+        await execs.start_detached(c, record, bool(record["_request"].get("Tty")))
         return Response(200, b"", [("Content-Type", "text/plain; charset=utf-8")])
     shim_request = execs.prepare(c, record, tty)
     use_stdin = bool(record["_request"].get("AttachStdin"))
@@ -126,13 +131,10 @@ def _stream_error(message: str, tty: bool) -> Response:
 
 
 async def resize(req: Request, daemon: Daemon) -> Response:
+    height, width = uint32_value(req, "h", "resize height"), uint32_value(req, "w", "resize width")
     execs = daemon.containers.execs
     record = execs.get(req.match["name"])
     execs.running_container(record)
-    try:
-        height, width = int(req.arg("h") or 0), int(req.arg("w") or 0)
-    except ValueError:
-        raise invalid(f'strconv.Atoi: parsing "{req.arg("h")}": invalid syntax') from None
     await execs.resize(record, height, width)
     return Response(200, b"", [("Content-Type", "text/plain; charset=utf-8")])
 
