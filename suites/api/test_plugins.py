@@ -111,6 +111,42 @@ def test_disable_push_set_not_found(engine: EngineClient, observe: Observations)
 
 
 @pytest.mark.scenario(
+    "api/plugins/json-body-first",
+    "POST /plugins/{name}/set, /plugins/{name}/upgrade and /plugins/pull MUST read their JSON body before "
+    "anything else: 400 for a non-JSON Content-Type, invalid JSON or content after it, for a plugin that "
+    "does not exist too; an empty body is no error of its own (then the plugin is not found)",
+    ref="moby api/server/router/plugin/plugin_routes.go (httputils.ReadJSON first)",
+)
+def test_json_body_first(engine: EngineClient, observe: Observations) -> None:
+    bodies = {
+        "text-plain": ("[]", "text/plain"),
+        "invalid": ("{invalid json", "application/json"),
+        "trailing": ("[] trailing content", "application/json"),
+        "empty": ("", "application/json"),
+    }
+    seen: dict[str, dict[str, Any]] = {}
+    for path in ("/plugins/nosuchplugin/set", "/plugins/nosuchplugin/upgrade?remote=x", "/plugins/pull"):
+        for case, (body, ctype) in bodies.items():
+            resp = engine.request("POST", path, data=body, headers={"Content-Type": ctype})
+            seen[f"{path.split('?')[0]} {case}"] = {
+                "status": resp.status_code,
+                "message": resp.json()["message"],
+            }
+    observe("answers", seen)
+    set_answers = {k.split()[-1]: v for k, v in seen.items() if k.startswith("/plugins/nosuchplugin/set")}
+    assert set_answers["text-plain"] == {
+        "status": 400,
+        "message": "unsupported Content-Type header (text/plain): must be 'application/json'",
+    }
+    assert set_answers["invalid"]["status"] == 400 and set_answers["trailing"] == {
+        "status": 400,
+        "message": "unexpected content after JSON",
+    }
+    assert set_answers["empty"] == {"status": 404, "message": 'plugin "nosuchplugin" not found'}
+    assert all(v["status"] == 400 for k, v in seen.items() if not k.endswith("empty"))
+
+
+@pytest.mark.scenario(
     "api/plugins/create-needs-name",
     "POST /plugins/create without a name MUST fail with 500 'failed to parse reference : invalid reference "
     "format'",

@@ -3,8 +3,8 @@
 refd installs no managed plugins (``docker plugin install`` needs a plugin registry and a plugin rootfs), so
 the list is empty and every named plugin is not found, in dockerd's order of checks: the query is parsed
 before the plugin is looked up (``enable`` without a ``timeout`` is Go's strconv error, ``create`` without a
-``name`` a reference error). Pulling, upgrading and reading privileges of a remote plugin are not
-implemented (501).
+``name`` a reference error, a body of ``set``, ``pull`` or ``upgrade`` is read as JSON first). Pulling,
+upgrading and reading privileges of a remote plugin are not implemented (501).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from ..errors import ApiError, not_found, not_implemented
 from ..httpd import Request, Response
 from ..query import parse_filters
-from ..server import json_response
+from ..server import json_response, read_json
 
 if TYPE_CHECKING:
     from ..daemon import Daemon
@@ -55,10 +55,27 @@ async def create(req: Request, daemon: Daemon) -> Response:
 
 
 async def remote(req: Request, daemon: Daemon) -> Response:
-    """``privileges`` and ``pull``: an empty ``remote`` is an invalid reference; any other is not served."""
+    """``privileges`` and ``pull``: an empty ``remote`` is an invalid reference; any other is not served.
+    ``pull`` reads its body (the privileges granted) as JSON before it parses ``remote``."""
+    if req.method == "POST":
+        await read_json(req)
     if not req.arg("remote"):
         raise ApiError(500, "invalid reference format")
     raise not_implemented(_NO_PLUGINS)
+
+
+async def set_config(req: Request, daemon: Daemon) -> Response:
+    """``set``: the body (a list of KEY=VALUE) is read as JSON before the plugin is looked up."""
+    await read_json(req)
+    raise _missing(req)
+
+
+async def upgrade(req: Request, daemon: Daemon) -> Response:
+    """``upgrade``: the body (privileges) as JSON, then ``remote`` as a reference, then the plugin."""
+    await read_json(req)
+    if not req.arg("remote"):
+        raise ApiError(500, "invalid reference format")
+    raise _missing(req)
 
 
 def register(router: Router) -> None:
@@ -71,4 +88,5 @@ def register(router: Router) -> None:
     router.add("POST", "/plugins/{name:.*}/enable", enable)
     router.add("POST", "/plugins/{name:.*}/disable", missing)
     router.add("POST", "/plugins/{name:.*}/push", missing)
-    router.add("POST", "/plugins/{name:.*}/set", missing)
+    router.add("POST", "/plugins/{name:.*}/set", set_config)
+    router.add("POST", "/plugins/{name:.*}/upgrade", upgrade)
