@@ -116,6 +116,11 @@ class Build:
         return str(self.meta()["go_version"])
 
     @property
+    def api_version(self) -> str:
+        """The API version the tests' client speaks unless told otherwise (``1.51`` for moby 28.5)."""
+        return str(self.meta().get("api_version") or "1.51")
+
+    @property
     def test2json(self) -> str:
         return str(self.path / "bin" / "test2json")
 
@@ -279,6 +284,7 @@ def build(version: str, out: IO[str] | None = sys.stderr, packages: Sequence[str
             "schema": SCHEMA,
             "version": version,
             "go_version": go_version,
+            "api_version": _api_version(engine),
             "source": f"Debian {SUITE} {SOURCE_PACKAGE} {version}",
             "packages": meta_packages,
             "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -296,6 +302,14 @@ def build(version: str, out: IO[str] | None = sys.stderr, packages: Sequence[str
         out, f"moby {version} test binaries (Go {go_version}) ready in {entry} ({meta['build_seconds']:.0f}s)"
     )
     return Build(entry)
+
+
+def _api_version(engine: Path) -> str:
+    """The API version moby's client speaks by default (``api.DefaultVersion``), e.g. ``1.51``."""
+    m = re.search(r'DefaultVersion\s*=\s*"([0-9.]+)"', (engine / "api" / "common.go").read_text())
+    if not m:
+        raise BuildError(f"no DefaultVersion in {engine / 'api' / 'common.go'}: not a moby source tree?")
+    return m.group(1)
 
 
 def _subpackages(directory: Path) -> Any:

@@ -178,7 +178,11 @@ def list_tests(argv: Sequence[str], env: Mapping[str, str], cwd: str, timeout: f
         ) from None
     names = [ln.strip() for ln in res.stdout.splitlines() if re.fullmatch(r"Test\w*", ln.strip())]
     if res.returncode != 0:
-        raise RuntimeError(f"listing the tests exited {res.returncode}: {_tail(res.stdout + res.stderr)}")
+        output = res.stdout + res.stderr
+        panic = next((ln.strip() for ln in output.splitlines() if ln.startswith("panic: ")), "")
+        raise RuntimeError(
+            f"listing the tests exited {res.returncode}: {panic + ' ... ' if panic else ''}{_tail(output)}"
+        )
     return names
 
 

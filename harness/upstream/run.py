@@ -41,7 +41,9 @@ __all__ = [
     "EXTERNAL_ADDRESS",
     "REGISTRY_BINARY",
     "Package",
+    "UpstreamMoby",
     "UpstreamRunError",
+    "client_version_env",
     "load_images",
     "prepare_namespaces",
     "run_on",
@@ -103,6 +105,26 @@ def load_images(endpoint: Endpoint, archive: bytes) -> list[str]:
         return loaded
     finally:
         client.close()
+
+
+def client_version_env(endpoint: Endpoint, suite_version: str) -> dict[str, str]:
+    """``DOCKER_API_VERSION`` for a daemon older than the suite's client (moby's test client does not
+    negotiate: against dockerd 20.10 every request would be 'client version 1.51 is too new'), as one runs
+    moby's suite against an older daemon; nothing when the daemon speaks the suite's version."""
+    from ..client import EngineClient
+
+    client = EngineClient(endpoint, timeout=30)
+    try:
+        served = str(client.get("/version").json().get("ApiVersion", ""))
+    finally:
+        client.close()
+
+    def key(v: str) -> tuple[int, ...]:
+        return tuple(int(p) for p in v.split(".") if p.isdigit())
+
+    if served and key(served) < key(suite_version):
+        return {"DOCKER_API_VERSION": served}
+    return {}
 
 
 def _nsenter(pid: int, *argv: str, mount: bool = True) -> list[str]:
@@ -247,4 +269,13 @@ class UpstreamMoby:
         assert handle.endpoint is not None
         load_images(handle.endpoint, self.archive)
         prepare_namespaces(handle.pid)
-        return run_on(handle, package, self.build.test2json, test_timeout=test_timeout, log=log, only=only)
+        env = client_version_env(handle.endpoint, self.build.api_version)
+        return run_on(
+            handle,
+            package,
+            self.build.test2json,
+            test_timeout=test_timeout,
+            log=log,
+            only=only,
+            extra_env=env,
+        )

@@ -129,3 +129,13 @@ def test_a_binary_runs_in_the_daemons_prepared_namespaces(refd: object, tmp_path
 def test_the_hosts_own_namespaces_are_never_prepared() -> None:
     with pytest.raises(UpstreamRunError, match="this host's network namespace"):
         prepare_namespaces(os.getpid())
+
+
+def test_an_older_daemon_gets_its_api_version_and_a_current_one_none(unix_http: str) -> None:
+    from harness.endpoints import Endpoint
+    from harness.upstream.run import client_version_env
+
+    endpoint = Endpoint("unix", unix_http)  # answers /version with ApiVersion 1.41
+    assert client_version_env(endpoint, "1.51") == {"DOCKER_API_VERSION": "1.41"}
+    assert client_version_env(endpoint, "1.41") == {}
+    assert client_version_env(endpoint, "1.9") == {}  # versions compare as numbers, not text
