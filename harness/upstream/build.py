@@ -14,8 +14,9 @@ What dockerd-28 runs is Debian sid's ``docker.io``; the harness builds the tests
    partial ``vendor/`` is also a GOPATH entry, for the buildkit sources that import from it.
 3. **Binaries**: one ``go test -c`` per package (:data:`PACKAGES`), Go's ``test2json``, and the static
    ``hello`` of the frozen hello-world images for amd64 and arm64, into
-   ``$HARNESS_CACHE/upstream-moby/<docker.io version>_go<go version>/`` with each package's sources (the
-   tests read ``testdata/`` relative to them) and ``meta.json``. The work directory (about 3 GiB unpacked)
+   ``$HARNESS_CACHE/upstream-moby/<docker.io version>_go<go version>/`` with ``tree/integration`` and
+   ``tree/testutil`` (the tests read ``testdata/`` relative to their package, and gotest.tools quotes a
+   failing assertion from its source) and ``meta.json``. The work directory (about 3 GiB unpacked)
    is removed once the entry is complete; a failed build keeps it for the next try.
 
 The version is the ``docker.io`` the dockerd-28 rootfs holds (else sid's current one); an entry that is
@@ -79,6 +80,9 @@ _LIBRARY_PACKAGE = "golang-github-docker-docker-dev"
 _ENGINE_IMPORT = "github.com/docker/docker"
 #: build-time patches of other components (cli/, buildkit/) do not apply to engine/
 _COMPONENT = "engine"
+#: the parts of the engine's tree kept beside the binaries: the packages' sources and testdata, and the
+#: helpers whose assertions gotest.tools quotes from source
+_TREE = ("integration", "testutil")
 
 
 class BuildError(HarnessError):
@@ -132,12 +136,14 @@ class Build:
         from .run import Package
 
         built = self.meta()["packages"]
+        tree = self.path / "tree"
         return [
             Package(
                 name,
                 str(self.path / "bin" / f"{name.replace('/', '-')}.test"),
-                str(self.path / "src" / name),
+                str(tree / "integration" / name),
                 tuple(built[name]["own_daemon"]),
+                str(tree),
             )
             for name in PACKAGES
             if name in built
@@ -272,13 +278,9 @@ def build(version: str, out: IO[str] | None = sys.stderr, packages: Sequence[str
         with _step(out, "the hello binaries of the frozen hello-world images"):
             _hello(env, work, tmp / "hello")
         meta_packages: dict[str, Any] = {}
+        for part in _TREE:  # gotest.tools reads a failing assertion's source by its import path
+            shutil.copytree(engine / part, tmp / "tree" / part, symlinks=True)
         for p in packages:
-            shutil.copytree(
-                engine / "integration" / p,
-                tmp / "src" / p,
-                symlinks=True,
-                ignore=_subpackages(engine / "integration" / p),
-            )
             meta_packages[p] = {"own_daemon": tests_starting_daemons(str(engine / "integration" / p))}
         meta = {
             "schema": SCHEMA,

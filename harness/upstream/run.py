@@ -65,13 +65,15 @@ class UpstreamRunError(HarnessError):
 
 @dataclass(frozen=True)
 class Package:
-    """One built moby integration package: its name (``network/bridge``), test binary and source copy, and
-    the tests that start a dockerd of their own (skipped)."""
+    """One built moby integration package: its name (``network/bridge``), test binary and sources, the
+    tests that start a dockerd of their own (skipped), and the tree holding ``integration/`` and
+    ``testutil/`` (the import path ``github.com/docker/docker``'s root; ``""``: the package alone)."""
 
     name: str
     binary: str
     source: str
     own_daemon: tuple[str, ...] = ()
+    tree: str = ""
 
     @property
     def slug(self) -> str:
@@ -163,13 +165,25 @@ def _place(src: str, dest: str) -> None:
         shutil.copy2(src, dest)
 
 
-def _run_dir(handle: DaemonHandle, package: Package) -> tuple[str, dict[str, str]]:
+def _run_dir(handle: DaemonHandle, package: Package) -> tuple[str, str, dict[str, str]]:
+    """The run directory, the binary's working directory (its package's sources) and its environment.
+
+    The tree goes to ``src/github.com/docker/docker`` and the package directory gets a ``github.com`` link
+    to ``src/github.com``: the binaries are built with -trimpath, so a failing gotest.tools assertion reads
+    its source at ``github.com/docker/docker/...`` relative to the working directory.
+    """
     base = os.path.join(handle.workdir, "upstream", package.slug)
     shutil.rmtree(base, ignore_errors=True)
     for sub in ("bin", "home", "tmp", "dest"):
         os.makedirs(os.path.join(base, sub))
     _place(package.binary, os.path.join(base, "pkg.test"))
-    shutil.copytree(package.source, os.path.join(base, "src"), symlinks=True)
+    root = os.path.join(base, "src", "github.com", "docker", "docker")
+    cwd = os.path.join(root, "integration", package.name)
+    if package.tree:
+        shutil.copytree(package.tree, root, symlinks=True)
+    else:
+        shutil.copytree(package.source, cwd, symlinks=True)
+    os.symlink(os.path.join(base, "src", "github.com"), os.path.join(cwd, "github.com"))
     if os.path.exists(REGISTRY_BINARY):
         _place(REGISTRY_BINARY, os.path.join(base, "bin", "registry"))
     # first on PATH: a test that would start a dockerd of its own and slipped past the skips fails
@@ -189,7 +203,7 @@ def _run_dir(handle: DaemonHandle, package: Package) -> tuple[str, dict[str, str
         "GOTRACEBACK": "all",
         "LANG": "C.UTF-8",
     }
-    return base, env
+    return base, cwd, env
 
 
 def run_on(
@@ -206,10 +220,10 @@ def run_on(
     top-level tests ``only`` names, when given)."""
     if handle.process is None or handle.returncode is not None:
         raise UpstreamRunError(f"the {handle.target.name} daemon is not running")
-    base, env = _run_dir(handle, package)
+    base, cwd, env = _run_dir(handle, package)
     env.update(extra_env or {})
     argv = ["nsenter", f"--mount=/proc/{handle.pid}/ns/mnt", f"--net=/proc/{handle.pid}/ns/net"]
-    argv += [f"--wd={base}/src", "--", f"{base}/pkg.test"]
+    argv += [f"--wd={cwd}", "--", f"{base}/pkg.test"]
     try:
         tests = list_tests(argv, env, base)
         if only:

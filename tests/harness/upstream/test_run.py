@@ -39,8 +39,12 @@ BINARY = textwrap.dedent(
     problems = []
     if os.stat("/proc/self/ns/net").st_ino == int(os.environ["HOST_NETNS"]):
         problems.append("runs in the host's network namespace")
-    if not os.getcwd().endswith("/src") or not os.path.isfile("testdata/marker"):
+    if not os.getcwd().endswith("/integration/demo") or not os.path.isfile("testdata/marker"):
         problems.append(f"cwd {os.getcwd()} is not the package's sources")
+    for path in ("integration/demo/a_test.go", "testutil/h.go"):
+        path = "github.com/docker/docker/" + path
+        if not os.path.isfile(path):  # where -trimpath binaries say their source is
+            problems.append(f"{path} is not there from {os.getcwd()}")
     addr = subprocess.run(["ip", "-o", "addr", "show", "eth0"], capture_output=True, text=True).stdout
     if "ADDRESS" not in addr:
         problems.append(f"eth0: {addr!r}")
@@ -110,10 +114,15 @@ def _empty_layer() -> bytes:
 
 @needs_root
 def test_a_binary_runs_in_the_daemons_prepared_namespaces(refd: object, tmp_path: Path) -> None:
-    src = tmp_path / "src"
+    tree = tmp_path / "tree"
+    src = tree / "integration" / "demo"
     (src / "testdata").mkdir(parents=True)
     (src / "testdata" / "marker").write_text("x")
-    package = Package("demo", _script(tmp_path / "demo.test", BINARY), str(src), ("TestOwnDaemon",))
+    (src / "a_test.go").write_text("package demo\n")
+    (tree / "testutil").mkdir()
+    (tree / "testutil" / "h.go").write_text("package testutil\n")
+    binary = _script(tmp_path / "demo.test", BINARY)
+    package = Package("demo", binary, str(src), ("TestOwnDaemon",), str(tree))
     prepare_namespaces(refd.pid)  # type: ignore[attr-defined]
     prepare_namespaces(refd.pid)  # type: ignore[attr-defined]  # again: the eth0 is there already
     host = {"HOST_NETNS": str(os.stat("/proc/self/ns/net").st_ino)}
