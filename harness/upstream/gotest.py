@@ -108,7 +108,16 @@ class EventFold:
             test.outcome = _GO_OUTCOME[action]
             test.duration = float(event.get("Elapsed") or 0.0)
             if test.outcome != "passed":
-                test.reason = first_reason(test.output, test.outcome) or self._fallback(test)
+                test.reason = self._reason(test)
+
+    def _reason(self, test: GoTest) -> str:
+        """A failed parent whose own lines say nothing failed (build logs, say) names its failed subtests."""
+        own = first_reason(test.output, test.outcome)
+        if test.outcome == "failed" and not any(_FAILURE.search(line) for line in test.output):
+            failed = [t for t in self.children(test.name) if t.outcome == "failed"]
+            if failed:
+                return self._fallback(test)
+        return own or self._fallback(test)
 
     def _fallback(self, test: GoTest) -> str:
         if test.outcome == "skipped":

@@ -168,3 +168,55 @@ def test_exec_tty_devpts(docker_cli: CLI, running: str, observe: Observations) -
     assert observe("exit", result.returncode) == 0, result.stderr
     assert observe("tty_shape", bool(lines) and bool(re.fullmatch(r"/dev/pts/\d+", lines[0]))), lines
     assert observe("exists_inside", lines[1:] == ["exists"]), lines
+
+
+@pytest.mark.scenario(
+    "api/exec/create-unknown-user",
+    "POST /containers/{id}/exec with a User the container's /etc/passwd (or a group its /etc/group) does not "
+    "know MUST fail at create with 400 and moby/sys/user's words, before any exec exists",
+    ref="moby daemon/exec.go ContainerExecCreate (getUser before the exec is registered)",
+)
+def test_exec_create_unknown_user(engine: EngineClient, running: str, observe: Observations) -> None:
+    answers = {}
+    for user in ("no-such-user", "no-such-user:0", "0:no-such-group", "nobody", "0:0"):
+        resp = engine.post(f"{V}/containers/{running}/exec", json={"Cmd": ["id"], "User": user})
+        answers[user] = [
+            resp.status_code,
+            resp.json().get("message") if resp.status_code != 201 else "created",
+        ]
+    observe("answers", answers)
+    assert answers["no-such-user"] == [
+        400,
+        "unable to find user no-such-user: no matching entries in passwd file",
+    ]
+    assert answers["0:no-such-group"] == [
+        400,
+        "unable to find group no-such-group: no matching entries in group file",
+    ]
+    assert answers["nobody"] == answers["0:0"] == [201, "created"]
+
+
+@pytest.mark.scenario(
+    "api/containers/group-add-names",
+    "HostConfig.GroupAdd names MUST be looked up in the container's /etc/group (numbers are taken as they "
+    "are): the process and its execs get those gids, and an unknown name fails the start naming it",
+    ref="moby daemon/oci_linux.go getUser; moby/sys/user GetAdditionalGroupsPath",
+)
+def test_group_add_names(
+    engine: EngineClient, test_image: str, containers: list[str], observe: Observations
+) -> None:
+    cid = create_container(
+        engine, containers, test_image, ["sleep", "60"], HostConfig={"GroupAdd": ["nogroup", "777"]}
+    )
+    started = engine.post(f"{V}/containers/{cid}/start")
+    eid = engine.post(f"{V}/containers/{cid}/exec", json={"Cmd": ["id", "-G"], "AttachStdout": True}).json()[
+        "Id"
+    ]
+    out = engine.post(f"{V}/exec/{eid}/start", json={"Detach": False, "Tty": True}).content.decode().split()
+    bad = create_container(engine, containers, test_image, ["true"], HostConfig={"GroupAdd": ["nosuchgroup"]})
+    refused = engine.post(f"{V}/containers/{bad}/start")
+    observe("started", started.status_code)
+    observe("exec_groups", out)
+    observe("unknown_name", [refused.status_code, "unable to find group nosuchgroup" in refused.text])
+    assert started.status_code == 204 and out == ["0", "777", "65534"]
+    assert refused.status_code >= 400 and "unable to find group nosuchgroup" in refused.text

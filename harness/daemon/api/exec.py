@@ -37,6 +37,10 @@ async def create(req: Request, daemon: Daemon) -> Response:
         raise conflict(f"Container {c.id} is restarting, wait until the container is running")
     if not c.running:
         raise conflict(f"container {c.id} is not running")
+    if body.get("User"):
+        from ..containers.spec import check_exec_user
+
+        check_exec_user(daemon, c, str(body["User"]))
     if body.get("DetachKeys"):
         try:
             detach_key_bytes(str(body["DetachKeys"]))

@@ -124,8 +124,9 @@ def cgroup_path(daemon: Daemon, c: Container) -> str:
     return "/" + "/".join(p for p in (parent.strip("/"), c.id) if p)
 
 
-def _gids(groups: list[Any]) -> list[int]:
-    return [int(g) for g in groups if str(g).isdigit()]
+def _gids(groups: list[Any]) -> list[int | str]:
+    """``HostConfig.GroupAdd`` as the runtime takes it: names are resolved inside the container."""
+    return [int(g) if str(g).isdigit() else str(g) for g in groups]
 
 
 def _namespaces(hc: dict[str, Any], daemon: Daemon) -> dict[str, str]:
@@ -212,3 +213,22 @@ def exec_process_spec(daemon: Daemon, c: Container, request: dict[str, Any], tty
         "no_new_privileges": bool(daemon.config.get("no-new-privileges")),
         "additional_gids": _gids(list(c.host_config.get("GroupAdd") or [])),
     }
+
+
+def check_exec_user(daemon: Daemon, c: Container, user: str) -> None:
+    """dockerd's ContainerExecCreate looks ``User`` (and the container's ``--group-add``) up in the
+    container's /etc/passwd and /etc/group before the exec exists: an unknown one is a 400 with
+    moby/sys/user's words (``unable to find user nosuch: no matching entries in passwd file``)."""
+    from ..runtime.users import UserLookupError, lookup_additional_groups, lookup_user
+
+    storage = daemon.images
+    if storage is None:
+        return
+    rootfs = storage.mount_rootfs(c.id)
+    try:
+        lookup_user(rootfs, user)
+        lookup_additional_groups(rootfs, _gids(list(c.host_config.get("GroupAdd") or [])))
+    except UserLookupError as exc:
+        raise invalid(str(exc)) from None
+    finally:
+        storage.unmount_rootfs(c.id)

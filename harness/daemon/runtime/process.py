@@ -49,7 +49,7 @@ from . import rootfs as rfs
 from . import syscalls as sc
 from .cgroups import Cgroup, CgroupFS, Resources, enter_cgroups_of
 from .errors import CgroupError, ContainerStartError, go_strerror
-from .users import ExecUser, UserLookupError, lookup_user
+from .users import ExecUser, UserLookupError, lookup_additional_groups, lookup_user
 
 __all__ = [
     "DEFAULT_NAMESPACES",
@@ -106,7 +106,8 @@ class ProcessSpec:
     """What to run and how; JSON-friendly through :meth:`to_dict`/:meth:`from_dict` (the shim's spec file).
 
     ``user`` (a Docker ``User`` string), when set, is resolved inside the container and wins over
-    ``uid``/``gid``; ``additional_gids`` are added either way. ``capabilities`` ``None`` means
+    ``uid``/``gid``; ``additional_gids`` (numbers, or group names resolved inside, as ``--group-add``) are
+    added either way. ``capabilities`` ``None`` means
     dockerd's defaults (every host capability when ``privileged``). ``mounts`` are the user's
     mounts, merged over dockerd's default mounts. Namespace modes are ``new``, ``host`` or a
     path to join (see :mod:`.namespaces`). ``cgroup`` is a :class:`~.cgroups.Cgroup` path,
@@ -120,7 +121,7 @@ class ProcessSpec:
     user: str = ""
     uid: int = 0
     gid: int = 0
-    additional_gids: list[int] = field(default_factory=list)
+    additional_gids: list[int | str] = field(default_factory=list)
     umask: int | None = 0o022
     tty: bool = False
     no_new_privileges: bool = False
@@ -452,7 +453,7 @@ def _resolve_user(spec: ProcessSpec) -> ExecUser:
         with contextlib.suppress(UserLookupError, OSError):
             home = lookup_user("/", str(spec.uid)).home
         who = ExecUser(spec.uid, spec.gid, (), home)
-    extra = tuple(g for g in spec.additional_gids if g not in who.sgids)
+    extra = tuple(g for g in lookup_additional_groups("/", spec.additional_gids) if g not in who.sgids)
     # dockerd's getUser: AdditionalGids = [gid] + the user's memberships + GroupAdd (``id`` lists the gid)
     return ExecUser(who.uid, who.gid, (who.gid, *who.sgids, *extra), who.home)
 

@@ -13,7 +13,16 @@ from dataclasses import dataclass
 
 from ..scope import follow_in_scope
 
-__all__ = ["MAX_ID", "ExecUser", "UserLookupError", "lookup_user", "resolve_user", "secure_join"]
+__all__ = [
+    "MAX_ID",
+    "ExecUser",
+    "UserLookupError",
+    "additional_groups",
+    "lookup_additional_groups",
+    "lookup_user",
+    "resolve_user",
+    "secure_join",
+]
 
 MAX_ID = 2147483647
 _RANGE = f"uids and gids must be in range 0-{MAX_ID}"
@@ -121,6 +130,28 @@ def resolve_user(
     return ExecUser(uid, gid, tuple(sgids), home or "/")
 
 
+def additional_groups(entries: list[int | str], group: str | None) -> tuple[int, ...]:
+    """moby/sys/user GetAdditionalGroups (``--group-add``): a name must be in /etc/group (``unable to find
+    group staff: no matching entries in group file``), a number is taken as it is when it is not; sorted."""
+    gids: set[int] = set()
+    table = _group(group or "")
+    for entry in entries:
+        text = str(entry)
+        number = _atoi(text)
+        if number is not None and not 0 <= number <= MAX_ID:
+            raise UserLookupError(_RANGE)
+        found = [g for name, g, _ in table if (g == number if number is not None else name == text)]
+        if found:
+            if not 0 <= found[0] <= MAX_ID:
+                raise UserLookupError(_RANGE)
+            gids.add(found[0])
+        elif number is None:
+            raise UserLookupError(f"unable to find group {text}: no matching entries in group file")
+        else:
+            gids.add(number)
+    return tuple(sorted(gids))
+
+
 def secure_join(root: str, unsafe: str) -> str:
     """``root``/``unsafe`` with symlinks resolved as if ``root`` were "/": the result never leaves ``root``.
 
@@ -141,3 +172,8 @@ def _read_inside(root: str, path: str) -> str | None:
 def lookup_user(root: str, spec: str, defaults: ExecUser | None = None) -> ExecUser:
     """Resolve ``spec`` against ``root``/etc/passwd and ``root``/etc/group ("/" inside the container)."""
     return resolve_user(spec, _read_inside(root, "/etc/passwd"), _read_inside(root, "/etc/group"), defaults)
+
+
+def lookup_additional_groups(root: str, entries: list[int | str]) -> tuple[int, ...]:
+    """:func:`additional_groups` against ``root``/etc/group ("/" inside the container)."""
+    return additional_groups(entries, _read_inside(root, "/etc/group")) if entries else ()

@@ -26,6 +26,7 @@ def test_events_become_results_with_the_line_that_says_why() -> None:
         {"Action": "output", "Test": "TestA", "Output": "=== RUN   TestA\n"},
         {"Action": "pass", "Test": "TestA", "Elapsed": 0.25},
         {"Action": "run", "Test": "TestB"},
+        {"Action": "output", "Test": "TestB", "Output": "    build.go:57: Successfully built 3d5d324001d7\n"},
         {"Action": "run", "Test": "TestB/one"},
         {"Action": "output", "Test": "TestB/one", "Output": "    build.go:57: Step 1/3 : FROM busybox\n"},
         {"Action": "output", "Test": "TestB/one", "Output": '    b_test.go:76: assertion failed: id is ""\n'},
