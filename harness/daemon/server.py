@@ -293,11 +293,14 @@ async def read_json(req: Request) -> Any:
     from .gojson import DECODER_EOF, go_json_syntax_error
 
     ctype = req.header("content-type")
+    framed = req.has_body  # a chunked body is one even when it turns out empty (Go: ContentLength -1)
     raw = await req.body()
-    if raw and ctype and ctype.split(";")[0].strip().lower() != "application/json":
+    if (raw or framed) and ctype and ctype.split(";")[0].strip().lower() != "application/json":
         raise ApiError(400, f"unsupported Content-Type header ({ctype}): must be 'application/json'")
     if not raw:
-        return None  # an empty body is not invalid
+        if framed:  # Go decodes a chunked body and reads EOF
+            raise ApiError(400, "invalid JSON: got EOF while reading request body")
+        return None  # an empty body (no Content-Length, or 0) is not invalid
     stripped = raw.strip()
     if not stripped:
         raise ApiError(400, "invalid JSON: got EOF while reading request body")

@@ -114,7 +114,8 @@ def test_disable_push_set_not_found(engine: EngineClient, observe: Observations)
     "api/plugins/json-body-first",
     "POST /plugins/{name}/set, /plugins/{name}/upgrade and /plugins/pull MUST read their JSON body before "
     "anything else: 400 for a non-JSON Content-Type, invalid JSON or content after it, for a plugin that "
-    "does not exist too; an empty body is no error of its own (then the plugin is not found)",
+    "does not exist too; an empty body is no error of its own (then the plugin is not found), an empty "
+    "chunked one is 'invalid JSON: got EOF while reading request body'",
     ref="moby api/server/router/plugin/plugin_routes.go (httputils.ReadJSON first)",
 )
 def test_json_body_first(engine: EngineClient, observe: Observations) -> None:
@@ -132,6 +133,11 @@ def test_json_body_first(engine: EngineClient, observe: Observations) -> None:
                 "status": resp.status_code,
                 "message": resp.json()["message"],
             }
+        chunked = engine.request("POST", path, data=iter([b""]), headers={"Content-Type": "application/json"})
+        seen[f"{path.split('?')[0]} chunked-empty"] = {
+            "status": chunked.status_code,
+            "message": chunked.json()["message"],
+        }
     observe("answers", seen)
     set_answers = {k.split()[-1]: v for k, v in seen.items() if k.startswith("/plugins/nosuchplugin/set")}
     assert set_answers["text-plain"] == {
@@ -143,6 +149,10 @@ def test_json_body_first(engine: EngineClient, observe: Observations) -> None:
         "message": "unexpected content after JSON",
     }
     assert set_answers["empty"] == {"status": 404, "message": 'plugin "nosuchplugin" not found'}
+    assert set_answers["chunked-empty"] == {
+        "status": 400,
+        "message": "invalid JSON: got EOF while reading request body",
+    }
     assert all(v["status"] == 400 for k, v in seen.items() if not k.endswith("empty"))
 
 

@@ -153,3 +153,25 @@ def test_worker_stream_error_after_a_line_ends_the_stream() -> None:
         [b"Pulling\r\n", b'{"errorDetail":{"message":"unexpected EOF"},"error":"unexpected EOF"}\r\n'],
     )
     assert finished == [True]
+
+
+def test_an_empty_chunked_body_is_read_as_eof() -> None:
+    """Go sees a chunked body as ContentLength -1: ReadJSON decodes it and reads EOF (moby's
+    TestPluginInvalidJSON sends one); an empty body without chunking is no error."""
+
+    async def run() -> Any:
+        reader = asyncio.StreamReader()
+        reader.feed_data(b"0\r\n\r\n")
+        reader.feed_eof()
+        headers = {"content-type": "application/json"}
+        req = Request("POST", "/plugins/pull", "HTTP/1.1", headers, reader, cast(Any, None))
+        req._chunked = True
+        return await read_json(req)
+
+    with pytest.raises(ApiError) as info:
+        asyncio.run(run())
+    assert (info.value.status, info.value.message) == (
+        400,
+        "invalid JSON: got EOF while reading request body",
+    )
+    assert _read(b"", "application/json") is None
