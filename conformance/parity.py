@@ -28,7 +28,16 @@ from conformance.normalise import RULES, Rule, normalise, rule_table
 from conformance.trend import Trend
 from harness.profiles import DEFAULT as DEFAULT_PROFILE
 from harness.profiles import split_id
-from harness.results import OUTCOMES, Finding, Results, ResultsError, SchemaCheck, SchemaRun, TargetInfo
+from harness.results import (
+    OUTCOMES,
+    Finding,
+    Results,
+    ResultsError,
+    ScenarioResult,
+    SchemaCheck,
+    SchemaRun,
+    TargetInfo,
+)
 
 __all__ = [
     "DEFAULT_KNOWN_PATH",
@@ -634,6 +643,23 @@ def _skip_reason(ref_name: str, ref: TargetOutcome, name: str, tgt: TargetOutcom
     return "; ".join(parts)
 
 
+def _not_reached(
+    sid: str, by_target: Mapping[str, Mapping[str, ScenarioResult]], reference: str, name: str
+) -> Verdict | None:
+    """A subtest absent on one side whose parent test is there and did not pass (upstream suites' results
+    are a tree: ``upstream/moby/image/TestX/sub``): it was never reached, so it is skipped, not missing."""
+    parent = sid.rsplit("/", 1)[0]
+    while parent.count("/") >= 2:
+        for side in (reference, name):
+            if sid in by_target[side]:
+                continue
+            above = by_target[side].get(parent)
+            if above is not None and above.outcome != "passed":
+                return Verdict("skipped", reason=f"{side}: not reached, {parent} {above.outcome} before it")
+        parent = parent.rsplit("/", 1)[0]
+    return None
+
+
 def _compare(
     scenario_id: str,
     reference: str,
@@ -739,6 +765,9 @@ def build_parity(
             for n in names
             if n != ref_name
         }
+        for n, verdict in list(verdicts.items()):
+            if verdict.verdict == "missing":
+                verdicts[n] = _not_reached(sid, by_target, ref_name, n) or verdict
         expected = {}
         for n, out in outcomes.items():
             if out.outcome not in ("failed", "error") or verdicts.get(n, Verdict("match")).verdict != "match":

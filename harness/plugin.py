@@ -515,9 +515,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         record["observations"].update(_jsonable(dict(observations)))
     reported = item.stash.get(SUBRESULTS_KEY, None)
     if reported is not None and report.when == "teardown":
+        from .profiles import scenario_id
+
         for sub in reported:
-            records[f"{target_name}\0{sub['id']}"] = {
+            sub_id = scenario_id(sub["id"], _profile_of(item))  # <id>@<profile> as the scenario's own
+            records[f"{target_name}\0{sub_id}"] = {
                 **sub,
+                "id": sub_id,
                 "nodeid": record["nodeid"],
                 "area": sub["id"].split("/")[0],
                 "observations": {},

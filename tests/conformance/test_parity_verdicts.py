@@ -194,6 +194,30 @@ def test_a_failure_the_reference_shares_is_expected_when_an_entry_names_it() -> 
     assert parity.scenarios[0].expected_failures == {} and not parity.ok()
 
 
+def test_a_subtest_a_failed_parent_never_reached_is_skipped_not_missing() -> None:
+    ref = results(
+        "dockerd",
+        scenario("upstream/moby/x"),
+        scenario("upstream/moby/x/TestA"),
+        scenario("upstream/moby/x/TestA/one"),
+        scenario("upstream/moby/x/TestB/two"),
+    )
+    tgt = results(
+        "refd",
+        scenario("upstream/moby/x"),
+        scenario("upstream/moby/x/TestA", "failed", "setup failed"),
+        scenario("upstream/moby/x/TestB", "skipped", "needs snapshotter"),
+    )
+    parity = build_parity([ref, tgt])
+    one = next(s for s in parity.scenarios if s.id == "upstream/moby/x/TestA/one").verdicts["refd"]
+    assert (one.verdict, one.reason) == ("skipped", "refd: not reached, upstream/moby/x/TestA failed before it")
+    two = next(s for s in parity.scenarios if s.id == "upstream/moby/x/TestB/two").verdicts["refd"]
+    assert two.verdict == "skipped"  # the parent is absent on the reference but skipped on refd
+    # a scenario of our own suites has no parent test: absent is missing
+    flat = build_parity([results("dockerd", scenario("api/x/y")), results("refd", scenario("api/x", "failed"))])
+    assert _verdict(flat, "api/x/y") == "missing"
+
+
 def test_reference_choice() -> None:
     assert pick_reference(["refd", "dockerd-28", "dockerd"]) == "dockerd-28"
     assert pick_reference(["refd", "other"]) == "refd"
