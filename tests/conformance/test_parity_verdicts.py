@@ -210,11 +210,16 @@ def test_a_subtest_a_failed_parent_never_reached_is_skipped_not_missing() -> Non
     )
     parity = build_parity([ref, tgt])
     one = next(s for s in parity.scenarios if s.id == "upstream/moby/x/TestA/one").verdicts["refd"]
-    assert (one.verdict, one.reason) == ("skipped", "refd: not reached, upstream/moby/x/TestA failed before it")
+    assert (one.verdict, one.reason) == (
+        "skipped",
+        "refd: not reached, upstream/moby/x/TestA failed before it",
+    )
     two = next(s for s in parity.scenarios if s.id == "upstream/moby/x/TestB/two").verdicts["refd"]
     assert two.verdict == "skipped"  # the parent is absent on the reference but skipped on refd
     # a scenario of our own suites has no parent test: absent is missing
-    flat = build_parity([results("dockerd", scenario("api/x/y")), results("refd", scenario("api/x", "failed"))])
+    flat = build_parity(
+        [results("dockerd", scenario("api/x/y")), results("refd", scenario("api/x", "failed"))]
+    )
     assert _verdict(flat, "api/x/y") == "missing"
 
 
