@@ -221,14 +221,14 @@ def check_exec_user(daemon: Daemon, c: Container, user: str) -> None:
     moby/sys/user's words (``unable to find user nosuch: no matching entries in passwd file``)."""
     from ..runtime.users import UserLookupError, lookup_additional_groups, lookup_user
 
-    storage = daemon.images
-    if storage is None:
+    if daemon.images is None:
         return
-    rootfs = storage.mount_rootfs(c.id)
+    layers = daemon.images.layers
+    rootfs = layers.mount_rootfs(c.id)
     try:
         lookup_user(rootfs, user)
         lookup_additional_groups(rootfs, _gids(list(c.host_config.get("GroupAdd") or [])))
     except UserLookupError as exc:
         raise invalid(str(exc)) from None
     finally:
-        storage.unmount_rootfs(c.id)
+        layers.unmount_rootfs(c.id)
