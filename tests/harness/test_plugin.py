@@ -308,6 +308,7 @@ def test_pkg(subresults):
         subresults.add("upstream/demo/pkg/TestD", "flaky")
     with pytest.raises(ValueError, match="looks like"):
         subresults.add("TestE", "passed")
+    assert len(subresults) == 3
 """
 
 
