@@ -261,6 +261,7 @@ class LocalBackend:
         if handle.process is not None:
             LEDGER.forget_daemon(handle.process.pid)  # the record follows the new process
         self._close_forwarders(handle)
+        forget_zombie_pidfiles(handle)
         self._spawn(handle)
         return handle
 
@@ -320,6 +321,29 @@ def netns_setup_script(lines: list[str]) -> str:
             f"( set -e; {line} ) || {{ rc=$?; printf '%s (exit %s)\\n' {message} \"$rc\" >&2; exit 125; }}\n"
         )
     return out
+
+
+def forget_zombie_pidfiles(handle: DaemonHandle) -> list[str]:
+    """Remove a killed dockerd's containerd pidfile when that containerd is a zombie; returns the files.
+
+    dockerd 20.10's containerd dies with it (parent-death signal) and is reparented to PID 1, which on
+    some machines reaps late; a restarted dockerd takes the zombie's pid for a live containerd and waits
+    for its socket until it gives up. On a host the dead containerd is gone by then: so it is here.
+    """
+    removed = []
+    path = os.path.join(handle.exec_root, "containerd", "containerd.pid")
+    try:
+        with open(path) as fh:
+            pid = int(fh.read().strip() or 0)
+        with open(f"/proc/{pid}/stat") as fh:
+            state = fh.read().rpartition(")")[2].split()[0]
+    except (OSError, ValueError, IndexError):
+        return removed
+    if state == "Z":
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+            removed.append(path)
+    return removed
 
 
 def _ns_file(workdir: str, kind: str = "net") -> str:

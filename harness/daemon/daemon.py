@@ -322,6 +322,7 @@ class Daemon:
                 servers.append(server)
             self.log.info(f"API listen on {listener.display}")
         self.containers.attach_monitors()
+        await self.containers.autostart()
         notify.notify("READY=1")
         self.containers.launcher.start()  # the shim zygote warms up in its own process meanwhile
         await stop.wait()

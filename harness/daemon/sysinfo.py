@@ -166,7 +166,7 @@ def info_document(daemon: Daemon) -> dict[str, Any]:
         "CPUShares": True,
         "CPUSet": True,
         "PidsLimit": True,
-        "IPv4Forwarding": True,
+        "IPv4Forwarding": daemon.networks.ipv4_forwarding() if daemon.networks is not None else True,
         "Debug": bool(cfg["debug"]),
         "NFd": daemon.open_fds(),
         "OomKillDisable": False,

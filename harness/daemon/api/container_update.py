@@ -25,6 +25,8 @@ async def update(req: Request, daemon: Daemon) -> Response:
     version = version_tuple(req.api_version) if req.api_version else (9, 99)
     changes = parse_update(body, (version[0], version[1]))
     warnings = verify_update(changes, sysinfo())
+    if daemon.networks is not None:  # verifyPlatformContainerSettings on the update's (empty) NetworkMode
+        warnings += daemon.networks.create_warnings({})
     c = daemon.containers.get(req.match["name"])
     warnings = await update_container(daemon.containers, c, changes, warnings)
     return json_response({"Warnings": warnings or None})

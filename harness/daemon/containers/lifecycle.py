@@ -170,6 +170,7 @@ class ContainerManager:
 
         verify_host_config(host_config)
         warnings = _discard_unsupported(host_config)
+        warnings += self.network.create_warnings(host_config)
         self.network.resolve_mode(host_config)
         capabilities(host_config)  # unknown CapAdd/CapDrop names are refused at create, as dockerd does
         check_at_create(host_config["LogConfig"])
@@ -190,6 +191,24 @@ class ContainerManager:
                 continue  # monitors are re-attached once the loop runs (attach_monitors)
             self._release(c)
             c.save()
+
+    async def autostart(self) -> None:
+        """moby daemon.restore: containers whose restart policy says so start again with the daemon, with
+        a new restart count."""
+        from .restartpolicy import restarts_at_boot
+
+        for c in list(self.by_id.values()):
+            if c.status != "exited" or not c.has_been_started:
+                continue
+            policy = c.host_config.get("RestartPolicy")
+            if not restarts_at_boot(policy, int(c.state.get("ExitCode") or 0), c.has_been_manually_stopped):
+                continue
+            try:
+                async with self.lock(c.id):
+                    c.restart_count = 0
+                    await self._start_locked(c)
+            except ApiError as exc:
+                self.daemon.log.error(f"failed to start container {c.id}: {exc.message}")
 
     def attach_monitors(self) -> None:
         for c in self.by_id.values():
@@ -488,6 +507,11 @@ class ContainerManager:
 
     def rename(self, c: Container, new_name: str) -> None:
         old = self.store.rename(c, new_name)
+        try:
+            self.network.check_rename(c)  # moby rename.go: the name is back if the sandbox refuses
+        except ApiError:
+            self.store.rename(c, old)
+            raise
         self.emit(c, "rename", oldName=f"/{old}")
 
     async def prune(self, filters: dict[str, list[str]], until: float | None) -> list[str]:

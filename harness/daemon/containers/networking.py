@@ -76,6 +76,15 @@ class NetworkWiring:
         if mode.startswith("container:"):
             host_config["NetworkMode"] = f"container:{self.store.get(mode.split(':', 1)[1]).id}"
 
+    def create_warnings(self, host_config: dict[str, Any]) -> list[str]:
+        """The network's create warnings (IPv4 forwarding off: ``--bridge=none``)."""
+        return [] if self._networks is None else list(self._networks.create_warnings(host_config))
+
+    def check_rename(self, c: Container) -> None:
+        """A running container's sandbox must still find each of its networks to rename them."""
+        if self._networks is not None:
+            self._networks.check_rename(c)
+
     def normalise_links(self, host_config: dict[str, Any], name: str) -> None:
         """``--link name:alias`` as dockerd stores it; an unknown container is a 400."""
         if host_config.get("Links"):
@@ -160,8 +169,9 @@ class NetworkWiring:
         self._write_hosts(c)
         networks = self._networks
         internal_dns = networks is not None and networks.uses_embedded_dns(c)
+        joined = not c.config.get("NetworkDisabled")  # --bridge=none: no endpoint joined the sandbox
         with open(c.file("resolv.conf"), "w") as fh:
-            fh.write(resolv_conf(self._dns_settings(c), internal_dns))
+            fh.write(resolv_conf(self._dns_settings(c), internal_dns, joined=joined))
 
     def _dns_settings(self, c: Container) -> dict[str, Any]:
         """The container's Dns/DnsSearch/DnsOptions, else the daemon's --dns/--dns-search/--dns-opt."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["restart_delay", "should_restart"]
+__all__ = ["restart_delay", "restarts_at_boot", "should_restart"]
 
 _FIRST_DELAY = 0.1
 _MAX_DELAY = 60.0
@@ -30,6 +30,18 @@ def should_restart(
         limit = int(policy.get("MaximumRetryCount") or 0)
         return not limit or restart_count < limit
     return False
+
+
+def restarts_at_boot(policy: dict[str, Any] | None, exit_code: int, manually_stopped: bool) -> bool:
+    """moby daemon.restore: whether a container started before starts again with the daemon, its restart
+    manager new (``always`` even after a stop by hand; ``unless-stopped`` unless stopped by hand;
+    ``on-failure`` after a failure)."""
+    name = (policy or {}).get("Name", "no")
+    if name == "always":
+        return True
+    if name == "unless-stopped":
+        return not manually_stopped
+    return name == "on-failure" and exit_code != 0
 
 
 def restart_delay(restart_count: int) -> float:

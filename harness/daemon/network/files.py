@@ -87,8 +87,12 @@ def _is_loopback(addr: str) -> bool:
         return False
 
 
-def resolv_conf(host_config: dict[str, Any], internal_dns: bool, source: str = HOST_RESOLV_CONF) -> str:
-    """The container's resolv.conf; ``internal_dns`` for user-defined networks (127.0.0.11)."""
+def resolv_conf(
+    host_config: dict[str, Any], internal_dns: bool, source: str = HOST_RESOLV_CONF, joined: bool = True
+) -> str:
+    """The container's resolv.conf; ``internal_dns`` for user-defined networks (127.0.0.11). Without
+    ``joined`` (a sandbox no endpoint joined: ``--bridge=none``) the host's file is not transformed, as
+    moby's setupDNS writes it before any endpoint's updateDNS."""
     try:
         with open(source) as fh:
             text = fh.read()
@@ -123,7 +127,7 @@ def resolv_conf(host_config: dict[str, Any], internal_dns: bool, source: str = H
             ndots_from = "internal"
         if not ext:
             warnings.append("NO EXTERNAL NAMESERVERS DEFINED")
-    elif mode == "host":
+    elif mode == "host" or not joined:
         transform = ""
     else:
         transform = "legacy"

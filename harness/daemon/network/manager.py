@@ -84,6 +84,12 @@ class NetworkManager:
         self.host: Netlink | None = None
         self.adopting = False  # at a boot after live-restore: rules the last refd left are taken over
         self._reaper: ThreadPoolExecutor | None = None  # tears the kernel side of sandboxes down
+        self._forwarding: bool | None = None  # net.ipv4.ip_forward at first use (dockerd's sysinfo)
+
+    @property
+    def bridge_disabled(self) -> bool:
+        """``--bridge=none``: no default bridge network; containers meant for it get loopback only."""
+        return str(self.daemon.config.get("bridge") or "") == "none"
 
     # -- boot / shutdown -----------------------------------------------------------------------------
     def init(self) -> None:
@@ -113,9 +119,6 @@ class NetworkManager:
                 self._forget(existing)
         else:
             self._default_bridge(existing, bridge_flag)
-        if cfg.get("ip-forward", True):
-            with contextlib.suppress(OSError), open("/proc/sys/net/ipv4/ip_forward", "w") as fh:
-                fh.write("1")
         for net in list(self.networks.values()):
             if net.driver == "bridge" and not net.is_default_bridge:
                 try:
@@ -205,6 +208,9 @@ class NetworkManager:
         )
         if not existed or (self.adopting and create):  # after a live-restore the bridges are still ours
             self.made_bridges.add(net.bridge_name)
+        if self.daemon.config.get("ip-forward", True):  # libnetwork's setupIPv4Forwarding, per bridge network
+            with contextlib.suppress(OSError), open("/proc/sys/net/ipv4/ip_forward", "w") as fh:
+                fh.write("1")
         firewall = getattr(self.daemon, "firewall", None)
         if firewall is not None:
             firewall.network_up(net, adopt=self.adopting, wait=wait)
@@ -383,6 +389,33 @@ class NetworkManager:
         return out
 
     # -- container side ------------------------------------------------------------------------------
+    def ipv4_forwarding(self) -> bool:
+        """Whether ``net.ipv4.ip_forward`` was on when first asked (dockerd reads its sysinfo once, at the
+        first /info or container create): off with ``--bridge=none`` until a bridge network sets it."""
+        if self._forwarding is None:
+            try:
+                with open("/proc/sys/net/ipv4/ip_forward") as fh:
+                    self._forwarding = fh.read().strip() == "1"
+            except OSError:
+                self._forwarding = False
+        return self._forwarding
+
+    def create_warnings(self, host_config: dict[str, Any]) -> list[str]:
+        """moby verifyPlatformContainerSettings: forwarding off does not matter to host or none only."""
+        mode = str(host_config.get("NetworkMode") or "bridge")
+        if mode in ("host", "none") or self.ipv4_forwarding():
+            return []
+        return ["IPv4 forwarding is disabled. Networking will not work."]
+
+    def check_rename(self, c: Container) -> None:
+        """moby rename.go: a container with a sandbox renames its endpoints, so each of its networks must
+        exist (``--bridge=none``: a container first started for the default bridge cannot be renamed)."""
+        if not c.network_settings.get("SandboxID") or not c.running:
+            return
+        for name in c.network_settings.get("Networks") or {}:
+            if self.find(name) is None:
+                raise not_found(f"network {name} not found")
+
     def initial_networks(self, host_config: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
         """``NetworkSettings.Networks`` at create, from NetworkMode and NetworkingConfig."""
         mode = host_config.get("NetworkMode") or "bridge"
@@ -457,10 +490,16 @@ class NetworkManager:
                     ep.update(NetworkID=net.id, EndpointID=secrets.token_hex(32))
                     self._event(net, "connect", container=c.id)
             return None
+        if self.bridge_disabled and c.config.get("NetworkDisabled"):
+            return None  # moby initializeNetworking: no sandbox; the runtime's own netns (loopback only)
         path = netns_path(self.daemon.config["exec-root"], sandbox_id)
         nets = dict(settings.get("Networks") or {})
         resolved: list[tuple[Network, dict[str, Any]]] = []
         for name, ep in nets.items():
+            if name == "bridge" and self.bridge_disabled:
+                # moby connectToNetwork: the default bridge is off, so the container's network is disabled
+                c.config["NetworkDisabled"] = True
+                continue
             net = self.find(name)
             if net is None or (net.pool is None and net.driver == "bridge"):
                 raise ApiError(404, f"failed to set up container networking: network {name} not found")

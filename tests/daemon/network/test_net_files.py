@@ -59,3 +59,14 @@ def test_overrides_are_listed_and_dns_servers_are_not_host_ones(tmp_path: Path) 
     assert "options ndots:2\n" in text and "ndots:0" not in text
     assert "# ExtServers: [192.0.2.53]\n" in text
     assert "# Overrides: [nameservers search options]\n# Option ndots from: override\n" in text
+
+
+def test_a_sandbox_no_endpoint_joined_gets_the_hosts_file_untransformed(tmp_path: Path) -> None:
+    """--bridge=none: moby's setupDNS writes the host's servers as they are; only an endpoint's updateDNS
+    would transform them for a legacy network."""
+    host = tmp_path / "resolv.conf"
+    host.write_text("nameserver 127.0.0.53\nsearch corp\n")
+    text = resolv_conf({"NetworkMode": "bridge"}, False, str(host), joined=False)
+    assert "nameserver 127.0.0.53\nsearch corp\n" in text
+    assert f"# Based on host file: '{host}'\n" in text and "(legacy)" not in text
+    assert "(legacy)" in resolv_conf({"NetworkMode": "bridge"}, False, str(host))
