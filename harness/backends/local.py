@@ -330,7 +330,7 @@ def forget_zombie_pidfiles(handle: DaemonHandle) -> list[str]:
     some machines reaps late; a restarted dockerd takes the zombie's pid for a live containerd and waits
     for its socket until it gives up. On a host the dead containerd is gone by then: so it is here.
     """
-    removed = []
+    removed: list[str] = []
     path = os.path.join(handle.exec_root, "containerd", "containerd.pid")
     try:
         with open(path) as fh:

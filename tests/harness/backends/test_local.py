@@ -392,3 +392,25 @@ def test_reaping_a_killed_sessions_dockerd_unmounts_its_kept_namespaces(boot: Bo
     with open("/proc/self/mountinfo") as fh:
         assert [line for line in fh if handle.workdir in line] == []
     assert not os.path.exists(handle.workdir)
+
+
+def test_a_zombie_containerds_pidfile_is_forgotten_before_a_restart(tmp_path: Path) -> None:
+    """dockerd 20.10 takes a dead containerd's pid for a live one while PID 1 has not reaped it yet."""
+    from harness.backends.local import forget_zombie_pidfiles
+
+    handle = DaemonHandle(resolve_target("refd"), DaemonSpec(), str(tmp_path), [])
+    pidfile = Path(handle.exec_root) / "containerd" / "containerd.pid"
+    pidfile.parent.mkdir(parents=True)
+    child = subprocess.Popen(["true"])
+    assert wait_until(
+        lambda: Path(f"/proc/{child.pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z", 10
+    )
+    try:
+        pidfile.write_text(str(child.pid))
+        assert forget_zombie_pidfiles(handle) == [str(pidfile)] and not pidfile.exists()
+    finally:
+        child.wait()
+    pidfile.write_text(str(os.getpid()))  # a live containerd's pidfile stays
+    assert forget_zombie_pidfiles(handle) == [] and pidfile.exists()
+    pidfile.write_text("garbage")
+    assert forget_zombie_pidfiles(handle) == []
