@@ -14,7 +14,7 @@ __all__ = ["main"]
 
 def main(argv: list[str] | None = None) -> int:
     from .config import ConfigError, load_config
-    from .flags import FlagError, HelpRequested, parse_args
+    from .flags import FlagError, HelpRequested, VersionRequested, parse_args
     from .log import Logger, parse_level
 
     if argv is None:  # run as a program (not main([...]) from a test's own process)
@@ -22,12 +22,14 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     try:
         flags = parse_args(args)
-    except HelpRequested as exc:
+    except (HelpRequested, VersionRequested) as exc:
         sys.stdout.write(exc.render())
         return 0
     except FlagError as exc:
         sys.stderr.write(exc.render() + "\n")
         return 1
+    for notice in flags.notices:  # deprecated flags, as pflag says once the command line parsed
+        sys.stdout.write(notice + "\n")
     try:
         config = load_config(flags)
     except ConfigError as exc:

@@ -85,6 +85,11 @@ _GO_TYPES = {
     "map": "map[string]string",
     "ulimit": "map[string]*units.Ulimit",
     "runtimes": "map[string]system.Runtime",
+    "set": "map[string]bool",
+    "mapmap": "map[string]map[string]string",
+    "ipslice": "[]netip.Addr",
+    "iplist": "[]netip.Addr",
+    "pool": "[]*ipamutils.NetworkToSplit",
 }
 
 
@@ -223,24 +228,41 @@ def _check_type(key: str, value: Any, flag: Flag) -> Any:
         if isinstance(value, bool) or not isinstance(value, int) or not -(1 << 63) <= value < 1 << 63:
             raise _type_error(key, value, "int")
         return value
-    if kind == "list":
+    if kind in ("list", "ipslice", "iplist"):
         if not isinstance(value, list):
-            raise _type_error(key, value, "[]string")
+            raise _type_error(key, value, _GO_TYPES.get(kind, "[]string"))
         for item in value:
             if not isinstance(item, str):
                 raise _type_error(key, item, "string")
-            if key == "dns":  # []netip.Addr in dockerd 28: each decodes as an address
+            if kind != "list":  # []netip.Addr in dockerd 28: each decodes as an address
                 _check_ip(item)
+    if kind == "ip":
+        if not isinstance(value, str):
+            raise _type_error(key, value, "net.IP")
+        _check_ip(value)
+    if kind == "pool" and (not isinstance(value, list) or not all(isinstance(p, dict) for p in value)):
+        raise _type_error(key, value, _GO_TYPES["pool"])
     # opts.MemBytes takes a JSON string or number
     if kind == "membytes" and (isinstance(value, bool) or not isinstance(value, str | int | float)):
         raise ConfigError(f"invalid size: '{_file_string(value)}'")
-    if kind in ("map", "ulimit", "runtimes"):
+    if kind in ("map", "ulimit", "runtimes", "set", "mapmap"):
         if not isinstance(value, dict):
             raise _type_error(key, value, _GO_TYPES[kind])
         if kind == "map":
             for item in value.values():
                 if not isinstance(item, str):
                     raise _type_error(key, item, "string")
+        if kind == "set":
+            for item in value.values():
+                if not isinstance(item, bool):
+                    raise _type_error(key, item, "bool")
+        if kind == "mapmap":
+            for inner in value.values():
+                if not isinstance(inner, dict):
+                    raise _type_error(key, inner, "map[string]string")
+                for item in inner.values():
+                    if not isinstance(item, str):
+                        raise _type_error(key, item, "string")
     return value
 
 
@@ -261,6 +283,10 @@ def _flag_string(flag: Flag, value: Any) -> str:
     """pflag ``Value.String()``: ListOpts ``[a b]``, MapOpts ``map[k:v]``, UlimitOpt ``[n=s:h]``."""
     if flag.kind == "ulimit":
         return "[" + " ".join(f"{k}={v if ':' in v else f'{v}:{v}'}" for k, v in sorted(value.items())) + "]"
+    if flag.kind == "ipslice":  # pflag ipSliceValue.String
+        return "[" + ",".join(value) + "]"
+    if flag.kind == "pool":  # opts.PoolsOpt.String
+        return ", ".join(f"{p['base']} {p['size']}" for p in value)
     return go_format(value)
 
 
@@ -329,6 +355,11 @@ def validate(values: dict[str, Any]) -> None:
     Label *conflicts* are not checked here: dockerd does that afterwards, unwrapped
     (:func:`conflict_free_labels`).
     """
+    if values.get("api-cors-header"):
+        raise ConfigError(
+            'DEPRECATED: The "api-cors-header" config parameter and the dockerd "--api-cors-header" option '
+            "have been removed; use a reverse proxy if you need CORS headers"
+        )
     level = values.get("log-level") or ""
     if level and level.lower() not in LOG_LEVELS:
         raise ConfigError(f"invalid logging level: {level}")
@@ -392,7 +423,7 @@ def merge_file(file_cfg: dict[str, Any], flags: ParsedFlags) -> dict[str, Any]:
         flag = _lookup(key)
         if key not in raw_doc and flag is not None and flag.kind == "bool" and isinstance(value, bool):
             merged[flag.name] = value
-    merged["features"] = raw_doc.get("features") or {}
+    merged["features"] = merged["feature"]  # the --feature flags, or the file's "features" over them
     return merged
 
 
