@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from harness.backends.base import DaemonHandle
 from harness.client import EngineClient
 
 __all__ = [
+    "NEEDS_DEFAULT_BRIDGE",
     "FakeDNS",
     "V",
     "cli_run",
@@ -21,6 +24,11 @@ __all__ = [
 ]
 
 V = "/v1.41"  # an API version both dockerd 20.10 and newer daemons serve
+
+#: for scenarios about the default bridge network: the no-bridge profile (--bridge=none) has none
+NEEDS_DEFAULT_BRIDGE = pytest.mark.profiles(
+    exclude=("no-bridge",), reason="about the default bridge network, which --bridge=none does not make"
+)
 
 
 def create_container(

@@ -31,6 +31,7 @@ __all__ = [
     "load_config",
     "read_config_file",
     "validate",
+    "verify_daemon_settings",
 ]
 
 #: Keys whose object values are kept whole rather than flattened.
@@ -393,6 +394,29 @@ def validate(values: dict[str, Any]) -> None:
                 validate_mirror(str(mirror))
         except (DistributionError, ValueError) as exc:
             raise ConfigError(str(getattr(exc, "message", "") or exc)) from None
+
+
+def verify_daemon_settings(values: dict[str, Any]) -> str:
+    """moby verifyDaemonSettings (daemon_unix.go): settings that cannot go together stop the start-up
+    (after the configuration loaded, so ``--validate`` accepts them). Returns the problem, or ``""``."""
+    if values.get("containerd-namespace") == values.get("containerd-plugins-namespace"):
+        return "containers namespace and plugins namespace cannot be the same"
+    if values.get("bridge") and values.get("bip"):
+        return "You specified -b & --bip, mutually exclusive options. Please specify only one"
+    if values.get("bridge") and values.get("bip6"):
+        return "You specified -b & --bip6, mutually exclusive options. Please specify only one"
+    if not values.get("icc", True):
+        if not values.get("iptables", True):
+            return (
+                "You specified --iptables=false with --icc=false. ICC=false uses iptables to function. "
+                "Please set --icc or --iptables to true"
+            )
+        if values.get("ipv6") and not values.get("ip6tables", True):
+            return (
+                "You specified --ip6tables=false with --icc=false. ICC=false uses ip6tables to function. "
+                "Please set --icc or --ip6tables to true"
+            )
+    return ""
 
 
 def _lookup(key: str) -> Flag | None:

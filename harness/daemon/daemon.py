@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import ENGINE_VERSION, REFD_VERSION, notify, pidfile
-from .config import DaemonConfig
+from .config import DaemonConfig, verify_daemon_settings
 from .events import EventBus
 from .flags import FLAGS, ParsedFlags
 from .hosts import normalize_hosts
@@ -248,6 +248,10 @@ class Daemon:
             raise StartupError(f"failed to load listeners: {exc}") from None
         tcp_warnings(self.hosts, self.tls.enabled and self.tls.verify, self.tls.explicit, self.log)
         self._ensure_engine_id()
+        problem = verify_daemon_settings(self.config.values)
+        if problem:
+            pidfile.remove(cfg["pidfile"])
+            raise StartupError(f"failed to start daemon: {problem}")
         self._check_registry_config()
         self._init_images()
         from .volumes import VolumeStore

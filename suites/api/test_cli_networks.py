@@ -18,7 +18,7 @@ from harness.backends.base import DaemonHandle
 from harness.checks import eventually, expect_error
 from harness.client import EngineClient
 from harness.fixtures import Observations
-from suites._daemon import http_get_in_daemon_netns
+from suites._daemon import NEEDS_DEFAULT_BRIDGE, http_get_in_daemon_netns
 
 CLI = Callable[..., Any]
 HTTPD = "mkdir -p /www && echo hello-from-{name} > /www/index.html && exec httpd -f -p 80 -h /www"
@@ -229,6 +229,7 @@ def test_container_mode(docker_cli: CLI, test_image: str, cleanup: Any, observe:
 
 
 @pytest.mark.kernel
+@NEEDS_DEFAULT_BRIDGE
 @pytest.mark.scenario(
     "api/cli/publish-loopback",
     "A container run with -p 127.0.0.1:HOSTPORT:80 serving busybox httpd MUST be reachable on the host "

@@ -131,6 +131,7 @@ def test_run(session: Session, test_image: str) -> None:
         "--format",
         "{{.Names}} {{.Status}}",
         out=re.compile(r"sess-run Up .*\n"),
+        keep=lambda o: o.partition(" Up ")[0] + " Up",  # how long it has been up is timing
     )
     s.check("running", _inspect(s, "sess-run", "{{.State.Running}}") == "true", "sess-run is not running")
     s.step(
@@ -426,4 +427,43 @@ def test_pull_run(own_daemon: tuple[DaemonHandle, CLI, str], registry: Any, obse
         keep=lambda o: o.replace(host, "<registry>"),
     )
     s.step("rmi", "rmi", ref, keep=lambda o: str("Untagged:" in o))
+    s.done()
+
+
+@pytest.mark.profiles("no-bridge", reason="what a container without a default bridge looks like")
+@pytest.mark.scenario(
+    "api/cli-session/no-bridge-inspect",
+    "With --bridge=none a container started for the default bridge MUST have only loopback, "
+    "Config.NetworkDisabled true once started, an empty 'bridge' endpoint, a sandbox on its first start "
+    "only, and create MUST warn that IPv4 forwarding is disabled",
+    ref="moby daemon/container_operations.go connectToNetwork, initializeNetworking",
+)
+def test_no_bridge_inspect(session: Session, test_image: str) -> None:
+    s, img = session, test_image
+    created = s.cli("create", *LABEL, "--name", "sess-nb", img, "sh", "-c", "ip -o link | cut -d: -f2")
+    s.observe("create-stderr", created.stderr.strip())
+    s.check("forwarding-warning", "IPv4 forwarding is disabled" in created.stderr, created.stderr)
+    s.step(
+        "before",
+        "inspect",
+        "-f",
+        "{{.Config.NetworkDisabled}} {{json .NetworkSettings.Networks}}",
+        "sess-nb",
+        out=re.compile(r'false \{"bridge":\{.*"EndpointID":"".*\}\}\n'),
+        keep=lambda o: o.split()[0],
+    )
+    s.step("first-start", "start", "-a", "sess-nb", out=" lo\n")
+    s.step(
+        "after",
+        "inspect",
+        "-f",
+        "{{.Config.NetworkDisabled}} {{.NetworkSettings.SandboxKey}}",
+        "sess-nb",
+        out="true \n",
+    )
+    s.step("second-start", "start", "-a", "sess-nb", out=" lo\n")
+    names = s.cli("network", "ls", "--format", "{{.Name}}").stdout.split()
+    s.check(
+        "no-bridge-network", "bridge" not in names and {"host", "none"} <= set(names), f"networks {names}"
+    )
     s.done()

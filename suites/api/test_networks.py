@@ -19,6 +19,7 @@ import pytest
 from harness.checks import expect_error
 from harness.client import EngineClient
 from harness.fixtures import Observations
+from suites._daemon import NEEDS_DEFAULT_BRIDGE
 
 V = ""  # unversioned: each daemon answers at its own API version, as the CLI negotiates
 
@@ -91,6 +92,7 @@ def _shape(doc: dict[str, Any]) -> dict[str, Any]:
 # -- predefined networks -----------------------------------------------------------------------------
 
 
+@NEEDS_DEFAULT_BRIDGE
 @pytest.mark.scenario(
     "api/networks/list-predefined",
     "GET /networks MUST list the predefined bridge (driver bridge), host (host) and none (null) networks, "
@@ -106,6 +108,7 @@ def test_list_predefined(engine: EngineClient, observe: Observations) -> None:
     assert {"bridge", "host", "none"} <= set(listed)
 
 
+@NEEDS_DEFAULT_BRIDGE
 @pytest.mark.scenario(
     "api/networks/inspect-default-bridge",
     "The default bridge MUST inspect with dockerd's options (default_bridge, icc, masquerade, "
@@ -250,6 +253,7 @@ def test_create_overlap(engine: EngineClient, network: Any, observe: Observation
     expect_error(resp, 403, "invalid pool request: Pool overlaps with other one on this address space")
 
 
+@NEEDS_DEFAULT_BRIDGE
 @pytest.mark.scenario(
     "api/networks/pools-distinct",
     "Networks created without a subnet MUST get distinct, non-overlapping subnets",
@@ -399,6 +403,7 @@ def test_created_container_endpoint(engine: EngineClient, container: Any, observ
     assert observe("ports", settings["Ports"]) == {}
 
 
+@NEEDS_DEFAULT_BRIDGE
 @pytest.mark.scenario(
     "api/networks/running-bridge-endpoint",
     "A running container on the default bridge MUST have an address in the bridge's subnet, the bridge "

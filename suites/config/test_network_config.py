@@ -14,7 +14,7 @@ from harness.checks import eventually
 from harness.client import EngineClient
 from harness.fixtures import DaemonFactory, Observations
 from harness.testimage import load_test_image
-from suites._daemon import FakeDNS, http_get_in_daemon_netns
+from suites._daemon import NEEDS_DEFAULT_BRIDGE, FakeDNS, http_get_in_daemon_netns
 
 
 @pytest.fixture
@@ -45,6 +45,7 @@ def _exec(client: EngineClient, name: str, cmd: list[str]) -> str:
     return str(client.post(f"/exec/{exec_id}/start", json={"Detach": False, "Tty": True}).text)
 
 
+@NEEDS_DEFAULT_BRIDGE
 @pytest.mark.scenario(
     "config/network/bip-and-mtu",
     "--bip MUST set the default bridge's subnet and gateway and --mtu its MTU, both visible in the bridge "
@@ -66,6 +67,7 @@ def test_bip_and_mtu(daemon_factory: DaemonFactory, client_for: Any, observe: Ob
     client.delete("/containers/bip-probe?force=1")
 
 
+@NEEDS_DEFAULT_BRIDGE
 @pytest.mark.scenario(
     "config/network/fixed-cidr",
     "--fixed-cidr MUST confine the default bridge's dynamic addresses to that range and show it as IPRange",
@@ -94,6 +96,33 @@ def test_bridge_missing(daemon_factory: DaemonFactory, observe: Observations) ->
     observe("exit_code", code)
     observe("names_bridge", "br-missing0" in logs)
     assert code != 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--bridge=none", "--bip=10.232.9.1/24"], "You specified -b & --bip, mutually exclusive options"),
+        (["--bridge=br-x", "--bip6=fd00:9::1/64"], "You specified -b & --bip6, mutually exclusive options"),
+        (
+            ["--icc=false", "--iptables=false"],
+            "You specified --iptables=false with --icc=false. ICC=false uses iptables to function",
+        ),
+    ],
+    ids=["bridge-bip", "bridge-bip6", "icc-iptables"],
+)
+@pytest.mark.scenario(
+    "config/network/incompatible-settings",
+    "Settings that cannot go together (-b with --bip or --bip6, --icc=false with --iptables=false) MUST "
+    "stop start-up with dockerd's message, after --validate accepted them",
+    ref="moby daemon/daemon_unix.go verifyDaemonSettings",
+)
+def test_incompatible_settings(
+    daemon_factory: DaemonFactory, observe: Observations, args: list[str], message: str
+) -> None:
+    code, daemon = daemon_factory.start_expecting_exit(args=args)
+    line = next((ln for ln in daemon.logs().splitlines() if message in ln), "")
+    observe(f"{args[1].split('=')[0]}", {"exit": code, "line": line})
+    assert code == 1 and line.startswith("failed to start daemon: " + message), daemon.log_excerpt()
 
 
 @pytest.mark.scenario(
@@ -200,6 +229,7 @@ def test_live_restore_network(daemon_factory: DaemonFactory, client_for: Any, ob
     client.delete("/networks/lr")
 
 
+@NEEDS_DEFAULT_BRIDGE
 @pytest.mark.scenario(
     "config/network/dns-forwarding",
     "Names that are not containers MUST be forwarded by the embedded DNS to the daemon's --dns servers "
@@ -252,6 +282,7 @@ def _nat_rules(daemon: DaemonHandle) -> list[str]:
 
 
 @pytest.mark.parametrize("iptables", [True, False])
+@NEEDS_DEFAULT_BRIDGE
 @pytest.mark.scenario(
     "config/network/published-port-nat",
     "With --iptables (default) a published port MUST get a DNAT rule to the container in the nat table's "

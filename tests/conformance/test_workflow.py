@@ -27,9 +27,11 @@ from conformance.parity import load_parity
 from conformance.runner import REPO_ROOT, Run, parse_options
 from harness.cli import main as harness_main
 from harness.ospkgs import PROBES
+from harness.profiles import load_profiles, scenario_id
 from harness.results import dump_results
 from harness.rootfs import RECIPES
 from harness.targets import KNOWN_TARGETS
+from harness.vmimages import KERNELS
 
 WORKFLOW = REPO_ROOT / ".github" / "workflows" / "conformance.yml"
 #: the actions it may use, at these major versions
@@ -56,9 +58,13 @@ def _steps(wf: dict[str, Any], job: str) -> list[dict[str, Any]]:
     return steps
 
 
-def _matrix(wf: dict[str, Any]) -> list[dict[str, Any]]:
-    matrix = wf["jobs"]["run"]["strategy"]["matrix"]
-    return [{"target": t, "shard": s} for t in matrix["target"] for s in matrix["shard"]]
+def _matrix(wf: dict[str, Any], job: str = "run") -> list[dict[str, Any]]:
+    """Every combination of a job's matrix (none: one empty combination)."""
+    matrix = wf["jobs"][job].get("strategy", {}).get("matrix", {})
+    combos: list[dict[str, Any]] = [{}]
+    for name, values in matrix.items():
+        combos = [{**c, name: v} for c in combos for v in values]
+    return combos
 
 
 def _expand(text: str, wf: dict[str, Any], values: dict[str, Any]) -> str:
@@ -106,30 +112,51 @@ def test_it_is_a_workflow_of_the_expected_shape(wf: dict[str, Any]) -> None:
     triggers = wf.get("on", wf.get(True))  # YAML 1.1 reads the bare key 'on' as true
     assert isinstance(triggers, dict) and {"push", "pull_request", "workflow_dispatch"} <= set(triggers)
     assert wf["permissions"] == {"contents": "read"}
-    assert set(wf["jobs"]) == {"run", "report"}
-    run, report = wf["jobs"]["run"], wf["jobs"]["report"]
-    assert run["runs-on"].startswith("ubuntu-") and report["runs-on"].startswith("ubuntu-")
-    assert run["strategy"]["fail-fast"] is False
+    assert set(wf["jobs"]) == {"run", "kernels", "report"}
+    run, kernels, report = wf["jobs"]["run"], wf["jobs"]["kernels"], wf["jobs"]["report"]
+    assert all(j["runs-on"].startswith("ubuntu-") for j in (run, kernels, report))
+    assert run["strategy"]["fail-fast"] is False and kernels["strategy"]["fail-fast"] is False
     assert report["needs"] == "run" and "cancelled()" in report["if"]
-    for job in ("run", "report"):
+    for job in ("run", "kernels", "report"):
         for step in _steps(wf, job):
             assert ("uses" in step) != ("run" in step), step
             if "uses" in step:
                 assert step["uses"] in ACTIONS, step["uses"]
 
 
-def test_the_matrix_covers_known_targets_and_every_shard(wf: dict[str, Any]) -> None:
+def test_the_matrix_covers_known_targets_every_profile_and_every_shard(wf: dict[str, Any]) -> None:
     matrix = wf["jobs"]["run"]["strategy"]["matrix"]
+    assert set(matrix) == {"target", "profile", "shard"}
     assert set(matrix["target"]) <= set(KNOWN_TARGETS)
     assert "refd" in matrix["target"] and sum(t.startswith("dockerd-") for t in matrix["target"]) >= 2
     assert matrix["shard"] == list(range(1, int(wf["env"]["SHARDS"]) + 1))
+    # every built-in profile, in the file's order: a profile added to harness/profiles.toml must be run
+    assert matrix["profile"] == list(load_profiles())
+
+
+def test_the_kernel_matrix_runs_the_kernel_scenarios_on_each_kernel_with_kvm(wf: dict[str, Any]) -> None:
+    job = wf["jobs"]["kernels"]
+    kernels = job["strategy"]["matrix"]["kernel"]
+    assert kernels == ["6.1", "6.12", "7.2"] and all(k in KERNELS for k in kernels)
+    assert len({KERNELS[k] for k in kernels}) == len(kernels)  # three Debian kernels, not aliases of one
+    kvm = next(s for s in _steps(wf, "kernels") if "/dev/kvm" in s.get("run", ""))
+    assert "exit 2" in kvm["run"]  # no KVM stops the job loudly rather than crawling under TCG
+    run = next(s for s in _steps(wf, "kernels") if "-m conformance" in s.get("run", ""))
+    for values in _matrix(wf, "kernels"):
+        words = next(w for w in _commands(_expand(run["run"], wf, values)) if "conformance" in w)
+        parsed = parse_options(Run(argv=words[3:], env={}))
+        assert isinstance(parsed, Run), words
+        o = parsed.options
+        assert (o.backend, o.kernel, o.keyword) == ("vm", values["kernel"], "kernel")
+        assert "refd" in o.targets and any(t.startswith("dockerd-") for t in o.targets)
+    packages = [w for step in _steps(wf, "kernels") for c in _commands(step.get("run", "")) for w in c]
+    assert "qemu-system-x86" in packages and "debootstrap" in packages
 
 
 def test_every_command_exists_and_parses(wf: dict[str, Any]) -> None:
     seen: set[str] = set()
-    for job in ("run", "report"):
-        combos = _matrix(wf) if job == "run" else [{}]
-        for values in combos:
+    for job in ("run", "kernels", "report"):
+        for values in _matrix(wf, job):
             for step in _steps(wf, job):
                 if "run" not in step or not _runs_for(step, values):
                     continue
@@ -142,12 +169,15 @@ def test_every_command_exists_and_parses(wf: dict[str, Any]) -> None:
                         if module == "conformance":
                             parsed = parse_options(Run(argv=args, env={}))
                             assert isinstance(parsed, Run), args
+                            if job == "kernels":
+                                continue  # test_the_kernel_matrix_... checks it
                             assert parsed.options.targets == (values["target"],)
+                            assert parsed.options.profiles == values["profile"]
                             assert parsed.options.shard == (values["shard"], int(wf["env"]["SHARDS"]))
                             assert parsed.options.reports == Path("results")
                         elif module == "harness.rootfs":
                             assert args[0] == "build" and set(args[1:]) <= set(RECIPES), args
-                            assert values["target"] in RECIPES
+                            assert set(args[1:]) == {values.get("target", "dockerd-28")}
                     elif words[0] == ".venv/bin/harness":
                         assert words[1:3] == ["report", "merge"], words
                         argv = ["merge", *(w for w in words[3:] if not w.startswith("${previous"))]
@@ -171,7 +201,9 @@ def test_artifacts_line_up_and_merge_into_one_report(
     download = _step(wf, "report", "actions/download-artifact@v4")["with"]
     assert not download.get("merge-multiple")  # one directory per artifact: shards/<artifact>/<target>.json
     # what every run job uploads, laid out as download-artifact lays it out
-    ids = [f"api/s{i}" for i in range(6)]
+    base_ids = [f"api/s{i}" for i in range(6)]
+    profiles = wf["jobs"]["run"]["strategy"]["matrix"]["profile"]
+    ids = [scenario_id(sid, p) for sid in base_ids for p in profiles]
     shards = int(wf["env"]["SHARDS"])
     versions = {
         "refd": "28.5.2-refd",
@@ -184,7 +216,11 @@ def test_artifacts_line_up_and_merge_into_one_report(
         assert fnmatch.fnmatch(name, download["pattern"])
         path = Path(_expand(upload["path"], wf, values))
         assert path.parent == Path("results") and path.name == f"{values['target']}.json"
-        mine = [sid for i, sid in enumerate(ids) if i % shards == values["shard"] - 1]
+        mine = [
+            scenario_id(sid, values["profile"])
+            for i, sid in enumerate(base_ids)
+            if i % shards == values["shard"] - 1
+        ]
         dump_results(
             results(values["target"], *(scenario(sid) for sid in mine), version=versions[values["target"]]),
             tmp_path / download["path"] / name / path.name,
@@ -207,7 +243,10 @@ def test_artifacts_line_up_and_merge_into_one_report(
     assert harness_main(argv([])) == 0, capsys.readouterr()
     merged = load_parity("reports")
     assert sorted(merged.target_names) == sorted({v["target"] for v in _matrix(wf)})
-    assert merged.reference == "dockerd-28" and len(merged.scenarios) == len(ids)
+    assert merged.reference == "dockerd-28" and sorted(s.id for s in merged.scenarios) == sorted(ids)
+    # each profile kept apart, with its own counts (the default first)
+    assert merged.profile_names()[0] == "default" and sorted(merged.profile_names()) == sorted(profiles)
+    assert set(merged.summary()["profiles"]) == set(profiles)
     report = _step(wf, "report", "actions/upload-artifact@v4")["with"]
     files = report["path"].split()
     for f in files:
@@ -231,7 +270,7 @@ def test_artifacts_line_up_and_merge_into_one_report(
 
 @pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
 def test_run_scripts_pass_shellcheck(wf: dict[str, Any]) -> None:
-    for job in ("run", "report"):
+    for job in ("run", "kernels", "report"):
         for step in _steps(wf, job):
             if "run" in step:
                 script = re.sub(r"\$\{\{.*?\}\}", "X", step["run"])
@@ -250,7 +289,7 @@ def test_os_packages_and_console_scripts_it_names_exist(wf: dict[str, Any]) -> N
     it calls are console scripts of this project (or pip and python)."""
     packages = [
         w
-        for step in _steps(wf, "run")
+        for step in [*_steps(wf, "run"), *_steps(wf, "kernels")]
         for words in _commands(step.get("run", ""))
         if words[:3] == [".venv/bin/python", "-m", "harness.ospkgs"]
         for w in words[3:]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from harness.daemon.flags import FLAGS
@@ -14,8 +15,10 @@ def test_every_flag_has_a_row_and_a_status() -> None:
     text = render()
     for flag in FLAGS:
         row = next(line for line in text.splitlines() if line.startswith(f"| `--{flag.name}` |"))
-        assert "| honoured |" in row or "| accepted |" in row
+        assert re.search(r"\| (honoured|accepted)( \((hidden|deprecated: [^)]*)\))? \|", row), row
+        assert ("(deprecated:" in row) == bool(flag.deprecated) and ("(hidden)" in row) == flag.hidden
     assert f"{len(FLAGS)} flags" in text
+    assert "| `--help` |" in text and "| `--version` | `-v` |" in text
 
 
 def test_usage_is_read_from_the_source() -> None:

@@ -98,9 +98,7 @@ def link_env(containers: ContainerLookup, c: Container) -> list[str]:
         return []
     env: list[str] = []
     for other, alias_name in linked(containers, c):
-        ip = _bridge_ip(other)
-        if not ip:
-            continue
+        ip = _bridge_ip(other)  # empty with --bridge=none: dockerd still gives the variables
         alias = alias_name.upper().replace("-", "_")
         ports = sorted(
             (_port_key(k) for k in (other.config.get("ExposedPorts") or {})),

@@ -119,6 +119,7 @@ class NetworkManager:
                 self._forget(existing)
         else:
             self._default_bridge(existing, bridge_flag)
+        self.ipv4_forwarding()  # dockerd reads its sysinfo once, after the default bridge's set-up
         for net in list(self.networks.values()):
             if net.driver == "bridge" and not net.is_default_bridge:
                 try:
@@ -390,8 +391,8 @@ class NetworkManager:
 
     # -- container side ------------------------------------------------------------------------------
     def ipv4_forwarding(self) -> bool:
-        """Whether ``net.ipv4.ip_forward`` was on when first asked (dockerd reads its sysinfo once, at the
-        first /info or container create): off with ``--bridge=none`` until a bridge network sets it."""
+        """Whether ``net.ipv4.ip_forward`` was on at boot, after the default bridge's set-up (dockerd reads
+        its sysinfo once): off for the daemon's life with ``--bridge=none``, whatever networks come later."""
         if self._forwarding is None:
             try:
                 with open("/proc/sys/net/ipv4/ip_forward") as fh:
@@ -429,6 +430,8 @@ class NetworkManager:
         config = endpoints.get(name) or endpoints.get(mode) or {}
         if net is not None:
             self._check_endpoint_config(net, config)
+        elif name == "bridge":  # --bridge=none: moby validates the settings by the network's name alone
+            self._check_predefined_endpoint(name, config)
         out = {name: empty_endpoint(config)}
         for other, cfg in endpoints.items():
             extra = self.find(other)
@@ -436,6 +439,14 @@ class NetworkManager:
                 self._check_endpoint_config(extra, cfg or {})
                 out[extra.name] = empty_endpoint(cfg)
         return out
+
+    @staticmethod
+    def _check_predefined_endpoint(name: str, config: dict[str, Any]) -> None:
+        if ((config.get("IPAMConfig") or {}).get("IPv4Address")) or "":
+            raise invalid(
+                f"invalid config for network {name}: invalid endpoint settings:\n"
+                "user specified IP address is supported on user defined networks only"
+            )
 
     def _check_endpoint_config(self, net: Network, config: dict[str, Any]) -> None:
         wanted = ((config.get("IPAMConfig") or {}).get("IPv4Address")) or ""
