@@ -149,6 +149,12 @@ def _as_flags(profile: str, keys: Mapping[str, Any]) -> list[str]:
             )
         if isinstance(value, bool):
             out.append(f"--{flag.name}={'true' if value else 'false'}")
+        elif flag.kind == "pool":
+            out += [f"--{flag.name}=base={p['base']},size={p['size']}" for p in value]
+        elif flag.kind == "mapmap":
+            out += [f"--{flag.name}={r}={k}={v}" for r, inner in value.items() for k, v in inner.items()]
+        elif flag.kind == "set":
+            out += [f"--{flag.name}={k}={'true' if v else 'false'}" for k, v in value.items()]
         elif isinstance(value, list):
             out += [f"--{flag.name}={v}" for v in value]
         elif isinstance(value, dict):

@@ -148,8 +148,13 @@ def test_apply_gives_keys_as_flags_when_the_scenario_writes_its_own_daemon_json(
     assert args == ["--log-opt=max-size=1m", "--live-restore=true", "--dns=10.0.0.2"]
     args, config = p.apply([], None, config_file=False)
     assert config is None and "--live-restore=true" in args
+    pools = {"default-address-pools": [{"base": "10.9.0.0/16", "size": 24}], "features": {"cdi": True}}
+    assert Profile("q", config=pools).apply([], "{}")[0] == [
+        "--default-address-pool=base=10.9.0.0/16,size=24",
+        "--feature=cdi=true",
+    ]
     with pytest.raises(ProfileError, match="no flag form"):
-        Profile("q", config={"default-address-pools": []}).apply([], "{}")
+        Profile("q", config={"builder": {"gc": {}}}).apply([], "{}")
 
 
 def test_the_default_profile_changes_nothing() -> None:
