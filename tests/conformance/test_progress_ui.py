@@ -203,3 +203,31 @@ def test_a_long_list_of_stale_known_divergences_is_cut(tmp_path: Path) -> None:
     assert code == 0
     assert out.count("stale known divergence: ") == 10
     assert "... and 5 more stale known divergences" in out
+
+
+def _parted(command: Sequence[str], cwd: Path, env: Mapping[str, str], out: TextIO) -> PytestRun:
+    """A pytest that honours ``--harness-part``: part 1 runs api/a, part 2 api/b."""
+    cmd = list(command)
+    target = cmd[cmd.index("--targets") + 1]
+    part = int(cmd[cmd.index("--harness-part") + 1].split("/")[0]) if "--harness-part" in cmd else 0
+    ids = ["api/a", "api/b"] if not part else [["api/a", "api/b"][part - 1]]
+    with Path(env[ENV]).open("a") as fh:
+        fh.write(json.dumps({"event": "collected", "count": len(ids)}) + "\n")
+        for sid in ids:
+            fh.write(json.dumps({"event": "start", "id": sid}) + "\n")
+            fh.write(json.dumps({"event": "done", "id": sid, "outcome": "passed"}) + "\n")
+    out.write("." * len(ids) + "  [100%]\n")
+    dump_results(results(target, *map(scenario, ids)), Path(cmd[cmd.index("--results-json") + 1]))
+    return PytestRun(0)
+
+
+def test_a_targets_parts_add_up_to_one_line_per_target(tmp_path: Path) -> None:
+    out = io.StringIO()
+    argv = ["--targets", "refd", "--reports", str(tmp_path), "--ui", "plain", "--jobs", "2"]
+    run = Run(argv=argv, env={}, invoke_pytest=_parted, plugin_autoloaded=True, out=out, err=io.StringIO())
+    parsed = parse_options(run)
+    assert isinstance(parsed, Run)
+    assert run_pipeline(RUN_STEPS, parsed) == 0
+    text = out.getvalue()
+    assert "refd 1/2| .  [100%]" in text and "refd 2/2| .  [100%]" in text
+    assert text.count("conformance: target refd finished in ") == 1 and "(pytest exit 0): 2 passed" in text
