@@ -7,8 +7,9 @@ like shards do), each group gets a cost (seconds from a previous run when the ru
 ``--harness-costs``, else an estimate from the fixtures it uses) and the groups are dealt largest first to
 the part with the least cost so far, so the parts end at about the same time.
 
-``--harness-shuffle SEED`` runs the items in an order drawn from ``SEED`` (the same seed gives the same
-order): a scenario that passes only after another one left state behind shows up as a different verdict.
+``--harness-shuffle SEED`` runs the scenarios in an order drawn from ``SEED`` (the same seed gives the same
+order; a parametrized scenario's runs stay together, in their order): a scenario that passes only after
+another one left state behind shows up as a different verdict.
 """
 
 from __future__ import annotations
@@ -98,8 +99,15 @@ def part_of(
     return split(items, total, by, cost)[index - 1]
 
 
-def shuffle(items: Sequence[T], seed: int) -> list[T]:
-    """``items`` in the order ``seed`` draws (``random.Random(seed)``: the same on every Python 3)."""
-    out = list(items)
-    random.Random(seed).shuffle(out)
-    return out
+def shuffle(items: Sequence[T], seed: int, key: Callable[[T], str] | None = None) -> list[T]:
+    """``items`` in the order ``seed`` draws (``random.Random(seed)``: the same on every Python 3).
+
+    With ``key``, the groups are shuffled and each keeps its items together and in their order: the
+    parametrized runs of one scenario record into one result, whose observations must not depend on the draw.
+    """
+    groups: dict[str, list[T]] = {}
+    for n, item in enumerate(items):
+        groups.setdefault(key(item) if key else str(n), []).append(item)
+    order = list(groups)
+    random.Random(seed).shuffle(order)
+    return [item for k in order for item in groups[k]]

@@ -238,7 +238,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         costs = ordering.load_costs(cfg.costs) if cfg.costs else {}
         keep = ordering.part_of(keep, cfg.part[0], cfg.part[1], _group_key, costs)
     if cfg.shuffle is not None:
-        keep = ordering.shuffle(keep, cfg.shuffle)
+        keep = ordering.shuffle(keep, cfg.shuffle, _group_key)
     if len(keep) != len(items):
         chosen = set(map(id, keep))
         config.hook.pytest_deselected(items=[i for i in items if id(i) not in chosen])

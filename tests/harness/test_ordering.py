@@ -25,3 +25,13 @@ def test_shuffle_is_a_permutation_fixed_by_its_seed() -> None:
     assert shuffle(items, 7) == shuffle(items, 7) != items
     assert sorted(shuffle(items, 7)) == items
     assert shuffle(items, 8) != shuffle(items, 7)
+
+
+def test_shuffle_by_key_keeps_a_scenarios_runs_together_and_in_order() -> None:
+    items = [f"{k}{i}" for k in "abcdefgh" for i in range(3)]
+    out = shuffle(items, 5, key=lambda i: i[0])
+    assert sorted(out) == sorted(items) and out != items
+    for k in "abcdefgh":
+        where = [n for n, i in enumerate(out) if i[0] == k]
+        assert where == list(range(where[0], where[0] + 3))  # together
+        assert [out[n] for n in where] == [f"{k}0", f"{k}1", f"{k}2"]  # in their order
