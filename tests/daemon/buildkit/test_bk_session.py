@@ -191,3 +191,36 @@ def test_a_missing_session_times_out() -> None:
             await SessionManager().get("nope", timeout=0.05)
 
     asyncio.run(main())
+
+
+def test_ssh_agent_relay(tmp_path: Path) -> None:
+    """RUN --mount=type=ssh: a connection to the step's socket becomes a ForwardAgent stream to the client."""
+    from harness.daemon.buildkit.messages import BytesMessage
+    from harness.daemon.buildkit.runstep import _forward_agent
+
+    seen: list[list[str]] = []
+
+    async def agent(call: Call) -> None:  # the client's agent: answers each message reversed
+        seen.append(call.metadata("buildkit.ssh.id"))
+        while (raw := await call.recv()) is not None:
+            await call.send(BytesMessage(data=bytes(BytesMessage.decode(raw).data)[::-1]).encode())
+
+    async def main() -> bytes:
+        session, cli, tasks = await _session({"/moby.sshforward.v1.SSH/ForwardAgent": agent})
+        path = str(tmp_path / "agent.sock")
+        server = await asyncio.start_unix_server(
+            lambda r, w: _forward_agent(session, "default", r, w), path=path
+        )
+        try:
+            reader, writer = await asyncio.open_unix_connection(path)
+            writer.write(b"request")
+            await writer.drain()
+            answer = await reader.readexactly(7)
+            writer.close()
+            return answer
+        finally:
+            server.close()
+            await _end(session, cli, tasks)
+
+    assert asyncio.run(main()) == b"tseuqer"
+    assert seen == [["default"]]
