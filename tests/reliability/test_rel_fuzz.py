@@ -64,7 +64,7 @@ SERVER_SIDE = {
     "GET /distribution/{name}/json": re.compile(r'^Get "[^"]*": '),
     "POST /auth": re.compile(r'^Get "[^"]*": '),
     # version=2 asks for BuildKit, which refd does not have (a missing feature, not a client mistake)
-    "POST /build": re.compile(r"^BuildKit is not supported by refd"),
+    "POST /build": re.compile(r"^BuildKit is not served on POST /build by refd"),
 }
 #: 5xx answers dockerd 28.5 gives to the same client mistakes, with the same text (refd matches them)
 DOCKERD_5XX = {

@@ -149,7 +149,11 @@ def _options(req: Request, daemon: Daemon) -> BuildOptions:
     if version and version not in ("1", "2"):
         raise invalid(f'invalid version "{version}"')
     if version == "2":
-        raise ApiError(500, "BuildKit is not supported by refd: use the classic builder (version=1)")
+        raise ApiError(
+            500,
+            "BuildKit is not served on POST /build by refd (version=2): refd's BuildKit serves the buildx "
+            "and compose plugins (/grpc, /session); use them, or the classic builder (version=1)",
+        )
     if _bool(req, "squash"):
         if not daemon.config["experimental"]:
             raise invalid("squash is only supported with experimental mode")
