@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ApiError
@@ -44,9 +44,10 @@ from .client import (
     manifest_kind,
 )
 from .errors import DistributionError, DoNotRetry, ErrcodeError, NotFound, TransportError
-from .metadata import MetadataStore, V2Metadata
+from .metadata import V2Metadata
+from .options import TransferOptions
 from .progress import ProgressOutput, Reader
-from .service import Endpoint, ServiceConfig
+from .service import Endpoint
 
 __all__ = [
     "PullOptions",
@@ -75,19 +76,10 @@ class InvalidParameter(DistributionError):
     status = 400
 
 
-@dataclass
-class PullOptions:
-    store: ImageService
-    service: ServiceConfig
-    metadata: MetadataStore
-    out: ProgressOutput
-    creds: AuthConfig = field(default_factory=AuthConfig)
+@dataclass(kw_only=True)
+class PullOptions(TransferOptions):
     platform: tuple[str, str, str] | None = None  # os, architecture, variant
-    max_concurrent: int = 3
     max_attempts: int = 5
-    log: Any = None
-    cancelled: threading.Event = field(default_factory=threading.Event)
-    retry_wait: float = 1.0
 
     @classmethod
     def from_config(
@@ -102,30 +94,17 @@ class PullOptions:
     ) -> PullOptions:
         """A pull with the daemon's registry settings and ``max-concurrent-downloads`` /
         ``max-download-attempts``; DistributionError (400) when the registry settings are invalid."""
-        return cls(
+        return cls._from_daemon(
+            config,
             store,
-            ServiceConfig.from_daemon_config(config),
-            MetadataStore.under(store.root),
             out,
             creds,
-            platform,
+            log,
+            cancelled,
+            platform=platform,
             max_concurrent=int(config["max-concurrent-downloads"] or 3),
             max_attempts=int(config["max-download-attempts"] or 5),
-            log=log,
-            cancelled=cancelled or threading.Event(),
         )
-
-    def info(self, text: str) -> None:
-        if self.log is not None:
-            self.log.info(text)
-
-    def debug(self, text: str) -> None:
-        if self.log is not None:
-            self.log.debug(text)
-
-    def error(self, text: str) -> None:
-        if self.log is not None:
-            self.log.error(text)
 
 
 # -- errors ---------------------------------------------------------------------------------------------

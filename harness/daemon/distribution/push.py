@@ -34,10 +34,10 @@ from .client import (
     Repository,
 )
 from .errors import DistributionError, DoNotRetry, ErrcodeError
-from .metadata import MetadataStore, V2Metadata, check_hmac, hmac_key
+from .metadata import V2Metadata, check_hmac, hmac_key
+from .options import TransferOptions
 from .progress import ProgressOutput, Reader
 from .pull import _retry_on_error, continue_on_error
-from .service import ServiceConfig
 
 __all__ = ["PushOptions", "push_image"]
 
@@ -46,17 +46,9 @@ _MIDDLE = 10 * (1 << 20)
 _MAX_UPLOAD_ATTEMPTS = 5
 
 
-@dataclass
-class PushOptions:
-    store: ImageService
-    service: ServiceConfig
-    metadata: MetadataStore
-    out: ProgressOutput
-    creds: AuthConfig = field(default_factory=AuthConfig)
+@dataclass(kw_only=True)
+class PushOptions(TransferOptions):
     max_concurrent: int = 5
-    log: Any = None
-    cancelled: threading.Event = field(default_factory=threading.Event)
-    retry_wait: float = 1.0
 
     @classmethod
     def from_config(
@@ -70,24 +62,15 @@ class PushOptions:
     ) -> PushOptions:
         """A push with the daemon's registry settings and ``max-concurrent-uploads``;
         DistributionError (400) when the registry settings are invalid."""
-        return cls(
+        return cls._from_daemon(
+            config,
             store,
-            ServiceConfig.from_daemon_config(config),
-            MetadataStore.under(store.root),
             out,
             creds,
+            log,
+            cancelled,
             max_concurrent=int(config["max-concurrent-uploads"] or 5),
-            log=log,
-            cancelled=cancelled or threading.Event(),
         )
-
-    def info(self, text: str) -> None:
-        if self.log is not None:
-            self.log.info(text)
-
-    def debug(self, text: str) -> None:
-        if self.log is not None:
-            self.log.debug(text)
 
 
 def push_image(opts: PushOptions, ref: Named) -> None:
