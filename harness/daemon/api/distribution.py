@@ -8,6 +8,7 @@ before the first line is an ordinary error response, after it an ``errorDetail``
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -41,8 +42,6 @@ def _service_config(daemon: Daemon) -> ServiceConfig:
 # -- login ------------------------------------------------------------------------------------------------
 async def _auth_body(req: Request) -> Any:
     """dockerd's postAuth decodes the body itself: any Content-Type, and its errors are 500s."""
-    import json
-
     from ..errors import _GO_KINDS
     from ..gojson import DECODER_EOF, go_json_syntax_error
 

@@ -3,8 +3,11 @@
 - ``service``: registry settings (``registry-mirrors``, ``insecure-registries``, ``certs.d``) and the
   endpoints a host resolves to, as moby ``registry/service_v2.go``;
 - ``transport``: HTTP(S) requests with Go's ``net/http`` error texts;
-- ``auth``: ``WWW-Authenticate`` challenges, basic and bearer-token authorisation, ``X-Registry-Auth``;
+- ``challenges``: ``WWW-Authenticate`` challenges; ``errorbody``: registry error responses
+  (HandleErrorResponse);
+- ``auth``: basic and bearer-token authorisation, ``X-Registry-Auth``;
 - ``client``: one repository on one endpoint (tags, manifests, blobs, uploads, mounts);
+- ``options``: what a pull or push runs with, from the daemon's settings;
 - ``progress``: the JSON progress stream (``pkg/streamformatter``, ``pkg/progress``);
 - ``metadata``: the ``distribution/`` metadata store (``v2metadata-by-diffid``, ``diffid-by-digest``);
 - ``pull``, ``push``, ``login``: the operations, as moby ``distribution/pull_v2.go``, ``push_v2.go`` and

@@ -16,12 +16,14 @@ import json
 import threading
 import time
 import urllib.parse
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from .errors import MESSAGES, DistributionError, ErrcodeError, NoBasicAuthCredentials
+from .challenges import Challenge
+from .errorbody import error_from_response
+from .errors import DistributionError, NoBasicAuthCredentials
 
-__all__ = ["AuthConfig", "Authorizer", "Challenge", "decode_auth_config", "parse_challenges"]
+__all__ = ["AuthConfig", "Authorizer", "decode_auth_config"]
 
 
 @dataclass
@@ -89,70 +91,6 @@ def decode_auth_config(header: str) -> AuthConfig:
     except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):
         return AuthConfig()
     return AuthConfig.from_dict(doc) if isinstance(doc, dict) else AuthConfig()
-
-
-@dataclass
-class Challenge:
-    scheme: str
-    params: dict[str, str] = field(default_factory=dict)
-
-
-def _token(text: str, i: int) -> tuple[str, int]:
-    start = i
-    while i < len(text) and text[i] not in ' \t,="':
-        i += 1
-    return text[start:i], i
-
-
-def _skip_space(text: str, i: int) -> int:
-    while i < len(text) and text[i] in " \t":
-        i += 1
-    return i
-
-
-def _quoted(text: str, i: int) -> tuple[str, int]:
-    if i >= len(text) or text[i] != '"':
-        return _token(text, i)
-    i += 1
-    out: list[str] = []
-    while i < len(text):
-        ch = text[i]
-        if ch == '"':
-            return "".join(out), i + 1
-        if ch == "\\" and i + 1 < len(text):
-            i += 1
-            ch = text[i]
-        out.append(ch)
-        i += 1
-    return "".join(out), i
-
-
-def parse_challenges(values: list[str]) -> list[Challenge]:
-    """challenge.ResponseChallenges: one challenge per ``WWW-Authenticate`` header value."""
-    out = []
-    for header in values:
-        i = _skip_space(header, 0)
-        scheme, i = _token(header, i)
-        if not scheme:
-            continue
-        params: dict[str, str] = {}
-        while True:
-            i = _skip_space(header, i)
-            key, i = _token(header, i)
-            if not key:
-                break
-            i = _skip_space(header, i)
-            if i >= len(header) or header[i] != "=":
-                break
-            i = _skip_space(header, i + 1)
-            value, i = _quoted(header, i)
-            params[key.lower()] = value
-            i = _skip_space(header, i)
-            if i >= len(header) or header[i] != ",":
-                break
-            i += 1
-        out.append(Challenge(scheme.lower(), params))
-    return out
 
 
 class Authorizer:
@@ -250,8 +188,6 @@ class Authorizer:
             )
         try:
             if not 200 <= resp.status < 400:
-                from .client import error_from_response
-
                 raise error_from_response(resp)
             try:
                 doc = json.loads(resp.read() or b"{}")
@@ -266,16 +202,3 @@ class Authorizer:
             raise DistributionError("authorization server did not include a token in the response")
         lifetime = max(int(doc.get("expires_in") or 0), 60)
         return str(token), float(lifetime)
-
-
-def challenge_error(values: list[str]) -> ErrcodeError | None:
-    """OAuth errors in a bearer challenge (``error="invalid_token"``), as HandleErrorResponse reads them."""
-    for challenge in parse_challenges(values):
-        if challenge.scheme != "bearer":
-            continue
-        code = {"invalid_token": "UNAUTHORIZED", "insufficient_scope": "DENIED"}.get(
-            challenge.params.get("error", "")
-        )
-        if code:
-            return ErrcodeError(code, challenge.params.get("error_description") or MESSAGES[code])
-    return None

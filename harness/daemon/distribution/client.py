@@ -15,8 +15,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .auth import AuthConfig, Authorizer, Challenge, challenge_error, parse_challenges
-from .errors import DistributionError, ErrcodeError, TransportError, UnexpectedStatus
+from .auth import AuthConfig, Authorizer
+from .challenges import Challenge, parse_challenges
+from .errorbody import error_from_response
+from .errors import DistributionError, TransportError
 from .service import Endpoint
 from .transport import Response, Transport
 
@@ -27,7 +29,6 @@ __all__ = [
     "Descriptor",
     "Fallback",
     "Repository",
-    "error_from_response",
 ]
 
 MT_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
@@ -69,54 +70,6 @@ class BlobMounted(Exception):
         super().__init__(source)
         self.source = source
         self.descriptor = descriptor
-
-
-def error_from_response(resp: Response) -> DistributionError:
-    """client.HandleErrorResponse (the body is read here)."""
-    if 400 <= resp.status < 500:
-        found = challenge_error(resp.headers.get_all("WWW-Authenticate") or [])
-        body = resp.read()
-        if found is not None:
-            return found
-        err = _parse_error_body(resp.status, resp.header("Content-Type"), body)
-        if resp.status == 401 and isinstance(err, _Unexpected):
-            return ErrcodeError("UNAUTHORIZED", "authentication required", body.decode(errors="replace"))
-        return err
-    return UnexpectedStatus(resp.status_line)
-
-
-class _Unexpected(DistributionError):
-    pass
-
-
-def _make_error(status: int, details: str) -> ErrcodeError:
-    code = {401: "UNAUTHORIZED", 403: "DENIED", 429: "TOOMANYREQUESTS"}.get(status, "UNKNOWN")
-    return ErrcodeError(code, details)
-
-
-def _parse_error_body(status: int, content_type: str, body: bytes) -> DistributionError:
-    text = body.decode(errors="replace")
-    if not content_type:
-        return _make_error(status, text)
-    media = content_type.split(";")[0].strip().lower()
-    if media not in ("application/json", "application/vnd.api+json"):
-        return _make_error(status, text)
-    try:
-        doc = json.loads(body)
-    except ValueError as exc:
-        return _Unexpected(f"error parsing HTTP {status} response body: {exc}: {json.dumps(text)}")
-    if isinstance(doc, dict) and isinstance(doc.get("details"), str) and doc["details"]:
-        return _make_error(status, doc["details"])
-    errors = doc.get("errors") if isinstance(doc, dict) else None
-    if not errors:
-        return _Unexpected(
-            f"error parsing HTTP {status} response body: no error details found in HTTP response body: "
-            f"{json.dumps(text)}"
-        )
-    first = errors[0] if isinstance(errors[0], dict) else {}
-    return ErrcodeError(
-        str(first.get("code") or "UNKNOWN"), str(first.get("message") or ""), first.get("detail")
-    )
 
 
 class Repository:

@@ -25,6 +25,7 @@ from .client import (
     manifest_kind,
 )
 from .errors import DistributionError
+from .pull import schema1_message
 from .service import INDEX_HOSTNAME, INDEX_NAME, ServiceConfig
 from .transport import Transport
 
@@ -87,9 +88,7 @@ def _fetch(repo: Repository, ref: Named) -> dict[str, Any]:
                 item["variant"] = config["variant"]
             platforms = [item]
     elif kind in (MT_SCHEMA1, MT_SCHEMA1_SIGNED):
-        from .pull import _schema1_message
-
-        raise DistributionError(_schema1_message(ref), 400)
+        raise DistributionError(schema1_message(ref), 400)
     return {"Descriptor": descriptor, "Platforms": platforms}
 
 

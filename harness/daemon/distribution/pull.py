@@ -40,9 +40,9 @@ from .client import (
     BlobUnknown,
     Fallback,
     Repository,
-    _Unexpected,
     manifest_kind,
 )
+from .errorbody import Unexpected
 from .errors import DistributionError, DoNotRetry, ErrcodeError, NotFound, TransportError
 from .metadata import V2Metadata
 from .options import TransferOptions
@@ -56,6 +56,7 @@ __all__ = [
     "pull",
     "pull_endpoints",
     "pull_image",
+    "schema1_message",
     "translate_pull_error",
 ]
 
@@ -125,7 +126,7 @@ def continue_on_error(err: DistributionError, mirror: bool) -> bool:
     """continueOnError: may the next endpoint be tried after ``err``?"""
     if isinstance(err, ErrcodeError):
         return mirror
-    if isinstance(err, _Unexpected):
+    if isinstance(err, Unexpected):
         return True
     if isinstance(err, ImageConfigPullError):
         return mirror
@@ -172,7 +173,7 @@ def _retry_on_error(err: DistributionError) -> DistributionError:
         ):
             return DoNotRetry(inner)
         return _retry_on_error(inner)
-    if isinstance(err, _Unexpected | UnsupportedMediaType | BlobUnknown):
+    if isinstance(err, Unexpected | UnsupportedMediaType | BlobUnknown):
         return DoNotRetry(err)
     if "no space left on device" in err.message:
         return DoNotRetry(err)
@@ -346,7 +347,7 @@ class _Puller:
                 raise InvalidParameter(f'Encountered remote "{config_type}"({klass}) when fetching')
         opts.out.message(tag_or_digest, "Pulling from " + self.repo_name.path)
         if kind in (MT_SCHEMA1, MT_SCHEMA1_SIGNED):
-            raise InvalidParameter(_schema1_message(ref))
+            raise InvalidParameter(schema1_message(ref))
         if kind in (MT_MANIFEST, MT_OCI_MANIFEST):
             image_id, manifest_digest = self.pull_schema2(ref, raw, doc)
         elif kind in (MT_LIST, MT_OCI_INDEX):
@@ -413,7 +414,7 @@ class _Puller:
             kind, child = manifest_kind(child_raw, child_type or str(entry.get("mediaType") or ""))
             child_ref = Named(ref.domain, ref.path, "", child_digest)
             if kind in (MT_SCHEMA1, MT_SCHEMA1_SIGNED):
-                raise InvalidParameter(_schema1_message(ref))
+                raise InvalidParameter(schema1_message(ref))
             if kind in (MT_MANIFEST, MT_OCI_MANIFEST):
                 image_id, _ = self.pull_schema2(child_ref, child_raw, child)
                 return image_id, list_digest
@@ -634,7 +635,7 @@ def _norm_arch(arch: str) -> str:
     return {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64"}.get(arch, arch)
 
 
-def _schema1_message(ref: Named) -> str:
+def schema1_message(ref: Named) -> str:
     return (
         "Docker Image Format v1 and Docker Image manifest version 2, schema 1 support has been removed. "
         f"Suggest the author of {ref.string()} to upgrade the image to the OCI Format or Docker Image "

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..images.layerstore import chain_ids
-from ..images.reference import Named
+from ..images.reference import Named, ReferenceError, parse_normalized_named
 from ..images.service import ImageService
 from .auth import AuthConfig
 from .client import (
@@ -425,8 +425,6 @@ class _Pusher:
 
 
 def _domain_of(name: str) -> str:
-    from ..images.reference import ReferenceError, parse_normalized_named
-
     try:
         return parse_normalized_named(name).domain
     except ReferenceError:
@@ -434,8 +432,6 @@ def _domain_of(name: str) -> str:
 
 
 def _path_of(name: str) -> str:
-    from ..images.reference import ReferenceError, parse_normalized_named
-
     try:
         return parse_normalized_named(name).path
     except ReferenceError:

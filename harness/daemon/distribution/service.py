@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import json
 import os
 import socket
 import ssl
@@ -85,8 +86,6 @@ def validate_mirror(text: str) -> str:
 
 
 def _go_quote(text: str) -> str:
-    import json
-
     return json.dumps(text, ensure_ascii=False)
 
 

@@ -15,12 +15,14 @@ import errno
 import http.client
 import ipaddress
 import os
+import platform
 import socket
 import ssl
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from ..goformat import go_arch
 from .errors import DistributionError, TransportError
 
 __all__ = ["Response", "Transport", "go_errno_text", "split_host_port"]
@@ -125,9 +127,7 @@ class Transport:
         self.tls = tls
         self.timeout = timeout
         if not user_agent:
-            import platform
-
-            user_agent = _USER_AGENT.format(kernel=platform.release(), arch=_go_arch())
+            user_agent = _USER_AGENT.format(kernel=platform.release(), arch=go_arch())
         self.user_agent = user_agent
 
     def _context(self) -> ssl.SSLContext:
@@ -235,13 +235,6 @@ class Transport:
         else:
             cause = str(exc) or type(exc).__name__
         return TransportError(method, url, cause, exc if isinstance(exc, Exception) else None)
-
-
-def _go_arch() -> str:
-    import platform
-
-    machine = platform.machine()
-    return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
 
 
 def is_ip(host: str) -> bool:

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from harness.daemon.distribution.auth import AuthConfig, decode_auth_config, parse_challenges
+from harness.daemon.distribution.auth import AuthConfig, decode_auth_config
+from harness.daemon.distribution.challenges import parse_challenges
 from harness.daemon.distribution.errors import ErrcodeError
 from harness.daemon.distribution.metadata import MetadataStore, V2Metadata, check_hmac, hmac_key
 from harness.daemon.distribution.progress import ProgressOutput, Reader, progress_bar
