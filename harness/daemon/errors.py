@@ -8,6 +8,7 @@ __all__ = [
     "ApiError",
     "conflict",
     "expect_object",
+    "go_kind",
     "invalid",
     "not_found",
     "not_implemented",
@@ -47,12 +48,16 @@ def not_implemented(message: str) -> ApiError:
 _GO_KINDS = {str: "string", bool: "bool", list: "array", dict: "object", int: "number", float: "number"}
 
 
+def go_kind(value: Any) -> str:
+    """The JSON kind Go's decoder names in ``cannot unmarshal <kind> into ...`` for a decoded value."""
+    return _GO_KINDS.get(type(value), "value")
+
+
 def expect_object(body: Any, go_type: str) -> dict[str, Any]:
     """A decoded request body that must be a JSON object (a Go struct): ``{}`` for none or ``null``,
     else dockerd's 400 ``invalid JSON: json: cannot unmarshal <kind> into Go value of type <go_type>``."""
     if body is None:
         return {}
     if not isinstance(body, dict):
-        kind = _GO_KINDS.get(type(body), "value")
-        raise invalid(f"invalid JSON: json: cannot unmarshal {kind} into Go value of type {go_type}")
+        raise invalid(f"invalid JSON: json: cannot unmarshal {go_kind(body)} into Go value of type {go_type}")
     return body

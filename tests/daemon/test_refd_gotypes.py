@@ -17,7 +17,7 @@ from harness.daemon.bodytypes import (
     NETWORK_CREATE,
     VOLUME_CREATE,
 )
-from harness.daemon.errors import ApiError, expect_object
+from harness.daemon.errors import ApiError, expect_object, go_kind
 from harness.daemon.gotypes import Struct, atoi, check
 
 _P = "invalid JSON: json: cannot unmarshal "
@@ -222,3 +222,20 @@ def test_atoi_refuses_unicode_digits() -> None:
     with pytest.raises(ApiError) as info:
         atoi("³")
     assert (info.value.status, info.value.message) == (500, 'strconv.Atoi: parsing "³": invalid syntax')
+
+
+def test_go_kind_names_json_kinds_as_gos_decoder() -> None:
+    assert [go_kind(v) for v in ("s", True, [], {}, 1, 1.5, None)] == [
+        "string",
+        "bool",
+        "array",
+        "object",
+        "number",
+        "number",
+        "value",
+    ]
+    assert expect_object(None, "x.T") == {}
+    with pytest.raises(
+        ApiError, match=r"^invalid JSON: json: cannot unmarshal array into Go value of type x\.T$"
+    ):
+        expect_object([], "x.T")

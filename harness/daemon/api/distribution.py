@@ -17,7 +17,7 @@ from ..distribution.auth import AuthConfig, decode_auth_config
 from ..distribution.errors import DistributionError
 from ..distribution.progress import ProgressOutput
 from ..distribution.service import ServiceConfig
-from ..errors import ApiError, invalid
+from ..errors import ApiError, go_kind, invalid
 from ..httpd import Request, Response
 from ..images.reference import Named, ReferenceError, parse_any_reference, parse_normalized_named, with_tag
 from ..server import json_response, worker_stream
@@ -42,7 +42,6 @@ def _service_config(daemon: Daemon) -> ServiceConfig:
 # -- login ------------------------------------------------------------------------------------------------
 async def _auth_body(req: Request) -> Any:
     """dockerd's postAuth decodes the body itself: any Content-Type, and its errors are 500s."""
-    from ..errors import _GO_KINDS
     from ..gojson import DECODER_EOF, go_json_syntax_error
 
     raw = (await req.body()).strip()
@@ -54,8 +53,9 @@ async def _auth_body(req: Request) -> Any:
     except ValueError:
         raise ApiError(500, go_json_syntax_error(raw, DECODER_EOF) or DECODER_EOF) from None
     if doc is not None and not isinstance(doc, dict):
-        kind = _GO_KINDS.get(type(doc), "value")
-        raise ApiError(500, f"json: cannot unmarshal {kind} into Go value of type registry.AuthConfig")
+        raise ApiError(
+            500, f"json: cannot unmarshal {go_kind(doc)} into Go value of type registry.AuthConfig"
+        )
     return doc
 
 
