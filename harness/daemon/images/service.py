@@ -35,11 +35,13 @@ from .reference import DigestReference, Named, ReferenceError, parse_any_referen
 from .refstore import ReferenceStore
 from .storage_driver import select_driver
 from .tarsafe import ArchiveError
+from .uploads import UPLOAD_PREFIX
 
 __all__ = ["TMP_PREFIXES", "ImageService"]
 
-#: temporary files and directories under ``<data-root>/tmp`` that no restart resumes
-TMP_PREFIXES = ("docker-import-", "docker-export-", "refd-upload-", "GetImageBlob")
+#: temporary files and directories under ``<data-root>/tmp`` that no restart resumes: loads, saves,
+#: uploads, pulled blobs
+TMP_PREFIXES = ("docker-import-", "docker-export-", UPLOAD_PREFIX, "GetImageBlob")
 
 
 class ImageService:
