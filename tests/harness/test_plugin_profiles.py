@@ -31,6 +31,7 @@ def test_session(docker_daemon, profile, observe):
         capture_output=True, text=True,
     )
     observe("probe0", link.returncode == 0)
+    assert docker_daemon.endpoint is not None
 
 
 @pytest.mark.scenario("api/profile/own-daemon", "a daemon the scenario boots MUST be in the profile too")
@@ -39,17 +40,18 @@ def test_own(daemon_factory, observe):
     with open(daemon.config_path) as fh:
         observe("daemon_json", json.loads(fh.read()))
     observe("args", [a for a in daemon.command if a.startswith(("--bridge", "--debug"))])
+    assert daemon.endpoint is not None
 
 
 @pytest.mark.profiles("default", reason="only meaningful without a profile")
 @pytest.mark.scenario("api/profile/default-only", "runs in the default profile only")
 def test_default_only(docker_daemon):
-    pass
+    assert docker_daemon.endpoint is not None
 
 
 @pytest.mark.scenario("api/profile/no-daemon", "a scenario without a daemon belongs to the default profile")
-def test_no_daemon():
-    pass
+def test_no_daemon(request):
+    assert "docker_daemon" not in request.fixturenames  # the plugin holds every scenario to one check
 """.replace("import subprocess", "import json\nimport subprocess")
 
 PROFILES_FILE = """
@@ -58,6 +60,12 @@ description = "a bridge in the daemon's netns and a label"
 daemon-json = { "labels" = ["profile=probe"] }
 netns-setup = ["ip link show probe0 >/dev/null 2>&1 || ip link add name probe0 type bridge"]
 """
+
+
+@pytest.fixture(autouse=True)
+def _counting_checks(pytester: pytest.Pytester) -> None:
+    """The ini the plugin needs to count each scenario's passing asserts (docs/architecture.md)."""
+    pytester.makeini("[pytest]\nenable_assertion_pass_hook = true\n")
 
 
 @pytest.fixture(autouse=True)
