@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from harness.checks import eventually
+from harness.checks import eventually, expect_status
 from harness.client import EngineClient
 from harness.fixtures import Observations
 
@@ -226,3 +226,215 @@ def test_no_overwrite_dir_non_dir(engine: EngineClient, test_image: str, observe
 
     finally:
         engine.delete(f"{V}/containers/{cid}?force=1")
+
+
+def _put(engine: EngineClient, cid: str, path: str, entries: dict[str, bytes | None]) -> Any:
+    return engine.request(
+        "PUT",
+        f"{V}/containers/{cid}/archive",
+        params={"path": path},
+        data=_tar_of(entries),
+        headers={"Content-Type": "application/x-tar"},
+    )
+
+
+def _get_file(engine: EngineClient, cid: str, path: str) -> tuple[int, str]:
+    """GET archive of one file: the status and the file's text ("" when it is not there)."""
+    resp = engine.get(f"{V}/containers/{cid}/archive", params={"path": path})
+    if resp.status_code != 200:
+        return resp.status_code, ""
+    with tarfile.open(fileobj=io.BytesIO(resp.content)) as tar:
+        member = tar.extractfile(os.path.basename(path))
+        return resp.status_code, member.read().decode() if member else ""
+
+
+def _stat(engine: EngineClient, cid: str, path: str) -> dict[str, Any]:
+    resp = engine.head(f"{V}/containers/{cid}/archive", params={"path": path})
+    header = resp.headers.get("X-Docker-Container-Path-Stat")
+    doc = json.loads(base64.b64decode(header)) if header else {}
+    return {"status": resp.status_code, "name": doc.get("name"), "dir": bool(doc.get("mode", 0) & (1 << 31))}
+
+
+@pytest.mark.scenario(
+    "api/archive/volume-and-bind-paths",
+    "HEAD, GET and PUT archive MUST resolve a path inside a volume or a bind mount through the container's "
+    "mounts (the volume's and the host directory's content, not the rootfs under the mount point), on a "
+    "created, a running and a stopped container",
+    ref="operations ContainerArchiveInfo, ContainerArchive, PutContainerArchive; moby daemon/archive_unix.go",
+)
+def test_archive_volume_and_bind(
+    engine: EngineClient,
+    docker_cli: CLI,
+    test_image: str,
+    containers: list[str],
+    tmp_path: Any,
+    observe: Observations,
+) -> None:
+    bind = os.path.join(str(tmp_path), "bind")
+    os.makedirs(bind)
+    with open(os.path.join(bind, "host.txt"), "w") as fh:
+        fh.write("from the host\n")
+    volume = f"archive-vol-{os.getpid()}-{os.urandom(3).hex()}"
+    resp = engine.post(
+        f"{V}/containers/create",
+        json={
+            "Image": test_image,
+            "Cmd": ["sleep", "300"],
+            "HostConfig": {"Binds": [f"{volume}:/vol1", f"{bind}:/bind1"]},
+        },
+    )
+    cid = resp.json()["Id"]
+    containers.append(cid)
+    try:
+        created = {
+            "stat_volume": _stat(engine, cid, "/vol1"),
+            "stat_bind_file": _stat(engine, cid, "/bind1/host.txt"),
+            "get_bind_file": _get_file(engine, cid, "/bind1/host.txt"),
+            "put_volume": _put(engine, cid, "/vol1", {"created.txt": b"put while created\n"}).status_code,
+            "put_bind": _put(engine, cid, "/bind1", {"created.txt": b"put into the bind\n"}).status_code,
+        }
+        with open(os.path.join(bind, "created.txt")) as fh:
+            created["bind_on_host"] = fh.read()
+        observe("created", created)
+        assert created["stat_volume"] == {"status": 200, "name": "vol1", "dir": True}
+        assert created["get_bind_file"] == (200, "from the host\n")
+        assert created["put_volume"] == 200 and created["put_bind"] == 200
+        assert created["bind_on_host"] == "put into the bind\n"
+
+        expect_status(engine.post(f"{V}/containers/{cid}/start"), 204)
+        seen = docker_cli("exec", cid, "cat", "/vol1/created.txt", "/bind1/created.txt")
+        put_running = _put(engine, cid, "/vol1/", {"running.txt": b"put while running\n"}).status_code
+        in_container = docker_cli("exec", cid, "cat", "/vol1/running.txt")
+        running = {
+            "exec_sees_created": seen.stdout,
+            "put_volume": put_running,
+            "exec_sees_running": in_container.stdout,
+            "get_volume_file": _get_file(engine, cid, "/vol1/created.txt"),
+        }
+        observe("running", running)
+        assert running["exec_sees_created"] == "put while created\nput into the bind\n", seen.stderr
+        assert running["put_volume"] == 200 and running["exec_sees_running"] == "put while running\n"
+        assert running["get_volume_file"] == (200, "put while created\n")
+
+        expect_status(engine.post(f"{V}/containers/{cid}/kill"), 204)
+        eventually(
+            lambda: not engine.get(f"{V}/containers/{cid}/json").json()["State"]["Running"],
+            "the container exits",
+        )
+        stopped = {
+            "get_volume_file": _get_file(engine, cid, "/vol1/running.txt"),
+            "put_bind": _put(engine, cid, "/bind1", {"stopped.txt": b"put while stopped\n"}).status_code,
+            "get_missing": _get_file(engine, cid, "/vol1/nosuch")[0],
+        }
+        with open(os.path.join(bind, "stopped.txt")) as fh:
+            stopped["bind_on_host"] = fh.read()
+        observe("stopped", stopped)
+        assert stopped["get_volume_file"] == (200, "put while running\n")
+        assert stopped["put_bind"] == 200 and stopped["bind_on_host"] == "put while stopped\n"
+        assert stopped["get_missing"] == 404
+    finally:
+        engine.delete(f"{V}/containers/{cid}?force=1")
+        engine.delete(f"{V}/volumes/{volume}")
+
+
+@pytest.mark.scenario(
+    "api/archive/read-only-targets",
+    "PUT archive into a read-only volume MUST answer 400 'mounted volume is marked read-only', into the "
+    "rootfs of a --read-only container 400 'container rootfs is marked read-only' (a writable volume of it "
+    "MUST take the archive), and a refused archive MUST change nothing",
+    ref="operation PutContainerArchive; moby daemon/archive_unix.go checkIfPathIsInAVolume",
+)
+def test_archive_read_only_targets(
+    engine: EngineClient, test_image: str, containers: list[str], observe: Observations
+) -> None:
+    suffix = f"{os.getpid()}-{os.urandom(3).hex()}"
+    ro, rw = f"archive-ro-{suffix}", f"archive-rw-{suffix}"
+    cid = engine.post(
+        f"{V}/containers/create",
+        json={
+            "Image": test_image,
+            "Cmd": ["sleep", "300"],
+            "HostConfig": {"Binds": [f"{ro}:/ro:ro", f"{rw}:/rw"], "ReadonlyRootfs": True},
+        },
+    ).json()["Id"]
+    containers.append(cid)
+    try:
+        answers = {}
+        for path in ("/ro", "/tmp", "/rw", "/ro/../rw", "/rw/../tmp"):
+            put = _put(engine, cid, path, {"x.txt": b"x\n"})
+            message = put.json().get("message") if put.content else ""
+            answers[path] = {"status": put.status_code, "message": message}
+        observe("put", answers)
+        assert answers["/ro"] == {"status": 400, "message": "mounted volume is marked read-only"}
+        assert answers["/tmp"] == {"status": 400, "message": "container rootfs is marked read-only"}
+        assert answers["/rw/../tmp"] == answers["/tmp"]
+        assert answers["/rw"]["status"] == 200 and answers["/ro/../rw"]["status"] == 200
+        after = {p: _get_file(engine, cid, f"{p}/x.txt")[0] for p in ("/ro", "/tmp", "/rw")}
+        assert observe("after", after) == {"/ro": 404, "/tmp": 404, "/rw": 200}
+    finally:
+        engine.delete(f"{V}/containers/{cid}?force=1")
+        engine.delete(f"{V}/volumes/{ro}")
+        engine.delete(f"{V}/volumes/{rw}")
+
+
+@pytest.mark.scenario(
+    "api/archive/network-files",
+    "GET archive of /etc/hostname and /etc/hosts of a started container MUST return the files the daemon "
+    "wrote for it (its hostname; localhost and its own address), not the image's",
+    ref="operation ContainerArchive; moby daemon/volumes_unix.go setupMounts (NetworkMounts)",
+)
+def test_archive_network_files(
+    engine: EngineClient, test_image: str, containers: list[str], observe: Observations
+) -> None:
+    cid = engine.post(
+        f"{V}/containers/create",
+        json={"Image": test_image, "Cmd": ["sleep", "300"], "Hostname": "cp-host"},
+    ).json()["Id"]
+    containers.append(cid)
+    try:
+        expect_status(engine.post(f"{V}/containers/{cid}/start"), 204)
+        status, hostname = _get_file(engine, cid, "/etc/hostname")
+        hosts_status, hosts = _get_file(engine, cid, "/etc/hosts")
+        lines = hosts.splitlines()
+        names = sorted({line.split()[1] for line in lines if line.split()[:1] == ["127.0.0.1"]})
+        observe("hostname", (status, hostname))
+        observe("hosts_localhost", (hosts_status, names))
+        assert (status, hostname) == (200, "cp-host\n")
+        assert hosts_status == 200 and names == ["localhost"]
+        assert any(line.endswith("\tcp-host") for line in lines), hosts
+    finally:
+        engine.delete(f"{V}/containers/{cid}?force=1")
+
+
+@pytest.mark.scenario(
+    "api/cli/cp-volume",
+    "`docker cp` MUST copy into and out of a volume mounted in a container",
+    ref="docker CLI cp; operations PutContainerArchive, ContainerArchive",
+)
+def test_cli_cp_volume(
+    docker_cli: CLI, test_image: str, containers: list[str], tmp_path: Any, observe: Observations
+) -> None:
+    volume = f"cp-vol-{os.getpid()}-{os.urandom(3).hex()}"
+    run = docker_cli("run", "-d", "-v", f"{volume}:/data", test_image, "sleep", "300")
+    assert run.returncode == 0, run.stderr
+    cid = run.stdout.strip()
+    containers.append(cid)
+    try:
+        source = os.path.join(str(tmp_path), "in.txt")
+        with open(source, "w") as fh:
+            fh.write("into the volume\n")
+        into = docker_cli("cp", source, f"{cid}:/data/in.txt")
+        inside = docker_cli("exec", cid, "cat", "/data/in.txt")
+        out_path = os.path.join(str(tmp_path), "out.txt")
+        out = docker_cli("cp", f"{cid}:/data/in.txt", out_path)
+        content = ""
+        if os.path.exists(out_path):
+            with open(out_path) as fh:
+                content = fh.read()
+        observe("cp", {"in": into.returncode, "out": out.returncode, "stderr": into.stderr + out.stderr})
+        observe("inside", inside.stdout)
+        assert into.returncode == 0 and inside.stdout == "into the volume\n"
+        assert out.returncode == 0 and content == "into the volume\n"
+    finally:
+        docker_cli("rm", "-f", cid)
+        docker_cli("volume", "rm", volume)

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from ..containers.archive import archive_path, export_rootfs, extract_to_dir, mounted_rootfs, stat_path
+from ..containers.fsview import in_container_fs
 from ..errors import invalid
 from ..httpd import Request, Response
 from ..query import bool_value
@@ -47,17 +48,20 @@ async def _stream_file(path: str) -> AsyncIterator[bytes]:
 
 async def head_archive(req: Request, daemon: Daemon) -> Response:
     c = daemon.containers.get(req.match["name"])
-    with mounted_rootfs(daemon, c) as rootfs:
-        _, _, doc = stat_path(c, rootfs, req.arg("path"))
+    path = req.arg("path")
+    _, _, doc = await in_container_fs(daemon, c, lambda rootfs: stat_path(c, rootfs, path))
     return Response(200, b"", [_stat_header(doc), ("Content-Length", "0")])
 
 
 async def get_archive(req: Request, daemon: Daemon) -> Response:
     c = daemon.containers.get(req.match["name"])
-    with mounted_rootfs(daemon, c) as rootfs:
-        host, _st, doc = stat_path(c, rootfs, req.arg("path"))
-        name = doc["name"] if doc["name"] != "/" else "."
-        tmp = await asyncio.to_thread(archive_path, host, name, daemon.config["exec-root"])
+    path, tmp_dir = req.arg("path"), daemon.config["exec-root"]
+
+    def tar_of(rootfs: str) -> tuple[dict[str, Any], str]:
+        host, _st, doc = stat_path(c, rootfs, path)
+        return doc, archive_path(host, doc["name"] if doc["name"] != "/" else ".", tmp_dir)
+
+    doc, tmp = await in_container_fs(daemon, c, tar_of)
     return Response(
         200, headers=[_stat_header(doc), ("Content-Type", "application/x-tar")], stream=_stream_file(tmp)
     )
@@ -74,8 +78,7 @@ async def put_archive(req: Request, daemon: Daemon) -> Response:
         with os.fdopen(fd, "wb") as out:
             while chunk := await req.read_chunk():
                 out.write(chunk)
-        with mounted_rootfs(daemon, c) as rootfs:
-            await asyncio.to_thread(extract_to_dir, c, rootfs, path, tmp, no_overwrite)
+        await in_container_fs(daemon, c, lambda rootfs: extract_to_dir(c, rootfs, path, tmp, no_overwrite))
     finally:
         with contextlib.suppress(OSError):
             os.unlink(tmp)

@@ -23,7 +23,15 @@ if TYPE_CHECKING:
     from ..daemon import Daemon
     from .model import Container
 
-__all__ = ["archive_path", "export_rootfs", "extract_to_dir", "go_file_mode", "mounted_rootfs", "stat_path"]
+__all__ = [
+    "archive_path",
+    "check_writable",
+    "export_rootfs",
+    "extract_to_dir",
+    "go_file_mode",
+    "mounted_rootfs",
+    "stat_path",
+]
 
 _MODE_DIR, _MODE_SYMLINK, _MODE_DEVICE, _MODE_PIPE, _MODE_SOCKET = 1 << 31, 1 << 27, 1 << 26, 1 << 25, 1 << 24
 _MODE_SETUID, _MODE_SETGID, _MODE_CHARDEV, _MODE_STICKY = 1 << 23, 1 << 22, 1 << 21, 1 << 20
@@ -177,6 +185,7 @@ def extract_to_dir(c: Container, rootfs: str, path: str, archive: str, no_overwr
         raise not_found(f"Could not find the file {path} in container {c.name.removeprefix('/')}")
     if not os.path.isdir(target):
         raise invalid("extraction point is not a directory")
+    check_writable(c, path)
     try:
         if no_overwrite and os.path.getsize(archive):  # an empty body is an empty archive: 200
             with open(archive, "rb") as fh:
@@ -185,6 +194,19 @@ def extract_to_dir(c: Container, rootfs: str, path: str, archive: str, no_overwr
             extract(decompress(fh), target, whiteouts="keep")
     except ArchiveError as exc:
         raise invalid(str(exc)) from None
+
+
+def check_writable(c: Container, path: str) -> None:
+    """moby checkIfPathIsInAVolume, then the read-only rootfs: where an extraction may not write."""
+    absolute = _clean(path)
+    for point in c.mounts:
+        dest = _clean(str(point.get("Destination") or ""))
+        if absolute == dest or absolute.startswith(dest.rstrip("/") + "/"):
+            if point.get("RW", True):
+                return
+            raise invalid("mounted volume is marked read-only")
+    if c.host_config.get("ReadonlyRootfs"):
+        raise invalid("container rootfs is marked read-only")
 
 
 def export_rootfs(rootfs: str, tmp_dir: str) -> str:
