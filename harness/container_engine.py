@@ -437,7 +437,11 @@ def _near_privileged(drop: list[str]) -> dict[str, Any]:
     }
 
 
-_UNKNOWN_CAP = re.compile(r"unknown capability:? \"?(?:CAP_)?([A-Z_]+)", re.I)
+#: an engine that does not know a capability (older than it), or (dockerd 26) will not drop one its own
+#: bounding set lacks: "capability not supported by your kernel or not available in the current environment"
+_UNKNOWN_CAP = re.compile(
+    r"(?:unknown capability|not available in the current environment):? \"?(?:CAP_)?([A-Z_]+)", re.I
+)
 
 
 def security_settings(engine: Engine, image: str, probe_kwargs: dict[str, Any]) -> SecuritySettings:

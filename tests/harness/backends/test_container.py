@@ -161,6 +161,19 @@ def test_a_capability_the_engine_does_not_know_is_not_dropped(monkeypatch: pytes
     assert len(made.calls) == 2
 
 
+def test_a_capability_the_engine_cannot_drop_is_not_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """dockerd 26.1 refuses to drop a capability outside its own bounding set (seen on Debian 13)."""
+    monkeypatch.setattr(container_engine, "missing_capabilities", lambda: ["SYS_RESOURCE"])
+    refusal = (
+        "invalid CapDrop: capability not supported by your kernel or not available in the current "
+        'environment: "CAP_SYS_RESOURCE"'
+    )
+    engine, made = _engine([(lambda kw: "SYS_RESOURCE" in kw.get("cap_drop", []), refusal)])
+    chosen = security_settings(engine, "img", {})
+    assert chosen.kwargs["cap_add"] == ["ALL"] and chosen.kwargs["cap_drop"] == []
+    assert len(made.calls) == 2
+
+
 def test_no_working_privileges_is_a_start_error_listing_each_attempt(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(container_engine, "missing_capabilities", lambda: [])
     engine, _ = _engine([(lambda kw: True, "rootless engine says no")])
