@@ -166,7 +166,9 @@ class Shim:
         if not main or self.exit is not None:
             return {"error": "container is not running"}
         exec_id = str(req["id"])
-        self.streams.add(exec_id, make_stdio(bool(req.get("tty")), bool(req.get("stdin"))))
+        stdio = make_stdio(bool(req.get("tty")), bool(req.get("stdin")))
+        stdio.raw = bool(req.get("raw", stdio.tty))  # the start's Tty frames the stream, not the process's
+        self.streams.add(exec_id, stdio)
         try:
             pid = self._spawn(exec_id, req["process"], exec_into=main)
         except Exception as exc:

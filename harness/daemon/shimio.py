@@ -64,6 +64,8 @@ class Stdio:
     """One process's stdio as seen by the shim."""
 
     tty: bool
+    #: output relayed to clients as it is (a terminal's, or an exec started with Tty), not in frames
+    raw: bool = False
     stdin_w: int = -1  # where client stdin goes (pipe write end, or a duplicate of the pty master)
     outputs: dict[int, str] = field(default_factory=dict)  # fd -> stream name
     child_fds: tuple[int, int, int] = (-1, -1, -1)
@@ -79,6 +81,7 @@ def make_stdio(tty: bool, open_stdin: bool, stdin_once: bool = False) -> Stdio:
         set_nonblock(master)
         return Stdio(
             tty=True,
+            raw=True,
             # a duplicate, so writes to the process can be watched apart from its output
             stdin_w=os.dup(master) if open_stdin else -1,
             outputs={master: "stdout"},
@@ -224,7 +227,7 @@ class ShimStreams:
             self.log.write(stream, piece)
 
     def _fan_out(self, name: str, stream: str, data: bytes) -> None:
-        tty = self.stdio[name].tty if name in self.stdio else False
+        raw = self.stdio[name].raw if name in self.stdio else False
         for client in list(self.clients.values()):
             if (
                 client.target != name
@@ -233,7 +236,7 @@ class ShimStreams:
                 or (stream == "stderr" and not client.stderr)
             ):
                 continue
-            self._send(client, data if tty else frame(stream, data))
+            self._send(client, data if raw else frame(stream, data))
 
     def _send(self, client: Client, payload: bytes) -> None:
         """Queue ``payload`` for ``client``: what the socket takes goes now, the rest on EVENT_WRITE."""

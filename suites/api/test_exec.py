@@ -220,3 +220,34 @@ def test_group_add_names(
     observe("unknown_name", [refused.status_code, "unable to find group nosuchgroup" in refused.text])
     assert started.status_code == 204 and out == ["0", "777", "65534"]
     assert refused.status_code >= 400 and "unable to find group nosuchgroup" in refused.text
+
+
+def _exec_bytes(engine: EngineClient, cid: str, create: dict[str, Any], start: dict[str, Any]) -> bytes:
+    """What an attached exec start sends (the daemon closes the stream when the process ends)."""
+    body = {"Cmd": ["echo", "hello out"], "AttachStdout": True, "AttachStderr": True, **create}
+    eid = engine.post(f"{V}/containers/{cid}/exec", json=body).json()["Id"]
+    return bytes(engine.post(f"{V}/exec/{eid}/start", json=start, timeout=30).content)
+
+
+@pytest.mark.scenario(
+    "api/exec/tty-crlf",
+    "An exec created with Tty MUST run on a terminal (its ONLCR turns '\\n' into '\\r\\n', as a terminal "
+    "does), whatever the start's Tty; the start's Tty MUST only choose a raw stream over multiplexed frames",
+    ref="operations ContainerExec Tty, ExecStart Tty; moby api/server/router/container/exec.go",
+)
+def test_exec_tty_crlf(engine: EngineClient, running: str, observe: Observations) -> None:
+    cases = {
+        "create-tty-start-tty": ({"Tty": True}, {"Tty": True}),
+        "create-tty-start-plain": ({"Tty": True}, {"Tty": False}),
+        "create-plain-start-tty": ({"Tty": False}, {"Tty": True}),
+        "create-plain-start-plain": ({"Tty": False}, {"Tty": False}),
+        "create-tty-start-empty": ({"Tty": True}, {}),
+    }
+    seen = {name: _exec_bytes(engine, running, *bodies) for name, bodies in cases.items()}
+    observe("streams", {name: data.decode(errors="replace") for name, data in seen.items()})
+    frame = b"\x01\x00\x00\x00\x00\x00\x00"
+    assert seen["create-tty-start-tty"] == b"hello out\r\n"
+    assert seen["create-tty-start-plain"] == frame + b"\x0bhello out\r\n"
+    assert seen["create-plain-start-tty"] == b"hello out\n"
+    assert seen["create-plain-start-plain"] == frame + b"\x0ahello out\n"
+    assert seen["create-tty-start-empty"] == seen["create-tty-start-plain"]

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from harness.backends.base import DaemonHandle
-from harness.checks import eventually, expect_error
+from harness.checks import eventually, expect_error, expect_status
 from harness.client import EngineClient
 from harness.fixtures import Observations
 from harness.wait import wait_until
@@ -374,5 +374,41 @@ def test_attach_websocket(
                 == "HTTP/1.1 404 Not Found"
             )
 
+    finally:
+        engine.delete(f"{V}/containers/{cid}?force=1")
+
+
+@pytest.mark.scenario(
+    "api/streams/attach-tty-crlf",
+    "Attaching to a Tty container MUST carry its terminal's output raw, with the pty's ONLCR line ends "
+    "('hello out\\r\\n'); a container without Tty MUST send '\\n' in multiplexed frames",
+    ref="operation ContainerAttach; moby container/stream/attach.go",
+)
+@pytest.mark.parametrize("tty", [True, False], ids=["tty", "plain"])
+def test_attach_tty_crlf(
+    engine: EngineClient, docker_daemon: DaemonHandle, test_image: str, observe: Observations, tty: bool
+) -> None:
+    cid = engine.post(
+        f"{V}/containers/create",
+        json={"Image": test_image, "Cmd": ["echo", "hello out"], "Tty": tty, "AttachStdout": True},
+    ).json()["Id"]
+    try:
+        sock = _raw_request(
+            docker_daemon,
+            (
+                f"POST {V}/containers/{cid}/attach?stream=1&stdout=1&stderr=1 HTTP/1.1\r\n"
+                "Host: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n"
+            ).encode(),
+        )
+        with sock:
+            head = _read_head(sock)
+            expect_status(engine.post(f"{V}/containers/{cid}/start"), 204)
+            data, closed = _until_closed(sock, timeout=20)
+        observe(f"{'tty' if tty else 'plain'}", data.decode(errors="replace"))
+        assert head.startswith(b"HTTP/1.1 101 UPGRADED") and closed
+        if tty:
+            assert data == b"hello out\r\n"
+        else:
+            assert data == b"\x01\x00\x00\x00\x00\x00\x00\x0ahello out\n"
     finally:
         engine.delete(f"{V}/containers/{cid}?force=1")

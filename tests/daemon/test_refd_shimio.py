@@ -111,6 +111,27 @@ def test_output_is_logged_and_sent_framed_to_the_clients_that_want_it(
     errs.close()
 
 
+@pytest.mark.parametrize("raw", [True, False], ids=["raw", "framed"])
+def test_a_terminals_output_keeps_its_crlf_raw_or_framed(
+    loop: tuple[selectors.BaseSelector, Owner], raw: bool
+) -> None:
+    """An exec created with Tty runs on a pty (ONLCR); the start's Tty only says whether it is framed."""
+    sel, owner = loop
+    stdio = make_stdio(tty=True, open_stdin=False)
+    stdio.raw = raw
+    owner.streams.add("exec1", stdio)
+    peer, ours = socket.socketpair()
+    owner.streams.attach(Client(ours, target="exec1"))
+    os.write(stdio.child_fds[1], b"hello out\n")
+    _rounds(sel)
+    data = _recv_all(peer)
+    if raw:
+        assert data == b"hello out\r\n"
+    else:
+        assert _frames(data) == [(1, b"hello out\r\n")]
+    peer.close()
+
+
 def test_a_slow_client_pauses_its_process_and_resumes_it(loop: tuple[selectors.BaseSelector, Owner]) -> None:
     sel, owner = loop
     streams = owner.streams

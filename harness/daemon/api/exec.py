@@ -69,15 +69,15 @@ async def start(req: Request, daemon: Daemon) -> Response:
         # dockerd hijacks the connection before it checks, so the refusal arrives in the stream
         return _stream_error(refusal, bool(record["ProcessConfig"]["tty"]))
     c = execs.running_container(record)
-    tty = bool(body.get("Tty", record["_request"].get("Tty")))
+    # the process gets a terminal when the exec was created with one; the start's own Tty (false when the
+    # body leaves it out) only says whether the hijacked stream is raw or multiplexed frames (moby
+    # api/server/router/container/exec.go). A Go client starting a detached exec sends Tty false.
+    process_tty = bool(record["_request"].get("Tty"))
+    tty = bool(body.get("Tty"))
     if body.get("Detach"):
-        # the process gets a terminal when the exec was created with one: the start's own Tty only says how
-        # a hijacked stream is framed (moby api/server/router/container/exec.go), and a Go client starting
-        # a detached exec sends Tty false. (An attached start whose Tty differs still gets the start's for
-        # both: the shim frames what it relays by the process's terminal.)
-        await execs.start_detached(c, record, bool(record["_request"].get("Tty")))
+        await execs.start_detached(c, record, process_tty)
         return Response(200, b"", [("Content-Type", "text/plain; charset=utf-8")])
-    shim_request = execs.prepare(c, record, tty)
+    shim_request = execs.prepare(c, record, process_tty, raw=tty)
     use_stdin = bool(record["_request"].get("AttachStdin"))
 
     async def hijack(r: Request) -> None:
@@ -89,7 +89,7 @@ async def start(req: Request, daemon: Daemon) -> Response:
             return
         try:
             keys = detach_key_bytes(record["DetachKeys"]) if record["DetachKeys"] else DEFAULT_DETACH_KEYS
-            await relay(r.reader, r.writer, reader, writer, use_stdin, keys if tty else None)
+            await relay(r.reader, r.writer, reader, writer, use_stdin, keys if process_tty else None)
         finally:
             execs.ended(c, record)
             with contextlib.suppress(Exception):

@@ -127,7 +127,9 @@ class ExecStore:
             raise conflict(f"container {record['ContainerID']} is not running")
         return c
 
-    def _shim_request(self, c: Container, record: dict[str, Any], tty: bool, detach: bool) -> dict[str, Any]:
+    def _shim_request(
+        self, c: Container, record: dict[str, Any], tty: bool, detach: bool, raw: bool | None = None
+    ) -> dict[str, Any]:
         from .spec import exec_process_spec
 
         request = record["_request"]
@@ -138,6 +140,7 @@ class ExecStore:
             "id": record["ID"],
             "process": process,
             "tty": tty,
+            "raw": tty if raw is None else raw,
             "stdin": bool(request.get("AttachStdin")) and not detach,
             "attach": not detach,
         }
@@ -157,9 +160,10 @@ class ExecStore:
             raise ApiError(500 if "not found" not in str(result["error"]) else 400, str(result["error"]))
         self._started(c, record)
 
-    def prepare(self, c: Container, record: dict[str, Any], tty: bool) -> dict[str, Any]:
-        """The shim request of an attached start (taken before the client's stream is hijacked)."""
-        return self._shim_request(c, record, tty, detach=False)
+    def prepare(self, c: Container, record: dict[str, Any], tty: bool, raw: bool) -> dict[str, Any]:
+        """The shim request of an attached start (taken before the client's stream is hijacked): the
+        process on a terminal if ``tty``, its output relayed unframed if ``raw``."""
+        return self._shim_request(c, record, tty, detach=False, raw=raw)
 
     async def start_attached(
         self, c: Container, record: dict[str, Any], shim_request: dict[str, Any]
