@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from harness.backends.base import DaemonHandle
-from harness.checks import eventually, expect_error
+from harness.checks import eventually, expect_error, expect_status
 from harness.client import EngineClient
 from harness.fixtures import Observations
 from suites._daemon import NEEDS_DEFAULT_BRIDGE, http_get_in_daemon_netns
@@ -483,6 +483,60 @@ def test_links_default_bridge(docker_cli: CLI, test_image: str, cleanup: Any, ob
         "DATABASE_PORT_5433_TCP_PORT=5433",
     } <= set(lines)
     assert json.loads(stored) == ["/link-db:/link-app/database"]
+
+
+@NEEDS_DEFAULT_BRIDGE
+@pytest.mark.scenario(
+    "api/containers/remove-link",
+    "DELETE /containers/<parent>/<alias>?link=1 MUST remove the legacy link (the parent's HostConfig.Links, "
+    "its /etc/hosts line, the linked container's extra name) and leave the linked container running; "
+    "without link=1 the link name MUST stand for the linked container; a link name without a parent and "
+    "an unknown one MUST be refused with dockerd's words",
+    ref="operation ContainerDelete link; moby daemon/delete.go rmLink; docker rm --link",
+)
+def test_remove_link(
+    engine: EngineClient, docker_cli: CLI, test_image: str, cleanup: Any, observe: Observations
+) -> None:
+    docker_cli("run", "-d", "--name", "rmlink-bar", test_image, "sleep", "300")
+    cleanup(container="rmlink-bar")
+    docker_cli("run", "-d", "--name", "rmlink-foo", "--link", "rmlink-bar:al", test_image, "sleep", "300")
+    cleanup(container="rmlink-foo")
+    bar_id = docker_cli("inspect", "-f", "{{.Id}}", "rmlink-bar").stdout.strip()
+
+    def names() -> list[str]:
+        listed = engine.get("/containers/json", params={"filters": json.dumps({"id": [bar_id]})}).json()
+        return list(listed[0]["Names"]) if listed else []
+
+    assert observe("names_before", names()) == ["/rmlink-bar", "/rmlink-foo/al"]
+    by_link = engine.get("/containers/rmlink-foo/al/json")
+    assert observe("inspect_by_link_name", expect_status(by_link, 200)["Id"] == bar_id)
+    refusals = {
+        "rm-without-link": engine.delete("/containers/rmlink-foo/al"),
+        "default-name": engine.delete("/containers/rmlink-bar", params={"link": "1"}),
+        "unknown": engine.delete("/containers/rmlink-foo/nosuch", params={"link": "1"}),
+    }
+    observe("refusals", {k: (r.status_code, r.json().get("message")) for k, r in refusals.items()})
+    expect_error(
+        refusals["rm-without-link"],
+        409,
+        'cannot remove container "rmlink-foo/al": container is running: stop the container before removing '
+        "or force remove",
+    )
+    expect_error(
+        refusals["default-name"], 500, "Conflict, cannot remove the default link name of the container"
+    )
+    expect_error(refusals["unknown"], 404, "No such container: rmlink-foo/nosuch")
+
+    expect_status(engine.delete("/containers/rmlink-foo/al", params={"link": "1"}), 204)
+    links = docker_cli("inspect", "-f", "{{json .HostConfig.Links}}", "rmlink-foo").stdout.strip()
+    hosts = docker_cli("exec", "rmlink-foo", "cat", "/etc/hosts").stdout
+    bar_state = docker_cli("inspect", "-f", "{{.State.Running}}", "rmlink-bar").stdout.strip()
+    assert observe("links_after", links) == "null"
+    assert observe("hosts_mention_alias", any(" al " in f" {line} " for line in hosts.splitlines())) is False
+    assert observe("bar_running", bar_state) == "true"
+    assert observe("names_after", names()) == ["/rmlink-bar"]
+    again = engine.delete("/containers/rmlink-foo/al", params={"link": "1"})
+    expect_error(again, 404, "No such container: rmlink-foo/al")
 
 
 @pytest.mark.scenario(

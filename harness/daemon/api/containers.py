@@ -72,7 +72,7 @@ def list_containers_now(req: Request, daemon: Daemon) -> Response | None:
         return None
     filters = parse_filters(req.arg("filters"), set(LIST_FILTERS))
     check_health_filter(filters.get("health") or [])
-    return json_response([c.summary(c.image_name) for c in _listed(req, daemon, filters)])
+    return json_response(daemon.containers.summaries(_listed(req, daemon, filters)))
 
 
 def _listed(req: Request, daemon: Daemon, filters: dict[str, list[str]]) -> list[Container]:
@@ -86,16 +86,15 @@ def _listed(req: Request, daemon: Daemon, filters: dict[str, list[str]]) -> list
 async def list_containers(req: Request, daemon: Daemon) -> Response:
     filters = parse_filters(req.arg("filters"), set(LIST_FILTERS))
     check_health_filter(filters.get("health") or [])
-    summaries = []
-    for c in _listed(req, daemon, filters):
-        summary = c.summary(c.image_name)
+    listed = _listed(req, daemon, filters)
+    summaries = daemon.containers.summaries(listed)
+    for c, summary in zip(listed, summaries, strict=True):
         if bool_value(req, "size"):
             await fill_sizes(daemon, c)
             if c.size_rw:
                 summary["SizeRw"] = c.size_rw  # omitempty, as in dockerd's ContainerSummary
             if c.size_root_fs:
                 summary["SizeRootFs"] = c.size_root_fs
-        summaries.append(summary)
     return json_response(summaries)
 
 
@@ -174,6 +173,9 @@ async def wait(req: Request, daemon: Daemon) -> Response:
 
 async def remove(req: Request, daemon: Daemon) -> Response:
     c = _container(req, daemon)
+    if bool_value(req, "link"):
+        daemon.containers.remove_link(req.match["name"])
+        return Response(204)
     await daemon.containers.remove(
         c, force=bool_value(req, "force"), volumes=bool_value(req, "v"), ref=req.match["name"]
     )
@@ -364,13 +366,14 @@ def register(router: Router) -> None:
     router.add("POST", "/containers/create", create)
     router.add("GET", "/containers/json", list_containers, list_containers_now)
     router.add("POST", "/containers/prune", prune)
-    router.add("GET", "/containers/{name}/json", inspect)
+    # a container's name may be a legacy link's, "parent/alias" (moby routes "/containers/{name:.*}")
+    router.add("GET", "/containers/{name:.+}/json", inspect)
     router.add("POST", "/containers/{name}/start", start)
     router.add("POST", "/containers/{name}/stop", stop)
     router.add("POST", "/containers/{name}/kill", kill)
     router.add("POST", "/containers/{name}/restart", restart)
     router.add("POST", "/containers/{name}/wait", wait)
-    router.add("DELETE", "/containers/{name}", remove)
+    router.add("DELETE", "/containers/{name:.+}", remove)
     router.add("POST", "/containers/{name}/rename", rename)
     router.add("POST", "/containers/{name}/pause", pause)
     router.add("POST", "/containers/{name}/unpause", unpause)

@@ -97,6 +97,17 @@ class ContainerManager:
     def lock(self, cid: str) -> asyncio.Lock:
         return self.store.lock(cid)
 
+    def summaries(self, listed: list[Container]) -> list[dict[str, Any]]:
+        """``docker ps`` entries of ``listed``, a linked container's link names among its ``Names``."""
+        linking = any(c.host_config.get("Links") for c in self.by_id.values())
+        links = self.store.link_names() if linking else {}
+        out = []
+        for c in listed:
+            summary = c.summary(c.image_name)
+            summary["Names"] += sorted(links.get(c.id, ()))
+            out.append(summary)
+        return out
+
     def state_dir(self, c: Container) -> str:
         return self.store.state_dir(c)
 
@@ -513,6 +524,18 @@ class ContainerManager:
             self.store.rename(c, old)
             raise
         self.emit(c, "rename", oldName=f"/{old}")
+
+    def remove_link(self, ref: str) -> None:
+        """``DELETE /containers/<parent>/<alias>?link=1`` (moby daemon/delete.go rmLink): the parent loses
+        the link (its ``/etc/hosts`` line too, when it runs); the linked container is untouched."""
+        name = "/" + ref.lstrip("/")
+        parent_name, _, _ = name.rpartition("/")
+        if not parent_name:
+            raise ApiError(500, "Conflict, cannot remove the default link name of the container")
+        parent = self.store.by_name(parent_name.lstrip("/"))
+        if parent is None:
+            raise ApiError(500, f"Cannot get parent {parent_name} for link name {name}")
+        self.network.remove_link(parent, name)
 
     async def prune(self, filters: dict[str, list[str]], until: float | None) -> list[str]:
         """Remove the stopped containers the filters pick; their ids (a ``prune`` event either way)."""

@@ -92,6 +92,15 @@ class NetworkWiring:
 
             host_config["Links"] = normalise_links(self.store, list(host_config["Links"]), name)
 
+    def remove_link(self, parent: Container, name: str) -> None:
+        """``parent`` forgets its link called ``name`` (``/parent/alias``); a running one's hosts file is
+        written again without it, as dockerd's sandbox refresh does."""
+        links = list(parent.host_config.get("Links") or [])
+        parent.host_config["Links"] = [link for link in links if str(link).partition(":")[2] != name] or None
+        parent.save()
+        if parent.running and os.path.exists(parent.file("hosts")):
+            self._write_hosts(parent)
+
     def initial_settings(self, c: Container, body: dict[str, Any]) -> dict[str, Any]:
         """``NetworkSettings`` of a created container: the networks it will join, nothing allocated."""
         networks_manager = self._networks

@@ -58,6 +58,9 @@ class ContainerStore:
         cid = self.names.get(ref.removeprefix("/"))
         if cid:
             return self.by_id[cid]
+        linked = self.by_link_name(ref)
+        if linked is not None:
+            return linked
         matches = [cid for cid in self.by_id if cid.startswith(ref)]
         if len(matches) == 1:
             return self.by_id[matches[0]]
@@ -69,6 +72,29 @@ class ContainerStore:
         """By exact name (without the slash)."""
         cid = self.names.get(name)
         return self.by_id.get(cid) if cid else None
+
+    def by_link_name(self, ref: str) -> Container | None:
+        """The container a legacy link's name (``parent/alias``) stands for, as dockerd reserves it."""
+        parent_name, _, alias = ref.strip("/").rpartition("/")
+        parent = self.by_name(parent_name) if parent_name and alias else None
+        if parent is None:
+            return None
+        for link in parent.host_config.get("Links") or []:
+            source, _, target = str(link).partition(":")
+            if target == f"/{parent_name}/{alias}":
+                return self.by_name(source.lstrip("/"))
+        return None
+
+    def link_names(self) -> dict[str, list[str]]:
+        """Container id -> the legacy link names (``/parent/alias``) dockerd lists among its ``Names``."""
+        names: dict[str, list[str]] = {}
+        for parent in self.by_id.values():
+            for link in parent.host_config.get("Links") or []:
+                source, _, target = str(link).partition(":")
+                child = self.by_name(source.lstrip("/"))
+                if child is not None and target:
+                    names.setdefault(child.id, []).append(target)
+        return names
 
     def lock(self, cid: str) -> asyncio.Lock:
         """The lock a container's start, restart and update take (one at a time per container)."""
