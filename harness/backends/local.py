@@ -14,12 +14,14 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 
 from ..cleanup import LEDGER
 from ..endpoints import Endpoint, TLSFiles
 from ..errors import BackendStartError, HarnessError, ReadinessTimeout
 from ..netns import Forwarder, NetnsConnector
+from ..private_accounts import CALLER_ENV
 from ..targets import Target
 from ..wait import ping_once, wait_until
 from .base import DaemonHandle, DaemonSpec, NotifyListener
@@ -35,6 +37,27 @@ def _flag_given(spec: DaemonSpec, flag: str, key: str) -> bool:
     in_args = any(a == flag or a.startswith(flag + "=") for a in spec.args)
     in_file = isinstance(spec.config, dict) and key in spec.config
     return in_args or in_file
+
+
+def remaps_users(spec: DaemonSpec) -> bool:
+    """Whether the daemon is told to remap users (``--userns-remap``, as a flag or in daemon.json)."""
+    if _flag_given(spec, "--userns-remap", "userns-remap"):
+        return True
+    return isinstance(spec.config, str) and '"userns-remap"' in spec.config
+
+
+def private_accounts_launcher(target: Target, spec: DaemonSpec, workdir: str) -> list[str]:
+    """The launcher giving the daemon private ``/etc`` and ``/var/log`` overlays, or ``[]``.
+
+    A daemon that remaps users creates ``dockremap`` and its subordinate ranges (dockerd does it with
+    adduser/useradd and usermod): on the host's ``/etc`` for refd and the host's dockerd, so they get
+    overlays kept in their work dir (``harness/private_accounts.py``). A rootfs target already runs on
+    its rootfs's own ``/etc`` (an overlay in its mount namespace): both end up equally private.
+    """
+    if target.rootfs or not remaps_users(spec):
+        return []
+    script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "private_accounts.py")
+    return [sys.executable, "-I", "-S", script, os.path.join(workdir, "private"), "--"]
 
 
 def _tcp_port(host: str) -> int | None:
@@ -134,8 +157,11 @@ class LocalBackend:
         stderr = open(handle.stderr_path, "ab")  # noqa: SIM115
         try:
             # a target's launcher (chroot into a rootfs) runs as root before the spec's wrapper (e.g. setpriv)
+            private = private_accounts_launcher(handle.target, spec, handle.workdir)
+            if private:
+                env[CALLER_ENV] = str(os.stat("/proc/self/ns/mnt").st_ino)  # it never mounts in ours
             handle.process = subprocess.Popen(
-                [*wrapper, *handle.target.launcher, *spec.wrapper, *handle.command],
+                [*wrapper, *private, *handle.target.launcher, *spec.wrapper, *handle.command],
                 stdin=subprocess.DEVNULL,
                 stdout=stdout,
                 stderr=stderr,

@@ -329,6 +329,17 @@ def test_dockerd_boots_the_same_way(boot: Booter, ledger: Ledger) -> None:
     assert _ledger_entries(ledger) == []
 
 
+def test_a_daemon_that_remaps_users_gets_private_account_files(boot: Booter) -> None:
+    """``--userns-remap=default`` makes dockerd create ``dockremap``: never in the host's /etc."""
+    handle = boot(DaemonSpec(args=["--userns-remap=default"]))
+    with open(f"/proc/{handle.pid}/mountinfo") as fh:
+        theirs = [line.split()[4] for line in fh if " harness-etc " in line or " harness-varlog " in line]
+    assert theirs == ["/etc", "/var/log"]
+    with open("/proc/self/mountinfo") as fh:
+        assert not [line for line in fh if " harness-etc " in line or f"{handle.workdir}/private" in line]
+    assert "HARNESS_CALLER_MNT_NS" not in Path(f"/proc/{handle.pid}/environ").read_text()
+
+
 def test_unix_socket_is_in_the_shared_filesystem(boot: Booter) -> None:
     handle = boot()
     with socket.socket(socket.AF_UNIX) as sock:
