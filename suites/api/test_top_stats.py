@@ -80,3 +80,57 @@ def test_cli_stats(docker_cli: CLI, sleeper: str, observe: Observations) -> None
     observe("exit", result.returncode)
     observe("limit_shown", result.stdout.strip().endswith("/ 64MiB"))
     assert result.returncode == 0 and result.stdout.startswith(sleeper[:12])
+
+
+_NET_COUNTERS = {
+    "rx_bytes",
+    "rx_packets",
+    "rx_errors",
+    "rx_dropped",
+    "tx_bytes",
+    "tx_packets",
+    "tx_errors",
+    "tx_dropped",
+}
+
+
+@pytest.mark.kernel
+@pytest.mark.scenario(
+    "api/containers/stats-networks",
+    "stats?stream=0 of a container with network endpoints MUST carry 'networks' with each of its interfaces "
+    "(eth0, eth1, ...) and their rx/tx counters; a container with --network none or host MUST have none",
+    ref="operation ContainerStats; moby daemon/stats_unix.go getNetworkStats",
+)
+def test_stats_networks(
+    engine: EngineClient, docker_cli: CLI, test_image: str, containers: list[str], observe: Observations
+) -> None:
+    net_a, net_b = "stats-net-a", "stats-net-b"
+    for net, subnet in ((net_a, "10.231.41.0/24"), (net_b, "10.231.42.0/24")):
+        created = docker_cli("network", "create", "--subnet", subnet, net)
+        assert created.returncode == 0, created.stderr
+    try:
+        cid = cli_run(docker_cli, containers, "--network", net_a, test_image, "sleep", "120")
+        assert docker_cli("network", "connect", net_b, cid).returncode == 0
+        docker_cli("exec", cid, "ping", "-c", "1", "-W", "1", "10.231.41.1")
+        none = cli_run(docker_cli, containers, "--network", "none", test_image, "sleep", "120")
+        host = cli_run(docker_cli, containers, "--network", "host", test_image, "sleep", "120")
+        doc = engine.get(f"{V}/containers/{cid}/stats", params={"stream": "0"}, timeout=30).json()
+        networks = doc.get("networks") or {}
+        observe("interfaces", sorted(networks))
+        observe("counters", {name: sorted(v) for name, v in networks.items()})
+        assert sorted(networks) == ["eth0", "eth1"], doc.get("networks")
+        for counters in networks.values():
+            assert set(counters) >= _NET_COUNTERS
+            assert all(isinstance(counters[k], int) for k in counters)
+        assert networks["eth0"]["tx_packets"] >= 1 and networks["eth0"]["tx_bytes"] > 0
+        without = {
+            name: "networks"
+            in engine.get(f"{V}/containers/{c}/stats", params={"stream": "0"}, timeout=30).json()
+            for name, c in (("none", none), ("host", host))
+        }
+        assert observe("networks_key", without) == {"none": False, "host": False}
+    finally:
+        for c in list(containers):
+            engine.delete(f"{V}/containers/{c}?force=1")
+        for net in (net_a, net_b):
+            docker_cli("network", "rm", net)

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from ..daemon import Daemon
     from .model import Container
 
-__all__ = ["sample", "stats", "top"]
+__all__ = ["network_stats", "sample", "stats", "top"]
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -128,7 +128,41 @@ def sample(daemon: Daemon, c: Container) -> dict[str, Any]:
             },
         },
         "memory_stats": memory,
+        **({"networks": networks} if (networks := network_stats(c)) else {}),
     }
+
+
+_NET_FIELDS = (
+    (0, "rx_bytes"),
+    (1, "rx_packets"),
+    (2, "rx_errors"),
+    (3, "rx_dropped"),
+    (8, "tx_bytes"),
+    (9, "tx_packets"),
+    (10, "tx_errors"),
+    (11, "tx_dropped"),
+)
+
+
+def network_stats(c: Container) -> dict[str, dict[str, int]]:
+    """Each interface of ``c``'s network namespace but loopback, with its counters (moby
+    ``getNetworkStats``: the sandbox's endpoints); nothing for host networking or a dead process."""
+    pid = int(c.state.get("Pid") or 0)
+    if not pid or c.host_config.get("NetworkMode") == "host":
+        return {}
+    try:
+        with open(f"/proc/{pid}/net/dev") as fh:
+            lines = fh.read().splitlines()[2:]
+    except OSError:
+        return {}
+    networks: dict[str, dict[str, int]] = {}
+    for line in lines:
+        name, _, counters = line.partition(":")
+        fields = counters.split()
+        if name.strip() in ("", "lo") or len(fields) < 12:
+            continue
+        networks[name.strip()] = {key: int(fields[i]) for i, key in _NET_FIELDS}
+    return dict(sorted(networks.items()))
 
 
 def _mem_total() -> int:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from harness.daemon.containers.stats import sample, stats, top
+from harness.daemon.containers.stats import network_stats, sample, stats, top
 from harness.daemon.errors import ApiError
 
 from .conftest import make_container
@@ -50,3 +51,27 @@ def test_top_of_a_stopped_container_is_a_409(tmp_path: Any) -> None:
     with pytest.raises(ApiError) as err:
         asyncio.run(top(SimpleNamespace(), c, "-ef"))  # type: ignore[arg-type]
     assert (err.value.status, err.value.message) == (409, f"container {c.id} is not running")
+
+
+def test_network_stats_are_the_namespaces_interfaces_but_loopback(tmp_path: Any) -> None:
+    c = make_container(str(tmp_path))
+    c.state["Pid"] = os.getpid()
+    with open("/proc/self/net/dev") as fh:
+        names = sorted(line.split(":")[0].strip() for line in fh.read().splitlines()[2:])
+    networks = network_stats(c)
+    assert sorted(networks) == [n for n in names if n != "lo"]
+    for counters in networks.values():
+        assert list(counters) == [
+            "rx_bytes",
+            "rx_packets",
+            "rx_errors",
+            "rx_dropped",
+            "tx_bytes",
+            "tx_packets",
+            "tx_errors",
+            "tx_dropped",
+        ]
+    c.host_config["NetworkMode"] = "host"
+    assert network_stats(c) == {}
+    c.host_config["NetworkMode"], c.state["Pid"] = "bridge", 0
+    assert network_stats(c) == {}
