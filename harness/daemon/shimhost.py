@@ -16,7 +16,8 @@ How the pieces fit (docs/refd.md, "Shim hosts", says the same for users):
   when it is full or winding down, and drops a hand-off whose sender has hung up (refd waits 10 s
   for the answer, then goes elsewhere: a late adoption would give the container two supervisors).
   When there is no current host, it is dead, or it refuses, refd asks the zygote to fork a new host
-  for this container (``{"state_dir", "host": <control path>}``), which becomes the current one;
+  for this container (``{"state_dir", "host": <control path>}``), which becomes the current one when
+  that container is ready (the host listens before it adopts it; other starts wait meanwhile);
   when the zygote cannot serve either, refd starts ``python -m harness.daemon.shim`` (a host with
   that one container and no control socket).
 - **Children.** Every container process and exec is the host's own child (the host is a child

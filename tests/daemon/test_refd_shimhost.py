@@ -182,6 +182,39 @@ def test_a_full_host_makes_refd_start_another() -> None:
         daemon.close()
 
 
+def test_concurrent_starts_fill_each_host_it_forks() -> None:
+    """Six starts at once with two containers per host: every start succeeds and three hosts take two
+    each. A start that came while a new host was still coming up used to be handed to its socket before
+    it listened (and removed it, failing the host's own start) or to fork a host of its own."""
+    daemon = Refd(env={"REFD_SHIM_HOST_CAPACITY": "2"})
+    try:
+        ids = []
+        for _ in range(6):
+            created = daemon.client.post("/containers/create", json={"Image": daemon.image, "Cmd": SLEEPER})
+            assert created.status_code == 201, created.text
+            ids.append(str(created.json()["Id"]))
+        answers: dict[str, str] = {}
+
+        def start(cid: str) -> None:
+            client = EngineClient(daemon.client.endpoint, timeout=120)
+            try:
+                answer = client.post(f"/containers/{cid}/start")
+                answers[cid] = f"{answer.status_code} {answer.text}"
+            finally:
+                client.close()
+
+        threads = [threading.Thread(target=start, args=(cid,)) for cid in ids]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(180)
+        assert sorted(answers.values()) == ["204 "] * 6, answers
+        hosts = [daemon.host_of(cid) for cid in ids]
+        assert sorted(hosts.count(h) for h in set(hosts)) == [2, 2, 2], hosts
+    finally:
+        daemon.close()
+
+
 def test_one_container_exits_while_the_others_run(refd: Refd) -> None:
     ticker = refd.run(["sh", "-c", "while :; do echo tick; sleep 0.1; done"])
     sleeper = refd.run(SLEEPER)

@@ -4,7 +4,9 @@ With shim hosts (the default; ``REFD_SHIM_HOST=0`` in refd's environment turns t
 ``REFD_SHIM_HOST_CAPACITY=n`` sets how many containers one host takes, 16 unless set) a new
 container goes to the current host through its control socket; when there is none, or it is
 dead or refuses (full, winding down), the zygote forks a new host for it, which becomes the
-current one. Without hosts the zygote forks one shim per container. Where the zygote cannot serve
+current one once its first container is ready (it listens before that; until then the other starts
+wait for it, so none is handed to a host still coming up). Without hosts the zygote forks one shim per
+container. Where the zygote cannot serve
 (it died, failed to start, or is not ready within 10 s) ``spawn`` returns None and the caller
 starts the shim as a fresh interpreter, so a container start never depends on the zygote.
 
@@ -29,7 +31,10 @@ from ..errors import system
 from ..shimstate import LOG, SPEC
 from ..unixpath import short_unix_path
 
-__all__ = ["ShimLauncher", "hosts_enabled", "runtime_start_error"]
+__all__ = ["HOST_READY_TIMEOUT", "ShimLauncher", "hosts_enabled", "runtime_start_error"]
+
+#: how long the other starts wait for a newly forked host's first container before going elsewhere
+HOST_READY_TIMEOUT = 10.0
 
 
 def runtime_start_error(inner: str) -> tuple[str, int]:
@@ -101,11 +106,47 @@ class ShimLauncher:
         await self._spawn_shim(state_dir)
 
     async def _spawn_shim(self, state_dir: str) -> None:
-        """A shim for ``state_dir`` (in a host, from the zygote, or a new interpreter); waits for ready."""
+        """A shim for ``state_dir`` (in a host, from the zygote, or a new interpreter); waits for ready.
+
+        With hosts, starts take turns up to the shim's ready when a new host was forked for it: that host
+        becomes the current one only then, as it binds and listens before its first container is ready.
+        Handed out at once (on the zygote's pid), the next start connected to a socket not yet bound or
+        not yet listening, took it for a dead host's, removed it and forked another host, whose
+        start then failed with 'shim host on ...: No such file or directory'.
+        """
         read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
-        shim_log = open(os.path.join(state_dir, LOG), "ab")  # noqa: SIM115 - handed to the shim
         try:
-            pid = await self.spawn(state_dir, write_fd, shim_log.fileno())
+            async with self.lock if self.use_hosts else contextlib.nullcontext():
+                new_host = await self._start_shim(state_dir, write_fd)
+                line = b""
+                if new_host:
+                    with contextlib.suppress(TimeoutError):  # a host slow to come up holds up no one for long
+                        line = await asyncio.wait_for(_read_line_async(read_fd), HOST_READY_TIMEOUT)
+                    if line.startswith(b'{"ready"'):
+                        self.host_path = new_host
+            if not line:
+                line = await _read_line_async(read_fd)
+        finally:
+            os.close(read_fd)
+        if not line:
+            tail = ""
+            with contextlib.suppress(OSError), open(os.path.join(state_dir, LOG)) as fh:
+                tail = fh.read()[-2000:]
+            raise system(f"container shim failed to start: {tail or 'no output'}")
+        msg = json.loads(line)
+        if "error" in msg:
+            raise system(f"container shim failed: {msg['error']}")
+
+    async def _start_shim(self, state_dir: str, write_fd: int) -> str:
+        """Hand ``state_dir`` with the sync pipe's ``write_fd`` (closed here) to a shim; the control
+        path of the host forked for it, if one was ("" otherwise). With hosts the caller holds the lock."""
+        shim_log = open(os.path.join(state_dir, LOG), "ab")  # noqa: SIM115 - handed to the shim
+        new_host = ""
+        try:
+            if self.use_hosts:
+                pid, new_host = await self._place_in_host(state_dir, write_fd, shim_log.fileno())
+            else:
+                pid = await self.spawn(state_dir, write_fd, shim_log.fileno())
             if pid is None:
                 env = {**os.environ, "REFD_SHIM_SYNC_FD": str(write_fd)}
                 proc = await asyncio.create_subprocess_exec(
@@ -124,24 +165,10 @@ class ShimLauncher:
                 # reap the shim when it ends (the zygote reaps the shims it forks)
                 self.reapers.add(reaper := asyncio.ensure_future(proc.wait()))
                 reaper.add_done_callback(self.reapers.discard)
-        except BaseException:
-            os.close(read_fd)
-            raise
         finally:
             os.close(write_fd)
             shim_log.close()
-        try:
-            line = await _read_line_async(read_fd)
-        finally:
-            os.close(read_fd)
-        if not line:
-            tail = ""
-            with contextlib.suppress(OSError), open(os.path.join(state_dir, LOG)) as fh:
-                tail = fh.read()[-2000:]
-            raise system(f"container shim failed to start: {tail or 'no output'}")
-        msg = json.loads(line)
-        if "error" in msg:
-            raise system(f"container shim failed: {msg['error']}")
+        return new_host
 
     def start(self) -> None:
         """Start the zygote in the background (its imports run in its own process)."""
@@ -201,24 +228,26 @@ class ShimLauncher:
         self.ready = None
 
     async def spawn(self, state_dir: str, sync_fd: int, log_fd: int) -> int | None:
-        """The pid of the host or shim that took ``state_dir``, or None (then start one yourself)."""
-        if not self.use_hosts:
-            return await self._from_zygote({"state_dir": state_dir}, sync_fd, log_fd)
-        async with self.lock:  # one hand-off at a time: two starts must not both fork a new host
-            if self.host_path:
-                pid = await self._hand_to_host(self.host_path, state_dir, sync_fd, log_fd)
-                if pid is not None:
-                    return pid
-                self.host_path = ""
-            os.makedirs(self.host_dir, mode=0o700, exist_ok=True)
-            path = os.path.join(self.host_dir, f"{secrets.token_hex(6)}.sock")
-            request = {"state_dir": state_dir, "host": path}
-            if os.environ.get("REFD_SHIM_HOST_CAPACITY"):
-                request["capacity"] = os.environ["REFD_SHIM_HOST_CAPACITY"]
-            pid = await self._from_zygote(request, sync_fd, log_fd, locked=True)
+        """Without hosts: the pid of the shim the zygote forked for ``state_dir``, or None (then start one
+        yourself)."""
+        return await self._from_zygote({"state_dir": state_dir}, sync_fd, log_fd)
+
+    async def _place_in_host(self, state_dir: str, sync_fd: int, log_fd: int) -> tuple[int | None, str]:
+        """The pid of the host that took ``state_dir`` (None: start one yourself), and the control path of
+        a host the zygote forked for it ("" when the current host took it). The caller holds the lock:
+        two starts must not both fork a new host."""
+        if self.host_path:
+            pid = await self._hand_to_host(self.host_path, state_dir, sync_fd, log_fd)
             if pid is not None:
-                self.host_path = path
-            return pid
+                return pid, ""
+            self.host_path = ""
+        os.makedirs(self.host_dir, mode=0o700, exist_ok=True)
+        path = os.path.join(self.host_dir, f"{secrets.token_hex(6)}.sock")
+        request = {"state_dir": state_dir, "host": path}
+        if os.environ.get("REFD_SHIM_HOST_CAPACITY"):
+            request["capacity"] = os.environ["REFD_SHIM_HOST_CAPACITY"]
+        pid = await self._from_zygote(request, sync_fd, log_fd, locked=True)
+        return pid, path if pid is not None else ""
 
     @staticmethod
     async def _hand_to_host(path: str, state_dir: str, sync_fd: int, log_fd: int) -> int | None:
