@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from harness.checks import expect_error
+from harness.checks import expect_error, expect_status
 from harness.client import EngineClient
 from harness.fixtures import Observations
 from suites._daemon import NEEDS_DEFAULT_BRIDGE
@@ -789,3 +789,118 @@ def test_none_and_host(engine: EngineClient, container: Any, observe: Observatio
     host_networks = {k: (v["IPAddress"], v["Gateway"]) for k, v in host_doc["Networks"].items()}
     assert observe("host_networks", host_networks) == {"host": ("", "")}
     assert observe("host_sandbox_key", host_doc["SandboxKey"].rsplit("/", 1)[-1]) == "default"
+
+
+# -- MAC addresses -------------------------------------------------------------------------------------
+
+
+def _create_at(engine: EngineClient, version: str, name: str, image: str, **body: Any) -> Any:
+    return engine.post(
+        f"/v{version}/containers/create",
+        params={"name": name},
+        json={"Image": image, "Cmd": ["sleep", "300"], **body},
+    )
+
+
+def _macs(engine: EngineClient, name: str, net: str) -> dict[str, Any]:
+    doc = _inspect(engine, name)
+    return {
+        "config": doc["Config"].get("MacAddress", "<absent>"),
+        "endpoint": doc["NetworkSettings"]["Networks"][net]["MacAddress"],
+    }
+
+
+def _eth0(engine: EngineClient, name: str) -> str:
+    exec_id = engine.post(
+        f"{V}/containers/{name}/exec",
+        json={"Cmd": ["cat", "/sys/class/net/eth0/address"], "AttachStdout": True},
+    ).json()["Id"]
+    raw = engine.post(f"{V}/exec/{exec_id}/start", json={"Detach": False, "Tty": True}).content
+    return raw.decode().strip()
+
+
+@pytest.mark.scenario(
+    "api/networks/mac-address",
+    "A MAC address given at create MUST be the container's: API 1.44+ in "
+    "NetworkingConfig.EndpointsConfig.<net>.MacAddress, older APIs in Config.MacAddress (1.44+ take it too, "
+    "with dockerd's deprecation warning); inspect MUST show it (Config.MacAddress, the endpoint's while it "
+    "runs) and a restart MUST keep it; an invalid one, a mismatch and a MAC with --network none MUST be 400s",
+    ref="operation ContainerCreate; moby api/server/router/container/container_routes.go handleMACAddressBC",
+)
+def test_mac_address(engine: EngineClient, network: Any, test_image: str, observe: Observations) -> None:
+    network("net-mac", IPAM={"Config": [{"Subnet": "10.231.51.0/24"}]})
+    cases = {
+        "v1.41-config": ("1.41", "02:42:0a:e7:33:41", {"MacAddress": "02:42:0a:e7:33:41"}),
+        "v1.44-endpoint": (
+            "1.44",
+            "02:42:0a:e7:33:44",
+            {"NetworkingConfig": {"EndpointsConfig": {"net-mac": {"MacAddress": "02:42:0a:e7:33:44"}}}},
+        ),
+        "v1.44-config": ("1.44", "02:42:0a:e7:33:45", {"MacAddress": "02:42:0a:e7:33:45"}),
+    }
+    seen: dict[str, Any] = {}
+    for case, (version, mac, body) in cases.items():
+        name = f"mac-{case.replace('.', '')}"
+        resp = _create_at(engine, version, name, test_image, HostConfig={"NetworkMode": "net-mac"}, **body)
+        created = expect_status(resp, 201)
+        engine.post(f"{V}/containers/{name}/start")
+        running = {
+            "warnings": created["Warnings"],
+            **_macs(engine, name, "net-mac"),
+            "eth0": _eth0(engine, name),
+        }
+        engine.post(f"{V}/containers/{name}/stop", params={"t": "0"})
+        stopped = _macs(engine, name, "net-mac")
+        engine.post(f"{V}/containers/{name}/start")
+        restarted = _eth0(engine, name)
+        engine.delete(f"{V}/containers/{name}?force=1")
+        seen[case] = {"running": running, "stopped": stopped, "restarted": restarted}
+        assert running["config"] == mac and running["endpoint"] == mac and running["eth0"] == mac, running
+        assert stopped == {"config": mac, "endpoint": ""}, stopped
+        assert restarted == mac
+    observe("accepted", seen)
+    assert seen["v1.41-config"]["running"]["warnings"] == []
+    assert seen["v1.44-endpoint"]["running"]["warnings"] == []
+    assert seen["v1.44-config"]["running"]["warnings"] == [
+        "The container-wide MacAddress field is now deprecated. It should be specified in EndpointsConfig "
+        "instead."
+    ]
+    refused = {
+        "invalid": _create_at(
+            engine,
+            "1.44",
+            "mac-invalid",
+            test_image,
+            HostConfig={"NetworkMode": "net-mac"},
+            NetworkingConfig={"EndpointsConfig": {"net-mac": {"MacAddress": "zz:42"}}},
+        ),
+        "mismatch": _create_at(
+            engine,
+            "1.44",
+            "mac-mismatch",
+            test_image,
+            MacAddress="02:42:0a:e7:33:46",
+            HostConfig={"NetworkMode": "net-mac"},
+            NetworkingConfig={"EndpointsConfig": {"net-mac": {"MacAddress": "02:42:0a:e7:33:47"}}},
+        ),
+        "network-none": _create_at(
+            engine,
+            "1.41",
+            "mac-none",
+            test_image,
+            MacAddress="02:42:0a:e7:33:48",
+            HostConfig={"NetworkMode": "none"},
+        ),
+    }
+    for resp in refused.values():
+        if resp.status_code == 201:
+            engine.delete(f"{V}/containers/{resp.json()['Id']}?force=1")
+    observe("refused", {k: (r.status_code, r.json().get("message")) for k, r in refused.items()})
+    expect_error(refused["invalid"], 400, "invalid config for network net-mac: invalid MAC address zz:42")
+    expect_error(
+        refused["mismatch"],
+        400,
+        "the container-wide MAC address must match the endpoint-specific MAC address for the main network, "
+        "or be left empty",
+    )
+    expect_error(refused["network-none"], 400, "conflicting options: mac-address and the network mode")

@@ -51,8 +51,11 @@ async def create(req: Request, daemon: Daemon) -> Response:
     healthcheck = body.get("Healthcheck") if isinstance(body, dict) else None
     if isinstance(healthcheck, dict) and version_tuple(req.api_version) < (1, 44):
         healthcheck["StartInterval"] = 0  # added in API 1.44: older clients cannot set it
+    from ..containers.create import migrate_mac_address
+
+    mac_warnings = migrate_mac_address(body, version_tuple(req.api_version))
     c, warnings = daemon.containers.create(body, req.arg("name"))
-    return json_response({"Id": c.id, "Warnings": warnings}, 201)
+    return json_response({"Id": c.id, "Warnings": [*warnings, *mac_warnings]}, 201)
 
 
 async def inspect(req: Request, daemon: Daemon) -> Response:

@@ -21,6 +21,7 @@ __all__ = [
     "build_config",
     "build_host_config",
     "command_of",
+    "migrate_mac_address",
     "verify_host_config",
 ]
 
@@ -101,6 +102,64 @@ def build_config(request: dict[str, Any], image_config: dict[str, Any], containe
         )
     validate_healthcheck(request.get("Healthcheck"))
     return cfg
+
+
+_MAC_DEPRECATED = (
+    "The container-wide MacAddress field is now deprecated. It should be specified in EndpointsConfig "
+    "instead."
+)
+
+
+def migrate_mac_address(body: dict[str, Any], api_version: tuple[int, ...]) -> list[str]:
+    """moby's handleMACAddressBC: the container-wide ``MacAddress`` moves to the endpoint of the network
+    ``NetworkMode`` names (APIs before 1.44 know only that one; 1.44+ warn that it is deprecated); before 1.44
+    an endpoint's own ``MacAddress`` did not exist and is dropped. Mutates ``body``; returns the warnings."""
+    mac = str(body.pop("MacAddress", "") or "")
+    host_config = body.get("HostConfig") or {}
+    mode = str(host_config.get("NetworkMode") or "default") if isinstance(host_config, dict) else "default"
+    bridge = mode in ("default", "bridge")
+    user_defined = not bridge and mode not in ("host", "none") and not mode.startswith("container:")
+    networking = body.get("NetworkingConfig") if isinstance(body.get("NetworkingConfig"), dict) else None
+    endpoints = (networking or {}).get("EndpointsConfig") or {}
+    if not isinstance(endpoints, dict):
+        return []
+    net_name = "bridge" if bridge else mode
+    if api_version < (1, 44):
+        if not mac:
+            for ep in endpoints.values():
+                if isinstance(ep, dict):
+                    ep.pop("MacAddress", None)
+            return []
+        if not (bridge or user_defined):
+            raise invalid("conflicting options: mac-address and the network mode")
+        if not endpoints:
+            endpoints[net_name] = {}
+        for ep in endpoints.values():
+            if isinstance(ep, dict):
+                ep["MacAddress"] = mac
+        body["NetworkingConfig"] = {**(networking or {}), "EndpointsConfig": endpoints}
+        return []
+    if not mac:
+        return []
+    if bridge or user_defined:
+        if not endpoints:
+            endpoints[net_name] = {"MacAddress": mac}
+        else:
+            ep = endpoints.get(net_name)
+            if not isinstance(ep, dict):
+                raise invalid(
+                    "if a container-wide MAC address is supplied, HostConfig.NetworkMode must match the "
+                    "identity of a network in NetworkSettings.Networks"
+                )
+            if not ep.get("MacAddress"):
+                ep["MacAddress"] = mac
+            elif ep["MacAddress"] != mac:
+                raise invalid(
+                    "the container-wide MAC address must match the endpoint-specific MAC address for the "
+                    "main network, or be left empty"
+                )
+        body["NetworkingConfig"] = {**(networking or {}), "EndpointsConfig": endpoints}
+    return [_MAC_DEPRECATED]
 
 
 def command_of(config: dict[str, Any]) -> tuple[str, list[str]]:

@@ -168,11 +168,28 @@ class ContainerManager:
             driver=self.daemon.storage_driver,
         )
         c.network_settings = self.network.initial_settings(c, body)
+        self._desired_macs(c)
         c.mounts = self.mounts.mount_points(c)
         self.mounts.create_layer(c, image)
         self.store.add(c)
         self.emit(c, "create")
         return c, warnings
+
+    @staticmethod
+    def _desired_macs(c: Container) -> None:
+        """The MAC addresses asked for at create, kept for every start; the main network's is also
+        ``Config.MacAddress``, as dockerd shows it."""
+        networks = c.network_settings.get("Networks") or {}
+        c.desired_macs = {name: ep["MacAddress"] for name, ep in networks.items() if ep.get("MacAddress")}
+        main = next(iter(networks), "")
+        if main and c.desired_macs.get(main):
+            config = dict(c.config)
+            c.config.clear()
+            for key, value in config.items():
+                c.config[key] = value
+                if key == "Entrypoint":  # Go's field order: ... Entrypoint, NetworkDisabled, MacAddress
+                    c.config["MacAddress"] = c.desired_macs[main]
+            c.config.setdefault("MacAddress", c.desired_macs[main])
 
     def _verify(self, host_config: dict[str, Any]) -> list[str]:
         """What dockerd refuses at create (400s), and the warnings for settings it drops."""

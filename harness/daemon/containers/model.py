@@ -98,6 +98,8 @@ class Container:
     graph_driver: dict[str, Any] = field(default_factory=dict)
     mounts: list[dict[str, Any]] = field(default_factory=list)
     network_settings: dict[str, Any] = field(default_factory=dict)
+    #: network name -> the MAC address the container asked for there (its endpoint shows it only while up)
+    desired_macs: dict[str, str] = field(default_factory=dict)
     has_been_started: bool = False
     has_been_manually_stopped: bool = False
     size_rw: int | None = None  # filled by the API when a client asks for ?size=1
@@ -272,6 +274,7 @@ class Container:
             "GraphDriver": self.graph_driver,
             "MountPoints": self.mounts,
             "NetworkSettings": self.network_settings,
+            "DesiredMacAddresses": self.desired_macs,
             "HasBeenStartedBefore": self.has_been_started,
             "HasBeenManuallyStopped": self.has_been_manually_stopped,
         }
@@ -304,6 +307,7 @@ class Container:
             graph_driver=rec.get("GraphDriver") or {},
             mounts=rec.get("MountPoints") or [],
             network_settings=rec.get("NetworkSettings") or {},
+            desired_macs=dict(rec.get("DesiredMacAddresses") or {}),
             has_been_started=rec.get("HasBeenStartedBefore", False),
             has_been_manually_stopped=rec.get("HasBeenManuallyStopped", False),
         )

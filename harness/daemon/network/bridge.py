@@ -46,8 +46,10 @@ def attach_endpoint(
     cidr: str,
     gateway: str | None,
     mtu: int = 0,
+    mac: str = "",
 ) -> str:
-    """A veth pair from ``bridge`` into the sandbox as ``ifname`` with ``cidr``; returns its MAC."""
+    """A veth pair from ``bridge`` into the sandbox as ``ifname`` with ``cidr`` (and the MAC ``mac``, when
+    given); returns its MAC."""
     host_side = "veth" + secrets.token_hex(4)[:7]
     fd = os.open(sandbox, os.O_RDONLY | os.O_CLOEXEC)
     try:
@@ -61,6 +63,8 @@ def attach_endpoint(
     try:
         host.set_link(host_side, master=bridge, up=True)
         with Netlink(sandbox) as inside:
+            if mac:
+                inside.set_link(ifname, mac=mac)
             inside.add_address(ifname, cidr)
             _sysctl_in(sandbox, f"net/ipv6/conf/{ifname}/disable_ipv6", "1")  # IPv4-only, like dockerd
             inside.set_link(ifname, up=True)

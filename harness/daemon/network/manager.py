@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from ..containers.model import Container
     from ..daemon import Daemon
 
-__all__ = ["NetworkError", "NetworkManager", "destroy_sandbox", "empty_endpoint"]
+__all__ = ["NetworkError", "NetworkManager", "destroy_sandbox", "empty_endpoint", "parse_mac"]
 
 
 class NetworkError(Exception):
@@ -61,6 +61,31 @@ def empty_endpoint(config: dict[str, Any] | None = None) -> dict[str, Any]:
         "GlobalIPv6PrefixLen": 0,
         "DNSNames": None,
     }
+
+
+def parse_mac(text: str) -> str | None:
+    """Go's net.ParseMAC (6, 8 or 20 bytes; ``:``/``-`` between pairs or ``.`` between quads) as
+    ``aa:bb:...``; None when Go refuses it."""
+    if len(text) < 14:
+        return None
+    if text[2] in ":-":
+        size, sep, width = (len(text) + 1) // 3, text[2], 2
+        if (len(text) + 1) % 3:
+            return None
+    elif text[4] == ".":
+        size, sep, width = 2 * (len(text) + 1) // 5, ".", 4
+        if (len(text) + 1) % 5:
+            return None
+    else:
+        return None
+    groups = text.split(sep)
+    if size not in (6, 8, 20) or any(len(g) != width for g in groups):
+        return None
+    try:
+        raw = bytes.fromhex("".join(groups))
+    except ValueError:
+        return None
+    return ":".join(f"{b:02x}" for b in raw)
 
 
 def destroy_sandbox(path: str) -> None:
@@ -449,6 +474,12 @@ class NetworkManager:
             )
 
     def _check_endpoint_config(self, net: Network, config: dict[str, Any]) -> None:
+        self._check_endpoint_addresses(net, config)
+        mac = str(config.get("MacAddress") or "")
+        if mac and parse_mac(mac) is None:
+            raise invalid(f"invalid config for network {net.name}: invalid MAC address {mac}")
+
+    def _check_endpoint_addresses(self, net: Network, config: dict[str, Any]) -> None:
         wanted = ((config.get("IPAMConfig") or {}).get("IPv4Address")) or ""
         if not wanted:
             return
@@ -550,6 +581,7 @@ class NetworkManager:
         except IPAMError as exc:
             raise ApiError(exc.status, f"failed to set up container networking: {exc.message}") from None
         gateway = None if net.internal or not default_route else str(net.pool.gateway)
+        desired = parse_mac(c.desired_macs.get(net.name, "")) or ""
         try:
             mac = br.attach_endpoint(
                 self.host,
@@ -559,6 +591,7 @@ class NetworkManager:
                 f"{addr}/{net.pool.subnet.prefixlen}",
                 gateway,
                 net.mtu,
+                desired,
             )
         except br.BridgeError as exc:
             net.pool.release(str(addr))
@@ -663,6 +696,8 @@ class NetworkManager:
             self._attach(c, net, ep, c.network_settings["SandboxKey"], False)
         else:
             networks[net.name] = ep
+            if ep["MacAddress"]:  # used when the container starts (a running one's is not changed)
+                c.desired_macs[net.name] = ep["MacAddress"]
         self._sync_primary(c)
         c.save()
 
@@ -681,6 +716,7 @@ class NetworkManager:
         if net.name not in networks:
             raise ApiError(500, f"container {c.id} is not connected to network {net.name}")
         ep = networks.pop(net.name)
+        c.desired_macs.pop(net.name, None)
         if ep.get("EndpointID") and c.network_settings.get("SandboxKey"):
             if ep.get("IPAddress"):
                 br.detach_endpoint(c.network_settings["SandboxKey"], ep["IPAddress"])

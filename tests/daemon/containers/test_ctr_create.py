@@ -1,0 +1,88 @@
+"""Create-time translation of a request body: the container-wide MAC address moved to its endpoint (moby
+handleMACAddressBC), for old and new API versions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from harness.daemon.containers.create import migrate_mac_address
+from harness.daemon.errors import ApiError
+from harness.daemon.network.manager import parse_mac
+
+MAC = "02:42:0a:00:00:01"
+
+
+def _endpoints(body: dict[str, Any]) -> Any:
+    return (body.get("NetworkingConfig") or {}).get("EndpointsConfig")
+
+
+def test_before_1_44_the_container_wide_mac_goes_to_the_network_modes_endpoint() -> None:
+    body: dict[str, Any] = {"MacAddress": MAC}
+    assert migrate_mac_address(body, (1, 41)) == []
+    assert _endpoints(body) == {"bridge": {"MacAddress": MAC}} and "MacAddress" not in body
+    body = {"MacAddress": MAC, "HostConfig": {"NetworkMode": "net1"}}
+    migrate_mac_address(body, (1, 43))
+    assert _endpoints(body) == {"net1": {"MacAddress": MAC}}
+
+
+def test_before_1_44_an_endpoint_mac_did_not_exist() -> None:
+    body: dict[str, Any] = {"NetworkingConfig": {"EndpointsConfig": {"net1": {"MacAddress": MAC}}}}
+    migrate_mac_address(body, (1, 41))
+    assert _endpoints(body) == {"net1": {}}
+
+
+@pytest.mark.parametrize("mode", ["none", "host", "container:abc"])
+def test_before_1_44_a_mac_needs_a_bridge_or_user_network(mode: str) -> None:
+    with pytest.raises(ApiError) as err:
+        migrate_mac_address({"MacAddress": MAC, "HostConfig": {"NetworkMode": mode}}, (1, 41))
+    assert (err.value.status, err.value.message) == (
+        400,
+        "conflicting options: mac-address and the network mode",
+    )
+
+
+def test_from_1_44_the_container_wide_mac_is_deprecated_and_migrated() -> None:
+    body: dict[str, Any] = {"MacAddress": MAC, "HostConfig": {"NetworkMode": "net1"}}
+    (warning,) = migrate_mac_address(body, (1, 44))
+    assert warning.startswith("The container-wide MacAddress field is now deprecated.")
+    assert _endpoints(body) == {"net1": {"MacAddress": MAC}}
+    same = {"MacAddress": MAC, "NetworkingConfig": {"EndpointsConfig": {"bridge": {"MacAddress": MAC}}}}
+    assert len(migrate_mac_address(same, (1, 51))) == 1
+    assert (
+        migrate_mac_address({"NetworkingConfig": {"EndpointsConfig": {"x": {"MacAddress": MAC}}}}, (1, 44))
+        == []
+    )
+
+
+@pytest.mark.parametrize(
+    ("endpoints", "message"),
+    [
+        ({"bridge": {"MacAddress": "02:42:0a:00:00:02"}}, "the container-wide MAC address must match"),
+        ({"other": {}}, "if a container-wide MAC address is supplied, HostConfig.NetworkMode must match"),
+    ],
+)
+def test_from_1_44_a_mac_that_cannot_be_placed_is_refused(endpoints: dict[str, Any], message: str) -> None:
+    body = {"MacAddress": MAC, "NetworkingConfig": {"EndpointsConfig": endpoints}}
+    with pytest.raises(ApiError) as err:
+        migrate_mac_address(body, (1, 44))
+    assert err.value.status == 400 and err.value.message.startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("text", "parsed"),
+    [
+        ("02:42:AC:11:00:02", "02:42:ac:11:00:02"),
+        ("02-42-ac-11-00-02", "02:42:ac:11:00:02"),
+        ("0242.ac11.0002", "02:42:ac:11:00:02"),
+        ("02:42:ac:11:00:02:00:01", "02:42:ac:11:00:02:00:01"),
+        ("zz:42", None),
+        ("02:42:ac:11:00", None),
+        ("02:42-ac:11:00:02", None),
+        ("02:42:ac:11:00:0g", None),
+        ("02:42:ac:11:00:02:03", None),
+    ],
+)
+def test_mac_addresses_parse_as_go_parses_them(text: str, parsed: str | None) -> None:
+    assert parse_mac(text) == parsed
