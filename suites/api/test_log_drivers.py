@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from harness.checks import expect_error
+from harness.checks import expect_error, expect_status
 from harness.client import EngineClient
 from harness.fixtures import Observations
 
@@ -106,3 +106,58 @@ def test_none_driver(docker_cli: CLI, test_image: str, observe: Observations) ->
 
     finally:
         docker_cli("rm", "-f", "logs-none")
+
+
+@pytest.mark.profiles(
+    exclude=("local-logs",),
+    reason="boots a daemon with --log-opt, which the profile's daemon.json log-opts forbid",
+)
+@pytest.mark.scenario(
+    "api/logs/log-config-default-driver",
+    "A LogConfig with an empty Type MUST keep its options with the daemon's default driver; the daemon's "
+    "log-opts MUST fill the keys a request for the default driver (named or not) leaves out, never another "
+    "driver's; an option the default driver does not know MUST be refused at create",
+    ref="operation ContainerCreate HostConfig.LogConfig; moby daemon/logs.go mergeAndVerifyLogConfig",
+)
+def test_log_config_default_driver(daemon_factory: Any, observe: Observations) -> None:
+    from harness.testimage import load_test_image
+
+    handle = daemon_factory(args=["--log-opt", "max-size=10m"])
+    assert handle.endpoint is not None
+    image = load_test_image(handle.endpoint)
+    client = EngineClient(handle.endpoint)
+    try:
+
+        def create(log_config: dict[str, Any]) -> Any:
+            return client.post(
+                "/containers/create",
+                json={"Image": image, "Cmd": ["echo", "logged"], "HostConfig": {"LogConfig": log_config}},
+            )
+
+        def stored(resp: Any) -> Any:
+            created = expect_status(resp, 201)
+            return client.get(f"/containers/{created['Id']}/json").json()["HostConfig"]["LogConfig"]
+
+        seen = {
+            "empty-type": stored(create({"Type": "", "Config": {"max-file": "100"}})),
+            "empty-type-no-config": stored(create({"Type": ""})),
+            "default-named": stored(create({"Type": "json-file", "Config": {"max-file": "2"}})),
+            "own-max-size": stored(create({"Type": "", "Config": {"max-size": "1k", "max-file": "3"}})),
+            "other-driver": stored(create({"Type": "local", "Config": {"max-file": "4"}})),
+        }
+        observe("stored", seen)
+        assert seen["empty-type"] == {"Type": "json-file", "Config": {"max-file": "100", "max-size": "10m"}}
+        assert seen["empty-type-no-config"] == {"Type": "json-file", "Config": {"max-size": "10m"}}
+        assert seen["default-named"] == {"Type": "json-file", "Config": {"max-file": "2", "max-size": "10m"}}
+        assert seen["own-max-size"] == {"Type": "json-file", "Config": {"max-file": "3", "max-size": "1k"}}
+        assert seen["other-driver"] == {"Type": "local", "Config": {"max-file": "4"}}
+        unknown = create({"Type": "", "Config": {"nosuch-opt": "1"}})
+        observe("unknown", (unknown.status_code, unknown.json().get("message")))
+        expect_error(unknown, 400, "unknown log opt 'nosuch-opt' for json-file log driver")
+        run = expect_status(create({"Type": "", "Config": {"max-file": "100"}}), 201)
+        expect_status(client.post(f"/containers/{run['Id']}/start"), 204)
+        client.post(f"/containers/{run['Id']}/wait", timeout=30)
+        logs = client.get(f"/containers/{run['Id']}/logs", params={"stdout": "1"}).content
+        assert observe("logs", logs[8:].decode()) == "logged\n"
+    finally:
+        client.close()

@@ -21,6 +21,7 @@ __all__ = [
     "build_config",
     "build_host_config",
     "command_of",
+    "merge_log_config",
     "migrate_mac_address",
     "verify_host_config",
 ]
@@ -170,19 +171,26 @@ def command_of(config: dict[str, Any]) -> tuple[str, list[str]]:
     return argv[0], argv[1:]
 
 
+def merge_log_config(requested: dict[str, Any] | None, daemon_values: dict[str, Any]) -> dict[str, Any]:
+    """moby mergeAndVerifyLogConfig's merge: an empty ``Type`` is the daemon's driver, and a request for
+    the daemon's driver gets the daemon's ``log-opt`` values for the keys it leaves out."""
+    default = str(daemon_values.get("log-driver") or "json-file")
+    log_config = dict(requested or {})
+    log_config["Type"] = log_config.get("Type") or default
+    options = dict(log_config.get("Config") or {})
+    if log_config["Type"] == default:
+        for key, value in (daemon_values.get("log-opt") or {}).items():
+            options.setdefault(key, value)
+    log_config["Config"] = options
+    return log_config
+
+
 def build_host_config(
     request: dict[str, Any] | None, daemon_values: dict[str, Any], cgroup_version: str
 ) -> dict[str, Any]:
     """HostConfig with the daemon's defaults filled in where the request left them empty."""
     hc = dict(request or {})
-    log_config = dict(hc.get("LogConfig") or {})
-    if not log_config.get("Type"):
-        log_config = {
-            "Type": daemon_values.get("log-driver") or "json-file",
-            "Config": dict(daemon_values.get("log-opt") or {}),
-        }
-    log_config.setdefault("Config", {})
-    hc["LogConfig"] = log_config
+    hc["LogConfig"] = merge_log_config(hc.get("LogConfig"), daemon_values)
     policy = dict(hc.get("RestartPolicy") or {})
     policy.setdefault("Name", "no")
     policy["Name"] = policy["Name"] or "no"

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from harness.daemon.containers.create import migrate_mac_address
+from harness.daemon.containers.create import merge_log_config, migrate_mac_address
 from harness.daemon.errors import ApiError
 from harness.daemon.network.manager import parse_mac
 
@@ -86,3 +86,25 @@ def test_from_1_44_a_mac_that_cannot_be_placed_is_refused(endpoints: dict[str, A
 )
 def test_mac_addresses_parse_as_go_parses_them(text: str, parsed: str | None) -> None:
     assert parse_mac(text) == parsed
+
+
+@pytest.mark.parametrize(
+    ("requested", "merged"),
+    [
+        (
+            {"Type": "", "Config": {"max-file": "100"}},
+            {"Type": "json-file", "Config": {"max-file": "100", "max-size": "10m"}},
+        ),
+        (None, {"Type": "json-file", "Config": {"max-size": "10m"}}),
+        (
+            {"Type": "json-file", "Config": {"max-size": "1k"}},
+            {"Type": "json-file", "Config": {"max-size": "1k"}},
+        ),
+        ({"Type": "local", "Config": {}}, {"Type": "local", "Config": {}}),
+    ],
+)
+def test_log_config_merges_the_daemons_options_into_its_own_driver(
+    requested: dict[str, Any] | None, merged: dict[str, Any]
+) -> None:
+    daemon = {"log-driver": "json-file", "log-opt": {"max-size": "10m"}}
+    assert merge_log_config(requested, daemon) == merged
