@@ -904,3 +904,67 @@ def test_mac_address(engine: EngineClient, network: Any, test_image: str, observ
         "or be left empty",
     )
     expect_error(refused["network-none"], 400, "conflicting options: mac-address and the network mode")
+
+
+# -- IPv6 ----------------------------------------------------------------------------------------------
+
+
+def _exec_text(engine: EngineClient, name: str, cmd: list[str]) -> str:
+    exec_id = engine.post(
+        f"{V}/containers/{name}/exec", json={"Cmd": cmd, "AttachStdout": True, "AttachStderr": True}
+    ).json()["Id"]
+    return str(engine.post(f"{V}/exec/{exec_id}/start", json={"Detach": False, "Tty": True}).text)
+
+
+@pytest.mark.scenario(
+    "api/networks/ipv6-network",
+    "A network created with EnableIPv6 and an IPv6 subnet MUST say EnableIPv6 true and list that subnet as "
+    "given (configured entries first); a container on it MUST get the subnet's next IPv6 address (::2, the "
+    "gateway ::1) in its endpoint, the network's Containers, its interface, its default route and "
+    "/etc/hosts, and reach the gateway over IPv6",
+    ref="docker network create --ipv6 --subnet; moby daemon/network.go buildIPAMResources; issue 20 item 12",
+)
+def test_ipv6_network(engine: EngineClient, network: Any, container: Any, observe: Observations) -> None:
+    subnet = "fd00:c0f:2::/64"
+    network("net-v6", EnableIPv6=True, IPAM={"Config": [{"Subnet": subnet}]})
+    doc = engine.get(f"{V}/networks/net-v6").json()
+    observe("enable_ipv6", doc["EnableIPv6"])
+    config = observe(
+        "ipam_config",  # the IPv4 subnet is the next free default pool: its family and keys are observed
+        [c if ":" in c["Subnet"] else {"IPv4": sorted(c)} for c in doc["IPAM"]["Config"] or []],
+    )
+    status, _ = container("net-v6-ctr", HostConfig={"NetworkMode": "net-v6"})
+    assert status == 204
+    settings = _inspect(engine, "net-v6-ctr")["NetworkSettings"]
+    ep = settings["Networks"]["net-v6"]
+    endpoint = observe(
+        "endpoint", {k: ep[k] for k in ("GlobalIPv6Address", "GlobalIPv6PrefixLen", "IPv6Gateway")}
+    )
+    top_level = observe("top_level_ipv6", settings["GlobalIPv6Address"])  # the default bridge's only
+    listed = engine.get(f"{V}/networks/net-v6").json()["Containers"]
+    in_network = observe("network_containers", [c["IPv6Address"] for c in listed.values()])
+    inside = _exec_text(
+        engine, "net-v6-ctr", ["sh", "-c", "ip -6 addr show eth0; ip -6 route; cat /etc/hosts"]
+    )
+    ping = _exec_text(engine, "net-v6-ctr", ["ping", "-6", "-c", "1", "-W", "5", "fd00:c0f:2::1"])
+    seen = observe(
+        "inside",
+        {
+            "address": "inet6 fd00:c0f:2::2/64" in inside,
+            "default_route": "default via fd00:c0f:2::1" in inside,
+            "hosts_entry": any(
+                line.split()[:1] == ["fd00:c0f:2::2"] for line in inside.splitlines() if line.strip()
+            ),
+            "gateway_answers": " 0% packet loss" in ping,
+        },
+    )
+    assert doc["EnableIPv6"] is True
+    assert config == [{"Subnet": subnet}, {"IPv4": ["Gateway", "Subnet"]}]
+    assert endpoint == {
+        "GlobalIPv6Address": "fd00:c0f:2::2",
+        "GlobalIPv6PrefixLen": 64,
+        "IPv6Gateway": "fd00:c0f:2::1",
+    }
+    assert top_level == ""
+    assert in_network == ["fd00:c0f:2::2/64"]
+    assert seen == dict.fromkeys(seen, True), (inside, ping)

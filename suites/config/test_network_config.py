@@ -271,12 +271,12 @@ def test_dns_forwarding(daemon_factory: DaemonFactory, client_for: Any, observe:
     assert asked == ["missing.test", "upstream.test"]
 
 
-def _nat_rules(daemon: DaemonHandle) -> list[str]:
+def _nat_rules(daemon: DaemonHandle, tool: str = "iptables") -> list[str]:
     import subprocess
 
     netns = daemon.netns_path or "/proc/self/ns/net"
     out = subprocess.run(
-        ["nsenter", f"--net={netns}", "iptables", "-w", "-t", "nat", "-S"], capture_output=True, text=True
+        ["nsenter", f"--net={netns}", tool, "-w", "-t", "nat", "-S"], capture_output=True, text=True
     ).stdout
     return out.splitlines()
 
@@ -328,6 +328,83 @@ def test_published_port_nat(
     expected = {"dnat_to_container": iptables, "masquerade_subnet": iptables, "loopback_answers": True}
     assert seen == expected, rules
     client.delete("/containers/nat-web?force=1")
+
+
+@NEEDS_DEFAULT_BRIDGE
+@pytest.mark.profiles(
+    exclude=("no-iptables",), reason="checks the ip6tables rules, which --iptables=false does not make"
+)
+@pytest.mark.scenario(
+    "config/network/ipv6-default-bridge",
+    "--ipv6 --fixed-cidr-v6 MUST give the default bridge that IPv6 subnet (EnableIPv6, an IPAM entry with "
+    "the subnet as IPRange), containers on it the next IPv6 address (::2, gateway ::1) at the top level and "
+    "in their endpoint, ip6tables masquerading for the subnet and a DNAT of a published port to the "
+    "container's IPv6 address, through which the port answers over IPv6",
+    ref="dockerd --ipv6 --fixed-cidr-v6; moby libnetwork/drivers/bridge/internal/iptabler/port.go",
+)
+def test_ipv6_default_bridge(daemon_factory: DaemonFactory, client_for: Any, observe: Observations) -> None:
+    daemon = daemon_factory(args=["--ipv6", "--fixed-cidr-v6=fd00:c0f:3::/64"])
+    client = client_for(daemon)
+    image = load_test_image(daemon.endpoint)  # type: ignore[arg-type]
+    bridge = client.get("/networks/bridge").json()
+    serve = "mkdir -p /www && echo hello-over-v6 > /www/index.html && exec httpd -f -p 80 -h /www"
+    doc = _run(
+        client,
+        image,
+        "v6-web",
+        ["sh", "-c", serve],
+        HostConfig={"PortBindings": {"80/tcp": [{"HostIp": "", "HostPort": "18097"}]}},
+        ExposedPorts={"80/tcp": {}},
+    )
+    settings = doc["NetworkSettings"]
+    keys = ("GlobalIPv6Address", "GlobalIPv6PrefixLen", "IPv6Gateway")
+
+    def served() -> str:
+        text = http_get_in_daemon_netns(daemon, "fd00:c0f:3::1", 18097)
+        return text if "hello-over-v6" in text else ""
+
+    answer = eventually(served, "busybox httpd answering on [fd00:c0f:3::1]:18097", timeout=10)
+    nat = _nat_rules(daemon, "ip6tables")
+    seen = observe(
+        "bridge",
+        {
+            "enable_ipv6": bridge["EnableIPv6"],
+            "ipv6_entries": [c for c in bridge["IPAM"]["Config"] if ":" in c["Subnet"]],
+            "top_level": {k: settings[k] for k in keys},
+            "endpoint": {k: settings["Networks"]["bridge"][k] for k in keys},
+            "host_ports": sorted(p["HostIp"] for p in settings["Ports"]["80/tcp"]),
+        },
+    )
+    expected_address = {
+        "GlobalIPv6Address": "fd00:c0f:3::2",
+        "GlobalIPv6PrefixLen": 64,
+        "IPv6Gateway": "fd00:c0f:3::1",
+    }
+    rules = observe(
+        "ip6tables",
+        {
+            "masquerade_subnet": any(
+                r.startswith("-A POSTROUTING -s fd00:c0f:3::/64 ") and r.endswith("-j MASQUERADE")
+                for r in nat
+            ),
+            "dnat_to_container": any(
+                r.startswith("-A DOCKER ")
+                and "--dport 18097 " in r
+                and r.endswith("-j DNAT --to-destination [fd00:c0f:3::2]:80")
+                for r in nat
+            ),
+            "answers_over_ipv6": "hello-over-v6" in answer,
+        },
+    )
+    client.delete("/containers/v6-web?force=1")
+    assert seen == {
+        "enable_ipv6": True,
+        "ipv6_entries": [{"Subnet": "fd00:c0f:3::/64", "IPRange": "fd00:c0f:3::/64"}],
+        "top_level": expected_address,
+        "endpoint": expected_address,
+        "host_ports": ["0.0.0.0", "::"],
+    }
+    assert rules == dict.fromkeys(rules, True), nat
 
 
 @pytest.mark.scenario(

@@ -15,8 +15,10 @@ class BridgeError(Exception):
     """Setting up a bridge or an endpoint failed; the message names the device and the fix."""
 
 
-def ensure_bridge(nl: Netlink, name: str, gateway_cidr: str, mtu: int = 0, create: bool = True) -> None:
-    """The bridge ``name`` exists, is up and holds ``gateway_cidr``."""
+def ensure_bridge(
+    nl: Netlink, name: str, gateway_cidr: str, mtu: int = 0, create: bool = True, gateway6_cidr: str = ""
+) -> None:
+    """The bridge ``name`` exists, is up and holds ``gateway_cidr`` (and ``gateway6_cidr`` for IPv6)."""
     if not nl.exists(name):
         if not create:
             raise BridgeError(f"bridge device with non default name {name} must be created manually")
@@ -24,13 +26,16 @@ def ensure_bridge(nl: Netlink, name: str, gateway_cidr: str, mtu: int = 0, creat
             nl.add_bridge(name, mtu)
         except NetlinkError as exc:
             raise BridgeError(f"failed to create bridge {name} via netlink: {exc}") from None
+    # dockerd leaves IPv6 off on IPv4-only bridges; an IPv6 address needs it on first
+    _sysctl(f"net/ipv6/conf/{name}/disable_ipv6", "0" if gateway6_cidr else "1")
     try:
         if gateway_cidr and gateway_cidr not in nl.addresses(name):
             nl.add_address(name, gateway_cidr)
+        if gateway6_cidr and gateway6_cidr not in nl.addresses(name, version=6):
+            nl.add_address(name, gateway6_cidr, nodad=True)
         nl.set_link(name, up=True)
     except NetlinkError as exc:
         raise BridgeError(f"failed to configure bridge {name}: {exc}") from None
-    _sysctl(f"net/ipv6/conf/{name}/disable_ipv6", "1")  # dockerd leaves IPv6 off on IPv4-only bridges
 
 
 def remove_bridge(nl: Netlink, name: str) -> None:
@@ -47,9 +52,11 @@ def attach_endpoint(
     gateway: str | None,
     mtu: int = 0,
     mac: str = "",
+    cidr6: str = "",
+    gateway6: str | None = None,
 ) -> str:
-    """A veth pair from ``bridge`` into the sandbox as ``ifname`` with ``cidr`` (and the MAC ``mac``, when
-    given); returns its MAC."""
+    """A veth pair from ``bridge`` into the sandbox as ``ifname`` with ``cidr`` (and ``cidr6`` on an IPv6
+    network, and the MAC ``mac``, when given); returns its MAC."""
     host_side = "veth" + secrets.token_hex(4)[:7]
     fd = os.open(sandbox, os.O_RDONLY | os.O_CLOEXEC)
     try:
@@ -66,11 +73,15 @@ def attach_endpoint(
             if mac:
                 inside.set_link(ifname, mac=mac)
             inside.add_address(ifname, cidr)
-            _sysctl_in(sandbox, f"net/ipv6/conf/{ifname}/disable_ipv6", "1")  # IPv4-only, like dockerd
+            if cidr6:
+                inside.add_address(ifname, cidr6, nodad=True)
+            else:
+                _sysctl_in(sandbox, f"net/ipv6/conf/{ifname}/disable_ipv6", "1")  # IPv4-only, like dockerd
             inside.set_link(ifname, up=True)
-            if gateway:
-                with contextlib.suppress(NetlinkError):  # a second network's gateway is not the default
-                    inside.add_default_route(gateway, ifname)
+            for via in (gateway, gateway6):
+                if via:
+                    with contextlib.suppress(NetlinkError):  # a second network's gateway is not the default
+                        inside.add_default_route(via, ifname)
             return str(inside.link_info(ifname)["mac"])
     except (NetlinkError, OSError) as exc:
         with contextlib.suppress(NetlinkError):

@@ -47,6 +47,8 @@ def hosts_file(c: Container, links: list[str] | None = None) -> str:
     for ep in (c.network_settings.get("Networks") or {}).values():
         if ep.get("IPAddress"):
             lines.append(f"{ep['IPAddress']}\t{hostname}")
+        if ep.get("GlobalIPv6Address"):
+            lines.append(f"{ep['GlobalIPv6Address']}\t{hostname}")
     return "\n".join(lines) + "\n"
 
 

@@ -2,13 +2,18 @@
 
 What a container needs to reach out and be isolated like under dockerd: masquerading of the
 network's subnet leaving its bridge (``--ip-masq``), forwarding to and from the bridge, and for an
-``--internal`` network no traffic in or out of the subnet. Every rule refd adds it remembers and
-deletes again when the network goes or refd shuts down, so nothing is left in the host's tables.
-One ``iptables-restore --noflush`` per change keeps it to a single process.
+``--internal`` network no traffic in or out of the subnet. An IPv6 network gets the same in
+ip6tables (``--ip6tables``, default on as in dockerd 28), and a published port on an IPv6 host
+address a DNAT to the container's IPv6 address. Every rule refd adds it remembers and deletes again
+when the network goes or refd shuts down, so nothing is left in the host's tables. One
+``iptables-restore --noflush`` (and one ``ip6tables-restore``) per change keeps it to a process or two.
+
+A rule is ``(table, spec)``; the tables ``nat6`` and ``filter6`` are ip6tables' ``nat`` and ``filter``.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -28,78 +33,102 @@ class Firewall:
     def __init__(self, config: Any, log: Any) -> None:
         self.log = log
         self.masquerade = bool(config.get("ip-masq", True))
+        self.ipv6 = bool(config.get("ip6tables", True))
         self.restore = shutil.which("iptables-restore") or ""
+        self.restore6 = shutil.which("ip6tables-restore") or ""
         self.rules: dict[str, list[tuple[str, str]]] = {}  # network id -> (table, rule spec)
         #: iptables-restore runs started by ``network_up(..., wait=False)``, finished by ``settle``
-        self._pending: list[tuple[Network, subprocess.Popen[str]]] = []
+        self._pending: list[tuple[Network, list[subprocess.Popen[str]]]] = []
 
     def _rules_for(self, net: Network) -> list[tuple[str, str]]:
         if net.pool is None:
             return []
-        subnet, bridge = str(net.pool.subnet), net.bridge_name
+        rules = self._family_rules(net, str(net.pool.subnet), "")
+        if net.pool6 is not None and self.ipv6:
+            rules += self._family_rules(net, str(net.pool6.subnet), "6")
+        return rules
+
+    def _family_rules(self, net: Network, subnet: str, family: str) -> list[tuple[str, str]]:
+        bridge = net.bridge_name
         if net.internal:
             return [
-                ("filter", f"FORWARD -i {bridge} ! -d {subnet} -j DROP"),
-                ("filter", f"FORWARD ! -s {subnet} -o {bridge} -j DROP"),
+                (f"filter{family}", f"FORWARD -i {bridge} ! -d {subnet} -j DROP"),
+                (f"filter{family}", f"FORWARD ! -s {subnet} -o {bridge} -j DROP"),
             ]
         rules = [
-            ("filter", f"FORWARD -o {bridge} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"),
-            ("filter", f"FORWARD -i {bridge} -j ACCEPT"),
+            (f"filter{family}", f"FORWARD -o {bridge} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"),
+            (f"filter{family}", f"FORWARD -i {bridge} -j ACCEPT"),
         ]
         masq = net.options.get("com.docker.network.bridge.enable_ip_masquerade", "true") != "false"
         if self.masquerade and masq:
-            rules.append(("nat", f"POSTROUTING -s {subnet} ! -o {bridge} -j MASQUERADE"))
+            rules.append((f"nat{family}", f"POSTROUTING -s {subnet} ! -o {bridge} -j MASQUERADE"))
         return rules
+
+    @staticmethod
+    def _tool(table: str) -> tuple[str, str]:
+        """``(iptables or ip6tables, the kernel's table name)`` for a rule's table."""
+        return ("ip6tables", table[:-1]) if table.endswith("6") else ("iptables", table)
 
     def _missing(self, rules: list[tuple[str, str]]) -> list[tuple[str, str]]:
         """The rules not in the kernel yet (``iptables -C``): a restarted refd adopts what it left running."""
-        iptables = shutil.which("iptables")
-        if not iptables:
-            return rules
         out = []
         for table, spec in rules:
+            tool, kernel_table = self._tool(table)
+            binary = shutil.which(tool)
+            if not binary:
+                out.append((table, spec))
+                continue
             probe = subprocess.run(
-                [iptables, "-w", "-t", table, "-C", *spec.split()], capture_output=True, check=False
+                [binary, "-w", "-t", kernel_table, "-C", *spec.split()], capture_output=True, check=False
             )
             if probe.returncode != 0:
                 out.append((table, spec))
         return out
 
-    def _start(self, rules: list[tuple[str, str]], action: str) -> subprocess.Popen[str] | None:
-        """One ``iptables-restore --noflush`` for ``rules``, started (None when there is nothing to do)."""
-        if not rules:
-            return None
-        if not self.restore:
-            raise FirewallError(
-                "iptables-restore not found: install iptables, or start the daemon with --iptables=false"
+    def _start(self, rules: list[tuple[str, str]], action: str) -> list[subprocess.Popen[str]]:
+        """One ``iptables-restore --noflush`` (and one ``ip6tables-restore``) for ``rules``, started."""
+        procs: list[subprocess.Popen[str]] = []
+        for family, restore, tool in (("", self.restore, "iptables"), ("6", self.restore6, "ip6tables")):
+            lines: list[str] = []
+            for table in ("filter", "nat"):
+                mine = [spec for t, spec in rules if t == f"{table}{family}"]
+                if mine:
+                    lines.append(f"*{table}")
+                    lines += [f"{action} {spec}" for spec in mine]
+                    lines.append("COMMIT")
+            if not lines:
+                continue
+            if not restore:
+                flag = "--iptables=false" if not family else "--ip6tables=false"
+                raise FirewallError(
+                    f"{tool}-restore not found: install iptables, or start the daemon with {flag}"
+                )
+            proc = subprocess.Popen(
+                [restore, "-w", "--noflush"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
             )
-        lines: list[str] = []
-        for table in ("filter", "nat"):
-            mine = [spec for t, spec in rules if t == table]
-            if mine:
-                lines.append(f"*{table}")
-                lines += [f"{action} {spec}" for spec in mine]
-                lines.append("COMMIT")
-        proc = subprocess.Popen(
-            [self.restore, "-w", "--noflush"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert proc.stdin is not None
-        proc.stdin.write("\n".join(lines) + "\n")  # a few hundred bytes: fits the pipe, never blocks
-        proc.stdin.close()
-        proc.stdin = None  # written and closed: communicate() must not flush it again
-        return proc
+            assert proc.stdin is not None
+            proc.stdin.write("\n".join(lines) + "\n")  # a few hundred bytes: fits the pipe, never blocks
+            proc.stdin.close()
+            proc.stdin = None  # written and closed: communicate() must not flush it again
+            procs.append(proc)
+        return procs
 
     @staticmethod
-    def _finish(proc: subprocess.Popen[str] | None) -> None:
-        if proc is None:
-            return
-        out, err = proc.communicate()
-        if proc.returncode != 0:
-            raise FirewallError(f"iptables-restore failed: {err.strip() or out.strip()}")
+    def _finish(procs: list[subprocess.Popen[str]]) -> None:
+        failures = []
+        for proc in procs:
+            out, err = proc.communicate()
+            if proc.returncode != 0:
+                tool = (
+                    os.path.basename(str(proc.args[0])) if isinstance(proc.args, list) else "iptables-restore"
+                )
+                failures.append(f"{tool} failed: {err.strip() or out.strip()}")
+        if failures:
+            raise FirewallError("; ".join(failures))
 
     def _apply(self, rules: list[tuple[str, str]], action: str, adopt: bool = False) -> None:
         self.settle()  # one change at a time, in order
@@ -108,36 +137,62 @@ class Firewall:
         self._finish(self._start(rules, action))
 
     # -- published ports -----------------------------------------------------------------------------
-    def _ensure_nat_chain(self) -> bool:
-        """The nat table's DOCKER chain and its two jumps (dockerd's layout), made once."""
-        if "base:nat" in self.rules:
+    def _ensure_nat_chain(self, family: str = "") -> bool:
+        """The nat table's DOCKER chain and its two jumps (dockerd's layout), made once per family."""
+        if f"base:nat{family}" in self.rules:
             return True
-        iptables = shutil.which("iptables")
-        if not iptables:
+        binary = shutil.which("ip6tables" if family else "iptables")
+        if not binary:
             return False
-        subprocess.run([iptables, "-w", "-t", "nat", "-N", "DOCKER"], capture_output=True, check=False)
+        subprocess.run([binary, "-w", "-t", "nat", "-N", "DOCKER"], capture_output=True, check=False)
+        loopback = "::1/128" if family else "127.0.0.0/8"
         jumps = [
-            ("nat", "PREROUTING -m addrtype --dst-type LOCAL -j DOCKER"),
-            ("nat", "OUTPUT ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j DOCKER"),
+            (f"nat{family}", "PREROUTING -m addrtype --dst-type LOCAL -j DOCKER"),
+            (f"nat{family}", f"OUTPUT ! -d {loopback} -m addrtype --dst-type LOCAL -j DOCKER"),
         ]
         try:
             self._apply(jumps, "-A", adopt=True)
         except FirewallError as exc:
             self.log.warning(f"failed to program the nat DOCKER chain: {exc}")
             return False
-        self.rules["base:nat"] = jumps
+        self.rules[f"base:nat{family}"] = jumps
         return True
 
     def publish(
-        self, key: str, bridge: str, container_ip: str, bindings: list[Any], adopt: bool = False
+        self,
+        key: str,
+        bridge: str,
+        container_ip: str,
+        bindings: list[Any],
+        adopt: bool = False,
+        container_ip6: str = "",
     ) -> None:
-        """DNAT each IPv4 binding to the container (the userland proxy serves loopback, as on dockerd)."""
+        """DNAT each binding to the container: IPv4 ones to ``container_ip``, IPv6 ones to ``container_ip6``
+        when the container has one (else the userland proxy serves them, as on dockerd)."""
         rules: list[tuple[str, str]] = []
         for b in bindings:
-            if ":" in b.host_ip:
-                continue  # IPv6 bindings: ip6tables is not managed; the userland proxy serves them
-            dest = "" if b.host_ip == "0.0.0.0" else f"-d {b.host_ip}/32 "
+            v6 = ":" in b.host_ip
+            if v6 and not (container_ip6 and self.ipv6):
+                continue
             proto = f"-p {b.proto} -m {b.proto}"
+            if v6:
+                dest = "" if b.host_ip == "::" else f"-d {b.host_ip}/128 "
+                rules.append(
+                    (
+                        "nat6",
+                        f"DOCKER {dest}! -s fe80::/10 ! -i {bridge} {proto} --dport {b.host_port} "
+                        f"-j DNAT --to-destination [{container_ip6}]:{b.container_port}",
+                    )
+                )
+                rules.append(
+                    (
+                        "filter6",
+                        f"FORWARD -d {container_ip6}/128 ! -i {bridge} -o {bridge} {proto} "
+                        f"--dport {b.container_port} -j ACCEPT",
+                    )
+                )
+                continue
+            dest = "" if b.host_ip == "0.0.0.0" else f"-d {b.host_ip}/32 "
             rules.append(
                 (
                     "nat",
@@ -152,7 +207,8 @@ class Firewall:
                     f"--dport {b.container_port} -j ACCEPT",
                 )
             )
-        if not rules or not self._ensure_nat_chain():
+        families = {t.removeprefix("nat").removeprefix("filter") for t, _ in rules}
+        if not rules or not all(self._ensure_nat_chain(f) for f in sorted(families)):
             return
         try:
             self._apply(rules, "-A", adopt=adopt)
@@ -182,9 +238,9 @@ class Firewall:
                 self._apply(rules, "-I", adopt=adopt)
             else:
                 self.settle()
-                proc = self._start(rules, "-I")
-                if proc is not None:
-                    self._pending.append((net, proc))
+                procs = self._start(rules, "-I")
+                if procs:
+                    self._pending.append((net, procs))
         except (FirewallError, OSError) as exc:
             self.log.warning(f"failed to program iptables rules for network {net.name}: {exc}")
             return
@@ -193,9 +249,9 @@ class Firewall:
     def settle(self) -> None:
         """Wait for the runs ``network_up(..., wait=False)`` started; a failed one's rules are forgotten."""
         while self._pending:
-            net, proc = self._pending.pop(0)
+            net, procs = self._pending.pop(0)
             try:
-                self._finish(proc)
+                self._finish(procs)
             except FirewallError as exc:
                 self.rules.pop(net.id, None)
                 self.log.warning(f"failed to program iptables rules for network {net.name}: {exc}")
@@ -217,14 +273,14 @@ class Firewall:
         rules = [rule for net in nets for rule in self.rules.pop(net.id, [])]
         names = ", ".join(net.name for net in nets)
         try:
-            proc = self._start(rules, "-D")
+            procs = self._start(rules, "-D")
         except (FirewallError, OSError) as exc:
             self.log.warning(f"failed to remove iptables rules of network {names}: {exc}")
             return lambda: None
 
         def finish() -> None:
             try:
-                self._finish(proc)
+                self._finish(procs)
             except FirewallError as exc:
                 self.log.warning(f"failed to remove iptables rules of network {names}: {exc}")
 
@@ -232,20 +288,20 @@ class Firewall:
 
     def teardown(self) -> None:
         self.settle()
-        base = self.rules.pop("base:nat", None)
+        bases = {family: self.rules.pop(f"base:nat{family}", None) for family in ("", "6")}
         for net_id in list(self.rules):
             rules = self.rules.pop(net_id)
             try:
                 self._apply(rules, "-D")
             except FirewallError as exc:
                 self.log.warning(f"failed to remove iptables rules: {exc}")
-        if base is not None:
+        for family, base in bases.items():
+            if base is None:
+                continue
             try:
                 self._apply(base, "-D")
             except FirewallError as exc:
                 self.log.warning(f"failed to remove the nat DOCKER chain's jumps: {exc}")
-            iptables = shutil.which("iptables")
-            if iptables:
-                subprocess.run(
-                    [iptables, "-w", "-t", "nat", "-X", "DOCKER"], capture_output=True, check=False
-                )
+            binary = shutil.which("ip6tables" if family else "iptables")
+            if binary:
+                subprocess.run([binary, "-w", "-t", "nat", "-X", "DOCKER"], capture_output=True, check=False)

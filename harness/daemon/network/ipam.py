@@ -1,41 +1,67 @@
-"""IPv4 address management with dockerd's defaults and messages (libnetwork ``ipams/defaultipam``).
+"""IPv4 and IPv6 address management with dockerd's defaults and messages (libnetwork ``ipams/defaultipam``).
 
 Pools: networks without a subnet get the next free one from the default address pools
 (172.17.0.0/16 ... 172.31.0.0/16, then 192.168.0.0/16 cut into /20s); the default bridge takes
-the first. Addresses are handed out serially (the next after the last one given, wrapping), as
-dockerd does, so a freed address is not reused at once; the network and broadcast addresses and
-the gateway are never given to an endpoint.
+the first. IPv6 networks without a subnet get the next free /64 of a ULA /48 derived from the
+daemon's engine id (moby ``deriveULABaseNetwork``). Addresses are handed out serially (the next
+after the last one given, wrapping), as dockerd does, so a freed address is not reused at once;
+the network address (IPv6: the subnet-router anycast address), the IPv4 broadcast address and the
+gateway are never given to an endpoint.
 """
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from ..errors import ApiError, conflict, invalid
 
-__all__ = ["AddressPool", "IPAMError", "default_pools", "next_free_subnet", "validate_config"]
+__all__ = [
+    "AddressPool",
+    "IPAMError",
+    "default_pools",
+    "next_free_subnet",
+    "next_free_subnet6",
+    "ula_base",
+    "validate_config",
+]
 
-Net = ipaddress.IPv4Network
-Addr = ipaddress.IPv4Address
+Net = ipaddress.IPv4Network | ipaddress.IPv6Network
+Addr = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 class IPAMError(ApiError):
     """An allocation failed (pool exhausted, address taken)."""
 
 
-def default_pools() -> Iterator[Net]:
+def default_pools() -> Iterator[ipaddress.IPv4Network]:
     """dockerd's default address pools, in order."""
     for second in range(17, 32):
-        yield Net(f"172.{second}.0.0/16")
-    yield from Net("192.168.0.0/16").subnets(new_prefix=20)
+        yield ipaddress.IPv4Network(f"172.{second}.0.0/16")
+    yield from ipaddress.IPv4Network("192.168.0.0/16").subnets(new_prefix=20)
 
 
-def next_free_subnet(taken: Iterable[Net]) -> Net:
-    """The first default pool overlapping none of ``taken``."""
-    used = list(taken)
+def next_free_subnet(taken: Iterable[Net]) -> ipaddress.IPv4Network:
+    """The first default pool overlapping none of ``taken`` (IPv4 ones)."""
+    used = [n for n in taken if n.version == 4]
     for pool in default_pools():
+        if not any(pool.overlaps(other) for other in used):
+            return pool
+    raise conflict("all predefined address pools have been fully subnetted")
+
+
+def ula_base(engine_id: str) -> ipaddress.IPv6Network:
+    """The daemon's ULA /48: fd00::/8 plus the low 40 bits of sha256(engine id) as the global id."""
+    gid = int.from_bytes(hashlib.sha256(engine_id.encode()).digest()[:8], "big") & ((1 << 40) - 1)
+    return ipaddress.IPv6Network((int(ipaddress.IPv6Address("fd00::")) + (gid << 80), 48))
+
+
+def next_free_subnet6(taken: Iterable[Net], engine_id: str) -> ipaddress.IPv6Network:
+    """The first /64 of the daemon's ULA /48 overlapping none of ``taken`` (IPv6 ones)."""
+    used = [n for n in taken if n.version == 6]
+    for pool in ula_base(engine_id).subnets(new_prefix=64):
         if not any(pool.overlaps(other) for other in used):
             return pool
     raise conflict("all predefined address pools have been fully subnetted")
@@ -45,7 +71,7 @@ def validate_config(config: dict[str, str]) -> tuple[Net, Net | None, Addr | Non
     """Check one IPAM Config entry (Subnet, IPRange, Gateway) with dockerd's ``invalid network config``."""
     subnet_text = config.get("Subnet") or ""
     try:
-        subnet = Net(subnet_text, strict=False)
+        subnet = ipaddress.ip_network(subnet_text, strict=False)
     except ValueError:
         raise invalid(
             f"invalid network config:\ninvalid subnet {subnet_text}: invalid CIDR block notation"
@@ -53,12 +79,12 @@ def validate_config(config: dict[str, str]) -> tuple[Net, Net | None, Addr | Non
     ip_range = None
     if config.get("IPRange"):
         try:
-            ip_range = Net(config["IPRange"], strict=False)
+            ip_range = ipaddress.ip_network(config["IPRange"], strict=False)
         except ValueError:
             raise invalid(
                 f"invalid network config:\ninvalid ip-range {config['IPRange']}: invalid CIDR block notation"
             ) from None
-        if not ip_range.subnet_of(subnet):
+        if ip_range.version != subnet.version or not ip_range.subnet_of(subnet):  # type: ignore[arg-type]
             raise invalid(
                 f"invalid network config:\ninvalid ip-range {config['IPRange']}: parent subnet "
                 f"{subnet_text} doesn't contain ip-range"
@@ -66,7 +92,7 @@ def validate_config(config: dict[str, str]) -> tuple[Net, Net | None, Addr | Non
     gateway = None
     if config.get("Gateway"):
         try:
-            gateway = Addr(config["Gateway"])
+            gateway = ipaddress.ip_address(config["Gateway"])
         except ValueError:
             raise invalid(
                 f"invalid network config:\ninvalid gateway {config['Gateway']}: invalid IP address"
@@ -96,7 +122,7 @@ class AddressPool:
     def _usable(self, addr: Addr) -> bool:
         return (
             addr != self.subnet.network_address
-            and addr != self.subnet.broadcast_address
+            and (self.subnet.version == 6 or addr != self.subnet.broadcast_address)
             and addr != self.gateway
             and addr not in self.used
         )
@@ -104,10 +130,13 @@ class AddressPool:
     def allocate(self, wanted: str = "") -> Addr:
         """A free address (``wanted`` if given); IPAMError when taken or exhausted."""
         if wanted:
+            family = f"IPv{self.subnet.version}"
             try:
-                addr = Addr(wanted)
+                addr = ipaddress.ip_address(wanted)
             except ValueError:
-                raise invalid(f"invalid endpoint settings:\ninvalid IPv4 address: {wanted}") from None
+                raise invalid(f"invalid endpoint settings:\ninvalid {family} address: {wanted}") from None
+            if addr.version != self.subnet.version:
+                raise invalid(f"invalid endpoint settings:\ninvalid {family} address: {wanted}")
             if addr not in self.subnet:
                 raise invalid(
                     f"invalid endpoint settings:\nno configured subnet or ip-range contain the IP address "
@@ -119,9 +148,10 @@ class AddressPool:
             return addr
         low, high = self._candidates()
         size = high - low + 1
+        make = ipaddress.IPv4Address if self.subnet.version == 4 else ipaddress.IPv6Address
         start = self.last - low + 1 if low <= self.last <= high else 0
         for step in range(size):
-            candidate = Addr(low + (start + step) % size)
+            candidate = make(low + (start + step) % size)
             if self._usable(candidate):
                 self.used.add(candidate)
                 self.last = int(candidate)
@@ -130,7 +160,7 @@ class AddressPool:
 
     def reserve(self, addr: str) -> None:
         """Mark an address as used (restored endpoints)."""
-        self.used.add(Addr(addr))
+        self.used.add(ipaddress.ip_address(addr))
 
     def release(self, addr: str) -> None:
-        self.used.discard(Addr(addr))
+        self.used.discard(ipaddress.ip_address(addr))

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ApiError, conflict, invalid, not_found
 from . import bridge as br
-from .ipam import AddressPool, IPAMError, next_free_subnet, validate_config
+from .ipam import AddressPool, IPAMError, next_free_subnet, next_free_subnet6, validate_config
 from .model import DEFAULT_BRIDGE_OPTIONS, PREDEFINED, Network
 from .netlink import Netlink, NetlinkError
 from .sandbox import create_netns, delete_netns, netns_path
@@ -86,6 +86,13 @@ def parse_mac(text: str) -> str | None:
     except ValueError:
         return None
     return ":".join(f"{b:02x}" for b in raw)
+
+
+def _ipam_order(*entries: tuple[dict[str, str], bool]) -> list[dict[str, str]]:
+    """``IPAM.Config`` as moby's buildIPAMResources lists it: the configured entries (IPv4, then IPv6),
+    then those the allocator chose (IPv4, then IPv6)."""
+    configured = [entry for entry, given in entries if entry and given]
+    return configured + [entry for entry, given in entries if entry and not given]
 
 
 def destroy_sandbox(path: str) -> None:
@@ -175,16 +182,24 @@ class NetworkManager:
             iface = ipaddress.IPv4Interface(addrs[0])
             subnet, gateway = iface.network, iface.ip
         elif existing is not None and existing.pool is not None and not bridge_flag:
-            subnet, gateway = existing.pool.subnet, existing.pool.gateway
+            subnet, gateway = existing.pool.subnet, existing.pool.gateway  # type: ignore[assignment]
         else:
             subnet = next_free_subnet(self._host_networks(exclude={name}))
             gateway = subnet.network_address + 1
+        # moby getDefaultBridgeIPAMConf: the IPv4 entry is configured (shown first) when --bip,
+        # --fixed-cidr or an address already on the bridge chose it, else it is the allocator's
+        v4_configured = bool(bip or cfg.get("fixed-cidr")) or bool(
+            self.host is not None and self.host.exists(name) and self.host.addresses(name)
+        )
         ip_range = None
         if cfg.get("fixed-cidr"):
             try:
                 ip_range = ipaddress.IPv4Network(str(cfg["fixed-cidr"]), strict=False)
             except ValueError:
                 raise NetworkError(f"invalid fixed-cidr: {cfg['fixed-cidr']!r}") from None
+        pool6, v6_entry, v6_configured = (
+            self._default_bridge_v6(name) if cfg.get("ipv6") else (None, {}, False)
+        )
         options = dict(DEFAULT_BRIDGE_OPTIONS)
         options["com.docker.network.bridge.name"] = name
         options["com.docker.network.driver.mtu"] = str(mtu)
@@ -192,17 +207,20 @@ class NetworkManager:
         options["com.docker.network.bridge.enable_ip_masquerade"] = (
             "true" if cfg.get("ip-masq", True) else "false"
         )
+        v4_entry = {"Subnet": str(subnet), "Gateway": str(gateway)}
+        if ip_range is not None:
+            v4_entry["IPRange"] = str(ip_range)
         net = Network(
             id=existing.id if existing is not None and keep_identity else secrets.token_hex(32),
             name="bridge",
             driver="bridge",
             created=existing.created if existing is not None and keep_identity else _now(),
-            ipam_config=[{"Subnet": str(subnet), "Gateway": str(gateway)}],
+            ipam_config=_ipam_order((v4_entry, v4_configured), (v6_entry, v6_configured)),
             options=options,
+            enable_ipv6=pool6 is not None,
             pool=AddressPool(subnet=subnet, gateway=gateway, ip_range=ip_range),
+            pool6=pool6,
         )
-        if ip_range is not None:
-            net.ipam_config[0]["IPRange"] = str(ip_range)  # type: ignore[index]
         if existing is not None:
             self.networks.pop(existing.id, None)
         self._add(net)
@@ -212,6 +230,33 @@ class NetworkManager:
             raise NetworkError(
                 f'Error initializing network controller: Error creating default "bridge" network: {exc}'
             ) from None
+
+    def _default_bridge_v6(self, name: str) -> tuple[AddressPool, dict[str, str], bool]:
+        """``--ipv6`` on the default bridge: its pool, its IPAM entry and whether it was configured
+        (``--fixed-cidr-v6``, ``--bip6``) rather than taken from the daemon's ULA pool."""
+        cfg = self.daemon.config
+        fixed, bip6 = str(cfg.get("fixed-cidr-v6") or ""), str(cfg.get("bip6") or "")
+        ip_range: ipaddress.IPv6Network | None = None
+        try:
+            if fixed:
+                ip_range = ipaddress.IPv6Network(fixed, strict=False)
+            if bip6:
+                iface = ipaddress.IPv6Interface(bip6)
+                subnet, gateway = iface.network, iface.ip
+            elif ip_range is not None:
+                subnet, gateway = ip_range, ip_range.network_address + 1
+            else:
+                subnet = next_free_subnet6(self._host_networks(exclude={name}), self.daemon.engine_id)
+                gateway = subnet.network_address + 1
+        except ValueError as exc:
+            raise NetworkError(f"invalid IPv6 configuration of the default bridge: {exc}") from None
+        entry = {"Subnet": str(subnet)}
+        if bip6 or not fixed:
+            entry["Gateway"] = str(gateway)
+        if ip_range is not None:
+            entry["IPRange"] = str(ip_range)
+        pool = AddressPool(subnet=subnet, gateway=gateway, ip_range=ip_range)
+        return pool, entry, bool(fixed or bip6)
 
     def _live_sandboxes(self) -> bool:
         """Whether containers outlived the previous daemon (live-restore): their shims still run."""
@@ -229,21 +274,38 @@ class NetworkManager:
         """The bridge up with its address; unless ``wait``, its iptables run is left to Firewall.settle."""
         assert self.host is not None and net.pool is not None
         existed = self.host.exists(net.bridge_name)
+        gateway6 = f"{net.pool6.gateway}/{net.pool6.subnet.prefixlen}" if net.pool6 is not None else ""
         br.ensure_bridge(
-            self.host, net.bridge_name, f"{net.pool.gateway}/{net.pool.subnet.prefixlen}", net.mtu, create
+            self.host,
+            net.bridge_name,
+            f"{net.pool.gateway}/{net.pool.subnet.prefixlen}",
+            net.mtu,
+            create,
+            gateway6,
         )
         if not existed or (self.adopting and create):  # after a live-restore the bridges are still ours
             self.made_bridges.add(net.bridge_name)
         if self.daemon.config.get("ip-forward", True):  # libnetwork's setupIPv4Forwarding, per bridge network
             with contextlib.suppress(OSError), open("/proc/sys/net/ipv4/ip_forward", "w") as fh:
                 fh.write("1")
+            if net.pool6 is not None:  # and setupIPv6Forwarding for an IPv6 one
+                for key in ("default", "all"):
+                    with (
+                        contextlib.suppress(OSError),
+                        open(f"/proc/sys/net/ipv6/conf/{key}/forwarding", "w") as fh,
+                    ):
+                        fh.write("1")
         firewall = getattr(self.daemon, "firewall", None)
         if firewall is not None:
             firewall.network_up(net, adopt=self.adopting, wait=wait)
 
-    def _host_networks(self, exclude: set[str] = frozenset()) -> list[ipaddress.IPv4Network]:  # type: ignore[assignment]
+    def _host_networks(
+        self,
+        exclude: set[str] = frozenset(),  # type: ignore[assignment]
+    ) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
         """Subnets already on this host's interfaces and refd's networks (pools must not overlap them)."""
         taken = [n.pool.subnet for n in self.networks.values() if n.pool is not None]
+        taken += [n.pool6.subnet for n in self.networks.values() if n.pool6 is not None]
         if self.host is not None:
             with contextlib.suppress(NetlinkError):
                 for name in self.host.links():
@@ -251,6 +313,9 @@ class NetworkManager:
                         continue
                     for cidr in self.host.addresses(name):
                         taken.append(ipaddress.IPv4Interface(cidr).network)
+                    for cidr in self.host.addresses(name, version=6):
+                        if not cidr.startswith("fe80:"):
+                            taken.append(ipaddress.IPv6Interface(cidr).network)
         return taken
 
     def shutdown(self, keep_running: bool = False) -> None:
@@ -324,6 +389,8 @@ class NetworkManager:
         if bridge_name and any(n.bridge_name == bridge_name for n in self.networks.values() if n.pool):
             raise ApiError(403, f"bridge name {bridge_name} already in use")
         v4 = [c for c in configs if ":" not in (c.get("Subnet") or "")]
+        enable_ipv6 = self._wants_ipv6(body, options)
+        pool6, v6_entry = self._user_pool6(configs) if enable_ipv6 else (None, {})
         if v4 and v4[0].get("Subnet"):
             subnet, ip_range, gateway = validate_config(v4[0])
             for other in self._host_networks():
@@ -348,7 +415,10 @@ class NetworkManager:
             name=name,
             driver="bridge",
             created=_now(),
-            ipam_config=[config],
+            ipam_config=_ipam_order(
+                (config, bool(v4 and v4[0].get("Subnet"))),
+                (v6_entry, any(":" in (c.get("Subnet") or "") for c in configs)),
+            ),
             ipam_options=dict(ipam["Options"]) if isinstance(ipam.get("Options"), dict) else None,
             internal=bool(body.get("Internal")),
             attachable=bool(body.get("Attachable")),
@@ -356,6 +426,8 @@ class NetworkManager:
             labels={str(k): str(v) for k, v in (body.get("Labels") or {}).items()},
             pool=AddressPool(subnet=subnet, gateway=gateway, ip_range=ip_range),
             user_subnet=bool(v4 and v4[0].get("Subnet")),
+            enable_ipv6=enable_ipv6,
+            pool6=pool6,
         )
         try:
             self._bring_up(net)
@@ -364,6 +436,47 @@ class NetworkManager:
         self._add(net)
         self._event(net, "create")
         return net
+
+    @staticmethod
+    def _wants_ipv6(body: dict[str, Any], options: dict[str, str]) -> bool:
+        """``EnableIPv6``, or the ``com.docker.network.enable_ipv6`` driver option it replaces (moby
+        daemon/network.go: the field wins and the option is dropped)."""
+        key = "com.docker.network.enable_ipv6"
+        if body.get("EnableIPv6") is not None:
+            options.pop(key, None)
+            return bool(body["EnableIPv6"])
+        if key in options:
+            text = options.pop(key)
+            if text.lower() not in ("1", "t", "true", "0", "f", "false"):
+                raise invalid(f'driver-opt "{key}" is not a valid bool')
+            return text.lower() in ("1", "t", "true")
+        return False
+
+    def _user_pool6(self, configs: list[dict[str, Any]]) -> tuple[AddressPool, dict[str, str]]:
+        """The IPv6 pool of a new ``EnableIPv6`` network: the IPv6 entry given (checked as dockerd does),
+        else the next /64 of the daemon's ULA prefix; with the IPAM entry inspect shows."""
+        v6 = [c for c in configs if ":" in (c.get("Subnet") or "")]
+        if v6:
+            subnet, ip_range, gateway = validate_config(v6[0])
+            for other in self._host_networks():
+                if subnet.overlaps(other):
+                    raise ApiError(
+                        403, "invalid pool request: Pool overlaps with other one on this address space"
+                    )
+            entry = {"Subnet": str(subnet)}
+            if ip_range is not None:
+                entry["IPRange"] = str(ip_range)
+            if gateway is not None:
+                entry["Gateway"] = str(gateway)
+        else:
+            subnet = next_free_subnet6(self._host_networks(), self.daemon.engine_id)
+            ip_range, gateway = None, None
+            entry = {"Subnet": str(subnet)}
+        if gateway is None:
+            gateway = subnet.network_address + 1
+            if not v6:
+                entry["Gateway"] = str(gateway)
+        return AddressPool(subnet=subnet, gateway=gateway, ip_range=ip_range), entry
 
     def active_endpoints(self, net: Network) -> list[tuple[Container, dict[str, Any]]]:
         out = []
@@ -410,7 +523,11 @@ class NetworkManager:
                 "EndpointID": ep["EndpointID"],
                 "MacAddress": ep["MacAddress"],
                 "IPv4Address": f"{ep['IPAddress']}/{ep['IPPrefixLen']}" if ep["IPAddress"] else "",
-                "IPv6Address": "",
+                "IPv6Address": (
+                    f"{ep['GlobalIPv6Address']}/{ep['GlobalIPv6PrefixLen']}"
+                    if ep.get("GlobalIPv6Address")
+                    else ""
+                ),
             }
         return out
 
@@ -576,11 +693,20 @@ class NetworkManager:
         """Connect one endpoint inside a running sandbox; True if it took the default route."""
         assert net.pool is not None and self.host is not None
         wanted = ((ep.get("IPAMConfig") or {}).get("IPv4Address")) or ""
+        wanted6 = ((ep.get("IPAMConfig") or {}).get("IPv6Address")) or ""
         try:
             addr = net.pool.allocate(wanted)
         except IPAMError as exc:
             raise ApiError(exc.status, f"failed to set up container networking: {exc.message}") from None
+        addr6 = None
+        if net.pool6 is not None:
+            try:
+                addr6 = net.pool6.allocate(wanted6)
+            except IPAMError as exc:
+                net.pool.release(str(addr))
+                raise ApiError(exc.status, f"failed to set up container networking: {exc.message}") from None
         gateway = None if net.internal or not default_route else str(net.pool.gateway)
+        gateway6 = None if net.internal or not default_route or net.pool6 is None else net.gateway6
         desired = parse_mac(c.desired_macs.get(net.name, "")) or ""
         try:
             mac = br.attach_endpoint(
@@ -592,9 +718,13 @@ class NetworkManager:
                 gateway,
                 net.mtu,
                 desired,
+                f"{addr6}/{net.pool6.subnet.prefixlen}" if addr6 is not None and net.pool6 else "",
+                gateway6,
             )
         except br.BridgeError as exc:
             net.pool.release(str(addr))
+            if addr6 is not None and net.pool6 is not None:
+                net.pool6.release(str(addr6))
             raise ApiError(500, f"failed to set up container networking: {exc}") from None
         net.save(self.root)
         ep.update(
@@ -603,6 +733,9 @@ class NetworkManager:
             Gateway="" if net.internal else str(net.pool.gateway),
             IPAddress=str(addr),
             IPPrefixLen=net.pool.subnet.prefixlen,
+            IPv6Gateway="" if net.internal or addr6 is None else net.gateway6,
+            GlobalIPv6Address=str(addr6) if addr6 is not None else "",
+            GlobalIPv6PrefixLen=net.pool6.subnet.prefixlen if addr6 is not None and net.pool6 else 0,
             MacAddress=mac,
             DNSNames=self._dns_names(c, ep) if net.user_defined else None,
         )
@@ -626,8 +759,17 @@ class NetworkManager:
         """The legacy top-level fields mirror the default bridge's endpoint, as dockerd's do."""
         settings = c.network_settings
         ep = (settings.get("Networks") or {}).get("bridge") or {}
-        for key in ("EndpointID", "Gateway", "IPAddress", "IPPrefixLen", "MacAddress"):
-            settings[key] = ep.get(key, 0 if key == "IPPrefixLen" else "")
+        for key in (
+            "EndpointID",
+            "Gateway",
+            "IPAddress",
+            "IPPrefixLen",
+            "MacAddress",
+            "IPv6Gateway",
+            "GlobalIPv6Address",
+            "GlobalIPv6PrefixLen",
+        ):
+            settings[key] = ep.get(key, 0 if key.endswith("PrefixLen") else "")
 
     def sandbox_down(self, c: Container) -> None:
         """Release every endpoint and the sandbox; inspect then shows the stopped shape (no addresses)."""
@@ -637,6 +779,8 @@ class NetworkManager:
             net = self.find(name)
             if ep.get("IPAddress") and net is not None and net.pool is not None:
                 net.pool.release(ep["IPAddress"])
+            if ep.get("GlobalIPv6Address") and net is not None and net.pool6 is not None:
+                net.pool6.release(ep["GlobalIPv6Address"])
             if ep.get("EndpointID") and net is not None:
                 self._event(net, "disconnect", container=c.id)
             ep.update(
@@ -645,6 +789,9 @@ class NetworkManager:
                 Gateway="",
                 IPAddress="",
                 IPPrefixLen=0,
+                IPv6Gateway="",
+                GlobalIPv6Address="",
+                GlobalIPv6PrefixLen=0,
                 MacAddress="",
             )
         if path and not path.endswith("/netns/default"):
@@ -669,6 +816,8 @@ class NetworkManager:
             net = self.find(name)
             if net is not None and net.pool is not None and ep.get("IPAddress"):
                 net.pool.reserve(ep["IPAddress"])
+            if net is not None and net.pool6 is not None and ep.get("GlobalIPv6Address"):
+                net.pool6.reserve(ep["GlobalIPv6Address"])
 
     # -- connect / disconnect ------------------------------------------------------------------------
     def connect(self, c: Container, ref: str, config: dict[str, Any]) -> None:
@@ -722,6 +871,8 @@ class NetworkManager:
                 br.detach_endpoint(c.network_settings["SandboxKey"], ep["IPAddress"])
                 if net.pool is not None:
                     net.pool.release(ep["IPAddress"])
+                if net.pool6 is not None and ep.get("GlobalIPv6Address"):
+                    net.pool6.release(ep["GlobalIPv6Address"])
             self._event(net, "disconnect", container=c.id)
         self._sync_primary(c)
         c.save()

@@ -39,6 +39,7 @@ class Network:
     enable_ipv6: bool = False
     pool: AddressPool | None = None
     user_subnet: bool = False  # static endpoint addresses need a subnet the user chose
+    pool6: AddressPool | None = None  # the IPv6 subnet of an EnableIPv6 network
 
     @property
     def predefined(self) -> bool:
@@ -70,6 +71,10 @@ class Network:
     def gateway(self) -> str:
         return str(self.pool.gateway) if self.pool else ""
 
+    @property
+    def gateway6(self) -> str:
+        return str(self.pool6.gateway) if self.pool6 else ""
+
     def document(self, containers: dict[str, Any] | None = None) -> dict[str, Any]:
         return {
             "Name": self.name,
@@ -94,13 +99,14 @@ class Network:
     def record(self) -> dict[str, Any]:
         doc = self.document()
         doc.pop("Containers")
-        if self.pool is not None:
-            doc["_pool"] = {
-                "subnet": str(self.pool.subnet),
-                "gateway": str(self.pool.gateway),
-                "ip_range": str(self.pool.ip_range) if self.pool.ip_range else "",
-                "last": self.pool.last,
-            }
+        for key, pool in (("_pool", self.pool), ("_pool6", self.pool6)):
+            if pool is not None:
+                doc[key] = {
+                    "subnet": str(pool.subnet),
+                    "gateway": str(pool.gateway),
+                    "ip_range": str(pool.ip_range) if pool.ip_range else "",
+                    "last": pool.last,
+                }
         doc["_user_subnet"] = self.user_subnet
         return doc
 
@@ -116,19 +122,13 @@ class Network:
     def load(cls, path: str) -> Network:
         with open(path) as fh:
             doc = json.load(fh)
-        pool = None
-        if doc.get("_pool"):
-            p = doc["_pool"]
-            pool = AddressPool(
-                subnet=ipaddress.IPv4Network(p["subnet"]),
-                gateway=ipaddress.IPv4Address(p["gateway"]),
-                ip_range=ipaddress.IPv4Network(p["ip_range"]) if p.get("ip_range") else None,
-                last=int(p.get("last") or 0),
-            )
+        pool, pool6 = _load_pool(doc.get("_pool")), _load_pool(doc.get("_pool6"))
         ipam_config = doc["IPAM"].get("Config")
-        if pool is not None and ipam_config:
+        for entry in ipam_config or []:
             # reloaded from the store, a subnet given without a gateway shows the one chosen (as on dockerd)
-            ipam_config[0].setdefault("Gateway", str(pool.gateway))
+            chosen = pool6 if ":" in str(entry.get("Subnet") or "") else pool
+            if chosen is not None and entry.get("Subnet") == str(chosen.subnet):
+                entry.setdefault("Gateway", str(chosen.gateway))
         return cls(
             id=doc["Id"],
             name=doc["Name"],
@@ -143,4 +143,16 @@ class Network:
             enable_ipv6=bool(doc.get("EnableIPv6")),
             pool=pool,
             user_subnet=bool(doc.get("_user_subnet")),
+            pool6=pool6,
         )
+
+
+def _load_pool(p: dict[str, Any] | None) -> AddressPool | None:
+    if not p:
+        return None
+    return AddressPool(
+        subnet=ipaddress.ip_network(p["subnet"]),
+        gateway=ipaddress.ip_address(p["gateway"]),
+        ip_range=ipaddress.ip_network(p["ip_range"]) if p.get("ip_range") else None,
+        last=int(p.get("last") or 0),
+    )

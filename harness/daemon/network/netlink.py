@@ -45,6 +45,7 @@ VETH_INFO_PEER = 1
 IFA_ADDRESS, IFA_LOCAL, IFA_BROADCAST = 1, 2, 4
 RTA_DST, RTA_OIF, RTA_GATEWAY = 1, 4, 5
 IFF_UP = 0x1
+IFA_F_NODAD = 0x02
 
 _NLMSGHDR = struct.Struct("=IHHII")
 _IFINFOMSG = struct.Struct("=BxHiII")
@@ -292,8 +293,9 @@ class Netlink:
         return True
 
     # -- addresses and routes ------------------------------------------------------------------------
-    def add_address(self, name: str, cidr: str) -> None:
-        """Add ``cidr`` (``10.0.0.2/24``) to ``name`` with its broadcast (``ip addr add ... brd +``)."""
+    def add_address(self, name: str, cidr: str, nodad: bool = False) -> None:
+        """Add ``cidr`` (``10.0.0.2/24``) to ``name`` with its broadcast (``ip addr add ... brd +``);
+        ``nodad`` skips IPv6 duplicate address detection, as libnetwork's addresses do."""
         iface = ipaddress.ip_interface(cidr)
         index = self.index(name)
         family = socket.AF_INET if iface.version == 4 else socket.AF_INET6
@@ -305,27 +307,29 @@ class Netlink:
             self._request(
                 RTM_NEWADDR,
                 NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
-                _IFADDRMSG.pack(family, iface.network.prefixlen, 0, 0, index) + attrs,
+                _IFADDRMSG.pack(family, iface.network.prefixlen, IFA_F_NODAD if nodad else 0, 0, index)
+                + attrs,
                 f"add address {cidr} to {name}",
             )
         except NetlinkError as exc:
             if exc.errno != errno.EEXIST:
                 raise
 
-    def addresses(self, name: str) -> list[str]:
-        """The IPv4 addresses of ``name`` as CIDRs."""
+    def addresses(self, name: str, version: int = 4) -> list[str]:
+        """The IPv4 (or IPv6) addresses of ``name`` as CIDRs."""
         index = self.index(name)
+        wanted = socket.AF_INET if version == 4 else socket.AF_INET6
         out = []
         for _, body in self._request(
-            RTM_GETADDR, NLM_F_DUMP, _IFADDRMSG.pack(socket.AF_INET, 0, 0, 0, 0), "list addresses"
+            RTM_GETADDR, NLM_F_DUMP, _IFADDRMSG.pack(wanted, 0, 0, 0, 0), "list addresses"
         ):
             family, prefix, _, _, ifindex = _IFADDRMSG.unpack_from(body)
-            if ifindex != index or family != socket.AF_INET:
+            if ifindex != index or family != wanted:
                 continue
             attrs = _parse_attrs(body[_IFADDRMSG.size :])
             raw = attrs.get(IFA_LOCAL) or attrs.get(IFA_ADDRESS)
             if raw:
-                out.append(f"{ipaddress.IPv4Address(raw)}/{prefix}")
+                out.append(f"{ipaddress.ip_address(raw)}/{prefix}")
         return out
 
     def add_default_route(self, gateway: str, device: str) -> None:

@@ -243,8 +243,9 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
                 writer.write_eof()
 
 
-def start_proxy(target_ip: str, bindings: list[Binding]) -> Proxy:
-    """Bind every host socket now (errors surface at start, like dockerd) and relay on the loop."""
+def start_proxy(target_ip: str, bindings: list[Binding], target_ip6: str = "") -> Proxy:
+    """Bind every host socket now (errors surface at start, like dockerd) and relay on the loop; an IPv6
+    host address relays to the container's IPv6 address when it has one (docker-proxy's choice)."""
     proxy = Proxy(target_ip, bindings)
     loop = asyncio.get_running_loop()
     try:
@@ -259,11 +260,12 @@ def start_proxy(target_ip: str, bindings: list[Binding]) -> Proxy:
                     500,
                     f"failed to bind host port for {b.host_ip}:{b.host_port}:{target_ip}:{b.key}: {reason}",
                 ) from None
+            target = target_ip6 if target_ip6 and ":" in b.host_ip else target_ip
             if b.proto == "tcp":
                 sock.listen(128)
-                proxy.servers.append(_serve_tcp(loop, sock, target_ip, b.container_port))
+                proxy.servers.append(_serve_tcp(loop, sock, target, b.container_port))
             else:
-                proxy.servers.append(_serve_udp(loop, sock, target_ip, b.container_port))
+                proxy.servers.append(_serve_udp(loop, sock, target, b.container_port))
     except BaseException:
         proxy.close()
         raise
@@ -314,7 +316,7 @@ class _UdpRelay(asyncio.DatagramProtocol):
         loop = asyncio.get_running_loop()
         upstream = self.clients.get(addr)
         if upstream is None:
-            upstream = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK)
+            upstream = socket.socket(_family(self.target[0]), socket.SOCK_DGRAM | socket.SOCK_NONBLOCK)
             upstream.connect(self.target)
             self.clients[addr] = upstream
 

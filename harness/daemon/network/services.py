@@ -53,7 +53,8 @@ class NetServices:
             if ep.get("IPAddress") == target:
                 net = self.daemon.networks.find(name)
                 if net is not None and net.driver == "bridge":
-                    firewall.publish(c.id, net.bridge_name, target, bindings, adopt)
+                    target6 = str(ep.get("GlobalIPv6Address") or "")
+                    firewall.publish(c.id, net.bridge_name, target, bindings, adopt, target6)
                 return
 
     def container_down(self, c: Container) -> None:
@@ -83,6 +84,13 @@ class NetServices:
                 return str(ep["IPAddress"])
         return ""
 
+    def _target_ip6(self, c: Container, target: str) -> str:
+        """The IPv6 address of the endpoint ``target`` is on (IPv6 host ports relay there)."""
+        for ep in (c.network_settings.get("Networks") or {}).values():
+            if ep.get("IPAddress") == target:
+                return str(ep.get("GlobalIPv6Address") or "")
+        return ""
+
     def _publish(self, c: Container) -> None:
         target = self._target_ip(c)
         hc = c.host_config
@@ -93,7 +101,7 @@ class NetServices:
             return
         try:
             bindings = plan_bindings(self.allocator, c.config, hc)
-            proxy = start_proxy(target, bindings)
+            proxy = start_proxy(target, bindings, self._target_ip6(c, target))
         except PortError as exc:
             endpoint: dict[str, Any] = next(iter((c.network_settings.get("Networks") or {}).values()), {})
             raise PortError(
@@ -119,7 +127,7 @@ class NetServices:
         try:
             for b in bindings:
                 self.allocator.take(b.proto, b.host_ip, b.host_port)
-            self.proxies[c.id] = start_proxy(target, bindings)
+            self.proxies[c.id] = start_proxy(target, bindings, self._target_ip6(c, target))
             self._program_nat(c, target, bindings, adopt=True)
         except PortError as exc:
             self.daemon.log.warning(f"failed to restore the published ports of {c.id}: {exc.message}")

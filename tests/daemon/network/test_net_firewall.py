@@ -116,3 +116,21 @@ def test_a_later_change_waits_for_a_started_run(tmp_path: Path) -> None:
     assert len(fw._pending) == 1
     fw.unpublish("nothing")  # any other change settles first: the runs stay in order
     assert fw._pending == []
+
+
+def test_an_ipv6_network_gets_the_same_rules_in_ip6tables(tmp_path: Path) -> None:
+    fw, log = _firewall(tmp_path)
+    six = tmp_path / "six"
+    six.mkdir()
+    fw.restore6 = str(_fake_restore(six))
+    net = _bridge()
+    net.pool6 = AddressPool(
+        subnet=ipaddress.IPv6Network("fd00:c0f:3::/64"), gateway=ipaddress.IPv6Address("fd00:c0f:3::1")
+    )
+    fw.network_up(net)
+    v4, v6 = (tmp_path / "calls.txt").read_text(), (six / "calls.txt").read_text()
+    assert "-I POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE" in v4 and "fd00" not in v4
+    assert "-I POSTROUTING -s fd00:c0f:3::/64 ! -o docker0 -j MASQUERADE" in v6
+    assert "-I FORWARD -i docker0 -j ACCEPT" in v6 and log.warnings == []
+    fw.ipv6 = False  # --ip6tables=false
+    assert all("fd00" not in spec for _, spec in fw._rules_for(net))

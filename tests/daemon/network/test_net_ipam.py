@@ -73,3 +73,35 @@ def test_validate_config_messages() -> None:
         {"Subnet": "10.0.0.0/24", "IPRange": "10.0.0.0/25", "Gateway": "10.0.0.9"}
     )
     assert (str(subnet), str(ip_range), str(gateway)) == ("10.0.0.0/24", "10.0.0.0/25", "10.0.0.9")
+
+
+def test_ipv6_pool_skips_the_subnet_router_anycast_and_gateway() -> None:
+    pool = AddressPool(
+        subnet=ipaddress.IPv6Network("fd00:c0f:2::/64"), gateway=ipaddress.IPv6Address("fd00:c0f:2::1")
+    )
+    assert [str(pool.allocate()), str(pool.allocate())] == ["fd00:c0f:2::2", "fd00:c0f:2::3"]
+    assert str(pool.allocate("fd00:c0f:2::99")) == "fd00:c0f:2::99"
+    with pytest.raises(ApiError) as info:
+        pool.allocate("10.0.0.2")
+    assert info.value.message == "invalid endpoint settings:\ninvalid IPv6 address: 10.0.0.2"
+
+
+def test_ipv6_subnets_come_from_the_engine_ids_ula_prefix() -> None:
+    from harness.daemon.network.ipam import next_free_subnet6, ula_base
+
+    base = ula_base("engine-a")
+    assert base.prefixlen == 48 and str(base).startswith("fd")
+    assert ula_base("engine-a") == base != ula_base("engine-b")
+    first = next_free_subnet6([], "engine-a")
+    assert first.prefixlen == 64 and first.subnet_of(base)
+    assert next_free_subnet6([first, Net("172.17.0.0/16")], "engine-a") == next(
+        s for s in base.subnets(new_prefix=64) if s != first
+    )
+
+
+def test_ipv6_config_is_checked_like_ipv4() -> None:
+    subnet, ip_range, gateway = validate_config({"Subnet": "fd00:1::/64", "Gateway": "fd00:1::fe"})
+    assert (str(subnet), ip_range, str(gateway)) == ("fd00:1::/64", None, "fd00:1::fe")
+    with pytest.raises(ApiError) as info:
+        validate_config({"Subnet": "fd00:1::/64", "IPRange": "fd00:2::/80"})
+    assert "doesn't contain ip-range" in info.value.message
