@@ -503,6 +503,60 @@ def test_restart_policy_invalid(engine: EngineClient, test_image: str, observe: 
 
 
 @pytest.mark.scenario(
+    "api/containers/restart-policy-checks",
+    "Create MUST refuse a restart policy as dockerd 28 does (400, its wording): an unknown name, a retry "
+    "count with a policy other than on-failure ('and cannot be negative' when it is), a negative count for "
+    "on-failure, an empty name with a count (taken as 'no'); AutoRemove with a restart policy MUST be "
+    "refused before the policy itself is checked; an empty name without a count MUST be stored as 'no'",
+    ref="moby api/types/container/hostconfig.go ValidateRestartPolicy; daemon/create.go; daemon/container.go",
+)
+def test_restart_policy_checks(
+    engine: EngineClient, test_image: str, containers: list[str], observe: Observations
+) -> None:
+    def answer(policy: dict[str, Any], auto_remove: bool = False) -> Any:
+        host_config = {"RestartPolicy": policy, "AutoRemove": auto_remove}
+        resp = engine.post(
+            "/containers/create", json={"Image": test_image, "Cmd": ["true"], "HostConfig": host_config}
+        )
+        if resp.status_code == 201:
+            containers.append(resp.json()["Id"])
+            policy = engine.get(f"/containers/{resp.json()['Id']}/json").json()["HostConfig"]["RestartPolicy"]
+            return (201, policy)
+        return (resp.status_code, resp.json().get("message"))
+
+    seen = {
+        "unknown": answer({"Name": "sometimes"}),
+        "always-3": answer({"Name": "always", "MaximumRetryCount": 3}),
+        "always-neg": answer({"Name": "always", "MaximumRetryCount": -1}),
+        "no-neg": answer({"Name": "no", "MaximumRetryCount": -1}),
+        "unless-stopped-2": answer({"Name": "unless-stopped", "MaximumRetryCount": 2}),
+        "on-failure-neg": answer({"Name": "on-failure", "MaximumRetryCount": -1}),
+        "empty-3": answer({"Name": "", "MaximumRetryCount": 3}),
+        "empty": answer({"Name": ""}),
+        "auto-remove-bad-policy": answer({"Name": "on-failure", "MaximumRetryCount": -1}, auto_remove=True),
+        "on-failure-5": answer({"Name": "on-failure", "MaximumRetryCount": 5}),
+    }
+    observe("answers", seen)
+    only = "invalid restart policy: maximum retry count can only be used with 'on-failure'"
+    assert seen == {
+        "unknown": (
+            400,
+            "invalid restart policy: unknown policy 'sometimes'; use one of 'no', 'always', 'on-failure', "
+            "or 'unless-stopped'",
+        ),
+        "always-3": (400, only),
+        "always-neg": (400, only + " and cannot be negative"),
+        "no-neg": (400, only + " and cannot be negative"),
+        "unless-stopped-2": (400, only),
+        "on-failure-neg": (400, "invalid restart policy: maximum retry count cannot be negative"),
+        "empty-3": (400, only),
+        "empty": (201, {"Name": "no", "MaximumRetryCount": 0}),
+        "auto-remove-bad-policy": (400, "can't create 'AutoRemove' container with restart policy"),
+        "on-failure-5": (201, {"Name": "on-failure", "MaximumRetryCount": 5}),
+    }
+
+
+@pytest.mark.scenario(
     "api/containers/auto-remove",
     "A container with AutoRemove MUST be gone after it exits",
     ref="HostConfig.AutoRemove",

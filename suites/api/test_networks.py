@@ -620,6 +620,94 @@ def test_start_missing_network(engine: EngineClient, container: Any, observe: Ob
 
 
 @pytest.mark.scenario(
+    "api/networks/create-endpoint-checks",
+    "Create MUST take NetworkingConfig naming a network that does not exist and keep it as the container's "
+    "only network (the endpoints given replace the NetworkMode's network); starting MUST then fail with 404 "
+    "'failed to set up container networking: network X not found', the container left 'created' with that "
+    "error and exit code 128. What create checks without the network MUST be refused with 400: a null "
+    "endpoint, an IPv4 address that does not parse; below API 1.44, more than one endpoint. A container "
+    "named by --network container:X that does not exist MUST be taken at create and refused at start (500)",
+    ref="moby daemon/create.go validateNetworkingConfig; daemon/container_operations.go "
+    "updateContainerNetworkSettings, getNetworkedContainer",
+)
+def test_create_endpoint_checks(
+    engine: EngineClient, test_image: str, network: Any, container: Any, observe: Observations
+) -> None:
+    network("net-ep-real")
+
+    def networks_of(name: str) -> list[str]:
+        return sorted(_inspect(engine, name)["NetworkSettings"]["Networks"])
+
+    def start(name: str) -> dict[str, Any]:
+        started = engine.post(f"{V}/containers/{name}/start")
+        state = _inspect(engine, name)["State"]
+        return {**_error(started), "state": [state["Status"], state["ExitCode"], state["Error"]]}
+
+    missing = {"EndpointsConfig": {"net-ep-nosuch": {"Aliases": ["a1"]}}}
+    created = container("net-ep-missing", start=False, NetworkingConfig=missing)
+    assert observe("created", created[0]) == 201
+    assert observe("networks", networks_of("net-ep-missing")) == ["net-ep-nosuch"]
+    not_found = "failed to set up container networking: network net-ep-nosuch not found"
+    assert observe("start", start("net-ep-missing")) == {
+        "status": 404,
+        "body": {"message": not_found},
+        "state": ["created", 128, not_found],
+    }
+    replaced = container(
+        "net-ep-replace", start=False, NetworkingConfig={"EndpointsConfig": {"net-ep-real": {}}}
+    )
+    assert replaced[0] == 201
+    assert observe("replaced", networks_of("net-ep-replace")) == ["net-ep-real"]
+    assert start("net-ep-replace")["status"] == 204
+
+    refused = {
+        "null-endpoint": container(
+            "net-ep-null", start=False, NetworkingConfig={"EndpointsConfig": {"bridge": None}}
+        ),
+        "bad-ipv4": container(
+            "net-ep-badip",
+            start=False,
+            NetworkingConfig={
+                "EndpointsConfig": {"net-ep-nosuch": {"IPAMConfig": {"IPv4Address": "10.1.2"}}}
+            },
+        ),
+    }
+    observe("refused", refused)
+    assert refused == {
+        "null-endpoint": (400, {"message": "invalid config for network bridge: EndpointsConfig is nil"}),
+        "bad-ipv4": (
+            400,
+            {
+                "message": "invalid config for network net-ep-nosuch: invalid endpoint settings:\n"
+                "invalid IPv4 address: 10.1.2"
+            },
+        ),
+    }
+
+    two: dict[str, Any] = {"EndpointsConfig": {"net-ep-real": {}, "net-ep-nosuch": {}}}
+    old_api = engine.post(
+        "/v1.41/containers/create", json={"Image": test_image, "Cmd": ["true"], "NetworkingConfig": two}
+    )
+    if old_api.status_code == 201:
+        engine.delete(f"{V}/containers/{old_api.json()['Id']}?force=1")
+    prefix = "Container cannot be created with multiple network endpoints: "
+    message = str(observe("two-below-1.44", _error(old_api))["body"].get("message", ""))
+    assert old_api.status_code == 400 and message.startswith(prefix)
+    assert sorted(message.removeprefix(prefix).split(", ")) == ["net-ep-nosuch", "net-ep-real"]
+
+    peerless = container(
+        "net-ep-peerless", start=False, HostConfig={"NetworkMode": "container:net-ep-nobody"}
+    )
+    assert observe("peerless-created", peerless[0]) == 201
+    joining = "joining network namespace of container: No such container: net-ep-nobody"
+    assert observe("peerless-start", start("net-ep-peerless")) == {
+        "status": 500,
+        "body": {"message": joining},
+        "state": ["created", 128, joining],
+    }
+
+
+@pytest.mark.scenario(
     "api/networks/internal",
     "A container on an --internal network MUST get an address but no gateway and no default route",
     ref="docker network create --internal",
@@ -829,7 +917,7 @@ def _eth0(engine: EngineClient, name: str) -> str:
 )
 def test_mac_address(engine: EngineClient, network: Any, test_image: str, observe: Observations) -> None:
     network("net-mac", IPAM={"Config": [{"Subnet": "10.231.51.0/24"}]})
-    cases = {
+    cases: dict[str, tuple[str, str, dict[str, Any]]] = {
         "v1.41-config": ("1.41", "02:42:0a:e7:33:41", {"MacAddress": "02:42:0a:e7:33:41"}),
         "v1.44-endpoint": (
             "1.44",

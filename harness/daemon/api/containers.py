@@ -51,6 +51,12 @@ async def create(req: Request, daemon: Daemon) -> Response:
     healthcheck = body.get("Healthcheck") if isinstance(body, dict) else None
     if isinstance(healthcheck, dict) and version_tuple(req.api_version) < (1, 44):
         healthcheck["StartInterval"] = 0  # added in API 1.44: older clients cannot set it
+    endpoints = (body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}
+    mode = (body.get("HostConfig") or {}).get("NetworkMode") or "default"
+    if mode == "default" and "default" in endpoints:  # moby's router: "default" is the bridge, from here on
+        endpoints["bridge"] = endpoints.pop("default")
+    if version_tuple(req.api_version) < (1, 44) and len(endpoints) > 1:  # several networks at create: 1.44
+        raise invalid(f"Container cannot be created with multiple network endpoints: {', '.join(endpoints)}")
     from ..containers.create import migrate_mac_address
 
     mac_warnings = migrate_mac_address(body, version_tuple(req.api_version))

@@ -14,6 +14,7 @@ from typing import Any
 from ..errors import ApiError, invalid
 from ..runtime import defaults as _defaults
 from .health import merge_healthcheck, validate_healthcheck
+from .restartpolicy import validate_restart_policy
 
 __all__ = [
     "DEFAULT_MASKED_PATHS",
@@ -28,7 +29,6 @@ __all__ = [
 
 DEFAULT_MASKED_PATHS = list(_defaults.DEFAULT_MASKED_PATHS)
 DEFAULT_READONLY_PATHS = list(_defaults.DEFAULT_READONLY_PATHS)
-_RESTART_POLICIES = ("no", "always", "on-failure", "unless-stopped")
 _MIN_MEMORY = 6 * 1024 * 1024
 
 
@@ -282,18 +282,9 @@ def build_host_config(
 def verify_host_config(hc: dict[str, Any], ncpu: int | None = None) -> None:
     """dockerd's create-time checks, same wording."""
     policy = hc.get("RestartPolicy") or {}
-    name, retries = policy.get("Name", "no"), int(policy.get("MaximumRetryCount") or 0)
-    if name not in _RESTART_POLICIES:
-        raise invalid(
-            f"invalid restart policy: unknown policy '{name}'; use one of 'no', 'always', 'on-failure', "
-            "or 'unless-stopped'"
-        )
-    if retries and name != "on-failure":
-        raise invalid("invalid restart policy: maximum retry count can only be used with 'on-failure'")
-    if retries < 0:
-        raise invalid("invalid restart policy: maximum retry count cannot be negative")
-    if hc.get("AutoRemove") and name != "no":
+    if hc.get("AutoRemove") and policy.get("Name") not in ("no", "", None):  # moby checks this one first
         raise invalid("can't create 'AutoRemove' container with restart policy")
+    validate_restart_policy(policy)
     memory = int(hc.get("Memory") or 0)
     swap = int(hc.get("MemorySwap") or 0)
     if memory and memory < _MIN_MEMORY:

@@ -323,6 +323,9 @@ class ContainerManager:
             for attach in self.pending_attach.pop(c.id, []):
                 await attach(None)  # the attached clients see their stream end, as with dockerd
             self._release(c)
+            if isinstance(exc, ApiError) and c.state.get("Error") != exc.message:
+                c.set_start_error(exc.message)  # moby containerStart: every failed start is kept in State
+                c.save()
             if isinstance(exc, ApiError) and c.host_config.get("AutoRemove") and c.id in self.by_id:
                 await self.remove(c, force=True, volumes=True, auto=True)
             raise

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..errors import conflict
+from ..errors import ApiError, conflict
 from .model import Container
 
 if TYPE_CHECKING:
@@ -71,10 +71,15 @@ class NetworkWiring:
 
     # -- create ----------------------------------------------------------------------------------------
     def resolve_mode(self, host_config: dict[str, Any]) -> None:
-        """``--network container:X`` is recorded with X's full id, as dockerd records it."""
+        """``--network container:X`` is recorded with X's full id, as dockerd records it; an X that does not
+        exist is kept as given (dockerd refuses it when the container starts, not at create)."""
         mode = str(host_config.get("NetworkMode") or "")
         if mode.startswith("container:"):
-            host_config["NetworkMode"] = f"container:{self.store.get(mode.split(':', 1)[1]).id}"
+            try:
+                host_config["NetworkMode"] = f"container:{self.store.get(mode.split(':', 1)[1]).id}"
+            except ApiError as exc:
+                if exc.status != 404:
+                    raise
 
     def create_warnings(self, host_config: dict[str, Any]) -> list[str]:
         """The network's create warnings (IPv4 forwarding off: ``--bridge=none``)."""
@@ -160,7 +165,11 @@ class NetworkWiring:
         if not mode.startswith("container:"):
             return None
         ref = mode.split(":", 1)[1]
-        other = self.store.by_id.get(ref) or self.store.get(ref)
+        try:
+            other = self.store.by_id.get(ref) or self.store.get(ref)
+        except ApiError as exc:  # moby getNetworkedContainer: a system error at start
+            status = 500 if exc.status == 404 else exc.status
+            raise ApiError(status, f"joining network namespace of container: {exc.message}") from None
         if not other.running:
             raise conflict(
                 "cannot join network namespace of a non running container: "

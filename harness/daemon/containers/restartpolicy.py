@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["restart_delay", "restarts_at_boot", "should_restart"]
+from ..errors import invalid
+
+__all__ = ["restart_delay", "restarts_at_boot", "should_restart", "validate_restart_policy"]
 
 _FIRST_DELAY = 0.1
 _MAX_DELAY = 60.0
@@ -47,3 +49,23 @@ def restarts_at_boot(policy: dict[str, Any] | None, exit_code: int, manually_sto
 def restart_delay(restart_count: int) -> float:
     """Seconds before restart number ``restart_count`` (1 for the first)."""
     return min(_FIRST_DELAY * float(2 ** min(restart_count - 1, 10)), _MAX_DELAY)
+
+
+def validate_restart_policy(policy: dict[str, Any]) -> None:
+    """moby ValidateRestartPolicy (create and update): a known name (empty: none given); a retry count
+    only with on-failure, never negative; dockerd's wording."""
+    name, retries = policy.get("Name", ""), int(policy.get("MaximumRetryCount") or 0)
+    if name in ("always", "unless-stopped", "no"):
+        if retries:
+            suffix = " and cannot be negative" if retries < 0 else ""
+            raise invalid(
+                f"invalid restart policy: maximum retry count can only be used with 'on-failure'{suffix}"
+            )
+    elif name == "on-failure":
+        if retries < 0:
+            raise invalid("invalid restart policy: maximum retry count cannot be negative")
+    elif name:
+        raise invalid(
+            f"invalid restart policy: unknown policy '{name}'; use one of 'no', 'always', 'on-failure', "
+            "or 'unless-stopped'"
+        )

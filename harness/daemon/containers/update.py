@@ -23,6 +23,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ApiError, conflict, invalid, system
+from .restartpolicy import validate_restart_policy
 
 if TYPE_CHECKING:
     from .lifecycle import ContainerManager
@@ -225,25 +226,6 @@ _UNSUPPORTED = {
 }
 
 
-def _restart_policy(policy: dict[str, Any]) -> None:
-    """validateRestartPolicy: a known name; a retry count only with on-failure, never negative."""
-    name, retries = policy.get("Name", ""), int(policy.get("MaximumRetryCount") or 0)
-    if name in ("always", "unless-stopped", "no"):
-        if retries:
-            suffix = " and cannot be negative" if retries < 0 else ""
-            raise invalid(
-                f"invalid restart policy: maximum retry count can only be used with 'on-failure'{suffix}"
-            )
-    elif name == "on-failure":
-        if retries < 0:
-            raise invalid("invalid restart policy: maximum retry count cannot be negative")
-    elif name:
-        raise invalid(
-            f"invalid restart policy: unknown policy '{name}'; use one of 'no', 'always', 'on-failure', "
-            "or 'unless-stopped'"
-        )
-
-
 def _int(update: dict[str, Any], key: str) -> int:
     return int(update.get(key) or 0)
 
@@ -423,7 +405,7 @@ def verify_update(update: dict[str, Any], info: SysInfo, ncpu: int | None = None
 
     Settings the kernel cannot apply are discarded from ``update`` with a warning, as dockerd does.
     """
-    _restart_policy(update.get("RestartPolicy") or {})
+    validate_restart_policy(update.get("RestartPolicy") or {})
     warnings: list[str] = []
     for check in _RESOURCE_CHECKS:
         check(update, info, ncpu or os.cpu_count() or 1, warnings.append)

@@ -63,6 +63,19 @@ def empty_endpoint(config: dict[str, Any] | None = None) -> dict[str, Any]:
     }
 
 
+def _go_ip(text: str, version: int | None = None) -> bool:
+    """Go's net.ParseIP, not the unspecified address; ``version`` 4 wants To4() to work, 6 wants it not to
+    (an IPv4-mapped IPv6 address counts as IPv4)."""
+    try:
+        addr = ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    if addr.is_unspecified:
+        return False
+    v4 = addr.version == 4 or (isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None)
+    return version is None or v4 == (version == 4)
+
+
 def parse_mac(text: str) -> str | None:
     """Go's net.ParseMAC (6, 8 or 20 bytes; ``:``/``-`` between pairs or ``.`` between quads) as
     ``aa:bb:...``; None when Go refuses it."""
@@ -560,27 +573,71 @@ class NetworkManager:
                 raise not_found(f"network {name} not found")
 
     def initial_networks(self, host_config: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
-        """``NetworkSettings.Networks`` at create, from NetworkMode and NetworkingConfig."""
+        """``NetworkSettings.Networks`` at create, as moby's updateContainerNetworkSettings: the networks
+        NetworkingConfig names when it names any (a network that does not exist yet is kept, and refused
+        when the container starts), else the NetworkMode's; each endpoint's settings checked as moby's
+        validateNetworkingConfig does."""
         mode = host_config.get("NetworkMode") or "bridge"
         endpoints = ((body.get("NetworkingConfig") or {}).get("EndpointsConfig")) or {}
+        self._check_endpoints(endpoints)
         if mode.startswith("container:"):
             return {}
-        name = "bridge" if mode == "default" else mode
-        net = self.find(name)
-        if net is not None:
-            name = net.name
-        config = endpoints.get(name) or endpoints.get(mode) or {}
-        if net is not None:
-            self._check_endpoint_config(net, config)
-        elif name == "bridge":  # --bridge=none: moby validates the settings by the network's name alone
-            self._check_predefined_endpoint(name, config)
-        out = {name: empty_endpoint(config)}
-        for other, cfg in endpoints.items():
-            extra = self.find(other)
-            if extra is not None and extra.name not in out:
-                self._check_endpoint_config(extra, cfg or {})
-                out[extra.name] = empty_endpoint(cfg)
+        out: dict[str, Any] = {}
+        for key, cfg in endpoints.items():
+            net = self.find(key)
+            out[net.name if net is not None else key] = empty_endpoint(cfg)
+        if not out:
+            name = "bridge" if mode == "default" else mode
+            net = self.find(name)
+            out[net.name if net is not None else name] = empty_endpoint()
         return out
+
+    def _check_endpoints(self, endpoints: dict[str, Any]) -> None:
+        """Every endpoint's settings, each problem named, joined as moby's multierror."""
+        problems: list[str] = []
+        for key, cfg in endpoints.items():
+            if cfg is None:
+                problems.append(f"invalid config for network {key}: EndpointsConfig is nil")
+                continue
+            net = self.find(key)
+            try:
+                if net is not None:
+                    self._check_endpoint_config(net, cfg)
+                elif (
+                    key == "bridge"
+                ):  # --bridge=none: moby validates the settings by the network's name alone
+                    self._check_predefined_endpoint(key, cfg)
+                else:
+                    self._check_unknown_endpoint(key, cfg)
+            except ApiError as exc:
+                problems.append(exc.message)
+        if len(problems) == 1:
+            raise invalid(problems[0])
+        if problems:
+            raise invalid("* " + "\n* ".join(p.replace("\n", "\n\t") for p in problems))
+
+    @staticmethod
+    def _check_unknown_endpoint(name: str, config: dict[str, Any]) -> None:
+        """A network that does not exist yet: only what moby checks without it (addresses' syntax, MAC)."""
+        ipam = config.get("IPAMConfig") or {}
+        problems = []
+        v4 = str(ipam.get("IPv4Address") or "")
+        if v4 and not _go_ip(v4, version=4):
+            problems.append(f"invalid IPv4 address: {v4}")
+        v6 = str(ipam.get("IPv6Address") or "")
+        if v6 and not _go_ip(v6, version=6):
+            problems.append(f"invalid IPv6 address: {v6}")
+        problems += [
+            f"invalid link-local IP address: {a}"
+            for a in ipam.get("LinkLocalIPs") or []
+            if not _go_ip(str(a))
+        ]
+        if problems:
+            text = problems[0] if len(problems) == 1 else "* " + "\n* ".join(problems)
+            raise invalid(f"invalid config for network {name}: invalid endpoint settings:\n{text}")
+        mac = str(config.get("MacAddress") or "")
+        if mac and parse_mac(mac) is None:
+            raise invalid(f"invalid config for network {name}: invalid MAC address {mac}")
 
     @staticmethod
     def _check_predefined_endpoint(name: str, config: dict[str, Any]) -> None:

@@ -7,7 +7,12 @@ from typing import Any
 
 import pytest
 
-from harness.daemon.containers.create import merge_log_config, migrate_mac_address
+from harness.daemon.containers.create import (
+    build_host_config,
+    merge_log_config,
+    migrate_mac_address,
+    verify_host_config,
+)
 from harness.daemon.errors import ApiError
 from harness.daemon.network.manager import parse_mac
 
@@ -108,3 +113,28 @@ def test_log_config_merges_the_daemons_options_into_its_own_driver(
 ) -> None:
     daemon = {"log-driver": "json-file", "log-opt": {"max-size": "10m"}}
     assert merge_log_config(requested, daemon) == merged
+
+
+@pytest.mark.parametrize(
+    ("host_config", "message"),
+    [
+        (
+            {"RestartPolicy": {"Name": "always", "MaximumRetryCount": -1}},
+            "invalid restart policy: maximum retry count can only be used with 'on-failure' "
+            "and cannot be negative",
+        ),
+        (
+            {"RestartPolicy": {"Name": "", "MaximumRetryCount": 3}},
+            "invalid restart policy: maximum retry count can only be used with 'on-failure'",
+        ),
+        (  # AutoRemove is checked before the policy itself, as moby validateHostConfig does
+            {"AutoRemove": True, "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": -1}},
+            "can't create 'AutoRemove' container with restart policy",
+        ),
+    ],
+)
+def test_restart_policies_refused_at_create(host_config: dict[str, Any], message: str) -> None:
+    hc = build_host_config(host_config, {}, "2")
+    with pytest.raises(ApiError) as err:
+        verify_host_config(hc, ncpu=2)
+    assert (err.value.status, err.value.message) == (400, message)

@@ -65,9 +65,21 @@ def test_container_mode_is_recorded_with_the_full_id(tmp_path: Path) -> None:
     host_config = {"NetworkMode": "container:db"}
     wiring.resolve_mode(host_config)
     assert host_config["NetworkMode"] == f"container:{db.id}"
+    missing = {"NetworkMode": "container:nope"}
+    wiring.resolve_mode(missing)  # dockerd takes it at create and refuses it at start
+    assert missing == {"NetworkMode": "container:nope"}
+
+
+def test_starting_with_a_container_that_does_not_exist_is_a_system_error(tmp_path: Path) -> None:
+    wiring, store = _wiring(tmp_path)
+    c = _add(store, tmp_path, "ab", "web")
+    c.host_config["NetworkMode"] = "container:nope"
     with pytest.raises(ApiError) as err:
-        wiring.resolve_mode({"NetworkMode": "container:nope"})
-    assert err.value.status == 404
+        wiring.up(c)
+    assert (err.value.status, err.value.message) == (
+        500,
+        "joining network namespace of container: No such container: nope",
+    )
 
 
 def test_start_writes_the_files_with_the_daemons_dns(tmp_path: Path) -> None:
