@@ -58,6 +58,7 @@ __all__ = [
     "base_recipe",
     "clean_env",
     "main",
+    "pristine_root",
     "readme_commands",
     "run",
     "run_in_root",
@@ -183,8 +184,8 @@ def _git_archive(repo: Path, dest: Path) -> str:
     return commit
 
 
-def prepare_root(suite: str, work: Path, repo: Path, out: IO[str] | None) -> tuple[Path, str]:
-    """A fresh copy of the suite's newcomer root in ``work/root`` with the project in it: (root, commit)."""
+def pristine_root(suite: str, out: IO[str] | None = None) -> Path:
+    """The suite's newcomer root as built (once, then cached): never run in, only copied."""
     entry = entry_for(base_recipe(suite))
     if not entry.is_built():
         with _flock(entry.lock_path):
@@ -193,13 +194,19 @@ def prepare_root(suite: str, work: Path, repo: Path, out: IO[str] | None) -> tup
                     out, f"building the fresh {suite} machine (minbase + {' '.join(NEWCOMER_PACKAGES)}), once"
                 )
                 build(entry, out=out)
+    return Path(entry.root)
+
+
+def prepare_root(suite: str, work: Path, repo: Path, out: IO[str] | None) -> tuple[Path, str]:
+    """A fresh copy of the suite's newcomer root in ``work/root`` with the project in it: (root, commit)."""
+    pristine = pristine_root(suite, out)
     root = work / "root"
-    _log(out, f"copying the pristine {suite} root {entry.root} to {root}")
+    _log(out, f"copying the pristine {suite} root {pristine} to {root}")
     res = subprocess.run(
-        ["cp", "-a", "--reflink=auto", entry.root, str(root)], capture_output=True, text=True
+        ["cp", "-a", "--reflink=auto", str(pristine), str(root)], capture_output=True, text=True
     )
     if res.returncode != 0:
-        raise NewcomerError(f"cp -a {entry.root} {root} failed: {res.stderr.strip()}")
+        raise NewcomerError(f"cp -a {pristine} {root} failed: {res.stderr.strip()}")
     (root / "etc/apt/sources.list").write_text(_sources(suite, debian_mirror()))
     policy = root / "usr/sbin/policy-rc.d"
     policy.write_text(POLICY_RC_D)

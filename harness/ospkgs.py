@@ -72,22 +72,34 @@ PROBES = {
     "xz-utils": "/usr/bin/xz",
     "zstd": "/usr/bin/zstd",
 }
+#: where a root login looks for commands (a probe's tool may live in another of them, as ``which`` finds it)
+_ROOT_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 #: seconds apt waits for another apt/dpkg (another session, unattended-upgrades) to release its lock
 LOCK_TIMEOUT = 600
 
 
-def _present(package: str) -> bool:
+def _present(package: str, root: str = "/") -> bool:
     probe = PROBES.get(package)
-    if probe is not None:
+    if root != "/":  # another machine's tree (the newcomer check's fresh root): its files only
+        if probe is not None:
+            dirs = [os.path.dirname(probe), *_ROOT_PATH]
+            return any(
+                os.path.lexists(os.path.join(root, d.lstrip("/"), os.path.basename(probe))) for d in dirs
+            )
+        admin = ["--admindir", os.path.join(root, "var/lib/dpkg")]
+    elif probe is not None:
         return os.path.exists(probe) or shutil.which(os.path.basename(probe)) is not None
+    else:
+        admin = []
     try:
-        return subprocess.run(["dpkg", "-s", package], capture_output=True).returncode == 0
+        return subprocess.run(["dpkg", *admin, "-s", package], capture_output=True).returncode == 0
     except OSError:  # no dpkg: not a Debian system, so nothing we could check or install
         return False
 
 
-def missing(packages: list[str]) -> list[str]:
-    return [p for p in packages if not _present(p)]
+def missing(packages: list[str], root: str = "/") -> list[str]:
+    """The ``packages`` this machine lacks (``root``: the machine whose root directory that is)."""
+    return [p for p in packages if not _present(p, root)]
 
 
 def ensure(packages: list[str]) -> int:

@@ -74,3 +74,16 @@ def test_an_install_that_does_not_provide_the_probe_is_reported(
     monkeypatch.setattr(subprocess, "run", lambda argv, **kw: subprocess.CompletedProcess(argv, 0))
     assert ospkgs.ensure(["gone"]) == 1
     assert "still missing: gone" in capsys.readouterr().err
+
+
+def test_another_roots_packages_are_looked_up_in_its_files(
+    probes: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A root directory is judged by its own files: a probe's tool anywhere on a root login's PATH there
+    counts, the host's own files do not."""
+    root = tmp_path / "root"
+    (root / "usr/bin").mkdir(parents=True)
+    (root / "usr/bin/ip").write_text("")
+    monkeypatch.setattr(ospkgs, "PROBES", {"iproute2": "/usr/sbin/ip", "here": probes["here"]})
+    assert ospkgs.missing(["iproute2", "here"], root=str(root)) == ["here"]
+    assert ospkgs.missing(["iproute2"], root=str(tmp_path / "empty")) == ["iproute2"]
