@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+import time
 import uuid
 from typing import Any
 
@@ -15,7 +16,7 @@ from harness.checks import expect_error
 from harness.client import EngineClient
 from harness.fixtures import Observations
 from harness.wait import wait_until
-from suites._daemon import create_container
+from suites._daemon import create_container, events_since
 
 V = "/v1.41"  # a version both dockerd 20.10 and newer daemons serve (1.41 prunes named volumes too)
 
@@ -50,6 +51,41 @@ def test_container_prune_label(
     assert resp.status_code == 200
     assert body["ContainersDeleted"] == [drop]
     assert left == {keep: 200, drop: 404, other: 200}
+
+
+@pytest.mark.scenario(
+    "api/containers/prune-space-reclaimed",
+    "POST /containers/prune MUST report as SpaceReclaimed the sizes of the pruned containers' read-write "
+    "layers (each one's SizeRw: a file written, 100000 bytes written, nothing written), and its 'prune' "
+    "event MUST carry the same number as 'reclaimed'",
+    ref="operation ContainerPrune; moby daemon/prune.go ContainersPrune (GetContainerLayerSize)",
+)
+def test_container_prune_space_reclaimed(
+    engine: EngineClient, test_image: str, containers: list[str], observe: Observations
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    commands = {
+        "hello": ["sh", "-c", "echo hello > /data.txt"],
+        "100000": ["sh", "-c", "head -c 100000 /dev/zero > /big"],
+        "nothing": ["true"],
+    }
+    sizes = {}
+    for name, cmd in commands.items():
+        cid = create_container(engine, containers, test_image, cmd, Labels={"conf.reclaim": tag})
+        assert engine.post(f"{V}/containers/{cid}/start").status_code == 204
+        assert engine.post(f"{V}/containers/{cid}/wait", timeout=60).json()["StatusCode"] == 0
+        sizes[name] = engine.get(f"{V}/containers/{cid}/json", params={"size": "1"}).json()["SizeRw"]
+    observe("size_rw", sizes)
+    assert sizes == {"hello": 6, "100000": 100000, "nothing": 0}
+    since = time.time() - 1
+    resp = engine.post(f"{V}/containers/prune", params=_filters({"label": [f"conf.reclaim={tag}"]}))
+    body = resp.json()
+    observe("pruned", len(body.get("ContainersDeleted") or []))
+    assert resp.status_code == 200 and len(body["ContainersDeleted"]) == 3
+    assert observe("space_reclaimed", body["SpaceReclaimed"]) == sum(sizes.values())
+    events = events_since(engine, since, {"type": ["container"], "event": ["prune"]})
+    reclaimed = [e["Actor"]["Attributes"].get("reclaimed") for e in events]
+    assert observe("event_reclaimed", reclaimed[-1:]) == [str(sum(sizes.values()))]
 
 
 @pytest.mark.scenario(

@@ -232,8 +232,8 @@ async def prune(req: Request, daemon: Daemon) -> Response:
         if len(filters["until"]) > 1:
             raise ApiError(500, "more than one until filter specified")
         until = parse_timestamp(filters["until"][0], time.time())
-    deleted = await daemon.containers.prune(filters, until)
-    return json_response({"ContainersDeleted": deleted or None, "SpaceReclaimed": 0})
+    deleted, reclaimed = await daemon.containers.prune(filters, until)
+    return json_response({"ContainersDeleted": deleted or None, "SpaceReclaimed": reclaimed})
 
 
 # -- logs --------------------------------------------------------------------------------------------

@@ -557,16 +557,24 @@ class ContainerManager:
             raise ApiError(500, f"Cannot get parent {parent_name} for link name {name}")
         self.network.remove_link(parent, name)
 
-    async def prune(self, filters: dict[str, list[str]], until: float | None) -> list[str]:
-        """Remove the stopped containers the filters pick; their ids (a ``prune`` event either way)."""
+    async def prune(self, filters: dict[str, list[str]], until: float | None) -> tuple[list[str], int]:
+        """Remove the stopped containers the filters pick; their ids and the bytes their read-write layers
+        held (moby ContainersPrune: the layer's size taken before the removal), and a ``prune`` event."""
+        from .changes import container_sizes
         from .listing import prunable
 
-        deleted = []
+        deleted, reclaimed = [], 0
         for c in prunable(list(self.by_id.values()), filters, until):
+            try:
+                size_rw = (await asyncio.to_thread(container_sizes, self.daemon, c))[0]
+            except OSError as exc:  # dockerd logs it and prunes the container all the same
+                self.daemon.log.warning(f"failed to determine size of container {c.id}: {exc}")
+                size_rw = 0
             await self.remove(c, force=False)
             deleted.append(c.id)
-        self.daemon.events.publish(make_event("container", "prune", "", {"reclaimed": "0"}))
-        return deleted
+            reclaimed += max(size_rw, 0)
+        self.daemon.events.publish(make_event("container", "prune", "", {"reclaimed": str(reclaimed)}))
+        return deleted, reclaimed
 
     # -- shutdown ----------------------------------------------------------------------------------------
     async def shutdown(self, timeout: float) -> None:
