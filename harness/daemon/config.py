@@ -19,6 +19,7 @@ from typing import Any
 from .flags import FLAGS, Flag, ParsedFlags, go_format, validate_label
 from .gojson import go_json_syntax_error
 from .hosts import HostError, validate_host_flag
+from .netip import NetipError, parse_prefix
 
 __all__ = [
     "FLAT_OPTIONS",
@@ -241,8 +242,10 @@ def _check_type(key: str, value: Any, flag: Flag) -> Any:
         if not isinstance(value, str):
             raise _type_error(key, value, "net.IP")
         _check_ip(value)
-    if kind == "pool" and (not isinstance(value, list) or not all(isinstance(p, dict) for p in value)):
-        raise _type_error(key, value, _GO_TYPES["pool"])
+    if kind == "pool":
+        if not isinstance(value, list):
+            raise _type_error(key, value, _GO_TYPES["pool"])
+        return [_check_pool(index, item) for index, item in enumerate(value)]
     # opts.MemBytes takes a JSON string or number
     if kind == "membytes" and (isinstance(value, bool) or not isinstance(value, str | int | float)):
         raise ConfigError(f"invalid size: '{_file_string(value)}'")
@@ -267,6 +270,49 @@ def _check_type(key: str, value: Any, flag: Flag) -> Any:
     return value
 
 
+def _check_pool(index: int, item: Any) -> dict[str, Any] | None:
+    """One ``ipamutils.NetworkToSplit`` as dockerd 28.5 decodes it: ``base`` through ``netip.ParsePrefix``,
+    ``size`` an int, field names matched case-insensitively, unknown fields and nulls left alone (a null
+    base or size stays zero, refused at boot as not canonical; a null pool is kept for the same check)."""
+    if item is None:
+        return None
+    if not isinstance(item, dict):
+        raise ConfigError(
+            f"invalid JSON: json: cannot unmarshal {_go_kind(item)} into .{index} of type "
+            "ipamutils.NetworkToSplit"
+        )
+    pool: dict[str, Any] = {"base": "", "size": 0}
+    for name, field_value in item.items():
+        name = name.lower()
+        if field_value is None or name not in pool:
+            continue
+        where = f"Go struct field .{index}.{name}"
+        if name == "base":
+            if not isinstance(field_value, str):
+                raise ConfigError(
+                    f"invalid JSON: json: cannot unmarshal {_go_kind(field_value)} into {where} of type "
+                    "netip.Prefix: JSON value must be string type"
+                )
+            if field_value:  # Prefix.UnmarshalText leaves an empty text the zero Prefix
+                try:
+                    parse_prefix(field_value)
+                except NetipError as exc:
+                    raise ConfigError(f"invalid JSON: {exc}") from None
+            pool["base"] = field_value
+        else:
+            if (
+                isinstance(field_value, bool)
+                or not isinstance(field_value, int)
+                or not -(1 << 63) <= field_value < 1 << 63
+            ):
+                kind = _go_kind(field_value)
+                if kind == "number":
+                    kind = f"number {field_value.text if isinstance(field_value, _Number) else field_value}"
+                raise ConfigError(f"invalid JSON: json: cannot unmarshal {kind} into {where} of type int")
+            pool["size"] = field_value
+    return pool
+
+
 def _check_ip(text: str) -> None:
     import ipaddress
 
@@ -287,7 +333,9 @@ def _flag_string(flag: Flag, value: Any) -> str:
     if flag.kind == "ipslice":  # pflag ipSliceValue.String
         return "[" + ",".join(value) + "]"
     if flag.kind == "pool":  # opts.PoolsOpt.String
-        return ", ".join(f"{p['base']} {p['size']}" for p in value)
+        return ", ".join(
+            "<nil>" if p is None else f"{p['base'] or 'invalid Prefix'} {p['size']}" for p in value
+        )
     return go_format(value)
 
 

@@ -537,7 +537,8 @@ def _parse_addr(raw: str) -> str:
 def _parse_pool(raw: str) -> dict[str, Any]:
     """opts.PoolsOpt.Set: ``base=CIDR,size=N`` (CSV, keys case-insensitive)."""
     import csv
-    import ipaddress
+
+    from .netip import NetipError, parse_prefix
 
     fields = next(csv.reader([raw]), [])
     pool: dict[str, Any] = {"base": "", "size": 0}
@@ -546,24 +547,22 @@ def _parse_pool(raw: str) -> dict[str, Any]:
         if not sep:
             raise ValueError(f"invalid field '{item}' must be a key=value pair")
         if key == "base":
-            if "/" not in val:
-                raise ValueError(
-                    f"invalid base prefix {go_quote(val)}: netip.ParsePrefix({go_quote(val)}): no '/'"
-                )
             try:
-                pool["base"] = str(ipaddress.ip_network(val, strict=False))
-            except ValueError:
-                raise ValueError(
-                    f"invalid base prefix {go_quote(val)}: netip.ParsePrefix({go_quote(val)}): bad prefix"
-                ) from None
+                pool["base"] = str(parse_prefix(val))
+            except NetipError as exc:
+                raise ValueError(f"invalid base prefix {go_quote(val)}: {exc}") from None
         elif key == "size":
-            try:
-                pool["size"] = int(val, 10)
-            except ValueError:
+            if not re.fullmatch(r"[+-]?[0-9]+", val):
                 raise ValueError(
                     f"invalid size value: {go_quote(raw)} (must be integer): strconv.Atoi: parsing "
                     f"{go_quote(val)}: invalid syntax"
-                ) from None
+                )
+            if not -(1 << 63) <= int(val) < 1 << 63:
+                raise ValueError(
+                    f"invalid size value: {go_quote(raw)} (must be integer): strconv.Atoi: parsing "
+                    f"{go_quote(val)}: value out of range"
+                )
+            pool["size"] = int(val)
         else:
             raise ValueError(f"unexpected key '{key}' in '{item}'")
     return pool

@@ -428,3 +428,48 @@ def test_every_reloadable_key_loads(tmp_path: Path) -> None:
         tmp_path,
         {"default-shm-size": "128M", "default-ipc-mode": "shareable", "default-cgroupns-mode": "host"},
     )
+
+
+@pytest.mark.parametrize(
+    ("pools", "error"),
+    [  # dockerd 28.5's words (dockerd-28 target; tests/daemon/test_refd_flags_dockerd.py compares them live)
+        ([{"base": "x", "size": 99}], "netip.ParsePrefix(\"x\"): no '/'"),
+        (
+            [{"base": 5, "size": 24}],
+            "json: cannot unmarshal number into Go struct field .0.base of type netip.Prefix: "
+            "JSON value must be string type",
+        ),
+        (
+            [{"base": "10.0.0.0/8", "size": "24"}],
+            "json: cannot unmarshal string into Go struct field .0.size of type int",
+        ),
+        (
+            [{"base": "10.0.0.0/8", "size": 24.5}],
+            "json: cannot unmarshal number 24.5 into Go struct field .0.size of type int",
+        ),
+        (
+            [{"base": "10.0.0.0/8", "size": 24}, "x"],
+            "json: cannot unmarshal string into .1 of type ipamutils.NetworkToSplit",
+        ),
+        (
+            "x",
+            "json: cannot unmarshal string into Go struct field Config.default-address-pools of type "
+            "[]*ipamutils.NetworkToSplit",
+        ),
+    ],
+)
+def test_address_pools_decode_as_dockerd(tmp_path: Path, pools: object, error: str) -> None:
+    assert _fail(tmp_path, {"default-address-pools": pools}) == f"invalid JSON: {error}"
+
+
+def test_address_pools_keep_what_dockerd_keeps(tmp_path: Path) -> None:
+    """Field names match case-insensitively, unknown fields and nulls are left alone, the base is not masked;
+    the flag spells the same pool."""
+    pools = [{"BASE": "10.97.1.0/16", "Size": 24, "other": 1}, {"base": None, "size": None}, None]
+    assert _load(tmp_path, {"default-address-pools": pools})["default-address-pool"] == [
+        {"base": "10.97.1.0/16", "size": 24},
+        {"base": "", "size": 0},
+        None,
+    ]
+    flag = load_config(parse_args(["--default-address-pool", "base=10.97.1.0/16,size=24"]))
+    assert flag["default-address-pool"] == [{"base": "10.97.1.0/16", "size": 24}]

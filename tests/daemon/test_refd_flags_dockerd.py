@@ -8,6 +8,7 @@ mount and network namespace and starts no daemon.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -95,6 +96,9 @@ def test_refd_version_answers_as_dockerd_does(tmp_path: Path) -> None:
         ["--default-network-opt=a=b"],
         ["--default-address-pool=base=x"],
         ["--default-address-pool=foo=1"],
+        ["--default-address-pool=base=300.1.1.1/8,size=24"],
+        ["--default-address-pool=base=10.0.0.0/08,size=24"],
+        ["--default-address-pool=base=10.0.0.0/8,size=2_4"],
         ["--host-gateway-ip=x"],
         ["-h"],
         ["-r", "--validate", "--config-file=/dev/null"],
@@ -102,6 +106,32 @@ def test_refd_version_answers_as_dockerd_does(tmp_path: Path) -> None:
     ],
 )
 def test_refd_answers_bad_and_special_flags_as_dockerd_does(tmp_path: Path, args: list[str]) -> None:
+    theirs = _dockerd(args, tmp_path)
+    mine = _refd(args)
+    assert (mine.returncode, mine.stdout, mine.stderr) == (theirs.returncode, theirs.stdout, theirs.stderr)
+
+
+@pytest.mark.parametrize(
+    "pools",
+    [
+        [{"base": "x", "size": 99}],
+        [{"base": 5, "size": 24}],
+        [{"base": True, "size": 24}],
+        [{"base": "1.2.3.4/40", "size": 24}],
+        [{"base": "10.0.0/8", "size": 24}],
+        [{"base": "fe80::1%eth0/64", "size": 80}],
+        [{"base": "10.0.0.0/8", "size": "24"}],
+        [{"base": "10.0.0.0/8", "size": 24.5}],
+        [{"base": "10.97.0.0/16", "size": 24}, "x"],
+        [{"BASE": "10.97.1.0/16", "Size": 24, "other": 1}],
+    ],
+)
+def test_refd_decodes_address_pools_as_dockerd_does(tmp_path: Path, pools: list[object]) -> None:
+    """daemon.json's default-address-pools through dockerd 28.5's decoder (``--validate``): the same
+    netip.ParsePrefix and json refusals, and the same acceptance of unknown fields and unmasked bases."""
+    config = tmp_path / "daemon.json"
+    config.write_text(json.dumps({"default-address-pools": pools}))
+    args = ["--validate", f"--config-file={config}"]
     theirs = _dockerd(args, tmp_path)
     mine = _refd(args)
     assert (mine.returncode, mine.stdout, mine.stderr) == (theirs.returncode, theirs.stdout, theirs.stderr)

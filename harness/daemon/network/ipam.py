@@ -15,13 +15,16 @@ import hashlib
 import ipaddress
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..errors import ApiError, conflict, invalid
+from ..netip import parse_prefix
 
 __all__ = [
     "AddressPool",
     "IPAMError",
     "default_pools",
+    "local_pool_problem",
     "next_free_subnet",
     "next_free_subnet6",
     "ula_base",
@@ -41,6 +44,28 @@ def default_pools() -> Iterator[ipaddress.IPv4Network]:
     for second in range(17, 32):
         yield ipaddress.IPv4Network(f"172.{second}.0.0/16")
     yield from ipaddress.IPv4Network("192.168.0.0/16").subnets(new_prefix=20)
+
+
+def local_pool_problem(pools: list[dict[str, Any] | None]) -> str:
+    """Why dockerd's IPAM would refuse the configured default address pools (``splitByIPFamily``), or "".
+
+    ``pools`` are the decoded ``default-address-pools``: a zero base or size is not canonical, a size
+    shorter than the base's prefix cannot be cut from it. The text is Go's ``%v`` of the pool pointer.
+    """
+    for index, pool in enumerate(pools):
+        if pool is None:  # dockerd 28.5 dereferences the nil pool and panics; refd refuses instead
+            return f"network at index {index} (<nil>) is not in canonical form"
+        base = parse_prefix(pool["base"]) if pool["base"] else None
+        size = int(pool["size"])
+        shown = f"&{{{base if base is not None else 'invalid Prefix'} {size}}}"
+        if base is None or size == 0:
+            return f"network at index {index} ({shown}) is not in canonical form"
+        if base.bits > size:
+            return (
+                f"network at index {index} ({shown}) has a smaller prefix (/{base.bits}) than the target "
+                f"size of that pool (/{size})"
+            )
+    return ""
 
 
 def next_free_subnet(taken: Iterable[Net]) -> ipaddress.IPv4Network:

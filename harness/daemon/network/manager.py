@@ -20,7 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ApiError, conflict, invalid, not_found
 from . import bridge as br
-from .ipam import AddressPool, IPAMError, next_free_subnet, next_free_subnet6, validate_config
+from .ipam import (
+    AddressPool,
+    IPAMError,
+    local_pool_problem,
+    next_free_subnet,
+    next_free_subnet6,
+    validate_config,
+)
 from .model import DEFAULT_BRIDGE_OPTIONS, PREDEFINED, Network
 from .netlink import Netlink, NetlinkError
 from .sandbox import create_netns, delete_netns, netns_path
@@ -140,6 +147,12 @@ class NetworkManager:
     def init(self) -> None:
         """Load records, make the predefined networks, bring every bridge up (dockerd's controller init)."""
         cfg = self.daemon.config
+        problem = local_pool_problem(list(cfg.get("default-address-pool") or []))
+        if problem:
+            raise NetworkError(
+                "Error initializing network controller: error obtaining controller instance: could not "
+                f"construct local address space: {problem}"
+            )
         with contextlib.suppress(FileNotFoundError):
             for entry in sorted(os.listdir(self.root)):
                 if entry.endswith(".json"):

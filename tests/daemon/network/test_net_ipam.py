@@ -7,7 +7,13 @@ import ipaddress
 import pytest
 
 from harness.daemon.errors import ApiError
-from harness.daemon.network.ipam import AddressPool, IPAMError, next_free_subnet, validate_config
+from harness.daemon.network.ipam import (
+    AddressPool,
+    IPAMError,
+    local_pool_problem,
+    next_free_subnet,
+    validate_config,
+)
 
 Net = ipaddress.IPv4Network
 Addr = ipaddress.IPv4Address
@@ -105,3 +111,37 @@ def test_ipv6_config_is_checked_like_ipv4() -> None:
     with pytest.raises(ApiError) as info:
         validate_config({"Subnet": "fd00:1::/64", "IPRange": "fd00:2::/80"})
     assert "doesn't contain ip-range" in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("pools", "problem"),
+    [  # dockerd 28.5's words at boot (dockerd-28 target), after "could not construct local address space: "
+        ([{"base": "10.98.0.0/16", "size": 24}], ""),
+        ([{"base": "10.97.1.0/16", "size": 24}, {"base": "fd00:1::/56", "size": 64}], ""),
+        ([{"base": "", "size": 24}], "network at index 0 (&{invalid Prefix 24}) is not in canonical form"),
+        (
+            [{"base": "10.0.0.0/8", "size": 0}],
+            "network at index 0 (&{10.0.0.0/8 0}) is not in canonical form",
+        ),
+        (
+            [{"base": "10.97.0.0/16", "size": 24}, {"base": "10.96.0.0/16", "size": 8}],
+            "network at index 1 (&{10.96.0.0/16 8}) has a smaller prefix (/16) than the target size of that "
+            "pool (/8)",
+        ),
+        (
+            [{"base": "10.97.0.0/16", "size": -1}],
+            "network at index 0 (&{10.97.0.0/16 -1}) has a smaller prefix (/16) than the target size of that "
+            "pool (/-1)",
+        ),
+        (
+            [{"base": "fd00:1::/64", "size": 48}],
+            "network at index 0 (&{fd00:1::/64 48}) has a smaller prefix (/64) than the target size of that "
+            "pool (/48)",
+        ),
+        ([None], "network at index 0 (<nil>) is not in canonical form"),  # dockerd 28.5 panics on a null pool
+    ],
+)
+def test_default_address_pools_refused_at_boot_as_dockerd(
+    pools: list[dict[str, object] | None], problem: str
+) -> None:
+    assert local_pool_problem(pools) == problem
