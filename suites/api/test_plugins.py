@@ -179,6 +179,52 @@ def test_privileges_needs_remote(engine: EngineClient, observe: Observations) ->
     assert seen == {"status": 500, "message": "invalid reference format"}
 
 
+_DIGEST = "sha256:" + "a" * 64
+
+
+@pytest.mark.scenario(
+    "api/plugins/references-checked",
+    "Plugin upgrade, pull, privileges and create MUST parse their references before anything else: a "
+    "remote or name that is no reference is distribution's 500 'invalid reference format[: ...]', a "
+    "plugin name with a digest 500 'cannot use digest in plugin tag' (create: 'canonical references are "
+    "not permitted'); a valid upgrade of a plugin not installed is 404 with the name as the plugin store "
+    "looks it up (a bare name gets ':latest')",
+    ref="moby api/server/router/plugin/plugin_routes.go parseRemoteRef, getName; plugin/backend_linux.go",
+)
+def test_references_checked(engine: EngineClient, observe: Observations) -> None:
+    requests = {
+        "upgrade no remote": ("POST", "/plugins/nosuchplugin/upgrade"),
+        "upgrade remote uppercase": ("POST", "/plugins/nosuchplugin/upgrade?remote=UPPER"),
+        "upgrade remote garbage": ("POST", "/plugins/nosuchplugin/upgrade?remote=a%24b"),
+        "upgrade name uppercase": ("POST", "/plugins/UPPER/upgrade?remote=busybox"),
+        "upgrade name digest": ("POST", f"/plugins/nosuchplugin@{_DIGEST}/upgrade?remote=busybox"),
+        "upgrade bare name": ("POST", "/plugins/nosuchplugin/upgrade?remote=busybox"),
+        "upgrade tagged name": ("POST", "/plugins/nosuchplugin:1.0/upgrade?remote=busybox"),
+        "pull remote uppercase": ("POST", "/plugins/pull?remote=UPPER"),
+        "pull name digest": ("POST", f"/plugins/pull?remote=busybox&name=x@{_DIGEST}"),
+        "privileges remote uppercase": ("GET", "/plugins/privileges?remote=UPPER"),
+        "create name uppercase": ("POST", "/plugins/create?name=UPPER"),
+        "create name digest": ("POST", f"/plugins/create?name=x@{_DIGEST}"),
+    }
+    seen = {case: _call(engine, method, path) for case, (method, path) in requests.items()}
+    observe("answers", seen)
+    upper = "invalid reference format: repository name (library/UPPER) must be lowercase"
+    assert seen == {
+        "upgrade no remote": {"status": 500, "message": "invalid reference format"},
+        "upgrade remote uppercase": {"status": 500, "message": upper},
+        "upgrade remote garbage": {"status": 500, "message": "invalid reference format"},
+        "upgrade name uppercase": {"status": 500, "message": upper},
+        "upgrade name digest": {"status": 500, "message": "cannot use digest in plugin tag"},
+        "upgrade bare name": {"status": 404, "message": 'plugin "nosuchplugin:latest" not found'},
+        "upgrade tagged name": {"status": 404, "message": 'plugin "nosuchplugin:1.0" not found'},
+        "pull remote uppercase": {"status": 500, "message": upper},
+        "pull name digest": {"status": 500, "message": "cannot use digest in plugin tag"},
+        "privileges remote uppercase": {"status": 500, "message": upper},
+        "create name uppercase": {"status": 500, "message": f"failed to parse reference UPPER: {upper}"},
+        "create name digest": {"status": 500, "message": "canonical references are not permitted"},
+    }
+
+
 @pytest.mark.scenario(
     "api/plugins/sdk",
     "The docker SDK MUST list no plugins and raise NotFound for a plugin not installed",

@@ -66,6 +66,11 @@ SERVER_SIDE = {
     # version=2 asks for BuildKit, which refd does not have (a missing feature, not a client mistake)
     "POST /build": re.compile(r"^BuildKit is not served on POST /build by refd"),
 }
+_PLUGIN_REFERENCE = re.compile(
+    r"^(invalid reference format|invalid repository name \(.*\), cannot specify 64-byte hexadecimal strings$"
+    r"|repository name must not be more than 255 characters$|cannot use digest in plugin tag$)",
+    re.S,
+)
 #: 5xx answers dockerd 28.5 gives to the same client mistakes, with the same text (refd matches them)
 DOCKERD_5XX = {
     # docker save: a bad reference or a missing image id is a 500 in dockerd (image/tarexport)
@@ -103,10 +108,16 @@ DOCKERD_5XX = {
     # service and task logs check the streams before asking for a swarm (daemon/cluster/services.go)
     "GET /services/{id}/logs": re.compile(r"^Bad parameters: you must choose at least one stream$"),
     "GET /tasks/{id}/logs": re.compile(r"^Bad parameters: you must choose at least one stream$"),
-    # managed plugins: a reference that does not parse, an enable timeout that is no integer
-    "GET /plugins/privileges": re.compile(r"^invalid reference format"),
-    "POST /plugins/pull": re.compile(r"^invalid reference format"),
-    "POST /plugins/create": re.compile(r"^failed to parse reference .*: invalid reference format"),
+    # managed plugins: a reference that does not parse (distribution's errors, plain ones in dockerd: 500;
+    # each text seen on dockerd-28, scenario api/plugins/references-checked), an enable timeout no integer
+    "GET /plugins/privileges": _PLUGIN_REFERENCE,
+    "POST /plugins/pull": _PLUGIN_REFERENCE,
+    "POST /plugins/{name}/upgrade": _PLUGIN_REFERENCE,
+    "POST /plugins/create": re.compile(
+        r"^(failed to parse reference .*: (invalid reference format|invalid repository name \("
+        r"|repository name must not be more than 255)|canonical references are not permitted$)",
+        re.S,
+    ),
     "POST /plugins/{name}/enable": re.compile(r"^strconv.Atoi: parsing "),
 }
 #: swarm-mode operations on a node in no swarm: dockerd 28.5's 503s (errdefs.Unavailable), with these texts

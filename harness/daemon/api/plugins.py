@@ -3,8 +3,9 @@
 refd installs no managed plugins (``docker plugin install`` needs a plugin registry and a plugin rootfs), so
 the list is empty and every named plugin is not found, in dockerd's order of checks: the query is parsed
 before the plugin is looked up (``enable`` without a ``timeout`` is Go's strconv error, ``create`` without a
-``name`` a reference error, a body of ``set``, ``pull`` or ``upgrade`` is read as JSON first). Pulling,
-upgrading and reading privileges of a remote plugin are not implemented (501).
+``name`` a reference error, a body of ``set``, ``pull`` or ``upgrade`` is read as JSON first, then references
+are parsed: distribution's errors, which dockerd answers with 500s). Pulling, upgrading and reading
+privileges of a remote plugin are not implemented (501).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import ApiError, not_found, not_implemented
 from ..httpd import Request, Response
+from ..images.reference import Named, ReferenceError, parse_normalized_named, tag_name_only
 from ..query import parse_filters
 from ..server import json_response, read_json
 
@@ -47,20 +49,39 @@ async def enable(req: Request, daemon: Daemon) -> Response:
     raise _missing(req)
 
 
+def _reference(text: str, prefix: str = "") -> Named:
+    """distribution's ParseNormalizedNamed; its errors are plain ones in dockerd, so 500s."""
+    try:
+        return parse_normalized_named(text)
+    except ReferenceError as exc:
+        raise ApiError(500, f"{prefix}{exc}") from None
+
+
+def _local_name(name: str) -> str:
+    """moby's getName for a given name: a reference without a digest; a bare name gets ``:latest``."""
+    local = _reference(name)
+    if local.is_canonical:
+        raise ApiError(500, "cannot use digest in plugin tag")
+    return tag_name_only(local).familiar_string() if local.is_name_only else name
+
+
 async def create(req: Request, daemon: Daemon) -> Response:
+    """``create``: the name must be a reference without a digest (CreateFromContext) before anything else."""
     name = req.arg("name")
-    if not name:
-        raise ApiError(500, "failed to parse reference : invalid reference format")
+    if _reference(name, f"failed to parse reference {name}: ").is_canonical:
+        raise ApiError(500, "canonical references are not permitted")
     raise not_implemented(_NO_PLUGINS)
 
 
 async def remote(req: Request, daemon: Daemon) -> Response:
-    """``privileges`` and ``pull``: an empty ``remote`` is an invalid reference; any other is not served.
-    ``pull`` reads its body (the privileges granted) as JSON before it parses ``remote``."""
+    """``privileges`` and ``pull``: ``remote`` must be a reference (parseRemoteRef), and ``pull``'s ``name``
+    one without a digest (getName); any other is not served. ``pull`` reads its body (the privileges
+    granted) as JSON before it parses ``remote``."""
     if req.method == "POST":
         await read_json(req)
-    if not req.arg("remote"):
-        raise ApiError(500, "invalid reference format")
+    _reference(req.arg("remote"))
+    if req.method == "POST" and req.arg("name"):
+        _local_name(req.arg("name"))
     raise not_implemented(_NO_PLUGINS)
 
 
@@ -71,11 +92,11 @@ async def set_config(req: Request, daemon: Daemon) -> Response:
 
 
 async def upgrade(req: Request, daemon: Daemon) -> Response:
-    """``upgrade``: the body (privileges) as JSON, then ``remote`` as a reference, then the plugin."""
+    """``upgrade`` as moby's upgradePlugin: the body (privileges) as JSON, ``remote`` as a reference
+    (parseRemoteRef), the plugin's name as one (getName), then the plugin, which is not there."""
     await read_json(req)
-    if not req.arg("remote"):
-        raise ApiError(500, "invalid reference format")
-    raise _missing(req)
+    _reference(req.arg("remote"))
+    raise not_found(f'plugin "{_local_name(req.match["name"])}" not found')
 
 
 def register(router: Router) -> None:
