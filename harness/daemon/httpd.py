@@ -129,8 +129,10 @@ class Request:
         return self.headers.get(name.lower(), default)
 
     def arg(self, name: str, default: str = "") -> str:
+        """The first value given for ``name``, as Go's ``r.FormValue`` (docker-py sends ``dockerfile``
+        twice for a Dockerfile outside the context: the generated name, then the text)."""
         values = self.query.get(name)
-        return values[-1] if values else default
+        return values[0] if values else default
 
     @property
     def has_body(self) -> bool:

@@ -369,6 +369,40 @@ def test_dockerignore(engine: EngineClient, cleanup: Cleanup, observe: Observati
 
 
 @pytest.mark.scenario(
+    "api/build/dockerfile-generated-name",
+    "A Dockerfile sent inside the context under a generated name MUST build: as the docker CLI sends one "
+    "from outside the context (.dockerfile.<hex>, listed in .dockerignore, so COPY . leaves it out), and as "
+    "docker-py sends it (dockerfile= given twice, the generated name then the Dockerfile's text: the first "
+    "value counts, as Go's FormValue); the docker SDK's build with a Dockerfile outside the context MUST "
+    "work",
+    ref="docker/cli build.AddDockerfileToBuildContext; docker-py utils/build.py process_dockerfile; "
+    "moby api/server/router/build/build_routes.go",
+)
+def test_dockerfile_generated_name(
+    engine: EngineClient, docker_client: Any, tmp_path: Any, cleanup: Cleanup, observe: Observations
+) -> None:
+    name = ".dockerfile.0123456789abcdef0123"
+    dockerfile = "FROM busybox\nCOPY . /ctx/\nRUN find /ctx | sort\n"
+    files = {"keep": "k", ".dockerignore": f"*.md\n{name}", name: dockerfile}
+    cli_form = build(engine, files, dockerfile=name, nocache=1)
+    observe("cli-form", cli_form.record())
+    cli_form.ok()
+    assert "\n/ctx\n/ctx/.dockerignore\n/ctx/keep\n" in cli_form.stdout
+    sdk_form = build(engine, {"keep": "k", name: dockerfile}, dockerfile=[name, dockerfile], nocache=1)
+    observe("sdk-form", sdk_form.record())
+    sdk_form.ok()
+    assert f"\n/ctx\n/ctx/{name}\n/ctx/keep\n" in sdk_form.stdout
+    context, outside = tmp_path / "context", tmp_path / "elsewhere"
+    context.mkdir()
+    outside.mkdir()
+    (context / "keep").write_text("k")
+    (outside / "Dockerfile").write_text('FROM busybox\nCOPY keep /keep\nCMD ["cat", "/keep"]\n')
+    image, _ = docker_client.images.build(path=str(context), dockerfile=str(outside / "Dockerfile"), rm=True)
+    out = docker_client.containers.run(image.id, remove=True)
+    assert observe("sdk-run", out) == b"k"
+
+
+@pytest.mark.scenario(
     "api/build/scratch",
     "FROM scratch MUST start from no layers: metadata steps work, COPY adds the first layer, RUN fails "
     "as there is no shell",

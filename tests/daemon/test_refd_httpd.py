@@ -432,3 +432,11 @@ def test_repeated_heads_are_parsed_once_but_each_request_is_its_own(server_kind:
 
     assert len(responses(asyncio.run(run()))) == 3
     assert seen == [("t", "1"), ("t", "1"), ("t", "")]
+
+
+def test_a_query_argument_given_twice_is_its_first_value() -> None:
+    """Go's r.FormValue: docker-py sends ``dockerfile`` twice (the generated name, then the text)."""
+    req = Request(
+        "POST", "/build", "HTTP/1.1", {}, None, None, query={"dockerfile": [".dockerfile.ab", "FROM x"]}
+    )  # type: ignore[arg-type]
+    assert (req.arg("dockerfile"), req.arg("missing", "d")) == (".dockerfile.ab", "d")
