@@ -246,8 +246,13 @@ class HealthChecks:
             return start_interval if health_status(c) == "starting" else interval
 
         log = self.manager.daemon.log
+        me = asyncio.current_task()
         while True:
             await asyncio.sleep(next_interval())
+            if self.monitors.get(c.id) is not me:
+                # stopped, but the cancel was lost: Python 3.11's wait_for returns a result that was ready
+                # when the cancel came (the probe's output ended as the container died), so the task lives on
+                return
             log.debug(f"Running health check for container {c.id} ...")
             begun, begun_text = time.time(), now_rfc3339()
             try:
@@ -380,7 +385,7 @@ class HealthChecks:
             code = None if raw is None else int(raw)
         # a probe cancelled on timeout ends with dockerd's default exit code for a failed exec: 126
         record.update(Running=False, Pid=0, ExitCode=126 if timed_out else code)
-        if code is not None:
+        if code is not None and c.id in self.manager.by_id:  # never an event after the container's destroy
             self.manager.emit(c, "exec_die", execID=record["ID"], exitCode=str(code))
 
 

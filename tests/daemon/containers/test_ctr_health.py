@@ -232,6 +232,33 @@ def test_pause_marks_unhealthy_unpause_resumes_start_resets() -> None:
     asyncio.run(scenario())
 
 
+def test_a_monitor_stopped_while_its_probe_ends_probes_no_more() -> None:
+    """A stop that lands as the probe's output ends: Python 3.11's wait_for returns the ready result and
+    drops the cancel, so the monitor must notice it was stopped by itself, or it probes (and emits exec
+    events) for a container that is gone."""
+
+    async def scenario() -> None:
+        manager, checks, c = _monitored({"Test": ["CMD", "x"], "Interval": 10_000_000}, [])
+        outputs: list[asyncio.Future[None]] = []
+
+        async def probe(_: Container) -> dict[str, Any]:
+            outputs.append(asyncio.get_running_loop().create_future())
+            await asyncio.wait_for(asyncio.shield(outputs[-1]), 30)  # as _probe waits for the exec's output
+            return {"End": now_rfc3339(), "ExitCode": 0, "Output": ""}
+
+        checks._probe = probe  # type: ignore[method-assign,assignment]
+        manager.emit(c, "start")
+        monitor = checks.monitors[c.id]
+        await _until(lambda: bool(outputs))
+        outputs[-1].set_result(None)  # the container dies: the probe's output ends in the same step
+        manager.emit(c, "die")
+        manager.emit(c, "destroy")
+        await _until(monitor.done)
+        assert len(outputs) == 1 and manager.events[-2:] == ["die", "destroy"]
+
+    asyncio.run(scenario())
+
+
 def test_no_probe_no_health_state() -> None:
     async def scenario() -> None:
         manager, checks, c = _monitored({"Test": ["NONE"]}, [])
