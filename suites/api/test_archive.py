@@ -438,3 +438,99 @@ def test_cli_cp_volume(
     finally:
         docker_cli("rm", "-f", cid)
         docker_cli("volume", "rm", volume)
+
+
+def _raw_tar_names(data: bytes) -> list[str]:
+    """Entry names exactly as the tar headers carry them (Python's tarfile drops a directory's trailing
+    '/', which is what tells dockerd's '/' from '' and './' from '.'); PAX 'path' records win."""
+    names, offset, pax_path = [], 0, None
+    while offset + 512 <= len(data):
+        block = data[offset : offset + 512]
+        if block == b"\0" * 512:
+            break
+        name = block[0:100].split(b"\0", 1)[0].decode()
+        prefix = block[345:500].split(b"\0", 1)[0].decode() if block[257:262] == b"ustar" else ""
+        size = int(block[124:136].split(b"\0", 1)[0].strip() or b"0", 8)
+        kind = block[156:157]
+        body = data[offset + 512 : offset + 512 + size]
+        offset += 512 + (size + 511) // 512 * 512
+        if kind == b"x":
+            for record in body.decode().splitlines():
+                key_value = record.split(" ", 1)[1] if " " in record else ""
+                if key_value.startswith("path="):
+                    pax_path = key_value[len("path=") :]
+            continue
+        names.append(pax_path if pax_path is not None else (f"{prefix}/{name}" if prefix else name))
+        pax_path = None
+    return names
+
+
+@pytest.mark.scenario(
+    "api/archive/directory-entry-names",
+    "GET archive of a directory MUST name its entries after the directory's base name ('www/', 'www/x'), "
+    "'./' and './x' for a path ending in '/.' or naming the current directory, '/' and '/x' for the root; a "
+    "missing path's 404 MUST name the container as the request did",
+    ref="moby daemon/archive_unix.go containerArchivePath; go-archive TarResourceRebaseOpts",
+)
+def test_directory_entry_names(engine: EngineClient, box: str, observe: Observations) -> None:
+    seen: dict[str, Any] = {}
+    for path in ("/var/www", "/var/www/", "/var/www/.", ".", "/"):
+        resp = engine.get(f"{V}/containers/{box}/archive", params={"path": path})
+        names = _raw_tar_names(resp.content)
+        seen[path] = names[:2] if path != "/" else [names[0], "/var/www/index.html" in names]
+    missing = engine.get(f"{V}/containers/{box}/archive", params={"path": "/nosuch"})
+    seen["missing"] = (missing.status_code, missing.json()["message"].replace(box, "<full id>"))
+    observe("entries", seen)
+    assert seen["/var/www"] == ["www/", "www/index.html"] and seen["/var/www/"] == ["www/", "www/index.html"]
+    assert seen["/var/www/."] == ["./", "./index.html"]
+    assert seen["."][0] == "./" and seen["/"] == ["/", True]
+    assert seen["missing"] == (404, "Could not find the file /nosuch in container <full id>")
+
+
+@pytest.mark.scenario(
+    "api/archive/copy-uid-gid",
+    "PUT archive with copyUIDGID=1 MUST give what it writes the container's User (user and group, names "
+    "looked up in the container); a user the container does not know MUST be refused with 400",
+    ref="moby daemon/archive_tarcopyoptions_unix.go getUIDGID (docker cp --archive)",
+)
+def test_copy_uid_gid(
+    engine: EngineClient, test_image: str, containers: list[str], observe: Observations
+) -> None:
+    def put(cid: str, name: str, copy: bool) -> Any:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            info = tarfile.TarInfo(name)
+            info.uid, info.gid = 4242, 4343
+            tar.addfile(info, io.BytesIO(b""))
+        params = {"path": "/tmp", "copyUIDGID": "1" if copy else "0"}
+        return engine.request("PUT", f"{V}/containers/{cid}/archive", params=params, data=buf.getvalue())
+
+    def owner(cid: str, name: str) -> tuple[int, int]:
+        resp = engine.get(f"{V}/containers/{cid}/archive", params={"path": f"/tmp/{name}"})
+        with tarfile.open(fileobj=io.BytesIO(resp.content)) as tar:
+            member = tar.getmember(name)
+            return member.uid, member.gid
+
+    seen: dict[str, Any] = {}
+    for user in ("nobody", "1234:5678", "7777:", ":nogroup", "nosuch"):
+        resp = engine.post(
+            f"{V}/containers/create", json={"Image": test_image, "User": user, "Cmd": ["true"]}
+        )
+        cid = resp.json()["Id"]
+        containers.append(cid)
+        answer = put(cid, "with-a", True)
+        seen[user] = (
+            owner(cid, "with-a")
+            if answer.status_code == 200
+            else (answer.status_code, answer.json()["message"])
+        )
+    expect_status(put(containers[0], "without-a", False), 200)
+    seen["without copyUIDGID"] = owner(containers[0], "without-a")
+    observe("owners", seen)
+    assert seen["nobody"] == (65534, 65534) and seen["1234:5678"] == (1234, 5678)
+    assert seen["7777:"] == (7777, 0) and seen[":nogroup"] == (0, 65534)
+    assert seen["nosuch"] == (
+        400,
+        'failed to look up user "nosuch" in container: no matching entries in passwd file',
+    )
+    assert seen["without copyUIDGID"] == (4242, 4343)

@@ -12,11 +12,19 @@ import base64
 import contextlib
 import json
 import os
+import stat
 import tempfile
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from ..containers.archive import archive_path, export_rootfs, extract_to_dir, mounted_rootfs, stat_path
+from ..containers.archive import (
+    archive_path,
+    archive_target,
+    export_rootfs,
+    extract_to_dir,
+    mounted_rootfs,
+    stat_path,
+)
 from ..containers.fsview import in_container_fs
 from ..errors import invalid
 from ..httpd import Request, Response
@@ -47,19 +55,26 @@ async def _stream_file(path: str) -> AsyncIterator[bytes]:
 
 
 async def head_archive(req: Request, daemon: Daemon) -> Response:
-    c = daemon.containers.get(req.match["name"])
+    ref = req.match["name"]
+    c = daemon.containers.get(ref)
     path = req.arg("path")
-    _, _, doc = await in_container_fs(daemon, c, lambda rootfs: stat_path(c, rootfs, path))
+    _, _, doc = await in_container_fs(daemon, c, lambda rootfs: stat_path(c, rootfs, path, ref))
     return Response(200, b"", [_stat_header(doc), ("Content-Length", "0")])
 
 
 async def get_archive(req: Request, daemon: Daemon) -> Response:
-    c = daemon.containers.get(req.match["name"])
+    ref = req.match["name"]
+    c = daemon.containers.get(ref)
     path, tmp_dir = req.arg("path"), daemon.config["exec-root"]
 
     def tar_of(rootfs: str) -> tuple[dict[str, Any], str]:
-        host, _st, doc = stat_path(c, rootfs, path)
-        return doc, archive_path(host, doc["name"] if doc["name"] != "/" else ".", tmp_dir)
+        # dockerd stats and tars Join("/", path) with its trailing "/" or "/." kept (archive_target): a
+        # directory's entries are rebased to its base name ("/" for the root: "/", "/etc/", ...)
+        if not path:
+            raise invalid("Path cannot be empty")
+        target = archive_target(path)
+        host, st, doc = stat_path(c, rootfs, target, ref, asked=path)
+        return doc, archive_path(host, doc["name"], tmp_dir, tree=stat.S_ISDIR(st.st_mode))
 
     doc, tmp = await in_container_fs(daemon, c, tar_of)
     return Response(
@@ -68,17 +83,21 @@ async def get_archive(req: Request, daemon: Daemon) -> Response:
 
 
 async def put_archive(req: Request, daemon: Daemon) -> Response:
-    c = daemon.containers.get(req.match["name"])
+    ref = req.match["name"]
+    c = daemon.containers.get(ref)
     path = req.arg("path")
     if not path:
         raise invalid("Path cannot be empty")
     no_overwrite = bool_value(req, "noOverwriteDirNonDir")
+    copy_uid_gid = bool_value(req, "copyUIDGID")
     fd, tmp = tempfile.mkstemp(prefix="refd-put-", dir=daemon.config["exec-root"])
     try:
         with os.fdopen(fd, "wb") as out:
             while chunk := await req.read_chunk():
                 out.write(chunk)
-        await in_container_fs(daemon, c, lambda rootfs: extract_to_dir(c, rootfs, path, tmp, no_overwrite))
+        await in_container_fs(
+            daemon, c, lambda rootfs: extract_to_dir(c, rootfs, path, tmp, no_overwrite, copy_uid_gid, ref)
+        )
     finally:
         with contextlib.suppress(OSError):
             os.unlink(tmp)

@@ -25,9 +25,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "archive_path",
+    "archive_target",
     "check_writable",
     "export_rootfs",
     "extract_to_dir",
+    "go_base",
     "go_file_mode",
     "mounted_rootfs",
     "stat_path",
@@ -97,30 +99,63 @@ def resolve(rootfs: str, path: str, follow_last: bool) -> str:
     return secure_join(rootfs, clean) if follow_last else full
 
 
-def stat_path(c: Container, rootfs: str, path: str) -> tuple[str, os.stat_result, dict[str, Any]]:
+def go_base(path: str) -> str:
+    """Go's ``filepath.Base``: the last element, trailing slashes dropped (``"/"`` for the root, ``"."``
+    for nothing)."""
+    if not path:
+        return "."
+    stripped = path.rstrip("/")
+    return stripped.rsplit("/", 1)[-1] if stripped else "/"
+
+
+def _names_current_dir(path: str) -> bool:
+    return go_base(path) == "."
+
+
+def archive_target(path: str) -> str:
+    """go-archive PreserveTrailingDotOrSeparator(Join("/", path), path): what dockerd stats and tars for a
+    ``GET /archive?path=``, keeping the ``/.`` or ``/`` that says "the directory's contents"."""
+    from ..images.tarsafe import go_clean
+
+    cleaned = go_clean("/" + path)
+    if not _names_current_dir(cleaned) and _names_current_dir(path):
+        cleaned = (cleaned if cleaned.endswith("/") else cleaned + "/") + "."
+    if not cleaned.endswith("/") and path.endswith("/"):
+        cleaned += "/"
+    return cleaned
+
+
+def _follows_last(path: str) -> bool:
+    """A trailing ``/`` or ``/.`` makes the kernel's lstat follow a final symlink."""
+    return path.endswith("/") or _names_current_dir(path)
+
+
+def stat_path(
+    c: Container, rootfs: str, path: str, ref: str = "", asked: str = ""
+) -> tuple[str, os.stat_result, dict[str, Any]]:
+    """Lstat ``path`` in the container as dockerd's containerFSView.Stat does; dockerd's not-found text
+    repeats how the request named the container (``ref``) and the path (``asked``, default ``path``)."""
     if not path:
         raise invalid("Path cannot be empty")
     try:
-        host = resolve(rootfs, path, follow_last=False)
+        host = resolve(rootfs, path, follow_last=_follows_last(path))
         st = os.lstat(host)
     except FileNotFoundError:
-        raise not_found(f"Could not find the file {path} in container {c.name.removeprefix('/')}") from None
+        who = ref or c.name.removeprefix("/")
+        raise not_found(f"Could not find the file {asked or path} in container {who}") from None
     except OSError as exc:  # a path past NAME_MAX/PATH_MAX: dockerd's 500, naming the container's path
         raise ApiError(500, f"lstat {_clean(path)}: {(exc.strerror or str(exc)).lower()}") from None
     except ValueError:  # a NUL in the path: the kernel's EINVAL in dockerd
         raise ApiError(500, f"lstat {_clean(path)}: invalid argument") from None
-    if path.endswith("/") and not stat.S_ISDIR(
-        os.stat(host).st_mode if stat.S_ISLNK(st.st_mode) else st.st_mode
-    ):
+    if path.endswith("/") and not stat.S_ISDIR(st.st_mode):
         raise invalid(f"lstat {path}: not a directory")
     link = ""
     if stat.S_ISLNK(st.st_mode):
         link = os.readlink(host)
         if not os.path.isabs(link):
             link = os.path.normpath(os.path.join(os.path.dirname(_clean(path)), link))
-    name = os.path.basename(_clean(path)) or "/"
     doc = {
-        "name": name,
+        "name": go_base(path),
         "size": st.st_size,
         "mode": go_file_mode(st.st_mode),
         "mtime": _rfc3339(st.st_mtime),
@@ -129,17 +164,55 @@ def stat_path(c: Container, rootfs: str, path: str) -> tuple[str, os.stat_result
     return host, st, doc
 
 
-def _tar_to_file(source: str, arcname: str, out: Any) -> None:
+def _walk(top: str) -> Iterator[tuple[str, str]]:
+    """(host path, path relative to ``top``) of ``top``'s tree in Go's WalkDir order (lexical, depth
+    first), without recursion: a tree nested 1,000 deep must not raise RecursionError."""
+    stack = [(top, "")]
+    while stack:
+        full, rel = stack.pop()
+        yield full, rel
+        if os.path.isdir(full) and not os.path.islink(full):
+            try:
+                children = sorted(os.listdir(full), reverse=True)
+            except OSError:
+                continue  # go-archive logs an unreadable directory and goes on
+            stack.extend((os.path.join(full, e), f"{rel}/{e}" if rel else e) for e in children)
+
+
+def _tar_tree(host: str, top_name: str, out: Any) -> None:
+    """go-archive TarWithOptions with RebaseNames {".": top_name}: the directory is ``<top_name>/`` and its
+    entries ``<top_name>/<rel>`` (``"/"`` and ``/<rel>`` for the root: the rebase to ``/`` is empty)."""
+    prefix = "" if top_name == "/" else top_name
+    first_name: dict[str, str] = {}  # tarfile's own name of a file -> its name in the archive (hard links)
     with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        tar.add(source, arcname=arcname, recursive=True)
+        for full, rel in _walk(host):
+            name = f"{prefix}/{rel}" if rel else prefix
+            try:
+                info = tar.gettarinfo(full, arcname=name)
+            except OSError:
+                continue
+            first_name.setdefault(info.name, name)
+            info.name = name + "/" if info.isdir() and not name.endswith("/") else name
+            if info.islnk():
+                info.linkname = first_name.get(info.linkname, info.linkname)
+            if info.isreg():
+                with open(full, "rb") as fh:
+                    tar.addfile(info, fh)
+            else:
+                tar.addfile(info)
 
 
-def archive_path(host: str, name: str, tmp_dir: str) -> str:
-    """A tar of ``host`` (a file or a tree) named ``name`` in the archive, in a temporary file."""
+def archive_path(host: str, name: str, tmp_dir: str, tree: bool = False) -> str:
+    """A tar in a temporary file: of the file ``host`` named ``name``, or with ``tree`` of the directory
+    ``host`` rebased to ``name`` (dockerd's TarResourceRebaseOpts)."""
     fd, tmp = tempfile.mkstemp(prefix="refd-cp-", dir=tmp_dir)
     try:
         with os.fdopen(fd, "wb") as out:
-            _tar_to_file(host, name, out)
+            if tree:
+                _tar_tree(host, name, out)
+            else:
+                with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+                    tar.add(host, arcname=name, recursive=False)
     except BaseException:
         _remove(tmp)
         raise
@@ -173,25 +246,43 @@ def _check_no_overwrite(stream: Any, target: str, dest: str) -> None:
                 raise ApiError(500, f"cannot overwrite non-directory {entry} with directory {where}")
 
 
-def extract_to_dir(c: Container, rootfs: str, path: str, archive: str, no_overwrite: bool) -> None:
-    """Unpack the tar in the file ``archive`` into the directory ``path`` of ``c``'s mounted rootfs."""
+def extract_to_dir(
+    c: Container,
+    rootfs: str,
+    path: str,
+    archive: str,
+    no_overwrite: bool,
+    copy_uid_gid: bool = False,
+    ref: str = "",
+) -> None:
+    """Unpack the tar in the file ``archive`` into the directory ``path`` of ``c``'s mounted rootfs
+    (``copy_uid_gid``: owned by the container's ``User``, as moby's tarCopyOptions does; ``ref``: how the
+    request named the container)."""
     from ..images.tarsafe import ArchiveError, decompress, extract
+    from ..runtime.users import UserLookupError, copy_owner
 
     try:
         target = resolve(rootfs, path, follow_last=True)
     except ValueError:  # a NUL in the path: the kernel's EINVAL in dockerd
         raise ApiError(500, f"lstat {_clean(path)}: invalid argument") from None
     if not os.path.exists(target):
-        raise not_found(f"Could not find the file {path} in container {c.name.removeprefix('/')}")
+        raise not_found(f"Could not find the file {path} in container {ref or c.name.removeprefix('/')}")
     if not os.path.isdir(target):
         raise invalid("extraction point is not a directory")
     check_writable(c, path)
+    owner = None
+    user = str(c.config.get("User") or "")
+    if copy_uid_gid and user:
+        try:
+            owner = copy_owner(rootfs, user)
+        except UserLookupError as exc:
+            raise invalid(str(exc)) from None
     try:
         if no_overwrite and os.path.getsize(archive):  # an empty body is an empty archive: 200
             with open(archive, "rb") as fh:
                 _check_no_overwrite(decompress(fh), target, path)
         with open(archive, "rb") as fh:
-            extract(decompress(fh), target, whiteouts="keep")
+            extract(decompress(fh), target, whiteouts="keep", owner=owner)
     except ArchiveError as exc:
         raise invalid(str(exc)) from None
 

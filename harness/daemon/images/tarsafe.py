@@ -146,10 +146,13 @@ def _peek(fileobj: IO[bytes], n: int) -> bytes:
 
 
 class _Extractor:
-    def __init__(self, dest: str, whiteouts: Whiteouts, allow_devices: bool) -> None:
+    def __init__(
+        self, dest: str, whiteouts: Whiteouts, allow_devices: bool, owner: tuple[int, int] | None = None
+    ) -> None:
         self.dest = os.path.abspath(dest)
         self.whiteouts = whiteouts
         self.allow_devices = allow_devices
+        self.owner = owner
         self.created_links: set[tuple[int, int]] = set()
         self.unpacked: set[str] = set()
         self.dirs: list[tuple[str, tarfile.TarInfo]] = []
@@ -294,7 +297,8 @@ class _Extractor:
             raise ArchiveError(
                 f"unhandled tar header type {_q(info.type.decode('latin-1'))} for {_q(info.name)}"
             )
-        os.chown(path, info.uid, info.gid, follow_symlinks=False)
+        uid, gid = self.owner if self.owner is not None else (info.uid, info.gid)
+        os.chown(path, uid, gid, follow_symlinks=False)
         is_link = stat.S_ISLNK(os.lstat(path).st_mode)  # a symlink, or a hardlink to one: never follow it
         for key, value in _xattrs(info).items():
             try:
@@ -386,16 +390,18 @@ def extract(
     whiteouts: Whiteouts = "keep",
     allow_devices: bool | None = None,
     on_member: Callable[[tarfile.TarInfo], None] | None = None,
+    owner: tuple[int, int] | None = None,
 ) -> int:
     """Extract an uncompressed tar stream into ``dest`` (created if missing); returns the header size sum.
 
     ``on_member`` sees each member before its contents are read (layers record tar-split data).
+    ``owner`` (uid, gid) replaces every entry's own (go-archive's ChownOpts: ``docker cp -a``).
     Raises UnsafeArchiveError for escapes and ArchiveError for unreadable archives.
     """
     if allow_devices is None:
         allow_devices = os.geteuid() == 0 and not running_in_userns()
     os.makedirs(dest, exist_ok=True)
-    extractor = _Extractor(dest, whiteouts, allow_devices)
+    extractor = _Extractor(dest, whiteouts, allow_devices, owner)
     size = 0
     try:
         with tarfile.open(fileobj=fileobj, mode="r|", errorlevel=2) as tar:

@@ -18,6 +18,7 @@ __all__ = [
     "ExecUser",
     "UserLookupError",
     "additional_groups",
+    "copy_owner",
     "lookup_additional_groups",
     "lookup_user",
     "resolve_user",
@@ -177,3 +178,59 @@ def lookup_user(root: str, spec: str, defaults: ExecUser | None = None) -> ExecU
 def lookup_additional_groups(root: str, entries: list[int | str]) -> tuple[int, ...]:
     """:func:`additional_groups` against ``root``/etc/group ("/" inside the container)."""
     return additional_groups(entries, _read_inside(root, "/etc/group")) if entries else ()
+
+
+def _id_or_name(text: str) -> tuple[int | None, str]:
+    """moby getIDOrName: a 32-bit unsigned decimal up to MaxInt32 is an id, anything else a name."""
+    if text.isascii() and text.isdigit() and int(text) <= MAX_ID:
+        return int(text), ""
+    return None, text
+
+
+def _entries(root: str, path: str) -> str:
+    text = _read_inside(root, path)
+    if text is None:
+        raise UserLookupError(f"open {path}: no such file or directory")
+    return text
+
+
+def copy_owner(root: str, spec: str) -> tuple[int, int]:
+    """The (uid, gid) ``docker cp --archive`` gives extracted files: moby getUIDGID over ``Config.User``
+    (an empty user or group is 0; a uid without a passwd entry keeps gid 0; a name must exist)."""
+    user_part, _, group_part = spec.partition(":")
+    uid = gid = 0
+    if user_part:
+        number, name = _id_or_name(user_part)
+        try:
+            found = [
+                (p_uid, p_gid)
+                for p_name, p_uid, p_gid, _ in _passwd(_entries(root, "/etc/passwd"))
+                if (p_name == name if name else p_uid == number)
+            ]
+        except UserLookupError as exc:
+            if name:
+                raise UserLookupError(f'failed to look up user "{name}" in container: {exc}') from None
+            found = []
+        if found:
+            uid, gid = found[0]
+        elif name:
+            raise UserLookupError(
+                f'failed to look up user "{name}" in container: no matching entries in passwd file'
+            )
+        else:
+            uid = number or 0
+    if group_part:
+        number, name = _id_or_name(group_part)
+        if not name:
+            gid = number or 0
+        else:
+            try:
+                groups = [g for g_name, g, _ in _group(_entries(root, "/etc/group")) if g_name == name]
+            except UserLookupError as exc:
+                raise UserLookupError(f'failed to look up group "{name}" in container: {exc}') from None
+            if not groups:
+                raise UserLookupError(
+                    f'failed to look up group "{name}" in container: no matching entries in group file'
+                )
+            gid = groups[0]
+    return uid, gid
