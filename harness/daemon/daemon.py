@@ -29,6 +29,7 @@ from .log import Logger
 from .tlsconf import TLSError, TLSSettings, resolve_tls, server_context
 
 if TYPE_CHECKING:
+    from .images.service import ImageService
     from .server import Router
 
 __all__ = ["Daemon", "StartupError", "run"]
@@ -61,22 +62,30 @@ class Daemon:
         from .containers.lifecycle import ContainerManager
 
         self.containers = ContainerManager(self)
-        self.images: Any = None  # images.service.ImageService, created in prepare()
+        self._images: ImageService | None = None  # created in prepare(), before refd serves
         self.networks: Any = None  # network.manager.NetworkManager, created in prepare()
         self.net_services: Any = None
         self.firewall: Any = None
         self.volumes: Any = None  # volumes.VolumeStore, created in prepare()
+
+    @property
+    def images(self) -> ImageService:
+        """The image service. prepare() creates it before refd serves, so handlers use it as is; before
+        that it is an AttributeError, so ``getattr(daemon, "images", None)`` tells whether it exists yet."""
+        if self._images is None:
+            raise AttributeError("the image service is created by Daemon.prepare()")
+        return self._images
 
     # -- facts for /info ---------------------------------------------------------------------------
     def container_counts(self) -> dict[str, int]:
         return self.containers.counts()
 
     def image_count(self) -> int:
-        return self.images.images.count() if self.images is not None else 0
+        return self._images.images.count() if self._images is not None else 0
 
     def driver_status(self) -> list[list[str]] | None:
-        if self.images is not None:
-            return self.images.driver_status()  # type: ignore[no-any-return]
+        if self._images is not None:
+            return self._images.driver_status()
         if self.storage_driver == "overlay2":
             return [
                 ["Backing Filesystem", "extfs"],
@@ -180,7 +189,7 @@ class Daemon:
         from .images.storage_driver import StorageInitError
 
         try:
-            self.images = ImageService(
+            self._images = ImageService(
                 self.config["data-root"],
                 self.config["storage-driver"] or "",
                 self.log,

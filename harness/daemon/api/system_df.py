@@ -56,7 +56,7 @@ async def disk_usage(req: Request, daemon: Daemon) -> Response:
         "Volumes": None,
         "BuildCache": None,
     }
-    if "image" in wanted and daemon.images is not None:
+    if "image" in wanted and getattr(daemon, "images", None) is not None:
         version = version_tuple(req.api_version)
         opts = ListOptions(shared_size=version >= (1, 42))
         images = for_api_version(await asyncio.to_thread(summaries, daemon.images, opts), version)

@@ -76,9 +76,10 @@ def _rfc3339(ts: float) -> str:
 
 @contextlib.contextmanager
 def mounted_rootfs(daemon: Daemon, c: Container) -> Iterator[str]:
-    if daemon.images is None:
+    service = getattr(daemon, "images", None)
+    if service is None:
         raise ApiError(500, "no storage driver")
-    layers = daemon.images.layers
+    layers = service.layers
     path = layers.mount_rootfs(c.id)
     try:
         yield path

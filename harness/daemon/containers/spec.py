@@ -221,9 +221,10 @@ def check_exec_user(daemon: Daemon, c: Container, user: str) -> None:
     moby/sys/user's words (``unable to find user nosuch: no matching entries in passwd file``)."""
     from ..runtime.users import UserLookupError, lookup_additional_groups, lookup_user
 
-    if daemon.images is None:
+    service = getattr(daemon, "images", None)
+    if service is None:
         return
-    layers = daemon.images.layers
+    layers = service.layers
     rootfs = layers.mount_rootfs(c.id)
     try:
         lookup_user(rootfs, user)
