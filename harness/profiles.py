@@ -88,6 +88,19 @@ class Profile:
             "dropped": list(self.dropped),
         }
 
+    def setting(self, key: str, default: Any = None) -> Any:
+        """What the profile sets ``key`` (a daemon.json key) to, as a daemon.json key or as a flag; booleans
+        given as flags (``--ipv6``, ``--iptables=false``) come back as booleans. ``default`` when unset."""
+        if key in self.config:
+            return self.config[key]
+        for arg in reversed(self.args):
+            if _key_of_arg(arg) == key:
+                _, eq, value = arg.partition("=")
+                if not eq:
+                    return True
+                return {"true": True, "false": False}.get(value.lower(), value)
+        return default
+
     def apply(
         self, args: Sequence[str], config: dict[str, Any] | str | None, config_file: bool = True
     ) -> tuple[list[str], dict[str, Any] | str | None]:

@@ -332,6 +332,69 @@ def test_published_port_nat(
 
 @NEEDS_DEFAULT_BRIDGE
 @pytest.mark.profiles(
+    exclude=("no-iptables",),
+    reason="published ports without the proxy need the NAT --iptables=false leaves out",
+)
+@pytest.mark.scenario(
+    "config/network/no-userland-proxy",
+    "With --userland-proxy=false a published port MUST be reached through NAT alone: on the host's loopback "
+    "(the OUTPUT jump without the loopback exclusion, route_localnet on the bridge) and from the container "
+    "itself through the host's address (hairpin: DNAT without '! -i <bridge>', the per-port and local-source "
+    "masquerading); the daemon holds the host port, and an IPv4-only container is published on 0.0.0.0 only",
+    ref="dockerd --userland-proxy=false; moby libnetwork/drivers/bridge/internal/iptabler (Hairpin)",
+)
+def test_no_userland_proxy(daemon_factory: DaemonFactory, client_for: Any, observe: Observations) -> None:
+    import subprocess
+
+    daemon = daemon_factory(args=["--bip=10.232.14.1/24", "--userland-proxy=false"])
+    client = client_for(daemon)
+    image = load_test_image(daemon.endpoint)  # type: ignore[arg-type]
+    serve = "mkdir -p /www && echo hello-by-nat > /www/index.html && exec httpd -f -p 80 -h /www"
+    doc = _run(
+        client,
+        image,
+        "hairpin-web",
+        ["sh", "-c", serve],
+        HostConfig={"PortBindings": {"80/tcp": [{"HostIp": "", "HostPort": "18098"}]}},
+        ExposedPorts={"80/tcp": {}},
+    )
+    address = doc["NetworkSettings"]["IPAddress"]
+
+    def served() -> str:
+        text = http_get_in_daemon_netns(daemon, "127.0.0.1", 18098)
+        return text if "hello-by-nat" in text else ""
+
+    answer = eventually(served, "busybox httpd answering on 127.0.0.1:18098 through NAT", timeout=10)
+    request = "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 10.232.14.1 18098"
+    hairpin = _exec(client, "hairpin-web", ["sh", "-c", request])
+    rules = _nat_rules(daemon)
+    netns = daemon.netns_path or "/proc/self/ns/net"
+    listening = subprocess.run(
+        ["nsenter", f"--net={netns}", "ss", "-Hltn", "sport = :18098"], capture_output=True, text=True
+    ).stdout
+    dnat = "-A DOCKER -p tcp -m tcp --dport 18098 -j DNAT"
+    seen = observe(
+        "no-userland-proxy",
+        {
+            "host_ports": [p["HostIp"] for p in doc["NetworkSettings"]["Ports"]["80/tcp"]],
+            "loopback_answers": "hello-by-nat" in answer,
+            "hairpin_answers": "hello-by-nat" in hairpin,
+            "port_held": "0.0.0.0:18098" in listening,
+            "output_jump_takes_loopback": "-A OUTPUT -m addrtype --dst-type LOCAL -j DOCKER" in rules,
+            "dnat_from_bridge_too": f"{dnat} --to-destination {address}:80" in rules,
+            "hairpin_masquerade": f"-A POSTROUTING -s {address}/32 -d {address}/32 -p tcp -m tcp --dport 80 "
+            "-j MASQUERADE" in rules,
+            "local_source_masquerade": "-A POSTROUTING -o docker0 -m addrtype --src-type LOCAL -j MASQUERADE"
+            in rules,
+        },
+    )
+    client.delete("/containers/hairpin-web?force=1")
+    assert seen.pop("host_ports") == ["0.0.0.0"]
+    assert seen == dict.fromkeys(seen, True), (rules, hairpin, listening)
+
+
+@NEEDS_DEFAULT_BRIDGE
+@pytest.mark.profiles(
     exclude=("no-iptables",), reason="checks the ip6tables rules, which --iptables=false does not make"
 )
 @pytest.mark.scenario(

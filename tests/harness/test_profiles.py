@@ -168,3 +168,14 @@ def test_scenario_ids_carry_the_profile_outside_the_default() -> None:
     assert scenario_id("api/x/y", "no-bridge") == "api/x/y@no-bridge"
     assert split_id("api/x/y@no-bridge") == ("api/x/y", "no-bridge")
     assert split_id("api/x/y") == ("api/x/y", DEFAULT)
+
+
+def test_a_profile_says_what_it_sets_as_a_key_or_a_flag() -> None:
+    from harness.profiles import Profile
+
+    p = Profile(
+        "p", args=("--ipv6", "--iptables=false", "--bip=10.0.0.1/24"), config={"userland-proxy": False}
+    )
+    assert p.setting("userland-proxy", True) is False
+    assert p.setting("ipv6") is True and p.setting("iptables", True) is False
+    assert p.setting("bip") == "10.0.0.1/24" and p.setting("live-restore", "unset") == "unset"

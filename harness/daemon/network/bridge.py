@@ -16,9 +16,19 @@ class BridgeError(Exception):
 
 
 def ensure_bridge(
-    nl: Netlink, name: str, gateway_cidr: str, mtu: int = 0, create: bool = True, gateway6_cidr: str = ""
+    nl: Netlink,
+    name: str,
+    gateway_cidr: str,
+    mtu: int = 0,
+    create: bool = True,
+    gateway6_cidr: str = "",
+    hairpin: bool = False,
 ) -> None:
-    """The bridge ``name`` exists, is up and holds ``gateway_cidr`` (and ``gateway6_cidr`` for IPv6)."""
+    """The bridge ``name`` exists, is up and holds ``gateway_cidr`` (and ``gateway6_cidr`` for IPv6).
+
+    ``hairpin`` (``--userland-proxy=false``): loopback addresses route to the bridge (``route_localnet``,
+    libnetwork's setupLoopbackAddressesRouting), so ``127.0.0.1:<port>`` DNATs to a container, and bridged
+    frames go through iptables (``bridge-nf-call-iptables``, where br_netfilter is loaded)."""
     if not nl.exists(name):
         if not create:
             raise BridgeError(f"bridge device with non default name {name} must be created manually")
@@ -36,6 +46,9 @@ def ensure_bridge(
         nl.set_link(name, up=True)
     except NetlinkError as exc:
         raise BridgeError(f"failed to configure bridge {name}: {exc}") from None
+    if hairpin:
+        _sysctl(f"net/ipv4/conf/{name}/route_localnet", "1")
+        _sysctl("net/bridge/bridge-nf-call-iptables", "1")
 
 
 def remove_bridge(nl: Netlink, name: str) -> None:
@@ -54,6 +67,7 @@ def attach_endpoint(
     mac: str = "",
     cidr6: str = "",
     gateway6: str | None = None,
+    hairpin: bool = False,
 ) -> str:
     """A veth pair from ``bridge`` into the sandbox as ``ifname`` with ``cidr`` (and ``cidr6`` on an IPv6
     network, and the MAC ``mac``, when given); returns its MAC."""
@@ -69,6 +83,8 @@ def attach_endpoint(
         os.close(fd)
     try:
         host.set_link(host_side, master=bridge, up=True)
+        if hairpin:  # --userland-proxy=false: a container reaches its own published port (setHairpinMode)
+            host.set_hairpin(host_side)
         with Netlink(sandbox) as inside:
             if mac:
                 inside.set_link(ifname, mac=mac)

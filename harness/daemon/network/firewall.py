@@ -34,6 +34,8 @@ class Firewall:
         self.log = log
         self.masquerade = bool(config.get("ip-masq", True))
         self.ipv6 = bool(config.get("ip6tables", True))
+        #: --userland-proxy=false: loopback and a container's own published ports go through NAT (hairpin)
+        self.hairpin = not config.get("userland-proxy", True)
         self.restore = shutil.which("iptables-restore") or ""
         self.restore6 = shutil.which("ip6tables-restore") or ""
         self.rules: dict[str, list[tuple[str, str]]] = {}  # network id -> (table, rule spec)
@@ -62,6 +64,10 @@ class Firewall:
         masq = net.options.get("com.docker.network.bridge.enable_ip_masquerade", "true") != "false"
         if self.masquerade and masq:
             rules.append((f"nat{family}", f"POSTROUTING -s {subnet} ! -o {bridge} -j MASQUERADE"))
+        if self.hairpin:  # what the host sends into the bridge from a local address (127.0.0.1) comes back
+            rules.append(
+                (f"nat{family}", f"POSTROUTING -o {bridge} -m addrtype --src-type LOCAL -j MASQUERADE")
+            )
         return rules
 
     @staticmethod
@@ -145,10 +151,11 @@ class Firewall:
         if not binary:
             return False
         subprocess.run([binary, "-w", "-t", "nat", "-N", "DOCKER"], capture_output=True, check=False)
-        loopback = "::1/128" if family else "127.0.0.0/8"
+        # the userland proxy serves loopback; without it, loopback is DNATed too
+        loopback = "" if self.hairpin else ("! -d ::1/128 " if family else "! -d 127.0.0.0/8 ")
         jumps = [
             (f"nat{family}", "PREROUTING -m addrtype --dst-type LOCAL -j DOCKER"),
-            (f"nat{family}", f"OUTPUT ! -d {loopback} -m addrtype --dst-type LOCAL -j DOCKER"),
+            (f"nat{family}", f"OUTPUT {loopback}-m addrtype --dst-type LOCAL -j DOCKER"),
         ]
         try:
             self._apply(jumps, "-A", adopt=True)
@@ -170,17 +177,28 @@ class Firewall:
         """DNAT each binding to the container: IPv4 ones to ``container_ip``, IPv6 ones to ``container_ip6``
         when the container has one (else the userland proxy serves them, as on dockerd)."""
         rules: list[tuple[str, str]] = []
+        # with the proxy, traffic from the bridge itself is left to it; without, it is DNATed (hairpin)
+        not_bridge = "" if self.hairpin else f"! -i {bridge} "
         for b in bindings:
             v6 = ":" in b.host_ip
             if v6 and not (container_ip6 and self.ipv6):
                 continue
             proto = f"-p {b.proto} -m {b.proto}"
+            if self.hairpin:  # a container reaching its own published port is masqueraded as the host
+                ip, bits = (container_ip6, 128) if v6 else (container_ip, 32)
+                rules.append(
+                    (
+                        "nat6" if v6 else "nat",
+                        f"POSTROUTING -s {ip}/{bits} -d {ip}/{bits} {proto} --dport {b.container_port} "
+                        "-j MASQUERADE",
+                    )
+                )
             if v6:
                 dest = "" if b.host_ip == "::" else f"-d {b.host_ip}/128 "
                 rules.append(
                     (
                         "nat6",
-                        f"DOCKER {dest}! -s fe80::/10 ! -i {bridge} {proto} --dport {b.host_port} "
+                        f"DOCKER {dest}! -s fe80::/10 {not_bridge}{proto} --dport {b.host_port} "
                         f"-j DNAT --to-destination [{container_ip6}]:{b.container_port}",
                     )
                 )
@@ -196,7 +214,7 @@ class Firewall:
             rules.append(
                 (
                     "nat",
-                    f"DOCKER {dest}! -i {bridge} {proto} --dport {b.host_port} "
+                    f"DOCKER {dest}{not_bridge}{proto} --dport {b.host_port} "
                     f"-j DNAT --to-destination {container_ip}:{b.container_port}",
                 )
             )

@@ -139,6 +139,11 @@ class NetworkManager:
         self._forwarding: bool | None = None  # net.ipv4.ip_forward at first use (dockerd's sysinfo)
 
     @property
+    def hairpin(self) -> bool:
+        """``--userland-proxy=false``: published ports are reached through NAT alone, loopback included."""
+        return not self.daemon.config.get("userland-proxy", True)
+
+    @property
     def bridge_disabled(self) -> bool:
         """``--bridge=none``: no default bridge network; containers meant for it get loopback only."""
         return str(self.daemon.config.get("bridge") or "") == "none"
@@ -308,6 +313,7 @@ class NetworkManager:
             net.mtu,
             create,
             gateway6,
+            self.hairpin,
         )
         if not existed or (self.adopting and create):  # after a live-restore the bridges are still ours
             self.made_bridges.add(net.bridge_name)
@@ -790,6 +796,7 @@ class NetworkManager:
                 desired,
                 f"{addr6}/{net.pool6.subnet.prefixlen}" if addr6 is not None and net.pool6 else "",
                 gateway6,
+                self.hairpin,
             )
         except br.BridgeError as exc:
             net.pool.release(str(addr))

@@ -34,12 +34,14 @@ NLM_F_REPLACE = 0x100
 NLM_F_EXCL = 0x200
 NLM_F_CREATE = 0x400
 
-RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
+RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK, RTM_SETLINK = 16, 17, 18, 19
 RTM_NEWADDR, RTM_GETADDR = 20, 22
 RTM_NEWROUTE = 24
 
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_MASTER = 1, 3, 4, 10
-IFLA_LINKINFO, IFLA_NET_NS_FD = 18, 28
+IFLA_PROTINFO, IFLA_LINKINFO, IFLA_NET_NS_FD = 12, 18, 28
+IFLA_BRPORT_MODE = 4  # a bridge port's hairpin mode
+AF_BRIDGE = 7
 IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
 VETH_INFO_PEER = 1
 IFA_ADDRESS, IFA_LOCAL, IFA_BROADCAST = 1, 2, 4
@@ -276,6 +278,18 @@ class Netlink:
             NLM_F_ACK,
             _IFINFOMSG.pack(0, 0, index, flags, change) + attrs,
             f"configure link {name}",
+        )
+
+    def set_hairpin(self, name: str, on: bool = True) -> None:
+        """Hairpin mode on the bridge port ``name`` (``bridge link set dev NAME hairpin on``): frames may go
+        back out of the port they came in by, as NAT back to the sender needs."""
+        index = self.index(name)
+        mode = _attr(IFLA_BRPORT_MODE, bytes([1 if on else 0]))
+        self._request(
+            RTM_SETLINK,
+            NLM_F_ACK,
+            _IFINFOMSG.pack(AF_BRIDGE, 0, index, 0, 0) + _attr(IFLA_PROTINFO | _NLA_F_NESTED, mode),
+            f"set hairpin mode on {name}",
         )
 
     def delete_link(self, name: str) -> bool:

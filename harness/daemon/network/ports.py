@@ -150,15 +150,22 @@ def _socket(proto: str, ip: str) -> socket.socket:
 
 
 def plan_bindings(
-    allocator: PortAllocator, config: dict[str, Any], host_config: dict[str, Any], default_ip: str = "0.0.0.0"
+    allocator: PortAllocator,
+    config: dict[str, Any],
+    host_config: dict[str, Any],
+    default_ip: str = "0.0.0.0",
+    ipv6_hosts: bool = True,
 ) -> list[Binding]:
-    """The host side of every published port, allocated (ephemeral ports chosen), in dockerd's order."""
+    """The host side of every published port, allocated (ephemeral ports chosen), in dockerd's order.
+
+    ``ipv6_hosts`` False (no userland proxy and a container without an IPv6 address): IPv6 host addresses
+    are left out, as dockerd 28 does ('Cannot map from IPv6 to an IPv4-only container')."""
     wanted = dict(host_config.get("PortBindings") or {})
     if host_config.get("PublishAllPorts"):
         for key in exposed_ports(config, host_config):
             wanted.setdefault(key, [{"HostIp": "", "HostPort": ""}])
     out: list[Binding] = []
-    v6 = _ipv6_available()
+    v6 = ipv6_hosts and _ipv6_available()
     try:
         for key in exposed_ports(config, host_config):
             port, proto = _split(key)
@@ -170,6 +177,10 @@ def plan_bindings(
                     if host_ip
                     else [default_ip, *(["::"] if v6 and default_ip == "0.0.0.0" else [])]
                 )
+                if not ipv6_hosts:
+                    ips = [ip for ip in ips if ":" not in ip]
+                    if not ips:
+                        continue
                 if text and "-" in text:
                     low, _, high = text.partition("-")
                     candidates = list(range(int(low), int(high) + 1))
@@ -243,9 +254,12 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
                 writer.write_eof()
 
 
-def start_proxy(target_ip: str, bindings: list[Binding], target_ip6: str = "") -> Proxy:
+def start_proxy(target_ip: str, bindings: list[Binding], target_ip6: str = "", relay: bool = True) -> Proxy:
     """Bind every host socket now (errors surface at start, like dockerd) and relay on the loop; an IPv6
-    host address relays to the container's IPv6 address when it has one (docker-proxy's choice)."""
+    host address relays to the container's IPv6 address when it has one (docker-proxy's choice).
+
+    ``relay`` False (``--userland-proxy=false``): the sockets only hold the ports (TCP ones listening with
+    no backlog, as dockerd 28 keeps them); NAT carries the traffic."""
     proxy = Proxy(target_ip, bindings)
     loop = asyncio.get_running_loop()
     try:
@@ -261,6 +275,10 @@ def start_proxy(target_ip: str, bindings: list[Binding], target_ip6: str = "") -
                     f"failed to bind host port for {b.host_ip}:{b.host_port}:{target_ip}:{b.key}: {reason}",
                 ) from None
             target = target_ip6 if target_ip6 and ":" in b.host_ip else target_ip
+            if not relay:
+                if b.proto == "tcp":
+                    sock.listen(0)
+                continue
             if b.proto == "tcp":
                 sock.listen(128)
                 proxy.servers.append(_serve_tcp(loop, sock, target, b.container_port))

@@ -99,9 +99,11 @@ class NetServices:
             return
         if c.network_settings.get("Ports") and self._restore_bindings(c, target):
             return
+        relay = bool(self.daemon.config.get("userland-proxy", True))
+        target6 = self._target_ip6(c, target)
         try:
-            bindings = plan_bindings(self.allocator, c.config, hc)
-            proxy = start_proxy(target, bindings, self._target_ip6(c, target))
+            bindings = plan_bindings(self.allocator, c.config, hc, ipv6_hosts=relay or bool(target6))
+            proxy = start_proxy(target, bindings, target6, relay)
         except PortError as exc:
             endpoint: dict[str, Any] = next(iter((c.network_settings.get("Networks") or {}).values()), {})
             raise PortError(
@@ -127,7 +129,8 @@ class NetServices:
         try:
             for b in bindings:
                 self.allocator.take(b.proto, b.host_ip, b.host_port)
-            self.proxies[c.id] = start_proxy(target, bindings, self._target_ip6(c, target))
+            relay = bool(self.daemon.config.get("userland-proxy", True))
+            self.proxies[c.id] = start_proxy(target, bindings, self._target_ip6(c, target), relay)
             self._program_nat(c, target, bindings, adopt=True)
         except PortError as exc:
             self.daemon.log.warning(f"failed to restore the published ports of {c.id}: {exc.message}")

@@ -134,3 +134,19 @@ def test_an_ipv6_network_gets_the_same_rules_in_ip6tables(tmp_path: Path) -> Non
     assert "-I FORWARD -i docker0 -j ACCEPT" in v6 and log.warnings == []
     fw.ipv6 = False  # --ip6tables=false
     assert all("fd00" not in spec for _, spec in fw._rules_for(net))
+
+
+def test_without_the_userland_proxy_published_ports_are_hairpin_nat(tmp_path: Path) -> None:
+    from harness.daemon.network.ports import Binding
+
+    log = _Log()
+    fw = Firewall({"ip-masq": True, "userland-proxy": False}, log)
+    fw.restore = str(_fake_restore(tmp_path))
+    net = _bridge()
+    assert ("nat", "POSTROUTING -o docker0 -m addrtype --src-type LOCAL -j MASQUERADE") in fw._rules_for(net)
+    fw.rules["base:nat"] = []  # the DOCKER chain is there (no iptables binary needed here)
+    fw.publish("c1", "docker0", "172.17.0.2", [Binding(80, "tcp", "0.0.0.0", 18098)])
+    calls = (tmp_path / "calls.txt").read_text()
+    assert "-A DOCKER -p tcp -m tcp --dport 18098 -j DNAT --to-destination 172.17.0.2:80" in calls
+    assert "-A POSTROUTING -s 172.17.0.2/32 -d 172.17.0.2/32 -p tcp -m tcp --dport 80 -j MASQUERADE" in calls
+    assert log.warnings == []

@@ -61,3 +61,9 @@ def test_summary_lists_bindings_and_unpublished_ports() -> None:
         {"PrivatePort": 7000, "Type": "tcp"},
         {"IP": "127.0.0.1", "PrivatePort": 80, "PublicPort": 8080, "Type": "tcp"},
     ]
+
+
+def test_without_the_proxy_an_ipv4_only_container_is_published_on_ipv4_only() -> None:
+    hc = {"PortBindings": {"80/tcp": [{"HostIp": "", "HostPort": "18093"}], "81/tcp": [{"HostIp": "::1"}]}}
+    bindings = plan_bindings(PortAllocator(), {}, hc, ipv6_hosts=False)
+    assert [(b.key, b.host_ip, b.host_port) for b in bindings] == [("80/tcp", "0.0.0.0", 18093)]
