@@ -285,6 +285,41 @@ def test_cache_from(engine: EngineClient, cleanup: Cleanup, observe: Observation
     assert observe("same-image", reused.image_id == first.image_id)
 
 
+@pytest.mark.scenario(
+    "api/build/cache-from-only-named",
+    "With cachefrom given, the build MUST take cache only from the images it names: after an identical "
+    "build, cachefrom naming an image that does not exist, or one that is not an ancestor of the steps, "
+    "MUST print no ' ---> Using cache' and give a new image; naming the earlier build's tag MUST reuse "
+    "every step",
+    ref="moby image/cache/cache.go New, ImageCache.GetCache (isParent)",
+)
+def test_cache_from_only_named(engine: EngineClient, cleanup: Cleanup, observe: Observations) -> None:
+    token = secrets.token_hex(8)
+    dockerfile = f'FROM busybox\nENV TOKEN={token}\nRUN echo built > /out\nCMD ["cat", "/out"]\n'
+    first = build(engine, {"Dockerfile": dockerfile}, t="build-cache-only:src")
+    first.ok()
+    seen = {}
+    for case, refs in {
+        "missing": ["build-cache-only:nosuchtag"],
+        "unrelated": ["busybox"],
+        "named": ["build-cache-only:src"],
+        "missing-and-named": ["build-cache-only:nosuchtag", "build-cache-only:src"],
+    }.items():
+        again = build(engine, {"Dockerfile": dockerfile}, cachefrom=json.dumps(refs))
+        again.ok()
+        seen[case] = {
+            "using-cache": again.stdout.count(" ---> Using cache"),
+            "same-image": again.image_id == first.image_id,
+        }
+    observe("builds", seen)
+    assert seen == {
+        "missing": {"using-cache": 0, "same-image": False},
+        "unrelated": {"using-cache": 0, "same-image": False},
+        "named": {"using-cache": 3, "same-image": True},
+        "missing-and-named": {"using-cache": 3, "same-image": True},
+    }
+
+
 # -- options ---------------------------------------------------------------------------------------------
 @pytest.mark.scenario(
     "api/build/buildargs",

@@ -8,9 +8,11 @@ their config as the image's ``container_config``: a RUN its command (with ``|n k
 front), other instructions ``#(nop) ...`` comments, so the same Dockerfile line on the same parent
 finds the image again. After the first miss a stage no longer probes (``cacheBusted``).
 
-``cachefrom`` images are also candidates: a step matches the history entry at the parent's
-depth (``created_by`` equal to the joined Cmd) of an image whose earlier history and layers equal
-the parent's; the images along the way are re-created from those entries as in dockerd.
+With ``cachefrom`` the named images are the only sources (moby ``ImageCache``): a local hit counts
+only when it is an ancestor of one of them, else a step matches the history entry at the parent's
+depth (``created_by`` equal to the joined Cmd) of a named image whose earlier history and layers
+equal the parent's; the images along the way are re-created from those entries as in dockerd. A
+``cachefrom`` naming nothing that exists leaves no source: nothing is taken from the cache.
 """
 
 from __future__ import annotations
@@ -81,7 +83,8 @@ class ImageProber:
     def __init__(self, store: ImageService, no_cache: bool = False, cache_from: list[Image] | None = None):
         self.store = store
         self.no_cache = no_cache
-        self.cache_from = list(cache_from or [])
+        #: None: no ``cachefrom`` (the local cache); a list: the images it named that exist
+        self.cache_from = None if cache_from is None else list(cache_from)
         self.busted = False
 
     def reset(self) -> None:
@@ -91,8 +94,11 @@ class ImageProber:
         if self.no_cache or self.busted:
             return ""
         found = self._local(parent_id, config, os_name, arch)
-        if not found and self.cache_from:
-            found = self._from_sources(parent_id, config)
+        if self.cache_from is not None:
+            if found and not any(self._is_ancestor(found, source) for source in self.cache_from):
+                found = ""
+            if not found:
+                found = self._from_sources(parent_id, config)
         if not found:
             self.busted = True
         return found
@@ -125,7 +131,20 @@ class ImageProber:
         return match.id if match is not None else ""
 
     # -- cache-from --------------------------------------------------------------------------------
+    def _is_ancestor(self, image_id: str, source: Image) -> bool:
+        """moby ImageCache.isParent: ``image_id`` along ``source``'s parent chain (not ``source`` itself)."""
+        seen: set[str] = set()
+        parent = source.parent
+        while parent and parent not in seen:
+            if parent == image_id:
+                return True
+            seen.add(parent)
+            found = self.store.images.get(parent)
+            parent = found.parent if found is not None else ""
+        return False
+
     def _from_sources(self, parent_id: str, config: dict[str, Any]) -> str:
+        assert self.cache_from is not None
         store = self.store
         parent = store.images.get(parent_id) if parent_id else None
         depth = len(parent.history) if parent is not None else 0
