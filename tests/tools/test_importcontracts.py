@@ -98,6 +98,18 @@ def test_the_tree_keeps_every_contract(tree: Path) -> None:
             "harness.wait -> conformance.parity",
         ),
         (
+            "harness/wait.py",
+            "from harness.daemon.log import go_quote as _q  # the harness using refd in process, unlisted",
+            "the harness, runner and bench run refd; they import it only by the listed edges",
+            "harness.wait -> harness.daemon.log",
+        ),
+        (
+            "conformance/parity.py",
+            "def _late() -> None:\n    from harness.daemon import flags  # the runner reaching into refd\n",
+            "the harness, runner and bench run refd; they import it only by the listed edges",
+            "conformance.parity -> harness.daemon.flags",
+        ),
+        (
             "suites/api/test_system.py",
             "from harness.daemon import API_VERSION as _v  # a scenario importing refd",
             "scenarios reach daemons through fixtures: no refd, runner or bench imports",
@@ -117,3 +129,19 @@ def test_a_new_back_edge_fails(
     assert result.returncode != 0, out
     assert f"{contract} BROKEN" in out
     assert edge in out
+
+
+def test_a_stale_allowed_edge_fails(tree: Path, tmp_path: Path) -> None:
+    """An allowed edge into refd that no import uses any more is reported, so the list stays true."""
+    copy = tmp_path / "tree"
+    shutil.copytree(tree, copy)
+    config = copy / "pyproject.toml"
+    text = config.read_text()
+    entry = '"harness.targets -> harness.daemon",'
+    assert entry in text
+    config.write_text(text.replace(entry, entry + ' "harness.wait -> harness.daemon.log",', 1))
+    result = _run(copy)
+    out = " ".join(result.stdout.split())
+    assert result.returncode != 0, out
+    assert "the harness, runner and bench run refd; they import it only by the listed edges BROKEN" in out
+    assert "allowed import harness.wait -> harness.daemon.log matches no import" in out
