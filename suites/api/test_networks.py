@@ -708,6 +708,100 @@ def test_create_endpoint_checks(
 
 
 @pytest.mark.scenario(
+    "api/networks/ipam-round-trip",
+    "A network's IPAM Config MUST come back from inspect as given: Subnet, IPRange, Gateway and "
+    "AuxiliaryAddresses, through the API and through 'docker network create --subnet --ip-range --gateway "
+    "--aux-address'; auxiliary addresses MUST never be handed to a container (a static one is refused: "
+    "403 'Address already in use'); one outside the subnet, not an address, or of the other family MUST be "
+    "refused with 400, one equal to the gateway with 500; a second IPv4 subnet MUST be refused with 403 "
+    "'bridge driver doesn't support multiple subnets'",
+    ref="moby api/types/network/ipam.go ValidateIPAM; libnetwork network.go ipamAllocateVersion; "
+    "libnetwork/drivers/bridge",
+)
+def test_ipam_round_trip(
+    engine: EngineClient, docker_cli: Any, network: Any, container: Any, observe: Observations
+) -> None:
+    given = {
+        "Subnet": "10.231.40.0/24",
+        "IPRange": "10.231.40.128/25",
+        "Gateway": "10.231.40.254",
+        "AuxiliaryAddresses": {"host1": "10.231.40.5", "host2": "10.231.40.130"},
+    }
+    network("net-ipam-api", IPAM={"Driver": "default", "Config": [given], "Options": {"foo": "bar"}})
+    ipam = engine.get(f"{V}/networks/net-ipam-api").json()["IPAM"]
+    assert observe("api", ipam) == {"Driver": "default", "Options": {"foo": "bar"}, "Config": [given]}
+
+    flags = ["--subnet", "10.231.41.0/24", "--ip-range", "10.231.41.0/25", "--gateway", "10.231.41.1"]
+    made = docker_cli("network", "create", *flags, "--aux-address", "a=10.231.41.2", "net-ipam-cli")
+    try:
+        assert made.returncode == 0, made.stderr
+        shown = docker_cli("network", "inspect", "-f", "{{json .IPAM.Config}}", "net-ipam-cli")
+        assert observe("cli", json.loads(shown.stdout)) == [
+            {
+                "Subnet": "10.231.41.0/24",
+                "IPRange": "10.231.41.0/25",
+                "Gateway": "10.231.41.1",
+                "AuxiliaryAddresses": {"a": "10.231.41.2"},
+            }
+        ]
+    finally:
+        docker_cli("network", "rm", "net-ipam-cli")
+
+    aux = {"a": "10.231.42.2", "b": "10.231.42.3"}
+    network(
+        "net-ipam-small",
+        IPAM={"Config": [{"Subnet": "10.231.42.0/29", "Gateway": "10.231.42.1", "AuxiliaryAddresses": aux}]},
+    )
+    addresses = []
+    for name in ("net-ipam-c1", "net-ipam-c2", "net-ipam-c3"):
+        assert container(name, HostConfig={"NetworkMode": "net-ipam-small"})[0] == 204
+        addresses.append(_inspect(engine, name)["NetworkSettings"]["Networks"]["net-ipam-small"]["IPAddress"])
+    assert observe("addresses", addresses) == ["10.231.42.4", "10.231.42.5", "10.231.42.6"]
+    static = {"EndpointsConfig": {"net-ipam-small": {"IPAMConfig": {"IPv4Address": "10.231.42.2"}}}}
+    started = container(
+        "net-ipam-static", HostConfig={"NetworkMode": "net-ipam-small"}, NetworkingConfig=static
+    )
+    assert observe("static-aux", started) == (
+        403,
+        {"message": "failed to set up container networking: Address already in use"},
+    )
+
+    def refused(name: str, *configs: dict[str, Any]) -> dict[str, Any]:
+        resp = engine.post(f"{V}/networks/create", json={"Name": name, "IPAM": {"Config": list(configs)}})
+        if resp.status_code == 201:
+            _remove_network(engine, resp.json()["Id"])
+        return _error(resp)
+
+    base = {"Subnet": "10.231.43.0/24"}
+    seen = {
+        "outside": refused("net-ipam-bad1", {**base, "AuxiliaryAddresses": {"x": "10.9.9.9"}}),
+        "not-an-address": refused("net-ipam-bad2", {**base, "AuxiliaryAddresses": {"x": "nope"}}),
+        "other-family": refused("net-ipam-bad3", {**base, "AuxiliaryAddresses": {"x": "fd00::1"}}),
+        "gateway": refused(
+            "net-ipam-bad4", {**base, "Gateway": "10.231.43.1", "AuxiliaryAddresses": {"x": "10.231.43.1"}}
+        ),
+        "two-subnets": refused("net-ipam-bad5", base, {"Subnet": "10.231.44.0/24"}),
+    }
+    observe("refused", seen)
+    config_error = "invalid network config:\ninvalid auxiliary address x: "
+    assert seen == {
+        "outside": {
+            "status": 400,
+            "body": {"message": config_error + "parent subnet 10.231.43.0/24 doesn't contain this address"},
+        },
+        "not-an-address": {"status": 400, "body": {"message": config_error + "invalid address"}},
+        "other-family": {"status": 400, "body": {"message": config_error + "parent subnet is an IPv4 block"}},
+        "gateway": {
+            "status": 500,
+            "body": {
+                "message": "failed to allocate secondary ip address (x:10.231.43.1): Address already in use"
+            },
+        },
+        "two-subnets": {"status": 403, "body": {"message": "bridge driver doesn't support multiple subnets"}},
+    }
+
+
+@pytest.mark.scenario(
     "api/networks/internal",
     "A container on an --internal network MUST get an address but no gateway and no default route",
     ref="docker network create --internal",

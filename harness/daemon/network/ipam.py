@@ -23,6 +23,7 @@ from ..netip import parse_prefix
 __all__ = [
     "AddressPool",
     "IPAMError",
+    "aux_addresses",
     "default_pools",
     "local_pool_problem",
     "next_free_subnet",
@@ -130,15 +131,52 @@ def validate_config(config: dict[str, str]) -> tuple[Net, Net | None, Addr | Non
     return subnet, ip_range, gateway
 
 
+def aux_addresses(config: dict[str, Any], subnet: Net) -> dict[str, Addr]:
+    """An IPAM entry's ``AuxiliaryAddresses`` checked as moby's ValidateIPAM (each inside the subnet, of
+    its family); name -> address."""
+    out: dict[str, Addr] = {}
+    family = f"IPv{subnet.version}"
+    for name, text in (config.get("AuxiliaryAddresses") or {}).items():
+        try:
+            addr = ipaddress.ip_address(str(text))
+        except ValueError:
+            problem = "invalid address"
+        else:
+            if addr.version != subnet.version:
+                problem = f"parent subnet is an {family} block"
+            elif addr not in subnet:
+                problem = f"parent subnet {subnet} doesn't contain this address"
+            else:
+                out[str(name)] = addr
+                continue
+        raise invalid(f"invalid network config:\ninvalid auxiliary address {name}: {problem}")
+    return out
+
+
 @dataclass
 class AddressPool:
-    """The addresses of one network's subnet: which are in use, and where serial allocation resumes."""
+    """The addresses of one network's subnet: which are in use, and where serial allocation resumes;
+    ``reserved``: the auxiliary addresses, never handed out."""
 
     subnet: Net
     gateway: Addr
     ip_range: Net | None = None
     used: set[Addr] = field(default_factory=set)
     last: int = 0  # offset of the last address handed out
+    reserved: set[Addr] = field(default_factory=set)
+
+    def reserve_aux(self, addresses: dict[str, Addr]) -> None:
+        """libnetwork's secondary addresses: each taken in the allocatable range (outside it, ignored as
+        libnetwork's ErrIPOutOfRange); one already taken (the gateway) is a 500."""
+        space = self.ip_range or self.subnet
+        for name, addr in addresses.items():
+            if addr not in space:
+                continue
+            if addr == self.gateway or addr in self.reserved or addr in self.used:
+                raise IPAMError(
+                    500, f"failed to allocate secondary ip address ({name}:{addr}): Address already in use"
+                )
+            self.reserved.add(addr)
 
     def _candidates(self) -> tuple[int, int]:
         space = self.ip_range or self.subnet
@@ -150,6 +188,7 @@ class AddressPool:
             and (self.subnet.version == 6 or addr != self.subnet.broadcast_address)
             and addr != self.gateway
             and addr not in self.used
+            and addr not in self.reserved
         )
 
     def allocate(self, wanted: str = "") -> Addr:
@@ -167,7 +206,7 @@ class AddressPool:
                     f"invalid endpoint settings:\nno configured subnet or ip-range contain the IP address "
                     f"{wanted}"
                 )
-            if addr in self.used or addr == self.gateway:
+            if addr in self.used or addr in self.reserved or addr == self.gateway:
                 raise IPAMError(403, "Address already in use")
             self.used.add(addr)
             return addr

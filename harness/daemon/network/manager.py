@@ -23,6 +23,7 @@ from . import bridge as br
 from .ipam import (
     AddressPool,
     IPAMError,
+    aux_addresses,
     local_pool_problem,
     next_free_subnet,
     next_free_subnet6,
@@ -423,8 +424,12 @@ class NetworkManager:
         v4 = [c for c in configs if ":" not in (c.get("Subnet") or "")]
         enable_ipv6 = self._wants_ipv6(body, options)
         pool6, v6_entry = self._user_pool6(configs) if enable_ipv6 else (None, {})
+        aux: dict[str, Any] = {}
         if v4 and v4[0].get("Subnet"):
             subnet, ip_range, gateway = validate_config(v4[0])
+            aux = aux_addresses(v4[0], subnet)
+            for extra in v4[1:]:  # moby's ValidateIPAM checks every entry before the driver refuses them
+                aux_addresses(extra, validate_config(extra)[0])
             for other in self._host_networks():
                 if subnet.overlaps(other):
                     raise ApiError(
@@ -435,13 +440,19 @@ class NetworkManager:
             ip_range, gateway = None, None
         if gateway is None:
             gateway = subnet.network_address + 1
-        config: dict[str, str] = {"Subnet": str(subnet)}
+        config: dict[str, Any] = {"Subnet": str(subnet)}
         if ip_range is not None:
             config["IPRange"] = str(ip_range)
         user_gateway = bool(v4 and v4[0].get("Gateway"))
         if user_gateway or not (v4 and v4[0].get("Subnet")):
             # dockerd 28 echoes a user subnet as given; the chosen gateway shows once reloaded from its store
             config["Gateway"] = str(gateway)
+        if aux:
+            config["AuxiliaryAddresses"] = {k: str(v) for k, v in v4[0]["AuxiliaryAddresses"].items()}
+        pool = AddressPool(subnet=subnet, gateway=gateway, ip_range=ip_range)
+        pool.reserve_aux(aux)
+        if len(v4) > 1:  # libnetwork's bridge driver, after the pools were allocated
+            raise ApiError(403, "bridge driver doesn't support multiple subnets")
         net = Network(
             id=secrets.token_hex(32),
             name=name,
@@ -456,7 +467,7 @@ class NetworkManager:
             attachable=bool(body.get("Attachable")),
             options=options,
             labels={str(k): str(v) for k, v in (body.get("Labels") or {}).items()},
-            pool=AddressPool(subnet=subnet, gateway=gateway, ip_range=ip_range),
+            pool=pool,
             user_subnet=bool(v4 and v4[0].get("Subnet")),
             enable_ipv6=enable_ipv6,
             pool6=pool6,

@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from .ipam import AddressPool
+from .ipam import AddressPool, aux_addresses
 
 __all__ = ["PREDEFINED", "Network"]
 
@@ -129,6 +129,7 @@ class Network:
             chosen = pool6 if ":" in str(entry.get("Subnet") or "") else pool
             if chosen is not None and entry.get("Subnet") == str(chosen.subnet):
                 entry.setdefault("Gateway", str(chosen.gateway))
+                chosen.reserve_aux(aux_addresses(entry, chosen.subnet))
         return cls(
             id=doc["Id"],
             name=doc["Name"],

@@ -10,6 +10,7 @@ from harness.daemon.errors import ApiError
 from harness.daemon.network.ipam import (
     AddressPool,
     IPAMError,
+    aux_addresses,
     local_pool_problem,
     next_free_subnet,
     validate_config,
@@ -145,3 +146,37 @@ def test_default_address_pools_refused_at_boot_as_dockerd(
     pools: list[dict[str, object] | None], problem: str
 ) -> None:
     assert local_pool_problem(pools) == problem
+
+
+def test_auxiliary_addresses_are_checked_and_never_handed_out() -> None:
+    subnet = ipaddress.ip_network("10.231.46.0/29")
+    aux = aux_addresses({"AuxiliaryAddresses": {"a": "10.231.46.2", "b": "10.231.46.3"}}, subnet)
+    pool = AddressPool(subnet=subnet, gateway=ipaddress.ip_address("10.231.46.1"))
+    pool.reserve_aux(aux)
+    assert [str(pool.allocate()) for _ in range(3)] == ["10.231.46.4", "10.231.46.5", "10.231.46.6"]
+    with pytest.raises(ApiError) as err:
+        pool.allocate("10.231.46.2")
+    assert (err.value.status, err.value.message) == (403, "Address already in use")
+    with pytest.raises(ApiError) as err:
+        pool.reserve_aux({"x": ipaddress.ip_address("10.231.46.1")})
+    assert (err.value.status, err.value.message) == (
+        500,
+        "failed to allocate secondary ip address (x:10.231.46.1): Address already in use",
+    )
+
+
+@pytest.mark.parametrize(
+    ("address", "problem"),
+    [
+        ("10.9.9.9", "parent subnet 10.231.47.0/24 doesn't contain this address"),
+        ("nope", "invalid address"),
+        ("fd00::1", "parent subnet is an IPv4 block"),
+    ],
+)
+def test_auxiliary_addresses_refused_as_moby_validate_ipam(address: str, problem: str) -> None:
+    with pytest.raises(ApiError) as err:
+        aux_addresses({"AuxiliaryAddresses": {"x": address}}, ipaddress.ip_network("10.231.47.0/24"))
+    assert (err.value.status, err.value.message) == (
+        400,
+        f"invalid network config:\ninvalid auxiliary address x: {problem}",
+    )
