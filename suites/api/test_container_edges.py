@@ -45,7 +45,15 @@ def test_rename_refusals(
     observe("answers", seen)
     observe("rename_events", len(renamed))
     observe("event_names", {k: attrs.get(k, "").replace(tag, "<tag>") for k in ("name", "oldName")})
-    assert seen["same"]["status"] == 400 and seen["invalid"]["status"] == 400
+    assert seen["same"] == {
+        "status": 400,
+        "message": "Renaming a container with the same name as its current name",
+    }
+    assert seen["invalid"] == {
+        "status": 400,
+        "message": "Error when allocating new name: Invalid container name (/-bad name), only "
+        "[a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
+    }
     assert seen["missing"] == {"status": 404, "message": "No such container: nosuch-<tag>"}
     assert seen["done"] == {"status": 204, "message": ""}
     assert len(renamed) == 1 and attrs["oldName"] == f"/ren-{tag}" and attrs["name"] == f"ren2-{tag}"

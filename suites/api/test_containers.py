@@ -230,7 +230,13 @@ def test_list_filters(
     observe("id prefix", cid in ids({"id": [cid[:10]]}))
     bad = engine.get(f"{V}/containers/json", params={"filters": json.dumps({"status": ["bogus"]})})
     observe("bad_status", {"status": bad.status_code, "message": bad.json().get("message")})
-    assert cid in ids({"label": ["pick=me"]}) and bad.status_code == 400
+    assert cid in ids({"label": ["pick=me"]})
+    expect_error(
+        bad,
+        400,
+        "invalid filter 'status=bogus': invalid value for state (bogus): must be one of created, running, "
+        "paused, restarting, removing, exited, dead",
+    )
 
 
 @pytest.mark.scenario(
@@ -442,7 +448,14 @@ def test_remove_running(
     )
     observe("forced", forced.status_code)
     observe("gone", gone.status_code)
-    assert refused.status_code == 409 and forced.status_code == 204 and gone.status_code == 404
+    expect_error(
+        refused,
+        409,
+        f'cannot remove container "{cid}": container is running: stop the container before removing or '
+        "force remove",
+    )
+    assert forced.status_code == 204
+    expect_error(gone, 404, f"No such container: {cid}")
 
 
 @pytest.mark.scenario(
@@ -458,7 +471,13 @@ def test_rename(engine: EngineClient, test_image: str, containers: list[str], ob
     observe("ok", ok.status_code)
     observe("new_name", engine.get(f"{V}/containers/{a}/json").json()["Name"])
     observe("taken", {"status": taken.status_code, "message": taken.json()["message"].replace(b, "<id>")})
-    assert ok.status_code == 204 and taken.status_code == 409
+    assert ok.status_code == 204
+    expect_error(
+        taken,
+        409,
+        f'Error when allocating new name: Conflict. The container name "/rename-b" is already in use by '
+        f'container "{b}". You have to remove (or rename) that container to be able to reuse that name.',
+    )
 
 
 @pytest.mark.scenario(
@@ -499,7 +518,12 @@ def test_restart_policy_invalid(engine: EngineClient, test_image: str, observe: 
         engine, {"Image": test_image, "Cmd": ["true"], "HostConfig": {"RestartPolicy": {"Name": "sometimes"}}}
     )
     observe("status", resp.status_code)
-    assert resp.status_code == 400
+    expect_error(
+        resp,
+        400,
+        "invalid restart policy: unknown policy 'sometimes'; use one of 'no', 'always', 'on-failure', or "
+        "'unless-stopped'",
+    )
 
 
 @pytest.mark.scenario(

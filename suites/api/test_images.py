@@ -657,7 +657,7 @@ def test_delete_image_and_layers(engine: EngineClient, images: list[str], observ
     observe("records", [{k: v.replace(repo, "<repo>") for k, v in r.items()} for r in resp.json()])
     assert resp.status_code == 200
     assert resp.json() == [{"Untagged": f"{repo}:gone"}, {"Deleted": image_id}, {"Deleted": diff_id(layer)}]
-    assert engine.get(f"{V}/images/{image_id}/json").status_code == 404
+    expect_error(engine.get(f"{V}/images/{image_id}/json"), 404, f"No such image: {image_id}")
 
 
 @pytest.mark.scenario(

@@ -144,7 +144,11 @@ def test_json_body_first(engine: EngineClient, observe: Observations) -> None:
         "status": 400,
         "message": "unsupported Content-Type header (text/plain): must be 'application/json'",
     }
-    assert set_answers["invalid"]["status"] == 400 and set_answers["trailing"] == {
+    assert set_answers["invalid"] == {
+        "status": 400,
+        "message": "invalid JSON: invalid character 'i' looking for beginning of object key string",
+    }
+    assert set_answers["trailing"] == {
         "status": 400,
         "message": "unexpected content after JSON",
     }

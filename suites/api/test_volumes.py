@@ -153,4 +153,5 @@ def test_anonymous(docker_cli: CLI, engine: EngineClient, test_image: str, obser
     docker_cli("rm", "-v", cid)
     gone = engine.get(f"{V}/volumes/{name}")
     observe("after_rm_v", gone.status_code)
-    assert len(name) == 64 and gone.status_code == 404
+    assert len(name) == 64
+    expect_error(gone, 404, f"get {name}: no such volume")
