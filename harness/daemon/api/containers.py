@@ -59,9 +59,39 @@ async def create(req: Request, daemon: Daemon) -> Response:
         raise invalid(f"Container cannot be created with multiple network endpoints: {', '.join(endpoints)}")
     from ..containers.create import migrate_mac_address
 
-    mac_warnings = migrate_mac_address(body, version_tuple(req.api_version))
-    c, warnings = daemon.containers.create(body, req.arg("name"))
+    version = version_tuple(req.api_version)
+    platform = _create_platform(req, version)
+    _older_api_create(body, version)
+    mac_warnings = migrate_mac_address(body, version)
+    c, warnings = daemon.containers.create(body, req.arg("name"), platform=platform)
     return json_response({"Id": c.id, "Warnings": [*warnings, *mac_warnings]}, 201)
+
+
+def _create_platform(req: Request, version: tuple[int, ...]) -> tuple[str, str, str] | None:
+    """``?platform=`` (API 1.41+), parsed as containerd's platforms.Parse; a bad one is a 400."""
+    text = req.arg("platform")
+    if not text or version < (1, 41):
+        return None
+    from ..builder.platforms import parse_platform
+
+    try:
+        return parse_platform(text)
+    except ValueError as exc:
+        raise invalid(str(exc)) from None
+
+
+def _older_api_create(body: dict[str, Any], version: tuple[int, ...]) -> None:
+    """What moby's postContainersCreate does for older API versions: an empty ``IpcMode`` is
+    ``shareable`` before 1.40, ``ConsoleSize`` (1.42) and ``Annotations`` (1.43) are dropped."""
+    host_config = body.get("HostConfig")
+    if host_config is None and version < (1, 40):
+        host_config = body["HostConfig"] = {}
+    if version < (1, 40) and isinstance(host_config, dict) and not host_config.get("IpcMode"):
+        host_config["IpcMode"] = "shareable"  # what older clients expect the default to be
+    if version < (1, 42) and isinstance(host_config, dict):
+        host_config["ConsoleSize"] = [0, 0]  # not respected by a Linux daemon before 1.42
+    if version < (1, 43) and isinstance(host_config, dict):
+        host_config.pop("Annotations", None)
 
 
 async def inspect(req: Request, daemon: Daemon) -> Response:
@@ -81,7 +111,15 @@ def list_containers_now(req: Request, daemon: Daemon) -> Response | None:
         return None
     filters = parse_filters(req.arg("filters"), set(LIST_FILTERS))
     check_health_filter(filters.get("health") or [])
-    return json_response(daemon.containers.summaries(_listed(req, daemon, filters)))
+    return json_response(_for_version(req, daemon.containers.summaries(_listed(req, daemon, filters))))
+
+
+def _for_version(req: Request, summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``HostConfig.Annotations`` in the list came with API 1.46."""
+    if version_tuple(req.api_version) < (1, 46):
+        for summary in summaries:
+            summary["HostConfig"].pop("Annotations", None)
+    return summaries
 
 
 def _listed(req: Request, daemon: Daemon, filters: dict[str, list[str]]) -> list[Container]:
@@ -104,7 +142,7 @@ async def list_containers(req: Request, daemon: Daemon) -> Response:
                 summary["SizeRw"] = c.size_rw  # omitempty, as in dockerd's ContainerSummary
             if c.size_root_fs:
                 summary["SizeRootFs"] = c.size_root_fs
-    return json_response(summaries)
+    return json_response(_for_version(req, summaries))
 
 
 # -- lifecycle ---------------------------------------------------------------------------------------
@@ -160,9 +198,7 @@ async def restart(req: Request, daemon: Daemon) -> Response:
     timeout = _stop_timeout(req)
     c = _container(req, daemon)
     signo = parse_signal(req.arg("signal"), 0) if req.arg("signal") else None
-    await daemon.containers.stop(c, signo or None, timeout)
-    await daemon.containers.start(c)
-    daemon.containers.emit(c, "restart")
+    await daemon.containers.restart(c, signo or None, timeout, ref=req.match["name"])
     return Response(204)
 
 

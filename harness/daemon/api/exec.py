@@ -30,6 +30,8 @@ async def create(req: Request, daemon: Daemon) -> Response:
     body = check(await read_json(req), EXEC_OPTIONS)
     if not body.get("Cmd"):
         raise invalid("No exec command specified")
+    if version_tuple(req.api_version) < (1, 42):
+        body.pop("ConsoleSize", None)  # not supported by API versions before 1.42
     c = daemon.containers.get(req.match["name"])
     if c.status == "paused":
         raise conflict(f"Container {c.id} is paused, unpause the container before exec")
@@ -74,6 +76,8 @@ async def start(req: Request, daemon: Daemon) -> Response:
     # api/server/router/container/exec.go). A Go client starting a detached exec sends Tty false.
     process_tty = bool(record["_request"].get("Tty"))
     tty = bool(body.get("Tty"))
+    if body.get("ConsoleSize") and tty and version_tuple(req.api_version) >= (1, 42):
+        record["_start_console_size"] = body["ConsoleSize"]
     if body.get("Detach"):
         await execs.start_detached(c, record, process_tty)
         return Response(200, b"", [("Content-Type", "text/plain; charset=utf-8")])

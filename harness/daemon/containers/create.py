@@ -7,14 +7,19 @@ verifyPlatformContainerSettings: the same messages, raised as 400s.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
+import socket
 from typing import Any
 
 from ..errors import ApiError, invalid
+from ..images.tarsafe import go_clean
+from ..log import go_quote
 from ..runtime import defaults as _defaults
 from .health import merge_healthcheck, validate_healthcheck
 from .restartpolicy import validate_restart_policy
+from .signals import SIGNALS
 
 __all__ = [
     "DEFAULT_MASKED_PATHS",
@@ -24,6 +29,7 @@ __all__ = [
     "command_of",
     "merge_log_config",
     "migrate_mac_address",
+    "validate_request",
     "verify_host_config",
 ]
 
@@ -46,10 +52,74 @@ def merge_env(image_env: list[str], request_env: list[str]) -> list[str]:
     return out
 
 
+def _stop_signal_error(raw: str) -> str | None:
+    """moby/sys/signal.ParseSignal: any non-zero number, else a known name with or without ``SIG``."""
+    try:
+        return None if int(raw) != 0 else f"invalid signal: {raw}"
+    except ValueError:
+        pass
+    return None if raw.upper().removeprefix("SIG") in SIGNALS else f"invalid signal: {raw}"
+
+
+def _go_ip(text: str) -> bool:
+    """Go's net.ParseIP (after TrimSpace): IPv4 or IPv6, no zone."""
+    text = text.strip()
+    if "%" in text:
+        return False
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def validate_request(request: dict[str, Any]) -> None:
+    """The checks of moby's verifyContainerSettings that need no image or daemon state, in its order:
+    validateContainerConfig (stop signal, ``Env`` entries with an empty name) and validateHostConfig
+    (``ExtraHosts``, ``Isolation``, annotation keys). Each is a 400 with dockerd's text."""
+    stop_signal = request.get("StopSignal")
+    if stop_signal:
+        error = _stop_signal_error(str(stop_signal))
+        if error:
+            raise invalid(error)
+    for entry in request.get("Env") or []:
+        if not str(entry).split("=", 1)[0]:
+            raise invalid(f"invalid environment variable: {entry}")
+    host_config = request.get("HostConfig") or {}
+    for extra in host_config.get("ExtraHosts") or []:
+        name, sep, ip = str(extra).partition(":")
+        if not sep or not name:
+            raise invalid(f"bad format for add-host: {go_quote(str(extra))}")
+        if ip != "host-gateway" and not _go_ip(ip):
+            raise invalid(f"invalid IP address in add-host: {go_quote(ip)}")
+    isolation = str(host_config.get("Isolation") or "")
+    if isolation.lower() not in ("", "default"):
+        raise invalid(f"invalid isolation '{isolation}' on linux")
+    if "" in (host_config.get("Annotations") or {}):
+        raise invalid("invalid Annotations: the empty string is not permitted as an annotation key")
+
+
+def _working_dir(requested: str) -> str:
+    """moby translateWorkingDir: a requested working directory must be absolute and is kept cleaned."""
+    if not requested:
+        return ""
+    if not requested.startswith("/"):
+        raise invalid(f"the working directory '{requested}' is invalid, it needs to be an absolute path")
+    return go_clean(requested)
+
+
+def _default_hostname(request: dict[str, Any], container_id: str) -> str:
+    """moby newContainer: the daemon's host name with ``--network host``, else the short ID."""
+    host_config = request.get("HostConfig") or {}
+    if isinstance(host_config, dict) and host_config.get("NetworkMode") == "host":
+        return socket.gethostname()
+    return container_id[:12]
+
+
 def build_config(request: dict[str, Any], image_config: dict[str, Any], container_id: str) -> dict[str, Any]:
     """The container ``Config`` as inspect shows it: request merged over the image's config."""
     cfg: dict[str, Any] = {
-        "Hostname": request.get("Hostname") or container_id[:12],
+        "Hostname": request.get("Hostname") or _default_hostname(request, container_id),
         "Domainname": request.get("Domainname") or "",
         "User": request.get("User") or image_config.get("User") or "",
         "AttachStdin": bool(request.get("AttachStdin")),
@@ -86,7 +156,9 @@ def build_config(request: dict[str, Any], image_config: dict[str, Any], containe
     volumes = dict(image_config.get("Volumes") or {})
     volumes.update(request.get("Volumes") or {})
     cfg["Volumes"] = volumes or None
-    cfg["WorkingDir"] = request.get("WorkingDir") or image_config.get("WorkingDir") or ""
+    cfg["WorkingDir"] = (
+        _working_dir(str(request.get("WorkingDir") or "")) or image_config.get("WorkingDir") or ""
+    )
     cfg["Entrypoint"] = entrypoint or None
     cfg["OnBuild"] = request.get("OnBuild") or image_config.get("OnBuild") or None
     labels = dict(image_config.get("Labels") or {})
@@ -97,10 +169,6 @@ def build_config(request: dict[str, Any], image_config: dict[str, Any], containe
         cfg["StopSignal"] = stop_signal
     if request.get("StopTimeout") is not None:
         cfg["StopTimeout"] = request["StopTimeout"]
-    if cfg["WorkingDir"] and not cfg["WorkingDir"].startswith("/"):
-        raise invalid(
-            f"the working directory '{cfg['WorkingDir']}' is invalid, it needs to be an absolute path"
-        )
     validate_healthcheck(request.get("Healthcheck"))
     return cfg
 

@@ -134,6 +134,10 @@ class ExecStore:
 
         request = record["_request"]
         process = exec_process_spec(self.manager.daemon, c, request, tty)
+        # the start's ConsoleSize, else the create's (moby ContainerExecStart): a TTY's first size
+        size = record.get("_start_console_size") or request.get("ConsoleSize")
+        if tty and size:
+            process["console_size"] = [int(x) for x in size]
         record["_started"] = True
         return {
             "op": "exec",

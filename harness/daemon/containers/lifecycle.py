@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ApiError, conflict, invalid, not_found, system
 from ..events import make_event
 from ..gotime import now_rfc3339
-from .create import build_config, build_host_config, command_of, verify_host_config
+from .create import build_config, build_host_config, command_of, validate_request, verify_host_config
 from .execs import ExecStore
 from .model import Container
 from .mounts import MountWiring
@@ -64,6 +64,26 @@ def _image_config(image: Any) -> dict[str, Any]:
     if isinstance(doc, dict) and "rootfs" in doc:
         return dict(doc.get("config") or {})
     return dict(doc)
+
+
+def _volumes_from_mode_ok(mode: str) -> bool:
+    """moby's linuxParser.ParseVolumesFrom: at most one of ``rw``/``ro`` and one of ``z``/``Z``; no
+    propagation and no copy mode (the volumes keep the source container's)."""
+    kinds = {"rw": "access", "ro": "access", "z": "label", "Z": "label"}
+    seen = [kinds.get(part) for part in mode.split(",")]
+    return None not in seen and len(set(seen)) == len(seen)
+
+
+def _check_platform(image: Any, ref: str, platform: tuple[str, str, str]) -> None:
+    """moby's GetImage with a platform: an image for another one is not found (404), as dockerd says."""
+    from ..builder.platforms import format_platform, image_platform, platform_matches
+
+    if not platform_matches(image, platform):
+        raise not_found(
+            f"image with reference {ref} was found but its platform "
+            f"({format_platform(image_platform(image))}) "
+            f"does not match the specified platform ({format_platform(platform)})"
+        )
 
 
 class ContainerManager:
@@ -135,15 +155,22 @@ class ContainerManager:
             raise not_found(f"No such image: {ref}")
         return images.resolve(ref)
 
-    def create(self, body: dict[str, Any], name: str, image: Any = None) -> tuple[Container, list[str]]:
-        """``image``: the builder's step containers name theirs (a ``FROM scratch`` step has none)."""
+    def create(
+        self, body: dict[str, Any], name: str, image: Any = None, platform: tuple[str, str, str] | None = None
+    ) -> tuple[Container, list[str]]:
+        """``image``: the builder's step containers name theirs (a ``FROM scratch`` step has none);
+        ``platform``: the one the request asked for (``?platform=``), which the image must be for."""
         if not isinstance(body, dict):
             raise invalid("config cannot be empty in order to create a container")
+        validate_request(body)
         if image is None:
             image_ref = body.get("Image") or ""
             if not image_ref:
                 raise invalid("config cannot be empty in order to create a container")
             image = self._image(image_ref)
+            if platform is not None:
+                _check_platform(image, image_ref, platform)
+        self._check_volumes_from(body.get("HostConfig") or {})
         if name:
             name = self.store.new_name(name)
         cid = secrets.token_hex(32)
@@ -175,6 +202,40 @@ class ContainerManager:
         self.emit(c, "create")
         return c, warnings
 
+    def _adapt_shared_namespaces(self, host_config: dict[str, Any]) -> None:
+        """moby adaptContainerSettings: ``PidMode``/``IpcMode`` ``container:X`` are recorded with X's ID,
+        and (generateSecurityOpt, unless a ``label`` option, host modes or ``Privileged`` say otherwise)
+        an X that does not exist is a 400."""
+        modes = {key: str(host_config.get(key) or "") for key in ("PidMode", "IpcMode")}
+        for key, mode in modes.items():
+            if mode.startswith("container:"):
+                with contextlib.suppress(ApiError):
+                    host_config[key] = f"container:{self.store.get(mode.split(':', 1)[1]).id}"
+        labelled = any(str(o).split("=")[0] == "label" for o in host_config.get("SecurityOpt") or [])
+        if labelled or "host" in modes.values() or host_config.get("Privileged"):
+            return
+        for key in ("IpcMode", "PidMode"):
+            mode = str(host_config.get(key) or "")
+            if mode.startswith("container:"):
+                try:
+                    self.store.get(mode.split(":", 1)[1])
+                except ApiError as exc:
+                    raise invalid(exc.message) from None
+
+    def _check_volumes_from(self, host_config: dict[str, Any]) -> None:
+        """moby registerMountPoints: each ``VolumesFrom`` entry is ``container[:mode]`` naming a container
+        that exists (else a 400, not the 404 of the lookup)."""
+        for spec in host_config.get("VolumesFrom") or []:
+            if not spec:
+                raise invalid("volumes-from specification cannot be an empty string")
+            container, _, mode = str(spec).partition(":")
+            if mode and not _volumes_from_mode_ok(mode):
+                raise invalid(f"invalid mode: {mode}")
+            try:
+                self.store.get(container)
+            except ApiError as exc:
+                raise invalid(exc.message) from None
+
     @staticmethod
     def _desired_macs(c: Container) -> None:
         """The MAC addresses asked for at create, kept for every start; the main network's is also
@@ -194,9 +255,12 @@ class ContainerManager:
     def _verify(self, host_config: dict[str, Any]) -> list[str]:
         """What dockerd refuses at create (400s), and the warnings for settings it drops."""
         from ..logs.drivers import check_at_create
+        from .security import security_options
         from .spec import capabilities
 
         verify_host_config(host_config)
+        self._adapt_shared_namespaces(host_config)
+        security_options(host_config)  # a malformed SecurityOpt is refused at create, as dockerd does
         warnings = _discard_unsupported(host_config)
         warnings += self.network.create_warnings(host_config)
         self.network.resolve_mode(host_config)
@@ -234,6 +298,7 @@ class ContainerManager:
             try:
                 async with self.lock(c.id):
                     c.restart_count = 0
+                    c.exit_on_next = False
                     await self._start_locked(c)
             except ApiError as exc:
                 self.daemon.log.error(f"failed to start container {c.id}: {exc.message}")
@@ -254,16 +319,22 @@ class ContainerManager:
                 return
             if c.status == "removing":
                 raise conflict("container is marked for removal and cannot be started")
+            # a start by a client resets the restart manager (moby's ResetRestartManager(true))
+            c.exit_on_next = False
+            c.restart_count = 0
             await self._start_locked(c)
 
     def _process_spec(self, c: Container) -> dict[str, Any]:
         """Rootfs, volumes, network and files up; the process spec to run in them."""
+        from .ipc import setup_ipc
         from .spec import process_spec
 
         try:
             rootfs = self.mounts.mount(c)
             joined = self.network.up(c)
+            ipc = setup_ipc(c, self.store)
             spec = process_spec(self.daemon, c, rootfs)
+            ipc.apply(spec)
             self.network.apply(c, spec, joined)
         except ApiError:
             raise
@@ -331,6 +402,7 @@ class ContainerManager:
             raise
         c.set_running(pid)
         c.has_been_manually_stopped = False
+        c.has_been_manually_restarted = False
         c.save()
         self.exit_events.setdefault(c.id, asyncio.Event())  # waiters registered before start keep theirs
         self.emit(c, "start")
@@ -371,11 +443,12 @@ class ContainerManager:
             c.state["ExitCode"],
             c.restart_count,
             c.has_been_manually_stopped,
+            c.exit_on_next,
         )
         if restart and not getattr(self.daemon, "shutting_down", False):
             await self._restart(c)
             return
-        if c.host_config.get("AutoRemove") and c.id in self.by_id:
+        if c.host_config.get("AutoRemove") and c.id in self.by_id and not c.has_been_manually_restarted:
             await self.remove(c, force=True, volumes=True, auto=True)
 
     async def _restart(self, c: Container) -> None:
@@ -383,7 +456,7 @@ class ContainerManager:
         c.state.update(Status="restarting", Restarting=True)
         c.save()
         await asyncio.sleep(restart_delay(c.restart_count))
-        if c.id in self.by_id and c.status == "restarting" and not c.has_been_manually_stopped:
+        if c.id in self.by_id and c.status == "restarting" and not c.exit_on_next:
             try:
                 async with self.lock(c.id):
                     await self._start_locked(c)
@@ -394,7 +467,10 @@ class ContainerManager:
 
     def _release(self, c: Container) -> None:
         """What a container that stopped running holds: volumes, network, rootfs, cgroup."""
+        from .ipc import release_shm
+
         self.mounts.unmount_volumes(c)
+        release_shm(c)
         self.network.down(c)
         self.mounts.unmount_rootfs(c)
         from ..runtime.errors import CgroupError
@@ -412,8 +488,16 @@ class ContainerManager:
 
     # -- stop / kill / wait ------------------------------------------------------------------------------
     async def kill(self, c: Container, signo: int) -> None:
+        """moby killWithSignal: the client stopped it (``unless-stopped`` will not restart it), and SIGKILL
+        or its stop signal (any signal when it has none) makes its next exit the last."""
         if not c.running:
             raise conflict(f"container {c.id} is not running")
+        stop_signal = c.config.get("StopSignal")
+        if not stop_signal or signo == signal.SIGKILL or parse_signal(stop_signal) == signo:
+            c.exit_on_next = True
+        if not getattr(self.daemon, "shutting_down", False):
+            c.has_been_manually_stopped = True
+            c.save()
         try:
             result = await ShimConnection.call(self.state_dir(c), {"op": "kill", "signal": signo})
         except (ConnectionError, FileNotFoundError):
@@ -457,6 +541,25 @@ class ContainerManager:
                 await asyncio.wait_for(event.wait(), 30)
         self.emit(c, "stop")
         return True
+
+    async def restart(
+        self, c: Container, signo: int | None = None, timeout: float | None = None, ref: str = ""
+    ) -> None:
+        """moby containerRestart: stop (an auto-removed container is kept for the start), start, the
+        ``restart`` event. Run to the end even when the client goes away; an error is dockerd's untyped
+        ``Cannot restart container <ref>: ...`` (a 500), ``ref`` as the client named it."""
+
+        async def stop_start() -> None:
+            if c.running:
+                c.has_been_manually_restarted = True
+                await self.stop(c, signo, timeout)
+            await self.start(c)
+            self.emit(c, "restart")
+
+        try:
+            await asyncio.shield(asyncio.ensure_future(stop_start()))
+        except ApiError as exc:
+            raise system(f"Cannot restart container {ref or c.id}: {exc.message}") from None
 
     async def wait(self, c: Container, condition: str = "not-running") -> dict[str, Any]:
         if condition not in ("not-running", "next-exit", "removed", ""):

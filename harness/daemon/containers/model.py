@@ -102,6 +102,12 @@ class Container:
     desired_macs: dict[str, str] = field(default_factory=dict)
     has_been_started: bool = False
     has_been_manually_stopped: bool = False
+    #: its next exit is the last whatever its restart policy (moby's ExitOnNext; not persisted)
+    exit_on_next: bool = False
+    #: stopped by a restart request: its exit is not the end of an auto-removed container (not persisted)
+    has_been_manually_restarted: bool = False
+    #: the host directory its /dev/shm comes from while it runs ("" for a private one or none)
+    shm_path: str = ""
     size_rw: int | None = None  # filled by the API when a client asks for ?size=1
     size_root_fs: int | None = None
 
@@ -252,10 +258,17 @@ class Container:
             "Labels": labels,
             "State": self.status,
             "Status": self.human_status(),
-            "HostConfig": {"NetworkMode": self.host_config.get("NetworkMode", "default")},
+            "HostConfig": self._summary_host_config(),
             "NetworkSettings": {"Networks": networks},
             "Mounts": list(self.mounts),
         }
+
+    def _summary_host_config(self) -> dict[str, Any]:
+        """The list's ``HostConfig``: the network mode, and the annotations when there are (omitempty)."""
+        out: dict[str, Any] = {"NetworkMode": self.host_config.get("NetworkMode", "default")}
+        if self.host_config.get("Annotations"):
+            out["Annotations"] = dict(self.host_config["Annotations"])
+        return out
 
     # -- persistence -------------------------------------------------------------------------------
     def to_record(self) -> dict[str, Any]:
@@ -277,6 +290,7 @@ class Container:
             "DesiredMacAddresses": self.desired_macs,
             "HasBeenStartedBefore": self.has_been_started,
             "HasBeenManuallyStopped": self.has_been_manually_stopped,
+            "ShmPath": self.shm_path,
         }
 
     def save(self) -> None:
@@ -310,6 +324,7 @@ class Container:
             desired_macs=dict(rec.get("DesiredMacAddresses") or {}),
             has_been_started=rec.get("HasBeenStartedBefore", False),
             has_been_manually_stopped=rec.get("HasBeenManuallyStopped", False),
+            shm_path=str(rec.get("ShmPath") or ""),
         )
 
 

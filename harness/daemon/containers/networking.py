@@ -21,7 +21,10 @@ if TYPE_CHECKING:
     from ..daemon import Daemon
     from .store import ContainerStore
 
-__all__ = ["Joined", "NetworkWiring"]
+__all__ = ["HOST_HOSTS", "Joined", "NetworkWiring"]
+
+#: the file a --network host container's /etc/hosts copies (libnetwork's originHostsPath)
+HOST_HOSTS = "/etc/hosts"
 
 #: the empty NetworkSettings a container has until it runs, as dockerd 28 shows it
 _EMPTY_SETTINGS: dict[str, Any] = {
@@ -203,6 +206,16 @@ class NetworkWiring:
         from ..network.files import hosts_file
         from ..network.links import link_hosts
 
+        if c.host_config.get("NetworkMode") == "host" and not c.host_config.get("ExtraHosts"):
+            # libnetwork's buildHostsFile: the host's own file, unless extra hosts must override it
+            try:
+                with open(HOST_HOSTS, "rb") as src:
+                    content = src.read()
+            except FileNotFoundError:
+                content = b""
+            with open(c.file("hosts"), "wb") as fh:
+                fh.write(content)
+            return
         links = link_hosts(self.store, c) if c.host_config.get("Links") else []
         with open(c.file("hosts"), "w") as fh:
             fh.write(hosts_file(c, links))

@@ -2,7 +2,8 @@
 
 ``always`` and ``unless-stopped`` restart a container that exited on its own; ``on-failure`` one that
 exited non-zero, at most ``MaximumRetryCount`` times (0: no limit); ``no`` never. A container stopped
-by a client (stop, kill, rm -f) is not restarted. Each restart waits twice as long as the one
+by a client (stop, rm -f, a kill with its stop signal or SIGKILL) is not restarted; one a client sent
+another signal is, unless its policy is ``unless-stopped``. Each restart waits twice as long as the one
 before, from 100 ms up to a minute.
 """
 
@@ -19,15 +20,25 @@ _MAX_DELAY = 60.0
 
 
 def should_restart(
-    policy: dict[str, Any] | None, exit_code: int, restart_count: int, manually_stopped: bool
+    policy: dict[str, Any] | None,
+    exit_code: int,
+    restart_count: int,
+    manually_stopped: bool,
+    canceled: bool = False,
 ) -> bool:
-    """Whether a container that exited with ``exit_code``, restarted ``restart_count`` times, restarts."""
-    if manually_stopped:
+    """Whether a container that exited with ``exit_code``, restarted ``restart_count`` times, restarts.
+
+    ``canceled``: its restart manager was told to let the next exit be the last (a stop, or a kill with
+    its stop signal or SIGKILL); ``manually_stopped``: a client signalled it (only ``unless-stopped``
+    minds that alone)."""
+    if canceled:
         return False
     policy = policy or {}
     name = policy.get("Name", "no")
-    if name in ("always", "unless-stopped"):
+    if name == "always":
         return True
+    if name == "unless-stopped":
+        return not manually_stopped
     if name == "on-failure" and exit_code != 0:
         limit = int(policy.get("MaximumRetryCount") or 0)
         return not limit or restart_count < limit

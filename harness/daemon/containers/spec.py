@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from ..errors import invalid
+from ..errors import ApiError, invalid, system
 from ..runtime import defaults as _defaults
+from .security import security_options
 
 if TYPE_CHECKING:
     from ..daemon import Daemon
@@ -129,6 +130,40 @@ def _gids(groups: list[Any]) -> list[int | str]:
     return [int(g) if str(g).isdigit() else str(g) for g in groups]
 
 
+def _sysctls(daemon: Daemon, c: Container) -> dict[str, str]:
+    """moby's spec sysctls: the NIS domain name; in a network namespace of its own, unprivileged ping
+    (unless user namespaces are remapped) and low ports for everyone; then the container's own."""
+    out: dict[str, str] = {}
+    mode = str(c.host_config.get("NetworkMode") or "")
+    own_uts = mode != "host" and c.host_config.get("UTSMode") != "host"
+    if c.config.get("Domainname") and own_uts:  # never the host's own (runc refuses it there)
+        out["kernel.domainname"] = str(c.config["Domainname"])
+    if mode != "host" and not mode.startswith("container:"):
+        remapped = bool(daemon.config.get("userns-remap")) and c.host_config.get("UsernsMode") != "host"
+        if not remapped and os.path.exists("/proc/sys/net/ipv4/ping_group_range"):
+            out["net.ipv4.ping_group_range"] = "0 2147483647"
+        if os.path.exists("/proc/sys/net/ipv4/ip_unprivileged_port_start"):
+            out["net.ipv4.ip_unprivileged_port_start"] = "0"
+    out.update({str(k): str(v) for k, v in (c.host_config.get("Sysctls") or {}).items()})
+    return out
+
+
+def _pid_donor(daemon: Daemon, ref: str) -> Container:
+    """moby getPIDContainer, its errors as createSpec's (500s): the container runs and is not restarting."""
+    try:
+        donor = daemon.containers.get(ref)
+    except ApiError as exc:
+        raise system(f"failed to join PID namespace: {exc.message}") from None
+    if donor.state.get("Restarting"):
+        raise system(
+            f"failed to join PID namespace: Container {ref} is restarting, "
+            "wait until the container is running"
+        )
+    if not donor.running:
+        raise system(f"failed to join PID namespace: container {ref} is not running")
+    return donor
+
+
 def _namespaces(hc: dict[str, Any], daemon: Daemon) -> dict[str, str]:
     modes = {"mnt": "new", "uts": "new", "ipc": "new", "pid": "new", "net": "new"}
     network = hc.get("NetworkMode") or "default"
@@ -138,10 +173,11 @@ def _namespaces(hc: dict[str, Any], daemon: Daemon) -> dict[str, str]:
     elif network.startswith("container:"):
         other = daemon.containers.get(network.split(":", 1)[1])
         modes["net"] = f"/proc/{other.state['Pid']}/ns/net"
-    if hc.get("PidMode") == "host":
+    pid_mode = str(hc.get("PidMode") or "")
+    if pid_mode == "host":
         modes["pid"] = "host"
-    if hc.get("IpcMode") == "host":
-        modes["ipc"] = "host"
+    elif pid_mode.startswith("container:"):
+        modes["pid"] = f"/proc/{_pid_donor(daemon, pid_mode.split(':', 1)[1]).state['Pid']}/ns/pid"
     if hc.get("UTSMode") == "host":
         modes["uts"] = "host"
     return modes
@@ -156,7 +192,7 @@ def process_spec(daemon: Daemon, c: Container, rootfs: str) -> dict[str, Any]:
     tty = bool(cfg.get("Tty"))
     namespaces = _namespaces(hc, daemon)
     hostname = (cfg.get("Hostname") or c.short_id) if namespaces["uts"] == "new" else ""
-    security = [str(s) for s in (hc.get("SecurityOpt") or [])]
+    security = security_options(hc, bool(daemon.config.get("no-new-privileges")))
     privileged = bool(hc.get("Privileged"))
     init = hc.get("Init")
     return {
@@ -166,11 +202,10 @@ def process_spec(daemon: Daemon, c: Container, rootfs: str) -> dict[str, Any]:
         "user": cfg.get("User") or "",
         "additional_gids": _gids(list(hc.get("GroupAdd") or [])),
         "tty": tty,
-        "no_new_privileges": bool(daemon.config.get("no-new-privileges"))
-        or any(
-            s in ("no-new-privileges", "no-new-privileges:true", "no-new-privileges=true") for s in security
-        ),
+        "console_size": list(hc.get("ConsoleSize") or []) if tty else [],
+        "no_new_privileges": security.no_new_privileges,
         "privileged": privileged,
+        "writable_cgroups": privileged if security.writable_cgroups is None else security.writable_cgroups,
         "capabilities": capabilities(hc),
         "rlimits": _rlimits(daemon, hc),
         "hostname": hostname,
@@ -183,7 +218,7 @@ def process_spec(daemon: Daemon, c: Container, rootfs: str) -> dict[str, Any]:
         "hostname_path": c.file("hostname"),
         "resolv_conf_path": c.file("resolv.conf"),
         "shm_size": int(hc.get("ShmSize") or 67108864),
-        "sysctls": dict(hc.get("Sysctls") or {}),
+        "sysctls": _sysctls(daemon, c),
         "namespaces": namespaces,
         "cgroup": cgroup_path(daemon, c),
         "resources": resources_from_host_config(hc).to_dict(),
@@ -210,7 +245,9 @@ def exec_process_spec(daemon: Daemon, c: Container, request: dict[str, Any], tty
         "tty": tty,
         "privileged": privileged,
         "capabilities": None if privileged else capabilities(c.host_config),
-        "no_new_privileges": bool(daemon.config.get("no-new-privileges")),
+        "no_new_privileges": security_options(
+            c.host_config, bool(daemon.config.get("no-new-privileges"))
+        ).no_new_privileges,
         "additional_gids": _gids(list(c.host_config.get("GroupAdd") or [])),
     }
 

@@ -146,7 +146,25 @@ class ContainerStore:
         self.names[new] = c.id
         c.name = f"/{new}"
         c.save()
+        self._rename_links(old, new)
         return old
+
+    def _rename_links(self, old: str, new: str) -> None:
+        """The legacy links that name a renamed container follow it, as dockerd's link index does: as a
+        parent (``/old/alias`` becomes ``/new/alias``) and as the linked one (``/old:`` becomes ``/new:``)."""
+        for c in self.by_id.values():
+            links = [str(link) for link in c.host_config.get("Links") or []]
+            renamed = []
+            for link in links:
+                source, _, target = link.partition(":")
+                if source == f"/{old}":
+                    source = f"/{new}"
+                if target.startswith(f"/{old}/"):
+                    target = f"/{new}/{target[len(old) + 2 :]}"
+                renamed.append(f"{source}:{target}" if target else source)
+            if renamed != links:
+                c.host_config["Links"] = renamed
+                c.save()
 
     # -- records -------------------------------------------------------------------------------------
     def add(self, c: Container) -> None:

@@ -833,10 +833,10 @@ class NetworkManager:
 
     @staticmethod
     def _dns_names(c: Container, ep: dict[str, Any]) -> list[str]:
-        names = [c.name.removeprefix("/"), *(ep.get("Aliases") or [])]
-        names.append(c.id[:12])
-        if c.config.get("Hostname") and c.config["Hostname"] not in names:
-            pass
+        """moby buildEndpointDNSNames: the name, the aliases, the short ID and the host name, once each."""
+        names = [c.name.removeprefix("/"), *(ep.get("Aliases") or []), c.id[:12]]
+        if c.config.get("Hostname"):
+            names.append(str(c.config["Hostname"]))
         out: list[str] = []
         for n in names:
             if n not in out:

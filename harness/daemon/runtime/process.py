@@ -40,7 +40,7 @@ import stat
 import struct
 import termios
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, NoReturn
 
 from . import caps as capmod
@@ -126,6 +126,8 @@ class ProcessSpec:
     tty: bool = False
     no_new_privileges: bool = False
     privileged: bool = False
+    #: the cgroup mount read-write (None: only when ``privileged``, dockerd's default)
+    writable_cgroups: bool | None = None
     capabilities: list[str] | None = None
     ambient_capabilities: bool = False
     rlimits: dict[str, tuple[int, int]] = field(default_factory=dict)
@@ -140,6 +142,8 @@ class ProcessSpec:
     hostname_path: str = ""
     resolv_conf_path: str = ""
     shm_size: int = rfs.DEFAULT_SHM_SIZE
+    #: mount a /dev/shm tmpfs of its own (false: ``mounts`` brings one, or --ipc none has none)
+    private_shm: bool = True
     sysctls: dict[str, str] = field(default_factory=dict)
     namespaces: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_NAMESPACES))
     cgroup: str = ""
@@ -149,6 +153,8 @@ class ProcessSpec:
     #: a unix socket fd: allocate the pty inside the container's own devpts (so ``tty`` names
     #: /dev/pts/0, as under runc) and send its master back over this socket (SCM_RIGHTS)
     console_socket: int = -1
+    #: the pty's first size, (rows, columns); () or zeros: the kernel's default
+    console_size: tuple[int, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -174,6 +180,7 @@ class ProcessSpec:
         res = values.get("resources")
         values["resources"] = res if res is None or isinstance(res, Resources) else Resources.from_dict(res)
         values["rlimits"] = {k: (int(v[0]), int(v[1])) for k, v in (values.get("rlimits") or {}).items()}
+        values["console_size"] = tuple(int(x) for x in values.get("console_size") or ())
         if values.get("namespaces") is None:
             values.pop("namespaces", None)
         return cls(**values)
@@ -287,9 +294,12 @@ def _setup_stdio(stdio: tuple[int, int, int], keep: int, also: int = -1) -> None
     os.closerange(start, max(start + 1, os.sysconf("SC_OPEN_MAX")))
 
 
-def _console_in_container(sock_fd: int) -> int:
-    """Open a pty in the container's devpts, make it stdio and the controlling tty, send the master back."""
+def _console_in_container(sock_fd: int, size: Sequence[int] = ()) -> int:
+    """Open a pty in the container's devpts, make it stdio and the controlling tty, send the master back.
+    ``size``: its first (rows, columns), before the process runs (runc's ConsoleSize)."""
     master, slave = os.openpty()  # after pivot_root: /dev/ptmx is the container's own devpts
+    if len(size) == 2 and any(size):
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", size[0], size[1], 0, 0))
     for target in range(3):
         os.dup2(slave, target)
     os.close(slave)
@@ -374,9 +384,9 @@ def _container(plan: _Plan, err_w: int) -> NoReturn:
                 raise ContainerStartError(f"write sysctl key {key}: {go_strerror(exc.errno or 0)}") from None
         rfs.finalize(plan.rootfs)
         if console >= 0:
-            tty = _console_in_container(console)
+            tty = _console_in_container(console, spec.console_size)
     elif console >= 0:  # an exec with a TTY: its pty comes from the container's devpts too (runc does)
-        tty = _console_in_container(console)
+        tty = _console_in_container(console, spec.console_size)
     if spec.init and not plan.exec_into:
         _become_init(plan, err_w)
     _exec(plan, tty)
@@ -630,6 +640,16 @@ def _capabilities(spec: ProcessSpec) -> capmod.CapabilitySet:
     return capmod.CapabilitySet.docker(names, ambient=spec.ambient_capabilities)
 
 
+def _default_mounts(spec: ProcessSpec) -> list[rfs.Mount]:
+    mounts = rfs.default_mounts(spec.shm_size, spec.privileged)
+    if not spec.private_shm:
+        mounts = [m for m in mounts if m.destination != "/dev/shm"]
+    if spec.writable_cgroups is not None:
+        access = "rw" if spec.writable_cgroups else "ro"
+        mounts = [replace(m, options=(access, *m.options[1:])) if m.type == "cgroup" else m for m in mounts]
+    return mounts
+
+
 def _rootfs_config(
     spec: ProcessSpec, cgroup: Cgroup | None, modes: Mapping[str, str], stdio: tuple[int, int, int]
 ) -> rfs.RootfsConfig:
@@ -651,7 +671,7 @@ def _rootfs_config(
     devices += [d for d in spec.devices if d.path not in known]
     return rfs.RootfsConfig(
         rootfs=spec.rootfs,
-        mounts=rfs.merge_mounts(rfs.default_mounts(spec.shm_size, spec.privileged), spec.mounts),
+        mounts=rfs.merge_mounts(_default_mounts(spec), spec.mounts),
         devices=devices,
         readonly=spec.readonly_rootfs,
         masked_paths=[]

@@ -1,5 +1,5 @@
 """Create-time translation of a request body: the container-wide MAC address moved to its endpoint (moby
-handleMACAddressBC), for old and new API versions."""
+handleMACAddressBC), for old and new API versions; the request checks of verifyContainerSettings."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from typing import Any
 import pytest
 
 from harness.daemon.containers.create import (
+    build_config,
     build_host_config,
     merge_log_config,
     migrate_mac_address,
+    validate_request,
     verify_host_config,
 )
 from harness.daemon.errors import ApiError
@@ -138,3 +140,57 @@ def test_restart_policies_refused_at_create(host_config: dict[str, Any], message
     with pytest.raises(ApiError) as err:
         verify_host_config(hc, ncpu=2)
     assert (err.value.status, err.value.message) == (400, message)
+
+
+# -- moby verifyContainerSettings' request checks (validate_request) ------------------------------------
+@pytest.mark.parametrize(
+    ("request_body", "message"),
+    [
+        ({"Env": [""]}, "invalid environment variable: "),
+        ({"Env": ["A=1", "="]}, "invalid environment variable: ="),
+        ({"Env": ["=foo"]}, "invalid environment variable: =foo"),
+        ({"StopSignal": "SIGFOO"}, "invalid signal: SIGFOO"),
+        ({"StopSignal": "0"}, "invalid signal: 0"),
+        ({"HostConfig": {"ExtraHosts": ["foo"]}}, 'bad format for add-host: "foo"'),
+        ({"HostConfig": {"ExtraHosts": [":1.2.3.4"]}}, 'bad format for add-host: ":1.2.3.4"'),
+        ({"HostConfig": {"ExtraHosts": ["foo:1.2.3.x"]}}, 'invalid IP address in add-host: "1.2.3.x"'),
+        (
+            {"HostConfig": {"ExtraHosts": ["foo:fe80::1%eth0"]}},
+            'invalid IP address in add-host: "fe80::1%eth0"',
+        ),
+        ({"HostConfig": {"Isolation": "hyperv"}}, "invalid isolation 'hyperv' on linux"),
+        (
+            {"HostConfig": {"Annotations": {"": "a"}}},
+            "invalid Annotations: the empty string is not permitted as an annotation key",
+        ),
+    ],
+)
+def test_requests_dockerd_refuses_are_400s_with_its_words(request_body: dict[str, Any], message: str) -> None:
+    with pytest.raises(ApiError) as err:
+        validate_request({"Image": "busybox", **request_body})
+    assert (err.value.status, err.value.message) == (400, message)
+
+
+@pytest.mark.parametrize(
+    "request_body",
+    [
+        {"Env": ["A", "B=", "C=1=2"]},  # a name without a value is kept as it is
+        {"StopSignal": "SIGUSR1"},
+        {"StopSignal": "usr1"},
+        {"StopSignal": "100"},  # any non-zero number, as moby/sys/signal.ParseSignal
+        {"HostConfig": {"ExtraHosts": ["a:1.2.3.4", "b:::1", "c:host-gateway", "d: 10.0.0.1 "]}},
+        {"HostConfig": {"Isolation": "Default"}},
+        {"HostConfig": {"Annotations": {"a": ""}}},
+    ],
+)
+def test_requests_dockerd_takes_pass(request_body: dict[str, Any]) -> None:
+    validate_request({"Image": "busybox", **request_body})
+
+
+def test_a_host_network_container_is_named_after_the_host() -> None:
+    import socket
+
+    cid = "ab" * 32
+    assert build_config({"HostConfig": {"NetworkMode": "host"}}, {}, cid)["Hostname"] == socket.gethostname()
+    assert build_config({"HostConfig": {"NetworkMode": "bridge"}}, {}, cid)["Hostname"] == cid[:12]
+    assert build_config({"Hostname": "h", "HostConfig": {"NetworkMode": "host"}}, {}, cid)["Hostname"] == "h"

@@ -150,3 +150,22 @@ def test_network_changes_rewrite_hosts_of_a_running_container_only(tmp_path: Pat
     assert os.path.exists(c.file("hosts")) and services.calls == [("up", c.id)]
     wiring.down(c)
     assert services.calls[-1] == ("down", c.id)
+
+
+def test_a_host_network_containers_hosts_file_is_the_hosts_own(tmp_path: Path, monkeypatch: Any) -> None:
+    """libnetwork's buildHostsFile: a copy of the host's /etc/hosts, unless extra hosts must override it."""
+    import harness.daemon.containers.networking as networking
+
+    origin = tmp_path / "etc-hosts"
+    origin.write_text("127.0.0.1 localhost\n127.0.0.1 myhost\n")
+    monkeypatch.setattr(networking, "HOST_HOSTS", str(origin))
+    wiring, store = _wiring(tmp_path)
+    host = _add(store, tmp_path, "ab", "h")
+    host.host_config["NetworkMode"] = "host"
+    wiring._write_hosts(host)
+    assert Path(host.file("hosts")).read_text() == origin.read_text()
+    extra = _add(store, tmp_path, "ac", "e")
+    extra.host_config.update(NetworkMode="host", ExtraHosts=["db:10.0.0.2"])
+    wiring._write_hosts(extra)
+    written = Path(extra.file("hosts")).read_text()
+    assert "10.0.0.2\tdb\n" in written and "myhost" not in written

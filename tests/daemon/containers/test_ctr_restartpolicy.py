@@ -10,24 +10,26 @@ from harness.daemon.containers.restartpolicy import restart_delay, should_restar
 
 
 @pytest.mark.parametrize(
-    ("policy", "code", "count", "manual", "restart"),
+    ("policy", "code", "count", "manual", "canceled", "restart"),
     [
-        (None, 1, 0, False, False),
-        ({"Name": "no"}, 1, 0, False, False),
-        ({"Name": "always"}, 0, 5, False, True),
-        ({"Name": "always"}, 0, 0, True, False),  # stopped by a client
-        ({"Name": "unless-stopped"}, 0, 0, False, True),
-        ({"Name": "unless-stopped"}, 0, 0, True, False),
-        ({"Name": "on-failure"}, 0, 0, False, False),
-        ({"Name": "on-failure"}, 2, 100, False, True),  # no MaximumRetryCount: no limit
-        ({"Name": "on-failure", "MaximumRetryCount": 3}, 2, 2, False, True),
-        ({"Name": "on-failure", "MaximumRetryCount": 3}, 2, 3, False, False),
+        (None, 1, 0, False, False, False),
+        ({"Name": "no"}, 1, 0, False, False, False),
+        ({"Name": "always"}, 0, 5, False, False, True),
+        ({"Name": "always"}, 0, 0, True, True, False),  # stopped by a client
+        ({"Name": "always"}, 0, 0, True, False, True),  # a client's signal that is not the stop signal
+        ({"Name": "unless-stopped"}, 0, 0, False, False, True),
+        ({"Name": "unless-stopped"}, 0, 0, True, False, False),
+        ({"Name": "on-failure"}, 0, 0, False, False, False),
+        ({"Name": "on-failure"}, 2, 100, False, False, True),  # no MaximumRetryCount: no limit
+        ({"Name": "on-failure"}, 2, 0, False, True, False),
+        ({"Name": "on-failure", "MaximumRetryCount": 3}, 2, 2, False, False, True),
+        ({"Name": "on-failure", "MaximumRetryCount": 3}, 2, 3, False, False, False),
     ],
 )
 def test_which_exits_restart(
-    policy: dict[str, Any] | None, code: int, count: int, manual: bool, restart: bool
+    policy: dict[str, Any] | None, code: int, count: int, manual: bool, canceled: bool, restart: bool
 ) -> None:
-    assert should_restart(policy, code, count, manual) is restart
+    assert should_restart(policy, code, count, manual, canceled) is restart
 
 
 def test_backoff_doubles_from_100ms_up_to_a_minute() -> None:

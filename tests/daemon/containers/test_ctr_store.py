@@ -76,6 +76,20 @@ def test_rename_updates_the_view_and_the_record(tmp_path: Path) -> None:
     )
 
 
+def test_links_follow_a_renamed_parent_or_linked_container(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    db = _add(store, "ab", "db1")
+    app = _add(store, "ac", "app1")
+    app.host_config["Links"] = ["/db1:/app1/mysql"]
+    store.rename(app, "app2")
+    assert app.host_config["Links"] == ["/db1:/app2/mysql"]
+    assert store.get("app2/mysql") is db and store.by_link_name("/app1/mysql") is None
+    store.rename(db, "db2")
+    assert app.host_config["Links"] == ["/db2:/app2/mysql"]
+    assert store.get("/app2/mysql") is db
+    assert Container.load(app.root).host_config["Links"] == ["/db2:/app2/mysql"]  # saved
+
+
 def test_records_round_trip_and_deletion_removes_them(tmp_path: Path) -> None:
     store = _store(tmp_path)
     web = _add(store, "ab", "web")
