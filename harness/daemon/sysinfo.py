@@ -17,7 +17,7 @@ from .goformat import go_arch
 if TYPE_CHECKING:
     from .daemon import Daemon
 
-__all__ = ["builder_version", "info_document", "system_time", "version_document"]
+__all__ = ["builder_version", "info_document", "info_for_version", "system_time", "version_document"]
 
 
 def builder_version(daemon: Daemon) -> str:
@@ -219,3 +219,30 @@ def info_document(daemon: Daemon) -> dict[str, Any]:
         "DefaultAddressPools": [],
         "Warnings": daemon.info_warnings(),
     }
+
+
+def _sorted_keys(value: Any) -> Any:
+    """A JSON value with every object's keys in Go's map order (sorted), as re-marshalling a map gives."""
+    if isinstance(value, dict):
+        return {key: _sorted_keys(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted_keys(item) for item in value]
+    return value
+
+
+def info_for_version(doc: dict[str, Any], version: tuple[int, ...]) -> dict[str, Any]:
+    """moby's getInfo for older API versions: no ``FirewallBackend`` before 1.49 (and each commit's
+    ``Expected``), and before 1.50 the always-false ``BridgeNfIptables``/``BridgeNfIp6tables`` merged in,
+    which re-marshals the whole document as a map (its keys sorted, nested ones too)."""
+    doc = dict(doc)
+    if version < (1, 49):
+        doc.pop("FirewallBackend", None)
+        for key in ("ContainerdCommit", "RuncCommit", "InitCommit"):
+            commit = dict(doc.get(key) or {})
+            if commit.get("ID"):
+                commit["Expected"] = commit["ID"]
+            doc[key] = commit
+    if version < (1, 50):
+        doc.update(BridgeNfIptables=False, BridgeNfIp6tables=False)
+        return dict(_sorted_keys(doc))
+    return doc

@@ -78,6 +78,15 @@ def test_lazy_routes_are_the_modules_own() -> None:
         assert sorted(recorder.routes) == sorted(declared), module
 
 
+def test_the_network_list_answers_with_a_trailing_slash_too() -> None:
+    """moby routes GET /networks/ to the list as well (its TestNetworkList, moby issue 24595)."""
+    from harness.daemon.api import networks
+
+    recorder = _Recorder()
+    networks.register(recorder)
+    assert ("GET", "/networks/", "list_networks") in recorder.routes
+
+
 def test_register_leaves_lazy_modules_unimported() -> None:
     import subprocess
     import sys

@@ -94,6 +94,7 @@ async def prune(req: Request, daemon: Daemon) -> Response:
 
 def register(router: Router) -> None:
     router.add("GET", "/networks", list_networks)
+    router.add("GET", "/networks/", list_networks)  # dockerd routes both (moby issue 24595)
     router.add("POST", "/networks/create", create)
     router.add("POST", "/networks/prune", prune)
     router.add("GET", "/networks/{id}", inspect)

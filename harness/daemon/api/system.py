@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..httpd import Request, Response
-from ..server import json_response
-from ..sysinfo import builder_version, info_document, version_document
+from ..server import json_response, version_tuple
+from ..sysinfo import builder_version, info_document, info_for_version, version_document
 
 if TYPE_CHECKING:
     from ..daemon import Daemon
@@ -37,7 +37,7 @@ async def version(req: Request, daemon: Daemon) -> Response:
 
 
 async def info(req: Request, daemon: Daemon) -> Response:
-    return json_response(info_document(daemon))
+    return json_response(info_for_version(info_document(daemon), version_tuple(req.api_version)))
 
 
 def register(router: Router) -> None:

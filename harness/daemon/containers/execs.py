@@ -44,6 +44,8 @@ class ExecStore:
     def __init__(self, manager: ContainerManager) -> None:
         self.manager = manager
         self.records: dict[str, dict[str, Any]] = {}
+        #: detached execs' connections to their shim, each waiting for its process's end
+        self._watchers: set[asyncio.Future[None]] = set()
 
     # -- records -------------------------------------------------------------------------------------
     def get(self, exec_id: str) -> dict[str, Any]:
@@ -156,13 +158,37 @@ class ExecStore:
         self.manager.emit(c, f"exec_start: {cmdline}", execID=record["ID"])
 
     async def start_detached(self, c: Container, record: dict[str, Any], tty: bool) -> None:
-        """Start the exec with nobody attached; a process that cannot start is dockerd's 400/500."""
-        result = await ShimConnection.call(
+        """Start the exec with nobody attached; a process that cannot start is dockerd's 400/500. The
+        shim keeps the connection until the process has ended: then ``exec_die``, as for an attached one."""
+        reader, writer = await ShimConnection.open(
             self.manager.state_dir(c), self._shim_request(c, record, tty, detach=True)
         )
+        try:
+            result = json.loads(await asyncio.wait_for(reader.readline(), 30) or b'{"error": "shim closed"}')
+        except BaseException:
+            writer.close()
+            raise
         if "error" in result:
+            writer.close()
             raise ApiError(500 if "not found" not in str(result["error"]) else 400, str(result["error"]))
         self._started(c, record)
+        watcher = asyncio.ensure_future(self._watch_detached(c, record, reader, writer))
+        self._watchers.add(watcher)
+        watcher.add_done_callback(self._watchers.discard)
+
+    async def _watch_detached(
+        self, c: Container, record: dict[str, Any], reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        try:
+            while await reader.read(65536):
+                pass
+        except (OSError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+        self.refresh(record)
+        if record.get("ExitCode") is not None:
+            self.manager.emit(c, "exec_die", execID=record["ID"], exitCode=str(record["ExitCode"]))
 
     def prepare(self, c: Container, record: dict[str, Any], tty: bool, raw: bool) -> dict[str, Any]:
         """The shim request of an attached start (taken before the client's stream is hijacked): the

@@ -176,6 +176,30 @@ def test_detached_start_error_is_a_400_for_a_missing_binary(tmp_path: Any, monke
     assert error.status == 400 and record["_started"] is True
 
 
+def test_a_detached_exec_ends_with_exec_die_once_its_shim_closes(tmp_path: Any, monkeypatch: Any) -> None:
+    """moby's exec monitor sends exec_die for a detached exec too (TestEventsExecDie)."""
+    execs, c, events = _store(str(tmp_path))
+    record = execs.create(c, {"Cmd": ["echo", "hello"]})
+    state_dir = execs.manager.state_dir(c)
+    monkeypatch.setattr(
+        "harness.daemon.containers.spec.exec_process_spec", lambda daemon, c, request, tty: {"args": []}
+    )
+
+    def shim(request: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
+        write_record(exec_path(state_dir, request["id"]), {"running": False, "exit_code": 0, "pid": 9})
+        return {"pid": 9}, b""  # the fake shim closes the connection: the process has ended
+
+    async def main() -> None:
+        async with fake_shim(state_dir, shim):
+            await execs.start_detached(c, record, tty=False)
+            assert events.actions == ["exec_start: echo hello"]
+            await asyncio.gather(*execs._watchers)
+
+    asyncio.run(main())
+    assert events.actions == ["exec_start: echo hello", "exec_die"]
+    assert events.seen[1][2] == {"execID": record["ID"], "exitCode": "0"}
+
+
 def test_resize_of_an_exec_without_a_tty_is_a_400(tmp_path: Any) -> None:
     execs, c, _ = _store(str(tmp_path))
     record = execs.create(c, {"Cmd": ["sh"]})

@@ -3,6 +3,7 @@ with the stop signal (or SIGKILL) is the last exit whatever the restart policy, 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -47,11 +48,10 @@ def test_a_kill_with_the_stop_signal_ends_an_always_restarted_container(
     refd: LiveRefd, stop_signal: str, signal: str, status: str
 ) -> None:
     config = {"StopSignal": stop_signal} if stop_signal else {}
-    cid = refd.run(
-        ["sh", "-c", "trap 'exit 3' TERM; while :; do sleep 1; done"],
-        HostConfig={"RestartPolicy": {"Name": "always"}},
-        **config,
-    )
+    # PID 1 of a PID namespace only gets the signals it handles: kill once the trap is set
+    script = "trap 'exit 3' TERM; touch /trapped; while :; do sleep 1; done"
+    cid = refd.run(["sh", "-c", script], HostConfig={"RestartPolicy": {"Name": "always"}}, **config)
+    assert wait_until(lambda: os.path.exists(f"/proc/{refd.pid(cid)}/root/trapped"), 30, interval=0.05)
     assert refd.client.post(f"/containers/{cid}/kill?signal={signal}").status_code == 204
     if status == "running":
         refd.wait_status(cid, "running")
