@@ -598,3 +598,65 @@ def test_links_user_network(docker_cli: CLI, test_image: str, cleanup: Any, obse
     assert (
         observe("others_do_not_resolve", re.findall(r"Name:\s+(\S+)\nAddress:\s+(\S+)", other.stdout)) == []
     )
+
+
+@pytest.mark.scenario(
+    "api/cli/links-user-network-connect",
+    "On a user-defined network a link is the endpoint's: 'docker network connect --link NAME:ALIAS' MUST "
+    "make the embedded DNS answer ALIAS with NAME's address for the connected container only; inspect MUST "
+    "show the link in the endpoint's Links and HostConfig.Links null (no legacy link), and a HostConfig link "
+    "naming a container that does not exist or does not run MUST neither be refused at create nor at start",
+    ref="moby daemon/daemon_unix.go registerLinks, daemon/network.go buildJoinOptions, daemon/inspect.go; "
+    "docker network connect --link",
+)
+def test_links_user_network_connect(
+    docker_cli: CLI, engine: EngineClient, test_image: str, cleanup: Any, observe: Observations
+) -> None:
+    for net, subnet in (("linkc-net", "10.231.24.0/24"), ("linkc-home", "10.231.25.0/24")):
+        cleanup(network=net)
+        docker_cli("network", "create", "--subnet", subnet, net)
+    for name, net in (
+        ("linkc-target", "linkc-net"),
+        ("linkc-client", "linkc-home"),
+        ("linkc-other", "linkc-net"),
+    ):
+        docker_cli("run", "-d", "--name", name, "--network", net, test_image, "sleep", "300")
+        cleanup(container=name)
+    connected = docker_cli(
+        "network", "connect", "--link", "linkc-target:backend", "linkc-net", "linkc-client"
+    )
+    assert connected.returncode == 0, connected.stderr
+
+    def resolve(container: str, name: str) -> list[tuple[str, str]]:
+        out = docker_cli("exec", container, "nslookup", name, "127.0.0.11").stdout
+        return re.findall(r"Name:\s+(\S+)\nAddress:\s+(\S+)", out)
+
+    assert observe("client", resolve("linkc-client", "backend")) == [("backend", "10.231.24.2")]
+    assert observe("other", resolve("linkc-other", "backend")) == []
+    shown = docker_cli(
+        "inspect", "-f", "{{json .NetworkSettings.Networks}}|{{json .HostConfig.Links}}", "linkc-client"
+    ).stdout.strip()
+    networks, _, host_links = shown.partition("|")
+    assert observe("endpoint-links", json.loads(networks)["linkc-net"]["Links"]) == ["linkc-target:backend"]
+    assert observe("host-links", host_links) == "null"
+
+    docker_cli("stop", "-t", "0", "linkc-other")
+    results = {}
+    for name, link in (("linkc-missing", "no-such-ctr:x"), ("linkc-stopped", "linkc-other:y")):
+        created = engine.post(
+            f"/containers/create?name={name}",
+            json={
+                "Image": test_image,
+                "Cmd": ["sleep", "300"],
+                "HostConfig": {"NetworkMode": "linkc-net", "Links": [link]},
+            },
+        )
+        if created.status_code == 201:
+            cleanup(container=name)
+        started = engine.post(f"/containers/{name}/start")
+        links = engine.get(f"/containers/{name}/json").json().get("HostConfig", {}).get("Links")
+        results[name] = [created.status_code, started.status_code, links]
+    assert observe("host-config-links", results) == {
+        "linkc-missing": [201, 204, None],
+        "linkc-stopped": [201, 204, None],
+    }

@@ -94,8 +94,13 @@ class NetworkWiring:
             self._networks.check_rename(c)
 
     def normalise_links(self, host_config: dict[str, Any], name: str) -> None:
-        """``--link name:alias`` as dockerd stores it; an unknown container is a 400."""
-        if host_config.get("Links"):
+        """``--link name:alias`` as dockerd stores it; an unknown container is a 400. On a user-defined
+        network there are no legacy links (moby registerLinks): a link there is the endpoint's
+        (``EndpointsConfig.<net>.Links``, as the CLI sends it), so the host config's are dropped."""
+        mode = str(host_config.get("NetworkMode") or "")
+        if mode not in ("", "default", "bridge", "host", "none") and not mode.startswith("container:"):
+            host_config["Links"] = None
+        elif host_config.get("Links"):
             from ..network.links import normalise_links
 
             host_config["Links"] = normalise_links(self.store, list(host_config["Links"]), name)

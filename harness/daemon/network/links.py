@@ -3,20 +3,21 @@
 At create each link is checked and stored as ``/<name>:/<container>/<alias>``. On the default bridge
 a started container gets, for each link, an ``/etc/hosts`` line (address, alias, short id, name)
 and the environment moby ``daemon/links`` builds (``ALIAS_PORT...``, ``ALIAS_NAME``,
-``ALIAS_ENV_...``); the linked container must be running. On user-defined networks a link is only a
-name the embedded DNS resolves for the linking container.
+``ALIAS_ENV_...``); the linked container must be running. On user-defined networks there are no
+legacy links: a link is the endpoint's (``EndpointsConfig.<net>.Links``, ``network connect --link``), a
+name the embedded DNS resolves for the linking container only.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..errors import ApiError, invalid
 
 if TYPE_CHECKING:
     from ..containers.model import Container
 
-__all__ = ["ContainerLookup", "link_env", "link_hosts", "linked", "normalise_links"]
+__all__ = ["ContainerLookup", "endpoint_link", "link_env", "link_hosts", "linked", "normalise_links"]
 
 
 class ContainerLookup(Protocol):
@@ -139,9 +140,11 @@ def link_env(containers: ContainerLookup, c: Container) -> list[str]:
     return env
 
 
-def dns_alias(containers: ContainerLookup, asker: Container, name: str) -> Any:
-    """The linked container a link alias names, for the embedded DNS on user-defined networks."""
-    for other, alias in linked(containers, asker):
-        if alias.lower() == name:
-            return other
+def endpoint_link(containers: ContainerLookup, links: list[str] | None, name: str) -> Container | None:
+    """The container one of an endpoint's links (``name[:alias]``) calls ``name``, for the embedded DNS on
+    a user-defined network; None when no link has that alias or its container is gone."""
+    for link in links or []:
+        target, alias = _split(str(link))
+        if alias.lstrip("/").lower() == name:
+            return containers.by_name(target.lstrip("/"))
     return None

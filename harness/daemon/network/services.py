@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from .dns import DNSServer
 from .files import host_nameservers
+from .links import endpoint_link
 from .ports import PortAllocator, PortError, Proxy, plan_bindings, ports_document, start_proxy
 
 if TYPE_CHECKING:
@@ -149,18 +150,15 @@ class NetServices:
         """Addresses for ``name`` on the user-defined networks ``asker`` is on; None: not a container name."""
         mine = asker.network_settings.get("Networks") or {}
         found: list[str] = []
-        if asker.host_config.get("Links"):  # on user networks a link is a name only the linker resolves
-            from .links import dns_alias
-
-            other = dns_alias(self.daemon.containers, asker, name)
-            if other is not None:
-                for net_name, ep in (other.network_settings.get("Networks") or {}).items():
-                    if net_name in mine and ep.get("IPAddress"):
-                        found.append(ep["IPAddress"])
-        for net_name in mine:
+        for net_name, own in mine.items():
             net = self.daemon.networks.find(net_name)
             if net is None or not net.user_defined:
                 continue
+            # the asker's links on this network (libnetwork CreateOptionAlias): a name only it resolves
+            other = endpoint_link(self.daemon.containers, own.get("Links"), name)
+            ep = (other.network_settings.get("Networks") or {}).get(net.name) if other is not None else None
+            if ep and ep.get("IPAddress") and ep["IPAddress"] not in found:
+                found.append(ep["IPAddress"])
             for other in self.daemon.containers.by_id.values():
                 ep = (other.network_settings.get("Networks") or {}).get(net.name)
                 if not ep or not ep.get("IPAddress"):

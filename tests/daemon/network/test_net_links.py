@@ -8,7 +8,7 @@ import pytest
 
 from harness.daemon.containers.model import Container
 from harness.daemon.errors import ApiError, not_found
-from harness.daemon.network.links import check_running, link_env, link_hosts, normalise_links
+from harness.daemon.network.links import check_running, endpoint_link, link_env, link_hosts, normalise_links
 
 
 def _container(cid: str, name: str, ip: str = "", **config: Any) -> Container:
@@ -71,3 +71,14 @@ def test_a_stopped_link_refuses_the_start() -> None:
     with pytest.raises(ApiError) as err:
         check_running(Lookup(db, web), web)
     assert err.value.message == "Cannot link to a non running container: /db AS /web/data"
+
+
+def test_an_endpoints_links_name_containers_by_alias_or_name() -> None:
+    db = _container("a", "db", "172.18.0.2")
+    lookup = Lookup(db)
+    assert endpoint_link(lookup, ["db:data"], "data") is db
+    assert endpoint_link(lookup, ["db"], "db") is db
+    assert endpoint_link(lookup, ["/db:Data"], "data") is db  # DNS names are case-insensitive
+    assert endpoint_link(lookup, ["db:data"], "other") is None
+    assert endpoint_link(lookup, ["gone:x"], "x") is None
+    assert endpoint_link(lookup, None, "data") is None
