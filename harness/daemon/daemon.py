@@ -203,6 +203,7 @@ class Daemon:
             raise StartupError(f"failed to start daemon: {exc}") from None
         self.storage_driver = self.images.driver_name
         self.images.in_use_by = self.containers.uses_image
+        self.images.mounted_in = self.containers.mount_image
         self.images.container_running = lambda cid: (
             getattr(self.containers.by_id.get(cid), "status", "") in ("running", "paused", "restarting")
         )

@@ -22,8 +22,10 @@ from typing import Any
 from .errors import ApiError, conflict, invalid, not_found
 from .fsutil import rmtree
 
-__all__ = ["Volume", "VolumeStore"]
+__all__ = ["ANONYMOUS_LABEL", "Volume", "VolumeStore"]
 
+#: the label dockerd's volume service gives a volume it names itself
+ANONYMOUS_LABEL = "com.docker.volume.anonymous"
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 _META = "metadata.json"
 
@@ -104,8 +106,9 @@ class VolumeStore:
     ) -> Volume:
         if driver not in ("", "local"):
             raise not_found(f'error looking up volume plugin {driver}: plugin "{driver}" not found')
-        if not name:
+        if not name:  # dockerd's volume service names it and labels it anonymous
             name, anonymous = secrets.token_hex(32), True
+            labels = {**(labels or {}), ANONYMOUS_LABEL: ""}
         if not _NAME.match(name):
             raise invalid(
                 f'create {name}: "{name}" includes invalid characters for a local volume name, only '
@@ -185,8 +188,12 @@ class VolumeStore:
 
     def copy_up(self, name: str, source: str) -> None:
         """Fill an empty volume from the image's directory at the mount point (dockerd's first-use copy)."""
-        target = self.path(name)
-        if os.listdir(target) or not os.path.isdir(source):
+        self.copy_up_into(self.path(name), source)
+
+    @staticmethod
+    def copy_up_into(target: str, source: str) -> None:
+        """Fill the empty directory ``target`` (a volume, or its subpath) from the image's ``source``."""
+        if not os.path.isdir(target) or os.listdir(target) or not os.path.isdir(source):
             return
         for entry in os.listdir(source):
             src = os.path.join(source, entry)

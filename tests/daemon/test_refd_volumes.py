@@ -72,3 +72,23 @@ def test_mount_failure_names_device_target_and_flags(store: VolumeStore, tmp_pat
         f"mount {tmp_path / 'missing'}:{target}, flags: 0x1000: no such file or directory"
     )
     assert store.active == {}
+
+
+def test_a_volume_named_by_the_daemon_is_labelled_anonymous(store: VolumeStore) -> None:
+    anonymous = store.create("", labels={"a": "b"})
+    assert len(anonymous.name) == 64 and anonymous.anonymous
+    assert anonymous.labels == {"a": "b", "com.docker.volume.anonymous": ""}
+    assert store.create("named").labels == {}
+
+
+def test_copy_up_fills_only_an_empty_directory(store: VolumeStore, tmp_path: Path) -> None:
+    image_dir = tmp_path / "image-bin"
+    image_dir.mkdir()
+    (image_dir / "busybox").write_text("#!")
+    target = tmp_path / "vol-sub"
+    target.mkdir()
+    store.copy_up_into(str(target), str(image_dir))
+    assert (target / "busybox").read_text() == "#!"
+    (image_dir / "later").write_text("x")
+    store.copy_up_into(str(target), str(image_dir))
+    assert not (target / "later").exists()

@@ -58,12 +58,17 @@ async def create(req: Request, daemon: Daemon) -> Response:
     if version_tuple(req.api_version) < (1, 44) and len(endpoints) > 1:  # several networks at create: 1.44
         raise invalid(f"Container cannot be created with multiple network endpoints: {', '.join(endpoints)}")
     from ..containers.create import migrate_mac_address
+    from ..containers.mountparse import api_version_gates
 
     version = version_tuple(req.api_version)
     platform = _create_platform(req, version)
     _older_api_create(body, version)
+    host_config = body.get("HostConfig")
+    ro_non_recursive = api_version_gates(host_config, version) if isinstance(host_config, dict) else False
     mac_warnings = migrate_mac_address(body, version)
-    c, warnings = daemon.containers.create(body, req.arg("name"), platform=platform)
+    c, warnings = daemon.containers.create(
+        body, req.arg("name"), platform=platform, default_ro_non_recursive=ro_non_recursive
+    )
     return json_response({"Id": c.id, "Warnings": [*warnings, *mac_warnings]}, 201)
 
 

@@ -140,6 +140,9 @@ class ContainerManager:
     def volume_users(self, name: str) -> list[str]:
         return self.store.volume_users(name)
 
+    def mount_image(self, image_id: str) -> list[str]:
+        return self.store.mount_image(image_id)
+
     # -- events ------------------------------------------------------------------------------------------
     def emit(self, c: Container, action: str, **extra: str) -> None:
         attrs = {"image": str(c.config.get("Image", "")), "name": c.name.removeprefix("/")}
@@ -156,10 +159,16 @@ class ContainerManager:
         return images.resolve(ref)
 
     def create(
-        self, body: dict[str, Any], name: str, image: Any = None, platform: tuple[str, str, str] | None = None
+        self,
+        body: dict[str, Any],
+        name: str,
+        image: Any = None,
+        platform: tuple[str, str, str] | None = None,
+        default_ro_non_recursive: bool = False,
     ) -> tuple[Container, list[str]]:
         """``image``: the builder's step containers name theirs (a ``FROM scratch`` step has none);
-        ``platform``: the one the request asked for (``?platform=``), which the image must be for."""
+        ``platform``: the one the request asked for (``?platform=``), which the image must be for;
+        ``default_ro_non_recursive``: read-only binds of a client before API 1.44 stay non-recursive."""
         if not isinstance(body, dict):
             raise invalid("config cannot be empty in order to create a container")
         validate_request(body)
@@ -196,7 +205,7 @@ class ContainerManager:
         )
         c.network_settings = self.network.initial_settings(c, body)
         self._desired_macs(c)
-        c.mounts = self.mounts.mount_points(c)
+        c.mounts = self.mounts.mount_points(c, default_ro_non_recursive)
         self.mounts.create_layer(c, image)
         self.store.add(c)
         self.emit(c, "create")
@@ -255,13 +264,15 @@ class ContainerManager:
     def _verify(self, host_config: dict[str, Any]) -> list[str]:
         """What dockerd refuses at create (400s), and the warnings for settings it drops."""
         from ..logs.drivers import check_at_create
+        from .mounts import validate_mounts
         from .security import security_options
         from .spec import capabilities
 
         verify_host_config(host_config)
         self._adapt_shared_namespaces(host_config)
         security_options(host_config)  # a malformed SecurityOpt is refused at create, as dockerd does
-        warnings = _discard_unsupported(host_config)
+        warnings = validate_mounts(host_config)
+        warnings += _discard_unsupported(host_config)
         warnings += self.network.create_warnings(host_config)
         self.network.resolve_mode(host_config)
         capabilities(host_config)  # unknown CapAdd/CapDrop names are refused at create, as dockerd does
@@ -331,9 +342,12 @@ class ContainerManager:
 
         try:
             rootfs = self.mounts.mount(c)
+            sources = self.mounts.sources(c)
+            propagation = self.mounts.rootfs_propagation(c, sources)
             joined = self.network.up(c)
             ipc = setup_ipc(c, self.store)
-            spec = process_spec(self.daemon, c, rootfs)
+            spec = process_spec(self.daemon, c, rootfs, sources)
+            spec["rootfs_propagation"] = propagation
             ipc.apply(spec)
             self.network.apply(c, spec, joined)
         except ApiError:

@@ -236,7 +236,7 @@ class Container:
         if size:
             doc["SizeRw"] = self.size_rw or 0
             doc["SizeRootFs"] = self.size_root_fs or 0
-        doc.update(Mounts=list(self.mounts), Config=self.config, NetworkSettings=self.network_settings)
+        doc.update(Mounts=self.public_mounts(), Config=self.config, NetworkSettings=self.network_settings)
         return doc
 
     @property
@@ -260,7 +260,7 @@ class Container:
             "Status": self.human_status(),
             "HostConfig": self._summary_host_config(),
             "NetworkSettings": {"Networks": networks},
-            "Mounts": list(self.mounts),
+            "Mounts": self.public_mounts(),
         }
 
     def _summary_host_config(self) -> dict[str, Any]:
@@ -269,6 +269,12 @@ class Container:
         if self.host_config.get("Annotations"):
             out["Annotations"] = dict(self.host_config["Annotations"])
         return out
+
+    def public_mounts(self) -> list[dict[str, Any]]:
+        """The mount points as inspect and ``docker ps`` show them (what refd keeps besides stays out)."""
+        from .mountparse import public_view
+
+        return [public_view(m) for m in self.mounts]
 
     # -- persistence -------------------------------------------------------------------------------
     def to_record(self) -> dict[str, Any]:

@@ -38,57 +38,103 @@ def _env(env_in: list[str], hostname: str, tty: bool) -> list[str]:
     return env
 
 
-def _bind(source: str, target: str, readonly: bool, propagation: str) -> dict[str, Any]:
-    return {
-        "destination": target,
-        "type": "bind",
-        "source": source,
-        "options": ["rbind", "ro" if readonly else "rw", propagation or "rprivate"],
-    }
-
-
-def _tmpfs(target: str, options: list[str]) -> dict[str, Any]:
+def _tmpfs(target: str, data: str) -> dict[str, Any]:
+    """moby withMounts for a tmpfs: noexec, nosuid, nodev, rprivate, then the mount's own options (a
+    later ``exec`` undoes ``noexec``)."""
     return {
         "destination": target,
         "type": "tmpfs",
         "source": "tmpfs",
-        "options": ["nosuid", "nodev", "noexec", *[o for o in options if o]],
+        "options": ["noexec", "nosuid", "nodev", "rprivate", *[o for o in data.split(",") if o]],
     }
 
 
-def _mounts(c: Container) -> list[dict[str, Any]]:
-    """Runtime mounts: binds and volumes from the container's mount points, plus tmpfs mounts."""
+def kernel_supports_rro(release: str | None = None) -> bool:
+    """Recursively read-only mounts (mount_setattr with AT_RECURSIVE) need Linux 5.12 (moby's check)."""
+    text = release if release is not None else os.uname().release
+    numbers = []
+    for part in text.split(".")[:2]:
+        digits = "".join(ch for ch in part if ch.isdigit()) if part[:1].isdigit() else ""
+        numbers.append(int(digits.split()[0]) if digits else 0)
+    while len(numbers) < 2:
+        numbers.append(0)
+    return (numbers[0], numbers[1]) >= (5, 12)
+
+
+def _bind_options(point: dict[str, Any]) -> list[str]:
+    """The OCI options of a bind or volume (moby setupMounts' conflicts, withMounts' choices): ``rbind``
+    unless NonRecursive, read-only recursively (``rro``) unless ReadOnlyNonRecursive or the kernel cannot,
+    and the propagation when the mount point has one."""
+    spec = point.get("Spec") or {}
+    bind_options = (spec.get("BindOptions") or {}) if spec.get("Type") == "bind" else {}
+    writable = bool(point.get("RW", True))
+    non_recursive_ro = bool(bind_options.get("ReadOnlyNonRecursive"))
+    force_recursive_ro = bool(bind_options.get("ReadOnlyForceRecursive"))
+    if not spec.get("ReadOnly") and spec.get("Type") == "bind":
+        if non_recursive_ro:
+            raise ApiError(500, "mount options conflict: !ReadOnly && BindOptions.ReadOnlyNonRecursive")
+        if force_recursive_ro:
+            raise ApiError(500, "mount options conflict: !ReadOnly && BindOptions.ReadOnlyForceRecursive")
+    if non_recursive_ro and force_recursive_ro:
+        raise ApiError(
+            500, "mount options conflict: ReadOnlyNonRecursive && BindOptions.ReadOnlyForceRecursive"
+        )
+    options = ["bind" if bind_options.get("NonRecursive") else "rbind"]
+    if not writable:
+        recursive = not non_recursive_ro
+        if not kernel_supports_rro():
+            if force_recursive_ro:
+                raise ApiError(500, "recursively read-only mounts need Linux 5.12 or later")
+            recursive = False
+        options.append("rro" if recursive else "ro")
+    else:
+        options.append("rw")
+    propagation = str(point.get("Propagation") or "")
+    if propagation in _PROPAGATIONS:
+        options.append(propagation)
+    return options
+
+
+def _depth(point: dict[str, Any]) -> int:
+    """moby sortMounts: by the number of separators of the cleaned destination (parents first)."""
+    return os.path.normpath(str(point["Destination"])).count("/")
+
+
+def _mounts(c: Container, sources: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """Runtime mounts: binds, volumes and image mounts from the container's mount points (at the sources
+    the mount wiring resolved), then tmpfs mounts (``--tmpfs`` and ``Mounts`` of type tmpfs)."""
+    from .mountparse import tmpfs_options
+
     hc = c.host_config
-    mounts: list[dict[str, Any]] = []
+    sources = sources or {}
+    tmpfs = dict(hc.get("Tmpfs") or {})
     for point in c.mounts:
         if point.get("Type") == "tmpfs":
-            continue  # mounted below from HostConfig.Mounts
-        source, dest = point.get("Source", ""), point["Destination"]
+            spec = point.get("Spec") or {}
+            try:
+                tmpfs[str(point["Destination"])] = tmpfs_options(
+                    spec.get("TmpfsOptions"), bool(spec.get("ReadOnly"))
+                )
+            except ValueError as exc:
+                raise invalid(str(exc)) from None
+    mounts: list[dict[str, Any]] = []
+    for point in sorted(c.mounts, key=_depth):
+        dest = str(point["Destination"])
+        if point.get("Type") == "tmpfs" or dest in tmpfs:
+            continue  # tmpfs mounts take the place of anything else at their destination
+        source = sources.get(dest) or str(point.get("Source") or "")
         if point.get("Type") == "bind":
             if not source.startswith("/"):
                 raise invalid(f"invalid mount config for type \"bind\": invalid mount path: '{source}'")
-            if not os.path.exists(source):
-                if hc.get("Binds") and any(b.split(":")[0] == source for b in hc["Binds"]):
-                    os.makedirs(source, exist_ok=True)  # dockerd creates a missing -v bind source directory
-                else:
-                    raise invalid(
-                        f'invalid mount config for type "bind": bind source path does not exist: {source}'
-                    )
-        propagation = point.get("Propagation") or "rprivate"
-        mounts.append(_bind(source, dest, not point.get("RW", True), propagation))
-    for mount in hc.get("Mounts") or []:
-        if mount.get("Type") == "tmpfs":
-            opts = mount.get("TmpfsOptions") or {}
-            extra = []
-            if opts.get("SizeBytes"):
-                extra.append(f"size={opts['SizeBytes']}")
-            if opts.get("Mode"):
-                extra.append(f"mode={int(opts['Mode']):o}")
-            mounts.append(_tmpfs(mount["Target"], extra))
-        elif mount.get("Type") not in ("bind", "volume", None):
-            raise invalid(f"mount type {mount.get('Type')!r} is not supported by refd yet")
-    for target, options in (hc.get("Tmpfs") or {}).items():
-        mounts.append(_tmpfs(target, options.split(",") if options else []))
+            if not os.path.lexists(source):
+                raise invalid(
+                    f'invalid mount config for type "bind": bind source path does not exist: {source}'
+                )
+        mounts.append(
+            {"destination": dest, "type": "bind", "source": source, "options": _bind_options(point)}
+        )
+    for target, data in tmpfs.items():
+        mounts.append(_tmpfs(target, str(data or "")))
     return mounts
 
 
@@ -183,8 +229,11 @@ def _namespaces(hc: dict[str, Any], daemon: Daemon) -> dict[str, str]:
     return modes
 
 
-def process_spec(daemon: Daemon, c: Container, rootfs: str) -> dict[str, Any]:
-    """The container's init process for ``runtime.process.spawn``."""
+def process_spec(
+    daemon: Daemon, c: Container, rootfs: str, sources: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The container's init process for ``runtime.process.spawn`` (``sources``: where the mount wiring
+    put each mount point's data)."""
     from ..runtime.cgroups import resources_from_host_config
 
     hc = c.host_config
@@ -211,7 +260,7 @@ def process_spec(daemon: Daemon, c: Container, rootfs: str) -> dict[str, Any]:
         "hostname": hostname,
         "rootfs": rootfs,
         "readonly_rootfs": bool(hc.get("ReadonlyRootfs")),
-        "mounts": _mounts(c),
+        "mounts": _mounts(c, sources),
         "masked_paths": [] if privileged else list(hc.get("MaskedPaths") or []),
         "readonly_paths": [] if privileged else list(hc.get("ReadonlyPaths") or []),
         "hosts_path": c.file("hosts"),

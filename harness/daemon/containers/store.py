@@ -119,8 +119,22 @@ class ContainerStore:
     def uses_image(self, image_id: str) -> list[str]:
         return [c.id for c in self.by_id.values() if c.image_id == image_id]
 
+    def mount_image(self, image_id: str) -> list[str]:
+        """The containers with an image mount of ``image_id``."""
+        return [
+            c.id
+            for c in self.by_id.values()
+            if any(
+                m.get("Type") == "image" and (m.get("Spec") or {}).get("Source") == image_id for m in c.mounts
+            )
+        ]
+
     def volume_users(self, name: str) -> list[str]:
-        return [c.id for c in self.by_id.values() if any(m.get("Name") == name for m in c.mounts)]
+        return [
+            c.id
+            for c in self.by_id.values()
+            if any(m.get("Name") == name and m.get("Type", "volume") == "volume" for m in c.mounts)
+        ]
 
     # -- names ---------------------------------------------------------------------------------------
     def new_name(self, requested: str) -> str:

@@ -56,7 +56,7 @@ def _untag(
     """Remove the reference ``name`` (and, for a tag, the repository's digests without a tag left);
     True when the image keeps other references and so stays."""
     if not force and _single_reference(refs):
-        users = service.in_use_by(image.id)
+        users = service.in_use_by(image.id) + service.mounted_in(image.id)  # moby's "using"
         if users:
             raise conflict(
                 f'conflict: unable to remove repository reference "{name}" (must force) '

@@ -118,7 +118,9 @@ class LayerStore:
             else:
                 self._mounts[cid] = rw
         known = {layer.cache_id for layer in self._layers.values()}
-        known |= {m.mount_id for m in self._mounts.values()} | {m.init_id for m in self._mounts.values()}
+        known |= {m.mount_id for m in self._mounts.values()} | {
+            m.init_id for m in self._mounts.values() if m.init_id
+        }
         for cache_id in self.driver.ids():
             if cache_id not in known:
                 self.driver.remove(cache_id)
@@ -291,27 +293,32 @@ class LayerStore:
         shutil.rmtree(doomed, ignore_errors=True)
 
     # -- read-write layers (containers) ----------------------------------------------------------
-    def create_rw_layer(self, container_id: str, parent: str) -> RWLayer:
-        """A container's init layer (``<mount-id>-init``) and read-write layer on the layer ``parent``."""
+    def create_rw_layer(self, container_id: str, parent: str, init: bool = True) -> RWLayer:
+        """A container's init layer (``<mount-id>-init``) and read-write layer on the layer ``parent``
+        (without ``init``, the read-write layer right on ``parent``: an image mount's)."""
         with self.lock:
             if container_id in self._mounts:
                 return self._mounts[container_id]
             parent_cache = self._layers[parent].cache_id if parent else None
             mount_id = secrets.token_hex(32)
-            init_id = mount_id + "-init"
-            self.driver.create(init_id, parent_cache)
+            init_id = mount_id + "-init" if init else ""
             try:
-                root = self.driver.get(init_id)
-                try:
-                    setup_init_layer(root)
-                finally:
-                    self.driver.put(init_id)
-                self.driver.create(mount_id, init_id)
+                if init:
+                    self.driver.create(init_id, parent_cache)
+                    root = self.driver.get(init_id)
+                    try:
+                        setup_init_layer(root)
+                    finally:
+                        self.driver.put(init_id)
+                self.driver.create(mount_id, init_id or parent_cache)
             except BaseException:
-                self.driver.remove(init_id)
+                if init_id:
+                    self.driver.remove(init_id)
                 self.driver.remove(mount_id)
                 raise
-            files = {"mount-id": mount_id.encode(), "init-id": init_id.encode()}
+            files = {"mount-id": mount_id.encode()}
+            if init_id:
+                files["init-id"] = init_id.encode()
             if parent:
                 files["parent"] = parent.encode()
             self._commit_write_set("mount-", files, self._p("mounts", container_id))
@@ -340,7 +347,7 @@ class LayerStore:
             rw = self._mounts.pop(container_id, None)
             if rw is None:
                 return
-            self._remove_dir(self._p("mounts", container_id), rw.mount_id, rw.init_id)
+            self._remove_dir(self._p("mounts", container_id), *[i for i in (rw.mount_id, rw.init_id) if i])
             # a layer kept only by this container (its image was force-removed) goes now
             self._sweep(rw.parent)
 

@@ -61,6 +61,8 @@ class ImageService:
         self.engine_version = engine_version
         #: set by the container code: the containers using an image, and whether one is running
         self.in_use_by: Callable[[str], list[str]] = lambda _image_id: []
+        #: the containers with an image mount of an image (they keep its name from going without force)
+        self.mounted_in: Callable[[str], list[str]] = lambda _image_id: []
         self.container_running: Callable[[str], bool] = lambda _container_id: False
         self.prune_running = False  # dockerd answers 409 to a second concurrent prune
         self.lock = threading.RLock()

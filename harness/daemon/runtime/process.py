@@ -134,6 +134,8 @@ class ProcessSpec:
     hostname: str = ""
     rootfs: str = ""
     readonly_rootfs: bool = False
+    #: the OCI spec's rootfsPropagation ("": runc's default, rslave)
+    rootfs_propagation: str = ""
     mounts: list[rfs.Mount] = field(default_factory=list)
     devices: list[rfs.Device] = field(default_factory=list)
     masked_paths: list[str] | None = None
@@ -674,6 +676,7 @@ def _rootfs_config(
         mounts=rfs.merge_mounts(_default_mounts(spec), spec.mounts),
         devices=devices,
         readonly=spec.readonly_rootfs,
+        root_propagation=spec.rootfs_propagation,
         masked_paths=[]
         if spec.privileged
         else list(rfs.DEFAULT_MASKED_PATHS if spec.masked_paths is None else spec.masked_paths),

@@ -58,6 +58,7 @@ DEFAULT_SHM_SIZE = 64 * 1024 * 1024
 
 _FLAGS: dict[str, tuple[bool, int]] = {  # option -> (clear?, flag)
     "ro": (False, sc.MS_RDONLY),
+    "rro": (False, sc.MS_RDONLY),  # and recursively (mount_setattr), see _mount_one
     "rw": (True, sc.MS_RDONLY),
     "nosuid": (False, sc.MS_NOSUID),
     "suid": (True, sc.MS_NOSUID),
@@ -266,6 +267,9 @@ class RootfsConfig:
     cgroupns: bool = False
     #: propagation of "/" in the container (runc's default when the spec says nothing: rslave)
     propagation: str = "rslave"
+    #: the spec's rootfsPropagation ("" when it says nothing): "/" gets it before the mounts and again
+    #: after pivot_root, and the rootfs's own mount is made private first (runc's prepareRoot)
+    root_propagation: str = ""
 
 
 def parse_options(options: Sequence[str]) -> tuple[int, int, str]:
@@ -336,6 +340,8 @@ def _mount_one(root: str, m: Mount, cfg: RootfsConfig) -> None:
                 raise sc.SyscallError("stat", exc.errno or 0, m.source) from None
             _make_target(dest, is_dir)
             _bind(m.source, dest, flags | sc.MS_BIND)
+            if "rro" in m.options:
+                sc.mount_setattr_recursive_readonly(dest)
         elif m.type == "cgroup":
             _mount_cgroup(dest, cfg, flags)
         elif m.type == "sysfs":
@@ -430,8 +436,11 @@ def prepare(cfg: RootfsConfig) -> None:
     root = os.path.realpath(cfg.rootfs)
     if not os.path.isdir(root):
         raise ContainerStartError(f"rootfs ({cfg.rootfs}) does not exist", errno.ENOENT)
+    propagation = cfg.root_propagation or cfg.propagation
     try:
-        sc.mount(None, "/", None, _PROPAGATION.get(cfg.propagation, sc.MS_SLAVE | sc.MS_REC))
+        sc.mount(None, "/", None, _PROPAGATION.get(propagation, sc.MS_SLAVE | sc.MS_REC))
+        if cfg.root_propagation:
+            _make_parent_mount_private(root)
         sc.mount(root, root, None, sc.MS_BIND | sc.MS_REC)
     except OSError as exc:
         raise ContainerStartError(f"error preparing rootfs: {_describe(exc)}", exc.errno or 0) from None
@@ -453,6 +462,26 @@ def prepare(cfg: RootfsConfig) -> None:
         except OSError as exc:
             raise _fail(cfg.console, "/dev/console", exc) from None
     _pivot(root)
+    if cfg.root_propagation:
+        try:
+            sc.mount(None, "/", None, _PROPAGATION[cfg.root_propagation])
+        except OSError as exc:
+            raise ContainerStartError(
+                f"error setting rootfs propagation: {_describe(exc)}", exc.errno or 0
+            ) from None
+
+
+def _make_parent_mount_private(path: str) -> None:
+    """runc's rootfsParentMountPrivate: the mount holding the rootfs is made private (pivot_root refuses a
+    shared one), walking up from ``path`` to the first mount point."""
+    while True:
+        try:
+            sc.mount(None, path, None, sc.MS_PRIVATE)
+            return
+        except sc.SyscallError as exc:
+            if exc.errno != errno.EINVAL or path == "/":
+                raise
+            path = os.path.dirname(path)
 
 
 def _pivot(root: str) -> None:

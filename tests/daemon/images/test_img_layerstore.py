@@ -183,3 +183,20 @@ def test_rw_layer_on_nothing(layers: LayerStore) -> None:
     assert rw.parent == "" and not os.path.exists(os.path.join(layers.root, "mounts", "scratch", "parent"))
     layers.remove_rw_layer("scratch")
     assert layers.driver.ids() == []
+
+
+def test_rw_layer_without_init_files(layers: LayerStore) -> None:
+    """An image mount's layer: read-write on the image, none of the init layer's /.dockerenv or /etc/mtab."""
+    base = layers.register(io.BytesIO(BASE))
+    rw = layers.create_rw_layer("c1-image", base.chain_id, init=False)
+    assert rw.init_id == "" and rw.parent == base.chain_id
+    rootfs = Path(layers.mount_rootfs("c1-image"))
+    try:
+        assert (rootfs / "bin" / "sh").exists() and not (rootfs / ".dockerenv").exists()
+    finally:
+        layers.unmount_rootfs("c1-image")
+    layers.restore()  # read back without an init-id
+    assert layers.rw_layer("c1-image") == rw
+    layers.release(base.chain_id)
+    layers.remove_rw_layer("c1-image")
+    assert layers.all_layers() == [] and layers.driver.ids() == []

@@ -6,6 +6,7 @@ import os
 import pty
 import signal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -310,3 +311,74 @@ def test_spec_round_trips_through_json(rootfs: Path) -> None:
     assert again == spec
     with pytest.raises(ValueError, match="unknown process settings"):
         rt.ProcessSpec.from_dict({"args": ["x"], "bogus": 1})
+
+
+def _in_private_mount_namespace(fn: Any) -> Any:
+    """``fn()`` on a thread of its own in a new mount namespace (made rslave: nothing reaches the host),
+    so the submounts a test makes for its containers vanish with the thread."""
+    import threading
+
+    from harness.daemon.runtime import syscalls as sc
+
+    out: list[Any] = []
+
+    def body() -> None:
+        try:
+            sc.unshare(sc.CLONE_NEWNS)
+            sc.mount(None, "/", None, sc.MS_REC | sc.MS_SLAVE)
+            out.append((True, fn()))
+        except BaseException as exc:
+            out.append((False, exc))
+
+    thread = threading.Thread(target=body)
+    thread.start()
+    thread.join()
+    ok, value = out[0]
+    if not ok:
+        raise value
+    return value
+
+
+def test_rro_makes_submounts_read_only_and_ro_does_not(runner: Runner, tmp_path: Path) -> None:
+    from harness.daemon.runtime import syscalls as sc
+
+    data = tmp_path / "data"
+    (data / "sub").mkdir(parents=True)
+
+    def run() -> Any:
+        sc.mount("tmpfs", str(data / "sub"), "tmpfs", 0, "size=1m")
+        mounts = [
+            Mount("/rro", "bind", str(data), ("rbind", "rro", "rprivate")),
+            Mount("/ro", "bind", str(data), ("rbind", "ro", "rprivate")),
+        ]
+        return runner.sh("touch /rro/sub/x; echo rro=$?; touch /ro/sub/y; echo ro=$?", mounts=mounts)
+
+    res = _in_private_mount_namespace(run)
+    assert res.code == 0, res.out
+    assert "rro=1" in res.out and "ro=0" in res.out, res.out
+
+
+def test_root_propagation_shared_lets_a_shared_bind_propagate_back(runner: Runner, tmp_path: Path) -> None:
+    """moby's shared bind (TestContainerVolumesMountedAsShared): with rootfsPropagation "shared" a mount the
+    container makes under a shared bind appears at its source outside."""
+    from harness.daemon.runtime import syscalls as sc
+
+    source = tmp_path / "shared"
+    (source / "mnt").mkdir(parents=True)
+
+    def run() -> Any:
+        sc.mount(str(source), str(source), None, sc.MS_BIND)
+        sc.mount(None, str(source), None, sc.MS_SHARED)
+        res = runner.sh(
+            "mount -t tmpfs tmpfs /v/mnt && echo mounted",
+            mounts=[Mount("/v", "bind", str(source), ("rbind", "rw", "shared"))],
+            privileged=True,
+            rootfs_propagation="shared",
+        )
+        with open("/proc/thread-self/mountinfo") as fh:  # this thread's namespace, not the process's
+            seen = any(line.split()[4] == str(source / "mnt") for line in fh)
+        return res, seen
+
+    res, seen = _in_private_mount_namespace(run)
+    assert res.code == 0 and "mounted" in res.out, res.out
+    assert seen
