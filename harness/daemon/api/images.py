@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -19,8 +20,8 @@ from typing import TYPE_CHECKING
 
 from ..distribution.auth import decode_auth_config
 from ..distribution.progress import ProgressOutput
-from ..errors import ApiError, conflict, invalid, not_found
-from ..goformat import error_line, go_arch, human_size, json_line
+from ..errors import ApiError, conflict, go_kind, invalid, not_found
+from ..goformat import error_line, human_size, json_line
 from ..httpd import Request, Response
 from ..images import delete as image_delete
 from ..images import load as image_load
@@ -119,16 +120,17 @@ async def save(req: Request, daemon: Daemon) -> Response:
 
 # -- create: pull or import -----------------------------------------------------------------------
 def _platform(req: Request) -> tuple[str, str, str] | None:
+    """``?platform=`` of a pull or import (API 1.32+), parsed before anything is fetched: a bad one is
+    containerd's 400."""
     text = req.arg("platform")
     if not text or _version(req) < (1, 32):
         return None
-    parts = text.lower().split("/")
-    if len(parts) > 3 or not all(parts):
-        raise invalid(f'"{text}": unknown operating system or architecture: invalid argument')
-    os_name = parts[0]
-    arch = parts[1] if len(parts) > 1 else go_arch()
-    arch = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64"}.get(arch, arch)
-    return os_name, arch, parts[2] if len(parts) > 2 else ""
+    from ..builder.platforms import parse_platform
+
+    try:
+        return parse_platform(text)
+    except ValueError as exc:
+        raise invalid(str(exc)) from None
 
 
 async def create(req: Request, daemon: Daemon) -> Response:
@@ -237,10 +239,45 @@ async def list_images(req: Request, daemon: Daemon) -> Response:
 
 async def inspect(req: Request, daemon: Daemon) -> Response:
     service = _service(daemon)
-    if _version(req) >= (1, 49) and req.arg("platform") and bool_value(req, "manifests"):
+    platform = (
+        _json_platform(req.arg("platform")) if _version(req) >= (1, 49) and req.arg("platform") else None
+    )
+    if platform is not None and bool_value(req, "manifests"):
         raise invalid("conflicting options: manifests and platform options cannot both be set")
     image = service.resolve(req.match["name"])
+    if platform is not None:
+        from ..builder.platforms import format_platform, image_platform, platform_matches
+
+        if not platform_matches(image, platform):  # the graphdriver store keeps one platform per image
+            raise not_found(
+                f"image with reference {req.match['name']} was found but its platform "
+                f"({format_platform(image_platform(image))}) does not match the specified platform "
+                f"({format_platform(platform)})"
+            )
     return json_response(await asyncio.to_thread(inspect_document, service, image, _version(req)))
+
+
+def _json_platform(text: str) -> tuple[str, str, str]:
+    """moby httputils.DecodePlatform: an OCI platform as JSON, with both OS and architecture."""
+    from ..gojson import go_json_syntax_error
+
+    error = go_json_syntax_error(text.encode())
+    if error is not None:
+        raise invalid(f"failed to parse platform: {error}")
+    doc = json.loads(text)
+    if not isinstance(doc, dict) and doc is not None:
+        raise invalid(
+            f"failed to parse platform: json: cannot unmarshal {go_kind(doc)} "
+            "into Go value of type v1.Platform"
+        )
+    doc = doc or {}
+    os_name, arch, variant = (str(doc.get(k) or "") for k in ("os", "architecture", "variant"))
+    optional = variant or doc.get("os.version") or doc.get("os.features")
+    if not os_name and not arch and optional:
+        raise invalid("optional platform fields provided, but OS and Architecture are missing")
+    if not os_name or not arch:
+        raise invalid("both OS and Architecture must be provided")
+    return os_name, arch, variant
 
 
 async def history(req: Request, daemon: Daemon) -> Response:

@@ -6,23 +6,12 @@ import re
 
 from ..goformat import go_arch
 from ..images.imagestore import Image
+from ..log import go_quote
 
 __all__ = ["format_platform", "image_platform", "parse_platform", "platform_matches"]
 
 Platform = tuple[str, str, str]
 
-_OS_ALIASES = {"macos": "darwin"}
-_ARCH_ALIASES = {
-    "x86_64": ("amd64", ""),
-    "x86-64": ("amd64", ""),
-    "amd64": ("amd64", ""),
-    "aarch64": ("arm64", ""),
-    "arm64": ("arm64", ""),
-    "armhf": ("arm", "v7"),
-    "armel": ("arm", "v6"),
-    "i386": ("386", ""),
-    "386": ("386", ""),
-}
 _KNOWN_OS = (
     "aix",
     "android",
@@ -39,7 +28,6 @@ _KNOWN_OS = (
     "openbsd",
     "plan9",
     "solaris",
-    "wasip1",
     "windows",
     "zos",
 )
@@ -69,46 +57,83 @@ _KNOWN_ARCH = (
     "sparc64",
     "wasm",
 )
-_PLATFORM_PART = re.compile(r"^[A-Za-z0-9_.-]+$")
+_SPECIFIER = re.compile(r"^[A-Za-z0-9_.-]+$")
+_OS = re.compile(r"^([A-Za-z0-9_-]+)(?:\(([A-Za-z0-9_.%-]*)((?:\+[A-Za-z0-9_.%-]+)*)\))?$")
+#: the patterns as Go's %q shows them in containerd's messages
+_SPECIFIER_Q = '"^[A-Za-z0-9_.-]+$"'
+_OS_Q = '"^([A-Za-z0-9_-]+)(?:\\\\(([A-Za-z0-9_.%-]*)((?:\\\\+[A-Za-z0-9_.%-]+)*)\\\\))?$"'
+
+
+def _q(text: str) -> str:
+    return go_quote(text)
 
 
 def parse_platform(text: str) -> Platform:
-    """containerd platforms.Parse (os[/arch[/variant]] or a bare architecture); ValueError with its text."""
+    """containerd platforms.Parse (v1.0.0-rc.4, what Debian's dockerd 28.5 is built with), normalized
+    (platforms.Normalize, as moby's builder and matchers use it); ValueError with containerd's text."""
     if "*" in text:
-        raise ValueError(f'"{text}": wildcards not yet supported: invalid argument')
-    spec = text.split("(", 1)[0]
-    parts = spec.split("/")
-    for part in parts:
-        if not _PLATFORM_PART.match(part):
-            raise ValueError(f'"{part}": unknown operating system or architecture: invalid argument')
-    parts = [p.lower() for p in parts]
+        raise ValueError(f"{_q(text)}: wildcards not yet supported: invalid argument")
+    parts = text.split("/", 3)
+    os_name = ""
+    for i, part in enumerate(parts):
+        if i == 0:
+            match = _OS.match(part)
+            if match is None:
+                raise ValueError(
+                    f"{_q(part)} is an invalid OS component of {_q(text)}: OSAndVersion specifier component "
+                    f"must match {_OS_Q}: invalid argument"
+                )
+            os_name = _norm_os(match.group(1))
+        elif not _SPECIFIER.match(part):
+            raise ValueError(
+                f"{_q(part)} is an invalid component of {_q(text)}: platform specifier component must match "
+                f"{_SPECIFIER_Q}: invalid argument"
+            )
     if len(parts) == 1:
-        os_name = _OS_ALIASES.get(parts[0], parts[0])
         if os_name in _KNOWN_OS:
-            return os_name, go_arch(), ""
+            return _normalized(os_name, go_arch(), "")
         arch, variant = _norm_arch(parts[0], "")
         if arch in _KNOWN_ARCH:
-            return "linux", arch, variant
-        raise ValueError(f'"{text}": unknown operating system or architecture: invalid argument')
+            return _normalized("linux", arch, variant)
+        raise ValueError(f"{_q(text)}: unknown operating system or architecture: invalid argument")
     if len(parts) == 2:
-        arch, variant = _norm_arch(parts[1], "")
-        return _OS_ALIASES.get(parts[0], parts[0]), arch, variant
+        return _normalized(os_name, *_norm_arch(parts[1], ""))
     if len(parts) == 3:
-        arch, variant = _norm_arch(parts[1], parts[2])
-        return _OS_ALIASES.get(parts[0], parts[0]), arch, variant
-    raise ValueError(f'"{text}": cannot parse platform specifier: invalid argument')
+        return _normalized(os_name, *_norm_arch(parts[1], parts[2]))
+    raise ValueError(f"{_q(text)}: cannot parse platform specifier: invalid argument")
+
+
+def _normalized(os_name: str, arch: str, variant: str) -> Platform:
+    return (os_name, *_norm_arch(arch, variant))
+
+
+def _norm_os(name: str) -> str:
+    name = name.lower()
+    return "darwin" if name == "macos" else name
 
 
 def _norm_arch(arch: str, variant: str) -> tuple[str, str]:
-    if arch in _ARCH_ALIASES:
-        norm, default_variant = _ARCH_ALIASES[arch]
-        if norm == "amd64" and variant == "v1":
+    """containerd's normalizeArch."""
+    arch, variant = arch.lower(), variant.lower()
+    if arch == "i386":
+        return "386", ""
+    if arch in ("x86_64", "x86-64", "amd64"):
+        return "amd64", "" if variant == "v1" else variant
+    if arch in ("aarch64", "arm64"):
+        if variant in ("8", "v8", "v8.0"):
             variant = ""
-        if norm == "arm64" and variant in ("v8", "8"):
-            variant = ""
-        return norm, variant or default_variant
-    if arch == "arm" and variant in ("", "7", "7l"):
-        return "arm", "v7" if variant in ("7", "7l") else variant
+        elif variant in ("9", "9.0", "v9.0"):
+            variant = "v9"
+        return "arm64", variant
+    if arch == "armhf":
+        return "arm", "v7"
+    if arch == "armel":
+        return "arm", "v6"
+    if arch == "arm":
+        if variant in ("", "7"):
+            variant = "v7"
+        elif variant in ("5", "6", "8"):
+            variant = "v" + variant
     return arch, variant
 
 
