@@ -199,7 +199,8 @@ def test_exec_create_unknown_user(engine: EngineClient, running: str, observe: O
 @pytest.mark.scenario(
     "api/containers/group-add-names",
     "HostConfig.GroupAdd names MUST be looked up in the container's /etc/group (numbers are taken as they "
-    "are): the process and its execs get those gids, and an unknown name fails the start naming it",
+    "are): the process and its execs get those gids, and an unknown name fails the start with dockerd's "
+    "500 naming it, as an unknown Config.User does",
     ref="moby daemon/oci_linux.go getUser; moby/sys/user GetAdditionalGroupsPath",
 )
 def test_group_add_names(
@@ -219,7 +220,18 @@ def test_group_add_names(
     observe("exec_groups", out)
     observe("unknown_name", [refused.status_code, "unable to find group nosuchgroup" in refused.text])
     assert started.status_code == 204 and out == ["0", "777", "65534"]
-    assert refused.status_code >= 400 and "unable to find group nosuchgroup" in refused.text
+    expect_error(refused, 500, "unable to find group nosuchgroup: no matching entries in group file")
+    nobody = create_container(engine, containers, test_image, ["true"], User="nosuchuser")
+    expect_error(
+        engine.post(f"{V}/containers/{nobody}/start"),
+        500,
+        "unable to find user nosuchuser: no matching entries in passwd file",
+    )
+    state = engine.get(f"{V}/containers/{nobody}/json").json()["State"]
+    assert (state["ExitCode"], state["Error"]) == (
+        128,
+        "unable to find user nosuchuser: no matching entries in passwd file",
+    )
 
 
 def _exec_bytes(engine: EngineClient, cid: str, create: dict[str, Any], start: dict[str, Any]) -> bytes:

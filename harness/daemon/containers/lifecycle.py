@@ -337,6 +337,7 @@ class ContainerManager:
 
     def _process_spec(self, c: Container) -> dict[str, Any]:
         """Rootfs, volumes, network and files up; the process spec to run in them."""
+        from ..runtime.users import UserLookupError, lookup_additional_groups, lookup_user
         from .ipc import setup_ipc
         from .spec import process_spec
 
@@ -349,6 +350,14 @@ class ContainerManager:
             spec = process_spec(self.daemon, c, rootfs, sources)
             spec["rootfs_propagation"] = propagation
             ipc.apply(spec)
+            # moby's createSpec (WithUser, getUser) resolves the user and GroupAdd in the container's files
+            # before the task exists: an unknown one is its plain error, a 500, not the runtime's
+            try:
+                if spec["user"]:
+                    lookup_user(rootfs, spec["user"])
+                lookup_additional_groups(rootfs, spec["additional_gids"])
+            except UserLookupError as exc:
+                raise system(str(exc)) from None
             self.network.apply(c, spec, joined)
         except ApiError:
             raise
