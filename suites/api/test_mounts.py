@@ -190,8 +190,10 @@ def filled_volume(docker_cli: CLI, test_image: str) -> Any:
     "api/mounts/volume-subpath",
     "VolumeOptions.Subpath MUST mount that directory or file of the volume; a subpath that leaves the volume "
     "lexically MUST be refused at create (400), one that does not exist or leaves it through a symlink at "
-    "start (404 'cannot access path', 400 'path concatenation escapes the base directory')",
-    ref="moby volume/mounts/linux_parser.go, volume/mounts/mounts.go Setup, internal/safepath",
+    "start (404 'cannot access path', 400 'path concatenation escapes the base directory'); docker cp MUST "
+    "see the subpath at the mount point",
+    ref="moby volume/mounts/linux_parser.go, volume/mounts/mounts.go Setup, internal/safepath, "
+    "daemon/containerfs_linux.go",
 )
 def test_volume_subpath(
     engine: EngineClient,
@@ -216,6 +218,9 @@ def test_volume_subpath(
         seen[subpath] = (
             _run(engine, docker_cli, resp.json()["Id"]) if resp.status_code == 201 else _answer(resp)
         )
+        if subpath == "sub" and resp.status_code == 201:
+            cp = engine.get(f"{V}/containers/{resp.json()['Id']}/archive", params={"path": "/m/hello.txt"})
+            seen["cp-from-sub"] = cp.status_code
     seen["../escape"] = _answer(_create(engine, containers, V_SUBPATH, body("../escape", ["true"])))
     for subpath in ("nosuch", "out"):
         resp = _create(engine, containers, V_SUBPATH, body(subpath, ["true"]))
@@ -224,6 +229,7 @@ def test_volume_subpath(
     seen["old-api"] = _answer(_create(engine, containers, "/v1.44", body("sub", ["true"])))
     observe("subpaths", seen)
     assert seen["sub"] == (0, "hello.txt\n") and seen["file.txt"] == (0, "foo\n")
+    assert seen["cp-from-sub"] == 200  # the stopped container's view has the subpath at /m
     assert seen["link"] == (0, "hello.txt\n")  # a symlink is followed while it stays inside
     assert seen["../escape"] == (
         400,

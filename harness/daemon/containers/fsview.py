@@ -43,15 +43,16 @@ class ViewMount:
     writable: bool
 
 
-def view_mounts(c: Container) -> list[ViewMount]:
-    """``c``'s volumes and binds whose source exists, then its network files once they are written,
-    parents before children (dockerd sorts its mounts by destination depth)."""
+def view_mounts(c: Container, sources: dict[str, str] | None = None) -> list[ViewMount]:
+    """``c``'s volumes, binds and image mounts whose source exists (at ``sources``: a subpath's), then its
+    network files once they are written, parents before children (dockerd sorts its mounts by depth)."""
     mounts: list[ViewMount] = []
     taken: set[str] = set()
     for point in c.mounts:
-        if point.get("Type") not in ("volume", "bind"):
+        if point.get("Type") not in ("volume", "bind", "image"):
             continue  # tmpfs lives only in the running container's own namespace
-        source, dest = str(point.get("Source") or ""), str(point.get("Destination") or "")
+        dest = str(point.get("Destination") or "")
+        source = (sources or {}).get(dest) or str(point.get("Source") or "")
         if source and dest and os.path.exists(source):
             mounts.append(ViewMount(source, os.path.normpath(dest), bool(point.get("RW", True))))
             taken.add(os.path.normpath(dest))
@@ -64,20 +65,34 @@ def view_mounts(c: Container) -> list[ViewMount]:
 
 
 @contextlib.contextmanager
-def _volumes_in_use(daemon: Daemon, c: Container) -> Iterator[None]:
-    """``c``'s volumes mounted for the operation (one with mount options is mounted only while in use)."""
-    volumes = getattr(daemon, "volumes", None)
-    if volumes is None:
-        yield
-        return
+def _mounts_in_use(daemon: Daemon, c: Container) -> Iterator[dict[str, str]]:
+    """``c``'s volumes (one with mount options is mounted only while in use) and image layers mounted for
+    the operation; yields where each volume or image mount's data is (its subpath resolved, as moby's
+    openContainerFS sets the mounts up: a subpath that leaves its volume fails the copy)."""
+    from .mounts import resolve_subpath
+
+    volumes: Any = getattr(daemon, "volumes", None)
+    layers: Any = getattr(getattr(daemon, "images", None), "layers", None)
     user = f"{c.id}-fsview-{secrets.token_hex(4)}"
     done: list[str] = []
+    images: list[str] = []
     try:
-        for name in volume_names(c):
+        for name in volume_names(c) if volumes is not None else []:
             volumes.mount(name, user)
             done.append(name)
-        yield
+        sources: dict[str, str] = {}
+        for point in c.mounts:
+            source = str(point.get("Source") or "")
+            if point.get("Type") == "image" and point.get("LayerID") and layers is not None:
+                source = layers.mount_rootfs(point["LayerID"])
+                images.append(point["LayerID"])
+            if point.get("Type") in ("volume", "image") and source:
+                sources[str(point["Destination"])] = resolve_subpath(point, source)
+        yield sources
     finally:
+        for layer_id in images:
+            with contextlib.suppress(Exception):
+                layers.unmount_rootfs(layer_id)
         for name in done:
             with contextlib.suppress(Exception):
                 volumes.unmount(name, user)
@@ -139,5 +154,5 @@ def _run_in_namespace(rootfs: str, mounts: list[ViewMount], fn: Callable[[str], 
 
 async def in_container_fs(daemon: Daemon, c: Container, fn: Callable[[str], T]) -> T:
     """``fn(rootfs)`` with ``c``'s rootfs mounted and its mounts in place, off the event loop."""
-    with mounted_rootfs(daemon, c) as rootfs, _volumes_in_use(daemon, c):
-        return await asyncio.to_thread(_run_in_namespace, rootfs, view_mounts(c), fn)
+    with mounted_rootfs(daemon, c) as rootfs, _mounts_in_use(daemon, c) as sources:
+        return await asyncio.to_thread(_run_in_namespace, rootfs, view_mounts(c, sources), fn)

@@ -36,7 +36,7 @@ from .mountparse import (
 if TYPE_CHECKING:
     from ..daemon import Daemon
 
-__all__ = ["MountWiring", "validate_mounts", "volume_names"]
+__all__ = ["MountWiring", "resolve_subpath", "validate_mounts", "volume_names"]
 
 
 def volume_names(c: Container) -> list[str]:
@@ -89,6 +89,14 @@ def _safe_join(base: str, subpath: str) -> str:
             400, f"path concatenation escapes the base directory, base: {resolved_base}, subpath: {subpath}"
         )
     return resolved
+
+
+def resolve_subpath(point: dict[str, Any], source: str) -> str:
+    """Where a volume's or image mount's data is: ``source``, or its ``Subpath`` inside it."""
+    spec = point.get("Spec") or {}
+    options = spec.get("VolumeOptions") if point.get("Type") == "volume" else spec.get("ImageOptions")
+    subpath = str((options or {}).get("Subpath") or "")
+    return _safe_join(source, subpath) if subpath else source
 
 
 def _go_error(op: str, path: str, exc: OSError) -> str:
@@ -326,13 +334,8 @@ class MountWiring:
         for point in c.mounts:
             kind, dest = point.get("Type"), str(point["Destination"])
             source = str(point.get("Source") or "")
-            spec = point.get("Spec") or {}
-            if kind == "volume":
-                subpath = str((spec.get("VolumeOptions") or {}).get("Subpath") or "")
-                out[dest] = _safe_join(source, subpath) if subpath else source
-            elif kind == "image":
-                subpath = str((spec.get("ImageOptions") or {}).get("Subpath") or "")
-                out[dest] = _safe_join(source, subpath) if subpath else source
+            if kind in ("volume", "image"):
+                out[dest] = resolve_subpath(point, source)
             elif kind == "bind":
                 if not point.get("SkipMountpointCreation") and not os.path.lexists(source):
                     with contextlib.suppress(NotADirectoryError):

@@ -102,3 +102,51 @@ def test_the_view_binds_mounts_in_a_namespace_nobody_else_sees(tmp_path: Path) -
     assert not os.path.ismount(rootfs / "data")
     with open("/proc/self/mountinfo") as fh:
         assert str(rootfs) not in fh.read()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="binds mounts in a private mount namespace: needs root")
+def test_the_view_shows_a_subpath_and_an_image_mount_and_refuses_an_escaping_subpath(tmp_path: Path) -> None:
+    rootfs, vol, image = tmp_path / "rootfs", tmp_path / "vol", tmp_path / "image"
+    (rootfs / "etc").mkdir(parents=True)
+    (vol / "sub").mkdir(parents=True)
+    (vol / "sub" / "inside.txt").write_text("sub\n")
+    (vol / "out").symlink_to("/")
+    (image / "www").mkdir(parents=True)
+    (image / "www" / "index.html").write_text("img\n")
+    c = make_container(str(tmp_path))
+    c.mounts = [
+        {
+            "Type": "volume",
+            "Source": str(vol),
+            "Destination": "/v",
+            "RW": True,
+            "Spec": {"VolumeOptions": {"Subpath": "sub"}},
+        },
+        {
+            "Type": "image",
+            "Source": "",
+            "Destination": "/image",
+            "RW": False,
+            "LayerID": "c-image",
+            "Spec": {"ImageOptions": {"Subpath": "www"}},
+        },
+    ]
+
+    class Layers(_Layers):
+        def mount_rootfs(self, cid: str) -> str:
+            self.mounted += 1
+            return str(rootfs) if cid == c.id else str(image)
+
+    layers = Layers(str(rootfs))
+    daemon = SimpleNamespace(images=SimpleNamespace(layers=layers), volumes=None)
+
+    def look(root: str) -> list[str]:
+        return [stat_path(c, root, p)[2]["name"] for p in ("/v/inside.txt", "/image/index.html")]
+
+    assert asyncio.run(in_container_fs(daemon, c, look)) == ["inside.txt", "index.html"]  # type: ignore[arg-type]
+    assert layers.mounted == 0
+    c.mounts[0]["Spec"] = {"VolumeOptions": {"Subpath": "out"}}
+    with pytest.raises(ApiError) as err:
+        asyncio.run(in_container_fs(daemon, c, look))  # type: ignore[arg-type]
+    assert err.value.status == 400 and "escapes the base directory" in err.value.message
+    assert layers.mounted == 0
