@@ -66,14 +66,6 @@ def _image_config(image: Any) -> dict[str, Any]:
     return dict(doc)
 
 
-def _volumes_from_mode_ok(mode: str) -> bool:
-    """moby's linuxParser.ParseVolumesFrom: at most one of ``rw``/``ro`` and one of ``z``/``Z``; no
-    propagation and no copy mode (the volumes keep the source container's)."""
-    kinds = {"rw": "access", "ro": "access", "z": "label", "Z": "label"}
-    seen = [kinds.get(part) for part in mode.split(",")]
-    return None not in seen and len(set(seen)) == len(seen)
-
-
 def _check_platform(image: Any, ref: str, platform: tuple[str, str, str]) -> None:
     """moby's GetImage with a platform: an image for another one is not found (404), as dockerd says."""
     from ..builder.platforms import format_platform, image_platform, platform_matches
@@ -179,7 +171,6 @@ class ContainerManager:
             image = self._image(image_ref)
             if platform is not None:
                 _check_platform(image, image_ref, platform)
-        self._check_volumes_from(body.get("HostConfig") or {})
         if name:
             name = self.store.new_name(name)
         cid = secrets.token_hex(32)
@@ -230,20 +221,6 @@ class ContainerManager:
                     self.store.get(mode.split(":", 1)[1])
                 except ApiError as exc:
                     raise invalid(exc.message) from None
-
-    def _check_volumes_from(self, host_config: dict[str, Any]) -> None:
-        """moby registerMountPoints: each ``VolumesFrom`` entry is ``container[:mode]`` naming a container
-        that exists (else a 400, not the 404 of the lookup)."""
-        for spec in host_config.get("VolumesFrom") or []:
-            if not spec:
-                raise invalid("volumes-from specification cannot be an empty string")
-            container, _, mode = str(spec).partition(":")
-            if mode and not _volumes_from_mode_ok(mode):
-                raise invalid(f"invalid mode: {mode}")
-            try:
-                self.store.get(container)
-            except ApiError as exc:
-                raise invalid(exc.message) from None
 
     @staticmethod
     def _desired_macs(c: Container) -> None:
