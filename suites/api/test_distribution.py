@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -189,7 +190,7 @@ def test_pull_missing(
         "missing-tag",
         call(client, "POST", f"/images/create?fromImage={host}/library/busybox&tag=nope", [host]),
     )
-    observe(
+    repo = observe(
         "missing-repo",
         call(client, "POST", f"/images/create?fromImage={host}/library/nosuch&tag=latest", [host]),
     )
@@ -199,7 +200,9 @@ def test_pull_missing(
     )
     observe("scratch", call(client, "POST", "/images/create?fromImage=scratch&tag=latest", []))
     observe("bad-reference", call(client, "POST", "/images/create?fromImage=Busybox&tag=latest", []))
-    assert tag["status"] == 404
+    unknown = "not found: manifest unknown: manifest unknown"
+    assert tag == {"status": 404, "message": f"manifest for <registry>/library/busybox:nope {unknown}"}
+    assert repo == {"status": 404, "message": f"manifest for <registry>/library/nosuch:latest {unknown}"}
 
 
 @pytest.mark.scenario(
@@ -465,6 +468,10 @@ def test_search_offline(daemon_factory: Callable[..., DaemonHandle], observe: Ob
     client = _client(handle)
     result = observe("search", call(client, "GET", "/images/search?term=busybox", []))
     assert result["status"] == 500
+    # the lookup's own words name this machine's resolver; the address and the failed step are dockerd's
+    assert re.match(
+        r'Get "https://index\.docker\.io/v1/search\?q=busybox&n=25": dial tcp: ', result["message"]
+    )
 
 
 # -- the real CLI --------------------------------------------------------------------------------------------
