@@ -158,6 +158,10 @@ class LocalBackend:
         try:
             # a target's launcher (chroot into a rootfs) runs as root before the spec's wrapper (e.g. setpriv)
             private = private_accounts_launcher(handle.target, spec, handle.workdir)
+            if remaps_users(spec):
+                # the remapped root must traverse to <data-root>/<uid>.<gid>: dockerd refuses a data-root
+                # whose ancestors lack o+x ("please fix by allowing 'o+x' permissions"), as /var/lib has
+                os.chmod(handle.workdir, 0o711)
             if private:
                 env[CALLER_ENV] = str(os.stat("/proc/self/ns/mnt").st_ino)  # it never mounts in ours
             handle.process = subprocess.Popen(

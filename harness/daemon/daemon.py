@@ -9,6 +9,7 @@ stop containers within the shutdown timeout, ``Daemon shutdown complete``, pidfi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import platform
 import signal
@@ -52,6 +53,7 @@ class Daemon:
         self.build_time = time.strftime("%a %b %d %H:%M:%S %Y", time.gmtime(0))
         self.name = platform.node()
         self.engine_id = ""
+        self.idmap: Any = None  # --userns-remap: an idmap.IdMapping
         self.storage_driver = config["storage-driver"] or "overlay2"
         self.cgroup_version = "2" if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "1"
         self.tls: TLSSettings = resolve_tls(config.values, set(config.flags_set) | set(config.file_keys))
@@ -172,6 +174,22 @@ class Daemon:
                 fh.write(self.engine_id)
             os.replace(tmp, path)
 
+    def _setup_remap(self) -> None:
+        """``--userns-remap``: the remapped user and its ranges; state under ``<data-root>/<uid>.<gid>``."""
+        from .idmap import DEFAULT_USER, RemapError, remapped_root, setup_remap
+
+        value = str(self.config["userns-remap"])
+        name = DEFAULT_USER if value == "default" else value.partition(":")[0]
+        self.log.info(f"User namespaces: ID ranges will be mapped to subuid/subgid ranges of: {name}")
+        try:
+            self.idmap = setup_remap(value)
+            self.config.values["data-root"] = remapped_root(self.config["data-root"], self.idmap)
+            self.containers.store.root = os.path.join(self.config["data-root"], "containers")
+        except RemapError as exc:
+            raise StartupError(f"failed to start daemon: {exc}") from None
+        except OSError as exc:
+            raise StartupError(f"failed to start daemon: Can't create ID mappings: {exc}") from None
+
     def _check_registry_config(self) -> None:
         """registry.NewService: invalid mirrors or insecure registries stop the start-up."""
         from .distribution.errors import DistributionError
@@ -202,6 +220,13 @@ class Daemon:
             pidfile.remove(self.config["pidfile"])
             raise StartupError(f"failed to start daemon: {exc}") from None
         self.storage_driver = self.images.driver_name
+        if self.idmap is not None:
+            driver = self.images.layers.driver
+            driver.id_map, driver.id_unmap = self.idmap.to_host, self.idmap.to_container
+            driver.remapped_root = self.idmap.root
+            driver.own(driver.home, traverse_only=True)
+            with contextlib.suppress(FileNotFoundError):
+                driver.own(os.path.join(driver.home, "dir"), traverse_only=True)  # vfs
         self.images.in_use_by = self.containers.uses_image
         self.images.mounted_in = self.containers.mount_image
         self.images.container_running = lambda cid: (
@@ -238,6 +263,8 @@ class Daemon:
                 os.makedirs(path, mode=mode, exist_ok=True)
             except OSError as exc:
                 raise StartupError(f"failed to create {path}: {exc.strerror}") from None
+        if cfg["userns-remap"]:
+            self._setup_remap()
         try:
             pidfile.write(cfg["pidfile"])
         except pidfile.PidfileError as exc:
@@ -267,6 +294,7 @@ class Daemon:
         from .volumes import VolumeStore
 
         self.volumes = VolumeStore(self.config["data-root"])
+        self.volumes.owner = self.idmap.root if self.idmap is not None else None
         self.volumes.users = self.containers.volume_users
         self._init_networks()
         self.log.info("Loading containers: start.")

@@ -210,9 +210,11 @@ def info_document(daemon: Daemon) -> dict[str, Any]:
         "ContainerdCommit": {"ID": ""},
         "RuncCommit": {"ID": ""},
         "InitCommit": {"ID": ""},
-        "SecurityOptions": ["name=seccomp,profile=builtin", "name=cgroupns"]
-        if daemon.cgroup_version == "2"
-        else ["name=seccomp,profile=builtin"],
+        "SecurityOptions": [  # moby's order: seccomp, userns (--userns-remap), cgroupns (cgroup v2)
+            "name=seccomp,profile=builtin",
+            *(["name=userns"] if getattr(daemon, "idmap", None) is not None else []),
+            *(["name=cgroupns"] if daemon.cgroup_version == "2" else []),
+        ],
         "CDISpecDirs": [],
         "Containerd": None,
         "FirewallBackend": {"Driver": "iptables"} if cfg["iptables"] else None,

@@ -63,6 +63,8 @@ class VolumeStore:
         self.volumes: dict[str, Volume] = {}
         self.users: Any = lambda name: []  # set by the container manager
         self.active: dict[str, set[str]] = {}  # volume -> containers that have it mounted now
+        #: ``--userns-remap``: the host uid/gid of container root, which owns each new volume's _data
+        self.owner: tuple[int, int] | None = None
         self._load()
 
     def _load(self) -> None:
@@ -122,6 +124,8 @@ class VolumeStore:
         root = os.path.join(self.root, name)
         try:
             os.makedirs(self.path(name), mode=0o755, exist_ok=True)
+            if self.owner is not None:
+                os.chown(self.path(name), *self.owner)
         except OSError as exc:  # a name past NAME_MAX, a full disk: dockerd's text (was '<path>: ...')
             raise ApiError(
                 500,

@@ -19,6 +19,7 @@ import pytest
 from harness.checks import expect_error, expect_status
 from harness.client import EngineClient
 from harness.fixtures import Observations
+from harness.profiles import Profile
 from suites._daemon import NEEDS_DEFAULT_BRIDGE
 
 V = ""  # unversioned: each daemon answers at its own API version, as the CLI negotiates
@@ -951,10 +952,13 @@ def test_connect_created(engine: EngineClient, network: Any, container: Any, obs
 @pytest.mark.scenario(
     "api/networks/static-ip-default-bridge",
     "A static address on the default bridge MUST be refused at create: user specified IP address is "
-    "supported only when connecting to networks with user configured subnets",
-    ref="moby daemon/container_operations.go",
+    "supported on user defined networks only, and (unless --bip configured the bridge's subnet) only when "
+    "connecting to networks with user configured subnets",
+    ref="moby daemon/container_operations.go validateEndpointSettings",
 )
-def test_static_ip_default_bridge(engine: EngineClient, container: Any, observe: Observations) -> None:
+def test_static_ip_default_bridge(
+    engine: EngineClient, container: Any, observe: Observations, profile: Profile
+) -> None:
     resp = container(
         "net-static-bridge",
         start=False,
@@ -962,10 +966,11 @@ def test_static_ip_default_bridge(engine: EngineClient, container: Any, observe:
     )
     status, body = observe("error", resp)
     assert status == 400
-    assert (
-        "user specified IP address is supported only when connecting to networks with user configured subnets"
-        in (body["message"])
+    assert "user specified IP address is supported on user defined networks only" in body["message"]
+    configured = (
+        "user specified IP address is supported only when connecting to networks with user configured"
     )
+    assert (configured in body["message"]) is not bool(profile.setting("bip")), body
 
 
 @pytest.mark.kernel

@@ -96,7 +96,20 @@ async def put_archive(req: Request, daemon: Daemon) -> Response:
             while chunk := await req.read_chunk():
                 out.write(chunk)
         await in_container_fs(
-            daemon, c, lambda rootfs: extract_to_dir(c, rootfs, path, tmp, no_overwrite, copy_uid_gid, ref)
+            daemon,
+            c,
+            lambda rootfs: extract_to_dir(
+                c,
+                rootfs,
+                path,
+                tmp,
+                no_overwrite,
+                copy_uid_gid,
+                ref,
+                daemon.idmap.to_host
+                if daemon.idmap is not None and (c.host_config.get("UsernsMode") or "") != "host"
+                else None,
+            ),
         )
     finally:
         with contextlib.suppress(OSError):

@@ -14,7 +14,7 @@ import stat
 import tarfile
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ApiError, invalid, not_found
@@ -255,10 +255,12 @@ def extract_to_dir(
     no_overwrite: bool,
     copy_uid_gid: bool = False,
     ref: str = "",
+    id_map: Callable[[int, int], tuple[int, int]] | None = None,
 ) -> None:
     """Unpack the tar in the file ``archive`` into the directory ``path`` of ``c``'s mounted rootfs
     (``copy_uid_gid``: owned by the container's ``User``, as moby's tarCopyOptions does; ``ref``: how the
-    request named the container)."""
+    request named the container; ``id_map``: --userns-remap's shift of the entries' own owners, which
+    ``copy_uid_gid`` replaces unshifted, as dockerd 28.5 does)."""
     from ..images.tarsafe import ArchiveError, decompress, extract
     from ..runtime.users import UserLookupError, copy_owner
 
@@ -283,7 +285,7 @@ def extract_to_dir(
             with open(archive, "rb") as fh:
                 _check_no_overwrite(decompress(fh), target, path)
         with open(archive, "rb") as fh:
-            extract(decompress(fh), target, whiteouts="keep", owner=owner)
+            extract(decompress(fh), target, whiteouts="keep", owner=owner, id_map=None if owner else id_map)
     except ArchiveError as exc:
         raise invalid(str(exc)) from None
 

@@ -137,15 +137,43 @@ class NetworkWiring:
             check_running(self.store, c)
         netns = self._sandbox_up(c)
         peer = self._peer(c)
+        self._userns_up(c, peer)
         if peer is not None:  # --network container:X shares X's hostname and files
             c.config["Hostname"] = peer.config.get("Hostname") or peer.short_id
         self._write_files(c)
         return Joined(netns, peer)
 
+    def _remapped(self, c: Container) -> bool:
+        networks = self._networks
+        return bool(networks is not None and networks.remaps(c))
+
+    def _userns_up(self, c: Container, peer: Container | None) -> None:
+        """--userns-remap: the container's user namespace, when its sandbox did not bring one (host
+        networking, a disabled network); a peer's (``--network container:X``) is joined instead."""
+        from ..network.sandbox import create_userns, userns_path
+
+        path = userns_path(self.daemon.config["exec-root"], c.id)
+        if not self._remapped(c) or peer is not None or os.path.exists(path):
+            return
+        try:
+            create_userns(path, self.daemon.idmap)
+        except OSError as exc:
+            raise ApiError(500, f"failed to create the user namespace of container {c.id}: {exc}") from None
+
     def apply(self, c: Container, spec: dict[str, Any], joined: Joined) -> None:
-        """Into ``c``'s process spec: the netns to join, the link environment, a peer's files."""
+        """Into ``c``'s process spec: the netns (and user namespace) to join, the link environment, a peer's
+        files."""
+        from ..network.sandbox import userns_path
+
         if joined.netns:
             spec["namespaces"]["net"] = joined.netns
+        if self._remapped(c):
+            peer = joined.peer
+            spec["namespaces"]["user"] = (
+                f"/proc/{peer.state['Pid']}/ns/user"
+                if peer is not None
+                else userns_path(self.daemon.config["exec-root"], c.id)
+            )
         self._link_env(c, spec)
         if joined.peer is not None:
             for key, name in (
@@ -189,6 +217,10 @@ class NetworkWiring:
         from ..network.files import resolv_conf
 
         os.makedirs(c.root, mode=0o710, exist_ok=True)
+        idmap = getattr(self.daemon, "idmap", None)
+        if idmap is not None:  # the remapped root traverses to the files bound into the container
+            os.chown(c.root, 0, idmap.root[1])
+            os.chown(os.path.dirname(c.root), 0, idmap.root[1])
         hostname = c.config.get("Hostname") or c.short_id
         with open(c.file("hostname"), "w") as fh:
             fh.write(hostname + "\n")
@@ -271,3 +303,7 @@ class NetworkWiring:
                 networks.sandbox_down(c)
             except Exception as exc:
                 self.daemon.log.warning(f"failed to release the network of container {c.id}: {exc}")
+        if getattr(self.daemon, "idmap", None) is not None:
+            from ..network.sandbox import delete_netns, userns_path
+
+            delete_netns(userns_path(self.daemon.config["exec-root"], c.id))

@@ -48,9 +48,9 @@ def container_diff(layers: LayerStore, container_id: str, out: IO[bytes]) -> Non
         raise OSError(f"RWLayer of container {container_id} is unexpectedly nil")
     driver = layers.driver
     if isinstance(driver, Overlay2Driver):
-        overlay_diff(driver.root(rw.mount_id), out)
+        overlay_diff(driver.root(rw.mount_id), out, driver.id_unmap)
         return
-    changes_diff(driver.root(rw.mount_id), driver.root(rw.init_id), out)
+    changes_diff(driver.root(rw.mount_id), driver.root(rw.init_id), out, driver.id_unmap)
 
 
 class ScratchLayer:
@@ -75,14 +75,14 @@ class ScratchLayer:
     def diff(self, out: IO[bytes]) -> None:
         driver = self.driver
         if isinstance(driver, Overlay2Driver):
-            overlay_diff(driver.root(self.cache_id), out)
+            overlay_diff(driver.root(self.cache_id), out, driver.id_unmap)
             return
         if self.parent_cache is not None:
-            changes_diff(driver.root(self.cache_id), driver.root(self.parent_cache), out)
+            changes_diff(driver.root(self.cache_id), driver.root(self.parent_cache), out, driver.id_unmap)
             return
         empty = tempfile.mkdtemp(dir=self.store.tmp_root, prefix="refd-empty-")
         try:
-            changes_diff(driver.root(self.cache_id), empty, out)
+            changes_diff(driver.root(self.cache_id), empty, out, driver.id_unmap)
         finally:
             os.rmdir(empty)
 

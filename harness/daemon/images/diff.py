@@ -19,6 +19,7 @@ import os
 import stat
 import tarfile
 import time
+from collections.abc import Callable
 from typing import IO
 
 __all__ = ["EMPTY_LAYER", "TarWriter", "changes_diff", "overlay_diff"]
@@ -30,11 +31,14 @@ _BLOCK = 512
 class TarWriter:
     """A minimal Go-style tar writer: headers, contents padded to 512 bytes, two zero blocks at close."""
 
-    def __init__(self, out: IO[bytes]) -> None:
+    def __init__(self, out: IO[bytes], unmap: Callable[[int, int], tuple[int, int]] | None = None) -> None:
         self.out = out
         self.inodes: dict[tuple[int, int], str] = {}
+        self.unmap = unmap  # --userns-remap: host ids back to the container's, as go-archive's IDMap
 
     def add(self, info: tarfile.TarInfo, data: IO[bytes] | None = None) -> None:
+        if self.unmap is not None:
+            info.uid, info.gid = self.unmap(info.uid, info.gid)
         self.out.write(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
         if data is not None and info.size:
             left = info.size
@@ -108,9 +112,11 @@ def _sorted_entries(path: str) -> list[os.DirEntry[str]]:
         return sorted(it, key=lambda e: os.fsencode(e.name))
 
 
-def overlay_diff(upper: str, out: IO[bytes]) -> None:
+def overlay_diff(
+    upper: str, out: IO[bytes], unmap: Callable[[int, int], tuple[int, int]] | None = None
+) -> None:
     """overlay2's native diff of ``upper`` (whiteout devices and opaque markers converted)."""
-    writer = TarWriter(out)
+    writer = TarWriter(out, unmap)
 
     def walk(directory: str, prefix: str) -> None:
         for entry in _sorted_entries(directory):
@@ -134,11 +140,13 @@ def overlay_diff(upper: str, out: IO[bytes]) -> None:
     writer.close()
 
 
-def changes_diff(new_root: str, old_root: str, out: IO[bytes]) -> None:
+def changes_diff(
+    new_root: str, old_root: str, out: IO[bytes], unmap: Callable[[int, int], tuple[int, int]] | None = None
+) -> None:
     """ExportChanges(ChangesDirs(new, old)): the naive diff, for drivers that keep full copies."""
     from ..containers.changes import CHANGE_DELETE, changes_dirs
 
-    writer = TarWriter(out)
+    writer = TarWriter(out, unmap)
     for change in sorted(changes_dirs(new_root, old_root), key=lambda c: os.fsencode(c["Path"])):
         rel = change["Path"].lstrip("/")
         if change["Kind"] == CHANGE_DELETE:

@@ -287,6 +287,17 @@ class Driver:
         self.home = home
         self._mounts: dict[str, int] = {}
         self._lock = threading.Lock()
+        #: ``--userns-remap``: container ids to host ids (layers are unpacked shifted, as dockerd's are)
+        self.id_map: Callable[[int, int], tuple[int, int]] | None = None
+        self.id_unmap: Callable[[int, int], tuple[int, int]] | None = None  # and back, for diffs
+        #: and the host uid/gid of container root, which owns each layer's root and may traverse the store
+        self.remapped_root: tuple[int, int] | None = None
+
+    def own(self, path: str, traverse_only: bool = False) -> None:
+        """Give ``path`` to the remapped root (``traverse_only``: its group only, for 0710 directories)."""
+        if self.remapped_root is not None:
+            uid, gid = self.remapped_root
+            os.chown(path, 0 if traverse_only else uid, gid)
 
     def status(self) -> list[list[str]] | None:
         return None
@@ -314,7 +325,9 @@ class Driver:
         return None
 
     def apply(self, cache_id: str, stream: IO[bytes], on_member: Callable[[tarfile.TarInfo], None]) -> int:
-        size = extract(stream, self.root(cache_id), whiteouts=self.whiteouts, on_member=on_member)
+        size = extract(
+            stream, self.root(cache_id), whiteouts=self.whiteouts, on_member=on_member, id_map=self.id_map
+        )
         return self._applied_size(cache_id, size)
 
     def _applied_size(self, cache_id: str, header_size: int) -> int:
@@ -368,13 +381,16 @@ class Overlay2Driver(Driver):
     def create(self, cache_id: str, parent: str | None) -> None:
         d = self._dir(cache_id)
         os.mkdir(d, 0o710)
+        self.own(d, traverse_only=True)
         os.mkdir(os.path.join(d, "diff"), 0o755)
+        self.own(os.path.join(d, "diff"))
         link = "".join(secrets.choice(_LINK_CHARS) for _ in range(26))
         os.symlink(os.path.join("..", cache_id, "diff"), os.path.join(self.home, "l", link))
         atomic_write(os.path.join(d, "link"), link.encode(), 0o644)
         if parent is None:
             return
         os.mkdir(os.path.join(d, "work"), 0o700)
+        self.own(os.path.join(d, "work"))
         with open(os.path.join(self._dir(parent), "link")) as fh:
             lowers = ["l/" + fh.read().strip()]
         with contextlib.suppress(FileNotFoundError), open(os.path.join(self._dir(parent), "lower")) as fh:
@@ -437,6 +453,7 @@ class Overlay2Driver(Driver):
                 + f",upperdir={d}/diff,workdir={d}/work"
             )
             os.makedirs(merged, mode=0o700, exist_ok=True)
+            self.own(merged)
             try:
                 _mount("overlay", merged, "overlay", data)
             except OSError as exc:
@@ -484,9 +501,11 @@ class VfsDriver(Driver):
         d = self.root(cache_id)
         if parent is None:
             os.mkdir(d, 0o755)
+            self.own(d)
             return
         os.mkdir(d, 0o755)
         copy_tree(self.root(parent), d)
+        self.own(d)
 
     def remove(self, cache_id: str) -> None:
         rmtree(self.root(cache_id), ignore_errors=True)

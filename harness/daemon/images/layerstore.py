@@ -307,7 +307,7 @@ class LayerStore:
                     self.driver.create(init_id, parent_cache)
                     root = self.driver.get(init_id)
                     try:
-                        setup_init_layer(root)
+                        setup_init_layer(root, self.driver.remapped_root)
                     finally:
                         self.driver.put(init_id)
                 self.driver.create(mount_id, init_id or parent_cache)
@@ -358,8 +358,9 @@ class LayerStore:
         return {"Data": data, "Name": self.driver.name}
 
 
-def setup_init_layer(root: str) -> None:
-    """dockerd's initlayer.Setup: mount points and placeholder files every container gets."""
+def setup_init_layer(root: str, owner: tuple[int, int] | None = None) -> None:
+    """dockerd's initlayer.Setup: mount points and placeholder files every container gets (owned by the
+    remapped root under --userns-remap, as dockerd's ``rootIdentity``)."""
     for rel, kind in INIT_PATHS:
         parts = rel.split("/")
         for i in range(1, len(parts) + 1):
@@ -371,6 +372,11 @@ def setup_init_layer(root: str) -> None:
         if os.path.lexists(target):
             continue
         parent = os.path.dirname(target)
+        made = []
+        probe = parent
+        while not os.path.lexists(probe):
+            made.append(probe)
+            probe = os.path.dirname(probe)
         os.makedirs(parent, mode=0o755, exist_ok=True)
         if kind == "dir":
             os.makedirs(target, mode=0o755, exist_ok=True)
@@ -379,3 +385,6 @@ def setup_init_layer(root: str) -> None:
             os.close(fd)
         else:
             os.symlink(kind, target)
+        if owner is not None:
+            for path in [*made, target]:
+                os.chown(path, *owner, follow_symlinks=False)

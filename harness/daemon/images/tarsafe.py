@@ -147,12 +147,18 @@ def _peek(fileobj: IO[bytes], n: int) -> bytes:
 
 class _Extractor:
     def __init__(
-        self, dest: str, whiteouts: Whiteouts, allow_devices: bool, owner: tuple[int, int] | None = None
+        self,
+        dest: str,
+        whiteouts: Whiteouts,
+        allow_devices: bool,
+        owner: tuple[int, int] | None = None,
+        id_map: Callable[[int, int], tuple[int, int]] | None = None,
     ) -> None:
         self.dest = os.path.abspath(dest)
         self.whiteouts = whiteouts
         self.allow_devices = allow_devices
         self.owner = owner
+        self.id_map = id_map
         self.created_links: set[tuple[int, int]] = set()
         self.unpacked: set[str] = set()
         self.dirs: list[tuple[str, tarfile.TarInfo]] = []
@@ -233,6 +239,17 @@ class _Extractor:
         self._create(tar, info, name, path)
         self.unpacked.add(os.path.relpath(path, self.dest))
 
+    def _ids(self, info: tarfile.TarInfo) -> tuple[int, int]:
+        """An entry's owner on disk: its own ids, shifted into the remapped range under --userns-remap."""
+        if self.id_map is None:
+            return info.uid, info.gid
+        try:
+            return self.id_map(info.uid, info.gid)
+        except ValueError:
+            raise ArchiveError(
+                f"{_q(info.name)}: container ID {info.uid}:{info.gid} cannot be mapped to a host ID"
+            ) from None
+
     def _whiteout(self, name: str, parent: str, base: str, info: tarfile.TarInfo) -> None:
         if base != WHITEOUT_OPAQUE and base[len(WHITEOUT_PREFIX) :] in ("", ".", ".."):
             raise ArchiveError(f"invalid archive entry {_q(name)}: a whiteout must name a file")
@@ -245,7 +262,7 @@ class _Extractor:
             if existing is not None:
                 _remove(target, existing)
             os.mknod(target, stat.S_IFCHR | 0o000, os.makedev(0, 0))
-            os.chown(target, info.uid, info.gid, follow_symlinks=False)
+            os.chown(target, *self._ids(info), follow_symlinks=False)
             return
         if base == WHITEOUT_OPAQUE:
             self._remove_not_unpacked(parent)
@@ -297,7 +314,7 @@ class _Extractor:
             raise ArchiveError(
                 f"unhandled tar header type {_q(info.type.decode('latin-1'))} for {_q(info.name)}"
             )
-        uid, gid = self.owner if self.owner is not None else (info.uid, info.gid)
+        uid, gid = self.owner if self.owner is not None else self._ids(info)
         os.chown(path, uid, gid, follow_symlinks=False)
         is_link = stat.S_ISLNK(os.lstat(path).st_mode)  # a symlink, or a hardlink to one: never follow it
         for key, value in _xattrs(info).items():
@@ -391,17 +408,19 @@ def extract(
     allow_devices: bool | None = None,
     on_member: Callable[[tarfile.TarInfo], None] | None = None,
     owner: tuple[int, int] | None = None,
+    id_map: Callable[[int, int], tuple[int, int]] | None = None,
 ) -> int:
     """Extract an uncompressed tar stream into ``dest`` (created if missing); returns the header size sum.
 
     ``on_member`` sees each member before its contents are read (layers record tar-split data).
-    ``owner`` (uid, gid) replaces every entry's own (go-archive's ChownOpts: ``docker cp -a``).
+    ``owner`` (uid, gid) replaces every entry's own (go-archive's ChownOpts: ``docker cp -a``); ``id_map``
+    shifts each entry's own ids (go-archive's IDMap: layers under ``--userns-remap``).
     Raises UnsafeArchiveError for escapes and ArchiveError for unreadable archives.
     """
     if allow_devices is None:
         allow_devices = os.geteuid() == 0 and not running_in_userns()
     os.makedirs(dest, exist_ok=True)
-    extractor = _Extractor(dest, whiteouts, allow_devices, owner)
+    extractor = _Extractor(dest, whiteouts, allow_devices, owner, id_map)
     size = 0
     try:
         with tarfile.open(fileobj=fileobj, mode="r|", errorlevel=2) as tar:

@@ -31,7 +31,7 @@ from .ipam import (
 )
 from .model import DEFAULT_BRIDGE_OPTIONS, PREDEFINED, Network
 from .netlink import Netlink, NetlinkError
-from .sandbox import create_netns, delete_netns, netns_path
+from .sandbox import create_netns, create_userns, delete_netns, netns_path, userns_path
 
 if TYPE_CHECKING:
     from ..containers.model import Container
@@ -138,6 +138,10 @@ class NetworkManager:
         self.adopting = False  # at a boot after live-restore: rules the last refd left are taken over
         self._reaper: ThreadPoolExecutor | None = None  # tears the kernel side of sandboxes down
         self._forwarding: bool | None = None  # net.ipv4.ip_forward at first use (dockerd's sysinfo)
+
+    def remaps(self, c: Container) -> bool:
+        """Whether ``c`` runs in a remapped user namespace (``--userns-remap``, not ``--userns=host``)."""
+        return self.daemon.idmap is not None and (c.host_config.get("UsernsMode") or "") != "host"
 
     @property
     def hairpin(self) -> bool:
@@ -252,6 +256,7 @@ class NetworkManager:
             enable_ipv6=pool6 is not None,
             pool=AddressPool(subnet=subnet, gateway=gateway, ip_range=ip_range),
             pool6=pool6,
+            user_subnet=v4_configured,  # moby: a static address needs a configured IPv4 pool
         )
         if existing is not None:
             self.networks.pop(existing.id, None)
@@ -753,7 +758,10 @@ class NetworkManager:
                 nets.pop(name)
             resolved.append((net, ep))
         try:
-            create_netns(path)
+            if self.remaps(c):  # the netns belongs to the container's user namespace, as under dockerd
+                create_userns(userns_path(self.daemon.config["exec-root"], c.id), self.daemon.idmap, path)
+            else:
+                create_netns(path)
         except OSError as exc:
             raise ApiError(
                 500, f"failed to set up container networking: failed to create netns {path}: {exc}"

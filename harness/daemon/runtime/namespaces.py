@@ -103,6 +103,12 @@ def join_paths(paths: Mapping[str, str]) -> None:
                 raise sc.SyscallError("open", exc.errno or 0, path) from None
         for fd, flag in opened:
             sc.setns(fd, flag)
+            if flag == sc.CLONE_NEWUSER:
+                # become the namespace's root (the host's root is not mapped in it): files made from
+                # now on belong to the remapped root, and the capabilities are the namespace's
+                os.setgroups([])
+                os.setresgid(0, 0, 0)
+                os.setresuid(0, 0, 0)
     finally:
         for fd, _ in opened:
             with contextlib.suppress(OSError):
@@ -118,7 +124,7 @@ def create(modes: Mapping[str, str]) -> None:
         sc.unshare(flags)
 
 
-def enter(pid: int, kinds: Iterable[str] = ("cgroup", "ipc", "uts", "net", "pid", "mnt")) -> None:
+def enter(pid: int, kinds: Iterable[str] = ("user", "cgroup", "ipc", "uts", "net", "pid", "mnt")) -> None:
     """Join ``pid``'s namespaces of the given kinds, skipping those the caller already shares."""
     paths: dict[str, str] = {}
     for kind in kinds:

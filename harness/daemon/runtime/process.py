@@ -251,6 +251,8 @@ class _Plan:
     cgroup: Cgroup | None = None
     modes: dict[str, str] = field(default_factory=dict)
     rootfs: rfs.RootfsConfig | None = None
+    #: mount sources opened before a user namespace is joined (``/proc/self/fd`` paths in ``rootfs``)
+    pinned: list[int] = field(default_factory=list)
 
 
 def _report(fd: int, exc: BaseException) -> None:
@@ -278,8 +280,9 @@ def _reset_signals() -> None:
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
 
-def _setup_stdio(stdio: tuple[int, int, int], keep: int, also: int = -1) -> None:
-    """stdin/stdout/stderr onto 0/1/2 (-1: /dev/null); other inherited fds but ``keep``/``also`` closed."""
+def _setup_stdio(stdio: tuple[int, int, int], keep: int, also: int = -1, *pinned: int) -> None:
+    """stdin/stdout/stderr onto 0/1/2 (-1: /dev/null); other inherited fds but ``keep``/``also`` (and the
+    ``pinned`` mount sources) closed."""
     sources = []
     for fd in stdio:
         if fd < 0:
@@ -290,7 +293,7 @@ def _setup_stdio(stdio: tuple[int, int, int], keep: int, also: int = -1) -> None
     for target in range(3):
         os.set_inheritable(target, True)
     start = 3
-    for fd in sorted(x for x in (keep, also) if x >= 3):
+    for fd in sorted(x for x in (keep, also, *pinned) if x >= 3):
         os.closerange(start, fd)
         start = fd + 1
     os.closerange(start, max(start + 1, os.sysconf("SC_OPEN_MAX")))
@@ -339,6 +342,9 @@ def _intermediate(plan: _Plan) -> None:
             raise ContainerStartError(
                 f"write /proc/self/oom_score_adj: {go_strerror(exc.errno or 0)}"
             ) from None
+    joins_user = plan.modes.get("user", ns.HOST) not in (ns.HOST, ns.NEW)
+    if joins_user and plan.rootfs is not None and not plan.exec_into:
+        plan.rootfs = _pin_bind_sources(plan.rootfs, plan.pinned)
     try:
         if plan.exec_into:
             ns.enter(plan.exec_into)
@@ -349,6 +355,28 @@ def _intermediate(plan: _Plan) -> None:
         raise ContainerStartError(
             f"failed to set up namespaces: {what}: {go_strerror(exc.errno or 0)}"
         ) from None
+
+
+def _pin_bind_sources(cfg: rfs.RootfsConfig, pinned: list[int]) -> rfs.RootfsConfig:
+    """Bind sources taken as detached mount trees while still the host's root in its mount namespace, as
+    runc's mount source descriptors: the remapped root of a user namespace may not traverse to them (a bind
+    from a 0700 directory, say). A source that cannot be taken is left for the mount to report."""
+    trees: dict[str, int] = {}
+    sources = [
+        (m.source, "rbind" in m.options)
+        for m in cfg.mounts
+        if m.source and (m.type == "bind" or "bind" in m.options or "rbind" in m.options)
+    ]
+    sources += [(p, True) for p in (cfg.hosts_path, cfg.hostname_path, cfg.resolv_conf_path) if p]
+    for source, recursive in sources:
+        if source in trees:
+            continue
+        try:
+            trees[source] = sc.open_tree(source, recursive)
+        except OSError:
+            continue
+        pinned.append(trees[source])
+    return replace(cfg, trees=trees)
 
 
 def _send_fd(sock_fd: int, fd: int) -> None:
@@ -365,7 +393,7 @@ def _container(plan: _Plan, err_w: int) -> NoReturn:
     spec = plan.spec
     _reset_signals()
     console = spec.console_socket if spec.tty else -1
-    _setup_stdio(plan.stdio, err_w, console)
+    _setup_stdio(plan.stdio, err_w, console, *plan.pinned)
     os.setsid()
     tty = _controlling_tty() if spec.tty and console < 0 else -1
     if tty >= 0:

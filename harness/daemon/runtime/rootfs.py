@@ -270,6 +270,9 @@ class RootfsConfig:
     #: the spec's rootfsPropagation ("" when it says nothing): "/" gets it before the mounts and again
     #: after pivot_root, and the rootfs's own mount is made private first (runc's prepareRoot)
     root_propagation: str = ""
+    #: bind sources already opened as detached mount trees (``open_tree``), by source path: a container in
+    #: a user namespace attaches them, since its root may not reach the sources themselves
+    trees: dict[str, int] = field(default_factory=dict)
 
 
 def parse_options(options: Sequence[str]) -> tuple[int, int, str]:
@@ -333,7 +336,14 @@ def _mount_one(root: str, m: Mount, cfg: RootfsConfig) -> None:
     dest = secure_join(root, m.destination)
     flags, propagation, data = parse_options(m.options)
     try:
-        if m.type == "bind" or flags & sc.MS_BIND:
+        if (m.type == "bind" or flags & sc.MS_BIND) and m.source in cfg.trees:
+            tree = cfg.trees[m.source]
+            _make_target(dest, stat.S_ISDIR(os.fstat(tree).st_mode))
+            sc.move_mount(tree, dest)
+            extra = flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT)
+            if extra:
+                sc.mount(None, dest, None, sc.MS_BIND | sc.MS_REMOUNT | _current_flags(dest) | extra)
+        elif m.type == "bind" or flags & sc.MS_BIND:
             try:
                 is_dir = stat.S_ISDIR(os.stat(m.source).st_mode)
             except OSError as exc:

@@ -283,6 +283,37 @@ def sethostname(name: str) -> None:
     _check(_sethostname(raw, len(raw)), "sethostname", repr(name))
 
 
+#: open_tree(2) and move_mount(2) (Linux 5.2): one number on every architecture
+_SYS_OPEN_TREE, _SYS_MOVE_MOUNT = 428, 429
+_OPEN_TREE_CLONE, _AT_RECURSIVE, _MOVE_MOUNT_F_EMPTY_PATH, _AT_FDCWD = 1, 0x8000, 0x4, -100
+
+
+def open_tree(path: str, recursive: bool) -> int:
+    """A detached copy of the mount at ``path`` (``recursive``: with the mounts below it), as a close-on-exec
+    descriptor that ``move_mount`` attaches elsewhere, in another mount namespace too."""
+    flags = _OPEN_TREE_CLONE | os.O_CLOEXEC | (_AT_RECURSIVE if recursive else 0)
+    ret = _syscall(
+        ctypes.c_long(_SYS_OPEN_TREE),
+        ctypes.c_int(_AT_FDCWD),
+        ctypes.c_char_p(os.fsencode(path)),
+        ctypes.c_uint(flags),
+    )
+    return _check(int(ret), "open_tree", path)
+
+
+def move_mount(fd: int, dest: str) -> None:
+    """Attach the detached tree ``fd`` (from ``open_tree``) at ``dest``."""
+    ret = _syscall(
+        ctypes.c_long(_SYS_MOVE_MOUNT),
+        ctypes.c_int(fd),
+        ctypes.c_char_p(b""),
+        ctypes.c_int(_AT_FDCWD),
+        ctypes.c_char_p(os.fsencode(dest)),
+        ctypes.c_uint(_MOVE_MOUNT_F_EMPTY_PATH),
+    )
+    _check(int(ret), "move_mount", dest)
+
+
 def pivot_root(new_root: str, put_old: str) -> None:
     """pivot_root(2), through syscall(2) since glibc has no wrapper."""
     number = _SYS_PIVOT_ROOT.get(platform.machine())

@@ -293,3 +293,17 @@ def test_decompress_detects_format(compress: object, sandbox: Sandbox) -> None:
     data = make_tar([("f", "f", b"payload")])
     stream = decompress(io.BufferedReader(io.BytesIO(compress(data))))  # type: ignore[operator]
     assert stream.read() == data
+
+
+def test_an_id_map_shifts_each_entrys_owner(tmp_path: Path) -> None:
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("f")
+        info.uid, info.gid = 1000, 50
+        tar.addfile(info, io.BytesIO(b""))
+    buf.seek(0)
+    extract(buf, str(tmp_path / "out"), id_map=lambda uid, gid: (uid + 100000, gid + 100000))
+    st = (tmp_path / "out" / "f").stat()
+    assert (st.st_uid, st.st_gid) == (101000, 100050)
