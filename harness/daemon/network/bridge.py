@@ -8,7 +8,14 @@ import secrets
 
 from .netlink import Netlink, NetlinkError
 
-__all__ = ["BridgeError", "attach_endpoint", "detach_endpoint", "ensure_bridge", "remove_bridge"]
+__all__ = [
+    "BridgeError",
+    "attach_endpoint",
+    "detach_endpoint",
+    "ensure_bridge",
+    "remove_bridge",
+    "set_gateways",
+]
 
 
 class BridgeError(Exception):
@@ -103,6 +110,24 @@ def attach_endpoint(
         with contextlib.suppress(NetlinkError):
             host.delete_link(host_side)
         raise BridgeError(f"failed to configure endpoint {ifname} on {bridge}: {exc}") from None
+
+
+def set_gateways(sandbox: str, gateway4: tuple[str, str] | None, gateway6: tuple[str, str] | None) -> None:
+    """libnetwork's updateGateway: the sandbox's default routes go, then each family's is set again via
+    ``(gateway, endpoint address)``: through the interface holding that address."""
+    with Netlink(sandbox) as inside:
+        for version in (4, 6):
+            with contextlib.suppress(NetlinkError):
+                inside.delete_default_routes(version)
+        for version, choice in ((4, gateway4), (6, gateway6)):
+            if choice is None:
+                continue
+            via, address = choice
+            for name in inside.links():
+                if name != "lo" and any(a.split("/")[0] == address for a in inside.addresses(name, version)):
+                    with contextlib.suppress(NetlinkError):
+                        inside.add_default_route(via, name)
+                    break
 
 
 def detach_endpoint(sandbox: str, address: str) -> None:

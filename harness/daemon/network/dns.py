@@ -50,15 +50,32 @@ def parse_query(data: bytes) -> tuple[int, int, str, int, int, int]:
 
 
 def reply(query: bytes, end: int, addresses: list[str], rcode: int = 0, ttl: int = 600) -> bytes:
-    """A response to ``query`` with A records (the question echoed, name by pointer)."""
+    """A response to ``query`` with A records (AAAA ones for IPv6 addresses; the question echoed, name by
+    pointer)."""
     qid, flags = struct.unpack_from("!HH", query)
     rd = flags & 0x0100
     out_flags = 0x8000 | 0x0400 * 0 | rd | 0x0080 | rcode  # QR, RD copied, RA
     header = _HEADER.pack(qid, out_flags, 1, len(addresses), 0, 0)
-    answers = b"".join(
-        struct.pack("!HHHIH", 0xC00C, TYPE_A, CLASS_IN, ttl, 4) + socket.inet_aton(a) for a in addresses
-    )
+    answers = b"".join(_record(a, ttl) for a in addresses)
     return header + query[_HEADER.size : end] + answers
+
+
+def _record(address: str, ttl: int) -> bytes:
+    if ":" in address:
+        return struct.pack("!HHHIH", 0xC00C, TYPE_AAAA, CLASS_IN, ttl, 16) + socket.inet_pton(
+            socket.AF_INET6, address
+        )
+    return struct.pack("!HHHIH", 0xC00C, TYPE_A, CLASS_IN, ttl, 4) + socket.inet_aton(address)
+
+
+def answers_for(qtype: int, addresses: list[str]) -> list[str]:
+    """The addresses a query of ``qtype`` is answered with: IPv4 ones for A, IPv6 ones for AAAA, none
+    for another type (a known name still gets its empty answer, not a forward)."""
+    if qtype == TYPE_A:
+        return [a for a in addresses if ":" not in a]
+    if qtype == TYPE_AAAA:
+        return [a for a in addresses if ":" in a]
+    return []
 
 
 class DNSServer(asyncio.DatagramProtocol):
@@ -105,7 +122,7 @@ class DNSServer(asyncio.DatagramProtocol):
             return
         known = self.lookup(name.rstrip(".").lower()) if qclass == CLASS_IN else None
         if known is not None:
-            self._send(reply(data, end, known if qtype == TYPE_A else []), addr)
+            self._send(reply(data, end, answers_for(qtype, known)), addr)
             return
         task = asyncio.ensure_future(self._forward(data, end, addr))
         self.tasks.add(task)

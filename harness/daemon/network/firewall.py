@@ -53,9 +53,14 @@ class Firewall:
     def _family_rules(self, net: Network, subnet: str, family: str) -> list[tuple[str, str]]:
         bridge = net.bridge_name
         if net.internal:
+            if family:  # libnetwork's IPv6 rules leave the bridge's own traffic alone (neighbour discovery)
+                return [
+                    ("filter6", f"FORWARD -i {bridge} ! -o {bridge} ! -d {subnet} -j DROP"),
+                    ("filter6", f"FORWARD ! -i {bridge} -o {bridge} ! -s {subnet} -j DROP"),
+                ]
             return [
-                (f"filter{family}", f"FORWARD -i {bridge} ! -d {subnet} -j DROP"),
-                (f"filter{family}", f"FORWARD ! -s {subnet} -o {bridge} -j DROP"),
+                ("filter", f"FORWARD -i {bridge} ! -d {subnet} -j DROP"),
+                ("filter", f"FORWARD ! -s {subnet} -o {bridge} -j DROP"),
             ]
         rules = [
             (f"filter{family}", f"FORWARD -o {bridge} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"),

@@ -159,7 +159,8 @@ class AddressPool:
     ``reserved``: the auxiliary addresses, never handed out."""
 
     subnet: Net
-    gateway: Addr
+    #: None: the network has no gateway (gateway mode isolated, or inhibit_ipv4 on an internal network)
+    gateway: Addr | None
     ip_range: Net | None = None
     used: set[Addr] = field(default_factory=set)
     last: int = 0  # offset of the last address handed out
@@ -183,9 +184,11 @@ class AddressPool:
         return int(space.network_address), int(space.broadcast_address)
 
     def _usable(self, addr: Addr) -> bool:
+        # libnetwork newPoolData: an IPv4 /31 or /32 keeps its network and broadcast addresses (RFC 3021)
+        point_to_point = self.subnet.version == 4 and self.subnet.prefixlen >= 31
         return (
-            addr != self.subnet.network_address
-            and (self.subnet.version == 6 or addr != self.subnet.broadcast_address)
+            (point_to_point or addr != self.subnet.network_address)
+            and (self.subnet.version == 6 or point_to_point or addr != self.subnet.broadcast_address)
             and addr != self.gateway
             and addr not in self.used
             and addr not in self.reserved

@@ -311,15 +311,8 @@ class NetworkManager:
         """The bridge up with its address; unless ``wait``, its iptables run is left to Firewall.settle."""
         assert self.host is not None and net.pool is not None
         existed = self.host.exists(net.bridge_name)
-        gateway6 = f"{net.pool6.gateway}/{net.pool6.subnet.prefixlen}" if net.pool6 is not None else ""
         br.ensure_bridge(
-            self.host,
-            net.bridge_name,
-            f"{net.pool.gateway}/{net.pool.subnet.prefixlen}",
-            net.mtu,
-            create,
-            gateway6,
-            self.hairpin,
+            self.host, net.bridge_name, net.bridge_cidr, net.mtu, create, net.bridge_cidr6, self.hairpin
         )
         if not existed or (self.adopting and create):  # after a live-restore the bridges are still ours
             self.made_bridges.add(net.bridge_name)
@@ -428,7 +421,14 @@ class NetworkManager:
             raise ApiError(403, f"bridge name {bridge_name} already in use")
         v4 = [c for c in configs if ":" not in (c.get("Subnet") or "")]
         enable_ipv6 = self._wants_ipv6(body, options)
-        pool6, v6_entry = self._user_pool6(configs) if enable_ipv6 else (None, {})
+        modes = [options.get(f"com.docker.network.bridge.gateway_mode_ipv{v}", "") for v in (4, 6)]
+        if "isolated" in modes and not body.get("Internal"):
+            raise ApiError(500, "gateway mode 'isolated' can only be used for an internal network")
+        inhibit = options.get("com.docker.network.bridge.inhibit_ipv4", "").lower() in ("1", "t", "true")
+        # libnetwork GetSkipGwAlloc: no gateway address is taken for an isolated network, nor for an
+        # internal one whose bridge has no IPv4 address (unless the user names one)
+        skip_gw4 = modes[0] == "isolated" or (inhibit and bool(body.get("Internal")))
+        pool6, v6_entry = self._user_pool6(configs, modes[1] == "isolated") if enable_ipv6 else (None, {})
         aux: dict[str, Any] = {}
         if v4 and v4[0].get("Subnet"):
             subnet, ip_range, gateway = validate_config(v4[0])
@@ -443,13 +443,13 @@ class NetworkManager:
         else:
             subnet = next_free_subnet(self._host_networks())
             ip_range, gateway = None, None
-        if gateway is None:
+        if gateway is None and not skip_gw4:
             gateway = subnet.network_address + 1
         config: dict[str, Any] = {"Subnet": str(subnet)}
         if ip_range is not None:
             config["IPRange"] = str(ip_range)
         user_gateway = bool(v4 and v4[0].get("Gateway"))
-        if user_gateway or not (v4 and v4[0].get("Subnet")):
+        if gateway is not None and (user_gateway or not (v4 and v4[0].get("Subnet"))):
             # dockerd 28 echoes a user subnet as given; the chosen gateway shows once reloaded from its store
             config["Gateway"] = str(gateway)
         if aux:
@@ -500,7 +500,9 @@ class NetworkManager:
             return text.lower() in ("1", "t", "true")
         return False
 
-    def _user_pool6(self, configs: list[dict[str, Any]]) -> tuple[AddressPool, dict[str, str]]:
+    def _user_pool6(
+        self, configs: list[dict[str, Any]], skip_gateway: bool = False
+    ) -> tuple[AddressPool, dict[str, str]]:
         """The IPv6 pool of a new ``EnableIPv6`` network: the IPv6 entry given (checked as dockerd does),
         else the next /64 of the daemon's ULA prefix; with the IPAM entry inspect shows."""
         v6 = [c for c in configs if ":" in (c.get("Subnet") or "")]
@@ -520,7 +522,7 @@ class NetworkManager:
             subnet = next_free_subnet6(self._host_networks(), self.daemon.engine_id)
             ip_range, gateway = None, None
             entry = {"Subnet": str(subnet)}
-        if gateway is None:
+        if gateway is None and not skip_gateway:
             gateway = subnet.network_address + 1
             if not v6:
                 entry["Gateway"] = str(gateway)
@@ -769,23 +771,53 @@ class NetworkManager:
         settings["SandboxID"] = sandbox_id
         settings["SandboxKey"] = path
         try:
-            gateway_done = False
             for net, ep in resolved:
                 if net.driver == "null":
                     ep.update(NetworkID=net.id, EndpointID=secrets.token_hex(32))
                     self._event(net, "connect", container=c.id)
                     continue
-                gateway_done = self._attach(c, net, ep, path, not gateway_done) or gateway_done
+                self._attach(c, net, ep, path)
+            self._update_gateways(c)
         except BaseException:
             self.sandbox_down(c)
             raise
         self._sync_primary(c)
         return path
 
-    def _attach(
-        self, c: Container, net: Network, ep: dict[str, Any], sandbox: str, default_route: bool
-    ) -> bool:
-        """Connect one endpoint inside a running sandbox; True if it took the default route."""
+    def _update_gateways(self, c: Container) -> None:
+        """libnetwork's gateway endpoint after any join or leave: the endpoints ordered as its Less (higher
+        GwPriority, then not internal, then with more gateways, then the network's name) and the first
+        dual-stack one, else the first with each family's gateway, gives the default routes."""
+        sandbox = c.network_settings.get("SandboxKey") or ""
+        if not sandbox or sandbox.endswith("/netns/default"):
+            return
+        candidates = []
+        for name, ep in (c.network_settings.get("Networks") or {}).items():
+            net = self.find(name)
+            if net is None or net.driver != "bridge" or not ep.get("EndpointID"):
+                continue
+            gw4 = bool(ep.get("Gateway") and ep.get("IPAddress"))
+            gw6 = bool(ep.get("IPv6Gateway") and ep.get("GlobalIPv6Address"))
+            key = (-int(ep.get("GwPriority") or 0), net.internal, -(int(gw4) + int(gw6)), net.name)
+            candidates.append((key, ep, gw4, gw6))
+        chosen4: dict[str, Any] | None = None
+        chosen6: dict[str, Any] | None = None
+        for _, ep, gw4, gw6 in sorted(candidates, key=lambda item: item[0]):
+            if gw4 and gw6:
+                chosen4, chosen6 = ep, ep
+                break
+            if gw4 and chosen4 is None:
+                chosen4 = ep
+            if gw6 and chosen6 is None:
+                chosen6 = ep
+        br.set_gateways(
+            sandbox,
+            (chosen4["Gateway"], chosen4["IPAddress"]) if chosen4 else None,
+            (chosen6["IPv6Gateway"], chosen6["GlobalIPv6Address"]) if chosen6 else None,
+        )
+
+    def _attach(self, c: Container, net: Network, ep: dict[str, Any], sandbox: str) -> None:
+        """Connect one endpoint inside a running sandbox (its default routes: :meth:`_update_gateways`)."""
         assert net.pool is not None and self.host is not None
         wanted = ((ep.get("IPAMConfig") or {}).get("IPv4Address")) or ""
         wanted6 = ((ep.get("IPAMConfig") or {}).get("IPv6Address")) or ""
@@ -800,21 +832,21 @@ class NetworkManager:
             except IPAMError as exc:
                 net.pool.release(str(addr))
                 raise ApiError(exc.status, f"failed to set up container networking: {exc.message}") from None
-        gateway = None if net.internal or not default_route else str(net.pool.gateway)
-        gateway6 = None if net.internal or not default_route or net.pool6 is None else net.gateway6
         desired = parse_mac(c.desired_macs.get(net.name, "")) or ""
+        # netlabel.Ifname: the endpoint's interface name in the container, chosen by the user
+        ifname = str((ep.get("DriverOpts") or {}).get("com.docker.network.endpoint.ifname") or "")
         try:
             mac = br.attach_endpoint(
                 self.host,
                 sandbox,
                 net.bridge_name,
-                br.next_ifname(sandbox),
+                ifname or br.next_ifname(sandbox),
                 f"{addr}/{net.pool.subnet.prefixlen}",
-                gateway,
+                None,
                 net.mtu,
                 desired,
                 f"{addr6}/{net.pool6.subnet.prefixlen}" if addr6 is not None and net.pool6 else "",
-                gateway6,
+                None,
                 self.hairpin,
             )
         except br.BridgeError as exc:
@@ -826,7 +858,7 @@ class NetworkManager:
         ep.update(
             NetworkID=net.id,
             EndpointID=secrets.token_hex(32),
-            Gateway="" if net.internal else str(net.pool.gateway),
+            Gateway="" if net.internal or net.pool.gateway is None else str(net.pool.gateway),
             IPAddress=str(addr),
             IPPrefixLen=net.pool.subnet.prefixlen,
             IPv6Gateway="" if net.internal or addr6 is None else net.gateway6,
@@ -837,7 +869,6 @@ class NetworkManager:
         )
         c.network_settings.setdefault("Networks", {})[net.name] = ep
         self._event(net, "connect", container=c.id)
-        return gateway is not None
 
     @staticmethod
     def _dns_names(c: Container, ep: dict[str, Any]) -> list[str]:
@@ -938,7 +969,8 @@ class NetworkManager:
         self._check_endpoint_config(net, config)
         ep = empty_endpoint(config)
         if c.running and c.network_settings.get("SandboxKey"):
-            self._attach(c, net, ep, c.network_settings["SandboxKey"], False)
+            self._attach(c, net, ep, c.network_settings["SandboxKey"])
+            self._update_gateways(c)
         else:
             networks[net.name] = ep
             if ep["MacAddress"]:  # used when the container starts (a running one's is not changed)
@@ -970,6 +1002,7 @@ class NetworkManager:
                 if net.pool6 is not None and ep.get("GlobalIPv6Address"):
                     net.pool6.release(ep["GlobalIPv6Address"])
             self._event(net, "disconnect", container=c.id)
+            self._update_gateways(c)
         self._sync_primary(c)
         c.save()
 

@@ -69,11 +69,38 @@ class Network:
 
     @property
     def gateway(self) -> str:
-        return str(self.pool.gateway) if self.pool else ""
+        return str(self.pool.gateway) if self.pool and self.pool.gateway else ""
 
     @property
     def gateway6(self) -> str:
-        return str(self.pool6.gateway) if self.pool6 else ""
+        return str(self.pool6.gateway) if self.pool6 and self.pool6.gateway else ""
+
+    @property
+    def isolated4(self) -> bool:
+        """libnetwork's bridge gateway mode ``isolated`` for IPv4: no address on the bridge, no gateway."""
+        return self.options.get("com.docker.network.bridge.gateway_mode_ipv4") == "isolated"
+
+    @property
+    def isolated6(self) -> bool:
+        return self.options.get("com.docker.network.bridge.gateway_mode_ipv6") == "isolated"
+
+    @property
+    def inhibit_ipv4(self) -> bool:
+        """``com.docker.network.bridge.inhibit_ipv4``: the bridge gets no IPv4 address."""
+        return self.options.get("com.docker.network.bridge.inhibit_ipv4", "").lower() in ("1", "t", "true")
+
+    @property
+    def bridge_cidr(self) -> str:
+        """The IPv4 address the bridge holds ("" for none)."""
+        if self.pool is None or self.pool.gateway is None or self.isolated4 or self.inhibit_ipv4:
+            return ""
+        return f"{self.pool.gateway}/{self.pool.subnet.prefixlen}"
+
+    @property
+    def bridge_cidr6(self) -> str:
+        if self.pool6 is None or self.pool6.gateway is None or self.isolated6:
+            return ""
+        return f"{self.pool6.gateway}/{self.pool6.subnet.prefixlen}"
 
     def document(self, containers: dict[str, Any] | None = None) -> dict[str, Any]:
         return {
@@ -103,7 +130,7 @@ class Network:
             if pool is not None:
                 doc[key] = {
                     "subnet": str(pool.subnet),
-                    "gateway": str(pool.gateway),
+                    "gateway": str(pool.gateway) if pool.gateway else "",
                     "ip_range": str(pool.ip_range) if pool.ip_range else "",
                     "last": pool.last,
                 }
@@ -128,7 +155,8 @@ class Network:
             # reloaded from the store, a subnet given without a gateway shows the one chosen (as on dockerd)
             chosen = pool6 if ":" in str(entry.get("Subnet") or "") else pool
             if chosen is not None and entry.get("Subnet") == str(chosen.subnet):
-                entry.setdefault("Gateway", str(chosen.gateway))
+                if chosen.gateway is not None:
+                    entry.setdefault("Gateway", str(chosen.gateway))
                 chosen.reserve_aux(aux_addresses(entry, chosen.subnet))
         return cls(
             id=doc["Id"],
@@ -153,7 +181,7 @@ def _load_pool(p: dict[str, Any] | None) -> AddressPool | None:
         return None
     return AddressPool(
         subnet=ipaddress.ip_network(p["subnet"]),
-        gateway=ipaddress.ip_address(p["gateway"]),
+        gateway=ipaddress.ip_address(p["gateway"]) if p.get("gateway") else None,
         ip_range=ipaddress.ip_network(p["ip_range"]) if p.get("ip_range") else None,
         last=int(p.get("last") or 0),
     )

@@ -36,7 +36,7 @@ NLM_F_CREATE = 0x400
 
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK, RTM_SETLINK = 16, 17, 18, 19
 RTM_NEWADDR, RTM_GETADDR = 20, 22
-RTM_NEWROUTE = 24
+RTM_NEWROUTE, RTM_DELROUTE = 24, 25
 
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_MASTER = 1, 3, 4, 10
 IFLA_PROTINFO, IFLA_LINKINFO, IFLA_NET_NS_FD = 12, 18, 28
@@ -356,6 +356,23 @@ class Netlink:
             _RTMSG.pack(family, 0, 0, 0, 254, 3, 0, 1, 0) + attrs,
             f"add default route via {gateway} dev {device}",
         )
+
+    def delete_default_routes(self, version: int) -> None:
+        """Remove every default route of the main table for IPv4 (or IPv6), as ``ip route del default``
+        until there is none."""
+        family = socket.AF_INET if version == 4 else socket.AF_INET6
+        for _ in range(64):
+            try:
+                self._request(
+                    RTM_DELROUTE,
+                    NLM_F_ACK,
+                    _RTMSG.pack(family, 0, 0, 0, 254, 0, 255, 0, 0),
+                    f"delete the IPv{version} default route",
+                )
+            except NetlinkError as exc:
+                if exc.errno == errno.ESRCH:
+                    return
+                raise
 
 
 @contextlib.contextmanager

@@ -157,17 +157,24 @@ class NetServices:
             # the asker's links on this network (libnetwork CreateOptionAlias): a name only it resolves
             other = endpoint_link(self.daemon.containers, own.get("Links"), name)
             ep = (other.network_settings.get("Networks") or {}).get(net.name) if other is not None else None
-            if ep and ep.get("IPAddress") and ep["IPAddress"] not in found:
-                found.append(ep["IPAddress"])
+            if ep:
+                _add_addresses(found, ep)
             for other in self.daemon.containers.by_id.values():
                 ep = (other.network_settings.get("Networks") or {}).get(net.name)
-                if not ep or not ep.get("IPAddress"):
+                if not ep or not (ep.get("IPAddress") or ep.get("GlobalIPv6Address")):
                     continue
                 names = [n.lower() for n in ep.get("DNSNames") or []]
                 candidates = set(names) | {f"{n}.{net.name.lower()}" for n in names}
-                if name in candidates and ep["IPAddress"] not in found:
-                    found.append(ep["IPAddress"])
+                if name in candidates:
+                    _add_addresses(found, ep)
         return found or None
+
+
+def _add_addresses(found: list[str], ep: dict[str, Any]) -> None:
+    """An endpoint's IPv4 and IPv6 addresses (A and AAAA answers), each once."""
+    for address in (ep.get("IPAddress"), ep.get("GlobalIPv6Address")):
+        if address and address not in found:
+            found.append(str(address))
 
 
 def _usable_sandbox(path: str, pid: int) -> str:

@@ -1,4 +1,4 @@
-"""The embedded DNS server's wire format: queries parsed, A answers built, bad packets refused."""
+"""The embedded DNS server's wire format: queries parsed, A and AAAA answers built, bad packets refused."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from harness.daemon.network.dns import parse_query, reply
+from harness.daemon.network.dns import answers_for, parse_query, reply
 
 
 def _query(name: str, qtype: int = 1, qid: int = 0x1234) -> bytes:
@@ -47,3 +47,17 @@ def test_servfail_has_no_answers() -> None:
     *_, end = parse_query(query)
     answer = reply(query, end, [], rcode=2)
     assert struct.unpack_from("!H", answer, 6)[0] == 0 and struct.unpack_from("!H", answer, 2)[0] & 0xF == 2
+
+
+def test_a_container_with_an_ipv6_address_answers_aaaa_queries() -> None:
+    """libnetwork's resolver answers AAAA with an endpoint's IPv6 address (moby TestIsolated/ipv6)."""
+    known = ["10.0.0.2", "fd00::2"]
+    assert answers_for(1, known) == ["10.0.0.2"]
+    assert answers_for(28, known) == ["fd00::2"]
+    assert answers_for(16, known) == []  # TXT: the name is known, the answer empty
+    query = _query("ctr1", qtype=28)
+    *_, end = parse_query(query)
+    answer = reply(query, end, answers_for(28, known))
+    rtype, _, _, length = struct.unpack_from("!HHIH", answer, end + 2)
+    assert (rtype, length) == (28, 16)
+    assert socket.inet_ntop(socket.AF_INET6, answer[end + 12 : end + 28]) == "fd00::2"

@@ -150,3 +150,16 @@ def test_without_the_userland_proxy_published_ports_are_hairpin_nat(tmp_path: Pa
     assert "-A DOCKER -p tcp -m tcp --dport 18098 -j DNAT --to-destination 172.17.0.2:80" in calls
     assert "-A POSTROUTING -s 172.17.0.2/32 -d 172.17.0.2/32 -p tcp -m tcp --dport 80 -j MASQUERADE" in calls
     assert log.warnings == []
+
+
+def test_an_internal_networks_ipv6_rules_spare_traffic_within_its_bridge(tmp_path: Path) -> None:
+    """libnetwork setupInternalNetworkRules: in ip6tables the drops name '! -o'/'! -i' the bridge, so
+    neighbour discovery (to multicast addresses outside the subnet) still crosses it (moby TestIsolated)."""
+    fw, _ = _firewall(tmp_path)
+    net = _bridge()
+    net.internal = True
+    net.pool6 = AddressPool(subnet=ipaddress.IPv6Network("fd00:c0f:3::/64"), gateway=None)
+    rules = fw._rules_for(net)
+    assert ("filter", "FORWARD -i docker0 ! -d 172.17.0.0/16 -j DROP") in rules
+    assert ("filter6", "FORWARD -i docker0 ! -o docker0 ! -d fd00:c0f:3::/64 -j DROP") in rules
+    assert ("filter6", "FORWARD ! -i docker0 -o docker0 ! -s fd00:c0f:3::/64 -j DROP") in rules

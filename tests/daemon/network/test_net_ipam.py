@@ -180,3 +180,14 @@ def test_auxiliary_addresses_refused_as_moby_validate_ipam(address: str, problem
         400,
         f"invalid network config:\ninvalid auxiliary address x: {problem}",
     )
+
+
+def test_a_point_to_point_31_without_a_gateway_hands_out_both_addresses() -> None:
+    """libnetwork newPoolData (RFC 3021): a /31 keeps its network and broadcast addresses; an isolated or
+    inhibit_ipv4 internal network takes no gateway (moby TestPointToPoint)."""
+    pool = AddressPool(subnet=ipaddress.IPv4Network("192.168.135.0/31"), gateway=None)
+    assert {str(pool.allocate()), str(pool.allocate())} == {"192.168.135.0", "192.168.135.1"}
+    with pytest.raises(IPAMError):
+        pool.allocate()
+    wide = AddressPool(subnet=ipaddress.IPv4Network("10.0.0.0/30"), gateway=None)
+    assert [str(wide.allocate()), str(wide.allocate())] == ["10.0.0.1", "10.0.0.2"]  # .0 and .3 kept back
