@@ -218,7 +218,7 @@ def info_document(daemon: Daemon) -> dict[str, Any]:
         "CDISpecDirs": [],
         "Containerd": None,
         "FirewallBackend": {"Driver": "iptables"} if cfg["iptables"] else None,
-        "DefaultAddressPools": [],
+        "DefaultAddressPools": _default_address_pools(cfg.get("default-address-pool")),
         "Warnings": daemon.info_warnings(),
     }
 
@@ -248,3 +248,20 @@ def info_for_version(doc: dict[str, Any], version: tuple[int, ...]) -> dict[str,
         doc.update(BridgeNfIptables=False, BridgeNfIp6tables=False)
         return dict(_sorted_keys(doc))
     return doc
+
+
+def _default_address_pools(pools: list[dict[str, Any] | None] | None) -> list[dict[str, Any]]:
+    """The configured pools in their order, each base masked as libnetwork left it (fillDefaultAddressPools
+    reads the pools after the allocator normalised them in place)."""
+    import ipaddress
+
+    from .netip import parse_prefix
+
+    shown = []
+    for pool in pools or []:
+        if pool is None or not pool["base"]:
+            continue
+        base = parse_prefix(pool["base"])
+        network = ipaddress.ip_network((ipaddress.ip_address(base.addr.raw), base.bits), strict=False)
+        shown.append({"Base": str(network), "Size": int(pool["size"])})
+    return shown

@@ -69,6 +69,47 @@ def test_bip_and_mtu(daemon_factory: DaemonFactory, client_for: Any, observe: Ob
 
 @NEEDS_DEFAULT_BRIDGE
 @pytest.mark.scenario(
+    "config/network/default-address-pools",
+    "daemon.json default-address-pools MUST be where networks without a subnet get theirs: sorted by "
+    "address, each cut into subnets of its size (the default bridge takes the first), IPv6 networks from the "
+    "IPv6 pools; /info lists the pools in their order with the bases masked",
+    ref="dockerd --default-address-pool; moby libnetwork/ipams/defaultipam (splitByIPFamily, newAddrSpace)",
+)
+def test_default_address_pools(daemon_factory: DaemonFactory, client_for: Any, observe: Observations) -> None:
+    pools = [
+        {"base": "10.233.1.0/16", "size": 24},  # not masked as written: dockerd masks it
+        {"base": "10.234.0.0/16", "size": 20},  # ... and sorts it first
+        {"base": "fd00:abcd::/56", "size": 64},
+    ]
+    daemon = daemon_factory(config={"default-address-pools": pools})
+    client = client_for(daemon)
+    shown = client.get("/info").json().get("DefaultAddressPools")
+    bridge = client.get("/networks/bridge").json()["IPAM"]["Config"]
+    subnets = []
+    for name, body in (("pool-a", {}), ("pool-b", {}), ("pool-6", {"EnableIPv6": True})):
+        created = client.post("/networks/create", json={"Name": name, **body})
+        assert created.status_code == 201, created.text
+        subnets.append([c["Subnet"] for c in client.get(f"/networks/{name}").json()["IPAM"]["Config"]])
+    for name in ("pool-a", "pool-b", "pool-6"):
+        client.delete(f"/networks/{name}")
+    observe("info", shown)
+    observe("bridge", bridge)
+    observe("networks", subnets)
+    assert shown == [
+        {"Base": "10.233.0.0/16", "Size": 24},
+        {"Base": "10.234.0.0/16", "Size": 20},
+        {"Base": "fd00:abcd::/56", "Size": 64},
+    ]
+    assert bridge == [{"Subnet": "10.233.0.0/24", "Gateway": "10.233.0.1"}]
+    assert subnets == [
+        ["10.233.1.0/24"],
+        ["10.233.2.0/24"],
+        ["10.233.3.0/24", "fd00:abcd::/64"],
+    ]
+
+
+@NEEDS_DEFAULT_BRIDGE
+@pytest.mark.scenario(
     "config/network/fixed-cidr",
     "--fixed-cidr MUST confine the default bridge's dynamic addresses to that range and show it as IPRange",
     ref="dockerd --fixed-cidr",

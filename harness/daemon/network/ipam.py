@@ -69,12 +69,47 @@ def local_pool_problem(pools: list[dict[str, Any] | None]) -> str:
     return ""
 
 
-def next_free_subnet(taken: Iterable[Net]) -> ipaddress.IPv4Network:
-    """The first default pool overlapping none of ``taken`` (IPv4 ones)."""
+#: a configured pool as libnetwork keeps it: the base (masked) and the size of the subnets cut from it
+Pool = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, int]
+
+
+def configured_pools(pools: list[dict[str, Any] | None] | None) -> list[Pool]:
+    """The daemon's ``default-address-pools`` as libnetwork uses them (``splitByIPFamily``,
+    ``newAddrSpace``): each base masked, sorted by address then prefix length
+    within a family, and a pool overlapping an earlier one dropped. Pools refused at boot are not here."""
+    kept: list[Pool] = []
+    for version in (4, 6):
+        family: list[Pool] = []
+        for pool in pools or []:
+            if pool is None or not pool["base"]:
+                continue
+            base = parse_prefix(pool["base"])
+            addr = ipaddress.ip_address(base.addr.raw)
+            if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+                continue  # dockerd 28.5 unmaps it to IPv4 with the IPv6 length: an invalid prefix, no subnets
+            if addr.version == version:
+                family.append((ipaddress.ip_network((addr, base.bits), strict=False), int(pool["size"])))
+        family.sort(key=lambda p: (p[0].network_address, p[0].prefixlen))
+        for net, size in family:
+            if not any(net.overlaps(other) for other, _ in kept if other.version == version):
+                kept.append((net, size))
+    return kept
+
+
+def _subnets(pools: list[Pool], version: int) -> Iterator[Net]:
+    for net, size in pools:
+        if net.version == version and net.prefixlen <= size <= net.max_prefixlen:
+            yield from net.subnets(new_prefix=size)
+
+
+def next_free_subnet(taken: Iterable[Net], pools: list[Pool] | None = None) -> ipaddress.IPv4Network:
+    """The first subnet of the address pools overlapping none of ``taken`` (IPv4 ones): the configured
+    pools' (``pools``) when there are any, else dockerd's defaults."""
     used = [n for n in taken if n.version == 4]
-    for pool in default_pools():
+    candidates = _subnets(pools, 4) if pools else default_pools()
+    for pool in candidates:
         if not any(pool.overlaps(other) for other in used):
-            return pool
+            return pool  # type: ignore[return-value]
     raise conflict("all predefined address pools have been fully subnetted")
 
 
@@ -84,12 +119,17 @@ def ula_base(engine_id: str) -> ipaddress.IPv6Network:
     return ipaddress.IPv6Network((int(ipaddress.IPv6Address("fd00::")) + (gid << 80), 48))
 
 
-def next_free_subnet6(taken: Iterable[Net], engine_id: str) -> ipaddress.IPv6Network:
-    """The first /64 of the daemon's ULA /48 overlapping none of ``taken`` (IPv6 ones)."""
+def next_free_subnet6(
+    taken: Iterable[Net], engine_id: str, pools: list[Pool] | None = None
+) -> ipaddress.IPv6Network:
+    """The first subnet overlapping none of ``taken`` (IPv6 ones) of the configured IPv6 pools, or when
+    there are none, the first /64 of the daemon's ULA /48 (moby adds it only then)."""
     used = [n for n in taken if n.version == 6]
-    for pool in ula_base(engine_id).subnets(new_prefix=64):
+    v6 = [p for p in pools or [] if p[0].version == 6]
+    candidates = _subnets(v6, 6) if v6 else ula_base(engine_id).subnets(new_prefix=64)
+    for pool in candidates:
         if not any(pool.overlaps(other) for other in used):
-            return pool
+            return pool  # type: ignore[return-value]
     raise conflict("all predefined address pools have been fully subnetted")
 
 

@@ -23,7 +23,9 @@ from . import bridge as br
 from .ipam import (
     AddressPool,
     IPAMError,
+    Pool,
     aux_addresses,
+    configured_pools,
     local_pool_problem,
     next_free_subnet,
     next_free_subnet6,
@@ -137,6 +139,7 @@ class NetworkManager:
         self.host: Netlink | None = None
         self.adopting = False  # at a boot after live-restore: rules the last refd left are taken over
         self._reaper: ThreadPoolExecutor | None = None  # tears the kernel side of sandboxes down
+        self.pools: list[Pool] = []  # the configured default-address-pools, as libnetwork orders them
         self._forwarding: bool | None = None  # net.ipv4.ip_forward at first use (dockerd's sysinfo)
 
     def remaps(self, c: Container) -> bool:
@@ -163,6 +166,7 @@ class NetworkManager:
                 "Error initializing network controller: error obtaining controller instance: could not "
                 f"construct local address space: {problem}"
             )
+        self.pools = configured_pools(cfg.get("default-address-pool"))
         with contextlib.suppress(FileNotFoundError):
             for entry in sorted(os.listdir(self.root)):
                 if entry.endswith(".json"):
@@ -220,7 +224,7 @@ class NetworkManager:
         elif existing is not None and existing.pool is not None and not bridge_flag:
             subnet, gateway = existing.pool.subnet, existing.pool.gateway  # type: ignore[assignment]
         else:
-            subnet = next_free_subnet(self._host_networks(exclude={name}))
+            subnet = next_free_subnet(self._host_networks(exclude={name}), self.pools)
             gateway = subnet.network_address + 1
         # moby getDefaultBridgeIPAMConf: the IPv4 entry is configured (shown first) when --bip,
         # --fixed-cidr or an address already on the bridge chose it, else it is the allocator's
@@ -283,7 +287,9 @@ class NetworkManager:
             elif ip_range is not None:
                 subnet, gateway = ip_range, ip_range.network_address + 1
             else:
-                subnet = next_free_subnet6(self._host_networks(exclude={name}), self.daemon.engine_id)
+                subnet = next_free_subnet6(
+                    self._host_networks(exclude={name}), self.daemon.engine_id, self.pools
+                )
                 gateway = subnet.network_address + 1
         except ValueError as exc:
             raise NetworkError(f"invalid IPv6 configuration of the default bridge: {exc}") from None
@@ -441,7 +447,7 @@ class NetworkManager:
                         403, "invalid pool request: Pool overlaps with other one on this address space"
                     )
         else:
-            subnet = next_free_subnet(self._host_networks())
+            subnet = next_free_subnet(self._host_networks(), self.pools)
             ip_range, gateway = None, None
         if gateway is None and not skip_gw4:
             gateway = subnet.network_address + 1
@@ -519,7 +525,7 @@ class NetworkManager:
             if gateway is not None:
                 entry["Gateway"] = str(gateway)
         else:
-            subnet = next_free_subnet6(self._host_networks(), self.daemon.engine_id)
+            subnet = next_free_subnet6(self._host_networks(), self.daemon.engine_id, self.pools)
             ip_range, gateway = None, None
             entry = {"Subnet": str(subnet)}
         if gateway is None and not skip_gateway:

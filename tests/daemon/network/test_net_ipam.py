@@ -191,3 +191,38 @@ def test_a_point_to_point_31_without_a_gateway_hands_out_both_addresses() -> Non
         pool.allocate()
     wide = AddressPool(subnet=ipaddress.IPv4Network("10.0.0.0/30"), gateway=None)
     assert [str(wide.allocate()), str(wide.allocate())] == ["10.0.0.1", "10.0.0.2"]  # .0 and .3 kept back
+
+
+def test_configured_pools_are_masked_sorted_and_deduplicated() -> None:
+    from harness.daemon.network.ipam import configured_pools
+
+    pools = configured_pools(
+        [
+            {"base": "10.233.1.0/16", "size": 24},
+            {"base": "fd00:abcd::/56", "size": 64},
+            {"base": "10.234.0.0/16", "size": 20},
+            {"base": "10.233.128.0/17", "size": 28},  # inside the first: libnetwork drops it
+        ]
+    )
+    assert [(str(n), s) for n, s in pools] == [
+        ("10.233.0.0/16", 24),
+        ("10.234.0.0/16", 20),
+        ("fd00:abcd::/56", 64),
+    ]
+
+
+def test_networks_come_from_the_configured_pools() -> None:
+    from harness.daemon.network.ipam import configured_pools, next_free_subnet6
+
+    pools = configured_pools([{"base": "10.234.0.0/16", "size": 20}, {"base": "10.233.0.0/16", "size": 24}])
+    assert str(next_free_subnet([], pools)) == "10.233.0.0/24"
+    assert str(next_free_subnet([Net("10.233.0.0/17")], pools)) == "10.233.128.0/24"
+    assert str(next_free_subnet([Net("10.233.0.0/16")], pools)) == "10.234.0.0/20"
+    with pytest.raises(ApiError, match="all predefined address pools have been fully subnetted"):
+        next_free_subnet([Net("10.232.0.0/14")], pools)
+    # no IPv6 pool configured: the ULA /48 of the engine id, as moby adds it only then
+    assert next_free_subnet6([], "engine-a", pools) == next_free_subnet6([], "engine-a")
+    six = configured_pools([{"base": "fd00:abcd::/56", "size": 64}])
+    assert str(next_free_subnet6([], "engine-a", six)) == "fd00:abcd::/64"
+    with pytest.raises(ApiError):
+        next_free_subnet([], six)  # only IPv6 pools: no IPv4 subnet to give
