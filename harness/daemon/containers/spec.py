@@ -176,6 +176,21 @@ def _gids(groups: list[Any]) -> list[int | str]:
     return [int(g) if str(g).isdigit() else str(g) for g in groups]
 
 
+def _seccomp_filter(profile: str, hc: dict[str, Any]) -> list[list[int]]:
+    """``seccomp=<profile JSON>`` compiled for the runtime (kept when privileged, as dockerd 28 does);
+    none for ``unconfined`` or no profile. A profile refd cannot use fails the start (500), as dockerd's
+    createSpec errors do."""
+    if not profile or profile == "unconfined":
+        return []
+    from ..runtime.seccomp import SeccompError, compile_profile
+
+    try:
+        program = compile_profile(profile, capabilities(hc))
+    except SeccompError as exc:
+        raise system(str(exc)) from None
+    return [list(ins) for ins in program]
+
+
 def _sysctls(daemon: Daemon, c: Container) -> dict[str, str]:
     """moby's spec sysctls: the NIS domain name; in a network namespace of its own, unprivileged ping
     (unless user namespaces are remapped) and low ports for everyone; then the container's own."""
@@ -255,6 +270,7 @@ def process_spec(
         "no_new_privileges": security.no_new_privileges,
         "privileged": privileged,
         "writable_cgroups": privileged if security.writable_cgroups is None else security.writable_cgroups,
+        "seccomp": _seccomp_filter(security.seccomp, hc),
         "capabilities": capabilities(hc),
         "rlimits": _rlimits(daemon, hc),
         "hostname": hostname,
@@ -286,6 +302,7 @@ def exec_process_spec(daemon: Daemon, c: Container, request: dict[str, Any], tty
         tty,
     )
     privileged = bool(request.get("Privileged")) or bool(c.host_config.get("Privileged"))
+    security = security_options(c.host_config, bool(daemon.config.get("no-new-privileges")))
     return {
         "args": list(request["Cmd"]),
         "env": env,
@@ -294,9 +311,8 @@ def exec_process_spec(daemon: Daemon, c: Container, request: dict[str, Any], tty
         "tty": tty,
         "privileged": privileged,
         "capabilities": None if privileged else capabilities(c.host_config),
-        "no_new_privileges": security_options(
-            c.host_config, bool(daemon.config.get("no-new-privileges"))
-        ).no_new_privileges,
+        "no_new_privileges": security.no_new_privileges,
+        "seccomp": _seccomp_filter(security.seccomp, c.host_config),
         "additional_gids": _gids(list(c.host_config.get("GroupAdd") or [])),
     }
 

@@ -46,6 +46,7 @@ from typing import Any, NoReturn
 from . import caps as capmod
 from . import namespaces as ns
 from . import rootfs as rfs
+from . import seccomp as seccomp_filter
 from . import syscalls as sc
 from .cgroups import Cgroup, CgroupFS, Resources, enter_cgroups_of
 from .errors import CgroupError, ContainerStartError, go_strerror
@@ -157,6 +158,8 @@ class ProcessSpec:
     console_socket: int = -1
     #: the pty's first size, (rows, columns); () or zeros: the kernel's default
     console_size: tuple[int, ...] = ()
+    #: a compiled seccomp filter (``seccomp.compile_profile``'s instructions), loaded before the execve
+    seccomp: list[list[int]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -526,6 +529,8 @@ def _exec(plan: _Plan, tty: int, own_group: bool = False) -> NoReturn:
             with contextlib.suppress(OSError):
                 os.tcsetpgrp(tty, os.getpgrp())
             signal.signal(signal.SIGTTOU, old)
+    if spec.seccomp and not spec.no_new_privileges:  # runc: while CAP_SYS_ADMIN still allows it
+        _seccomp(spec)
     try:
         capmod.before_user_switch(plan.capset)
     except OSError as exc:
@@ -547,11 +552,20 @@ def _exec(plan: _Plan, tty: int, own_group: bool = False) -> NoReturn:
         _chdir(spec.cwd, early=False)
     if spec.no_new_privileges:
         sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+        if spec.seccomp:  # runc: last, once no_new_privs lets an unprivileged process load it
+            _seccomp(spec)
     path = _look_path(spec.args[0], env)
     try:
         os.execve(path, spec.args, _env_map(env))
     except OSError as exc:
         raise ContainerStartError(f"exec {path}: {go_strerror(exc.errno or 0)}", exc.errno or 0) from None
+
+
+def _seccomp(spec: ProcessSpec) -> None:
+    try:
+        seccomp_filter.install(spec.seccomp)
+    except OSError as exc:
+        raise ContainerStartError(f"error loading seccomp filter into kernel: {exc}") from None
 
 
 def _env_map(env: Sequence[str]) -> dict[str, str]:

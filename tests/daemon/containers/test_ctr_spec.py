@@ -96,3 +96,27 @@ def test_pid_namespace_donors_that_cannot_be_joined(refd: LiveRefd) -> None:
         500,
         f"failed to join PID namespace: container {stopped} is not running",
     )
+
+
+CONFINED = (
+    '{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["chown", "chown32", "fchownat"], '
+    '"action": "SCMP_ACT_ERRNO"}]}'
+)
+
+
+@pytest.mark.parametrize(
+    ("security_opt", "privileged", "refused"),
+    [
+        ([], False, False),
+        ([], True, False),
+        ([f"seccomp={CONFINED}"], False, True),
+        ([f"seccomp={CONFINED}"], True, True),  # kept when privileged (moby issue 47499)
+        (["seccomp=unconfined"], False, False),
+    ],
+)
+def test_a_seccomp_profile_binds_the_process_and_its_execs(
+    refd: LiveRefd, security_opt: list[str], privileged: bool, refused: bool
+) -> None:
+    cid = refd.run(TOP, HostConfig={"SecurityOpt": security_opt, "Privileged": privileged})
+    code, _ = refd.exec(cid, ["chown", "42", "/bin/true"])
+    assert (code != 0) is refused
