@@ -25,15 +25,13 @@ FLAG_LINE = re.compile(r"^  (?:-(\w), |    )--([\w-]+)(?: ([\w-]+))?", re.M)
 
 
 def _dockerd(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    from harness.rootfs import locate
+    from harness.rootfs import ensure
 
     target = resolve_target("dockerd-28")
     if os.geteuid() != 0:
         pytest.skip("running dockerd from its rootfs needs root (a private mount namespace)")
-    if not locate("dockerd-28").is_built():
-        pytest.skip(
-            "the dockerd-28 rootfs (Debian sid) is not built: python -m harness.rootfs build dockerd-28"
-        )
+    # Built (once, cached, locked) rather than skipped: on a fresh machine a skip would hide a new dockerd flag.
+    ensure("dockerd-28")
     command = ["unshare", "--mount", "--net", "--propagation", "private", "--", *target.launcher]
     return subprocess.run(
         [*command, "/usr/sbin/dockerd", *args],
