@@ -30,7 +30,7 @@ def _dockerd(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     target = resolve_target("dockerd-28")
     if os.geteuid() != 0:
         pytest.skip("running dockerd from its rootfs needs root (a private mount namespace)")
-    # Built (once, cached, locked) rather than skipped: on a fresh machine a skip would hide a new dockerd flag.
+    # Built (cached, locked), not skipped: on a fresh machine a skip would hide a new dockerd flag.
     ensure("dockerd-28")
     command = ["unshare", "--mount", "--net", "--propagation", "private", "--", *target.launcher]
     return subprocess.run(
