@@ -4,7 +4,8 @@ dockerd decodes a body into a Go struct; a value of the wrong JSON kind stops th
 ``json: cannot unmarshal <kind> into Go struct field <Struct>.<path> of type <type>`` (``Go value of type
 <type>`` at the top), which the router answers as ``400 invalid JSON: ...``. ``check`` walks a decoded
 body against a small description of the struct and raises that error for the first mismatch, in field
-order as Go meets them (document order). Unknown keys are ignored, ``null`` is always allowed, as in Go.
+order as Go meets them (document order). Unknown keys are ignored, ``null`` is always allowed, and a key
+matching a described field only case-insensitively is renamed to it, as in Go.
 
 A type is a scalar name (``"string"``, ``"bool"``, ``"int"``, ``"int64"``, ``"uint16"``, ``"float64"``,
 ``"any"``, ``"strslice"`` for moby's StrSlice), a ``Struct``, or ``List``/``Map`` of another type. A
@@ -130,6 +131,7 @@ def _walk(value: Any, t: GoType, top: str, path: str, indexed: bool = False) -> 
             f"invalid JSON: json: cannot unmarshal {_kind(value, t)} into {where} of type {_go_name(t)}"
         )
     if isinstance(t, Struct):
+        _fold_keys(value, t)
         for key, item in value.items():
             sub = t.fields.get(key)
             if sub is not None:
@@ -140,6 +142,20 @@ def _walk(value: Any, t: GoType, top: str, path: str, indexed: bool = False) -> 
     elif isinstance(t, Map):
         for key, item in value.items():
             _walk(item, t.elem, top, f"{path}.{_pointer(key)}" if path else _pointer(key))
+
+
+def _fold_keys(value: dict[str, Any], t: Struct) -> None:
+    """Go's decoder matches a key to a field case-insensitively when no field has it exactly (docker-py
+    sends ``detachKeys`` for ExecConfig.DetachKeys): such keys are renamed to the field's name, in place;
+    a later key for the same field wins, as Go assigns them in document order."""
+    folded = {name.casefold(): name for name in t.fields}
+    renamed = {key: folded.get(key.casefold(), key) for key in value if key not in t.fields}
+    if all(key == name for key, name in renamed.items()):
+        return
+    items = list(value.items())
+    value.clear()
+    for key, item in items:
+        value[renamed.get(key, key)] = item
 
 
 def check(body: Any, t: Struct) -> dict[str, Any]:

@@ -313,12 +313,15 @@ class ShimStreams:
             data = b""
         stdio = self.stdio.get(client.target)
         if not data:
+            # moby's CloseStdin (StdinOnce, or any exec) closes the process's stdin with the client's, but
+            # never a terminal's: a TTY's client that goes (or detaches) leaves the process its input
             if (
                 client.stdin
                 and stdio is not None
                 and stdio.stdin_w >= 0
-                and (stdio.stdin_once or not stdio.tty)
-            ) and (stdio.stdin_once or client.target != "main"):
+                and not stdio.tty
+                and (stdio.stdin_once or client.target != "main")
+            ):
                 self._close_stdin(stdio)
             client.reading = False
             self._update_events(client)

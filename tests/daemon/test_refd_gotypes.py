@@ -239,3 +239,14 @@ def test_go_kind_names_json_kinds_as_gos_decoder() -> None:
         ApiError, match=r"^invalid JSON: json: cannot unmarshal array into Go value of type x\.T$"
     ):
         expect_object([], "x.T")
+
+
+def test_keys_matching_a_field_case_insensitively_are_renamed_as_go_decodes_them() -> None:
+    exec_config = Struct("container.ExecOptions", {"DetachKeys": "string", "Cmd": "strslice"})
+    body = {"detachKeys": "ctrl-x,x", "cmd": ["sh"], "Other": 1}
+    assert check(body, exec_config) == {"DetachKeys": "ctrl-x,x", "Cmd": ["sh"], "Other": 1}
+    later_wins = {"DetachKeys": "ctrl-a,a", "DETACHKEYS": "ctrl-b,b"}
+    assert check(later_wins, exec_config) == {"DetachKeys": "ctrl-b,b"}
+    with pytest.raises(ApiError) as err:
+        check({"detachkeys": 5}, exec_config)
+    assert "Go struct field ExecOptions.DetachKeys of type string" in err.value.message

@@ -92,8 +92,14 @@ async def start(req: Request, daemon: Daemon) -> Response:
             await _write_error(r, str(exc), tty)
             return
         try:
-            keys = detach_key_bytes(record["DetachKeys"]) if record["DetachKeys"] else DEFAULT_DETACH_KEYS
-            await relay(r.reader, r.writer, reader, writer, use_stdin, keys if process_tty else None)
+            text = record.get("_detach_keys") or ""
+            keys = detach_key_bytes(text) if text else DEFAULT_DETACH_KEYS
+            detached = await relay(
+                r.reader, r.writer, reader, writer, use_stdin, keys if process_tty else None
+            )
+            if detached:  # dockerd 28's exec start takes its wrapped EscapeError for a failure and says so;
+                record["_failed"] = True  # recorded as ended with 126, its process left running
+                await _write_error(r, "exec attach failed: error on attach stdin: read escape sequence", tty)
         finally:
             execs.ended(c, record)
             with contextlib.suppress(Exception):

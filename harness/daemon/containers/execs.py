@@ -8,6 +8,7 @@ A record is the dict ``GET /exec/{id}/json`` shows, plus private keys (``_reques
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import secrets
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ApiError, conflict, invalid, not_found
 from ..shimstate import read_exec
+from .attach import detach_key_bytes
 from .shimclient import ShimConnection
 
 if TYPE_CHECKING:
@@ -60,6 +62,7 @@ class ExecStore:
     def create(self, c: Container, body: dict[str, Any], started: bool = False) -> dict[str, Any]:
         """A new exec of ``c`` from a create body (``Cmd``, ``Tty``, ``User``, ``Attach*``...)."""
         cmd = list(body["Cmd"])
+        keys = str(body.get("DetachKeys") or "")
         exec_id = secrets.token_hex(32)
         record = {
             "ID": exec_id,
@@ -77,7 +80,9 @@ class ExecStore:
             "OpenStdout": bool(body.get("AttachStdout")),
             "CanRemove": False,
             "ContainerID": c.id,
-            "DetachKeys": body.get("DetachKeys") or "",
+            # ExecConfig.DetachKeys is a []byte in dockerd: inspect shows the keys' bytes base64-encoded
+            "DetachKeys": base64.b64encode(detach_key_bytes(keys)).decode() if keys else "",
+            "_detach_keys": keys,
             "Pid": 0,
             "_request": body,
             "_started": started,
@@ -101,6 +106,8 @@ class ExecStore:
         if not record["Running"] and state.get("exit_code") is not None:
             record["ExitCode"] = int(state["exit_code"])
             record["Pid"] = 0
+        if record.get("_failed"):  # dockerd's exec start failed after the process ran: 126, not running
+            record.update(Running=False, ExitCode=126, Pid=0)
 
     def prune_ended(self, c: Container) -> None:
         """Drop execs whose process has ended from the container's ExecIDs (dockerd does on exit;
