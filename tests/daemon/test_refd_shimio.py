@@ -18,6 +18,7 @@ import pytest
 
 from harness.daemon.logs.jsonfile import JsonFileWriter, LogOptions
 from harness.daemon.shimio import HIGH_WATER, LOW_WATER, Client, ShimStreams, make_stdio
+from harness.wait import wait_until
 
 
 class Owner:
@@ -123,8 +124,15 @@ def test_a_terminals_output_keeps_its_crlf_raw_or_framed(
     peer, ours = socket.socketpair()
     owner.streams.attach(Client(ours, target="exec1"))
     os.write(stdio.child_fds[1], b"hello out\n")
-    _rounds(sel)
-    data = _recv_all(peer)
+    data = b""
+
+    def arrived() -> bool:  # a pty hands the line to its master a moment later, not at once
+        nonlocal data
+        _rounds(sel)
+        data += _recv_all(peer)
+        return data.endswith(b"\r\n")
+
+    assert wait_until(arrived, timeout=10), data
     if raw:
         assert data == b"hello out\r\n"
     else:
