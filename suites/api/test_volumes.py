@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from typing import Any
@@ -155,3 +156,39 @@ def test_anonymous(docker_cli: CLI, engine: EngineClient, test_image: str, obser
     observe("after_rm_v", gone.status_code)
     assert len(name) == 64
     expect_error(gone, 404, f"get {name}: no such volume")
+
+
+@pytest.mark.scenario(
+    "api/volumes/copy-up-at-create",
+    "A new volume over image content MUST get that content when the container is created (before it ever "
+    "starts), and only then: a volume emptied by the container stays empty when it starts again",
+    ref="moby daemon/create_unix.go populateVolumes",
+)
+def test_copy_up_at_create(docker_cli: CLI, test_image: str, observe: Observations) -> None:
+    tag = f"{os.getpid()}-{os.urandom(3).hex()}"
+    created, emptied = f"vol-at-create-{tag}", f"vol-emptied-{tag}"
+    names = [f"copyup-a-{tag}", f"copyup-b-{tag}"]
+    try:
+        docker_cli("create", "--name", names[0], "-v", f"{created}:/var/www", test_image, "true")
+        before_start = docker_cli("run", "--rm", "-v", f"{created}:/data", test_image, "ls", "/data")
+        first = docker_cli(
+            "run",
+            "--name",
+            names[1],
+            "-v",
+            f"{emptied}:/var/www",
+            test_image,
+            "sh",
+            "-c",
+            "ls /var/www; rm -f /var/www/*",
+        )
+        again = docker_cli("start", "-a", names[1])
+        seen = {"before_start": before_start.stdout, "first_run": first.stdout, "after_restart": again.stdout}
+        observe("volume_content", seen)
+        assert seen == {"before_start": "index.html\n", "first_run": "index.html\n", "after_restart": ""}, (
+            first.stderr,
+            again.stderr,
+        )
+    finally:
+        docker_cli("rm", "-f", *names)
+        docker_cli("volume", "rm", "-f", created, emptied)

@@ -198,6 +198,11 @@ class ContainerManager:
         self._desired_macs(c)
         c.mounts = self.mounts.mount_points(c, default_ro_non_recursive)
         self.mounts.create_layer(c, image)
+        try:
+            self.mounts.populate(c)
+        except BaseException:
+            self.mounts.remove_layer(c)
+            raise
         self.store.add(c)
         self.emit(c, "create")
         return c, warnings

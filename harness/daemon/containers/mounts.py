@@ -6,10 +6,11 @@ At create, ``--volumes-from``, ``HostConfig.Binds``, ``HostConfig.Mounts`` and t
 become the container's mount points (:mod:`.mountparse` reads and checks the requests; named volumes are
 created on demand, anonymous ones for the rest, an image mount gets a read-write layer of its image); a
 bind of (or above) the daemon's root gets ``rslave`` unless it asks for ``rslave`` or ``rshared``, and any
-other propagation there is refused. At start the rootfs is mounted, volumes with mount options are
+other propagation there is refused; then (:meth:`MountWiring.populate`, dockerd's populateVolumes) empty
+volumes get the image's content, once. At start the rootfs is mounted, volumes with mount options are
 mounted for their first running user, image layers are mounted, subpaths are resolved inside their
-volume or image (never out of it), empty volumes get the image's content; :meth:`MountWiring.sources`
-says where each mount point's data is for the runtime spec. At exit all of that is released; at removal
+volume or image (never out of it); :meth:`MountWiring.sources` says where each mount point's data is
+for the runtime spec. At exit all of that is released; at removal
 the read-write layers go, and with ``rm -v``/``--rm`` the anonymous volumes nobody else uses.
 """
 
@@ -305,10 +306,44 @@ class MountWiring:
                 self.remove_layer(c)
                 raise
 
+    def populate(self, c: Container) -> None:
+        """moby populateVolumes, at create and only then: each volume that copies data gets the image's
+        content at its mount point when the volume (or its subpath) is empty. A volume with mount options is
+        mounted for the copy and unmounted after (a tmpfs volume's copy goes with it, as on dockerd); a
+        subpath that does not exist is skipped, one that leaves its volume fails the create."""
+        volumes, layers = self._volumes, self._layers
+        points = [p for p in c.mounts if p.get("Type") == "volume" and p.get("Name") and _copy_data(p)]
+        if not points or volumes is None or layers is None or not hasattr(layers, "mount_rootfs"):
+            return
+        from ..runtime.users import secure_join
+
+        rootfs = layers.mount_rootfs(c.id)
+        user = f"{c.id}-populate"
+        try:
+            for point in points:
+                source = secure_join(rootfs, str(point["Destination"]))
+                if not os.path.exists(source):
+                    continue  # nothing in the image there
+                volumes.mount(point["Name"], user)
+                try:
+                    try:
+                        target = resolve_subpath(point, volumes.path(point["Name"]))
+                    except SubpathError as exc:
+                        if exc.status == 404:
+                            continue
+                        raise ApiError(exc.status, f"failed to populate volume: {exc.message}") from None
+                    if not os.path.isdir(target):
+                        raise ApiError(500, f"readdirent {target}: not a directory")
+                    volumes.copy_up_into(target, source)
+                finally:
+                    volumes.unmount(point["Name"], user)
+        finally:
+            layers.unmount_rootfs(c.id)
+
     # -- start / exit ----------------------------------------------------------------------------------
     def mount(self, c: Container) -> str:
         """The rootfs (its path, "" without a layer store), then the volumes and image layers, subpaths
-        resolved and empty volumes filled on first use; :meth:`sources` says where each one is."""
+        resolved; :meth:`sources` says where each one is."""
         layers = self._layers
         rootfs = ""
         if layers is not None and hasattr(layers, "mount_rootfs"):
@@ -317,7 +352,6 @@ class MountWiring:
         try:
             self._mount_images(c)
             self._sources[c.id] = self._resolve_sources(c)
-            self._copy_up(c, rootfs)
         except BaseException:
             self._sources.pop(c.id, None)
             self._unmount_images(c)
@@ -370,19 +404,6 @@ class MountWiring:
             if point.get("Type") == "image" and point.get("LayerID") and layers is not None:
                 with contextlib.suppress(Exception):
                     layers.unmount_rootfs(point["LayerID"])
-
-    def _copy_up(self, c: Container, rootfs: str) -> None:
-        """Empty volumes (or their subpath) get the image's content at their mount point on first use."""
-        volumes = self._volumes
-        if volumes is None or not rootfs:
-            return
-        from ..runtime.users import secure_join
-
-        sources = self._sources.get(c.id) or {}
-        for point in c.mounts:
-            if point.get("Type") == "volume" and _copy_data(point):
-                target = sources.get(point["Destination"]) or volumes.path(point["Name"])
-                volumes.copy_up_into(target, secure_join(rootfs, point["Destination"]))
 
     def restore(self, c: Container) -> None:
         """A container kept running across refd's restart (live-restore) still has its volumes mounted."""

@@ -273,7 +273,7 @@ def test_a_bad_bind_is_dockerds_500(tmp_path: Path, bind: str) -> None:
     assert (err.value.status, err.value.message) == (500, f"invalid volume specification: '{bind}'")
 
 
-def test_start_mounts_rootfs_then_volumes_and_fills_them_unless_nocopy(tmp_path: Path) -> None:
+def test_start_mounts_rootfs_then_volumes_and_copies_nothing(tmp_path: Path) -> None:
     wiring, volumes, layers = _wiring(tmp_path)
     c = make_container(str(tmp_path))
     c.mounts = [
@@ -283,11 +283,7 @@ def test_start_mounts_rootfs_then_volumes_and_fills_them_unless_nocopy(tmp_path:
     ]
     assert wiring.mount(c) == str(tmp_path / "rootfs")
     assert layers.calls == [("mount_rootfs", c.id)]
-    assert volumes.calls == [
-        ("mount", "a"),
-        ("mount", "b"),
-        ("copy_up", volumes.path("a"), os.path.join(tmp_path, "rootfs", "a")),
-    ]
+    assert volumes.calls == [("mount", "a"), ("mount", "b")]  # dockerd copies image content at create only
     volumes.calls.clear()
     wiring.unmount_volumes(c)
     wiring.unmount_rootfs(c)
@@ -375,7 +371,7 @@ def test_a_subpath_that_is_missing_or_leaves_is_refused(
     assert (err.value.status, err.value.message) == (status, start.format(base=volume_tree))
 
 
-def test_start_resolves_subpaths_and_fills_the_subpath(tmp_path: Path, volume_tree: Path) -> None:
+def test_start_resolves_subpaths(tmp_path: Path, volume_tree: Path) -> None:
     wiring, volumes, _ = _wiring(tmp_path)
     c = make_container(str(tmp_path))
     c.mounts = [
@@ -405,7 +401,6 @@ def test_start_resolves_subpaths_and_fills_the_subpath(tmp_path: Path, volume_tr
     assert (tmp_path / "made").is_dir() and not (
         tmp_path / "not-made"
     ).exists()  # -v creates, --mount does not
-    assert volumes.calls[-1] == ("copy_up", str(volume_tree / "sub"), os.path.join(tmp_path, "rootfs", "v"))
     wiring.unmount_volumes(c)
     assert wiring.sources(c) == {}
     c.mounts[0]["Spec"] = {"VolumeOptions": {"Subpath": "out"}}
@@ -417,3 +412,57 @@ def test_start_resolves_subpaths_and_fills_the_subpath(tmp_path: Path, volume_tr
 def test_source_mount_finds_the_longest_mount_point() -> None:
     point, optional = source_mount("/proc/self/status")
     assert point == "/proc" and isinstance(optional, str)
+
+
+def test_create_fills_empty_volumes_and_subpaths_from_the_image_once(tmp_path: Path) -> None:
+    """moby populateVolumes: at create, each copying volume (its subpath) that is empty gets the image's
+    content; a missing subpath is skipped, NoCopy and paths the image lacks are left alone."""
+    wiring, volumes, layers = _wiring(tmp_path)
+    rootfs = tmp_path / "rootfs"
+    for d in ("www", "bin", "lib"):
+        (rootfs / d).mkdir(parents=True)
+    for name in ("a", "b", "c", "d", "e"):
+        os.makedirs(volumes.path(name))
+    os.makedirs(os.path.join(volumes.path("b"), "sub"))
+    c = make_container(str(tmp_path))
+    c.mounts = [
+        {"Type": "volume", "Name": "a", "Destination": "/www", "CopyData": True},
+        {
+            "Type": "volume",
+            "Name": "b",
+            "Destination": "/bin",
+            "CopyData": True,
+            "Spec": {"VolumeOptions": {"Subpath": "sub"}},
+        },
+        {"Type": "volume", "Name": "c", "Destination": "/lib", "CopyData": False},
+        {"Type": "volume", "Name": "d", "Destination": "/nothing-there", "CopyData": True},
+        {
+            "Type": "volume",
+            "Name": "e",
+            "Destination": "/www",
+            "CopyData": True,
+            "Spec": {"VolumeOptions": {"Subpath": "nosuch"}},
+        },
+    ]
+    wiring.populate(c)
+    copies = [call for call in volumes.calls if call[0] == "copy_up"]
+    assert copies == [
+        ("copy_up", volumes.path("a"), str(rootfs / "www")),
+        ("copy_up", os.path.join(volumes.path("b"), "sub"), str(rootfs / "bin")),
+    ]
+    assert ("mount", "a") in volumes.calls and ("unmount", "a") in volumes.calls  # mounted for the copy only
+    assert layers.calls == [("mount_rootfs", c.id), ("unmount_rootfs", c.id)]
+    c.mounts = [
+        {
+            "Type": "volume",
+            "Name": "a",
+            "Destination": "/www",
+            "CopyData": True,
+            "Spec": {"VolumeOptions": {"Subpath": "../../.."}},
+        }
+    ]
+    with pytest.raises(ApiError) as err:
+        wiring.populate(c)
+    assert err.value.status == 400 and err.value.message.startswith(
+        "failed to populate volume: path concatenation"
+    )
