@@ -152,8 +152,10 @@ class NetworkWiring:
         networking, a disabled network); a peer's (``--network container:X``) is joined instead."""
         from ..network.sandbox import create_userns, userns_path
 
+        if not self._remapped(c) or peer is not None:
+            return
         path = userns_path(self.daemon.config["exec-root"], c.id)
-        if not self._remapped(c) or peer is not None or os.path.exists(path):
+        if os.path.exists(path):
             return
         try:
             create_userns(path, self.daemon.idmap)
