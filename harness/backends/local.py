@@ -131,8 +131,9 @@ class LocalBackend:
             **handle.target.env,
             **spec.env,
         }
-        if os.environ.get("PYTHONPATH"):
-            env.setdefault("PYTHONPATH", os.environ["PYTHONPATH"])
+        for inherited in ("PYTHONPATH", "HARNESS_LEAK_MARK"):  # the mark: the tests' process leak guard
+            if os.environ.get(inherited):
+                env.setdefault(inherited, os.environ[inherited])
         if spec.notify:
             if handle.notify_listener is None:
                 handle.notify_listener = NotifyListener(os.path.join(handle.workdir, "notify.sock"))

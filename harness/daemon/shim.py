@@ -21,7 +21,10 @@ Protocol on ``<state-dir>/shim.sock``: the client sends one JSON line, then
 - ``wait``: answers {"exit_code", "oom_killed", "finished_at"} once the container exited;
 - ``kill`` {signal, target?}, ``resize`` {height, width}: answer {"ok": true} or {"error": msg}
   (``target``: an exec id instead of the container's process);
-- ``exec`` {id, process, tty, stdin}: answers {"pid": n} or {"error": msg}, then streams.
+- ``exec`` {id, process, tty, stdin}: answers {"pid": n} or {"error": msg}, then streams;
+- ``abandon``: a container that will not be started after all (its start failed before the ``start``
+  op): the shim ends, answering {"ok": true} ({"error": msg} once the container runs). A shim never
+  started also ends by itself when its state dir is removed or made anew, or after a minute.
 """
 
 from __future__ import annotations
@@ -50,6 +53,10 @@ __all__ = ["Shim", "main"]
 PR_SET_CHILD_SUBREAPER = 36
 _READ = selectors.EVENT_READ
 _WRITE = selectors.EVENT_WRITE
+#: seconds between a never-started shim's looks at its state dir
+ORPHAN_CHECK_INTERVAL = 2.0
+#: seconds a shim waits for its container's start before it gives the container up
+UNSTARTED_LIMIT = 60.0
 
 
 class Shim:
@@ -74,6 +81,9 @@ class Shim:
         self.exit: dict[str, Any] | None = None
         self.done = False
         self.deadline_after_exit: float | None = None
+        self.dir_ino = os.stat(state_dir).st_ino
+        self.orphan_check = 0.0  # when a never-started shim next looks whether its state dir is still its own
+        self.unstarted_since: float | None = None  # the first round that found it not started
         self.listener: socket.socket | None = None
 
     def _watch(self, fd: int | socket.socket, events: int, kind: str, data: Any) -> None:
@@ -230,8 +240,13 @@ class Shim:
         return False
 
     def tick(self, now: float) -> float | None:
-        """After each round: finish a container whose output outlives it; the next deadline, if any."""
-        if self.exit is None or self.done:
+        """After each round: finish a container whose output outlives it, or one that will never start;
+        the next deadline, if any."""
+        if self.done:
+            return None
+        if self.exit is None and "main" not in self.pids:
+            return self._unstarted(now)
+        if self.exit is None:
             return None
         if "main" in self.streams.paused:  # its output is still flowing to a slow client: not stuck
             self.deadline_after_exit = None
@@ -244,6 +259,33 @@ class Shim:
         self.streams.drain("main")
         self._maybe_finish("main")
         return None
+
+    def _unstarted(self, now: float) -> float | None:
+        """A shim whose container was never started ends once its state dir is gone or made anew (refd
+        removed the container, or launched another shim for its next start), or when no start came for
+        :data:`UNSTARTED_LIMIT` seconds (refd sends it right after the attached clients, so a refd that
+        stopped or failed in between never will): nobody will start it."""
+        if self.unstarted_since is None:
+            self.unstarted_since = now
+        if now < self.orphan_check:
+            return self.orphan_check
+        self.orphan_check = now + ORPHAN_CHECK_INTERVAL
+        try:
+            same = os.stat(self.dir).st_ino == self.dir_ino
+        except OSError:
+            same = False
+        if same and now - self.unstarted_since < UNSTARTED_LIMIT:
+            return self.orphan_check
+        self.abandon()
+        return None
+
+    def abandon(self) -> bool:
+        """Give up a container that was never started (its clients' streams end); False once it runs."""
+        if "main" in self.pids or self.exit is not None:
+            return False
+        self.streams.detach_all("main")
+        self.done = True
+        return True
 
     @property
     def finished(self) -> bool:
@@ -354,6 +396,12 @@ class Shim:
         )
         self._reply(conn, self.resize(target, height, width))
 
+    def _op_abandon(self, conn: socket.socket, req: dict[str, Any]) -> None:
+        if self.abandon():
+            self._reply(conn, {"ok": True})
+        else:
+            self._reply(conn, {"error": "the container was started"})
+
     def _op_ping(self, conn: socket.socket, req: dict[str, Any]) -> None:
         self._reply(conn, {"ok": True, "pid": self.pids.get("main", 0)})
 
@@ -436,6 +484,7 @@ _OPS: dict[str, Callable[[Shim, socket.socket, dict[str, Any]], None]] = {
     "kill": Shim._op_kill,
     "resize": Shim._op_resize,
     "ping": Shim._op_ping,
+    "abandon": Shim._op_abandon,
     "attach": Shim._op_attach,
     "exec": Shim._op_exec,
 }

@@ -361,3 +361,46 @@ def test_refd_killed_then_restarted_learns_exits_from_exit_json(live_refd: Refd)
     assert live_refd.state(stays)["Running"] is True
     assert live_refd.host_of(stays) == host
     assert live_refd.exec(stays, ["echo", "ok"]) == (0, b"ok\n")
+
+
+def _in_netns(ino: str) -> list[str]:
+    """Command lines of the processes in the network namespace ``ino`` (``net:[...]``)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.readlink(f"/proc/{entry}/ns/net") != ino:
+                continue
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                argv = fh.read().replace(b"\0", b" ").decode(errors="replace")
+            found.append(f"{entry}: {argv}")
+        except OSError:
+            continue
+    return found
+
+
+def test_a_clean_shutdown_leaves_no_refd_process() -> None:
+    """SIGTERM: the containers are stopped (one only by the force after its timeout), then refd, its zygote
+    and every shim host end; none of them is left in refd's network namespace."""
+    daemon = Refd()
+    try:
+        daemon.run(SLEEPER)
+        daemon.run(["sh", "-c", "trap '' TERM; while :; do sleep 1; done"], StopTimeout=1)
+        created = daemon.client.post("/containers/create", json={"Image": daemon.image, "Cmd": ["true"]})
+        assert created.status_code == 201, created.text
+        proc = daemon.handle.process
+        assert proc is not None
+        netns = os.readlink(f"/proc/{proc.pid}/ns/net")
+        assert len(_in_netns(netns)) >= 3  # refd, its zygote, a shim host
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+        left: list[str] = []
+
+        def gone() -> bool:
+            left[:] = _in_netns(netns)
+            return not left
+
+        assert wait_until(gone, 30, interval=0.1), f"left in refd's network namespace: {left}"
+    finally:
+        daemon.close()

@@ -101,3 +101,46 @@ def test_a_container_whose_spec_is_missing_reports_on_its_sync_pipe(host: Host, 
     assert json.loads(answer) == {"pid": os.getpid()}  # taken: the error is the container's, not the host's
     assert "spec.json" in json.loads(sync)["error"]
     assert host.shims == []
+
+
+def test_a_container_never_started_ends_when_its_state_dir_goes(host: Host, tmp_path: Path) -> None:
+    """refd removed it (or made the dir anew for another shim): nobody will start it, so the host may end."""
+    state_dir = _state_dir(tmp_path, "c1")
+    answer, _ = _hand_off(host, state_dir)
+    assert json.loads(answer)["pid"] == os.getpid()
+    shim = host.shims[0]
+    assert shim.tick(100.0) == 100.0 + 2.0 and not shim.finished  # its dir is still its own: it waits
+    for entry in state_dir.iterdir():
+        entry.unlink()
+    state_dir.rmdir()
+    state_dir.mkdir()  # the next launch's fresh dir: a different inode
+    assert shim.tick(101.0) == 102.0  # not yet time to look
+    assert shim.tick(102.5) is None and shim.finished
+
+
+def test_a_container_never_started_is_abandoned_on_request(host: Host, tmp_path: Path) -> None:
+    state_dir = _state_dir(tmp_path, "c1")
+    _hand_off(host, state_dir)
+    shim = host.shims[0]
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        client.connect(str(state_dir / "shim.sock"))
+        client.sendall(b'{"op": "abandon"}\n')
+        for _ in range(2):  # accept, then the request
+            host._round(5)
+        assert json.loads(client.recv(4096)) == {"ok": True}
+    finally:
+        client.close()
+    assert shim.finished
+    shim.pids["main"] = 1  # as if started: it is no longer the shim's to give up
+    shim.done = False
+    assert not shim.abandon()
+
+
+def test_a_container_never_started_is_given_up_after_a_minute(host: Host, tmp_path: Path) -> None:
+    """refd stopped (or failed) between handing it over and starting it: no start will come."""
+    _hand_off(host, _state_dir(tmp_path, "c1"))
+    shim = host.shims[0]
+    assert shim.tick(1000.0) == 1002.0 and not shim.finished
+    assert shim.tick(1058.5) == 1060.5 and not shim.finished
+    assert shim.tick(1061.0) is None and shim.finished

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ApiError, conflict, invalid, not_found, system
 from ..events import make_event
 from ..gotime import now_rfc3339
+from .attach import background
 from .create import build_config, build_host_config, command_of, validate_request, verify_host_config
 from .execs import ExecStore
 from .model import Container
@@ -382,15 +383,25 @@ class ContainerManager:
                 "oom_check": spec.get("cgroup", ""),
             },
         )
-        for attach in self.pending_attach.pop(c.id, []):
-            await attach(state_dir)
-        result = await ShimConnection.call(state_dir, {"op": "start"})
+        try:
+            for attach in self.pending_attach.pop(c.id, []):
+                await attach(state_dir)
+            result = await ShimConnection.call(state_dir, {"op": "start"})
+        except BaseException:  # the shim must not wait for a start that will not come (its host lives on)
+            background(self._abandon(state_dir))
+            raise
         if "error" in result:
             message, code = runtime_start_error(str(result["error"]))
             c.set_start_error(message, code)
             c.save()
             raise ApiError(400 if code in (126, 127) else 500, message)
         return int(result["pid"])
+
+    async def _abandon(self, state_dir: str) -> None:
+        """Tell a shim whose container will not be started after all to end (best effort: a shim never
+        started also ends once its state dir is removed or made anew)."""
+        with contextlib.suppress(OSError, ValueError, ConnectionError, asyncio.TimeoutError):
+            await ShimConnection.call(state_dir, {"op": "abandon"}, timeout=5)
 
     async def _start_locked(self, c: Container) -> None:
         try:
