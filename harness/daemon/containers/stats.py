@@ -1,7 +1,7 @@
 """A running container's processes and resource counters (moby ``daemon/top_unix.go``, ``daemon/stats``):
 ``top`` runs the host's ``ps`` and keeps the rows whose PID is in the container's cgroup, as dockerd
-does; ``stats`` builds dockerd's StatsJSON from the cgroup's counters and /proc/stat, one sample, or
-one per second with ``stream``."""
+does, but not refd's own processes that are starting one there; ``stats`` builds dockerd's StatsJSON
+from the cgroup's counters and /proc/stat, one sample, or one per second with ``stream``."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from ..daemon import Daemon
     from .model import Container
 
-__all__ = ["network_stats", "sample", "stats", "top"]
+__all__ = ["network_stats", "refd_processes", "sample", "stats", "top"]
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -34,6 +34,8 @@ async def top(daemon: Daemon, c: Container, ps_args: str) -> dict[str, Any]:
     if not c.running:
         raise conflict(f"container {c.id} is not running")
     pids = {str(p) for p in _cgroup(daemon, c).pids()}
+    keep = int(c.state.get("Pid") or 0)  # a --init PID 1 is refd's own code for good: it stays listed
+    starting = refd_processes(pids, keep)
     proc = await asyncio.create_subprocess_exec(
         "ps", *ps_args.split(" "), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )  # split on spaces as dockerd does (strings.Split): no quoting, so no quoting errors either
@@ -49,12 +51,44 @@ async def top(daemon: Daemon, c: Container, ps_args: str) -> dict[str, Any]:
         pid_index = titles.index("PID")
     except ValueError:
         raise system("Couldn't find PID field in ps output") from None
+    starting |= refd_processes(pids, keep)  # one that was refd's during ps may have exec'd since
     processes = []
     for line in lines[1:]:
         fields = line.split(None, len(titles) - 1)
-        if len(fields) > pid_index and fields[pid_index] in pids:
+        if len(fields) > pid_index and fields[pid_index] in pids and fields[pid_index] not in starting:
             processes.append(fields)
     return {"Processes": processes, "Titles": titles}
+
+
+def _interpreter() -> tuple[int, int] | None:
+    try:
+        st = os.stat("/proc/self/exe")
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def refd_processes(pids: set[str], keep: int = 0) -> set[str]:
+    """The ``pids`` that are still refd's own code: a process the runtime forked to start a container or an
+    exec (the intermediate that joins the cgroup, the process before its ``execve``) runs refd's interpreter
+    with refd's command line (``python -m harness.daemon.zygote``), and would show in ``docker top`` for a
+    moment (runc's shows ``runc init``). ``keep``: a pid to list all the same."""
+    mine = _interpreter()
+    found = set()
+    for pid in pids:
+        if not pid.isdigit() or int(pid) == keep or mine is None:
+            continue
+        try:
+            st = os.stat(f"/proc/{pid}/exe")
+            if (st.st_dev, st.st_ino) != mine:
+                continue
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                argv = fh.read().split(b"\0")
+        except OSError:
+            continue
+        if any(arg.startswith(b"harness.daemon") for arg in argv):
+            found.add(pid)
+    return found
 
 
 def _system_cpu_ns() -> int:

@@ -75,3 +75,37 @@ def test_network_stats_are_the_namespaces_interfaces_but_loopback(tmp_path: Any)
     assert network_stats(c) == {}
     c.host_config["NetworkMode"], c.state["Pid"] = "bridge", 0
     assert network_stats(c) == {}
+
+
+def test_top_leaves_out_refds_own_processes_starting_in_the_container(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The runtime's intermediate and a process before its execve run refd's interpreter with refd's command
+    line in the container's cgroup for a moment: docker top must not list them (it listed the zygote's)."""
+    import subprocess
+    import sys
+
+    from harness.daemon.containers import stats as stats_module
+    from harness.daemon.containers.stats import refd_processes
+
+    starting = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)", "harness.daemon.zygote"]
+    )
+    user = subprocess.Popen(["sleep", "60"])
+    python_user = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        pids = {str(starting.pid), str(user.pid), str(python_user.pid)}
+        assert refd_processes(pids) == {str(starting.pid)}
+        assert refd_processes(pids, keep=starting.pid) == set()  # a --init PID 1 stays
+        monkeypatch.setattr(
+            stats_module, "_cgroup", lambda _d, _c: SimpleNamespace(pids=lambda: [int(p) for p in pids])
+        )
+        c = make_container(str(tmp_path))
+        c.set_running(user.pid)
+        listed = asyncio.run(top(SimpleNamespace(), c, "-ef"))  # type: ignore[arg-type]
+        shown = {row[listed["Titles"].index("PID")] for row in listed["Processes"]}
+        assert shown == {str(user.pid), str(python_user.pid)}
+    finally:
+        for proc in (starting, user, python_user):
+            proc.kill()
+            proc.wait()
