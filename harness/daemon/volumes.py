@@ -1,8 +1,8 @@
 """Local volumes: ``<data-root>/volumes/<name>/_data`` plus metadata, with dockerd's names and errors.
 
 Named volumes outlive containers; anonymous ones (image ``VOLUME``, ``-v /path``) get a
-64-hex name and go with ``docker rm -v``. A volume that is empty when first mounted is
-filled from the image's content at that path (dockerd's copy-up), unless ``nocopy``.
+64-hex name and go with ``docker rm -v``. A volume that is empty when a container is created
+with it is filled from the image's content at that path (dockerd's copy-up), unless ``nocopy``.
 Errors follow moby ``volume/service``: ``get x: no such volume``, ``remove x: volume is in
 use - [<ids>]``.
 """
@@ -190,13 +190,10 @@ class VolumeStore:
                 with contextlib.suppress(OSError):
                     sc.umount2(self.path(name), sc.MNT_DETACH)
 
-    def copy_up(self, name: str, source: str) -> None:
-        """Fill an empty volume from the image's directory at the mount point (dockerd's first-use copy)."""
-        self.copy_up_into(self.path(name), source)
-
     @staticmethod
     def copy_up_into(target: str, source: str) -> None:
-        """Fill the empty directory ``target`` (a volume, or its subpath) from the image's ``source``."""
+        """Fill the empty directory ``target`` (a volume, or its subpath) from the image's ``source``
+        (dockerd's copyExistingContents, at create)."""
         if not os.path.isdir(target) or os.listdir(target) or not os.path.isdir(source):
             return
         for entry in os.listdir(source):
