@@ -217,3 +217,43 @@ def test_volume_update_not_cluster(engine: EngineClient, observe: Observations) 
     observe("message", resp.json().get("message"))
     expect_error(resp, 503, "volume update only valid for cluster volumes, but swarm is unavailable")
     assert resp.json()["message"] == "volume update only valid for cluster volumes, but swarm is unavailable"
+
+
+@pytest.mark.scenario(
+    "api/swarm/init-join-checks",
+    "POST /swarm/init and /swarm/join on a node in no swarm MUST check the request first as dockerd does "
+    "(400s: invalid JSON, an empty ListenAddr, a spec not named 'default', a join without RemoteAddrs) and "
+    "leave the node in no swarm ('inactive')",
+    ref="operations SwarmInit, SwarmJoin; moby daemon/cluster/swarm.go validateAndSanitize*Request",
+)
+def test_init_join_checks(engine: EngineClient, observe: Observations) -> None:
+    def answer(path: str, body: Any = None, raw: bytes | None = None) -> dict[str, Any]:
+        if raw is not None:
+            resp = engine.post(path, data=raw, headers={"Content-Type": "application/json"})
+        else:
+            resp = engine.post(path, **({"json": body} if body is not None else {}))
+        return {"status": resp.status_code, "message": resp.json().get("message")}
+
+    seen = {
+        "init-bad-json": answer("/swarm/init", raw=b"{"),
+        "init-no-body": answer("/swarm/init"),
+        "init-array": answer("/swarm/init", []),
+        "init-spec-name": answer("/swarm/init", {"ListenAddr": "0.0.0.0:2377", "Spec": {"Name": "other"}}),
+        "join-empty": answer("/swarm/join", {}),
+        "join-no-remote": answer("/swarm/join", {"ListenAddr": "0.0.0.0:2377", "JoinToken": "x"}),
+    }
+    observe("answers", seen)
+    empty_listen = 'invalid ListenAddr "": invalid empty address'
+    assert seen == {
+        "init-bad-json": {"status": 400, "message": "invalid JSON: unexpected EOF"},
+        "init-no-body": {"status": 400, "message": empty_listen},
+        "init-array": {
+            "status": 400,
+            "message": "invalid JSON: json: cannot unmarshal array into Go value of type swarm.InitRequest",
+        },
+        "init-spec-name": {"status": 400, "message": 'swarm spec must be named "default"'},
+        "join-empty": {"status": 400, "message": empty_listen},
+        "join-no-remote": {"status": 400, "message": "at least 1 RemoteAddr is required to join"},
+    }
+    state = engine.get("/info").json()["Swarm"]["LocalNodeState"]
+    assert observe("local-node-state", state) == "inactive"

@@ -3,23 +3,25 @@
 refd has no swarm mode. dockerd answers every manager-only route (swarm, nodes, services, tasks, secrets,
 configs) with 503 "This node is not a swarm manager..." before it reads the body, ``POST /swarm/leave`` with
 503 "This node is not part of a swarm", service and task logs without a stream with dockerd's 500, and
-``PUT /volumes/{name}`` (cluster volumes) with 503. ``/swarm/init`` and ``/swarm/join`` stay unrouted: they
-would make a swarm, which refd cannot.
+``PUT /volumes/{name}`` (cluster volumes) with 503. ``POST /swarm/init`` and ``/swarm/join`` get dockerd's
+checks of the request (its JSON, ``ListenAddr``, the spec's name, ``RemoteAddrs``: the same 400s), then, where
+dockerd would make or join a swarm, refd's own 503 saying it has no swarm mode.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from ..errors import ApiError
+from ..errors import ApiError, expect_object, invalid
 from ..httpd import Request, Response
 from ..query import bool_value
+from ..server import read_json
 
 if TYPE_CHECKING:
     from ..daemon import Daemon
     from ..server import Router
 
-__all__ = ["NOT_MANAGER", "register"]
+__all__ = ["NOT_MANAGER", "NO_SWARM_MODE", "register"]
 
 NOT_MANAGER = (
     'This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" '
@@ -71,6 +73,43 @@ async def logs(req: Request, daemon: Daemon) -> Response:
     raise ApiError(503, NOT_MANAGER)
 
 
+#: refd's answer where dockerd would make or join a swarm
+NO_SWARM_MODE = (
+    "refd has no swarm mode: this node cannot {} a swarm (refd is a node in no swarm, answering every "
+    "swarm route as dockerd does then); use dockerd for swarm services"
+)
+
+
+def _listen_addr(body: dict[str, Any]) -> None:
+    """moby validateAddr on ListenAddr: only an empty one is refused (any other text is taken as given)."""
+    addr = str(body.get("ListenAddr") or "")
+    if not addr:
+        raise invalid(f'invalid ListenAddr "{addr}": invalid empty address')
+
+
+async def init(req: Request, daemon: Daemon) -> Response:
+    """moby Cluster.Init on a node in no swarm: validateAndSanitizeInitRequest's 400s, then refd's 503."""
+    body = expect_object(await read_json(req), "swarm.InitRequest")
+    _listen_addr(body)
+    name = str(((body.get("Spec") or {}).get("Name")) or "")
+    if name not in ("", "default"):
+        raise invalid('swarm spec must be named "default"')
+    raise ApiError(503, NO_SWARM_MODE.format("init"))
+
+
+async def join(req: Request, daemon: Daemon) -> Response:
+    """moby Cluster.Join on a node in no swarm: validateAndSanitizeJoinRequest's 400s, then refd's 503."""
+    body = expect_object(await read_json(req), "swarm.JoinRequest")
+    _listen_addr(body)
+    remotes = [str(r or "") for r in body.get("RemoteAddrs") or []]
+    if not remotes:
+        raise invalid("at least 1 RemoteAddr is required to join")
+    for remote in remotes:
+        if not remote:
+            raise invalid(f'invalid remoteAddr "{remote}": invalid empty address')
+    raise ApiError(503, NO_SWARM_MODE.format("join"))
+
+
 async def volume_update(req: Request, daemon: Daemon) -> Response:
     raise ApiError(503, "volume update only valid for cluster volumes, but swarm is unavailable")
 
@@ -78,6 +117,8 @@ async def volume_update(req: Request, daemon: Daemon) -> Response:
 def register(router: Router) -> None:
     for method, pattern in _MANAGER_ROUTES:
         router.add(method, pattern, not_manager)
+    router.add("POST", "/swarm/init", init)
+    router.add("POST", "/swarm/join", join)
     router.add("POST", "/swarm/leave", leave)
     router.add("GET", "/services/{id}/logs", logs)
     router.add("GET", "/tasks/{id}/logs", logs)
