@@ -48,9 +48,9 @@ How the pieces fit (docs/refd.md, "Shim hosts", says the same for users):
 - **Lifetime.** A host exits once its last container is done (its exit recorded, its waiters and
   attached clients served, or, never started, given up: see :meth:`.Shim.abandon`): it closes its
   control socket first, so a hand-off that races the exit is refused and refd forks a new host.
-  Hosts run in their own session and outlive refd (live-restore); a restarted refd re-adopts their containers through each ``shim.sock`` as
-  before, but hands new containers to a fresh host of its own, never to a previous refd's host
-  (which may run older code and is already on its way out).
+  Hosts run in their own session and outlive refd (live-restore); a restarted refd re-adopts their
+  containers through each ``shim.sock`` as before, but hands new containers to a fresh host of its
+  own, never to a previous refd's host (which may run older code and is already on its way out).
 """
 
 from __future__ import annotations
