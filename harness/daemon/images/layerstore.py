@@ -155,6 +155,7 @@ class LayerStore:
             return self._layers[chain_id]
 
     def all_layers(self) -> list[Layer]:
+        """Every layer, in no promised order (after a restart: the order the filesystem lists them)."""
         with self.lock:
             return list(self._layers.values())
 
