@@ -106,9 +106,11 @@ def _refd_version() -> str:
 def _refd() -> Target:
     # refd runs from the same tree as the harness that boots it, installed or not. It is stdlib-only,
     # so -S: no site-packages and no .pth hooks (an editable install's finder alone costs ~10 ms of
-    # every boot); its shims' zygote inherits the flag.
+    # every boot); its shims' zygote inherits the flag. PYTHONDONTWRITEBYTECODE is off for it (empty
+    # is off): refd keeps its bytecode in the __pycache__ the tree ignores, or every boot compiles it again.
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    return Target("refd", "refd", (sys.executable, "-S", "-m", "harness.daemon"), env={"PYTHONPATH": root})
+    env = {"PYTHONPATH": root, "PYTHONDONTWRITEBYTECODE": ""}
+    return Target("refd", "refd", (sys.executable, "-S", "-m", "harness.daemon"), env=env)
 
 
 def _dockerd() -> Target:
