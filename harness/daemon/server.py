@@ -167,7 +167,22 @@ class Router:
             self.exact.setdefault(method, {})[pattern] = route
         earlier.append((regex, route))
 
+    _deferred: Callable[[Router], None] | None = None
+
+    def defer(self, load: Callable[[Router], None]) -> None:
+        """``load`` adds the remaining routes on the first request the routes so far do not answer, so
+        that refd answers ``/_ping`` before importing every handler module."""
+        self._deferred = load
+
     def _find(self, method: str, path: str) -> tuple[_Route, dict[str, str]] | None:
+        found = self._lookup(method, path)
+        if found is None and self._deferred is not None:
+            load, self._deferred = self._deferred, None
+            load(self)
+            found = self._lookup(method, path)
+        return found
+
+    def _lookup(self, method: str, path: str) -> tuple[_Route, dict[str, str]] | None:
         route = self.exact.get(method, {}).get(path)
         if route is not None:
             return route, {}

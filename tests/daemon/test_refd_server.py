@@ -97,10 +97,31 @@ def test_register_leaves_lazy_modules_unimported() -> None:
         "from harness.daemon.server import Router\n"
         "router = Router.__new__(Router); router.routes = {}; router.exact = {}\n"
         "register(router)\n"
+        "router._find('GET', '/no-such-route')  # adds the deferred routes\n"
         "print([m for m in LAZY_ROUTES if 'harness.daemon.api.' + m in sys.modules])\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_routes_beyond_ping_are_added_by_the_first_request_that_needs_them() -> None:
+    """refd answers /_ping before importing the other handler modules; the first other request adds them."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from harness.daemon.api import register\n"
+        "from harness.daemon.server import Router\n"
+        "router = Router.__new__(Router); router.routes = {}; router.exact = {}\n"
+        "register(router)\n"
+        "print(router._find('GET', '/_ping') is not None, 'harness.daemon.api.containers' in sys.modules)\n"
+        "found = router._find('GET', '/containers/abc/json')\n"
+        "print(found is not None and found[1], 'harness.daemon.api.containers' in sys.modules)\n"
+        "print(router._find('GET', '/no-such-route'))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == ["True False", "{'name': 'abc'} True", "None"]
 
 
 # -- worker_stream: a worker thread's lines as dockerd's WriteFlusher streams them -----------------------
