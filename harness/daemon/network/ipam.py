@@ -98,8 +98,13 @@ def configured_pools(pools: list[dict[str, Any] | None] | None) -> list[Pool]:
 
 def _subnets(pools: list[Pool], version: int) -> Iterator[Net]:
     for net, size in pools:
-        if net.version == version and net.prefixlen <= size <= net.max_prefixlen:
-            yield from net.subnets(new_prefix=size)
+        if net.version != version:
+            continue
+        if (
+            size > net.max_prefixlen
+        ):  # libnetwork's FirstPrefix is then the invalid Prefix, which it hands out
+            raise ApiError(500, "failed to allocate gateway (): invalid pool id: LocalDefault/invalid Prefix")
+        yield from net.subnets(new_prefix=size)
 
 
 def next_free_subnet(taken: Iterable[Net], pools: list[Pool] | None = None) -> ipaddress.IPv4Network:

@@ -42,6 +42,10 @@ if TYPE_CHECKING:
 __all__ = ["NetworkError", "NetworkManager", "destroy_sandbox", "empty_endpoint", "parse_mac"]
 
 
+#: dockerd 28.5's words when the address pools give the default bridge no subnet
+_NO_DEFAULT_BRIDGE = 'Error initializing network controller: error creating default "bridge" network: '
+
+
 class NetworkError(Exception):
     """The network controller cannot start; the message is dockerd's start-up error."""
 
@@ -224,7 +228,10 @@ class NetworkManager:
         elif existing is not None and existing.pool is not None and not bridge_flag:
             subnet, gateway = existing.pool.subnet, existing.pool.gateway  # type: ignore[assignment]
         else:
-            subnet = next_free_subnet(self._host_networks(exclude={name}), self.pools)
+            try:
+                subnet = next_free_subnet(self._host_networks(exclude={name}), self.pools)
+            except ApiError as exc:  # the configured pools have none to give
+                raise NetworkError(f"{_NO_DEFAULT_BRIDGE}{exc.message}") from None
             gateway = subnet.network_address + 1
         # moby getDefaultBridgeIPAMConf: the IPv4 entry is configured (shown first) when --bip,
         # --fixed-cidr or an address already on the bridge chose it, else it is the allocator's
@@ -293,6 +300,8 @@ class NetworkManager:
                 gateway = subnet.network_address + 1
         except ValueError as exc:
             raise NetworkError(f"invalid IPv6 configuration of the default bridge: {exc}") from None
+        except ApiError as exc:  # the configured IPv6 pools have none to give
+            raise NetworkError(f"{_NO_DEFAULT_BRIDGE}{exc.message}") from None
         entry = {"Subnet": str(subnet)}
         if bip6 or not fixed:
             entry["Gateway"] = str(gateway)

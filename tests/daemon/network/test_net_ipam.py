@@ -226,3 +226,16 @@ def test_networks_come_from_the_configured_pools() -> None:
     assert str(next_free_subnet6([], "engine-a", six)) == "fd00:abcd::/64"
     with pytest.raises(ApiError):
         next_free_subnet([], six)  # only IPv6 pools: no IPv4 subnet to give
+
+
+def test_a_pool_cut_past_the_address_length_gives_dockerds_invalid_prefix_error() -> None:
+    from harness.daemon.network.ipam import configured_pools
+
+    pools = configured_pools([{"base": "10.96.0.0/16", "size": 24}, {"base": "10.97.0.0/16", "size": 40}])
+    assert str(next_free_subnet([], pools)) == "10.96.0.0/24"  # the allocator reaches it only when needed
+    with pytest.raises(ApiError) as info:
+        next_free_subnet([Net("10.96.0.0/16")], pools)
+    assert (info.value.status, info.value.message) == (
+        500,
+        "failed to allocate gateway (): invalid pool id: LocalDefault/invalid Prefix",
+    )
