@@ -365,20 +365,29 @@ def _pin_bind_sources(cfg: rfs.RootfsConfig, pinned: list[int]) -> rfs.RootfsCon
     runc's mount source descriptors: the remapped root of a user namespace may not traverse to them (a bind
     from a 0700 directory, say). A source that cannot be taken is left for the mount to report."""
     trees: dict[str, int] = {}
-    sources = [
-        (m.source, "rbind" in m.options)
+    binds = [
+        m
         for m in cfg.mounts
         if m.source and (m.type == "bind" or "bind" in m.options or "rbind" in m.options)
     ]
-    sources += [(p, True) for p in (cfg.hosts_path, cfg.hostname_path, cfg.resolv_conf_path) if p]
-    for source, recursive in sources:
-        if source in trees:
+    binds += [
+        rfs.Mount(dest, "bind", source, ("rbind", "rprivate"))
+        for dest, source in (
+            ("/etc/hosts", cfg.hosts_path),
+            ("/etc/hostname", cfg.hostname_path),
+            ("/etc/resolv.conf", cfg.resolv_conf_path),
+        )
+        if source
+    ]
+    for m in binds:
+        key = rfs.tree_key(m)
+        if key in trees:
             continue
         try:
-            trees[source] = sc.open_tree(source, recursive)
+            trees[key] = sc.open_tree(m.source, "rbind" in m.options)
         except OSError:
             continue
-        pinned.append(trees[source])
+        pinned.append(trees[key])
     return replace(cfg, trees=trees)
 
 

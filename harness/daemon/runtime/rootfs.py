@@ -51,6 +51,7 @@ __all__ = [
     "merge_mounts",
     "parse_options",
     "prepare",
+    "tree_key",
 ]
 
 DEFAULT_SHM_SIZE = 64 * 1024 * 1024
@@ -270,9 +271,15 @@ class RootfsConfig:
     #: the spec's rootfsPropagation ("" when it says nothing): "/" gets it before the mounts and again
     #: after pivot_root, and the rootfs's own mount is made private first (runc's prepareRoot)
     root_propagation: str = ""
-    #: bind sources already opened as detached mount trees (``open_tree``), by source path: a container in
-    #: a user namespace attaches them, since its root may not reach the sources themselves
+    #: bind sources already opened as detached mount trees (``open_tree``), one per mount (:func:`tree_key`:
+    #: a tree attached once is gone, so two binds of one source need two): a container in a user namespace
+    #: attaches them, since its root may not reach the sources themselves
     trees: dict[str, int] = field(default_factory=dict)
+
+
+def tree_key(m: Mount) -> str:
+    """The key of ``m``'s detached source tree in :attr:`RootfsConfig.trees`."""
+    return f"{m.destination}\0{m.source}"
 
 
 def parse_options(options: Sequence[str]) -> tuple[int, int, str]:
@@ -336,13 +343,15 @@ def _mount_one(root: str, m: Mount, cfg: RootfsConfig) -> None:
     dest = secure_join(root, m.destination)
     flags, propagation, data = parse_options(m.options)
     try:
-        if (m.type == "bind" or flags & sc.MS_BIND) and m.source in cfg.trees:
-            tree = cfg.trees[m.source]
+        if (m.type == "bind" or flags & sc.MS_BIND) and tree_key(m) in cfg.trees:
+            tree = cfg.trees[tree_key(m)]
             _make_target(dest, stat.S_ISDIR(os.fstat(tree).st_mode))
             sc.move_mount(tree, dest)
             extra = flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT)
             if extra:
                 sc.mount(None, dest, None, sc.MS_BIND | sc.MS_REMOUNT | _current_flags(dest) | extra)
+            if "rro" in m.options:
+                sc.mount_setattr_recursive_readonly(dest)
         elif m.type == "bind" or flags & sc.MS_BIND:
             try:
                 is_dir = stat.S_ISDIR(os.stat(m.source).st_mode)

@@ -382,3 +382,37 @@ def test_root_propagation_shared_lets_a_shared_bind_propagate_back(runner: Runne
     res, seen = _in_private_mount_namespace(run)
     assert res.code == 0 and "mounted" in res.out, res.out
     assert seen
+
+
+def test_each_bind_gets_its_own_detached_tree(tmp_path: Path) -> None:
+    """A container joining a user namespace attaches pre-opened trees; two binds of one source (and a
+    network file) need one tree each, since attaching a tree uses it up."""
+    from harness.daemon.runtime import rootfs as rfs
+
+    source = tmp_path / "src"
+    source.mkdir()
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1 localhost\n")
+    cfg = rfs.RootfsConfig(
+        rootfs=str(tmp_path),
+        mounts=[
+            Mount("/b", "bind", str(source), ("rbind", "rro")),
+            Mount("/legacy", "bind", str(source), ("rbind", "ro")),
+            Mount("/t", "tmpfs", "tmpfs", ()),
+        ],
+        hosts_path=str(hosts),
+    )
+    pinned: list[int] = []
+    try:
+        trees = rt._pin_bind_sources(cfg, pinned).trees
+        assert sorted(trees) == sorted(
+            [
+                rfs.tree_key(cfg.mounts[0]),
+                rfs.tree_key(cfg.mounts[1]),
+                rfs.tree_key(Mount("/etc/hosts", "bind", str(hosts))),
+            ]
+        )
+        assert len(set(trees.values())) == 3 and sorted(pinned) == sorted(trees.values())
+    finally:
+        for fd in pinned:
+            os.close(fd)
