@@ -730,11 +730,11 @@ def test_create_endpoint_checks(
 @pytest.mark.scenario(
     "api/networks/ipam-round-trip",
     "A network's IPAM Config MUST come back from inspect as given: Subnet, IPRange, Gateway and "
-    "AuxiliaryAddresses, through the API and through 'docker network create --subnet --ip-range --gateway "
-    "--aux-address'; auxiliary addresses MUST never be handed to a container (a static one is refused: "
-    "403 'Address already in use'); one outside the subnet, not an address, or of the other family MUST be "
-    "refused with 400, one equal to the gateway with 500; a second IPv4 subnet MUST be refused with 403 "
-    "'bridge driver doesn't support multiple subnets'",
+    "AuxiliaryAddresses (of an IPv4 and an IPv6 entry), through the API and through 'docker network create "
+    "--subnet --ip-range --gateway --aux-address'; auxiliary addresses MUST never be handed to a container "
+    "(a static one is refused: 403 'Address already in use'); one outside the subnet, not an address, or of "
+    "the other family MUST be refused with 400, one equal to the gateway with 500; a second IPv4 subnet MUST "
+    "be refused with 403 'bridge driver doesn't support multiple subnets'",
     ref="moby api/types/network/ipam.go ValidateIPAM; libnetwork network.go ipamAllocateVersion; "
     "libnetwork/drivers/bridge",
 )
@@ -750,6 +750,17 @@ def test_ipam_round_trip(
     network("net-ipam-api", IPAM={"Driver": "default", "Config": [given], "Options": {"foo": "bar"}})
     ipam = engine.get(f"{V}/networks/net-ipam-api").json()["IPAM"]
     assert observe("api", ipam) == {"Driver": "default", "Options": {"foo": "bar"}, "Config": [given]}
+    both = [
+        {"Subnet": "10.231.45.0/24"},
+        {
+            "Subnet": "fd00:e231:1::/64",
+            "IPRange": "fd00:e231:1::/80",
+            "Gateway": "fd00:e231:1::1",
+            "AuxiliaryAddresses": {"router": "fd00:e231:1::5"},
+        },
+    ]
+    network("net-ipam-v6", EnableIPv6=True, IPAM={"Config": both})
+    assert observe("api-ipv6", engine.get(f"{V}/networks/net-ipam-v6").json()["IPAM"]["Config"]) == both
 
     flags = ["--subnet", "10.231.41.0/24", "--ip-range", "10.231.41.0/25", "--gateway", "10.231.41.1"]
     made = docker_cli("network", "create", *flags, "--aux-address", "a=10.231.41.2", "net-ipam-cli")

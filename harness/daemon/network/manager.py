@@ -517,12 +517,15 @@ class NetworkManager:
 
     def _user_pool6(
         self, configs: list[dict[str, Any]], skip_gateway: bool = False
-    ) -> tuple[AddressPool, dict[str, str]]:
+    ) -> tuple[AddressPool, dict[str, Any]]:
         """The IPv6 pool of a new ``EnableIPv6`` network: the IPv6 entry given (checked as dockerd does),
         else the next /64 of the daemon's ULA prefix; with the IPAM entry inspect shows."""
         v6 = [c for c in configs if ":" in (c.get("Subnet") or "")]
+        aux: dict[str, Any] = {}
+        entry: dict[str, Any]
         if v6:
             subnet, ip_range, gateway = validate_config(v6[0])
+            aux = aux_addresses(v6[0], subnet)
             for other in self._host_networks():
                 if subnet.overlaps(other):
                     raise ApiError(
@@ -533,6 +536,8 @@ class NetworkManager:
                 entry["IPRange"] = str(ip_range)
             if gateway is not None:
                 entry["Gateway"] = str(gateway)
+            if aux:
+                entry["AuxiliaryAddresses"] = {k: str(v) for k, v in v6[0]["AuxiliaryAddresses"].items()}
         else:
             subnet = next_free_subnet6(self._host_networks(), self.daemon.engine_id, self.pools)
             ip_range, gateway = None, None
@@ -541,7 +546,9 @@ class NetworkManager:
             gateway = subnet.network_address + 1
             if not v6:
                 entry["Gateway"] = str(gateway)
-        return AddressPool(subnet=subnet, gateway=gateway, ip_range=ip_range), entry
+        pool = AddressPool(subnet=subnet, gateway=gateway, ip_range=ip_range)
+        pool.reserve_aux(aux)
+        return pool, entry
 
     def active_endpoints(self, net: Network) -> list[tuple[Container, dict[str, Any]]]:
         out = []
