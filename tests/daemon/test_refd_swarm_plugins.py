@@ -77,9 +77,54 @@ def test_leave_logs_and_volume_update_have_their_own_texts() -> None:
     )
 
 
-def test_swarm_init_and_join_stay_unrouted() -> None:
-    assert _router()._find("POST", "/swarm/init") is None
-    assert _router()._find("POST", "/swarm/join") is None
+def _post_json(path: str, body: bytes) -> Any:
+    """Route ``POST path`` with a JSON body and run its handler: (status, message)."""
+    found = _router()._find("POST", path)
+    assert found is not None, f"refd has no route for POST {path}"
+    route, match = found
+
+    async def call() -> Response:
+        reader = asyncio.StreamReader()
+        reader.feed_data(body)
+        reader.feed_eof()
+        headers = {"content-type": "application/json", "content-length": str(len(body))}
+        req = Request("POST", path, "HTTP/1.1", headers, reader, cast(Any, None), _remaining=len(body))
+        req.path, req.match, req.api_version = path, match, "1.51"
+        return await route.handler(req, cast(Any, None))
+
+    try:
+        resp = asyncio.run(call())
+    except ApiError as exc:
+        return exc.status, exc.message
+    return resp.status, resp.body.decode().strip()
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "answer"),
+    [
+        ("/swarm/init", b"{}", (400, 'invalid ListenAddr "": invalid empty address')),
+        (
+            "/swarm/init",
+            b'{"ListenAddr": "0.0.0.0:2377", "Spec": {"Name": "x"}}',
+            (400, 'swarm spec must be named "default"'),
+        ),
+        ("/swarm/init", b'{"ListenAddr": "0.0.0.0:2377"}', (503, swarm.NO_SWARM_MODE.format("init"))),
+        (
+            "/swarm/join",
+            b'{"ListenAddr": "0.0.0.0:2377"}',
+            (400, "at least 1 RemoteAddr is required to join"),
+        ),
+        (
+            "/swarm/join",
+            b'{"ListenAddr": "0.0.0.0:2377", "RemoteAddrs": ["10.0.0.1:2377"], "JoinToken": "t"}',
+            (503, swarm.NO_SWARM_MODE.format("join")),
+        ),
+    ],
+)
+def test_swarm_init_and_join_check_the_request_then_refuse(path: str, body: bytes, answer: Any) -> None:
+    """dockerd's request checks first (suites/api/test_swarm.py compares them), then refd's own 503 where
+    dockerd would make or join a swarm."""
+    assert _post_json(path, body) == answer
 
 
 def test_plugins_list_is_empty_and_filters_are_checked() -> None:
