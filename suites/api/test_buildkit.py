@@ -245,6 +245,27 @@ def test_run_mounts(bx: CLI, tmp_path: Path, cleanup: Cleanup, observe: Observat
 
 
 @pytest.mark.scenario(
+    "api/buildkit/run-mount-relative-target",
+    "A RUN --mount target that is relative MUST be taken from the step's working directory (bind and tmpfs)",
+    ref="buildkit frontend/dockerfile/dockerfile2llb convert_runmount.go (target relative to WORKDIR)",
+)
+def test_run_mount_relative_target(bx: CLI, tmp_path: Path, cleanup: Cleanup, observe: Observations) -> None:
+    dockerfile = (
+        "FROM busybox\nWORKDIR /w\n"
+        "RUN --mount=type=bind,source=data,target=data cat data/file > /copied\n"
+        "RUN --mount=type=tmpfs,target=scratch touch scratch/t && ls /w/scratch > /tmpfs\n"
+    )
+    ctx = write_context(tmp_path / "ctx", {"Dockerfile": dockerfile, "data/file": "from context\n"})
+    result = bx(
+        "buildx", "build", "--progress=plain", "--load", "-t", "bk-relative-target", str(ctx), timeout=180
+    )
+    _ok(result)
+    out = bx("run", "--rm", "bk-relative-target", "cat", "/copied", "/tmpfs")
+    observe("files", out.stdout)
+    assert out.stdout == "from context\nt\n"
+
+
+@pytest.mark.scenario(
     "api/buildkit/outputs",
     "--output type=local MUST write the result's files into the directory and type=tar one tar of them",
     ref="buildkit exporter/local, exporter/tar; buildx build --output",

@@ -137,8 +137,9 @@ class RunSteps(LayerSteps):
         cleanups: list[Any] = []
         stubs: list[str] = []
         try:
+            workdir = str(rc.get("WorkingDir") or "/")
             for m in mounts:
-                await self._mount(stages, m, host, env, cleanups, stubs, args)
+                await self._mount(stages, _absolute_target(m, workdir), host, env, cleanups, stubs, args)
             body = {
                 "Cmd": args,
                 "Entrypoint": None,
@@ -293,6 +294,17 @@ class RunSteps(LayerSteps):
 
 
 # -- helpers ---------------------------------------------------------------------------------------------
+
+
+def _absolute_target(m: dict[str, str], workdir: str) -> dict[str, str]:
+    """A ``RUN --mount`` target relative to the step's working directory made absolute, as BuildKit's
+    dockerfile2llb does (the daemon's mount checks take absolute targets only)."""
+    out = dict(m)
+    for key in ("target", "dst", "destination"):
+        value = out.get(key)
+        if value and not value.startswith("/"):
+            out[key] = os.path.normpath(os.path.join("/", workdir, value))
+    return out
 
 
 def _heredoc_summary(cmd: ins.RunCommand) -> str:
