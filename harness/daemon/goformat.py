@@ -11,7 +11,7 @@ layer of refd may import.
 from __future__ import annotations
 
 import json
-import platform
+import os
 import re
 import time
 from datetime import UTC, datetime, timedelta
@@ -115,5 +115,5 @@ def now_rfc3339nano() -> str:
 
 
 def go_arch() -> str:
-    machine = platform.machine()
+    machine = os.uname().machine  # platform.machine(); importing platform compiles ~10 regexes
     return _GOARCH.get(machine, machine)

@@ -38,3 +38,11 @@ def test_before_1_49_no_firewall_backend_and_commits_name_what_was_expected() ->
     assert doc["RuncCommit"] == {"Expected": "abc", "ID": "abc"}
     assert doc["InitCommit"] == {"ID": ""}  # Expected is omitempty
     json.dumps(doc)
+
+
+def test_python_version_is_platforms() -> None:
+    import platform
+
+    from harness.daemon.sysinfo import python_version
+
+    assert python_version() == platform.python_version()
