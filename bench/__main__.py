@@ -56,6 +56,8 @@ BACKEND = LocalBackend()
 FIGURES: dict[str, tuple[str, str]] = {
     "boot_s": ("boot: fresh data-root to first OK /_ping", "s"),
     "boot_min_s": ("boot: fresh data-root to first OK /_ping", "s"),
+    "boot_cpu_ms": ("  boot: CPU of the daemon and its helpers, spawn to first OK /_ping", "ms"),
+    "boot_min_cpu_ms": ("  boot: CPU of the daemon and its helpers, spawn to first OK /_ping", "ms"),
     "restart_s": ("boot on an existing data-root (image loaded)", "s"),
     "stop_s": ("SIGTERM to exit", "s"),
     "cli_run_rm_s": ("`docker run --rm busybox true` (real CLI)", "s"),
@@ -65,6 +67,7 @@ FIGURES: dict[str, tuple[str, str]] = {
     "api_wait_s": ("  API wait", "s"),
     "api_delete_s": ("  API delete", "s"),
     "exec_s": ("`docker exec CTR true` (real CLI)", "s"),
+    "exec_daemon_cpu_ms": ("  the daemon's CPU per `docker exec CTR true` (its helpers included)", "ms"),
     "start50_s": ("50 containers created + started concurrently", "s"),
     "remove50_s": ("50 running containers force-removed concurrently", "s"),
     "logs_write_100mb_s": ("container writes 100 MiB of log lines (start to exit)", "s"),
@@ -73,10 +76,12 @@ FIGURES: dict[str, tuple[str, str]] = {
     "ping_p50_ms": ("`/_ping` p50 latency (Python client, unix)", "ms"),
     "ping_p99_ms": ("`/_ping` p99 latency (Python client, unix)", "ms"),
     "ping_client_cpu_pct": ("  the Python client's CPU during `/_ping` (% of one CPU)", "%"),
+    "ping_daemon_cpu_us": ("  the daemon's CPU per `/_ping` (Python client, unix)", "us"),
     "ping_wrk_req_per_s": ("`/_ping` throughput, 16 connections, wrk (2 threads) over TCP", "req/s"),
     "ping_wrk_p50_ms": ("`/_ping` p50 latency (wrk, TCP)", "ms"),
     "ping_wrk_p99_ms": ("`/_ping` p99 latency (wrk, TCP)", "ms"),
     "ping_wrk_client_cpu_pct": ("  wrk's CPU during `/_ping` (% of one CPU, 2 threads)", "%"),
+    "ping_wrk_daemon_cpu_us": ("  the daemon's CPU per `/_ping` (wrk, TCP)", "us"),
     "ps0_req_per_s": (
         "`/containers/json` (0 containers) throughput, 16 connections, Python client, unix",
         "req/s",
@@ -84,6 +89,7 @@ FIGURES: dict[str, tuple[str, str]] = {
     "ps0_p50_ms": ("`/containers/json` (0) p50 latency (Python client, unix)", "ms"),
     "ps0_p99_ms": ("`/containers/json` (0) p99 latency (Python client, unix)", "ms"),
     "ps0_client_cpu_pct": ("  the Python client's CPU during `/containers/json` (0)", "%"),
+    "ps0_daemon_cpu_us": ("  the daemon's CPU per `/containers/json` (0) (Python client, unix)", "us"),
     "ps0_wrk_req_per_s": (
         "`/containers/json` (0 containers) throughput, 16 connections, wrk over TCP",
         "req/s",
@@ -91,9 +97,12 @@ FIGURES: dict[str, tuple[str, str]] = {
     "ps0_wrk_p50_ms": ("`/containers/json` (0) p50 latency (wrk, TCP)", "ms"),
     "ps0_wrk_p99_ms": ("`/containers/json` (0) p99 latency (wrk, TCP)", "ms"),
     "ps0_wrk_client_cpu_pct": ("  wrk's CPU during `/containers/json` (0)", "%"),
+    "ps0_wrk_daemon_cpu_us": ("  the daemon's CPU per `/containers/json` (0) (wrk, TCP)", "us"),
     "ps50_req_per_s": ("`/containers/json` (50 running) throughput, 16 connections, Python client", "req/s"),
     "ps50_p50_ms": ("`/containers/json` (50) p50 latency", "ms"),
     "ps50_p99_ms": ("`/containers/json` (50) p99 latency", "ms"),
+    "ps50_client_cpu_pct": ("  the Python client's CPU during `/containers/json` (50)", "%"),
+    "ps50_daemon_cpu_us": ("  the daemon's CPU per `/containers/json` (50)", "us"),
     "idle_rss_mib": ("memory idle: RSS of daemon + helpers/shims", "MiB"),
     "idle_pss_mib": ("memory idle: PSS of daemon + helpers/shims", "MiB"),
     "run20_rss_mib": ("memory, 20 running containers: RSS of daemon + helpers/shims", "MiB"),
@@ -122,6 +131,7 @@ CONFIGS: dict[str, tuple[str, list[str], list[str]]] = {
 #: which configuration each figure is taken in (figures not listed: DEFAULT)
 FIGURE_CONFIG = {
     "boot_min_s": MINIMAL,
+    "boot_min_cpu_ms": MINIMAL,
     **{
         key: LOADED
         for key in FIGURES
@@ -159,23 +169,30 @@ def _workdir(target: Target) -> str:
 BOOT_POLL_S = 0.002
 
 
-def _until_ping(handle: DaemonHandle, timeout: float) -> float:
-    """Poll ``/_ping`` every BOOT_POLL_S; the ``perf_counter`` of the first OK, or the backend's error."""
+def _until_ping(handle: DaemonHandle, timeout: float) -> tuple[float, float]:
+    """Poll ``/_ping`` every BOOT_POLL_S; the ``perf_counter`` of the first OK and the daemon's CPU seconds
+    then, or the backend's error."""
     endpoint = handle.endpoint
     deadline = time.monotonic() + timeout
     while endpoint is not None and handle.returncode is None and time.monotonic() < deadline:
         try:
             if ping_once(endpoint) == 200:
-                return time.perf_counter()
+                return time.perf_counter(), fig.daemon_cpu_seconds(handle)
         except OSError:
             pass
         time.sleep(BOOT_POLL_S)
     BACKEND.wait_ready(handle, timeout=1)  # raises with the log excerpt and what to check
-    return time.perf_counter()
+    return time.perf_counter(), fig.daemon_cpu_seconds(handle)
 
 
 def boot(target: Target, spec: DaemonSpec | None = None) -> tuple[DaemonHandle, float]:
     """Boot on a fresh workdir; seconds from the spawn to the first OK ``/_ping``."""
+    handle, took, _ = boot_measured(target, spec)
+    return handle, took
+
+
+def boot_measured(target: Target, spec: DaemonSpec | None = None) -> tuple[DaemonHandle, float, float]:
+    """:func:`boot`, with the CPU seconds the daemon and its helpers used until that ``/_ping``."""
     workdir = _workdir(target)
     spec = dataclasses.replace(spec or DaemonSpec(), wait=False)
     start = time.perf_counter()
@@ -185,12 +202,12 @@ def boot(target: Target, spec: DaemonSpec | None = None) -> tuple[DaemonHandle, 
         shutil.rmtree(workdir, ignore_errors=True)  # a failed start leaves its files to the caller
         raise
     try:
-        ready = _until_ping(handle, spec.timeout)
+        ready, cpu = _until_ping(handle, spec.timeout)
         BACKEND.wait_ready(handle)  # the backend's bookkeeping (namespaces, ledger): answers at once now
     except BaseException:
         BACKEND.teardown(handle)
         raise
-    return handle, ready - start
+    return handle, ready - start, cpu
 
 
 def stop_time(handle: DaemonHandle) -> float:
@@ -215,7 +232,7 @@ def restart_time(handle: DaemonHandle) -> float:
     """Boot again on the (stopped) daemon's data-root, to first OK /_ping."""
     start = time.perf_counter()
     BACKEND.restart(handle)  # the handle's spec has wait=False (boot): the spawn only
-    ready = _until_ping(handle, handle.spec.timeout)
+    ready, _ = _until_ping(handle, handle.spec.timeout)
     BACKEND.wait_ready(handle)
     return ready - start
 
@@ -252,12 +269,14 @@ def daemon_figures(targets: list[Target], rec: Recorder, repeat: int) -> None:
     for rep in range(repeat):  # interleaved: A B A B
         _progress(f"boot/restart/stop, repetition {rep + 1}/{repeat}")
         for target in targets:
-            minimal, took = boot(target, spec_for(MINIMAL))
+            minimal, took, cpu = boot_measured(target, spec_for(MINIMAL))
             BACKEND.teardown(minimal)
             rec.add(target, "boot_min_s", took)
+            rec.add(target, "boot_min_cpu_ms", 1000 * cpu)
         for target in targets:
-            handle, took = boot(target)
+            handle, took, cpu = boot_measured(target)
             rec.add(target, "boot_s", took)
+            rec.add(target, "boot_cpu_ms", 1000 * cpu)
             try:
 
                 def cycle(handle: DaemonHandle = handle, target: Target = target) -> None:
@@ -332,7 +351,9 @@ def container_figures(
                         rec.add(target, f"api_{step}_s", steps[step])
 
                 def exec_true(handle: DaemonHandle = handle, target: Target = target) -> None:
+                    cpu0 = fig.daemon_cpu_seconds(handle)
                     rec.add(target, "exec_s", fig.exec_latency(handle, sleepers[target.name]))
+                    rec.add(target, "exec_daemon_cpu_ms", 1000 * (fig.daemon_cpu_seconds(handle) - cpu0))
 
                 rec.attempt(target, "run --rm", run_rm)
                 rec.attempt(target, "api lifecycle", lifecycle)

@@ -3,7 +3,8 @@
 A throughput figure is only as good as its client: a client that saturates its CPU measures itself, not the
 daemon. Every load run here reports the client's CPU time (user + system, the kernel's accounting of the
 finished process) beside the daemon's figures, as a share of one CPU over the run: a client near 100 % per
-thread sets the pace itself.
+thread sets the pace itself. The daemon's CPU per request (its namespace's CPU time over the run, divided
+by the requests answered) is the figure a loaded machine does not stretch.
 
 ``wrk`` (Debian's ``wrk``: C, epoll, two threads) runs inside the daemon's network namespace against the
 daemon's TCP listener (``-H tcp://127.0.0.1:2375 --tls=false``), so no relay sits between them.
@@ -20,6 +21,8 @@ import time
 from pathlib import Path
 
 from harness.backends.base import DaemonHandle
+
+from .figures import daemon_cpu_seconds
 
 __all__ = ["TCP_HOST", "WRK_THREADS", "measured", "python_load", "wrk_load"]
 
@@ -52,10 +55,19 @@ def python_load(
 ) -> dict[str, float]:
     """``bench.load`` on the unix socket: req/s, p50/p99 ms and the client's CPU share (%)."""
     argv = [sys.executable, "-m", "bench.load", handle.socket_path, path]
+    daemon0 = daemon_cpu_seconds(handle)
     out, cpu, wall = measured([*argv, f"--connections={connections}", f"--seconds={seconds}"], seconds + 60)
+    daemon = daemon_cpu_seconds(handle) - daemon0
     figures = {k: float(v) for k, v in json.loads(out).items()}
     figures["client_cpu_pct"] = 100 * cpu / wall
+    figures["daemon_cpu_us"] = _per_request_us(daemon, figures, seconds)
     return figures
+
+
+def _per_request_us(daemon_cpu: float, figures: dict[str, float], seconds: float) -> float:
+    """The daemon's CPU per answered request (µs): its CPU over the load / (req/s x the load's length)."""
+    requests = figures.get("req_per_s", 0.0) * seconds
+    return 1e6 * daemon_cpu / requests if requests else 0.0
 
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
@@ -91,7 +103,10 @@ def wrk_load(
         raise RuntimeError("wrk is not installed (apt-get install wrk): no TCP load figures")
     url = f"http://{TCP_HOST.removeprefix('tcp://')}{path}"
     argv = ["nsenter", f"--net={handle.netns_path}", wrk, f"-t{WRK_THREADS}", f"-c{connections}"]
+    daemon0 = daemon_cpu_seconds(handle)
     out, cpu, wall = measured([*argv, f"-d{seconds:g}s", "--latency", url], seconds + 60)
+    daemon = daemon_cpu_seconds(handle) - daemon0
     figures = parse_wrk(out)
     figures["client_cpu_pct"] = 100 * cpu / wall
+    figures["daemon_cpu_us"] = _per_request_us(daemon, figures, seconds)
     return figures

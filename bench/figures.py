@@ -24,6 +24,7 @@ __all__ = [
     "cli",
     "cli_run_rm",
     "concurrent_starts",
+    "daemon_cpu_seconds",
     "exec_latency",
     "logs_100mb",
     "memory",
@@ -71,6 +72,37 @@ class Api:
 
     def close(self) -> None:
         self.conn.close()
+
+
+def daemon_cpu_seconds(handle: DaemonHandle) -> float:
+    """CPU time (user + system) used so far by every process in the daemon's network namespace, with
+    the children they reaped (runc, iptables, an exec's process): the load-independent figure beside
+    the wall-clock ones, which a shared machine's load stretches.
+
+    Live threads from ``/proc/PID/task/TID/schedstat`` (nanoseconds); reaped children from ``stat``'s
+    cutime + cstime (clock ticks). The namespace's processes, as :func:`memory` counts them.
+    """
+    try:
+        ino = os.stat(f"/proc/{handle.pid}/ns/net").st_ino
+    except OSError:
+        return 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.stat(f"/proc/{entry}/ns/net").st_ino != ino:
+                continue
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            total += (int(fields[13]) + int(fields[14])) / tick  # cutime, cstime
+            for tid in os.listdir(f"/proc/{entry}/task"):
+                with open(f"/proc/{entry}/task/{tid}/schedstat") as fh:
+                    total += int(fh.read().split()[0]) / 1e9
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
 
 
 def memory(handle: DaemonHandle) -> dict[str, float]:

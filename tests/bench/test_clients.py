@@ -1,12 +1,20 @@
-"""The bench's load clients: wrk's report is read right, and a client's CPU time is its own."""
+"""The bench's load clients: wrk's report is read right, a client's CPU time is its own, and a daemon's
+CPU is its namespace's."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
+import time
+from types import SimpleNamespace
+from typing import cast
 
 import pytest
 
 from bench.clients import measured, parse_wrk
+from bench.figures import daemon_cpu_seconds
+from harness.backends.base import DaemonHandle
 
 WRK_OUTPUT = """Running 2s test @ http://127.0.0.1:2375/_ping
   2 threads and 16 connections
@@ -40,3 +48,29 @@ def test_measured_counts_the_childs_cpu_not_its_wall_time() -> None:
     assert idle_cpu < 0.25 <= idle_wall
     with pytest.raises(RuntimeError, match="exited 3"):
         measured([sys.executable, "-c", "raise SystemExit(3)"], 30)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a network namespace of its own needs root")
+def test_daemon_cpu_counts_its_namespace_and_reaped_children_only() -> None:
+    # a "daemon" in its own netns burns 0.3 s itself and reaps a child that burned 0.3 s
+    burn = "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass\n"
+    code = (
+        f"import subprocess, sys\n{burn}"
+        f"subprocess.run([sys.executable, '-c', {burn!r}], check=True)\n"
+        "print('done', flush=True)\nsys.stdin.read()\n"
+    )
+    proc = subprocess.Popen(
+        ["unshare", "--net", "--", sys.executable, "-c", code],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "done\n"
+        end = time.process_time() + 0.3  # this process's own CPU is outside the namespace
+        while time.process_time() < end:
+            pass
+        cpu = daemon_cpu_seconds(cast(DaemonHandle, SimpleNamespace(pid=proc.pid)))
+        assert 0.6 <= cpu < 0.9
+    finally:
+        proc.communicate("")
