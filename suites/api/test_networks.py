@@ -90,6 +90,12 @@ def _inspect(engine: EngineClient, name: str) -> dict[str, Any]:
     return dict(engine.get(f"{V}/containers/{name}/json").json())
 
 
+def _ipv4_entry(doc: dict[str, Any]) -> dict[str, Any]:
+    """A network's IPv4 IPAM entry: with IPv6 on (the ipv6 profile) dockerd 28 lists a configured IPv6
+    subnet before the IPv4 one the allocator chose."""
+    return dict(next(c for c in doc["IPAM"]["Config"] if ":" not in c["Subnet"]))
+
+
 def _shape(doc: dict[str, Any]) -> dict[str, Any]:
     """A network document without the values that differ per daemon (ids, times, pool subnets)."""
     out = {k: v for k, v in doc.items() if k not in ("Id", "Created")}
@@ -127,7 +133,7 @@ def test_list_predefined(engine: EngineClient, observe: Observations) -> None:
 )
 def test_inspect_default_bridge(engine: EngineClient, observe: Observations) -> None:
     doc = engine.get(f"{V}/networks/bridge").json()
-    config = doc["IPAM"]["Config"][0]
+    config = _ipv4_entry(doc)
     subnet = ipaddress.ip_network(config["Subnet"])
     observe("shape", {k: v for k, v in _shape(doc).items() if k not in ("Containers", "Options")})
     observe("option_keys", sorted(doc["Options"]))
@@ -297,7 +303,7 @@ def test_pools_distinct(engine: EngineClient, network: Any, observe: Observation
         subnets.append(
             ipaddress.ip_network(engine.get(f"{V}/networks/{name}").json()["IPAM"]["Config"][0]["Subnet"])
         )
-    bridge = ipaddress.ip_network(engine.get(f"{V}/networks/bridge").json()["IPAM"]["Config"][0]["Subnet"])
+    bridge = ipaddress.ip_network(_ipv4_entry(engine.get(f"{V}/networks/bridge").json())["Subnet"])
     overlaps = [a.overlaps(b) for i, a in enumerate([*subnets, bridge]) for b in [*subnets, bridge][i + 1 :]]
     observe("any_overlap", any(overlaps))
     assert not any(overlaps)
@@ -444,7 +450,7 @@ def test_created_container_endpoint(engine: EngineClient, container: Any, observ
 )
 def test_running_bridge_endpoint(engine: EngineClient, container: Any, observe: Observations) -> None:
     bridge = engine.get(f"{V}/networks/bridge").json()
-    config = bridge["IPAM"]["Config"][0]
+    config = _ipv4_entry(bridge)
     status, _ = container("net-running")
     settings = _inspect(engine, "net-running")["NetworkSettings"]
     ep = settings["Networks"]["bridge"]

@@ -580,13 +580,15 @@ class ContainerManager:
     async def wait(self, c: Container, condition: str = "not-running") -> dict[str, Any]:
         if condition not in ("not-running", "next-exit", "removed", ""):
             raise invalid(f"invalid condition: {condition!r}")
+        removed = False
         if condition == "removed":
             event = self.removed_events.setdefault(c.id, asyncio.Event())
             await event.wait()
+            removed = True  # moby SetRemoved clears the state's error before it wakes the waiters
         elif c.running or condition == "next-exit":
             event = self.exit_events.setdefault(c.id, asyncio.Event())
             await event.wait()
-        error = c.state.get("Error") or ""
+        error = "" if removed else c.state.get("Error") or ""
         # dockerd 28 omits Error when there is none (20.10 sent null)
         return {"StatusCode": c.state["ExitCode"], **({"Error": {"Message": error}} if error else {})}
 

@@ -83,8 +83,11 @@ def link_hosts(containers: ContainerLookup, c: Container) -> list[str]:
     for other, alias in linked(containers, c):
         ip = _bridge_ip(other)
         if ip:
-            names = [alias, other.id[:12], other.name.lstrip("/")]
-            lines.append(f"{ip}\t{' '.join(dict.fromkeys(names))}")
+            names = " ".join(dict.fromkeys([alias, other.id[:12], other.name.lstrip("/")]))
+            lines.append(f"{ip}\t{names}")
+            ep = (other.network_settings.get("Networks") or {}).get("bridge") or {}
+            if ep.get("GlobalIPv6Address"):  # --ipv6: the linked container's IPv6 address too
+                lines.append(f"{ep['GlobalIPv6Address']}\t{names}")
     return lines
 
 
