@@ -120,7 +120,8 @@ async def put_archive(req: Request, daemon: Daemon) -> Response:
 async def export(req: Request, daemon: Daemon) -> Response:
     c = daemon.containers.get(req.match["name"])
     with mounted_rootfs(daemon, c) as rootfs:
-        tmp = await asyncio.to_thread(export_rootfs, rootfs, daemon.config["exec-root"])
+        unmap = daemon.idmap.to_container if daemon.idmap is not None else None
+        tmp = await asyncio.to_thread(export_rootfs, rootfs, daemon.config["exec-root"], unmap)
     daemon.containers.emit(c, "export")
     return Response(200, headers=[("Content-Type", "application/x-tar")], stream=_stream_file(tmp))
 

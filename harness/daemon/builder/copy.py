@@ -305,9 +305,11 @@ def _tar_tree(src: str, out: IO[bytes]) -> None:
                 tar.addfile(info)
 
 
-def _extract_file(data: IO[bytes], dest_dir: str) -> None:
+def _extract_file(
+    data: IO[bytes], dest_dir: str, id_map: Callable[[int, int], tuple[int, int]] | None = None
+) -> None:
     try:
-        extract(data, dest_dir, whiteouts="keep")
+        extract(data, dest_dir, whiteouts="keep", id_map=id_map)
     except ArchiveError as exc:
         raise BuildError(str(exc)) from None
 
@@ -359,9 +361,15 @@ def _fix_permissions(src: str, dest: str, uid: int, gid: int, skip_root: bool) -
 
 
 def perform_copy(
-    root: str, dest_path: str, info: CopyInfo, identity: tuple[int, int] | None, decompress_archives: bool
+    root: str,
+    dest_path: str,
+    info: CopyInfo,
+    identity: tuple[int, int] | None,
+    decompress_archives: bool,
+    id_map: Callable[[int, int], tuple[int, int]] | None = None,
 ) -> None:
-    """performCopyForInfo into the mounted layer ``root`` (blocking)."""
+    """performCopyForInfo into the mounted layer ``root`` (blocking); ``id_map`` (--userns-remap) shifts the
+    owners written into the host's ranges, as moby's archiver's IDMapping."""
     src = follow_in_scope(info.source.root, info.path)
     dest = follow_in_scope(root, dest_path)
     try:
@@ -369,20 +377,25 @@ def perform_copy(
     except OSError as exc:
         raise BuildError(f"source path not found: stat {src}: {_strerror(exc)}") from None
     uid, gid = identity if identity is not None else (0, 0)
+    root_uid, root_gid = (0, 0)
+    if id_map is not None:
+        uid, gid = id_map(uid, gid)
+        root_uid, root_gid = id_map(0, 0)
     if stat.S_ISDIR(st.st_mode):
         existed = _is_dir(dest)
-        _mkdir_all(dest, 0, 0, True)
+        _mkdir_all(dest, root_uid, root_gid, True)
         with tempfile.TemporaryFile() as spool:
             _tar_tree(src, spool)
             spool.seek(0)
-            _extract_file(spool, dest)
+            # a stage's files (COPY --from, ownership kept) are the host's already: shifted once only
+            _extract_file(spool, dest, id_map if identity is not None else None)
         if identity is not None:
             _fix_permissions(src, dest, uid, gid, skip_root=existed)
         return
     if decompress_archives and not info.no_decompress and is_archive(src):
         with open(src, "rb") as fh:
             try:
-                extract(decompress(fh), dest, whiteouts="keep")
+                extract(decompress(fh), dest, whiteouts="keep", id_map=id_map)
             except ArchiveError as exc:
                 raise BuildError(str(exc)) from None
         return
@@ -399,7 +412,7 @@ def perform_copy(
         else:
             tar.addfile(file_info)
     buf.seek(0)
-    _extract_file(buf, parent)
+    _extract_file(buf, parent, id_map if identity is not None else None)
     if identity is not None:
         os.lchown(dest, uid, gid)
 

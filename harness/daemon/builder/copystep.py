@@ -105,6 +105,7 @@ class CopySteps:
                             info,
                             None if inst.preserve_ownership else identity,
                             inst.allow_decompression,
+                            store.layers.driver.id_map,
                         )
                     except BuildError as exc:
                         raise BuildError(f"failed to copy files: {exc.message}") from None

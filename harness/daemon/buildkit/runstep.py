@@ -219,7 +219,11 @@ class RunSteps(LayerSteps):
                 fh.write(data)
             os.chmod(path, int(m.get("mode", "0400"), 8))
             with contextlib.suppress(ValueError, OSError):
-                os.chown(path, int(m.get("uid", "0")), int(m.get("gid", "0")))
+                owner = (int(m.get("uid", "0")), int(m.get("gid", "0")))
+                idmap = getattr(self.daemon, "idmap", None)
+                if idmap is not None:  # --userns-remap: the container's ids are the host's shifted ones
+                    owner = idmap.to_host(*owner)
+                os.chown(path, *owner)
             host["Mounts"].append({"Type": "bind", "Source": path, "Target": target, "ReadOnly": True})
             stubs.append(target)
         elif kind == "cache":
@@ -234,6 +238,9 @@ class RunSteps(LayerSteps):
             )
             record.in_use += 1
             cleanups.append(lambda: setattr(record, "in_use", record.in_use - 1))
+            idmap = getattr(self.daemon, "idmap", None)
+            if idmap is not None and os.stat(record.path).st_uid == 0:  # new: the remapped root's to write
+                os.chown(record.path, *idmap.root)
             host["Mounts"].append({"Type": "bind", "Source": record.path, "Target": target})
             stubs.append(target)
         elif kind == "tmpfs":

@@ -303,8 +303,17 @@ def check_writable(c: Container, path: str) -> None:
         raise invalid("container rootfs is marked read-only")
 
 
-def export_rootfs(rootfs: str, tmp_dir: str) -> str:
-    """A tar of the whole mounted ``rootfs``, in a temporary file."""
+def export_rootfs(
+    rootfs: str, tmp_dir: str, unmap: Callable[[int, int], tuple[int, int]] | None = None
+) -> str:
+    """A tar of the whole mounted ``rootfs``, in a temporary file (``unmap``: --userns-remap's host ids back
+    to the container's, as moby's export passes its IDMap)."""
+
+    def owners(info: tarfile.TarInfo) -> tarfile.TarInfo:
+        if unmap is not None:
+            info.uid, info.gid = unmap(info.uid, info.gid)
+        return info
+
     fd, tmp = tempfile.mkstemp(prefix="refd-export-", dir=tmp_dir)
     try:
         with (
@@ -316,7 +325,7 @@ def export_rootfs(rootfs: str, tmp_dir: str) -> str:
             stack = [os.path.join(rootfs, e) for e in sorted(os.listdir(rootfs), reverse=True)]
             while stack:
                 full = stack.pop()
-                tar.add(full, arcname=os.path.relpath(full, rootfs), recursive=False)
+                tar.add(full, arcname=os.path.relpath(full, rootfs), recursive=False, filter=owners)
                 if os.path.isdir(full) and not os.path.islink(full):
                     children = sorted(os.listdir(full), reverse=True)
                     stack.extend(os.path.join(full, e) for e in children)

@@ -244,6 +244,20 @@ class ContainerManager:
                     c.config["MacAddress"] = c.desired_macs[main]
             c.config.setdefault("MacAddress", c.desired_macs[main])
 
+    def _verify_userns(self, hc: dict[str, Any]) -> None:
+        """moby verifyPlatformContainerSettings, --userns-remap: what a remapped container may not share."""
+        if getattr(self.daemon, "idmap", None) is None or (hc.get("UsernsMode") or "") == "host":
+            return
+        if hc.get("Privileged"):
+            raise invalid(
+                "privileged mode is incompatible with user namespaces.  You must run the container in the "
+                "host namespace when running privileged mode"
+            )
+        if (hc.get("NetworkMode") or "") == "host":
+            raise invalid("cannot share the host's network namespace when user namespaces are enabled")
+        if (hc.get("PidMode") or "") == "host":
+            raise invalid("cannot share the host PID namespace when user namespaces are enabled")
+
     def _verify(self, host_config: dict[str, Any]) -> list[str]:
         """What dockerd refuses at create (400s), and the warnings for settings it drops."""
         from ..logs.drivers import check_at_create
@@ -257,6 +271,7 @@ class ContainerManager:
         warnings = validate_mounts(host_config)
         warnings += _discard_unsupported(host_config)
         warnings += self.network.create_warnings(host_config)
+        self._verify_userns(host_config)
         self.network.resolve_mode(host_config)
         capabilities(host_config)  # unknown CapAdd/CapDrop names are refused at create, as dockerd does
         check_at_create(host_config["LogConfig"])
