@@ -338,6 +338,8 @@ def test_a_daemon_that_remaps_users_gets_private_account_files(boot: Booter) -> 
     with open("/proc/self/mountinfo") as fh:
         assert not [line for line in fh if " harness-etc " in line or f"{handle.workdir}/private" in line]
     assert "HARNESS_CALLER_MNT_NS" not in Path(f"/proc/{handle.pid}/environ").read_text()
+    # the remapped root traverses to <data-root>/<uid>.<gid>: dockerd refuses a data-root without o+x above it
+    assert os.stat(handle.workdir).st_mode & 0o777 == 0o711
 
 
 def test_unix_socket_is_in_the_shared_filesystem(boot: Booter) -> None:
