@@ -430,3 +430,58 @@ def test_ignore_files_platform_no_cache(
     cached = [s for s in progress_steps(again.stderr) if s.endswith(" CACHED")]
     observe("cached_with_no_cache", cached)  # the base image's own step may say CACHED: it runs nothing
     assert not [s for s in cached if " RUN " in s or " COPY " in s]
+
+
+@pytest.mark.scenario(
+    "api/buildkit/build-endpoint-upload",
+    "POST /build?version=2 with an uploaded context MUST build with BuildKit: a JSON stream of "
+    "moby.buildkit.trace aux messages ending in moby.image.id, the image tagged as t= asks, one image "
+    "'create' event (API 1.46+); a failing RUN MUST end the stream with BuildKit's errorDetail",
+    ref="moby builder/builder-next (remote context 'upload'); integration/build "
+    "TestBuildEmitsImageCreateEvent",
+)
+def test_build_endpoint_upload(engine: EngineClient, cleanup: Cleanup, observe: Observations) -> None:
+    import time
+
+    from ._build import context_tar
+
+    since = time.time() - 1
+    good = context_tar({"Dockerfile": "FROM busybox\nRUN echo hello > /hello\n"})
+    resp = engine.post(
+        "/v1.46/build?version=2&t=bk-upload:1",
+        data=good,
+        headers={"Content-Type": "application/x-tar"},
+        timeout=300,
+    )
+    lines = [json.loads(line) for line in resp.text.splitlines() if line.strip()]
+    ids = [line.get("id") for line in lines]
+    image_id = (lines[-1].get("aux") or {}).get("ID", "") if lines else ""
+    until = time.time() + 1
+    events = engine.get(
+        "/v1.46/events",
+        params={"since": f"{since:.3f}", "until": f"{until:.3f}", "filters": json.dumps({"type": ["image"]})},
+        timeout=30,
+    )
+    creates = [
+        json.loads(e)
+        for e in events.text.splitlines()
+        if e.strip() and json.loads(e).get("Action") == "create"
+    ]
+    tagged = engine.get("/v1.46/images/bk-upload:1/json")
+    bad = context_tar({"Dockerfile": "FROM busybox\nRUN exit 3\n"})
+    failed = engine.post(
+        "/v1.46/build?version=2", data=bad, headers={"Content-Type": "application/x-tar"}, timeout=300
+    )
+    last = json.loads(failed.text.splitlines()[-1]) if failed.text.strip() else {}
+    observe("status", resp.status_code)
+    observe("stream_ids", sorted(set(str(i) for i in ids)))
+    observe("last_is_image_id", ids[-1:] == ["moby.image.id"] and image_id.startswith("sha256:"))
+    observe("create_events", len(creates))
+    observe("tagged", tagged.status_code == 200 and tagged.json()["Id"] == image_id)
+    observe("failure", [failed.status_code, last.get("error")])
+    assert resp.status_code == 200 and "moby.buildkit.trace" in ids
+    assert ids[-1] == "moby.image.id" and image_id.startswith("sha256:")
+    assert len(creates) == 1 and creates[0]["id"] == image_id
+    assert tagged.status_code == 200 and tagged.json()["Id"] == image_id
+    assert failed.status_code == 200
+    assert last.get("error") == 'process "/bin/sh -c exit 3" did not complete successfully: exit code: 3'

@@ -63,8 +63,8 @@ SERVER_SIDE = {
     "GET /images/search": re.compile(r'^Get "[^"]*": '),
     "GET /distribution/{name}/json": re.compile(r'^Get "[^"]*": '),
     "POST /auth": re.compile(r'^Get "[^"]*": '),
-    # version=2 asks for BuildKit, which refd does not have (a missing feature, not a client mistake)
-    "POST /build": re.compile(r"^BuildKit is not served on POST /build by refd"),
+    # version=2 with a remote context: refd's BuildKit takes an uploaded one only (a missing feature)
+    "POST /build": re.compile(r"^refd's BuildKit on POST /build takes an uploaded context only"),
 }
 _PLUGIN_REFERENCE = re.compile(
     r"^(invalid reference format|invalid repository name \(.*\), cannot specify 64-byte hexadecimal strings$"

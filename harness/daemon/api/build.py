@@ -148,12 +148,7 @@ def _options(req: Request, daemon: Daemon) -> BuildOptions:
     version = req.arg("version")
     if version and version not in ("1", "2"):
         raise invalid(f'invalid version "{version}"')
-    if version == "2":
-        raise ApiError(
-            500,
-            "BuildKit is not served on POST /build by refd (version=2): refd's BuildKit serves the buildx "
-            "and compose plugins (/grpc, /session); use them, or the classic builder (version=1)",
-        )
+    opts.buildkit = version == "2"
     if _bool(req, "squash"):
         if not daemon.config["experimental"]:
             raise invalid("squash is only supported with experimental mode")
@@ -234,6 +229,8 @@ async def build(req: Request, daemon: Daemon) -> Response:
             "experimental session with v1 builder is no longer supported, use builder version v2 (BuildKit) "
             "instead"
         )
+    if opts.buildkit:
+        return await _buildkit_build(req, daemon, opts, remote)
     path = await spool(req.read_chunk, store.tmp_root)
     loop = asyncio.get_running_loop()
     out = BuildOutput(loop, quiet=opts.quiet, aux=version_tuple(req.api_version) >= (1, 30))
@@ -334,6 +331,60 @@ async def build(req: Request, daemon: Daemon) -> Response:
                 task.cancel()
                 with contextlib.suppress(BaseException):
                     await task
+
+    return Response(200, headers=[("Content-Type", "application/json")], stream=stream())
+
+
+def _frontend_attrs(opts: BuildOptions, platform_text: str) -> dict[str, str]:
+    """The classic build options as the Dockerfile frontend's attributes (moby builder-next's Build)."""
+    attrs = {"filename": opts.dockerfile or "Dockerfile"}
+    attrs.update({f"build-arg:{k}": v for k, v in opts.build_args.items() if v is not None})
+    attrs.update({f"label:{k}": v for k, v in opts.labels.items()})
+    if opts.target:
+        attrs["target"] = opts.target
+    if opts.no_cache:
+        attrs["no-cache"] = ""
+    if opts.pull:
+        attrs["image-resolve-mode"] = "pull"
+    if platform_text:
+        attrs["platform"] = platform_text
+    return attrs
+
+
+async def _buildkit_build(req: Request, daemon: Daemon, opts: BuildOptions, remote: str) -> Response:
+    """``version=2``: BuildKit's Dockerfile frontend on the uploaded context (buildkit.upload)."""
+    from ..buildkit.control import controller
+    from ..buildkit.upload import build_from_upload
+
+    if remote:
+        raise ApiError(500, "refd's BuildKit on POST /build takes an uploaded context only (no remote URL)")
+    store = daemon.images
+    tags = [ref.string() for ref in _tags(list(req.query.get("t", [])))]
+    path = await spool(req.read_chunk, store.tmp_root)
+    try:
+
+        def extract() -> ArchiveContext:
+            with open(path, "rb") as fh:
+                return ArchiveContext.extract(fh, store.tmp_root)
+
+        ctx = await asyncio.to_thread(extract)
+    except BuildError as exc:  # not an archive: the classic builder's words and status
+        raise ApiError(exc.status, exc.message) from None
+    except OSError as exc:
+        raise ApiError(500, str(exc)) from None
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+    platform_text = req.arg("platform") if version_tuple(req.api_version) >= (1, 32) else ""
+    lines = build_from_upload(controller(daemon), ctx.root, _frontend_attrs(opts, platform_text), tags)
+
+    async def stream() -> Any:
+        try:
+            async for line in lines:
+                yield line
+        finally:
+            await lines.aclose()
+            await asyncio.to_thread(ctx.close)
 
     return Response(200, headers=[("Content-Type", "application/json")], stream=stream())
 

@@ -37,3 +37,5 @@ class BuildOptions:
     ulimits: list[dict[str, Any]] | None = None
     cache_from: list[str] = field(default_factory=list)
     auth_configs: dict[str, Any] = field(default_factory=dict)
+    #: ``version=2``: BuildKit's Dockerfile frontend instead of the classic builder
+    buildkit: bool = False

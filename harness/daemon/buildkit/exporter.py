@@ -89,6 +89,8 @@ async def _to_image(
     except ApiError as exc:
         step.done(exc.message)
         raise BuildFailed(exc.message) from None
+    # moby's ImageExportedByBuildkit: the 'create' event for every exported image (after its tags)
+    store.image_event("create", image.id, image.id)
     step.done()
     response = {"containerimage.digest": image.id, "containerimage.config.digest": image.id}
     if names:
