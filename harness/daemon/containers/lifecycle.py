@@ -79,6 +79,30 @@ def _check_platform(image: Any, ref: str, platform: tuple[str, str, str]) -> Non
         )
 
 
+def _proc_status(pid: int) -> tuple[str, int] | None:
+    """(state letter, caught-signal mask) of a process, None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            fields = dict(line.split(":", 1) for line in fh if ":" in line)
+    except OSError:
+        return None
+    return fields.get("State", "").strip()[:1], int(fields.get("SigCgt", "0").strip() or "0", 16)
+
+
+async def _settled(pid: int, limit: float = 0.25) -> None:
+    """Wait (at most ``limit`` seconds) until a container's just-exec'd process has set a signal handler or
+    gone to sleep. PID 1 of a PID namespace never gets a signal it does not handle, and refd answers a
+    start sooner after the execve than runc and containerd do: a SIGTERM sent right after ``docker run -d``
+    reached busybox top before it handled the signal, and top ran on (moby TestKillContainer)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    while loop.time() < deadline:
+        status = _proc_status(pid)
+        if status is None or status[1] or status[0] not in ("R", ""):
+            return
+        await asyncio.sleep(0.002)
+
+
 class ContainerManager:
     """All containers of one daemon, and what happens to them."""
 
@@ -410,7 +434,9 @@ class ContainerManager:
             c.set_start_error(message, code)
             c.save()
             raise ApiError(400 if code in (126, 127) else 500, message)
-        return int(result["pid"])
+        pid = int(result["pid"])
+        await _settled(pid)
+        return pid
 
     async def _abandon(self, state_dir: str) -> None:
         """Tell a shim whose container will not be started after all to end (best effort: a shim never

@@ -63,3 +63,24 @@ def test_a_kill_with_the_stop_signal_ends_an_always_restarted_container(
     else:
         refd.wait_status(cid, "exited")
         assert refd.inspect(cid)["RestartCount"] == 0
+
+
+def test_a_started_process_is_settled_once_it_handles_a_signal_or_sleeps() -> None:
+    """lifecycle._settled reads /proc/<pid>/status: a sleeping process (State S) or one with handlers
+    (SigCgt) is settled; a gone one too (nothing left to wait for)."""
+    import asyncio
+    import subprocess
+
+    from harness.daemon.containers.lifecycle import _proc_status, _settled
+
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        assert wait_until(lambda: (_proc_status(sleeper.pid) or ("",))[0] == "S", 10, interval=0.01)
+        asyncio.run(_settled(sleeper.pid))
+        state = _proc_status(os.getpid())
+        assert state is not None and state[1] != 0  # pytest's Python handles SIGINT
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert _proc_status(sleeper.pid) is None
+    asyncio.run(_settled(sleeper.pid))
