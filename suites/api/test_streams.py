@@ -203,6 +203,42 @@ def _until_closed(sock: socket.socket, timeout: float = 10) -> tuple[bytes, bool
     return data, True
 
 
+@pytest.mark.parametrize("stdin_once", [False, True], ids=["open-stdin", "stdin-once"])
+@pytest.mark.scenario(
+    "api/streams/attach-tty-input-end",
+    "When a TTY attach's client ends its input (half-close), the daemon MUST end the stream and leave the "
+    "container running with its terminal's input open (StdinOnce or not): a new attach still reaches the "
+    "shell",
+    ref="operation ContainerAttach; moby container/stream/attach.go CopyStreams (CloseStdin && !TTY)",
+)
+def test_attach_tty_input_end(
+    engine: EngineClient,
+    docker_daemon: DaemonHandle,
+    test_image: str,
+    observe: Observations,
+    stdin_once: bool,
+) -> None:
+    body = {"Image": test_image, "Cmd": ["sh"], "Tty": True, "OpenStdin": True, "StdinOnce": stdin_once}
+    cid = engine.post(f"{V}/containers/create", json=body).json()["Id"]
+    try:
+        engine.post(f"{V}/containers/{cid}/start")
+        sock, _ = _attach_tty(docker_daemon, cid)
+        with sock:
+            sock.sendall(b"echo typed-$((40+2))\r")
+            _read_until(sock, b"typed-42", "the shell's output of the typed command")
+            sock.shutdown(socket.SHUT_WR)
+            _, closed = _until_closed(sock)
+        assert observe("stream_closed", closed)
+        sock, _ = _attach_tty(docker_daemon, cid)
+        with sock:
+            sock.sendall(b"echo again-$((40+3))\r")
+            again = b"again-43" in _read_until(sock, b"again-43", "the shell answering a second attach")
+        assert observe("shell_answers", again)
+        assert observe("still_running", engine.get(f"{V}/containers/{cid}/json").json()["State"]["Running"])
+    finally:
+        engine.delete(f"{V}/containers/{cid}?force=1")
+
+
 @pytest.mark.parametrize(
     ("keys", "sequence"), [("", b"\x10\x11"), ("&detachKeys=ctrl-a,x", b"\x01x")], ids=["default", "custom"]
 )

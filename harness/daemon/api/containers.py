@@ -400,7 +400,11 @@ async def attach(req: Request, daemon: Daemon) -> Response:
 
         async def pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             # moby copies stdin through the escape proxy only for TTY containers
-            if await relay(r.reader, r.writer, reader, writer, use_stdin, detach_keys if tty else None):
+            # moby: the container's stdin is closed with the client's only for StdinOnce without a TTY;
+            # otherwise the end of the client's input ends the stream
+            ends = tty or not c.config.get("StdinOnce")
+            stdin = use_stdin and bool(c.config.get("OpenStdin"))
+            if await relay(r.reader, r.writer, reader, writer, stdin, detach_keys if tty else None, ends):
                 manager.emit(c, "detach")
 
         try:

@@ -94,8 +94,8 @@ async def start(req: Request, daemon: Daemon) -> Response:
         try:
             text = record.get("_detach_keys") or ""
             keys = detach_key_bytes(text) if text else DEFAULT_DETACH_KEYS
-            detached = await relay(
-                r.reader, r.writer, reader, writer, use_stdin, keys if process_tty else None
+            detached = await relay(  # an exec's stdin is closed with the client's, but not a terminal's
+                r.reader, r.writer, reader, writer, use_stdin, keys if process_tty else None, process_tty
             )
             if detached:  # dockerd 28's exec start takes its wrapped EscapeError for a failure and says so;
                 record["_failed"] = True  # recorded as ended with 126, its process left running

@@ -102,11 +102,14 @@ async def relay(
     shim_writer: asyncio.StreamWriter,
     use_stdin: bool,
     detach_keys: bytes | None = None,
+    end_with_stdin: bool = False,
 ) -> bool:
     """Pump both ways until the container's output ends; True if the client detached.
 
     The client's input goes to the process's stdin (through the escape proxy with ``detach_keys``);
-    when the client closes its side, output keeps flowing until the process ends.
+    when the client closes its side, output keeps flowing until the process ends, unless
+    ``end_with_stdin``: then the stream ends with the client's input, as moby's CopyStreams closes
+    stdout and stderr when stdin is done for a terminal or a process whose stdin stays open.
     """
     proxy = EscapeProxy(detach_keys) if detach_keys else None
     detached = False
@@ -139,7 +142,7 @@ async def relay(
     tasks = [asyncio.ensure_future(down()), asyncio.ensure_future(up())]
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        if tasks[1] in done and not tasks[0].done() and not detached:
+        if tasks[1] in done and not tasks[0].done() and not detached and not (end_with_stdin and use_stdin):
             await tasks[0]  # client closed its side: keep delivering output until the container ends
     except (ConnectionError, OSError):
         pass
