@@ -78,7 +78,7 @@ class _TooLarge(BadRequest):
         super().__init__("request head too large", 431)
 
 
-_date_cache: tuple[int, str] = (0, "")
+_date_cache: tuple[int, str, bytes] = (0, "", b"")
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -94,11 +94,21 @@ def _rfc1123(now: int) -> str:
 
 def http_date() -> str:
     """RFC 1123 date for the Date header, cached per second."""
+    return _dates()[1]
+
+
+def _date_line() -> bytes:
+    """The whole ``Date:`` header line, cached per second (every response has one)."""
+    return _dates()[2]
+
+
+def _dates() -> tuple[int, str, bytes]:
     global _date_cache
     now = int(time.time())
     if _date_cache[0] != now:
-        _date_cache = (now, _rfc1123(now))
-    return _date_cache[1]
+        text = _rfc1123(now)
+        _date_cache = (now, text, f"Date: {text}\r\n".encode("latin-1"))
+    return _date_cache
 
 
 @dataclass
@@ -140,7 +150,8 @@ class Request:
 
     @property
     def proto_at_least_11(self) -> bool:
-        return self.version != "HTTP/1.0" and not self.version.startswith("HTTP/0.")
+        version = self.version
+        return version == "HTTP/1.1" or (version != "HTTP/1.0" and not version.startswith("HTTP/0."))
 
     async def _send_continue(self) -> None:
         if self._expect_continue:
@@ -291,7 +302,7 @@ def _encode_head(req: Request, resp: Response, keep_alive: bool) -> tuple[bytes,
             _HEADS[key] = (pre, post, keep, chunked)
     else:
         pre, post, keep, chunked = cached
-    return b"%sDate: %s\r\n%s" % (pre, http_date().encode("latin-1"), post), keep, chunked
+    return b"".join((pre, _date_line(), post)), keep, chunked
 
 
 def _encode_head_parts(req: Request, resp: Response, keep_alive: bool) -> tuple[bytes, bytes, bool, bool]:

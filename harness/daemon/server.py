@@ -31,6 +31,20 @@ FastHandler = Callable[[Request, "Daemon"], "Response | None"]
 
 _VERSIONED = re.compile(r"^/v([0-9.]+)(/.*)$")
 _NOT_FOUND_BODY = b'{"message":"page not found"}\n'
+_SPLIT: dict[str, tuple[str, str]] = {}
+_SPLIT_MAX = 256
+
+
+def _split_version(path: str) -> tuple[str, str]:
+    """``/v1.41/x`` -> ("1.41", "/x"); ("", path) without a version prefix. Clients repeat their paths."""
+    split = _SPLIT.get(path)
+    if split is None:
+        versioned = _VERSIONED.match(path)
+        split = (versioned.group(1), versioned.group(2)) if versioned else ("", path)
+        if len(_SPLIT) >= _SPLIT_MAX:
+            _SPLIT.clear()
+        _SPLIT[path] = split
+    return split
 
 
 @functools.lru_cache(maxsize=64)
@@ -199,9 +213,7 @@ class Router:
         """Version prefix, route and version checks: an early answer, or (route, version, headers)."""
         path, version = req.path, ""
         if path.startswith("/v"):
-            versioned = _VERSIONED.match(path)
-            if versioned:
-                version, path = versioned.group(1), versioned.group(2)
+            version, path = _split_version(path)
         found = self._find(
             "GET" if req.method == "HEAD" and not self._find("HEAD", path) else req.method, path
         )

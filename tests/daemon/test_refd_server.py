@@ -205,3 +205,13 @@ def test_an_empty_chunked_body_is_read_as_eof() -> None:
         "invalid JSON: got EOF while reading request body",
     )
     assert _read(b"", "application/json") is None
+
+
+def test_version_prefix_split() -> None:
+    from harness.daemon.server import _split_version
+
+    assert _split_version("/v1.41/containers/json") == ("1.41", "/containers/json")
+    assert _split_version("/v1.41/containers/json") == ("1.41", "/containers/json")  # from the cache
+    assert _split_version("/version") == ("", "/version")
+    assert _split_version("/v1.41") == ("", "/v1.41")
+    assert _split_version("/v/x") == ("", "/v/x")
