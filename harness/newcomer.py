@@ -49,6 +49,7 @@ from typing import IO, Any
 from .debpkg import cache_base, debian_mirror, host_apt_proxy
 from .errors import HarnessError
 from .rootfs import Recipe, build, entry_for
+from .wait import wait_until
 
 __all__ = [
     "SUITES",
@@ -645,12 +646,8 @@ def _die_with_parent() -> None:
 
 def _remove_work(work: Path, keep: bool, out: IO[str]) -> None:
     """Remove the run's tree, never across a mount (there should be none: they died with the namespace)."""
+    wait_until(lambda: not _mounts_under(work), 5)  # the namespace's last process may still be exiting
     left = _mounts_under(work)
-    for _ in range(50):  # the namespace's last process may still be exiting
-        if not left:
-            break
-        time.sleep(0.1)
-        left = _mounts_under(work)
     if left:
         raise NewcomerError(
             f"mounts under {work} are still there after the run (a leak into the host's namespace): "

@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 import uuid
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pytest
 
 from harness import newcomer
 from harness.newcomer import HostState, NewcomerError
+from harness.wait import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -191,10 +191,7 @@ def test_an_interrupted_run_leaves_no_process_and_no_mount(busybox_root: Path, t
     assert proc.stdout is not None
     assert proc.stdout.readline().startswith("[t 1] $ sleep 600")
     sleeper = busybox_root / "root/sleeper"
-    for _ in range(100):
-        if sleeper.exists() and sleeper.read_text().strip():
-            break
-        time.sleep(0.1)
+    assert wait_until(lambda: sleeper.exists() and bool(sleeper.read_text().strip()), 10)
     inner_pid = sleeper.read_text().strip()
     assert inner_pid  # the sleep's pid inside its PID namespace
     proc.send_signal(signal.SIGINT)
