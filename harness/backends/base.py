@@ -241,6 +241,19 @@ class DaemonHandle:
         return self.endpoint.base_url() + path
 
     # where the daemon lives -----------------------------------------------------------------------
+    def processes(self) -> list[str]:
+        """``pid: command line`` of every process of this daemon on this host: in its network namespace
+        (the daemon, dockerd's containerd and shims, refd's zygote and shim hosts) or in the cgroup parent
+        the backend gave its containers. After a clean exit there must be none."""
+        from ..daemonprocs import describe, in_cgroup_parent, in_netns
+
+        ino = self.extras.get("netns_ino", 0)
+        if not ino:
+            raise HarnessError(f"{self.target.name}: the daemon's network namespace was never recorded")
+        pids = in_netns(ino) - set(self.extras.get("netns_keepers", ()))
+        pids |= in_cgroup_parent(self.extras.get("cgroup_parent", ""))
+        return [describe(pid) for pid in sorted(pids)]
+
     def reach(self, host: str, port: int) -> tuple[str, int]:
         """The address this host connects to for ``host:port`` as the daemon sees it (a published port).
 

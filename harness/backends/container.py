@@ -396,6 +396,7 @@ class ContainerBackend(LocalBackend):
                     f"process {holder} here): the container backend shares the daemon's work directory "
                     "through a bind mount and signals it by pid, so it needs an engine on this machine"
                 )
+            handle.extras["netns_keepers"] = {holder}  # the container's own command, not the daemon's
             handle.process = self._exec_daemon(handle, wrapped)
         except docker.errors.APIError as exc:
             raise BackendStartError(

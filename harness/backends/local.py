@@ -86,6 +86,7 @@ class LocalBackend:
         if not _flag_given(spec, "--cgroup-parent", "cgroup-parent"):
             # a private cgroup parent per daemon: teardown removes everything its containers left
             argv.append(f"--cgroup-parent={cgroup_parent(handle)}")
+            handle.extras["cgroup_parent"] = cgroup_parent(handle)  # for DaemonHandle.processes()
         hosts = [f"unix://{handle.socket_path}"] if spec.hosts is None else spec.hosts
         argv += [f"-H={h}" for h in [*hosts, *spec.extra_hosts]]
         return argv + spec.args

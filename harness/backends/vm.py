@@ -471,6 +471,13 @@ class VMHandle(DaemonHandle):
             raise HarnessError(f"{self.target.name}: the VM's init did not answer 'isdir {path}' in 30 s")
         return found[1].split()[1] == "0"
 
+    def processes(self) -> list[str]:
+        """Not seen from this host: the daemon's processes live in the guest, which ends with the VM."""
+        raise HarnessError(
+            f"{self.target.name}: the vm backend cannot list the daemon's processes from this host (they "
+            "live in the guest); run this scenario with --backend local or --backend container"
+        )
+
     def signal(self, signo: int) -> None:
         if isinstance(self.process, VMDaemonProcess):
             self.process.send_signal(signo)

@@ -229,3 +229,62 @@ def test_live_restore(daemon_factory: DaemonFactory, observe: Observations, live
         assert state["Running"] is True and stopped == 204
     else:
         assert state["Running"] is False and stopped == 304
+
+
+@pytest.mark.scenario(
+    "config/signals/shutdown-leaves-no-process",
+    "SIGTERM with a running container, one ignoring SIGTERM and one never started MUST stop the containers, "
+    "log 'Daemon shutdown complete', exit 0 and leave no process of the daemon's behind (nothing in its "
+    "network namespace: dockerd's containerd and shims, refd's zygote and shim hosts; nothing in its "
+    "containers' cgroups)",
+    ref="spec 7.1; issue 20 item 11",
+)
+def test_shutdown_leaves_no_process(daemon_factory: DaemonFactory, observe: Observations) -> None:
+    from harness.checks import eventually
+    from harness.client import EngineClient
+    from harness.testimage import load_test_image
+
+    daemon = daemon_factory()
+    assert daemon.endpoint is not None
+    image = load_test_image(daemon.endpoint)
+    client = EngineClient(daemon.endpoint)
+    commands = {  # each says "ready" once its TERM disposition is set, so the shutdown meets it in place
+        "stops": ["sh", "-c", "trap 'exit 0' TERM; echo ready; sleep 300 & wait"],
+        "ignores-term": ["sh", "-c", "trap '' TERM; echo ready; while :; do sleep 1; done"],
+    }
+    try:
+        for name, cmd in commands.items():
+            body = {"Image": image, "Cmd": cmd, "StopTimeout": 1}
+            resp = client.post("/v1.41/containers/create", json=body)
+            assert resp.status_code == 201, resp.text
+            cid = resp.json()["Id"]
+            assert client.post(f"/v1.41/containers/{cid}/start").status_code == 204
+            eventually(
+                lambda cid=cid: "ready" in client.get(f"/v1.41/containers/{cid}/logs?stdout=1").text,
+                f"container {name} to say ready",
+            )
+        created = client.post("/v1.41/containers/create", json={"Image": image, "Cmd": ["true"]})
+        assert created.status_code == 201, created.text
+    finally:
+        client.close()
+    before = daemon.processes()
+    observe("processes_before_at_least_3", len(before) >= 3)  # the daemon, its helpers, the containers
+    assert len(before) >= 3, before
+    daemon.signal(signal.SIGTERM)
+    code = daemon.wait_exit(60)
+    logs = daemon.logs()
+    left: list[str] = []
+
+    def nothing_left() -> bool:
+        left[:] = daemon.processes()
+        return not left
+
+    from harness.wait import wait_until
+
+    gone = wait_until(nothing_left, 10, interval=0.1)  # a helper may take a moment to see its parent go
+    observe("exit_code", code)
+    observe("shutdown_complete", "Daemon shutdown complete" in logs)
+    observe("processes_left", [line.split(": ", 1)[1].split(" ")[0] for line in left])
+    assert code == 0, daemon.log_tail()
+    assert "Daemon shutdown complete" in logs, daemon.log_tail()
+    assert gone, f"still running 10 s after the daemon exited: {left}"
