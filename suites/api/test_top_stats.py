@@ -134,3 +134,76 @@ def test_stats_networks(
             engine.delete(f"{V}/containers/{c}?force=1")
         for net in (net_a, net_b):
             docker_cli("network", "rm", net)
+
+
+#: what top may list besides the container's and the execs' commands: a process of theirs that has ended and
+#: awaits its parent (``[true]``, ``[true] <defunct>``), and dockerd's runtime becoming an exec's process
+#: (runc's ``runc init`` has joined the container's cgroup and pid namespace and execs the command next)
+_ENDED = re.compile(r"^\[(?P<comm>[^\]]+)\]( <defunct>)?$")
+_TURNING_INTO_EXEC = {"runc init"}
+
+
+@pytest.mark.kernel
+@pytest.mark.scenario(
+    "api/containers/top-during-exec-starts",
+    "GET /containers/{id}/top while execs are being started MUST list only the container's processes (its "
+    "command, the execs', ended ones awaiting their parent, and dockerd's 'runc init' turning into an exec), "
+    "never a process that stays the daemon's (refd's zygote or shim host, a containerd shim, containerd)",
+    ref="operation ContainerTop; issue 20 item 10",
+)
+def test_top_during_exec_starts(
+    engine: EngineClient, docker_daemon: Any, test_image: str, containers: list[str], observe: Observations
+) -> None:
+    import threading
+
+    cid = create_container(engine, containers, test_image, ["sleep", "120"])
+    assert engine.post(f"{V}/containers/{cid}/start").status_code == 204
+    commands = {"sleep 120", "sleep 60", "true"}  # the container's, then the execs'
+    tops, started = 200, [0]
+    done = threading.Event()
+    errors: list[str] = []
+
+    def start_execs(cmd: list[str]) -> None:
+        client = EngineClient(docker_daemon.endpoint)  # its own connection: a requests session is not shared
+        try:
+            while not done.is_set():
+                made = client.post(f"{V}/containers/{cid}/exec", json={"Cmd": cmd})
+                if made.status_code != 201:
+                    errors.append(f"exec create: {made.status_code} {made.text}")
+                    return
+                ran = client.post(f"{V}/exec/{made.json()['Id']}/start", json={"Detach": True})
+                if ran.status_code != 200:
+                    errors.append(f"exec start: {ran.status_code} {ran.text}")
+                    return
+                started[0] += 1
+        finally:
+            client.close()
+
+    def the_containers(command: str) -> bool:
+        ended = _ENDED.match(command)
+        return command in commands or (ended is not None and ended["comm"] in {"sleep", "true"})
+
+    workers = [threading.Thread(target=start_execs, args=(c,)) for c in (["true"], ["sleep", "60"])]
+    for worker in workers:
+        worker.start()
+    strangers: list[str] = []
+    turning = saw_exec = 0
+    try:
+        for _ in range(tops):
+            resp = engine.get(f"{V}/containers/{cid}/top")
+            assert resp.status_code == 200, resp.text
+            listed = [row[-1] for row in resp.json()["Processes"]]
+            turning += sum(c in _TURNING_INTO_EXEC for c in listed)
+            strangers += [c for c in listed if not the_containers(c) and c not in _TURNING_INTO_EXEC]
+            saw_exec += any(c != "sleep 120" for c in listed)
+    finally:
+        done.set()
+        for worker in workers:
+            worker.join(timeout=60)
+    observe("errors", errors)
+    observe("daemon_process_listed", sorted(set(strangers))[:10])
+    observe("top_saw_execs", saw_exec > 0)
+    print(f"{tops} top calls, {started[0]} exec starts: {saw_exec} listed an exec, {turning} 'runc init'")
+    assert not errors, errors
+    assert saw_exec > 0 and started[0] > 0, "no top call overlapped an exec: the scenario checked nothing"
+    assert not strangers, f"top listed processes not the container's in {tops} calls: {strangers[:10]}"
