@@ -440,11 +440,16 @@ def test_ignore_files_platform_no_cache(
     ref="moby builder/builder-next (remote context 'upload'); integration/build "
     "TestBuildEmitsImageCreateEvent",
 )
-def test_build_endpoint_upload(engine: EngineClient, cleanup: Cleanup, observe: Observations) -> None:
+def test_build_endpoint_upload(
+    engine: EngineClient, cleanup: Cleanup, observe: Observations, request: pytest.FixtureRequest
+) -> None:
     import time
 
     from ._build import context_tar
 
+    # the build cache is left as found (empty): other scenarios read it (api/cli/system-df)
+    engine.post("/v1.46/build/prune", params={"all": "1"}, timeout=120)
+    request.addfinalizer(lambda: engine.post("/v1.46/build/prune", params={"all": "1"}, timeout=120))
     since = time.time() - 1
     good = context_tar({"Dockerfile": "FROM busybox\nRUN echo hello > /hello\n"})
     resp = engine.post(
