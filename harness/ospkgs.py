@@ -34,7 +34,7 @@ CONFORMANCE = (
 )
 SETS: dict[str, tuple[str, ...]] = {
     "conformance": CONFORMANCE,
-    "bench": CONFORMANCE,
+    "bench": (*CONFORMANCE, "wrk"),  # wrk: the TCP load figures (bench/clients.py)
     # the project's own tests exercise everything the main job uses, and a few tools of their own
     "tests": (
         *CONFORMANCE,
@@ -71,6 +71,7 @@ PROBES = {
     "qemu-system-x86": "/usr/bin/qemu-system-x86_64",
     "xz-utils": "/usr/bin/xz",
     "zstd": "/usr/bin/zstd",
+    "wrk": "/usr/bin/wrk",
 }
 #: where a root login looks for commands (a probe's tool may live in another of them, as ``which`` finds it)
 _ROOT_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
