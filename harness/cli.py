@@ -48,6 +48,7 @@ def _boot(opts: argparse.Namespace) -> int:
     registry: Any = None
     for signo in (signal.SIGINT, signal.SIGTERM):  # first: a signal during boot must still tear down
         signal.signal(signo, lambda *_: stop.set())
+    workdir = ""
     try:
         backend = get_backend(opts.backend)
         target = resolve_target(opts.target)
@@ -63,6 +64,8 @@ def _boot(opts: argparse.Namespace) -> int:
         if registry is not None:
             registry.close()
         _close_engine(opts.backend)
+        if workdir and not opts.keep:
+            _remove_unmounted(workdir)  # the error above carries the log lines; --keep keeps the rest
         return 1
     assert handle.endpoint is not None
     for key, value in handle.endpoint.env().items():
@@ -157,6 +160,16 @@ def main(argv: list[str] | None = None) -> int:
         return int(registry_main(args[1:]) or 0)
     opts = parser.parse_args(args)
     return _boot(opts)
+
+
+def _remove_unmounted(workdir: str) -> None:
+    """Remove a failed boot's work directory, unless something is still mounted below it."""
+    import shutil
+
+    with open("/proc/self/mountinfo") as fh:
+        if any(f" {workdir}/" in line or f" {workdir} " in line for line in fh):
+            return
+    shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -48,3 +48,16 @@ def test_boot_unknown_target_fails_with_the_known_names() -> None:
     )
     assert result.returncode == 1
     assert "unknown target" in result.stderr and "refd" in result.stderr
+
+
+def test_a_failed_boot_leaves_no_work_directory(tmp_path: object) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "boot", "refd", "--arg=--no-such-flag"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+    )
+    assert result.returncode == 1, result.stderr
+    assert "no-such-flag" in result.stderr
+    assert os.listdir(str(tmp_path)) == []
