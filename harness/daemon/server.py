@@ -192,7 +192,11 @@ class Router:
         found = self._lookup(method, path)
         if found is None and self._deferred is not None:
             load, self._deferred = self._deferred, None
-            load(self)
+            try:
+                load(self)
+            except BaseException:
+                self._deferred = load  # a handler module that fails to import fails every request, loudly
+                raise
             found = self._lookup(method, path)
         return found
 

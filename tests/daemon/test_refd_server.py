@@ -215,3 +215,21 @@ def test_version_prefix_split() -> None:
     assert _split_version("/version") == ("", "/version")
     assert _split_version("/v1.41") == ("", "/v1.41")
     assert _split_version("/v/x") == ("", "/v/x")
+
+
+def test_a_deferred_load_that_fails_fails_again_on_the_next_request() -> None:
+    from harness.daemon.server import Router
+
+    router = Router.__new__(Router)
+    router.routes, router.exact = {}, {}
+    calls = []
+
+    def broken(_: Router) -> None:
+        calls.append(1)
+        raise ImportError("no module named harness.daemon.api.nothing")
+
+    router.defer(broken)
+    for _ in range(2):
+        with pytest.raises(ImportError):
+            router._find("GET", "/containers/json")
+    assert len(calls) == 2
