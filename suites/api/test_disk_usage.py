@@ -45,6 +45,14 @@ def _error(resp: Any) -> dict[str, Any]:
     return {"status": resp.status_code, "message": resp.json().get("message") if resp.content else ""}
 
 
+def _empty_build_cache(engine: EngineClient, observe: Observations) -> None:
+    """The shared daemon keeps the build cache of earlier build scenarios (the isolation guard restores
+    containers, images, networks and volumes, not the cache): scenarios stating what an empty cache shows
+    empty it first."""
+    pruned = engine.post("/build/prune?all=1")
+    assert observe("build_prune_status", pruned.status_code) == 200, pruned.text
+
+
 @pytest.mark.scenario(
     "api/system/df",
     "GET /system/df MUST report LayersSize, Images (with their container count and shared size), Containers "
@@ -52,6 +60,7 @@ def _error(resp: Any) -> dict[str, Any]:
     ref="operation SystemDataUsage; moby daemon/disk_usage.go",
 )
 def test_system_df(engine: EngineClient, test_image: str, cleanup: Any, observe: Observations) -> None:
+    _empty_build_cache(engine, observe)
     cleanup(container="df-ctr", volume="df-vol")
     _run(
         engine,
@@ -138,7 +147,8 @@ def test_container_size(engine: EngineClient, test_image: str, cleanup: Any, obs
     "Local Volumes and Build Cache rows",
     ref="docker CLI system df",
 )
-def test_cli_system_df(docker_cli: CLI, observe: Observations) -> None:
+def test_cli_system_df(docker_cli: CLI, engine: EngineClient, observe: Observations) -> None:
+    _empty_build_cache(engine, observe)
     out = docker_cli("system", "df")
     lines = out.stdout.splitlines()
     assert observe("exit", out.returncode) == 0, out.stderr
