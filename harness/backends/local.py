@@ -103,13 +103,45 @@ class LocalBackend:
                 fh.write("{}\n" if text is None else text)
         handle.command = self.command(target, spec, handle)
         try:
-            self._spawn(handle)
+            try:
+                self._spawn(handle)
+            except BackendStartError as first:
+                if not namespace_step_failed(first.log_tail):
+                    raise
+                self._boot_again(handle, first)
         except BaseException:
             # the caller never gets this handle: stop the process, forwarders and ledger entry here and
             # leave only the files (the caller owns the workdir)
             self.teardown(handle, keep=True)
             raise
         return handle
+
+    def _boot_again(self, handle: DaemonHandle, first: BackendStartError) -> None:
+        """Boot again once after the namespace wrapper (not the daemon) failed; both failures if it fails too.
+
+        The daemon never ran, so a second boot tests nothing twice; the retry is written to stderr and into
+        the handle (``extras["boot_retry"]``) so a run that needed it says so.
+        """
+        where = _mount_line(os.path.dirname(_ns_file(handle.workdir, "mnt")))
+        note = (
+            f"harness: {handle.target.name}: the namespace wrapper failed before the daemon ran; booting "
+            f"once more. First attempt: {first.log_tail.strip()}; the namespace directory's mount: {where}"
+        )
+        sys.stderr.write(note + "\n")
+        self.teardown(handle, keep=True)  # releases the namespace files: the next boot makes them anew
+        handle.notify_listener = None  # closed by the teardown: the next boot opens its own
+        handle.extras["boot_retry"] = note
+        try:
+            self._spawn(handle)
+        except BackendStartError as second:
+            raise BackendStartError(
+                handle.target.name,
+                handle.command,
+                second.returncode,
+                f"{second.log_tail}\n(second attempt; the first failed the same way before the daemon ran: "
+                f"{first.log_tail.strip()}; the namespace directory's mount: {where}; check that it is "
+                "not shared (findmnt -o+PROPAGATION) and that no other process unmounts it)",
+            ) from second
 
     def _activation_sockets(self, spec: DaemonSpec) -> list[socket.socket]:
         socks = []
@@ -429,9 +461,35 @@ def _namespace_command(handle: DaemonHandle) -> tuple[list[str], dict[str, str]]
     return ["unshare", f"--mount={mnt}", f"--net={net}", "--propagation", "private", "--"], {}
 
 
+#: what util-linux's unshare and nsenter print when a namespace step fails (the daemon never ran)
+_WRAPPER_PREFIXES = ("unshare: ", "nsenter: ")
+
+
+def namespace_step_failed(log_tail: str) -> bool:
+    """Whether a boot failed in the namespace wrapper (``unshare: mount ... failed``), not in the daemon."""
+    return any(line.startswith(_WRAPPER_PREFIXES) for line in log_tail.splitlines())
+
+
 def _is_nsfs(path: str) -> bool:
     """Whether ``path`` is a namespace file (an nsfs bind mount), not the empty placeholder."""
     return _mount_fstype(path) == "nsfs"
+
+
+def _mount_line(path: str) -> str:
+    """``path``'s line of /proc/self/mountinfo (its propagation tags included), or why there is none."""
+    real = os.path.realpath(path)
+    try:
+        with open("/proc/self/mountinfo") as fh:
+            found = [line.strip() for line in fh if line.split()[4] == real]
+    except OSError as exc:
+        return f"(mountinfo unreadable: {exc})"
+    return found[-1] if found else f"(no mount at {real})"
+
+
+def _propagation_tags(mount_line: str) -> list[str]:
+    """The optional fields of a mountinfo line (``shared:N``, ``master:N``): empty for a private mount."""
+    fields = mount_line.split(" - ", 1)[0].split()
+    return [f for f in fields[6:] if f.startswith(("shared:", "master:", "propagate_from:", "unbindable"))]
 
 
 def _mount_fstype(path: str) -> str:
@@ -466,6 +524,12 @@ def _private_mount(directory: str) -> None:
         err = ctypes.get_errno()
         raise HarnessError(
             f"mount --make-private {directory}: {os.strerror(err)}; the local backend needs root"
+        )
+    line = _mount_line(directory)
+    if _propagation_tags(line):  # unshare's bind of the namespace file would fail with EINVAL
+        raise HarnessError(
+            f"{directory} is still not a private mount after mount --make-private: {line}; "
+            "something made it shared again (findmnt -o+PROPAGATION)"
         )
 
 

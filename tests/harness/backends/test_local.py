@@ -427,3 +427,74 @@ def test_a_zombie_containerds_pidfile_is_forgotten_before_a_restart(tmp_path: Pa
     assert forget_zombie_pidfiles(handle) == [] and pidfile.exists()
     pidfile.write_text("garbage")
     assert forget_zombie_pidfiles(handle) == []
+
+
+_EINVAL = "unshare: mount /proc/9599/ns/mnt on /tmp/harness-dockerd-x/ns/mnt failed: Invalid argument"
+
+
+def test_a_failure_of_the_namespace_wrapper_is_told_from_the_daemons() -> None:
+    from harness.backends.local import namespace_step_failed
+
+    assert namespace_step_failed(f"some line\n{_EINVAL}\n")
+    assert namespace_step_failed("nsenter: reassociate to namespace 'ns/net' failed: Invalid argument")
+    assert not namespace_step_failed("unknown flag: --nope\nSee 'refd --help'.")
+    assert not namespace_step_failed("")
+
+
+def test_propagation_tags_of_a_mountinfo_line() -> None:
+    from harness.backends.local import _propagation_tags
+
+    shared = "36 35 98:0 /mnt1 /mnt1 rw,noatime master:1 shared:2 - ext3 /dev/root rw,errors=continue"
+    private = "36 35 0:31 /x /tmp/h/ns rw,nosuid,nodev - tmpfs tmpfs rw,mode=1777"
+    assert _propagation_tags(shared) == ["master:1", "shared:2"]
+    assert _propagation_tags(private) == []
+
+
+def test_a_boot_whose_namespace_wrapper_failed_is_tried_once_more(
+    boot: Booter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_spawn = LocalBackend._spawn
+    calls: list[str] = []
+
+    def spawn(self: LocalBackend, handle: DaemonHandle) -> None:
+        calls.append(handle.workdir)
+        if len(calls) == 1:
+            raise BackendStartError(handle.target.name, handle.command, 1, _EINVAL)
+        real_spawn(self, handle)
+
+    monkeypatch.setattr(LocalBackend, "_spawn", spawn)
+    handle = boot()
+    assert len(calls) == 2
+    assert "the namespace wrapper failed before the daemon ran" in handle.extras["boot_retry"]
+    assert _EINVAL in handle.extras["boot_retry"]
+    assert handle.endpoint is not None and ping_once(handle.endpoint) == 200
+
+
+def test_a_second_wrapper_failure_names_both_and_a_daemon_failure_is_not_retried(
+    boot: Booter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+
+    def spawn(self: LocalBackend, handle: DaemonHandle) -> None:
+        calls.append(handle.workdir)
+        raise BackendStartError(handle.target.name, handle.command, 1, f"{_EINVAL} (attempt {len(calls)})")
+
+    monkeypatch.setattr(LocalBackend, "_spawn", spawn)
+    with pytest.raises(BackendStartError) as info:
+        boot()
+    assert len(calls) == 2
+    assert "(attempt 2)" in str(info.value) and "(attempt 1)" in str(info.value)
+    assert "second attempt" in str(info.value) and "PROPAGATION" in str(info.value)
+
+    monkeypatch.undo()
+    real_spawn = LocalBackend._spawn
+    daemon_calls: list[str] = []
+
+    def counted(self: LocalBackend, handle: DaemonHandle) -> None:
+        daemon_calls.append(handle.workdir)
+        real_spawn(self, handle)
+
+    monkeypatch.setattr(LocalBackend, "_spawn", counted)
+    with pytest.raises(BackendStartError, match="unknown flag: --nope"):
+        boot(DaemonSpec(args=["--nope"]))
+    assert len(daemon_calls) == 1
