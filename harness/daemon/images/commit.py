@@ -26,6 +26,7 @@ from typing import IO, Any
 from ..goformat import go_arch, go_json, now_rfc3339nano, sorted_keys
 from .changes import go_container_config
 from .diff import EMPTY_LAYER, changes_diff, overlay_diff
+from .holes import HoleWriter
 from .imagestore import Image
 from .layers import Overlay2Driver
 from .layerstore import Layer, LayerStore
@@ -96,15 +97,14 @@ class ScratchLayer:
 
 @contextmanager
 def spooled_diff(store: ImageService, write: Any) -> Iterator[tuple[str, str]]:
-    """Run ``write(out)`` into a temporary file; yields (path, sha256 digest of the tar)."""
+    """Run ``write(out)`` into a temporary file (zero chunks as holes); yields (path, sha256 digest of the tar)."""
     fd, path = tempfile.mkstemp(prefix="refd-diff-", suffix=".tar", dir=store.tmp_root)
     try:
-        with os.fdopen(fd, "wb") as out:
-            write(out)
         digest = hashlib.sha256()
-        with open(path, "rb") as fh:
-            while chunk := fh.read(1 << 20):
-                digest.update(chunk)
+        with os.fdopen(fd, "wb") as out:
+            sink = HoleWriter(out, digest)
+            write(sink)
+            sink.finish()
         yield path, "sha256:" + digest.hexdigest()
     finally:
         with suppress(FileNotFoundError):

@@ -22,6 +22,8 @@ import time
 from collections.abc import Callable
 from typing import IO
 
+from .holes import file_chunks
+
 __all__ = ["EMPTY_LAYER", "TarWriter", "changes_diff", "overlay_diff"]
 
 EMPTY_LAYER = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"
@@ -41,16 +43,30 @@ class TarWriter:
             info.uid, info.gid = self.unmap(info.uid, info.gid)
         self.out.write(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
         if data is not None and info.size:
-            left = info.size
-            while left:
-                chunk = data.read(min(left, 1 << 20))
-                if not chunk:
-                    raise OSError(f"{info.name}: file changed size while it was archived")
-                self.out.write(chunk)
-                left -= len(chunk)
+            self._contents(info, data)
             pad = -info.size % _BLOCK
             if pad:
                 self.out.write(b"\0" * pad)
+
+    def _contents(self, info: tarfile.TarInfo, data: IO[bytes]) -> None:
+        try:
+            fd = data.fileno() if data.tell() == 0 else -1
+        except (OSError, ValueError):  # not a file (io.UnsupportedOperation is an OSError)
+            fd = -1
+        if fd >= 0:  # a file's holes are zeros that need no reading
+            try:
+                for chunk in file_chunks(fd, info.size):
+                    self.out.write(chunk)
+            except OSError as exc:
+                raise OSError(f"{info.name}: file changed size while it was archived ({exc})") from None
+            return
+        left = info.size
+        while left:
+            chunk = data.read(min(left, 1 << 20))
+            if not chunk:
+                raise OSError(f"{info.name}: file changed size while it was archived")
+            self.out.write(chunk)
+            left -= len(chunk)
 
     def add_path(self, full: str, name: str, st: os.stat_result | None = None) -> None:
         """addTarFile: one filesystem object (never recursive); sockets are skipped."""

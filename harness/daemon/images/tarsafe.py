@@ -43,7 +43,6 @@ import gzip
 import json
 import lzma
 import os
-import shutil
 import stat
 import tarfile
 from collections.abc import Callable
@@ -51,6 +50,7 @@ from typing import IO, Literal, cast
 
 from ..fsutil import rmtree
 from ..scope import follow_in_scope
+from .holes import copy_with_holes
 
 __all__ = [
     "WHITEOUT_META_PREFIX",
@@ -296,7 +296,7 @@ class _Extractor:
                 if src is not None and info.sparse is not None:
                     _copy_sparse(src, out, info)
                 elif src is not None:
-                    shutil.copyfileobj(src, out, 1 << 20)
+                    copy_with_holes(src, out)
         elif info.issym():
             os.symlink(info.linkname, path)
             st = os.lstat(path)
