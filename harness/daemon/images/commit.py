@@ -97,7 +97,7 @@ class ScratchLayer:
 
 @contextmanager
 def spooled_diff(store: ImageService, write: Any) -> Iterator[tuple[str, str]]:
-    """Run ``write(out)`` into a temporary file (zero chunks as holes); yields (path, sha256 digest of the tar)."""
+    """Run ``write(out)`` into a temporary file (zero chunks as holes); yields (path, sha256 of the tar)."""
     fd, path = tempfile.mkstemp(prefix="refd-diff-", suffix=".tar", dir=store.tmp_root)
     try:
         digest = hashlib.sha256()
