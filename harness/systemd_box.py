@@ -50,6 +50,7 @@ import os
 import re
 import shlex
 import shutil
+import stat
 import sys
 import tarfile
 import tempfile
@@ -375,6 +376,36 @@ class SystemdBox:
                 return fh.read()
         except OSError:
             return ""
+
+    def file_state(self, path: str) -> str:
+        """``stat -c '%F %a %U %G' path`` of a box file, read through ``/proc/<pid>/root`` ("" when absent).
+
+        Read from the host, not by a command in the box, whose output an engine can lose (an exec's stdout
+        came back empty once, bookworm-1, while the file was there: the ping after it worked).
+        """
+        try:
+            st = os.lstat(f"/proc/{self.pid}/root{path}")
+        except OSError:
+            return ""
+        kinds = (
+            (stat.S_ISSOCK, "socket"),
+            (stat.S_ISDIR, "directory"),
+            (stat.S_ISLNK, "symbolic link"),
+            (stat.S_ISFIFO, "fifo"),
+            (stat.S_ISREG, "regular file" if st.st_size else "regular empty file"),
+        )
+        kind = next((name for test, name in kinds if test(st.st_mode)), "weird file")
+        return f"{kind} {stat.S_IMODE(st.st_mode):o} {self._name(st.st_uid, '/etc/passwd')} " + self._name(
+            st.st_gid, "/etc/group"
+        )
+
+    def _name(self, number: int, table: str) -> str:
+        """The box's name for a uid or gid (``table``: its /etc/passwd or /etc/group), as stat prints it."""
+        for line in self.read(table).splitlines():
+            fields = line.split(":")
+            if len(fields) > 2 and fields[2] == str(number):
+                return fields[0]
+        return "UNKNOWN"
 
     def journal_cursor(self) -> str:
         """The journal's current position (for :meth:`journal` ``after=``)."""

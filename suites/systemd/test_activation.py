@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 
 import pytest
 
@@ -13,7 +14,8 @@ from harness.wait import ping_once, wait_until
 
 @pytest.mark.scenario(
     "systemd/activation/fd-all",
-    "-H fd:// MUST serve the sockets passed with LISTEN_FDS/LISTEN_PID",
+    "-H fd:// MUST serve the sockets passed with LISTEN_FDS/LISTEN_PID, and leave a passed socket's path "
+    "where it is when it stops (the socket unit owns it and keeps listening on it)",
     ref="spec 4.1",
 )
 def test_fd_activation(daemon_factory: DaemonFactory, tmp_path: object, observe: Observations) -> None:
@@ -22,6 +24,10 @@ def test_fd_activation(daemon_factory: DaemonFactory, tmp_path: object, observe:
     observe("ping", ping_once(daemon.endpoints[0]))
     observe("listen_line", f"API listen on {path}" in daemon.logs())
     assert ping_once(daemon.endpoints[0]) == 200
+    daemon.signal(signal.SIGTERM)
+    observe("exit_code", daemon.wait_exit(30))
+    kept = os.path.exists(path) and stat.S_ISSOCK(os.lstat(path).st_mode)
+    assert observe("socket_kept_after_stop", kept), f"{path} is gone after the daemon stopped"
 
 
 @pytest.mark.scenario(

@@ -51,7 +51,7 @@ def test_socket_activation(systemd_box: SystemdBox, observe: Observations) -> No
     # systemd 252 says "...can still be activated by:", 262 "...its triggering units are still active:"
     observe("stop_warns_socket_still_listens", f.socket_unit in stop.err)
     observe("after_stop", box.sh(f"systemctl is-active {f.unit} {f.socket_unit}").out.split())
-    observe("socket_file", box.sh(f"stat -c '%F %a %U %G' {f.socket}").out.strip())
+    observe("socket_file", box.file_state(f.socket))
     observe("ping_starts_it", ping(box))
     observe("after_ping", box.sh(f"systemctl is-active {f.unit} {f.socket_unit}").out.split())
     observe("triggered_by", box.neutral(box.show(f.unit, "TriggeredBy").get("TriggeredBy", "")))

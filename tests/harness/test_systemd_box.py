@@ -129,3 +129,22 @@ def test_neutral_box_output() -> None:
     box, _ = _box()
     text = 'Nov 27 23:27:26 docker-host dockerd[353]: time="2026-11-27T23:27:26.4Z" level=info'
     assert box.neutral(text) == 'Nov 27 23:27:26 <host> <daemon>[<pid>]: time="<time>" level=info'
+
+
+def test_file_state_reads_the_box_from_the_host_as_stat_prints_it(tmp_path: Path) -> None:
+    import os
+    import socket
+    import subprocess
+
+    box, _ = _box()
+    box.pid = os.getpid()  # /proc/<pid>/root of this process: its files stand in for the box's
+    path = tmp_path / "unit.sock"
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(path))
+        os.chmod(path, 0o660)
+        expected = subprocess.run(["stat", "-c", "%F %a %U %G", str(path)], capture_output=True, text=True)
+        assert box.file_state(str(path)) == expected.stdout.strip()
+        assert box.file_state(str(path)).startswith("socket 660 ")
+    expected = subprocess.run(["stat", "-c", "%F %a %U %G", str(tmp_path)], capture_output=True, text=True)
+    assert box.file_state(str(tmp_path)) == expected.stdout.strip()
+    assert box.file_state(str(tmp_path / "gone")) == ""
