@@ -772,7 +772,7 @@ def build_parity(
         for n, out in outcomes.items():
             if out.outcome not in ("failed", "error") or verdicts.get(n, Verdict("match")).verdict != "match":
                 continue
-            if n == ref_name and any(v.verdict != "match" for v in verdicts.values()):
+            if n == ref_name and any(v.verdict not in ("match", "skipped") for v in verdicts.values()):
                 continue  # the reference's failure is part of a divergence: its verdict says why
             labels = (f"{n}@{versions[n]}", f"{ref_name}@{versions[ref_name]}")
             matching = [i for i, entry in enumerate(known) if entry.matches(sid, n, ref_name, *labels)]

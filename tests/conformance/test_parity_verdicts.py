@@ -330,3 +330,20 @@ def test_known_file_loads(tmp_path: Path) -> None:
     assert load_known(tmp_path / "absent.toml", missing_ok=True) == []
     with pytest.raises(KnownDivergenceError, match="file does not exist"):
         load_known(tmp_path / "absent.toml")
+
+
+def test_a_shared_expected_failure_stays_expected_when_a_third_target_skipped_it() -> None:
+    # upstream/moby/volume/TestRunMountImage: dockerd 20.10 skips it (API too old), the reference and refd
+    # fail it as an entry says; the skip is no divergence, so the reference's failure is expected too
+    runs = [
+        results("dockerd", scenario("upstream/moby/x/TestMount", "failed", "safepath wording")),
+        results("refd", scenario("upstream/moby/x/TestMount", "failed", "safepath wording")),
+        results("refd-old", scenario("upstream/moby/x/TestMount", "skipped", "requires API v1.48")),
+    ]
+    entry = KnownDivergence("upstream/moby/x/TestMount", ("dockerd",), "safepath's wording")
+    parity = build_parity(runs, [entry])
+    assert parity.reference == "dockerd"
+    s = parity.scenarios[0]
+    assert s.verdicts["refd-old"].verdict == "skipped"
+    assert s.expected_failures == {"dockerd": "safepath's wording", "refd": "safepath's wording"}
+    assert parity.ok()
