@@ -251,9 +251,9 @@ class NetworkManager:
         options["com.docker.network.bridge.name"] = name
         options["com.docker.network.driver.mtu"] = str(mtu)
         options["com.docker.network.bridge.enable_icc"] = "true" if cfg.get("icc", True) else "false"
-        options["com.docker.network.bridge.enable_ip_masquerade"] = (
-            "true" if cfg.get("ip-masq", True) else "false"
-        )
+        # moby verifyDaemonSettings: --iptables=false turns --ip-masq off too
+        masquerade = cfg.get("ip-masq", True) and cfg.get("iptables", True)
+        options["com.docker.network.bridge.enable_ip_masquerade"] = "true" if masquerade else "false"
         v4_entry = {"Subnet": str(subnet), "Gateway": str(gateway)}
         if ip_range is not None:
             v4_entry["IPRange"] = str(ip_range)
