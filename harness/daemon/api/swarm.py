@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ApiError, expect_object, invalid
+from ..errors import ApiError, invalid
+from ..gotypes import List, Struct, check
 from ..httpd import Request, Response
 from ..query import bool_value
 from ..server import read_json
@@ -80,6 +81,37 @@ NO_SWARM_MODE = (
 )
 
 
+#: the fields of moby's swarm.InitRequest and swarm.JoinRequest that refd reads, with their Go types, so a
+#: value of the wrong kind is Go's 400 'cannot unmarshal', never a crash
+_SPEC = Struct("swarm.Spec", {"Name": "string"})
+INIT_REQUEST = Struct(
+    "swarm.InitRequest",
+    {
+        "ListenAddr": "string",
+        "AdvertiseAddr": "string",
+        "DataPathAddr": "string",
+        "DataPathPort": "uint32",
+        "ForceNewCluster": "bool",
+        "Spec": _SPEC,
+        "AutoLockManagers": "bool",
+        "Availability": "string",
+        "DefaultAddrPool": List("string"),
+        "SubnetSize": "uint32",
+    },
+)
+JOIN_REQUEST = Struct(
+    "swarm.JoinRequest",
+    {
+        "ListenAddr": "string",
+        "AdvertiseAddr": "string",
+        "DataPathAddr": "string",
+        "RemoteAddrs": List("string"),
+        "JoinToken": "string",
+        "Availability": "string",
+    },
+)
+
+
 def _listen_addr(body: dict[str, Any]) -> None:
     """moby validateAddr on ListenAddr: only an empty one is refused (any other text is taken as given)."""
     addr = str(body.get("ListenAddr") or "")
@@ -89,7 +121,7 @@ def _listen_addr(body: dict[str, Any]) -> None:
 
 async def init(req: Request, daemon: Daemon) -> Response:
     """moby Cluster.Init on a node in no swarm: validateAndSanitizeInitRequest's 400s, then refd's 503."""
-    body = expect_object(await read_json(req), "swarm.InitRequest")
+    body = check(await read_json(req), INIT_REQUEST)
     _listen_addr(body)
     name = str(((body.get("Spec") or {}).get("Name")) or "")
     if name not in ("", "default"):
@@ -99,7 +131,7 @@ async def init(req: Request, daemon: Daemon) -> Response:
 
 async def join(req: Request, daemon: Daemon) -> Response:
     """moby Cluster.Join on a node in no swarm: validateAndSanitizeJoinRequest's 400s, then refd's 503."""
-    body = expect_object(await read_json(req), "swarm.JoinRequest")
+    body = check(await read_json(req), JOIN_REQUEST)
     _listen_addr(body)
     remotes = [str(r or "") for r in body.get("RemoteAddrs") or []]
     if not remotes:
