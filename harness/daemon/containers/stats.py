@@ -80,6 +80,11 @@ def refd_processes(pids: set[str], keep: int = 0) -> set[str]:
             continue
         try:
             st = os.stat(f"/proc/{pid}/exe")
+        except OSError:
+            if _exiting_interpreter(pid):
+                found.add(pid)
+            continue
+        try:
             if (st.st_dev, st.st_ino) != mine:
                 continue
             with open(f"/proc/{pid}/cmdline", "rb") as fh:
@@ -89,6 +94,21 @@ def refd_processes(pids: set[str], keep: int = 0) -> set[str]:
         if any(arg.startswith(b"harness.daemon") for arg in argv):
             found.add(pid)
     return found
+
+
+def _exiting_interpreter(pid: str) -> bool:
+    """A process whose memory is already gone (no ``exe``, an empty command line: ps shows ``[python]``)
+    and whose name is refd's interpreter's: the runtime's intermediate on its way out."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            if fh.read():
+                return False
+        with open(f"/proc/{pid}/comm", "rb") as fh:
+            comm = fh.read()
+        with open("/proc/self/comm", "rb") as fh:
+            return comm == fh.read()
+    except OSError:
+        return False
 
 
 def _system_cpu_ns() -> int:
