@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ApiError, conflict, invalid, system
@@ -66,20 +67,32 @@ class IpcSetup:
             ]
 
 
-def _donor(store: ContainerStore, ref: str) -> Container:
-    """moby getIPCContainer: the donor exists (else a 400), runs and is not restarting."""
+def namespace_donor(
+    store: ContainerStore,
+    ref: str,
+    namespace: str,
+    missing: Callable[[str], ApiError],
+    busy: Callable[[str], ApiError],
+) -> Container:
+    """moby getIPCContainer / getPIDContainer: the container whose ``namespace`` another joins exists (else
+    ``missing``), runs and is not restarting (else ``busy``); each caller's status codes are moby's."""
     try:
         donor = store.get(ref)
     except ApiError as exc:
-        raise invalid(f"failed to join IPC namespace: {exc.message}") from None
+        raise missing(f"failed to join {namespace} namespace: {exc.message}") from None
     if donor.state.get("Restarting"):
-        raise conflict(
-            f"failed to join IPC namespace: Container {ref} is restarting, "
+        raise busy(
+            f"failed to join {namespace} namespace: Container {ref} is restarting, "
             "wait until the container is running"
         )
     if not donor.running:
-        raise conflict(f"failed to join IPC namespace: container {ref} is not running")
+        raise busy(f"failed to join {namespace} namespace: container {ref} is not running")
     return donor
+
+
+def _donor(store: ContainerStore, ref: str) -> Container:
+    """getIPCContainer's errors: a missing donor is a 400, one not running a 409."""
+    return namespace_donor(store, ref, "IPC", invalid, conflict)
 
 
 def setup_ipc(c: Container, store: ContainerStore) -> IpcSetup:

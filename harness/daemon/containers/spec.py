@@ -211,18 +211,9 @@ def _sysctls(daemon: Daemon, c: Container) -> dict[str, str]:
 
 def _pid_donor(daemon: Daemon, ref: str) -> Container:
     """moby getPIDContainer, its errors as createSpec's (500s): the container runs and is not restarting."""
-    try:
-        donor = daemon.containers.get(ref)
-    except ApiError as exc:
-        raise system(f"failed to join PID namespace: {exc.message}") from None
-    if donor.state.get("Restarting"):
-        raise system(
-            f"failed to join PID namespace: Container {ref} is restarting, "
-            "wait until the container is running"
-        )
-    if not donor.running:
-        raise system(f"failed to join PID namespace: container {ref} is not running")
-    return donor
+    from .ipc import namespace_donor
+
+    return namespace_donor(daemon.containers.store, ref, "PID", system, system)
 
 
 def _namespaces(hc: dict[str, Any], daemon: Daemon) -> dict[str, str]:
