@@ -102,6 +102,79 @@ def test_dns_by_name(docker_cli: CLI, test_image: str, cleanup: Any, observe: Ob
     assert ("web", "10.231.20.2") in names
 
 
+def _nslookup_answers(text: str) -> list[str]:
+    """busybox nslookup's answer part (what follows the Server/Address header), one entry per line."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return [
+        line
+        for line in lines
+        if not line.startswith(("Server:", "Address:\t127.0.0.11", "Address: 127.0.0.11"))
+    ]
+
+
+@pytest.mark.scenario(
+    "api/cli/network-dns-ipv6",
+    "On a user-defined network with IPv6 the embedded DNS (127.0.0.11) MUST answer an AAAA query for a "
+    "container's name, alias and name.network with its IPv6 address on that network and an A query with its "
+    "IPv4 one; on an IPv4-only network an AAAA query for a known name MUST get an empty answer (no error, "
+    "no forward)",
+    ref="libnetwork resolver.go handleIPQuery (ipv6Miss: a reply without answers); "
+    "docker network create --ipv6",
+)
+def test_dns_ipv6(docker_cli: CLI, test_image: str, cleanup: Any, observe: Observations) -> None:
+    cleanup(network="cli-dns6")
+    cleanup(network="cli-dns4")
+    created = docker_cli(
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        "10.231.30.0/24",
+        "--subnet",
+        "fd00:c0f:30::/64",
+        "cli-dns6",
+    )
+    assert created.returncode == 0, created.stderr
+    assert docker_cli("network", "create", "--subnet", "10.231.31.0/24", "cli-dns4").returncode == 0
+    for name, net in (("cli-dns6-server", "cli-dns6"), ("cli-dns4-server", "cli-dns4")):
+        run = docker_cli(
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            net,
+            "--network-alias",
+            f"{net}-web",
+            test_image,
+            "sleep",
+            "300",
+        )
+        cleanup(container=name)
+        assert run.returncode == 0, run.stderr
+    queries = {
+        "v6-name-aaaa": ("cli-dns6", "-type=AAAA cli-dns6-server"),
+        "v6-alias-aaaa": ("cli-dns6", "-type=AAAA cli-dns6-web"),
+        "v6-qualified-aaaa": ("cli-dns6", "-type=AAAA cli-dns6-server.cli-dns6"),
+        "v6-name-a": ("cli-dns6", "-type=A cli-dns6-server"),
+        "v4-name-aaaa": ("cli-dns4", "-type=AAAA cli-dns4-server"),
+        "v4-name-a": ("cli-dns4", "-type=A cli-dns4-server"),
+    }
+    answers = {}
+    for key, (net, query) in queries.items():
+        out = docker_cli(
+            "run", "--rm", "--network", net, test_image, "sh", "-c", f"nslookup {query} 127.0.0.11"
+        )
+        answers[key] = _nslookup_answers(out.stdout + out.stderr)
+    observe("answers", answers)
+    assert "Address: fd00:c0f:30::2" in answers["v6-name-aaaa"], answers
+    assert "Address: fd00:c0f:30::2" in answers["v6-alias-aaaa"], answers
+    assert "Address: fd00:c0f:30::2" in answers["v6-qualified-aaaa"], answers
+    assert "Address: 10.231.30.2" in answers["v6-name-a"], answers
+    assert "Address: 10.231.31.2" in answers["v4-name-a"], answers
+    assert not any(line.startswith("Address:") for line in answers["v4-name-aaaa"]), answers
+
+
 @pytest.mark.scenario(
     "api/cli/network-default-bridge-no-dns",
     "Containers on the default bridge MUST NOT resolve each other's names (no embedded DNS there) but "
