@@ -665,7 +665,7 @@ def render_html(parity: Parity) -> str:
         f'<p class="meta">reference target <b>{_e(parity.reference)}</b> · '
         f"generated {_e(parity.generated or '—')}"
         f" · {len(parity.scenarios)} scenarios · result: "
-        f'<span class="{"ok" if ok else "failed-run"}">{"OK" if ok else "FAILED"}</span></p>',
+        f'<span class="{"ok" if ok else "failed-run"}">{_e(summary["result"])}</span></p>',
         "<h2>Summary</h2>",
         _summary_table(parity),
         _profiles_html(parity, summary),

@@ -492,8 +492,24 @@ class Parity:
                 {"scenario": s.id, "target": t, "verdict": v.verdict} for s, t, v in self.unexplained()
             ],
             "stale": [k.entry.to_dict() for k in self.stale()],
+            "failures": self.failures(),
             "ok": self.ok(),
+            "result": self.result_line(),
         }
+
+    def failures(self) -> dict[str, int]:
+        """The failed (or errored) results by how they are excused: ``expected`` (an entry names a failure the
+        reference shares), ``known`` (a known divergence's target or its reference), ``unexcused``."""
+        counts = dict.fromkeys(("expected", "known", "unexcused"), 0)
+        for s in self.scenarios:
+            known = {n for n, v in s.verdicts.items() if v.verdict == "known"}
+            if known:
+                known.add(self.reference)
+            for n, r in s.results.items():
+                if r.outcome in ("failed", "error"):
+                    kind = "expected" if n in s.expected_failures else "known" if n in known else "unexcused"
+                    counts[kind] += 1
+        return counts
 
     def ok(self) -> bool:
         """True when every scenario passed or was skipped everywhere and nothing diverged unexplained.
@@ -502,14 +518,23 @@ class Parity:
         ``known`` verdict) is expected: the scenario encodes the newest dockerd and that target differs. So is
         a failure an entry names where nothing diverged (``expected_failures``: the reference fails too).
         """
-        for s in self.scenarios:
-            excused = set(s.expected_failures)
-            for name, verdict in s.verdicts.items():
-                if verdict.verdict == "known":
-                    excused |= {name, self.reference}
-            if any(r.outcome in ("failed", "error") and n not in excused for n, r in s.results.items()):
-                return False
-        return not self.unexplained()
+        return self.failures()["unexcused"] == 0 and not self.unexplained()
+
+    def result_line(self) -> str:
+        """The run's verdict with what it rests on: ``OK``, ``OK (all 18 failures excused: ...)``, or
+        ``FAILED (2 failures nobody excused, ...)``."""
+        counts, unexplained = self.failures(), len(self.unexplained())
+        if counts["unexcused"] or unexplained:
+            why = [f"{counts['unexcused']} failure(s) no entry excuses"] if counts["unexcused"] else []
+            why += [f"{unexplained} unexplained divergence(s)"] if unexplained else []
+            return f"FAILED ({', '.join(why)})"
+        excused = counts["expected"] + counts["known"]
+        if not excused:
+            return "OK"
+        return (
+            f"OK (all {excused} failure(s) excused: {counts['expected']} expected, the reference failing "
+            f"too; {counts['known']} by known divergences)"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -172,7 +172,7 @@ def render_markdown(parity: Parity) -> str:
     out: list[str] = ["# Conformance parity", ""]
     out.append(
         f"Reference target: **{_cell(parity.reference)}** · generated {_cell(parity.generated) or '—'} · "
-        f"{len(parity.scenarios)} scenarios · result: **{'OK' if summary['ok'] else 'FAILED'}**"
+        f"{len(parity.scenarios)} scenarios · result: **{_cell(summary['result'])}**"
     )
     seeds = {run.name: run.shuffle_seed for run in parity.targets if run.shuffle_seed is not None}
     if seeds:

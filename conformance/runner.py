@@ -1009,7 +1009,7 @@ def decide_compare_exit(run: Run) -> int:
 def decide_exit(run: Run) -> int:
     """0 all passed/skipped and no unexplained divergence; 1 otherwise."""
     assert run.parity is not None
-    ok = run.parity.ok()
+    ok, line = run.parity.ok(), run.parity.result_line()
     for target, result in run.pytest_runs.items():
         summary = run.parity.summary()["targets"].get(target)
         if (
@@ -1021,8 +1021,8 @@ def decide_exit(run: Run) -> int:
                 f"warning: pytest reported failures for target {target} that are not in its results "
                 "file (a non-scenario test or a fixture failed); counting the run as failed\n"
             )
-            ok = False
-    _ui(run).result(f"result: {'OK' if ok else 'FAILED'}", ok)
+            ok, line = False, f"FAILED (pytest failures for {target} outside its results file)"
+    _ui(run).result(f"result: {line}", ok)
     return EXIT_OK if ok else EXIT_FAILED
 
 

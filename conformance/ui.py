@@ -188,6 +188,8 @@ def _failures(parity: Parity) -> list[tuple[str, str, str, str]]:
         for n, r in sc.results.items():
             if r.outcome in ("failed", "error"):
                 note = " (expected: a known divergence)" if n in excused else ""
+                if n in sc.expected_failures:
+                    note = f" (expected: {sc.expected_failures[n][:120]})"
                 out.append((n, sc.id, r.outcome, (r.reason.splitlines() or [""])[0][:160] + note))
     return out
 

@@ -1,4 +1,5 @@
-"""``python -m harness.upstream build|list|clean``: moby's integration test binaries in the harness cache."""
+"""``python -m harness.upstream build|list|clean|run``: moby's integration test binaries in the harness cache,
+and one package (or some of its tests) run against one target."""
 
 from __future__ import annotations
 
@@ -20,6 +21,13 @@ def main(argv: list[str] | None = None) -> int:
     b = sub.add_parser("build", help="build the test binaries unless cached (minutes the first time)")
     b.add_argument("--version", default=None, help="docker.io version (default: dockerd-28's, else sid's)")
     b.add_argument("--rebuild", action="store_true", help="build again even when cached")
+    r = sub.add_parser("run", help="boot a target and run one package (or only the tests named) against it")
+    r.add_argument("target", help="refd, dockerd, dockerd-28, ...")
+    r.add_argument("package", help="network/bridge, container, ...")
+    r.add_argument("tests", nargs="*", help="top-level tests to run (default: all of the package's)")
+    r.add_argument("--timeout", type=float, default=300.0, help="seconds a test may run (default 300)")
+    r.add_argument("--log", default=None, help="write the test binary's output to this file")
+    r.add_argument("--keep", action="store_true", help="keep the daemon's work directory")
     sub.add_parser("list", help="show the cached builds")
     sub.add_parser("clean", help="remove every cached build and unfinished work directory")
     args = p.parse_args(argv)
@@ -28,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
             got = ensure_build(version=args.version, rebuild=args.rebuild)
             print(f"moby {got.version} (Go {got.go_version}): {len(got.packages())} packages in {got.path}")
             return 0
+        if args.command == "run":
+            return _run(args)
         if args.command == "list":
             print(f"cache: {cache_dir()} (packages: {', '.join(PACKAGES)})")
             for entry in cached_builds():
@@ -44,6 +54,27 @@ def main(argv: list[str] | None = None) -> int:
     except HarnessError as exc:
         sys.stderr.write(f"harness.upstream: error: {exc}\n")
         return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Each result on a line (``passed``, ``failed: <reason>``); 1 when a test failed or the run had a
+    problem."""
+    from .single import run_tests
+
+    log = open(args.log, "w", encoding="utf-8") if args.log else None  # noqa: SIM115 - closed below
+    try:
+        results, problems = run_tests(
+            args.target, args.package, args.tests, test_timeout=args.timeout, log=log, keep=args.keep
+        )
+    finally:
+        if log is not None:
+            log.close()
+    for test in results:
+        reason = f": {test.reason}" if test.reason else ""
+        print(f"{args.target}  {args.package}/{test.name}  {test.outcome}{reason} ({test.duration:.1f}s)")
+    for problem in problems:
+        print(f"problem: {problem}")
+    return 1 if problems or any(t.outcome == "failed" for t in results) else 0
 
 
 if __name__ == "__main__":

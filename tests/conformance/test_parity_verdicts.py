@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from conformance.parity import (
     load_known,
     pick_reference,
 )
+from conformance.ui import PlainUI
 from harness.results import Results
 
 ID_A = "a" * 64
@@ -192,6 +194,34 @@ def test_a_failure_the_reference_shares_is_expected_when_an_entry_names_it() -> 
     other = KnownDivergence("upstream/moby/x/*", ("dockerd-20.10",), "another target")
     parity = build_parity(split, [other])
     assert parity.scenarios[0].expected_failures == {} and not parity.ok()
+
+
+def test_the_result_line_says_what_the_verdict_rests_on() -> None:
+    both = [
+        results(n, scenario("upstream/moby/x/TestPull", "failed", "no registry"), scenario("api/ping"))
+        for n in ("dockerd", "refd")
+    ]
+    assert build_parity(both).failures() == {"expected": 0, "known": 0, "unexcused": 2}
+    assert build_parity(both).result_line() == "FAILED (2 failure(s) no entry excuses)"
+    excused = build_parity(both, [KnownDivergence("upstream/moby/x/TestPull", ("dockerd",), "needs Hub")])
+    assert excused.summary()["failures"] == {"expected": 2, "known": 0, "unexcused": 0}
+    assert excused.summary()["result"] == (
+        "OK (all 2 failure(s) excused: 2 expected, the reference failing too; 0 by known divergences)"
+    )
+    out = io.StringIO()
+    PlainUI(out).summary(excused, [], [])
+    assert "refd  upstream/moby/x/TestPull  failed: no registry (expected: needs Hub)" in out.getvalue()
+    # a failure a known divergence excuses (the compared target differs) is counted as such
+    split = [
+        results("dockerd", scenario("api/ping", v=1)),
+        results("refd", scenario("api/ping", "failed", "x")),
+    ]
+    known = build_parity(split, [KnownDivergence("api/ping", ("refd",), "refd differs")])
+    assert known.failures() == {"expected": 0, "known": 1, "unexcused": 0} and known.ok()
+    assert build_parity(split).result_line() == (
+        "FAILED (1 failure(s) no entry excuses, 1 unexplained divergence(s))"
+    )
+    assert build_parity(_diverging("dockerd", "refd")[:1]).result_line() == "OK"
 
 
 def test_a_subtest_a_failed_parent_never_reached_is_skipped_not_missing() -> None:
