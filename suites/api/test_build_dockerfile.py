@@ -398,7 +398,14 @@ def test_dockerfile_generated_name(
     (context / "keep").write_text("k")
     (outside / "Dockerfile").write_text('FROM busybox\nCOPY keep /keep\nCMD ["cat", "/keep"]\n')
     image, _ = docker_client.images.build(path=str(context), dockerfile=str(outside / "Dockerfile"), rm=True)
-    out = docker_client.containers.run(image.id, remove=True)
+    # run detached and read the logs: docker-py's run() returns None for a log driver other than
+    # json-file or journald (the local-logs profile's local)
+    ctr = docker_client.containers.run(image.id, detach=True)
+    try:
+        ctr.wait(timeout=60)
+        out = ctr.logs()
+    finally:
+        ctr.remove(force=True)
     assert observe("sdk-run", out) == b"k"
 
 

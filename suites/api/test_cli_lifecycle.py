@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from harness.fixtures import Observations
+from harness.profiles import Profile
 
 CLI = Callable[..., Any]
 
@@ -23,13 +24,14 @@ def sleeper(docker_cli: CLI, test_image: str) -> Iterator[str]:
 @pytest.mark.scenario(
     "api/cli/info-fields", "`docker info --format` MUST render the server's fields", ref="docker CLI info"
 )
-def test_info_fields(docker_cli: CLI, observe: Observations) -> None:
+def test_info_fields(docker_cli: CLI, observe: Observations, profile: Profile) -> None:
     result = docker_cli(
         "info", "--format", "{{.OSType}} {{.LoggingDriver}} {{.CgroupDriver}} {{.Swarm.LocalNodeState}}"
     )
     observe("exit", result.returncode)
     observe("stdout", result.stdout)
-    assert result.returncode == 0 and result.stdout == "linux json-file cgroupfs inactive\n"
+    log_driver = profile.setting("log-driver", "json-file")  # the local-logs profile's: local
+    assert result.returncode == 0 and result.stdout == f"linux {log_driver} cgroupfs inactive\n"
 
 
 @pytest.mark.scenario(
