@@ -6,6 +6,7 @@ import dataclasses
 import inspect
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -314,11 +315,16 @@ def test_without_notify_nothing_is_collected(boot: Booter) -> None:
 @pytest.mark.slow
 @pytest.mark.skipif(not os.access("/usr/sbin/dockerd", os.X_OK), reason="dockerd is not installed")
 def test_dockerd_boots_the_same_way(boot: Booter, ledger: Ledger) -> None:
-    handle = boot(flavour=resolve_target("dockerd"))
+    """The host's own dockerd (Debian 12: 20.10, Debian 13: 26.1) answers as the version its binary reports."""
+    flavour = resolve_target("dockerd")
+    printed = subprocess.run([*flavour.argv, "--version"], capture_output=True, text=True, timeout=30).stdout
+    match = re.fullmatch(r"Docker version (\d+\.\d+\.\S+), build \S+\n", printed)
+    assert match, f"{flavour.argv[0]} --version printed {printed!r}"
+    handle = boot(flavour=flavour)
     assert handle.endpoint is not None and ping_once(handle.endpoint) == 200
     client = EngineClient(handle.endpoint)
     try:
-        assert client.get("/version").json()["Version"].startswith("20.10")
+        assert client.get("/version").json()["Version"] == match.group(1)  # that binary, not another dockerd
     finally:
         client.close()
     ino = handle.extras["netns_ino"]
