@@ -456,49 +456,56 @@ def test_propagation_tags_of_a_mountinfo_line() -> None:
     assert _propagation_tags(private) == []
 
 
-def test_a_boot_whose_namespace_wrapper_failed_is_tried_once_more(
+def test_a_boot_whose_namespace_wrapper_failed_is_tried_again_with_unshare_pinned(
     boot: Booter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The retry pins unshare to a CPU (a namespace numbered there binds); the daemon gets every CPU back."""
     real_spawn = LocalBackend._spawn
-    calls: list[str] = []
+    calls: list[int | None] = []
 
-    def spawn(self: LocalBackend, handle: DaemonHandle) -> None:
-        calls.append(handle.workdir)
+    def spawn(self: LocalBackend, handle: DaemonHandle, cpu: int | None = None) -> None:
+        calls.append(cpu)
         if len(calls) == 1:
             raise BackendStartError(handle.target.name, handle.command, 1, _EINVAL)
-        real_spawn(self, handle)
+        real_spawn(self, handle, cpu)
 
     monkeypatch.setattr(LocalBackend, "_spawn", spawn)
     handle = boot()
-    assert len(calls) == 2
+    first_cpu = min(os.sched_getaffinity(0))
+    assert calls == [None, first_cpu]
     assert "the namespace wrapper failed before the daemon ran" in handle.extras["boot_retry"]
     assert _EINVAL in handle.extras["boot_retry"]
+    assert handle.extras["boot_retry"].endswith(f"booted with unshare on CPU {first_cpu}")
     assert handle.endpoint is not None and ping_once(handle.endpoint) == 200
+    assert os.sched_getaffinity(handle.pid) == os.sched_getaffinity(0)  # only unshare was pinned
 
 
-def test_a_second_wrapper_failure_names_both_and_a_daemon_failure_is_not_retried(
+def test_a_wrapper_failing_on_every_cpu_names_each_and_a_daemon_failure_is_not_retried(
     boot: Booter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls: list[str] = []
+    calls: list[int | None] = []
 
-    def spawn(self: LocalBackend, handle: DaemonHandle) -> None:
-        calls.append(handle.workdir)
+    def spawn(self: LocalBackend, handle: DaemonHandle, cpu: int | None = None) -> None:
+        calls.append(cpu)
         raise BackendStartError(handle.target.name, handle.command, 1, f"{_EINVAL} (attempt {len(calls)})")
 
     monkeypatch.setattr(LocalBackend, "_spawn", spawn)
     with pytest.raises(BackendStartError) as info:
         boot()
-    assert len(calls) == 2
-    assert "(attempt 2)" in str(info.value) and "(attempt 1)" in str(info.value)
-    assert "second attempt" in str(info.value) and "PROPAGATION" in str(info.value)
+    cpus = sorted(os.sched_getaffinity(0))
+    assert calls == [None, *cpus]
+    for n, cpu in enumerate(cpus, start=2):
+        assert f"on CPU {cpu}: {_EINVAL} (attempt {n})" in str(info.value)
+    assert "(attempt 1)" in str(info.value) and "failed on every attempt" in str(info.value)
+    assert "PROPAGATION" in str(info.value)
 
     monkeypatch.undo()
     real_spawn = LocalBackend._spawn
     daemon_calls: list[str] = []
 
-    def counted(self: LocalBackend, handle: DaemonHandle) -> None:
+    def counted(self: LocalBackend, handle: DaemonHandle, cpu: int | None = None) -> None:
         daemon_calls.append(handle.workdir)
-        real_spawn(self, handle)
+        real_spawn(self, handle, cpu)
 
     monkeypatch.setattr(LocalBackend, "_spawn", counted)
     with pytest.raises(BackendStartError, match="unknown flag: --nope"):
