@@ -381,7 +381,8 @@ class ContainerBackend(LocalBackend):
             process.returncode = int(state.get("ExitCode", -1))
         return process
 
-    def _spawn(self, handle: DaemonHandle) -> None:
+    def _spawn(self, handle: DaemonHandle, cpu: int | None = None) -> None:
+        """(``cpu`` pins the local backend's unshare; there is none here.)"""
         import docker.errors
 
         refuse_netns_setup(handle, self.name)

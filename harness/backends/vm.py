@@ -785,7 +785,8 @@ class VMBackend(LocalBackend):
             )
         return host_port
 
-    def _spawn(self, handle: DaemonHandle) -> None:
+    def _spawn(self, handle: DaemonHandle, cpu: int | None = None) -> None:
+        """(``cpu`` pins the local backend's unshare; there is none here.)"""
         vm: _VM = handle.extras["vm"]
         refuse_netns_setup(handle, self.name)
         start = len(vm.lines)

@@ -315,7 +315,7 @@ def test_without_notify_nothing_is_collected(boot: Booter) -> None:
 @pytest.mark.slow
 @pytest.mark.skipif(not os.access("/usr/sbin/dockerd", os.X_OK), reason="dockerd is not installed")
 def test_dockerd_boots_the_same_way(boot: Booter, ledger: Ledger) -> None:
-    """The host's own dockerd (Debian 12: 20.10, Debian 13: 26.1) answers as the version its binary reports."""
+    """The host's own dockerd (Debian 12: 20.10, Debian 13: 26.1) answers as the version its binary prints."""
     flavour = resolve_target("dockerd")
     printed = subprocess.run([*flavour.argv, "--version"], capture_output=True, text=True, timeout=30).stdout
     match = re.fullmatch(r"Docker version (\d+\.\d+\.\S+), build \S+\n", printed)
