@@ -11,7 +11,7 @@ import os
 import selectors
 import socket
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -50,6 +50,26 @@ def loop() -> Iterator[tuple[selectors.BaseSelector, Owner]]:
     sel.close()
 
 
+Pair = Callable[[], tuple[socket.socket, socket.socket]]
+
+
+@pytest.fixture
+def pair() -> Iterator[Pair]:
+    """``socket.socketpair()`` whose first end (the test's) is closed at teardown even when the test fails:
+    a leaked one warns (ResourceWarning) in whichever later test's garbage collection finds it. The second
+    end goes to a Client, which the streams close."""
+    ends: list[socket.socket] = []
+
+    def make() -> tuple[socket.socket, socket.socket]:
+        peer, ours = socket.socketpair()
+        ends.append(peer)
+        return peer, ours
+
+    yield make
+    for end in ends:
+        end.close()
+
+
 def _rounds(sel: selectors.BaseSelector, n: int = 20) -> None:
     """Run the loop until nothing is ready (at most ``n`` rounds)."""
     for _ in range(n):
@@ -84,15 +104,15 @@ def _recv_all(sock: socket.socket) -> bytes:
 
 
 def test_output_is_logged_and_sent_framed_to_the_clients_that_want_it(
-    loop: tuple[selectors.BaseSelector, Owner], tmp_path: Path
+    loop: tuple[selectors.BaseSelector, Owner], pair: Pair, tmp_path: Path
 ) -> None:
     sel, owner = loop
     streams = owner.streams
     streams.log = JsonFileWriter(str(tmp_path / "c-json.log"), LogOptions())
     stdio = make_stdio(tty=False, open_stdin=False)
     streams.add("main", stdio)
-    both, ours_both = socket.socketpair()
-    errs, ours_errs = socket.socketpair()
+    both, ours_both = pair()
+    errs, ours_errs = pair()
     streams.attach(Client(ours_both))
     streams.attach(Client(ours_errs, stdout=False))
     _, out_w, err_w = stdio.child_fds
@@ -114,14 +134,14 @@ def test_output_is_logged_and_sent_framed_to_the_clients_that_want_it(
 
 @pytest.mark.parametrize("raw", [True, False], ids=["raw", "framed"])
 def test_a_terminals_output_keeps_its_crlf_raw_or_framed(
-    loop: tuple[selectors.BaseSelector, Owner], raw: bool
+    loop: tuple[selectors.BaseSelector, Owner], pair: Pair, raw: bool
 ) -> None:
     """An exec created with Tty runs on a pty (ONLCR); the start's Tty only says whether it is framed."""
     sel, owner = loop
     stdio = make_stdio(tty=True, open_stdin=False)
     stdio.raw = raw
     owner.streams.add("exec1", stdio)
-    peer, ours = socket.socketpair()
+    peer, ours = pair()
     owner.streams.attach(Client(ours, target="exec1"))
     os.write(stdio.child_fds[1], b"hello out\n")
     data = b""
@@ -140,12 +160,14 @@ def test_a_terminals_output_keeps_its_crlf_raw_or_framed(
     peer.close()
 
 
-def test_a_slow_client_pauses_its_process_and_resumes_it(loop: tuple[selectors.BaseSelector, Owner]) -> None:
+def test_a_slow_client_pauses_its_process_and_resumes_it(
+    loop: tuple[selectors.BaseSelector, Owner], pair: Pair
+) -> None:
     sel, owner = loop
     streams = owner.streams
     stdio = make_stdio(tty=True, open_stdin=False)  # raw bytes: the sizes below are the payload's
     streams.add("main", stdio)
-    peer, ours = socket.socketpair()
+    peer, ours = pair()
     ours.setblocking(False)
     ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     client = Client(ours)
@@ -166,12 +188,13 @@ def test_a_slow_client_pauses_its_process_and_resumes_it(loop: tuple[selectors.B
 
 def test_stdin_waits_for_a_lagging_process_and_eof_follows_it(
     loop: tuple[selectors.BaseSelector, Owner],
+    pair: Pair,
 ) -> None:
     sel, owner = loop
     streams = owner.streams
     stdio = make_stdio(tty=False, open_stdin=True, stdin_once=True)
     streams.add("main", stdio)
-    peer, ours = socket.socketpair()
+    peer, ours = pair()
     ours.setblocking(False)
     streams.attach(Client(ours, stdin=True))
     stdin_r = stdio.child_fds[0]
@@ -203,14 +226,14 @@ def test_stdin_waits_for_a_lagging_process_and_eof_follows_it(
 
 
 def test_draining_a_process_logs_a_partial_line_and_detaching_flushes_clients_first(
-    loop: tuple[selectors.BaseSelector, Owner], tmp_path: Path
+    loop: tuple[selectors.BaseSelector, Owner], pair: Pair, tmp_path: Path
 ) -> None:
     sel, owner = loop
     streams = owner.streams
     streams.log = JsonFileWriter(str(tmp_path / "c-json.log"), LogOptions())
     stdio = make_stdio(tty=False, open_stdin=False)
     streams.add("main", stdio)
-    peer, ours = socket.socketpair()
+    peer, ours = pair()
     streams.attach(Client(ours))
     os.write(stdio.child_fds[1], b"no newline")
     _rounds(sel)
