@@ -12,6 +12,7 @@ import pytest
 from harness.checks import expect_error, expect_status
 from harness.client import EngineClient
 from harness.fixtures import Observations
+from harness.profiles import Profile
 
 CLI = Callable[..., Any]
 
@@ -19,10 +20,11 @@ CLI = Callable[..., Any]
 @pytest.mark.scenario(
     "api/logs/local-driver",
     "A container with --log-driver local MUST have its stdout and stderr (and a last line without newline) "
-    "readable with `docker logs`, timestamps included, and no LogPath in inspect",
+    "readable with `docker logs`, timestamps included, and no LogPath in inspect; its LogConfig MUST hold "
+    "its options, plus the daemon's log-opts for keys it leaves out when the daemon's driver is local too",
     ref="moby daemon/logger/local",
 )
-def test_local_driver(docker_cli: CLI, test_image: str, observe: Observations) -> None:
+def test_local_driver(docker_cli: CLI, test_image: str, observe: Observations, profile: Profile) -> None:
     run = docker_cli(
         "run",
         "--name",
@@ -51,7 +53,10 @@ def test_local_driver(docker_cli: CLI, test_image: str, observe: Observations) -
         assert [text for _, text in stamps] == ["line1", "partial"], stamped.stdout
         assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT[\d:.]+Z", stamp) for stamp, _ in stamps), stamped.stdout
         log_path, _, config = observe("inspect", inspect.stdout.strip()).partition("|")
-        assert log_path == "" and json.loads(config) == {"Type": "local", "Config": {"max-size": "1m"}}
+        options = {"max-size": "1m"}
+        if profile.setting("log-driver") == "local":  # the daemon's log-opts fill what the container left out
+            options = {**(profile.setting("log-opts") or {}), **options}
+        assert log_path == "" and json.loads(config) == {"Type": "local", "Config": options}
     finally:
         docker_cli("rm", "-f", "logs-local")
 

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from harness.fixtures import Observations
+from harness.profiles import Profile
 
 
 @pytest.mark.scenario(
@@ -21,13 +22,16 @@ def test_sdk_ping_version(docker_client: Any, observe: Observations) -> None:
 
 @pytest.mark.scenario(
     "api/sdk/run-remove",
-    "containers.run(..., remove=True) MUST return the output bytes",
+    "containers.run(..., remove=True) MUST return the output bytes (None when the container's log driver "
+    "is one docker-py does not read, such as the local-logs profile's local)",
     ref="docker-py containers.run",
 )
-def test_sdk_run(docker_client: Any, test_image: str, observe: Observations) -> None:
+def test_sdk_run(docker_client: Any, test_image: str, observe: Observations, profile: Profile) -> None:
     out = docker_client.containers.run(test_image, ["sh", "-c", "echo hi; echo err >&2"], remove=True)
-    observe("output", out.decode())
-    assert out == b"hi\n"
+    observe("output", out.decode() if out is not None else None)
+    # docker-py reads the logs only when inspect's HostConfig.LogConfig.Type is json-file or journald
+    readable = profile.setting("log-driver", "json-file") in ("json-file", "journald")
+    assert out == (b"hi\n" if readable else None)
 
 
 @pytest.mark.scenario(
