@@ -187,12 +187,16 @@ def test_top_during_exec_starts(
     for worker in workers:
         worker.start()
     strangers: list[str] = []
-    turning = saw_exec = 0
+    turning = saw_exec = empty = 0
     try:
         for _ in range(tops):
             resp = engine.get(f"{V}/containers/{cid}/top")
             assert resp.status_code == 200, resp.text
-            listed = [row[-1] for row in resp.json()["Processes"]]
+            # dockerd 28.5 once answered "Processes": null here (load 25, a fresh root): none of containerd's
+            # pids matched a line of its ps; an empty answer lists no stranger, so it is counted, not failed
+            rows = resp.json()["Processes"]
+            empty += rows is None
+            listed = [row[-1] for row in rows or []]
             turning += sum(c in _TURNING_INTO_EXEC for c in listed)
             strangers += [c for c in listed if not the_containers(c) and c not in _TURNING_INTO_EXEC]
             saw_exec += any(c != "sleep 120" for c in listed)
@@ -203,7 +207,10 @@ def test_top_during_exec_starts(
     observe("errors", errors)
     observe("daemon_process_listed", sorted(set(strangers))[:10])
     observe("top_saw_execs", saw_exec > 0)
-    print(f"{tops} top calls, {started[0]} exec starts: {saw_exec} listed an exec, {turning} 'runc init'")
+    print(
+        f"{tops} top calls, {started[0]} exec starts: {saw_exec} listed an exec, {turning} 'runc init', "
+        f"{empty} answered null"
+    )
     assert not errors, errors
     assert saw_exec > 0 and started[0] > 0, "no top call overlapped an exec: the scenario checked nothing"
     assert not strangers, f"top listed processes not the container's in {tops} calls: {strangers[:10]}"
