@@ -8,8 +8,8 @@ stop containers within the shutdown timeout, ``Daemon shutdown complete``, pidfi
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import functools
 import os
 import signal
 import sys
@@ -22,12 +22,18 @@ from .config import DaemonConfig, verify_daemon_settings
 from .events import EventBus
 from .flags import FLAGS, ParsedFlags
 from .hosts import normalize_hosts
-from .httpd import HttpProtocol, handle_connection
+from .httpd import handle_connection
 from .listeners import Listener, ListenerError, bind_listeners, close_listener, serve_listener, tcp_warnings
 from .log import Logger
 from .tlsconf import TLSError, TLSSettings, resolve_tls, server_context
 
 if TYPE_CHECKING:
+    import asyncio
+else:
+    from .lazy import asyncio  # imported on first use: refd answers its first /_ping without it
+
+if TYPE_CHECKING:
+    from .bootloop import Handover
     from .images.service import ImageService
     from .server import Router
 
@@ -112,8 +118,10 @@ class Daemon:
             return 0
 
     def task_count(self) -> int:
+        if "asyncio" not in sys.modules:
+            return 1  # the boot loop (bootloop.py) serves: one thread of control, no tasks yet
         try:
-            return len(asyncio.all_tasks())
+            return len(sys.modules["asyncio"].all_tasks())
         except RuntimeError:
             return 0
 
@@ -241,11 +249,14 @@ class Daemon:
         )
 
     def _init_networks(self) -> None:
-        from .network.firewall import Firewall
         from .network.manager import NetworkError, NetworkManager
         from .network.services import NetServices
 
-        self.firewall = Firewall(self.config, self.log) if self.config["iptables"] else None
+        self.firewall = None
+        if self.config["iptables"]:  # (its subprocess import too: not without iptables)
+            from .network.firewall import Firewall
+
+            self.firewall = Firewall(self.config, self.log)
         self.networks = NetworkManager(self)
         self.net_services = NetServices(self)
         try:
@@ -321,17 +332,39 @@ class Daemon:
         self.log.info("Daemon has completed initialization")
 
     # -- serving ----------------------------------------------------------------------------------
-    async def serve(self, routes: Callable[[Router], None]) -> int:
+    def serve_all(self, routes: Callable[[Router], None]) -> int:
         """Serve until shutdown; ``routes`` fills the router (the entry point passes the API's
-        ``register``: the daemon knows its services, not the HTTP handlers above them)."""
+        ``register``: the daemon knows its services, not the HTTP handlers above them).
+
+        Without TLS listeners or containers to restore, the boot loop serves first (:mod:`.bootloop`, no
+        asyncio), until a request or a signal needs the asyncio loop, which then adopts its connections."""
         from .server import Router
 
-        loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
         router = Router(self)
         routes(router)
         if self.firewall is not None:
             self.firewall.settle()  # iptables-restore ran meanwhile; a failure is logged before serving
+        handover = None
+        if not self.containers.by_id and all(listener.tls is None for listener in self.listeners):
+            from .bootloop import BootLoop
+
+            boot = BootLoop([listener.sock for listener in self.listeners], router.fast)
+            boot.catch_signals()
+            for listener in self.listeners:
+                self.log.info(f"API listen on {listener.display}")
+            notify.notify("READY=1")
+            handover = boot.run()
+        import asyncio
+
+        return asyncio.run(self.serve(router, handover))
+
+    async def serve(self, router: Router, handover: Handover | None = None) -> int:
+        """The asyncio loop's part of :meth:`serve_all`: from the start, or from the boot loop's
+        ``handover`` (its connections adopted, its signals handled as if they came now)."""
+        from .httpproto import HttpProtocol
+
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
 
         async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             await handle_connection(reader, writer, router)
@@ -369,11 +402,19 @@ class Daemon:
             server = await serve_listener(listener, on_connect, self.log, protocol)
             if server is not None:
                 servers.append(server)
-            self.log.info(f"API listen on {listener.display}")
+            if handover is None:
+                self.log.info(f"API listen on {listener.display}")
+        for adopted in handover.connections if handover is not None else ():
+            await loop.connect_accepted_socket(
+                functools.partial(HttpProtocol, router, router.fast, adopted=adopted), adopted.sock
+            )
         self.containers.attach_monitors()
         await self.containers.autostart()
-        notify.notify("READY=1")
+        if handover is None:
+            notify.notify("READY=1")
         self.containers.launcher.start()  # the shim zygote warms up in its own process meanwhile
+        for caught in handover.signals if handover is not None else ():  # the boot loop's, in their order
+            on_hup() if caught == signal.SIGHUP else on_signal(caught)
         await stop.wait()
         self.shutting_down = True
         for server in servers:
@@ -424,4 +465,4 @@ def run(config: DaemonConfig, flags: ParsedFlags, log: Logger, routes: Callable[
         sys.stderr.write(f"failed to start daemon: {where}{(exc.strerror or str(exc)).lower()}\n")
         return 1
     log.debug("refd", version=REFD_VERSION)
-    return asyncio.run(daemon.serve(routes))
+    return daemon.serve_all(routes)

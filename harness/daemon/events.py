@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import asyncio
+else:
+    from .lazy import asyncio  # imported on first use: refd answers its first /_ping without it
 
 __all__ = ["EventBus", "make_event", "matches"]
 

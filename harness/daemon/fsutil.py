@@ -16,7 +16,6 @@ import contextlib
 import os
 import shutil
 import stat
-import tempfile
 from collections.abc import Iterator
 
 __all__ = ["atomic_write", "fsync_path", "read_record", "rmtree", "walk"]
@@ -26,6 +25,8 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 def atomic_write(path: str, data: bytes, mode: int = 0o644) -> None:
     """Replace ``path`` with ``data`` (mode set exactly, not through the umask), durably."""
+    import tempfile  # here, not at boot (random, hashlib behind it)
+
     directory = os.path.dirname(path)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-" + os.path.basename(path))
     try:

@@ -11,19 +11,23 @@ a transfer coding other than chunked is ``501``; HTTP/2+ request lines get ``505
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+if TYPE_CHECKING:
+    import asyncio
+else:
+    from .lazy import asyncio  # imported on first use: refd answers its first /_ping without it
 
 __all__ = [
     "BadRequest",
     "FastApp",
-    "HttpProtocol",
+    "FastConnection",
     "HttpServer",
     "Request",
     "Response",
@@ -660,85 +664,35 @@ FastApp = Callable[[Request], "Response | None"]
 _FAST_HEAD_LIMIT = 64 << 10
 
 
-class HttpProtocol(asyncio.StreamReaderProtocol):
-    """One connection: requests a :data:`FastApp` can answer at once are served right in
-    ``data_received`` (no task, no stream reader); anything else (a body, ``Expect``, an async
-    handler, a stream, a hijack, a malformed head) hands the connection, buffered bytes first, to
-    :func:`handle_connection`'s loop in a task, for good. Both paths share the parsing and framing
-    code, so they answer alike.
+class FastConnection:
+    """The fast path of one connection, over any byte transport: complete bodiless request heads a
+    :data:`FastApp` answers at once are answered from ``_buf`` as they come; anything else (a body,
+    ``Expect``, an async handler, a stream, a hijack, a malformed head's partial) is ``_go_slow``: the
+    connection, buffered bytes first, goes to :func:`handle_connection`'s loop for good. asyncio's
+    :class:`~.httpproto.HttpProtocol` and refd's boot loop (:mod:`.bootloop`) are the two transports.
     """
 
-    def __init__(self, app: App, fast: FastApp | None, limit: int = 1 << 20) -> None:
-        self._reader = asyncio.StreamReader(limit=limit)
-        super().__init__(self._reader)
-        self._app = app
-        self._fast = fast
-        self._buf = bytearray()
-        self._slow = fast is None
-        self._after_post = False
-        self._transport: asyncio.Transport | None = None
-        self._write_paused = False
-        self.task: asyncio.Task[None] | None = None
+    _buf: bytearray
+    _fast: FastApp | None
+    _slow: bool
+    _after_post: bool
 
-    def pause_writing(self) -> None:
-        self._write_paused = True
-        super().pause_writing()
+    def _fast_write(self, data: bytes) -> None:
+        raise NotImplementedError
 
-    def resume_writing(self) -> None:
-        self._write_paused = False
-        super().resume_writing()
+    def _fast_close(self) -> None:
+        raise NotImplementedError
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        self._transport = transport  # type: ignore[assignment]
-        if self._slow:
-            self._go_slow()
-
-    def data_received(self, data: bytes) -> None:
-        if self._slow:
-            super().data_received(data)
-            return
-        self._buf += data
-        self._serve_fast()
-
-    def eof_received(self) -> bool | None:
-        if not self._slow:
-            if not self._buf:
-                return False  # a clean EOF between requests: close, as the loop would
-            self._go_slow()  # a partial head: the loop answers it as Go does
-        return super().eof_received()
+    def _write_blocked(self) -> bool:
+        """Whether the client has stopped reading (then the loop's ``drain()`` applies back-pressure)."""
+        raise NotImplementedError
 
     def _go_slow(self, resp: Response | None = None, req: Request | None = None, keep: bool = True) -> None:
-        self._slow = True
-        transport = self._transport
-        assert transport is not None
-        if self._buf:
-            self._reader.feed_data(bytes(self._buf))
-            self._buf.clear()
-        writer = asyncio.StreamWriter(transport, self, self._reader, asyncio.get_running_loop())
-
-        async def run() -> None:
-            after_post = self._after_post
-            if req is not None:
-                req.reader, req.writer = self._reader, writer
-                try:
-                    if not await _serve_one(req, keep, self._app, resp):
-                        with contextlib.suppress(Exception):
-                            writer.close()
-                        return
-                except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-                    with contextlib.suppress(Exception):
-                        writer.close()
-                    return
-                after_post = req.method == "POST"
-            await _serve(self._reader, writer, self._app, after_post)
-
-        self.task = asyncio.get_running_loop().create_task(run())
+        raise NotImplementedError
 
     def _serve_fast(self) -> None:
         buf = self._buf
-        transport = self._transport
-        assert transport is not None and self._fast is not None
+        assert self._fast is not None
         while buf and not self._slow:
             if buf[0] in (0x0D, 0x0A):  # leading blank lines (after a POST): the loop's rules
                 self._go_slow()
@@ -761,8 +715,8 @@ class HttpProtocol(asyncio.StreamReaderProtocol):
                 try:
                     parsed = _parse_fast(head[:end])
                 except BadRequest as exc:
-                    transport.write(exc.wire())
-                    transport.close()
+                    self._fast_write(exc.wire())
+                    self._fast_close()
                     self._slow = True
                     return
                 if parsed[0].has_body or "expect" in parsed[0].headers:
@@ -780,8 +734,8 @@ class HttpProtocol(asyncio.StreamReaderProtocol):
             try:
                 resp = self._fast(req)
             except BadRequest as exc:
-                transport.write(exc.wire())
-                transport.close()
+                self._fast_write(exc.wire())
+                self._fast_close()
                 self._slow = True
                 return
             if resp is None:
@@ -795,12 +749,12 @@ class HttpProtocol(asyncio.StreamReaderProtocol):
             keep_alive = keep_alive and not resp.close
             head, keep_alive, _ = _encode_head(req, resp, keep_alive)
             body = _body_written(req, resp)
-            transport.write(head + body if body else head)
+            self._fast_write(head + body if body else head)
             if not keep_alive:
-                transport.close()
+                self._fast_close()
                 self._slow = True
                 return
-            if self._write_paused:  # the client is not reading: the loop's drain() applies back-pressure
+            if self._write_blocked():  # the client is not reading: the loop's drain() applies back-pressure
                 self._go_slow()
                 return
 

@@ -6,25 +6,29 @@ Listeners are bound before daemon init and served only after it, as dockerd does
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import grp
 import ipaddress
 import os
 import socket
-import ssl
 import stat
 import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .log import Logger
 
+if TYPE_CHECKING:
+    import asyncio
+    import ssl
+else:
+    from .lazy import asyncio, ssl  # imported on first use: refd answers its first /_ping without them
+
 __all__ = ["Listener", "ListenerError", "bind_listeners", "serve_listener", "tcp_warnings"]
 
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+Handler = Callable[["asyncio.StreamReader", "asyncio.StreamWriter"], Awaitable[None]]
 
 #: strong references to TLS connection tasks (asyncio keeps only weak ones)
 _CONNECTIONS: set[asyncio.Task[None]] = set()

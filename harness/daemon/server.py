@@ -7,7 +7,6 @@ the middlewares; errors are JSON (or plain text for API < 1.24) ending in a newl
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import json
@@ -20,6 +19,11 @@ from . import API_VERSION, ENGINE_VERSION, MIN_API_VERSION
 from .errors import ApiError
 from .goformat import error_line
 from .httpd import BadRequest, Request, Response
+
+if TYPE_CHECKING:
+    import asyncio
+else:
+    from .lazy import asyncio  # imported on first use: refd answers its first /_ping without it
 
 if TYPE_CHECKING:
     from .daemon import Daemon

@@ -8,8 +8,13 @@ clients (spec 3.4). Only the given CA is trusted for client certificates.
 from __future__ import annotations
 
 import os
-import ssl
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import ssl
+else:
+    from .lazy import ssl  # imported with the first TLS listener: refd answers /_ping without it
 
 __all__ = ["TLSError", "TLSSettings", "resolve_tls", "server_context"]
 

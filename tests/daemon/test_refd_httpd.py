@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 from collections.abc import AsyncIterator
 
 import pytest
 
-from harness.daemon.httpd import HttpProtocol, Request, Response, handle_connection
+from harness.daemon.bootloop import BootLoop
+from harness.daemon.httpd import Request, Response, handle_connection
+from harness.daemon.httpproto import HttpProtocol
 
 ERROR_HEADERS = b"\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
 GO_400 = b"HTTP/1.1 400 Bad Request" + ERROR_HEADERS + b"400 Bad Request"
@@ -69,9 +72,10 @@ def fast_echo(req: Request) -> Response | None:
     return Response(200, text, [("Content-Type", "text/plain")])
 
 
-@pytest.fixture(autouse=True, params=["streams", "protocol"])
+@pytest.fixture(autouse=True, params=["streams", "protocol", "boot"])
 def server_kind(request: pytest.FixtureRequest) -> str:
-    """Every exchange runs on both server paths: the streams loop and HttpProtocol's fast path."""
+    """Every exchange runs on the three server paths: the streams loop, HttpProtocol's fast path, and refd's
+    boot loop (no asyncio) handing the connection over to HttpProtocol when it needs the loop."""
     global _KIND
     _KIND = request.param
     return str(request.param)
@@ -109,7 +113,50 @@ async def _exchange(data: bytes, *, half_close: bool = True) -> bytes:
     return out
 
 
+def _boot_exchange(data: bytes, *, half_close: bool) -> bytes:
+    """The boot loop serves the connection until it needs more; then HttpProtocol adopts it, as refd does."""
+    server_sock, client_sock = socket.socketpair()
+    got = bytearray()
+
+    def client() -> None:
+        client_sock.settimeout(5)
+        client_sock.sendall(data)
+        if half_close:
+            client_sock.shutdown(socket.SHUT_WR)
+        while chunk := client_sock.recv(65536):  # until refd closes the connection
+            got.extend(chunk)
+
+    thread = threading.Thread(target=client)
+    thread.start()
+    boot = BootLoop([], fast_echo)
+    boot.add_connection(server_sock)
+    handover = boot.run()
+
+    async def adopt() -> None:
+        loop = asyncio.get_running_loop()
+        protocols = []
+        for adopted in handover.connections:
+            protocol = HttpProtocol(echo, fast_echo, adopted=adopted)
+            await loop.connect_accepted_socket(lambda p=protocol: p, sock=adopted.sock)  # type: ignore[misc]
+            protocols.append(protocol)
+        await asyncio.to_thread(thread.join, 5)
+        for protocol in protocols:
+            if protocol.task is not None:
+                await asyncio.wait_for(protocol.task, 5)
+
+    try:
+        if handover.connections:
+            asyncio.run(adopt())
+        thread.join(5)
+        assert not thread.is_alive(), "the client did not see the connection end"
+    finally:
+        client_sock.close()
+    return bytes(got)
+
+
 def exchange(data: bytes, *, half_close: bool = True) -> bytes:
+    if _KIND == "boot":
+        return _boot_exchange(data, half_close=half_close)
     return asyncio.run(_exchange(data, half_close=half_close))
 
 

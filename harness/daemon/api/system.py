@@ -32,16 +32,26 @@ async def ping(req: Request, daemon: Daemon) -> Response:
     return ping_now(req, daemon)
 
 
-async def version(req: Request, daemon: Daemon) -> Response:
+def version_now(req: Request, daemon: Daemon) -> Response:
     return json_response(version_document(daemon))
 
 
-async def info(req: Request, daemon: Daemon) -> Response:
+async def version(req: Request, daemon: Daemon) -> Response:
+    return version_now(req, daemon)
+
+
+def info_now(req: Request, daemon: Daemon) -> Response:
     return json_response(info_for_version(info_document(daemon), version_tuple(req.api_version)))
+
+
+async def info(req: Request, daemon: Daemon) -> Response:
+    return info_now(req, daemon)
 
 
 def register(router: Router) -> None:
     router.add("GET", "/_ping", ping, ping_now)
     router.add("HEAD", "/_ping", ping, ping_now)
-    router.add("GET", "/version", version)
-    router.add("GET", "/info", info)
+    # answered synchronously (no await in them), so the boot loop serves them too: docker info and docker
+    # version right after a boot need no asyncio
+    router.add("GET", "/version", version, version_now)
+    router.add("GET", "/info", info, info_now)

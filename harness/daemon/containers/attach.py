@@ -8,12 +8,16 @@ share lives here, below them.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from .shimclient import ShimConnection
+
+if TYPE_CHECKING:
+    import asyncio
+else:
+    from ..lazy import asyncio  # imported on first use: refd answers its first /_ping without it
 
 if TYPE_CHECKING:
     from .lifecycle import ContainerManager
@@ -36,7 +40,7 @@ DEFAULT_DETACH_KEYS = b"\x10\x11"  # ctrl-p, ctrl-q
 _BACKGROUND: set[asyncio.Future[Any]] = set()
 
 #: what runs on a shim connection once it is open: (shim's reader, shim's writer)
-Pump = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+Pump = Callable[["asyncio.StreamReader", "asyncio.StreamWriter"], Awaitable[None]]
 
 
 def background(coro: Coroutine[Any, Any, Any]) -> asyncio.Future[Any]:

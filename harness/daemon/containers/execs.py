@@ -7,7 +7,6 @@ A record is the dict ``GET /exec/{id}/json`` shows, plus private keys (``_reques
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import json
@@ -18,6 +17,11 @@ from ..errors import ApiError, conflict, invalid, not_found
 from ..shimstate import read_exec
 from .attach import detach_key_bytes
 from .shimclient import ShimConnection
+
+if TYPE_CHECKING:
+    import asyncio
+else:
+    from ..lazy import asyncio  # imported on first use: refd answers its first /_ping without it
 
 if TYPE_CHECKING:
     from .lifecycle import ContainerManager

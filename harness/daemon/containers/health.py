@@ -16,7 +16,6 @@ so the lifecycle code needs no other hook.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import struct
@@ -29,6 +28,11 @@ from ..shimstate import read_exec
 from .execs import exec_failure_code
 from .model import parse_rfc3339
 from .shimclient import ShimConnection
+
+if TYPE_CHECKING:
+    import asyncio
+else:
+    from ..lazy import asyncio  # imported on first use: refd answers its first /_ping without it
 
 if TYPE_CHECKING:
     from .lifecycle import ContainerManager

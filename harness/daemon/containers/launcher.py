@@ -16,20 +16,24 @@ from wherever one can be had, and its ``ready`` awaited.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
 import secrets
 import shutil
 import socket
-import subprocess
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import system
 from ..shimstate import LOG, SPEC
 from ..unixpath import short_unix_path
+
+if TYPE_CHECKING:
+    import asyncio
+    import subprocess
+else:
+    from ..lazy import asyncio  # imported on first use: refd answers its first /_ping without it
 
 __all__ = ["HOST_READY_TIMEOUT", "ShimLauncher", "hosts_enabled", "runtime_start_error"]
 
@@ -90,12 +94,23 @@ class ShimLauncher:
         self.proc: subprocess.Popen[bytes] | None = None
         self.channel: socket.socket | None = None
         self.ready: asyncio.Task[bool] | None = None
-        self.lock = asyncio.Lock()
+        self._lock: asyncio.Lock | None = None
         self.failures = 0
         self.host_dir = host_dir  # where hosts' control sockets go (<exec-root>/shim-hosts)
         self.use_hosts = bool(host_dir) and (hosts_enabled() if use_hosts is None else use_hosts)
         self.host_path = ""  # the current host's control socket ("": none yet)
         self.reapers: set[asyncio.Future[Any]] = set()  # waits on shims started as a new interpreter
+
+    @property
+    def lock(self) -> asyncio.Lock:
+        """Created on first use: refd boots without asyncio (bootloop.py)."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        return self._lock
+
+    @lock.setter
+    def lock(self, lock: asyncio.Lock) -> None:
+        self._lock = lock
 
     async def launch(self, state_dir: str, spec: dict[str, Any]) -> None:
         """A fresh ``state_dir`` with ``spec.json``, and a shim for it that has reported ready."""
@@ -176,6 +191,8 @@ class ShimLauncher:
             return
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         flags = ["-S"] if sys.flags.no_site else []  # refd's own -S (stdlib-only: no site) carries over
+        import subprocess  # here, not at boot: the zygote starts once asyncio serves
+
         try:
             self.proc = subprocess.Popen(
                 [sys.executable, *flags, "-m", "harness.daemon.zygote", str(theirs.fileno())],
@@ -213,6 +230,8 @@ class ShimLauncher:
         return data
 
     def _drop(self) -> None:
+        import subprocess
+
         self.failures += 1
         if self.channel is not None:
             self.channel.close()

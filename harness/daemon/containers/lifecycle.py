@@ -11,7 +11,6 @@ health monitors and the shim launcher. Exits reach it from a monitor task per ru
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import secrets
@@ -32,6 +31,11 @@ from .restartpolicy import restart_delay, should_restart
 from .shimclient import ShimConnection
 from .signals import parse_signal
 from .store import ContainerStore
+
+if TYPE_CHECKING:
+    import asyncio
+else:
+    from ..lazy import asyncio  # imported on first use: refd answers its first /_ping without it
 
 if TYPE_CHECKING:
     from ..daemon import Daemon

@@ -11,12 +11,14 @@ import contextlib
 import json
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..fsutil import fsync_path
 from ..gotime import now_rfc3339
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 __all__ = ["ZERO_TIME", "Container", "human_duration", "parse_rfc3339", "sync_records"]
 
@@ -353,6 +355,8 @@ def _atomic_json(path: str, data: Any, mode: int) -> None:
     os.replace(tmp, path)
     global _SYNCER
     if _SYNCER is None:
+        from concurrent.futures import ThreadPoolExecutor  # on the first save: not at boot
+
         _SYNCER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="refd-fsync")
     _SYNCER.submit(fsync_path, path)
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..shimstate import SOCKET
 from ..unixpath import short_unix_path
+
+if TYPE_CHECKING:
+    import asyncio
+else:
+    from ..lazy import asyncio  # imported on first use: refd answers its first /_ping without it
 
 __all__ = ["ShimConnection"]
 

@@ -11,19 +11,23 @@ its process ended while refd was away.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import shutil
 import signal
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import conflict, invalid, not_found
 from ..gotime import now_rfc3339
 from ..shimstate import read_exit, read_state_pid, shim_alive
 from .model import Container
 from .names import random_name, validate_name
+
+if TYPE_CHECKING:
+    import asyncio
+else:
+    from ..lazy import asyncio  # imported on first use: refd answers its first /_ping without it
 
 __all__ = ["ContainerStore"]
 

@@ -16,12 +16,16 @@ import ipaddress
 import json
 import os
 import socket
-import ssl
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import DistributionError
+
+if TYPE_CHECKING:
+    import ssl
+else:
+    from ..lazy import ssl  # imported with the first registry connection: refd boots without it
 
 __all__ = [
     "CERTS_DIR",

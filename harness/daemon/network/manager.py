@@ -15,7 +15,6 @@ import os
 import secrets
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ApiError, conflict, invalid, not_found
@@ -36,6 +35,8 @@ from .netlink import Netlink, NetlinkError
 from .sandbox import create_netns, create_userns, delete_netns, netns_path, userns_path
 
 if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
+
     from ..containers.model import Container
     from ..daemon import Daemon
 
@@ -948,6 +949,8 @@ class NetworkManager:
             # (20-35 ms per container here) and nothing needs it gone now (addresses and settings
             # are released above; sandbox paths are never reused)
             if self._reaper is None:
+                from concurrent.futures import ThreadPoolExecutor  # on the first teardown, not at boot
+
                 self._reaper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="refd-sandbox-reaper")
             self._reaper.submit(destroy_sandbox, path)
         settings.update(SandboxID="", SandboxKey="", Ports={})

@@ -8,13 +8,17 @@ with dockerd's default ``userland-proxy``. Ephemeral host ports come from
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import socket
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ApiError
+
+if TYPE_CHECKING:
+    import asyncio
+else:
+    from ..lazy import asyncio  # imported on first use: refd answers its first /_ping without it
 
 __all__ = ["Binding", "PortError", "Proxy", "exposed_ports", "plan_bindings"]
 
@@ -260,6 +264,8 @@ def start_proxy(target_ip: str, bindings: list[Binding], target_ip6: str = "", r
 
     ``relay`` False (``--userland-proxy=false``): the sockets only hold the ports (TCP ones listening with
     no backlog, as dockerd 28 keeps them); NAT carries the traffic."""
+    from .relay import serve_tcp, serve_udp
+
     proxy = Proxy(target_ip, bindings)
     loop = asyncio.get_running_loop()
     try:
@@ -281,84 +287,10 @@ def start_proxy(target_ip: str, bindings: list[Binding], target_ip6: str = "", r
                 continue
             if b.proto == "tcp":
                 sock.listen(128)
-                proxy.servers.append(_serve_tcp(loop, sock, target, b.container_port))
+                proxy.servers.append(serve_tcp(loop, sock, target, b.container_port))
             else:
-                proxy.servers.append(_serve_udp(loop, sock, target, b.container_port))
+                proxy.servers.append(serve_udp(loop, sock, target, b.container_port))
     except BaseException:
         proxy.close()
         raise
     return proxy
-
-
-class _TcpServer:
-    def __init__(self, task: asyncio.Future[Any]) -> None:
-        self.task = task
-
-    def close(self) -> None:
-        def done(f: asyncio.Future[Any]) -> None:
-            if not f.cancelled() and f.exception() is None:
-                f.result().close()
-
-        if self.task.done():
-            done(self.task)
-        else:
-            self.task.add_done_callback(done)
-
-
-def _serve_tcp(loop: asyncio.AbstractEventLoop, sock: socket.socket, ip: str, port: int) -> _TcpServer:
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.wait_for(asyncio.open_connection(ip, port), 10)
-        except (OSError, TimeoutError):
-            writer.close()
-            return
-        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
-        for w in (writer, up_writer):
-            with contextlib.suppress(Exception):
-                w.close()
-
-    return _TcpServer(asyncio.ensure_future(asyncio.start_server(handle, sock=sock)))
-
-
-class _UdpRelay(asyncio.DatagramProtocol):
-    def __init__(self, ip: str, port: int) -> None:
-        self.target = (ip, port)
-        self.transport: asyncio.DatagramTransport | None = None
-        self.clients: dict[Any, socket.socket] = {}
-        self.pending: asyncio.Future[Any] | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        loop = asyncio.get_running_loop()
-        upstream = self.clients.get(addr)
-        if upstream is None:
-            upstream = socket.socket(_family(self.target[0]), socket.SOCK_DGRAM | socket.SOCK_NONBLOCK)
-            upstream.connect(self.target)
-            self.clients[addr] = upstream
-
-            def back(up: socket.socket = upstream, client: Any = addr) -> None:
-                with contextlib.suppress(OSError):
-                    answer = up.recv(65536)
-                    if self.transport is not None:
-                        self.transport.sendto(answer, client)
-
-            loop.add_reader(upstream.fileno(), back)
-        with contextlib.suppress(OSError):
-            upstream.send(data)
-
-    def close(self) -> None:
-        loop = asyncio.get_running_loop()
-        for up in self.clients.values():
-            with contextlib.suppress(Exception):
-                loop.remove_reader(up.fileno())
-            up.close()
-        if self.transport is not None:
-            self.transport.close()
-
-
-def _serve_udp(loop: asyncio.AbstractEventLoop, sock: socket.socket, ip: str, port: int) -> _UdpRelay:
-    relay = _UdpRelay(ip, port)
-    relay.pending = asyncio.ensure_future(loop.create_datagram_endpoint(lambda: relay, sock=sock))
-    return relay

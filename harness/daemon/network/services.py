@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from .dns import DNSServer
 from .files import host_nameservers
 from .links import endpoint_link
 from .ports import PortAllocator, PortError, Proxy, plan_bindings, ports_document, start_proxy
@@ -17,6 +16,7 @@ from .ports import PortAllocator, PortError, Proxy, plan_bindings, ports_documen
 if TYPE_CHECKING:
     from ..containers.model import Container
     from ..daemon import Daemon
+    from .dns import DNSServer
 
 __all__ = ["NetServices"]
 
@@ -40,6 +40,8 @@ class NetServices:
 
             def lookup(name: str, asker: Container = c) -> list[str] | None:
                 return self.lookup(asker, name)
+
+            from .dns import DNSServer
 
             try:
                 self.dns[c.id] = DNSServer.serve(sandbox, lookup, self._upstreams(c))
