@@ -72,6 +72,8 @@ def _run(args: argparse.Namespace) -> int:
     for test in results:
         reason = f": {test.reason}" if test.reason else ""
         print(f"{args.target}  {args.package}/{test.name}  {test.outcome}{reason} ({test.duration:.1f}s)")
+        if test.outcome == "failed" and "/" not in test.name:
+            print("".join(f"    | {line.rstrip()}\n" for line in test.output), end="")
     for problem in problems:
         print(f"problem: {problem}")
     return 1 if problems or any(t.outcome == "failed" for t in results) else 0

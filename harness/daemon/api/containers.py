@@ -404,7 +404,11 @@ async def attach(req: Request, daemon: Daemon) -> Response:
             # otherwise the end of the client's input ends the stream
             ends = tty or not c.config.get("StdinOnce")
             stdin = use_stdin and bool(c.config.get("OpenStdin"))
-            if await relay(r.reader, r.writer, reader, writer, stdin, detach_keys if tty else None, ends):
+            keys = detach_keys if tty else None
+            # moby closes attach streams in its exit handler, holding the container's lock until the
+            # container is stopped and its networks released: a client that sees the stream end then
+            # finds the container exited and can remove its networks (TestCreateWithMultiNetworks)
+            if await relay(r.reader, r.writer, reader, writer, stdin, keys, ends, lambda: manager.wait(c)):
                 manager.emit(c, "detach")
 
         try:

@@ -107,13 +107,15 @@ async def relay(
     use_stdin: bool,
     detach_keys: bytes | None = None,
     end_with_stdin: bool = False,
+    output_ended: Callable[[], Awaitable[Any]] | None = None,
 ) -> bool:
     """Pump both ways until the container's output ends; True if the client detached.
 
     The client's input goes to the process's stdin (through the escape proxy with ``detach_keys``);
     when the client closes its side, output keeps flowing until the process ends, unless
     ``end_with_stdin``: then the stream ends with the client's input, as moby's CopyStreams closes
-    stdout and stderr when stdin is done for a terminal or a process whose stdin stays open.
+    stdout and stderr when stdin is done for a terminal or a process whose stdin stays open. When the
+    output ends, ``output_ended`` is awaited before the stream does.
     """
     proxy = EscapeProxy(detach_keys) if detach_keys else None
     detached = False
@@ -122,6 +124,8 @@ async def relay(
         while data := await shim_reader.read(65536):
             client_writer.write(data)
             await client_writer.drain()
+        if output_ended is not None:
+            await output_ended()
 
     async def up() -> None:
         nonlocal detached

@@ -93,6 +93,29 @@ def test_relay_both_ways_then_output_until_the_container_ends() -> None:
     assert asyncio.run(main()) is False
 
 
+def test_relay_holds_the_stream_open_until_the_output_end_is_handled() -> None:
+    async def main() -> None:
+        c_reader, c_writer, client = await _pair()
+        s_reader, s_writer, shim = await _pair()
+        handled = asyncio.Event()
+        task = asyncio.ensure_future(
+            relay(c_reader, c_writer, s_reader, s_writer, use_stdin=False, output_ended=handled.wait)
+        )
+        await asyncio.get_running_loop().sock_sendall(shim, b"out")
+        assert await _recv(client, 3) == b"out"
+        shim.close()  # the container's output ends, its exit not handled yet
+        await asyncio.sleep(0)
+        done, _ = await asyncio.wait([task], timeout=0.2)
+        assert not done  # the client's stream stays open meanwhile
+        handled.set()
+        assert await asyncio.wait_for(task, 5) is False
+        c_writer.close()
+        assert await _recv(client, 1) == b""
+        client.close()
+
+    asyncio.run(main())
+
+
 def test_relay_detach_keys_end_the_attach_and_pass_what_came_before() -> None:
     async def main() -> bool:
         c_reader, c_writer, client = await _pair()
