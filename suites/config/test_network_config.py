@@ -338,7 +338,10 @@ def _nat_rules(daemon: DaemonHandle, tool: str = "iptables") -> list[str]:
 def test_published_port_nat(
     daemon_factory: DaemonFactory, client_for: Any, observe: Observations, iptables: bool
 ) -> None:
-    daemon = daemon_factory(args=["--bip=10.232.13.1/24"] + ([] if iptables else ["--iptables=false"]))
+    # both settings named, so a profile's (no-iptables, no-userland-proxy) is left out: without iptables
+    # the port answers on loopback through the userland proxy alone
+    settings = ["--iptables=true"] if iptables else ["--iptables=false", "--userland-proxy=true"]
+    daemon = daemon_factory(args=["--bip=10.232.13.1/24", *settings])
     client = client_for(daemon)
     image = load_test_image(daemon.endpoint)  # type: ignore[arg-type]
     serve = "mkdir -p /www && echo hello-from-nat > /www/index.html && exec httpd -f -p 80 -h /www"
