@@ -182,12 +182,12 @@ def _failures(parity: Parity) -> list[tuple[str, str, str, str]]:
     """(target, scenario, outcome, first line of the reason (+ a note when a known divergence excuses it))."""
     out = []
     for sc in parity.scenarios:
-        excused = {n for n, v in sc.verdicts.items() if v.verdict == "known"}
+        excused = {n: v.reason for n, v in sc.verdicts.items() if v.verdict == "known"}
         if excused:
-            excused.add(parity.reference)
+            excused[parity.reference] = next(iter(excused.values()))
         for n, r in sc.results.items():
             if r.outcome in ("failed", "error"):
-                note = " (expected: a known divergence)" if n in excused else ""
+                note = f" (expected, a known divergence: {excused[n][:120]})" if n in excused else ""
                 if n in sc.expected_failures:
                     note = f" (expected: {sc.expected_failures[n][:120]})"
                 out.append((n, sc.id, r.outcome, (r.reason.splitlines() or [""])[0][:160] + note))

@@ -218,6 +218,9 @@ def test_the_result_line_says_what_the_verdict_rests_on() -> None:
     ]
     known = build_parity(split, [KnownDivergence("api/ping", ("refd",), "refd differs")])
     assert known.failures() == {"expected": 0, "known": 1, "unexcused": 0} and known.ok()
+    out = io.StringIO()
+    PlainUI(out).summary(known, [], [])
+    assert "refd  api/ping  failed: x (expected, a known divergence: refd differs)" in out.getvalue()
     assert build_parity(split).result_line() == (
         "FAILED (1 failure(s) no entry excuses, 1 unexplained divergence(s))"
     )
