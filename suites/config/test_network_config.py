@@ -13,6 +13,7 @@ from harness.backends.base import DaemonHandle
 from harness.checks import eventually
 from harness.client import EngineClient
 from harness.fixtures import DaemonFactory, Observations
+from harness.profiles import Profile
 from harness.testimage import load_test_image
 from suites._daemon import NEEDS_DEFAULT_BRIDGE, FakeDNS, http_get_in_daemon_netns
 
@@ -103,7 +104,10 @@ def test_default_address_pools(daemon_factory: DaemonFactory, client_for: Any, o
         {"Base": "10.234.0.0/16", "Size": 20},
         {"Base": "fd00:abcd::/56", "Size": 64},
     ]
-    assert bridge == [{"Subnet": "10.233.0.0/24", "Gateway": "10.233.0.1"}]
+    # the ipv6 profile adds its --fixed-cidr-v6 entry to the bridge (observed above, checked here as IPv4)
+    assert [c for c in bridge if ":" not in c["Subnet"]] == [
+        {"Subnet": "10.233.0.0/24", "Gateway": "10.233.0.1"}
+    ]
     assert subnets == [
         ["10.233.1.0/24"],
         ["10.233.2.0/24"],
@@ -123,7 +127,9 @@ def test_fixed_cidr(daemon_factory: DaemonFactory, client_for: Any, observe: Obs
     image = load_test_image(daemon.endpoint)  # type: ignore[arg-type]
     doc = _run(client, image, "cidr-probe", ["sleep", "60"])
     ipam = observe("ipam", client.get("/networks/bridge").json()["IPAM"]["Config"])
-    assert ipam == [{"Subnet": "10.232.8.0/24", "IPRange": "10.232.8.128/25", "Gateway": "10.232.8.1"}]
+    assert [c for c in ipam if ":" not in c["Subnet"]] == [  # the ipv6 profile adds its IPv6 entry
+        {"Subnet": "10.232.8.0/24", "IPRange": "10.232.8.128/25", "Gateway": "10.232.8.1"}
+    ]
     address = ipaddress.ip_address(doc["NetworkSettings"]["IPAddress"])
     assert observe("in_range", address in ipaddress.ip_network("10.232.8.128/25")), address
     client.delete("/containers/cidr-probe?force=1")
@@ -391,10 +397,13 @@ def test_published_port_nat(
     "With --userland-proxy=false a published port MUST be reached through NAT alone: on the host's loopback "
     "(the OUTPUT jump without the loopback exclusion, route_localnet on the bridge) and from the container "
     "itself through the host's address (hairpin: DNAT without '! -i <bridge>', the per-port and local-source "
-    "masquerading); the daemon holds the host port, and an IPv4-only container is published on 0.0.0.0 only",
+    "masquerading); the daemon holds the host port, and an IPv4-only container is published on 0.0.0.0 only "
+    "(a dual-stack one, in the ipv6 profile, on 0.0.0.0 and ::)",
     ref="dockerd --userland-proxy=false; moby libnetwork/drivers/bridge/internal/iptabler (Hairpin)",
 )
-def test_no_userland_proxy(daemon_factory: DaemonFactory, client_for: Any, observe: Observations) -> None:
+def test_no_userland_proxy(
+    daemon_factory: DaemonFactory, client_for: Any, observe: Observations, profile: Profile
+) -> None:
     import subprocess
 
     daemon = daemon_factory(args=["--bip=10.232.14.1/24", "--userland-proxy=false"])
@@ -440,7 +449,7 @@ def test_no_userland_proxy(daemon_factory: DaemonFactory, client_for: Any, obser
         },
     )
     client.delete("/containers/hairpin-web?force=1")
-    assert seen.pop("host_ports") == ["0.0.0.0"]
+    assert seen.pop("host_ports") == (["0.0.0.0", "::"] if profile.setting("ipv6") else ["0.0.0.0"])
     assert seen == dict.fromkeys(seen, True), (rules, hairpin, listening)
 
 
