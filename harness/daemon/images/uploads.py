@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Awaitable, Callable
 
 from ..errors import ApiError
@@ -22,6 +21,8 @@ _CHUNK = 1 << 20
 
 async def spool(read_chunk: Callable[[int], Awaitable[bytes]], directory: str) -> str:
     """Everything ``read_chunk`` gives (until b"") in a new temporary file; its path."""
+    import tempfile  # here, not at boot
+
     fd, path = tempfile.mkstemp(prefix=UPLOAD_PREFIX, dir=directory)
     try:
         with os.fdopen(fd, "wb") as out:
@@ -36,6 +37,7 @@ async def spool(read_chunk: Callable[[int], Awaitable[bytes]], directory: str) -
 
 def download(url: str, directory: str) -> str:
     """``url`` (http or https) in a new temporary file; ApiError 500 with Go's texts when it fails."""
+    import tempfile
     import urllib.error  # only for docker import URL: not paid at boot
     import urllib.request
 

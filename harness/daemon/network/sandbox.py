@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
 import sys
 import threading
 from typing import Any
@@ -93,6 +92,8 @@ def create_userns(path: str, mapping: Any, netns: str = "") -> None:
     sysctls in its own network, as under dockerd, whose runtime makes the netns inside the container's
     user namespace. refd's threads cannot enter a user namespace, so a short helper process makes them.
     """
+    import subprocess  # here, not at boot: only --userns-remap containers need the helper
+
     from ..runtime import syscalls as sc
 
     made: list[str] = []
