@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from harness.fixtures import DaemonFactory, Observations
+from harness.profiles import Profile
 from suites._daemon import info as _info
 
 
@@ -38,16 +39,19 @@ def test_info_reflects_file(daemon_factory: DaemonFactory, observe: Observations
 
 @pytest.mark.scenario(
     "config/info/reflects-flags",
-    "Flags MUST show in /info: --data-root as DockerRootDir, --label as Labels, --debug as Debug",
+    "Flags MUST show in /info: --data-root as DockerRootDir (its remapped root under --userns-remap), "
+    "--label as Labels, --debug as Debug",
     ref="spec 1.6",
 )
-def test_info_reflects_flags(daemon_factory: DaemonFactory, observe: Observations) -> None:
+def test_info_reflects_flags(daemon_factory: DaemonFactory, observe: Observations, profile: Profile) -> None:
     daemon = daemon_factory(args=["--label=from=flag", "--debug"])
     info = _info(daemon)
     observe("Labels", info["Labels"])
     observe("Debug", info["Debug"])
-    observe("DockerRootDir_matches", info["DockerRootDir"] == daemon.data_root)
-    assert info["DockerRootDir"] == daemon.data_root and info["Labels"] == ["from=flag"]
+    # with --userns-remap=default the root is the remapped one (dockremap's first subordinate ids)
+    root = f"{daemon.data_root}/100000.100000" if profile.setting("userns-remap") else daemon.data_root
+    observe("DockerRootDir_matches", info["DockerRootDir"] == root)
+    assert info["DockerRootDir"] == root and info["Labels"] == ["from=flag"]
 
 
 @pytest.mark.scenario(

@@ -72,6 +72,10 @@ def test_bip_and_mtu(daemon_factory: DaemonFactory, client_for: Any, observe: Ob
 
 
 @NEEDS_DEFAULT_BRIDGE
+@pytest.mark.profiles(
+    exclude=("host-docker0",),
+    reason="the profile's bip gives the default bridge its subnet, so it does not take the first pool's",
+)
 @pytest.mark.scenario(
     "config/network/default-address-pools",
     "daemon.json default-address-pools MUST be where networks without a subnet get theirs: sorted by "
@@ -232,7 +236,10 @@ def test_networks_survive_restart(
     kept_ids = {name: same for name, same in same_ids.items() if name != "bridge"}
     assert kept_ids == dict.fromkeys(kept_ids, True), (before, after)
 
-    assert observe("same_subnets", subnets == subnets_after), (subnets, subnets_after)
+    # the same subnets, in whatever order: dockerd 28.5 lists the ipv6 profile's bridge entries in another
+    # order after a restart (a known divergence; "same" above shows it)
+    same_subnets = {name: sorted(subnets[name]) == sorted(subnets_after[name]) for name in subnets}
+    assert observe("same_subnets", all(same_subnets.values())), (subnets, subnets_after)
     address = observe("address", doc["NetworkSettings"]["Networks"]["kept"]["IPAddress"])
     assert ipaddress.ip_address(address) in ipaddress.ip_network("10.232.9.0/24")
     client.delete("/containers/after-restart?force=1")
