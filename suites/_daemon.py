@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +15,7 @@ __all__ = [
     "NEEDS_DEFAULT_BRIDGE",
     "FakeDNS",
     "V",
+    "after_userns_line",
     "cli_run",
     "create_container",
     "events_since",
@@ -24,6 +26,21 @@ __all__ = [
 ]
 
 V = "/v1.41"  # an API version both dockerd 20.10 and newer daemons serve
+
+#: dockerd's line as it resolves --userns-remap: logged while it loads its configuration, before its logging
+#: is set up (text at info whatever --log-level and --log-format say, before --validate's 'configuration OK')
+_USERNS_LINE = re.compile(
+    r'time="[^"]+" level=info '
+    r'msg="User namespaces: ID ranges will be mapped to subuid/subgid ranges of: [^"]+"'
+)
+
+
+def after_userns_line(lines: list[str]) -> tuple[bool, list[str]]:
+    """Whether a daemon's output starts with the --userns-remap line, and the lines after it."""
+    if lines and _USERNS_LINE.fullmatch(lines[0]):
+        return True, lines[1:]
+    return False, lines
+
 
 #: for scenarios about the default bridge network: the no-bridge profile (--bridge=none) has none
 NEEDS_DEFAULT_BRIDGE = pytest.mark.profiles(

@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         sys.stderr.write(f"{exc}\n")
         return 1
+    _remap_notice(str(config["userns-remap"] or ""))
     if config["validate"]:
         sys.stderr.write("configuration OK\n")
         return 0
@@ -45,6 +46,18 @@ def main(argv: list[str] | None = None) -> int:
     from .daemon import run
 
     return run(config, flags, log, _routes)
+
+
+def _remap_notice(value: str) -> None:
+    """dockerd resolves --userns-remap while it loads its configuration, before its logging is set up (and
+    with --validate too): the line is logrus's default, text at info, whatever --log-level and --log-format
+    say (dockerd 28.5 in the userns-remap profile)."""
+    from .idmap import remap_notice
+    from .log import format_text, timestamp
+
+    notice = remap_notice(value)
+    if notice is not None:
+        sys.stderr.write(format_text(notice[0], notice[1], {}, timestamp()) + "\n")
 
 
 def _routes(router: Router) -> None:

@@ -11,6 +11,7 @@ state under ``<data-root>/<uid>.<gid>``.
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import os
 import pwd
@@ -155,6 +156,22 @@ def _mapping(ranges: list[tuple[int, int]], path: str, who: str) -> tuple[tuple[
         out.append((inside, start, length))
         inside += length
     return tuple(out)
+
+
+def remap_notice(value: str) -> tuple[str, str] | None:
+    """The (level, message) dockerd logs as it resolves ``--userns-remap=value`` (moby setupRemappedRoot):
+    the user whose ranges map container ids, or that root cannot be remapped; None without the option."""
+    user = value.partition(":")[0]
+    if not user:
+        return None
+    if user == "default":
+        user = DEFAULT_USER
+    elif user.isdigit():
+        with contextlib.suppress(KeyError):
+            user = pwd.getpwuid(int(user)).pw_name
+    if user == "root":
+        return "warning", "User namespaces: root cannot be remapped with itself; user namespaces are OFF"
+    return "info", f"User namespaces: ID ranges will be mapped to subuid/subgid ranges of: {user}"
 
 
 def setup_remap(value: str) -> IdMapping:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from harness.fixtures import DaemonFactory, Observations
+from harness.profiles import Profile
 from harness.wait import ping_once, wait_until
+from suites._daemon import after_userns_line
 
 PREFIX = "unable to configure the Docker daemon with file "
 
@@ -118,12 +120,15 @@ def test_empty_file(daemon_factory: DaemonFactory, observe: Observations) -> Non
     "--validate MUST print 'configuration OK' on stderr and exit 0 without serving (dockerd >= 23)",
     ref="spec 1.5",
 )
-def test_validate(daemon_factory: DaemonFactory, observe: Observations) -> None:
+def test_validate(daemon_factory: DaemonFactory, observe: Observations, profile: Profile) -> None:
     code, daemon = daemon_factory.start_expecting_exit(args=["--validate"], config={"debug": True})
+    remapped, rest = after_userns_line(daemon.logs().strip().splitlines())
     observe("exit_code", code)
-    observe("stderr", daemon.logs().strip())
+    observe("userns_line", remapped)  # the userns-remap profile's daemons resolve it first
+    observe("stderr", "\n".join(rest))
     assert code == 0
-    assert daemon.logs().strip() == "configuration OK"
+    assert remapped == bool(profile.setting("userns-remap"))
+    assert rest == ["configuration OK"]
 
 
 @pytest.mark.scenario(

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from harness.fixtures import DaemonFactory, Observations
+from suites._daemon import after_userns_line
 
 #: the daemon.json of a scenario about a shutdown that stops containers: in the live-restore profile the
 #: profile's live-restore key is then left out (a key the scenario sets wins), as a user without it runs
@@ -170,7 +171,9 @@ def test_json_format(daemon_factory: DaemonFactory, observe: Observations) -> No
 
     daemon = daemon_factory(args=["--log-format=json"])
     daemon.wait_for_log("API listen on", 10)
-    first = daemon.logs().splitlines()[0]
+    remapped, lines = after_userns_line(daemon.logs().splitlines())
+    observe("userns_line", remapped)  # logged as text before the format is set: the userns-remap profile's
+    first = lines[0]
     try:
         entry = json.loads(first)
     except ValueError:

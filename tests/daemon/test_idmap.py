@@ -45,3 +45,42 @@ def test_remapped_root_is_made_with_traversal_for_the_remapped_group(tmp_path: P
     for directory in (tmp_path / "root", tmp_path / "root" / "100000.100000"):
         st = directory.stat()
         assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (0, 100000, 0o710)
+
+
+def test_remap_notice_names_the_user_dockerd_names() -> None:
+    """moby setupRemappedRoot logs the resolved user (``default`` is dockremap), and a warning for root."""
+    from harness.daemon.idmap import remap_notice
+
+    ranges = "User namespaces: ID ranges will be mapped to subuid/subgid ranges of: "
+    assert remap_notice("") is None
+    assert remap_notice("default") == ("info", ranges + "dockremap")
+    assert remap_notice("someone:somegroup") == ("info", ranges + "someone")
+    assert remap_notice("0") == (
+        "warning",
+        "User namespaces: root cannot be remapped with itself; user namespaces are OFF",
+    )
+
+
+def test_validate_prints_the_remap_line_first_whatever_the_log_settings(tmp_path: Path) -> None:
+    """dockerd 28.5 resolves --userns-remap while loading its configuration, before logging is set up: the
+    line is text at info even with --log-level=error --log-format=json, and precedes 'configuration OK'."""
+    import contextlib
+    import io
+    import re
+
+    from harness.daemon.__main__ import main
+
+    config = tmp_path / "daemon.json"
+    config.write_text("{}")
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        flags = ["--userns-remap=default", "--log-level=error", "--log-format=json", "--validate"]
+        code = main([*flags, "--config-file", str(config)])
+    lines = err.getvalue().splitlines()
+    assert code == 0, lines
+    assert len(lines) == 2 and lines[1] == "configuration OK", lines
+    assert re.fullmatch(
+        r'time="\d{4}-\d\d-\d\dT[\d:]{8}\.\d{9}Z" level=info msg="User namespaces: ID ranges will be mapped '
+        r'to subuid/subgid ranges of: dockremap"',
+        lines[0],
+    ), lines
