@@ -408,9 +408,17 @@ async def attach(req: Request, daemon: Daemon) -> Response:
             # moby closes attach streams in its exit handler, holding the container's lock until the
             # container is stopped and its networks released: a client that sees the stream end then
             # finds the container exited and can remove its networks (TestCreateWithMultiNetworks)
-            if await relay(r.reader, r.writer, reader, writer, stdin, keys, ends, lambda: manager.wait(c)):
+            handled = exited.wait if exited is not None else None
+            if await relay(r.reader, r.writer, reader, writer, stdin, keys, ends, handled):
                 manager.emit(c, "detach")
 
+        # the exit this stream ends with: the running process's, or (registered before the start, which
+        # keeps it) the next start's; a fast process's output can end before refd marks it running
+        exited = (
+            manager.exit_events.get(c.id)
+            if c.running
+            else manager.exit_events.setdefault(c.id, asyncio.Event())
+        )
         try:
             await attach_when_running(manager, c, request, pump)
         finally:

@@ -39,7 +39,7 @@ def _attach(refd: LiveRefd, cid: str) -> socket.socket:
     return sock
 
 
-@pytest.mark.parametrize("attempt", range(5))
+@pytest.mark.parametrize("attempt", range(10))
 def test_when_the_stream_ends_the_container_is_stopped_and_its_networks_free(
     refd: LiveRefd, attempt: int
 ) -> None:
