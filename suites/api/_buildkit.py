@@ -1,7 +1,8 @@
 """Shared helpers of the BuildKit scenarios (``test_buildkit*.py``): the real buildx and compose plugins.
 
 ``bx`` runs the pinned docker CLI with Debian trixie's buildx and compose plugins (``harness.cliplugins``)
-on the session daemon, after checking that buildx's default builder is the daemon's own (``docker``
+on the session daemon with the busybox test image loaded (``test_image``: ``FROM busybox`` is local in any
+part and order), after checking that buildx's default builder is the daemon's own (``docker``
 driver, running): were it not, buildx would start a ``docker-container`` builder pulling
 ``moby/buildkit`` from the internet, and the scenario fails loudly instead. Builds are recorded as
 their step names (``#N`` lines of ``--progress=plain``: a step is named once, ``CACHED`` marks a cache
@@ -37,8 +38,12 @@ def plugins() -> list[str]:
 
 
 @pytest.fixture
-def bx(docker_daemon: Any, tmp_path: Path, plugins: list[str]) -> Iterator[CLI]:
-    """The docker CLI with the plugins, on the session daemon's own BuildKit (the ``docker`` driver)."""
+def bx(docker_daemon: Any, test_image: str, tmp_path: Path, plugins: list[str]) -> Iterator[CLI]:
+    """The docker CLI with the plugins, on the session daemon's own BuildKit (the ``docker`` driver).
+
+    Requests ``test_image``: the scenarios build ``FROM busybox``, which must be the local test image in
+    whatever part and order a scenario runs (not there, BuildKit would pull it from Docker Hub).
+    """
     home = tmp_path / "home"
     write_docker_config(str(home / ".docker"), plugins)
     cli = make_cli(docker_daemon.endpoint, str(home))
