@@ -58,6 +58,7 @@ __all__ = ["Controller", "controller", "serve_control"]
 
 BUILDKIT_PACKAGE = "github.com/moby/buildkit"
 BUILDKIT_VERSION = "v0.0.0+refd"
+_ENDED_KEPT = 32  # ended builds whose progress a late Status still gets
 #: the gateway API capabilities refd serves (a client asks before it uses one)
 FRONTEND_CAPS = (
     "frontend.caps",
@@ -99,6 +100,7 @@ class Controller:
         self.daemon = daemon
         self.sessions = SessionManager()
         self.builds: dict[str, Build] = {}
+        self.ended: dict[str, Progress] = {}  # the last builds' progress, for a Status that comes late
         self.cache = build_cache(daemon)
         self.lock = asyncio.Lock()  # one build at a time touches the cache's records
 
@@ -107,6 +109,16 @@ class Controller:
         if found is None:
             found = self.builds[ref] = Build(ref)
         return found
+
+    def end(self, build: Build) -> None:
+        """The build is over: its progress closes and is kept (the last ``_ENDED_KEPT``) for a late Status."""
+        build.progress.close()
+        for res in build.results.values():
+            res.release()
+        self.builds.pop(build.ref, None)
+        self.ended[build.ref] = build.progress
+        while len(self.ended) > _ENDED_KEPT:
+            del self.ended[next(iter(self.ended))]
 
     def handlers(self) -> dict[str, Any]:
         c, g = "/moby.buildkit.v1.Control/", "/moby.buildkit.v1.frontend.LLBBridge/"
@@ -183,8 +195,13 @@ class Controller:
     # -- builds ---------------------------------------------------------------------------------------
     async def status(self, call: Call) -> None:
         req = StatusRequest.decode(await call.recv() or b"")
-        build = self.build(str(req.Ref))
-        async for message in build.progress.stream():
+        ref = str(req.Ref)
+        # the client opens Status beside its Solve; delayed (a loaded machine), it may come after the Solve
+        # ended: it gets the whole progress and ends (BuildKit's build history), not a stream never closed
+        progress = self.ended.get(ref)
+        if progress is None:
+            progress = self.build(ref).progress
+        async for message in progress.stream():
             await call.send(message.encode())
 
     async def solve(self, call: Call) -> None:
@@ -216,10 +233,7 @@ class Controller:
         except SessionError as exc:
             raise GrpcError(UNKNOWN, str(exc)) from None
         finally:
-            build.progress.close()
-            for res in build.results.values():
-                res.release()
-            self.builds.pop(build.ref, None)
+            self.end(build)
 
     async def _run_frontend(self, build: Build, frontend: str, attrs: dict[str, str]) -> BuildResult:
         from .frontend import run_dockerfile

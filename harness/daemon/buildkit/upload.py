@@ -131,10 +131,7 @@ async def build_from_upload(
             response = await export(ctl, build, result, [exporter], SolveRequest())
             return response.get("containerimage.digest", "")
         finally:
-            build.progress.close()
-            for res in build.results.values():
-                res.release()
-            ctl.builds.pop(build.ref, None)
+            ctl.end(build)
 
     task = asyncio.ensure_future(solve())
     try:

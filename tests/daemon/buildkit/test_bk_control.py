@@ -54,3 +54,54 @@ def test_tar_output(tmp_path: Path) -> None:
     with tarfile.open(fileobj=buf) as tar:
         members = [(m.name, m.type) for m in tar.getmembers()]
     assert members == [("out", tarfile.DIRTYPE), ("out/f", tarfile.REGTYPE), ("out/l", tarfile.SYMTYPE)]
+
+
+def test_status_after_the_solve_ended_replays_and_ends(tmp_path: Path, monkeypatch: Any) -> None:
+    """A Status the client's load delayed past its Solve gets the build's progress and its end.
+
+    buildx (buildkit client/solve.go) cancels its Status stream 3 s after the Solve returned: a Status
+    that waits for a build already over failed the build with 'failed to receive status: ... Canceled'.
+    """
+    import asyncio
+    import socket
+
+    from harness.daemon.buildkit.grpc import GrpcError, Peer
+    from harness.daemon.buildkit.messages import SolveRequest, StatusRequest, StatusResponse
+
+    monkeypatch.setattr("harness.daemon.buildkit.cache.BuildCache._load", lambda self: None)
+
+    async def main() -> None:
+        ctl = control.Controller(_daemon(tmp_path))
+        ctl.build("ref1").progress.step("[internal] load build definition from Dockerfile").start()
+        a, b = socket.socketpair()
+        sr, sw = await asyncio.open_connection(sock=a)
+        cr, cw = await asyncio.open_connection(sock=b)
+        server = Peer(sr, sw, client_side=False, handlers=ctl.handlers())
+        client = Peer(cr, cw, client_side=True)
+        await server.start()
+        await client.start()
+        tasks = [asyncio.ensure_future(server.serve()), asyncio.ensure_future(client.serve())]
+        try:
+            try:
+                await client.unary(
+                    "/moby.buildkit.v1.Control/Solve", SolveRequest(Ref="ref1", Frontend="nope").encode()
+                )
+            except GrpcError as exc:
+                assert "frontend nope not found" in exc.message
+            assert "ref1" not in ctl.builds
+            call = await client.open("/moby.buildkit.v1.Control/Status")
+            await call.send(StatusRequest(Ref="ref1").encode())
+            await call.finish()
+            names = []
+            while (msg := await asyncio.wait_for(call.recv(), 30)) is not None:  # a hang guard only
+                names += [v.name for v in StatusResponse.decode(msg).vertexes]
+            assert names == ["[internal] load build definition from Dockerfile"] * 2
+            assert "ref1" not in ctl.builds  # the late Status left no build behind
+        finally:
+            await client.close()
+            await server.close()
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    asyncio.run(main())
