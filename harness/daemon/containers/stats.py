@@ -84,16 +84,22 @@ def refd_processes(pids: set[str], keep: int = 0) -> set[str]:
             if _exiting_interpreter(pid):
                 found.add(pid)
             continue
-        try:
-            if (st.st_dev, st.st_ino) != mine:
-                continue
-            with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                argv = fh.read().split(b"\0")
-        except OSError:
+        if (st.st_dev, st.st_ino) != mine:
             continue
-        if any(arg.startswith(b"harness.daemon") for arg in argv):
+        argv = _cmdline(pid)
+        # empty: its memory went between the two reads (an intermediate exiting: ps shows ``[python]``); its
+        # exe was refd's interpreter, which no container's own process runs
+        if argv is not None and (argv == [b""] or any(arg.startswith(b"harness.daemon") for arg in argv)):
             found.add(pid)
     return found
+
+
+def _cmdline(pid: str) -> list[bytes] | None:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return fh.read().split(b"\0")
+    except OSError:
+        return None
 
 
 def _exiting_interpreter(pid: str) -> bool:

@@ -109,3 +109,25 @@ def test_top_leaves_out_refds_own_processes_starting_in_the_container(
         for proc in (starting, user, python_user):
             proc.kill()
             proc.wait()
+
+
+def test_an_intermediate_exiting_between_the_reads_is_refds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process whose exe is refd's interpreter but whose command line reads empty lost its memory between
+    the two reads: the runtime's intermediate on its way out (ps lists it as ``[python]``), still refd's."""
+    import subprocess
+    import sys
+
+    from harness.daemon.containers import stats as stats_module
+    from harness.daemon.containers.stats import refd_processes
+
+    starting = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        pids = {str(starting.pid)}
+        assert refd_processes(pids) == set()  # refd's interpreter, not refd's command line: not refd's
+        monkeypatch.setattr(stats_module, "_cmdline", lambda pid: [b""])
+        assert refd_processes(pids) == {str(starting.pid)}
+        monkeypatch.setattr(stats_module, "_cmdline", lambda pid: None)  # gone: ps will not list it
+        assert refd_processes(pids) == set()
+    finally:
+        starting.kill()
+        starting.wait()
