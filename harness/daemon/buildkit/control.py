@@ -59,6 +59,7 @@ __all__ = ["Controller", "controller", "serve_control"]
 BUILDKIT_PACKAGE = "github.com/moby/buildkit"
 BUILDKIT_VERSION = "v0.0.0+refd"
 _ENDED_KEPT = 32  # ended builds whose progress a late Status still gets
+_SOLVE_WAIT = 3.0  # seconds a gateway call waits for its build's Solve (BuildKit's lookupForwarder)
 #: the gateway API capabilities refd serves (a client asks before it uses one)
 FRONTEND_CAPS = (
     "frontend.caps",
@@ -84,6 +85,7 @@ class Build:
     results: dict[str, BuildResult] = field(default_factory=dict)
     session_id: str = ""
     frontend_attrs: dict[str, str] = field(default_factory=dict)
+    solving: asyncio.Event = field(default_factory=asyncio.Event)  # set once Solve gave the session
 
     def returned_future(self) -> asyncio.Future[BuildResult | None]:
         if self.returned is None:
@@ -210,6 +212,7 @@ class Controller:
         req = SolveRequest.decode(await call.recv() or b"")
         build = self.build(str(req.Ref))
         build.session_id = str(req.Session)
+        build.solving.set()
         exporters = list(req.Exporters)
         if not exporters and req.ExporterDeprecated:
             from .messages import Exporter
@@ -245,11 +248,22 @@ class Controller:
             return await run_dockerfile(self, build, session, attrs)
 
     # -- the gateway (LLBBridge) ------------------------------------------------------------------------
-    def _gateway_build(self, call: Call) -> Build:
+    async def _gateway_build(self, call: Call) -> Build:
+        """The build a gateway call names, once its Solve has registered it: buildx's gateway calls can
+        overtake its Control/Solve on a loaded machine, and BuildKit waits for the Solve up to 3 s
+        (``lookupForwarder``) before it answers ``no such job``."""
         ids = call.metadata("buildkit-controlapi-buildid")
-        if not ids or ids[0] not in self.builds:
-            raise GrpcError(INVALID_ARGUMENT, "no such job " + (ids[0] if ids else ""))
-        return self.builds[ids[0]]
+        if not ids:
+            raise GrpcError(INVALID_ARGUMENT, "no such job ")
+        known = ids[0] in self.builds
+        build = self.build(ids[0])
+        try:
+            await asyncio.wait_for(build.solving.wait(), _SOLVE_WAIT)
+        except TimeoutError:
+            if not known and self.builds.get(ids[0]) is build and not build.solving.is_set():
+                self.builds.pop(ids[0], None)  # made only for this wait: nothing else holds it
+            raise GrpcError(INVALID_ARGUMENT, "no such job " + ids[0]) from None
+        return build
 
     async def ping(self, call: Call) -> None:
         await call.recv()
@@ -258,7 +272,7 @@ class Controller:
 
     async def gateway_solve(self, call: Call) -> None:
         req = GatewaySolveRequest.decode(await call.recv() or b"")
-        build = self._gateway_build(call)
+        build = await self._gateway_build(call)
         if req.Definition or not req.Frontend:
             raise GrpcError(
                 UNIMPLEMENTED, "refd does not solve LLB definitions: use the dockerfile.v0 frontend"
@@ -276,7 +290,7 @@ class Controller:
 
     async def gateway_return(self, call: Call) -> None:
         req = GatewayReturnRequest.decode(await call.recv() or b"")
-        build = self._gateway_build(call)
+        build = await self._gateway_build(call)
         future = build.returned_future()
         if req.error is not None and req.error.code:
             if not future.done():

@@ -105,3 +105,74 @@ def test_status_after_the_solve_ended_replays_and_ends(tmp_path: Path, monkeypat
             await asyncio.gather(*tasks, return_exceptions=True)
 
     asyncio.run(main())
+
+
+def test_a_gateway_call_before_its_solve_waits_for_its_session(tmp_path: Path, monkeypatch: Any) -> None:
+    """buildx's LLBBridge/Solve can reach refd before its Control/Solve on a loaded machine: it waits for the
+    Solve's session (as BuildKit does, up to 3 s) rather than running the frontend with no session ('no
+    session id in the request'); a build id no Solve ever registers is 'no such job' and leaves nothing."""
+    import asyncio
+    import socket
+
+    from harness.daemon.buildkit.grpc import GrpcError, Peer
+    from harness.daemon.buildkit.messages import (
+        GatewayReturnRequest,
+        GatewaySolveRequest,
+        RpcStatus,
+        SolveRequest,
+    )
+
+    monkeypatch.setattr("harness.daemon.buildkit.cache.BuildCache._load", lambda self: None)
+    monkeypatch.setattr(control, "_SOLVE_WAIT", 0.5)
+    ran_with: list[str] = []
+
+    async def frontend(self: Any, build: Any, frontend: str, attrs: dict[str, str]) -> Any:
+        ran_with.append(build.session_id)
+        raise control.BuildFailed("stop here")
+
+    monkeypatch.setattr(control.Controller, "_run_frontend", frontend)
+
+    async def main() -> None:
+        ctl = control.Controller(_daemon(tmp_path))
+        a, b = socket.socketpair()
+        sr, sw = await asyncio.open_connection(sock=a)
+        cr, cw = await asyncio.open_connection(sock=b)
+        server = Peer(sr, sw, client_side=False, handlers=ctl.handlers())
+        client = Peer(cr, cw, client_side=True)
+        await server.start()
+        await client.start()
+        tasks = [asyncio.ensure_future(server.serve()), asyncio.ensure_future(client.serve())]
+        bridge = "/moby.buildkit.v1.frontend.LLBBridge/"
+        request = GatewaySolveRequest(Frontend="dockerfile.v0").encode()
+        ref1 = [("buildkit-controlapi-buildid", "ref1")]
+        try:
+            gateway = asyncio.ensure_future(client.unary(bridge + "Solve", request, ref1))
+            await asyncio.sleep(0)  # lets the gateway call go first; what is tested is its wait for the Solve
+            solving = SolveRequest(Ref="ref1", Session="s1").encode()
+            solve = asyncio.ensure_future(client.unary("/moby.buildkit.v1.Control/Solve", solving))
+            try:
+                await asyncio.wait_for(gateway, 30)  # a hang guard only
+                raise AssertionError("the frontend's failure was not answered")
+            except GrpcError as exc:
+                assert "stop here" in exc.message
+            assert ran_with == ["s1"]
+            failed = GatewayReturnRequest(error=RpcStatus(code=2, message="stop here")).encode()
+            await client.unary(bridge + "Return", failed, ref1)
+            try:
+                await asyncio.wait_for(solve, 30)  # a hang guard only
+                raise AssertionError("the returned failure did not end the Solve")
+            except GrpcError as exc:
+                assert "stop here" in exc.message
+            try:
+                await client.unary(bridge + "Solve", request, [("buildkit-controlapi-buildid", "nosuch")])
+                raise AssertionError("a gateway call for a build no Solve registers was answered")
+            except GrpcError as exc:
+                assert exc.message == "no such job nosuch"
+            assert ctl.builds == {}
+        finally:
+            await client.close()
+            await server.close()
+            for t in tasks:
+                t.cancel()
+
+    asyncio.run(main())
