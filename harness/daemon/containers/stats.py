@@ -36,6 +36,7 @@ async def top(daemon: Daemon, c: Container, ps_args: str) -> dict[str, Any]:
     pids = {str(p) for p in _cgroup(daemon, c).pids()}
     keep = int(c.state.get("Pid") or 0)  # a --init PID 1 is refd's own code for good: it stays listed
     starting = refd_processes(pids, keep)
+    theirs = container_processes(pids)
     proc = await asyncio.create_subprocess_exec(
         "ps", *ps_args.split(" "), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )  # split on spaces as dockerd does (strings.Split): no quoting, so no quoting errors either
@@ -52,11 +53,15 @@ async def top(daemon: Daemon, c: Container, ps_args: str) -> dict[str, Any]:
     except ValueError:
         raise system("Couldn't find PID field in ps output") from None
     starting |= refd_processes(pids, keep)  # one that was refd's during ps may have exec'd since
+    exiting = _exiting_names()
     processes = []
     for line in lines[1:]:
         fields = line.split(None, len(titles) - 1)
-        if len(fields) > pid_index and fields[pid_index] in pids and fields[pid_index] not in starting:
-            processes.append(fields)
+        if len(fields) <= pid_index or fields[pid_index] not in pids or fields[pid_index] in starting:
+            continue
+        if fields[-1] in exiting and fields[pid_index] not in theirs and int(fields[pid_index]) != keep:
+            continue  # refd's interpreter on its way out, never seen as the container's own: refd's
+        processes.append(fields)
     return {"Processes": processes, "Titles": titles}
 
 
@@ -92,6 +97,30 @@ def refd_processes(pids: set[str], keep: int = 0) -> set[str]:
         if argv is not None and (argv == [b""] or any(arg.startswith(b"harness.daemon") for arg in argv)):
             found.add(pid)
     return found
+
+
+def container_processes(pids: set[str]) -> set[str]:
+    """The ``pids`` running a program that is not refd's interpreter: the container's own processes."""
+    mine = _interpreter()
+    found = set()
+    for pid in pids:
+        try:
+            st = os.stat(f"/proc/{pid}/exe")
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) != mine:
+            found.add(pid)
+    return found
+
+
+def _exiting_names() -> set[str]:
+    """How ps shows a process of refd's interpreter whose memory is gone (``[python]``, and as a zombie)."""
+    try:
+        with open("/proc/self/comm") as fh:
+            comm = fh.read().strip()
+    except OSError:
+        return set()
+    return {f"[{comm}]", f"[{comm}] <defunct>"}
 
 
 def _cmdline(pid: str) -> list[bytes] | None:
