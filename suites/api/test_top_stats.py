@@ -143,11 +143,18 @@ _ENDED = re.compile(r"^\[(?P<comm>[^\]]+)\]( <defunct>)?$")
 _TURNING_INTO_EXEC = {"runc init"}
 
 
+def _turning_into_exec(command: str) -> bool:
+    """runc's clone that becomes ``runc init`` shows its parent's ``runc ... exec ...`` command line until it
+    re-executes itself: dockerd 28.5 listed one (``runc --root ... exec --process ... --detach ...``) in a
+    focused run of this scenario (load 5)."""
+    return command in _TURNING_INTO_EXEC or (command.startswith("runc ") and " exec " in command)
+
+
 @pytest.mark.kernel
 @pytest.mark.scenario(
     "api/containers/top-during-exec-starts",
     "GET /containers/{id}/top while execs are being started MUST list only the container's processes (its "
-    "command, the execs', ended ones awaiting their parent, and dockerd's 'runc init' turning into an exec), "
+    "command, the execs', ended ones awaiting their parent, and dockerd's runc turning into an exec), "
     "never a process that stays the daemon's (refd's zygote or shim host, a containerd shim, containerd)",
     ref="operation ContainerTop; issue 20 item 10",
 )
@@ -198,8 +205,8 @@ def test_top_during_exec_starts(
             rows = resp.json()["Processes"]
             empty += rows is None
             listed = [row[-1] for row in rows or []]
-            turning += sum(c in _TURNING_INTO_EXEC for c in listed)
-            strangers += [c for c in listed if not the_containers(c) and c not in _TURNING_INTO_EXEC]
+            turning += sum(_turning_into_exec(c) for c in listed)
+            strangers += [c for c in listed if not the_containers(c) and not _turning_into_exec(c)]
             saw_exec += any(c != "sleep 3600" for c in listed)
     finally:
         done.set()
