@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -115,12 +116,14 @@ def container_processes(pids: set[str]) -> set[str]:
 
 def _exiting_names() -> set[str]:
     """How ps shows a process of refd's interpreter whose memory is gone (``[python]``, and as a zombie)."""
-    try:
-        with open("/proc/self/comm") as fh:
-            comm = fh.read().strip()
-    except OSError:
-        return set()
+    comm = _interpreter_comm()
     return {f"[{comm}]", f"[{comm}] <defunct>"}
+
+
+def _interpreter_comm() -> str:
+    """The name the kernel gives a process of refd's interpreter (the runtime's intermediates are started
+    with ``sys.executable``): its file name, cut to 15 bytes. Not refd's own: refd renames itself ``refd``."""
+    return os.path.basename(sys.executable)[:15]
 
 
 def _cmdline(pid: str) -> list[bytes] | None:
@@ -139,9 +142,7 @@ def _exiting_interpreter(pid: str) -> bool:
             if fh.read():
                 return False
         with open(f"/proc/{pid}/comm", "rb") as fh:
-            comm = fh.read()
-        with open("/proc/self/comm", "rb") as fh:
-            return comm == fh.read()
+            return fh.read().rstrip(b"\n") == _interpreter_comm().encode()
     except OSError:
         return False
 

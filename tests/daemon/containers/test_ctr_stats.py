@@ -15,6 +15,19 @@ from harness.daemon.errors import ApiError
 from .conftest import make_container
 
 
+@pytest.fixture
+def named_refd() -> Any:
+    """This process named ``refd`` for the test, as refd names itself: the checks must not compare a
+    process's name with refd's own (36aa175 did, and never matched in a real refd)."""
+    with open("/proc/self/comm") as fh:
+        before = fh.read().strip()
+    with open("/proc/self/comm", "w") as fh:
+        fh.write("refd")
+    yield
+    with open("/proc/self/comm", "w") as fh:
+        fh.write(before)
+
+
 def test_a_stopped_container_has_zero_stats(tmp_path: Any) -> None:
     c = make_container(str(tmp_path))
     doc = sample(SimpleNamespace(cgroup_version="2"), c)  # type: ignore[arg-type]
@@ -138,7 +151,7 @@ def test_an_intermediate_exiting_between_the_reads_is_refds(monkeypatch: pytest.
 
 
 def test_top_leaves_out_an_exiting_interpreter_the_checks_missed(
-    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, named_refd: None
 ) -> None:
     """ps lists refd's intermediate on its way out as ``[python]`` (or a zombie's ``[python] <defunct>``); a
     pid that both checks around ps missed (the CI runs on 4c26226 and 596c8e2 listed ``[python]``) is still
@@ -165,4 +178,20 @@ def test_top_leaves_out_an_exiting_interpreter_the_checks_missed(
     finally:
         user.kill()
         user.wait()
+        exited.wait()
+
+
+def test_a_zombie_of_refds_interpreter_is_refds(named_refd: None) -> None:
+    """An intermediate that has exited (no exe, an empty command line, its interpreter's name) is refd's,
+    in a process named ``refd`` as the daemon is."""
+    import subprocess
+    import sys
+
+    from harness.daemon.containers.stats import refd_processes
+
+    exited = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        os.waitid(os.P_PID, exited.pid, os.WEXITED | os.WNOWAIT)  # a zombie until reaped below
+        assert refd_processes({str(exited.pid)}) == {str(exited.pid)}
+    finally:
         exited.wait()
