@@ -36,8 +36,7 @@ async def top(daemon: Daemon, c: Container, ps_args: str) -> dict[str, Any]:
         raise conflict(f"container {c.id} is not running")
     pids = {str(p) for p in _cgroup(daemon, c).pids()}
     keep = int(c.state.get("Pid") or 0)  # a --init PID 1 is refd's own code for good: it stays listed
-    starting = refd_processes(pids, keep)
-    theirs = container_processes(pids)
+    starting, theirs = _classify(pids, keep)
     proc = await asyncio.create_subprocess_exec(
         "ps", *ps_args.split(" "), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )  # split on spaces as dockerd does (strings.Split): no quoting, so no quoting errors either
@@ -79,39 +78,37 @@ def refd_processes(pids: set[str], keep: int = 0) -> set[str]:
     exec (the intermediate that joins the cgroup, the process before its ``execve``) runs refd's interpreter
     with refd's command line (``python -m harness.daemon.zygote``), and would show in ``docker top`` for a
     moment (runc's shows ``runc init``). ``keep``: a pid to list all the same."""
+    return _classify(pids, keep)[0]
+
+
+def _classify(pids: set[str], keep: int = 0) -> tuple[set[str], set[str]]:
+    """``refd_processes`` and the ``pids`` running a program that is not refd's interpreter (the container's
+    own), from one look at each process."""
     mine = _interpreter()
-    found = set()
+    refds: set[str] = set()
+    theirs: set[str] = set()
     for pid in pids:
-        if not pid.isdigit() or int(pid) == keep or mine is None:
-            continue
         try:
             st = os.stat(f"/proc/{pid}/exe")
         except OSError:
-            if _exiting_interpreter(pid):
-                found.add(pid)
+            if _candidate(pid, keep, mine) and _exiting_interpreter(pid):
+                refds.add(pid)
             continue
         if (st.st_dev, st.st_ino) != mine:
+            theirs.add(pid)
+            continue
+        if not _candidate(pid, keep, mine):
             continue
         argv = _cmdline(pid)
         # empty: its memory went between the two reads (an intermediate exiting: ps shows ``[python]``); its
         # exe was refd's interpreter, which no container's own process runs
         if argv is not None and (argv == [b""] or any(arg.startswith(b"harness.daemon") for arg in argv)):
-            found.add(pid)
-    return found
+            refds.add(pid)
+    return refds, theirs
 
 
-def container_processes(pids: set[str]) -> set[str]:
-    """The ``pids`` running a program that is not refd's interpreter: the container's own processes."""
-    mine = _interpreter()
-    found = set()
-    for pid in pids:
-        try:
-            st = os.stat(f"/proc/{pid}/exe")
-        except OSError:
-            continue
-        if (st.st_dev, st.st_ino) != mine:
-            found.add(pid)
-    return found
+def _candidate(pid: str, keep: int, mine: tuple[int, int] | None) -> bool:
+    return pid.isdigit() and int(pid) != keep and mine is not None
 
 
 def _exiting_names() -> set[str]:
@@ -137,10 +134,9 @@ def _cmdline(pid: str) -> list[bytes] | None:
 def _exiting_interpreter(pid: str) -> bool:
     """A process whose memory is already gone (no ``exe``, an empty command line: ps shows ``[python]``)
     and whose name is refd's interpreter's: the runtime's intermediate on its way out."""
+    if _cmdline(pid) != [b""]:
+        return False
     try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            if fh.read():
-                return False
         with open(f"/proc/{pid}/comm", "rb") as fh:
             return fh.read().rstrip(b"\n") == _interpreter_comm().encode()
     except OSError:

@@ -166,7 +166,7 @@ def test_top_leaves_out_an_exiting_interpreter_the_checks_missed(
     try:
         os.waitid(os.P_PID, exited.pid, os.WEXITED | os.WNOWAIT)  # a zombie until reaped below
         pids = {str(exited.pid), str(user.pid)}
-        monkeypatch.setattr(stats_module, "refd_processes", lambda _pids, _keep=0: set())  # both missed it
+        monkeypatch.setattr(stats_module, "_exiting_interpreter", lambda _pid: False)  # both checks missed it
         monkeypatch.setattr(
             stats_module, "_cgroup", lambda _d, _c: SimpleNamespace(pids=lambda: [int(p) for p in pids])
         )
